@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# UserspaceDr build entry point.
+#   ./build.sh build   restore, build, publish the CLI to artifacts/udr/udr
+#   ./build.sh test    install what is missing, build, run every test (namespace lab tests too when root)
+#   ./build.sh bench   run the BenchmarkDotNet suite (and the lab bench when root)
+#   ./build.sh demo    build, then bring up the namespace lab with udr balancing real traffic
+#   ./build.sh pcaps   regenerate the pcap fixtures in pcaps/
+set -euo pipefail
+cd "$(dirname "$0")"
+ROOT=$(pwd)
+export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1 DOTNET_SKIP_FIRST_TIME_EXPERIENCE=1
+
+log() { printf '[build] %s\n' "$*" >&2; }
+
+# Debian packages the lab and the live backends need. Installed only when missing, only as root.
+APT_PACKAGES=(libpcap0.8 nftables iproute2 ethtool tcpdump curl socat)
+ensure_packages() {
+    local missing=()
+    for pkg in "${APT_PACKAGES[@]}"; do
+        dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
+    done
+    [ ${#missing[@]} -eq 0 ] && return 0
+    if [ "$(id -u)" -ne 0 ]; then
+        log "missing packages (${missing[*]}); not root, so the lab tests will be skipped"
+        return 0
+    fi
+    log "installing ${missing[*]}"
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+ensure_dotnet() {
+    command -v dotnet >/dev/null || { log "the .NET SDK (dotnet) is required"; exit 2; }
+}
+
+do_build() {
+    ensure_dotnet
+    dotnet build UserspaceDr.sln -c Release -nologo -v quiet -clp:ErrorsOnly
+    dotnet publish src/UserspaceDr.Cli/UserspaceDr.Cli.csproj -c Release -nologo -v quiet -clp:ErrorsOnly -o artifacts/udr
+    log "udr published to artifacts/udr/udr"
+}
+
+do_test() {
+    ensure_packages
+    do_build
+    local results="$ROOT/artifacts/test-results"
+    rm -rf "$results"
+    local rc=0
+    dotnet test tests/UserspaceDr.Tests/UserspaceDr.Tests.csproj -c Release --no-build -nologo \
+        --logger "trx;LogFileName=tests.trx" --logger "console;verbosity=normal" --results-directory "$results" || rc=$?
+    local trx="$results/tests.trx"
+    if [ -f "$trx" ]; then
+        local counters passed failed
+        counters=$(grep -o '<Counters [^>]*>' "$trx" | head -1)
+        passed=$(sed -n 's/.* passed="\([0-9]*\)".*/\1/p' <<<"$counters")
+        failed=$(sed -n 's/.* failed="\([0-9]*\)".*/\1/p' <<<"$counters")
+        echo "${passed:-0} passed, ${failed:-0} failed"
+    else
+        echo "0 passed, 1 failed"
+        rc=1
+    fi
+    return $rc
+}
+
+do_bench() {
+    do_build
+    dotnet run -c Release --project bench/UserspaceDr.Bench -- "$@"
+}
+
+do_pcaps() {
+    ensure_dotnet
+    dotnet run -c Release --project tools/UserspaceDr.PcapGen -- "$ROOT/pcaps"
+}
+
+do_demo() {
+    ensure_packages
+    do_build
+    exec "$ROOT/tools/lab.sh" demo
+}
+
+case "${1:-build}" in
+    build) do_build ;;
+    test) do_test ;;
+    bench) shift; do_bench "$@" ;;
+    pcaps) do_pcaps ;;
+    demo) do_demo ;;
+    *) echo "usage: $0 {build|test|bench|demo|pcaps}" >&2; exit 2 ;;
+esac

@@ -1,0 +1,41 @@
+using System.Globalization;
+
+namespace UserspaceDr.Core.Packets;
+
+/// <summary>IPv4 addresses as host-order uint (the value ntohl() gives), the form the kernel's schedulers hash.</summary>
+public static class Ipv4Address
+{
+    /// <summary>Parses strict dotted-quad notation (four decimal octets, nothing else).</summary>
+    public static bool TryParse(ReadOnlySpan<char> text, out uint address)
+    {
+        address = 0;
+        int octets = 0;
+        foreach (Range range in text.Split('.'))
+        {
+            ReadOnlySpan<char> part = text[range];
+            if (octets == 4 || part.Length is < 1 or > 3 || !IsDigits(part) ||
+                !uint.TryParse(part, NumberStyles.None, CultureInfo.InvariantCulture, out uint octet) || octet > 255)
+            {
+                return false;
+            }
+            address = (address << 8) | octet;
+            octets++;
+        }
+        return octets == 4;
+    }
+
+    private static bool IsDigits(ReadOnlySpan<char> part)
+    {
+        foreach (char c in part)
+        {
+            if (c is < '0' or > '9')
+            {
+                return false;
+            }
+        }
+        return true;
+    }
+
+    public static string Format(uint address) => string.Create(CultureInfo.InvariantCulture,
+        $"{address >> 24}.{(address >> 16) & 0xFF}.{(address >> 8) & 0xFF}.{address & 0xFF}");
+}

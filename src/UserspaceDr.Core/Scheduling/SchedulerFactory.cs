@@ -1,0 +1,18 @@
+using System.Collections.Immutable;
+using UserspaceDr.Core.Services;
+
+namespace UserspaceDr.Core.Scheduling;
+
+public static class SchedulerFactory
+{
+    /// <summary>The schedulers udr implements, by their IPVS names.</summary>
+    public static readonly ImmutableArray<string> Names = ["rr"];
+
+    public static bool IsKnown(string name) => Names.Contains(name);
+
+    public static Scheduler Create(string name, ImmutableArray<RealServer> destinations, SchedulerFlags flags) => name switch
+    {
+        "rr" => new RoundRobinScheduler(destinations, flags),
+        _ => throw new ArgumentException($"Scheduler '{name}' is not implemented.", nameof(name)),
+    };
+}

@@ -1,0 +1,139 @@
+namespace UserspaceDr.Core.Services;
+
+/// <summary>
+/// A real server of one virtual service (an IPVS "dest"). Like the kernel's struct ip_vs_dest, the object keeps
+/// its identity across rule-set publications: connections hold a reference to it, so its counters, overload flag
+/// and weight are shared state, changed with atomics. Its address, port and forwarding method never change.
+/// </summary>
+public sealed class RealServer
+{
+    private int _weight;
+    private int _lastWeight;
+    private int _upperThreshold;
+    private int _lowerThreshold;
+    private int _activeConnections;
+    private int _inactiveConnections;
+    private int _persistentConnections;
+    private int _overloaded;
+    private int _removed;
+
+    public RealServer(uint address, ushort port, ForwardingMethod method, int weight, int upperThreshold = 0, int lowerThreshold = 0)
+    {
+        Address = address;
+        Port = port;
+        Method = method;
+        _weight = weight;
+        _lastWeight = weight;
+        _upperThreshold = upperThreshold;
+        _lowerThreshold = lowerThreshold;
+    }
+
+    public uint Address { get; }
+    public ushort Port { get; }
+    public ForwardingMethod Method { get; }
+
+    /// <summary>0 = quiesced: no new connections, existing ones continue.</summary>
+    public int Weight => Volatile.Read(ref _weight);
+
+    /// <summary>The last non-zero weight (the mh scheduler keeps a quiesced server's slots with it).</summary>
+    public int LastWeight => Volatile.Read(ref _lastWeight);
+
+    public int UpperThreshold => Volatile.Read(ref _upperThreshold);
+    public int LowerThreshold => Volatile.Read(ref _lowerThreshold);
+    public int ActiveConnections => Volatile.Read(ref _activeConnections);
+    public int InactiveConnections => Volatile.Read(ref _inactiveConnections);
+    public int PersistentConnections => Volatile.Read(ref _persistentConnections);
+
+    /// <summary>IP_VS_DEST_F_OVERLOAD: set when the upper threshold is reached; every scheduler skips the server.</summary>
+    public bool Overloaded => Volatile.Read(ref _overloaded) != 0;
+
+    /// <summary>Deleted from its service; connections still bound to it are handled per expire_nodest_conn.</summary>
+    public bool Removed => Volatile.Read(ref _removed) != 0;
+
+    /// <summary>ip_vs_dest_conn_overhead: active connections weigh 256 times inactive ones.</summary>
+    public int Overhead => (ActiveConnections << 8) + InactiveConnections;
+
+    /// <summary>Applies an edit (-e). The kernel keeps the object and changes its fields in place.</summary>
+    public void Update(int weight, int upperThreshold, int lowerThreshold)
+    {
+        Volatile.Write(ref _weight, weight);
+        if (weight != 0)
+        {
+            Volatile.Write(ref _lastWeight, weight);
+        }
+        Volatile.Write(ref _upperThreshold, upperThreshold);
+        Volatile.Write(ref _lowerThreshold, lowerThreshold);
+        // __ip_vs_update_dest: a raised (or cleared) upper threshold lifts the overload flag.
+        if (upperThreshold == 0 || upperThreshold > ActiveConnections + InactiveConnections)
+        {
+            Volatile.Write(ref _overloaded, 0);
+        }
+    }
+
+    public void MarkRemoved() => Volatile.Write(ref _removed, 1);
+
+    /// <summary>ip_vs_bind_dest: a new connection or template is counted and the overload flag is checked (templates count
+    /// in PersistConn, not in the total the thresholds compare).</summary>
+    public void BindConnection(bool active, bool template)
+    {
+        if (template)
+        {
+            Interlocked.Increment(ref _persistentConnections);
+        }
+        else if (active)
+        {
+            Interlocked.Increment(ref _activeConnections);
+        }
+        else
+        {
+            Interlocked.Increment(ref _inactiveConnections);
+        }
+        int upper = UpperThreshold;
+        if (upper != 0 && ActiveConnections + InactiveConnections >= upper)
+        {
+            Volatile.Write(ref _overloaded, 1);
+        }
+    }
+
+    /// <summary>ip_vs_unbind_dest: a connection goes away; the overload flag is cleared per the lower threshold.</summary>
+    public void UnbindConnection(bool active, bool template)
+    {
+        if (template)
+        {
+            Interlocked.Decrement(ref _persistentConnections);
+        }
+        else if (active)
+        {
+            Interlocked.Decrement(ref _activeConnections);
+        }
+        else
+        {
+            Interlocked.Decrement(ref _inactiveConnections);
+        }
+        int lower = LowerThreshold;
+        int upper = UpperThreshold;
+        int total = ActiveConnections + InactiveConnections;
+        bool clear = lower != 0 ? total < lower : upper == 0 || total * 4 < upper * 3;
+        if (clear)
+        {
+            Volatile.Write(ref _overloaded, 0);
+        }
+    }
+
+    /// <summary>A connection's state crossed between active and inactive (ip_vs_set_state counter moves).</summary>
+    public void MoveConnection(bool toActive)
+    {
+        if (toActive)
+        {
+            Interlocked.Decrement(ref _inactiveConnections);
+            Interlocked.Increment(ref _activeConnections);
+        }
+        else
+        {
+            Interlocked.Decrement(ref _activeConnections);
+            Interlocked.Increment(ref _inactiveConnections);
+        }
+    }
+
+    public override string ToString() => $"{Packets.Ipv4Address.Format(Address)}:{Port}";
+}

@@ -1,0 +1,139 @@
+using System.Collections.Immutable;
+using UserspaceDr.Core.Scheduling;
+
+namespace UserspaceDr.Core.Services;
+
+/// <summary>
+/// The immutable snapshot the data plane reads: services by protocol/VIP/port. Workers read the current snapshot
+/// once per batch (RCU by immutability). <see cref="Build"/> carries real servers over from the previous snapshot
+/// by identity, so connections keep their server and its counters through any edit.
+/// </summary>
+public sealed class RuleSet
+{
+    public static readonly RuleSet Empty = new(RuleSetSpec.Empty, []);
+
+    // Open-addressed lookup keyed by (protocol, address, port); power-of-two capacity, at most half full.
+    private readonly VirtualService?[] _slots;
+    private readonly int _mask;
+    private readonly uint[] _virtualAddresses;
+
+    private RuleSet(RuleSetSpec spec, ImmutableArray<VirtualService> services)
+    {
+        Spec = spec;
+        Services = services;
+        int capacity = 16;
+        while (capacity < services.Length * 2)
+        {
+            capacity <<= 1;
+        }
+        _slots = new VirtualService?[capacity];
+        _mask = capacity - 1;
+        foreach (VirtualService service in services)
+        {
+            int slot = Slot(service.Protocol, service.Address, service.Port);
+            while (_slots[slot] is not null)
+            {
+                slot = (slot + 1) & _mask;
+            }
+            _slots[slot] = service;
+        }
+        _virtualAddresses = services.Select(s => s.Address).Distinct().Order().ToArray();
+    }
+
+    public RuleSetSpec Spec { get; }
+    public ImmutableArray<VirtualService> Services { get; }
+
+    /// <summary>The VIPs, sorted: "is this frame addressed to a VIP at all".</summary>
+    public ReadOnlySpan<uint> VirtualAddresses => _virtualAddresses;
+
+    public bool IsVirtualAddress(uint address) => Array.BinarySearch(_virtualAddresses, address) >= 0;
+
+    /// <summary>The service for a packet to address:port; a persistent port-0 service matches any port.</summary>
+    public VirtualService? Find(byte protocol, uint address, ushort port)
+    {
+        VirtualService? exact = FindExact((ServiceProtocol)protocol, address, port);
+        return exact ?? (port != 0 ? FindExact((ServiceProtocol)protocol, address, 0) : null);
+    }
+
+    private VirtualService? FindExact(ServiceProtocol protocol, uint address, ushort port)
+    {
+        int slot = Slot(protocol, address, port);
+        while (true)
+        {
+            VirtualService? service = _slots[slot];
+            if (service is null)
+            {
+                return null;
+            }
+            if (service.Port == port && service.Address == address && service.Protocol == protocol)
+            {
+                return service;
+            }
+            slot = (slot + 1) & _mask;
+        }
+    }
+
+    private int Slot(ServiceProtocol protocol, uint address, ushort port)
+    {
+        uint hash = (address ^ ((uint)port << 16) ^ (uint)protocol) * 0x9E3779B1u;
+        return (int)(hash >> 16) & _mask;
+    }
+
+    /// <summary>
+    /// Builds the snapshot for <paramref name="spec"/>, reusing <paramref name="previous"/>'s real-server objects
+    /// (same service, address and port) and applying weight and threshold edits to them in place, as the kernel
+    /// does. Servers that disappear are marked removed. The spec must already be validated.
+    /// </summary>
+    public static RuleSet Build(RuleSetSpec spec, RuleSet? previous = null)
+    {
+        foreach (VirtualServiceSpec serviceSpec in spec.Services)
+        {
+            if (!SchedulerFactory.IsKnown(serviceSpec.Scheduler))
+            {
+                throw new ArgumentException($"Scheduler '{serviceSpec.Scheduler}' is not implemented.", nameof(spec));
+            }
+        }
+
+        var kept = new HashSet<RealServer>(ReferenceEqualityComparer.Instance);
+        var services = ImmutableArray.CreateBuilder<VirtualService>(spec.Services.Length);
+        foreach (VirtualServiceSpec serviceSpec in spec.Services)
+        {
+            VirtualService? old = previous?.FindExact(serviceSpec.Protocol, serviceSpec.Address, serviceSpec.Port);
+            var dests = ImmutableArray.CreateBuilder<RealServer>(serviceSpec.RealServers.Length);
+            // Kernel order: newest first.
+            for (int i = serviceSpec.RealServers.Length - 1; i >= 0; i--)
+            {
+                RealServerSpec d = serviceSpec.RealServers[i];
+                RealServer? existing = old?.Destinations.FirstOrDefault(x => x.Address == d.Address && x.Port == d.Port && x.Method == d.Method);
+                if (existing is not null)
+                {
+                    existing.Update(d.Weight, d.UpperThreshold, d.LowerThreshold);
+                    kept.Add(existing);
+                    dests.Add(existing);
+                }
+                else
+                {
+                    dests.Add(new RealServer(d.Address, d.Port, d.Method, d.Weight, d.UpperThreshold, d.LowerThreshold));
+                }
+            }
+            services.Add(new VirtualService(serviceSpec.Protocol, serviceSpec.Address, serviceSpec.Port, serviceSpec.Scheduler,
+                serviceSpec.Flags, serviceSpec.PersistenceTimeout, serviceSpec.PersistenceNetmask, serviceSpec.OnePacket,
+                dests.MoveToImmutable()));
+        }
+
+        if (previous is not null)
+        {
+            foreach (VirtualService old in previous.Services)
+            {
+                foreach (RealServer dest in old.Destinations)
+                {
+                    if (!kept.Contains(dest))
+                    {
+                        dest.MarkRemoved();
+                    }
+                }
+            }
+        }
+        return new RuleSet(spec, services.MoveToImmutable());
+    }
+}
