@@ -6,7 +6,7 @@ namespace UserspaceDr.Core.Scheduling;
 public static class SchedulerFactory
 {
     /// <summary>The schedulers udr implements, by their IPVS names.</summary>
-    public static readonly ImmutableArray<string> Names = ["rr"];
+    public static readonly ImmutableArray<string> Names = ["rr", "wrr", "lc", "wlc", "sed", "nq", "fo", "ovf", "sh", "mh"];
 
     public static bool IsKnown(string name) => Names.Contains(name);
 
