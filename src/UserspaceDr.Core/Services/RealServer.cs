@@ -7,6 +7,7 @@ namespace UserspaceDr.Core.Services;
 /// </summary>
 public sealed class RealServer
 {
+    private static int s_nextStatsSlot;
     private int _weight;
     private int _lastWeight;
     private int _upperThreshold;
@@ -27,6 +28,9 @@ public sealed class RealServer
         _upperThreshold = upperThreshold;
         _lowerThreshold = lowerThreshold;
     }
+
+    /// <summary>Index of this server's row in each worker's traffic counters (unique for the process lifetime).</summary>
+    public int StatsSlot { get; } = Interlocked.Increment(ref s_nextStatsSlot) - 1;
 
     public uint Address { get; }
     public ushort Port { get; }

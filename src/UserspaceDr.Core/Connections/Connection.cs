@@ -1,0 +1,63 @@
+using System.Runtime.InteropServices;
+using UserspaceDr.Core.Services;
+
+namespace UserspaceDr.Core.Connections;
+
+[Flags]
+public enum ConnectionFlags : ushort
+{
+    None = 0,
+    /// <summary>Slot holds an entry.</summary>
+    Used = 1,
+    /// <summary>A persistence template (IP_VS_CONN_F_TEMPLATE): client-network to server affinity, cport 0.</summary>
+    Template = 2,
+    /// <summary>IP_VS_CONN_F_NOOUTPUT: no reply seen through the balancer (DR/TUN); selects the INPUT_ONLY table.</summary>
+    NoOutput = 4,
+    /// <summary>IP_VS_CONN_F_INACTIVE: counted in InActConn rather than ActiveConn.</summary>
+    Inactive = 8,
+    /// <summary>Created under a persistence template, which it keeps alive.</summary>
+    Controlled = 16,
+    /// <summary>Template confirmed by an established connection (shown as ASSURED).</summary>
+    Assured = 32,
+}
+
+/// <summary>What identifies a connection: protocol, client address/port and VIP/port (templates: masked client, cport 0).</summary>
+public readonly record struct ConnectionKey(byte Protocol, uint ClientAddress, ushort ClientPort, uint VirtualAddress, ushort VirtualPort, bool Template = false);
+
+/// <summary>
+/// One tracked connection: a plain struct stored inline in <see cref="ConnectionTable"/>'s slot array (64 bytes).
+/// The destination is copied in (address, port, method) as the kernel copies it into ip_vs_conn, so an edit of the
+/// server never changes where an established flow goes; <see cref="Dest"/> is kept for its shared counters.
+/// </summary>
+[StructLayout(LayoutKind.Sequential)]
+public struct Connection
+{
+    public RealServer? Dest;
+    public long ExpiresAtMs;
+    public uint ClientAddress;
+    public uint VirtualAddress;
+    public uint DestAddress;
+    public uint Hash;
+    /// <summary>Masked client address of the template that controls this connection (when Controlled).</summary>
+    public uint TemplateClientAddress;
+    /// <summary>Template: the number of connections it controls (n_control).</summary>
+    public int ControlCount;
+    public ushort ClientPort;
+    public ushort VirtualPort;
+    public ushort DestPort;
+    /// <summary>Virtual port of the controlling template (0 for port-0 services).</summary>
+    public ushort TemplateVirtualPort;
+    public ConnectionFlags Flags;
+    public byte Protocol;
+    public TcpState State;
+    public ForwardingMethod Method;
+
+    public readonly bool IsTemplate => (Flags & ConnectionFlags.Template) != 0;
+    public readonly bool IsInactive => (Flags & ConnectionFlags.Inactive) != 0;
+
+    public readonly ConnectionKey Key => new(Protocol, ClientAddress, ClientPort, VirtualAddress, VirtualPort, IsTemplate);
+
+    internal readonly bool Matches(in ConnectionKey key) =>
+        ClientAddress == key.ClientAddress && VirtualAddress == key.VirtualAddress && ClientPort == key.ClientPort &&
+        VirtualPort == key.VirtualPort && Protocol == key.Protocol && IsTemplate == key.Template;
+}

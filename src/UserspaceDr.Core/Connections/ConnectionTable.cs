@@ -1,0 +1,203 @@
+using System.Numerics;
+using System.Runtime.CompilerServices;
+using System.Security.Cryptography;
+
+namespace UserspaceDr.Core.Connections;
+
+/// <summary>
+/// One worker's connections: an open-addressed, linearly probed array of <see cref="Connection"/> structs with a fixed
+/// capacity. Single-threaded by design: a flow always lands on the same worker, so no locks are needed. Deletion
+/// shifts later entries back (no tombstones), so probe chains stay short. Expiry is a clock sweep driven by the
+/// worker (<see cref="Expire"/>), against the time the caller passes in, which keeps tests in control of time.
+/// When full, <see cref="TryInsert"/> refuses: new flows are refused, existing ones are never evicted.
+/// </summary>
+public sealed class ConnectionTable
+{
+    private readonly Connection[] _slots;
+    private readonly int _mask;
+    private readonly ulong _seed;
+    private int _sweepCursor;
+
+    public ConnectionTable(int capacity, ulong? seed = null)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(capacity);
+        Capacity = capacity;
+        // At most two thirds full keeps linear probing short; a power of two makes the slot a mask.
+        int slots = (int)BitOperations.RoundUpToPowerOf2((uint)(capacity + (capacity / 2) + 1));
+        _slots = new Connection[slots];
+        _mask = slots - 1;
+        // A secret seed, as the kernel's jhash seed, so clients cannot aim flows at one probe chain.
+        _seed = seed ?? BitConverter.ToUInt64(RandomNumberGenerator.GetBytes(8));
+    }
+
+    public int Capacity { get; }
+    public int Count { get; private set; }
+    public int SlotCount => _slots.Length;
+
+    /// <summary>The entry in <paramref name="slot"/> (valid until the next insert or removal).</summary>
+    public ref Connection At(int slot) => ref _slots[slot];
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private uint HashOf(in ConnectionKey key)
+    {
+        ulong a = ((ulong)key.ClientAddress << 32 | key.VirtualAddress) ^ _seed;
+        ulong b = ((ulong)key.ClientPort << 32) | ((ulong)key.VirtualPort << 16) | ((ulong)key.Protocol << 1) | (key.Template ? 1UL : 0UL);
+        ulong h = (a * 0x9E3779B97F4A7C15UL) ^ ((b + _seed) * 0xC2B2AE3D27D4EB4FUL);
+        h ^= h >> 29;
+        h *= 0xBF58476D1CE4E5B9UL;
+        return (uint)(h >> 32);
+    }
+
+    /// <summary>The slot holding <paramref name="key"/>, or -1.</summary>
+    public int Find(in ConnectionKey key)
+    {
+        uint hash = HashOf(key);
+        int slot = (int)hash & _mask;
+        Connection[] slots = _slots;
+        while (true)
+        {
+            ref Connection entry = ref slots[slot];
+            if ((entry.Flags & ConnectionFlags.Used) == 0)
+            {
+                return -1;
+            }
+            if (entry.Hash == hash && entry.Matches(key))
+            {
+                return slot;
+            }
+            slot = (slot + 1) & _mask;
+        }
+    }
+
+    /// <summary>
+    /// Claims a slot for a key known to be absent and fills in the key; -1 when the table is at capacity.
+    /// The caller fills in the rest of the entry.
+    /// </summary>
+    public int TryInsert(in ConnectionKey key)
+    {
+        if (Count >= Capacity)
+        {
+            return -1;
+        }
+        uint hash = HashOf(key);
+        int slot = (int)hash & _mask;
+        while ((_slots[slot].Flags & ConnectionFlags.Used) != 0)
+        {
+            slot = (slot + 1) & _mask;
+        }
+        ref Connection entry = ref _slots[slot];
+        entry = default;
+        entry.Flags = ConnectionFlags.Used | (key.Template ? ConnectionFlags.Template : ConnectionFlags.None);
+        entry.Hash = hash;
+        entry.Protocol = key.Protocol;
+        entry.ClientAddress = key.ClientAddress;
+        entry.ClientPort = key.ClientPort;
+        entry.VirtualAddress = key.VirtualAddress;
+        entry.VirtualPort = key.VirtualPort;
+        Count++;
+        return slot;
+    }
+
+    /// <summary>
+    /// Removes the entry in <paramref name="slot"/> and releases what it holds: its server's counters and, for a
+    /// controlled connection, its template's control count (ip_vs_conn_expire + ip_vs_unbind_dest).
+    /// </summary>
+    public void Remove(int slot)
+    {
+        ref Connection entry = ref _slots[slot];
+        if (entry.IsTemplate)
+        {
+            entry.Dest?.UnbindConnection(active: false, template: true);
+        }
+        else
+        {
+            entry.Dest?.UnbindConnection(active: !entry.IsInactive, template: false);
+            if ((entry.Flags & ConnectionFlags.Controlled) != 0)
+            {
+                int template = Find(new ConnectionKey(entry.Protocol, entry.TemplateClientAddress, 0, entry.VirtualAddress, entry.TemplateVirtualPort, Template: true));
+                if (template >= 0)
+                {
+                    _slots[template].ControlCount--;
+                }
+            }
+        }
+        RemoveSlot(slot);
+    }
+
+    private void RemoveSlot(int hole)
+    {
+        Connection[] slots = _slots;
+        int next = (hole + 1) & _mask;
+        while ((slots[next].Flags & ConnectionFlags.Used) != 0)
+        {
+            int home = (int)slots[next].Hash & _mask;
+            // Move the entry back when the hole lies on its probe path: between its home slot and where it sits.
+            if (((next - home) & _mask) >= ((next - hole) & _mask))
+            {
+                slots[hole] = slots[next];
+                hole = next;
+            }
+            next = (next + 1) & _mask;
+        }
+        slots[hole] = default;
+        Count--;
+    }
+
+    /// <summary>
+    /// Sweeps up to <paramref name="budget"/> slots from where the last sweep stopped, removing entries whose time
+    /// has passed. A template that still controls connections is re-armed instead. Returns the number removed.
+    /// </summary>
+    public int Expire(long nowMs, int budget)
+    {
+        int removed = 0;
+        Connection[] slots = _slots;
+        int cursor = _sweepCursor;
+        for (int visited = 0; visited < budget; visited++)
+        {
+            ref Connection entry = ref slots[cursor];
+            if ((entry.Flags & ConnectionFlags.Used) != 0 && entry.ExpiresAtMs <= nowMs)
+            {
+                if (entry.IsTemplate && entry.ControlCount > 0)
+                {
+                    entry.ExpiresAtMs = nowMs + (Timeouts.TemplateRecheckSeconds * 1000L);
+                }
+                else
+                {
+                    Remove(cursor);
+                    removed++;
+                    // The backward shift may have moved an unvisited entry into this slot: look at it again.
+                    continue;
+                }
+            }
+            cursor = (cursor + 1) & _mask;
+        }
+        _sweepCursor = cursor;
+        return removed;
+    }
+
+    /// <summary>Removes every entry (releasing counters), e.g. when the data plane stops.</summary>
+    public void Clear()
+    {
+        for (int slot = 0; slot < _slots.Length; slot++)
+        {
+            while ((_slots[slot].Flags & ConnectionFlags.Used) != 0)
+            {
+                Remove(slot);
+            }
+        }
+    }
+
+    /// <summary>A copy of every entry (for listings; not for the hot path).</summary>
+    public List<Connection> Snapshot()
+    {
+        var list = new List<Connection>(Count);
+        foreach (ref readonly Connection entry in _slots.AsSpan())
+        {
+            if ((entry.Flags & ConnectionFlags.Used) != 0)
+            {
+                list.Add(entry);
+            }
+        }
+        return list;
+    }
+}

@@ -1,0 +1,495 @@
+using System.Runtime.CompilerServices;
+using UserspaceDr.Core.Connections;
+using UserspaceDr.Core.Packets;
+using UserspaceDr.Core.Scheduling;
+using UserspaceDr.Core.Services;
+using UserspaceDr.Core.Stats;
+
+namespace UserspaceDr.Core.Forwarding;
+
+/// <summary>
+/// The per-frame pipeline of one worker: classify → look up or schedule the connection → transmit (rewrite in place)
+/// or reply. One instance per worker thread; not thread-safe, and it needs no locks: its connection table belongs to
+/// it alone, and the rule set and neighbour table are immutable snapshots the worker swaps in between batches.
+/// Per frame it allocates nothing and throws nothing; every outcome is a <see cref="FrameReason"/> that is counted.
+/// </summary>
+public sealed class ForwardingEngine
+{
+    private readonly EngineOptions _options;
+    private readonly FragmentTable _fragments = new();
+    private readonly ulong _localMac;
+
+    public ForwardingEngine(EngineOptions options, ConnectionTable connections, WorkerCounters? counters = null)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        _options = options;
+        _localMac = options.LocalMac.Value;
+        Connections = connections;
+        Counters = counters ?? new WorkerCounters();
+    }
+
+    public ConnectionTable Connections { get; }
+    public WorkerCounters Counters { get; }
+
+    /// <summary>The rule set in force; the worker sets it between batches.</summary>
+    public RuleSet Rules { get; set; } = RuleSet.Empty;
+
+    /// <summary>Real-server MACs; the worker sets it between batches.</summary>
+    public NeighborTable Neighbors { get; set; } = NeighborTable.Empty;
+
+    /// <summary>Timeouts in force (--set); the worker sets it between batches.</summary>
+    public Timeouts Timeouts { get; set; } = Timeouts.Default;
+
+    /// <summary>
+    /// Processes one frame (<paramref name="frame"/> starts at the MAC header). On <see cref="Verdict.Transmit"/>
+    /// the frame has been rewritten in place; on <see cref="Verdict.Reply"/> the reply is in
+    /// <paramref name="reply"/>[..<paramref name="replyLength"/>] (it must hold <see cref="ReplyBuilder.MaxReplyLength"/>).
+    /// </summary>
+    public Verdict Process(Span<byte> frame, FrameFlags flags, long nowMs, Span<byte> reply, out int replyLength)
+    {
+        FrameReason reason = Classify(frame, flags, nowMs, reply, out replyLength);
+        Counters.Count(reason);
+        return FrameReasons.VerdictOf(reason);
+    }
+
+    /// <summary>As <see cref="Process"/>, also returning the reason (tests and replay report it).</summary>
+    public FrameReason ProcessWithReason(Span<byte> frame, FrameFlags flags, long nowMs, Span<byte> reply, out int replyLength)
+    {
+        FrameReason reason = Classify(frame, flags, nowMs, reply, out replyLength);
+        Counters.Count(reason);
+        return reason;
+    }
+
+    /// <summary>Runs expiry over part of the connection table; call between batches.</summary>
+    public int ExpireConnections(long nowMs, int budget) => Connections.Expire(nowMs, budget);
+
+    private FrameReason Classify(Span<byte> frame, FrameFlags flags, long nowMs, Span<byte> reply, out int replyLength)
+    {
+        replyLength = 0;
+        if (!EthernetFrame.TryParse(frame, out EthernetFrame ethernet))
+        {
+            return FrameReason.EthernetTruncated;
+        }
+        ushort etherType = ethernet.EtherType;
+        if (etherType == EtherTypes.Arp)
+        {
+            return HandleArp(ethernet, reply, out replyLength);
+        }
+        if (etherType != EtherTypes.Ipv4)
+        {
+            return FrameReason.NotIpv4;
+        }
+        ulong destinationMac = ethernet.Destination.Value;
+        if (destinationMac != _localMac && (destinationMac & 0x0100_0000_0000) == 0)
+        {
+            return FrameReason.NotForThisHost; // another host's unicast seen in promiscuous mode
+        }
+
+        // Structure first: a header we cannot trust ends here, whatever it is addressed to.
+        Span<byte> payload = ethernet.Payload;
+        if (!Ipv4Header.TryCreate(payload, out Ipv4Header ip))
+        {
+            return FrameReason.IpTruncated;
+        }
+        if (ip.Version != 4)
+        {
+            return FrameReason.IpVersionInvalid;
+        }
+        int headerLength = ip.HeaderLength;
+        if (headerLength < Ipv4Header.MinLength)
+        {
+            return FrameReason.IpHeaderLengthInvalid;
+        }
+        if (headerLength > payload.Length)
+        {
+            return FrameReason.IpTruncated;
+        }
+        int totalLength = ip.TotalLength;
+        if (totalLength < headerLength || totalLength > payload.Length)
+        {
+            return FrameReason.IpTotalLengthInvalid; // shorter than claimed; longer is Ethernet padding, kept
+        }
+
+        RuleSet rules = Rules;
+        uint destination = ip.Destination;
+        if (!rules.IsVirtualAddress(destination))
+        {
+            return FrameReason.NotForVirtualAddress;
+        }
+        if (!ip.HeaderChecksumValid)
+        {
+            return FrameReason.IpChecksumInvalid;
+        }
+        if (rules.IsVirtualAddress(ip.Source))
+        {
+            return FrameReason.SourceIsVirtualAddress; // spoofed or looped: never schedule a VIP as a client
+        }
+
+        byte protocol = ip.Protocol;
+        if (ip.IsFragment && !ip.IsFirstFragment)
+        {
+            return ForwardLaterFragment(ethernet, ip, protocol, nowMs, reply, out replyLength);
+        }
+        Span<byte> transport = payload[headerLength..totalLength];
+        return protocol switch
+        {
+            IpProtocol.Tcp or IpProtocol.Udp => HandleService(ethernet, ip, protocol, transport, flags, rules, nowMs, reply, out replyLength),
+            IpProtocol.Icmp => HandleIcmp(ethernet, ip, transport, nowMs, reply, out replyLength),
+            _ => FrameReason.OtherProtocol,
+        };
+    }
+
+    private FrameReason HandleArp(EthernetFrame ethernet, Span<byte> reply, out int replyLength)
+    {
+        replyLength = 0;
+        if (!ArpPacket.TryCreate(ethernet.Payload, out ArpPacket arp))
+        {
+            return FrameReason.ArpMalformed;
+        }
+        if (!_options.AnswerArpForVirtualAddresses || arp.Operation != ArpOperation.Request || !Rules.IsVirtualAddress(arp.TargetAddress))
+        {
+            return FrameReason.ArpNotForVirtualAddress;
+        }
+        replyLength = ReplyBuilder.WriteArpReply(ethernet, arp, _options.LocalMac, reply);
+        return FrameReason.ArpReply;
+    }
+
+    private FrameReason HandleService(EthernetFrame ethernet, Ipv4Header ip, byte protocol, Span<byte> transport, FrameFlags flags,
+        RuleSet rules, long nowMs, Span<byte> reply, out int replyLength)
+    {
+        replyLength = 0;
+        ushort clientPort, virtualPort;
+        byte tcpFlags = 0;
+        if (protocol == IpProtocol.Tcp)
+        {
+            if (!TcpHeader.TryCreate(transport, out TcpHeader tcp) || tcp.HeaderLength < TcpHeader.MinLength || tcp.HeaderLength > transport.Length)
+            {
+                return FrameReason.TransportTruncated;
+            }
+            clientPort = tcp.SourcePort;
+            virtualPort = tcp.DestinationPort;
+            tcpFlags = tcp.Flags;
+        }
+        else
+        {
+            if (!UdpHeader.TryCreate(transport, out UdpHeader udp))
+            {
+                return FrameReason.TransportTruncated;
+            }
+            clientPort = udp.SourcePort;
+            virtualPort = udp.DestinationPort;
+        }
+
+        uint client = ip.Source;
+        uint vip = ip.Destination;
+        VirtualService? service = rules.Find(protocol, vip, virtualPort);
+        if (service is null)
+        {
+            return FrameReason.NoVirtualService;
+        }
+
+        var key = new ConnectionKey(protocol, client, clientPort, vip, virtualPort);
+        ConnectionTable table = Connections;
+        int slot = table.Find(key);
+        bool isSyn = (tcpFlags & (TcpFlags.Syn | TcpFlags.Rst)) == TcpFlags.Syn;
+        if (slot >= 0)
+        {
+            slot = CheckExistingEntry(slot, protocol, isSyn);
+        }
+
+        if (slot < 0)
+        {
+            // No entry: only a SYN (any non-RST with sloppy_tcp) or a UDP datagram starts a connection (tcp_conn_schedule).
+            if (protocol == IpProtocol.Tcp && !isSyn && !(_options.SloppyTcp && (tcpFlags & TcpFlags.Rst) == 0))
+            {
+                return FrameReason.TcpNotSyn;
+            }
+            FrameReason scheduled = Schedule(service, key, protocol, tcpFlags, nowMs, out slot, out RealServer? oneShot);
+            if (scheduled == FrameReason.IcmpPortUnreachable)
+            {
+                replyLength = ReplyBuilder.WriteIcmpError(ethernet, ip, _options.LocalMac, vip,
+                    IcmpType.DestinationUnreachable, IcmpType.CodePortUnreachable, 0, reply);
+                return scheduled;
+            }
+            if (scheduled != FrameReason.Forwarded)
+            {
+                return scheduled;
+            }
+            if (oneShot is not null)
+            {
+                // One-packet scheduling (-o): no entry outlives the datagram.
+                return Transmit(ethernet, ip, transport, flags, oneShot, oneShot.Address, oneShot.Method, nowMs, reply, out replyLength);
+            }
+        }
+        else
+        {
+            ref Connection entry = ref table.At(slot);
+            if (protocol == IpProtocol.Tcp)
+            {
+                AdvanceTcpState(ref entry, tcpFlags);
+            }
+            entry.ExpiresAtMs = nowMs + (TimeoutOf(entry) * 1000L);
+        }
+
+        ref Connection connection = ref table.At(slot);
+        RealServer? dest = connection.Dest;
+        uint destAddress = connection.DestAddress;
+        ForwardingMethod method = connection.Method;
+        if (dest is not null)
+        {
+            ref TrafficCounters traffic = ref Counters.For(dest);
+            traffic.InPackets++;
+            traffic.InBytes += ip.TotalLength;
+        }
+        if (ip.IsFragment && dest is not null)
+        {
+            _fragments.Remember(ip.Source, ip.Destination, ip.Identification, protocol, dest, destAddress, method, nowMs);
+        }
+        return Transmit(ethernet, ip, transport, flags, dest, destAddress, method, nowMs, reply, out replyLength);
+    }
+
+    /// <summary>
+    /// Applies conn_reuse_mode and expire_nodest_conn to an existing entry; returns the slot, or -1 when the entry
+    /// was expired so that the packet is scheduled afresh.
+    /// </summary>
+    private int CheckExistingEntry(int slot, byte protocol, bool isSyn)
+    {
+        ref Connection entry = ref Connections.At(slot);
+        RealServer? dest = entry.Dest;
+        bool reschedule = false;
+        if (dest is not null && dest.Removed)
+        {
+            // A deleted server: drop (0), or forget the entry and treat the packet as new (1).
+            if (!_options.ExpireNoDestinationConnection)
+            {
+                return slot; // Transmit() turns a removed destination into DestinationRemoved
+            }
+            reschedule = true;
+        }
+        else if (isSyn && _options.ConnectionReuseMode != 0)
+        {
+            if (_options.ExpireNoDestinationConnection && dest is not null && dest.Weight == 0)
+            {
+                reschedule = true;
+            }
+            else if ((entry.Flags & ConnectionFlags.Controlled) == 0 && protocol == IpProtocol.Tcp)
+            {
+                // is_new_conn_expected: the old connection is over.
+                reschedule = entry.State is TcpState.TimeWait or TcpState.Close ||
+                    ((_options.ConnectionReuseMode & 2) != 0 && entry.State == TcpState.FinWait && (entry.Flags & ConnectionFlags.NoOutput) != 0);
+            }
+        }
+        if (!reschedule)
+        {
+            return slot;
+        }
+        Connections.Remove(slot);
+        return -1;
+    }
+
+    private FrameReason Schedule(VirtualService service, in ConnectionKey key, byte protocol, byte tcpFlags, long nowMs,
+        out int slot, out RealServer? oneShot)
+    {
+        slot = -1;
+        oneShot = null;
+        ConnectionTable table = Connections;
+        RealServer? dest;
+        ushort templatePort = service.Port;
+        uint templateClient = key.ClientAddress & service.PersistenceNetmask;
+        int templateSlot = -1;
+        if (service.Persistent)
+        {
+            // ip_vs_sched_persist: reuse the client network's server while its template is valid.
+            var templateKey = new ConnectionKey(protocol, templateClient, 0, key.VirtualAddress, templatePort, Template: true);
+            templateSlot = table.Find(templateKey);
+            if (templateSlot >= 0 && TemplateValid(table.At(templateSlot).Dest))
+            {
+                dest = table.At(templateSlot).Dest;
+            }
+            else
+            {
+                dest = service.Scheduler.Pick(new SchedulingKey(key.ClientAddress, key.ClientPort, key.VirtualAddress, key.VirtualPort));
+                if (dest is null)
+                {
+                    return FrameReason.IcmpPortUnreachable;
+                }
+                if (templateSlot < 0)
+                {
+                    if (table.Count + 2 > table.Capacity)
+                    {
+                        return FrameReason.ConnectionTableFull;
+                    }
+                    templateSlot = table.TryInsert(templateKey);
+                    table.At(templateSlot).Flags |= ConnectionFlags.NoOutput;
+                }
+                else
+                {
+                    // An invalid template (server deleted or quiesced): the kernel unhashes it and makes a new one.
+                    // Re-pointing it is the same for new connections, and the ones it controls keep their server.
+                    table.At(templateSlot).Dest?.UnbindConnection(active: false, template: true);
+                }
+                ref Connection template = ref table.At(templateSlot);
+                template.Dest = dest;
+                template.DestAddress = dest.Address;
+                template.DestPort = dest.Port;
+                template.Method = dest.Method;
+                dest.BindConnection(active: false, template: true);
+            }
+            // Using a template re-arms it for the full persistence timeout.
+            table.At(templateSlot).ExpiresAtMs = nowMs + (service.PersistenceTimeout * 1000L);
+        }
+        else
+        {
+            dest = service.Scheduler.Pick(new SchedulingKey(key.ClientAddress, key.ClientPort, key.VirtualAddress, key.VirtualPort));
+            if (dest is null)
+            {
+                return FrameReason.IcmpPortUnreachable;
+            }
+        }
+
+        ref TrafficCounters traffic = ref Counters.For(dest!);
+        traffic.Connections++;
+        if (service.OnePacket && protocol == IpProtocol.Udp)
+        {
+            oneShot = dest;
+            traffic.InPackets++;
+            return FrameReason.Forwarded;
+        }
+
+        slot = table.TryInsert(key);
+        if (slot < 0)
+        {
+            traffic.Connections--;
+            return FrameReason.ConnectionTableFull;
+        }
+        ref Connection entry = ref table.At(slot);
+        entry.Dest = dest;
+        entry.DestAddress = dest!.Address;
+        // A port-0 (all ports) persistent service keeps the packet's port; otherwise the server's.
+        entry.DestPort = dest.Port != 0 ? dest.Port : key.VirtualPort;
+        entry.Method = dest.Method;
+        entry.State = TcpState.None;
+        entry.Flags |= ConnectionFlags.Inactive | (dest.Method != ForwardingMethod.Masquerade ? ConnectionFlags.NoOutput : 0);
+        if (templateSlot >= 0)
+        {
+            entry.Flags |= ConnectionFlags.Controlled;
+            entry.TemplateClientAddress = templateClient;
+            entry.TemplateVirtualPort = templatePort;
+            // The template slot is still valid: the insert above never moves existing entries.
+            table.At(templateSlot).ControlCount++;
+        }
+        dest.BindConnection(active: false, template: false);
+        if (protocol == IpProtocol.Tcp)
+        {
+            AdvanceTcpState(ref entry, tcpFlags);
+        }
+        entry.ExpiresAtMs = nowMs + (TimeoutOf(entry) * 1000L);
+        return FrameReason.Forwarded;
+    }
+
+    /// <summary>ip_vs_check_template: the server must still be in its service (and not quiesced, if so configured).</summary>
+    private bool TemplateValid(RealServer? dest) =>
+        dest is not null && !dest.Removed && !(_options.ExpireQuiescentTemplate && dest.Weight == 0);
+
+    /// <summary>set_tcp_state: table by direction, counters moved between active and inactive.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void AdvanceTcpState(ref Connection entry, byte tcpFlags)
+    {
+        PacketDirection direction = (entry.Flags & ConnectionFlags.NoOutput) != 0 ? PacketDirection.InputOnly : PacketDirection.Input;
+        TcpState next = TcpStateMachine.Next(entry.State, direction, tcpFlags);
+        if (next == entry.State)
+        {
+            return;
+        }
+        bool active = TcpStateMachine.IsActive(next);
+        if (active == entry.IsInactive)
+        {
+            entry.Dest?.MoveConnection(toActive: active);
+            entry.Flags ^= ConnectionFlags.Inactive;
+        }
+        entry.State = next;
+    }
+
+    private int TimeoutOf(in Connection entry) =>
+        entry.Protocol == IpProtocol.Tcp ? Timeouts.ForTcpState(entry.State) : Timeouts.Udp;
+
+    private FrameReason ForwardLaterFragment(EthernetFrame ethernet, Ipv4Header ip, byte protocol, long nowMs, Span<byte> reply, out int replyLength)
+    {
+        replyLength = 0;
+        if (!_fragments.TryFind(ip.Source, ip.Destination, ip.Identification, protocol, nowMs, out RealServer? dest, out uint destAddress, out ForwardingMethod method))
+        {
+            return FrameReason.FragmentWithoutFirst;
+        }
+        ref TrafficCounters traffic = ref Counters.For(dest!);
+        traffic.InPackets++;
+        traffic.InBytes += ip.TotalLength;
+        FrameReason result = Transmit(ethernet, ip, default, FrameFlags.None, dest, destAddress, method, nowMs, reply, out replyLength);
+        return result == FrameReason.Forwarded ? FrameReason.ForwardedFragment : result;
+    }
+
+    /// <summary>
+    /// ip_vs_in_icmp: an ICMP error addressed to a VIP that quotes a packet of a tracked connection (a reply the real
+    /// server sent, VIP:vport → client) is relayed to that connection's server.
+    /// </summary>
+    private FrameReason HandleIcmp(EthernetFrame ethernet, Ipv4Header ip, Span<byte> transport, long nowMs, Span<byte> reply, out int replyLength)
+    {
+        replyLength = 0;
+        if (!IcmpHeader.TryCreate(transport, out IcmpHeader icmp) || !IcmpType.IsErrorIpvsTracks(icmp.Type))
+        {
+            return FrameReason.IcmpForVirtualAddress; // echo and the rest: the kernel owns the VIP and answers
+        }
+        Span<byte> quoted = icmp.Quoted;
+        if (!Ipv4Header.TryCreate(quoted, out Ipv4Header inner) || inner.Version != 4 || inner.HeaderLength < Ipv4Header.MinLength ||
+            quoted.Length < inner.HeaderLength + 4 || (inner.Protocol != IpProtocol.Tcp && inner.Protocol != IpProtocol.Udp))
+        {
+            return FrameReason.IcmpErrorNotTracked;
+        }
+        Span<byte> innerPorts = quoted[inner.HeaderLength..];
+        ushort innerSourcePort = (ushort)(innerPorts[0] << 8 | innerPorts[1]);
+        ushort innerDestinationPort = (ushort)(innerPorts[2] << 8 | innerPorts[3]);
+        // The quoted packet went VIP:vport → client:cport; the connection is keyed the other way round.
+        int slot = Connections.Find(new ConnectionKey(inner.Protocol, inner.Destination, innerDestinationPort, inner.Source, innerSourcePort));
+        if (slot < 0)
+        {
+            return FrameReason.IcmpErrorNotTracked;
+        }
+        ref Connection entry = ref Connections.At(slot);
+        FrameReason result = Transmit(ethernet, ip, default, FrameFlags.None, entry.Dest, entry.DestAddress, entry.Method, nowMs, reply, out replyLength);
+        return result == FrameReason.Forwarded ? FrameReason.ForwardedIcmpError : result;
+    }
+
+    /// <summary>The transmit methods. Direct routing: the L2 header is rewritten and TTL decremented; nothing else changes.</summary>
+    private FrameReason Transmit(EthernetFrame ethernet, Ipv4Header ip, Span<byte> transport, FrameFlags flags,
+        RealServer? dest, uint destAddress, ForwardingMethod method, long nowMs, Span<byte> reply, out int replyLength)
+    {
+        replyLength = 0;
+        if (dest is not null && dest.Removed)
+        {
+            return FrameReason.DestinationRemoved;
+        }
+        if (method != ForwardingMethod.Route)
+        {
+            return FrameReason.ForwardingMethodUnavailable;
+        }
+        if (!Neighbors.TryGet(destAddress, out MacAddress nextHop))
+        {
+            return FrameReason.NeighborUnresolved;
+        }
+        if (ip.TimeToLive <= 1)
+        {
+            // The route to the server is not local, so IPVS decrements TTL and answers an expired one (ip_vs_xmit.c).
+            replyLength = ReplyBuilder.WriteIcmpError(ethernet, ip, _options.LocalMac, ip.Destination,
+                IcmpType.TimeExceeded, IcmpType.CodeTtlExceeded, 0, reply);
+            return FrameReason.IcmpTimeExceeded;
+        }
+        if ((flags & FrameFlags.ChecksumNotReady) != 0 && !transport.IsEmpty)
+        {
+            TransportChecksum.Finish(ip, transport);
+        }
+        ip.DecrementTimeToLive();
+        ethernet.Destination = nextHop;
+        ethernet.Source = _options.LocalMac;
+        _ = nowMs;
+        return FrameReason.Forwarded;
+    }
+}

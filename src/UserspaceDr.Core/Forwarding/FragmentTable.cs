@@ -1,0 +1,88 @@
+using System.Numerics;
+using UserspaceDr.Core.Services;
+
+namespace UserspaceDr.Core.Forwarding;
+
+/// <summary>
+/// Remembers where the first fragment of each datagram went, so that every later fragment (which carries no
+/// ports) goes to the same real server. IPVS gets this for free because the kernel reassembles first; udr keeps
+/// the frames as they are. A bounded set-associative cache: each datagram may sit in one of 8 slots; a new one
+/// takes an expired or else the oldest slot. Entries live as long as the kernel keeps fragments (ipfrag_time, 30 s).
+/// </summary>
+public sealed class FragmentTable
+{
+    public const int LifetimeMs = 30_000;
+    private const int Ways = 8;
+
+    private struct Entry
+    {
+        public RealServer? Dest;
+        public long ExpiresAtMs;
+        public uint Source;
+        public uint Destination;
+        public uint DestAddress;
+        public ushort Identification;
+        public byte Protocol;
+        public ForwardingMethod Method;
+    }
+
+    private readonly Entry[] _entries;
+    private readonly int _mask;
+
+    public FragmentTable(int capacity = 4096)
+    {
+        int size = (int)BitOperations.RoundUpToPowerOf2((uint)Math.Max(capacity, Ways));
+        _entries = new Entry[size];
+        _mask = size - 1;
+    }
+
+    private int Home(uint source, uint destination, ushort identification, byte protocol) =>
+        (int)(((source * 0x9E3779B1u) ^ (destination * 0x85EBCA77u) ^ ((uint)identification << 8 | protocol)) * 0xC2B2AE3Du >> 8) & _mask & ~(Ways - 1);
+
+    public void Remember(uint source, uint destination, ushort identification, byte protocol, RealServer dest, uint destAddress, ForwardingMethod method, long nowMs)
+    {
+        int home = Home(source, destination, identification, protocol);
+        int victim = home;
+        for (int way = 0; way < Ways; way++)
+        {
+            ref Entry entry = ref _entries[home + way];
+            if (entry.Dest is null || entry.ExpiresAtMs <= nowMs ||
+                (entry.Source == source && entry.Destination == destination && entry.Identification == identification && entry.Protocol == protocol))
+            {
+                victim = home + way;
+                break;
+            }
+            if (entry.ExpiresAtMs < _entries[victim].ExpiresAtMs)
+            {
+                victim = home + way;
+            }
+        }
+        _entries[victim] = new Entry
+        {
+            Dest = dest, ExpiresAtMs = nowMs + LifetimeMs, Source = source, Destination = destination,
+            Identification = identification, Protocol = protocol, DestAddress = destAddress, Method = method,
+        };
+    }
+
+    public bool TryFind(uint source, uint destination, ushort identification, byte protocol, long nowMs,
+        out RealServer? dest, out uint destAddress, out ForwardingMethod method)
+    {
+        int home = Home(source, destination, identification, protocol);
+        for (int way = 0; way < Ways; way++)
+        {
+            ref Entry entry = ref _entries[home + way];
+            if (entry.Dest is not null && entry.ExpiresAtMs > nowMs && entry.Source == source && entry.Destination == destination &&
+                entry.Identification == identification && entry.Protocol == protocol)
+            {
+                dest = entry.Dest;
+                destAddress = entry.DestAddress;
+                method = entry.Method;
+                return true;
+            }
+        }
+        dest = null;
+        destAddress = 0;
+        method = default;
+        return false;
+    }
+}

@@ -1,0 +1,86 @@
+using System.Buffers.Binary;
+using UserspaceDr.Core.Packets;
+
+namespace UserspaceDr.Core.Forwarding;
+
+/// <summary>Writes the frames udr answers with itself: ARP replies for VIPs and ICMP errors as IPVS sends them.</summary>
+public static class ReplyBuilder
+{
+    /// <summary>RFC 1812 §4.3.2.3 / Linux icmp_send: an ICMP error carries at most 576 bytes of IP datagram.</summary>
+    public const int MaxIcmpErrorDatagram = 576;
+
+    /// <summary>Largest reply frame the builders write (Ethernet + one VLAN tag + 576-byte datagram).</summary>
+    public const int MaxReplyLength = EthernetFrame.HeaderLength + EthernetFrame.VlanTagLength + MaxIcmpErrorDatagram;
+
+    /// <summary>IPTOS_PREC_INTERNETCONTROL, the TOS Linux gives ICMP errors.</summary>
+    private const byte InternetControlTos = 0xC0;
+    private const byte DefaultTtl = 64;
+
+    /// <summary>Writes the Ethernet header of a reply to <paramref name="request"/> (VLAN tag kept); returns its length.</summary>
+    private static int WriteEthernetReply(EthernetFrame request, MacAddress localMac, ushort etherType, Span<byte> reply)
+    {
+        request.Source.Write(reply);
+        localMac.Write(reply[6..]);
+        int offset = 12;
+        if (request.HasVlanTag)
+        {
+            request.Bytes.Slice(12, EthernetFrame.VlanTagLength).CopyTo(reply[12..]);
+            offset += EthernetFrame.VlanTagLength;
+        }
+        BinaryPrimitives.WriteUInt16BigEndian(reply[offset..], etherType);
+        return offset + 2;
+    }
+
+    /// <summary>ARP reply: <paramref name="localMac"/> owns the requested address. Returns the frame length.</summary>
+    public static int WriteArpReply(EthernetFrame request, ArpPacket arp, MacAddress localMac, Span<byte> reply)
+    {
+        int offset = WriteEthernetReply(request, localMac, EtherTypes.Arp, reply);
+        Span<byte> body = reply.Slice(offset, ArpPacket.Length);
+        request.Payload[..ArpPacket.Length].CopyTo(body); // htype, ptype, hlen, plen
+        ArpPacket.TryCreate(body, out ArpPacket answer);
+        answer.Operation = ArpOperation.Reply;
+        answer.TargetMac = arp.SenderMac;
+        answer.TargetAddress = arp.SenderAddress;
+        answer.SenderMac = localMac;
+        answer.SenderAddress = arp.TargetAddress;
+        int length = offset + ArpPacket.Length;
+        // Pad to the Ethernet minimum (60 bytes without FCS), as a NIC would.
+        int padded = Math.Max(length, 60);
+        reply[length..padded].Clear();
+        return padded;
+    }
+
+    /// <summary>
+    /// ICMP error about <paramref name="offending"/> (the received IPv4 datagram), from <paramref name="source"/>, back
+    /// to the sender's MAC. <paramref name="restOfHeader"/> is the 32-bit word after the checksum (next-hop MTU for
+    /// fragmentation-needed). Returns the frame length.
+    /// </summary>
+    public static int WriteIcmpError(EthernetFrame request, Ipv4Header offending, MacAddress localMac, uint source,
+        byte type, byte code, uint restOfHeader, Span<byte> reply)
+    {
+        int offset = WriteEthernetReply(request, localMac, EtherTypes.Ipv4, reply);
+        int quoted = Math.Min((int)offending.TotalLength, MaxIcmpErrorDatagram - Ipv4Header.MinLength - IcmpHeader.Length);
+        int totalLength = Ipv4Header.MinLength + IcmpHeader.Length + quoted;
+
+        Span<byte> ip = reply.Slice(offset, totalLength);
+        ip[0] = 0x45;
+        ip[1] = InternetControlTos;
+        BinaryPrimitives.WriteUInt16BigEndian(ip[2..], (ushort)totalLength);
+        BinaryPrimitives.WriteUInt32BigEndian(ip[4..], 0); // identification 0, no flags
+        ip[8] = DefaultTtl;
+        ip[9] = IpProtocol.Icmp;
+        var header = new Ipv4Header(ip);
+        header.Source = source;
+        header.Destination = offending.Source;
+        header.RecomputeHeaderChecksum();
+
+        Span<byte> icmp = ip[Ipv4Header.MinLength..];
+        icmp[0] = type;
+        icmp[1] = code;
+        BinaryPrimitives.WriteUInt16BigEndian(icmp[2..], 0);
+        BinaryPrimitives.WriteUInt32BigEndian(icmp[4..], restOfHeader);
+        offending.Bytes[..quoted].CopyTo(icmp[IcmpHeader.Length..]);
+        BinaryPrimitives.WriteUInt16BigEndian(icmp[2..], Checksum.Compute(icmp));
+        return offset + totalLength;
+    }
+}

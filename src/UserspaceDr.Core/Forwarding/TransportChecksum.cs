@@ -1,0 +1,31 @@
+using UserspaceDr.Core.Packets;
+
+namespace UserspaceDr.Core.Forwarding;
+
+/// <summary>Full TCP/UDP checksums over the IPv4 pseudo-header (for segments whose checksum offload left it unfinished).</summary>
+public static class TransportChecksum
+{
+    /// <summary>Computes and stores the checksum of a whole, unfragmented TCP or UDP segment.</summary>
+    public static void Finish(Ipv4Header ip, Span<byte> transport)
+    {
+        byte protocol = ip.Protocol;
+        int checksumOffset = protocol == IpProtocol.Tcp ? TcpHeader.ChecksumOffset : UdpHeader.ChecksumOffset;
+        if ((protocol != IpProtocol.Tcp && protocol != IpProtocol.Udp) || transport.Length < checksumOffset + 2 || ip.IsFragment)
+        {
+            return;
+        }
+        transport[checksumOffset] = 0;
+        transport[checksumOffset + 1] = 0;
+        ushort sum = Compute(ip.Source, ip.Destination, protocol, transport);
+        if (protocol == IpProtocol.Udp && sum == 0)
+        {
+            sum = 0xFFFF; // RFC 768: a computed zero is sent as all ones (0 means "no checksum")
+        }
+        transport[checksumOffset] = (byte)(sum >> 8);
+        transport[checksumOffset + 1] = (byte)sum;
+    }
+
+    /// <summary>The checksum of <paramref name="transport"/> (checksum field included as it stands).</summary>
+    public static ushort Compute(uint source, uint destination, byte protocol, ReadOnlySpan<byte> transport) =>
+        (ushort)~Checksum.Fold(Checksum.Add(transport, Checksum.PseudoHeader(source, destination, protocol, transport.Length)));
+}

@@ -1,0 +1,105 @@
+namespace UserspaceDr.Core.Forwarding;
+
+/// <summary>What becomes of a frame. Every frame ends in exactly one.</summary>
+public enum Verdict : byte
+{
+    /// <summary>The frame was rewritten in place and is to be sent.</summary>
+    Transmit,
+    /// <summary>A reply (ARP, ICMP) was written to the reply buffer and is to be sent; the frame itself is consumed.</summary>
+    Reply,
+    /// <summary>Not udr's business (the kernel keeps its own copy and handles it).</summary>
+    Pass,
+    /// <summary>Discarded, under a named reason.</summary>
+    Drop,
+}
+
+/// <summary>Why a frame got its verdict. Each reason belongs to exactly one verdict (see <see cref="FrameReasons.VerdictOf"/>).</summary>
+public enum FrameReason : byte
+{
+    // Transmit
+    Forwarded,
+    ForwardedFragment,
+    ForwardedIcmpError,
+
+    // Reply
+    ArpReply,
+    IcmpTimeExceeded,
+    IcmpPortUnreachable,
+
+    // Pass
+    NotIpv4,
+    NotForThisHost,
+    NotForVirtualAddress,
+    NoVirtualService,
+    ArpNotForVirtualAddress,
+    IcmpForVirtualAddress,
+    IcmpErrorNotTracked,
+    OtherProtocol,
+
+    // Drop
+    EthernetTruncated,
+    ArpMalformed,
+    IpTruncated,
+    IpVersionInvalid,
+    IpHeaderLengthInvalid,
+    IpTotalLengthInvalid,
+    IpChecksumInvalid,
+    TransportTruncated,
+    TcpNotSyn,
+    ConnectionTableFull,
+    NeighborUnresolved,
+    FragmentWithoutFirst,
+    DestinationRemoved,
+    ForwardingMethodUnavailable,
+    SourceIsVirtualAddress,
+}
+
+public static class FrameReasons
+{
+    public const int Count = (int)FrameReason.SourceIsVirtualAddress + 1;
+
+    private static readonly string[] Names = BuildNames();
+
+    public static Verdict VerdictOf(FrameReason reason) => reason switch
+    {
+        <= FrameReason.ForwardedIcmpError => Verdict.Transmit,
+        <= FrameReason.IcmpPortUnreachable => Verdict.Reply,
+        <= FrameReason.OtherProtocol => Verdict.Pass,
+        _ => Verdict.Drop,
+    };
+
+    /// <summary>kebab-case name used in counters and logs, e.g. "ip-checksum-invalid".</summary>
+    public static string Name(FrameReason reason) => Names[(int)reason];
+
+    private static string[] BuildNames()
+    {
+        var names = new string[Count];
+        for (int i = 0; i < Count; i++)
+        {
+            string pascal = ((FrameReason)i).ToString();
+            var text = new System.Text.StringBuilder(pascal.Length + 8);
+            for (int c = 0; c < pascal.Length; c++)
+            {
+                if (char.IsUpper(pascal[c]) && c > 0)
+                {
+                    text.Append('-');
+                }
+                text.Append(char.ToLowerInvariant(pascal[c]));
+            }
+            names[i] = text.ToString();
+        }
+        return names;
+    }
+}
+
+/// <summary>Facts about a frame that the receive path knows and the bytes do not show.</summary>
+[Flags]
+public enum FrameFlags : byte
+{
+    None = 0,
+    /// <summary>
+    /// The L4 checksum is partial (TP_STATUS_CSUMNOTREADY / VIRTIO_NET_HDR_F_NEEDS_CSUM) and nothing after udr will
+    /// finish it: the engine computes it in software before transmitting.
+    /// </summary>
+    ChecksumNotReady = 1,
+}

@@ -1,0 +1,83 @@
+using System.Net;
+using PacketDotNet;
+using UserspaceDr.Core.Packets;
+
+namespace UserspaceDr.Tests.Forwarding;
+
+/// <summary>Builds test frames with PacketDotNet (independent of udr's own packet code) and decodes udr's output.</summary>
+internal static class Frames
+{
+    public static readonly System.Net.NetworkInformation.PhysicalAddress ClientMac = Mac("02:00:00:00:00:01");
+    public static readonly System.Net.NetworkInformation.PhysicalAddress BalancerMac = Mac("02:00:00:00:00:02");
+    public static readonly System.Net.NetworkInformation.PhysicalAddress Rs1Mac = Mac("02:00:00:00:00:11");
+    public static readonly System.Net.NetworkInformation.PhysicalAddress Rs2Mac = Mac("02:00:00:00:00:12");
+
+    public const string Client = "198.18.0.1";
+    public const string Vip = "198.18.0.100";
+    public const string Rs1 = "198.18.0.11";
+    public const string Rs2 = "198.18.0.12";
+
+    public static System.Net.NetworkInformation.PhysicalAddress Mac(string text) =>
+        System.Net.NetworkInformation.PhysicalAddress.Parse(text.Replace(':', '-'));
+
+    public static MacAddress UdrMac(System.Net.NetworkInformation.PhysicalAddress mac) => MacAddress.Read(mac.GetAddressBytes());
+
+    public static uint Address(string text) => Ipv4Address.TryParse(text, out uint a) ? a : throw new ArgumentException(text);
+
+    public static byte[] Tcp(string source, ushort sourcePort, string destination, ushort destinationPort, bool syn = false, bool ack = false,
+        bool fin = false, bool rst = false, byte[]? payload = null, byte ttl = 64, ushort? vlan = null)
+    {
+        var tcp = new TcpPacket(sourcePort, destinationPort)
+        {
+            Synchronize = syn,
+            Acknowledgment = ack,
+            Finished = fin,
+            Reset = rst,
+            WindowSize = 64240,
+            SequenceNumber = 1000,
+            AcknowledgmentNumber = ack ? 2000u : 0u,
+        };
+        if (payload is not null)
+        {
+            tcp.PayloadData = payload;
+        }
+        var ip = new IPv4Packet(IPAddress.Parse(source), IPAddress.Parse(destination)) { TimeToLive = ttl, PayloadPacket = tcp };
+        tcp.UpdateTcpChecksum();
+        ip.UpdateIPChecksum();
+        return Ethernet(ip, vlan);
+    }
+
+    public static byte[] Udp(string source, ushort sourcePort, string destination, ushort destinationPort, byte[] payload, byte ttl = 64)
+    {
+        var udp = new UdpPacket(sourcePort, destinationPort) { PayloadData = payload };
+        var ip = new IPv4Packet(IPAddress.Parse(source), IPAddress.Parse(destination)) { TimeToLive = ttl, PayloadPacket = udp };
+        udp.UpdateUdpChecksum();
+        ip.UpdateIPChecksum();
+        return Ethernet(ip, null);
+    }
+
+    public static byte[] Ethernet(IPv4Packet ip, ushort? vlan)
+    {
+        var ethernet = new EthernetPacket(ClientMac, BalancerMac, EthernetType.IPv4) { PayloadPacket = ip };
+        byte[] bytes = ethernet.Bytes;
+        if (vlan is null)
+        {
+            return bytes;
+        }
+        byte[] tagged = new byte[bytes.Length + 4];
+        bytes.AsSpan(0, 12).CopyTo(tagged);
+        tagged[12] = 0x81;
+        tagged[13] = 0x00;
+        tagged[14] = (byte)(vlan.Value >> 8);
+        tagged[15] = (byte)vlan.Value;
+        bytes.AsSpan(12).CopyTo(tagged.AsSpan(16));
+        return tagged;
+    }
+
+    /// <summary>Decodes an untagged Ethernet/IPv4 frame.</summary>
+    public static (EthernetPacket Ethernet, IPv4Packet Ip) Decode(ReadOnlySpan<byte> frame)
+    {
+        var ethernet = (EthernetPacket)Packet.ParsePacket(LinkLayers.Ethernet, frame.ToArray());
+        return (ethernet, ethernet.Extract<IPv4Packet>());
+    }
+}
