@@ -24,4 +24,11 @@ public abstract class Scheduler
 
     /// <summary>The chosen real server, or null when none is available (IPVS then answers port-unreachable).</summary>
     public abstract RealServer? Pick(in SchedulingKey key);
+
+    /// <summary>
+    /// Whether a server may take a new connection: weight 0 means quiesced and IP_VS_DEST_F_OVERLOAD means the upper
+    /// threshold was reached. Every scheduler here applies this (the kernel's is_unavailable in ip_vs_sh.c/ip_vs_mh.c,
+    /// and the same two tests written out inline in the others).
+    /// </summary>
+    internal static bool IsAvailable(RealServer destination) => destination.Weight > 0 && !destination.Overloaded;
 }

@@ -13,6 +13,15 @@ public static class SchedulerFactory
     public static Scheduler Create(string name, ImmutableArray<RealServer> destinations, SchedulerFlags flags) => name switch
     {
         "rr" => new RoundRobinScheduler(destinations, flags),
+        "wrr" => new WeightedRoundRobinScheduler(destinations, flags),
+        "lc" => new LeastConnectionScheduler(destinations, flags),
+        "wlc" => new WeightedLeastConnectionScheduler(destinations, flags),
+        "sed" => new ShortestExpectedDelayScheduler(destinations, flags),
+        "nq" => new NeverQueueScheduler(destinations, flags),
+        "fo" => new WeightedFailoverScheduler(destinations, flags),
+        "ovf" => new OverflowConnectionScheduler(destinations, flags),
+        "sh" => new SourceHashingScheduler(destinations, flags),
+        "mh" => new MaglevHashingScheduler(destinations, flags),
         _ => throw new ArgumentException($"Scheduler '{name}' is not implemented.", nameof(name)),
     };
 }

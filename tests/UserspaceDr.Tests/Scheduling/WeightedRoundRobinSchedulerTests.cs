@@ -1,0 +1,81 @@
+using UserspaceDr.Core.Scheduling;
+using UserspaceDr.Core.Services;
+using static UserspaceDr.Tests.Scheduling.SchedulingFixtures;
+
+namespace UserspaceDr.Tests.Scheduling;
+
+public class WeightedRoundRobinSchedulerTests
+{
+    private static string Name(RealServer server, RealServer a, RealServer b, RealServer? c = null) =>
+        ReferenceEquals(server, a) ? "A" : ReferenceEquals(server, b) ? "B" : ReferenceEquals(server, c) ? "C" : "?";
+
+    [Test]
+    public void Weights_4_3_2_give_AABABCABC_repeating()
+    {
+        RealServer a = Server(1, 4), b = Server(2, 3), c = Server(3, 2);
+        Scheduler wrr = new WeightedRoundRobinScheduler(List(a, b, c), SchedulerFlags.None);
+        Assert.That(PickSequence(wrr, 27, s => Name(s, a, b, c)), Is.EqualTo("AABABCABC" + "AABABCABC" + "AABABCABC"));
+    }
+
+    [Test]
+    public void Weights_4_2_give_AAB_repeating()
+    {
+        // gcd 2: mw = 4 - (2 - 1) = 3, passes cw = 3, then 1.
+        RealServer a = Server(1, 4), b = Server(2, 2);
+        Scheduler wrr = new WeightedRoundRobinScheduler(List(a, b), SchedulerFlags.None);
+        Assert.That(PickSequence(wrr, 9, s => Name(s, a, b)), Is.EqualTo("AABAABAAB"));
+    }
+
+    [Test]
+    public void Weights_6_4_2_step_by_their_gcd()
+    {
+        // di = 2, mw = 5: passes cw = 5 (A), 3 (A, B), 1 (A, B, C).
+        RealServer a = Server(1, 6), b = Server(2, 4), c = Server(3, 2);
+        Scheduler wrr = new WeightedRoundRobinScheduler(List(a, b, c), SchedulerFlags.None);
+        Assert.That(PickSequence(wrr, 12, s => Name(s, a, b, c)), Is.EqualTo("AABABC" + "AABABC"));
+    }
+
+    [Test]
+    public void Quiesced_server_is_never_chosen()
+    {
+        RealServer a = Server(1, 2), b = Server(2, 0), c = Server(3, 1);
+        Scheduler wrr = new WeightedRoundRobinScheduler(List(a, b, c), SchedulerFlags.None);
+        Assert.That(PickSequence(wrr, 9, s => Name(s, a, b, c)), Is.EqualTo("AACAACAAC"));
+    }
+
+    [Test]
+    public void Overloaded_server_is_skipped()
+    {
+        RealServer a = Server(1, 1), b = Server(2, 1), c = Server(3, 1);
+        Overload(b);
+        Scheduler wrr = new WeightedRoundRobinScheduler(List(a, b, c), SchedulerFlags.None);
+        Assert.That(PickSequence(wrr, 6, s => Name(s, a, b, c)), Is.EqualTo("ACACAC"));
+    }
+
+    [Test]
+    public void All_unavailable_gives_null_and_the_rotation_recovers()
+    {
+        RealServer a = Server(1, 2), b = Server(2, 1);
+        Scheduler wrr = new WeightedRoundRobinScheduler(List(a, b), SchedulerFlags.None);
+        Assert.That(wrr.Pick(Key(1)), Is.SameAs(a));
+        Overload(a);
+        Overload(b);
+        Assert.That(wrr.Pick(Key(1)), Is.Null);
+        Assert.That(wrr.Pick(Key(1)), Is.Null);
+        // Lifting the thresholds clears the overload flag (__ip_vs_update_dest); picks must resume.
+        a.Update(2, 0, 0);
+        b.Update(1, 0, 0);
+        string picks = PickSequence(wrr, 6, s => Name(s, a, b));
+        Assert.That(picks.Count(ch => ch == 'A'), Is.EqualTo(4), picks);
+        Assert.That(picks.Count(ch => ch == 'B'), Is.EqualTo(2), picks);
+    }
+
+    [Test]
+    public void All_weights_zero_or_no_servers_gives_null()
+    {
+        Scheduler zero = new WeightedRoundRobinScheduler(List(Server(1, 0), Server(2, 0)), SchedulerFlags.None);
+        Scheduler empty = new WeightedRoundRobinScheduler(List(), SchedulerFlags.None);
+        Assert.That(zero.Pick(Key(1)), Is.Null);
+        Assert.That(empty.Pick(Key(1)), Is.Null);
+    }
+}
