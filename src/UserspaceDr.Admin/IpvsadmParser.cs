@@ -126,13 +126,17 @@ public static class IpvsadmParser
                     throw TryHelp();
             }
 
-            while (_scanner.TryNext(out OptionSpec? option, out string? argument, out PoptError error) || error != PoptError.None)
+            while (true)
             {
-                if (error != PoptError.None)
+                if (!_scanner.TryNext(out OptionSpec? option, out string? argument, out PoptError error))
                 {
-                    // ipvsadm prints popt's complaint and returns -1 from main: exit status 255.
-                    throw new IpvsadmUsageException(new IpvsadmError(
-                        $"{_scanner.BadOption}: {PoptScanner.Describe(error)}", IpvsadmError.FailureExitCode));
+                    if (error != PoptError.None)
+                    {
+                        // ipvsadm prints popt's complaint and returns -1 from main: exit status 255.
+                        throw new IpvsadmUsageException(new IpvsadmError(
+                            $"{_scanner.BadOption}: {PoptScanner.Describe(error)}", IpvsadmError.FailureExitCode));
+                    }
+                    break;
                 }
                 ParseOption(option!.Id, argument);
             }
