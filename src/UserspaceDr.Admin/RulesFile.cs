@@ -1,0 +1,218 @@
+using System.Collections.Immutable;
+using System.Globalization;
+using System.Text;
+using UserspaceDr.Core.Packets;
+using UserspaceDr.Core.Services;
+
+namespace UserspaceDr.Admin;
+
+/// <summary>
+/// Rules files in ipvsadm's -R / -S format: one ipvsadm invocation per line. <see cref="Load"/> builds a rule set
+/// from nothing, all or nothing; <see cref="Save"/> prints what "ipvsadm -S -n" prints for it.
+/// </summary>
+public static class RulesFile
+{
+    /// <summary>
+    /// Reads <paramref name="text"/> the way "ipvsadm -R" reads stdin (config_stream.c): words split at spaces,
+    /// tabs and carriage returns, any word "ipvsadm" dropped, lines without words skipped; and, as the code
+    /// means to but does not quite do, '#' starts a comment to the end of the line. Each line is parsed and
+    /// applied to the result of the lines before it, starting from an empty rule set. Unlike ipvsadm, which
+    /// keeps what earlier lines did, the first failing line fails the whole load: "line N: message".
+    /// </summary>
+    public static IpvsadmResult<RuleSetSpec> Load(string text)
+    {
+        ArgumentNullException.ThrowIfNull(text);
+        RuleSetSpec rules = RuleSetSpec.Empty;
+        string[] lines = text.Split('\n');
+        for (int i = 0; i < lines.Length; i++)
+        {
+            string line = lines[i];
+            int comment = line.IndexOf('#', StringComparison.Ordinal);
+            if (comment >= 0)
+            {
+                line = line[..comment];
+            }
+            string[] words = [.. line.Split([' ', '\t', '\r'], StringSplitOptions.RemoveEmptyEntries)
+                .Where(word => word != "ipvsadm")];
+            if (words.Length == 0)
+            {
+                continue;
+            }
+            IpvsadmResult<IpvsadmCommand> parsed = IpvsadmParser.Parse(words);
+            IpvsadmResult<RuleSetSpec> applied = parsed.IsSuccess
+                ? RuleSetEditor.Apply(rules, parsed.Value)
+                : IpvsadmResult.Failure<RuleSetSpec>(parsed.Error);
+            if (!applied.IsSuccess)
+            {
+                int lineNumber = i + 1;
+                return IpvsadmResult.Failure<RuleSetSpec>(applied.Error with
+                {
+                    Message = string.Create(CultureInfo.InvariantCulture, $"line {lineNumber}: {applied.Error.Message}"),
+                });
+            }
+            rules = applied.Value;
+        }
+        return IpvsadmResult.Success(rules);
+    }
+
+    /// <summary>
+    /// "ipvsadm -S -n": services sorted by protocol, address, port; each followed by its real servers sorted by
+    /// address, port (ipvsadm's default order, ties and quirks included, see <see cref="IpvsadmOrder"/>);
+    /// one line per entry, each ending in "\n". Thresholds are not saved, as in ipvsadm.
+    /// </summary>
+    public static string Save(RuleSetSpec rules)
+    {
+        ArgumentNullException.ThrowIfNull(rules);
+        var text = new StringBuilder();
+        foreach (VirtualServiceSpec service in IpvsadmOrder.Sort(rules.Services, IpvsadmOrder.CompareServices))
+        {
+            string name = ServiceName(service);
+            text.Append("-A ").Append(name).Append(" -s ").Append(service.Scheduler);
+            if (service.PersistenceTimeout > 0)
+            {
+                text.Append(" -p ").Append(service.PersistenceTimeout.ToString(CultureInfo.InvariantCulture));
+                if (service.PersistenceNetmask != 0xFFFF_FFFF)
+                {
+                    text.Append(" -M ").Append(Ipv4Address.Format(service.PersistenceNetmask));
+                }
+            }
+            if (service.OnePacket)
+            {
+                text.Append(" -o");
+            }
+            if (service.Flags != SchedulerFlags.None)
+            {
+                text.Append(" -b ").Append(SchedulerFlagNames(service.Scheduler, service.Flags));
+            }
+            text.Append('\n');
+
+            foreach (RealServerSpec server in IpvsadmOrder.Sort(service.RealServers, IpvsadmOrder.CompareRealServers))
+            {
+                text.Append("-a ").Append(name)
+                    .Append(" -r ").Append(Ipv4Address.Format(server.Address)).Append(':')
+                    .Append(server.Port.ToString(CultureInfo.InvariantCulture))
+                    .Append(' ').Append(ForwardingSwitch(server.Method))
+                    .Append(" -w ").Append(server.Weight.ToString(CultureInfo.InvariantCulture));
+                if (server.Method == ForwardingMethod.Tunnel)
+                {
+                    // udr tunnels are all IP-in-IP, which ipvsadm names explicitly.
+                    text.Append(" --tun-type ipip");
+                }
+                text.Append('\n');
+            }
+        }
+        return text.ToString();
+    }
+
+    private static string ServiceName(VirtualServiceSpec service) => string.Create(CultureInfo.InvariantCulture,
+        $"{(service.Protocol == ServiceProtocol.Udp ? "-u" : "-t")} {Ipv4Address.Format(service.Address)}:{service.Port}");
+
+    /// <summary>Local servers are saved as -g, like ipvsadm's fwd_switch.</summary>
+    private static string ForwardingSwitch(ForwardingMethod method) => method switch
+    {
+        ForwardingMethod.Masquerade => "-m",
+        ForwardingMethod.Tunnel => "-i",
+        _ => "-g",
+    };
+
+    /// <summary>
+    /// print_sched_flags: sh and mh services print their own names for flags 1 and 2 (and nothing for flag 3,
+    /// which leaves ipvsadm's "-b " empty); every other scheduler prints flag-1..flag-3.
+    /// </summary>
+    private static string SchedulerFlagNames(string scheduler, SchedulerFlags flags)
+    {
+        var names = new List<string>(3);
+        if (scheduler is "sh" or "mh")
+        {
+            if ((flags & SchedulerFlags.Flag1) != 0)
+            {
+                names.Add(scheduler + "-fallback");
+            }
+            if ((flags & SchedulerFlags.Flag2) != 0)
+            {
+                names.Add(scheduler + "-port");
+            }
+        }
+        else
+        {
+            if ((flags & SchedulerFlags.Flag1) != 0)
+            {
+                names.Add("flag-1");
+            }
+            if ((flags & SchedulerFlags.Flag2) != 0)
+            {
+                names.Add("flag-2");
+            }
+            if ((flags & SchedulerFlags.Flag3) != 0)
+            {
+                names.Add("flag-3");
+            }
+        }
+        return string.Join(',', names);
+    }
+}
+
+/// <summary>
+/// ipvsadm's default listing order: libipvs's ipvs_cmp_services / ipvs_cmp_dests under glibc's qsort, which is
+/// a stable top-down merge sort. The comparators subtract 32-bit addresses and keep the result as an int, so
+/// two addresses 2^31 or more apart compare the "wrong" way round (10.0.0.1 sorts after 192.168.1.1); kept,
+/// because the point is to print what ipvsadm prints.
+/// </summary>
+internal static class IpvsadmOrder
+{
+    public static int CompareServices(VirtualServiceSpec a, VirtualServiceSpec b)
+    {
+        // fwmark and address family are equal for every service udr holds (no fwmark, IPv4).
+        int result = (int)a.Protocol - (int)b.Protocol;
+        if (result != 0)
+        {
+            return result;
+        }
+        result = unchecked((int)(a.Address - b.Address));
+        return result != 0 ? result : a.Port - b.Port;
+    }
+
+    public static int CompareRealServers(RealServerSpec a, RealServerSpec b)
+    {
+        int result = unchecked((int)(a.Address - b.Address));
+        return result != 0 ? result : a.Port - b.Port;
+    }
+
+    /// <summary>glibc msort: split n into n/2 and the rest, sort both, merge taking from the left on ties.</summary>
+    public static T[] Sort<T>(ImmutableArray<T> items, Comparison<T> compare)
+    {
+        T[] sorted = [.. items];
+        if (sorted.Length > 1)
+        {
+            MergeSort(sorted, new T[sorted.Length], 0, sorted.Length, compare);
+        }
+        return sorted;
+    }
+
+    private static void MergeSort<T>(T[] items, T[] scratch, int start, int count, Comparison<T> compare)
+    {
+        if (count <= 1)
+        {
+            return;
+        }
+        int leftCount = count / 2;
+        int rightCount = count - leftCount;
+        MergeSort(items, scratch, start, leftCount, compare);
+        MergeSort(items, scratch, start + leftCount, rightCount, compare);
+        int left = start;
+        int right = start + leftCount;
+        int leftEnd = right;
+        int rightEnd = start + count;
+        int output = 0;
+        while (left < leftEnd && right < rightEnd)
+        {
+            scratch[output++] = compare(items[left], items[right]) <= 0 ? items[left++] : items[right++];
+        }
+        while (left < leftEnd)
+        {
+            scratch[output++] = items[left++];
+        }
+        // Whatever is left of the right half is already in place.
+        Array.Copy(scratch, 0, items, start, output);
+    }
+}
