@@ -1,1 +1,59 @@
-return 0;
+using System.CommandLine;
+using UserspaceDr.Cli.Commands;
+
+namespace UserspaceDr.Cli;
+
+/// <summary>The `udr` executable: one binary for the daemon, offline replay, administration and node setup.</summary>
+public static class Program
+{
+    public static int Main(string[] args)
+    {
+        var root = new RootCommand("udr: a user-space IPVS-style layer-4 load balancer (DR) on raw AF_PACKET sockets")
+        {
+            ReplayCommand.Create(),
+        };
+        ParseResult parsed = root.Parse(args);
+        if (parsed.Errors.Count > 0)
+        {
+            foreach (System.CommandLine.Parsing.ParseError error in parsed.Errors)
+            {
+                Console.Error.WriteLine($"udr: {error.Message}");
+            }
+            Console.Error.WriteLine("Try 'udr --help'.");
+            return ExitCodes.Usage;
+        }
+        try
+        {
+            return parsed.Invoke(new InvocationConfiguration { EnableDefaultExceptionHandler = false });
+        }
+        catch (UsageException e)
+        {
+            Console.Error.WriteLine($"udr: {e.Message}");
+            return ExitCodes.Usage;
+        }
+    }
+}
+
+public static class ExitCodes
+{
+    public const int Success = 0;
+    public const int Failure = 1;
+    /// <summary>Bad configuration or command-line input; nothing was applied.</summary>
+    public const int Usage = 2;
+}
+
+/// <summary>Bad input from the operator: reported as one clear line, exit code 2, nothing applied.</summary>
+public sealed class UsageException : Exception
+{
+    public UsageException(string message) : base(message)
+    {
+    }
+
+    public UsageException()
+    {
+    }
+
+    public UsageException(string message, Exception inner) : base(message, inner)
+    {
+    }
+}
