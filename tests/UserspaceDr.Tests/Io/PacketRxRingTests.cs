@@ -315,6 +315,45 @@ public class PacketRxRingTests
         Assert.That(payload, Is.GreaterThanOrEqualTo(total), "every byte of the stream is in the ring, none truncated (retransmissions may add some)");
     }
 
+    [Test]
+    public void Fanout_group_members_share_the_frames_and_hash_mode_keeps_each_flow_on_one_member(
+        [Values(FanoutMode.Hash, FanoutMode.Cpu)] FanoutMode mode)
+    {
+        using var lab = new LabNetwork();
+        var fanout = new FanoutOptions(GroupId: 77, mode);
+        using PacketRxRing first = OpenRing(lab, new PacketRxRingOptions("eth0") { Fanout = fanout });
+        using PacketRxRing second = OpenRing(lab, new PacketRxRingOptions("eth0") { Fanout = fanout });
+        const int flows = 16, perFlow = 3;
+        Socket[] senders = [.. Enumerable.Range(0, flows).Select(_ => UdpSocket(lab, LabHost.Client, LabNetwork.ClientAddress))];
+        try
+        {
+            for (int round = 0; round < perFlow; round++)
+            {
+                foreach (Socket sender in senders)
+                {
+                    SendUdp(sender, LabNetwork.LbAddress, 9008, "fanout");
+                }
+            }
+        }
+        finally
+        {
+            foreach (Socket sender in senders)
+            {
+                sender.Dispose();
+            }
+        }
+        List<CapturedFrame> a = [.. Drain(first, Quiet).Where(f => f.IsUdpTo(LabNetwork.LbAddress, 9008))];
+        List<CapturedFrame> b = [.. Drain(second, Quiet).Where(f => f.IsUdpTo(LabNetwork.LbAddress, 9008))];
+        TestContext.Out.WriteLine($"{mode}: {a.Count} + {b.Count} frames");
+        Assert.That(a.Count + b.Count, Is.EqualTo(flows * perFlow), "each frame goes to exactly one member");
+        if (mode == FanoutMode.Hash)
+        {
+            static ushort SourcePort(CapturedFrame f) => BinaryPrimitives.ReadUInt16BigEndian(f.Bytes.AsSpan(f.TransportOffset));
+            Assert.That(a.Select(SourcePort).Intersect(b.Select(SourcePort)), Is.Empty, "a flow never splits");
+            Assert.That(a, Is.Not.Empty.And.Count.Not.EqualTo(flows * perFlow), "16 flows spread over both members");
+        }
+    }
+
     internal static string Describe(VirtioNetHeader? header) => header is { } h
         ? $"flags {h.Flags} gso_type {h.GsoType} gso_size {h.GsoSize} hdr_len {h.HeaderLength} csum_start {h.ChecksumStart} csum_offset {h.ChecksumOffset}"
         : "none";

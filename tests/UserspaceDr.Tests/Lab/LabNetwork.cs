@@ -187,6 +187,7 @@ public sealed class LabProcess : IDisposable
     private readonly Process _process;
     private readonly Task<string> _output;
     private readonly Task<string> _error;
+    private bool _disposed;
 
     internal LabProcess(Process process)
     {
@@ -197,7 +198,8 @@ public sealed class LabProcess : IDisposable
 
     public int Id => _process.Id;
 
-    public bool HasExited => _process.HasExited;
+    /// <summary>True once the command ended, or was ended by <see cref="Dispose"/>.</summary>
+    public bool HasExited => _disposed || _process.HasExited;
 
     /// <summary>Waits for the command to end by itself; false on timeout (it keeps running).</summary>
     public bool WaitForExit(TimeSpan timeout) => _process.WaitForExit(timeout);
@@ -205,12 +207,17 @@ public sealed class LabProcess : IDisposable
     public int ExitCode => _process.ExitCode;
 
     /// <summary>Standard output, complete once the process has ended.</summary>
-    public string Output => _process.HasExited ? _output.Result : string.Empty;
+    public string Output => HasExited ? _output.Result : string.Empty;
 
-    public string Error => _process.HasExited ? _error.Result : string.Empty;
+    public string Error => HasExited ? _error.Result : string.Empty;
 
     public void Dispose()
     {
+        if (_disposed)
+        {
+            return;
+        }
+        _disposed = true;
         try
         {
             if (!_process.HasExited)
