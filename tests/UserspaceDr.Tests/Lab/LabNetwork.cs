@@ -1,0 +1,235 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Security.Cryptography;
+using UserspaceDr.Core.Packets;
+
+namespace UserspaceDr.Tests.Lab;
+
+/// <summary>The hosts of tools/lab.sh; <see cref="Switch"/> is the namespace holding the bridge.</summary>
+public enum LabHost
+{
+    Client,
+    Lb,
+    Rs1,
+    Rs2,
+    Switch,
+}
+
+/// <summary>
+/// One instance of the namespace lab (tools/lab.sh) under a prefix of its own, torn down by <see cref="Dispose"/>.
+/// Tests that use it carry [Category("Lab")] and call <see cref="RequireRoot"/> first.
+/// </summary>
+public sealed class LabNetwork : IDisposable
+{
+    public const string ClientAddress = "198.18.0.1";
+    public const string LbAddress = "198.18.0.2";
+    public const string Rs1Address = "198.18.0.11";
+    public const string Rs2Address = "198.18.0.12";
+    public const string Vip = "198.18.0.100";
+
+    private static readonly TimeSpan DefaultCommandTimeout = TimeSpan.FromSeconds(30);
+    private readonly List<LabProcess> _processes = [];
+    private bool _disposed;
+
+    public LabNetwork()
+    {
+        RequireRoot();
+        Prefix = NewPrefix();
+        try
+        {
+            RunScript(DefaultCommandTimeout, "up", Prefix);
+        }
+        catch
+        {
+            RunScriptQuietly("down", Prefix);
+            throw;
+        }
+    }
+
+    public string Prefix { get; }
+
+    /// <summary>Root and Linux: what network namespaces and AF_PACKET need.</summary>
+    public static bool CanRun => OperatingSystem.IsLinux() && Environment.IsPrivilegedProcess;
+
+    public static void RequireRoot()
+    {
+        if (!CanRun)
+        {
+            Assert.Ignore("lab tests need root on Linux (network namespaces, AF_PACKET)");
+        }
+    }
+
+    public static string RepositoryRoot { get; } = FindRepositoryRoot();
+
+    public static string LabScript => Path.Combine(RepositoryRoot, "tools", "lab.sh");
+
+    public static string HostName(LabHost host) => host switch
+    {
+        LabHost.Client => "client",
+        LabHost.Lb => "lb",
+        LabHost.Rs1 => "rs1",
+        LabHost.Rs2 => "rs2",
+        LabHost.Switch => "sw",
+        _ => throw new ArgumentOutOfRangeException(nameof(host), host, null),
+    };
+
+    /// <summary>The network namespace name of a host (for <see cref="NetworkNamespace.Run{T}"/>).</summary>
+    public string Namespace(LabHost host) => $"{Prefix}-{HostName(host)}";
+
+    /// <summary>Runs <paramref name="action"/> on a thread inside the host's namespace (sockets created there stay there).</summary>
+    public T RunIn<T>(LabHost host, Func<T> action) => NetworkNamespace.Run(Namespace(host), action);
+
+    /// <summary>Runs a shell command inside a host and returns its standard output; throws when it fails or times out.</summary>
+    public string Exec(LabHost host, string command, TimeSpan? timeout = null) =>
+        RunScript(timeout ?? DefaultCommandTimeout, "exec", Prefix, HostName(host), "sh", "-c", command);
+
+    /// <summary>Starts a shell command inside a host; the process is killed when the handle or the lab is disposed.</summary>
+    public LabProcess StartProcess(LabHost host, string command)
+    {
+        var process = new LabProcess(StartScript("exec", Prefix, HostName(host), "sh", "-c", command));
+        _processes.Add(process);
+        return process;
+    }
+
+    public MacAddress MacAddressOf(LabHost host, string device = "eth0")
+    {
+        string text = Exec(host, $"cat /sys/class/net/{device}/address").Trim();
+        return MacAddress.TryParse(text, out MacAddress mac) ? mac : throw new InvalidOperationException($"no MAC address in '{text}'");
+    }
+
+    public void Dispose()
+    {
+        if (_disposed)
+        {
+            return;
+        }
+        _disposed = true;
+        foreach (LabProcess process in _processes)
+        {
+            process.Dispose();
+        }
+        RunScriptQuietly("down", Prefix);
+    }
+
+    private static string NewPrefix()
+    {
+        // "u" + 7 random base-36 characters: fits lab.sh's 10-character limit, unique enough for parallel runs.
+        const string alphabet = "abcdefghijklmnopqrstuvwxyz0123456789";
+        return "u" + RandomNumberGenerator.GetString(alphabet, 7);
+    }
+
+    private static string FindRepositoryRoot()
+    {
+        for (var directory = new DirectoryInfo(AppContext.BaseDirectory); directory != null; directory = directory.Parent)
+        {
+            if (File.Exists(Path.Combine(directory.FullName, "UserspaceDr.sln")))
+            {
+                return directory.FullName;
+            }
+        }
+        throw new InvalidOperationException($"no UserspaceDr.sln above {AppContext.BaseDirectory}");
+    }
+
+    private static Process StartScript(params string[] arguments)
+    {
+        var startInfo = new ProcessStartInfo(LabScript)
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+            WorkingDirectory = RepositoryRoot,
+        };
+        foreach (string argument in arguments)
+        {
+            startInfo.ArgumentList.Add(argument);
+        }
+        return Process.Start(startInfo) ?? throw new InvalidOperationException("could not start tools/lab.sh");
+    }
+
+    private static string RunScript(TimeSpan timeout, params string[] arguments)
+    {
+        using Process process = StartScript(arguments);
+        Task<string> output = process.StandardOutput.ReadToEndAsync();
+        Task<string> error = process.StandardError.ReadToEndAsync();
+        if (!process.WaitForExit(timeout))
+        {
+            process.Kill(entireProcessTree: true);
+            process.WaitForExit();
+            throw new TimeoutException($"lab.sh {string.Join(' ', arguments)} did not finish within {timeout.TotalSeconds}s");
+        }
+        process.WaitForExit();
+        if (process.ExitCode != 0)
+        {
+            throw new InvalidOperationException(string.Create(CultureInfo.InvariantCulture,
+                $"lab.sh {string.Join(' ', arguments)} failed with {process.ExitCode}: {error.Result}{output.Result}"));
+        }
+        return output.Result;
+    }
+
+    private static void RunScriptQuietly(params string[] arguments)
+    {
+        try
+        {
+            RunScript(DefaultCommandTimeout, arguments);
+        }
+#pragma warning disable CA1031 // teardown must not hide the test's own failure
+        catch (Exception exception)
+#pragma warning restore CA1031
+        {
+            TestContext.Error.WriteLine($"lab teardown: {exception.Message}");
+        }
+    }
+}
+
+/// <summary>A command running inside a lab host; <see cref="Dispose"/> kills it (and its children).</summary>
+public sealed class LabProcess : IDisposable
+{
+    private readonly Process _process;
+    private readonly Task<string> _output;
+    private readonly Task<string> _error;
+    private bool _disposed;
+
+    internal LabProcess(Process process)
+    {
+        _process = process;
+        _output = process.StandardOutput.ReadToEndAsync();
+        _error = process.StandardError.ReadToEndAsync();
+    }
+
+    public int Id => _process.Id;
+
+    /// <summary>True once the command ended, or was ended by <see cref="Dispose"/>.</summary>
+    public bool HasExited => _disposed || _process.HasExited;
+
+    /// <summary>Waits for the command to end by itself; false on timeout (it keeps running).</summary>
+    public bool WaitForExit(TimeSpan timeout) => _process.WaitForExit(timeout);
+
+    public int ExitCode => _process.ExitCode;
+
+    /// <summary>Standard output, complete once the process has ended.</summary>
+    public string Output => HasExited ? _output.Result : string.Empty;
+
+    public string Error => HasExited ? _error.Result : string.Empty;
+
+    public void Dispose()
+    {
+        if (_disposed)
+        {
+            return;
+        }
+        _disposed = true;
+        try
+        {
+            if (!_process.HasExited)
+            {
+                _process.Kill(entireProcessTree: true);
+                _process.WaitForExit(TimeSpan.FromSeconds(5));
+            }
+        }
+        catch (InvalidOperationException)
+        {
+            // It ended between the check and the kill.
+        }
+        _process.Dispose();
+    }
+}

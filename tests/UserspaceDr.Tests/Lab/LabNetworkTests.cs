@@ -1,0 +1,115 @@
+using System.Diagnostics;
+using System.Net.NetworkInformation;
+using System.Net.Sockets;
+using UserspaceDr.Core.Packets;
+using static UserspaceDr.Tests.Io.FrameTestSupport;
+
+namespace UserspaceDr.Tests.Lab;
+
+/// <summary>tools/lab.sh and its C# helpers: the topology the other lab tests stand on.</summary>
+[Category("Lab")]
+[NonParallelizable]
+public class LabNetworkTests
+{
+    [SetUp]
+    public void RequireRoot() => LabNetwork.RequireRoot();
+
+    [Test]
+    public void Up_builds_the_dr_topology_and_dispose_removes_every_namespace()
+    {
+        string prefix;
+        using (var lab = new LabNetwork())
+        {
+            prefix = lab.Prefix;
+            Assert.That(ListNamespaces(), Is.SupersetOf(new[] { "client", "lb", "rs1", "rs2", "sw" }.Select(h => $"{prefix}-{h}")));
+            MacAddress lbMac = lab.MacAddressOf(LabHost.Lb);
+
+            // The client reaches every host, and the VIP resolves to the balancer: the real servers keep quiet.
+            using (Socket client = UdpSocket(lab, LabHost.Client, LabNetwork.ClientAddress))
+            {
+                foreach (string address in new[] { LabNetwork.LbAddress, LabNetwork.Rs1Address, LabNetwork.Rs2Address, LabNetwork.Vip })
+                {
+                    SendUdp(client, address, 9, "probe");
+                }
+            }
+            string neighbours = lab.Exec(LabHost.Client, "sleep 0.3; ip -4 neigh show dev eth0");
+            Assert.That(neighbours, Does.Contain($"{LabNetwork.Vip} lladdr {lbMac}"));
+            Assert.That(neighbours, Does.Contain($"{LabNetwork.Rs1Address} lladdr {lab.MacAddressOf(LabHost.Rs1)}"));
+
+            Assert.That(lab.Exec(LabHost.Lb, "ip -4 -o addr show dev eth0"), Does.Contain($"{LabNetwork.Vip}/32"));
+            foreach (LabHost rs in new[] { LabHost.Rs1, LabHost.Rs2 })
+            {
+                Assert.That(lab.Exec(rs, "ip -4 -o addr show dev lo"), Does.Contain($"{LabNetwork.Vip}/32"));
+                Assert.That(lab.Exec(rs, "sysctl -n net.ipv4.conf.all.arp_ignore net.ipv4.conf.eth0.arp_ignore " +
+                                         "net.ipv4.conf.all.arp_announce net.ipv4.conf.eth0.arp_announce net.ipv4.conf.all.rp_filter net.ipv4.conf.eth0.rp_filter")
+                    .Split('\n', StringSplitOptions.RemoveEmptyEntries), Is.EqualTo(new[] { "1", "1", "2", "2", "0", "0" }));
+            }
+            Assert.That(lab.Exec(LabHost.Switch, "ip -o link show master br0"), Does.Contain("client@").And.Contain("rs2@"));
+        }
+        Assert.That(ListNamespaces().Where(n => n.StartsWith(prefix + "-", StringComparison.Ordinal)), Is.Empty);
+    }
+
+    [Test]
+    public void NetworkNamespace_run_executes_inside_the_named_namespace()
+    {
+        using var lab = new LabNetwork();
+        string[] addresses = lab.RunIn(LabHost.Rs1, () => NetworkInterface.GetAllNetworkInterfaces()
+            .SelectMany(i => i.GetIPProperties().UnicastAddresses.Select(a => $"{i.Name} {a.Address}")).ToArray());
+        Assert.That(addresses, Does.Contain($"eth0 {LabNetwork.Rs1Address}").And.Contain($"lo {LabNetwork.Vip}"));
+        Assert.That(() => NetworkNamespace.Run(lab.Prefix + "-nothere", () => 0), Throws.InstanceOf<FileNotFoundException>());
+        Assert.That(() => NetworkNamespace.Run(lab.Namespace(LabHost.Lb), () => throw new InvalidOperationException("inner")),
+            Throws.InvalidOperationException.With.Message.EqualTo("inner"));
+    }
+
+    [Test]
+    public void Started_processes_end_with_their_handle()
+    {
+        using var lab = new LabNetwork();
+        LabProcess sleeper = lab.StartProcess(LabHost.Client, "sleep 30");
+        Assert.That(sleeper.WaitForExit(TimeSpan.FromMilliseconds(300)), Is.False);
+        Assert.That(ProcessesIn(lab.Namespace(LabHost.Client)), Is.Not.Empty);
+        sleeper.Dispose();
+        Assert.That(sleeper.HasExited, Is.True);
+        Assert.That(ProcessesIn(lab.Namespace(LabHost.Client)), Is.Empty, "nothing of it is left in the namespace");
+    }
+
+    [Test]
+    public void The_script_validates_prefixes_and_down_never_fails()
+    {
+        Assert.That(RunLabScript("up", "Bad-Prefix"), Is.EqualTo(2));
+        Assert.That(RunLabScript("up", "../etc"), Is.EqualTo(2));
+        Assert.That(RunLabScript("up", "waytoolongprefix"), Is.EqualTo(2));
+        Assert.That(RunLabScript("down", "neverup0"), Is.Zero);
+        Assert.That(RunLabScript("exec", "neverup0", "router", "true"), Is.EqualTo(2));
+    }
+
+    private static string[] ListNamespaces() =>
+        Directory.Exists("/var/run/netns") ? [.. Directory.GetFiles("/var/run/netns").Select(Path.GetFileName).OfType<string>()] : [];
+
+    private static string[] ProcessesIn(string networkNamespace)
+    {
+        var startInfo = new ProcessStartInfo("ip") { RedirectStandardOutput = true, RedirectStandardError = true };
+        startInfo.ArgumentList.Add("netns");
+        startInfo.ArgumentList.Add("pids");
+        startInfo.ArgumentList.Add(networkNamespace);
+        using Process process = Process.Start(startInfo)!;
+        string output = process.StandardOutput.ReadToEnd();
+        process.StandardError.ReadToEnd();
+        process.WaitForExit(10_000);
+        return output.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+    }
+
+    private static int RunLabScript(params string[] arguments)
+    {
+        var startInfo = new ProcessStartInfo(LabNetwork.LabScript) { RedirectStandardError = true, RedirectStandardOutput = true };
+        foreach (string argument in arguments)
+        {
+            startInfo.ArgumentList.Add(argument);
+        }
+        using Process process = Process.Start(startInfo)!;
+        process.StandardOutput.ReadToEnd();
+        process.StandardError.ReadToEnd();
+        process.WaitForExit(10_000);
+        return process.ExitCode;
+    }
+}

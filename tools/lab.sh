@@ -1,0 +1,140 @@
+#!/usr/bin/env bash
+# The one network lab of UserspaceDr: tests, demo and bench all build on it.
+#
+#   tools/lab.sh up   PREFIX            create the lab (fails, and cleans up, if any part cannot be made)
+#   tools/lab.sh down PREFIX            remove everything named PREFIX-*; never fails, also when partly created
+#   tools/lab.sh exec PREFIX HOST cmd…  run a command inside a host (HOST = client|lb|rs1|rs2|sw)
+#   tools/lab.sh demo                   (not yet)
+#
+# Topology: one L2 segment (DR needs client, balancer and real servers on the same link).
+#
+#   PREFIX-client 198.18.0.1/24  ─┐
+#   PREFIX-lb     198.18.0.2/24  ─┤   PREFIX-sw: bridge br0, one port per host, named after the host
+#                 + VIP /32 eth0  │
+#   PREFIX-rs1    198.18.0.11/24 ─┤   VIP 198.18.0.100: the balancer owns it (its kernel answers ARP/ping for
+#   PREFIX-rs2    198.18.0.12/24 ─┘   it, as in LVS); real servers hold it on lo with ARP hidden.
+#
+# Rules that protect the machine: everything lives in namespaces named PREFIX-*; the root namespace's
+# interfaces, routes and sysctls are never touched (links are created from inside PREFIX-sw and moved
+# straight into their host namespace); addresses come only from 198.18.0.0/15.
+set -euo pipefail
+
+readonly HOSTS=(client lb rs1 rs2)
+readonly VIP=198.18.0.100
+declare -A ADDRESS=([client]=198.18.0.1 [lb]=198.18.0.2 [rs1]=198.18.0.11 [rs2]=198.18.0.12)
+
+usage() {
+    echo "usage: $0 up PREFIX | down PREFIX | exec PREFIX HOST cmd... | demo" >&2
+    exit 2
+}
+
+# Namespace names are PREFIX-client at most (17 chars with a 10-char prefix); interface names never carry
+# the prefix, so the 15-char IFNAMSIZ limit is not a concern. Lowercase letters and digits only, so that a
+# prefix can never reach outside its own names (no dashes, dots, globs or slashes).
+validate_prefix() {
+    [[ "${1:-}" =~ ^[a-z][a-z0-9]{0,9}$ ]] || {
+        echo "lab: invalid PREFIX '${1:-}' (1-10 chars: a lowercase letter, then lowercase letters or digits)" >&2
+        exit 2
+    }
+}
+
+in_ns() { local ns=$1; shift; ip netns exec "$ns" "$@"; }
+
+lab_down() {
+    local prefix=$1 ns
+    for ns in "$prefix-client" "$prefix-lb" "$prefix-rs1" "$prefix-rs2" "$prefix-sw"; do
+        [ -e "/var/run/netns/$ns" ] || continue
+        # Processes left running inside a lab host were started by the lab's users; end them by pid so the
+        # namespace really goes away (a namespace lives on while a process is still in it).
+        local pids
+        pids=$(ip netns pids "$ns" 2>/dev/null || true)
+        if [ -n "$pids" ]; then
+            # shellcheck disable=SC2086
+            kill -TERM $pids 2>/dev/null || true
+            sleep 0.2
+            pids=$(ip netns pids "$ns" 2>/dev/null || true)
+            # shellcheck disable=SC2086
+            [ -z "$pids" ] || kill -KILL $pids 2>/dev/null || true
+        fi
+        # Deleting a namespace destroys its veth ends, and with them their peers in PREFIX-sw.
+        ip netns delete "$ns" 2>/dev/null || true
+    done
+    return 0
+}
+
+lab_up() {
+    local prefix=$1 host ns
+    for host in "${HOSTS[@]}" sw; do
+        if [ -e "/var/run/netns/$prefix-$host" ]; then
+            echo "lab: namespace $prefix-$host already exists (run: $0 down $prefix)" >&2
+            exit 1
+        fi
+    done
+    # Any failure from here on removes whatever was already made.
+    trap 'rc=$?; lab_down "$prefix"; exit $rc' ERR INT TERM
+
+    ip netns add "$prefix-sw"
+    in_ns "$prefix-sw" ip link set lo up
+    in_ns "$prefix-sw" ip link add br0 type bridge
+    # STP off (the default) means ports forward at once; IPv6 off keeps the segment quiet (no router
+    # solicitations, MLD or DAD), so tests can count frames exactly.
+    in_ns "$prefix-sw" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
+    in_ns "$prefix-sw" ip link set br0 up
+
+    for host in "${HOSTS[@]}"; do
+        ns="$prefix-$host"
+        ip netns add "$ns"
+        in_ns "$ns" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
+        in_ns "$ns" ip link set lo up
+        # Created inside PREFIX-sw; the host end goes straight into its namespace as eth0.
+        in_ns "$prefix-sw" ip link add "$host" type veth peer name eth0 netns "$ns"
+        in_ns "$prefix-sw" ip link set "$host" master br0 up
+        in_ns "$ns" ip addr add "${ADDRESS[$host]}/24" dev eth0
+        in_ns "$ns" ip link set eth0 up
+    done
+
+    # The balancer owns the VIP: its kernel answers ARP and ping for it, exactly as with LVS.
+    in_ns "$prefix-lb" ip addr add "$VIP/32" dev eth0
+
+    # Real servers accept traffic for the VIP but must never answer ARP for it (LVS-DR's ARP problem).
+    for host in rs1 rs2; do
+        ns="$prefix-$host"
+        in_ns "$ns" ip addr add "$VIP/32" dev lo
+        in_ns "$ns" sysctl -qw \
+            net.ipv4.conf.all.arp_ignore=1 net.ipv4.conf.all.arp_announce=2 \
+            net.ipv4.conf.eth0.arp_ignore=1 net.ipv4.conf.eth0.arp_announce=2 \
+            net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.default.rp_filter=0 \
+            net.ipv4.conf.eth0.rp_filter=0 net.ipv4.conf.lo.rp_filter=0
+    done
+    trap - ERR INT TERM
+}
+
+cmd=${1:-}
+case "$cmd" in
+    up)
+        [ $# -eq 2 ] || usage
+        validate_prefix "$2"
+        lab_up "$2"
+        ;;
+    down)
+        [ $# -eq 2 ] || usage
+        validate_prefix "$2"
+        lab_down "$2"
+        ;;
+    exec)
+        [ $# -ge 4 ] || usage
+        validate_prefix "$2"
+        case "$3" in
+            client | lb | rs1 | rs2 | sw) ;;
+            *) echo "lab: unknown host '$3' (client|lb|rs1|rs2|sw)" >&2; exit 2 ;;
+        esac
+        ns="$2-$3"
+        shift 3
+        exec ip netns exec "$ns" "$@"
+        ;;
+    demo)
+        echo "lab demo: not yet (the balancer data plane is still being written)" >&2
+        exit 0
+        ;;
+    *) usage ;;
+esac
