@@ -70,8 +70,12 @@ lab_up() {
             exit 1
         fi
     done
-    # Any failure from here on removes whatever was already made.
-    trap 'rc=$?; lab_down "$prefix"; exit $rc' ERR INT TERM
+    # Any failure from here on (set -e exits, also from inside in_ns) or an interrupt removes whatever was already
+    # made: the EXIT trap runs on every way out and cleans up unless the lab was completed.
+    LAB_UP_PREFIX=$prefix
+    LAB_UP_COMPLETE=0
+    trap '[ "$LAB_UP_COMPLETE" = 1 ] || { echo "lab: up failed, removing $LAB_UP_PREFIX-*" >&2; lab_down "$LAB_UP_PREFIX"; }' EXIT
+    trap 'exit 130' INT TERM
 
     ip netns add "$prefix-sw"
     in_ns "$prefix-sw" ip link set lo up
@@ -106,7 +110,7 @@ lab_up() {
             net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.default.rp_filter=0 \
             net.ipv4.conf.eth0.rp_filter=0 net.ipv4.conf.lo.rp_filter=0
     done
-    trap - ERR INT TERM
+    LAB_UP_COMPLETE=1
 }
 
 cmd=${1:-}

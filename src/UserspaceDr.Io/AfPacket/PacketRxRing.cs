@@ -147,7 +147,13 @@ public sealed unsafe class PacketRxRing : IDisposable
         {
             var pollFd = new Interop.PollFd { Fd = _fd, Events = Interop.POLLIN | Interop.POLLERR };
             // Interrupted or timed out: both mean "nothing now"; the caller loops.
-            _ = Interop.Poll(&pollFd, 1, timeoutMs);
+            int ready = Interop.Poll(&pollFd, 1, timeoutMs);
+            if (ready > 0 && (pollFd.ReturnedEvents & Interop.POLLERR) != 0)
+            {
+                // A pending socket error (e.g. ENETDOWN when the interface went down) keeps poll() returning at
+                // once; reading SO_ERROR clears it, so the next wait really waits.
+                TakeSocketError();
+            }
             if (!BlockBelongsToUser(block))
             {
                 return false;
@@ -179,6 +185,23 @@ public sealed unsafe class PacketRxRing : IDisposable
         Volatile.Write(ref *(uint*)(_heldBlock + Interop.BlockDescriptor.BlockStatus), Interop.TP_STATUS_KERNEL);
         _heldBlock = null;
         _blockIndex = _blockIndex + 1 == _blockCount ? 0 : _blockIndex + 1;
+    }
+
+    /// <summary>Socket errors poll() reported (each read and cleared through SO_ERROR).</summary>
+    public long SocketErrors { get; private set; }
+
+    /// <summary>errno of the last socket error poll() reported; 0 when none.</summary>
+    public int LastSocketError { get; private set; }
+
+    private void TakeSocketError()
+    {
+        int error = 0;
+        uint length = sizeof(int);
+        if (Interop.GetSockOpt(_socket, Interop.SOL_SOCKET, Interop.SO_ERROR, &error, &length) == 0 && error != 0)
+        {
+            SocketErrors++;
+            LastSocketError = error;
+        }
     }
 
     /// <summary>Reads the kernel's counters for this socket; reading resets them (PACKET_STATISTICS).</summary>

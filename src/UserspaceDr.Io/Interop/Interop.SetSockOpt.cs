@@ -5,6 +5,7 @@ namespace UserspaceDr.Io;
 internal static partial class Interop
 {
     internal const int SOL_SOCKET = 1;
+    internal const int SO_ERROR = 4;
     internal const int SO_ATTACH_FILTER = 26;
     internal const int SO_LOCK_FILTER = 44;
 

@@ -354,6 +354,33 @@ public class PacketRxRingTests
         }
     }
 
+    [Test]
+    public void Interface_down_is_reported_once_and_the_ring_receives_again_after_up()
+    {
+        const int Enetdown = 100;
+        using var lab = new LabNetwork();
+        using PacketRxRing ring = OpenRing(lab, new PacketRxRingOptions("eth0"));
+        lab.Exec(LabHost.Lb, "ip link set eth0 down");
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        for (int i = 0; i < 3; i++)
+        {
+            Assert.That(ring.WaitForBlock(100), Is.False);
+        }
+        Assert.That(ring.SocketErrors, Is.EqualTo(1));
+        Assert.That(ring.LastSocketError, Is.EqualTo(Enetdown));
+        Assert.That(clock.Elapsed, Is.GreaterThan(TimeSpan.FromMilliseconds(150)), "once read, the error no longer wakes poll()");
+
+        lab.Exec(LabHost.Lb, $"ip link set eth0 up && ip addr replace {LabNetwork.Vip}/32 dev eth0");
+        using Socket client = UdpSocket(lab, LabHost.Client, LabNetwork.ClientAddress);
+        List<CapturedFrame> frames = [];
+        for (int attempt = 0; attempt < 20 && !frames.Any(f => f.IsUdpTo(LabNetwork.LbAddress, 9009)); attempt++)
+        {
+            SendUdp(client, LabNetwork.LbAddress, 9009, "after-up");
+            frames.AddRange(Drain(ring, TimeSpan.FromMilliseconds(100), f => f.Any(x => x.IsUdpTo(LabNetwork.LbAddress, 9009))));
+        }
+        Assert.That(frames.Any(f => f.IsUdpTo(LabNetwork.LbAddress, 9009)), Is.True, "the kernel re-hooks a bound packet socket on NETDEV_UP");
+    }
+
     internal static string Describe(VirtioNetHeader? header) => header is { } h
         ? $"flags {h.Flags} gso_type {h.GsoType} gso_size {h.GsoSize} hdr_len {h.HeaderLength} csum_start {h.ChecksumStart} csum_offset {h.ChecksumOffset}"
         : "none";
