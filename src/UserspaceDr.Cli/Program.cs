@@ -10,6 +10,7 @@ public static class Program
     {
         var root = new RootCommand("udr: a user-space IPVS-style layer-4 load balancer (DR) on raw AF_PACKET sockets")
         {
+            RunCommand.Create(),
             ReplayCommand.Create(),
         };
         ParseResult parsed = root.Parse(args);

@@ -482,7 +482,8 @@ public sealed class ForwardingEngine
                 IcmpType.TimeExceeded, IcmpType.CodeTtlExceeded, 0, reply);
             return FrameReason.IcmpTimeExceeded;
         }
-        if ((flags & FrameFlags.ChecksumNotReady) != 0 && !transport.IsEmpty)
+        if (!transport.IsEmpty && ((flags & FrameFlags.ChecksumNotReady) != 0 ||
+            ((flags & FrameFlags.ChecksumUnknown) != 0 && TransportChecksum.HoldsOnlyPseudoHeaderSeed(ip, transport))))
         {
             TransportChecksum.Finish(ip, transport);
         }

@@ -25,6 +25,22 @@ public static class TransportChecksum
         transport[checksumOffset + 1] = (byte)sum;
     }
 
+    /// <summary>
+    /// True when the TCP/UDP checksum field holds the folded pseudo-header sum and nothing else: what a sender with
+    /// checksum offload (CHECKSUM_PARTIAL) leaves for the NIC to finish.
+    /// </summary>
+    public static bool HoldsOnlyPseudoHeaderSeed(Ipv4Header ip, ReadOnlySpan<byte> transport)
+    {
+        byte protocol = ip.Protocol;
+        int checksumOffset = protocol == IpProtocol.Tcp ? TcpHeader.ChecksumOffset : UdpHeader.ChecksumOffset;
+        if ((protocol != IpProtocol.Tcp && protocol != IpProtocol.Udp) || transport.Length < checksumOffset + 2 || ip.IsFragment)
+        {
+            return false;
+        }
+        ushort stored = (ushort)(transport[checksumOffset] << 8 | transport[checksumOffset + 1]);
+        return stored == Checksum.Fold(Checksum.PseudoHeader(ip.Source, ip.Destination, protocol, transport.Length));
+    }
+
     /// <summary>The checksum of <paramref name="transport"/> (checksum field included as it stands).</summary>
     public static ushort Compute(uint source, uint destination, byte protocol, ReadOnlySpan<byte> transport) =>
         (ushort)~Checksum.Fold(Checksum.Add(transport, Checksum.PseudoHeader(source, destination, protocol, transport.Length)));

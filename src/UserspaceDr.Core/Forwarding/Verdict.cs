@@ -102,4 +102,11 @@ public enum FrameFlags : byte
     /// finish it: the engine computes it in software before transmitting.
     /// </summary>
     ChecksumNotReady = 1,
+
+    /// <summary>
+    /// The receive path cannot tell (libpcap): the engine finishes the L4 checksum only when the field holds exactly
+    /// the pseudo-header seed that checksum offload leaves behind. Recomputing a checksum that happens to be valid
+    /// with that value rewrites the same value, so a correct frame is never changed.
+    /// </summary>
+    ChecksumUnknown = 2,
 }

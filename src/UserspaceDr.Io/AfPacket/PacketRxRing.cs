@@ -205,6 +205,17 @@ public sealed unsafe class PacketRxRing : IDisposable
     }
 
     /// <summary>Reads the kernel's counters for this socket; reading resets them (PACKET_STATISTICS).</summary>
+    /// <summary>
+    /// Replaces the socket filter (SO_ATTACH_FILTER swaps it atomically in the kernel), e.g. when a reload adds a VIP.
+    /// Safe to call from another thread than the one reading the ring.
+    /// </summary>
+    public void ReplaceFilter(ClassicBpfProgram filter)
+    {
+        ArgumentNullException.ThrowIfNull(filter);
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        filter.Attach(_socket, Interop.SOL_SOCKET, Interop.SO_ATTACH_FILTER);
+    }
+
     public PacketRingStatistics ReadAndResetStatistics()
     {
         Interop.TPacketStatsV3 stats = default;

@@ -1,0 +1,112 @@
+using System.CommandLine;
+using System.Runtime.InteropServices;
+using Microsoft.Extensions.Logging;
+using UserspaceDr.Core.Services;
+using UserspaceDr.Io.Runtime;
+
+namespace UserspaceDr.Cli.Commands;
+
+/// <summary>`udr run`: the daemon. SIGHUP reloads the rules file hitlessly; SIGINT/SIGTERM stop it cleanly.</summary>
+internal static class RunCommand
+{
+    public static Command Create()
+    {
+        var interfaceName = new Option<string>("--interface") { Description = "the interface VIP traffic arrives on", Required = true };
+        var rules = new Option<string>("--rules") { Description = "rules file in ipvsadm save syntax", Required = true };
+        var workers = new Option<int>("--workers") { Description = "worker threads (AF_PACKET fanout members); default: cores", DefaultValueFactory = _ => Environment.ProcessorCount };
+        var backend = new Option<string>("--backend") { Description = "afpacket (default) or pcap (SharpPcap, portable)", DefaultValueFactory = _ => "afpacket" };
+        backend.AcceptOnlyFromAmong("afpacket", "pcap");
+        var maxConnections = new Option<int>("--max-connections") { Description = "connection-table capacity", DefaultValueFactory = _ => 1 << 20 };
+        var answerArp = new Option<bool>("--answer-arp") { Description = "answer ARP for VIPs (when the VIP is not configured on the interface)" };
+        var noIsolation = new Option<bool>("--no-kernel-isolation") { Description = "do not install the nftables ingress drop for VIP:ports" };
+
+        var command = new Command("run", "run the balancer on an interface")
+        {
+            interfaceName, rules, workers, backend, maxConnections, answerArp, noIsolation,
+        };
+        command.SetAction(parse =>
+        {
+            string rulesPath = parse.GetRequiredValue(rules);
+            RuleSetSpec spec = CliInputs.LoadRules(rulesPath);
+            string name = parse.GetRequiredValue(interfaceName);
+            NetworkInterfaceInfo networkInterface = NetworkInterfaceInfo.Find(name)
+                ?? throw new UsageException($"--interface: no interface named '{name}'");
+            int workerCount = parse.GetValue(workers);
+            if (workerCount is < 1 or > 256)
+            {
+                throw new UsageException("--workers must be between 1 and 256");
+            }
+            int capacity = parse.GetValue(maxConnections);
+            if (capacity < 1)
+            {
+                throw new UsageException("--max-connections must be positive");
+            }
+            if (!Environment.IsPrivilegedProcess)
+            {
+                throw new UsageException("udr run needs root (raw packet sockets, nftables)");
+            }
+            var options = new DataPlaneOptions(name)
+            {
+                Workers = workerCount,
+                Backend = parse.GetValue(backend) == "pcap" ? FrameBackend.Pcap : FrameBackend.AfPacket,
+                MaxConnections = capacity,
+                AnswerArpForVirtualAddresses = parse.GetValue(answerArp),
+                IsolateKernel = !parse.GetValue(noIsolation),
+            };
+            return Serve(options, networkInterface, spec, rulesPath);
+        });
+        return command;
+    }
+
+    private static int Serve(DataPlaneOptions options, NetworkInterfaceInfo networkInterface, RuleSetSpec spec, string rulesPath)
+    {
+        using ILoggerFactory loggers = LoggerFactory.Create(b => b.AddSimpleConsole(o =>
+        {
+            o.SingleLine = true;
+            o.TimestampFormat = "HH:mm:ss.fff ";
+        }));
+        ILogger log = loggers.CreateLogger("udr");
+        using var stop = new ManualResetEventSlim();
+        using var reloadRequested = new AutoResetEvent(false);
+        using PosixSignalRegistration sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, Stop);
+        using PosixSignalRegistration sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, Stop);
+        using PosixSignalRegistration sighup = PosixSignalRegistration.Create(PosixSignal.SIGHUP, c =>
+        {
+            c.Cancel = true;
+            reloadRequested.Set();
+        });
+
+        DataPlane plane;
+        try
+        {
+            plane = new DataPlane(options, networkInterface, spec, log);
+        }
+        catch (Exception e) when (e is InvalidOperationException or System.ComponentModel.Win32Exception or IOException)
+        {
+            Log.StartFailed(log, e.Message);
+            return ExitCodes.Failure;
+        }
+        using (plane)
+        {
+            var handles = new WaitHandle[] { stop.WaitHandle, reloadRequested };
+            while (WaitHandle.WaitAny(handles) == 1)
+            {
+                try
+                {
+                    plane.Reload(CliInputs.LoadRules(rulesPath));
+                }
+                catch (Exception e) when (e is UsageException or InvalidOperationException or ArgumentException)
+                {
+                    Log.ReloadRefused(log, e.Message);
+                }
+            }
+        }
+        return ExitCodes.Success;
+
+        void Stop(PosixSignalContext context)
+        {
+            context.Cancel = true;
+            stop.Set();
+        }
+    }
+}

@@ -1,0 +1,43 @@
+using Microsoft.Extensions.Logging;
+
+namespace UserspaceDr.Io.Runtime;
+
+/// <summary>Every message the data plane logs (source-generated; none is on the per-frame path).</summary>
+public static partial class Log
+{
+    [LoggerMessage(EventId = 1, Level = LogLevel.Information, Message = "udr serving {Services} service(s), {Servers} real server(s) on {Interface} ({Mac}, MTU {Mtu}) with {Workers} {Backend} worker(s)")]
+    public static partial void Started(ILogger logger, int services, int servers, string @interface, string mac, int mtu, int workers, string backend);
+
+    [LoggerMessage(EventId = 2, Level = LogLevel.Information, Message = "rules applied: {Summary}")]
+    public static partial void RulesApplied(ILogger logger, string summary);
+
+    [LoggerMessage(EventId = 3, Level = LogLevel.Error, Message = "reload refused, the running rules stay in force: {Reason}")]
+    public static partial void ReloadRefused(ILogger logger, string reason);
+
+    [LoggerMessage(EventId = 4, Level = LogLevel.Information, Message = "neighbour {Address} is at {Mac} ({What})")]
+    public static partial void NeighborLearned(ILogger logger, string address, string mac, string what);
+
+    [LoggerMessage(EventId = 5, Level = LogLevel.Warning, Message = "neighbour {Address} does not answer ARP on {Interface}; its frames are counted as neighbor-unresolved")]
+    public static partial void NeighborUnresolved(ILogger logger, string address, string @interface);
+
+    [LoggerMessage(EventId = 6, Level = LogLevel.Warning, Message = "dropped {Count} frame(s) in the last {Seconds} s: {Reasons}")]
+    public static partial void Drops(ILogger logger, long count, int seconds, string reasons);
+
+    [LoggerMessage(EventId = 7, Level = LogLevel.Error, Message = "ARP resolver: {Message}")]
+    public static partial void ResolverError(ILogger logger, string message);
+
+    [LoggerMessage(EventId = 8, Level = LogLevel.Information, Message = "kernel isolation: nftables table netdev {Table} drops service traffic for the host stack")]
+    public static partial void Isolated(ILogger logger, string table);
+
+    [LoggerMessage(EventId = 9, Level = LogLevel.Information, Message = "stopped; totals: {Totals}")]
+    public static partial void Stopped(ILogger logger, string totals);
+
+    [LoggerMessage(EventId = 10, Level = LogLevel.Error, Message = "worker {Worker} failed: {Message}")]
+    public static partial void WorkerFailed(ILogger logger, int worker, string message);
+
+    [LoggerMessage(EventId = 12, Level = LogLevel.Critical, Message = "cannot start: {Message}")]
+    public static partial void StartFailed(ILogger logger, string message);
+
+    [LoggerMessage(EventId = 11, Level = LogLevel.Warning, Message = "transmit errors in the last {Seconds} s: {Count} (last errno {Errno})")]
+    public static partial void TransmitErrors(ILogger logger, long count, int seconds, int errno);
+}

@@ -1,0 +1,99 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text;
+using UserspaceDr.Core.Packets;
+using UserspaceDr.Core.Services;
+
+namespace UserspaceDr.Io.Runtime;
+
+/// <summary>
+/// Keeps the balancer's own kernel from answering service traffic (a RST or port-unreachable from the director
+/// breaks every flow). An nftables netdev ingress chain drops VIP:port frames for the kernel; AF_PACKET ETH_P_ALL
+/// sockets see frames before that hook, so udr still receives them. ARP and ping for the VIP are left alone.
+/// One table per interface, named udr_IFNAME; replaced atomically on reload, deleted on exit, and deleted first
+/// if a crashed run left it behind.
+/// </summary>
+public sealed class NftablesGuard : IDisposable
+{
+    private readonly string _interfaceName;
+    private bool _installed;
+
+    public NftablesGuard(string interfaceName)
+    {
+        _interfaceName = interfaceName;
+        TableName = "udr_" + new string(interfaceName.Select(c => char.IsAsciiLetterOrDigit(c) ? c : '_').ToArray());
+    }
+
+    public string TableName { get; }
+
+    /// <summary>The nft script that (re)creates the table for <paramref name="rules"/> in one transaction.</summary>
+    public string Script(RuleSet rules)
+    {
+        ArgumentNullException.ThrowIfNull(rules);
+        var script = new StringBuilder();
+        // "add" then "delete" makes the delete succeed whether or not the table exists: one atomic replace.
+        script.AppendLine(CultureInfo.InvariantCulture, $"add table netdev {TableName}");
+        script.AppendLine(CultureInfo.InvariantCulture, $"delete table netdev {TableName}");
+        script.AppendLine(CultureInfo.InvariantCulture, $"table netdev {TableName} {{");
+        script.AppendLine(CultureInfo.InvariantCulture, $"  chain ingress {{ type filter hook ingress device \"{_interfaceName}\" priority -500; policy accept;");
+        foreach (VirtualService service in rules.Services)
+        {
+            string protocol = service.Protocol == ServiceProtocol.Tcp ? "tcp" : "udp";
+            string vip = Ipv4Address.Format(service.Address);
+            script.AppendLine(service.Port == 0
+                ? $"    ip daddr {vip} meta l4proto {protocol} drop"
+                : string.Create(CultureInfo.InvariantCulture, $"    ip daddr {vip} {protocol} dport {service.Port} drop"));
+        }
+        foreach (uint vip in rules.VirtualAddresses)
+        {
+            // Later fragments carry no ports; the kernel would reassemble them and answer for the datagram.
+            script.AppendLine(CultureInfo.InvariantCulture, $"    ip daddr {Ipv4Address.Format(vip)} ip frag-off & 0x1fff != 0 meta l4proto {{ tcp, udp }} drop");
+        }
+        script.AppendLine("  }");
+        script.AppendLine("}");
+        return script.ToString();
+    }
+
+    /// <summary>Installs or replaces the table. Throws <see cref="InvalidOperationException"/> with nft's message on failure.</summary>
+    public void Apply(RuleSet rules)
+    {
+        RunNft(Script(rules), check: true);
+        _installed = true;
+    }
+
+    /// <summary>Deletes the table if present (also a leftover from a crashed run).</summary>
+    public void Remove()
+    {
+        RunNft($"add table netdev {TableName}\ndelete table netdev {TableName}\n", check: false);
+        _installed = false;
+    }
+
+    public void Dispose()
+    {
+        if (_installed)
+        {
+            Remove();
+        }
+    }
+
+    private static void RunNft(string script, bool check)
+    {
+        var start = new ProcessStartInfo("nft", "-f -")
+        {
+            RedirectStandardInput = true,
+            RedirectStandardError = true,
+            RedirectStandardOutput = true,
+            UseShellExecute = false,
+        };
+        using Process process = Process.Start(start) ?? throw new InvalidOperationException("cannot start nft");
+        process.StandardInput.Write(script);
+        process.StandardInput.Close();
+        string error = process.StandardError.ReadToEnd();
+        process.StandardOutput.ReadToEnd();
+        process.WaitForExit();
+        if (check && process.ExitCode != 0)
+        {
+            throw new InvalidOperationException($"nft failed ({process.ExitCode}): {error.Trim()}");
+        }
+    }
+}

@@ -1,0 +1,143 @@
+using Microsoft.Extensions.Logging;
+using SharpPcap;
+using SharpPcap.LibPcap;
+using UserspaceDr.Core.Connections;
+using UserspaceDr.Core.Forwarding;
+using UserspaceDr.Core.Packets;
+using UserspaceDr.Core.Stats;
+
+namespace UserspaceDr.Io.Runtime;
+
+/// <summary>
+/// The portable path: the same engine over libpcap (SharpPcap's live device). One worker, one send() per frame
+/// (SharpPcap's SendPacket), a copy per frame out of libpcap's buffer: slower than the AF_PACKET ring, but it runs
+/// wherever libpcap does. libpcap gives no checksum-offload status, so frames are marked "checksum unknown" and
+/// the engine finishes a TCP/UDP checksum that still holds only the pseudo-header seed (what offload leaves behind).
+/// GSO super-frames larger than the link MTU cannot be re-emitted through libpcap; they are counted as transmit
+/// errors (the AF_PACKET backend hands them back to the kernel with a virtio_net_hdr instead).
+/// </summary>
+public sealed class PcapWorker : IFrameWorker
+{
+    private readonly LibPcapLiveDevice _device;
+    private readonly DataPlaneState _state;
+    private readonly ILogger _log;
+    private readonly ForwardingEngine _engine;
+    private readonly byte[] _frame = new byte[65_536 + 64];
+    private readonly byte[] _reply = new byte[ReplyBuilder.MaxReplyLength];
+    private readonly int _expiryBudget;
+    private Thread? _thread;
+    private volatile bool _stopping;
+    private long _transmitErrors;
+
+    public PcapWorker(string interfaceName, DataPlaneState state, EngineOptions options, int maxConnections,
+        IReadOnlyCollection<uint> virtualAddresses, ILogger log)
+    {
+        ArgumentNullException.ThrowIfNull(state);
+        _state = state;
+        _log = log;
+        var table = new ConnectionTable(maxConnections);
+        _engine = new ForwardingEngine(options, table);
+        _expiryBudget = Math.Max(1024, table.SlotCount / 20);
+        _device = LibPcapLiveDeviceList.New().FirstOrDefault(d => d.Name == interfaceName)
+            ?? throw new InvalidOperationException($"libpcap does not know interface {interfaceName}");
+        _device.Open(new DeviceConfiguration
+        {
+            Mode = DeviceModes.None,
+            ReadTimeout = 100,
+            Snaplen = 65_536,
+            Immediate = true,
+        });
+        _device.Filter = Filter(virtualAddresses);
+    }
+
+    public WorkerCounters Counters => _engine.Counters;
+    public long TransmitErrors => Interlocked.Read(ref _transmitErrors);
+    public int LastTransmitErrno => 0;
+    public int Connections => _engine.Connections.Count;
+
+    /// <summary>The same traffic as the AF_PACKET filter: ARP, and IPv4 to a VIP (also with one VLAN tag).</summary>
+    private static string Filter(IReadOnlyCollection<uint> virtualAddresses)
+    {
+        if (virtualAddresses.Count == 0)
+        {
+            return "arp";
+        }
+        string hosts = string.Join(" or ", virtualAddresses.Select(a => "dst host " + Ipv4Address.Format(a)));
+        return $"arp or (ip and ({hosts})) or (vlan and (arp or (ip and ({hosts}))))";
+    }
+
+    public void UpdateVirtualAddresses(IReadOnlyCollection<uint> virtualAddresses) => _device.Filter = Filter(virtualAddresses);
+
+    public void Start()
+    {
+        _thread = new Thread(Run) { IsBackground = true, Name = "udr-pcap" };
+        _thread.Start();
+    }
+
+    private void Run()
+    {
+        try
+        {
+            Loop();
+        }
+        catch (Exception e) when (e is PcapException or InvalidOperationException)
+        {
+            Log.WorkerFailed(_log, 0, e.Message);
+        }
+    }
+
+    private void Loop()
+    {
+        ForwardingEngine engine = _engine;
+        while (!_stopping)
+        {
+            long now = Environment.TickCount64;
+            GetPacketStatus status = _device.GetNextPacket(out PacketCapture capture);
+            if (status == GetPacketStatus.PacketRead)
+            {
+                _state.ApplyTo(engine);
+                ReadOnlySpan<byte> data = capture.Data;
+                if (data.Length <= _frame.Length)
+                {
+                    Span<byte> frame = _frame.AsSpan(0, data.Length);
+                    data.CopyTo(frame);
+                    Verdict verdict = engine.Process(frame, FrameFlags.ChecksumUnknown, now, _reply, out int replyLength);
+                    if (verdict == Verdict.Transmit)
+                    {
+                        Send(frame);
+                    }
+                    else if (verdict == Verdict.Reply)
+                    {
+                        Send(_reply.AsSpan(0, replyLength));
+                    }
+                }
+            }
+            else if (status == GetPacketStatus.Error)
+            {
+                throw new InvalidOperationException("libpcap read failed: " + _device.LastError);
+            }
+            engine.ExpireConnections(now, _expiryBudget);
+        }
+    }
+
+    private void Send(ReadOnlySpan<byte> frame)
+    {
+        try
+        {
+            _device.SendPacket(frame);
+        }
+        catch (PcapException)
+        {
+            Interlocked.Increment(ref _transmitErrors); // e.g. a GSO super-frame larger than the MTU
+        }
+    }
+
+    public void Dispose()
+    {
+        _stopping = true;
+        _thread?.Join(TimeSpan.FromSeconds(2));
+        _engine.Connections.Clear();
+        _device.Close();
+        _device.Dispose();
+    }
+}
