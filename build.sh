@@ -75,7 +75,7 @@ do_pcaps() {
 do_demo() {
     ensure_packages
     do_build
-    exec "$ROOT/tools/lab.sh" demo
+    exec "$ROOT/tools/demo.sh"
 }
 
 case "${1:-build}" in
