@@ -83,7 +83,7 @@ public sealed class DataPlane : IDisposable
             for (int i = 0; i < workers; i++)
             {
                 _workers.Add(options.Backend == FrameBackend.Pcap
-                    ? new PcapWorker(options.InterfaceName, _state, engineOptions, perWorker, vips, log)
+                    ? new PcapWorker(options.InterfaceName, networkInterface.Mtu, _state, engineOptions, perWorker, vips, log)
                     : new AfPacketWorker(i, options.InterfaceName, _state, engineOptions, perWorker, workers > 1 ? fanout : null, vips, log));
             }
             foreach (IFrameWorker worker in _workers)

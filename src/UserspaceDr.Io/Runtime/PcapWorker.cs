@@ -13,8 +13,8 @@ namespace UserspaceDr.Io.Runtime;
 /// (SharpPcap's SendPacket), a copy per frame out of libpcap's buffer: slower than the AF_PACKET ring, but it runs
 /// wherever libpcap does. libpcap gives no checksum-offload status, so frames are marked "checksum unknown" and
 /// the engine finishes a TCP/UDP checksum that still holds only the pseudo-header seed (what offload leaves behind).
-/// GSO super-frames larger than the link MTU cannot be re-emitted through libpcap; they are counted as transmit
-/// errors (the AF_PACKET backend hands them back to the kernel with a virtio_net_hdr instead).
+/// GSO super-frames larger than the link MTU cannot be re-emitted through libpcap as they are: TCP ones are segmented
+/// in software (the AF_PACKET backend hands them back to the kernel with a virtio_net_hdr instead).
 /// </summary>
 public sealed class PcapWorker : IFrameWorker
 {
@@ -24,15 +24,18 @@ public sealed class PcapWorker : IFrameWorker
     private readonly ForwardingEngine _engine;
     private readonly byte[] _frame = new byte[65_536 + 64];
     private readonly byte[] _reply = new byte[ReplyBuilder.MaxReplyLength];
+    private readonly byte[] _segment = new byte[65_536];
+    private readonly int _mtu;
     private readonly int _expiryBudget;
     private Thread? _thread;
     private volatile bool _stopping;
     private long _transmitErrors;
 
-    public PcapWorker(string interfaceName, DataPlaneState state, EngineOptions options, int maxConnections,
+    public PcapWorker(string interfaceName, int mtu, DataPlaneState state, EngineOptions options, int maxConnections,
         IReadOnlyCollection<uint> virtualAddresses, ILogger log)
     {
         ArgumentNullException.ThrowIfNull(state);
+        _mtu = mtu;
         _state = state;
         _log = log;
         var table = new ConnectionTable(maxConnections);
@@ -104,7 +107,7 @@ public sealed class PcapWorker : IFrameWorker
                     Verdict verdict = engine.Process(frame, FrameFlags.ChecksumUnknown, now, _reply, out int replyLength);
                     if (verdict == Verdict.Transmit)
                     {
-                        Send(frame);
+                        SendSegmented(frame);
                     }
                     else if (verdict == Verdict.Reply)
                     {
@@ -117,6 +120,31 @@ public sealed class PcapWorker : IFrameWorker
                 throw new InvalidOperationException("libpcap read failed: " + _device.LastError);
             }
             engine.ExpireConnections(now, _expiryBudget);
+        }
+    }
+
+    /// <summary>
+    /// libpcap hands over GRO/GSO super-frames as they are; they cannot leave as one frame. TCP ones are cut into
+    /// MTU-sized segments in software; anything else that does not fit is counted as a transmit error.
+    /// </summary>
+    private void SendSegmented(ReadOnlySpan<byte> frame)
+    {
+        int linkHeader = frame.Length > 13 && frame[12] == 0x81 && frame[13] == 0x00 ? 18 : 14;
+        if (frame.Length <= _mtu + linkHeader)
+        {
+            Send(frame);
+            return;
+        }
+        int segments = TcpSegmentation.SegmentCount(frame, _mtu, out int payloadPerSegment);
+        if (segments == 0)
+        {
+            Interlocked.Increment(ref _transmitErrors);
+            return;
+        }
+        for (int i = 0; i < segments; i++)
+        {
+            int length = TcpSegmentation.WriteSegment(frame, i, payloadPerSegment, _segment);
+            Send(_segment.AsSpan(0, length));
         }
     }
 
