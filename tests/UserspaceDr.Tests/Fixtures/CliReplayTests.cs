@@ -1,0 +1,98 @@
+using System.Text.RegularExpressions;
+using UserspaceDr.Core.Forwarding;
+
+namespace UserspaceDr.Tests.Fixtures;
+
+/// <summary>The published `udr` binary end to end on a fixture: exit codes, the written capture and the printed report.</summary>
+[NonParallelizable]
+public partial class CliReplayTests
+{
+    private static string? s_udr;
+
+    /// <summary>artifacts/udr/udr, published first if it is missing; ignored (with the reason) when it cannot be built.</summary>
+    private static string Udr()
+    {
+        if (s_udr is not null)
+        {
+            return s_udr;
+        }
+        string root = FixtureCatalog.RepositoryRoot();
+        string udr = Path.Combine(root, "artifacts", "udr", "udr");
+        if (!File.Exists(udr))
+        {
+            (int exitCode, string log) = FixtureFilesTests.Run("dotnet",
+                ["publish", Path.Combine(root, "src", "UserspaceDr.Cli"), "-c", "Release", "-o", Path.Combine(root, "artifacts", "udr"), "-v", "q"], root, 600_000);
+            if (exitCode != 0 || !File.Exists(udr))
+            {
+                Assert.Ignore($"artifacts/udr/udr is missing and dotnet publish failed (exit {exitCode}): {log}");
+            }
+        }
+        return s_udr = udr;
+    }
+
+    private static (int ExitCode, string Output) Udr(params string[] arguments) =>
+        FixtureFilesTests.Run(Udr(), arguments, FixtureCatalog.RepositoryRoot(), 60_000);
+
+    [GeneratedRegex(@"^\s+-> (?<server>\S+)\s+conns\s+(?<conns>\d+) frames\s+(?<frames>\d+) bytes\s+\d+$", RegexOptions.Multiline)]
+    private static partial Regex ServerLine();
+
+    [GeneratedRegex(@"^  (?<verdict>transmit|reply|pass|drop)\s+(?<reason>[a-z-]+)\s+(?<count>\d+)$", RegexOptions.Multiline)]
+    private static partial Regex ReasonLine();
+
+    [Test]
+    public void Replay_of_a_fixture_exits_0_writes_the_expected_capture_and_reports_servers_and_reasons()
+    {
+        FixtureCase fixture = FixtureCatalog.Get("dr-tcp");
+        string output = Path.Combine(Path.GetTempPath(), $"udr-{Guid.NewGuid():N}.pcap");
+        try
+        {
+            (int exitCode, string report) = Udr(
+            [
+                "replay", "--rules", FixtureCatalog.PathOf(fixture.Name, ".rules"), "--in", FixtureCatalog.PathOf(fixture.Name, ".pcap"),
+                "--out", output, .. FixtureCatalog.ReplayFlags(fixture).Split(' '),
+            ]);
+            Assert.That(exitCode, Is.Zero, report);
+            Assert.That(File.ReadAllBytes(output), Is.EqualTo(File.ReadAllBytes(FixtureCatalog.PathOf(fixture.Name, ".expected.pcap"))),
+                "the written capture is the expected one, byte for byte");
+
+            Assert.That(report, Does.Contain("frames in: 20, frames out: 18"));
+            Assert.That(report, Does.Contain("TCP 198.18.0.100:80"));
+            var servers = ServerLine().Matches(report).ToDictionary(m => m.Groups["server"].Value, m => (int.Parse(m.Groups["conns"].Value, System.Globalization.CultureInfo.InvariantCulture), int.Parse(m.Groups["frames"].Value, System.Globalization.CultureInfo.InvariantCulture)));
+            Assert.That(servers, Is.EquivalentTo(new Dictionary<string, (int, int)>
+            {
+                [$"{FixtureCatalog.Rs1}:80"] = fixture.PerServer![FixtureCatalog.Rs1],
+                [$"{FixtureCatalog.Rs2}:80"] = fixture.PerServer![FixtureCatalog.Rs2],
+            }), report);
+            var reasons = ReasonLine().Matches(report).ToDictionary(m => m.Groups["reason"].Value, m => int.Parse(m.Groups["count"].Value, System.Globalization.CultureInfo.InvariantCulture));
+            Assert.That(reasons, Is.EquivalentTo(fixture.Reasons.ToDictionary(r => FrameReasons.Name(r.Key), r => r.Value)), report);
+        }
+        finally
+        {
+            File.Delete(output);
+        }
+    }
+
+    [Test]
+    public void Bad_input_exits_2_with_one_line_and_writes_nothing()
+    {
+        FixtureCase fixture = FixtureCatalog.Get("dr-tcp");
+        string output = Path.Combine(Path.GetTempPath(), $"udr-{Guid.NewGuid():N}.pcap");
+        string[] flags = FixtureCatalog.ReplayFlags(fixture).Split(' ');
+        string rules = FixtureCatalog.PathOf(fixture.Name, ".rules");
+        string capture = FixtureCatalog.PathOf(fixture.Name, ".pcap");
+
+        (int exitCode, string message) = Udr(["replay", "--rules", rules, "--in", rules, "--out", output, .. flags]);
+        Assert.That(exitCode, Is.EqualTo(2), message);
+        Assert.That(message.TrimEnd('\n').Split('\n'), Has.Length.EqualTo(1), message);
+        Assert.That(message, Does.StartWith("udr: --in ").And.Contain("not a pcap file"));
+        Assert.That(File.Exists(output), Is.False, "nothing written");
+
+        (exitCode, message) = Udr(["replay", "--rules", capture, "--in", capture, "--out", output, .. flags]);
+        Assert.That(exitCode, Is.EqualTo(2), message);
+        Assert.That(message, Does.StartWith("udr: rules file "));
+
+        (exitCode, message) = Udr(["replay", "--rules", rules, "--in", capture, "--out", output, "--local-mac", "not-a-mac"]);
+        Assert.That(exitCode, Is.EqualTo(2), message);
+        Assert.That(File.Exists(output), Is.False, "nothing written");
+    }
+}

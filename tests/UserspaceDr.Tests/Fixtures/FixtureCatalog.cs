@@ -1,0 +1,161 @@
+using System.Net.NetworkInformation;
+using UserspaceDr.Core.Forwarding;
+
+namespace UserspaceDr.Tests.Fixtures;
+
+/// <summary>
+/// What each fixture in pcaps/ must produce, written down by hand from IPVS's rules (independently of the generator
+/// that wrote the expected captures, and of udr): the replay flags, the exact count of every reason, and for
+/// single-service fixtures the per-server new-connection and frame counts.
+/// </summary>
+public sealed record FixtureCase(string Name)
+{
+    public bool AnswerArp { get; init; }
+    public bool ChecksumNotReady { get; init; }
+    public required IReadOnlyDictionary<FrameReason, int> Reasons { get; init; }
+
+    /// <summary>Real server address → (new connections, frames), for fixtures with one virtual service.</summary>
+    public IReadOnlyDictionary<string, (int Connections, int Frames)>? PerServer { get; init; }
+
+    /// <summary>Set when udr is known to get this fixture wrong: the output-comparing tests are ignored with it.</summary>
+    public string? KnownEngineBug { get; init; }
+
+    /// <summary>Whether the known bug also changes the per-server counts (wrr's order does not; a missed expiry does).</summary>
+    public bool KnownEngineBugChangesCounts { get; init; }
+
+    public override string ToString() => Name;
+}
+
+internal static class FixtureCatalog
+{
+    public static readonly PhysicalAddress ClientMac = Mac("02:00:00:00:00:01");
+    public static readonly PhysicalAddress BalancerMac = Mac("02:00:00:00:00:02");
+    public static readonly PhysicalAddress Rs1Mac = Mac("02:00:00:00:00:11");
+    public static readonly PhysicalAddress Rs2Mac = Mac("02:00:00:00:00:12");
+    public const string Vip = "198.18.0.100";
+    public const string Rs1 = "198.18.0.11";
+    public const string Rs2 = "198.18.0.12";
+
+    public const string WrrOrderBug =
+        "engine bug: wrr after a rules load starts with cw = mw (ip_vs_wrr_init_svc) where the kernel, applying -A then each -a, " +
+        "runs ip_vs_wrr_dest_changed per -a and keeps cw = 1; for -a rs1 -w 3, -a rs2 -w 1 the kernel picks rs2 rs1 rs1 rs1 ..., udr rs1 rs1 rs2 rs1 ...";
+
+    public const string UdpExpiryBug =
+        "engine bug: ConnectionTable.Find returns entries whose ExpiresAtMs has passed until the clock sweep (256 slots per frame " +
+        "over 131072) reaches them, so a UDP flow silent for more than 300 s keeps its old server instead of being scheduled afresh";
+
+    public static PhysicalAddress Mac(string text) => PhysicalAddress.Parse(text.Replace(':', '-'));
+
+    public static IReadOnlyList<FixtureCase> All { get; } =
+    [
+        new("dr-tcp")
+        {
+            Reasons = new Dictionary<FrameReason, int>
+            {
+                [FrameReason.Forwarded] = 17, [FrameReason.ForwardedIcmpError] = 1, [FrameReason.IcmpErrorNotTracked] = 1, [FrameReason.TcpNotSyn] = 1,
+            },
+            // rs2: c1 (SYN, ACK, request, 1400 B, FIN, ACK, reuse SYN on FIN_WAIT), c3 (SYN, FIN), c2' (SYN, ACK); rs1: c2 (4), c3' (2).
+            PerServer = new Dictionary<string, (int, int)> { [Rs1] = (2, 6), [Rs2] = (3, 11) },
+        },
+        new("dr-udp")
+        {
+            Reasons = new Dictionary<FrameReason, int> { [FrameReason.Forwarded] = 24 },
+            PerServer = new Dictionary<string, (int, int)> { [Rs1] = (3, 12), [Rs2] = (3, 12) },
+        },
+        new("dr-udp-timeout")
+        {
+            Reasons = new Dictionary<FrameReason, int> { [FrameReason.Forwarded] = 6 },
+            // A → rs2 (3 frames); B → rs1, expires, → rs2 (2 frames there).
+            PerServer = new Dictionary<string, (int, int)> { [Rs1] = (1, 1), [Rs2] = (2, 5) },
+            KnownEngineBug = UdpExpiryBug,
+            KnownEngineBugChangesCounts = true,
+        },
+        new("dr-wrr-distribution")
+        {
+            Reasons = new Dictionary<FrameReason, int> { [FrameReason.Forwarded] = 4000 },
+            PerServer = new Dictionary<string, (int, int)> { [Rs1] = (3000, 3000), [Rs2] = (1000, 1000) },
+            KnownEngineBug = WrrOrderBug,
+        },
+        new("dr-vlan")
+        {
+            Reasons = new Dictionary<FrameReason, int> { [FrameReason.Forwarded] = 7, [FrameReason.IcmpTimeExceeded] = 1 },
+            PerServer = new Dictionary<string, (int, int)> { [Rs1] = (2, 3), [Rs2] = (3, 5) },
+        },
+        new("dr-ip-options")
+        {
+            Reasons = new Dictionary<FrameReason, int> { [FrameReason.Forwarded] = 5 },
+        },
+        new("dr-fragments")
+        {
+            Reasons = new Dictionary<FrameReason, int>
+            {
+                [FrameReason.Forwarded] = 4, [FrameReason.ForwardedFragment] = 4, [FrameReason.FragmentWithoutFirst] = 1,
+            },
+            PerServer = new Dictionary<string, (int, int)> { [Rs1] = (1, 3), [Rs2] = (1, 5) },
+        },
+        new("dr-ttl")
+        {
+            Reasons = new Dictionary<FrameReason, int> { [FrameReason.Forwarded] = 2, [FrameReason.IcmpTimeExceeded] = 4 },
+        },
+        new("dr-no-server")
+        {
+            Reasons = new Dictionary<FrameReason, int> { [FrameReason.IcmpPortUnreachable] = 3, [FrameReason.TcpNotSyn] = 1 },
+        },
+        new("dr-checksum-partial")
+        {
+            ChecksumNotReady = true,
+            Reasons = new Dictionary<FrameReason, int> { [FrameReason.Forwarded] = 6 },
+        },
+        new("dr-malformed")
+        {
+            Reasons = new Dictionary<FrameReason, int>
+            {
+                [FrameReason.EthernetTruncated] = 2, [FrameReason.IpTruncated] = 2, [FrameReason.IpHeaderLengthInvalid] = 1,
+                [FrameReason.IpVersionInvalid] = 2, [FrameReason.IpTotalLengthInvalid] = 3, [FrameReason.IpChecksumInvalid] = 1,
+                [FrameReason.TransportTruncated] = 4, [FrameReason.Forwarded] = 2,
+            },
+        },
+        new("not-for-us")
+        {
+            Reasons = new Dictionary<FrameReason, int>
+            {
+                [FrameReason.NotForVirtualAddress] = 1, [FrameReason.NotForThisHost] = 1, [FrameReason.NotIpv4] = 2,
+                [FrameReason.NoVirtualService] = 2, [FrameReason.IcmpForVirtualAddress] = 1, [FrameReason.OtherProtocol] = 1,
+                [FrameReason.SourceIsVirtualAddress] = 1, [FrameReason.ArpNotForVirtualAddress] = 1,
+            },
+        },
+        new("arp")
+        {
+            AnswerArp = true,
+            Reasons = new Dictionary<FrameReason, int>
+            {
+                [FrameReason.ArpReply] = 2, [FrameReason.ArpNotForVirtualAddress] = 2, [FrameReason.ArpMalformed] = 2, [FrameReason.Forwarded] = 1,
+            },
+            PerServer = new Dictionary<string, (int, int)> { [Rs1] = (1, 1) },
+        },
+    ];
+
+    public static FixtureCase Get(string name) => All.Single(c => c.Name == name);
+
+    /// <summary>The flags after --out that replay needs, as the fixture's NAME.md gives them.</summary>
+    public static string ReplayFlags(FixtureCase fixture) =>
+        $"--local-mac 02:00:00:00:00:02 --neighbor {Rs1}=02:00:00:00:00:11 --neighbor {Rs2}=02:00:00:00:00:12" +
+        (fixture.AnswerArp ? " --answer-arp" : "") + (fixture.ChecksumNotReady ? " --checksum-not-ready" : "");
+
+    /// <summary>The repository root: the first directory above the test binaries that holds UserspaceDr.sln.</summary>
+    public static string RepositoryRoot()
+    {
+        for (DirectoryInfo? directory = new(AppContext.BaseDirectory); directory is not null; directory = directory.Parent)
+        {
+            if (File.Exists(Path.Combine(directory.FullName, "UserspaceDr.sln")))
+            {
+                return directory.FullName;
+            }
+        }
+        throw new InvalidOperationException($"no UserspaceDr.sln above {AppContext.BaseDirectory}");
+    }
+
+    public static string PcapsDirectory => Path.Combine(RepositoryRoot(), "pcaps");
+
+    public static string PathOf(string name, string suffix) => Path.Combine(PcapsDirectory, name + suffix);
+}
