@@ -190,7 +190,7 @@ public sealed class ForwardingEngine
 
         var key = new ConnectionKey(protocol, client, clientPort, vip, virtualPort);
         ConnectionTable table = Connections;
-        int slot = table.Find(key);
+        int slot = FindLive(key, nowMs);
         bool isSyn = (tcpFlags & (TcpFlags.Syn | TcpFlags.Rst)) == TcpFlags.Syn;
         if (slot >= 0)
         {
@@ -249,6 +249,29 @@ public sealed class ForwardingEngine
     }
 
     /// <summary>
+    /// Finds an entry that has not expired. The sweep removes expired entries only when it reaches them; an entry whose
+    /// time has passed is gone for IPVS (its timer fired), so it is removed here and not matched. A template that
+    /// still controls connections is the exception: the kernel re-arms it, and it keeps serving new connections.
+    /// </summary>
+    private int FindLive(in ConnectionKey key, long nowMs)
+    {
+        ConnectionTable table = Connections;
+        int slot = table.Find(key);
+        if (slot >= 0 && table.At(slot).ExpiresAtMs <= nowMs)
+        {
+            ref Connection entry = ref table.At(slot);
+            if (entry.IsTemplate && entry.ControlCount > 0)
+            {
+                entry.ExpiresAtMs = nowMs + (Timeouts.TemplateRecheckSeconds * 1000L);
+                return slot;
+            }
+            table.Remove(slot);
+            return -1;
+        }
+        return slot;
+    }
+
+    /// <summary>
     /// Applies conn_reuse_mode and expire_nodest_conn to an existing entry; returns the slot, or -1 when the entry
     /// was expired so that the packet is scheduled afresh.
     /// </summary>
@@ -301,7 +324,7 @@ public sealed class ForwardingEngine
         {
             // ip_vs_sched_persist: reuse the client network's server while its template is valid.
             var templateKey = new ConnectionKey(protocol, templateClient, 0, key.VirtualAddress, templatePort, Template: true);
-            templateSlot = table.Find(templateKey);
+            templateSlot = FindLive(templateKey, nowMs);
             if (templateSlot >= 0 && TemplateValid(table.At(templateSlot).Dest))
             {
                 dest = table.At(templateSlot).Dest;
@@ -448,7 +471,7 @@ public sealed class ForwardingEngine
         ushort innerSourcePort = (ushort)(innerPorts[0] << 8 | innerPorts[1]);
         ushort innerDestinationPort = (ushort)(innerPorts[2] << 8 | innerPorts[3]);
         // The quoted packet went VIP:vport → client:cport; the connection is keyed the other way round.
-        int slot = Connections.Find(new ConnectionKey(inner.Protocol, inner.Destination, innerDestinationPort, inner.Source, innerSourcePort));
+        int slot = FindLive(new ConnectionKey(inner.Protocol, inner.Destination, innerDestinationPort, inner.Source, innerSourcePort), nowMs);
         if (slot < 0)
         {
             return FrameReason.IcmpErrorNotTracked;

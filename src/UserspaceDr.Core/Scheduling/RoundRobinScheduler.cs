@@ -20,8 +20,19 @@ public sealed class RoundRobinScheduler : Scheduler
 
     private int _lastIndex = Head;
 
-    public RoundRobinScheduler(ImmutableArray<RealServer> destinations, SchedulerFlags flags) : base(destinations, flags)
+    public RoundRobinScheduler(ImmutableArray<RealServer> destinations, SchedulerFlags flags, RoundRobinScheduler? previous = null)
+        : base(destinations, flags)
     {
+        // ip_vs_rr keeps sched_data (the last pick) across adds and edits: carry it over by identity. If that server
+        // was deleted (ip_vs_rr_del_dest steps back), start from the head.
+        if (previous is not null)
+        {
+            int last = Volatile.Read(ref previous._lastIndex);
+            if (last != Head)
+            {
+                _lastIndex = destinations.IndexOf(previous.Destinations[last]);
+            }
+        }
     }
 
     public override RealServer? Pick(in SchedulingKey key)

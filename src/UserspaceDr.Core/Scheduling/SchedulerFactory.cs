@@ -10,10 +10,23 @@ public static class SchedulerFactory
 
     public static bool IsKnown(string name) => Names.Contains(name);
 
-    public static Scheduler Create(string name, ImmutableArray<RealServer> destinations, SchedulerFlags flags) => name switch
+    /// <summary>The class implementing <paramref name="name"/> (to tell whether a previous instance can hand over its state).</summary>
+    public static Type? TypeOf(string name) => name switch
     {
-        "rr" => new RoundRobinScheduler(destinations, flags),
-        "wrr" => new WeightedRoundRobinScheduler(destinations, flags),
+        "rr" => typeof(RoundRobinScheduler),
+        "wrr" => typeof(WeightedRoundRobinScheduler),
+        _ => null,
+    };
+
+    /// <summary>
+    /// A scheduler for a service's new destination list. <paramref name="previous"/> is the instance it replaces (same
+    /// service, same scheduler name), whose position state carries over as the kernel's add/del/upd_dest hooks keep it;
+    /// null for a new service.
+    /// </summary>
+    public static Scheduler Create(string name, ImmutableArray<RealServer> destinations, SchedulerFlags flags, Scheduler? previous = null) => name switch
+    {
+        "rr" => new RoundRobinScheduler(destinations, flags, previous as RoundRobinScheduler),
+        "wrr" => new WeightedRoundRobinScheduler(destinations, flags, previous as WeightedRoundRobinScheduler),
         "lc" => new LeastConnectionScheduler(destinations, flags),
         "wlc" => new WeightedLeastConnectionScheduler(destinations, flags),
         "sed" => new ShortestExpectedDelayScheduler(destinations, flags),

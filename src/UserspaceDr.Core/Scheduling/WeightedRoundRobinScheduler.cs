@@ -12,8 +12,9 @@ namespace UserspaceDr.Core.Scheduling;
 /// The kernel's mark (current position, cw) lives in one long swapped with
 /// <see cref="Interlocked.CompareExchange(ref long, long, long)"/>; a pick is a pure function of the mark, so a worker
 /// that loses the race recomputes from the winner's mark and concurrent picks serialize exactly. di and mw are fixed
-/// per instance: a new one is built on every add/delete/edit and, like ip_vs_wrr_init_svc, starts at the head with
-/// cw = mw (ip_vs_wrr_dest_changed would instead carry cw over).
+/// per instance: a new one is built on every add/delete/edit and, as ip_vs_wrr_dest_changed does, starts at the head
+/// and carries cw over (cw = mw when it exceeds mw or is 0; rounded to a multiple of di plus 1 when di &gt; 1). A new
+/// service replays that hook once per server in the order they were added, as `ipvsadm -A` then `-a`... leaves it.
 /// </remarks>
 public sealed class WeightedRoundRobinScheduler : Scheduler
 {
@@ -32,18 +33,47 @@ public sealed class WeightedRoundRobinScheduler : Scheduler
     /// <summary>cw in the high 32 bits, the current position (index or <see cref="Head"/>) in the low 32.</summary>
     private long _mark;
 
-    public WeightedRoundRobinScheduler(ImmutableArray<RealServer> destinations, SchedulerFlags flags) : base(destinations, flags)
+    public WeightedRoundRobinScheduler(ImmutableArray<RealServer> destinations, SchedulerFlags flags, WeightedRoundRobinScheduler? previous = null)
+        : base(destinations, flags)
     {
         int[] weights = new int[destinations.Length];
         for (int i = 0; i < weights.Length; i++)
         {
             weights[i] = destinations[i].Weight;
         }
-        int divisor = WeightMath.GreatestCommonDivisorOfPositive(weights);
-        _weightStep = divisor > 0 ? divisor : 1;
-        _maxWeight = WeightMath.MaxOrZero(weights) - (_weightStep - 1);
-        _mark = Pack(Head, _maxWeight);
+        (_weightStep, _maxWeight) = StepAndMax(weights);
+        int currentWeight;
+        if (previous is not null)
+        {
+            currentWeight = CurrentWeightAfterChange(CurrentWeightOf(Interlocked.Read(ref previous._mark)), _weightStep, _maxWeight);
+        }
+        else
+        {
+            // ip_vs_wrr_init_svc on the empty service (cw = mw = 0), then one dest_changed per server, oldest first
+            // (the kernel list is newest first, so the servers present after k adds are the last k of the list).
+            currentWeight = 0;
+            for (int added = 1; added <= weights.Length; added++)
+            {
+                (int step, int max) = StepAndMax(weights.AsSpan(weights.Length - added));
+                currentWeight = CurrentWeightAfterChange(currentWeight, step, max);
+            }
+        }
+        _mark = Pack(Head, currentWeight);
     }
+
+    /// <summary>di (gcd of the positive weights, 1 if none) and mw (max weight - (di - 1)).</summary>
+    private static (int Step, int Max) StepAndMax(ReadOnlySpan<int> weights)
+    {
+        int divisor = WeightMath.GreatestCommonDivisorOfPositive(weights);
+        int step = divisor > 0 ? divisor : 1;
+        return (step, WeightMath.MaxOrZero(weights) - (step - 1));
+    }
+
+    /// <summary>ip_vs_wrr_dest_changed's rule for cw.</summary>
+    private static int CurrentWeightAfterChange(int currentWeight, int step, int max) =>
+        currentWeight > max || currentWeight == 0 ? max
+        : step > 1 ? (currentWeight / step * step) + 1
+        : currentWeight;
 
     public override RealServer? Pick(in SchedulingKey key)
     {

@@ -99,6 +99,14 @@ public sealed class RuleSet
         foreach (VirtualServiceSpec serviceSpec in spec.Services)
         {
             VirtualService? old = previous?.FindExact(serviceSpec.Protocol, serviceSpec.Address, serviceSpec.Port);
+            VirtualServiceSpec? oldSpec = previous?.Spec.Services.FirstOrDefault(s => s.SameService(serviceSpec.Protocol, serviceSpec.Address, serviceSpec.Port));
+            if (old is not null && oldSpec is not null && Unchanged(oldSpec, serviceSpec))
+            {
+                // Nothing changed: the kernel calls no scheduler hook; keep the instance and its position.
+                kept.UnionWith(old.Destinations);
+                services.Add(old);
+                continue;
+            }
             var dests = ImmutableArray.CreateBuilder<RealServer>(serviceSpec.RealServers.Length);
             // Kernel order: newest first.
             for (int i = serviceSpec.RealServers.Length - 1; i >= 0; i--)
@@ -118,7 +126,7 @@ public sealed class RuleSet
             }
             services.Add(new VirtualService(serviceSpec.Protocol, serviceSpec.Address, serviceSpec.Port, serviceSpec.Scheduler,
                 serviceSpec.Flags, serviceSpec.PersistenceTimeout, serviceSpec.PersistenceNetmask, serviceSpec.OnePacket,
-                dests.MoveToImmutable()));
+                dests.MoveToImmutable(), old?.Scheduler));
         }
 
         if (previous is not null)
@@ -136,4 +144,7 @@ public sealed class RuleSet
         }
         return new RuleSet(spec, services.MoveToImmutable());
     }
+
+    private static bool Unchanged(VirtualServiceSpec a, VirtualServiceSpec b) =>
+        a with { RealServers = [] } == b with { RealServers = [] } && a.RealServers.SequenceEqual(b.RealServers);
 }

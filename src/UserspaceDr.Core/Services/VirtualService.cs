@@ -22,7 +22,8 @@ public sealed class VirtualService
         int persistenceTimeout,
         uint persistenceNetmask,
         bool onePacket,
-        ImmutableArray<RealServer> destinations)
+        ImmutableArray<RealServer> destinations,
+        Scheduler? previousScheduler = null)
     {
         Protocol = protocol;
         Address = address;
@@ -33,7 +34,8 @@ public sealed class VirtualService
         PersistenceNetmask = persistenceNetmask;
         OnePacket = onePacket;
         Destinations = destinations;
-        Scheduler = SchedulerFactory.Create(schedulerName, destinations, flags);
+        Scheduler = SchedulerFactory.Create(schedulerName, destinations, flags,
+            previousScheduler?.GetType() == SchedulerFactory.TypeOf(schedulerName) ? previousScheduler : null);
     }
 
     public ServiceProtocol Protocol { get; }

@@ -17,12 +17,6 @@ public sealed record FixtureCase(string Name)
     /// <summary>Real server address → (new connections, frames), for fixtures with one virtual service.</summary>
     public IReadOnlyDictionary<string, (int Connections, int Frames)>? PerServer { get; init; }
 
-    /// <summary>Set when udr is known to get this fixture wrong: the output-comparing tests are ignored with it.</summary>
-    public string? KnownEngineBug { get; init; }
-
-    /// <summary>Whether the known bug also changes the per-server counts (wrr's order does not; a missed expiry does).</summary>
-    public bool KnownEngineBugChangesCounts { get; init; }
-
     public override string ToString() => Name;
 }
 
@@ -35,14 +29,6 @@ internal static class FixtureCatalog
     public const string Vip = "198.18.0.100";
     public const string Rs1 = "198.18.0.11";
     public const string Rs2 = "198.18.0.12";
-
-    public const string WrrOrderBug =
-        "engine bug: wrr after a rules load starts with cw = mw (ip_vs_wrr_init_svc) where the kernel, applying -A then each -a, " +
-        "runs ip_vs_wrr_dest_changed per -a and keeps cw = 1; for -a rs1 -w 3, -a rs2 -w 1 the kernel picks rs2 rs1 rs1 rs1 ..., udr rs1 rs1 rs2 rs1 ...";
-
-    public const string UdpExpiryBug =
-        "engine bug: ConnectionTable.Find returns entries whose ExpiresAtMs has passed until the clock sweep (256 slots per frame " +
-        "over 131072) reaches them, so a UDP flow silent for more than 300 s keeps its old server instead of being scheduled afresh";
 
     public static PhysicalAddress Mac(string text) => PhysicalAddress.Parse(text.Replace(':', '-'));
 
@@ -67,14 +53,11 @@ internal static class FixtureCatalog
             Reasons = new Dictionary<FrameReason, int> { [FrameReason.Forwarded] = 6 },
             // A → rs2 (3 frames); B → rs1, expires, → rs2 (2 frames there).
             PerServer = new Dictionary<string, (int, int)> { [Rs1] = (1, 1), [Rs2] = (2, 5) },
-            KnownEngineBug = UdpExpiryBug,
-            KnownEngineBugChangesCounts = true,
         },
         new("dr-wrr-distribution")
         {
             Reasons = new Dictionary<FrameReason, int> { [FrameReason.Forwarded] = 4000 },
             PerServer = new Dictionary<string, (int, int)> { [Rs1] = (3000, 3000), [Rs2] = (1000, 1000) },
-            KnownEngineBug = WrrOrderBug,
         },
         new("dr-vlan")
         {

@@ -13,24 +13,18 @@ namespace UserspaceDr.Tests.Fixtures;
 /// </summary>
 public class FixtureReplayTests
 {
-    private static IEnumerable<TestCaseData> Cases(bool ignoreKnownBugs)
+    private static IEnumerable<TestCaseData> AllFixtures()
     {
         foreach (FixtureCase fixture in FixtureCatalog.All)
         {
             var data = new TestCaseData(fixture).SetArgDisplayNames(fixture.Name);
-            if (ignoreKnownBugs && fixture.KnownEngineBug is not null)
-            {
-                data.Ignore(fixture.KnownEngineBug);
-            }
             yield return data;
         }
     }
 
-    private static IEnumerable<TestCaseData> AllFixtures() => Cases(ignoreKnownBugs: false);
 
-    private static IEnumerable<TestCaseData> FixturesUdrGetsRight() => Cases(ignoreKnownBugs: true);
 
-    [TestCaseSource(nameof(FixturesUdrGetsRight))]
+    [TestCaseSource(nameof(AllFixtures))]
     public void Output_is_the_expected_capture_frame_for_frame(FixtureCase fixture)
     {
         var replay = FixtureReplay.Run(fixture);
@@ -44,7 +38,7 @@ public class FixtureReplayTests
         }
     }
 
-    [TestCaseSource(nameof(FixturesUdrGetsRight))]
+    [TestCaseSource(nameof(AllFixtures))]
     public void Each_output_frame_decodes_to_what_its_input_must_become(FixtureCase fixture)
     {
         var replay = FixtureReplay.Run(fixture);
@@ -106,10 +100,6 @@ public class FixtureReplayTests
         foreach (FixtureCase fixture in FixtureCatalog.All.Where(f => f.PerServer is not null))
         {
             var data = new TestCaseData(fixture).SetArgDisplayNames(fixture.Name);
-            if (fixture.KnownEngineBugChangesCounts)
-            {
-                data.Ignore(fixture.KnownEngineBug!);
-            }
             yield return data;
         }
     }

@@ -46,7 +46,6 @@ public class FixtureScenarioTests
     }
 
     [Test]
-    [Ignore(FixtureCatalog.WrrOrderBug)]
     public void Wrr_picks_follow_the_kernel_order_after_a_rules_load()
     {
         var replay = Replay("dr-wrr-distribution");
@@ -56,7 +55,6 @@ public class FixtureScenarioTests
     }
 
     [Test]
-    [Ignore(FixtureCatalog.UdpExpiryBug)]
     public void Udp_connection_silent_for_more_than_300_s_is_scheduled_afresh()
     {
         var replay = Replay("dr-udp-timeout");
