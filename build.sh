@@ -62,7 +62,16 @@ do_test() {
     return $rc
 }
 
+# ./build.sh bench [BenchmarkDotNet args]   the component benchmarks (e.g. -- --filter '*Established*')
+# ./build.sh bench --lab [lab-bench args]    the lab bench: udr against the kernel's forwarding path, as root
 do_bench() {
+    if [ "${1:-}" = "--lab" ]; then
+        shift
+        APT_PACKAGES+=(iperf3)
+        ensure_packages
+        do_build
+        exec "$ROOT/bench/lab-bench.sh" "$@"
+    fi
     do_build
     dotnet run -c Release --project bench/UserspaceDr.Bench -- "$@"
 }

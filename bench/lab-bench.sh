@@ -30,19 +30,9 @@ done
 [ "$(id -u)" -eq 0 ] || { echo "lab bench: needs root" >&2; exit 2; }
 command -v iperf3 >/dev/null || { echo "lab bench: iperf3 missing (./build.sh bench installs it)" >&2; exit 2; }
 [ -x "$UDR" ] || { echo "lab bench: $UDR missing (./build.sh build)" >&2; exit 2; }
-WORK=$(mktemp -d /tmp/udr-bench.XXXXXX)
-
-cleanup() {
-    set +e
-    [ -n "${UDR_PID:-}" ] && kill -TERM "$UDR_PID" 2>/dev/null && wait "$UDR_PID" 2>/dev/null
-    tools/lab.sh down "$PREFIX"
-    rm -rf "$WORK"
-}
-trap cleanup EXIT INT TERM
-in_host() { local host=$1; shift; ip netns exec "$PREFIX-$host" "$@"; }
-
-tools/lab.sh down "$PREFIX"
-tools/lab.sh up "$PREFIX" >/dev/null
+# shellcheck source=tools/lab-session.sh
+. tools/lab-session.sh
+lab_session_up
 
 # The kernel path: lb routes KERNEL_VIP to rs1, which holds it on lo (ARP already hidden there by the lab).
 in_host rs1 ip addr add "$KERNEL_VIP/32" dev lo
@@ -85,10 +75,7 @@ print(f"{n / (time.monotonic() - start):.0f}")
 PY
 in_host rs1 python3 "$WORK/acceptor.py" &
 
-in_host lb "$UDR" run --interface eth0 --rules "$WORK/rules" --workers "$WORKERS" > "$WORK/udr.log" 2>&1 &
-UDR_PID=$!
-for _ in $(seq 1 100); do grep -q "udr serving" "$WORK/udr.log" && break; sleep 0.1; done
-grep -q "udr serving" "$WORK/udr.log" || { cat "$WORK/udr.log"; exit 1; }
+udr_start "$WORK/rules" --workers "$WORKERS"
 sleep 0.5
 
 json() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
@@ -115,5 +102,4 @@ echo "udr/kernel ratio (mean of $ROUNDS rounds, $SECONDS_PER_RUN s each, udr --w
 for measure in tcp udp cps; do
     python3 -c "u=${total[$measure-udr]}; k=${total[$measure-kernel]}; print(f'  {\"$measure\":4} udr {u/$ROUNDS:10.2f}  kernel {k/$ROUNDS:10.2f}  ratio {u/k:5.2f}')"
 done
-kill -TERM "$UDR_PID"; wait "$UDR_PID" || true; UDR_PID=
-echo "udr: $(grep -o 'totals: .*' "$WORK/udr.log")"
+echo "udr $(udr_stop)"

@@ -11,24 +11,14 @@ cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 PREFIX=udrdemo
 UDR="$ROOT/artifacts/udr/udr"
-WORK=$(mktemp -d /tmp/udr-demo.XXXXXX)
 VIP=198.18.0.100
 
 [ "$(id -u)" -eq 0 ] || { echo "demo: needs root (network namespaces, raw sockets)" >&2; exit 2; }
 [ -x "$UDR" ] || { echo "demo: $UDR missing (run ./build.sh build)" >&2; exit 2; }
 
-cleanup() {
-    set +e
-    [ -n "${UDR_PID:-}" ] && kill -TERM "$UDR_PID" 2>/dev/null && wait "$UDR_PID" 2>/dev/null
-    tools/lab.sh down "$PREFIX"
-    rm -rf "$WORK"
-}
-trap cleanup EXIT INT TERM
-
-in_host() { local host=$1; shift; ip netns exec "$PREFIX-$host" "$@"; }
-
-tools/lab.sh down "$PREFIX"
-tools/lab.sh up "$PREFIX"
+# shellcheck source=tools/lab-session.sh
+. tools/lab-session.sh
+lab_session_up
 
 # Real servers: an HTTP server bound to the VIP (so replies leave from the VIP), answering with its name.
 for rs in rs1 rs2; do
@@ -45,10 +35,7 @@ cat > "$WORK/rules" <<RULES
 RULES
 echo "== rules (ipvsadm save syntax)"; cat "$WORK/rules"
 
-ip netns exec "$PREFIX-lb" "$UDR" run --interface eth0 --rules "$WORK/rules" --workers 2 > "$WORK/udr.log" 2>&1 &
-UDR_PID=$!
-for _ in $(seq 1 100); do grep -q "udr serving" "$WORK/udr.log" && break; sleep 0.1; done
-grep -q "udr serving" "$WORK/udr.log" || { cat "$WORK/udr.log"; echo "demo: udr did not start" >&2; exit 1; }
+udr_start "$WORK/rules" --workers 2
 for _ in $(seq 1 50); do in_host client curl -s -m 1 "http://$VIP/" >/dev/null && break; sleep 0.1; done
 echo "== udr log"; cat "$WORK/udr.log"
 
@@ -67,5 +54,4 @@ if [ "${DEMO_HOLD:-0}" = 1 ]; then
     echo "== lab is up. Try:  ip netns exec $PREFIX-client curl http://$VIP/   (Ctrl-C ends the demo)"
     wait "$UDR_PID"
 fi
-kill -TERM "$UDR_PID"; wait "$UDR_PID" || true; UDR_PID=
-echo "== udr exit"; tail -1 "$WORK/udr.log"
+echo "== udr exit"; udr_stop
