@@ -233,7 +233,9 @@ public static class NodePlanner
 
     private static IEnumerable<string> PersistNotes(IReadOnlyList<uint> vips, string persistPath)
     {
-        yield return $"--persist: {persistPath} sets these sysctls at boot (systemd-sysctl / procps)";
+        yield return $"--persist: {persistPath} sets these sysctls at boot (systemd-sysctl / procps); the state file that " +
+                     "teardown reads lives in /run by default and is gone after a reboot, so after one remove that file by hand " +
+                     "(or keep the state with --state-file on persistent storage)";
         var networkd = new StringBuilder("the VIPs on lo are not persisted by udr; keep them across reboots with one of these (printed, not installed):\n");
         networkd.Append("  systemd-networkd, /etc/systemd/network/10-udr-lo.network:\n");
         networkd.Append("    [Match]\n    Name=lo\n    [Network]\n    Address=127.0.0.1/8\n");
