@@ -2,6 +2,9 @@
 # The one network lab of UserspaceDr: tests, demo and bench all build on it.
 #
 #   tools/lab.sh up   PREFIX            create the lab (fails, and cleans up, if any part cannot be made)
+#   tools/lab.sh up   PREFIX --bare-servers
+#                                       the same, but rs1/rs2 stay as a fresh host is: no VIP on lo, default
+#                                       sysctls (for testing `udr node setup`, which makes them real servers)
 #   tools/lab.sh down PREFIX            remove everything named PREFIX-*; never fails, also when partly created
 #   tools/lab.sh exec PREFIX HOST cmd…  run a command inside a host (HOST = client|lb|rs1|rs2|sw)
 #   tools/lab.sh demo                   (not yet)
@@ -24,7 +27,7 @@ readonly VIP=198.18.0.100
 declare -A ADDRESS=([client]=198.18.0.1 [lb]=198.18.0.2 [rs1]=198.18.0.11 [rs2]=198.18.0.12)
 
 usage() {
-    echo "usage: $0 up PREFIX | down PREFIX | exec PREFIX HOST cmd... | demo" >&2
+    echo "usage: $0 up PREFIX [--bare-servers] | down PREFIX | exec PREFIX HOST cmd... | demo" >&2
     exit 2
 }
 
@@ -63,7 +66,7 @@ lab_down() {
 }
 
 lab_up() {
-    local prefix=$1 host ns
+    local prefix=$1 bare=${2:-0} host ns
     for host in "${HOSTS[@]}" sw; do
         if [ -e "/var/run/netns/$prefix-$host" ]; then
             echo "lab: namespace $prefix-$host already exists (run: $0 down $prefix)" >&2
@@ -101,7 +104,10 @@ lab_up() {
     in_ns "$prefix-lb" ip addr add "$VIP/32" dev eth0
 
     # Real servers accept traffic for the VIP but must never answer ARP for it (LVS-DR's ARP problem).
-    for host in rs1 rs2; do
+    # With --bare-servers they are left as fresh hosts, for `udr node setup` to prepare.
+    local servers=(rs1 rs2)
+    [ "$bare" = 0 ] || servers=()
+    for host in "${servers[@]}"; do
         ns="$prefix-$host"
         in_ns "$ns" ip addr add "$VIP/32" dev lo
         in_ns "$ns" sysctl -qw \
@@ -116,9 +122,9 @@ lab_up() {
 cmd=${1:-}
 case "$cmd" in
     up)
-        [ $# -eq 2 ] || usage
+        [ $# -eq 2 ] || { [ $# -eq 3 ] && [ "$3" = --bare-servers ]; } || usage
         validate_prefix "$2"
-        lab_up "$2"
+        lab_up "$2" "$([ "${3:-}" = --bare-servers ] && echo 1 || echo 0)"
         ;;
     down)
         [ $# -eq 2 ] || usage

@@ -12,6 +12,8 @@ public static class Program
         {
             RunCommand.Create(),
             ReplayCommand.Create(),
+            NodeCommand.Create(),
+            PreflightCommand.Create(),
         };
         ParseResult parsed = root.Parse(args);
         if (parsed.Errors.Count > 0)

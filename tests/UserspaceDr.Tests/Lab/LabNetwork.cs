@@ -31,13 +31,29 @@ public sealed class LabNetwork : IDisposable
     private readonly List<LabProcess> _processes = [];
     private bool _disposed;
 
-    public LabNetwork()
+    public LabNetwork() : this(bareServers: false)
+    {
+    }
+
+    /// <summary>
+    /// With <paramref name="bareServers"/>, rs1 and rs2 are left as fresh hosts (no VIP on lo, default sysctls:
+    /// `tools/lab.sh up PREFIX --bare-servers`), for tests of `udr node setup`.
+    /// </summary>
+    public LabNetwork(bool bareServers)
     {
         RequireRoot();
         Prefix = NewPrefix();
+        BareServers = bareServers;
         try
         {
-            RunScript(DefaultCommandTimeout, "up", Prefix);
+            if (bareServers)
+            {
+                RunScript(DefaultCommandTimeout, "up", Prefix, "--bare-servers");
+            }
+            else
+            {
+                RunScript(DefaultCommandTimeout, "up", Prefix);
+            }
         }
         catch
         {
@@ -47,6 +63,9 @@ public sealed class LabNetwork : IDisposable
     }
 
     public string Prefix { get; }
+
+    /// <summary>True when rs1/rs2 were created without the VIP on lo and with default sysctls.</summary>
+    public bool BareServers { get; }
 
     /// <summary>Root and Linux: what network namespaces and AF_PACKET need.</summary>
     public static bool CanRun => OperatingSystem.IsLinux() && Environment.IsPrivilegedProcess;

@@ -1,0 +1,116 @@
+using System.CommandLine;
+using UserspaceDr.Node;
+using UserspaceDr.Node.Host;
+
+namespace UserspaceDr.Cli.Commands;
+
+/// <summary>
+/// `udr node setup|teardown|check`: prepares a real server for direct routing (ARP hidden, VIPs on lo), undoes exactly
+/// that, and checks it. Every change is planned first, printed, recorded in the state file, and rolled back on failure.
+/// </summary>
+internal static class NodeCommand
+{
+    public static Command Create() => new("node", "prepare a real server for udr (ARP hiding, VIPs on lo), undo it, or check it")
+    {
+        CreateSetup(),
+        CreateTeardown(),
+        CreateCheck(),
+    };
+
+    private static Option<string[]> VipOption() => new("--vip")
+    {
+        Description = "a virtual IP address this real server serves (repeat for several)",
+        Required = true,
+        Arity = ArgumentArity.OneOrMore,
+    };
+
+    private static Option<string> ModeOption()
+    {
+        var mode = new Option<string>("--mode") { Description = "dr (direct routing, default) or tun (IP-in-IP)", DefaultValueFactory = _ => "dr" };
+        mode.AcceptOnlyFromAmong("dr", "tun");
+        return mode;
+    }
+
+    private static Option<string> StateFileOption() => new("--state-file")
+    {
+        Description = "where setup records the earlier values that teardown restores",
+        DefaultValueFactory = _ => NodeState.DefaultPath,
+    };
+
+    private static Command CreateSetup()
+    {
+        Option<string[]> vips = VipOption();
+        Option<string> mode = ModeOption();
+        var interfaceName = new Option<string>("--interface") { Description = "the interface facing the balancer (default: the default route's, or the only one besides lo)" };
+        var persist = new Option<bool>("--persist") { Description = "also write the sysctls to SYSCTL-DIR/90-udr-node.conf, and show how to keep the VIPs on lo across reboots" };
+        var sysctlDirectory = new Option<string>("--sysctl-dir") { Description = "where --persist writes its file", DefaultValueFactory = _ => NodeSetupRequest.DefaultSysctlDirectory };
+        var dryRun = new Option<bool>("--dry-run") { Description = "print each change it would make, and change nothing" };
+        Option<string> stateFile = StateFileOption();
+        var command = new Command("setup", "hide ARP for the VIPs and put them on lo (DR), remembering every earlier value")
+        {
+            vips, mode, interfaceName, persist, sysctlDirectory, dryRun, stateFile,
+        };
+        command.SetAction(parse => Guard(() =>
+        {
+            var request = new NodeSetupRequest(NodeAddresses.ParseVips(parse.GetRequiredValue(vips)))
+            {
+                Mode = ParseMode(parse.GetValue(mode)),
+                InterfaceName = parse.GetValue(interfaceName),
+                Persist = parse.GetValue(persist),
+                SysctlDirectory = parse.GetRequiredValue(sysctlDirectory),
+            };
+            new NodeController(new LinuxHostSystem(), Console.Out).Setup(request, parse.GetRequiredValue(stateFile), parse.GetValue(dryRun));
+            return ExitCodes.Success;
+        }));
+        return command;
+    }
+
+    private static Command CreateTeardown()
+    {
+        var dryRun = new Option<bool>("--dry-run") { Description = "print each change it would make, and change nothing" };
+        Option<string> stateFile = StateFileOption();
+        var command = new Command("teardown", "restore every setting setup changed and remove every address it added") { dryRun, stateFile };
+        command.SetAction(parse => Guard(() =>
+        {
+            new NodeController(new LinuxHostSystem(), Console.Out).Teardown(parse.GetRequiredValue(stateFile), parse.GetValue(dryRun));
+            return ExitCodes.Success;
+        }));
+        return command;
+    }
+
+    private static Command CreateCheck()
+    {
+        Option<string[]> vips = VipOption();
+        Option<string> mode = ModeOption();
+        var interfaceName = new Option<string>("--interface") { Description = "check only this interface's ARP settings (default: every ARP-speaking interface)" };
+        var command = new Command("check", "report pass/fail with the fix for each condition; exit 0 only when the node is right")
+        {
+            vips, mode, interfaceName,
+        };
+        command.SetAction(parse => Guard(() =>
+        {
+            IReadOnlyList<CheckResult> results = NodeCheck.Run(NodeAddresses.ParseVips(parse.GetRequiredValue(vips)),
+                ParseMode(parse.GetValue(mode)), parse.GetValue(interfaceName), new LinuxHostSystem());
+            Console.Out.Write(CheckReport.Format(results));
+            int code = NodeCheck.ExitCode(results);
+            Console.Out.WriteLine(code == 0 ? "the node is ready" : "the node is NOT ready");
+            return code == 0 ? ExitCodes.Success : ExitCodes.Failure;
+        }));
+        return command;
+    }
+
+    private static NodeMode ParseMode(string? mode) => mode == "tun" ? NodeMode.Tunnel : NodeMode.DirectRouting;
+
+    /// <summary>A refusal or a rolled-back failure of the node module is operator-facing: one line, exit code 2.</summary>
+    private static int Guard(Func<int> action)
+    {
+        try
+        {
+            return action();
+        }
+        catch (NodeException e)
+        {
+            throw new UsageException(e.Message, e);
+        }
+    }
+}
