@@ -19,10 +19,19 @@ public enum ConnectionFlags : ushort
     Controlled = 16,
     /// <summary>Template confirmed by an established connection (shown as ASSURED).</summary>
     Assured = 32,
+    /// <summary>
+    /// The reply-direction index of a NAT connection: keyed by (protocol, client, cport, RIP, rport) as the reply
+    /// shows them, it points at its connection through DestAddress/DestPort (= VIP/vport). Removed with it.
+    /// </summary>
+    ReplyLink = 64,
 }
 
-/// <summary>What identifies a connection: protocol, client address/port and VIP/port (templates: masked client, cport 0).</summary>
-public readonly record struct ConnectionKey(byte Protocol, uint ClientAddress, ushort ClientPort, uint VirtualAddress, ushort VirtualPort, bool Template = false);
+/// <summary>
+/// What identifies a connection: protocol, client address/port and VIP/port (templates: masked client, cport 0;
+/// NAT reply links: the real server's address/port in place of the VIP's).
+/// </summary>
+public readonly record struct ConnectionKey(byte Protocol, uint ClientAddress, ushort ClientPort, uint VirtualAddress, ushort VirtualPort,
+    bool Template = false, bool ReplyLink = false);
 
 /// <summary>
 /// One tracked connection: a plain struct stored inline in <see cref="ConnectionTable"/>'s slot array (64 bytes).
@@ -34,6 +43,8 @@ public struct Connection
 {
     public RealServer? Dest;
     public long ExpiresAtMs;
+    /// <summary>NAT: the MAC the client's frames came from (the client or its router): where replies go.</summary>
+    public ulong ClientMac;
     public uint ClientAddress;
     public uint VirtualAddress;
     public uint DestAddress;
@@ -54,10 +65,11 @@ public struct Connection
 
     public readonly bool IsTemplate => (Flags & ConnectionFlags.Template) != 0;
     public readonly bool IsInactive => (Flags & ConnectionFlags.Inactive) != 0;
+    public readonly bool IsReplyLink => (Flags & ConnectionFlags.ReplyLink) != 0;
 
-    public readonly ConnectionKey Key => new(Protocol, ClientAddress, ClientPort, VirtualAddress, VirtualPort, IsTemplate);
+    public readonly ConnectionKey Key => new(Protocol, ClientAddress, ClientPort, VirtualAddress, VirtualPort, IsTemplate, IsReplyLink);
 
     internal readonly bool Matches(in ConnectionKey key) =>
         ClientAddress == key.ClientAddress && VirtualAddress == key.VirtualAddress && ClientPort == key.ClientPort &&
-        VirtualPort == key.VirtualPort && Protocol == key.Protocol && IsTemplate == key.Template;
+        VirtualPort == key.VirtualPort && Protocol == key.Protocol && IsTemplate == key.Template && IsReplyLink == key.ReplyLink;
 }

@@ -41,7 +41,7 @@ public sealed class ConnectionTable
     private uint HashOf(in ConnectionKey key)
     {
         ulong a = ((ulong)key.ClientAddress << 32 | key.VirtualAddress) ^ _seed;
-        ulong b = ((ulong)key.ClientPort << 32) | ((ulong)key.VirtualPort << 16) | ((ulong)key.Protocol << 1) | (key.Template ? 1UL : 0UL);
+        ulong b = ((ulong)key.ClientPort << 32) | ((ulong)key.VirtualPort << 16) | ((ulong)key.Protocol << 2) | (key.Template ? 1UL : 0UL) | (key.ReplyLink ? 2UL : 0UL);
         ulong h = (a * 0x9E3779B97F4A7C15UL) ^ ((b + _seed) * 0xC2B2AE3D27D4EB4FUL);
         h ^= h >> 29;
         h *= 0xBF58476D1CE4E5B9UL;
@@ -87,7 +87,8 @@ public sealed class ConnectionTable
         }
         ref Connection entry = ref _slots[slot];
         entry = default;
-        entry.Flags = ConnectionFlags.Used | (key.Template ? ConnectionFlags.Template : ConnectionFlags.None);
+        entry.Flags = ConnectionFlags.Used | (key.Template ? ConnectionFlags.Template : ConnectionFlags.None) |
+            (key.ReplyLink ? ConnectionFlags.ReplyLink : ConnectionFlags.None);
         entry.Hash = hash;
         entry.Protocol = key.Protocol;
         entry.ClientAddress = key.ClientAddress;
@@ -99,22 +100,41 @@ public sealed class ConnectionTable
     }
 
     /// <summary>
-    /// Removes the entry in <paramref name="slot"/> and releases what it holds: its server's counters and, for a
-    /// controlled connection, its template's control count (ip_vs_conn_expire + ip_vs_unbind_dest).
+    /// Removes the entry in <paramref name="slot"/> and releases what it holds: its server's counters, for a
+    /// controlled connection its template's control count (ip_vs_conn_expire + ip_vs_unbind_dest), and for a NAT
+    /// connection its reply link.
     /// </summary>
     public void Remove(int slot)
     {
         ref Connection entry = ref _slots[slot];
-        if (entry.IsTemplate)
+        if (entry.IsReplyLink)
         {
-            entry.Dest?.UnbindConnection(active: false, template: true);
+            RemoveSlot(slot); // only ever removed with its connection
+            return;
+        }
+        if (entry.Method == Services.ForwardingMethod.Masquerade && !entry.IsTemplate)
+        {
+            var link = new ConnectionKey(entry.Protocol, entry.ClientAddress, entry.ClientPort, entry.DestAddress, entry.DestPort, ReplyLink: true);
+            int linkSlot = Find(link);
+            // The link must point back at this very connection (another VIP may map to the same server port).
+            if (linkSlot >= 0 && _slots[linkSlot].DestAddress == entry.VirtualAddress && _slots[linkSlot].DestPort == entry.VirtualPort)
+            {
+                ConnectionKey key = entry.Key;
+                RemoveSlot(linkSlot);
+                slot = Find(key); // the backward shift may have moved this entry
+            }
+        }
+        ref Connection removed = ref _slots[slot];
+        if (removed.IsTemplate)
+        {
+            removed.Dest?.UnbindConnection(active: false, template: true);
         }
         else
         {
-            entry.Dest?.UnbindConnection(active: !entry.IsInactive, template: false);
-            if ((entry.Flags & ConnectionFlags.Controlled) != 0)
+            removed.Dest?.UnbindConnection(active: !removed.IsInactive, template: false);
+            if ((removed.Flags & ConnectionFlags.Controlled) != 0)
             {
-                int template = Find(new ConnectionKey(entry.Protocol, entry.TemplateClientAddress, 0, entry.VirtualAddress, entry.TemplateVirtualPort, Template: true));
+                int template = Find(new ConnectionKey(removed.Protocol, removed.TemplateClientAddress, 0, removed.VirtualAddress, removed.TemplateVirtualPort, Template: true));
                 if (template >= 0)
                 {
                     _slots[template].ControlCount--;
@@ -187,13 +207,13 @@ public sealed class ConnectionTable
         }
     }
 
-    /// <summary>A copy of every entry (for listings; not for the hot path).</summary>
+    /// <summary>A copy of every connection and template (not the NAT reply links), for listings; not for the hot path.</summary>
     public List<Connection> Snapshot()
     {
         var list = new List<Connection>(Count);
         foreach (ref readonly Connection entry in _slots.AsSpan())
         {
-            if ((entry.Flags & ConnectionFlags.Used) != 0)
+            if ((entry.Flags & ConnectionFlags.Used) != 0 && !entry.IsReplyLink)
             {
                 list.Add(entry);
             }

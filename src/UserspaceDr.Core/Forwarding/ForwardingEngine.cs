@@ -13,7 +13,7 @@ namespace UserspaceDr.Core.Forwarding;
 /// it alone, and the rule set and neighbour table are immutable snapshots the worker swaps in between batches.
 /// Per frame it allocates nothing and throws nothing; every outcome is a <see cref="FrameReason"/> that is counted.
 /// </summary>
-public sealed class ForwardingEngine
+public sealed partial class ForwardingEngine
 {
     private readonly EngineOptions _options;
     private readonly FragmentTable _fragments = new();
@@ -114,7 +114,9 @@ public sealed class ForwardingEngine
         uint destination = ip.Destination;
         if (!rules.IsVirtualAddress(destination))
         {
-            return FrameReason.NotForVirtualAddress;
+            // Not for a VIP: it may be a NAT reply from a real server on its way back to the client.
+            return rules.HasMasquerade ? HandlePossibleNatReply(ethernet, ip, payload[headerLength..totalLength], flags, nowMs)
+                : FrameReason.NotForVirtualAddress;
         }
         if (!ip.HeaderChecksumValid)
         {
@@ -218,7 +220,8 @@ public sealed class ForwardingEngine
             if (oneShot is not null)
             {
                 // One-packet scheduling (-o): no entry outlives the datagram.
-                return Transmit(ethernet, ip, transport, flags, oneShot, oneShot.Address, oneShot.Method, nowMs, reply, out replyLength);
+                return Transmit(ethernet, ip, transport, flags, oneShot, oneShot.Address, oneShot.Port != 0 ? oneShot.Port : virtualPort,
+                    oneShot.Method, nowMs, reply, out replyLength);
             }
         }
         else
@@ -226,14 +229,16 @@ public sealed class ForwardingEngine
             ref Connection entry = ref table.At(slot);
             if (protocol == IpProtocol.Tcp)
             {
-                AdvanceTcpState(ref entry, tcpFlags);
+                AdvanceTcpState(ref entry, tcpFlags, reply: false);
             }
             entry.ExpiresAtMs = nowMs + (TimeoutOf(entry) * 1000L);
         }
 
         ref Connection connection = ref table.At(slot);
+        connection.ClientMac = ethernet.Source.Value; // NAT replies go back to where the client's frames came from
         RealServer? dest = connection.Dest;
         uint destAddress = connection.DestAddress;
+        ushort destPort = connection.DestPort;
         ForwardingMethod method = connection.Method;
         if (dest is not null)
         {
@@ -245,7 +250,7 @@ public sealed class ForwardingEngine
         {
             _fragments.Remember(ip.Source, ip.Destination, ip.Identification, protocol, dest, destAddress, method, nowMs);
         }
-        return Transmit(ethernet, ip, transport, flags, dest, destAddress, method, nowMs, reply, out replyLength);
+        return Transmit(ethernet, ip, transport, flags, dest, destAddress, destPort, method, nowMs, reply, out replyLength);
     }
 
     /// <summary>
@@ -379,7 +384,8 @@ public sealed class ForwardingEngine
             return FrameReason.Forwarded;
         }
 
-        slot = table.TryInsert(key);
+        bool nat = dest!.Method == ForwardingMethod.Masquerade;
+        slot = nat && table.Count + 2 > table.Capacity ? -1 : table.TryInsert(key);
         if (slot < 0)
         {
             traffic.Connections--;
@@ -404,9 +410,13 @@ public sealed class ForwardingEngine
         dest.BindConnection(active: false, template: false);
         if (protocol == IpProtocol.Tcp)
         {
-            AdvanceTcpState(ref entry, tcpFlags);
+            AdvanceTcpState(ref entry, tcpFlags, reply: false);
         }
         entry.ExpiresAtMs = nowMs + (TimeoutOf(entry) * 1000L);
+        if (nat)
+        {
+            InsertReplyLink(table, in entry);
+        }
         return FrameReason.Forwarded;
     }
 
@@ -414,11 +424,23 @@ public sealed class ForwardingEngine
     private bool TemplateValid(RealServer? dest) =>
         dest is not null && !dest.Removed && !(_options.ExpireQuiescentTemplate && dest.Weight == 0);
 
-    /// <summary>set_tcp_state: table by direction, counters moved between active and inactive.</summary>
+    /// <summary>
+    /// set_tcp_state: the table by direction (a reply clears NOOUTPUT; without one, DR/TUN use INPUT_ONLY), counters
+    /// moved between active and inactive.
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void AdvanceTcpState(ref Connection entry, byte tcpFlags)
+    private static void AdvanceTcpState(ref Connection entry, byte tcpFlags, bool reply)
     {
-        PacketDirection direction = (entry.Flags & ConnectionFlags.NoOutput) != 0 ? PacketDirection.InputOnly : PacketDirection.Input;
+        PacketDirection direction;
+        if (reply)
+        {
+            entry.Flags &= ~ConnectionFlags.NoOutput;
+            direction = PacketDirection.Output;
+        }
+        else
+        {
+            direction = (entry.Flags & ConnectionFlags.NoOutput) != 0 ? PacketDirection.InputOnly : PacketDirection.Input;
+        }
         TcpState next = TcpStateMachine.Next(entry.State, direction, tcpFlags);
         if (next == entry.State)
         {
@@ -431,6 +453,20 @@ public sealed class ForwardingEngine
             entry.Flags ^= ConnectionFlags.Inactive;
         }
         entry.State = next;
+    }
+
+    /// <summary>
+    /// Completes a transport checksum that nothing after udr will finish (ChecksumNotReady, or ChecksumUnknown with
+    /// the field holding exactly the pseudo-header seed); it is then no longer partial.
+    /// </summary>
+    private static void FinishChecksumIfNeeded(Ipv4Header ip, Span<byte> transport, ref FrameFlags flags)
+    {
+        if (!transport.IsEmpty && ((flags & FrameFlags.ChecksumNotReady) != 0 ||
+            ((flags & FrameFlags.ChecksumUnknown) != 0 && TransportChecksum.HoldsOnlyPseudoHeaderSeed(ip, transport))))
+        {
+            TransportChecksum.Finish(ip, transport);
+            flags &= ~FrameFlags.ChecksumPartial;
+        }
     }
 
     private int TimeoutOf(in Connection entry) =>
@@ -446,7 +482,7 @@ public sealed class ForwardingEngine
         ref TrafficCounters traffic = ref Counters.For(dest!);
         traffic.InPackets++;
         traffic.InBytes += ip.TotalLength;
-        FrameReason result = Transmit(ethernet, ip, default, FrameFlags.None, dest, destAddress, method, nowMs, reply, out replyLength);
+        FrameReason result = Transmit(ethernet, ip, default, FrameFlags.None, dest, destAddress, 0, method, nowMs, reply, out replyLength);
         return result == FrameReason.Forwarded ? FrameReason.ForwardedFragment : result;
     }
 
@@ -477,20 +513,25 @@ public sealed class ForwardingEngine
             return FrameReason.IcmpErrorNotTracked;
         }
         ref Connection entry = ref Connections.At(slot);
-        FrameReason result = Transmit(ethernet, ip, default, FrameFlags.None, entry.Dest, entry.DestAddress, entry.Method, nowMs, reply, out replyLength);
+        if (entry.Method != ForwardingMethod.Route)
+        {
+            // A NAT connection's errors need their quoted packet translated too, which udr does not do yet.
+            return FrameReason.ForwardingMethodUnavailable;
+        }
+        FrameReason result = Transmit(ethernet, ip, default, FrameFlags.None, entry.Dest, entry.DestAddress, entry.DestPort, entry.Method, nowMs, reply, out replyLength);
         return result == FrameReason.Forwarded ? FrameReason.ForwardedIcmpError : result;
     }
 
     /// <summary>The transmit methods. Direct routing: the L2 header is rewritten and TTL decremented; nothing else changes.</summary>
     private FrameReason Transmit(EthernetFrame ethernet, Ipv4Header ip, Span<byte> transport, FrameFlags flags,
-        RealServer? dest, uint destAddress, ForwardingMethod method, long nowMs, Span<byte> reply, out int replyLength)
+        RealServer? dest, uint destAddress, ushort destPort, ForwardingMethod method, long nowMs, Span<byte> reply, out int replyLength)
     {
         replyLength = 0;
         if (dest is not null && dest.Removed)
         {
             return FrameReason.DestinationRemoved;
         }
-        if (method != ForwardingMethod.Route)
+        if (method is not (ForwardingMethod.Route or ForwardingMethod.Masquerade))
         {
             return FrameReason.ForwardingMethodUnavailable;
         }
@@ -505,10 +546,11 @@ public sealed class ForwardingEngine
                 IcmpType.TimeExceeded, IcmpType.CodeTtlExceeded, 0, reply);
             return FrameReason.IcmpTimeExceeded;
         }
-        if (!transport.IsEmpty && ((flags & FrameFlags.ChecksumNotReady) != 0 ||
-            ((flags & FrameFlags.ChecksumUnknown) != 0 && TransportChecksum.HoldsOnlyPseudoHeaderSeed(ip, transport))))
+        FinishChecksumIfNeeded(ip, transport, ref flags);
+        if (method == ForwardingMethod.Masquerade)
         {
-            TransportChecksum.Finish(ip, transport);
+            // DNAT: VIP:vport becomes RIP:rport (ip_vs_nat_xmit).
+            NatRewrite.Destination(ip, transport, destAddress, destPort, (flags & FrameFlags.ChecksumPartial) != 0);
         }
         ip.DecrementTimeToLive();
         ethernet.Destination = nextHop;

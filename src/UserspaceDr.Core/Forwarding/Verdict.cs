@@ -20,6 +20,8 @@ public enum FrameReason : byte
     Forwarded,
     ForwardedFragment,
     ForwardedIcmpError,
+    /// <summary>A NAT reply from a real server, source rewritten to VIP:vport, sent to the client.</summary>
+    ForwardedReply,
 
     // Reply
     ArpReply,
@@ -52,17 +54,19 @@ public enum FrameReason : byte
     DestinationRemoved,
     ForwardingMethodUnavailable,
     SourceIsVirtualAddress,
+    /// <summary>A NAT reply whose TTL would expire on the balancer.</summary>
+    ReplyTtlExpired,
 }
 
 public static class FrameReasons
 {
-    public const int Count = (int)FrameReason.SourceIsVirtualAddress + 1;
+    public const int Count = (int)FrameReason.ReplyTtlExpired + 1;
 
     private static readonly string[] Names = BuildNames();
 
     public static Verdict VerdictOf(FrameReason reason) => reason switch
     {
-        <= FrameReason.ForwardedIcmpError => Verdict.Transmit,
+        <= FrameReason.ForwardedReply => Verdict.Transmit,
         <= FrameReason.IcmpPortUnreachable => Verdict.Reply,
         <= FrameReason.OtherProtocol => Verdict.Pass,
         _ => Verdict.Drop,
@@ -109,4 +113,10 @@ public enum FrameFlags : byte
     /// with that value rewrites the same value, so a correct frame is never changed.
     /// </summary>
     ChecksumUnknown = 2,
+
+    /// <summary>
+    /// The L4 checksum is partial and the kernel will finish it on transmit (the frame goes out with its
+    /// virtio_net_hdr). Nothing to finish here, but a NAT rewrite must keep the pseudo-header seed in step.
+    /// </summary>
+    ChecksumPartial = 4,
 }

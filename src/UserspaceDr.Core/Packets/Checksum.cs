@@ -61,6 +61,12 @@ public static class Checksum
         return (ushort)~sum;
     }
 
+    /// <summary>
+    /// Updates a plain (uncomplemented) 16-bit sum for a 32-bit field that changed: what a CHECKSUM_PARTIAL
+    /// transport checksum field holds (the pseudo-header seed the NIC or kernel later completes).
+    /// </summary>
+    public static ushort UpdateSum(ushort sum, uint oldValue, uint newValue) => (ushort)~Update((ushort)~sum, oldValue, newValue);
+
     /// <summary>RFC 1624 update for a 32-bit field (an IPv4 address) that changed.</summary>
     public static ushort Update(ushort checksum, uint oldValue, uint newValue)
     {

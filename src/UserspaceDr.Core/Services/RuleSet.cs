@@ -38,7 +38,11 @@ public sealed class RuleSet
             _slots[slot] = service;
         }
         _virtualAddresses = services.Select(s => s.Address).Distinct().Order().ToArray();
+        HasMasquerade = services.Any(s => s.Destinations.Any(d => d.Method == ForwardingMethod.Masquerade));
     }
+
+    /// <summary>Some real server is reached by NAT: replies through the balancer must be looked for.</summary>
+    public bool HasMasquerade { get; }
 
     public RuleSetSpec Spec { get; }
     public ImmutableArray<VirtualService> Services { get; }
