@@ -35,14 +35,18 @@ ensure_dotnet() {
 
 do_build() {
     ensure_dotnet
-    dotnet build UserspaceDr.sln -c Release -nologo -v quiet -clp:ErrorsOnly
-    dotnet publish src/UserspaceDr.Cli/UserspaceDr.Cli.csproj -c Release -nologo -v quiet -clp:ErrorsOnly -o artifacts/udr
+    # Explicit returns: callers may run this where errexit is off (an if condition).
+    dotnet build UserspaceDr.sln -c Release -nologo -v quiet -clp:ErrorsOnly || return 1
+    dotnet publish src/UserspaceDr.Cli/UserspaceDr.Cli.csproj -c Release -nologo -v quiet -clp:ErrorsOnly -o artifacts/udr || return 1
     log "udr published to artifacts/udr/udr"
 }
 
 do_test() {
     ensure_packages
-    do_build
+    if ! (do_build); then
+        echo "0 passed, 1 failed"   # the build failed: nothing ran, and that must show
+        return 1
+    fi
     local results="$ROOT/artifacts/test-results"
     rm -rf "$results"
     local rc=0
