@@ -3,6 +3,9 @@ using System.Runtime.InteropServices;
 using Microsoft.Extensions.Logging;
 using UserspaceDr.Core.Services;
 using UserspaceDr.Io.Runtime;
+using UserspaceDr.Node;
+using UserspaceDr.Node.Host;
+using UserspaceDr.Node.Preflight;
 
 namespace UserspaceDr.Cli.Commands;
 
@@ -76,6 +79,7 @@ internal static class RunCommand
             reloadRequested.Set();
         });
 
+        LogPreflight(log, options, spec);
         DataPlane plane;
         try
         {
@@ -102,6 +106,34 @@ internal static class RunCommand
             }
         }
         return ExitCodes.Success;
+
+        static void LogPreflight(ILogger log, DataPlaneOptions options, RuleSetSpec spec)
+        {
+            // The same checklist as `udr preflight` (without --fix), logged, never fatal: the operator decides.
+            var preflight = new PreflightOptions(options.InterfaceName, spec)
+            {
+                AnswerArp = options.AnswerArpForVirtualAddresses,
+                KernelIsolation = options.IsolateKernel,
+            };
+            try
+            {
+                foreach (CheckResult result in PreflightChecks.Run(preflight, new LinuxHostSystem()))
+                {
+                    LogLevel level = result.Status switch
+                    {
+                        CheckStatus.Pass => LogLevel.Information,
+                        CheckStatus.Warn => LogLevel.Warning,
+                        _ => LogLevel.Error,
+                    };
+                    Log.Preflight(log, level, result.Status.ToString().ToLowerInvariant(), result.Check, result.Detail,
+                        result.Fix is null ? "" : " (fix: " + result.Fix + ")");
+                }
+            }
+            catch (NodeException e)
+            {
+                Log.Preflight(log, LogLevel.Error, "fail", "preflight", e.Message, "");
+            }
+        }
 
         void Stop(PosixSignalContext context)
         {

@@ -38,6 +38,9 @@ public static partial class Log
     [LoggerMessage(EventId = 12, Level = LogLevel.Critical, Message = "cannot start: {Message}")]
     public static partial void StartFailed(ILogger logger, string message);
 
+    [LoggerMessage(EventId = 13, Message = "preflight {Status}: {Check}: {Detail}{Fix}")]
+    public static partial void Preflight(ILogger logger, LogLevel level, string status, string check, string detail, string fix);
+
     [LoggerMessage(EventId = 11, Level = LogLevel.Warning, Message = "transmit errors in the last {Seconds} s: {Count} (last errno {Errno})")]
     public static partial void TransmitErrors(ILogger logger, long count, int seconds, int errno);
 }
