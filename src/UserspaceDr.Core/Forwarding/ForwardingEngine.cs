@@ -221,7 +221,7 @@ public sealed partial class ForwardingEngine
             {
                 // One-packet scheduling (-o): no entry outlives the datagram.
                 return Transmit(ethernet, ip, transport, flags, oneShot, oneShot.Address, oneShot.Port != 0 ? oneShot.Port : virtualPort,
-                    oneShot.Method, nowMs, reply, out replyLength);
+                    oneShot.Method, reply, out replyLength);
             }
         }
         else
@@ -250,7 +250,7 @@ public sealed partial class ForwardingEngine
         {
             _fragments.Remember(ip.Source, ip.Destination, ip.Identification, protocol, dest, destAddress, method, nowMs);
         }
-        return Transmit(ethernet, ip, transport, flags, dest, destAddress, destPort, method, nowMs, reply, out replyLength);
+        return Transmit(ethernet, ip, transport, flags, dest, destAddress, destPort, method, reply, out replyLength);
     }
 
     /// <summary>
@@ -482,7 +482,7 @@ public sealed partial class ForwardingEngine
         ref TrafficCounters traffic = ref Counters.For(dest!);
         traffic.InPackets++;
         traffic.InBytes += ip.TotalLength;
-        FrameReason result = Transmit(ethernet, ip, default, FrameFlags.None, dest, destAddress, 0, method, nowMs, reply, out replyLength);
+        FrameReason result = Transmit(ethernet, ip, default, FrameFlags.None, dest, destAddress, 0, method, reply, out replyLength);
         return result == FrameReason.Forwarded ? FrameReason.ForwardedFragment : result;
     }
 
@@ -518,13 +518,13 @@ public sealed partial class ForwardingEngine
             // A NAT connection's errors need their quoted packet translated too, which udr does not do yet.
             return FrameReason.ForwardingMethodUnavailable;
         }
-        FrameReason result = Transmit(ethernet, ip, default, FrameFlags.None, entry.Dest, entry.DestAddress, entry.DestPort, entry.Method, nowMs, reply, out replyLength);
+        FrameReason result = Transmit(ethernet, ip, default, FrameFlags.None, entry.Dest, entry.DestAddress, entry.DestPort, entry.Method, reply, out replyLength);
         return result == FrameReason.Forwarded ? FrameReason.ForwardedIcmpError : result;
     }
 
     /// <summary>The transmit methods. Direct routing: the L2 header is rewritten and TTL decremented; nothing else changes.</summary>
     private FrameReason Transmit(EthernetFrame ethernet, Ipv4Header ip, Span<byte> transport, FrameFlags flags,
-        RealServer? dest, uint destAddress, ushort destPort, ForwardingMethod method, long nowMs, Span<byte> reply, out int replyLength)
+        RealServer? dest, uint destAddress, ushort destPort, ForwardingMethod method, Span<byte> reply, out int replyLength)
     {
         replyLength = 0;
         if (dest is not null && dest.Removed)
@@ -555,7 +555,6 @@ public sealed partial class ForwardingEngine
         ip.DecrementTimeToLive();
         ethernet.Destination = nextHop;
         ethernet.Source = _options.LocalMac;
-        _ = nowMs;
         return FrameReason.Forwarded;
     }
 }
