@@ -15,6 +15,12 @@ public interface IFrameWorker : IDisposable
     /// <summary>Connections the worker's table holds now.</summary>
     int Connections { get; }
 
+    /// <summary>How many connections the worker's table can hold.</summary>
+    int ConnectionCapacity { get; }
+
+    /// <summary>Where another thread asks for a copy of the worker's connections (served between batches).</summary>
+    ConnectionSnapshotSlot Snapshots { get; }
+
     void Start();
 
     /// <summary>The VIP set changed: narrow or widen what the kernel hands this worker.</summary>

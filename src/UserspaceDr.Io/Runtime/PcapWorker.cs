@@ -25,6 +25,7 @@ public sealed class PcapWorker : IFrameWorker
     private readonly byte[] _frame = new byte[65_536 + 64];
     private readonly byte[] _reply = new byte[ReplyBuilder.MaxReplyLength];
     private readonly int _expiryBudget;
+    private readonly ConnectionSnapshotSlot _snapshots = new();
     private Thread? _thread;
     private volatile bool _stopping;
     private long _transmitErrors;
@@ -54,6 +55,8 @@ public sealed class PcapWorker : IFrameWorker
     public long TransmitErrors => Interlocked.Read(ref _transmitErrors);
     public int LastTransmitErrno => 0;
     public int Connections => _engine.Connections.Count;
+    public int ConnectionCapacity => _engine.Connections.Capacity;
+    public ConnectionSnapshotSlot Snapshots => _snapshots;
 
     /// <summary>The same traffic as the AF_PACKET filter: ARP, and IPv4 to a VIP (also with one VLAN tag).</summary>
     private static string Filter(IReadOnlyCollection<uint> virtualAddresses)
@@ -83,6 +86,10 @@ public sealed class PcapWorker : IFrameWorker
         catch (Exception e) when (e is PcapException or InvalidOperationException)
         {
             Log.WorkerFailed(_log, 0, e.Message);
+        }
+        finally
+        {
+            _snapshots.Close(); // nothing will answer a -L -c request from here on
         }
     }
 
@@ -117,6 +124,7 @@ public sealed class PcapWorker : IFrameWorker
                 throw new InvalidOperationException("libpcap read failed: " + _device.LastError);
             }
             engine.ExpireConnections(now, _expiryBudget);
+            _snapshots.Serve(engine.Connections); // ipvsadm -L -c: copied between batches, never per frame
         }
     }
 
