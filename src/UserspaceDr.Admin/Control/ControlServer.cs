@@ -152,7 +152,7 @@ public sealed partial class ControlServer : IDisposable
             {
                 Interlocked.Decrement(ref _connectionCount);
                 Log.TooManyConnections(_log, _options.MaxConnections);
-                client.Dispose();
+                RefuseBusy(client);
                 continue;
             }
             Task connection = ServeConnectionAsync(client);
@@ -168,6 +168,27 @@ public sealed partial class ControlServer : IDisposable
                 }
                 Interlocked.Decrement(ref _connectionCount);
             }, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+        }
+    }
+
+    /// <summary>A short reply into a fresh socket's empty send buffer (never blocks), then the connection is closed.</summary>
+    private void RefuseBusy(Socket client)
+    {
+        using (client)
+        {
+            var reply = new ArrayBufferWriter<byte>();
+            ControlProtocol.WriteResponse(reply, ControlResponse.ProtocolError(
+                $"busy: {_options.MaxConnections} connections to the control socket are open; try again"));
+            try
+            {
+                client.Blocking = false;
+                client.Send(reply.WrittenSpan);
+                client.Shutdown(SocketShutdown.Both);
+            }
+            catch (SocketException)
+            {
+                // The peer is already gone.
+            }
         }
     }
 

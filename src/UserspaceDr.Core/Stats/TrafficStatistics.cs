@@ -132,11 +132,17 @@ public sealed class TrafficStatistics
             var members = new HashSet<RealServer>(service.Destinations, ReferenceEqualityComparer.Instance);
             if (!_services.TryGetValue(key, out ServiceEntry? entry))
             {
-                // A new service counts from 0, even over a server reinstated with counts of its own.
+                // A new service counts what its servers counted since they were made, except a server seen before
+                // (reinstated from the trash into a service added again): the kernel starts a new service from 0.
                 entry = new ServiceEntry { Members = members };
-                TrafficCounters raw = Raw(entry);
-                entry.Baseline = raw;
-                entry.Estimator = RateEstimator.StartingAt(raw);
+                foreach (RealServer member in members)
+                {
+                    if (_servers.TryGetValue(member, out _))
+                    {
+                        entry.Retired.Subtract(_read(member));
+                    }
+                }
+                entry.Estimator = RateEstimator.StartingAt(Raw(entry));
                 _services.Add(key, entry);
             }
             else
