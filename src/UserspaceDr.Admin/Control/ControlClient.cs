@@ -30,6 +30,10 @@ public static class ControlClient
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
         ArgumentNullException.ThrowIfNull(request);
+        if (!File.Exists(path))
+        {
+            throw new ControlClientException($"cannot connect to {path}: no such socket (is `udr run` running, with --control {path}?)");
+        }
         using var cancel = new CancellationTokenSource(timeout);
         using var socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
         try

@@ -23,6 +23,8 @@ public sealed unsafe class AfPacketWorker : IFrameWorker
     private readonly byte[] _replies; // pinned: replies must stay put until the batch is flushed
     private readonly int _expiryBudget;
     private readonly ConnectionSnapshotSlot _snapshots = new();
+    private readonly Lock _ringStatisticsLock = new();
+    private long _ringDrops;
     private Thread? _thread;
     private volatile bool _stopping;
 
@@ -62,6 +64,26 @@ public sealed unsafe class AfPacketWorker : IFrameWorker
     public int LastTransmitErrno => _tx.LastErrno;
     public int Connections => _engine.Connections.Count;
     public int ConnectionCapacity => _engine.Connections.Capacity;
+
+    public long RingDrops
+    {
+        get
+        {
+            // PACKET_STATISTICS resets on read; any thread may ask, so the reads add up under a lock.
+            lock (_ringStatisticsLock)
+            {
+                try
+                {
+                    _ringDrops += _rx.ReadAndResetStatistics().Drops;
+                }
+                catch (System.ComponentModel.Win32Exception)
+                {
+                    // The socket is closing; the total so far stands.
+                }
+                return _ringDrops;
+            }
+        }
+    }
     public ConnectionSnapshotSlot Snapshots => _snapshots;
 
     public void Start()

@@ -46,6 +46,7 @@ public sealed class DataPlane : IDisposable
     private readonly object _reloadLock = new();
     private long _lastDrops;
     private long _lastTransmitErrors;
+    private long _lastRingDrops;
 
     public DataPlane(DataPlaneOptions options, NetworkInterfaceInfo networkInterface, RuleSetSpec rules, ILogger log)
     {
@@ -202,6 +203,11 @@ public sealed class DataPlane : IDisposable
         {
             text.Append(CultureInfo.InvariantCulture, $"transmit-errors={transmitErrors} ");
         }
+        long ringDrops = _workers.Sum(w => w.RingDrops);
+        if (ringDrops != 0)
+        {
+            text.Append(CultureInfo.InvariantCulture, $"ring-drops={ringDrops} ");
+        }
         return text.Length == 0 ? "no frames" : text.ToString().TrimEnd();
     }
 
@@ -233,6 +239,12 @@ public sealed class DataPlane : IDisposable
             Log.TransmitErrors(_log, transmitErrors - _lastTransmitErrors, DropReportSeconds, _workers.Max(w => w.LastTransmitErrno));
         }
         _lastTransmitErrors = transmitErrors;
+        long ringDrops = _workers.Sum(w => w.RingDrops);
+        if (ringDrops > _lastRingDrops)
+        {
+            Log.Drops(_log, ringDrops - _lastRingDrops, DropReportSeconds, "receive ring full: the workers fell behind (ring-drops)");
+        }
+        _lastRingDrops = ringDrops;
     }
 
     private void DisposeParts()

@@ -12,6 +12,9 @@ public interface IFrameWorker : IDisposable
 
     int LastTransmitErrno { get; }
 
+    /// <summary>Frames the kernel dropped because the receive ring was full (the worker fell behind), so far.</summary>
+    long RingDrops { get; }
+
     /// <summary>Connections the worker's table holds now.</summary>
     int Connections { get; }
 

@@ -56,6 +56,7 @@ public sealed class PcapWorker : IFrameWorker
     public int LastTransmitErrno => 0;
     public int Connections => _engine.Connections.Count;
     public int ConnectionCapacity => _engine.Connections.Capacity;
+    public long RingDrops => 0; // libpcap keeps its own buffer; its drops are not read here
     public ConnectionSnapshotSlot Snapshots => _snapshots;
 
     /// <summary>The same traffic as the AF_PACKET filter: ARP, and IPv4 to a VIP (also with one VLAN tag).</summary>
