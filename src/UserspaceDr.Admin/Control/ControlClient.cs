@@ -30,6 +30,13 @@ public static class ControlClient
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
         ArgumentNullException.ThrowIfNull(request);
+        var encoded = new ArrayBufferWriter<byte>();
+        ControlProtocol.WriteRequest(encoded, request);
+        if (encoded.WrittenCount - 4 > ControlProtocol.MaxRequestBytes)
+        {
+            throw new ControlClientException(
+                $"the request is {encoded.WrittenCount - 4} bytes, over the control socket's limit of {ControlProtocol.MaxRequestBytes} (-R input too long?)");
+        }
         if (!File.Exists(path))
         {
             throw new ControlClientException($"cannot connect to {path}: no such socket (is `udr run` running, with --control {path}?)");
@@ -49,8 +56,7 @@ public static class ControlClient
         PipeReader reader = PipeReader.Create(stream, new StreamPipeReaderOptions(leaveOpen: true));
         try
         {
-            ControlProtocol.WriteRequest(writer, request);
-            await writer.FlushAsync(cancel.Token).ConfigureAwait(false);
+            await writer.WriteAsync(encoded.WrittenMemory, cancel.Token).ConfigureAwait(false);
             while (true)
             {
                 ReadResult result = await reader.ReadAsync(cancel.Token).ConfigureAwait(false);

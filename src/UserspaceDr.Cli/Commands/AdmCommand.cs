@@ -57,11 +57,7 @@ internal static class AdmCommand
         string stdin = "";
         if (parsed.IsSuccess && parsed.Value.Kind == IpvsadmCommandKind.Restore)
         {
-            stdin = Console.In.ReadToEnd();
-            if (Encoding.UTF8.GetByteCount(stdin) > ControlProtocol.MaxRequestBytes / 2)
-            {
-                return Fail($"-R input is over {ControlProtocol.MaxRequestBytes / 2} bytes");
-            }
+            stdin = Console.In.ReadToEnd(); // ControlClient refuses a request over the socket's limit (1 MiB)
         }
 
         ControlResponse response;

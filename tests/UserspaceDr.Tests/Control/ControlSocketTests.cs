@@ -153,6 +153,14 @@ public class ControlSocketTests
     }
 
     [Test]
+    public void The_client_refuses_to_send_a_request_over_the_limit()
+    {
+        string huge = new('#', ControlProtocol.MaxRequestBytes);
+        Assert.That(() => Restore(huge, "-R"), Throws.TypeOf<ControlClientException>().With.Message.Contains("over the control socket's limit"));
+        Assert.That(_backend.Publishes, Is.Zero);
+    }
+
+    [Test]
     public void A_partial_request_does_not_hold_up_other_clients_and_is_cut_off()
     {
         byte[] request = Encode(new ControlRequest("ipvsadm", ["-A", "-t", "198.18.0.100:80"]));
