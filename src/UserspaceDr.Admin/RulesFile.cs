@@ -23,28 +23,14 @@ public static class RulesFile
     {
         ArgumentNullException.ThrowIfNull(text);
         RuleSetSpec rules = RuleSetSpec.Empty;
-        string[] lines = text.Split('\n');
-        for (int i = 0; i < lines.Length; i++)
+        foreach ((int lineNumber, string[] words) in Lines(text))
         {
-            string line = lines[i];
-            int comment = line.IndexOf('#', StringComparison.Ordinal);
-            if (comment >= 0)
-            {
-                line = line[..comment];
-            }
-            string[] words = [.. line.Split([' ', '\t', '\r'], StringSplitOptions.RemoveEmptyEntries)
-                .Where(word => word != "ipvsadm")];
-            if (words.Length == 0)
-            {
-                continue;
-            }
             IpvsadmResult<IpvsadmCommand> parsed = IpvsadmParser.Parse(words);
             IpvsadmResult<RuleSetSpec> applied = parsed.IsSuccess
                 ? RuleSetEditor.Apply(rules, parsed.Value)
                 : IpvsadmResult.Failure<RuleSetSpec>(parsed.Error);
             if (!applied.IsSuccess)
             {
-                int lineNumber = i + 1;
                 return IpvsadmResult.Failure<RuleSetSpec>(applied.Error with
                 {
                     Message = string.Create(CultureInfo.InvariantCulture, $"line {lineNumber}: {applied.Error.Message}"),
@@ -63,92 +49,31 @@ public static class RulesFile
     public static string Save(RuleSetSpec rules)
     {
         ArgumentNullException.ThrowIfNull(rules);
-        var text = new StringBuilder();
-        foreach (VirtualServiceSpec service in IpvsadmOrder.Sort(rules.Services, IpvsadmOrder.CompareServices))
-        {
-            string name = ServiceName(service);
-            text.Append("-A ").Append(name).Append(" -s ").Append(service.Scheduler);
-            if (service.PersistenceTimeout > 0)
-            {
-                text.Append(" -p ").Append(service.PersistenceTimeout.ToString(CultureInfo.InvariantCulture));
-                if (service.PersistenceNetmask != 0xFFFF_FFFF)
-                {
-                    text.Append(" -M ").Append(Ipv4Address.Format(service.PersistenceNetmask));
-                }
-            }
-            if (service.OnePacket)
-            {
-                text.Append(" -o");
-            }
-            if (service.Flags != SchedulerFlags.None)
-            {
-                text.Append(" -b ").Append(SchedulerFlagNames(service.Scheduler, service.Flags));
-            }
-            text.Append('\n');
-
-            foreach (RealServerSpec server in IpvsadmOrder.Sort(service.RealServers, IpvsadmOrder.CompareRealServers))
-            {
-                text.Append("-a ").Append(name)
-                    .Append(" -r ").Append(Ipv4Address.Format(server.Address)).Append(':')
-                    .Append(server.Port.ToString(CultureInfo.InvariantCulture))
-                    .Append(' ').Append(ForwardingSwitch(server.Method))
-                    .Append(" -w ").Append(server.Weight.ToString(CultureInfo.InvariantCulture));
-                if (server.Method == ForwardingMethod.Tunnel)
-                {
-                    // udr tunnels are all IP-in-IP, which ipvsadm names explicitly.
-                    text.Append(" --tun-type ipip");
-                }
-                text.Append('\n');
-            }
-        }
-        return text.ToString();
+        return IpvsadmPrinter.ListAll(IpvsState.FromRules(rules), IpvsadmFormat.Rule | IpvsadmFormat.Numeric);
     }
 
-    private static string ServiceName(VirtualServiceSpec service) => string.Create(CultureInfo.InvariantCulture,
-        $"{(service.Protocol == ServiceProtocol.Udp ? "-u" : "-t")} {Ipv4Address.Format(service.Address)}:{service.Port}");
-
-    /// <summary>Local servers are saved as -g, like ipvsadm's fwd_switch.</summary>
-    private static string ForwardingSwitch(ForwardingMethod method) => method switch
-    {
-        ForwardingMethod.Masquerade => "-m",
-        ForwardingMethod.Tunnel => "-i",
-        _ => "-g",
-    };
-
     /// <summary>
-    /// print_sched_flags: sh and mh services print their own names for flags 1 and 2 (and nothing for flag 3,
-    /// which leaves ipvsadm's "-b " empty); every other scheduler prints flag-1..flag-3.
+    /// The words of each line of <paramref name="text"/> as "ipvsadm -R" reads them (see <see cref="Load"/>), with
+    /// 1-based line numbers; lines without words are left out.
     /// </summary>
-    private static string SchedulerFlagNames(string scheduler, SchedulerFlags flags)
+    internal static IEnumerable<(int LineNumber, string[] Words)> Lines(string text)
     {
-        var names = new List<string>(3);
-        if (scheduler is "sh" or "mh")
+        string[] lines = text.Split('\n');
+        for (int i = 0; i < lines.Length; i++)
         {
-            if ((flags & SchedulerFlags.Flag1) != 0)
+            string line = lines[i];
+            int comment = line.IndexOf('#', StringComparison.Ordinal);
+            if (comment >= 0)
             {
-                names.Add(scheduler + "-fallback");
+                line = line[..comment];
             }
-            if ((flags & SchedulerFlags.Flag2) != 0)
+            string[] words = [.. line.Split([' ', '\t', '\r'], StringSplitOptions.RemoveEmptyEntries)
+                .Where(word => word != "ipvsadm")];
+            if (words.Length > 0)
             {
-                names.Add(scheduler + "-port");
+                yield return (i + 1, words);
             }
         }
-        else
-        {
-            if ((flags & SchedulerFlags.Flag1) != 0)
-            {
-                names.Add("flag-1");
-            }
-            if ((flags & SchedulerFlags.Flag2) != 0)
-            {
-                names.Add("flag-2");
-            }
-            if ((flags & SchedulerFlags.Flag3) != 0)
-            {
-                names.Add("flag-3");
-            }
-        }
-        return string.Join(',', names);
     }
 }
 

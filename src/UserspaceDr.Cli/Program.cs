@@ -8,12 +8,20 @@ public static class Program
 {
     public static int Main(string[] args)
     {
+        ArgumentNullException.ThrowIfNull(args);
+        if (args.Length > 0 && args[0] == AdmCommand.Name)
+        {
+            // ipvsadm's arguments go to the daemon untouched: System.CommandLine never sees them.
+            return AdmCommand.Run(args.AsSpan(1));
+        }
         var root = new RootCommand("udr: a user-space IPVS-style layer-4 load balancer (DR) on raw AF_PACKET sockets")
         {
             RunCommand.Create(),
             ReplayCommand.Create(),
             NodeCommand.Create(),
             PreflightCommand.Create(),
+            // Listed for --help only; Main hands "adm" and everything after it to AdmCommand first.
+            new Command(AdmCommand.Name, "ipvsadm against the running daemon: udr adm [--control PATH] IPVSADM-ARGS..."),
         };
         ParseResult parsed = root.Parse(args);
         if (parsed.Errors.Count > 0)

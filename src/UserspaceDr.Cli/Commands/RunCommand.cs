@@ -1,6 +1,8 @@
 using System.CommandLine;
 using System.Runtime.InteropServices;
 using Microsoft.Extensions.Logging;
+using UserspaceDr.Admin;
+using UserspaceDr.Admin.Control;
 using UserspaceDr.Core.Services;
 using UserspaceDr.Io.Runtime;
 using UserspaceDr.Node;
@@ -22,10 +24,11 @@ internal static class RunCommand
         var maxConnections = new Option<int>("--max-connections") { Description = "connection-table capacity", DefaultValueFactory = _ => 1 << 20 };
         var answerArp = new Option<bool>("--answer-arp") { Description = "answer ARP for VIPs (when the VIP is not configured on the interface)" };
         var noIsolation = new Option<bool>("--no-kernel-isolation") { Description = "do not install the nftables ingress drop for VIP:ports" };
+        var control = new Option<string>("--control") { Description = "control socket for `udr adm` (mode 0600, root only)", DefaultValueFactory = _ => ControlClient.DefaultPath };
 
         var command = new Command("run", "run the balancer on an interface")
         {
-            interfaceName, rules, workers, backend, maxConnections, answerArp, noIsolation,
+            interfaceName, rules, workers, backend, maxConnections, answerArp, noIsolation, control,
         };
         command.SetAction(parse =>
         {
@@ -56,12 +59,17 @@ internal static class RunCommand
                 AnswerArpForVirtualAddresses = parse.GetValue(answerArp),
                 IsolateKernel = !parse.GetValue(noIsolation),
             };
-            return Serve(options, networkInterface, spec, rulesPath);
+            string controlPath = parse.GetValue(control) ?? ControlClient.DefaultPath;
+            if (controlPath.Length == 0)
+            {
+                throw new UsageException("--control needs a socket path");
+            }
+            return Serve(options, networkInterface, spec, rulesPath, controlPath);
         });
         return command;
     }
 
-    private static int Serve(DataPlaneOptions options, NetworkInterfaceInfo networkInterface, RuleSetSpec spec, string rulesPath)
+    private static int Serve(DataPlaneOptions options, NetworkInterfaceInfo networkInterface, RuleSetSpec spec, string rulesPath, string controlPath)
     {
         using ILoggerFactory loggers = LoggerFactory.Create(b => b.AddSimpleConsole(o =>
         {
@@ -92,12 +100,30 @@ internal static class RunCommand
         }
         using (plane)
         {
+            // ipvsadm over the control socket changes the live rules only; the rules file stays as written, and
+            // SIGHUP re-reads it (replacing whatever udr adm changed, as ipvsadm-restore of that file would).
+            using var backend = new DataPlaneBackend(plane);
+            var ipvsadm = new IpvsadmExecutor(backend, () => new FileNames());
+            using var controlServer = new ControlServer(controlPath, request =>
+            {
+                IpvsadmOutcome outcome = ipvsadm.Execute(request.Program, request.Arguments, request.Stdin);
+                return new ControlResponse(outcome.ExitCode, outcome.Stdout, outcome.Stderr);
+            }, loggers.CreateLogger("udr.control"));
+            try
+            {
+                controlServer.Start();
+            }
+            catch (Exception e) when (e is InvalidOperationException or IOException or UnauthorizedAccessException or System.Net.Sockets.SocketException)
+            {
+                Log.StartFailed(log, $"control socket {controlPath}: {e.Message}");
+                return ExitCodes.Failure;
+            }
             var handles = new WaitHandle[] { stop.WaitHandle, reloadRequested };
             while (WaitHandle.WaitAny(handles) == 1)
             {
                 try
                 {
-                    plane.Reload(CliInputs.LoadRules(rulesPath));
+                    ipvsadm.Replace(CliInputs.LoadRules(rulesPath));
                 }
                 catch (Exception e) when (e is UsageException or InvalidOperationException or ArgumentException)
                 {

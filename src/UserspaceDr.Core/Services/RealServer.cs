@@ -2,12 +2,14 @@ namespace UserspaceDr.Core.Services;
 
 /// <summary>
 /// A real server of one virtual service (an IPVS "dest"). Like the kernel's struct ip_vs_dest, the object keeps
-/// its identity across rule-set publications: connections hold a reference to it, so its counters, overload flag
-/// and weight are shared state, changed with atomics. Its address, port and forwarding method never change.
+/// its identity across rule-set publications: connections hold a reference to it, so its counters, overload flag,
+/// weight and forwarding method are shared state, changed with atomics. Its address and port never change. A
+/// connection copies the method in when it is created, so an edit of the method only affects new connections.
 /// </summary>
 public sealed class RealServer
 {
     private static int s_nextStatsSlot;
+    private int _method;
     private int _weight;
     private int _lastWeight;
     private int _upperThreshold;
@@ -22,7 +24,7 @@ public sealed class RealServer
     {
         Address = address;
         Port = port;
-        Method = method;
+        _method = (int)method;
         _weight = weight;
         _lastWeight = weight;
         _upperThreshold = upperThreshold;
@@ -34,7 +36,8 @@ public sealed class RealServer
 
     public uint Address { get; }
     public ushort Port { get; }
-    public ForwardingMethod Method { get; }
+    /// <summary>The forwarding method new connections get (-g/-m/-i; changed in place by -e, as the kernel does).</summary>
+    public ForwardingMethod Method => (ForwardingMethod)Volatile.Read(ref _method);
 
     /// <summary>0 = quiesced: no new connections, existing ones continue.</summary>
     public int Weight => Volatile.Read(ref _weight);
@@ -74,7 +77,23 @@ public sealed class RealServer
         }
     }
 
+    /// <summary>Applies an edit (-e) that may also change the forwarding method (new connections only).</summary>
+    public void Update(int weight, int upperThreshold, int lowerThreshold, ForwardingMethod method)
+    {
+        Volatile.Write(ref _method, (int)method);
+        Update(weight, upperThreshold, lowerThreshold);
+    }
+
     public void MarkRemoved() => Volatile.Write(ref _removed, 1);
+
+    /// <summary>
+    /// Added back to its service while connections still hold it (ip_vs_trash_get_dest): the same object returns,
+    /// so the connections it still has carry on.
+    /// </summary>
+    public void Reinstate() => Volatile.Write(ref _removed, 0);
+
+    /// <summary>Connections and templates still bound to this server (what keeps a deleted one in the trash).</summary>
+    public bool HasConnections => ActiveConnections + InactiveConnections + PersistentConnections > 0;
 
     /// <summary>ip_vs_bind_dest: a new connection or template is counted and the overload flag is checked (templates count
     /// in PersistConn, not in the total the thresholds compare).</summary>

@@ -10,17 +10,18 @@ namespace UserspaceDr.Core.Services;
 /// </summary>
 public sealed class RuleSet
 {
-    public static readonly RuleSet Empty = new(RuleSetSpec.Empty, []);
+    public static readonly RuleSet Empty = new(RuleSetSpec.Empty, [], []);
 
     // Open-addressed lookup keyed by (protocol, address, port); power-of-two capacity, at most half full.
     private readonly VirtualService?[] _slots;
     private readonly int _mask;
     private readonly uint[] _virtualAddresses;
 
-    private RuleSet(RuleSetSpec spec, ImmutableArray<VirtualService> services)
+    private RuleSet(RuleSetSpec spec, ImmutableArray<VirtualService> services, ImmutableArray<DeletedRealServer> deleted)
     {
         Spec = spec;
         Services = services;
+        Deleted = deleted;
         int capacity = 16;
         while (capacity < services.Length * 2)
         {
@@ -46,6 +47,12 @@ public sealed class RuleSet
 
     public RuleSetSpec Spec { get; }
     public ImmutableArray<VirtualService> Services { get; }
+
+    /// <summary>
+    /// Deleted real servers that connections still hold (the kernel's dest trash): adding the same server back to the
+    /// same service reinstates the same object, so those connections carry on. Pruned once they hold none.
+    /// </summary>
+    public ImmutableArray<DeletedRealServer> Deleted { get; }
 
     /// <summary>The VIPs, sorted: "is this frame addressed to a VIP at all".</summary>
     public ReadOnlySpan<uint> VirtualAddresses => _virtualAddresses;
@@ -85,8 +92,10 @@ public sealed class RuleSet
 
     /// <summary>
     /// Builds the snapshot for <paramref name="spec"/>, reusing <paramref name="previous"/>'s real-server objects
-    /// (same service, address and port) and applying weight and threshold edits to them in place, as the kernel
-    /// does. Servers that disappear are marked removed. The spec must already be validated.
+    /// (same service, address and port) and applying weight, threshold and forwarding-method edits to them in place,
+    /// as the kernel does. Servers that disappear are marked removed and kept in <see cref="Deleted"/> while
+    /// connections hold them; one added back to its service from there is reinstated (ip_vs_trash_get_dest). The
+    /// spec must already be validated.
     /// </summary>
     public static RuleSet Build(RuleSetSpec spec, RuleSet? previous = null)
     {
@@ -116,10 +125,12 @@ public sealed class RuleSet
             for (int i = serviceSpec.RealServers.Length - 1; i >= 0; i--)
             {
                 RealServerSpec d = serviceSpec.RealServers[i];
-                RealServer? existing = old?.Destinations.FirstOrDefault(x => x.Address == d.Address && x.Port == d.Port && x.Method == d.Method);
+                RealServer? existing = old?.Destinations.FirstOrDefault(x => x.Address == d.Address && x.Port == d.Port)
+                    ?? FindDeleted(previous, serviceSpec, d);
                 if (existing is not null)
                 {
-                    existing.Update(d.Weight, d.UpperThreshold, d.LowerThreshold);
+                    existing.Update(d.Weight, d.UpperThreshold, d.LowerThreshold, d.Method);
+                    existing.Reinstate();
                     kept.Add(existing);
                     dests.Add(existing);
                 }
@@ -133,6 +144,7 @@ public sealed class RuleSet
                 dests.MoveToImmutable(), old?.Scheduler));
         }
 
+        var deleted = ImmutableArray.CreateBuilder<DeletedRealServer>();
         if (previous is not null)
         {
             foreach (VirtualService old in previous.Services)
@@ -142,13 +154,44 @@ public sealed class RuleSet
                     if (!kept.Contains(dest))
                     {
                         dest.MarkRemoved();
+                        if (dest.HasConnections)
+                        {
+                            deleted.Add(new DeletedRealServer(old.Protocol, old.Address, old.Port, dest));
+                        }
                     }
                 }
             }
+            foreach (DeletedRealServer entry in previous.Deleted)
+            {
+                if (!kept.Contains(entry.Server) && entry.Server.HasConnections)
+                {
+                    deleted.Add(entry);
+                }
+            }
         }
-        return new RuleSet(spec, services.MoveToImmutable());
+        return new RuleSet(spec, services.MoveToImmutable(), deleted.ToImmutable());
+    }
+
+    private static RealServer? FindDeleted(RuleSet? previous, VirtualServiceSpec service, RealServerSpec server)
+    {
+        if (previous is null)
+        {
+            return null;
+        }
+        foreach (DeletedRealServer entry in previous.Deleted)
+        {
+            if (entry.Protocol == service.Protocol && entry.ServiceAddress == service.Address && entry.ServicePort == service.Port &&
+                entry.Server.Address == server.Address && entry.Server.Port == server.Port)
+            {
+                return entry.Server;
+            }
+        }
+        return null;
     }
 
     private static bool Unchanged(VirtualServiceSpec a, VirtualServiceSpec b) =>
         a with { RealServers = [] } == b with { RealServers = [] } && a.RealServers.SequenceEqual(b.RealServers);
 }
+
+/// <summary>A real server deleted from the service (protocol, address, port) while connections still hold it.</summary>
+public readonly record struct DeletedRealServer(ServiceProtocol Protocol, uint ServiceAddress, ushort ServicePort, RealServer Server);

@@ -20,6 +20,15 @@ public struct TrafficCounters
         OutPackets += other.OutPackets;
         OutBytes += other.OutBytes;
     }
+
+    public void Subtract(in TrafficCounters other)
+    {
+        Connections -= other.Connections;
+        InPackets -= other.InPackets;
+        InBytes -= other.InBytes;
+        OutPackets -= other.OutPackets;
+        OutBytes -= other.OutBytes;
+    }
 }
 
 /// <summary>

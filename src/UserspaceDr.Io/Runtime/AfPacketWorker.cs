@@ -22,6 +22,9 @@ public sealed unsafe class AfPacketWorker : IFrameWorker
     private readonly PacketTxBatch _tx;
     private readonly byte[] _replies; // pinned: replies must stay put until the batch is flushed
     private readonly int _expiryBudget;
+    private readonly ConnectionSnapshotSlot _snapshots = new();
+    private readonly Lock _ringStatisticsLock = new();
+    private long _ringDrops;
     private Thread? _thread;
     private volatile bool _stopping;
 
@@ -60,6 +63,28 @@ public sealed unsafe class AfPacketWorker : IFrameWorker
     public long TransmitErrors => _tx.Errors;
     public int LastTransmitErrno => _tx.LastErrno;
     public int Connections => _engine.Connections.Count;
+    public int ConnectionCapacity => _engine.Connections.Capacity;
+
+    public long RingDrops
+    {
+        get
+        {
+            // PACKET_STATISTICS resets on read; any thread may ask, so the reads add up under a lock.
+            lock (_ringStatisticsLock)
+            {
+                try
+                {
+                    _ringDrops += _rx.ReadAndResetStatistics().Drops;
+                }
+                catch (System.ComponentModel.Win32Exception)
+                {
+                    // The socket is closing; the total so far stands.
+                }
+                return _ringDrops;
+            }
+        }
+    }
+    public ConnectionSnapshotSlot Snapshots => _snapshots;
 
     public void Start()
     {
@@ -79,6 +104,10 @@ public sealed unsafe class AfPacketWorker : IFrameWorker
         catch (Exception e) when (e is System.ComponentModel.Win32Exception or IOException or InvalidOperationException)
         {
             Log.WorkerFailed(_log, _index, e.Message);
+        }
+        finally
+        {
+            _snapshots.Close(); // nothing will answer a -L -c request from here on
         }
     }
 
@@ -126,6 +155,7 @@ public sealed unsafe class AfPacketWorker : IFrameWorker
                     _rx.ReleaseBlock();
                 }
                 engine.ExpireConnections(now, _expiryBudget);
+                _snapshots.Serve(engine.Connections); // ipvsadm -L -c: copied between batches, never per frame
             }
         }
     }

@@ -46,6 +46,7 @@ public sealed class DataPlane : IDisposable
     private readonly object _reloadLock = new();
     private long _lastDrops;
     private long _lastTransmitErrors;
+    private long _lastRingDrops;
 
     public DataPlane(DataPlaneOptions options, NetworkInterfaceInfo networkInterface, RuleSetSpec rules, ILogger log)
     {
@@ -114,11 +115,21 @@ public sealed class DataPlane : IDisposable
     /// </summary>
     public void Reload(RuleSetSpec rules)
     {
+        ArgumentNullException.ThrowIfNull(rules);
         lock (_reloadLock)
         {
+            // All or nothing: every check that can fail comes before RuleSet.Build, which edits the running real
+            // servers in place (weights, removal), so a refused change leaves the running state as it was.
+            foreach (VirtualServiceSpec service in rules.Services)
+            {
+                if (!Core.Scheduling.SchedulerFactory.IsKnown(service.Scheduler))
+                {
+                    throw new ArgumentException($"Scheduler '{service.Scheduler}' is not implemented.", nameof(rules));
+                }
+            }
+            _guard?.Apply(rules);
             RuleSet previous = _state.Rules;
             RuleSet next = RuleSet.Build(rules, previous);
-            _guard?.Apply(next);
             uint[] vips = next.VirtualAddresses.ToArray();
             if (!vips.AsSpan().SequenceEqual(previous.VirtualAddresses))
             {
@@ -149,6 +160,32 @@ public sealed class DataPlane : IDisposable
 
     public int Connections => _workers.Sum(w => w.Connections);
 
+    /// <summary>How many connections the data plane can hold (all workers together).</summary>
+    public int ConnectionCapacity => _workers.Sum(w => w.ConnectionCapacity);
+
+    /// <summary>The timeouts in force (ipvsadm --set); workers pick a new value up between batches.</summary>
+    public Core.Connections.Timeouts Timeouts
+    {
+        get => _state.Timeouts;
+        set => _state.Timeouts = value ?? throw new ArgumentNullException(nameof(value));
+    }
+
+    /// <summary>
+    /// A copy of every worker's connections (ipvsadm -L -c), each taken by the worker itself between two batches.
+    /// Throws <see cref="TimeoutException"/> when a worker does not answer within <paramref name="timeout"/>.
+    /// </summary>
+    public List<Core.Connections.Connection> SnapshotConnections(TimeSpan timeout)
+    {
+        var all = new List<Core.Connections.Connection>();
+        foreach (IFrameWorker worker in _workers)
+        {
+            List<Core.Connections.Connection> part = worker.Snapshots.Take(timeout)
+                ?? throw new TimeoutException($"a worker did not hand over its connections within {timeout.TotalSeconds:0.#} s");
+            all.AddRange(part);
+        }
+        return all;
+    }
+
     /// <summary>Every non-zero reason, e.g. "forwarded=812 tcp-not-syn=3".</summary>
     public string Totals()
     {
@@ -165,6 +202,11 @@ public sealed class DataPlane : IDisposable
         if (transmitErrors != 0)
         {
             text.Append(CultureInfo.InvariantCulture, $"transmit-errors={transmitErrors} ");
+        }
+        long ringDrops = _workers.Sum(w => w.RingDrops);
+        if (ringDrops != 0)
+        {
+            text.Append(CultureInfo.InvariantCulture, $"ring-drops={ringDrops} ");
         }
         return text.Length == 0 ? "no frames" : text.ToString().TrimEnd();
     }
@@ -197,6 +239,12 @@ public sealed class DataPlane : IDisposable
             Log.TransmitErrors(_log, transmitErrors - _lastTransmitErrors, DropReportSeconds, _workers.Max(w => w.LastTransmitErrno));
         }
         _lastTransmitErrors = transmitErrors;
+        long ringDrops = _workers.Sum(w => w.RingDrops);
+        if (ringDrops > _lastRingDrops)
+        {
+            Log.Drops(_log, ringDrops - _lastRingDrops, DropReportSeconds, "receive ring full: the workers fell behind (ring-drops)");
+        }
+        _lastRingDrops = ringDrops;
     }
 
     private void DisposeParts()

@@ -12,8 +12,17 @@ public interface IFrameWorker : IDisposable
 
     int LastTransmitErrno { get; }
 
+    /// <summary>Frames the kernel dropped because the receive ring was full (the worker fell behind), so far.</summary>
+    long RingDrops { get; }
+
     /// <summary>Connections the worker's table holds now.</summary>
     int Connections { get; }
+
+    /// <summary>How many connections the worker's table can hold.</summary>
+    int ConnectionCapacity { get; }
+
+    /// <summary>Where another thread asks for a copy of the worker's connections (served between batches).</summary>
+    ConnectionSnapshotSlot Snapshots { get; }
 
     void Start();
 

@@ -17,6 +17,7 @@ public sealed class NftablesGuard : IDisposable
 {
     private readonly string _interfaceName;
     private bool _installed;
+    private string? _appliedScript;
 
     public NftablesGuard(string interfaceName)
     {
@@ -30,13 +31,20 @@ public sealed class NftablesGuard : IDisposable
     public string Script(RuleSet rules)
     {
         ArgumentNullException.ThrowIfNull(rules);
+        return Script(rules.Spec);
+    }
+
+    /// <summary>The nft script for a rule set not yet built (a reload checks nft before it touches anything that runs).</summary>
+    public string Script(RuleSetSpec rules)
+    {
+        ArgumentNullException.ThrowIfNull(rules);
         var script = new StringBuilder();
         // "add" then "delete" makes the delete succeed whether or not the table exists: one atomic replace.
         script.AppendLine(CultureInfo.InvariantCulture, $"add table netdev {TableName}");
         script.AppendLine(CultureInfo.InvariantCulture, $"delete table netdev {TableName}");
         script.AppendLine(CultureInfo.InvariantCulture, $"table netdev {TableName} {{");
         script.AppendLine(CultureInfo.InvariantCulture, $"  chain ingress {{ type filter hook ingress device \"{_interfaceName}\" priority -500; policy accept;");
-        foreach (VirtualService service in rules.Services)
+        foreach (VirtualServiceSpec service in rules.Services)
         {
             string protocol = service.Protocol == ServiceProtocol.Tcp ? "tcp" : "udp";
             string vip = Ipv4Address.Format(service.Address);
@@ -44,7 +52,7 @@ public sealed class NftablesGuard : IDisposable
                 ? $"    ip daddr {vip} meta l4proto {protocol} drop"
                 : string.Create(CultureInfo.InvariantCulture, $"    ip daddr {vip} {protocol} dport {service.Port} drop"));
         }
-        foreach (uint vip in rules.VirtualAddresses)
+        foreach (uint vip in rules.Services.Select(s => s.Address).Distinct().Order())
         {
             // Later fragments carry no ports; the kernel would reassemble them and answer for the datagram.
             script.AppendLine(CultureInfo.InvariantCulture, $"    ip daddr {Ipv4Address.Format(vip)} ip frag-off & 0x1fff != 0 meta l4proto {{ tcp, udp }} drop");
@@ -57,8 +65,25 @@ public sealed class NftablesGuard : IDisposable
     /// <summary>Installs or replaces the table. Throws <see cref="InvalidOperationException"/> with nft's message on failure.</summary>
     public void Apply(RuleSet rules)
     {
-        RunNft(Script(rules), check: true);
+        ArgumentNullException.ThrowIfNull(rules);
+        Apply(rules.Spec);
+    }
+
+    /// <summary>
+    /// Installs or replaces the table for <paramref name="rules"/>; does nothing when the table already says the same
+    /// (an edit of weights or schedulers does not touch nftables). Throws <see cref="InvalidOperationException"/>
+    /// with nft's message on failure.
+    /// </summary>
+    public void Apply(RuleSetSpec rules)
+    {
+        string script = Script(rules);
+        if (_installed && script == _appliedScript)
+        {
+            return;
+        }
+        RunNft(script, check: true);
         _installed = true;
+        _appliedScript = script;
     }
 
     /// <summary>Deletes the table if present (also a leftover from a crashed run).</summary>
@@ -66,6 +91,7 @@ public sealed class NftablesGuard : IDisposable
     {
         RunNft($"add table netdev {TableName}\ndelete table netdev {TableName}\n", check: false);
         _installed = false;
+        _appliedScript = null;
     }
 
     public void Dispose()

@@ -27,6 +27,7 @@ public sealed class PcapWorker : IFrameWorker
     private readonly byte[] _segment = new byte[65_536];
     private readonly int _mtu;
     private readonly int _expiryBudget;
+    private readonly ConnectionSnapshotSlot _snapshots = new();
     private Thread? _thread;
     private volatile bool _stopping;
     private long _transmitErrors;
@@ -57,6 +58,9 @@ public sealed class PcapWorker : IFrameWorker
     public long TransmitErrors => Interlocked.Read(ref _transmitErrors);
     public int LastTransmitErrno => 0;
     public int Connections => _engine.Connections.Count;
+    public int ConnectionCapacity => _engine.Connections.Capacity;
+    public long RingDrops => 0; // libpcap keeps its own buffer; its drops are not read here
+    public ConnectionSnapshotSlot Snapshots => _snapshots;
 
     /// <summary>The same traffic as the AF_PACKET filter: ARP, and IPv4 to a VIP (also with one VLAN tag).</summary>
     private static string Filter(IReadOnlyCollection<uint> virtualAddresses)
@@ -86,6 +90,10 @@ public sealed class PcapWorker : IFrameWorker
         catch (Exception e) when (e is PcapException or InvalidOperationException)
         {
             Log.WorkerFailed(_log, 0, e.Message);
+        }
+        finally
+        {
+            _snapshots.Close(); // nothing will answer a -L -c request from here on
         }
     }
 
@@ -120,6 +128,7 @@ public sealed class PcapWorker : IFrameWorker
                 throw new InvalidOperationException("libpcap read failed: " + _device.LastError);
             }
             engine.ExpireConnections(now, _expiryBudget);
+            _snapshots.Serve(engine.Connections); // ipvsadm -L -c: copied between batches, never per frame
         }
     }
 

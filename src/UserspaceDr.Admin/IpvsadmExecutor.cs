@@ -1,0 +1,278 @@
+using System.Globalization;
+using UserspaceDr.Core.Services;
+
+namespace UserspaceDr.Admin;
+
+/// <summary>What an ipvsadm invocation ends with: its exit status and what it wrote to stdout and stderr.</summary>
+public sealed record IpvsadmOutcome(int ExitCode, string Stdout, string Stderr)
+{
+    public static IpvsadmOutcome Output(string stdout) => new(0, stdout, "");
+
+    public static IpvsadmOutcome Failure(IpvsadmError error)
+    {
+        ArgumentNullException.ThrowIfNull(error);
+        return new(error.ExitCode, "", error.Message + "\n");
+    }
+}
+
+/// <summary>
+/// The running balancer as the ipvsadm commands see it (the kernel's part). <see cref="Publish"/> is all or
+/// nothing: it either applies the whole rule set or throws and leaves everything as it was.
+/// </summary>
+public interface IIpvsBackend
+{
+    RuleSetSpec Rules { get; }
+
+    /// <summary>Applies a validated rule set to the running data plane as one change.</summary>
+    void Publish(RuleSetSpec rules);
+
+    IpvsTimeouts Timeouts { get; }
+
+    /// <summary>--set: each 0 keeps the current value.</summary>
+    void SetTimeouts(IpvsTimeouts timeouts);
+
+    /// <summary>Services, servers, connection counts, counters and rates, as of now.</summary>
+    IpvsState State();
+
+    /// <summary>-Z: counters and rates of every service, or of <paramref name="service"/> and its servers, from 0.</summary>
+    void Zero(VirtualServiceSpec? service);
+
+    /// <summary>Every connection entry and persistence template (may throw <see cref="TimeoutException"/>).</summary>
+    IReadOnlyList<IpvsConnection> Connections();
+}
+
+/// <summary>
+/// Runs ipvsadm command lines against a <see cref="IIpvsBackend"/> and answers with what ipvsadm 1.31 would print
+/// and exit with. One command at a time: every call holds one lock, so changes are serialised and a listing never
+/// sees half of one. Rule changes are validated first (<see cref="RuleSetEditor"/>) and then published whole;
+/// -R applies all its lines as one change or none of them.
+/// </summary>
+public sealed class IpvsadmExecutor
+{
+    private readonly IIpvsBackend _backend;
+    private readonly Func<IIpvsadmNames> _names;
+    private readonly Lock _gate = new();
+
+    /// <param name="backend">The running balancer.</param>
+    /// <param name="names">Name lookups for listings without -n (made per request); numeric when null.</param>
+    public IpvsadmExecutor(IIpvsBackend backend, Func<IIpvsadmNames>? names = null)
+    {
+        ArgumentNullException.ThrowIfNull(backend);
+        _backend = backend;
+        _names = names ?? (() => NumericNames.Instance);
+    }
+
+    /// <summary>
+    /// Runs one invocation. <paramref name="program"/> is what ipvsadm's messages call the program (its argv[0]);
+    /// <paramref name="stdin"/> is what -R reads.
+    /// </summary>
+    public IpvsadmOutcome Execute(string program, IReadOnlyList<string> args, string stdin = "")
+    {
+        ArgumentNullException.ThrowIfNull(program);
+        ArgumentNullException.ThrowIfNull(args);
+        ArgumentNullException.ThrowIfNull(stdin);
+        IpvsadmResult<IpvsadmCommand> parsed = IpvsadmParser.Parse(args, program);
+        if (!parsed.IsSuccess)
+        {
+            return IpvsadmOutcome.Failure(parsed.Error);
+        }
+        IpvsadmCommand command = parsed.Value;
+        lock (_gate)
+        {
+            return command.Kind switch
+            {
+                IpvsadmCommandKind.Help => IpvsadmOutcome.Output(IpvsadmPrinter.Usage(program)),
+                IpvsadmCommandKind.Version => IpvsadmOutcome.Output(IpvsadmPrinter.VersionLine),
+                IpvsadmCommandKind.List => List(command),
+                IpvsadmCommandKind.Save => IpvsadmOutcome.Output(IpvsadmPrinter.ListAll(_backend.State(), IpvsadmPrinter.FormatOf(command), Names(command))),
+                IpvsadmCommandKind.Restore => Restore(program, stdin),
+                IpvsadmCommandKind.SetTimeouts => SetTimeouts(command),
+                IpvsadmCommandKind.Zero => Zero(command),
+                IpvsadmCommandKind.StartDaemon or IpvsadmCommandKind.StopDaemon => IpvsadmOutcome.Failure(new IpvsadmError(
+                    "udr has no connection sync daemon (--start-daemon/--stop-daemon are not implemented)", IpvsadmError.FailureExitCode)),
+                _ => Change(command),
+            };
+        }
+    }
+
+    /// <summary>Replaces the whole rule set (SIGHUP re-reading the rules file), serialised with the commands.</summary>
+    public void Replace(RuleSetSpec rules)
+    {
+        lock (_gate)
+        {
+            _backend.Publish(rules);
+        }
+    }
+
+    private IpvsadmOutcome Change(IpvsadmCommand command)
+    {
+        IpvsadmResult<RuleSetSpec> edited = RuleSetEditor.Apply(_backend.Rules, command);
+        if (!edited.IsSuccess)
+        {
+            return IpvsadmOutcome.Failure(edited.Error);
+        }
+        return Publish(edited.Value) ?? IpvsadmOutcome.Output("");
+    }
+
+    /// <summary>Null when published; otherwise why not (nothing was changed).</summary>
+    private IpvsadmOutcome? Publish(RuleSetSpec rules)
+    {
+        try
+        {
+            _backend.Publish(rules);
+            return null;
+        }
+        catch (Exception e) when (e is InvalidOperationException or ArgumentException or IOException or System.ComponentModel.Win32Exception)
+        {
+            return IpvsadmOutcome.Failure(new IpvsadmError($"udr: the change was not applied: {e.Message}", IpvsadmError.FailureExitCode));
+        }
+    }
+
+    private IpvsadmOutcome List(IpvsadmCommand command)
+    {
+        IpvsadmFormat format = IpvsadmPrinter.FormatOf(command);
+        if (command.Has(IpvsadmOptions.Connection))
+        {
+            IReadOnlyList<IpvsConnection> connections;
+            try
+            {
+                connections = _backend.Connections();
+            }
+            catch (TimeoutException e)
+            {
+                return IpvsadmOutcome.Failure(new IpvsadmError("udr: " + e.Message, IpvsadmError.ListFailureExitCode));
+            }
+            return IpvsadmOutcome.Output(IpvsadmPrinter.Connections(connections, format, Names(command)));
+        }
+        if (command.Service is VirtualServiceAddress address)
+        {
+            VirtualServiceState? service = Find(_backend.State(), address);
+            return service is null
+                ? IpvsadmOutcome.Failure(new IpvsadmError(RuleSetEditor.NoSuchService, IpvsadmError.ListFailureExitCode))
+                : IpvsadmOutcome.Output(IpvsadmPrinter.ListService(service, format, Names(command)));
+        }
+        if (command.Has(IpvsadmOptions.Timeout))
+        {
+            return IpvsadmOutcome.Output(IpvsadmPrinter.Timeouts(_backend.Timeouts));
+        }
+        if (command.Has(IpvsadmOptions.Daemon))
+        {
+            return IpvsadmOutcome.Output(""); // no sync daemon runs, so list_daemon prints nothing
+        }
+        return IpvsadmOutcome.Output(IpvsadmPrinter.ListAll(_backend.State(), format, Names(command)));
+    }
+
+    private IpvsadmOutcome SetTimeouts(IpvsadmCommand command)
+    {
+        _backend.SetTimeouts(command.Timeouts!);
+        return IpvsadmOutcome.Output("");
+    }
+
+    private IpvsadmOutcome Zero(IpvsadmCommand command)
+    {
+        // RuleSetEditor checks the named service exists ("No such service") and changes nothing else.
+        IpvsadmResult<RuleSetSpec> checkedRules = RuleSetEditor.Apply(_backend.Rules, command);
+        if (!checkedRules.IsSuccess)
+        {
+            return IpvsadmOutcome.Failure(checkedRules.Error);
+        }
+        _backend.Zero(command.Service is VirtualServiceAddress address ? FindSpec(_backend.Rules, address) : null);
+        return IpvsadmOutcome.Output("");
+    }
+
+    /// <summary>
+    /// -R: every line is an ipvsadm invocation. ipvsadm applies lines one by one and carries on past a failing one;
+    /// udr validates all of them against the running rules first and publishes the result as one change, so a
+    /// failing line changes nothing. Its message is ipvsadm's, followed by a line saying where -R stopped.
+    /// --set and -Z lines take effect after the rules.
+    /// </summary>
+    private IpvsadmOutcome Restore(string program, string stdin)
+    {
+        RuleSetSpec rules = _backend.Rules;
+        var afterwards = new List<IpvsadmCommand>();
+        foreach ((int lineNumber, string[] words) in RulesFile.Lines(stdin))
+        {
+            IpvsadmResult<IpvsadmCommand> parsed = IpvsadmParser.Parse(words, program);
+            if (!parsed.IsSuccess)
+            {
+                return StoppedAt(lineNumber, parsed.Error);
+            }
+            IpvsadmCommand command = parsed.Value;
+            switch (command.Kind)
+            {
+                case IpvsadmCommandKind.AddService or IpvsadmCommandKind.EditService or IpvsadmCommandKind.DeleteService or
+                    IpvsadmCommandKind.Flush or IpvsadmCommandKind.AddServer or IpvsadmCommandKind.EditServer or
+                    IpvsadmCommandKind.DeleteServer or IpvsadmCommandKind.Zero:
+                    IpvsadmResult<RuleSetSpec> applied = RuleSetEditor.Apply(rules, command);
+                    if (!applied.IsSuccess)
+                    {
+                        return StoppedAt(lineNumber, applied.Error);
+                    }
+                    rules = applied.Value;
+                    if (command.Kind == IpvsadmCommandKind.Zero)
+                    {
+                        afterwards.Add(command);
+                    }
+                    break;
+                case IpvsadmCommandKind.SetTimeouts:
+                    afterwards.Add(command);
+                    break;
+                default:
+                    return StoppedAt(lineNumber, new IpvsadmError(
+                        "udr: -R input can only change rules (-A -E -D -C -a -e -d), timeouts (--set) and counters (-Z)",
+                        IpvsadmError.UsageExitCode));
+            }
+        }
+        if (!ReferenceEquals(rules, _backend.Rules) && Publish(rules) is IpvsadmOutcome refused)
+        {
+            return refused;
+        }
+        foreach (IpvsadmCommand command in afterwards)
+        {
+            if (command.Kind == IpvsadmCommandKind.SetTimeouts)
+            {
+                _backend.SetTimeouts(command.Timeouts!);
+            }
+            else
+            {
+                _backend.Zero(command.Service is VirtualServiceAddress address ? FindSpec(_backend.Rules, address) : null);
+            }
+        }
+        return IpvsadmOutcome.Output("");
+    }
+
+    private static IpvsadmOutcome StoppedAt(int lineNumber, IpvsadmError error) => new(error.ExitCode, "", string.Create(
+        CultureInfo.InvariantCulture, $"{error.Message}\nudr: -R stopped at line {lineNumber} of its input; nothing was applied\n"));
+
+    private IIpvsadmNames Names(IpvsadmCommand command) =>
+        command.Has(IpvsadmOptions.Numeric) ? NumericNames.Instance : _names();
+
+    private static VirtualServiceState? Find(IpvsState state, VirtualServiceAddress address)
+    {
+        if (Key(address) is not (ServiceProtocol protocol, uint vip, ushort port))
+        {
+            return null;
+        }
+        return state.Services.FirstOrDefault(s => s.Spec.SameService(protocol, vip, port));
+    }
+
+    private static VirtualServiceSpec? FindSpec(RuleSetSpec rules, VirtualServiceAddress address)
+    {
+        if (Key(address) is not (ServiceProtocol protocol, uint vip, ushort port))
+        {
+            return null;
+        }
+        return rules.Services.FirstOrDefault(s => s.SameService(protocol, vip, port));
+    }
+
+    /// <summary>The TCP/UDP IPv4 service an address names; null for what udr never holds (SCTP, fwmark, IPv6).</summary>
+    private static (ServiceProtocol, uint, ushort)? Key(VirtualServiceAddress address)
+    {
+        if (address.IsIpv6 || address.Kind is not (VirtualServiceKind.Tcp or VirtualServiceKind.Udp))
+        {
+            return null;
+        }
+        ServiceProtocol protocol = address.Kind == VirtualServiceKind.Udp ? ServiceProtocol.Udp : ServiceProtocol.Tcp;
+        return (protocol, IpvsadmSyntax.ToHostOrder(address.Address), address.Port);
+    }
+}

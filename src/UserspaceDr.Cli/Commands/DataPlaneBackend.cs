@@ -1,0 +1,117 @@
+using UserspaceDr.Admin;
+using UserspaceDr.Core.Connections;
+using UserspaceDr.Core.Services;
+using UserspaceDr.Core.Stats;
+using UserspaceDr.Io.Runtime;
+
+namespace UserspaceDr.Cli.Commands;
+
+/// <summary>
+/// The running <see cref="DataPlane"/> as ipvsadm's commands see it: rule changes go through its hitless reload,
+/// --set through its timeout snapshot, counters are summed over the workers at read time, and the rate estimator
+/// (<see cref="TrafficStatistics"/>) is sampled by a timer every 2 seconds, as the kernel's estimation timer.
+/// </summary>
+internal sealed class DataPlaneBackend : IIpvsBackend, IDisposable
+{
+    private static readonly TimeSpan ConnectionSnapshotTimeout = TimeSpan.FromSeconds(2);
+
+    private readonly DataPlane _plane;
+    private readonly TrafficStatistics _statistics;
+    private readonly Timer _estimator;
+
+    public DataPlaneBackend(DataPlane plane)
+    {
+        _plane = plane;
+        _statistics = new TrafficStatistics(plane.Traffic);
+        _statistics.Sync(plane.Rules);
+        TimeSpan period = TimeSpan.FromSeconds(RateEstimator.PeriodSeconds);
+        _estimator = new Timer(_ => _statistics.Sample(_plane.Rules), null, period, period);
+    }
+
+    public RuleSetSpec Rules => _plane.Rules.Spec;
+
+    public void Publish(RuleSetSpec rules)
+    {
+        _plane.Reload(rules);
+        _statistics.Sync(_plane.Rules);
+    }
+
+    public IpvsTimeouts Timeouts
+    {
+        get
+        {
+            Timeouts timeouts = _plane.Timeouts;
+            return new IpvsTimeouts(timeouts.Tcp, timeouts.TcpFin, timeouts.Udp);
+        }
+    }
+
+    public void SetTimeouts(IpvsTimeouts timeouts) =>
+        _plane.Timeouts = _plane.Timeouts.With(timeouts.Tcp, timeouts.TcpFin, timeouts.Udp);
+
+    public IpvsState State()
+    {
+        RuleSet rules = _plane.Rules;
+        var services = new List<VirtualServiceState>(rules.Services.Length);
+        foreach (ServiceStatistics service in _statistics.Read(rules))
+        {
+            VirtualServiceSpec spec = rules.Spec.Services.First(s =>
+                s.SameService(service.Service.Protocol, service.Service.Address, service.Service.Port));
+            var servers = new List<RealServerState>(service.Servers.Length);
+            foreach (ServerStatistics server in service.Servers)
+            {
+                RealServer live = server.Server;
+                RealServerSpec serverSpec = spec.RealServers.First(r => r.Address == live.Address && r.Port == live.Port);
+                servers.Add(new RealServerState(serverSpec)
+                {
+                    ActiveConnections = live.ActiveConnections,
+                    InactiveConnections = live.InactiveConnections,
+                    PersistentConnections = live.PersistentConnections,
+                    Stats = server.Counters,
+                    Rates = server.Rates,
+                });
+            }
+            services.Add(new VirtualServiceState(spec) { RealServers = [.. servers], Stats = service.Counters, Rates = service.Rates });
+        }
+        return new IpvsState([.. services]) { ConnectionTableSize = _plane.ConnectionCapacity };
+    }
+
+    public void Zero(VirtualServiceSpec? service)
+    {
+        RuleSet rules = _plane.Rules;
+        VirtualService? only = service is null
+            ? null
+            : rules.Services.FirstOrDefault(s => service.SameService(s.Protocol, s.Address, s.Port));
+        if (service is null || only is not null)
+        {
+            _statistics.Zero(rules, only);
+        }
+    }
+
+    public IReadOnlyList<IpvsConnection> Connections()
+    {
+        List<Connection> entries = _plane.SnapshotConnections(ConnectionSnapshotTimeout);
+        long now = Environment.TickCount64;
+        var connections = new List<IpvsConnection>(entries.Count);
+        foreach (Connection entry in entries)
+        {
+            var protocol = (ServiceProtocol)entry.Protocol;
+            string state = entry.IsTemplate
+                ? ((entry.Flags & ConnectionFlags.Assured) != 0 ? "ASSURED" : "NONE")
+                : protocol == ServiceProtocol.Tcp ? TcpStateMachine.Name(entry.State) : "UDP";
+            connections.Add(new IpvsConnection(protocol, state, entry.ClientAddress, entry.ClientPort, entry.VirtualAddress,
+                entry.VirtualPort, entry.DestAddress, entry.DestPort, (entry.ExpiresAtMs - now) / 1000));
+        }
+        // The kernel lists its hash table in bucket order; a stable order reads better and tests better.
+        connections.Sort((a, b) =>
+        {
+            int order = a.VirtualAddress.CompareTo(b.VirtualAddress);
+            order = order != 0 ? order : a.VirtualPort.CompareTo(b.VirtualPort);
+            order = order != 0 ? order : a.Protocol.CompareTo(b.Protocol);
+            order = order != 0 ? order : a.ClientAddress.CompareTo(b.ClientAddress);
+            return order != 0 ? order : a.ClientPort.CompareTo(b.ClientPort);
+        });
+        return connections;
+    }
+
+    public void Dispose() => _estimator.Dispose();
+}
