@@ -74,7 +74,7 @@ public sealed class DirectRoutingEndToEndTests(string backend)
             }
             (int exitCode, string output) = Run("dotnet", "publish", "src/UserspaceDr.Cli", "-c", "Release", "-o", "artifacts/udr", "-nologo", "-v", "quiet");
             Assert.That(exitCode, Is.Zero, $"dotnet publish failed:\n{output}");
-            Assert.That(File.Exists(LabNetworkPaths.Udr), Is.True, "dotnet publish did not produce artifacts/udr/udr");
+            Assert.That(File.Exists(RepositoryPaths.Udr), Is.True, "dotnet publish did not produce artifacts/udr/udr");
             s_published = true;
             return python;
         }
@@ -86,12 +86,12 @@ public sealed class DirectRoutingEndToEndTests(string backend)
     /// </summary>
     private static bool NeedsPublish()
     {
-        if (!File.Exists(LabNetworkPaths.Udr))
+        if (!File.Exists(RepositoryPaths.Udr))
         {
             return true;
         }
         // The project assemblies, not the apphost: publish leaves an unchanged apphost with its old time.
-        DateTime published = Directory.EnumerateFiles(Path.GetDirectoryName(LabNetworkPaths.Udr)!, "UserspaceDr.*.dll")
+        DateTime published = Directory.EnumerateFiles(Path.GetDirectoryName(RepositoryPaths.Udr)!, "UserspaceDr.*.dll")
             .Select(File.GetLastWriteTimeUtc).DefaultIfEmpty(DateTime.MinValue).Max();
         string sources = Path.Combine(LabNetwork.RepositoryRoot, "src");
         return Directory.EnumerateFiles(sources, "*", SearchOption.AllDirectories)

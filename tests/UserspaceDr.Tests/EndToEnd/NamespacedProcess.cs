@@ -56,7 +56,7 @@ internal sealed partial class NamespacedProcess : IDisposable
             RedirectStandardError = true,
             RedirectStandardInput = redirectInput,
             UseShellExecute = false,
-            WorkingDirectory = workingDirectory ?? LabNetworkPaths.Root,
+            WorkingDirectory = workingDirectory ?? RepositoryPaths.Root,
         };
         startInfo.ArgumentList.Add("netns");
         startInfo.ArgumentList.Add("exec");
@@ -215,12 +215,4 @@ internal sealed partial class NamespacedProcess : IDisposable
 
     [LibraryImport("libc", EntryPoint = "kill", SetLastError = true)]
     private static partial int Kill(int pid, int signal);
-}
-
-/// <summary>Where things are in the repository the tests run from.</summary>
-internal static class LabNetworkPaths
-{
-    public static string Root => Lab.LabNetwork.RepositoryRoot;
-
-    public static string Udr => Path.Combine(Root, "artifacts", "udr", "udr");
 }

@@ -38,7 +38,7 @@ internal sealed partial class UdrDaemon : IDisposable
         ArgumentNullException.ThrowIfNull(lab);
         string[] command =
         [
-            LabNetworkPaths.Udr, "run", "--interface", "eth0", "--rules", rulesPath, "--backend", backend, "--workers", "2",
+            RepositoryPaths.Udr, "run", "--interface", "eth0", "--rules", rulesPath, "--backend", backend, "--workers", "2",
             .. extraArguments,
         ];
         NamespacedProcess process = NamespacedProcess.Start(lab.Namespace(LabHost.Lb), "udr", null, false, command);
