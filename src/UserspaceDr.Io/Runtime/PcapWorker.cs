@@ -50,6 +50,10 @@ public sealed class PcapWorker : IFrameWorker
             ReadTimeout = 100,
             Snaplen = 65_536,
             Immediate = true,
+            // Immediate mode makes libpcap use TPACKET_V2: one fixed slot per frame, sized for the snap length (about
+            // 64 KiB), so libpcap's default 2 MiB buffer holds only ~32 frames and a burst beyond that is dropped by
+            // the kernel, uncounted. 32 MiB gives ~500 slots.
+            BufferSize = 32 << 20,
         });
         _device.Filter = Filter(virtualAddresses);
     }

@@ -1,0 +1,229 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Security.Cryptography;
+using System.Text.Json;
+using UserspaceDr.Core.Packets;
+using UserspaceDr.Tests.Lab;
+
+namespace UserspaceDr.Tests.EndToEnd;
+
+/// <summary>
+/// A <see cref="LabNetwork"/> with real servers running on rs1 and rs2: an HTTP server on VIP:80 (index.html = the
+/// server's name, big.bin = 10 MiB of random bytes, different on each server, so a download's hash tells who sent
+/// it) and a UDP echo on VIP:5353 that prefixes its name. One lab serves a fixture; what a test starts (daemon,
+/// captures, clients) is the test's own and ends with <see cref="EndTest"/>; everything else, the namespaces and
+/// the working directory go away with <see cref="Dispose"/>.
+/// </summary>
+internal sealed class EndToEndLab : IDisposable
+{
+    public const int BigFileLength = 10 * 1024 * 1024;
+    public static readonly LabHost[] RealServers = [LabHost.Rs1, LabHost.Rs2];
+
+    private static readonly TimeSpan ServerPatience = TimeSpan.FromSeconds(30);
+    private readonly List<IDisposable> _servers = [];
+    private readonly List<IDisposable> _owned = [];
+    private readonly Stopwatch _clock = new();
+    private int _files;
+    private readonly Dictionary<string, string> _bigFileHashes = [];
+
+    public EndToEndLab(string python)
+    {
+        Python = python;
+        Network = new LabNetwork();
+        try
+        {
+            Directory = Path.Combine(Path.GetTempPath(), "udr-e2e-" + Network.Prefix);
+            System.IO.Directory.CreateDirectory(Directory);
+            File.WriteAllText(Path.Combine(Directory, LabScripts.ClientFile), LabScripts.Client);
+            File.WriteAllText(Path.Combine(Directory, LabScripts.UdpEchoFile), LabScripts.UdpEcho);
+            foreach (LabHost server in RealServers)
+            {
+                string name = LabNetwork.HostName(server);
+                string root = Path.Combine(Directory, name);
+                System.IO.Directory.CreateDirectory(root);
+                File.WriteAllText(Path.Combine(root, "index.html"), name);
+                byte[] big = RandomNumberGenerator.GetBytes(BigFileLength);
+                File.WriteAllBytes(Path.Combine(root, "big.bin"), big);
+                _bigFileHashes[Convert.ToHexStringLower(SHA256.HashData(big))] = name;
+            }
+            ClientMac = Network.MacAddressOf(LabHost.Client);
+            LbMac = Network.MacAddressOf(LabHost.Lb);
+            Rs1Mac = Network.MacAddressOf(LabHost.Rs1);
+            Rs2Mac = Network.MacAddressOf(LabHost.Rs2);
+        }
+        catch
+        {
+            Dispose();
+            throw;
+        }
+    }
+
+    public LabNetwork Network { get; }
+
+    /// <summary>The Python interpreter (an absolute path) that runs servers and clients.</summary>
+    public string Python { get; }
+
+    /// <summary>The lab's working directory: scripts, web roots, rules, captures.</summary>
+    public string Directory { get; } = "";
+
+    public string RulesPath => Path.Combine(Directory, "udr.rules");
+
+    public MacAddress ClientMac { get; }
+    public MacAddress LbMac { get; }
+    public MacAddress Rs1Mac { get; }
+    public MacAddress Rs2Mac { get; }
+
+    public MacAddress MacOf(string serverName) => serverName switch
+    {
+        "rs1" => Rs1Mac,
+        "rs2" => Rs2Mac,
+        _ => throw new ArgumentOutOfRangeException(nameof(serverName), serverName, null),
+    };
+
+    /// <summary>The server whose big.bin has this SHA-256 (lowercase hex), or null when none has.</summary>
+    public string? ServerWithBigFile(string sha256) => _bigFileHashes.GetValueOrDefault(sha256);
+
+    /// <summary>Writes a progress line with the time since the test began (CI logs show where time goes).</summary>
+    public void Step(string what) =>
+        TestContext.Progress.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  [{_clock.Elapsed.TotalSeconds,6:F1}s] {what}"));
+
+    /// <summary>Starts both servers on both real servers and returns once all four listen.</summary>
+    public void StartServers()
+    {
+        foreach (LabHost server in RealServers)
+        {
+            string name = LabNetwork.HostName(server);
+            NamespacedProcess http = Server(NamespacedProcess.Start(Network.Namespace(server), $"http server on {name}", Directory, false,
+                Python, "-u", "-m", "http.server", "80", "--bind", LabNetwork.Vip, "--directory", Path.Combine(Directory, name)));
+            NamespacedProcess echo = Server(NamespacedProcess.Start(Network.Namespace(server), $"udp echo on {name}", Directory, false,
+                Python, "-u", Path.Combine(Directory, LabScripts.UdpEchoFile), name));
+            if (http.WaitForLine(l => l.StartsWith("Serving HTTP", StringComparison.Ordinal), ServerPatience) == null)
+            {
+                throw new InvalidOperationException($"{http} did not start: {http.Output}");
+            }
+            if (echo.WaitForLine(l => l == "echo listening", ServerPatience) == null)
+            {
+                throw new InvalidOperationException($"{echo} did not start: {echo.Output}");
+            }
+        }
+    }
+
+    /// <summary>Fails when a server has died (a test must not pass or fail because of an earlier one).</summary>
+    public void BeginTest()
+    {
+        _clock.Restart();
+        foreach (NamespacedProcess server in _servers.OfType<NamespacedProcess>().Where(s => s.HasExited))
+        {
+            throw new InvalidOperationException($"{server} has ended: {server.Output}");
+        }
+    }
+
+    /// <summary>Ends what the test started, newest first (daemon and captures before clients); never throws.</summary>
+    public void EndTest()
+    {
+        DisposeAll(_owned);
+        try
+        {
+            // A daemon that had to be killed leaves its table; the next test starts from a clean balancer.
+            Network.Exec(LabHost.Lb, "if nft list tables | grep -q udr_eth0; then nft delete table netdev udr_eth0; fi");
+        }
+        catch (Exception exception) when (exception is InvalidOperationException or TimeoutException)
+        {
+            TestContext.Error.WriteLine($"end-to-end lab: {exception.Message}");
+        }
+        Step("test's processes ended");
+    }
+
+    public void WriteRules(string rules)
+    {
+        // Written beside and renamed over, as an operator's editor or config tool would: a reload never reads half a file.
+        string next = RulesPath + ".next";
+        File.WriteAllText(next, rules);
+        File.Move(next, RulesPath, overwrite: true);
+    }
+
+    public UdrDaemon StartUdr(string backend, params string[] extraArguments)
+    {
+        UdrDaemon udr = Own(UdrDaemon.Start(Network, backend, RulesPath, Step, extraArguments));
+        Step($"udr serving ({backend} {string.Join(' ', extraArguments)})");
+        return udr;
+    }
+
+    public LabCapture StartCapture(LabHost host, string filter)
+    {
+        LabCapture capture = Own(LabCapture.Start(Network, host, Path.Combine(Directory, $"{LabNetwork.HostName(host)}-{++_files}.pcap"), filter, Step));
+        Step($"capturing on {LabNetwork.HostName(host)}: {filter}");
+        return capture;
+    }
+
+    /// <summary>Runs a client.py mode in the client host and returns its JSON result.</summary>
+    public JsonElement RunClient(TimeSpan timeout, params string[] arguments)
+    {
+        string command = $"{Python} {Path.Combine(Directory, LabScripts.ClientFile)} {string.Join(' ', arguments)}";
+        string output = Network.Exec(LabHost.Client, command, timeout);
+        string last = output.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).LastOrDefault()
+            ?? throw new InvalidOperationException($"client.py {string.Join(' ', arguments)} printed nothing");
+        using JsonDocument document = JsonDocument.Parse(last);
+        Step($"client.py {string.Join(' ', arguments)}: {Shorten(last)}");
+        return document.RootElement.Clone();
+    }
+
+    private static string Shorten(string text) => text.Length <= 160 ? text : text[..160] + "…";
+
+    /// <summary>Starts a client.py mode that talks to the test on stdin/stdout (the paused download).</summary>
+    public NamespacedProcess StartClient(params string[] arguments) =>
+        Own(NamespacedProcess.Start(Network.Namespace(LabHost.Client), "client.py " + string.Join(' ', arguments), Directory, true,
+            [Python, "-u", Path.Combine(Directory, LabScripts.ClientFile), .. arguments]));
+
+    /// <summary>`nft list ruleset` in the balancer.</summary>
+    public string BalancerRuleset() => Network.Exec(LabHost.Lb, "nft list ruleset");
+
+    private T Own<T>(T disposable) where T : IDisposable
+    {
+        _owned.Add(disposable);
+        return disposable;
+    }
+
+    private T Server<T>(T disposable) where T : IDisposable
+    {
+        _servers.Add(disposable);
+        return disposable;
+    }
+
+    private static void DisposeAll(List<IDisposable> disposables)
+    {
+        // A failure in one step is reported and the rest still runs: the namespaces must go whatever happened.
+        for (int i = disposables.Count - 1; i >= 0; i--)
+        {
+            try
+            {
+                disposables[i].Dispose();
+            }
+#pragma warning disable CA1031 // teardown must go on and must not hide the test's own failure
+            catch (Exception exception)
+#pragma warning restore CA1031
+            {
+                TestContext.Error.WriteLine($"end-to-end lab teardown: {exception}");
+            }
+        }
+        disposables.Clear();
+    }
+
+    public void Dispose()
+    {
+        DisposeAll(_owned);
+        DisposeAll(_servers);
+        Network.Dispose();
+        try
+        {
+            if (Directory.Length > 0 && System.IO.Directory.Exists(Directory))
+            {
+                System.IO.Directory.Delete(Directory, recursive: true);
+            }
+        }
+        catch (IOException exception)
+        {
+            TestContext.Error.WriteLine($"end-to-end lab: could not remove {Directory}: {exception.Message}");
+        }
+    }
+}

@@ -1,0 +1,113 @@
+using System.Globalization;
+using System.Text.RegularExpressions;
+using UserspaceDr.Tests.Lab;
+
+namespace UserspaceDr.Tests.EndToEnd;
+
+/// <summary>What `udr run` left behind when it stopped.</summary>
+internal sealed record UdrExit(int ExitCode, string? TotalsLine, IReadOnlyDictionary<string, long> Totals, string Output)
+{
+    public long Count(string reason) => Totals.TryGetValue(reason, out long count) ? count : 0;
+}
+
+/// <summary>
+/// `artifacts/udr/udr run` inside the lab's balancer namespace. <see cref="Start"/> returns once it logged
+/// "udr serving" (neighbours resolved, workers running); <see cref="Dispose"/> always ends it (SIGTERM, then kill).
+/// </summary>
+internal sealed partial class UdrDaemon : IDisposable
+{
+    private static readonly TimeSpan StartPatience = TimeSpan.FromSeconds(60);
+    private static readonly TimeSpan StopPatience = TimeSpan.FromSeconds(20);
+
+    private readonly NamespacedProcess _process;
+    private UdrExit? _exit;
+    private bool _disposed;
+
+    private readonly Action<string> _log;
+
+    private UdrDaemon(NamespacedProcess process, Action<string> log)
+    {
+        _process = process;
+        _log = log;
+    }
+
+    public string Output => _process.Output;
+
+    public static UdrDaemon Start(LabNetwork lab, string backend, string rulesPath, Action<string> log, params string[] extraArguments)
+    {
+        ArgumentNullException.ThrowIfNull(lab);
+        string[] command =
+        [
+            RepositoryPaths.Udr, "run", "--interface", "eth0", "--rules", rulesPath, "--backend", backend, "--workers", "2",
+            .. extraArguments,
+        ];
+        NamespacedProcess process = NamespacedProcess.Start(lab.Namespace(LabHost.Lb), "udr", null, false, command);
+        if (process.WaitForLine(l => l.Contains("udr serving", StringComparison.Ordinal), StartPatience) == null)
+        {
+            process.Stop(NamespacedProcess.SigTerm, TimeSpan.FromSeconds(5));
+            string output = process.Output;
+            process.Dispose();
+            throw new InvalidOperationException($"udr did not log 'udr serving' within {StartPatience.TotalSeconds}s:\n{output}");
+        }
+        return new UdrDaemon(process, log);
+    }
+
+    /// <summary>SIGHUP, then waits for the daemon's answer: the "rules applied" or "reload refused" line it logs.</summary>
+    public string Reload()
+    {
+        static bool IsReloadAnswer(string line) =>
+            line.Contains("rules applied", StringComparison.Ordinal) || line.Contains("reload refused", StringComparison.Ordinal);
+        int answered = _process.CountLines(IsReloadAnswer);
+        _process.Signal(NamespacedProcess.SigHup);
+        return _process.WaitForLine(IsReloadAnswer, TimeSpan.FromSeconds(20), skip: answered)
+            ?? throw new InvalidOperationException($"udr did not answer SIGHUP:\n{_process.Output}");
+    }
+
+    /// <summary>SIGTERM and waits for the exit; fails the test when it has to be killed.</summary>
+    public UdrExit Stop()
+    {
+        if (_exit != null)
+        {
+            return _exit;
+        }
+        bool ended = _process.Stop(NamespacedProcess.SigTerm, StopPatience);
+        string output = _process.Output;
+        if (!ended)
+        {
+            throw new AssertionException($"udr did not stop within {StopPatience.TotalSeconds}s of SIGTERM and was killed:\n{output}");
+        }
+        string? totalsLine = output.Split('\n').LastOrDefault(l => l.Contains("stopped; totals:", StringComparison.Ordinal));
+        var totals = new Dictionary<string, long>();
+        if (totalsLine != null)
+        {
+            foreach (Match match in CounterPattern().Matches(totalsLine[(totalsLine.IndexOf("totals:", StringComparison.Ordinal) + 7)..]))
+            {
+                totals[match.Groups[1].Value] = long.Parse(match.Groups[2].Value, CultureInfo.InvariantCulture);
+            }
+        }
+        _exit = new UdrExit(_process.ExitCode, totalsLine, totals, output);
+        _log($"udr exited with {_exit.ExitCode}: {totalsLine?.Trim()}");
+        return _exit;
+    }
+
+    /// <summary>Ends the daemon whatever happened (SIGTERM, then kill); never throws.</summary>
+    public void Dispose()
+    {
+        if (_disposed)
+        {
+            return;
+        }
+        _disposed = true;
+        try
+        {
+            _process.Stop(NamespacedProcess.SigTerm, TimeSpan.FromSeconds(10));
+        }
+        finally
+        {
+            _process.Dispose();
+        }
+    }
+
+    [GeneratedRegex(@"([a-z][a-z-]*)=(\d+)")]
+    private static partial Regex CounterPattern();
+}
