@@ -19,6 +19,8 @@ ensure_packages() {
     for pkg in "${APT_PACKAGES[@]}"; do
         dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
     done
+    # The lab's real servers run python3 one-liners; any python3 on PATH will do.
+    command -v python3 >/dev/null || missing+=(python3)
     [ ${#missing[@]} -eq 0 ] && return 0
     if [ "$(id -u)" -ne 0 ]; then
         log "missing packages (${missing[*]}); not root, so the lab tests will be skipped"
