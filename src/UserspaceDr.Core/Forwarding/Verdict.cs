@@ -52,11 +52,13 @@ public enum FrameReason : byte
     DestinationRemoved,
     ForwardingMethodUnavailable,
     SourceIsVirtualAddress,
+    /// <summary>The receive ring cut the frame short (it did not fit a ring slot): never forwarded, never parsed.</summary>
+    TruncatedInRing,
 }
 
 public static class FrameReasons
 {
-    public const int Count = (int)FrameReason.SourceIsVirtualAddress + 1;
+    public const int Count = (int)FrameReason.TruncatedInRing + 1;
 
     private static readonly string[] Names = BuildNames();
 

@@ -7,8 +7,8 @@ using UserspaceDr.Io.AfPacket;
 namespace UserspaceDr.Io.Runtime;
 
 /// <summary>
-/// The fast path: a TPACKET_V3 ring in a PACKET_FANOUT group (flow hash: a flow always lands on the same worker) and
-/// a sendmmsg batch. Frames are rewritten in place in the ring and sent straight from it; one sendmmsg per block.
+/// The fast path: a TPACKET_V2 ring in a PACKET_FANOUT group (flow hash: a flow always lands on the same worker) and
+/// a sendmmsg batch. Frames are rewritten in place in the ring and sent straight from it; one sendmmsg per batch.
 /// Both sockets carry a virtio_net_hdr, so GSO super-frames and partial checksums are passed back to the kernel,
 /// which segments and finishes them on the way out (DESIGN §3): nothing oversize or half-summed is ever emitted.
 /// </summary>
@@ -36,8 +36,11 @@ public sealed unsafe class AfPacketWorker : IFrameWorker
         _engine = new ForwardingEngine(options, table);
         // A full sweep of the table about every two seconds of idle loops (each loop waits at most 100 ms).
         _expiryBudget = Math.Max(1024, table.SlotCount / 20);
+        // TPACKET_V2: every frame is handed over (and wakes the worker) as soon as the kernel has written it; a V3
+        // block waits for its retire timer at low load, which cost each forwarded frame milliseconds (AfPacket/README.md).
         _rx = new PacketRxRing(new PacketRxRingOptions(interfaceName)
         {
+            Version = RingVersion.V2,
             VirtioNetHeader = true,
             Fanout = fanout,
             Filter = ServiceTrafficFilter.Build(virtualAddresses, []),
@@ -97,6 +100,11 @@ public sealed unsafe class AfPacketWorker : IFrameWorker
                     int replySlot = 0;
                     foreach (RxFrame frame in _rx.CurrentBlockFrames)
                     {
+                        if (frame.IsTruncated)
+                        {
+                            engine.Counters.Count(FrameReason.TruncatedInRing); // a cut frame must never go out
+                            continue;
+                        }
                         if (tx.Count == tx.Capacity)
                         {
                             tx.Flush();
