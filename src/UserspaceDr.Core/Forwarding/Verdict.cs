@@ -56,11 +56,13 @@ public enum FrameReason : byte
     SourceIsVirtualAddress,
     /// <summary>A NAT reply whose TTL would expire on the balancer.</summary>
     ReplyTtlExpired,
+    /// <summary>The receive ring cut the frame short (it did not fit a ring slot): never forwarded, never parsed.</summary>
+    TruncatedInRing,
 }
 
 public static class FrameReasons
 {
-    public const int Count = (int)FrameReason.ReplyTtlExpired + 1;
+    public const int Count = (int)FrameReason.TruncatedInRing + 1;
 
     private static readonly string[] Names = BuildNames();
 

@@ -6,11 +6,19 @@ using System.Runtime.InteropServices;
 namespace UserspaceDr.Io.AfPacket;
 
 /// <summary>
-/// Receives every frame of one interface (ETH_P_ALL) through a TPACKET_V3 memory-mapped ring: the kernel fills
-/// blocks of frames, user space takes a whole block, processes its frames in place and hands the block back.
-/// No syscall per frame, no copy, no allocation.
+/// Receives every frame of one interface (ETH_P_ALL) through a memory-mapped ring and hands them out in batches:
+/// <see cref="WaitForBlock"/> → <c>foreach (RxFrame f in ring.CurrentBlockFrames)</c> → <see cref="ReleaseBlock"/>.
+/// Frames are processed in place; no copy, no allocation, and no syscall while frames are waiting.
 /// </summary>
 /// <remarks>
+/// <para>Two ring layouts (<see cref="PacketRxRingOptions.Version"/>):</para>
+/// <list type="bullet">
+/// <item>TPACKET_V3: a batch is one block of packed frames, handed over when full or when the retire timer fires.
+/// Fewest wakeups under load; at low load every frame waits up to the retire timeout.</item>
+/// <item>TPACKET_V2: fixed-size slots, each with its own tp_status. A batch is the run of consecutive slots the kernel
+/// has handed over (bounded by <see cref="PacketRxRingOptions.MaxBatchFrames"/>); the kernel hands over and wakes
+/// per frame, so a lone frame is seen at once.</item>
+/// </list>
 /// <para>Kernel facts this class is built around:</para>
 /// <list type="bullet">
 /// <item>An ETH_P_ALL socket sees frames before tc / nftables ingress hooks, so the host's own stack can be told
@@ -40,8 +48,16 @@ public sealed unsafe class PacketRxRing : IDisposable
     private readonly int _blockCount;
     private readonly int _virtioNetHeaderLength;
     private readonly bool _reinsertVlanTags;
+
+    // TPACKET_V3: the block user space reads next, and the one it holds.
     private int _blockIndex;
     private byte* _heldBlock;
+
+    // TPACKET_V2: the address of every slot (the kernel's frame order), the slot read next and how many from it are held.
+    private readonly nint[]? _slots;
+    private readonly int _maxBatchFrames;
+    private int _slotIndex;
+    private int _heldSlots;
     private bool _socketReferenced;
     private bool _disposed;
 
@@ -54,6 +70,7 @@ public sealed unsafe class PacketRxRing : IDisposable
         _blockCount = options.BlockCount;
         _virtioNetHeaderLength = options.VirtioNetHeader ? VirtioNetHeader.Size : 0;
         _reinsertVlanTags = options.ReinsertVlanTags;
+        Version = options.Version;
         Options = options;
 
         _socket = PacketSocket.Open();
@@ -61,7 +78,8 @@ public sealed unsafe class PacketRxRing : IDisposable
         {
             // Order matters: version, reserve and vnet header must be set before the ring exists (EBUSY after);
             // the filter before bind; fanout after bind (the kernel only lets a bound socket join).
-            PacketSocket.SetOption(_socket, Interop.SOL_PACKET, Interop.PACKET_VERSION, Interop.TPACKET_V3, "PACKET_VERSION");
+            PacketSocket.SetOption(_socket, Interop.SOL_PACKET, Interop.PACKET_VERSION,
+                Version == RingVersion.V2 ? Interop.TPACKET_V2 : Interop.TPACKET_V3, "PACKET_VERSION");
             PacketSocket.SetOption(_socket, Interop.SOL_PACKET, Interop.PACKET_RESERVE, options.MinimumHeadroom, "PACKET_RESERVE");
             if (options.VirtioNetHeader)
             {
@@ -69,15 +87,33 @@ public sealed unsafe class PacketRxRing : IDisposable
             }
             options.Filter?.Attach(_socket, Interop.SOL_SOCKET, Interop.SO_ATTACH_FILTER);
 
-            var request = new Interop.TPacketReq3
+            int framesPerBlock = options.BlockSize / options.FrameSize;
+            int frameCount = framesPerBlock * options.BlockCount;
+            int result;
+            if (Version == RingVersion.V2)
             {
-                BlockSize = (uint)options.BlockSize,
-                BlockCount = (uint)options.BlockCount,
-                FrameSize = (uint)options.FrameSize,
-                FrameCount = (uint)(options.BlockSize / options.FrameSize * options.BlockCount),
-                RetireBlockTimeoutMs = (uint)options.RetireTimeoutMs,
-            };
-            if (Interop.SetSockOpt(_socket, Interop.SOL_PACKET, Interop.PACKET_RX_RING, &request, (uint)sizeof(Interop.TPacketReq3)) != 0)
+                var request = new Interop.TPacketReq
+                {
+                    BlockSize = (uint)options.BlockSize,
+                    BlockCount = (uint)options.BlockCount,
+                    FrameSize = (uint)options.FrameSize,
+                    FrameCount = (uint)frameCount,
+                };
+                result = Interop.SetSockOpt(_socket, Interop.SOL_PACKET, Interop.PACKET_RX_RING, &request, (uint)sizeof(Interop.TPacketReq));
+            }
+            else
+            {
+                var request = new Interop.TPacketReq3
+                {
+                    BlockSize = (uint)options.BlockSize,
+                    BlockCount = (uint)options.BlockCount,
+                    FrameSize = (uint)options.FrameSize,
+                    FrameCount = (uint)frameCount,
+                    RetireBlockTimeoutMs = (uint)options.RetireTimeoutMs,
+                };
+                result = Interop.SetSockOpt(_socket, Interop.SOL_PACKET, Interop.PACKET_RX_RING, &request, (uint)sizeof(Interop.TPacketReq3));
+            }
+            if (result != 0)
             {
                 throw new Win32Exception(Marshal.GetLastPInvokeError(), "setsockopt PACKET_RX_RING failed");
             }
@@ -88,6 +124,17 @@ public sealed unsafe class PacketRxRing : IDisposable
                 throw new Win32Exception(Marshal.GetLastPInvokeError(), "mmap of the RX ring failed");
             }
             _ring = (byte*)mapped;
+            if (Version == RingVersion.V2)
+            {
+                // The kernel's frame i lives in block i / framesPerBlock at slot i % framesPerBlock (packet_lookup_frame);
+                // the blocks are mapped back to back. The tail of a block that holds no whole slot stays unused.
+                _slots = new nint[frameCount];
+                for (int i = 0; i < frameCount; i++)
+                {
+                    _slots[i] = (nint)(_ring + ((nint)(i / framesPerBlock) * options.BlockSize) + ((nint)(i % framesPerBlock) * options.FrameSize));
+                }
+                _maxBatchFrames = Math.Max(1, Math.Min(options.MaxBatchFrames, frameCount / 2));
+            }
 
             if (options.IgnoreOutgoing)
             {
@@ -126,35 +173,35 @@ public sealed unsafe class PacketRxRing : IDisposable
 
     public PacketRxRingOptions Options { get; }
 
+    public RingVersion Version { get; }
+
     public int InterfaceIndex { get; }
 
-    /// <summary>True while a block is held (between a successful <see cref="WaitForBlock"/> and <see cref="ReleaseBlock"/>).</summary>
-    public bool HoldsBlock => _heldBlock != null;
+    /// <summary>True while a batch is held (between a successful <see cref="WaitForBlock"/> and <see cref="ReleaseBlock"/>).</summary>
+    public bool HoldsBlock => _heldBlock != null || _heldSlots != 0;
 
     /// <summary>
-    /// Waits until the next block is handed to user space (full, or retired by the timeout) and holds it.
-    /// Returns false when none came within <paramref name="timeoutMs"/> (0: do not wait, -1: wait forever) or the
-    /// wait was interrupted. Returns true at once while a block is still held.
+    /// Waits until frames are handed to user space and holds them as the current batch: V3, the next block (full, or
+    /// retired by the timeout); V2, the run of consecutive slots the kernel has filled, as soon as there is one.
+    /// Frames already waiting are taken without a syscall. Returns false when none came within
+    /// <paramref name="timeoutMs"/> (0: do not wait, -1: wait forever) or the wait was interrupted. Returns true at
+    /// once while a batch is still held.
     /// </summary>
     public bool WaitForBlock(int timeoutMs)
     {
-        if (_heldBlock != null)
+        if (HoldsBlock)
         {
             return true;
         }
-        byte* block = _ring + (nint)_blockIndex * _blockSize;
-        if (!BlockBelongsToUser(block))
+        if (_slots != null)
         {
-            var pollFd = new Interop.PollFd { Fd = _fd, Events = Interop.POLLIN | Interop.POLLERR };
-            // Interrupted or timed out: both mean "nothing now"; the caller loops.
-            int ready = Interop.Poll(&pollFd, 1, timeoutMs);
-            if (ready > 0 && (pollFd.ReturnedEvents & Interop.POLLERR) != 0)
-            {
-                // A pending socket error (e.g. ENETDOWN when the interface went down) keeps poll() returning at
-                // once; reading SO_ERROR clears it, so the next wait really waits.
-                TakeSocketError();
-            }
-            if (!BlockBelongsToUser(block))
+            return WaitForSlots(timeoutMs);
+        }
+        byte* block = _ring + (nint)_blockIndex * _blockSize;
+        if (!BelongsToUser(block + Interop.BlockDescriptor.BlockStatus))
+        {
+            Poll(timeoutMs);
+            if (!BelongsToUser(block + Interop.BlockDescriptor.BlockStatus))
             {
                 return false;
             }
@@ -163,20 +210,78 @@ public sealed unsafe class PacketRxRing : IDisposable
         return true;
     }
 
-    /// <summary>Frames of the held block (empty when no block is held). Valid until <see cref="ReleaseBlock"/>.</summary>
-    public RxBlockFrames CurrentBlockFrames => _heldBlock == null
-        ? default
-        : new RxBlockFrames(_heldBlock, _virtioNetHeaderLength, _reinsertVlanTags);
+    private bool WaitForSlots(int timeoutMs)
+    {
+        nint[] slots = _slots!;
+        int index = _slotIndex;
+        if (!BelongsToUser((byte*)slots[index] + Interop.Tpacket2Header.Status))
+        {
+            // The kernel reports POLLIN while the slot before its write position still belongs to user space, i.e.
+            // from the moment it hands over the slot this reader waits on: no wakeup is lost between check and poll.
+            Poll(timeoutMs);
+            if (!BelongsToUser((byte*)slots[index] + Interop.Tpacket2Header.Status))
+            {
+                return false;
+            }
+        }
+        // The batch is fixed here, so that ReleaseBlock returns exactly the frames the caller saw.
+        int held = 1;
+        index = index + 1 == slots.Length ? 0 : index + 1;
+        while (held < _maxBatchFrames && BelongsToUser((byte*)slots[index] + Interop.Tpacket2Header.Status))
+        {
+            held++;
+            index = index + 1 == slots.Length ? 0 : index + 1;
+        }
+        _heldSlots = held;
+        return true;
+    }
 
-    /// <summary>Number of frames in the held block; 0 when none is held.</summary>
-    public int CurrentBlockFrameCount => _heldBlock == null ? 0 : (int)ReadUInt32(_heldBlock, Interop.BlockDescriptor.PacketCount);
+    private void Poll(int timeoutMs)
+    {
+        var pollFd = new Interop.PollFd { Fd = _fd, Events = Interop.POLLIN | Interop.POLLERR };
+        // Interrupted or timed out: both mean "nothing now"; the caller loops.
+        int ready = Interop.Poll(&pollFd, 1, timeoutMs);
+        if (ready > 0 && (pollFd.ReturnedEvents & Interop.POLLERR) != 0)
+        {
+            // A pending socket error (e.g. ENETDOWN when the interface went down) keeps poll() returning at
+            // once; reading SO_ERROR clears it, so the next wait really waits.
+            TakeSocketError();
+        }
+    }
+
+    /// <summary>Frames of the held batch (empty when none is held). Valid until <see cref="ReleaseBlock"/>.</summary>
+    public RxBlockFrames CurrentBlockFrames => _heldSlots != 0
+        ? new RxBlockFrames(_slots, _slotIndex, _heldSlots, _virtioNetHeaderLength, _reinsertVlanTags)
+        : _heldBlock == null
+            ? default
+            : new RxBlockFrames(_heldBlock, _virtioNetHeaderLength, _reinsertVlanTags);
+
+    /// <summary>Number of frames in the held batch; 0 when none is held.</summary>
+    public int CurrentBlockFrameCount => _heldSlots != 0
+        ? _heldSlots
+        : _heldBlock == null ? 0 : (int)ReadUInt32(_heldBlock, Interop.BlockDescriptor.PacketCount);
 
     /// <summary>
-    /// Hands the held block back to the kernel. Every frame pointer into it is dead afterwards: flush any
-    /// transmit batch that points into the block first.
+    /// Hands the held batch back to the kernel. Every frame pointer into it is dead afterwards: flush any
+    /// transmit batch that points into it first.
     /// </summary>
     public void ReleaseBlock()
     {
+        if (_heldSlots != 0)
+        {
+            nint[] slots = _slots!;
+            int index = _slotIndex;
+            for (int i = 0; i < _heldSlots; i++)
+            {
+                // Release store per slot: all reads and in-place writes of the frame happen before the kernel may
+                // refill the slot. Oldest first, the order in which the kernel will want them back.
+                Volatile.Write(ref *(uint*)((byte*)slots[index] + Interop.Tpacket2Header.Status), Interop.TP_STATUS_KERNEL);
+                index = index + 1 == slots.Length ? 0 : index + 1;
+            }
+            _slotIndex = index;
+            _heldSlots = 0;
+            return;
+        }
         if (_heldBlock == null)
         {
             return;
@@ -204,7 +309,6 @@ public sealed unsafe class PacketRxRing : IDisposable
         }
     }
 
-    /// <summary>Reads the kernel's counters for this socket; reading resets them (PACKET_STATISTICS).</summary>
     /// <summary>
     /// Replaces the socket filter (SO_ATTACH_FILTER swaps it atomically in the kernel), e.g. when a reload adds a VIP.
     /// Safe to call from another thread than the one reading the ring.
@@ -216,6 +320,7 @@ public sealed unsafe class PacketRxRing : IDisposable
         filter.Attach(_socket, Interop.SOL_SOCKET, Interop.SO_ATTACH_FILTER);
     }
 
+    /// <summary>Reads the kernel's counters for this socket; reading resets them (PACKET_STATISTICS).</summary>
     public PacketRingStatistics ReadAndResetStatistics()
     {
         Interop.TPacketStatsV3 stats = default;
@@ -257,8 +362,25 @@ public sealed unsafe class PacketRxRing : IDisposable
         {
             throw new ArgumentException($"BlockCount {options.BlockCount} is out of range", nameof(options));
         }
-        if (options.FrameSize < Interop.Tpacket3Header.HeaderAndAddressLength + options.MinimumHeadroom
-            || options.FrameSize % 16 != 0 || options.BlockSize % options.FrameSize != 0)
+        if (options.Version is not (RingVersion.V2 or RingVersion.V3))
+        {
+            throw new ArgumentException($"Version {options.Version} is not supported", nameof(options));
+        }
+        if (options.Version == RingVersion.V2)
+        {
+            // tpacket2 slots: fixed size, whole slots per block (the kernel wastes a block's tail rather than split one).
+            if (options.FrameSize < Interop.Tpacket2Header.HeaderAndAddressLength + options.MinimumHeadroom
+                || options.FrameSize % Interop.TPACKET_ALIGNMENT != 0 || options.FrameSize > options.BlockSize)
+            {
+                throw new ArgumentException($"FrameSize {options.FrameSize} must be 16-aligned, at most BlockSize and hold the headers and headroom", nameof(options));
+            }
+            if (options.MaxBatchFrames <= 0)
+            {
+                throw new ArgumentException($"MaxBatchFrames must be positive, not {options.MaxBatchFrames}", nameof(options));
+            }
+        }
+        else if (options.FrameSize < Interop.Tpacket3Header.HeaderAndAddressLength + options.MinimumHeadroom
+            || options.FrameSize % Interop.TPACKET_ALIGNMENT != 0 || options.BlockSize % options.FrameSize != 0)
         {
             throw new ArgumentException($"FrameSize {options.FrameSize} must be 16-aligned, divide BlockSize and hold the headers and headroom", nameof(options));
         }
@@ -272,43 +394,47 @@ public sealed unsafe class PacketRxRing : IDisposable
         }
     }
 
-    private static bool BlockBelongsToUser(byte* block) =>
-        (Volatile.Read(ref *(uint*)(block + Interop.BlockDescriptor.BlockStatus)) & Interop.TP_STATUS_USER) != 0;
+    /// <summary>Acquire load of a block's or slot's status word: the frame bytes read after it are the kernel's finished ones.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static bool BelongsToUser(byte* status) => (Volatile.Read(ref *(uint*)status) & Interop.TP_STATUS_USER) != 0;
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal static uint ReadUInt32(byte* at, int offset) => Unsafe.ReadUnaligned<uint>(at + offset);
 
     /// <summary>
-    /// Turns one tpacket3_hdr into an <see cref="RxFrame"/>, first moving a stripped VLAN tag back into the bytes.
-    /// The move is recorded in the header (tp_mac, tp_snaplen, tp_len, and a mark in tp_padding, which the kernel
-    /// zeroes on every fill), so enumerating a block twice never inserts a tag twice.
+    /// Turns one tpacket3_hdr or tpacket2_hdr into an <see cref="RxFrame"/>, first moving a stripped VLAN tag back
+    /// into the bytes. The move is recorded in the header (tp_mac, tp_snaplen, tp_len, and a mark in tp_padding,
+    /// which the kernel zeroes on every fill), so enumerating a batch twice never inserts a tag twice.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    internal static RxFrame ReadFrame(byte* header, int virtioNetHeaderLength, bool reinsertVlanTags)
+    internal static RxFrame ReadFrame<TLayout>(byte* header, int virtioNetHeaderLength, bool reinsertVlanTags)
+        where TLayout : struct, IFrameHeaderLayout
     {
-        var status = (PacketStatus)ReadUInt32(header, Interop.Tpacket3Header.Status);
-        ushort vlanTci = (ushort)ReadUInt32(header, Interop.Tpacket3Header.VlanTci);
-        if (reinsertVlanTags && (status & PacketStatus.VlanValid) != 0 && header[Interop.Tpacket3Header.Padding] == 0)
+        var status = (PacketStatus)ReadUInt32(header, TLayout.Status);
+        // V3's tp_vlan_tci is a u32, V2's a u16: the low 16 bits (little-endian) are the TCI in both.
+        ushort vlanTci = Unsafe.ReadUnaligned<ushort>(header + TLayout.VlanTci);
+        if (reinsertVlanTags && (status & PacketStatus.VlanValid) != 0 && header[TLayout.Padding] == 0)
         {
-            ReinsertVlanTag(header, status, vlanTci, virtioNetHeaderLength);
+            ReinsertVlanTag<TLayout>(header, status, vlanTci, virtioNetHeaderLength);
         }
-        int mac = Unsafe.ReadUnaligned<ushort>(header + Interop.Tpacket3Header.MacOffset);
+        int mac = Unsafe.ReadUnaligned<ushort>(header + TLayout.MacOffset);
         byte* macPointer = header + mac;
         return new RxFrame(
             macPointer,
-            (int)ReadUInt32(header, Interop.Tpacket3Header.SnapLength),
-            (int)ReadUInt32(header, Interop.Tpacket3Header.WireLength),
-            mac - Interop.Tpacket3Header.HeaderAndAddressLength - virtioNetHeaderLength,
+            (int)ReadUInt32(header, TLayout.SnapLength),
+            (int)ReadUInt32(header, TLayout.WireLength),
+            mac - TLayout.HeaderAndAddressLength - virtioNetHeaderLength,
             status,
             vlanTci,
             virtioNetHeaderLength == 0 ? null : (VirtioNetHeader*)(macPointer - VirtioNetHeader.Size));
     }
 
-    private static void ReinsertVlanTag(byte* header, PacketStatus status, ushort vlanTci, int virtioNetHeaderLength)
+    private static void ReinsertVlanTag<TLayout>(byte* header, PacketStatus status, ushort vlanTci, int virtioNetHeaderLength)
+        where TLayout : struct, IFrameHeaderLayout
     {
-        int mac = Unsafe.ReadUnaligned<ushort>(header + Interop.Tpacket3Header.MacOffset);
-        uint snapLength = ReadUInt32(header, Interop.Tpacket3Header.SnapLength);
-        int headroom = mac - Interop.Tpacket3Header.HeaderAndAddressLength - virtioNetHeaderLength;
+        int mac = Unsafe.ReadUnaligned<ushort>(header + TLayout.MacOffset);
+        uint snapLength = ReadUInt32(header, TLayout.SnapLength);
+        int headroom = mac - TLayout.HeaderAndAddressLength - virtioNetHeaderLength;
         if (snapLength < 12 || headroom < VlanTagLength)
         {
             return; // cannot happen with PACKET_RESERVE ≥ 4 and a real Ethernet frame; leave the frame as the kernel gave it
@@ -316,7 +442,7 @@ public sealed unsafe class PacketRxRing : IDisposable
         byte* oldMac = header + mac;
         byte* newMac = oldMac - VlanTagLength;
         ushort tpid = (status & PacketStatus.VlanTpidValid) != 0
-            ? Unsafe.ReadUnaligned<ushort>(header + Interop.Tpacket3Header.VlanTpid)
+            ? Unsafe.ReadUnaligned<ushort>(header + TLayout.VlanTpid)
             : DefaultVlanTpid;
 
         // Destination and source MAC (12 bytes) move 4 bytes toward the headroom; read both parts before writing,
@@ -344,17 +470,59 @@ public sealed unsafe class PacketRxRing : IDisposable
         BinaryPrimitives.WriteUInt16BigEndian(new Span<byte>(newMac + 12, 4), tpid);
         BinaryPrimitives.WriteUInt16BigEndian(new Span<byte>(newMac + 14, 2), vlanTci);
 
-        Unsafe.WriteUnaligned(header + Interop.Tpacket3Header.MacOffset, (ushort)(mac - VlanTagLength));
-        Unsafe.WriteUnaligned(header + Interop.Tpacket3Header.SnapLength, snapLength + VlanTagLength);
-        Unsafe.WriteUnaligned(header + Interop.Tpacket3Header.WireLength, ReadUInt32(header, Interop.Tpacket3Header.WireLength) + VlanTagLength);
-        header[Interop.Tpacket3Header.Padding] = 1;
+        Unsafe.WriteUnaligned(header + TLayout.MacOffset, (ushort)(mac - VlanTagLength));
+        Unsafe.WriteUnaligned(header + TLayout.SnapLength, snapLength + VlanTagLength);
+        Unsafe.WriteUnaligned(header + TLayout.WireLength, ReadUInt32(header, TLayout.WireLength) + VlanTagLength);
+        header[TLayout.Padding] = 1;
     }
 }
 
-/// <summary>The frames of the block a <see cref="PacketRxRing"/> holds; use with foreach.</summary>
+/// <summary>Where the fields <see cref="PacketRxRing"/> reads sit in a ring version's per-frame header.</summary>
+internal interface IFrameHeaderLayout
+{
+    static abstract int Status { get; }
+    static abstract int WireLength { get; }
+    static abstract int SnapLength { get; }
+    static abstract int MacOffset { get; }
+    static abstract int VlanTci { get; }
+    static abstract int VlanTpid { get; }
+    static abstract int Padding { get; }
+    static abstract int HeaderAndAddressLength { get; }
+}
+
+/// <summary>struct tpacket2_hdr (TPACKET_V2 slots).</summary>
+internal readonly struct Tpacket2Layout : IFrameHeaderLayout
+{
+    public static int Status => Interop.Tpacket2Header.Status;
+    public static int WireLength => Interop.Tpacket2Header.WireLength;
+    public static int SnapLength => Interop.Tpacket2Header.SnapLength;
+    public static int MacOffset => Interop.Tpacket2Header.MacOffset;
+    public static int VlanTci => Interop.Tpacket2Header.VlanTci;
+    public static int VlanTpid => Interop.Tpacket2Header.VlanTpid;
+    public static int Padding => Interop.Tpacket2Header.Padding;
+    public static int HeaderAndAddressLength => Interop.Tpacket2Header.HeaderAndAddressLength;
+}
+
+/// <summary>struct tpacket3_hdr (frames inside TPACKET_V3 blocks).</summary>
+internal readonly struct Tpacket3Layout : IFrameHeaderLayout
+{
+    public static int Status => Interop.Tpacket3Header.Status;
+    public static int WireLength => Interop.Tpacket3Header.WireLength;
+    public static int SnapLength => Interop.Tpacket3Header.SnapLength;
+    public static int MacOffset => Interop.Tpacket3Header.MacOffset;
+    public static int VlanTci => Interop.Tpacket3Header.VlanTci;
+    public static int VlanTpid => Interop.Tpacket3Header.VlanTpid;
+    public static int Padding => Interop.Tpacket3Header.Padding;
+    public static int HeaderAndAddressLength => Interop.Tpacket3Header.HeaderAndAddressLength;
+}
+
+/// <summary>The frames of the batch (V3 block or V2 run of slots) a <see cref="PacketRxRing"/> holds; use with foreach.</summary>
 public readonly unsafe ref struct RxBlockFrames
 {
     private readonly byte* _block;
+    private readonly nint[]? _slots;
+    private readonly int _firstSlot;
+    private readonly int _slotCount;
     private readonly int _virtioNetHeaderLength;
     private readonly bool _reinsertVlanTags;
 
@@ -365,15 +533,31 @@ public readonly unsafe ref struct RxBlockFrames
         _reinsertVlanTags = reinsertVlanTags;
     }
 
-    public RxFrameEnumerator GetEnumerator() => new(_block, _virtioNetHeaderLength, _reinsertVlanTags);
+    internal RxBlockFrames(nint[]? slots, int firstSlot, int slotCount, int virtioNetHeaderLength, bool reinsertVlanTags)
+    {
+        _slots = slots;
+        _firstSlot = firstSlot;
+        _slotCount = slotCount;
+        _virtioNetHeaderLength = virtioNetHeaderLength;
+        _reinsertVlanTags = reinsertVlanTags;
+    }
+
+    public RxFrameEnumerator GetEnumerator() => _slots != null
+        ? new(_slots, _firstSlot, _slotCount, _virtioNetHeaderLength, _reinsertVlanTags)
+        : new(_block, _virtioNetHeaderLength, _reinsertVlanTags);
 }
 
-/// <summary>Walks tp_next_offset from frame to frame; no allocation, no bounds beyond what the kernel wrote.</summary>
+/// <summary>
+/// V3: walks tp_next_offset from frame to frame; V2: walks the held slots in ring order. No allocation, no bounds
+/// beyond what the kernel wrote.
+/// </summary>
 public unsafe ref struct RxFrameEnumerator
 {
     private readonly int _virtioNetHeaderLength;
     private readonly bool _reinsertVlanTags;
+    private readonly nint[]? _slots;
     private byte* _next;
+    private int _slot;
     private int _remaining;
     private RxFrame _current;
 
@@ -389,6 +573,15 @@ public unsafe ref struct RxFrameEnumerator
         _next = block + PacketRxRing.ReadUInt32(block, Interop.BlockDescriptor.FirstPacketOffset);
     }
 
+    internal RxFrameEnumerator(nint[] slots, int firstSlot, int slotCount, int virtioNetHeaderLength, bool reinsertVlanTags)
+    {
+        _virtioNetHeaderLength = virtioNetHeaderLength;
+        _reinsertVlanTags = reinsertVlanTags;
+        _slots = slots;
+        _slot = firstSlot;
+        _remaining = slotCount;
+    }
+
     public readonly RxFrame Current => _current;
 
     public bool MoveNext()
@@ -397,13 +590,19 @@ public unsafe ref struct RxFrameEnumerator
         {
             return false;
         }
-        byte* header = _next;
-        _current = PacketRxRing.ReadFrame(header, _virtioNetHeaderLength, _reinsertVlanTags);
-        _next = header + PacketRxRing.ReadUInt32(header, Interop.Tpacket3Header.NextOffset);
         _remaining--;
+        if (_slots != null)
+        {
+            _current = PacketRxRing.ReadFrame<Tpacket2Layout>((byte*)_slots[_slot], _virtioNetHeaderLength, _reinsertVlanTags);
+            _slot = _slot + 1 == _slots.Length ? 0 : _slot + 1;
+            return true;
+        }
+        byte* header = _next;
+        _current = PacketRxRing.ReadFrame<Tpacket3Layout>(header, _virtioNetHeaderLength, _reinsertVlanTags);
+        _next = header + PacketRxRing.ReadUInt32(header, Interop.Tpacket3Header.NextOffset);
         return true;
     }
 }
 
-/// <summary>PACKET_STATISTICS: frames accepted by the filter, frames dropped because the ring was full, freezes.</summary>
+/// <summary>PACKET_STATISTICS: frames accepted by the filter, frames dropped because the ring was full, freezes (V3 only).</summary>
 public readonly record struct PacketRingStatistics(uint Packets, uint Drops, uint FreezeQueueCount);

@@ -1,20 +1,81 @@
 namespace UserspaceDr.Io.AfPacket;
 
-/// <summary>How to open a <see cref="PacketRxRing"/>. Sizes follow the TPACKET_V3 rules the kernel enforces.</summary>
-public sealed record PacketRxRingOptions(string InterfaceName)
+/// <summary>The ring layout a <see cref="PacketRxRing"/> asks the kernel for (PACKET_VERSION). The values are the kernel's.</summary>
+public enum RingVersion
 {
-    /// <summary>Bytes per block: a multiple of the page size; it also caps the largest frame (a 64 KiB GSO super-frame must fit).</summary>
-    public int BlockSize { get; init; } = 1 << 18;
-
-    public int BlockCount { get; init; } = 32;
+    /// <summary>
+    /// TPACKET_V2: fixed-size frame slots, each owned by the kernel or by user space through its own tp_status. The
+    /// kernel hands over every frame as soon as it is written and wakes a waiting poll() per frame: the lowest
+    /// latency. Every slot must hold the largest frame (a 64 KiB GSO super-frame), so the ring holds fewer frames
+    /// for its memory than V3 does.
+    /// </summary>
+    V2 = 1,
 
     /// <summary>
-    /// Nominal frame slot; TPACKET_V3 packs frames of any size into a block, the kernel only checks that
-    /// BlockSize is a multiple of it.
+    /// TPACKET_V3: variable-size frames packed into blocks; a block is handed over when it is full or when the retire
+    /// timer (<see cref="PacketRxRingOptions.RetireTimeoutMs"/>) fires. One wakeup per block: the cheapest per frame
+    /// under load, but at low load a frame waits up to the retire timeout.
     /// </summary>
-    public int FrameSize { get; init; } = 2048;
+    V3 = 2,
+}
 
-    /// <summary>A block that is not full is handed to user space after this many milliseconds (tp_retire_blk_tov).</summary>
+/// <summary>
+/// How to open a <see cref="PacketRxRing"/>. Sizes follow the rules the kernel enforces for <see cref="Version"/>;
+/// <see cref="BlockSize"/>, <see cref="BlockCount"/> and <see cref="FrameSize"/> default per version.
+/// </summary>
+public sealed record PacketRxRingOptions(string InterfaceName)
+{
+    /// <summary>
+    /// V2 default slot: 68 KiB holds the largest frame a 1500-byte link delivers whole (a GSO/GRO super-frame of
+    /// 14 + 65535 bytes) behind tpacket2_hdr, sockaddr_ll, any <see cref="MinimumHeadroom"/> up to 1024 and the
+    /// virtio_net_hdr (the kernel puts the MAC header at 80 + reserve + 10 − 14 = 140 bytes into the slot by default).
+    /// </summary>
+    public const int DefaultV2FrameSize = 68 << 10;
+
+    private int? _blockSize;
+    private int? _blockCount;
+    private int? _frameSize;
+
+    /// <summary>Ring layout; V3 unless set. See <see cref="RingVersion"/> for the trade-off.</summary>
+    public RingVersion Version { get; init; } = RingVersion.V3;
+
+    /// <summary>
+    /// Bytes per block: a power-of-two number of pages (the kernel allocates each block as one power-of-two page
+    /// run). V3: it also caps the largest frame (a 64 KiB GSO super-frame must fit); default 256 KiB. V2: only the
+    /// allocation unit that <see cref="FrameSize"/> slots are cut from (a frame never spans two blocks); default 1 MiB,
+    /// 15 default slots.
+    /// </summary>
+    public int BlockSize
+    {
+        get => _blockSize ?? (Version == RingVersion.V2 ? 1 << 20 : 1 << 18);
+        init => _blockSize = value;
+    }
+
+    /// <summary>Blocks in the ring. Default 32 (V3: 8 MiB) or 16 (V2: 16 MiB, 240 slots of 68 KiB).</summary>
+    public int BlockCount
+    {
+        get => _blockCount ?? (Version == RingVersion.V2 ? 16 : 32);
+        init => _blockCount = value;
+    }
+
+    /// <summary>
+    /// V2: the fixed slot size (a multiple of 16); a frame that does not fit is truncated by the kernel and shows up
+    /// as <see cref="RxFrame.IsTruncated"/>. Default <see cref="DefaultV2FrameSize"/>. V3: nominal only; the kernel
+    /// packs frames of any size into a block and only checks that BlockSize is a multiple of it; default 2048.
+    /// </summary>
+    public int FrameSize
+    {
+        get => _frameSize ?? (Version == RingVersion.V2 ? DefaultV2FrameSize : 2048);
+        init => _frameSize = value;
+    }
+
+    /// <summary>
+    /// V2 only: most frames one <see cref="PacketRxRing.WaitForBlock"/> hands out as a batch (further capped at half
+    /// the ring's slots, so the kernel always has free slots while a batch is processed). Default 64.
+    /// </summary>
+    public int MaxBatchFrames { get; init; } = 64;
+
+    /// <summary>V3 only: a block that is not full is handed to user space after this many milliseconds (tp_retire_blk_tov).</summary>
     public int RetireTimeoutMs { get; init; } = 4;
 
     /// <summary>

@@ -1,7 +1,7 @@
 namespace UserspaceDr.Io.AfPacket;
 
 /// <summary>
-/// One received frame inside the RX ring. Valid until <see cref="PacketRxRing.ReleaseBlock"/>; its bytes (and the
+/// One received frame inside the RX ring (a V3 block or a V2 slot). Valid until <see cref="PacketRxRing.ReleaseBlock"/>; its bytes (and the
 /// headroom before them) may be rewritten in place and transmitted straight from the ring.
 /// </summary>
 public readonly unsafe struct RxFrame
@@ -40,6 +40,11 @@ public readonly unsafe struct RxFrame
 
     public Span<byte> Bytes => new(Mac, Length);
 
+    /// <summary>
+    /// The kernel cut the frame short because it did not fit the ring (a TPACKET_V2 slot smaller than the frame, or
+    /// TP_STATUS_COPY): only <see cref="Length"/> of <see cref="WireLength"/> bytes are here. Such a frame must be
+    /// dropped, never forwarded. Cannot happen with the default slot sizes on a 1500-byte link (see README).
+    /// </summary>
     public bool IsTruncated => Length < WireLength;
 
     /// <summary>Where a transmission of this frame starts: at the virtio_net_hdr when there is one, else at the MAC header.</summary>

@@ -22,6 +22,7 @@ internal static partial class Interop
     internal const int PACKET_FANOUT_DATA = 22;
     internal const int PACKET_IGNORE_OUTGOING = 23;
 
+    internal const int TPACKET_V2 = 1;
     internal const int TPACKET_V3 = 2;
     internal const ushort PACKET_MR_PROMISC = 1;
 

@@ -7,8 +7,8 @@ using UserspaceDr.Io.AfPacket;
 namespace UserspaceDr.Io.Runtime;
 
 /// <summary>
-/// The fast path: a TPACKET_V3 ring in a PACKET_FANOUT group (flow hash: a flow always lands on the same worker) and
-/// a sendmmsg batch. Frames are rewritten in place in the ring and sent straight from it; one sendmmsg per block.
+/// The fast path: a TPACKET_V2 ring in a PACKET_FANOUT group (flow hash: a flow always lands on the same worker) and
+/// a sendmmsg batch. Frames are rewritten in place in the ring and sent straight from it; one sendmmsg per batch.
 /// Both sockets carry a virtio_net_hdr, so GSO super-frames and partial checksums are passed back to the kernel,
 /// which segments and finishes them on the way out (DESIGN §3): nothing oversize or half-summed is ever emitted.
 /// </summary>
@@ -37,10 +37,14 @@ public sealed unsafe class AfPacketWorker : IFrameWorker
         _log = log;
         var table = new ConnectionTable(maxConnections);
         _engine = new ForwardingEngine(options, table);
-        // A full sweep of the table about every two seconds of idle loops (each loop waits at most 100 ms).
+        // A full sweep of the table about every two seconds: one twentieth every ExpiryIntervalMs, however often the
+        // loop turns (with a V2 ring it turns per frame at low load; a sweep step reads megabytes of the table).
         _expiryBudget = Math.Max(1024, table.SlotCount / 20);
+        // TPACKET_V2: every frame is handed over (and wakes the worker) as soon as the kernel has written it; a V3
+        // block waits for its retire timer at low load, which cost each forwarded frame milliseconds (AfPacket/README.md).
         _rx = new PacketRxRing(new PacketRxRingOptions(interfaceName)
         {
+            Version = RingVersion.V2,
             VirtioNetHeader = true,
             Fanout = fanout,
             Filter = ServiceTrafficFilter.Build(virtualAddresses, []),
@@ -58,6 +62,7 @@ public sealed unsafe class AfPacketWorker : IFrameWorker
     }
 
     private const int ReplySlot = VirtioNetHeader.Size + ReplyBuilder.MaxReplyLength;
+    private const int ExpiryIntervalMs = 100;
 
     public WorkerCounters Counters => _engine.Counters;
     public long TransmitErrors => _tx.Errors;
@@ -115,6 +120,7 @@ public sealed unsafe class AfPacketWorker : IFrameWorker
     {
         ForwardingEngine engine = _engine;
         PacketTxBatch tx = _tx;
+        long nextExpiry = 0;
         fixed (byte* replies = _replies)
         {
             while (!_stopping)
@@ -126,6 +132,11 @@ public sealed unsafe class AfPacketWorker : IFrameWorker
                     int replySlot = 0;
                     foreach (RxFrame frame in _rx.CurrentBlockFrames)
                     {
+                        if (frame.IsTruncated)
+                        {
+                            engine.Counters.Count(FrameReason.TruncatedInRing); // a cut frame must never go out
+                            continue;
+                        }
                         if (tx.Count == tx.Capacity)
                         {
                             tx.Flush();
@@ -136,7 +147,11 @@ public sealed unsafe class AfPacketWorker : IFrameWorker
                         }
                         byte* slot = replies + (replySlot * ReplySlot);
                         Span<byte> reply = new(slot + VirtioNetHeader.Size, ReplyBuilder.MaxReplyLength);
-                        Verdict verdict = engine.Process(frame.Bytes, FrameFlags.None, now, reply, out int replyLength);
+                        // With a vnet header, NEEDS_CSUM frames go back out with it and the kernel finishes the checksum;
+                        // the engine only has to keep the pseudo-header seed in step when NAT rewrites addresses.
+                        FrameFlags flags = frame.VirtioNetHeader != null && frame.VirtioNetHeader->NeedsChecksum
+                            ? FrameFlags.ChecksumPartial : FrameFlags.None;
+                        Verdict verdict = engine.Process(frame.Bytes, flags, now, reply, out int replyLength);
                         if (verdict == Verdict.Transmit)
                         {
                             tx.Add(frame.TransmitStart, frame.TransmitLength);
@@ -154,7 +169,11 @@ public sealed unsafe class AfPacketWorker : IFrameWorker
                     }
                     _rx.ReleaseBlock();
                 }
-                engine.ExpireConnections(now, _expiryBudget);
+                if (now >= nextExpiry)
+                {
+                    engine.ExpireConnections(now, _expiryBudget);
+                    nextExpiry = now + ExpiryIntervalMs;
+                }
                 _snapshots.Serve(engine.Connections); // ipvsadm -L -c: copied between batches, never per frame
             }
         }

@@ -75,15 +75,7 @@ internal static class FrameTestSupport
             }
             foreach (RxFrame frame in ring.CurrentBlockFrames)
             {
-                frames.Add(new CapturedFrame
-                {
-                    Bytes = frame.Bytes.ToArray(),
-                    Status = frame.Status,
-                    VlanTci = frame.VlanTci,
-                    Headroom = frame.Headroom,
-                    WireLength = frame.WireLength,
-                    VirtioNetHeader = frame.VirtioNetHeader == null ? null : *frame.VirtioNetHeader,
-                });
+                frames.Add(Capture(frame));
             }
             ring.ReleaseBlock();
             if (enough != null && enough(frames))
@@ -93,6 +85,44 @@ internal static class FrameTestSupport
         }
         return frames;
     }
+
+    /// <summary>
+    /// Drains the ring into copies until <paramref name="finished"/> says the traffic is over and the ring then stayed
+    /// empty for a moment, or <paramref name="limit"/> passes. For reading a ring while the traffic runs.
+    /// </summary>
+    public static unsafe List<CapturedFrame> DrainUntil(PacketRxRing ring, Func<bool> finished, TimeSpan limit)
+    {
+        var frames = new List<CapturedFrame>();
+        var clock = Stopwatch.StartNew();
+        while (clock.Elapsed < limit)
+        {
+            bool done = finished(); // read before the wait: an empty wait after it means nothing more is coming
+            if (!ring.WaitForBlock(100))
+            {
+                if (done)
+                {
+                    break;
+                }
+                continue;
+            }
+            foreach (RxFrame frame in ring.CurrentBlockFrames)
+            {
+                frames.Add(Capture(frame));
+            }
+            ring.ReleaseBlock();
+        }
+        return frames;
+    }
+
+    public static unsafe CapturedFrame Capture(RxFrame frame) => new()
+    {
+        Bytes = frame.Bytes.ToArray(),
+        Status = frame.Status,
+        VlanTci = frame.VlanTci,
+        Headroom = frame.Headroom,
+        WireLength = frame.WireLength,
+        VirtioNetHeader = frame.VirtioNetHeader == null ? null : *frame.VirtioNetHeader,
+    };
 
     public static Socket UdpSocket(LabNetwork lab, LabHost host, string bindAddress, int port = 0) => lab.RunIn(host, () =>
     {

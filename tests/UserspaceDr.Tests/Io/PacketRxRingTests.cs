@@ -10,10 +10,15 @@ using static UserspaceDr.Tests.Io.FrameTestSupport;
 
 namespace UserspaceDr.Tests.Io;
 
-/// <summary>The TPACKET_V3 ring against a real kernel: frames sent by the lab's hosts, read on the balancer's eth0.</summary>
+/// <summary>
+/// The ring against a real kernel, once per layout (TPACKET_V2 slots, TPACKET_V3 blocks): frames sent by the lab's
+/// hosts, read on the balancer's eth0. Every ring a test opens gets the fixture's version with its default geometry.
+/// </summary>
 [Category("Lab")]
 [NonParallelizable]
-public class PacketRxRingTests
+[TestFixture(RingVersion.V2)]
+[TestFixture(RingVersion.V3)]
+public class PacketRxRingTests(RingVersion version)
 {
     private static readonly TimeSpan Patience = TimeSpan.FromSeconds(3);
     private static readonly TimeSpan Quiet = TimeSpan.FromMilliseconds(500);
@@ -21,8 +26,8 @@ public class PacketRxRingTests
     [SetUp]
     public void RequireRoot() => LabNetwork.RequireRoot();
 
-    private static PacketRxRing OpenRing(LabNetwork lab, PacketRxRingOptions options) =>
-        lab.RunIn(LabHost.Lb, () => new PacketRxRing(options));
+    private PacketRxRing OpenRing(LabNetwork lab, PacketRxRingOptions options) =>
+        lab.RunIn(LabHost.Lb, () => new PacketRxRing(options with { Version = version }));
 
     [Test]
     public void Receives_the_frames_a_peer_sends_byte_for_byte_with_headroom()
@@ -266,7 +271,7 @@ public class PacketRxRingTests
     public void Tcp_bulk_transfer_arrives_as_gso_super_frames_described_by_the_virtio_header()
     {
         using var lab = new LabNetwork();
-        using PacketRxRing vnetRing = OpenRing(lab, new PacketRxRingOptions("eth0") { VirtioNetHeader = true, BlockSize = 1 << 20, BlockCount = 16 });
+        using PacketRxRing vnetRing = OpenRing(lab, new PacketRxRingOptions("eth0") { VirtioNetHeader = true });
         using Socket listener = lab.RunIn(LabHost.Lb, () =>
         {
             var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
@@ -280,6 +285,10 @@ public class PacketRxRingTests
         receiver.ReceiveTimeout = 5000;
 
         const int total = 4 << 20;
+        // The ring is read while the transfer runs, as the data plane reads it: V2's slots hold frames, not bytes.
+        bool transferred = false;
+        Task<List<CapturedFrame>> draining = Task.Factory.StartNew(
+            () => DrainUntil(vnetRing, () => Volatile.Read(ref transferred), TimeSpan.FromSeconds(20)), TaskCreationOptions.LongRunning);
         Task<long> reading = Task.Run(() =>
         {
             byte[] buffer = new byte[1 << 16];
@@ -299,13 +308,17 @@ public class PacketRxRingTests
         sender.Shutdown(SocketShutdown.Send);
         Assert.That(reading.Wait(TimeSpan.FromSeconds(10)), Is.True, "transfer did not finish");
         Assert.That(reading.Result, Is.EqualTo(total));
+        Volatile.Write(ref transferred, true);
+        Assert.That(draining.Wait(TimeSpan.FromSeconds(25)), Is.True, "the drain did not end");
 
-        List<CapturedFrame> frames = Drain(vnetRing, Quiet);
+        List<CapturedFrame> frames = draining.Result;
         List<CapturedFrame> data = [.. frames.Where(f => f.IsTcp && f.DestinationPort == 9007)];
         List<CapturedFrame> gso = [.. data.Where(f => f.VirtioNetHeader is { IsGso: true })];
         TestContext.Out.WriteLine($"{data.Count} TCP frames to the balancer, {gso.Count} GSO; largest {data.Max(f => f.Bytes.Length)} bytes; " +
                                   $"sample vnet {Describe(gso.FirstOrDefault()?.VirtioNetHeader)}");
         Assert.That(gso, Is.Not.Empty, "a TCP bulk transfer across veth arrives in super-frames");
+        Assert.That(frames, Has.None.Matches<CapturedFrame>(f => f.IsTruncated()), "every frame fits its slot or block whole");
+        Assert.That(vnetRing.ReadAndResetStatistics().Drops, Is.Zero, "the ring kept up");
         Assert.That(gso, Has.All.Matches<CapturedFrame>(f =>
             f.Bytes.Length > 1514 && !f.IsTruncated() &&
             (f.VirtioNetHeader!.Value.GsoType & ~VirtioNetHeader.GsoEcn) == VirtioNetHeader.GsoTcpV4 &&
@@ -313,6 +326,58 @@ public class PacketRxRingTests
             f.VirtioNetHeader.Value.NeedsChecksum));
         long payload = data.Sum(f => (long)f.IpTotalLength - f.IpHeaderLength - ((f.Bytes[f.TransportOffset + 12] >> 4) * 4));
         Assert.That(payload, Is.GreaterThanOrEqualTo(total), "every byte of the stream is in the ring, none truncated (retransmissions may add some)");
+    }
+
+    [Test]
+    public void Each_batch_is_handed_back_whole_and_frames_come_in_order_exactly_once()
+    {
+        using var lab = new LabNetwork();
+        ClassicBpfProgram filter = ServiceTrafficFilter.Build([CapturedFrame.Address(LabNetwork.LbAddress)], []);
+        using PacketRxRing ring = OpenRing(lab, new PacketRxRingOptions("eth0") { Filter = filter, MaxBatchFrames = 8 });
+        using Socket client = UdpSocket(lab, LabHost.Client, LabNetwork.ClientAddress);
+
+        const int count = 40;
+        for (int i = 0; i < count; i++)
+        {
+            SendUdp(client, LabNetwork.LbAddress, 9011, $"batch-{i:D2}");
+        }
+        Thread.Sleep(50); // all queued in the ring before the first batch is taken
+
+        var payloads = new List<string>();
+        var batchSizes = new List<int>();
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        while (payloads.Count < count && clock.Elapsed < Patience)
+        {
+            if (!ring.WaitForBlock(20))
+            {
+                continue;
+            }
+            Assert.That(ring.HoldsBlock, Is.True);
+            Assert.That(ring.WaitForBlock(0), Is.True, "a held batch is returned again, not replaced");
+            int enumerated = 0;
+            foreach (RxFrame frame in ring.CurrentBlockFrames)
+            {
+                enumerated++;
+                CapturedFrame copy = Capture(frame);
+                if (copy.IsUdpTo(LabNetwork.LbAddress, 9011))
+                {
+                    payloads.Add(copy.UdpPayloadText);
+                }
+            }
+            Assert.That(enumerated, Is.EqualTo(ring.CurrentBlockFrameCount));
+            batchSizes.Add(enumerated);
+            ring.ReleaseBlock();
+            Assert.That(ring.HoldsBlock, Is.False);
+            Assert.That(ring.CurrentBlockFrameCount, Is.Zero);
+        }
+        TestContext.Out.WriteLine($"{version}: batches of {string.Join(", ", batchSizes)}");
+        Assert.That(payloads, Is.EqualTo(Enumerable.Range(0, count).Select(i => $"batch-{i:D2}")), "in order, none lost, none twice");
+        Assert.That(ring.WaitForBlock(100), Is.False, "every frame was handed back; nothing is left to read");
+        if (version == RingVersion.V2)
+        {
+            Assert.That(batchSizes, Has.All.LessThanOrEqualTo(8), "MaxBatchFrames bounds a V2 batch");
+            Assert.That(batchSizes.Max(), Is.EqualTo(8), "frames already waiting are taken together");
+        }
     }
 
     [Test]
