@@ -102,4 +102,4 @@ echo "udr/kernel ratio (mean of $ROUNDS rounds, $SECONDS_PER_RUN s each, udr --w
 for measure in tcp udp cps; do
     python3 -c "u=${total[$measure-udr]}; k=${total[$measure-kernel]}; print(f'  {\"$measure\":4} udr {u/$ROUNDS:10.2f}  kernel {k/$ROUNDS:10.2f}  ratio {u/k:5.2f}')"
 done
-echo "udr $(udr_stop)"
+printf 'udr '; udr_stop

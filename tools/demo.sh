@@ -40,18 +40,23 @@ for _ in $(seq 1 50); do in_host client curl -s -m 1 "http://$VIP/" >/dev/null &
 echo "== udr log"; cat "$WORK/udr.log"
 
 echo "== 40 fresh connections to http://$VIP/ (wrr 3:1)"
-for _ in $(seq 1 40); do in_host client curl -s -m 2 "http://$VIP/"; done | sort | uniq -c
+for _ in $(seq 1 40); do in_host client curl -s -m 2 "http://$VIP/" || echo "(request failed)"; done | sort | uniq -c
 
 echo "== 10 MiB download through the VIP"
 expected=$(sha256sum "$WORK/rs1/10MiB" | cut -d' ' -f1)
 got=$(in_host client curl -s -m 30 "http://$VIP/10MiB" | sha256sum | cut -d' ' -f1)
 [ "$got" = "$expected" ] && echo "intact (sha256 $got)" || { echo "CORRUPT: $got != $expected"; exit 1; }
 
+echo "== ipvsadm's view, from the running daemon (udr adm -L -n --stats, then -L -n -c | head)"
+"$UDR" adm --control "$WORK/udr.sock" -L -n --stats
+"$UDR" adm --control "$WORK/udr.sock" -L -n -c | head -5
+
 echo "== the balancer's kernel stays out of the way (nftables netdev ingress, installed by udr)"
 in_host lb nft list ruleset
 
 if [ "${DEMO_HOLD:-0}" = 1 ]; then
-    echo "== lab is up. Try:  ip netns exec $PREFIX-client curl http://$VIP/   (Ctrl-C ends the demo)"
+    echo "== lab is up. Try:  ip netns exec $PREFIX-client curl http://$VIP/"
+    echo "                    $UDR adm --control $WORK/udr.sock -L -n      (Ctrl-C ends the demo)"
     wait "$UDR_PID"
 fi
 echo "== udr exit"; udr_stop

@@ -24,7 +24,8 @@ lab_session_up() {
 # udr_start RULES_FILE [udr run options...]: start udr on the balancer's eth0 and wait until it serves.
 udr_start() {
     local rules=$1; shift
-    ip netns exec "$PREFIX-lb" "$UDR" run --interface eth0 --rules "$rules" "$@" > "$WORK/udr.log" 2>&1 &
+    # Its own control socket: a udr already running on this host keeps /run/udr/udr.sock.
+    ip netns exec "$PREFIX-lb" "$UDR" run --interface eth0 --rules "$rules" --control "$WORK/udr.sock" "$@" > "$WORK/udr.log" 2>&1 &
     UDR_PID=$!
     for _ in $(seq 1 100); do grep -q "udr serving" "$WORK/udr.log" && return 0; sleep 0.1; done
     cat "$WORK/udr.log" >&2
@@ -32,7 +33,8 @@ udr_start() {
     return 1
 }
 
-# udr_stop: SIGTERM, wait, and print udr's closing totals line.
+# udr_stop: SIGTERM, wait, and print udr's closing totals line. Call it directly, not in $(...): a subshell
+# cannot wait for udr, and would read the log before udr wrote its totals.
 udr_stop() {
     kill -TERM "$UDR_PID"
     wait "$UDR_PID" || true
