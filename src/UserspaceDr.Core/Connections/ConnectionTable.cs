@@ -1,5 +1,6 @@
 using System.Numerics;
 using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics.X86;
 using System.Security.Cryptography;
 
 namespace UserspaceDr.Core.Connections;
@@ -46,6 +47,26 @@ public sealed class ConnectionTable
         h ^= h >> 29;
         h *= 0xBF58476D1CE4E5B9UL;
         return (uint)(h >> 32);
+    }
+
+    /// <summary>
+    /// Asks the CPU to start loading the slot where the probe for <paramref name="key"/> begins, so that a later
+    /// <see cref="Find"/> for it does not wait on memory. A hint only: it reads nothing, changes nothing and cannot
+    /// fault. A worker calls it for a frame a few places ahead in its batch, which overlaps the table's cache
+    /// misses (with a million connections nearly every lookup misses) instead of taking them one after another.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public unsafe void Prefetch(in ConnectionKey key)
+    {
+        if (Sse.IsSupported)
+        {
+            // The array lives on the large-object heap and is never moved; a stale address would only waste the hint.
+            // Entries are not cache-line aligned (the array data starts 16 bytes into the object), so an entry
+            // usually spans two lines: ask for both.
+            byte* entry = (byte*)Unsafe.AsPointer(ref _slots[(int)HashOf(key) & _mask]);
+            Sse.Prefetch0(entry);
+            Sse.Prefetch0(entry + (Unsafe.SizeOf<Connection>() - 1));
+        }
     }
 
     /// <summary>The slot holding <paramref name="key"/>, or -1.</summary>

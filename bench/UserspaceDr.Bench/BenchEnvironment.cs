@@ -1,0 +1,81 @@
+using System.Collections.Immutable;
+using UserspaceDr.Core.Connections;
+using UserspaceDr.Core.Forwarding;
+using UserspaceDr.Core.Packets;
+using UserspaceDr.Core.Services;
+
+namespace UserspaceDr.Bench;
+
+/// <summary>
+/// One DR TCP service (VIP 203.0.113.100:80) with real servers 10.0.x.y and their neighbour entries; clients come
+/// from 198.18.0.0/15 (131,072 addresses). Flow <c>n</c> is client address <c>198.18.0.0 + (n mod 2^17)</c>,
+/// port <c>1024 + 4099 * (n / 2^17)</c>: 2^17 distinct addresses times up to 15 ports, all distinct.
+/// </summary>
+internal static class BenchEnvironment
+{
+    public const uint Vip = 0xCB00_7164; // 203.0.113.100
+    public const ushort VirtualPort = 80;
+    public const uint ClientNetwork = 0xC612_0000; // 198.18.0.0/15
+    public const int ClientAddresses = 1 << 17;
+
+    public static uint ServerAddress(int index) => 0x0A00_0000u + 11u + (uint)index; // 10.0.0.11, ...
+
+    public static MacAddress ServerMac(int index) => new(0x02_00_00_01_00_00UL + (ulong)index);
+
+    public static uint ClientAddress(int flow) => ClientNetwork + (uint)(flow & (ClientAddresses - 1));
+
+    public static ushort ClientPort(int flow) => (ushort)(1024 + (4099 * (flow >> 17)));
+
+    public static ConnectionKey Key(int flow) => new(IpProtocol.Tcp, ClientAddress(flow), ClientPort(flow), Vip, VirtualPort);
+
+    /// <summary>
+    /// An engine over one DR service with <paramref name="servers"/> weight-1 servers, all neighbours resolved. With
+    /// <paramref name="serversAtLocalMac"/> every server's neighbour entry is the balancer's own MAC, so a forwarded
+    /// frame is still addressed to the balancer and can be fed to the engine again: the engine does the same work
+    /// (lookup, two MAC writes), only the value written differs.
+    /// </summary>
+    public static ForwardingEngine CreateEngine(int capacity, int servers, string scheduler = "rr", bool serversAtLocalMac = false)
+    {
+        var realServers = ImmutableArray.CreateBuilder<RealServerSpec>(servers);
+        var neighbors = new Dictionary<uint, MacAddress>(servers);
+        for (int i = 0; i < servers; i++)
+        {
+            realServers.Add(new RealServerSpec(ServerAddress(i), VirtualPort, ForwardingMethod.Route, Weight: 1));
+            neighbors[ServerAddress(i)] = serversAtLocalMac ? BenchFrames.BalancerMac : ServerMac(i);
+        }
+        var service = new VirtualServiceSpec(ServiceProtocol.Tcp, Vip, VirtualPort, scheduler) { RealServers = realServers.MoveToImmutable() };
+        return new ForwardingEngine(new EngineOptions { LocalMac = BenchFrames.BalancerMac }, new ConnectionTable(capacity, seed: 42))
+        {
+            Rules = RuleSet.Build(new RuleSetSpec([service])),
+            Neighbors = new NeighborTable(neighbors),
+        };
+    }
+
+    /// <summary>
+    /// Establishes flows [<paramref name="first"/>, <paramref name="first"/> + <paramref name="count"/>) by processing a
+    /// SYN and then an ACK for each (DR: NONE → SYN_RECV → ESTABLISHED). Throws unless every frame was forwarded.
+    /// </summary>
+    public static void Establish(ForwardingEngine engine, int first, int count, long nowMs)
+    {
+        byte[] frame = new byte[BenchFrames.TcpFrameLength(0)];
+        byte[] reply = new byte[ReplyBuilder.MaxReplyLength];
+        for (int flow = first; flow < first + count; flow++)
+        {
+            foreach (byte flags in (ReadOnlySpan<byte>)[TcpFlags.Syn, TcpFlags.Ack])
+            {
+                int length = BenchFrames.WriteTcp(frame, ClientAddress(flow), ClientPort(flow), Vip, VirtualPort, flags, 0);
+                FrameReason reason = engine.ProcessWithReason(frame.AsSpan(0, length), FrameFlags.None, nowMs, reply, out _);
+                if (reason != FrameReason.Forwarded)
+                {
+                    throw new InvalidOperationException($"Setup: flow {flow} flags {flags:x2} gave {reason}.");
+                }
+            }
+        }
+        ConnectionTable table = engine.Connections;
+        int probe = table.Find(Key(first + count - 1));
+        if (probe < 0 || table.At(probe).State != TcpState.Established)
+        {
+            throw new InvalidOperationException("Setup: the last flow is not ESTABLISHED.");
+        }
+    }
+}
