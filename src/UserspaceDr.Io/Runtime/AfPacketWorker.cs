@@ -121,6 +121,7 @@ public sealed unsafe class AfPacketWorker : IFrameWorker
         ForwardingEngine engine = _engine;
         PacketTxBatch tx = _tx;
         long nextExpiry = 0;
+        RxFrame* batch = stackalloc RxFrame[PrefetchBatch];
         fixed (byte* replies = _replies)
         {
             while (!_stopping)
@@ -130,39 +131,17 @@ public sealed unsafe class AfPacketWorker : IFrameWorker
                 {
                     _state.ApplyTo(engine);
                     int replySlot = 0;
+                    int count = 0;
                     foreach (RxFrame frame in _rx.CurrentBlockFrames)
                     {
-                        if (frame.IsTruncated)
+                        batch[count++] = frame;
+                        if (count == PrefetchBatch)
                         {
-                            engine.Counters.Count(FrameReason.TruncatedInRing); // a cut frame must never go out
-                            continue;
-                        }
-                        if (tx.Count == tx.Capacity)
-                        {
-                            tx.Flush();
-                        }
-                        if (tx.Count == 0)
-                        {
-                            replySlot = 0; // nothing queued: every reply slot is free again
-                        }
-                        byte* slot = replies + (replySlot * ReplySlot);
-                        Span<byte> reply = new(slot + VirtioNetHeader.Size, ReplyBuilder.MaxReplyLength);
-                        // With a vnet header, NEEDS_CSUM frames go back out with it and the kernel finishes the checksum;
-                        // the engine only has to keep the pseudo-header seed in step when NAT rewrites addresses.
-                        FrameFlags flags = frame.VirtioNetHeader != null && frame.VirtioNetHeader->NeedsChecksum
-                            ? FrameFlags.ChecksumPartial : FrameFlags.None;
-                        Verdict verdict = engine.Process(frame.Bytes, flags, now, reply, out int replyLength);
-                        if (verdict == Verdict.Transmit)
-                        {
-                            tx.Add(frame.TransmitStart, frame.TransmitLength);
-                        }
-                        else if (verdict == Verdict.Reply)
-                        {
-                            new Span<byte>(slot, VirtioNetHeader.Size).Clear(); // no GSO, checksums complete
-                            tx.Add(slot, VirtioNetHeader.Size + replyLength);
-                            replySlot++;
+                            ForwardFrames(batch, count, now, replies, ref replySlot);
+                            count = 0;
                         }
                     }
+                    ForwardFrames(batch, count, now, replies, ref replySlot);
                     if (tx.Count > 0)
                     {
                         tx.Flush();
@@ -175,6 +154,64 @@ public sealed unsafe class AfPacketWorker : IFrameWorker
                     nextExpiry = now + ExpiryIntervalMs;
                 }
                 _snapshots.Serve(engine.Connections); // ipvsadm -L -c: copied between batches, never per frame
+            }
+        }
+    }
+
+    /// <summary>Frames collected from the ring before processing, so that lookups can be prefetched ahead.</summary>
+    private const int PrefetchBatch = 128;
+
+    /// <summary>
+    /// How far ahead the connection-table slot of a later frame is prefetched: with a million flows each lookup is
+    /// a cold miss (~250 ns on the bench machine), and issuing it 8 frames early overlaps the misses
+    /// (bench/README.md: 426 → 198 ns per established frame).
+    /// </summary>
+    private const int PrefetchDistance = 8;
+
+    private void ForwardFrames(RxFrame* frames, int count, long now, byte* replies, ref int replySlot)
+    {
+        ForwardingEngine engine = _engine;
+        PacketTxBatch tx = _tx;
+        for (int i = 0; i < Math.Min(PrefetchDistance, count); i++)
+        {
+            engine.Prefetch(frames[i].Bytes);
+        }
+        for (int i = 0; i < count; i++)
+        {
+            if (i + PrefetchDistance < count)
+            {
+                engine.Prefetch(frames[i + PrefetchDistance].Bytes);
+            }
+            RxFrame frame = frames[i];
+            if (frame.IsTruncated)
+            {
+                engine.Counters.Count(FrameReason.TruncatedInRing); // a cut frame must never go out
+                continue;
+            }
+            if (tx.Count == tx.Capacity)
+            {
+                tx.Flush();
+            }
+            if (tx.Count == 0)
+            {
+                replySlot = 0; // nothing queued: every reply slot is free again
+            }
+            byte* slot = replies + (replySlot * ReplySlot);
+            Span<byte> reply = new(slot + VirtioNetHeader.Size, ReplyBuilder.MaxReplyLength);
+            // With a vnet header, NEEDS_CSUM frames go back out with it and the kernel finishes the checksum;
+            // the engine only has to keep the pseudo-header seed in step when NAT rewrites addresses.
+            FrameFlags flags = frame.VirtioNetHeader != null && frame.VirtioNetHeader->NeedsChecksum
+                ? FrameFlags.ChecksumPartial : FrameFlags.None;
+            Verdict verdict = engine.Process(frame.Bytes, flags, now, reply, out int replyLength);
+            if (verdict == Verdict.Transmit)
+            {
+                tx.Add(frame.TransmitStart, frame.TransmitLength);
+            }
+            else if (verdict == Verdict.Reply)
+            {
+                new Span<byte>(slot, VirtioNetHeader.Size).Clear(); // no GSO, checksums complete
+                tx.Add(slot, VirtioNetHeader.Size + replyLength);
+                replySlot++;
             }
         }
     }
