@@ -43,26 +43,9 @@ public sealed partial class ForwardingEngine
         {
             return FrameReason.NotForVirtualAddress;
         }
-        ushort serverPort, clientPort;
-        byte tcpFlags = 0;
-        if (protocol == IpProtocol.Tcp)
+        if (!TryReadPorts(protocol, transport, out ushort serverPort, out ushort clientPort, out byte tcpFlags))
         {
-            if (!TcpHeader.TryCreate(transport, out TcpHeader tcp) || tcp.HeaderLength < TcpHeader.MinLength || tcp.HeaderLength > transport.Length)
-            {
-                return FrameReason.NotForVirtualAddress;
-            }
-            serverPort = tcp.SourcePort;
-            clientPort = tcp.DestinationPort;
-            tcpFlags = tcp.Flags;
-        }
-        else
-        {
-            if (!UdpHeader.TryCreate(transport, out UdpHeader udp))
-            {
-                return FrameReason.NotForVirtualAddress;
-            }
-            serverPort = udp.SourcePort;
-            clientPort = udp.DestinationPort;
+            return FrameReason.NotForVirtualAddress;
         }
 
         ConnectionTable table = Connections;

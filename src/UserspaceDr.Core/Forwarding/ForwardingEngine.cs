@@ -196,26 +196,9 @@ public sealed partial class ForwardingEngine
         RuleSet rules, long nowMs, Span<byte> reply, out int replyLength)
     {
         replyLength = 0;
-        ushort clientPort, virtualPort;
-        byte tcpFlags = 0;
-        if (protocol == IpProtocol.Tcp)
+        if (!TryReadPorts(protocol, transport, out ushort clientPort, out ushort virtualPort, out byte tcpFlags))
         {
-            if (!TcpHeader.TryCreate(transport, out TcpHeader tcp) || tcp.HeaderLength < TcpHeader.MinLength || tcp.HeaderLength > transport.Length)
-            {
-                return FrameReason.TransportTruncated;
-            }
-            clientPort = tcp.SourcePort;
-            virtualPort = tcp.DestinationPort;
-            tcpFlags = tcp.Flags;
-        }
-        else
-        {
-            if (!UdpHeader.TryCreate(transport, out UdpHeader udp))
-            {
-                return FrameReason.TransportTruncated;
-            }
-            clientPort = udp.SourcePort;
-            virtualPort = udp.DestinationPort;
+            return FrameReason.TransportTruncated;
         }
 
         uint client = ip.Source;
@@ -287,6 +270,31 @@ public sealed partial class ForwardingEngine
             _fragments.Remember(ip.Source, ip.Destination, ip.Identification, protocol, dest, destAddress, method, nowMs);
         }
         return Transmit(ethernet, ip, transport, flags, dest, destAddress, destPort, method, reply, out replyLength);
+    }
+
+    /// <summary>The ports (and TCP flags) of a TCP or UDP header; false when the header is cut short or malformed.</summary>
+    private static bool TryReadPorts(byte protocol, Span<byte> transport, out ushort sourcePort, out ushort destinationPort, out byte tcpFlags)
+    {
+        sourcePort = destinationPort = 0;
+        tcpFlags = 0;
+        if (protocol == IpProtocol.Tcp)
+        {
+            if (!TcpHeader.TryCreate(transport, out TcpHeader tcp) || tcp.HeaderLength < TcpHeader.MinLength || tcp.HeaderLength > transport.Length)
+            {
+                return false;
+            }
+            sourcePort = tcp.SourcePort;
+            destinationPort = tcp.DestinationPort;
+            tcpFlags = tcp.Flags;
+            return true;
+        }
+        if (!UdpHeader.TryCreate(transport, out UdpHeader udp))
+        {
+            return false;
+        }
+        sourcePort = udp.SourcePort;
+        destinationPort = udp.DestinationPort;
+        return true;
     }
 
     /// <summary>
