@@ -7,24 +7,25 @@ using UserspaceDr.Core.Services;
 namespace UserspaceDr.Bench;
 
 /// <summary>
-/// One DR TCP service (VIP 203.0.113.100:80) with real servers 10.0.x.y and their neighbour entries; clients come
-/// from 198.18.0.0/15 (131,072 addresses). Flow <c>n</c> is client address <c>198.18.0.0 + (n mod 2^17)</c>,
-/// port <c>1024 + 4099 * (n / 2^17)</c>: 2^17 distinct addresses times up to 15 ports, all distinct.
+/// One DR TCP service (VIP 198.19.0.100:80) with real servers 198.19.1.11 and up and their neighbour entries; clients
+/// come from 198.18.0.0/16 (65,536 addresses). Flow <c>n</c> is client address <c>198.18.0.0 + (n mod 2^16)</c>,
+/// port <c>1024 + 2049 * (n / 2^16)</c>: 2^16 distinct addresses times up to 31 ports, all distinct.
 /// </summary>
 internal static class BenchEnvironment
 {
-    public const uint Vip = 0xCB00_7164; // 203.0.113.100
+    // Lab addresses only (198.18.0.0/15): clients fill 198.18.0.0/16; the VIP and servers live in 198.19.0.0/16.
+    public const uint Vip = 0xC613_0064; // 198.19.0.100
     public const ushort VirtualPort = 80;
-    public const uint ClientNetwork = 0xC612_0000; // 198.18.0.0/15
-    public const int ClientAddresses = 1 << 17;
+    public const uint ClientNetwork = 0xC612_0000; // 198.18.0.0/16
+    public const int ClientAddresses = 1 << 16;
 
-    public static uint ServerAddress(int index) => 0x0A00_0000u + 11u + (uint)index; // 10.0.0.11, ...
+    public static uint ServerAddress(int index) => 0xC613_0100u + 11u + (uint)index; // 198.19.1.11, ...
 
     public static MacAddress ServerMac(int index) => new(0x02_00_00_01_00_00UL + (ulong)index);
 
     public static uint ClientAddress(int flow) => ClientNetwork + (uint)(flow & (ClientAddresses - 1));
 
-    public static ushort ClientPort(int flow) => (ushort)(1024 + (4099 * (flow >> 17)));
+    public static ushort ClientPort(int flow) => (ushort)(1024 + (2049 * (flow >> 16)));
 
     public static ConnectionKey Key(int flow) => new(IpProtocol.Tcp, ClientAddress(flow), ClientPort(flow), Vip, VirtualPort);
 
