@@ -63,7 +63,13 @@ public sealed class PcapWorker : IFrameWorker
     public int LastTransmitErrno => 0;
     public int Connections => _engine.Connections.Count;
     public int ConnectionCapacity => _engine.Connections.Capacity;
-    public long RingDrops => 0; // libpcap keeps its own buffer; its drops are not read here
+    /// <summary>Frames libpcap's buffer had no room for (pcap_stats ps_drop), read by the worker on its housekeeping tick.</summary>
+    public long RingDrops => Interlocked.Read(ref _ringDrops);
+
+    private long _ringDrops;
+
+    /// <summary>Housekeeping (expiry sweep, drop statistics) runs on a clock, not per frame: one sweep step reads MBs.</summary>
+    private const int HousekeepingIntervalMs = 100;
     public ConnectionSnapshotSlot Snapshots => _snapshots;
 
     /// <summary>The same traffic as the AF_PACKET filter: ARP, and IPv4 to a VIP (also with one VLAN tag).</summary>
@@ -104,6 +110,7 @@ public sealed class PcapWorker : IFrameWorker
     private void Loop()
     {
         ForwardingEngine engine = _engine;
+        long nextHousekeeping = 0;
         while (!_stopping)
         {
             long now = Environment.TickCount64;
@@ -131,7 +138,13 @@ public sealed class PcapWorker : IFrameWorker
             {
                 throw new InvalidOperationException("libpcap read failed: " + _device.LastError);
             }
-            engine.ExpireConnections(now, _expiryBudget);
+            if (now >= nextHousekeeping)
+            {
+                engine.ExpireConnections(now, _expiryBudget);
+                ICaptureStatistics statistics = _device.Statistics;
+                Interlocked.Exchange(ref _ringDrops, (long)statistics.DroppedPackets + statistics.InterfaceDroppedPackets);
+                nextHousekeeping = now + HousekeepingIntervalMs;
+            }
             _snapshots.Serve(engine.Connections); // ipvsadm -L -c: copied between batches, never per frame
         }
     }
