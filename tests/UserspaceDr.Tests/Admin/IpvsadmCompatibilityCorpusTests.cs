@@ -26,7 +26,8 @@ public class IpvsadmCompatibilityCorpusTests
     /// <summary>
     /// Persistence with a netmask, scheduler flags, thresholds, all three forwarding methods, one-packet scheduling,
     /// -E/-e edits, a deleted server (leaving a service with none), long option forms, and a 10.0.0.0/8 VIP that
-    /// ipvsadm's int-subtracting comparator sorts after 198.18.0.0/15.
+    /// ipvsadm's int-subtracting comparator sorts after 198.18.0.0/15 (text only, nothing is sent to it: the wrap needs
+    /// an address below 128.0.0.0, and the lab range has none).
     /// </summary>
     private static readonly string[] Persistence =
     [

@@ -29,11 +29,11 @@ public class IpvsadmParserTests
     [Test]
     public void Add_service_takes_ipvsadm_defaults()
     {
-        IpvsadmCommand command = Parsed("-A", "-t", "10.0.0.1:80");
+        IpvsadmCommand command = Parsed("-A", "-t", "198.18.10.1:80");
         Assert.Multiple(() =>
         {
             Assert.That(command.Kind, Is.EqualTo(IpvsadmCommandKind.AddService));
-            Assert.That(command.Service, Is.EqualTo(new VirtualServiceAddress(VirtualServiceKind.Tcp, IPAddress.Parse("10.0.0.1"), 80)));
+            Assert.That(command.Service, Is.EqualTo(new VirtualServiceAddress(VirtualServiceKind.Tcp, IPAddress.Parse("198.18.10.1"), 80)));
             Assert.That(command.Scheduler, Is.EqualTo("wlc"));
             Assert.That(command.PersistenceTimeout, Is.Zero);
             Assert.That(command.PersistenceNetmask, Is.EqualTo(0xFFFF_FFFFu));
@@ -45,7 +45,7 @@ public class IpvsadmParserTests
     [Test]
     public void Long_options_mean_the_same_as_short_ones()
     {
-        IpvsadmCommand command = Parsed("--add-service", "--udp-service", "10.0.0.1:53", "--scheduler", "rr", "--ops");
+        IpvsadmCommand command = Parsed("--add-service", "--udp-service", "198.18.10.1:53", "--scheduler", "rr", "--ops");
         Assert.Multiple(() =>
         {
             Assert.That(command.Kind, Is.EqualTo(IpvsadmCommandKind.AddService));
@@ -55,14 +55,14 @@ public class IpvsadmParserTests
         });
     }
 
-    [TestCase(new[] { "-A", "-t", "10.0.0.1:80", "-p" }, 360)]
-    [TestCase(new[] { "-A", "-t", "10.0.0.1:80", "-p", "600" }, 600)]
-    [TestCase(new[] { "-A", "-t", "10.0.0.1:80", "-p600" }, 600)]
-    [TestCase(new[] { "-A", "-t", "10.0.0.1:80", "--persistent=42" }, 42)]
-    [TestCase(new[] { "-A", "-t", "10.0.0.1:80", "--persistent", "42" }, 42)]
-    [TestCase(new[] { "-A", "-t", "10.0.0.1:80", "-p", "-s", "rr" }, 360)]
-    [TestCase(new[] { "-A", "-p", "-t", "10.0.0.1:0" }, 360)]
-    [TestCase(new[] { "-A", "-t", "10.0.0.1:80", "-p", "2678400" }, 2678400)]
+    [TestCase(new[] { "-A", "-t", "198.18.10.1:80", "-p" }, 360)]
+    [TestCase(new[] { "-A", "-t", "198.18.10.1:80", "-p", "600" }, 600)]
+    [TestCase(new[] { "-A", "-t", "198.18.10.1:80", "-p600" }, 600)]
+    [TestCase(new[] { "-A", "-t", "198.18.10.1:80", "--persistent=42" }, 42)]
+    [TestCase(new[] { "-A", "-t", "198.18.10.1:80", "--persistent", "42" }, 42)]
+    [TestCase(new[] { "-A", "-t", "198.18.10.1:80", "-p", "-s", "rr" }, 360)]
+    [TestCase(new[] { "-A", "-p", "-t", "198.18.10.1:0" }, 360)]
+    [TestCase(new[] { "-A", "-t", "198.18.10.1:80", "-p", "2678400" }, 2678400)]
     public void Persistence_timeout_is_optional_and_defaults_to_360(string[] args, int expected)
     {
         Assert.That(Parsed(args).PersistenceTimeout, Is.EqualTo(expected));
@@ -71,7 +71,7 @@ public class IpvsadmParserTests
     [Test]
     public void Optional_persistence_argument_does_not_swallow_the_next_option()
     {
-        IpvsadmCommand command = Parsed("-A", "-t", "10.0.0.1:80", "-p", "-s", "rr");
+        IpvsadmCommand command = Parsed("-A", "-t", "198.18.10.1:80", "-p", "-s", "rr");
         Assert.That(command.Scheduler, Is.EqualTo("rr"));
     }
 
@@ -82,10 +82,10 @@ public class IpvsadmParserTests
         Assert.That(list.Kind, Is.EqualTo(IpvsadmCommandKind.List));
         Assert.That(list.Has(IpvsadmOptions.Numeric), Is.True);
 
-        IpvsadmCommand add = Parsed("-At", "10.0.0.1:80", "-s", "rr");
+        IpvsadmCommand add = Parsed("-At", "198.18.10.1:80", "-s", "rr");
         Assert.That(add.Service!.Port, Is.EqualTo(80));
 
-        IpvsadmCommand server = Parsed("-a", "-t", "10.0.0.1:80", "-r", "10.0.1.1", "-mw5");
+        IpvsadmCommand server = Parsed("-a", "-t", "198.18.10.1:80", "-r", "198.18.11.1", "-mw5");
         Assert.That(server.Method, Is.EqualTo(ForwardingMethod.Masquerade));
         Assert.That(server.Weight, Is.EqualTo(5));
     }
@@ -93,11 +93,11 @@ public class IpvsadmParserTests
     [Test]
     public void Add_server_defaults_to_route_weight_1_and_the_service_port()
     {
-        IpvsadmCommand command = Parsed("-a", "-t", "10.0.0.1:80", "-r", "192.168.1.2");
+        IpvsadmCommand command = Parsed("-a", "-t", "198.18.10.1:80", "-r", "198.18.12.2");
         Assert.Multiple(() =>
         {
             Assert.That(command.Kind, Is.EqualTo(IpvsadmCommandKind.AddServer));
-            Assert.That(command.RealServer, Is.EqualTo(new RealServerAddress(IPAddress.Parse("192.168.1.2"), 80)));
+            Assert.That(command.RealServer, Is.EqualTo(new RealServerAddress(IPAddress.Parse("198.18.12.2"), 80)));
             Assert.That(command.Method, Is.EqualTo(ForwardingMethod.Route));
             Assert.That(command.Weight, Is.EqualTo(1));
             Assert.That(command.UpperThreshold, Is.Zero);
@@ -110,7 +110,7 @@ public class IpvsadmParserTests
     [TestCase("-m", (ushort)8080)]
     public void Route_and_tunnel_force_the_real_server_port_to_the_service_port(string method, ushort expected)
     {
-        IpvsadmCommand command = Parsed("-a", "-t", "10.0.0.1:80", "-r", "192.168.1.2:8080", method);
+        IpvsadmCommand command = Parsed("-a", "-t", "198.18.10.1:80", "-r", "198.18.12.2:8080", method);
         Assert.That(command.RealServer!.Port, Is.EqualTo(expected));
     }
 
@@ -118,28 +118,28 @@ public class IpvsadmParserTests
     public void Real_server_before_the_service_takes_the_port_known_at_that_point()
     {
         // ipvsadm copies the service as parsed so far; with -m nothing overrides that 0 later.
-        IpvsadmCommand command = Parsed("-a", "-r", "192.168.1.2", "-t", "10.0.0.1:80", "-m");
+        IpvsadmCommand command = Parsed("-a", "-r", "198.18.12.2", "-t", "198.18.10.1:80", "-m");
         Assert.That(command.RealServer!.Port, Is.Zero);
     }
 
     [Test]
     public void Delete_server_keeps_the_given_port()
     {
-        IpvsadmCommand command = Parsed("-d", "-t", "10.0.0.1:80", "-r", "192.168.1.2:8080");
+        IpvsadmCommand command = Parsed("-d", "-t", "198.18.10.1:80", "-r", "198.18.12.2:8080");
         Assert.That(command.RealServer!.Port, Is.EqualTo(8080));
     }
 
     [Test]
     public void Edit_service_without_scheduler_uses_wlc_again()
     {
-        Assert.That(Parsed("-E", "-t", "10.0.0.1:80").Scheduler, Is.EqualTo("wlc"));
+        Assert.That(Parsed("-E", "-t", "198.18.10.1:80").Scheduler, Is.EqualTo("wlc"));
     }
 
-    [TestCase("10.1:80", "10.0.0.1", (ushort)80)]
-    [TestCase("0x0a000001:80", "10.0.0.1", (ushort)80)]
-    [TestCase("012.0.0.1:80", "10.0.0.1", (ushort)80)]
-    [TestCase("10.0.0.1:http", "10.0.0.1", (ushort)80)]
-    [TestCase("10.0.0.1:https", "10.0.0.1", (ushort)443)]
+    [TestCase("198.18.1:80", "198.18.0.1", (ushort)80)]
+    [TestCase("0xc6120001:80", "198.18.0.1", (ushort)80)]
+    [TestCase("0306.022.0.1:80", "198.18.0.1", (ushort)80)]
+    [TestCase("198.18.10.1:http", "198.18.10.1", (ushort)80)]
+    [TestCase("198.18.10.1:https", "198.18.10.1", (ushort)443)]
     [TestCase("[1.2.3.4]:80", "1.2.3.4", (ushort)0)]
     [TestCase("[2001:db8::1]:8080", "2001:db8::1", (ushort)8080)]
     [TestCase("2001:db8::1", "2001:db8::1", (ushort)0)]
@@ -175,9 +175,9 @@ public class IpvsadmParserTests
     [Test]
     public void Unsupported_features_still_parse()
     {
-        Assert.That(Parsed("-A", "--sctp-service", "10.0.0.1:80").Service!.Kind, Is.EqualTo(VirtualServiceKind.Sctp));
-        Assert.That(Parsed("-A", "-u", "10.0.0.1:5060", "-p", "--pe", "sip").PersistenceEngine, Is.EqualTo("sip"));
-        IpvsadmCommand gue = Parsed("-a", "-t", "10.0.0.1:80", "-r", "192.168.1.9", "-i", "--tun-type", "gue",
+        Assert.That(Parsed("-A", "--sctp-service", "198.18.10.1:80").Service!.Kind, Is.EqualTo(VirtualServiceKind.Sctp));
+        Assert.That(Parsed("-A", "-u", "198.18.10.1:5060", "-p", "--pe", "sip").PersistenceEngine, Is.EqualTo("sip"));
+        IpvsadmCommand gue = Parsed("-a", "-t", "198.18.10.1:80", "-r", "198.18.12.9", "-i", "--tun-type", "gue",
             "--tun-port", "6080", "--tun-nocsum");
         Assert.That(gue.TunnelType, Is.EqualTo(TunnelType.Gue));
         Assert.That(gue.TunnelPort, Is.EqualTo(6080));
@@ -190,7 +190,7 @@ public class IpvsadmParserTests
     [TestCase(new[] { "-s", "rr", "-b", "flag-1,flag-2,flag-3" }, SchedulerFlags.Flag1 | SchedulerFlags.Flag2 | SchedulerFlags.Flag3)]
     public void Scheduler_flags_are_checked_against_the_scheduler_of_the_same_command(string[] options, SchedulerFlags expected)
     {
-        string[] args = ["-A", "-t", "10.0.0.1:80", .. options];
+        string[] args = ["-A", "-t", "198.18.10.1:80", .. options];
         Assert.That(Parsed(args).SchedulerFlags, Is.EqualTo(expected));
     }
 
@@ -219,82 +219,82 @@ public class IpvsadmParserTests
     [TestCase(new[] { "-C" }, IpvsadmCommandKind.Flush)]
     [TestCase(new[] { "-R" }, IpvsadmCommandKind.Restore)]
     [TestCase(new[] { "-Z" }, IpvsadmCommandKind.Zero)]
-    [TestCase(new[] { "-Z", "-t", "10.0.0.1:80" }, IpvsadmCommandKind.Zero)]
+    [TestCase(new[] { "-Z", "-t", "198.18.10.1:80" }, IpvsadmCommandKind.Zero)]
     [TestCase(new[] { "-l", "--stats", "--exact", "--sort" }, IpvsadmCommandKind.List)]
-    [TestCase(new[] { "-L", "-t", "10.0.0.1:80", "--rate", "--nosort" }, IpvsadmCommandKind.List)]
+    [TestCase(new[] { "-L", "-t", "198.18.10.1:80", "--rate", "--nosort" }, IpvsadmCommandKind.List)]
     [TestCase(new[] { "-L", "-c", "--persistent-conn" }, IpvsadmCommandKind.List)]
     [TestCase(new[] { "--stop-daemon", "master" }, IpvsadmCommandKind.StopDaemon)]
-    [TestCase(new[] { "-D", "-u", "10.0.0.1:53" }, IpvsadmCommandKind.DeleteService)]
-    [TestCase(new[] { "-e", "-u", "10.0.0.1:53", "-r", "10.0.1.1", "-x", "100", "-y", "50" }, IpvsadmCommandKind.EditServer)]
+    [TestCase(new[] { "-D", "-u", "198.18.10.1:53" }, IpvsadmCommandKind.DeleteService)]
+    [TestCase(new[] { "-e", "-u", "198.18.10.1:53", "-r", "198.18.11.1", "-x", "100", "-y", "50" }, IpvsadmCommandKind.EditServer)]
     public void Commands_parse(string[] args, IpvsadmCommandKind expected)
     {
         Assert.That(Parsed(args).Kind, Is.EqualTo(expected));
     }
 
     // fail(2, ...) in ipvsadm.c: every check on the command line itself.
-    [TestCase(new[] { "-A", "-t", "10.0.0.1:80", "-E" }, "invalid option `-E'")]
+    [TestCase(new[] { "-A", "-t", "198.18.10.1:80", "-E" }, "invalid option `-E'")]
     [TestCase(new[] { "-L", "-h" }, "invalid option `-h'")]
-    [TestCase(new[] { "-A", "-t", "10.0.0.1:80", "--start-daemon", "master" }, "invalid option `master'")]
-    [TestCase(new[] { "-a", "-r", "192.168.1.2" }, "You need to supply the 'service-address' option for the 'add-server' command")]
-    [TestCase(new[] { "-a", "-t", "10.0.0.1:80" }, "You need to supply the 'real-server' option for the 'add-server' command")]
-    [TestCase(new[] { "-d", "-t", "10.0.0.1:80", "-w", "2" }, "You need to supply the 'real-server' option for the 'delete-server' command")]
+    [TestCase(new[] { "-A", "-t", "198.18.10.1:80", "--start-daemon", "master" }, "invalid option `master'")]
+    [TestCase(new[] { "-a", "-r", "198.18.12.2" }, "You need to supply the 'service-address' option for the 'add-server' command")]
+    [TestCase(new[] { "-a", "-t", "198.18.10.1:80" }, "You need to supply the 'real-server' option for the 'add-server' command")]
+    [TestCase(new[] { "-d", "-t", "198.18.10.1:80", "-w", "2" }, "You need to supply the 'real-server' option for the 'delete-server' command")]
     [TestCase(new[] { "-A" }, "You need to supply the 'service-address' option for the 'add-service' command")]
-    [TestCase(new[] { "-A", "-t", "10.0.0.1:80", "-w", "3" }, "Illegal 'weight' option with the 'add-service' command")]
-    [TestCase(new[] { "-E", "-t", "10.0.0.1:80", "-r", "192.168.1.2" }, "Illegal 'real-server' option with the 'edit-service' command")]
-    [TestCase(new[] { "-D", "-t", "10.0.0.1:80", "-s", "rr" }, "Illegal 'scheduler' option with the 'delete-service' command")]
-    [TestCase(new[] { "-C", "-t", "10.0.0.1:80" }, "Illegal 'service-address' option with the 'flush' command")]
+    [TestCase(new[] { "-A", "-t", "198.18.10.1:80", "-w", "3" }, "Illegal 'weight' option with the 'add-service' command")]
+    [TestCase(new[] { "-E", "-t", "198.18.10.1:80", "-r", "198.18.12.2" }, "Illegal 'real-server' option with the 'edit-service' command")]
+    [TestCase(new[] { "-D", "-t", "198.18.10.1:80", "-s", "rr" }, "Illegal 'scheduler' option with the 'delete-service' command")]
+    [TestCase(new[] { "-C", "-t", "198.18.10.1:80" }, "Illegal 'service-address' option with the 'flush' command")]
     [TestCase(new[] { "-S", "-c" }, "Illegal 'connection' option with the 'save' command")]
-    [TestCase(new[] { "-a", "-t", "10.0.0.1:80", "-r", "10.0.1.1", "-p" }, "Illegal 'persistent' option with the 'add-server' command")]
+    [TestCase(new[] { "-a", "-t", "198.18.10.1:80", "-r", "198.18.11.1", "-p" }, "Illegal 'persistent' option with the 'add-server' command")]
     [TestCase(new[] { "-L", "--tun-type", "ipip" }, "Illegal 'tun-type' option with the 'list' command")]
     [TestCase(new[] { "-L", "-c", "--timeout" }, "The option 'timeout' conflicts with the 'connection' option in the 'list' command")]
-    [TestCase(new[] { "-L", "-t", "10.0.0.1:80", "--daemon" }, "The option 'daemon' conflicts with the 'service-address' option in the 'list' command")]
+    [TestCase(new[] { "-L", "-t", "198.18.10.1:80", "--daemon" }, "The option 'daemon' conflicts with the 'service-address' option in the 'list' command")]
     [TestCase(new[] { "-L", "-c", "--stats" }, "options conflicts in the list command")]
     [TestCase(new[] { "-L", "--rate", "--timeout" }, "options conflicts in the list command")]
     [TestCase(new[] { "-L", "--daemon", "--thresholds" }, "options conflicts in the list command")]
     [TestCase(new[] { "-L", "--timeout", "--persistent-conn" }, "options conflicts in the list command")]
-    [TestCase(new[] { "-A", "-t", "10.0.0.1:80", "-s", "rr", "-s", "wrr" }, "multiple 'scheduler' options specified")]
-    [TestCase(new[] { "-A", "-t", "10.0.0.1:80", "-u", "10.0.0.1:53" }, "multiple 'service-address' options specified")]
-    [TestCase(new[] { "-a", "-t", "10.0.0.1:80", "-r", "10.0.1.1", "-g", "-m" }, "multiple 'forwarding-method' options specified")]
-    [TestCase(new[] { "-A", "-t", "10.0.0.1" }, "Zero port specified for non-persistent service")]
-    [TestCase(new[] { "-E", "-t", "10.0.0.1:0" }, "Zero port specified for non-persistent service")]
-    [TestCase(new[] { "-A", "-t", "10.0.0.1:80", "-o" }, "One-Packet Scheduling is only for UDP virtual services")]
+    [TestCase(new[] { "-A", "-t", "198.18.10.1:80", "-s", "rr", "-s", "wrr" }, "multiple 'scheduler' options specified")]
+    [TestCase(new[] { "-A", "-t", "198.18.10.1:80", "-u", "198.18.10.1:53" }, "multiple 'service-address' options specified")]
+    [TestCase(new[] { "-a", "-t", "198.18.10.1:80", "-r", "198.18.11.1", "-g", "-m" }, "multiple 'forwarding-method' options specified")]
+    [TestCase(new[] { "-A", "-t", "198.18.10.1" }, "Zero port specified for non-persistent service")]
+    [TestCase(new[] { "-E", "-t", "198.18.10.1:0" }, "Zero port specified for non-persistent service")]
+    [TestCase(new[] { "-A", "-t", "198.18.10.1:80", "-o" }, "One-Packet Scheduling is only for UDP virtual services")]
     [TestCase(new[] { "-A", "-t", "300.0.0.1:80" }, "illegal virtual server address[:port] specified")]
     [TestCase(new[] { "-A", "-t", "lb.example.com:80" }, "illegal virtual server address[:port] specified")]
     [TestCase(new[] { "-A", "-t", "80" }, "illegal virtual server address[:port] specified")]
-    [TestCase(new[] { "-A", "-t", "10.0.0.1:65536" }, "illegal virtual server address[:port] specified")]
-    [TestCase(new[] { "-A", "-t", "10.0.0.1:nosuchservice" }, "illegal virtual server address[:port] specified")]
+    [TestCase(new[] { "-A", "-t", "198.18.10.1:65536" }, "illegal virtual server address[:port] specified")]
+    [TestCase(new[] { "-A", "-t", "198.18.10.1:nosuchservice" }, "illegal virtual server address[:port] specified")]
     [TestCase(new[] { "-A", "-t", "[2001:db8::1]" }, "illegal virtual server address[:port] specified")]
-    [TestCase(new[] { "-A", "-u", "10.0.0.1:ssh" }, "illegal virtual server address[:port] specified")]
-    [TestCase(new[] { "-a", "-t", "10.0.0.1:80", "-r", "192.168.1.x" }, "illegal real server address[:port] specified")]
-    [TestCase(new[] { "-a", "-t", "10.0.0.1:80", "-r", "192.168.1.2", "-w", "65536" }, "illegal weight specified")]
-    [TestCase(new[] { "-a", "-t", "10.0.0.1:80", "-r", "192.168.1.2", "-w", "-1" }, "illegal weight specified")]
-    [TestCase(new[] { "-a", "-t", "10.0.0.1:80", "-r", "192.168.1.2", "-w", "5x" }, "illegal weight specified")]
-    [TestCase(new[] { "-a", "-t", "10.0.0.1:80", "-r", "192.168.1.2", "-x", "2147483648" }, "illegal u_threshold specified")]
-    [TestCase(new[] { "-a", "-t", "10.0.0.1:80", "-r", "192.168.1.2", "-y", "-5" }, "illegal l_threshold specified")]
-    [TestCase(new[] { "-A", "-t", "10.0.0.1:80", "-p", "0" }, "invalid timeout value `0' specified")]
-    [TestCase(new[] { "-A", "-t", "10.0.0.1:80", "-p", "2678401" }, "invalid timeout value `2678401' specified")]
-    [TestCase(new[] { "-A", "-t", "10.0.0.1:80", "-p", "ten" }, "invalid timeout value `ten' specified")]
-    [TestCase(new[] { "-A", "-t", "10.0.0.1:80", "-p", "-M", "255.255.0.x" }, "illegal virtual server persistent mask specified")]
+    [TestCase(new[] { "-A", "-u", "198.18.10.1:ssh" }, "illegal virtual server address[:port] specified")]
+    [TestCase(new[] { "-a", "-t", "198.18.10.1:80", "-r", "192.168.1.x" }, "illegal real server address[:port] specified")]
+    [TestCase(new[] { "-a", "-t", "198.18.10.1:80", "-r", "198.18.12.2", "-w", "65536" }, "illegal weight specified")]
+    [TestCase(new[] { "-a", "-t", "198.18.10.1:80", "-r", "198.18.12.2", "-w", "-1" }, "illegal weight specified")]
+    [TestCase(new[] { "-a", "-t", "198.18.10.1:80", "-r", "198.18.12.2", "-w", "5x" }, "illegal weight specified")]
+    [TestCase(new[] { "-a", "-t", "198.18.10.1:80", "-r", "198.18.12.2", "-x", "2147483648" }, "illegal u_threshold specified")]
+    [TestCase(new[] { "-a", "-t", "198.18.10.1:80", "-r", "198.18.12.2", "-y", "-5" }, "illegal l_threshold specified")]
+    [TestCase(new[] { "-A", "-t", "198.18.10.1:80", "-p", "0" }, "invalid timeout value `0' specified")]
+    [TestCase(new[] { "-A", "-t", "198.18.10.1:80", "-p", "2678401" }, "invalid timeout value `2678401' specified")]
+    [TestCase(new[] { "-A", "-t", "198.18.10.1:80", "-p", "ten" }, "invalid timeout value `ten' specified")]
+    [TestCase(new[] { "-A", "-t", "198.18.10.1:80", "-p", "-M", "255.255.0.x" }, "illegal virtual server persistent mask specified")]
     [TestCase(new[] { "-A", "-t", "[2001:db8::1]:80", "-M", "129" }, "illegal ipv6 netmask specified")]
     [TestCase(new[] { "-A", "-f", "0" }, "invalid fwmark value `0' specified")]
     [TestCase(new[] { "-A", "-f", "4294967296" }, "invalid fwmark value `4294967296' specified")]
     [TestCase(new[] { "-A", "-6", "-f", "1" }, "-6 used before -f")]
-    [TestCase(new[] { "-A", "-t", "10.0.0.1:80", "-b", "sh-port" }, "incompatible scheduler flag `sh-port'")]
-    [TestCase(new[] { "-A", "-t", "10.0.0.1:80", "-s", "sh", "-b", "mh-fallback" }, "incompatible scheduler flag `mh-fallback'")]
-    [TestCase(new[] { "-A", "-t", "10.0.0.1:80", "-s", "sh", "-b", "sh-port,bogus" }, "invalid scheduler flag `bogus'")]
-    [TestCase(new[] { "-a", "-t", "10.0.0.1:80", "-r", "192.168.1.2", "--tun-type", "ipip" }, "Tunnel options conflict with forward method")]
-    [TestCase(new[] { "-a", "-t", "10.0.0.1:80", "-r", "192.168.1.2", "-m", "--tun-nocsum" }, "Tunnel options conflict with forward method")]
-    [TestCase(new[] { "-a", "-t", "10.0.0.1:80", "-r", "192.168.1.2", "-i", "--tun-type", "vxlan" }, "illegal tunnel type specified")]
-    [TestCase(new[] { "-a", "-t", "10.0.0.1:80", "-r", "192.168.1.2", "-i", "--tun-type", "gue" }, "You need to supply the 'tun-port' option for the 'gue' tunnel type")]
-    [TestCase(new[] { "-a", "-t", "10.0.0.1:80", "-r", "192.168.1.2", "-i", "--tun-port", "6080" }, "Illegal 'tun-port' option with the 'ipip' tunnel type")]
-    [TestCase(new[] { "-a", "-t", "10.0.0.1:80", "-r", "192.168.1.2", "-i", "--tun-type", "gre", "--tun-remcsum" }, "Illegal 'tun-remcsum' option with the 'gre' tunnel type")]
-    [TestCase(new[] { "-a", "-t", "10.0.0.1:80", "-r", "192.168.1.2", "-i", "--tun-type", "gre", "--tun-csum", "--tun-nocsum" }, "The option 'tun-csum' conflicts with the 'tun-nocsum' option in the 'gre' tunnel type")]
-    [TestCase(new[] { "-a", "-t", "10.0.0.1:80", "-r", "192.168.1.2", "-i", "--tun-type", "gue", "--tun-port", "0" }, "illegal tunnel port specified")]
-    [TestCase(new[] { "-a", "-t", "10.0.0.1:80", "-r", "[2001:db8::1]:80" }, "Different address family is allowed only for tunneling servers")]
+    [TestCase(new[] { "-A", "-t", "198.18.10.1:80", "-b", "sh-port" }, "incompatible scheduler flag `sh-port'")]
+    [TestCase(new[] { "-A", "-t", "198.18.10.1:80", "-s", "sh", "-b", "mh-fallback" }, "incompatible scheduler flag `mh-fallback'")]
+    [TestCase(new[] { "-A", "-t", "198.18.10.1:80", "-s", "sh", "-b", "sh-port,bogus" }, "invalid scheduler flag `bogus'")]
+    [TestCase(new[] { "-a", "-t", "198.18.10.1:80", "-r", "198.18.12.2", "--tun-type", "ipip" }, "Tunnel options conflict with forward method")]
+    [TestCase(new[] { "-a", "-t", "198.18.10.1:80", "-r", "198.18.12.2", "-m", "--tun-nocsum" }, "Tunnel options conflict with forward method")]
+    [TestCase(new[] { "-a", "-t", "198.18.10.1:80", "-r", "198.18.12.2", "-i", "--tun-type", "vxlan" }, "illegal tunnel type specified")]
+    [TestCase(new[] { "-a", "-t", "198.18.10.1:80", "-r", "198.18.12.2", "-i", "--tun-type", "gue" }, "You need to supply the 'tun-port' option for the 'gue' tunnel type")]
+    [TestCase(new[] { "-a", "-t", "198.18.10.1:80", "-r", "198.18.12.2", "-i", "--tun-port", "6080" }, "Illegal 'tun-port' option with the 'ipip' tunnel type")]
+    [TestCase(new[] { "-a", "-t", "198.18.10.1:80", "-r", "198.18.12.2", "-i", "--tun-type", "gre", "--tun-remcsum" }, "Illegal 'tun-remcsum' option with the 'gre' tunnel type")]
+    [TestCase(new[] { "-a", "-t", "198.18.10.1:80", "-r", "198.18.12.2", "-i", "--tun-type", "gre", "--tun-csum", "--tun-nocsum" }, "The option 'tun-csum' conflicts with the 'tun-nocsum' option in the 'gre' tunnel type")]
+    [TestCase(new[] { "-a", "-t", "198.18.10.1:80", "-r", "198.18.12.2", "-i", "--tun-type", "gue", "--tun-port", "0" }, "illegal tunnel port specified")]
+    [TestCase(new[] { "-a", "-t", "198.18.10.1:80", "-r", "[2001:db8::1]:80" }, "Different address family is allowed only for tunneling servers")]
     [TestCase(new[] { "--set", "900", "120" }, "--set option requires 3 timeout values")]
     [TestCase(new[] { "--set", "900", "120", "2678401" }, "invalid timeout value `2678401' specified")]
     [TestCase(new[] { "--set", "900", "120", "300", "60" }, "unexpected argument 60")]
-    [TestCase(new[] { "-A", "-t", "10.0.0.1:80", "wlc" }, "unexpected argument wlc")]
+    [TestCase(new[] { "-A", "-t", "198.18.10.1:80", "wlc" }, "unexpected argument wlc")]
     [TestCase(new[] { "-C", "--", "-A" }, "unexpected argument -A")]
     [TestCase(new[] { "--start-daemon", "primary" }, "illegal start-daemon parameter specified")]
     [TestCase(new[] { "--stop-daemon", "primary" }, "illegal start_daemon specified")]
@@ -302,7 +302,7 @@ public class IpvsadmParserTests
     [TestCase(new[] { "--start-daemon", "master", "--mcast-port", "0" }, "illegal mcast-port specified")]
     [TestCase(new[] { "--start-daemon", "master", "--mcast-ttl", "256" }, "illegal mcast-ttl specified")]
     [TestCase(new[] { "--start-daemon", "master", "--sync-maxlen", "65508" }, "illegal sync-maxlen specified")]
-    [TestCase(new[] { "--start-daemon", "master", "--mcast-group", "10.0.0.1" }, "invalid IPv4 mcast-group `10.0.0.1'")]
+    [TestCase(new[] { "--start-daemon", "master", "--mcast-group", "198.18.10.1" }, "invalid IPv4 mcast-group `198.18.10.1'")]
     [TestCase(new[] { "--start-daemon", "master", "--mcast-group", "2001:db8::1" }, "invalid IPv6 mcast-group `2001:db8::1'")]
     [TestCase(new[] { "--stop-daemon", "master", "--mcast-interface", "eth1" }, "Illegal 'mcast-interface' option with the 'stop-daemon' command")]
     public void Command_line_mistakes_fail_with_ipvsadm_messages_and_status_2(string[] args, string message)
@@ -314,14 +314,14 @@ public class IpvsadmParserTests
 
     // tryhelp_exit(-1) and popt errors: ipvsadm exits with status 255.
     [TestCase(new[] { "-n", "-L" }, "Try `ipvsadm -h' or 'ipvsadm --help' for more information.")]
-    [TestCase(new[] { "-t", "10.0.0.1:80", "-A" }, "Try `ipvsadm -h' or 'ipvsadm --help' for more information.")]
+    [TestCase(new[] { "-t", "198.18.10.1:80", "-A" }, "Try `ipvsadm -h' or 'ipvsadm --help' for more information.")]
     [TestCase(new[] { "--bogus" }, "Try `ipvsadm -h' or 'ipvsadm --help' for more information.")]
     [TestCase(new[] { "list" }, "Try `ipvsadm -h' or 'ipvsadm --help' for more information.")]
     [TestCase(new[] { "--start-daemon" }, "Try `ipvsadm -h' or 'ipvsadm --help' for more information.")]
     [TestCase(new[] { "-A", "--bogus" }, "--bogus: unknown option")]
     [TestCase(new[] { "-Lq" }, "-Lq: unknown option")]
     [TestCase(new[] { "-A", "-t" }, "-t: missing argument")]
-    [TestCase(new[] { "-A", "-t", "10.0.0.1:80", "--ops=yes" }, "--ops=yes: option does not take an argument")]
+    [TestCase(new[] { "-A", "-t", "198.18.10.1:80", "--ops=yes" }, "--ops=yes: option does not take an argument")]
     public void Popt_level_mistakes_fail_with_status_255(string[] args, string message)
     {
         IpvsadmError error = Failed(args);

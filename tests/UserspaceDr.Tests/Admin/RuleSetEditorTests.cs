@@ -6,7 +6,7 @@ namespace UserspaceDr.Tests.Admin;
 
 public class RuleSetEditorTests
 {
-    private static readonly uint Vip = Address("10.0.0.1");
+    private static readonly uint Vip = Address("198.18.10.1");
 
     private static uint Address(string text)
     {
@@ -36,19 +36,19 @@ public class RuleSetEditorTests
         Assert.That(result.Value, Is.Null);
     }
 
-    /// <summary>TCP 10.0.0.1:80 (wrr, persistent) with three real servers, added in the order .3, .1, .2.</summary>
+    /// <summary>TCP 198.18.10.1:80 (wrr, persistent) with three real servers, added in the order .3, .1, .2.</summary>
     private static RuleSetSpec WebService()
     {
-        RuleSetSpec rules = Applied(RuleSetSpec.Empty, "-A", "-t", "10.0.0.1:80", "-s", "wrr", "-p", "120", "-M", "255.255.255.0");
-        rules = Applied(rules, "-a", "-t", "10.0.0.1:80", "-r", "192.168.1.3", "-w", "3");
-        rules = Applied(rules, "-a", "-t", "10.0.0.1:80", "-r", "192.168.1.1:8080", "-m", "-x", "100", "-y", "10");
-        return Applied(rules, "-a", "-t", "10.0.0.1:80", "-r", "192.168.1.2", "-i");
+        RuleSetSpec rules = Applied(RuleSetSpec.Empty, "-A", "-t", "198.18.10.1:80", "-s", "wrr", "-p", "120", "-M", "255.255.255.0");
+        rules = Applied(rules, "-a", "-t", "198.18.10.1:80", "-r", "198.18.12.3", "-w", "3");
+        rules = Applied(rules, "-a", "-t", "198.18.10.1:80", "-r", "198.18.12.1:8080", "-m", "-x", "100", "-y", "10");
+        return Applied(rules, "-a", "-t", "198.18.10.1:80", "-r", "198.18.12.2", "-i");
     }
 
     [Test]
     public void Add_service_records_every_setting()
     {
-        RuleSetSpec rules = Applied(RuleSetSpec.Empty, "-A", "-u", "10.0.0.1:53", "-s", "sh", "-b", "sh-port", "-o");
+        RuleSetSpec rules = Applied(RuleSetSpec.Empty, "-A", "-u", "198.18.10.1:53", "-s", "sh", "-b", "sh-port", "-o");
         Assert.That(rules.Services, Has.Length.EqualTo(1));
         VirtualServiceSpec service = rules.Services[0];
         Assert.That(service, Is.EqualTo(new VirtualServiceSpec(ServiceProtocol.Udp, Vip, 53, "sh", SchedulerFlags.Flag2, 0, 0xFFFF_FFFF, true)));
@@ -57,7 +57,7 @@ public class RuleSetEditorTests
     [Test]
     public void Add_service_defaults()
     {
-        VirtualServiceSpec service = Applied(RuleSetSpec.Empty, "-A", "-t", "10.0.0.1:80", "-p").Services[0];
+        VirtualServiceSpec service = Applied(RuleSetSpec.Empty, "-A", "-t", "198.18.10.1:80", "-p").Services[0];
         Assert.Multiple(() =>
         {
             Assert.That(service.Scheduler, Is.EqualTo("wlc"));
@@ -71,9 +71,9 @@ public class RuleSetEditorTests
     public void Add_existing_service_fails()
     {
         RuleSetSpec rules = WebService();
-        AssertKernelError(Apply(rules, "-A", "-t", "10.0.0.1:80"), "Service already exists");
+        AssertKernelError(Apply(rules, "-A", "-t", "198.18.10.1:80"), "Service already exists");
         // The same address and port over UDP is another service.
-        Assert.That(Applied(rules, "-A", "-u", "10.0.0.1:80").Services, Has.Length.EqualTo(2));
+        Assert.That(Applied(rules, "-A", "-u", "198.18.10.1:80").Services, Has.Length.EqualTo(2));
     }
 
     [TestCase("lblc")]
@@ -81,24 +81,24 @@ public class RuleSetEditorTests
     [TestCase("nosuch")]
     public void Unknown_scheduler_is_not_found(string scheduler)
     {
-        AssertKernelError(Apply(RuleSetSpec.Empty, "-A", "-t", "10.0.0.1:80", "-s", scheduler),
+        AssertKernelError(Apply(RuleSetSpec.Empty, "-A", "-t", "198.18.10.1:80", "-s", scheduler),
             "Scheduler or persistence engine not found");
-        AssertKernelError(Apply(WebService(), "-E", "-t", "10.0.0.1:80", "-s", scheduler),
+        AssertKernelError(Apply(WebService(), "-E", "-t", "198.18.10.1:80", "-s", scheduler),
             "Scheduler or persistence engine not found");
     }
 
     [Test]
     public void Existence_is_checked_before_the_scheduler_like_the_kernel()
     {
-        AssertKernelError(Apply(WebService(), "-A", "-t", "10.0.0.1:80", "-s", "nosuch"), "Service already exists");
-        AssertKernelError(Apply(RuleSetSpec.Empty, "-E", "-t", "10.0.0.1:80", "-s", "nosuch"), "No such service");
+        AssertKernelError(Apply(WebService(), "-A", "-t", "198.18.10.1:80", "-s", "nosuch"), "Service already exists");
+        AssertKernelError(Apply(RuleSetSpec.Empty, "-E", "-t", "198.18.10.1:80", "-s", "nosuch"), "No such service");
     }
 
     [Test]
     public void Edit_service_replaces_every_setting_and_keeps_the_real_servers()
     {
         RuleSetSpec before = WebService();
-        RuleSetSpec after = Applied(before, "-E", "-t", "10.0.0.1:80");
+        RuleSetSpec after = Applied(before, "-E", "-t", "198.18.10.1:80");
         VirtualServiceSpec service = after.Services[0];
         Assert.Multiple(() =>
         {
@@ -110,7 +110,7 @@ public class RuleSetEditorTests
         });
         Assert.That(before.Services[0].Scheduler, Is.EqualTo("wrr"), "the input rule set must not change");
 
-        VirtualServiceSpec rr = Applied(before, "-E", "-t", "10.0.0.1:80", "-s", "rr", "-p", "60").Services[0];
+        VirtualServiceSpec rr = Applied(before, "-E", "-t", "198.18.10.1:80", "-s", "rr", "-p", "60").Services[0];
         Assert.That(rr.Scheduler, Is.EqualTo("rr"));
         Assert.That(rr.PersistenceTimeout, Is.EqualTo(60));
     }
@@ -118,17 +118,17 @@ public class RuleSetEditorTests
     [Test]
     public void Edit_missing_service_fails()
     {
-        AssertKernelError(Apply(WebService(), "-E", "-u", "10.0.0.1:80"), "No such service");
+        AssertKernelError(Apply(WebService(), "-E", "-u", "198.18.10.1:80"), "No such service");
     }
 
     [Test]
     public void Delete_service_removes_it_with_its_real_servers()
     {
-        RuleSetSpec rules = Applied(WebService(), "-A", "-u", "10.0.0.1:53");
-        RuleSetSpec after = Applied(rules, "-D", "-t", "10.0.0.1:80");
+        RuleSetSpec rules = Applied(WebService(), "-A", "-u", "198.18.10.1:53");
+        RuleSetSpec after = Applied(rules, "-D", "-t", "198.18.10.1:80");
         Assert.That(after.Services, Has.Length.EqualTo(1));
         Assert.That(after.Services[0].Protocol, Is.EqualTo(ServiceProtocol.Udp));
-        AssertKernelError(Apply(after, "-D", "-t", "10.0.0.1:80"), "No such service");
+        AssertKernelError(Apply(after, "-D", "-t", "198.18.10.1:80"), "No such service");
     }
 
     [Test]
@@ -143,61 +143,61 @@ public class RuleSetEditorTests
         RuleSetSpec rules = WebService();
         Assert.That(rules.Services[0].RealServers, Is.EqualTo(new[]
         {
-            new RealServerSpec(Address("192.168.1.3"), 80, ForwardingMethod.Route, 3),
-            new RealServerSpec(Address("192.168.1.1"), 8080, ForwardingMethod.Masquerade, 1, 100, 10),
-            new RealServerSpec(Address("192.168.1.2"), 80, ForwardingMethod.Tunnel, 1),
+            new RealServerSpec(Address("198.18.12.3"), 80, ForwardingMethod.Route, 3),
+            new RealServerSpec(Address("198.18.12.1"), 8080, ForwardingMethod.Masquerade, 1, 100, 10),
+            new RealServerSpec(Address("198.18.12.2"), 80, ForwardingMethod.Tunnel, 1),
         }));
     }
 
     [Test]
     public void Add_server_to_missing_service_fails()
     {
-        AssertKernelError(Apply(RuleSetSpec.Empty, "-a", "-t", "10.0.0.1:80", "-r", "192.168.1.3"), "Service not defined");
+        AssertKernelError(Apply(RuleSetSpec.Empty, "-a", "-t", "198.18.10.1:80", "-r", "198.18.12.3"), "Service not defined");
     }
 
     [Test]
     public void Add_existing_server_fails_whatever_its_method()
     {
-        AssertKernelError(Apply(WebService(), "-a", "-t", "10.0.0.1:80", "-r", "192.168.1.3", "-i"), "Destination already exists");
+        AssertKernelError(Apply(WebService(), "-a", "-t", "198.18.10.1:80", "-r", "198.18.12.3", "-i"), "Destination already exists");
         // Another port is another destination (NAT keeps the port it is given).
-        Assert.That(Applied(WebService(), "-a", "-t", "10.0.0.1:80", "-r", "192.168.1.3:81", "-m").Services[0].RealServers, Has.Length.EqualTo(4));
+        Assert.That(Applied(WebService(), "-a", "-t", "198.18.10.1:80", "-r", "198.18.12.3:81", "-m").Services[0].RealServers, Has.Length.EqualTo(4));
     }
 
     [Test]
     public void Lower_threshold_above_upper_is_out_of_range()
     {
-        AssertKernelError(Apply(WebService(), "-a", "-t", "10.0.0.1:80", "-r", "192.168.1.9", "-y", "5"), "Numerical result out of range");
-        AssertKernelError(Apply(WebService(), "-e", "-t", "10.0.0.1:80", "-r", "192.168.1.3", "-x", "5", "-y", "6"), "Numerical result out of range");
+        AssertKernelError(Apply(WebService(), "-a", "-t", "198.18.10.1:80", "-r", "198.18.12.9", "-y", "5"), "Numerical result out of range");
+        AssertKernelError(Apply(WebService(), "-e", "-t", "198.18.10.1:80", "-r", "198.18.12.3", "-x", "5", "-y", "6"), "Numerical result out of range");
     }
 
     [Test]
     public void Edit_server_replaces_every_setting_in_place()
     {
-        RuleSetSpec after = Applied(WebService(), "-e", "-t", "10.0.0.1:80", "-r", "192.168.1.1:8080", "-m");
+        RuleSetSpec after = Applied(WebService(), "-e", "-t", "198.18.10.1:80", "-r", "198.18.12.1:8080", "-m");
         // -e without -w, -x, -y sends weight 1 and no thresholds, as ipvsadm does.
-        Assert.That(after.Services[0].RealServers[1], Is.EqualTo(new RealServerSpec(Address("192.168.1.1"), 8080, ForwardingMethod.Masquerade, 1)));
+        Assert.That(after.Services[0].RealServers[1], Is.EqualTo(new RealServerSpec(Address("198.18.12.1"), 8080, ForwardingMethod.Masquerade, 1)));
 
-        RuleSetSpec reweighted = Applied(WebService(), "-e", "-t", "10.0.0.1:80", "-r", "192.168.1.3", "-w", "0");
+        RuleSetSpec reweighted = Applied(WebService(), "-e", "-t", "198.18.10.1:80", "-r", "198.18.12.3", "-w", "0");
         Assert.That(reweighted.Services[0].RealServers[0].Weight, Is.Zero);
-        Assert.That(reweighted.Services[0].RealServers[0].Address, Is.EqualTo(Address("192.168.1.3")));
+        Assert.That(reweighted.Services[0].RealServers[0].Address, Is.EqualTo(Address("198.18.12.3")));
     }
 
     [Test]
     public void Edit_server_needs_the_exact_destination()
     {
-        // Without -m the port is forced to 80, and 192.168.1.1:80 does not exist.
-        AssertKernelError(Apply(WebService(), "-e", "-t", "10.0.0.1:80", "-r", "192.168.1.1:8080"), "No such destination");
-        AssertKernelError(Apply(WebService(), "-e", "-u", "10.0.0.1:80", "-r", "192.168.1.3"), "Service not defined");
+        // Without -m the port is forced to 80, and 198.18.12.1:80 does not exist.
+        AssertKernelError(Apply(WebService(), "-e", "-t", "198.18.10.1:80", "-r", "198.18.12.1:8080"), "No such destination");
+        AssertKernelError(Apply(WebService(), "-e", "-u", "198.18.10.1:80", "-r", "198.18.12.3"), "Service not defined");
     }
 
     [Test]
     public void Delete_server_removes_only_that_destination()
     {
-        RuleSetSpec after = Applied(WebService(), "-d", "-t", "10.0.0.1:80", "-r", "192.168.1.1:8080");
+        RuleSetSpec after = Applied(WebService(), "-d", "-t", "198.18.10.1:80", "-r", "198.18.12.1:8080");
         Assert.That(after.Services[0].RealServers.Select(server => server.Address),
-            Is.EqualTo(new[] { Address("192.168.1.3"), Address("192.168.1.2") }));
-        AssertKernelError(Apply(after, "-d", "-t", "10.0.0.1:80", "-r", "192.168.1.1:8080"), "No such destination");
-        AssertKernelError(Apply(RuleSetSpec.Empty, "-d", "-t", "10.0.0.1:80", "-r", "192.168.1.1"), "Service not defined");
+            Is.EqualTo(new[] { Address("198.18.12.3"), Address("198.18.12.2") }));
+        AssertKernelError(Apply(after, "-d", "-t", "198.18.10.1:80", "-r", "198.18.12.1:8080"), "No such destination");
+        AssertKernelError(Apply(RuleSetSpec.Empty, "-d", "-t", "198.18.10.1:80", "-r", "198.18.12.1"), "Service not defined");
     }
 
     [Test]
@@ -205,17 +205,17 @@ public class RuleSetEditorTests
     {
         RuleSetSpec rules = WebService();
         Assert.That(Applied(rules, "-Z"), Is.SameAs(rules));
-        Assert.That(Applied(rules, "-Z", "-t", "10.0.0.1:80"), Is.SameAs(rules));
-        AssertKernelError(Apply(rules, "-Z", "-t", "10.0.0.9:80"), "No such service");
+        Assert.That(Applied(rules, "-Z", "-t", "198.18.10.1:80"), Is.SameAs(rules));
+        AssertKernelError(Apply(rules, "-Z", "-t", "198.18.10.9:80"), "No such service");
     }
 
     [TestCase(new[] { "-A", "-f", "7" }, "udr does not support firewall-mark services (-f); only TCP (-t) and UDP (-u)")]
-    [TestCase(new[] { "-A", "--sctp-service", "10.0.0.1:80" }, "udr does not support SCTP services (--sctp-service); only TCP (-t) and UDP (-u)")]
+    [TestCase(new[] { "-A", "--sctp-service", "198.18.10.1:80" }, "udr does not support SCTP services (--sctp-service); only TCP (-t) and UDP (-u)")]
     [TestCase(new[] { "-A", "-t", "[2001:db8::1]:80" }, "udr does not support IPv6 virtual services; only IPv4")]
-    [TestCase(new[] { "-a", "-t", "10.0.0.1:80", "-r", "[2001:db8::1]:80", "-i" }, "udr does not support IPv6 real servers; only IPv4")]
-    [TestCase(new[] { "-A", "-u", "10.0.0.1:5060", "-p", "--pe", "sip" }, "udr does not support persistence engines (--pe sip)")]
-    [TestCase(new[] { "-a", "-t", "10.0.0.1:80", "-r", "192.168.1.9", "-i", "--tun-type", "gue", "--tun-port", "6080" }, "udr does not support gue tunnels (--tun-type); only ipip")]
-    [TestCase(new[] { "-a", "-t", "10.0.0.1:80", "-r", "192.168.1.9", "-i", "--tun-type", "gre" }, "udr does not support gre tunnels (--tun-type); only ipip")]
+    [TestCase(new[] { "-a", "-t", "198.18.10.1:80", "-r", "[2001:db8::1]:80", "-i" }, "udr does not support IPv6 real servers; only IPv4")]
+    [TestCase(new[] { "-A", "-u", "198.18.10.1:5060", "-p", "--pe", "sip" }, "udr does not support persistence engines (--pe sip)")]
+    [TestCase(new[] { "-a", "-t", "198.18.10.1:80", "-r", "198.18.12.9", "-i", "--tun-type", "gue", "--tun-port", "6080" }, "udr does not support gue tunnels (--tun-type); only ipip")]
+    [TestCase(new[] { "-a", "-t", "198.18.10.1:80", "-r", "198.18.12.9", "-i", "--tun-type", "gre" }, "udr does not support gre tunnels (--tun-type); only ipip")]
     public void Unsupported_features_are_refused_at_apply_time(string[] args, string message)
     {
         AssertKernelError(Apply(WebService(), args), message);
@@ -224,7 +224,7 @@ public class RuleSetEditorTests
     [Test]
     public void Explicit_ipip_tunnel_is_accepted()
     {
-        RuleSetSpec after = Applied(WebService(), "-a", "-t", "10.0.0.1:80", "-r", "192.168.1.9", "-i", "--tun-type", "ipip");
+        RuleSetSpec after = Applied(WebService(), "-a", "-t", "198.18.10.1:80", "-r", "198.18.12.9", "-i", "--tun-type", "ipip");
         Assert.That(after.Services[0].RealServers[^1].Method, Is.EqualTo(ForwardingMethod.Tunnel));
     }
 

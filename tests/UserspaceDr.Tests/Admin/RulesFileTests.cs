@@ -22,28 +22,28 @@ public class RulesFileTests
 
     // Written from ipvsadm.c print_service_entry / print_tunnel_rule with FMT_RULE | FMT_NUMERIC.
     private const string ReferenceSave =
-        "-A -t 10.0.0.1:80 -s wrr -p 360 -M 255.255.255.0\n" +
-        "-a -t 10.0.0.1:80 -r 192.168.1.2:80 -g -w 3\n" +
-        "-a -t 10.0.0.1:80 -r 192.168.1.9:80 -i -w 1 --tun-type ipip\n" +
-        "-A -t 10.0.0.2:443 -s sh -b sh-fallback,sh-port\n" +
-        "-a -t 10.0.0.2:443 -r 192.168.1.2:443 -g -w 0\n" +
-        "-A -u 10.0.0.1:53 -s rr -o\n" +
-        "-a -u 10.0.0.1:53 -r 192.168.1.2:53 -m -w 1\n" +
-        "-a -u 10.0.0.1:53 -r 192.168.1.2:5353 -m -w 2\n";
+        "-A -t 198.18.10.1:80 -s wrr -p 360 -M 255.255.255.0\n" +
+        "-a -t 198.18.10.1:80 -r 198.18.9.2:80 -g -w 3\n" +
+        "-a -t 198.18.10.1:80 -r 198.18.9.9:80 -i -w 1 --tun-type ipip\n" +
+        "-A -t 198.18.10.2:443 -s sh -b sh-fallback,sh-port\n" +
+        "-a -t 198.18.10.2:443 -r 198.18.9.2:443 -g -w 0\n" +
+        "-A -u 198.18.10.1:53 -s rr -o\n" +
+        "-a -u 198.18.10.1:53 -r 198.18.9.2:53 -m -w 1\n" +
+        "-a -u 198.18.10.1:53 -r 198.18.9.2:5353 -m -w 2\n";
 
     [Test]
     public void Save_prints_ipvsadm_rule_format_byte_for_byte()
     {
         // Deliberately out of order: ipvsadm sorts services by protocol, address, port and servers by address, port.
         RuleSetSpec rules = Loaded(
-            "-A -u 10.0.0.1:53 -s rr -o\n" +
-            "-a -u 10.0.0.1:53 -r 192.168.1.2:5353 -m -w 2\n" +
-            "-a -u 10.0.0.1:53 -r 192.168.1.2:53 -m\n" +
-            "-A -t 10.0.0.2:443 -s sh -b sh-port,sh-fallback\n" +
-            "-a -t 10.0.0.2:443 -r 192.168.1.2 -w 0\n" +
-            "-A -t 10.0.0.1:80 -s wrr -p -M 255.255.255.0\n" +
-            "-a -t 10.0.0.1:80 -r 192.168.1.9 -i -x 10 -y 5\n" +
-            "-a -t 10.0.0.1:80 -r 192.168.1.2:80 -g -w 3\n");
+            "-A -u 198.18.10.1:53 -s rr -o\n" +
+            "-a -u 198.18.10.1:53 -r 198.18.9.2:5353 -m -w 2\n" +
+            "-a -u 198.18.10.1:53 -r 198.18.9.2:53 -m\n" +
+            "-A -t 198.18.10.2:443 -s sh -b sh-port,sh-fallback\n" +
+            "-a -t 198.18.10.2:443 -r 198.18.9.2 -w 0\n" +
+            "-A -t 198.18.10.1:80 -s wrr -p -M 255.255.255.0\n" +
+            "-a -t 198.18.10.1:80 -r 198.18.9.9 -i -x 10 -y 5\n" +
+            "-a -t 198.18.10.1:80 -r 198.18.9.2:80 -g -w 3\n");
         Assert.That(RulesFile.Save(rules), Is.EqualTo(ReferenceSave));
     }
 
@@ -80,31 +80,32 @@ public class RulesFileTests
     {
         var rules = new RuleSetSpec(
         [
-            new VirtualServiceSpec(ServiceProtocol.Tcp, Address("10.0.0.1"), 80, "rr", SchedulerFlags.Flag1 | SchedulerFlags.Flag3, 0, 0xFFFF_FF00),
-            new VirtualServiceSpec(ServiceProtocol.Tcp, Address("10.0.0.1"), 81, "mh", SchedulerFlags.Flag1, 30, 0xFFFF_0000),
+            new VirtualServiceSpec(ServiceProtocol.Tcp, Address("198.18.10.1"), 80, "rr", SchedulerFlags.Flag1 | SchedulerFlags.Flag3, 0, 0xFFFF_FF00),
+            new VirtualServiceSpec(ServiceProtocol.Tcp, Address("198.18.10.1"), 81, "mh", SchedulerFlags.Flag1, 30, 0xFFFF_0000),
         ]);
         Assert.That(RulesFile.Save(rules), Is.EqualTo(
-            "-A -t 10.0.0.1:80 -s rr -b flag-1,flag-3\n" +
-            "-A -t 10.0.0.1:81 -s mh -p 30 -M 255.255.0.0 -b mh-fallback\n"));
+            "-A -t 198.18.10.1:80 -s rr -b flag-1,flag-3\n" +
+            "-A -t 198.18.10.1:81 -s mh -p 30 -M 255.255.0.0 -b mh-fallback\n"));
     }
 
     [Test]
     public void Save_prints_local_servers_as_route_and_omits_thresholds()
     {
-        VirtualServiceSpec service = new(ServiceProtocol.Tcp, Address("10.0.0.1"), 80)
+        VirtualServiceSpec service = new(ServiceProtocol.Tcp, Address("198.18.10.1"), 80)
         {
             RealServers = [new RealServerSpec(Address("127.0.0.1"), 80, ForwardingMethod.Local, 7, 100, 50)],
         };
         Assert.That(RulesFile.Save(new RuleSetSpec([service])), Is.EqualTo(
-            "-A -t 10.0.0.1:80 -s wlc\n" +
-            "-a -t 10.0.0.1:80 -r 127.0.0.1:80 -g -w 7\n"));
+            "-A -t 198.18.10.1:80 -s wlc\n" +
+            "-a -t 198.18.10.1:80 -r 127.0.0.1:80 -g -w 7\n"));
     }
 
     [Test]
     public void Save_keeps_ipvsadm_wrapping_address_comparison()
     {
         // ipvs_cmp_services subtracts the addresses as 32-bit ints: 10.0.0.1 - 192.168.1.1 wraps to a positive
-        // number, so ipvsadm lists 192.168.1.1 first. Same for real servers.
+        // number, so ipvsadm lists 192.168.1.1 first. Same for real servers. (Text only, nothing is sent: showing the
+        // wrap needs an address below 128.0.0.0, and the lab range 198.18.0.0/15 has none.)
         RuleSetSpec rules = Loaded(
             "-A -t 10.0.0.1:80\n" +
             "-a -t 10.0.0.1:80 -r 10.0.1.1\n" +
@@ -122,12 +123,12 @@ public class RulesFileTests
     [Test]
     public void Save_sorts_tcp_before_udp_then_port()
     {
-        RuleSetSpec rules = Loaded("-A -u 10.0.0.1:53\n-A -t 10.0.0.1:443\n-A -t 10.0.0.1:80\n-A -t 10.0.0.1:0 -p\n");
+        RuleSetSpec rules = Loaded("-A -u 198.18.10.1:53\n-A -t 198.18.10.1:443\n-A -t 198.18.10.1:80\n-A -t 198.18.10.1:0 -p\n");
         Assert.That(RulesFile.Save(rules), Is.EqualTo(
-            "-A -t 10.0.0.1:0 -s wlc -p 360\n" +
-            "-A -t 10.0.0.1:80 -s wlc\n" +
-            "-A -t 10.0.0.1:443 -s wlc\n" +
-            "-A -u 10.0.0.1:53 -s wlc\n"));
+            "-A -t 198.18.10.1:0 -s wlc -p 360\n" +
+            "-A -t 198.18.10.1:80 -s wlc\n" +
+            "-A -t 198.18.10.1:443 -s wlc\n" +
+            "-A -u 198.18.10.1:53 -s wlc\n"));
     }
 
     [Test]
@@ -136,15 +137,15 @@ public class RulesFileTests
         RuleSetSpec rules = Loaded(
             "# web tier\r\n" +
             "\r\n" +
-            "ipvsadm -A -t 10.0.0.1:80 -s rr   # round robin\r\n" +
+            "ipvsadm -A -t 198.18.10.1:80 -s rr   # round robin\r\n" +
             "   \t\n" +
             "ipvsadm\n" +
-            "\t-a\t-t 10.0.0.1:80 -r 192.168.1.2 ipvsadm -w 2");
+            "\t-a\t-t 198.18.10.1:80 -r 198.18.9.2 ipvsadm -w 2");
         Assert.That(rules.Services, Has.Length.EqualTo(1));
         Assert.That(rules.Services[0].Scheduler, Is.EqualTo("rr"));
         Assert.That(rules.Services[0].RealServers, Is.EqualTo(new[]
         {
-            new RealServerSpec(Address("192.168.1.2"), 80, ForwardingMethod.Route, 2),
+            new RealServerSpec(Address("198.18.9.2"), 80, ForwardingMethod.Route, 2),
         }));
     }
 
@@ -152,28 +153,28 @@ public class RulesFileTests
     public void Load_applies_lines_in_order_including_edits_and_clears()
     {
         RuleSetSpec rules = Loaded(
-            "-A -t 10.0.0.9:80\n" +
+            "-A -t 198.18.10.9:80\n" +
             "-C\n" +
-            "-A -t 10.0.0.1:80 -s rr\n" +
-            "-a -t 10.0.0.1:80 -r 192.168.1.2\n" +
-            "-a -t 10.0.0.1:80 -r 192.168.1.3\n" +
-            "-e -t 10.0.0.1:80 -r 192.168.1.2 -w 5\n" +
-            "-d -t 10.0.0.1:80 -r 192.168.1.3\n" +
-            "-E -t 10.0.0.1:80 -s wrr\n");
+            "-A -t 198.18.10.1:80 -s rr\n" +
+            "-a -t 198.18.10.1:80 -r 198.18.9.2\n" +
+            "-a -t 198.18.10.1:80 -r 198.18.9.3\n" +
+            "-e -t 198.18.10.1:80 -r 198.18.9.2 -w 5\n" +
+            "-d -t 198.18.10.1:80 -r 198.18.9.3\n" +
+            "-E -t 198.18.10.1:80 -s wrr\n");
         Assert.That(RulesFile.Save(rules), Is.EqualTo(
-            "-A -t 10.0.0.1:80 -s wrr\n" +
-            "-a -t 10.0.0.1:80 -r 192.168.1.2:80 -g -w 5\n"));
+            "-A -t 198.18.10.1:80 -s wrr\n" +
+            "-a -t 198.18.10.1:80 -r 198.18.9.2:80 -g -w 5\n"));
     }
 
-    [TestCase("-A -t 10.0.0.1:80\n\n-A -t 10.0.0.1:80\n", "line 3: Service already exists", 255)]
-    [TestCase("-A -t 10.0.0.1:80\n-A -t 10.0.0.2:80 -w 2\n", "line 2: Illegal 'weight' option with the 'add-service' command", 2)]
-    [TestCase("# nothing yet\n-a -t 10.0.0.1:80 -r 192.168.1.2\n", "line 2: Service not defined", 255)]
-    [TestCase("-A -t 10.0.0.1:80 -s lblcr\n", "line 1: Scheduler or persistence engine not found", 255)]
-    [TestCase("-A -t 10.0.0.1:80\n-A -f 1\n", "line 2: udr does not support firewall-mark services (-f); only TCP (-t) and UDP (-u)", 255)]
-    [TestCase("-A -t 10.0.0.1:80\n-R\n", "line 2: the 'restore' command does not change the rule set; udr cannot apply it here", 2)]
-    [TestCase("-A -t 10.0.0.1:80\r\n-L -n\r\n", "line 2: the 'list' command does not change the rule set; udr cannot apply it here", 2)]
-    [TestCase("-A -t 10.0.0.1:80 --bogus\n", "line 1: --bogus: unknown option", 255)]
-    [TestCase("-t 10.0.0.1:80\n", "line 1: Try `ipvsadm -h' or 'ipvsadm --help' for more information.", 255)]
+    [TestCase("-A -t 198.18.10.1:80\n\n-A -t 198.18.10.1:80\n", "line 3: Service already exists", 255)]
+    [TestCase("-A -t 198.18.10.1:80\n-A -t 198.18.10.2:80 -w 2\n", "line 2: Illegal 'weight' option with the 'add-service' command", 2)]
+    [TestCase("# nothing yet\n-a -t 198.18.10.1:80 -r 198.18.9.2\n", "line 2: Service not defined", 255)]
+    [TestCase("-A -t 198.18.10.1:80 -s lblcr\n", "line 1: Scheduler or persistence engine not found", 255)]
+    [TestCase("-A -t 198.18.10.1:80\n-A -f 1\n", "line 2: udr does not support firewall-mark services (-f); only TCP (-t) and UDP (-u)", 255)]
+    [TestCase("-A -t 198.18.10.1:80\n-R\n", "line 2: the 'restore' command does not change the rule set; udr cannot apply it here", 2)]
+    [TestCase("-A -t 198.18.10.1:80\r\n-L -n\r\n", "line 2: the 'list' command does not change the rule set; udr cannot apply it here", 2)]
+    [TestCase("-A -t 198.18.10.1:80 --bogus\n", "line 1: --bogus: unknown option", 255)]
+    [TestCase("-t 198.18.10.1:80\n", "line 1: Try `ipvsadm -h' or 'ipvsadm --help' for more information.", 255)]
     public void Load_is_all_or_nothing_and_names_the_failing_line(string text, string message, int exitCode)
     {
         IpvsadmResult<RuleSetSpec> result = RulesFile.Load(text);
