@@ -25,9 +25,8 @@ public class IpvsadmCompatibilityCorpusTests
 
     /// <summary>
     /// Persistence with a netmask, scheduler flags, thresholds, all three forwarding methods, one-packet scheduling,
-    /// -E/-e edits, a deleted server (leaving a service with none), long option forms, and a 10.0.0.0/8 VIP that
-    /// ipvsadm's int-subtracting comparator sorts after 198.18.0.0/15 (text only, nothing is sent to it: the wrap needs
-    /// an address below 128.0.0.0, and the lab range has none).
+    /// -E/-e edits, a deleted server (leaving a service with none), long option forms, and a VIP in 198.19.0.0/16
+    /// listed after the 198.18 ones (ipvsadm's wrapping comparator itself is covered by RulesFileTests).
     /// </summary>
     private static readonly string[] Persistence =
     [
@@ -43,8 +42,8 @@ public class IpvsadmCompatibilityCorpusTests
         "-a -u 198.18.0.102:123 -r 198.18.0.31:123 -m -x 8",
         "-E -t 198.18.0.100:443 -s lc -p 600 -M 255.255.255.0",
         "-e -t 198.18.0.100:443 -r 198.18.0.22:8443 -m -w 7 -x 20 -y 5",
-        "-A -t 10.0.0.1:80 -s rr",
-        "-a -t 10.0.0.1:80 -r 198.18.0.11 -g",
+        "-A -t 198.19.0.1:80 -s rr",
+        "-a -t 198.19.0.1:80 -r 198.18.0.11 -g",
         "-d -u 198.18.0.102:123 -r 198.18.0.31:123",
     ];
 
@@ -263,7 +262,7 @@ public class IpvsadmCompatibilityCorpusTests
             "  -> 198.18.0.23:443              Tunnel  5      0          0         \n" +
             "TCP  198.18.0.101:0 sh (sh-fallback,sh-port) persistent 360\n" +
             "  -> 198.18.0.11:0                Route   4      0          0         \n" +
-            "TCP  10.0.0.1:80 rr\n" +
+            "TCP  198.19.0.1:80 rr\n" +
             "  -> 198.18.0.11:80               Route   1      0          0         \n" +
             "UDP  198.18.0.100:5000 mh (mh-port) ops\n" +
             "  -> 198.18.0.12:5000             Route   0      0          0         \n" +
@@ -276,8 +275,8 @@ public class IpvsadmCompatibilityCorpusTests
             "-a -t 198.18.0.100:443 -r 198.18.0.23:443 -i -w 5 --tun-type ipip\n" +
             "-A -t 198.18.0.101:0 -s sh -p 360 -b sh-fallback,sh-port\n" +
             "-a -t 198.18.0.101:0 -r 198.18.0.11:0 -g -w 4\n" +
-            "-A -t 10.0.0.1:80 -s rr\n" +
-            "-a -t 10.0.0.1:80 -r 198.18.0.11:80 -g -w 1\n" +
+            "-A -t 198.19.0.1:80 -s rr\n" +
+            "-a -t 198.19.0.1:80 -r 198.18.0.11:80 -g -w 1\n" +
             "-A -u 198.18.0.100:5000 -s mh -o -b mh-port\n" +
             "-a -u 198.18.0.100:5000 -r 198.18.0.12:5000 -g -w 0\n" +
             "-A -u 198.18.0.102:123 -s lc\n";
@@ -292,7 +291,7 @@ public class IpvsadmCompatibilityCorpusTests
             "  -> 198.18.0.23:443              0          0          0          0         \n" +
             "TCP  198.18.0.101:0 sh (sh-fallback,sh-port) persistent 360\n" +
             "  -> 198.18.0.11:0                0          0          0          0         \n" +
-            "TCP  10.0.0.1:80 rr\n" +
+            "TCP  198.19.0.1:80 rr\n" +
             "  -> 198.18.0.11:80               0          0          0          0         \n" +
             "UDP  198.18.0.100:5000 mh (mh-port) ops\n" +
             "  -> 198.18.0.12:5000             0          0          0          0         \n" +
@@ -308,7 +307,7 @@ public class IpvsadmCompatibilityCorpusTests
             "  -> 198.18.0.23:443              5         0           0          0         \n" +
             "TCP  198.18.0.101:0 sh (sh-fallback,sh-port) persistent 360\n" +
             "  -> 198.18.0.11:0                4         1           0          0         \n" +
-            "TCP  10.0.0.1:80 rr\n" +
+            "TCP  198.19.0.1:80 rr\n" +
             "  -> 198.18.0.11:80               1         0           0          0         \n" +
             "UDP  198.18.0.100:5000 mh (mh-port) ops\n" +
             "  -> 198.18.0.12:5000             0         0           0          0         \n" +
@@ -324,7 +323,7 @@ public class IpvsadmCompatibilityCorpusTests
             "  -> 198.18.0.23:443              Tunnel  ipip          5      0          0         \n" +
             "TCP  198.18.0.101:0 sh (sh-fallback,sh-port) persistent 360\n" +
             "  -> 198.18.0.11:0                Route   n/a           4      0          0         \n" +
-            "TCP  10.0.0.1:80 rr\n" +
+            "TCP  198.19.0.1:80 rr\n" +
             "  -> 198.18.0.11:80               Route   n/a           1      0          0         \n" +
             "UDP  198.18.0.100:5000 mh (mh-port) ops\n" +
             "  -> 198.18.0.12:5000             Route   n/a           0      0          0         \n" +
