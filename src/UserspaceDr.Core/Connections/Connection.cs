@@ -44,6 +44,7 @@ public struct Connection
     public RealServer? Dest;
     public long ExpiresAtMs;
     /// <summary>NAT: the MAC the client's frames came from (the client or its router): where replies go.</summary>
+    /// <summary>The client-side next hop of a NAT connection: MAC and link, packed (Forwarding.ClientHop).</summary>
     public ulong ClientMac;
     public uint ClientAddress;
     public uint VirtualAddress;

@@ -9,6 +9,12 @@ public sealed record EngineOptions
     /// <summary>The balancer interface's MAC: the source of every frame udr sends, and "frames for this host".</summary>
     public required MacAddress LocalMac { get; init; }
 
+    /// <summary>
+    /// The interfaces udr serves, indexed by <see cref="FrameBuffer.Link"/>. Empty means one link: <see cref="LocalMac"/>
+    /// with the default MTU.
+    /// </summary>
+    public IReadOnlyList<EngineLink> Links { get; init; } = [];
+
     /// <summary>Answer ARP for VIPs (when the kernel does not own them, e.g. offline replay). Default: leave it to the kernel.</summary>
     public bool AnswerArpForVirtualAddresses { get; init; }
 

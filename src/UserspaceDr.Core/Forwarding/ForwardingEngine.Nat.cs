@@ -36,7 +36,7 @@ public sealed partial class ForwardingEngine
     /// A frame not addressed to a VIP: if it is a reply of a tracked NAT connection, SNAT it to VIP:vport and send it
     /// to the client's MAC; otherwise it is not udr's (the kernel's copy goes its own way).
     /// </summary>
-    private FrameReason HandlePossibleNatReply(EthernetFrame ethernet, Ipv4Header ip, Span<byte> transport, FrameFlags flags, long nowMs)
+    private FrameReason HandlePossibleNatReply(ref FrameBuffer packet, EthernetFrame ethernet, Ipv4Header ip, Span<byte> transport, FrameFlags flags, long nowMs)
     {
         byte protocol = ip.Protocol;
         if ((protocol != IpProtocol.Tcp && protocol != IpProtocol.Udp) || (ip.IsFragment && !ip.IsFirstFragment))
@@ -85,8 +85,15 @@ public sealed partial class ForwardingEngine
         FinishChecksumIfNeeded(ip, transport, ref flags);
         NatRewrite.Source(ip, transport, vip, virtualPort, (flags & FrameFlags.ChecksumPartial) != 0);
         ip.DecrementTimeToLive();
-        ethernet.Destination = new MacAddress(entry.ClientMac);
-        ethernet.Source = _options.LocalMac;
+        byte link = ClientHop.Link(entry.ClientMac);
+        if (link >= _links.Length)
+        {
+            return FrameReason.LinkUnknown;
+        }
+        ethernet.Destination = ClientHop.Mac(entry.ClientMac);
+        ethernet.Source = _links[link].Mac;
+        packet.Link = link;
+        packet.Flags = flags;
         return FrameReason.ForwardedReply;
     }
 }

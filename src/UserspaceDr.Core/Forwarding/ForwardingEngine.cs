@@ -18,18 +18,28 @@ public sealed partial class ForwardingEngine
 {
     private readonly EngineOptions _options;
     private readonly FragmentTable _fragments = new();
-    private readonly ulong _localMac;
+    private readonly EngineLink[] _links;
 
     public ForwardingEngine(EngineOptions options, ConnectionTable connections, WorkerCounters? counters = null)
     {
         ArgumentNullException.ThrowIfNull(options);
         _options = options;
-        _localMac = options.LocalMac.Value;
+        _links = options.Links.Count > 0 ? [.. options.Links] : [new EngineLink(options.LocalMac)];
+        if (_links.Length > MaxLinks)
+        {
+            throw new ArgumentException($"at most {MaxLinks} links, not {_links.Length}", nameof(options));
+        }
         Connections = connections;
         Counters = counters ?? new WorkerCounters();
     }
 
+    /// <summary>How many links (interfaces) one engine serves at most: a link index is kept in 8 bits.</summary>
+    public const int MaxLinks = 64;
+
     public ConnectionTable Connections { get; }
+
+    /// <summary>The links this engine serves, by index (<see cref="FrameBuffer.Link"/>).</summary>
+    public ReadOnlySpan<EngineLink> Links => _links;
     public WorkerCounters Counters { get; }
 
     /// <summary>The rule set in force; the worker sets it between batches.</summary>
@@ -42,13 +52,24 @@ public sealed partial class ForwardingEngine
     public Timeouts Timeouts { get; set; } = Timeouts.Default;
 
     /// <summary>
-    /// Processes one frame (<paramref name="frame"/> starts at the MAC header). On <see cref="Verdict.Transmit"/>
-    /// the frame has been rewritten in place; on <see cref="Verdict.Reply"/> the reply is in
+    /// Processes one frame (<paramref name="frame"/> starts at the MAC header, arrived on link 0, no headroom). On
+    /// <see cref="Verdict.Transmit"/> the frame has been rewritten in place; on <see cref="Verdict.Reply"/> the reply is in
     /// <paramref name="reply"/>[..<paramref name="replyLength"/>] (it must hold <see cref="ReplyBuilder.MaxReplyLength"/>).
     /// </summary>
     public Verdict Process(Span<byte> frame, FrameFlags flags, long nowMs, Span<byte> reply, out int replyLength)
     {
-        FrameReason reason = Classify(frame, flags, nowMs, reply, out replyLength);
+        var packet = new FrameBuffer(frame, flags);
+        return Process(ref packet, nowMs, reply, out replyLength);
+    }
+
+    /// <summary>
+    /// Processes one frame with its headroom and ingress link. On <see cref="Verdict.Transmit"/> the frame to send is
+    /// <see cref="FrameBuffer.Frame"/> (it may have moved into the headroom and grown) on <see cref="FrameBuffer.Link"/>,
+    /// followed by <see cref="FrameBuffer.Overflow"/>[..<see cref="FrameBuffer.OverflowLength"/>] when that is not 0.
+    /// </summary>
+    public Verdict Process(ref FrameBuffer packet, long nowMs, Span<byte> reply, out int replyLength)
+    {
+        FrameReason reason = Classify(ref packet, nowMs, reply, out replyLength);
         Counters.Count(reason);
         return FrameReasons.VerdictOf(reason);
     }
@@ -88,10 +109,17 @@ public sealed partial class ForwardingEngine
             BinaryPrimitives.ReadUInt16BigEndian(ports[2..])));
     }
 
-    /// <summary>As <see cref="Process"/>, also returning the reason (tests and replay report it).</summary>
+    /// <summary>As <see cref="Process(Span{byte}, FrameFlags, long, Span{byte}, out int)"/>, also returning the reason (tests and replay report it).</summary>
     public FrameReason ProcessWithReason(Span<byte> frame, FrameFlags flags, long nowMs, Span<byte> reply, out int replyLength)
     {
-        FrameReason reason = Classify(frame, flags, nowMs, reply, out replyLength);
+        var packet = new FrameBuffer(frame, flags);
+        return ProcessWithReason(ref packet, nowMs, reply, out replyLength);
+    }
+
+    /// <summary>As <see cref="Process(ref FrameBuffer, long, Span{byte}, out int)"/>, also returning the reason.</summary>
+    public FrameReason ProcessWithReason(ref FrameBuffer packet, long nowMs, Span<byte> reply, out int replyLength)
+    {
+        FrameReason reason = Classify(ref packet, nowMs, reply, out replyLength);
         Counters.Count(reason);
         return reason;
     }
@@ -99,9 +127,15 @@ public sealed partial class ForwardingEngine
     /// <summary>Runs expiry over part of the connection table; call between batches.</summary>
     public int ExpireConnections(long nowMs, int budget) => Connections.Expire(nowMs, budget);
 
-    private FrameReason Classify(Span<byte> frame, FrameFlags flags, long nowMs, Span<byte> reply, out int replyLength)
+    private FrameReason Classify(ref FrameBuffer packet, long nowMs, Span<byte> reply, out int replyLength)
     {
         replyLength = 0;
+        if (packet.Link >= _links.Length)
+        {
+            return FrameReason.LinkUnknown;
+        }
+        Span<byte> frame = packet.Frame;
+        FrameFlags flags = packet.Flags;
         if (!EthernetFrame.TryParse(frame, out EthernetFrame ethernet))
         {
             return FrameReason.EthernetTruncated;
@@ -109,14 +143,14 @@ public sealed partial class ForwardingEngine
         ushort etherType = ethernet.EtherType;
         if (etherType == EtherTypes.Arp)
         {
-            return HandleArp(ethernet, reply, out replyLength);
+            return HandleArp(ethernet, _links[packet.Link].Mac, reply, out replyLength);
         }
         if (etherType != EtherTypes.Ipv4)
         {
             return FrameReason.NotIpv4;
         }
         ulong destinationMac = ethernet.Destination.Value;
-        if (destinationMac != _localMac && (destinationMac & 0x0100_0000_0000) == 0)
+        if (destinationMac != _links[packet.Link].Mac.Value && (destinationMac & 0x0100_0000_0000) == 0)
         {
             return FrameReason.NotForThisHost; // another host's unicast seen in promiscuous mode
         }
@@ -151,7 +185,7 @@ public sealed partial class ForwardingEngine
         if (!rules.IsVirtualAddress(destination))
         {
             // Not for a VIP: it may be a NAT reply from a real server on its way back to the client.
-            return rules.HasMasquerade ? HandlePossibleNatReply(ethernet, ip, payload[headerLength..totalLength], flags, nowMs)
+            return rules.HasMasquerade ? HandlePossibleNatReply(ref packet, ethernet, ip, payload[headerLength..totalLength], flags, nowMs)
                 : FrameReason.NotForVirtualAddress;
         }
         if (!ip.HeaderChecksumValid)
@@ -166,18 +200,18 @@ public sealed partial class ForwardingEngine
         byte protocol = ip.Protocol;
         if (ip.IsFragment && !ip.IsFirstFragment)
         {
-            return ForwardLaterFragment(ethernet, ip, protocol, nowMs, reply, out replyLength);
+            return ForwardLaterFragment(ref packet, ethernet, ip, protocol, nowMs, reply, out replyLength);
         }
         Span<byte> transport = payload[headerLength..totalLength];
         return protocol switch
         {
-            IpProtocol.Tcp or IpProtocol.Udp => HandleService(ethernet, ip, protocol, transport, flags, rules, nowMs, reply, out replyLength),
-            IpProtocol.Icmp => HandleIcmp(ethernet, ip, transport, nowMs, reply, out replyLength),
+            IpProtocol.Tcp or IpProtocol.Udp => HandleService(ref packet, ethernet, ip, protocol, transport, flags, rules, nowMs, reply, out replyLength),
+            IpProtocol.Icmp => HandleIcmp(ref packet, ethernet, ip, transport, nowMs, reply, out replyLength),
             _ => FrameReason.OtherProtocol,
         };
     }
 
-    private FrameReason HandleArp(EthernetFrame ethernet, Span<byte> reply, out int replyLength)
+    private FrameReason HandleArp(EthernetFrame ethernet, MacAddress linkMac, Span<byte> reply, out int replyLength)
     {
         replyLength = 0;
         if (!ArpPacket.TryCreate(ethernet.Payload, out ArpPacket arp))
@@ -188,11 +222,11 @@ public sealed partial class ForwardingEngine
         {
             return FrameReason.ArpNotForVirtualAddress;
         }
-        replyLength = ReplyBuilder.WriteArpReply(ethernet, arp, _options.LocalMac, reply);
+        replyLength = ReplyBuilder.WriteArpReply(ethernet, arp, linkMac, reply);
         return FrameReason.ArpReply;
     }
 
-    private FrameReason HandleService(EthernetFrame ethernet, Ipv4Header ip, byte protocol, Span<byte> transport, FrameFlags flags,
+    private FrameReason HandleService(ref FrameBuffer packet, EthernetFrame ethernet, Ipv4Header ip, byte protocol, Span<byte> transport, FrameFlags flags,
         RuleSet rules, long nowMs, Span<byte> reply, out int replyLength)
     {
         replyLength = 0;
@@ -228,7 +262,7 @@ public sealed partial class ForwardingEngine
             FrameReason scheduled = Schedule(service, key, protocol, tcpFlags, nowMs, out slot, out RealServer? oneShot);
             if (scheduled == FrameReason.IcmpPortUnreachable)
             {
-                replyLength = ReplyBuilder.WriteIcmpError(ethernet, ip, _options.LocalMac, vip,
+                replyLength = ReplyBuilder.WriteIcmpError(ethernet, ip, _links[packet.Link].Mac, vip,
                     IcmpType.DestinationUnreachable, IcmpType.CodePortUnreachable, 0, reply);
                 return scheduled;
             }
@@ -239,7 +273,7 @@ public sealed partial class ForwardingEngine
             if (oneShot is not null)
             {
                 // One-packet scheduling (-o): no entry outlives the datagram.
-                return Transmit(ethernet, ip, transport, flags, oneShot, oneShot.Address, oneShot.Port != 0 ? oneShot.Port : virtualPort,
+                return Transmit(ref packet, ethernet, ip, transport, flags, oneShot, oneShot.Address, oneShot.Port != 0 ? oneShot.Port : virtualPort,
                     oneShot.Method, reply, out replyLength);
             }
         }
@@ -254,7 +288,8 @@ public sealed partial class ForwardingEngine
         }
 
         ref Connection connection = ref table.At(slot);
-        connection.ClientMac = ethernet.Source.Value; // NAT replies go back to where the client's frames came from
+        // NAT replies go back to where the client's frames came from: that MAC, on that link.
+        connection.ClientMac = ClientHop.Pack(ethernet.Source, packet.Link);
         RealServer? dest = connection.Dest;
         uint destAddress = connection.DestAddress;
         ushort destPort = connection.DestPort;
@@ -269,7 +304,7 @@ public sealed partial class ForwardingEngine
         {
             _fragments.Remember(ip.Source, ip.Destination, ip.Identification, protocol, dest, destAddress, method, nowMs);
         }
-        return Transmit(ethernet, ip, transport, flags, dest, destAddress, destPort, method, reply, out replyLength);
+        return Transmit(ref packet, ethernet, ip, transport, flags, dest, destAddress, destPort, method, reply, out replyLength);
     }
 
     /// <summary>The ports (and TCP flags) of a TCP or UDP header; false when the header is cut short or malformed.</summary>
@@ -516,7 +551,7 @@ public sealed partial class ForwardingEngine
     private int TimeoutOf(in Connection entry) =>
         entry.Protocol == IpProtocol.Tcp ? Timeouts.ForTcpState(entry.State) : Timeouts.Udp;
 
-    private FrameReason ForwardLaterFragment(EthernetFrame ethernet, Ipv4Header ip, byte protocol, long nowMs, Span<byte> reply, out int replyLength)
+    private FrameReason ForwardLaterFragment(ref FrameBuffer packet, EthernetFrame ethernet, Ipv4Header ip, byte protocol, long nowMs, Span<byte> reply, out int replyLength)
     {
         replyLength = 0;
         if (!_fragments.TryFind(ip.Source, ip.Destination, ip.Identification, protocol, nowMs, out RealServer? dest, out uint destAddress, out ForwardingMethod method))
@@ -526,7 +561,7 @@ public sealed partial class ForwardingEngine
         ref TrafficCounters traffic = ref Counters.For(dest!);
         traffic.InPackets++;
         traffic.InBytes += ip.TotalLength;
-        FrameReason result = Transmit(ethernet, ip, default, FrameFlags.None, dest, destAddress, 0, method, reply, out replyLength);
+        FrameReason result = Transmit(ref packet, ethernet, ip, default, FrameFlags.None, dest, destAddress, 0, method, reply, out replyLength);
         return result == FrameReason.Forwarded ? FrameReason.ForwardedFragment : result;
     }
 
@@ -534,7 +569,7 @@ public sealed partial class ForwardingEngine
     /// ip_vs_in_icmp: an ICMP error addressed to a VIP that quotes a packet of a tracked connection (a reply the real
     /// server sent, VIP:vport → client) is relayed to that connection's server.
     /// </summary>
-    private FrameReason HandleIcmp(EthernetFrame ethernet, Ipv4Header ip, Span<byte> transport, long nowMs, Span<byte> reply, out int replyLength)
+    private FrameReason HandleIcmp(ref FrameBuffer packet, EthernetFrame ethernet, Ipv4Header ip, Span<byte> transport, long nowMs, Span<byte> reply, out int replyLength)
     {
         replyLength = 0;
         if (!IcmpHeader.TryCreate(transport, out IcmpHeader icmp) || !IcmpType.IsErrorIpvsTracks(icmp.Type))
@@ -562,12 +597,12 @@ public sealed partial class ForwardingEngine
             // A NAT connection's errors need their quoted packet translated too, which udr does not do yet.
             return FrameReason.ForwardingMethodUnavailable;
         }
-        FrameReason result = Transmit(ethernet, ip, default, FrameFlags.None, entry.Dest, entry.DestAddress, entry.DestPort, entry.Method, reply, out replyLength);
+        FrameReason result = Transmit(ref packet, ethernet, ip, default, FrameFlags.None, entry.Dest, entry.DestAddress, entry.DestPort, entry.Method, reply, out replyLength);
         return result == FrameReason.Forwarded ? FrameReason.ForwardedIcmpError : result;
     }
 
     /// <summary>The transmit methods. Direct routing: the L2 header is rewritten and TTL decremented; nothing else changes.</summary>
-    private FrameReason Transmit(EthernetFrame ethernet, Ipv4Header ip, Span<byte> transport, FrameFlags flags,
+    private FrameReason Transmit(ref FrameBuffer packet, EthernetFrame ethernet, Ipv4Header ip, Span<byte> transport, FrameFlags flags,
         RealServer? dest, uint destAddress, ushort destPort, ForwardingMethod method, Span<byte> reply, out int replyLength)
     {
         replyLength = 0;
@@ -579,14 +614,14 @@ public sealed partial class ForwardingEngine
         {
             return FrameReason.ForwardingMethodUnavailable;
         }
-        if (!Neighbors.TryGet(destAddress, out MacAddress nextHop))
+        if (!Neighbors.TryGet(destAddress, out NextHop nextHop))
         {
             return FrameReason.NeighborUnresolved;
         }
         if (ip.TimeToLive <= 1)
         {
             // The route to the server is not local, so IPVS decrements TTL and answers an expired one (ip_vs_xmit.c).
-            replyLength = ReplyBuilder.WriteIcmpError(ethernet, ip, _options.LocalMac, ip.Destination,
+            replyLength = ReplyBuilder.WriteIcmpError(ethernet, ip, _links[packet.Link].Mac, ip.Destination,
                 IcmpType.TimeExceeded, IcmpType.CodeTtlExceeded, 0, reply);
             return FrameReason.IcmpTimeExceeded;
         }
@@ -597,8 +632,14 @@ public sealed partial class ForwardingEngine
             NatRewrite.Destination(ip, transport, destAddress, destPort, (flags & FrameFlags.ChecksumPartial) != 0);
         }
         ip.DecrementTimeToLive();
-        ethernet.Destination = nextHop;
-        ethernet.Source = _options.LocalMac;
+        if (nextHop.Link >= _links.Length)
+        {
+            return FrameReason.LinkUnknown;
+        }
+        ethernet.Destination = nextHop.Mac;
+        ethernet.Source = _links[nextHop.Link].Mac;
+        packet.Link = nextHop.Link;
+        packet.Flags = flags;
         return FrameReason.Forwarded;
     }
 }

@@ -58,11 +58,13 @@ public enum FrameReason : byte
     ReplyTtlExpired,
     /// <summary>The receive ring cut the frame short (it did not fit a ring slot): never forwarded, never parsed.</summary>
     TruncatedInRing,
+    /// <summary>The receive path gave a link index the engine was not configured with.</summary>
+    LinkUnknown,
 }
 
 public static class FrameReasons
 {
-    public const int Count = (int)FrameReason.TruncatedInRing + 1;
+    public const int Count = (int)FrameReason.LinkUnknown + 1;
 
     private static readonly string[] Names = BuildNames();
 

@@ -155,12 +155,12 @@ public sealed class NeighborResolver : IDisposable
             return;
         }
         NeighborTable table = Current;
-        if (table.TryGet(sender, out MacAddress known) && known == mac)
+        if (table.TryGet(sender, out NextHop known) && known.Mac == mac)
         {
             return;
         }
         string address = Ipv4Address.Format(sender);
-        string what = known == MacAddress.Zero ? "resolved" : $"changed from {known}";
+        string what = known.Mac == MacAddress.Zero ? "resolved" : $"changed from {known.Mac}";
         string macText = mac.ToString();
         Log.NeighborLearned(_log, address, macText, what);
         Update(table.With(sender, mac));

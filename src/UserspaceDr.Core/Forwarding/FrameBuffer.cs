@@ -1,0 +1,61 @@
+namespace UserspaceDr.Core.Forwarding;
+
+/// <summary>
+/// One received frame and the room around it, as the engine sees it. The frame is
+/// <c>Buffer[Offset..(Offset + Length)]</c>; the bytes before it are headroom that encapsulation (IP-in-IP) grows
+/// into, so a tunnelled frame is built in place without a copy. On <see cref="Verdict.Transmit"/> the engine has
+/// set <see cref="Offset"/>, <see cref="Length"/> and <see cref="Link"/> to the frame to send and the link it
+/// leaves by; on any other verdict they are unchanged.
+/// </summary>
+public ref struct FrameBuffer
+{
+    /// <summary>
+    /// Headroom a receive path should leave before each frame: one outer IPv4 header (20 B) plus slack, so that a
+    /// tagged or untagged frame can be encapsulated in place.
+    /// </summary>
+    public const int RecommendedHeadroom = 32;
+
+    public FrameBuffer(Span<byte> buffer, int offset, int length, FrameFlags flags = FrameFlags.None, byte link = 0)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(offset);
+        ArgumentOutOfRangeException.ThrowIfNegative(length);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(offset + length, buffer.Length);
+        Buffer = buffer;
+        Offset = offset;
+        Length = length;
+        Flags = flags;
+        Link = link;
+    }
+
+    /// <summary>A frame with no headroom (replay, tests): everything but encapsulation works on it.</summary>
+    public FrameBuffer(Span<byte> frame, FrameFlags flags = FrameFlags.None, byte link = 0)
+        : this(frame, 0, frame.Length, flags, link)
+    {
+    }
+
+    /// <summary>The whole buffer: headroom, frame, and any room after it.</summary>
+    public Span<byte> Buffer { get; }
+
+    /// <summary>Where the frame starts in <see cref="Buffer"/> (the headroom in front of it).</summary>
+    public int Offset { get; set; }
+
+    /// <summary>The frame's length from its MAC header.</summary>
+    public int Length { get; set; }
+
+    /// <summary>What the receive path knows about the frame; the engine clears flags that stop being true.</summary>
+    public FrameFlags Flags { get; set; }
+
+    /// <summary>In: the link (index into <see cref="EngineOptions.Links"/>) the frame arrived on. Out: the link it leaves by.</summary>
+    public byte Link { get; set; }
+
+    /// <summary>
+    /// A second frame the engine may produce (the trailing fragment when an encapsulated packet without DF exceeds
+    /// the path MTU). Empty: the engine cannot produce one and drops such a packet under a named reason.
+    /// </summary>
+    public Span<byte> Overflow { get; set; }
+
+    /// <summary>Bytes of <see cref="Overflow"/> holding a second frame to send after this one, on the same link (0: none).</summary>
+    public int OverflowLength { get; set; }
+
+    public readonly Span<byte> Frame => Buffer.Slice(Offset, Length);
+}
