@@ -123,4 +123,11 @@ public enum FrameFlags : byte
     /// virtio_net_hdr). Nothing to finish here, but a NAT rewrite must keep the pseudo-header seed in step.
     /// </summary>
     ChecksumPartial = 4,
+
+    /// <summary>
+    /// A GSO super-frame (several wire segments in one frame; the kernel segments it on transmit). Direct routing and
+    /// NAT forward it as one; IP-in-IP cannot (the kernel cannot segment an encapsulated frame handed to it this way),
+    /// so a receive path serving tunnelled servers segments such frames before the engine sees them.
+    /// </summary>
+    Gso = 8,
 }

@@ -40,10 +40,14 @@ public sealed class RuleSet
         }
         _virtualAddresses = services.Select(s => s.Address).Distinct().Order().ToArray();
         HasMasquerade = services.Any(s => s.Destinations.Any(d => d.Method == ForwardingMethod.Masquerade));
+        HasTunnel = services.Any(s => s.Destinations.Any(d => d.Method == ForwardingMethod.Tunnel));
     }
 
     /// <summary>Some real server is reached by NAT: replies through the balancer must be looked for.</summary>
     public bool HasMasquerade { get; }
+
+    /// <summary>Some real server is reached by IP-in-IP: GSO super-frames must be segmented before the engine sees them.</summary>
+    public bool HasTunnel { get; }
 
     public RuleSetSpec Spec { get; }
     public ImmutableArray<VirtualService> Services { get; }
