@@ -16,7 +16,11 @@ internal static class RunCommand
 {
     public static Command Create()
     {
-        var interfaceName = new Option<string>("--interface") { Description = "the interface VIP traffic arrives on", Required = true };
+        var interfaceNames = new Option<string[]>("--interface")
+        {
+            Description = "an interface udr serves (VIP traffic, real servers); repeat for several, e.g. a public and a private segment for NAT",
+            Required = true,
+        };
         var rules = new Option<string>("--rules") { Description = "rules file in ipvsadm save syntax", Required = true };
         var workers = new Option<int>("--workers") { Description = "worker threads (AF_PACKET fanout members); default: cores", DefaultValueFactory = _ => Environment.ProcessorCount };
         var backend = new Option<string>("--backend") { Description = "afpacket (default) or pcap (SharpPcap, portable)", DefaultValueFactory = _ => "afpacket" };
@@ -28,15 +32,13 @@ internal static class RunCommand
 
         var command = new Command("run", "run the balancer on an interface")
         {
-            interfaceName, rules, workers, backend, maxConnections, answerArp, noIsolation, control,
+            interfaceNames, rules, workers, backend, maxConnections, answerArp, noIsolation, control,
         };
         command.SetAction(parse =>
         {
             string rulesPath = parse.GetRequiredValue(rules);
             RuleSetSpec spec = CliInputs.LoadRules(rulesPath);
-            string name = parse.GetRequiredValue(interfaceName);
-            NetworkInterfaceInfo networkInterface = NetworkInterfaceInfo.Find(name)
-                ?? throw new UsageException($"--interface: no interface named '{name}'");
+            IReadOnlyList<NetworkInterfaceInfo> links = FindInterfaces(parse.GetRequiredValue(interfaceNames));
             int workerCount = parse.GetValue(workers);
             if (workerCount is < 1 or > 256)
             {
@@ -51,7 +53,7 @@ internal static class RunCommand
             {
                 throw new UsageException("udr run needs root (raw packet sockets, nftables)");
             }
-            var options = new DataPlaneOptions(name)
+            var options = new DataPlaneOptions([.. links.Select(l => l.Name)])
             {
                 Workers = workerCount,
                 Backend = parse.GetValue(backend) == "pcap" ? FrameBackend.Pcap : FrameBackend.AfPacket,
@@ -64,12 +66,49 @@ internal static class RunCommand
             {
                 throw new UsageException("--control needs a socket path");
             }
-            return Serve(options, networkInterface, spec, rulesPath, controlPath);
+            return Serve(options, links, spec, rulesPath, controlPath);
         });
         return command;
     }
 
-    private static int Serve(DataPlaneOptions options, NetworkInterfaceInfo networkInterface, RuleSetSpec spec, string rulesPath, string controlPath)
+    /// <summary>
+    /// Every --interface, checked before anything is applied: each must exist, once, and carry a MAC (an Ethernet
+    /// link); at most <see cref="Core.Forwarding.ForwardingEngine.MaxLinks"/>.
+    /// </summary>
+    internal static IReadOnlyList<NetworkInterfaceInfo> FindInterfaces(IReadOnlyList<string> names)
+    {
+        if (names.Count == 0)
+        {
+            throw new UsageException("--interface: name at least one interface");
+        }
+        if (names.Count > Core.Forwarding.ForwardingEngine.MaxLinks)
+        {
+            throw new UsageException($"--interface: at most {Core.Forwarding.ForwardingEngine.MaxLinks} interfaces, not {names.Count}");
+        }
+        var links = new List<NetworkInterfaceInfo>(names.Count);
+        var seen = new HashSet<string>(StringComparer.Ordinal);
+        foreach (string name in names)
+        {
+            if (string.IsNullOrWhiteSpace(name))
+            {
+                throw new UsageException("--interface: an empty interface name");
+            }
+            if (!seen.Add(name))
+            {
+                throw new UsageException($"--interface: '{name}' is named twice");
+            }
+            NetworkInterfaceInfo link = NetworkInterfaceInfo.Find(name)
+                ?? throw new UsageException($"--interface: no interface named '{name}'");
+            if (link.Mac == Core.Packets.MacAddress.Zero)
+            {
+                throw new UsageException($"--interface: '{name}' has no Ethernet address (udr serves Ethernet links)");
+            }
+            links.Add(link);
+        }
+        return links;
+    }
+
+    private static int Serve(DataPlaneOptions options, IReadOnlyList<NetworkInterfaceInfo> links, RuleSetSpec spec, string rulesPath, string controlPath)
     {
         using ILoggerFactory loggers = LoggerFactory.Create(b => b.AddSimpleConsole(o =>
         {
@@ -91,9 +130,9 @@ internal static class RunCommand
         DataPlane plane;
         try
         {
-            plane = new DataPlane(options, networkInterface, spec, log);
+            plane = new DataPlane(options, links, spec, log);
         }
-        catch (Exception e) when (e is InvalidOperationException or System.ComponentModel.Win32Exception or IOException)
+        catch (Exception e) when (e is InvalidOperationException or System.ComponentModel.Win32Exception or IOException or ArgumentException)
         {
             Log.StartFailed(log, e.Message);
             return ExitCodes.Failure;
@@ -135,8 +174,16 @@ internal static class RunCommand
 
         static void LogPreflight(ILogger log, DataPlaneOptions options, RuleSetSpec spec)
         {
-            // The same checklist as `udr preflight` (without --fix), logged, never fatal: the operator decides.
-            var preflight = new PreflightOptions(options.InterfaceName, spec)
+            // The same checklist as `udr preflight` (without --fix), per interface, logged, never fatal: the operator decides.
+            foreach (string interfaceName in options.InterfaceNames)
+            {
+                LogPreflightFor(log, options, spec, interfaceName);
+            }
+        }
+
+        static void LogPreflightFor(ILogger log, DataPlaneOptions options, RuleSetSpec spec, string interfaceName)
+        {
+            var preflight = new PreflightOptions(interfaceName, spec)
             {
                 AnswerArp = options.AnswerArpForVirtualAddresses,
                 KernelIsolation = options.IsolateKernel,

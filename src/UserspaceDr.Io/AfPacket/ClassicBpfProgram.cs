@@ -15,6 +15,26 @@ public readonly record struct ClassicBpfInstruction(ushort Code, byte JumpTrue, 
     public const ushort JumpAlways = 0x05 | 0x00;                  // BPF_JMP | BPF_JA
     public const ushort JumpIfEqual = 0x05 | 0x10 | 0x00;          // BPF_JMP | BPF_JEQ | BPF_K
     public const ushort ReturnConstant = 0x06 | 0x00;              // BPF_RET | BPF_K
+    public const ushort ReturnAccumulator = 0x06 | 0x10;           // BPF_RET | BPF_A
+    public const ushort LoadWordIndirect = 0x00 | 0x00 | 0x40;     // BPF_LD | BPF_W | BPF_IND: A = word at [X + k]
+    public const ushort LoadHalfIndirect = 0x00 | 0x08 | 0x40;     // BPF_LD | BPF_H | BPF_IND
+    public const ushort LoadByteIndirect = 0x00 | 0x10 | 0x40;     // BPF_LD | BPF_B | BPF_IND
+    public const ushort LoadIndexImmediate = 0x01 | 0x00;          // BPF_LDX | BPF_W | BPF_IMM: X = k
+    public const ushort AndConstant = 0x04 | 0x50 | 0x00;          // BPF_ALU | BPF_AND | BPF_K
+    public const ushort LeftShiftConstant = 0x04 | 0x60 | 0x00;    // BPF_ALU | BPF_LSH | BPF_K
+    public const ushort RightShiftConstant = 0x04 | 0x70 | 0x00;   // BPF_ALU | BPF_RSH | BPF_K
+    public const ushort MultiplyConstant = 0x04 | 0x20 | 0x00;     // BPF_ALU | BPF_MUL | BPF_K
+    public const ushort ModuloConstant = 0x04 | 0x90 | 0x00;       // BPF_ALU | BPF_MOD | BPF_K
+    public const ushort AccumulatorToIndex = 0x07 | 0x00;          // BPF_MISC | BPF_TAX: X = A
+
+    /// <summary>SKF_AD_OFF + SKF_AD_PROTOCOL: a word load at this offset yields skb->protocol (host order, e.g. 0x0800).</summary>
+    public const uint AncillaryProtocol = 0xFFFF_F000;
+
+    /// <summary>
+    /// SKF_NET_OFF: loads at this offset (+ n) read the network header (+ n), wherever skb->data points. A fanout
+    /// program runs with skb->data at the network header, a socket filter with it at the MAC header.
+    /// </summary>
+    public const uint NetworkOffset = 0xFFF0_0000;
 }
 
 /// <summary>An immutable classic BPF program for SO_ATTACH_FILTER or a PACKET_FANOUT_CBPF steering program.</summary>

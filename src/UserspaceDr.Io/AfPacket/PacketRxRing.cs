@@ -210,6 +210,66 @@ public sealed unsafe class PacketRxRing : IDisposable
         return true;
     }
 
+    /// <summary>
+    /// Holds the frames already handed to user space as the current batch, without any syscall; false when there are
+    /// none. With several rings: <see cref="TryHoldBatch"/> on each, then <see cref="PollAny"/> when none had frames.
+    /// </summary>
+    public bool TryHoldBatch()
+    {
+        if (HoldsBlock)
+        {
+            return true;
+        }
+        if (_slots != null)
+        {
+            if (!BelongsToUser((byte*)_slots[_slotIndex] + Interop.Tpacket2Header.Status))
+            {
+                return false;
+            }
+            HoldReadySlots();
+            return true;
+        }
+        byte* block = _ring + (nint)_blockIndex * _blockSize;
+        if (!BelongsToUser(block + Interop.BlockDescriptor.BlockStatus))
+        {
+            return false;
+        }
+        _heldBlock = block;
+        return true;
+    }
+
+    /// <summary>
+    /// One poll() over several rings: returns when any of them has frames (or an error), or after
+    /// <paramref name="timeoutMs"/>. Call it only after <see cref="TryHoldBatch"/> found every ring empty; the kernel
+    /// reports POLLIN from the moment it hands over the slot a reader waits on, so no wakeup is lost in between.
+    /// </summary>
+    public static void PollAny(ReadOnlySpan<PacketRxRing> rings, int timeoutMs)
+    {
+        if (rings.Length > MaxPolledRings)
+        {
+            throw new ArgumentException($"at most {MaxPolledRings} rings", nameof(rings));
+        }
+        Interop.PollFd* fds = stackalloc Interop.PollFd[rings.Length];
+        for (int i = 0; i < rings.Length; i++)
+        {
+            fds[i] = new Interop.PollFd { Fd = rings[i]._fd, Events = Interop.POLLIN | Interop.POLLERR };
+        }
+        if (Interop.Poll(fds, (nuint)rings.Length, timeoutMs) <= 0)
+        {
+            return; // timed out or interrupted: the caller loops
+        }
+        for (int i = 0; i < rings.Length; i++)
+        {
+            if ((fds[i].ReturnedEvents & Interop.POLLERR) != 0)
+            {
+                rings[i].TakeSocketError();
+            }
+        }
+    }
+
+    /// <summary>Most rings one <see cref="PollAny"/> waits on (one per link of a worker).</summary>
+    public const int MaxPolledRings = 128;
+
     private bool WaitForSlots(int timeoutMs)
     {
         nint[] slots = _slots!;
@@ -224,6 +284,15 @@ public sealed unsafe class PacketRxRing : IDisposable
                 return false;
             }
         }
+        HoldReadySlots();
+        return true;
+    }
+
+    /// <summary>Holds the run of ready slots from the read position (the first is known to be ready).</summary>
+    private void HoldReadySlots()
+    {
+        nint[] slots = _slots!;
+        int index = _slotIndex;
         // The batch is fixed here, so that ReleaseBlock returns exactly the frames the caller saw.
         int held = 1;
         index = index + 1 == slots.Length ? 0 : index + 1;
@@ -233,7 +302,6 @@ public sealed unsafe class PacketRxRing : IDisposable
             index = index + 1 == slots.Length ? 0 : index + 1;
         }
         _heldSlots = held;
-        return true;
     }
 
     private void Poll(int timeoutMs)
@@ -318,6 +386,21 @@ public sealed unsafe class PacketRxRing : IDisposable
         ArgumentNullException.ThrowIfNull(filter);
         ObjectDisposedException.ThrowIf(_disposed, this);
         filter.Attach(_socket, Interop.SOL_SOCKET, Interop.SO_ATTACH_FILTER);
+    }
+
+    /// <summary>
+    /// Replaces the steering program of the PACKET_FANOUT_CBPF group this ring belongs to (PACKET_FANOUT_DATA): one call
+    /// on any member changes it for the whole group, atomically (RCU in the kernel). Safe from another thread.
+    /// </summary>
+    public void ReplaceFanoutProgram(ClassicBpfProgram program)
+    {
+        ArgumentNullException.ThrowIfNull(program);
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        if (Options.Fanout?.Mode != FanoutMode.ClassicBpf)
+        {
+            throw new InvalidOperationException("the ring is not in a PACKET_FANOUT_CBPF group");
+        }
+        program.Attach(_socket, Interop.SOL_PACKET, Interop.PACKET_FANOUT_DATA);
     }
 
     /// <summary>Reads the kernel's counters for this socket; reading resets them (PACKET_STATISTICS).</summary>

@@ -2,8 +2,12 @@ using System.Runtime.InteropServices;
 
 namespace UserspaceDr.Io.AfPacket;
 
-/// <summary>How to open a <see cref="PacketTxBatch"/>.</summary>
-public sealed record PacketTxBatchOptions(string InterfaceName)
+/// <summary>
+/// How to open a <see cref="PacketTxBatch"/>. <paramref name="InterfaceName"/> null: the socket is not bound to an
+/// interface, and every frame names its own (<see cref="PacketTxBatch.Add(byte*, int, int)"/>), so one sendmmsg can
+/// carry frames for several interfaces.
+/// </summary>
+public sealed record PacketTxBatchOptions(string? InterfaceName)
 {
     /// <summary>Frames per sendmmsg; <see cref="Add"/> flushes when the batch is full. At most 1024 (UIO_MAXIOV).</summary>
     public int Capacity { get; init; } = 64;
@@ -24,7 +28,7 @@ public sealed record PacketTxBatchOptions(string InterfaceName)
 }
 
 /// <summary>
-/// Transmits frames on one interface in batches: <see cref="Add"/> queues a pointer and a length (into the RX ring
+/// Transmits frames in batches, on the interface it is bound to or on the one each frame names: <see cref="Add"/> queues a pointer and a length (into the RX ring
 /// for zero-copy forwarding, or into any buffer that lives until <see cref="Flush"/>), <see cref="Flush"/> sends the
 /// whole batch with one sendmmsg. Failures are counted per errno, never thrown.
 /// </summary>
@@ -43,6 +47,7 @@ public sealed unsafe class PacketTxBatch : IDisposable
     private readonly int _fd;
     private readonly Interop.MMsgHdr* _messages;
     private readonly Interop.IoVec* _vectors;
+    private readonly Interop.SockAddrLl* _addresses;
     private readonly long[] _errorsByErrno = new long[Interop.Errno.CounterSlots];
     private bool _socketReferenced;
     private int _count;
@@ -57,7 +62,7 @@ public sealed unsafe class PacketTxBatch : IDisposable
         }
         Options = options;
         Capacity = options.Capacity;
-        InterfaceIndex = PacketSocket.InterfaceIndex(options.InterfaceName);
+        InterfaceIndex = options.InterfaceName is null ? 0 : PacketSocket.InterfaceIndex(options.InterfaceName);
         _socket = PacketSocket.Open();
         try
         {
@@ -69,16 +74,23 @@ public sealed unsafe class PacketTxBatch : IDisposable
             {
                 PacketSocket.SetOption(_socket, Interop.SOL_PACKET, Interop.PACKET_QDISC_BYPASS, 1, "PACKET_QDISC_BYPASS");
             }
-            // Protocol 0: bound to the interface for sending, but no receive hook is registered.
-            PacketSocket.Bind(_socket, InterfaceIndex, 0);
+            // Protocol 0: bound to the interface for sending, but no receive hook is registered. Unbound, it needs
+            // no bind at all: a frame's sockaddr_ll names the interface, and protocol 0 there makes the kernel read
+            // the protocol from the frame's own Ethernet header (packet_parse_headers).
+            if (options.InterfaceName is not null)
+            {
+                PacketSocket.Bind(_socket, InterfaceIndex, 0);
+            }
 
             _messages = (Interop.MMsgHdr*)NativeMemory.AllocZeroed((nuint)Capacity, (nuint)sizeof(Interop.MMsgHdr));
             _vectors = (Interop.IoVec*)NativeMemory.AllocZeroed((nuint)Capacity, (nuint)sizeof(Interop.IoVec));
+            _addresses = (Interop.SockAddrLl*)NativeMemory.AllocZeroed((nuint)Capacity, (nuint)sizeof(Interop.SockAddrLl));
             for (int i = 0; i < Capacity; i++)
             {
                 // One iovec per message, wired once: Add only fills in the iovec.
                 _messages[i].Header.Iov = _vectors + i;
                 _messages[i].Header.IovLength = 1;
+                _addresses[i].Family = Interop.AF_PACKET;
             }
             _socket.DangerousAddRef(ref _socketReferenced);
             _fd = _socket.Fd;
@@ -92,6 +104,7 @@ public sealed unsafe class PacketTxBatch : IDisposable
 
     public PacketTxBatchOptions Options { get; }
 
+    /// <summary>The interface the socket is bound to; 0 when it is not (every frame names its own).</summary>
     public int InterfaceIndex { get; }
 
     public int Capacity { get; }
@@ -128,6 +141,28 @@ public sealed unsafe class PacketTxBatch : IDisposable
         Interop.IoVec* vector = _vectors + _count;
         vector->Base = start;
         vector->Length = (nuint)length;
+        _messages[_count].Header.Name = null; // the bound interface
+        _messages[_count].Header.NameLength = 0;
+        _count++;
+    }
+
+    /// <summary>
+    /// Queues one frame for the interface <paramref name="interfaceIndex"/> (its sockaddr_ll goes in the message's
+    /// msg_name): one batch may mix interfaces. Otherwise as <see cref="Add(byte*, int)"/>.
+    /// </summary>
+    public void Add(byte* start, int length, int interfaceIndex)
+    {
+        if (_count == Capacity)
+        {
+            Flush();
+        }
+        Interop.IoVec* vector = _vectors + _count;
+        vector->Base = start;
+        vector->Length = (nuint)length;
+        Interop.SockAddrLl* address = _addresses + _count;
+        address->InterfaceIndex = interfaceIndex;
+        _messages[_count].Header.Name = address;
+        _messages[_count].Header.NameLength = (uint)sizeof(Interop.SockAddrLl);
         _count++;
     }
 
@@ -176,6 +211,7 @@ public sealed unsafe class PacketTxBatch : IDisposable
         _disposed = true;
         NativeMemory.Free(_messages);
         NativeMemory.Free(_vectors);
+        NativeMemory.Free(_addresses);
         if (_socketReferenced)
         {
             _socket.DangerousRelease();

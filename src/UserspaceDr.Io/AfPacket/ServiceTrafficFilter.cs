@@ -1,27 +1,37 @@
 namespace UserspaceDr.Io.AfPacket;
 
 /// <summary>
-/// Builds the socket filter of a balancer's RX ring: accept ARP, and IPv4 whose destination is a VIP or one of
-/// the extra destinations (the balancer's own addresses that NAT replies come back to); drop everything else in
-/// the kernel, before it costs a ring slot.
+/// Builds the socket filter of a balancer's RX ring; the kernel drops everything else before it costs a ring slot.
+/// It accepts:
+/// <list type="bullet">
+/// <item>ARP;</item>
+/// <item>IPv4 whose destination is a VIP or an extra destination;</item>
+/// <item>IPv4 TCP, UDP and ICMP whose source is a NAT real server (its replies, and the ICMP errors it sends about
+/// them, which must reach the engine to be translated back);</item>
+/// <item>ICMP addressed to one of the balancer's own link addresses (fragmentation-needed about the outer packets of
+/// tunnelled traffic, which carry the balancer's address as their source).</item>
+/// </list>
 /// </summary>
 /// <remarks>
-/// The kernel strips a received 802.1Q tag before packet sockets see the frame (it shows up in tp_vlan_tci, not in
-/// the bytes the filter reads), so such frames match the untagged branch. The tagged branch covers frames whose
-/// tag is still in-band (a driver without VLAN acceleration in the path, or a QinQ outer tag left in place).
+/// A socket filter sees the frame from its MAC header. The kernel strips a received 802.1Q tag before packet sockets
+/// see the frame (it shows up in tp_vlan_tci, not in the bytes the filter reads), so such frames match the untagged
+/// branch. The tagged branch covers frames whose tag is still in-band (a driver without VLAN acceleration in the
+/// path, or a QinQ outer tag left in place): the IPv4 header is then 4 bytes later, held in X for indirect loads.
 /// </remarks>
 public static class ServiceTrafficFilter
 {
-    /// <summary>A conditional jump reaches at most 255 instructions ahead; each address is one compare.</summary>
+    /// <summary>A conditional jump reaches at most 255 instructions ahead; each address of one list is one compare.</summary>
     public const int MaxDestinations = 255;
 
-    private const ushort EtherTypeOffset = 12;
-    private const ushort TaggedEtherTypeOffset = 16;
-    private const ushort Ipv4DestinationOffset = 14 + 16;
-    private const ushort TaggedIpv4DestinationOffset = 18 + 16;
+    private const uint EtherTypeOffset = 12;
+    private const uint TaggedEtherTypeOffset = 16;
+    private const uint Ipv4Offset = 14;
     private const uint EtherTypeArp = 0x0806;
     private const uint EtherTypeIpv4 = 0x0800;
     private const uint EtherTypeVlan = 0x8100;
+    private const uint ProtocolIcmp = 1;
+    private const uint ProtocolTcp = 6;
+    private const uint ProtocolUdp = 17;
 
     /// <summary>Return value that keeps the whole frame (the ring's own slot size still applies).</summary>
     private const uint AcceptWholeFrame = uint.MaxValue;
@@ -29,62 +39,95 @@ public static class ServiceTrafficFilter
 
     /// <param name="vips">Virtual service addresses, host byte order (as <c>Ipv4Address.TryParse</c> gives them).</param>
     /// <param name="extraDestinations">Further destinations to accept, host byte order.</param>
-    public static ClassicBpfProgram Build(IEnumerable<uint> vips, IEnumerable<uint> extraDestinations)
+    public static ClassicBpfProgram Build(IEnumerable<uint> vips, IEnumerable<uint> extraDestinations) =>
+        Build(vips, extraDestinations, [], []);
+
+    /// <param name="vips">Virtual service addresses, host byte order.</param>
+    /// <param name="extraDestinations">Further destinations to accept (any protocol), host byte order.</param>
+    /// <param name="natServers">Real servers of NAT (-m) destinations: their TCP, UDP and ICMP frames are accepted.</param>
+    /// <param name="ownAddresses">The balancer's own addresses on its links: ICMP addressed to them is accepted.</param>
+    public static ClassicBpfProgram Build(IEnumerable<uint> vips, IEnumerable<uint> extraDestinations,
+        IEnumerable<uint> natServers, IEnumerable<uint> ownAddresses)
     {
         ArgumentNullException.ThrowIfNull(vips);
         ArgumentNullException.ThrowIfNull(extraDestinations);
-        uint[] destinations = [.. vips.Concat(extraDestinations).Distinct().Order()];
-        if (destinations.Length > MaxDestinations)
-        {
-            throw new ArgumentException($"at most {MaxDestinations} destinations fit one filter, not {destinations.Length}", nameof(vips));
-        }
+        ArgumentNullException.ThrowIfNull(natServers);
+        ArgumentNullException.ThrowIfNull(ownAddresses);
+        uint[] destinations = Sorted(vips.Concat(extraDestinations), nameof(vips));
+        uint[] sources = Sorted(natServers, nameof(natServers));
+        uint[] own = Sorted(ownAddresses.Except(destinations), nameof(ownAddresses));
 
-        // Layout (all jumps forward, as classic BPF requires):
-        //   0  ldh [12]
-        //   1  jeq ARP        → acceptEarly
-        //   2  jeq IPv4       → untagged
-        //   3  jeq 802.1Q     → tagged, else dropEarly
-        //   4  tagged:   ldh [16]
-        //   5            jeq ARP  → acceptEarly
-        //   6            jeq IPv4 → 7, else dropEarly
-        //   7            ld [34]
-        //   8            ja compare
-        //   9  untagged: ld [30]
-        //  10            ja compare
-        //  11  dropEarly:   ret 0
-        //  12  acceptEarly: ret whole frame
-        //  13  compare: jeq d[0] → accept … jeq d[n-1] → accept
-        //  13+n  ret 0
-        //  14+n  accept: ret whole frame
-        const byte dropEarly = 11, acceptEarly = 12, compare = 13;
-        var program = new List<ClassicBpfInstruction>(compare + destinations.Length + 2)
-        {
-            new(ClassicBpfInstruction.LoadHalfAbsolute, 0, 0, EtherTypeOffset),
-            Jeq(1, EtherTypeArp, acceptEarly, 2),
-            Jeq(2, EtherTypeIpv4, 9, 3),
-            Jeq(3, EtherTypeVlan, 4, dropEarly),
-            new(ClassicBpfInstruction.LoadHalfAbsolute, 0, 0, TaggedEtherTypeOffset),
-            Jeq(5, EtherTypeArp, acceptEarly, 6),
-            Jeq(6, EtherTypeIpv4, 7, dropEarly),
-            new(ClassicBpfInstruction.LoadWordAbsolute, 0, 0, TaggedIpv4DestinationOffset),
-            new(ClassicBpfInstruction.JumpAlways, 0, 0, compare - 9),
-            new(ClassicBpfInstruction.LoadWordAbsolute, 0, 0, Ipv4DestinationOffset),
-            new(ClassicBpfInstruction.JumpAlways, 0, 0, compare - 11),
-            new(ClassicBpfInstruction.ReturnConstant, 0, 0, Drop),
-            new(ClassicBpfInstruction.ReturnConstant, 0, 0, AcceptWholeFrame),
-        };
-        int accept = compare + destinations.Length + 1;
-        for (int i = 0; i < destinations.Length; i++)
-        {
-            int pc = compare + i;
-            program.Add(Jeq(pc, destinations[i], accept, pc + 1));
-        }
-        program.Add(new(ClassicBpfInstruction.ReturnConstant, 0, 0, Drop));
-        program.Add(new(ClassicBpfInstruction.ReturnConstant, 0, 0, AcceptWholeFrame));
-        return new ClassicBpfProgram(program);
+        // All jumps go forward. Each address list is followed directly by its "hit" block, so a compare never jumps
+        // further than its list is long (≤ 255), however many lists there are.
+        var asm = new ClassicBpfAssembler();
+        asm.Emit(ClassicBpfInstruction.LoadHalfAbsolute, EtherTypeOffset)
+            .JumpIfEqual(EtherTypeArp, "accept")
+            .JumpIfEqual(EtherTypeIpv4, "untagged")
+            .JumpIfEqual(EtherTypeVlan, "tagged", "drop")
+            .Label("tagged")
+            .Emit(ClassicBpfInstruction.LoadHalfAbsolute, TaggedEtherTypeOffset)
+            .JumpIfEqual(EtherTypeArp, "accept")
+            .JumpIfEqual(EtherTypeIpv4, null, "drop")
+            .Emit(ClassicBpfInstruction.LoadIndexImmediate, 4) // X = the tag's 4 bytes before the IPv4 header
+            .Jump("ip")
+            .Label("untagged")
+            .Emit(ClassicBpfInstruction.LoadIndexImmediate, 0)
+            .Jump("ip")
+            .Label("drop")
+            .Return(Drop)
+            .Label("accept")
+            .Return(AcceptWholeFrame)
+
+            // Destination: a VIP or an extra destination, whatever the protocol.
+            .Label("ip")
+            .Emit(ClassicBpfInstruction.LoadWordIndirect, Ipv4Offset + 16);
+        CompareList(asm, destinations, "destination-hit");
+        asm.Jump("destination-miss")
+            .Label("destination-hit")
+            .Return(AcceptWholeFrame)
+
+            // Destination: one of the balancer's own addresses, ICMP only (A still holds the destination).
+            .Label("destination-miss");
+        CompareList(asm, own, "own-hit");
+        asm.Jump("own-miss")
+            .Label("own-hit")
+            .Emit(ClassicBpfInstruction.LoadByteIndirect, Ipv4Offset + 9)
+            .JumpIfEqual(ProtocolIcmp, "own-accept")
+            .Return(Drop)
+            .Label("own-accept")
+            .Return(AcceptWholeFrame)
+
+            // Source: a NAT real server, TCP/UDP/ICMP.
+            .Label("own-miss")
+            .Emit(ClassicBpfInstruction.LoadWordIndirect, Ipv4Offset + 12);
+        CompareList(asm, sources, "source-hit");
+        asm.Return(Drop)
+            .Label("source-hit")
+            .Emit(ClassicBpfInstruction.LoadByteIndirect, Ipv4Offset + 9)
+            .JumpIfEqual(ProtocolTcp, "source-accept")
+            .JumpIfEqual(ProtocolUdp, "source-accept")
+            .JumpIfEqual(ProtocolIcmp, "source-accept")
+            .Return(Drop)
+            .Label("source-accept")
+            .Return(AcceptWholeFrame);
+        return asm.Build();
     }
 
-    /// <summary>A "jeq #k" at <paramref name="pc"/> with absolute targets, turned into the relative offsets BPF wants.</summary>
-    private static ClassicBpfInstruction Jeq(int pc, uint k, int whenTrue, int whenFalse) =>
-        new(ClassicBpfInstruction.JumpIfEqual, checked((byte)(whenTrue - pc - 1)), checked((byte)(whenFalse - pc - 1)), k);
+    private static uint[] Sorted(IEnumerable<uint> addresses, string parameter)
+    {
+        uint[] sorted = [.. addresses.Distinct().Order()];
+        if (sorted.Length > MaxDestinations)
+        {
+            throw new ArgumentException($"at most {MaxDestinations} addresses of one kind fit one filter, not {sorted.Length}", parameter);
+        }
+        return sorted;
+    }
+
+    private static void CompareList(ClassicBpfAssembler asm, uint[] addresses, string hit)
+    {
+        foreach (uint address in addresses)
+        {
+            asm.JumpIfEqual(address, hit);
+        }
+    }
 }

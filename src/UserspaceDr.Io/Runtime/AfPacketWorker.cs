@@ -1,3 +1,4 @@
+using System.Runtime.InteropServices;
 using Microsoft.Extensions.Logging;
 using UserspaceDr.Core.Connections;
 using UserspaceDr.Core.Forwarding;
@@ -7,31 +8,77 @@ using UserspaceDr.Io.AfPacket;
 namespace UserspaceDr.Io.Runtime;
 
 /// <summary>
-/// The fast path: a TPACKET_V2 ring in a PACKET_FANOUT group (flow hash: a flow always lands on the same worker) and
-/// a sendmmsg batch. Frames are rewritten in place in the ring and sent straight from it; one sendmmsg per batch.
+/// The fast path: one TPACKET_V2 ring per served link, each in that link's PACKET_FANOUT group (AF_PACKET groups are
+/// per device; worker i joins every group i-th, so the steering program's index i is this worker on every link), and
+/// one sendmmsg batch for all links. Frames are rewritten in place in the ring and sent straight from it.
 /// Both sockets carry a virtio_net_hdr, so GSO super-frames and partial checksums are passed back to the kernel,
 /// which segments and finishes them on the way out (DESIGN §3): nothing oversize or half-summed is ever emitted.
 /// </summary>
+/// <remarks>
+/// <para>Transmit: one socket that is bound to no interface; each message names its interface in a sockaddr_ll
+/// (msg_name). One sendmmsg then carries a batch whatever links its frames leave by (NAT: requests leave by the
+/// servers' link, replies by the clients'), where a socket per link would need one syscall per link per batch and
+/// would split the batch's order. QDISC_BYPASS and the vnet header are socket options, so they hold for every link.</para>
+/// <para>Headroom: the ring reserves room before each frame (PACKET_RESERVE); the engine gets the frame as a
+/// <see cref="FrameBuffer"/> whose buffer starts virtio_net_hdr-size bytes after the first free byte, so that after
+/// an encapsulation moved the frame into the headroom the header still fits right before it.</para>
+/// </remarks>
 public sealed unsafe class AfPacketWorker : IFrameWorker
 {
+    private const int VnetSize = VirtioNetHeader.Size;
+    private const int ReplySlot = VnetSize + ReplyBuilder.MaxReplyLength;
+    private const int OverflowSlots = 32;
+    private const int SegmentSlots = 64;
+    private const int ExpiryIntervalMs = 100;
+
+    /// <summary>Frames collected from the ring before processing, so that lookups can be prefetched ahead.</summary>
+    private const int PrefetchBatch = 128;
+
+    /// <summary>
+    /// How far ahead the connection-table slot of a later frame is prefetched: with a million flows each lookup is
+    /// a cold miss (~250 ns on the bench machine), and issuing it 8 frames early overlaps the misses
+    /// (bench/README.md: 426 → 198 ns per established frame).
+    /// </summary>
+    private const int PrefetchDistance = 8;
+
     private readonly int _index;
     private readonly DataPlaneState _state;
     private readonly ILogger _log;
     private readonly ForwardingEngine _engine;
-    private readonly PacketRxRing _rx;
+    private readonly PacketRxRing[] _rings;
+    private readonly int[] _interfaceIndexes;
     private readonly PacketTxBatch _tx;
     private readonly byte[] _replies; // pinned: replies must stay put until the batch is flushed
+    private readonly byte[] _overflow; // pinned: trailing fragments of encapsulated packets, one slot each
+    private readonly int _overflowSlotSize;
+    private readonly byte[] _segments; // pinned: software-segmented GSO frames (tunnel servers), with headroom
+    private readonly int _segmentSlotSize;
+    private readonly byte* _replyBase;
+    private readonly byte* _overflowBase;
+    private readonly byte* _segmentBase;
     private readonly int _expiryBudget;
     private readonly ConnectionSnapshotSlot _snapshots = new();
     private readonly Lock _ringStatisticsLock = new();
     private long _ringDrops;
+    private long _segmentationFailures;
+    private int _repliesUsed;
+    private int _overflowUsed;
+    private int _segmentsUsed;
     private Thread? _thread;
     private volatile bool _stopping;
 
-    public AfPacketWorker(int index, string interfaceName, DataPlaneState state, EngineOptions options, int maxConnections,
-        FanoutOptions? fanout, IReadOnlyCollection<uint> virtualAddresses, ILogger log)
+    /// <param name="links">The served interfaces, by link index (the engine's <see cref="EngineOptions.Links"/> order).</param>
+    /// <param name="fanouts">The fanout group of each link (same order), or null for a lone worker.</param>
+    public AfPacketWorker(int index, IReadOnlyList<NetworkInterfaceInfo> links, DataPlaneState state, EngineOptions options, int maxConnections,
+        IReadOnlyList<FanoutOptions>? fanouts, TrafficSelection traffic, ILogger log)
     {
+        ArgumentNullException.ThrowIfNull(links);
         ArgumentNullException.ThrowIfNull(state);
+        ArgumentNullException.ThrowIfNull(traffic);
+        if (links.Count is 0 or > PacketRxRing.MaxPolledRings || (fanouts is not null && fanouts.Count != links.Count))
+        {
+            throw new ArgumentException("one ring (and one fanout group) per link, 1 to 64 links", nameof(links));
+        }
         _index = index;
         _state = state;
         _log = log;
@@ -40,35 +87,59 @@ public sealed unsafe class AfPacketWorker : IFrameWorker
         // A full sweep of the table about every two seconds: one twentieth every ExpiryIntervalMs, however often the
         // loop turns (with a V2 ring it turns per frame at low load; a sweep step reads megabytes of the table).
         _expiryBudget = Math.Max(1024, table.SlotCount / 20);
-        // TPACKET_V2: every frame is handed over (and wakes the worker) as soon as the kernel has written it; a V3
-        // block waits for its retire timer at low load, which cost each forwarded frame milliseconds (AfPacket/README.md).
-        _rx = new PacketRxRing(new PacketRxRingOptions(interfaceName)
-        {
-            Version = RingVersion.V2,
-            VirtioNetHeader = true,
-            Fanout = fanout,
-            Filter = ServiceTrafficFilter.Build(virtualAddresses, []),
-        });
+        int largestMtu = links.Max(l => l.Mtu);
+        _rings = new PacketRxRing[links.Count];
+        _interfaceIndexes = new int[links.Count];
+        ClassicBpfProgram filter = traffic.SocketFilter();
         try
         {
-            _tx = new PacketTxBatch(new PacketTxBatchOptions(interfaceName) { VirtioNetHeader = true, Capacity = 256 });
+            for (int i = 0; i < links.Count; i++)
+            {
+                // TPACKET_V2: every frame is handed over (and wakes the worker) as soon as the kernel has written it; a
+                // V3 block waits for its retire timer at low load, which cost each forwarded frame milliseconds.
+                _rings[i] = new PacketRxRing(new PacketRxRingOptions(links[i].Name)
+                {
+                    Version = RingVersion.V2,
+                    VirtioNetHeader = true,
+                    // The engine needs RecommendedHeadroom before the frame, plus the vnet header before that, plus
+                    // a re-inserted VLAN tag: the default reserve (64) leaves 78 bytes (PacketRxRingOptions).
+                    MinimumHeadroom = Math.Max(64, FrameBuffer.RecommendedHeadroom + VnetSize + 4),
+                    Fanout = fanouts?[i],
+                    Filter = filter,
+                });
+                _interfaceIndexes[i] = _rings[i].InterfaceIndex;
+            }
+            _tx = new PacketTxBatch(new PacketTxBatchOptions(null) { VirtioNetHeader = true, Capacity = 256 });
         }
         catch
         {
-            _rx.Dispose();
+            foreach (PacketRxRing? ring in _rings)
+            {
+                ring?.Dispose();
+            }
             throw;
         }
         _replies = GC.AllocateArray<byte>(_tx.Capacity * ReplySlot, pinned: true);
+        // An overflow frame is the trailing fragment of an outer packet: at most a path MTU plus link header and tag.
+        _overflowSlotSize = AlignUp(VnetSize + largestMtu + 64, 64);
+        _overflow = GC.AllocateArray<byte>(OverflowSlots * _overflowSlotSize, pinned: true);
+        _segmentSlotSize = AlignUp(VnetSize + FrameBuffer.RecommendedHeadroom + largestMtu + 64, 64);
+        _segments = GC.AllocateArray<byte>(SegmentSlots * _segmentSlotSize, pinned: true);
+        _replyBase = (byte*)Marshal.UnsafeAddrOfPinnedArrayElement(_replies, 0);
+        _overflowBase = (byte*)Marshal.UnsafeAddrOfPinnedArrayElement(_overflow, 0);
+        _segmentBase = (byte*)Marshal.UnsafeAddrOfPinnedArrayElement(_segments, 0);
     }
 
-    private const int ReplySlot = VirtioNetHeader.Size + ReplyBuilder.MaxReplyLength;
-    private const int ExpiryIntervalMs = 100;
+    private static int AlignUp(int value, int alignment) => (value + alignment - 1) / alignment * alignment;
 
     public WorkerCounters Counters => _engine.Counters;
-    public long TransmitErrors => _tx.Errors;
+    public long TransmitErrors => _tx.Errors + Interlocked.Read(ref _segmentationFailures);
     public int LastTransmitErrno => _tx.LastErrno;
     public int Connections => _engine.Connections.Count;
     public int ConnectionCapacity => _engine.Connections.Capacity;
+
+    /// <summary>The interface index of each link (what a frame's sockaddr_ll names).</summary>
+    public IReadOnlyList<int> InterfaceIndexes => _interfaceIndexes;
 
     public long RingDrops
     {
@@ -77,18 +148,22 @@ public sealed unsafe class AfPacketWorker : IFrameWorker
             // PACKET_STATISTICS resets on read; any thread may ask, so the reads add up under a lock.
             lock (_ringStatisticsLock)
             {
-                try
+                foreach (PacketRxRing ring in _rings)
                 {
-                    _ringDrops += _rx.ReadAndResetStatistics().Drops;
-                }
-                catch (System.ComponentModel.Win32Exception)
-                {
-                    // The socket is closing; the total so far stands.
+                    try
+                    {
+                        _ringDrops += ring.ReadAndResetStatistics().Drops;
+                    }
+                    catch (Exception e) when (e is System.ComponentModel.Win32Exception or ObjectDisposedException)
+                    {
+                        // The socket is closing; the total so far stands.
+                    }
                 }
                 return _ringDrops;
             }
         }
     }
+
     public ConnectionSnapshotSlot Snapshots => _snapshots;
 
     public void Start()
@@ -97,8 +172,24 @@ public sealed unsafe class AfPacketWorker : IFrameWorker
         _thread.Start();
     }
 
-    public void UpdateVirtualAddresses(IReadOnlyCollection<uint> virtualAddresses) =>
-        _rx.ReplaceFilter(ServiceTrafficFilter.Build(virtualAddresses, []));
+    public void UpdateTraffic(TrafficSelection traffic)
+    {
+        ArgumentNullException.ThrowIfNull(traffic);
+        ClassicBpfProgram filter = traffic.SocketFilter();
+        foreach (PacketRxRing ring in _rings)
+        {
+            ring.ReplaceFilter(filter);
+        }
+    }
+
+    /// <summary>Replaces the steering program of every link's fanout group (one member's call changes the group's).</summary>
+    public void ReplaceFanoutProgram(ClassicBpfProgram program)
+    {
+        foreach (PacketRxRing ring in _rings)
+        {
+            ring.ReplaceFanoutProgram(program);
+        }
+    }
 
     private void Run()
     {
@@ -119,59 +210,63 @@ public sealed unsafe class AfPacketWorker : IFrameWorker
     private void Loop()
     {
         ForwardingEngine engine = _engine;
-        PacketTxBatch tx = _tx;
+        PacketRxRing[] rings = _rings;
         long nextExpiry = 0;
         RxFrame* batch = stackalloc RxFrame[PrefetchBatch];
-        fixed (byte* replies = _replies)
+        while (!_stopping)
         {
-            while (!_stopping)
+            long now = Environment.TickCount64;
+            bool any = false;
+            for (int link = 0; link < rings.Length; link++)
             {
-                long now = Environment.TickCount64;
-                if (_rx.WaitForBlock(100))
+                PacketRxRing ring = rings[link];
+                if (!ring.TryHoldBatch())
                 {
-                    _state.ApplyTo(engine);
-                    int replySlot = 0;
-                    int count = 0;
-                    foreach (RxFrame frame in _rx.CurrentBlockFrames)
-                    {
-                        batch[count++] = frame;
-                        if (count == PrefetchBatch)
-                        {
-                            ForwardFrames(batch, count, now, replies, ref replySlot);
-                            count = 0;
-                        }
-                    }
-                    ForwardFrames(batch, count, now, replies, ref replySlot);
-                    if (tx.Count > 0)
-                    {
-                        tx.Flush();
-                    }
-                    _rx.ReleaseBlock();
+                    continue;
                 }
-                if (now >= nextExpiry)
+                any = true;
+                _state.ApplyTo(engine);
+                int count = 0;
+                foreach (RxFrame frame in ring.CurrentBlockFrames)
                 {
-                    engine.ExpireConnections(now, _expiryBudget);
-                    nextExpiry = now + ExpiryIntervalMs;
+                    batch[count++] = frame;
+                    if (count == PrefetchBatch)
+                    {
+                        ForwardFrames(batch, count, (byte)link, now);
+                        count = 0;
+                    }
                 }
-                _snapshots.Serve(engine.Connections); // ipvsadm -L -c: copied between batches, never per frame
+                ForwardFrames(batch, count, (byte)link, now);
+                if (_tx.Count > 0)
+                {
+                    FlushAndRecycle(); // before the release: the batch points into the ring
+                }
+                ring.ReleaseBlock();
             }
+            if (!any)
+            {
+                PacketRxRing.PollAny(rings, 100);
+            }
+            if (now >= nextExpiry)
+            {
+                engine.ExpireConnections(now, _expiryBudget);
+                nextExpiry = now + ExpiryIntervalMs;
+            }
+            _snapshots.Serve(engine.Connections); // ipvsadm -L -c: copied between batches, never per frame
         }
     }
 
-    /// <summary>Frames collected from the ring before processing, so that lookups can be prefetched ahead.</summary>
-    private const int PrefetchBatch = 128;
+    private void FlushAndRecycle()
+    {
+        _tx.Flush();
+        _repliesUsed = 0;
+        _overflowUsed = 0;
+        _segmentsUsed = 0;
+    }
 
-    /// <summary>
-    /// How far ahead the connection-table slot of a later frame is prefetched: with a million flows each lookup is
-    /// a cold miss (~250 ns on the bench machine), and issuing it 8 frames early overlaps the misses
-    /// (bench/README.md: 426 → 198 ns per established frame).
-    /// </summary>
-    private const int PrefetchDistance = 8;
-
-    private void ForwardFrames(RxFrame* frames, int count, long now, byte* replies, ref int replySlot)
+    private void ForwardFrames(RxFrame* frames, int count, byte link, long now)
     {
         ForwardingEngine engine = _engine;
-        PacketTxBatch tx = _tx;
         for (int i = 0; i < Math.Min(PrefetchDistance, count); i++)
         {
             engine.Prefetch(frames[i].Bytes);
@@ -188,31 +283,114 @@ public sealed unsafe class AfPacketWorker : IFrameWorker
                 engine.Counters.Count(FrameReason.TruncatedInRing); // a cut frame must never go out
                 continue;
             }
-            if (tx.Count == tx.Capacity)
-            {
-                tx.Flush();
-            }
-            if (tx.Count == 0)
-            {
-                replySlot = 0; // nothing queued: every reply slot is free again
-            }
-            byte* slot = replies + (replySlot * ReplySlot);
-            Span<byte> reply = new(slot + VirtioNetHeader.Size, ReplyBuilder.MaxReplyLength);
+            VirtioNetHeader vnet = frame.VirtioNetHeader != null ? *frame.VirtioNetHeader : default;
             // With a vnet header, NEEDS_CSUM frames go back out with it and the kernel finishes the checksum;
-            // the engine only has to keep the pseudo-header seed in step when NAT rewrites addresses.
-            FrameFlags flags = frame.VirtioNetHeader != null && frame.VirtioNetHeader->NeedsChecksum
-                ? FrameFlags.ChecksumPartial : FrameFlags.None;
-            Verdict verdict = engine.Process(frame.Bytes, flags, now, reply, out int replyLength);
-            if (verdict == Verdict.Transmit)
+            // the engine only has to keep the pseudo-header seed in step when it rewrites addresses.
+            FrameFlags flags = vnet.NeedsChecksum ? FrameFlags.ChecksumPartial : FrameFlags.None;
+            if (vnet.IsGso)
             {
-                tx.Add(frame.TransmitStart, frame.TransmitLength);
+                if (engine.Rules.HasTunnel)
+                {
+                    // An IP-in-IP super-frame cannot be described by a virtio_net_hdr: cut it into wire segments first.
+                    SegmentAndForward(frame, link, now);
+                    continue;
+                }
+                flags |= FrameFlags.Gso;
             }
-            else if (verdict == Verdict.Reply)
+            Forward(frame.Mac - frame.Headroom, frame.Headroom, frame.Length, flags, link, vnet, now);
+        }
+    }
+
+    /// <summary>
+    /// Runs one frame through the engine and queues what comes out. <paramref name="buffer"/> starts right after the
+    /// room a virtio_net_hdr needs; the frame is at <paramref name="headroom"/> in it.
+    /// </summary>
+    private void Forward(byte* buffer, int headroom, int length, FrameFlags flags, byte link, VirtioNetHeader vnet, long now)
+    {
+        PacketTxBatch tx = _tx;
+        if (tx.Count > tx.Capacity - 2 || _overflowUsed == OverflowSlots)
+        {
+            FlushAndRecycle(); // room for the frame and a trailing fragment, or a reply
+        }
+        byte* replySlot = _replyBase + (_repliesUsed * ReplySlot);
+        byte* overflowSlot = _overflowBase + (_overflowUsed * _overflowSlotSize);
+        var packet = new FrameBuffer(new Span<byte>(buffer, headroom + length), headroom, length, flags, link)
+        {
+            Overflow = new Span<byte>(overflowSlot + VnetSize, _overflowSlotSize - VnetSize),
+        };
+        Span<byte> reply = new(replySlot + VnetSize, ReplyBuilder.MaxReplyLength);
+        Verdict verdict = _engine.Process(ref packet, now, reply, out int replyLength);
+        if (verdict == Verdict.Transmit)
+        {
+            byte* start = buffer + packet.Offset;
+            int growth = headroom - packet.Offset; // bytes the engine put in front (an outer IPv4 header)
+            VirtioNetHeader header = vnet;
+            if ((packet.Flags & FrameFlags.ChecksumPartial) == 0)
             {
-                new Span<byte>(slot, VirtioNetHeader.Size).Clear(); // no GSO, checksums complete
-                tx.Add(slot, VirtioNetHeader.Size + replyLength);
-                replySlot++;
+                // Nothing left for the kernel to finish (or the engine finished it): a stale NEEDS_CSUM would make the
+                // kernel sum over a finished checksum.
+                header.Flags &= unchecked((byte)~VirtioNetHeader.FlagNeedsChecksum);
+                header.ChecksumStart = 0;
+                header.ChecksumOffset = 0;
             }
+            else
+            {
+                header.ChecksumStart = (ushort)(header.ChecksumStart + growth);
+            }
+            if (header.HeaderLength != 0)
+            {
+                header.HeaderLength = (ushort)(header.HeaderLength + growth);
+            }
+            *(VirtioNetHeader*)(start - VnetSize) = header;
+            int interfaceIndex = _interfaceIndexes[packet.Link];
+            tx.Add(start - VnetSize, packet.Length + VnetSize, interfaceIndex);
+            if (packet.OverflowLength > 0)
+            {
+                *(VirtioNetHeader*)overflowSlot = default; // a plain frame with finished checksums
+                tx.Add(overflowSlot, packet.OverflowLength + VnetSize, interfaceIndex);
+                _overflowUsed++;
+            }
+        }
+        else if (verdict == Verdict.Reply)
+        {
+            new Span<byte>(replySlot, VnetSize).Clear(); // no GSO, checksums complete
+            tx.Add(replySlot, VnetSize + replyLength, _interfaceIndexes[link]); // replies leave by the ingress link
+            _repliesUsed++;
+        }
+    }
+
+    /// <summary>
+    /// Cuts a TCP GSO super-frame into segments of the ingress link's MTU (each with headroom, full checksums) and
+    /// forwards each one. A frame that cannot be cut (UDP GSO, not TCP) is counted as a transmit error.
+    /// </summary>
+    private void SegmentAndForward(RxFrame frame, byte link, long now)
+    {
+        ReadOnlySpan<byte> bytes = frame.Bytes;
+        int mtu = _engine.Links[link].Mtu;
+        int segments = TcpSegmentation.SegmentCount(bytes, mtu, out int payloadPerSegment);
+        int room = _segmentSlotSize - VnetSize - FrameBuffer.RecommendedHeadroom;
+        if (segments is 0 or > SegmentSlots)
+        {
+            Interlocked.Increment(ref _segmentationFailures);
+            return;
+        }
+        if (_segmentsUsed + segments > SegmentSlots || _tx.Count + (2 * segments) > _tx.Capacity)
+        {
+            FlushAndRecycle();
+        }
+        for (int i = 0; i < segments; i++)
+        {
+            byte* slot = _segmentBase + (_segmentsUsed * _segmentSlotSize);
+            _segmentsUsed++;
+            byte* buffer = slot + VnetSize;
+            int length = TcpSegmentation.WriteSegment(bytes, i, payloadPerSegment,
+                new Span<byte>(buffer + FrameBuffer.RecommendedHeadroom, room));
+            if (length == 0)
+            {
+                Interlocked.Increment(ref _segmentationFailures);
+                return;
+            }
+            Forward(buffer, FrameBuffer.RecommendedHeadroom, length, FrameFlags.None, link, default, now);
         }
     }
 
@@ -221,7 +399,10 @@ public sealed unsafe class AfPacketWorker : IFrameWorker
         _stopping = true;
         _thread?.Join(TimeSpan.FromSeconds(2));
         _engine.Connections.Clear();
-        _rx.Dispose();
+        foreach (PacketRxRing ring in _rings)
+        {
+            ring.Dispose();
+        }
         _tx.Dispose();
     }
 }

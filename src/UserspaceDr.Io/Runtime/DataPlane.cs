@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Text;
 using Microsoft.Extensions.Logging;
 using UserspaceDr.Core.Forwarding;
+using UserspaceDr.Core.Packets;
 using UserspaceDr.Core.Services;
 using UserspaceDr.Core.Stats;
 using UserspaceDr.Io.AfPacket;
@@ -16,21 +17,32 @@ public enum FrameBackend
     Pcap,
 }
 
-public sealed record DataPlaneOptions(string InterfaceName)
+/// <param name="InterfaceNames">The interfaces udr serves, in link order (link 0 first); VIP traffic may arrive on any.</param>
+public sealed record DataPlaneOptions(IReadOnlyList<string> InterfaceNames)
 {
+    /// <summary>One interface: the simple case.</summary>
+    public DataPlaneOptions(string interfaceName)
+        : this([interfaceName])
+    {
+    }
+
+    /// <summary>The first interface (link 0).</summary>
+    public string InterfaceName => InterfaceNames[0];
+
     public int Workers { get; init; } = Environment.ProcessorCount;
     public FrameBackend Backend { get; init; } = FrameBackend.AfPacket;
     /// <summary>Connection-table capacity for the whole data plane (split evenly over the workers).</summary>
     public int MaxConnections { get; init; } = 1 << 20;
     public bool AnswerArpForVirtualAddresses { get; init; }
-    /// <summary>Install the nftables ingress drop for VIP:ports (keep the kernel from answering service traffic).</summary>
+    /// <summary>Install the nftables ingress drop for VIP:ports and NAT replies (keep the kernel out of udr's traffic).</summary>
     public bool IsolateKernel { get; init; } = true;
 }
 
 /// <summary>
-/// The running balancer on one interface: kernel isolation (nftables), neighbour resolution, and the workers, all
-/// reading one <see cref="DataPlaneState"/>. <see cref="Reload"/> applies a new rule set hitlessly: real servers
-/// carry over by identity, so established connections keep theirs.
+/// The running balancer on one or more interfaces (links): kernel isolation (nftables, per link), route and
+/// neighbour resolution, and the workers (each with a ring on every link), all reading one
+/// <see cref="DataPlaneState"/>. <see cref="Reload"/> applies a new rule set hitlessly: real servers carry over by
+/// identity, so established connections keep theirs.
 /// </summary>
 public sealed class DataPlane : IDisposable
 {
@@ -40,52 +52,90 @@ public sealed class DataPlane : IDisposable
     private readonly ILogger _log;
     private readonly DataPlaneState _state = new();
     private readonly List<IFrameWorker> _workers = [];
-    private readonly NftablesGuard? _guard;
+    private readonly List<NftablesGuard> _guards = [];
     private readonly NeighborResolver _resolver;
     private readonly Timer _monitor;
     private readonly object _reloadLock = new();
+    private readonly uint[] _ownAddresses;
+    private TrafficSelection _traffic;
+    private ClassicBpfProgram? _steering;
     private long _lastDrops;
     private long _lastTransmitErrors;
     private long _lastRingDrops;
 
+    /// <summary>One interface: the simple case.</summary>
     public DataPlane(DataPlaneOptions options, NetworkInterfaceInfo networkInterface, RuleSetSpec rules, ILogger log)
+        : this(options, [networkInterface], rules, log)
+    {
+    }
+
+    /// <param name="links">The served interfaces, in the order of <see cref="DataPlaneOptions.InterfaceNames"/>.</param>
+    public DataPlane(DataPlaneOptions options, IReadOnlyList<NetworkInterfaceInfo> links, RuleSetSpec rules, ILogger log)
     {
         ArgumentNullException.ThrowIfNull(options);
-        ArgumentNullException.ThrowIfNull(networkInterface);
+        ArgumentNullException.ThrowIfNull(links);
+        if (links.Count == 0 || links.Count > ForwardingEngine.MaxLinks)
+        {
+            throw new ArgumentException($"1 to {ForwardingEngine.MaxLinks} interfaces, not {links.Count}", nameof(links));
+        }
+        if (links.Select(l => l.Name).Distinct(StringComparer.Ordinal).Count() != links.Count)
+        {
+            throw new ArgumentException("an interface is named twice", nameof(links));
+        }
         _options = options;
         _log = log;
-        Interface = networkInterface;
+        Links = links;
         RuleSet ruleSet = RuleSet.Build(rules);
         _state.Rules = ruleSet;
+        _ownAddresses = [.. links.SelectMany(l => l.Addresses).Select(a => a.Address).Where(a => a != 0).Distinct().Order()];
+        _traffic = TrafficSelection.From(ruleSet, _ownAddresses);
         try
         {
             if (options.IsolateKernel)
             {
-                _guard = new NftablesGuard(options.InterfaceName);
-                _guard.Remove(); // a table left by a crashed run
-                _guard.Apply(ruleSet);
-                Log.Isolated(log, _guard.TableName);
+                foreach (NetworkInterfaceInfo link in links)
+                {
+                    var guard = new NftablesGuard(link.Name, _ownAddresses);
+                    _guards.Add(guard);
+                    guard.Remove(); // a table left by a crashed run
+                    guard.Apply(ruleSet);
+                    Log.Isolated(log, guard.TableName);
+                }
             }
-            _resolver = new NeighborResolver(networkInterface, table => _state.Neighbors = table, log);
-            _resolver.SetWanted(RealServerAddresses(ruleSet));
+            _resolver = new NeighborResolver(links, table => _state.Neighbors = table, log);
+            _resolver.SetWanted(RuleSetTraffic.RealServers(rules));
             _resolver.Start();
             _resolver.WaitResolved(TimeSpan.FromSeconds(2));
 
+            var engineLinks = links.Select(l => new EngineLink(l.Mac, l.Mtu, l.Addresses.Count > 0 ? l.Addresses[0].Address : 0)).ToArray();
+            for (int i = 0; i < links.Count; i++)
+            {
+                Log.LinkServed(log, i, links[i].Name, links[i].Mac.ToString(), links[i].Mtu, Ipv4Address.Format(engineLinks[i].Address));
+            }
             var engineOptions = new EngineOptions
             {
-                LocalMac = networkInterface.Mac,
+                LocalMac = links[0].Mac,
+                Links = engineLinks,
                 AnswerArpForVirtualAddresses = options.AnswerArpForVirtualAddresses,
             };
             int workers = options.Backend == FrameBackend.Pcap ? 1 : Math.Max(1, options.Workers);
             int perWorker = Math.Max(1024, options.MaxConnections / workers);
-            uint[] vips = ruleSet.VirtualAddresses.ToArray();
-            // One fanout group per process; flow hash keeps each flow (both directions, it is symmetric) on one worker.
-            var fanout = new FanoutOptions((ushort)(Environment.ProcessId & 0xFFFF), FanoutMode.Hash);
+            // One PACKET_FANOUT_CBPF group per link (groups are per device), all steered by the client address (see
+            // FanoutSteering): both directions of a NAT connection, on whatever links they arrive, meet in one worker.
+            FanoutOptions[]? fanouts = null;
+            if (workers > 1 && options.Backend == FrameBackend.AfPacket)
+            {
+                _steering = FanoutSteering.Build(ruleSet.VirtualAddresses.ToArray(), workers, RuleSetTraffic.ClientMask(rules));
+                int baseId = (Environment.ProcessId & 0x3FF) << 6;
+                fanouts = [.. Enumerable.Range(0, links.Count).Select(i =>
+                    new FanoutOptions((ushort)(baseId | i), FanoutMode.ClassicBpf) { Program = _steering })];
+            }
             for (int i = 0; i < workers; i++)
             {
+                // Join order = worker index: the steering program's result i is the i-th member of every group.
                 _workers.Add(options.Backend == FrameBackend.Pcap
-                    ? new PcapWorker(options.InterfaceName, networkInterface.Mtu, _state, engineOptions, perWorker, vips, log)
-                    : new AfPacketWorker(i, options.InterfaceName, _state, engineOptions, perWorker, workers > 1 ? fanout : null, vips, log));
+                    ? new PcapWorker(links, _state, engineOptions, perWorker, _traffic, log)
+                    : new AfPacketWorker(i, links, _state, engineOptions, perWorker, fanouts, _traffic, log));
             }
             foreach (IFrameWorker worker in _workers)
             {
@@ -98,20 +148,22 @@ public sealed class DataPlane : IDisposable
             throw;
         }
         _monitor = new Timer(_ => ReportDrops(), null, TimeSpan.FromSeconds(DropReportSeconds), TimeSpan.FromSeconds(DropReportSeconds));
-        Log.Started(log, ruleSet.Services.Length, ruleSet.Services.Sum(s => s.Destinations.Length), networkInterface.Name,
-            networkInterface.Mac.ToString(), networkInterface.Mtu, _workers.Count, options.Backend.ToString());
+        Log.Started(log, ruleSet.Services.Length, ruleSet.Services.Sum(s => s.Destinations.Length), string.Join(", ", links.Select(l => l.Name)),
+            links[0].Mac.ToString(), links[0].Mtu, _workers.Count, options.Backend.ToString());
     }
 
-    public NetworkInterfaceInfo Interface { get; }
+    /// <summary>The served interfaces, by link index.</summary>
+    public IReadOnlyList<NetworkInterfaceInfo> Links { get; }
+
+    /// <summary>Link 0.</summary>
+    public NetworkInterfaceInfo Interface => Links[0];
     public RuleSet Rules => _state.Rules;
     public NeighborTable Neighbors => _state.Neighbors;
 
-    private static IEnumerable<uint> RealServerAddresses(RuleSet rules) =>
-        rules.Services.SelectMany(s => s.Destinations).Where(d => d.Method == ForwardingMethod.Route).Select(d => d.Address);
-
     /// <summary>
-    /// Applies a new, already validated rule set: the kernel guard first (so a new VIP:port is never answered by the
-    /// kernel), then the filters, then the rules the workers read. Throws when nft refuses; nothing is changed then.
+    /// Applies a new, already validated rule set: the kernel guards first (so a new VIP:port is never answered by the
+    /// kernel), then the filters and the steering program, then the rules the workers read. Throws when nft refuses;
+    /// nothing is changed then (a guard already replaced on an earlier link is put back).
     /// </summary>
     public void Reload(RuleSetSpec rules)
     {
@@ -127,18 +179,42 @@ public sealed class DataPlane : IDisposable
                     throw new ArgumentException($"Scheduler '{service.Scheduler}' is not implemented.", nameof(rules));
                 }
             }
-            _guard?.Apply(rules);
             RuleSet previous = _state.Rules;
+            for (int i = 0; i < _guards.Count; i++)
+            {
+                try
+                {
+                    _guards[i].Apply(rules);
+                }
+                catch (InvalidOperationException)
+                {
+                    for (int j = 0; j < i; j++)
+                    {
+                        _guards[j].Apply(previous.Spec);
+                    }
+                    throw;
+                }
+            }
             RuleSet next = RuleSet.Build(rules, previous);
-            uint[] vips = next.VirtualAddresses.ToArray();
-            if (!vips.AsSpan().SequenceEqual(previous.VirtualAddresses))
+            var traffic = TrafficSelection.From(next, _ownAddresses);
+            if (!traffic.SameAs(_traffic))
             {
                 foreach (IFrameWorker worker in _workers)
                 {
-                    worker.UpdateVirtualAddresses(vips);
+                    worker.UpdateTraffic(traffic);
+                }
+                _traffic = traffic;
+            }
+            if (_steering is not null)
+            {
+                ClassicBpfProgram steering = FanoutSteering.Build(next.VirtualAddresses.ToArray(), _workers.Count, RuleSetTraffic.ClientMask(rules));
+                if (!steering.Instructions.SequenceEqual(_steering.Instructions) && _workers.FirstOrDefault() is AfPacketWorker first)
+                {
+                    first.ReplaceFanoutProgram(steering); // one member's call replaces the program of the whole group
+                    _steering = steering;
                 }
             }
-            _resolver.SetWanted(RealServerAddresses(next));
+            _resolver.SetWanted(RuleSetTraffic.RealServers(rules));
             _state.Rules = next;
             Log.RulesApplied(_log, string.Create(CultureInfo.InvariantCulture,
                 $"{next.Services.Length} service(s), {next.Services.Sum(s => s.Destinations.Length)} real server(s)"));
@@ -254,7 +330,10 @@ public sealed class DataPlane : IDisposable
             worker.Dispose();
         }
         _resolver?.Dispose();
-        _guard?.Dispose();
+        foreach (NftablesGuard guard in _guards)
+        {
+            guard.Dispose();
+        }
     }
 
     public void Dispose()

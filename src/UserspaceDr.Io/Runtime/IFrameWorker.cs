@@ -12,7 +12,7 @@ public interface IFrameWorker : IDisposable
 
     int LastTransmitErrno { get; }
 
-    /// <summary>Frames the kernel dropped because the receive ring was full (the worker fell behind), so far.</summary>
+    /// <summary>Frames the kernel dropped because a receive ring was full (the worker fell behind), so far, all links together.</summary>
     long RingDrops { get; }
 
     /// <summary>Connections the worker's table holds now.</summary>
@@ -26,6 +26,6 @@ public interface IFrameWorker : IDisposable
 
     void Start();
 
-    /// <summary>The VIP set changed: narrow or widen what the kernel hands this worker.</summary>
-    void UpdateVirtualAddresses(IReadOnlyCollection<uint> virtualAddresses);
+    /// <summary>The rule set's addresses changed: narrow or widen what the kernel hands this worker.</summary>
+    void UpdateTraffic(TrafficSelection traffic);
 }

@@ -43,4 +43,13 @@ public static partial class Log
 
     [LoggerMessage(EventId = 11, Level = LogLevel.Warning, Message = "transmit errors in the last {Seconds} s: {Count} (last errno {Errno})")]
     public static partial void TransmitErrors(ILogger logger, long count, int seconds, int errno);
+
+    [LoggerMessage(EventId = 14, Level = LogLevel.Warning, Message = "real server {Address} is unreachable through udr's links, its frames are counted as neighbor-unresolved: {Problem}")]
+    public static partial void RouteUnusable(ILogger logger, string address, string problem);
+
+    [LoggerMessage(EventId = 15, Level = LogLevel.Information, Message = "route to {Address} changed: {Before} -> {After}")]
+    public static partial void RouteChanged(ILogger logger, string address, string before, string after);
+
+    [LoggerMessage(EventId = 16, Level = LogLevel.Information, Message = "link {Link}: {Interface} ({Mac}, MTU {Mtu}, address {Address})")]
+    public static partial void LinkServed(ILogger logger, int link, string @interface, string mac, int mtu, string address);
 }

@@ -8,45 +8,95 @@ using UserspaceDr.Io.AfPacket;
 namespace UserspaceDr.Io.Runtime;
 
 /// <summary>
-/// Learns and keeps fresh the MACs of the real servers udr sends to. Seeds from the kernel's neighbour table
-/// (/proc/net/arp), then speaks ARP itself on its own small ring: it asks for every wanted address that is not
-/// resolved (each second) and re-asks for resolved ones (every 30 s), and learns from any ARP frame whose sender is
-/// a wanted address (so a real server's gratuitous ARP after a NIC swap is picked up at once). Each change publishes
-/// a new immutable <see cref="NeighborTable"/>; until an address resolves, frames for it are counted as
-/// neighbor-unresolved, never sent to a wrong MAC.
+/// Decides and keeps fresh how udr reaches each real server, on every link it serves:
+/// <list type="number">
+/// <item>the route: the kernel's routing table (<see cref="KernelRoute"/>, `ip -j route get`) says the output
+/// device, the gateway, the preferred source and the MTU. Looked up when the server set changes and every
+/// <see cref="RouteRefreshMs"/>, on this resolver's own thread (never on the data path);</item>
+/// <item>the neighbour's MAC (the gateway's, else the server's): seeded from /proc/net/arp, then udr speaks ARP
+/// itself on a small ring per link: it asks for every wanted neighbour that is not resolved (each second), re-asks
+/// resolved ones (every 30 s), and learns from any ARP frame whose sender is a wanted neighbour of that link (a
+/// gratuitous ARP after a NIC swap is picked up at once).</item>
+/// </list>
+/// Each change publishes a new immutable <see cref="NeighborTable"/> of <see cref="NextHop"/>s; until a server's
+/// route and neighbour resolve, frames for it are counted as neighbor-unresolved, never sent to a wrong MAC.
 /// </summary>
+/// <remarks>
+/// The thread is created by <see cref="Start"/> and inherits the caller's network namespace, so the `ip` processes it
+/// starts ask the right routing table (timers on pool threads would not).
+/// </remarks>
 public sealed class NeighborResolver : IDisposable
 {
     private const int RetryUnresolvedMs = 1000;
     private const int RefreshResolvedMs = 30_000;
 
-    private readonly NetworkInterfaceInfo _interface;
+    /// <summary>How often routes are looked up again, so that a changed route or MTU is picked up.</summary>
+    public const int RouteRefreshMs = 30_000;
+
+    private readonly IReadOnlyList<NetworkInterfaceInfo> _links;
     private readonly Action<NeighborTable> _publish;
     private readonly ILogger _log;
-    private readonly PacketRxRing _arpRing;
+    private readonly Func<uint, (KernelRoute? Route, string? Error)> _lookupRoute;
+    private readonly PacketRxRing[] _arpRings;
     private readonly PacketTxBatch _arpTx;
+    private readonly int[] _interfaceIndexes;
     private readonly byte[] _request = GC.AllocateArray<byte>(64, pinned: true);
-    private readonly Dictionary<uint, long> _lastAsked = [];
+    private readonly Dictionary<(byte Link, uint Address), MacAddress> _macs = [];
+    private readonly Dictionary<(byte Link, uint Address), long> _lastAsked = [];
     private readonly Dictionary<uint, long> _lastFailureLog = [];
+    private readonly Dictionary<uint, string> _lastRouteProblem = [];
+    private Dictionary<uint, ServerRoute> _routes = [];
     private uint[] _wanted = [];
+    private int _wantedVersion;
+    private int _routedVersion = -1;
+    private long _nextRouteRefresh;
     private NeighborTable _table = NeighborTable.Empty;
     private Thread? _thread;
     private volatile bool _stopping;
 
-    public NeighborResolver(NetworkInterfaceInfo networkInterface, Action<NeighborTable> publish, ILogger log)
+    /// <param name="links">The served interfaces, by link index.</param>
+    /// <param name="lookupRoute">Route source (default: <see cref="KernelRoute.Lookup"/>); tests pass their own.</param>
+    public NeighborResolver(IReadOnlyList<NetworkInterfaceInfo> links, Action<NeighborTable> publish, ILogger log,
+        Func<uint, (KernelRoute? Route, string? Error)>? lookupRoute = null)
     {
-        ArgumentNullException.ThrowIfNull(networkInterface);
-        _interface = networkInterface;
+        ArgumentNullException.ThrowIfNull(links);
+        if (links.Count == 0)
+        {
+            throw new ArgumentException("at least one link", nameof(links));
+        }
+        _links = links;
         _publish = publish;
         _log = log;
-        _arpRing = new PacketRxRing(new PacketRxRingOptions(networkInterface.Name)
+        _lookupRoute = lookupRoute ?? (address => (KernelRoute.Lookup(address, out string? error), error));
+        _arpRings = new PacketRxRing[links.Count];
+        _interfaceIndexes = new int[links.Count];
+        try
         {
-            BlockSize = 1 << 16,
-            BlockCount = 2,
-            RetireTimeoutMs = 10,
-            Filter = ArpOnly,
-        });
-        _arpTx = new PacketTxBatch(new PacketTxBatchOptions(networkInterface.Name) { Capacity = 16 });
+            for (int i = 0; i < links.Count; i++)
+            {
+                _arpRings[i] = new PacketRxRing(new PacketRxRingOptions(links[i].Name)
+                {
+                    BlockSize = 1 << 16,
+                    BlockCount = 2,
+                    RetireTimeoutMs = 10,
+                    Filter = ArpOnly,
+                });
+                _interfaceIndexes[i] = _arpRings[i].InterfaceIndex;
+            }
+            // Unbound: every request names its link (sockaddr_ll per message).
+            _arpTx = new PacketTxBatch(new PacketTxBatchOptions(null) { Capacity = 16 });
+        }
+        catch
+        {
+            Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>One interface: the single-link case.</summary>
+    public NeighborResolver(NetworkInterfaceInfo networkInterface, Action<NeighborTable> publish, ILogger log)
+        : this([networkInterface], publish, log)
+    {
     }
 
     /// <summary>ldh [12]; jeq #0x0806 → accept; else drop.</summary>
@@ -59,8 +109,18 @@ public sealed class NeighborResolver : IDisposable
 
     public NeighborTable Current => Volatile.Read(ref _table);
 
-    /// <summary>Sets the addresses to resolve (the real servers of the rule set in force).</summary>
-    public void SetWanted(IEnumerable<uint> addresses) => Volatile.Write(ref _wanted, [.. addresses.Distinct()]);
+    /// <summary>
+    /// Sets the servers to reach (the real servers of the rule set in force). Their routes are looked up again on the
+    /// resolver's thread within a moment.
+    /// </summary>
+    public void SetWanted(IEnumerable<uint> addresses)
+    {
+        Volatile.Write(ref _wanted, [.. addresses.Distinct()]);
+        Interlocked.Increment(ref _wantedVersion);
+    }
+
+    /// <summary>Looks every route up again at the next turn (e.g. after a route change the operator knows of).</summary>
+    public void RefreshRoutes() => Interlocked.Increment(ref _wantedVersion);
 
     public void Start()
     {
@@ -69,14 +129,15 @@ public sealed class NeighborResolver : IDisposable
         _thread.Start();
     }
 
-    /// <summary>Waits until every wanted address is resolved, or the timeout passes; true when all are.</summary>
+    /// <summary>Waits until every wanted server is resolved, or the timeout passes; true when all are.</summary>
     public bool WaitResolved(TimeSpan timeout)
     {
         long deadline = Environment.TickCount64 + (long)timeout.TotalMilliseconds;
         while (Environment.TickCount64 < deadline)
         {
             NeighborTable table = Current;
-            if (Volatile.Read(ref _wanted).All(a => table.TryGet(a, out _)))
+            if (Volatile.Read(ref _routedVersion) == Volatile.Read(ref _wantedVersion) &&
+                Volatile.Read(ref _wanted).All(a => table.TryGet(a, out _)))
             {
                 return true;
             }
@@ -87,17 +148,23 @@ public sealed class NeighborResolver : IDisposable
 
     private void SeedFromKernel()
     {
-        var entries = new Dictionary<uint, MacAddress>();
         try
         {
             // IP address  HW type  Flags  HW address  Mask  Device; flags 0x2 = complete.
             foreach (string line in File.ReadLines("/proc/net/arp").Skip(1))
             {
                 string[] f = line.Split(' ', StringSplitOptions.RemoveEmptyEntries);
-                if (f.Length >= 6 && f[5] == _interface.Name && f[2] == "0x2" &&
-                    Ipv4Address.TryParse(f[0], out uint address) && MacAddress.TryParse(f[3], out MacAddress mac) && mac != MacAddress.Zero)
+                if (f.Length < 6 || f[2] != "0x2" || !Ipv4Address.TryParse(f[0], out uint address) ||
+                    !MacAddress.TryParse(f[3], out MacAddress mac) || mac == MacAddress.Zero)
                 {
-                    entries[address] = mac;
+                    continue;
+                }
+                for (int i = 0; i < _links.Count; i++)
+                {
+                    if (_links[i].Name == f[5])
+                    {
+                        _macs[((byte)i, address)] = mac;
+                    }
                 }
             }
         }
@@ -105,16 +172,6 @@ public sealed class NeighborResolver : IDisposable
         {
             // No procfs view: ARP alone will do.
         }
-        if (entries.Count > 0)
-        {
-            Update(new NeighborTable(entries));
-        }
-    }
-
-    private void Update(NeighborTable table)
-    {
-        Volatile.Write(ref _table, table);
-        _publish(table);
     }
 
     private void Run()
@@ -123,13 +180,30 @@ public sealed class NeighborResolver : IDisposable
         {
             try
             {
-                if (_arpRing.WaitForBlock(100))
+                long now = Environment.TickCount64;
+                int version = Volatile.Read(ref _wantedVersion);
+                if (version != _routedVersion || now >= _nextRouteRefresh)
                 {
-                    foreach (RxFrame frame in _arpRing.CurrentBlockFrames)
+                    ResolveRoutes(now);
+                    Volatile.Write(ref _routedVersion, version);
+                }
+                bool any = false;
+                for (int i = 0; i < _arpRings.Length; i++)
+                {
+                    PacketRxRing ring = _arpRings[i];
+                    if (ring.TryHoldBatch())
                     {
-                        Learn(frame.Bytes);
+                        any = true;
+                        foreach (RxFrame frame in ring.CurrentBlockFrames)
+                        {
+                            Learn((byte)i, frame.Bytes);
+                        }
+                        ring.ReleaseBlock();
                     }
-                    _arpRing.ReleaseBlock();
+                }
+                if (!any)
+                {
+                    PacketRxRing.PollAny(_arpRings, 100);
                 }
                 AskWhereNeeded(Environment.TickCount64);
             }
@@ -141,7 +215,61 @@ public sealed class NeighborResolver : IDisposable
         }
     }
 
-    private void Learn(Span<byte> frame)
+    /// <summary>Looks up the route of every wanted server and publishes the table that follows.</summary>
+    private void ResolveRoutes(long now)
+    {
+        var routes = new Dictionary<uint, ServerRoute>();
+        foreach (uint server in Volatile.Read(ref _wanted))
+        {
+            (KernelRoute? route, string? error) = _lookupRoute(server);
+            string? problem = error;
+            if (route is not null && ServerRoute.From(server, route, _links, out problem) is { } resolved)
+            {
+                routes[server] = resolved;
+                if (_routes.TryGetValue(server, out ServerRoute before) && before != resolved)
+                {
+                    Log.RouteChanged(_log, Ipv4Address.Format(server), Describe(before), Describe(resolved));
+                }
+                _lastRouteProblem.Remove(server);
+                continue;
+            }
+            problem ??= "no route";
+            if (!_lastRouteProblem.TryGetValue(server, out string? logged) || logged != problem)
+            {
+                _lastRouteProblem[server] = problem;
+                Log.RouteUnusable(_log, Ipv4Address.Format(server), problem);
+            }
+        }
+        _routes = routes;
+        _nextRouteRefresh = now + RouteRefreshMs;
+        Publish();
+    }
+
+    private string Describe(ServerRoute route) => string.Create(CultureInfo.InvariantCulture,
+        $"{_links[route.Link].Name} via {Ipv4Address.Format(route.Neighbor)} src {Ipv4Address.Format(route.Source)} mtu {route.Mtu}");
+
+    /// <summary>Builds the table from the routes and the MACs known so far; publishes it when it differs.</summary>
+    private void Publish()
+    {
+        var hops = new Dictionary<uint, NextHop>();
+        foreach ((uint server, ServerRoute route) in _routes)
+        {
+            if (_macs.TryGetValue((route.Link, route.Neighbor), out MacAddress mac))
+            {
+                hops[server] = new NextHop(mac, route.Link, route.Source, route.Mtu);
+            }
+        }
+        NeighborTable current = Current;
+        if (hops.Count == current.Hops.Count && hops.All(h => current.Hops.TryGetValue(h.Key, out NextHop known) && known == h.Value))
+        {
+            return;
+        }
+        var table = new NeighborTable(hops);
+        Volatile.Write(ref _table, table);
+        _publish(table);
+    }
+
+    private void Learn(byte link, Span<byte> frame)
     {
         if (!EthernetFrame.TryParse(frame, out EthernetFrame ethernet) || ethernet.EtherType != EtherTypes.Arp ||
             !ArpPacket.TryCreate(ethernet.Payload, out ArpPacket arp))
@@ -150,58 +278,69 @@ public sealed class NeighborResolver : IDisposable
         }
         uint sender = arp.SenderAddress;
         MacAddress mac = arp.SenderMac;
-        if (mac == MacAddress.Zero || (mac.Value & 0x0100_0000_0000) != 0 || !Volatile.Read(ref _wanted).Contains(sender))
+        if (mac == MacAddress.Zero || (mac.Value & 0x0100_0000_0000) != 0 || !IsWantedNeighbor(link, sender))
         {
             return;
         }
-        NeighborTable table = Current;
-        if (table.TryGet(sender, out NextHop known) && known.Mac == mac)
+        _macs.TryGetValue((link, sender), out MacAddress known);
+        if (known == mac)
         {
             return;
         }
-        string address = Ipv4Address.Format(sender);
-        string what = known.Mac == MacAddress.Zero ? "resolved" : $"changed from {known.Mac}";
-        string macText = mac.ToString();
-        Log.NeighborLearned(_log, address, macText, what);
-        Update(table.With(sender, mac));
+        _macs[(link, sender)] = mac;
+        string what = known == MacAddress.Zero ? "resolved" : $"changed from {known}";
+        Log.NeighborLearned(_log, Ipv4Address.Format(sender), mac.ToString(), what + " on " + _links[link].Name);
+        Publish();
+    }
+
+    private bool IsWantedNeighbor(byte link, uint address)
+    {
+        foreach (ServerRoute route in _routes.Values)
+        {
+            if (route.Link == link && route.Neighbor == address)
+            {
+                return true;
+            }
+        }
+        return false;
     }
 
     private void AskWhereNeeded(long now)
     {
-        NeighborTable table = Current;
-        foreach (uint address in Volatile.Read(ref _wanted))
+        foreach ((uint server, ServerRoute route) in _routes)
         {
-            bool resolved = table.TryGet(address, out _);
-            _lastAsked.TryGetValue(address, out long last);
+            var key = (route.Link, route.Neighbor);
+            bool resolved = _macs.ContainsKey(key);
+            _lastAsked.TryGetValue(key, out long last);
             if (now - last < (resolved ? RefreshResolvedMs : RetryUnresolvedMs))
             {
                 continue;
             }
-            _lastAsked[address] = now;
-            uint? source = _interface.SourceAddressFor(address);
+            _lastAsked[key] = now;
+            NetworkInterfaceInfo link = _links[route.Link];
+            uint? source = route.Source != 0 && link.Addresses.Any(a => a.Address == route.Source)
+                ? route.Source
+                : link.SourceAddressFor(route.Neighbor);
             if (source is null)
             {
                 continue;
             }
-            SendRequest(source.Value, address);
-            if (!resolved && last != 0 && (!_lastFailureLog.TryGetValue(address, out long logged) || now - logged > 30_000))
+            SendRequest(route.Link, source.Value, route.Neighbor);
+            if (!resolved && last != 0 && (!_lastFailureLog.TryGetValue(server, out long logged) || now - logged > 30_000))
             {
-                _lastFailureLog[address] = now;
-                Log.NeighborUnresolved(_log, Ipv4Address.Format(address), _interface.Name);
+                _lastFailureLog[server] = now;
+                Log.NeighborUnresolved(_log, Ipv4Address.Format(route.Neighbor), link.Name);
             }
-        }
-        if (_arpTx.Count > 0)
-        {
-            _arpTx.Flush();
         }
     }
 
-    private unsafe void SendRequest(uint source, uint target)
+    private unsafe void SendRequest(byte link, uint source, uint target)
     {
+        MacAddress localMac = _links[link].Mac;
         Span<byte> frame = _request.AsSpan(0, 60);
         frame.Clear();
         MacAddress.Broadcast.Write(frame);
-        _interface.Mac.Write(frame[6..]);
+        localMac.Write(frame[6..]);
         BinaryPrimitives.WriteUInt16BigEndian(frame[12..], EtherTypes.Arp);
         Span<byte> arp = frame[14..];
         BinaryPrimitives.WriteUInt16BigEndian(arp, 1);
@@ -209,12 +348,12 @@ public sealed class NeighborResolver : IDisposable
         arp[4] = 6;
         arp[5] = 4;
         BinaryPrimitives.WriteUInt16BigEndian(arp[6..], ArpOperation.Request);
-        _interface.Mac.Write(arp[8..]);
+        localMac.Write(arp[8..]);
         BinaryPrimitives.WriteUInt32BigEndian(arp[14..], source);
         BinaryPrimitives.WriteUInt32BigEndian(arp[24..], target);
         fixed (byte* start = _request)
         {
-            _arpTx.Add(start, 60);
+            _arpTx.Add(start, 60, _interfaceIndexes[link]);
             _arpTx.Flush(); // one request at a time: the buffer is reused
         }
     }
@@ -223,9 +362,13 @@ public sealed class NeighborResolver : IDisposable
     {
         _stopping = true;
         _thread?.Join(TimeSpan.FromSeconds(2));
-        _arpRing.Dispose();
-        _arpTx.Dispose();
+        foreach (PacketRxRing? ring in _arpRings)
+        {
+            ring?.Dispose();
+        }
+        _arpTx?.Dispose();
     }
 
-    public override string ToString() => string.Create(CultureInfo.InvariantCulture, $"resolver on {_interface.Name}");
+    public override string ToString() =>
+        string.Create(CultureInfo.InvariantCulture, $"resolver on {string.Join(", ", _links.Select(l => l.Name))}");
 }

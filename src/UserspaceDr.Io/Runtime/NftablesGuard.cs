@@ -9,19 +9,26 @@ namespace UserspaceDr.Io.Runtime;
 /// <summary>
 /// Keeps the balancer's own kernel from answering service traffic (a RST or port-unreachable from the director
 /// breaks every flow). An nftables netdev ingress chain drops VIP:port frames for the kernel; AF_PACKET ETH_P_ALL
-/// sockets see frames before that hook, so udr still receives them. ARP and ping for the VIP are left alone.
+/// sockets see frames before that hook (the taps run in __netif_receive_skb_core before the ingress hook), so udr
+/// still receives them. ARP and ping for the VIP are left alone. It also drops, for the kernel only, what udr
+/// handles as NAT replies: TCP, UDP and ICMP from a NAT real server that is not addressed to the balancer's own
+/// addresses (a forwarding kernel would otherwise send the un-translated reply on to the client, which answers with
+/// a RST). The balancer's own traffic with the servers (health checks, ssh, ping) is addressed to it and passes.
 /// One table per interface, named udr_IFNAME; replaced atomically on reload, deleted on exit, and deleted first
 /// if a crashed run left it behind.
 /// </summary>
 public sealed class NftablesGuard : IDisposable
 {
     private readonly string _interfaceName;
+    private readonly uint[] _ownAddresses;
     private bool _installed;
     private string? _appliedScript;
 
-    public NftablesGuard(string interfaceName)
+    /// <param name="ownAddresses">The balancer's own addresses (every served link's): traffic to them stays the kernel's.</param>
+    public NftablesGuard(string interfaceName, IEnumerable<uint>? ownAddresses = null)
     {
         _interfaceName = interfaceName;
+        _ownAddresses = [.. (ownAddresses ?? []).Distinct().Order()];
         TableName = "udr_" + new string(interfaceName.Select(c => char.IsAsciiLetterOrDigit(c) ? c : '_').ToArray());
     }
 
@@ -56,6 +63,13 @@ public sealed class NftablesGuard : IDisposable
         {
             // Later fragments carry no ports; the kernel would reassemble them and answer for the datagram.
             script.AppendLine(CultureInfo.InvariantCulture, $"    ip daddr {Ipv4Address.Format(vip)} ip frag-off & 0x1fff != 0 meta l4proto {{ tcp, udp }} drop");
+        }
+        uint[] natServers = [.. RuleSetTraffic.NatServers(rules).Order()];
+        if (natServers.Length > 0)
+        {
+            string sources = string.Join(", ", natServers.Select(Ipv4Address.Format));
+            string notOwn = _ownAddresses.Length == 0 ? "" : $" ip daddr != {{ {string.Join(", ", _ownAddresses.Select(Ipv4Address.Format))} }}";
+            script.AppendLine(CultureInfo.InvariantCulture, $"    ip saddr {{ {sources} }}{notOwn} meta l4proto {{ tcp, udp, icmp }} drop");
         }
         script.AppendLine("  }");
         script.AppendLine("}");

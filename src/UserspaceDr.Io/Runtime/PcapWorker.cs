@@ -9,53 +9,82 @@ using UserspaceDr.Core.Stats;
 namespace UserspaceDr.Io.Runtime;
 
 /// <summary>
-/// The portable path: the same engine over libpcap (SharpPcap's live device). One worker, one send() per frame
-/// (SharpPcap's SendPacket), a copy per frame out of libpcap's buffer: slower than the AF_PACKET ring, but it runs
-/// wherever libpcap does. libpcap gives no checksum-offload status, so frames are marked "checksum unknown" and
-/// the engine finishes a TCP/UDP checksum that still holds only the pseudo-header seed (what offload leaves behind).
-/// GSO super-frames larger than the link MTU cannot be re-emitted through libpcap as they are: TCP ones are segmented
-/// in software (the AF_PACKET backend hands them back to the kernel with a virtio_net_hdr instead).
+/// The portable path: the same engine over libpcap (SharpPcap's live devices, one per served link). One worker, one
+/// send() per frame (SharpPcap's SendPacket), a copy per frame out of libpcap's buffer into a buffer with headroom:
+/// slower than the AF_PACKET ring, but it runs wherever libpcap does. libpcap gives no checksum-offload status, so
+/// frames are marked "checksum unknown" and the engine finishes a TCP/UDP checksum that still holds only the
+/// pseudo-header seed (what offload leaves behind). GSO super-frames larger than the link MTU cannot be re-emitted
+/// through libpcap as they are: TCP ones are segmented in software (before the engine when tunnel servers are in
+/// the rules, since an encapsulated super-frame cannot be segmented after; after it otherwise). With several links
+/// the devices are read without blocking, in turn, with a 1 ms nap when all are idle: correctness over speed.
 /// </summary>
 public sealed class PcapWorker : IFrameWorker
 {
-    private readonly LibPcapLiveDevice _device;
+    private readonly LibPcapLiveDevice[] _devices;
     private readonly DataPlaneState _state;
     private readonly ILogger _log;
     private readonly ForwardingEngine _engine;
-    private readonly byte[] _frame = new byte[65_536 + 64];
+    private readonly byte[] _frame = new byte[FrameBuffer.RecommendedHeadroom + 65_536 + 64];
     private readonly byte[] _reply = new byte[ReplyBuilder.MaxReplyLength];
+    private readonly byte[] _overflow;
     private readonly byte[] _segment = new byte[65_536];
-    private readonly int _mtu;
+    private readonly byte[] _inbound = new byte[65_536 + 64];
+    private readonly int[] _mtus;
     private readonly int _expiryBudget;
     private readonly ConnectionSnapshotSlot _snapshots = new();
     private Thread? _thread;
     private volatile bool _stopping;
     private long _transmitErrors;
 
-    public PcapWorker(string interfaceName, int mtu, DataPlaneState state, EngineOptions options, int maxConnections,
-        IReadOnlyCollection<uint> virtualAddresses, ILogger log)
+    public PcapWorker(IReadOnlyList<NetworkInterfaceInfo> links, DataPlaneState state, EngineOptions options, int maxConnections,
+        TrafficSelection traffic, ILogger log)
     {
+        ArgumentNullException.ThrowIfNull(links);
         ArgumentNullException.ThrowIfNull(state);
-        _mtu = mtu;
+        ArgumentNullException.ThrowIfNull(traffic);
+        _mtus = [.. links.Select(l => l.Mtu)];
+        _overflow = new byte[_mtus.Max() + 64];
         _state = state;
         _log = log;
         var table = new ConnectionTable(maxConnections);
         _engine = new ForwardingEngine(options, table);
         _expiryBudget = Math.Max(1024, table.SlotCount / 20);
-        _device = LibPcapLiveDeviceList.New().FirstOrDefault(d => d.Name == interfaceName)
-            ?? throw new InvalidOperationException($"libpcap does not know interface {interfaceName}");
-        _device.Open(new DeviceConfiguration
+        _devices = new LibPcapLiveDevice[links.Count];
+        try
         {
-            Mode = DeviceModes.None,
-            ReadTimeout = 100,
-            Snaplen = 65_536,
-            Immediate = true,
-            // Immediate mode makes libpcap use TPACKET_V2: one fixed slot per frame, sized for the snap length (about
-            // 64 KiB), so libpcap's default 2 MiB buffer holds only ~32 frames and a burst beyond that is dropped by
-            // the kernel, uncounted. 32 MiB gives ~500 slots.
-            BufferSize = 32 << 20,
-        });
-        _device.Filter = Filter(virtualAddresses);
+            for (int i = 0; i < links.Count; i++)
+            {
+                string name = links[i].Name;
+                LibPcapLiveDevice device = LibPcapLiveDeviceList.New().FirstOrDefault(d => d.Name == name)
+                    ?? throw new InvalidOperationException($"libpcap does not know interface {name}");
+                device.Open(new DeviceConfiguration
+                {
+                    Mode = DeviceModes.None,
+                    ReadTimeout = links.Count == 1 ? 100 : 1,
+                    Snaplen = 65_536,
+                    Immediate = true,
+                    // Immediate mode makes libpcap use TPACKET_V2: one fixed slot per frame, sized for the snap length
+                    // (about 64 KiB), so libpcap's default 2 MiB buffer holds only ~32 frames and a burst beyond that
+                    // is dropped by the kernel, uncounted. 32 MiB gives ~500 slots.
+                    BufferSize = 32 << 20,
+                });
+                _devices[i] = device;
+                if (links.Count > 1)
+                {
+                    device.NonBlockingMode = true;
+                }
+                device.Filter = Filter(traffic);
+            }
+        }
+        catch
+        {
+            foreach (LibPcapLiveDevice? device in _devices)
+            {
+                device?.Close();
+                device?.Dispose();
+            }
+            throw;
+        }
     }
 
     public WorkerCounters Counters => _engine.Counters;
@@ -63,7 +92,7 @@ public sealed class PcapWorker : IFrameWorker
     public int LastTransmitErrno => 0;
     public int Connections => _engine.Connections.Count;
     public int ConnectionCapacity => _engine.Connections.Capacity;
-    /// <summary>Frames libpcap's buffer had no room for (pcap_stats ps_drop), read by the worker on its housekeeping tick.</summary>
+    /// <summary>Frames libpcap's buffers had no room for (pcap_stats ps_drop), read by the worker on its housekeeping tick.</summary>
     public long RingDrops => Interlocked.Read(ref _ringDrops);
 
     private long _ringDrops;
@@ -72,18 +101,42 @@ public sealed class PcapWorker : IFrameWorker
     private const int HousekeepingIntervalMs = 100;
     public ConnectionSnapshotSlot Snapshots => _snapshots;
 
-    /// <summary>The same traffic as the AF_PACKET filter: ARP, and IPv4 to a VIP (also with one VLAN tag).</summary>
-    private static string Filter(IReadOnlyCollection<uint> virtualAddresses)
+    /// <summary>
+    /// The same traffic as the AF_PACKET filter: ARP, IPv4 to a VIP, TCP/UDP/ICMP from a NAT real server, ICMP to the
+    /// balancer's own addresses (also with one VLAN tag).
+    /// </summary>
+    public static string Filter(TrafficSelection traffic)
     {
-        if (virtualAddresses.Count == 0)
+        ArgumentNullException.ThrowIfNull(traffic);
+        var terms = new List<string>();
+        if (traffic.VirtualAddresses.Count > 0)
+        {
+            terms.Add("(" + string.Join(" or ", traffic.VirtualAddresses.Select(a => "dst host " + Ipv4Address.Format(a))) + ")");
+        }
+        if (traffic.NatServers.Count > 0)
+        {
+            terms.Add("((" + string.Join(" or ", traffic.NatServers.Select(a => "src host " + Ipv4Address.Format(a))) + ") and (tcp or udp or icmp))");
+        }
+        if (traffic.OwnAddresses.Count > 0)
+        {
+            terms.Add("(icmp and (" + string.Join(" or ", traffic.OwnAddresses.Select(a => "dst host " + Ipv4Address.Format(a))) + "))");
+        }
+        if (terms.Count == 0)
         {
             return "arp";
         }
-        string hosts = string.Join(" or ", virtualAddresses.Select(a => "dst host " + Ipv4Address.Format(a)));
-        return $"arp or (ip and ({hosts})) or (vlan and (arp or (ip and ({hosts}))))";
+        string ip = "(ip and (" + string.Join(" or ", terms) + "))";
+        return $"arp or {ip} or (vlan and (arp or {ip}))";
     }
 
-    public void UpdateVirtualAddresses(IReadOnlyCollection<uint> virtualAddresses) => _device.Filter = Filter(virtualAddresses);
+    public void UpdateTraffic(TrafficSelection traffic)
+    {
+        string filter = Filter(traffic);
+        foreach (LibPcapLiveDevice device in _devices)
+        {
+            device.Filter = filter;
+        }
+    }
 
     public void Start()
     {
@@ -114,38 +167,86 @@ public sealed class PcapWorker : IFrameWorker
         while (!_stopping)
         {
             long now = Environment.TickCount64;
-            GetPacketStatus status = _device.GetNextPacket(out PacketCapture capture);
-            if (status == GetPacketStatus.PacketRead)
+            bool any = false;
+            for (int link = 0; link < _devices.Length; link++)
             {
-                _state.ApplyTo(engine);
-                ReadOnlySpan<byte> data = capture.Data;
-                if (data.Length <= _frame.Length)
+                LibPcapLiveDevice device = _devices[link];
+                GetPacketStatus status = device.GetNextPacket(out PacketCapture capture);
+                if (status == GetPacketStatus.PacketRead)
                 {
-                    Span<byte> frame = _frame.AsSpan(0, data.Length);
-                    data.CopyTo(frame);
-                    Verdict verdict = engine.Process(frame, FrameFlags.ChecksumUnknown, now, _reply, out int replyLength);
-                    if (verdict == Verdict.Transmit)
+                    any = true;
+                    _state.ApplyTo(engine);
+                    ReadOnlySpan<byte> data = capture.Data;
+                    if (data.Length <= _inbound.Length)
                     {
-                        SendSegmented(frame);
-                    }
-                    else if (verdict == Verdict.Reply)
-                    {
-                        Send(_reply.AsSpan(0, replyLength));
+                        Receive(data, (byte)link, now);
                     }
                 }
+                else if (status == GetPacketStatus.Error)
+                {
+                    throw new InvalidOperationException("libpcap read failed: " + device.LastError);
+                }
             }
-            else if (status == GetPacketStatus.Error)
+            if (!any && _devices.Length > 1)
             {
-                throw new InvalidOperationException("libpcap read failed: " + _device.LastError);
+                Thread.Sleep(1);
             }
             if (now >= nextHousekeeping)
             {
                 engine.ExpireConnections(now, _expiryBudget);
-                ICaptureStatistics statistics = _device.Statistics;
-                Interlocked.Exchange(ref _ringDrops, (long)statistics.DroppedPackets + statistics.InterfaceDroppedPackets);
+                long drops = 0;
+                foreach (LibPcapLiveDevice device in _devices)
+                {
+                    ICaptureStatistics statistics = device.Statistics;
+                    drops += (long)statistics.DroppedPackets + statistics.InterfaceDroppedPackets;
+                }
+                Interlocked.Exchange(ref _ringDrops, drops);
                 nextHousekeeping = now + HousekeepingIntervalMs;
             }
             _snapshots.Serve(engine.Connections); // ipvsadm -L -c: copied between batches, never per frame
+        }
+    }
+
+    private void Receive(ReadOnlySpan<byte> data, byte link, long now)
+    {
+        int linkHeader = data.Length > 13 && data[12] == 0x81 && data[13] == 0x00 ? 18 : 14;
+        if (_engine.Rules.HasTunnel && data.Length > _mtus[link] + linkHeader)
+        {
+            // An encapsulated super-frame could not be cut after the engine: cut it first, each segment with headroom.
+            data.CopyTo(_inbound);
+            ReadOnlySpan<byte> whole = _inbound.AsSpan(0, data.Length);
+            int segments = TcpSegmentation.SegmentCount(whole, _mtus[link], out int payloadPerSegment);
+            if (segments == 0)
+            {
+                Interlocked.Increment(ref _transmitErrors);
+                return;
+            }
+            for (int i = 0; i < segments; i++)
+            {
+                int length = TcpSegmentation.WriteSegment(whole, i, payloadPerSegment, _frame.AsSpan(FrameBuffer.RecommendedHeadroom));
+                Process(length, FrameFlags.None, link, now);
+            }
+            return;
+        }
+        data.CopyTo(_frame.AsSpan(FrameBuffer.RecommendedHeadroom));
+        Process(data.Length, FrameFlags.ChecksumUnknown, link, now);
+    }
+
+    private void Process(int length, FrameFlags flags, byte link, long now)
+    {
+        var packet = new FrameBuffer(_frame, FrameBuffer.RecommendedHeadroom, length, flags, link) { Overflow = _overflow };
+        Verdict verdict = _engine.Process(ref packet, now, _reply, out int replyLength);
+        if (verdict == Verdict.Transmit)
+        {
+            SendSegmented(packet.Frame, packet.Link);
+            if (packet.OverflowLength > 0)
+            {
+                Send(_overflow.AsSpan(0, packet.OverflowLength), packet.Link);
+            }
+        }
+        else if (verdict == Verdict.Reply)
+        {
+            Send(_reply.AsSpan(0, replyLength), link);
         }
     }
 
@@ -153,15 +254,16 @@ public sealed class PcapWorker : IFrameWorker
     /// libpcap hands over GRO/GSO super-frames as they are; they cannot leave as one frame. TCP ones are cut into
     /// MTU-sized segments in software; anything else that does not fit is counted as a transmit error.
     /// </summary>
-    private void SendSegmented(ReadOnlySpan<byte> frame)
+    private void SendSegmented(ReadOnlySpan<byte> frame, byte link)
     {
+        int mtu = link < _mtus.Length ? _mtus[link] : _mtus[0];
         int linkHeader = frame.Length > 13 && frame[12] == 0x81 && frame[13] == 0x00 ? 18 : 14;
-        if (frame.Length <= _mtu + linkHeader)
+        if (frame.Length <= mtu + linkHeader)
         {
-            Send(frame);
+            Send(frame, link);
             return;
         }
-        int segments = TcpSegmentation.SegmentCount(frame, _mtu, out int payloadPerSegment);
+        int segments = TcpSegmentation.SegmentCount(frame, mtu, out int payloadPerSegment);
         if (segments == 0)
         {
             Interlocked.Increment(ref _transmitErrors);
@@ -170,15 +272,15 @@ public sealed class PcapWorker : IFrameWorker
         for (int i = 0; i < segments; i++)
         {
             int length = TcpSegmentation.WriteSegment(frame, i, payloadPerSegment, _segment);
-            Send(_segment.AsSpan(0, length));
+            Send(_segment.AsSpan(0, length), link);
         }
     }
 
-    private void Send(ReadOnlySpan<byte> frame)
+    private void Send(ReadOnlySpan<byte> frame, byte link)
     {
         try
         {
-            _device.SendPacket(frame);
+            _devices[link < _devices.Length ? link : 0].SendPacket(frame);
         }
         catch (PcapException)
         {
@@ -191,7 +293,10 @@ public sealed class PcapWorker : IFrameWorker
         _stopping = true;
         _thread?.Join(TimeSpan.FromSeconds(2));
         _engine.Connections.Clear();
-        _device.Close();
-        _device.Dispose();
+        foreach (LibPcapLiveDevice device in _devices)
+        {
+            device.Close();
+            device.Dispose();
+        }
     }
 }

@@ -52,6 +52,65 @@ public class ServiceTrafficFilterTests
         Assert.That(() => ServiceTrafficFilter.Build([.. many, Vip], []), Throws.ArgumentException);
     }
 
+    private static readonly uint Rip = CapturedFrame.Address("198.19.1.13");
+    private static readonly uint Own = CapturedFrame.Address("198.19.1.1");
+    private static readonly uint Client = CapturedFrame.Address("198.18.0.1");
+    private static readonly ClassicBpfProgram NatFilter = ServiceTrafficFilter.Build([Vip], [], [Rip], [Own]);
+
+    [Test]
+    public void Accepts_tcp_udp_and_icmp_from_a_nat_real_server_untagged_or_tagged()
+    {
+        Assert.Multiple(() =>
+        {
+            foreach (bool tagged in new[] { false, true })
+            {
+                Assert.That(Run(NatFilter, Packet(Rip, Client, IpProtocol.Tcp, tagged)), Is.Not.Zero, $"tcp reply, tagged={tagged}");
+                Assert.That(Run(NatFilter, Packet(Rip, Client, IpProtocol.Udp, tagged)), Is.Not.Zero, $"udp reply, tagged={tagged}");
+                Assert.That(Run(NatFilter, Packet(Rip, Client, IpProtocol.Icmp, tagged)), Is.Not.Zero, $"icmp error, tagged={tagged}");
+                Assert.That(Run(NatFilter, Packet(Client, Vip, IpProtocol.Tcp, tagged)), Is.Not.Zero, $"request, tagged={tagged}");
+            }
+        });
+    }
+
+    [Test]
+    public void Drops_other_protocols_from_a_real_server_and_traffic_from_other_sources()
+    {
+        Assert.Multiple(() =>
+        {
+            Assert.That(Run(NatFilter, Packet(Rip, Client, 47 /* GRE */, tagged: false)), Is.Zero);
+            Assert.That(Run(NatFilter, Packet(Other, Client, IpProtocol.Tcp, tagged: false)), Is.Zero);
+            Assert.That(Run(NatFilter, Packet(Client, Rip, IpProtocol.Tcp, tagged: false)), Is.Zero, "to a real server, not from one");
+            Assert.That(Run(Filter, Packet(Rip, Client, IpProtocol.Tcp, tagged: false)), Is.Zero, "no NAT servers: no source chain");
+        });
+    }
+
+    [Test]
+    public void Accepts_only_icmp_to_the_balancers_own_addresses()
+    {
+        Assert.Multiple(() =>
+        {
+            Assert.That(Run(NatFilter, Packet(Other, Own, IpProtocol.Icmp, tagged: false)), Is.Not.Zero);
+            Assert.That(Run(NatFilter, Packet(Other, Own, IpProtocol.Icmp, tagged: true)), Is.Not.Zero);
+            Assert.That(Run(NatFilter, Packet(Other, Own, IpProtocol.Tcp, tagged: false)), Is.Zero, "the balancer's own TCP is the kernel's");
+            Assert.That(Run(NatFilter, Packet(Other, Own, IpProtocol.Udp, tagged: false)), Is.Zero);
+        });
+    }
+
+    [Test]
+    public void Full_lists_of_every_kind_still_fit_the_jump_range()
+    {
+        uint[] Many(string base_) => [.. Enumerable.Range(1, ServiceTrafficFilter.MaxDestinations).Select(i => CapturedFrame.Address(base_) + (uint)i)];
+        uint[] vips = Many("198.18.10.0"), rips = Many("198.18.20.0"), own = Many("198.18.30.0");
+        ClassicBpfProgram filter = ServiceTrafficFilter.Build(vips, [], rips, own);
+        Assert.Multiple(() =>
+        {
+            Assert.That(vips.All(v => Run(filter, Packet(Client, v, IpProtocol.Udp, tagged: false)) != 0), Is.True);
+            Assert.That(rips.All(r => Run(filter, Packet(r, Client, IpProtocol.Tcp, tagged: true)) != 0), Is.True);
+            Assert.That(own.All(o => Run(filter, Packet(Client, o, IpProtocol.Icmp, tagged: false)) != 0), Is.True);
+            Assert.That(Run(filter, Packet(Client, Other, IpProtocol.Udp, tagged: false)), Is.Zero);
+        });
+    }
+
     private static byte[] Frame(ushort etherType, uint destination, bool tagged)
     {
         int l2 = tagged ? 18 : 14;
@@ -67,44 +126,14 @@ public class ServiceTrafficFilterTests
         return frame;
     }
 
-    /// <summary>Interprets the subset of classic BPF the filter uses, with the kernel's rules: forward jumps, out-of-bounds load returns 0.</summary>
-    private static uint Run(ClassicBpfProgram program, byte[] packet)
+    private static byte[] Packet(uint source, uint destination, byte protocol, bool tagged)
     {
-        uint accumulator = 0;
-        int pc = 0;
-        var instructions = program.Instructions;
-        while (true)
-        {
-            ClassicBpfInstruction insn = instructions[pc];
-            switch (insn.Code)
-            {
-                case ClassicBpfInstruction.LoadWordAbsolute:
-                    if (insn.K + 4 > packet.Length)
-                    {
-                        return 0;
-                    }
-                    accumulator = BinaryPrimitives.ReadUInt32BigEndian(packet.AsSpan((int)insn.K));
-                    pc++;
-                    break;
-                case ClassicBpfInstruction.LoadHalfAbsolute:
-                    if (insn.K + 2 > packet.Length)
-                    {
-                        return 0;
-                    }
-                    accumulator = BinaryPrimitives.ReadUInt16BigEndian(packet.AsSpan((int)insn.K));
-                    pc++;
-                    break;
-                case ClassicBpfInstruction.JumpAlways:
-                    pc += 1 + (int)insn.K;
-                    break;
-                case ClassicBpfInstruction.JumpIfEqual:
-                    pc += 1 + (accumulator == insn.K ? insn.JumpTrue : insn.JumpFalse);
-                    break;
-                case ClassicBpfInstruction.ReturnConstant:
-                    return insn.K;
-                default:
-                    throw new InvalidOperationException($"opcode 0x{insn.Code:x2} not modelled");
-            }
-        }
+        byte[] frame = Frame(EtherTypes.Ipv4, destination, tagged);
+        int l2 = tagged ? 18 : 14;
+        frame[l2 + 9] = protocol;
+        BinaryPrimitives.WriteUInt32BigEndian(frame.AsSpan(l2 + 12), source);
+        return frame;
     }
+
+    private static uint Run(ClassicBpfProgram program, byte[] packet) => ClassicBpfInterpreter.Run(program, packet);
 }

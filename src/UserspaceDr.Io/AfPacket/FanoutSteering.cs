@@ -1,0 +1,107 @@
+namespace UserspaceDr.Io.AfPacket;
+
+/// <summary>
+/// The PACKET_FANOUT_CBPF program that picks a worker for each frame by its client, so that both directions of a
+/// NAT connection (and every connection of one persistence group) meet in the same worker's engine and table.
+/// </summary>
+/// <remarks>
+/// <para>The client of a frame:</para>
+/// <list type="bullet">
+/// <item>to a VIP: its IPv4 source; but for ICMP to a VIP (an error about a reply the real server sent, VIP → client)
+/// the quoted packet's destination;</item>
+/// <item>anything else (a NAT reply RIP → client, an ICMP error a real server sends to the client): its destination;
+/// but for ICMP that quotes an IP-in-IP packet (fragmentation needed on the way to a tunnelled server, quoting
+/// balancer → RIP, proto 4) the inner packet's source.</item>
+/// </list>
+/// <para>The client address, masked by the widest persistence netmask in force, is hashed (Fibonacci: × 0x9E3779B1,
+/// the high half) and taken modulo the worker count; the kernel takes the result modulo the group size again. A
+/// fanout program runs with skb->data at the network header (the MAC header is already pulled), so every load is
+/// relative to SKF_NET_OFF, which means the network header wherever data points; an 802.1Q tag is never in the way
+/// there (the receive path strips it into the skb before the taps run). Frames that are not IPv4 go to worker 0; a
+/// load past the end of a short frame ends the program with 0 too.</para>
+/// <para>Spreading: by client address only, a single client's connections all land on one worker. That is the price
+/// of steering both directions of NAT without shared state; with DR/TUN only, a 5-tuple hash would spread a few
+/// clients better but could not keep persistence templates and ICMP errors with their connections.</para>
+/// </remarks>
+public static class FanoutSteering
+{
+    /// <summary>The Fibonacci hashing multiplier (2^32 / golden ratio), as the neighbour table uses.</summary>
+    public const uint HashMultiplier = 0x9E3779B1;
+
+    private const uint Net = ClassicBpfInstruction.NetworkOffset;
+    private const uint EtherTypeIpv4 = 0x0800;
+    private const uint ProtocolIcmp = 1;
+    private const uint ProtocolIpip = 4;
+    private const uint IcmpHeaderLength = 8;
+    private const uint QuotedOuterHeaderLength = 20;
+
+    /// <param name="vips">Virtual service addresses, host byte order.</param>
+    /// <param name="workers">Sockets in the group (1 to 256); the program returns 0 to workers − 1.</param>
+    /// <param name="clientMask">Bits of the client address that count (the widest persistence netmask; all ones without persistence).</param>
+    public static ClassicBpfProgram Build(IEnumerable<uint> vips, int workers, uint clientMask = uint.MaxValue)
+    {
+        ArgumentNullException.ThrowIfNull(vips);
+        ArgumentOutOfRangeException.ThrowIfLessThan(workers, 1);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(workers, 256);
+        uint[] addresses = [.. vips.Distinct().Order()];
+        if (addresses.Length > ServiceTrafficFilter.MaxDestinations)
+        {
+            throw new ArgumentException($"at most {ServiceTrafficFilter.MaxDestinations} VIPs fit one steering program, not {addresses.Length}", nameof(vips));
+        }
+
+        var asm = new ClassicBpfAssembler();
+        asm.Emit(ClassicBpfInstruction.LoadWordAbsolute, ClassicBpfInstruction.AncillaryProtocol)
+            .JumpIfEqual(EtherTypeIpv4, "ip")
+            .Return(0)
+            .Label("ip")
+            // X = IPv4 header length (ihl × 4), for the loads from the transport header on.
+            .Emit(ClassicBpfInstruction.LoadByteAbsolute, Net)
+            .Emit(ClassicBpfInstruction.AndConstant, 0x0F)
+            .Emit(ClassicBpfInstruction.LeftShiftConstant, 2)
+            .Emit(ClassicBpfInstruction.AccumulatorToIndex)
+            .Emit(ClassicBpfInstruction.LoadWordAbsolute, Net + 16);
+        foreach (uint vip in addresses)
+        {
+            asm.JumpIfEqual(vip, "to-vip");
+        }
+        asm.Jump("not-vip")
+
+            .Label("to-vip")
+            .Emit(ClassicBpfInstruction.LoadByteAbsolute, Net + 9)
+            .JumpIfEqual(ProtocolIcmp, "to-vip-icmp")
+            .Emit(ClassicBpfInstruction.LoadWordAbsolute, Net + 12) // a request: the client is the source
+            .Jump("hash")
+            .Label("to-vip-icmp")
+            .Emit(ClassicBpfInstruction.LoadWordIndirect, Net + IcmpHeaderLength + 16) // quoted VIP → client
+            .Jump("hash")
+
+            .Label("not-vip")
+            .Emit(ClassicBpfInstruction.LoadByteAbsolute, Net + 9)
+            .JumpIfEqual(ProtocolIcmp, "not-vip-icmp")
+            .Emit(ClassicBpfInstruction.LoadWordAbsolute, Net + 16) // a NAT reply: the client is the destination
+            .Jump("hash")
+            .Label("not-vip-icmp")
+            .Emit(ClassicBpfInstruction.LoadByteIndirect, Net + IcmpHeaderLength + 9)
+            .JumpIfEqual(ProtocolIpip, "quoted-tunnel")
+            .Emit(ClassicBpfInstruction.LoadWordAbsolute, Net + 16) // an error a real server sends to the client
+            .Jump("hash")
+            .Label("quoted-tunnel")
+            // Quoted outer IPIP header (20 bytes, as udr builds it), then the inner header: its source is the client.
+            .Emit(ClassicBpfInstruction.LoadWordIndirect, Net + IcmpHeaderLength + QuotedOuterHeaderLength + 12)
+
+            .Label("hash");
+        if (clientMask != uint.MaxValue)
+        {
+            asm.Emit(ClassicBpfInstruction.AndConstant, clientMask);
+        }
+        asm.Emit(ClassicBpfInstruction.MultiplyConstant, HashMultiplier)
+            .Emit(ClassicBpfInstruction.RightShiftConstant, 16)
+            .Emit(ClassicBpfInstruction.ModuloConstant, (uint)workers)
+            .Emit(ClassicBpfInstruction.ReturnAccumulator);
+        return asm.Build();
+    }
+
+    /// <summary>The worker the program picks for <paramref name="client"/> (what tests and diagnostics compare against).</summary>
+    public static int WorkerOf(uint client, int workers, uint clientMask = uint.MaxValue) =>
+        (int)((((client & clientMask) * HashMultiplier) >> 16) % (uint)workers);
+}

@@ -1,0 +1,40 @@
+using UserspaceDr.Core.Services;
+
+namespace UserspaceDr.Io.Runtime;
+
+/// <summary>What the receive side needs to know of a rule set: which addresses to take in, and how to steer.</summary>
+public static class RuleSetTraffic
+{
+    /// <summary>The addresses of NAT (-m) real servers: their replies come back through udr.</summary>
+    public static IEnumerable<uint> NatServers(RuleSetSpec rules)
+    {
+        ArgumentNullException.ThrowIfNull(rules);
+        return rules.Services.SelectMany(s => s.RealServers).Where(r => r.Method == ForwardingMethod.Masquerade)
+            .Select(r => r.Address).Distinct();
+    }
+
+    /// <summary>Every real server address, whatever its method: udr sends to each, and needs a route and a MAC for it.</summary>
+    public static IEnumerable<uint> RealServers(RuleSetSpec rules)
+    {
+        ArgumentNullException.ThrowIfNull(rules);
+        return rules.Services.SelectMany(s => s.RealServers).Select(r => r.Address).Distinct();
+    }
+
+    /// <summary>
+    /// The client bits the fanout steering hashes: the widest persistence netmask in force (AND of all of them), so
+    /// that one persistence group (client &amp; netmask) always lands on one worker and shares one template.
+    /// </summary>
+    public static uint ClientMask(RuleSetSpec rules)
+    {
+        ArgumentNullException.ThrowIfNull(rules);
+        uint mask = uint.MaxValue;
+        foreach (VirtualServiceSpec service in rules.Services)
+        {
+            if (service.PersistenceTimeout != 0)
+            {
+                mask &= service.PersistenceNetmask;
+            }
+        }
+        return mask;
+    }
+}

@@ -1,0 +1,125 @@
+using System.Buffers.Binary;
+using UserspaceDr.Core.Packets;
+using UserspaceDr.Io.AfPacket;
+
+namespace UserspaceDr.Tests.Io;
+
+/// <summary>
+/// The fanout steering program, run through the interpreter as the kernel runs it (skb->data at the network header):
+/// both directions of a NAT connection, and the ICMP errors about it, must pick the same worker.
+/// </summary>
+public class FanoutSteeringTests
+{
+    private static readonly uint Vip = CapturedFrame.Address("198.18.0.100");
+    private static readonly uint Rip = CapturedFrame.Address("198.19.1.13");
+    private static readonly uint Balancer = CapturedFrame.Address("198.19.1.1");
+    private static readonly uint Router = CapturedFrame.Address("198.18.0.254");
+
+    private static IEnumerable<uint> Clients(int count) =>
+        Enumerable.Range(0, count).Select(i => CapturedFrame.Address("198.18.64.0") + (uint)(i * 7 + 1));
+
+    [TestCase(1)]
+    [TestCase(2)]
+    [TestCase(3)]
+    [TestCase(8)]
+    public void Request_reply_and_icmp_errors_of_one_connection_pick_the_same_worker(int workers)
+    {
+        ClassicBpfProgram program = FanoutSteering.Build([Vip, Vip + 1], workers);
+        Assert.Multiple(() =>
+        {
+            foreach (uint client in Clients(200))
+            {
+                uint expected = (uint)FanoutSteering.WorkerOf(client, workers);
+                Assert.That(Run(program, Ip(client, Vip, IpProtocol.Tcp, Ports(40000, 80))), Is.EqualTo(expected), "request");
+                Assert.That(Run(program, Ip(Rip, client, IpProtocol.Tcp, Ports(8080, 40000))), Is.EqualTo(expected), "NAT reply");
+                Assert.That(Run(program, Ip(Rip, client, IpProtocol.Udp, Ports(53, 40000))), Is.EqualTo(expected), "NAT UDP reply");
+                Assert.That(Run(program, Ip(Rip, client, IpProtocol.Icmp, Icmp(Ip(client, Rip, IpProtocol.Udp, Ports(40000, 53))))),
+                    Is.EqualTo(expected), "ICMP error a real server sends to the client");
+                Assert.That(Run(program, Ip(Router, Vip, IpProtocol.Icmp, Icmp(Ip(Vip, client, IpProtocol.Tcp, Ports(80, 40000))))),
+                    Is.EqualTo(expected), "ICMP error to the VIP about a reply VIP → client");
+                Assert.That(Run(program, Ip(Router, Balancer, IpProtocol.Icmp,
+                    Icmp(Ip(Balancer, Rip, 4, Ip(client, Vip, IpProtocol.Tcp, Ports(40000, 80)))))),
+                    Is.EqualTo(expected), "fragmentation needed about a tunnelled packet");
+                Assert.That(Run(program, Fragment(Ip(client, Vip, IpProtocol.Udp, Ports(40000, 53)))), Is.EqualTo(expected), "a later fragment");
+            }
+        });
+    }
+
+    [Test]
+    public void Clients_spread_over_the_workers()
+    {
+        const int workers = 4;
+        ClassicBpfProgram program = FanoutSteering.Build([Vip], workers);
+        int[] counts = new int[workers];
+        foreach (uint client in Clients(4000))
+        {
+            counts[Run(program, Ip(client, Vip, IpProtocol.Udp, Ports(1234, 53)))]++;
+        }
+        Assert.That(counts, Has.All.GreaterThan(4000 / workers * 3 / 4), string.Join(",", counts));
+    }
+
+    [Test]
+    public void A_persistence_netmask_keeps_a_client_network_on_one_worker()
+    {
+        const uint mask = 0xFFFFFF00;
+        ClassicBpfProgram program = FanoutSteering.Build([Vip], 8, mask);
+        uint network = CapturedFrame.Address("198.18.77.0");
+        uint[] workers = [.. Enumerable.Range(1, 254).Select(i => Run(program, Ip(network + (uint)i, Vip, IpProtocol.Tcp, Ports(1000, 443))))];
+        Assert.That(workers.Distinct().Count(), Is.EqualTo(1));
+        Assert.That(workers[0], Is.EqualTo((uint)FanoutSteering.WorkerOf(network, 8, mask)));
+    }
+
+    [Test]
+    public void Non_ipv4_and_short_frames_go_to_worker_zero()
+    {
+        ClassicBpfProgram program = FanoutSteering.Build([Vip], 8);
+        Assert.Multiple(() =>
+        {
+            Assert.That(ClassicBpfInterpreter.Run(program, new byte[28], networkOffset: 0, protocol: 0x0806), Is.Zero);
+            Assert.That(ClassicBpfInterpreter.Run(program, new byte[8], networkOffset: 0), Is.Zero);
+        });
+    }
+
+    [Test]
+    public void Loads_are_relative_to_the_network_header_wherever_data_points()
+    {
+        // The same program over a frame with its MAC header in front (as a socket filter would see it) picks the same.
+        ClassicBpfProgram program = FanoutSteering.Build([Vip], 5);
+        uint client = CapturedFrame.Address("198.18.3.3");
+        byte[] packet = Ip(client, Vip, IpProtocol.Tcp, Ports(1, 2));
+        byte[] frame = [.. new byte[14], .. packet];
+        Assert.That(ClassicBpfInterpreter.Run(program, frame, networkOffset: 14), Is.EqualTo(Run(program, packet)));
+    }
+
+    private static uint Run(ClassicBpfProgram program, byte[] packet) => ClassicBpfInterpreter.Run(program, packet, networkOffset: 0);
+
+    private static byte[] Ports(ushort source, ushort destination)
+    {
+        byte[] ports = new byte[20];
+        BinaryPrimitives.WriteUInt16BigEndian(ports, source);
+        BinaryPrimitives.WriteUInt16BigEndian(ports.AsSpan(2), destination);
+        return ports;
+    }
+
+    private static byte[] Icmp(byte[] quoted) => [3, 4, 0, 0, 0, 0, 5, 0xDC, .. quoted];
+
+    private static byte[] Ip(uint source, uint destination, byte protocol, byte[] payload)
+    {
+        byte[] packet = new byte[20 + payload.Length];
+        packet[0] = 0x45;
+        BinaryPrimitives.WriteUInt16BigEndian(packet.AsSpan(2), (ushort)packet.Length);
+        packet[8] = 64;
+        packet[9] = protocol;
+        BinaryPrimitives.WriteUInt32BigEndian(packet.AsSpan(12), source);
+        BinaryPrimitives.WriteUInt32BigEndian(packet.AsSpan(16), destination);
+        payload.CopyTo(packet, 20);
+        return packet;
+    }
+
+    private static byte[] Fragment(byte[] packet)
+    {
+        BinaryPrimitives.WriteUInt16BigEndian(packet.AsSpan(6), 185); // offset 1480, no ports in it
+        packet.AsSpan(20).Fill(0xAB);
+        return packet;
+    }
+}
