@@ -55,6 +55,8 @@ public sealed partial class ForwardingEngine
     /// Processes one frame (<paramref name="frame"/> starts at the MAC header, arrived on link 0, no headroom). On
     /// <see cref="Verdict.Transmit"/> the frame has been rewritten in place; on <see cref="Verdict.Reply"/> the reply is in
     /// <paramref name="reply"/>[..<paramref name="replyLength"/>] (it must hold <see cref="ReplyBuilder.MaxReplyLength"/>).
+    /// Without headroom nothing can be encapsulated: frames for tunnel servers are dropped
+    /// (<see cref="FrameReason.TunnelHeadroomMissing"/>); use the <see cref="FrameBuffer"/> overload for those.
     /// </summary>
     public Verdict Process(Span<byte> frame, FrameFlags flags, long nowMs, Span<byte> reply, out int replyLength)
     {
@@ -290,7 +292,8 @@ public sealed partial class ForwardingEngine
         }
 
         ref Connection connection = ref table.At(slot);
-        // NAT replies go back to where the client's frames came from: that MAC, on that link.
+        // NAT replies (and ICMP errors udr writes for tunnelled flows) go back to where the client's frames came from:
+        // that MAC, on that link.
         connection.ClientMac = ClientHop.Pack(ethernet.Source, packet.Link);
         RealServer? dest = connection.Dest;
         uint destAddress = connection.DestAddress;
