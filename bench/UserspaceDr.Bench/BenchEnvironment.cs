@@ -29,20 +29,29 @@ internal static class BenchEnvironment
 
     public static ConnectionKey Key(int flow) => new(IpProtocol.Tcp, ClientAddress(flow), ClientPort(flow), Vip, VirtualPort);
 
+    /// <summary>The port NAT servers listen on (the DNAT rewrites vport 80 to it).</summary>
+    public const ushort NatServerPort = 8080;
+
+    /// <summary>The balancer's own address, the outer source of IP-in-IP packets.</summary>
+    public const uint BalancerAddress = 0xC613_0002; // 198.19.0.2
+
     /// <summary>
-    /// An engine over one DR service with <paramref name="servers"/> weight-1 servers, all neighbours resolved. With
-    /// <paramref name="serversAtLocalMac"/> every server's neighbour entry is the balancer's own MAC, so a forwarded
-    /// frame is still addressed to the balancer and can be fed to the engine again: the engine does the same work
-    /// (lookup, two MAC writes), only the value written differs.
+    /// An engine over one service with <paramref name="servers"/> weight-1 servers using <paramref name="method"/>
+    /// (NAT servers listen on <see cref="NatServerPort"/>; tunnels start at <see cref="BalancerAddress"/>), all
+    /// neighbours resolved. With <paramref name="serversAtLocalMac"/> every server's neighbour entry is the balancer's
+    /// own MAC, so a forwarded frame is still addressed to the balancer and can be fed to the engine again: the engine
+    /// does the same work (lookup, two MAC writes), only the value written differs.
     /// </summary>
-    public static ForwardingEngine CreateEngine(int capacity, int servers, string scheduler = "rr", bool serversAtLocalMac = false)
+    public static ForwardingEngine CreateEngine(int capacity, int servers, string scheduler = "rr", bool serversAtLocalMac = false,
+        ForwardingMethod method = ForwardingMethod.Route)
     {
         var realServers = ImmutableArray.CreateBuilder<RealServerSpec>(servers);
-        var neighbors = new Dictionary<uint, MacAddress>(servers);
+        var neighbors = new Dictionary<uint, NextHop>(servers);
+        ushort port = method == ForwardingMethod.Masquerade ? NatServerPort : VirtualPort;
         for (int i = 0; i < servers; i++)
         {
-            realServers.Add(new RealServerSpec(ServerAddress(i), VirtualPort, ForwardingMethod.Route, Weight: 1));
-            neighbors[ServerAddress(i)] = serversAtLocalMac ? BenchFrames.BalancerMac : ServerMac(i);
+            realServers.Add(new RealServerSpec(ServerAddress(i), port, method, Weight: 1));
+            neighbors[ServerAddress(i)] = new NextHop(serversAtLocalMac ? BenchFrames.BalancerMac : ServerMac(i), SourceAddress: BalancerAddress);
         }
         var service = new VirtualServiceSpec(ServiceProtocol.Tcp, Vip, VirtualPort, scheduler) { RealServers = realServers.MoveToImmutable() };
         return new ForwardingEngine(new EngineOptions { LocalMac = BenchFrames.BalancerMac }, new ConnectionTable(capacity, seed: 42))
@@ -58,14 +67,16 @@ internal static class BenchEnvironment
     /// </summary>
     public static void Establish(ForwardingEngine engine, int first, int count, long nowMs)
     {
-        byte[] frame = new byte[BenchFrames.TcpFrameLength(0)];
+        // Headroom in front of each frame, so that tunnel servers can be reached too.
+        byte[] buffer = new byte[FrameBuffer.RecommendedHeadroom + BenchFrames.TcpFrameLength(0)];
         byte[] reply = new byte[ReplyBuilder.MaxReplyLength];
         for (int flow = first; flow < first + count; flow++)
         {
             foreach (byte flags in (ReadOnlySpan<byte>)[TcpFlags.Syn, TcpFlags.Ack])
             {
-                int length = BenchFrames.WriteTcp(frame, ClientAddress(flow), ClientPort(flow), Vip, VirtualPort, flags, 0);
-                FrameReason reason = engine.ProcessWithReason(frame.AsSpan(0, length), FrameFlags.None, nowMs, reply, out _);
+                int length = BenchFrames.WriteTcp(buffer.AsSpan(FrameBuffer.RecommendedHeadroom), ClientAddress(flow), ClientPort(flow), Vip, VirtualPort, flags, 0);
+                var packet = new FrameBuffer(buffer, FrameBuffer.RecommendedHeadroom, length);
+                FrameReason reason = engine.ProcessWithReason(ref packet, nowMs, reply, out _);
                 if (reason != FrameReason.Forwarded)
                 {
                     throw new InvalidOperationException($"Setup: flow {flow} flags {flags:x2} gave {reason}.");

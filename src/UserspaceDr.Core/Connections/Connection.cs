@@ -43,8 +43,10 @@ public struct Connection
 {
     public RealServer? Dest;
     public long ExpiresAtMs;
-    /// <summary>NAT: the MAC the client's frames came from (the client or its router): where replies go.</summary>
-    /// <summary>The client-side next hop of a NAT connection: MAC and link, packed (Forwarding.ClientHop).</summary>
+    /// <summary>
+    /// The client-side next hop (the MAC the client's frames came from, the client or its router, and the link they
+    /// arrived on), packed (Forwarding.ClientHop): where NAT replies and ICMP errors for the client go.
+    /// </summary>
     public ulong ClientMac;
     public uint ClientAddress;
     public uint VirtualAddress;

@@ -55,6 +55,8 @@ public sealed partial class ForwardingEngine
     /// Processes one frame (<paramref name="frame"/> starts at the MAC header, arrived on link 0, no headroom). On
     /// <see cref="Verdict.Transmit"/> the frame has been rewritten in place; on <see cref="Verdict.Reply"/> the reply is in
     /// <paramref name="reply"/>[..<paramref name="replyLength"/>] (it must hold <see cref="ReplyBuilder.MaxReplyLength"/>).
+    /// Without headroom nothing can be encapsulated: frames for tunnel servers are dropped
+    /// (<see cref="FrameReason.TunnelHeadroomMissing"/>); use the <see cref="FrameBuffer"/> overload for those.
     /// </summary>
     public Verdict Process(Span<byte> frame, FrameFlags flags, long nowMs, Span<byte> reply, out int replyLength)
     {
@@ -184,8 +186,10 @@ public sealed partial class ForwardingEngine
         uint destination = ip.Destination;
         if (!rules.IsVirtualAddress(destination))
         {
-            // Not for a VIP: it may be a NAT reply from a real server on its way back to the client.
-            return rules.HasMasquerade ? HandlePossibleNatReply(ref packet, ethernet, ip, payload[headerLength..totalLength], flags, nowMs)
+            // Not for a VIP: a NAT reply from a real server on its way back to the client, or an ICMP error about a
+            // NAT or tunnelled packet; anything else is not udr's.
+            return rules.HasMasquerade || rules.HasTunnel
+                ? HandleNotForVirtualAddress(ref packet, ethernet, ip, payload[headerLength..totalLength], flags, rules, nowMs, reply, out replyLength)
                 : FrameReason.NotForVirtualAddress;
         }
         if (!ip.HeaderChecksumValid)
@@ -288,7 +292,8 @@ public sealed partial class ForwardingEngine
         }
 
         ref Connection connection = ref table.At(slot);
-        // NAT replies go back to where the client's frames came from: that MAC, on that link.
+        // NAT replies (and ICMP errors udr writes for tunnelled flows) go back to where the client's frames came from:
+        // that MAC, on that link.
         connection.ClientMac = ClientHop.Pack(ethernet.Source, packet.Link);
         RealServer? dest = connection.Dest;
         uint destAddress = connection.DestAddress;
@@ -567,7 +572,9 @@ public sealed partial class ForwardingEngine
 
     /// <summary>
     /// ip_vs_in_icmp: an ICMP error addressed to a VIP that quotes a packet of a tracked connection (a reply the real
-    /// server sent, VIP:vport → client) is relayed to that connection's server.
+    /// server sent, VIP:vport → client) is relayed to that connection's server: as it is for direct routing, inside
+    /// an outer header for a tunnel (ip_vs_icmp_xmit uses the connection's own transmitter), and translated for NAT
+    /// (the server knows the reply as RIP:rport → client).
     /// </summary>
     private FrameReason HandleIcmp(ref FrameBuffer packet, EthernetFrame ethernet, Ipv4Header ip, Span<byte> transport, long nowMs, Span<byte> reply, out int replyLength)
     {
@@ -576,15 +583,10 @@ public sealed partial class ForwardingEngine
         {
             return FrameReason.IcmpForVirtualAddress; // echo and the rest: the kernel owns the VIP and answers
         }
-        Span<byte> quoted = icmp.Quoted;
-        if (!Ipv4Header.TryCreate(quoted, out Ipv4Header inner) || inner.Version != 4 || inner.HeaderLength < Ipv4Header.MinLength ||
-            quoted.Length < inner.HeaderLength + 4 || (inner.Protocol != IpProtocol.Tcp && inner.Protocol != IpProtocol.Udp))
+        if (!TryReadQuotedPorts(icmp.Quoted, out Ipv4Header inner, out ushort innerSourcePort, out ushort innerDestinationPort))
         {
             return FrameReason.IcmpErrorNotTracked;
         }
-        Span<byte> innerPorts = quoted[inner.HeaderLength..];
-        ushort innerSourcePort = (ushort)(innerPorts[0] << 8 | innerPorts[1]);
-        ushort innerDestinationPort = (ushort)(innerPorts[2] << 8 | innerPorts[3]);
         // The quoted packet went VIP:vport → client:cport; the connection is keyed the other way round.
         int slot = FindLive(new ConnectionKey(inner.Protocol, inner.Destination, innerDestinationPort, inner.Source, innerSourcePort), nowMs);
         if (slot < 0)
@@ -592,16 +594,46 @@ public sealed partial class ForwardingEngine
             return FrameReason.IcmpErrorNotTracked;
         }
         ref Connection entry = ref Connections.At(slot);
-        if (entry.Method != ForwardingMethod.Route)
+        if (entry.Method == ForwardingMethod.Masquerade)
         {
-            // A NAT connection's errors need their quoted packet translated too, which udr does not do yet.
-            return FrameReason.ForwardingMethodUnavailable;
+            if (!IcmpChecksumValid(transport))
+            {
+                return FrameReason.IcmpChecksumInvalid; // its checksum is about to be recomputed: never launder a corrupt one
+            }
+            NatRewrite.IcmpQuotedSource(transport, inner, entry.DestAddress, entry.DestPort);
         }
+        // Not counted in the server's InPkts (the kernel's ip_vs_in_stats would): the replay fixtures pin the DR counts.
         FrameReason result = Transmit(ref packet, ethernet, ip, default, FrameFlags.None, entry.Dest, entry.DestAddress, entry.DestPort, entry.Method, reply, out replyLength);
         return result == FrameReason.Forwarded ? FrameReason.ForwardedIcmpError : result;
     }
 
-    /// <summary>The transmit methods. Direct routing: the L2 header is rewritten and TTL decremented; nothing else changes.</summary>
+    /// <summary>
+    /// Reads the header and ports of the packet an ICMP error quotes: false unless it is an IPv4 TCP or UDP packet
+    /// whose ports are inside the quote and that is not a later fragment (which has no ports), as ip_vs_in_icmp
+    /// requires.
+    /// </summary>
+    private static bool TryReadQuotedPorts(Span<byte> quote, out Ipv4Header quoted, out ushort sourcePort, out ushort destinationPort)
+    {
+        sourcePort = destinationPort = 0;
+        if (!Ipv4Header.TryCreate(quote, out quoted) || quoted.Version != 4 || quoted.HeaderLength < Ipv4Header.MinLength ||
+            quote.Length < quoted.HeaderLength + 4 || (quoted.Protocol != IpProtocol.Tcp && quoted.Protocol != IpProtocol.Udp) ||
+            !quoted.IsFirstFragment)
+        {
+            return false;
+        }
+        Span<byte> ports = quote[quoted.HeaderLength..];
+        sourcePort = BinaryPrimitives.ReadUInt16BigEndian(ports);
+        destinationPort = BinaryPrimitives.ReadUInt16BigEndian(ports[2..]);
+        return true;
+    }
+
+    /// <summary>True when the ICMP message (header and body) sums to the all-ones checksum.</summary>
+    private static bool IcmpChecksumValid(ReadOnlySpan<byte> icmp) => Checksum.Fold(Checksum.Add(icmp)) == 0xFFFF;
+
+    /// <summary>
+    /// The transmit methods. Direct routing: the L2 header is rewritten and TTL decremented; nothing else changes.
+    /// NAT: the same after DNAT to RIP:rport. Tunnel: the same inner packet inside an outer IPv4 header to the RIP.
+    /// </summary>
     private FrameReason Transmit(ref FrameBuffer packet, EthernetFrame ethernet, Ipv4Header ip, Span<byte> transport, FrameFlags flags,
         RealServer? dest, uint destAddress, ushort destPort, ForwardingMethod method, Span<byte> reply, out int replyLength)
     {
@@ -610,7 +642,7 @@ public sealed partial class ForwardingEngine
         {
             return FrameReason.DestinationRemoved;
         }
-        if (method is not (ForwardingMethod.Route or ForwardingMethod.Masquerade))
+        if (method is not (ForwardingMethod.Route or ForwardingMethod.Masquerade or ForwardingMethod.Tunnel))
         {
             return FrameReason.ForwardingMethodUnavailable;
         }
@@ -618,8 +650,25 @@ public sealed partial class ForwardingEngine
         {
             return FrameReason.NeighborUnresolved;
         }
+        if (nextHop.Link >= _links.Length)
+        {
+            return FrameReason.LinkUnknown;
+        }
+        uint tunnelSource = 0;
+        if (method == ForwardingMethod.Tunnel)
+        {
+            FrameReason unfit = CheckTunnelPath(packet, flags, nextHop, out tunnelSource);
+            if (unfit != FrameReason.Forwarded)
+            {
+                return unfit;
+            }
+        }
         if (ip.TimeToLive <= 1)
         {
+            if (ip.Protocol == IpProtocol.Icmp)
+            {
+                return FrameReason.IcmpErrorTtlExpired; // only relayed ICMP errors get here, and no error is sent about an error
+            }
             // The route to the server is not local, so IPVS decrements TTL and answers an expired one (ip_vs_xmit.c).
             replyLength = ReplyBuilder.WriteIcmpError(ethernet, ip, _links[packet.Link].Mac, ip.Destination,
                 IcmpType.TimeExceeded, IcmpType.CodeTtlExceeded, 0, reply);
@@ -632,9 +681,9 @@ public sealed partial class ForwardingEngine
             NatRewrite.Destination(ip, transport, destAddress, destPort, (flags & FrameFlags.ChecksumPartial) != 0);
         }
         ip.DecrementTimeToLive();
-        if (nextHop.Link >= _links.Length)
+        if (method == ForwardingMethod.Tunnel)
         {
-            return FrameReason.LinkUnknown;
+            return Encapsulate(ref packet, ethernet, ip, transport, flags, destAddress, nextHop, tunnelSource, reply, out replyLength);
         }
         ethernet.Destination = nextHop.Mac;
         ethernet.Source = _links[nextHop.Link].Mac;

@@ -5,7 +5,15 @@ namespace UserspaceDr.Core.Forwarding;
 /// <c>Buffer[Offset..(Offset + Length)]</c>; the bytes before it are headroom that encapsulation (IP-in-IP) grows
 /// into, so a tunnelled frame is built in place without a copy. On <see cref="Verdict.Transmit"/> the engine has
 /// set <see cref="Offset"/>, <see cref="Length"/> and <see cref="Link"/> to the frame to send and the link it
-/// leaves by; on any other verdict they are unchanged.
+/// leaves by. On <see cref="Verdict.Reply"/> the reply leaves by <see cref="Link"/>: the ingress link, except for an
+/// ICMP error udr relays to a client on another link (<see cref="FrameReason.IcmpFragmentationNeededFromTunnel"/>),
+/// for which the engine sets it. Otherwise they are unchanged.
+/// <para>
+/// Encapsulation moves the frame start 20 bytes earlier, so offsets a receive path keeps relative to the frame
+/// (a virtio_net_hdr's csum_start for <see cref="FrameFlags.ChecksumPartial"/>) grow by the same 20 bytes: compare
+/// <see cref="Length"/> or <see cref="Offset"/> before and after. A frame split into two outer fragments never
+/// keeps <see cref="FrameFlags.ChecksumPartial"/> (the engine finishes the checksum first).
+/// </para>
 /// </summary>
 public ref struct FrameBuffer
 {
@@ -14,6 +22,12 @@ public ref struct FrameBuffer
     /// tagged or untagged frame can be encapsulated in place.
     /// </summary>
     public const int RecommendedHeadroom = 32;
+
+    /// <summary>
+    /// How long <see cref="Overflow"/> must be for every second fragment towards a path of MTU <paramref name="pathMtu"/>:
+    /// a tagged Ethernet header and one outer fragment of at most that MTU.
+    /// </summary>
+    public static int OverflowLengthFor(int pathMtu) => Packets.EthernetFrame.HeaderLength + Packets.EthernetFrame.VlanTagLength + pathMtu;
 
     public FrameBuffer(Span<byte> buffer, int offset, int length, FrameFlags flags = FrameFlags.None, byte link = 0)
     {
@@ -50,7 +64,8 @@ public ref struct FrameBuffer
 
     /// <summary>
     /// A second frame the engine may produce (the trailing fragment when an encapsulated packet without DF exceeds
-    /// the path MTU). Empty: the engine cannot produce one and drops such a packet under a named reason.
+    /// the path MTU; see <see cref="OverflowLengthFor"/>). Empty or too short: the engine cannot produce one and drops
+    /// such a packet (<see cref="FrameReason.TunnelOverflowMissing"/>).
     /// </summary>
     public Span<byte> Overflow { get; set; }
 

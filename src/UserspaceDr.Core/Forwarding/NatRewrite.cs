@@ -29,15 +29,63 @@ public static class NatRewrite
         RewriteTransport(ip.Protocol, transport, portOffset: 0, oldAddress, address, port, checksumPartial);
     }
 
+    /// <summary>
+    /// Inbound ICMP error about a reply (ip_vs_nat_icmp, "in"): the quoted packet went VIP:vport → client, and the real
+    /// server only knows it as RIP:rport → client, so its source becomes <paramref name="address"/>:<paramref name="port"/>.
+    /// <paramref name="icmp"/> is the whole ICMP message; <paramref name="quoted"/> the IPv4 header inside it.
+    /// </summary>
+    public static void IcmpQuotedSource(Span<byte> icmp, Ipv4Header quoted, uint address, ushort port)
+    {
+        uint oldAddress = quoted.Source;
+        quoted.Source = address;
+        FinishQuotedRewrite(icmp, quoted, portOffset: 0, oldAddress, address, port);
+    }
+
+    /// <summary>
+    /// Outbound ICMP error about a client's packet (ip_vs_nat_icmp, "out"): the quoted packet went client → RIP:rport,
+    /// and the client only knows VIP:vport, so its destination becomes <paramref name="address"/>:<paramref name="port"/>.
+    /// </summary>
+    public static void IcmpQuotedDestination(Span<byte> icmp, Ipv4Header quoted, uint address, ushort port)
+    {
+        uint oldAddress = quoted.Destination;
+        quoted.Destination = address;
+        FinishQuotedRewrite(icmp, quoted, portOffset: 2, oldAddress, address, port);
+    }
+
+    /// <summary>
+    /// The rest of an ICMP quote's translation: the quoted IP checksum and port, the quoted transport checksum, and the
+    /// ICMP checksum over the whole message. The kernel leaves the quoted transport checksum stale; udr goes further
+    /// and keeps it right whenever its field is inside the quote (UDP: always, the quote holds at least 8 bytes; TCP:
+    /// when at least 18 bytes are quoted), because some stacks match quoted checksums and a packet capture then shows
+    /// the translated quote as the packet the receiver really sent.
+    /// </summary>
+    private static void FinishQuotedRewrite(Span<byte> icmp, Ipv4Header quoted, int portOffset, uint oldAddress, uint newAddress, ushort port)
+    {
+        quoted.HeaderChecksum = Checksum.Update(quoted.HeaderChecksum, oldAddress, newAddress);
+        RewriteTransport(quoted.Protocol, quoted.Bytes[quoted.HeaderLength..], portOffset, oldAddress, newAddress, port, checksumPartial: false);
+        icmp[2] = 0;
+        icmp[3] = 0;
+        BinaryPrimitives.WriteUInt16BigEndian(icmp[2..], Checksum.Compute(icmp));
+    }
+
+    /// <summary>
+    /// Rewrites the port and patches the checksum of a TCP/UDP header, as far as <paramref name="transport"/> holds
+    /// them: a later fragment has neither (the first fragment carried them), an ICMP quote may hold the ports but not
+    /// the TCP checksum.
+    /// </summary>
     private static void RewriteTransport(byte protocol, Span<byte> transport, int portOffset, uint oldAddress, uint newAddress, ushort port, bool checksumPartial)
     {
-        int checksumOffset = protocol == IpProtocol.Tcp ? TcpHeader.ChecksumOffset : UdpHeader.ChecksumOffset;
-        if ((protocol != IpProtocol.Tcp && protocol != IpProtocol.Udp) || transport.Length < checksumOffset + 2)
+        if ((protocol != IpProtocol.Tcp && protocol != IpProtocol.Udp) || transport.Length < portOffset + 2)
         {
-            return; // a later fragment: no transport header here (the first fragment carried the checksum)
+            return;
         }
         ushort oldPort = BinaryPrimitives.ReadUInt16BigEndian(transport[portOffset..]);
         BinaryPrimitives.WriteUInt16BigEndian(transport[portOffset..], port);
+        int checksumOffset = protocol == IpProtocol.Tcp ? TcpHeader.ChecksumOffset : UdpHeader.ChecksumOffset;
+        if (transport.Length < checksumOffset + 2)
+        {
+            return;
+        }
         ushort checksum = BinaryPrimitives.ReadUInt16BigEndian(transport[checksumOffset..]);
         if (checksumPartial)
         {

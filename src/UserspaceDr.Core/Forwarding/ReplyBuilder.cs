@@ -16,10 +16,13 @@ public static class ReplyBuilder
     private const byte InternetControlTos = 0xC0;
     private const byte DefaultTtl = 64;
 
-    /// <summary>Writes the Ethernet header of a reply to <paramref name="request"/> (VLAN tag kept); returns its length.</summary>
-    private static int WriteEthernetReply(EthernetFrame request, MacAddress localMac, ushort etherType, Span<byte> reply)
+    /// <summary>
+    /// Writes the Ethernet header of a reply to <paramref name="request"/>, addressed to <paramref name="destinationMac"/>
+    /// (VLAN tag kept); returns its length.
+    /// </summary>
+    private static int WriteEthernetReply(EthernetFrame request, MacAddress destinationMac, MacAddress localMac, ushort etherType, Span<byte> reply)
     {
-        request.Source.Write(reply);
+        destinationMac.Write(reply);
         localMac.Write(reply[6..]);
         int offset = 12;
         if (request.HasVlanTag)
@@ -34,7 +37,7 @@ public static class ReplyBuilder
     /// <summary>ARP reply: <paramref name="localMac"/> owns the requested address. Returns the frame length.</summary>
     public static int WriteArpReply(EthernetFrame request, ArpPacket arp, MacAddress localMac, Span<byte> reply)
     {
-        int offset = WriteEthernetReply(request, localMac, EtherTypes.Arp, reply);
+        int offset = WriteEthernetReply(request, request.Source, localMac, EtherTypes.Arp, reply);
         Span<byte> body = reply.Slice(offset, ArpPacket.Length);
         request.Payload[..ArpPacket.Length].CopyTo(body); // htype, ptype, hlen, plen
         ArpPacket.TryCreate(body, out ArpPacket answer);
@@ -56,10 +59,19 @@ public static class ReplyBuilder
     /// fragmentation-needed). Returns the frame length.
     /// </summary>
     public static int WriteIcmpError(EthernetFrame request, Ipv4Header offending, MacAddress localMac, uint source,
+        byte type, byte code, uint restOfHeader, Span<byte> reply) =>
+        WriteIcmpError(request, request.Source, offending, localMac, source, type, code, restOfHeader, reply);
+
+    /// <summary>
+    /// As above, sent to <paramref name="destinationMac"/> rather than back to the request's sender: for an error about
+    /// a packet quoted in the request (a tunnelled client packet), which goes to that packet's sender. The quote is the
+    /// offending datagram as far as <paramref name="offending"/>'s bytes hold it (a quote of a quote may be short).
+    /// </summary>
+    public static int WriteIcmpError(EthernetFrame request, MacAddress destinationMac, Ipv4Header offending, MacAddress localMac, uint source,
         byte type, byte code, uint restOfHeader, Span<byte> reply)
     {
-        int offset = WriteEthernetReply(request, localMac, EtherTypes.Ipv4, reply);
-        int quoted = Math.Min((int)offending.TotalLength, MaxIcmpErrorDatagram - Ipv4Header.MinLength - IcmpHeader.Length);
+        int offset = WriteEthernetReply(request, destinationMac, localMac, EtherTypes.Ipv4, reply);
+        int quoted = Math.Min(Math.Min(offending.TotalLength, offending.Bytes.Length), MaxIcmpErrorDatagram - Ipv4Header.MinLength - IcmpHeader.Length);
         int totalLength = Ipv4Header.MinLength + IcmpHeader.Length + quoted;
 
         Span<byte> ip = reply.Slice(offset, totalLength);

@@ -22,11 +22,25 @@ public enum FrameReason : byte
     ForwardedIcmpError,
     /// <summary>A NAT reply from a real server, source rewritten to VIP:vport, sent to the client.</summary>
     ForwardedReply,
+    /// <summary>
+    /// An ICMP error from a NAT real server (or a router beside it) about a client's packet: outer source, quoted
+    /// destination address and port translated back to VIP:vport, sent to the client.
+    /// </summary>
+    ForwardedReplyIcmpError,
+    /// <summary>An IP-in-IP packet larger than the path MTU, without DF: sent as two outer fragments.</summary>
+    ForwardedAsFragments,
 
     // Reply
     ArpReply,
     IcmpTimeExceeded,
     IcmpPortUnreachable,
+    /// <summary>A packet with DF for a tunnel server did not fit the path MTU with the outer header: the client is told the MTU.</summary>
+    IcmpFragmentationNeeded,
+    /// <summary>
+    /// A router reported a tunnelled packet too big (frag-needed to the balancer about an IP-in-IP packet): the
+    /// client is told the MTU less the outer header, from the VIP.
+    /// </summary>
+    IcmpFragmentationNeededFromTunnel,
 
     // Pass
     NotIpv4,
@@ -60,18 +74,39 @@ public enum FrameReason : byte
     TruncatedInRing,
     /// <summary>The receive path gave a link index the engine was not configured with.</summary>
     LinkUnknown,
+    /// <summary>A frame for a tunnel server has less than 20 bytes of headroom for the outer IPv4 header.</summary>
+    TunnelHeadroomMissing,
+    /// <summary>A GSO super-frame for a tunnel server: the receive path must segment it before the engine sees it.</summary>
+    TunnelGsoFrame,
+    /// <summary>No outer source address for a tunnel server: neither the route (NextHop) nor the egress link has one.</summary>
+    TunnelSourceAddressMissing,
+    /// <summary>The path MTU to a tunnel server leaves under 68 bytes for the inner packet (as ip_vs_xmit.c drops).</summary>
+    TunnelPathMtuTooSmall,
+    /// <summary>An oversize IP-in-IP packet without DF, but the receive path gave no (or too small an) overflow frame for the second fragment.</summary>
+    TunnelOverflowMissing,
+    /// <summary>An oversize IP-in-IP packet without DF that would need more than two outer fragments.</summary>
+    TunnelTooManyFragments,
+    /// <summary>
+    /// A frag-needed about a tunnelled packet whose client did not set DF: nothing to tell the client (the kernel
+    /// consumes it the same way); later oversize packets are fragmented.
+    /// </summary>
+    TunnelIcmpWithoutDf,
+    /// <summary>An ICMP error udr would translate or act on fails its ICMP checksum.</summary>
+    IcmpChecksumInvalid,
+    /// <summary>An ICMP error udr relays whose TTL would expire on the balancer (no ICMP is ever sent about an ICMP error).</summary>
+    IcmpErrorTtlExpired,
 }
 
 public static class FrameReasons
 {
-    public const int Count = (int)FrameReason.LinkUnknown + 1;
+    public const int Count = (int)FrameReason.IcmpErrorTtlExpired + 1;
 
     private static readonly string[] Names = BuildNames();
 
     public static Verdict VerdictOf(FrameReason reason) => reason switch
     {
-        <= FrameReason.ForwardedReply => Verdict.Transmit,
-        <= FrameReason.IcmpPortUnreachable => Verdict.Reply,
+        <= FrameReason.ForwardedAsFragments => Verdict.Transmit,
+        <= FrameReason.IcmpFragmentationNeededFromTunnel => Verdict.Reply,
         <= FrameReason.OtherProtocol => Verdict.Pass,
         _ => Verdict.Drop,
     };

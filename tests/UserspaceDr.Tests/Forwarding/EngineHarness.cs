@@ -40,6 +40,27 @@ internal sealed class EngineHarness
         return reason;
     }
 
+    /// <summary>
+    /// Runs <paramref name="frame"/> through the <see cref="FrameBuffer"/> overload: <paramref name="headroom"/> bytes in
+    /// front of it, arrived on <paramref name="link"/>, with an <paramref name="overflow"/>-byte overflow frame. The
+    /// frame is not changed; the outcome holds copies of what the engine produced.
+    /// </summary>
+    public Outcome ProcessBuffer(byte[] frame, int headroom = FrameBuffer.RecommendedHeadroom, FrameFlags flags = FrameFlags.None, byte link = 0,
+        int overflow = 2048, long nowMs = 1000)
+    {
+        byte[] buffer = new byte[headroom + frame.Length];
+        frame.CopyTo(buffer, headroom);
+        byte[] overflowFrame = new byte[overflow];
+        var packet = new FrameBuffer(buffer, headroom, frame.Length, flags, link) { Overflow = overflowFrame };
+        FrameReason reason = Engine.ProcessWithReason(ref packet, nowMs, Reply, out int length);
+        ReplyLength = length;
+        return new Outcome(reason, packet.Frame.ToArray(), packet.Offset, packet.Link, packet.Flags, overflowFrame.AsSpan(0, packet.OverflowLength).ToArray(),
+            Reply.AsSpan(0, length).ToArray());
+    }
+
+    /// <summary>What one <see cref="ProcessBuffer"/> call produced: the frame (as the buffer now describes it) and any second frame or reply.</summary>
+    internal sealed record Outcome(FrameReason Reason, byte[] Frame, int Offset, byte Link, FrameFlags Flags, byte[] Overflow, byte[] Reply);
+
     public RealServer Server(string address) =>
         Rules.Services.SelectMany(s => s.Destinations).First(d => d.Address == Frames.Address(address));
 

@@ -74,6 +74,45 @@ internal static class Frames
         return tagged;
     }
 
+    /// <summary>
+    /// Sets the IPv4 TOS byte and the DF flag of an untagged frame's IP header and recomputes its checksum (with
+    /// <see cref="InternetChecksum"/>, not udr's code).
+    /// </summary>
+    public static byte[] WithIpHeader(byte[] frame, byte tos = 0, bool dontFragment = false, int ipOffset = 14)
+    {
+        frame[ipOffset + 1] = tos;
+        frame[ipOffset + 6] = (byte)((frame[ipOffset + 6] & ~0x40) | (dontFragment ? 0x40 : 0));
+        frame[ipOffset + 10] = 0;
+        frame[ipOffset + 11] = 0;
+        ushort sum = InternetChecksum(frame.AsSpan(ipOffset, (frame[ipOffset] & 0x0F) * 4));
+        frame[ipOffset + 10] = (byte)(sum >> 8);
+        frame[ipOffset + 11] = (byte)sum;
+        return frame;
+    }
+
+    /// <summary>RFC 1071 checksum, written here independently of udr's Checksum class: the value to store.</summary>
+    public static ushort InternetChecksum(ReadOnlySpan<byte> data, uint initial = 0)
+    {
+        uint sum = initial;
+        for (int i = 0; i < data.Length; i += 2)
+        {
+            sum += (uint)(data[i] << 8) + (i + 1 < data.Length ? data[i + 1] : 0u);
+        }
+        while (sum > 0xFFFF)
+        {
+            sum = (sum & 0xFFFF) + (sum >> 16);
+        }
+        return (ushort)~sum;
+    }
+
+    /// <summary>True when <paramref name="data"/> (checksum field included) sums to all ones, computed independently.</summary>
+    public static bool ChecksumVerifies(ReadOnlySpan<byte> data, uint initial = 0) => InternetChecksum(data, initial) == 0;
+
+    /// <summary>The IPv4 pseudo-header sum (unfolded) for a TCP/UDP checksum.</summary>
+    public static uint PseudoHeaderSum(ReadOnlySpan<byte> source, ReadOnlySpan<byte> destination, byte protocol, int length) =>
+        (uint)((source[0] << 8) + source[1] + (source[2] << 8) + source[3] + (destination[0] << 8) + destination[1] +
+            (destination[2] << 8) + destination[3] + protocol + length);
+
     /// <summary>Decodes an untagged Ethernet/IPv4 frame.</summary>
     public static (EthernetPacket Ethernet, IPv4Packet Ip) Decode(ReadOnlySpan<byte> frame)
     {

@@ -1,0 +1,232 @@
+using System.Buffers.Binary;
+using UserspaceDr.Core.Connections;
+using UserspaceDr.Core.Packets;
+using UserspaceDr.Core.Services;
+
+namespace UserspaceDr.Core.Forwarding;
+
+/// <summary>IP-in-IP (ip_vs_tunnel_xmit) and the ICMP errors that come back about tunnelled packets.</summary>
+public sealed partial class ForwardingEngine
+{
+    /// <summary>The outer header: IPv4 without options.</summary>
+    private const int OuterHeaderLength = Ipv4Header.MinLength;
+
+    /// <summary>The smallest MTU an IPv4 host must accept (RFC 791): ip_vs_xmit.c drops a tunnel whose inner MTU is below it.</summary>
+    private const int MinimumInnerMtu = 68;
+
+    private const byte EcnMask = 0x03;
+    private const byte EcnCongestionExperienced = 0x03;
+    private const byte EcnCapableTransport0 = 0x02;
+
+    /// <summary>
+    /// The outer header's identification: a per-engine counter, started at a random value so that two workers
+    /// tunnelling to the same server rarely use the same IDs at once. The kernel's ip_select_ident draws from hashed
+    /// per-destination counters (ip_idents); what matters for reassembly is only that an ID is not reused between a
+    /// source and destination while fragments of it may be in flight, which a 16-bit counter per worker gives as
+    /// well as the kernel's does. Every outer header gets a fresh ID, with DF or without (IPVS sets ignore_df, so
+    /// ip_select_ident counts for DF packets too).
+    /// </summary>
+    private ushort _nextOuterIdentification = (ushort)Random.Shared.Next(0, ushort.MaxValue + 1);
+
+    /// <summary>
+    /// What must hold before a frame can be tunnelled to <paramref name="nextHop"/>, checked before the frame is
+    /// touched: one frame (not a GSO super-frame), room for the outer header, an outer source address and a usable
+    /// path MTU. Returns <see cref="FrameReason.Forwarded"/> when it can.
+    /// </summary>
+    private FrameReason CheckTunnelPath(in FrameBuffer packet, FrameFlags flags, in NextHop nextHop, out uint outerSource)
+    {
+        outerSource = nextHop.SourceAddress != 0 ? nextHop.SourceAddress : _links[nextHop.Link].Address;
+        if ((flags & FrameFlags.Gso) != 0)
+        {
+            return FrameReason.TunnelGsoFrame; // a virtio_net_hdr cannot describe an encapsulated super-frame
+        }
+        if (packet.Offset < OuterHeaderLength)
+        {
+            return FrameReason.TunnelHeadroomMissing;
+        }
+        if (outerSource == 0)
+        {
+            return FrameReason.TunnelSourceAddressMissing;
+        }
+        if (PathMtu(nextHop) - OuterHeaderLength < MinimumInnerMtu)
+        {
+            return FrameReason.TunnelPathMtuTooSmall;
+        }
+        return FrameReason.Forwarded;
+    }
+
+    /// <summary>The path MTU to a next hop: the route's, else (0) its link's.</summary>
+    private int PathMtu(in NextHop nextHop) => nextHop.Mtu > 0 ? nextHop.Mtu : _links[nextHop.Link].Mtu;
+
+    /// <summary>
+    /// Wraps the inner packet (TTL already decremented) in an outer IPv4 header to the real server, in place: the
+    /// Ethernet header (with its 802.1Q tag, if any) moves 20 bytes into the headroom and the outer header fills the
+    /// gap, so the inner packet is not copied. Ethernet padding after the inner packet is dropped. A packet too big
+    /// for the path MTU is refused with frag-needed when its sender set DF, and otherwise sent as two outer fragments
+    /// (the second one in <see cref="FrameBuffer.Overflow"/>), as the kernel's IP output would.
+    /// </summary>
+    private FrameReason Encapsulate(ref FrameBuffer packet, EthernetFrame ethernet, Ipv4Header inner, Span<byte> transport, FrameFlags flags,
+        uint server, in NextHop nextHop, uint outerSource, Span<byte> reply, out int replyLength)
+    {
+        replyLength = 0;
+        int innerLength = inner.TotalLength;
+        int mtu = PathMtu(nextHop);
+        int firstPayload = innerLength;
+        int secondPayload = 0;
+        int linkHeaderLength = ethernet.PayloadOffset;
+        if (innerLength + OuterHeaderLength > mtu)
+        {
+            // A relayed ICMP error is exempt from the DF check (ensure_mtu_is_adequate skips ICMP) and fragmented instead.
+            if (inner.DontFragmentSet && inner.Protocol != IpProtocol.Icmp)
+            {
+                // The sender learns the MTU left inside the tunnel; the quote shows its packet as it would have left.
+                replyLength = ReplyBuilder.WriteIcmpError(ethernet, inner, _links[packet.Link].Mac, inner.Destination,
+                    IcmpType.DestinationUnreachable, IcmpType.CodeFragmentationNeeded, (uint)(mtu - OuterHeaderLength), reply);
+                return FrameReason.IcmpFragmentationNeeded;
+            }
+            firstPayload = (mtu - OuterHeaderLength) & ~7; // all but the last fragment carry a multiple of 8 bytes
+            secondPayload = innerLength - firstPayload;
+            if (secondPayload > mtu - OuterHeaderLength)
+            {
+                return FrameReason.TunnelTooManyFragments;
+            }
+            if (packet.Overflow.Length < linkHeaderLength + OuterHeaderLength + secondPayload)
+            {
+                return FrameReason.TunnelOverflowMissing;
+            }
+            if ((flags & FrameFlags.ChecksumPartial) != 0)
+            {
+                // Nothing finishes a checksum whose segment is split over two outer fragments: finish it here.
+                TransportChecksum.Finish(inner, transport);
+                flags &= ~FrameFlags.ChecksumPartial;
+            }
+        }
+
+        ethernet.Destination = nextHop.Mac;
+        ethernet.Source = _links[nextHop.Link].Mac;
+        int offset = packet.Offset - OuterHeaderLength;
+        Span<byte> buffer = packet.Buffer;
+        buffer.Slice(packet.Offset, linkHeaderLength).CopyTo(buffer[offset..]); // 14 or 18 bytes moved 20: no overlap
+
+        var outer = new Ipv4Header(buffer.Slice(offset + linkHeaderLength, OuterHeaderLength));
+        ushort dontFragment = inner.DontFragmentSet ? Ipv4Header.DontFragment : (ushort)0;
+        WriteOuterHeader(outer, inner, outerSource, server, firstPayload, secondPayload != 0 ? (ushort)(dontFragment | Ipv4Header.MoreFragments) : dontFragment);
+        packet.Offset = offset;
+        packet.Length = linkHeaderLength + OuterHeaderLength + firstPayload;
+        packet.Link = nextHop.Link;
+        packet.Flags = flags;
+        packet.OverflowLength = 0;
+        if (secondPayload == 0)
+        {
+            return FrameReason.Forwarded;
+        }
+
+        // The second fragment: the same link and outer headers, its own length, offset and checksum, the rest of the inner packet.
+        Span<byte> second = packet.Overflow;
+        buffer.Slice(offset, linkHeaderLength + OuterHeaderLength).CopyTo(second);
+        inner.Bytes.Slice(firstPayload, secondPayload).CopyTo(second[(linkHeaderLength + OuterHeaderLength)..]);
+        var secondOuter = new Ipv4Header(second.Slice(linkHeaderLength, OuterHeaderLength));
+        BinaryPrimitives.WriteUInt16BigEndian(secondOuter.Bytes[2..], (ushort)(OuterHeaderLength + secondPayload));
+        BinaryPrimitives.WriteUInt16BigEndian(secondOuter.Bytes[6..], (ushort)(dontFragment | (firstPayload / 8)));
+        secondOuter.RecomputeHeaderChecksum();
+        packet.OverflowLength = linkHeaderLength + OuterHeaderLength + secondPayload;
+        return FrameReason.ForwardedAsFragments;
+    }
+
+    /// <summary>
+    /// The outer header as ip_vs_tunnel_xmit builds it: protocol 4, TTL the inner TTL (already decremented), DF the
+    /// inner DF, and the inner TOS with ECN encapsulated as INET_ECN_encapsulate does: DSCP copied, ECN copied except
+    /// that CE becomes ECT(0) (RFC 6040: congestion marked before the tunnel is not re-marked on the outer header).
+    /// </summary>
+    private void WriteOuterHeader(Ipv4Header outer, Ipv4Header inner, uint source, uint server, int payloadLength, ushort flagsAndOffset)
+    {
+        Span<byte> bytes = outer.Bytes;
+        byte tos = inner.TypeOfService;
+        bytes[0] = 0x45;
+        bytes[1] = (tos & EcnMask) == EcnCongestionExperienced ? (byte)((tos & ~EcnMask) | EcnCapableTransport0) : tos;
+        BinaryPrimitives.WriteUInt16BigEndian(bytes[2..], (ushort)(OuterHeaderLength + payloadLength));
+        BinaryPrimitives.WriteUInt16BigEndian(bytes[4..], _nextOuterIdentification++);
+        BinaryPrimitives.WriteUInt16BigEndian(bytes[6..], flagsAndOffset);
+        bytes[8] = inner.TimeToLive;
+        bytes[9] = IpProtocol.IpInIp;
+        outer.Source = source;
+        outer.Destination = server;
+        outer.RecomputeHeaderChecksum();
+    }
+
+    /// <summary>
+    /// ip_vs_in_icmp, IPPROTO_IPIP case: an ICMP error to the balancer about one of its own IP-in-IP packets (outer
+    /// source: the address udr tunnels from towards that server; destination: the server). A router on the way found
+    /// the outer packet too big, but the client must hear of it: udr tells it the MTU less the outer header, from the
+    /// VIP, about the inner packet (its own, as it sent it), via the link its frames arrive by. Only frag-needed is
+    /// relayed, and only when the client set DF (a client without path MTU discovery has nothing to learn); the
+    /// kernel also updates its route's PMTU, which udr leaves to the resolver that fills <see cref="NextHop.Mtu"/>.
+    /// </summary>
+    private FrameReason HandleIcmpAboutTunnel(ref FrameBuffer packet, EthernetFrame ethernet, Ipv4Header ip, Span<byte> icmpBytes, long nowMs,
+        Span<byte> reply, out int replyLength)
+    {
+        replyLength = 0;
+        Span<byte> quote = icmpBytes[IcmpHeader.Length..];
+        var outer = new Ipv4Header(quote); // the caller saw 20 bytes of quote with protocol 4
+        if (outer.Version != 4 || outer.HeaderLength < Ipv4Header.MinLength || quote.Length < outer.HeaderLength ||
+            !outer.IsFirstFragment || ip.Destination != outer.Source)
+        {
+            return FrameReason.IcmpErrorNotTracked;
+        }
+        uint server = outer.Destination;
+        if (!Neighbors.TryGet(server, out NextHop nextHop) || nextHop.Link >= _links.Length ||
+            outer.Source != (nextHop.SourceAddress != 0 ? nextHop.SourceAddress : _links[nextHop.Link].Address))
+        {
+            return FrameReason.IcmpErrorNotTracked; // not a packet udr tunnelled (from that source, to that server)
+        }
+        if (!TryReadQuotedPorts(quote[outer.HeaderLength..], out Ipv4Header inner, out ushort clientPort, out ushort virtualPort))
+        {
+            return FrameReason.IcmpErrorNotTracked;
+        }
+        int slot = FindLive(new ConnectionKey(inner.Protocol, inner.Source, clientPort, inner.Destination, virtualPort), nowMs);
+        if (slot < 0 || Connections.At(slot).Method != ForwardingMethod.Tunnel || Connections.At(slot).DestAddress != server)
+        {
+            return FrameReason.IcmpErrorNotTracked;
+        }
+        if (icmpBytes[0] != IcmpType.DestinationUnreachable || icmpBytes[1] != IcmpType.CodeFragmentationNeeded)
+        {
+            return FrameReason.IcmpErrorNotTracked;
+        }
+        if (!ip.HeaderChecksumValid)
+        {
+            return FrameReason.IpChecksumInvalid;
+        }
+        if (!IcmpChecksumValid(icmpBytes))
+        {
+            return FrameReason.IcmpChecksumInvalid;
+        }
+        if (!inner.DontFragmentSet)
+        {
+            return FrameReason.TunnelIcmpWithoutDf;
+        }
+        ref Connection entry = ref Connections.At(slot);
+        byte clientLink = ClientHop.Link(entry.ClientMac);
+        if (clientLink >= _links.Length)
+        {
+            return FrameReason.LinkUnknown;
+        }
+
+        // RFC 1191: the next-hop MTU is the low 16 bits of the word after the checksum (0 from pre-1191 routers).
+        // The kernel prefers its route's resulting PMTU: the smaller of the report and what the route already had.
+        int reported = BinaryPrimitives.ReadUInt16BigEndian(icmpBytes[6..]);
+        int mtu = PathMtu(nextHop);
+        if (reported != 0 && reported < mtu)
+        {
+            mtu = reported;
+        }
+        if (mtu > MinimumInnerMtu + OuterHeaderLength)
+        {
+            mtu -= OuterHeaderLength;
+        }
+        CountReply(entry.Dest, ip); // "ICMP can be shorter but anyways, account it" (ip_vs_out_stats)
+        replyLength = ReplyBuilder.WriteIcmpError(ethernet, ClientHop.Mac(entry.ClientMac), inner, _links[clientLink].Mac, inner.Destination,
+            IcmpType.DestinationUnreachable, IcmpType.CodeFragmentationNeeded, (uint)mtu, reply);
+        packet.Link = clientLink;
+        return FrameReason.IcmpFragmentationNeededFromTunnel;
+    }
+}
