@@ -94,12 +94,14 @@ public sealed partial class ForwardingEngine
             {
                 return FrameReason.TunnelOverflowMissing;
             }
-            if ((flags & FrameFlags.ChecksumPartial) != 0)
-            {
-                // Nothing finishes a checksum whose segment is split over two outer fragments: finish it here.
-                TransportChecksum.Finish(inner, transport);
-                flags &= ~FrameFlags.ChecksumPartial;
-            }
+        }
+        if ((flags & FrameFlags.ChecksumPartial) != 0 && !transport.IsEmpty)
+        {
+            // Finished here, always: the offload that would finish it (virtio csum_start into an inner header) needs
+            // the NIC to sum inside IP-in-IP, nothing finishes a segment split over two outer fragments, and a
+            // real server's user-space endpoint reads the inner bytes as they are (a raw socket sees no offload state).
+            TransportChecksum.Finish(inner, transport);
+            flags &= ~FrameFlags.ChecksumPartial;
         }
 
         ethernet.Destination = nextHop.Mac;

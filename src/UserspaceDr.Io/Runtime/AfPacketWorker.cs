@@ -354,7 +354,8 @@ public sealed unsafe class AfPacketWorker : IFrameWorker
         else if (verdict == Verdict.Reply)
         {
             new Span<byte>(replySlot, VnetSize).Clear(); // no GSO, checksums complete
-            tx.Add(replySlot, VnetSize + replyLength, _interfaceIndexes[link]); // replies leave by the ingress link
+            // Replies leave by packet.Link: the ingress link, except a frag-needed relayed to a client on another one.
+            tx.Add(replySlot, VnetSize + replyLength, _interfaceIndexes[packet.Link]);
             _repliesUsed++;
         }
     }

@@ -246,7 +246,7 @@ public sealed class PcapWorker : IFrameWorker
         }
         else if (verdict == Verdict.Reply)
         {
-            Send(_reply.AsSpan(0, replyLength), link);
+            Send(_reply.AsSpan(0, replyLength), packet.Link); // the ingress link, or the client's for a relayed frag-needed
         }
     }
 
