@@ -111,6 +111,17 @@ public class TunnelPlannerTests
     }
 
     [Test]
+    public void Node_check_in_tun_mode_warns_until_an_endpoint_device_is_up()
+    {
+        FakeHostSystem host = RealServer();
+        CheckResult Endpoint() => NodeCheck.Run([Vip], NodeMode.Tunnel, null, host).Single(r => r.Check == "tunnel endpoint");
+        Assert.That(Endpoint().Status, Is.EqualTo(CheckStatus.Warn));
+        Assert.That(Endpoint().Fix, Does.Contain("udr node tunnel --vip 198.18.0.100"));
+        host.AddLink("udrtun0", ["POINTOPOINT", "NOARP", "UP"], 1500, linkType: "none");
+        Assert.That((Endpoint().Status, Endpoint().Detail), Is.EqualTo((CheckStatus.Pass, "udrtun0 is up (`udr node tunnel`, user space)")));
+    }
+
+    [Test]
     public void Kernel_mode_applies_waits_for_the_stop_and_puts_the_host_back_exactly()
     {
         FakeHostSystem host = RealServer();
