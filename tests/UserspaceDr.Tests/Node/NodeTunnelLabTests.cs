@@ -111,6 +111,25 @@ public class NodeTunnelLabTests
     }
 
     [Test]
+    public void It_turns_rp_filter_off_while_it_runs_and_sigint_puts_every_sysctl_back()
+    {
+        using var lab = new LabNetwork(bareServers: true);
+        // Strict reverse-path filtering, as many distributions ship it: it would drop the decapsulated packets.
+        lab.Exec(LabHost.Rs2, "ip addr add 198.18.0.100/32 dev lo && sysctl -qw net.ipv4.conf.all.rp_filter=1 net.ipv4.conf.default.rp_filter=1");
+        string before = NodeLab.Snapshot(lab, LabHost.Rs2);
+        using LabProcess endpoint = lab.StartProcess(LabHost.Rs2, TunnelCommand());
+        WaitForDeviceUp(lab, endpoint, LabHost.Rs2);
+        Assert.That(lab.Exec(LabHost.Rs2, $"sysctl -n net.ipv4.conf.all.rp_filter net.ipv4.conf.{Device}.rp_filter").Split('\n', StringSplitOptions.RemoveEmptyEntries),
+            Is.EqualTo(new[] { "0", "0" }));
+
+        lab.Exec(LabHost.Rs2, $"kill -INT {endpoint.Id}");
+        Assert.That(endpoint.WaitForExit(TimeSpan.FromSeconds(15)), Is.True, "udr node tunnel ends on SIGINT");
+        Assert.That(endpoint.ExitCode, Is.Zero, endpoint.Error + endpoint.Output);
+        Assert.That(endpoint.Output, Does.Contain("sysctl net.ipv4.conf.all.rp_filter: 1 -> 0").And.Contain("received 0 "));
+        Assert.That(NodeLab.Snapshot(lab, LabHost.Rs2), Is.EqualTo(before), "every sysctl and address as before, and no udrtun0");
+    }
+
+    [Test]
     public void Bad_input_exits_2_with_a_message_and_leaves_no_device()
     {
         using var lab = new LabNetwork();
@@ -195,7 +214,7 @@ public class NodeTunnelLabTests
         return count;
     }
 
-    private static void WaitForDeviceUp(LabNetwork lab, LabProcess endpoint)
+    private static void WaitForDeviceUp(LabNetwork lab, LabProcess endpoint, LabHost host = LabHost.Rs1)
     {
         var clock = Stopwatch.StartNew();
         while (clock.Elapsed < TimeSpan.FromSeconds(30))
@@ -204,7 +223,7 @@ public class NodeTunnelLabTests
             {
                 Assert.Fail($"udr node tunnel ended early: exit {endpoint.ExitCode}\n{endpoint.Output}{endpoint.Error}");
             }
-            if (lab.Exec(LabHost.Rs1, $"ip -o link show dev {Device} 2>/dev/null || true").Contains(",UP", StringComparison.Ordinal))
+            if (lab.Exec(host, $"ip -o link show dev {Device} 2>/dev/null || true").Contains(",UP", StringComparison.Ordinal))
             {
                 return;
             }
