@@ -4,27 +4,41 @@
 #   tools/lab.sh up   PREFIX            create the lab (fails, and cleans up, if any part cannot be made)
 #   tools/lab.sh up   PREFIX --bare-servers
 #                                       the same, but rs1/rs2 stay as a fresh host is: no VIP on lo, default
-#                                       sysctls (for testing `udr node setup`, which makes them real servers)
+#                                       sysctls (for testing `udr node setup`, which makes them real servers);
+#                                       rs3/rs4 are the same either way (NAT servers need no VIP)
 #   tools/lab.sh down PREFIX            remove everything named PREFIX-*; never fails, also when partly created
-#   tools/lab.sh exec PREFIX HOST cmd…  run a command inside a host (HOST = client|lb|rs1|rs2|sw)
+#   tools/lab.sh exec PREFIX HOST cmd…  run a command inside a host (HOST = client|lb|rs1|rs2|rs3|rs4|sw)
 #   tools/lab.sh demo                   (not yet)
 #
-# Topology: one L2 segment (DR needs client, balancer and real servers on the same link).
+# Topology: two L2 segments, both bridges in PREFIX-sw (one port per host link, named after the host).
 #
-#   PREFIX-client 198.18.0.1/24  ─┐
-#   PREFIX-lb     198.18.0.2/24  ─┤   PREFIX-sw: bridge br0, one port per host, named after the host
-#                 + VIP /32 eth0  │
-#   PREFIX-rs1    198.18.0.11/24 ─┤   VIP 198.18.0.100: the balancer owns it (its kernel answers ARP/ping for
-#   PREFIX-rs2    198.18.0.12/24 ─┘   it, as in LVS); real servers hold it on lo with ARP hidden.
+#   public segment, br0 (DR and TUN need client, balancer and real servers on one link):
+#   PREFIX-client eth0 198.18.0.1/24  ─┐
+#   PREFIX-lb     eth0 198.18.0.2/24  ─┤   port "lb"
+#                      + VIP /32       │   VIP 198.18.0.100: the balancer owns it (its kernel answers ARP/ping
+#   PREFIX-rs1    eth0 198.18.0.11/24 ─┤   for it, as in LVS); rs1/rs2 hold it on lo with ARP hidden
+#   PREFIX-rs2    eth0 198.18.0.12/24 ─┘   (DR and TUN real servers; for TUN run `udr node tunnel` in them).
+#
+#   private segment, br1 (NAT: the real servers reach the client only through the balancer):
+#   PREFIX-lb     eth1 198.19.1.1/24  ─┐   port "lb1"
+#   PREFIX-rs3    eth0 198.19.1.13/24 ─┤   NAT real servers: default route via 198.19.1.1, no VIP; they answer
+#   PREFIX-rs4    eth0 198.19.1.14/24 ─┘   from their own address and udr rewrites the replies.
+#
+#   The balancer's kernel does not forward (net.ipv4.ip_forward=0 in PREFIX-lb): udr alone moves packets between
+#   the segments, so a test that expects the kernel to stay quiet means it.
 #
 # Rules that protect the machine: everything lives in namespaces named PREFIX-*; the root namespace's
 # interfaces, routes and sysctls are never touched (links are created from inside PREFIX-sw and moved
 # straight into their host namespace); addresses come only from 198.18.0.0/15.
 set -euo pipefail
 
-readonly HOSTS=(client lb rs1 rs2)
+readonly HOSTS=(client lb rs1 rs2 rs3 rs4)
 readonly VIP=198.18.0.100
-declare -A ADDRESS=([client]=198.18.0.1 [lb]=198.18.0.2 [rs1]=198.18.0.11 [rs2]=198.18.0.12)
+readonly LB_PRIVATE=198.19.1.1
+# Each host's eth0: its address and the bridge it hangs on.
+declare -A ADDRESS=([client]=198.18.0.1/24 [lb]=198.18.0.2/24 [rs1]=198.18.0.11/24 [rs2]=198.18.0.12/24
+                    [rs3]=198.19.1.13/24 [rs4]=198.19.1.14/24)
+declare -A BRIDGE=([client]=br0 [lb]=br0 [rs1]=br0 [rs2]=br0 [rs3]=br1 [rs4]=br1)
 
 usage() {
     echo "usage: $0 up PREFIX [--bare-servers] | down PREFIX | exec PREFIX HOST cmd... | demo" >&2
@@ -45,7 +59,7 @@ in_ns() { local ns=$1; shift; ip netns exec "$ns" "$@"; }
 
 lab_down() {
     local prefix=$1 ns
-    for ns in "$prefix-client" "$prefix-lb" "$prefix-rs1" "$prefix-rs2" "$prefix-sw"; do
+    for ns in "$prefix-client" "$prefix-lb" "$prefix-rs1" "$prefix-rs2" "$prefix-rs3" "$prefix-rs4" "$prefix-sw"; do
         [ -e "/var/run/netns/$ns" ] || continue
         # Processes left running inside a lab host were started by the lab's users; end them by pid so the
         # namespace really goes away (a namespace lives on while a process is still in it).
@@ -66,7 +80,7 @@ lab_down() {
 }
 
 lab_up() {
-    local prefix=$1 bare=${2:-0} host ns
+    local prefix=$1 bare=${2:-0} host ns bridge
     for host in "${HOSTS[@]}" sw; do
         if [ -e "/var/run/netns/$prefix-$host" ]; then
             echo "lab: namespace $prefix-$host already exists (run: $0 down $prefix)" >&2
@@ -82,11 +96,13 @@ lab_up() {
 
     ip netns add "$prefix-sw"
     in_ns "$prefix-sw" ip link set lo up
-    in_ns "$prefix-sw" ip link add br0 type bridge
-    # STP off (the default) means ports forward at once; IPv6 off keeps the segment quiet (no router
+    # STP off (the default) means ports forward at once; IPv6 off keeps the segments quiet (no router
     # solicitations, MLD or DAD), so tests can count frames exactly.
     in_ns "$prefix-sw" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
-    in_ns "$prefix-sw" ip link set br0 up
+    for bridge in br0 br1; do
+        in_ns "$prefix-sw" ip link add "$bridge" type bridge
+        in_ns "$prefix-sw" ip link set "$bridge" up
+    done
 
     for host in "${HOSTS[@]}"; do
         ns="$prefix-$host"
@@ -95,13 +111,24 @@ lab_up() {
         in_ns "$ns" ip link set lo up
         # Created inside PREFIX-sw; the host end goes straight into its namespace as eth0.
         in_ns "$prefix-sw" ip link add "$host" type veth peer name eth0 netns "$ns"
-        in_ns "$prefix-sw" ip link set "$host" master br0 up
-        in_ns "$ns" ip addr add "${ADDRESS[$host]}/24" dev eth0
+        in_ns "$prefix-sw" ip link set "$host" master "${BRIDGE[$host]}" up
+        in_ns "$ns" ip addr add "${ADDRESS[$host]}" dev eth0
         in_ns "$ns" ip link set eth0 up
     done
 
     # The balancer owns the VIP: its kernel answers ARP and ping for it, exactly as with LVS.
     in_ns "$prefix-lb" ip addr add "$VIP/32" dev eth0
+    # Its second leg, on the private segment; the kernel itself must not route between the two (udr does NAT).
+    in_ns "$prefix-sw" ip link add lb1 type veth peer name eth1 netns "$prefix-lb"
+    in_ns "$prefix-sw" ip link set lb1 master br1 up
+    in_ns "$prefix-lb" ip addr add "$LB_PRIVATE/24" dev eth1
+    in_ns "$prefix-lb" ip link set eth1 up
+    in_ns "$prefix-lb" sysctl -qw net.ipv4.ip_forward=0
+
+    # NAT real servers: everything beyond their segment goes through the balancer.
+    for host in rs3 rs4; do
+        in_ns "$prefix-$host" ip route add default via "$LB_PRIVATE" dev eth0
+    done
 
     # Real servers accept traffic for the VIP but must never answer ARP for it (LVS-DR's ARP problem).
     # With --bare-servers they are left as fresh hosts, for `udr node setup` to prepare.
@@ -135,8 +162,8 @@ case "$cmd" in
         [ $# -ge 4 ] || usage
         validate_prefix "$2"
         case "$3" in
-            client | lb | rs1 | rs2 | sw) ;;
-            *) echo "lab: unknown host '$3' (client|lb|rs1|rs2|sw)" >&2; exit 2 ;;
+            client | lb | rs1 | rs2 | rs3 | rs4 | sw) ;;
+            *) echo "lab: unknown host '$3' (client|lb|rs1|rs2|rs3|rs4|sw)" >&2; exit 2 ;;
         esac
         ns="$2-$3"
         shift 3

@@ -85,9 +85,27 @@ public static class NodeCheck
                     ? CheckResult.Pass($"rp_filter on {device}", "0: decapsulated packets are not dropped by the reverse-path check")
                     : CheckResult.Fail($"rp_filter on {device}", $"{value ?? "missing"}: decapsulated packets may be dropped", $"sysctl -w {key.Name}=0 (or: {setup})"));
             }
-            results.Add(CheckResult.Warn("tunnel endpoint", "not checked: the user-space endpoint (`udr node tunnel`) arrives with the NAT/TUN work"));
+            results.Add(TunnelEndpointCheck(vips, host));
         }
         return results;
+    }
+
+    /// <summary>
+    /// Something must decapsulate: the kernel's tunl0 up (ipip module), or udr's user-space endpoint (its TUN device,
+    /// named udrtun* unless --device said otherwise). Only a warning when neither is seen: the endpoint may be about to start.
+    /// </summary>
+    private static CheckResult TunnelEndpointCheck(IReadOnlyList<uint> vips, IHostSystem host)
+    {
+        IReadOnlyList<LinkInfo> links = host.GetLinks();
+        LinkInfo? kernel = links.FirstOrDefault(l => l.Name == Tunnel.TunnelOptions.KernelDefaultDevice && l.IsUp);
+        LinkInfo? user = links.FirstOrDefault(l => l.Name.StartsWith("udrtun", StringComparison.Ordinal) && l.IsUp);
+        if (kernel != null || user != null)
+        {
+            return CheckResult.Pass("tunnel endpoint", kernel != null ? $"{kernel.Name} is up (the kernel's ipip)" : $"{user!.Name} is up (`udr node tunnel`, user space)");
+        }
+        string start = $"udr node tunnel --vip {string.Join(" --vip ", vips.Select(Ipv4Address.Format))}";
+        return CheckResult.Warn("tunnel endpoint", "neither tunl0 nor a udrtun device is up: IP-in-IP packets are not decapsulated",
+            $"{start} (foreground; the kernel's ipip when present, else user space)");
     }
 
     /// <summary>Exit code of `udr node check`: 0 only when nothing failed.</summary>

@@ -57,8 +57,9 @@ public static class NodePlanner
         if (request.Mode == NodeMode.Tunnel)
         {
             notes.Add("tun: ARP is hidden, the VIPs are on lo and rp_filter is 0 on all and lo, so decapsulated packets " +
-                      "for a VIP are accepted; the tunnel endpoint itself is not set up yet: the user-space endpoint " +
-                      "(`udr node tunnel`) arrives with the NAT/TUN work (a kernel ipip device needs rp_filter 0 as well)");
+                      "for a VIP are accepted; the tunnel endpoint is a separate, long-running process: " +
+                      $"`udr node tunnel --vip {string.Join(" --vip ", request.Vips.Select(Ipv4Address.Format))}` " +
+                      "(the kernel's ipip where the module exists, else udr's user-space endpoint; keep it under a service manager)");
         }
         if (request.Persist)
         {

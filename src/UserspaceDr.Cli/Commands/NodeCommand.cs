@@ -1,12 +1,16 @@
 using System.CommandLine;
+using System.Globalization;
+using System.Runtime.InteropServices;
 using UserspaceDr.Node;
 using UserspaceDr.Node.Host;
+using UserspaceDr.Node.Tunnel;
 
 namespace UserspaceDr.Cli.Commands;
 
 /// <summary>
 /// `udr node setup|teardown|check`: prepares a real server for direct routing (ARP hidden, VIPs on lo), undoes exactly
 /// that, and checks it. Every change is planned first, printed, recorded in the state file, and rolled back on failure.
+/// `udr node tunnel`: the real server's IP-in-IP endpoint for TUN services, in the foreground until SIGINT/SIGTERM.
 /// </summary>
 internal static class NodeCommand
 {
@@ -15,6 +19,7 @@ internal static class NodeCommand
         CreateSetup(),
         CreateTeardown(),
         CreateCheck(),
+        CreateTunnel(),
     };
 
     private static Option<string[]> VipOption() => new("--vip")
@@ -95,6 +100,56 @@ internal static class NodeCommand
             int code = NodeCheck.ExitCode(results);
             Console.Out.WriteLine(code == 0 ? "the node is ready" : "the node is NOT ready");
             return code == 0 ? ExitCodes.Success : ExitCodes.Failure;
+        }));
+        return command;
+    }
+
+    private static Command CreateTunnel()
+    {
+        Option<string[]> vips = VipOption();
+        var mode = new Option<string>("--mode")
+        {
+            Description = "auto (default: kernel when the ipip module is there, else user), kernel (tunl0) or user (raw socket + TUN device)",
+            DefaultValueFactory = _ => "auto",
+        };
+        mode.AcceptOnlyFromAmong("auto", "kernel", "user");
+        var device = new Option<string>("--device")
+        {
+            Description = $"kernel: the ipip device (default {TunnelOptions.KernelDefaultDevice}); user: the TUN device to create (default {TunnelOptions.UserDefaultDevice})",
+        };
+        var statsInterval = new Option<int>("--stats-interval")
+        {
+            Description = "seconds between counter lines of the user-space endpoint, printed only when they changed (0: only at exit)",
+            DefaultValueFactory = _ => 60,
+        };
+        var command = new Command("tunnel", "receive IP-in-IP from the balancer (TUN services) and hand the inner packets to this host's stack; runs until SIGINT/SIGTERM")
+        {
+            vips, mode, device, statsInterval,
+        };
+        command.SetAction(parse => Guard(() =>
+        {
+            int seconds = parse.GetValue(statsInterval);
+            if (seconds < 0)
+            {
+                throw new NodeException(string.Create(CultureInfo.InvariantCulture, $"--stats-interval: {seconds} is negative"));
+            }
+            var options = new TunnelOptions(NodeAddresses.ParseVips(parse.GetRequiredValue(vips)))
+            {
+                Mode = parse.GetValue(mode) switch { "kernel" => TunnelMode.Kernel, "user" => TunnelMode.User, _ => TunnelMode.Auto },
+                Device = parse.GetValue(device),
+                StatsInterval = TimeSpan.FromSeconds(seconds),
+            };
+            using var stop = new CancellationTokenSource();
+            using PosixSignalRegistration sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, Stop);
+            using PosixSignalRegistration sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, Stop);
+            new TunnelController(new LinuxHostSystem(), Console.Out).Run(options, stop.Token);
+            return ExitCodes.Success;
+
+            void Stop(PosixSignalContext context)
+            {
+                context.Cancel = true;
+                stop.Cancel();
+            }
         }));
         return command;
     }

@@ -37,7 +37,7 @@ public static class HostParsers
                     addresses.Add(new InterfaceAddress(value, prefix.GetInt32(), GetString(address, "scope") ?? "global"));
                 }
             }
-            links.Add(new LinkInfo(name, index, flags, mtu, GetString(link, "operstate") ?? "UNKNOWN", addresses));
+            links.Add(new LinkInfo(name, index, flags, mtu, GetString(link, "operstate") ?? "UNKNOWN", addresses, GetString(link, "link_type")));
         }
         return links;
     }

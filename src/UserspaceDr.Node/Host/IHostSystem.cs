@@ -28,6 +28,12 @@ public interface IHostSystem
 
     void AddAddress(string device, uint address, int prefixLength);
 
+    /// <summary>`ip link set dev DEVICE up|down`.</summary>
+    void SetLinkUp(string device, bool up);
+
+    /// <summary>Loads a kernel module (modprobe); false, with why, when it cannot (no modprobe, no such module).</summary>
+    bool LoadKernelModule(string moduleName, out string? problem);
+
     void DeleteAddress(string device, uint address, int prefixLength);
 
     /// <summary>A file's text, or null when it does not exist.</summary>

@@ -13,9 +13,12 @@ public sealed record InterfaceAddress(uint Address, int PrefixLength, string Sco
     public override string ToString() => $"{Ipv4Address.Format(Address)}/{PrefixLength}";
 }
 
-/// <summary>A network interface with its flags, MTU and IPv4 addresses (`ip -j addr show`).</summary>
+/// <summary>
+/// A network interface with its flags, MTU and IPv4 addresses (`ip -j addr show`); <see cref="LinkType"/> is its
+/// "link_type" ("ether", "loopback", "ipip", "none" for a TUN device, …) when reported.
+/// </summary>
 public sealed record LinkInfo(string Name, int Index, IReadOnlyList<string> Flags, int Mtu, string OperState,
-    IReadOnlyList<InterfaceAddress> Addresses)
+    IReadOnlyList<InterfaceAddress> Addresses, string? LinkType = null)
 {
     public bool IsLoopback => Flags.Contains("LOOPBACK");
 

@@ -66,6 +66,16 @@ public sealed class LinuxHostSystem : IHostSystem
     public void AddAddress(string device, uint address, int prefixLength) =>
         CommandRunner.RunChecked("ip", "-4", "addr", "add", $"{Ipv4Address.Format(address)}/{prefixLength}", "dev", device);
 
+    public void SetLinkUp(string device, bool up) =>
+        CommandRunner.RunChecked("ip", "link", "set", "dev", device, up ? "up" : "down");
+
+    public bool LoadKernelModule(string moduleName, out string? problem)
+    {
+        CommandResult result = CommandRunner.Run("modprobe", moduleName);
+        problem = result.Succeeded ? null : result.ExitCode == 127 ? "modprobe is not installed" : $"modprobe {moduleName}: {result.Error.Trim()}";
+        return result.Succeeded;
+    }
+
     public void DeleteAddress(string device, uint address, int prefixLength) =>
         CommandRunner.RunChecked("ip", "-4", "addr", "del", $"{Ipv4Address.Format(address)}/{prefixLength}", "dev", device);
 

@@ -55,6 +55,24 @@ public sealed record AddressAddChange(string Device, uint Address, int PrefixLen
     }
 }
 
+/// <summary>Brings a link up (<see cref="Up"/>) or down; reverting does the opposite.</summary>
+public sealed record LinkStateChange(string Device, bool Up) : NodeChange
+{
+    public override string Describe() => $"link set {Device} {(Up ? "up" : "down")}";
+
+    public override void Apply(IHostSystem host)
+    {
+        ArgumentNullException.ThrowIfNull(host);
+        host.SetLinkUp(Device, Up);
+    }
+
+    public override void Revert(IHostSystem host)
+    {
+        ArgumentNullException.ThrowIfNull(host);
+        host.SetLinkUp(Device, !Up);
+    }
+}
+
 /// <summary>Removes an address that setup added (teardown).</summary>
 public sealed record AddressDeleteChange(string Device, uint Address, int PrefixLength) : NodeChange
 {

@@ -5,13 +5,20 @@ using UserspaceDr.Core.Packets;
 
 namespace UserspaceDr.Tests.Lab;
 
-/// <summary>The hosts of tools/lab.sh; <see cref="Switch"/> is the namespace holding the bridge.</summary>
+/// <summary>
+/// The hosts of tools/lab.sh; <see cref="Switch"/> is the namespace holding both bridges. Client, Lb (eth0), Rs1 and
+/// Rs2 share the public segment 198.18.0.0/24 (br0); Lb (eth1), Rs3 and Rs4 the private segment 198.19.1.0/24 (br1).
+/// </summary>
 public enum LabHost
 {
     Client,
     Lb,
     Rs1,
     Rs2,
+    /// <summary>A NAT real server on the private segment (default route via the balancer's eth1).</summary>
+    Rs3,
+    /// <summary>A NAT real server on the private segment (default route via the balancer's eth1).</summary>
+    Rs4,
     Switch,
 }
 
@@ -27,6 +34,14 @@ public sealed class LabNetwork : IDisposable
     public const string Rs2Address = "198.18.0.12";
     public const string Vip = "198.18.0.100";
 
+    /// <summary>The balancer's address on the private segment (its eth1), the NAT real servers' default gateway.</summary>
+    public const string LbPrivateAddress = "198.19.1.1";
+    public const string Rs3Address = "198.19.1.13";
+    public const string Rs4Address = "198.19.1.14";
+
+    /// <summary>The balancer's interface on the private segment.</summary>
+    public const string LbPrivateInterface = "eth1";
+
     private static readonly TimeSpan DefaultCommandTimeout = TimeSpan.FromSeconds(30);
     private readonly List<LabProcess> _processes = [];
     private bool _disposed;
@@ -37,7 +52,7 @@ public sealed class LabNetwork : IDisposable
 
     /// <summary>
     /// With <paramref name="bareServers"/>, rs1 and rs2 are left as fresh hosts (no VIP on lo, default sysctls:
-    /// `tools/lab.sh up PREFIX --bare-servers`), for tests of `udr node setup`.
+    /// `tools/lab.sh up PREFIX --bare-servers`), for tests of `udr node setup`. rs3/rs4 (NAT) are the same either way.
     /// </summary>
     public LabNetwork(bool bareServers)
     {
@@ -88,6 +103,8 @@ public sealed class LabNetwork : IDisposable
         LabHost.Lb => "lb",
         LabHost.Rs1 => "rs1",
         LabHost.Rs2 => "rs2",
+        LabHost.Rs3 => "rs3",
+        LabHost.Rs4 => "rs4",
         LabHost.Switch => "sw",
         _ => throw new ArgumentOutOfRangeException(nameof(host), host, null),
     };

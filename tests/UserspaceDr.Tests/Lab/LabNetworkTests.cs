@@ -21,7 +21,7 @@ public class LabNetworkTests
         using (var lab = new LabNetwork())
         {
             prefix = lab.Prefix;
-            Assert.That(ListNamespaces(), Is.SupersetOf(new[] { "client", "lb", "rs1", "rs2", "sw" }.Select(h => $"{prefix}-{h}")));
+            Assert.That(ListNamespaces(), Is.SupersetOf(new[] { "client", "lb", "rs1", "rs2", "rs3", "rs4", "sw" }.Select(h => $"{prefix}-{h}")));
             MacAddress lbMac = lab.MacAddressOf(LabHost.Lb);
 
             // The client reaches every host, and the VIP resolves to the balancer: the real servers keep quiet.
@@ -44,9 +44,42 @@ public class LabNetworkTests
                                          "net.ipv4.conf.all.arp_announce net.ipv4.conf.eth0.arp_announce net.ipv4.conf.all.rp_filter net.ipv4.conf.eth0.rp_filter")
                     .Split('\n', StringSplitOptions.RemoveEmptyEntries), Is.EqualTo(new[] { "1", "1", "2", "2", "0", "0" }));
             }
-            Assert.That(lab.Exec(LabHost.Switch, "ip -o link show master br0"), Does.Contain("client@").And.Contain("rs2@"));
+            Assert.That(lab.Exec(LabHost.Switch, "ip -o link show master br0"), Does.Contain("client@").And.Contain("rs2@").And.Not.Contain("rs3@"));
         }
         Assert.That(ListNamespaces().Where(n => n.StartsWith(prefix + "-", StringComparison.Ordinal)), Is.Empty);
+    }
+
+    [Test]
+    public void Up_builds_the_private_nat_segment_behind_a_balancer_whose_kernel_does_not_forward()
+    {
+        using var lab = new LabNetwork();
+        Assert.That(lab.Exec(LabHost.Switch, "ip -o link show master br1"), Does.Contain("lb1@").And.Contain("rs3@").And.Contain("rs4@")
+            .And.Not.Contain("client@"));
+        Assert.That(lab.Exec(LabHost.Lb, $"ip -4 -o addr show dev {LabNetwork.LbPrivateInterface}"), Does.Contain($"{LabNetwork.LbPrivateAddress}/24"));
+        Assert.That(lab.Exec(LabHost.Lb, "sysctl -n net.ipv4.ip_forward").Trim(), Is.EqualTo("0"), "udr does NAT, never the balancer's kernel");
+        foreach ((LabHost rs, string address) in new[] { (LabHost.Rs3, LabNetwork.Rs3Address), (LabHost.Rs4, LabNetwork.Rs4Address) })
+        {
+            Assert.That(lab.Exec(rs, "ip -4 -o addr show dev eth0"), Does.Contain($"{address}/24"));
+            Assert.That(lab.Exec(rs, "ip -4 route show default"), Does.Contain($"default via {LabNetwork.LbPrivateAddress} dev eth0"));
+            Assert.That(lab.Exec(rs, "ip -4 -o addr show dev lo"), Does.Not.Contain(LabNetwork.Vip), "a NAT server answers from its own address");
+        }
+
+        // rs3 reaches the balancer's private address (a real UDP datagram, received by a socket there) ...
+        using (Socket lb = UdpSocket(lab, LabHost.Lb, LabNetwork.LbPrivateAddress, 7000))
+        using (Socket rs3 = UdpSocket(lab, LabHost.Rs3, LabNetwork.Rs3Address))
+        {
+            SendUdp(rs3, LabNetwork.LbPrivateAddress, 7000, "private hello");
+            Assert.That(ReceiveUdp(lb, 1), Is.EqualTo(new[] { "private hello" }));
+        }
+        // ... but nothing reaches the client through the balancer's kernel, and the segments share no link.
+        using (Socket client = UdpSocket(lab, LabHost.Client, LabNetwork.ClientAddress, 7001))
+        using (Socket rs4 = UdpSocket(lab, LabHost.Rs4, LabNetwork.Rs4Address))
+        {
+            client.ReceiveTimeout = 500;
+            SendUdp(rs4, LabNetwork.ClientAddress, 7001, "must not arrive");
+            Assert.That(ReceiveUdp(client, 1), Is.Empty);
+        }
+        Assert.That(lab.Exec(LabHost.Rs3, "ip -4 neigh show dev eth0"), Does.Not.Contain(LabNetwork.ClientAddress));
     }
 
     [Test]
@@ -81,6 +114,7 @@ public class LabNetworkTests
         Assert.That(RunLabScript("up", "waytoolongprefix"), Is.EqualTo(2));
         Assert.That(RunLabScript("down", "neverup0"), Is.Zero);
         Assert.That(RunLabScript("exec", "neverup0", "router", "true"), Is.EqualTo(2));
+        Assert.That(RunLabScript("exec", "neverup0", "rs5", "true"), Is.EqualTo(2));
     }
 
     private static string[] ListNamespaces() =>

@@ -50,9 +50,9 @@ internal sealed class FakeHostSystem : IHostSystem
     /// <summary>Operations whose log line starts with one of these fail (a <see cref="NodeException"/>, as the real host throws).</summary>
     public List<string> FailOn { get; } = [];
 
-    public FakeLink AddLink(string name, string[] flags, int mtu)
+    public FakeLink AddLink(string name, string[] flags, int mtu, string? linkType = null)
     {
-        var link = new FakeLink(name, _links.Count + 1, flags, mtu);
+        var link = new FakeLink(name, _links.Count + 1, flags, mtu) { LinkType = linkType };
         _links.Add(link);
         AddConfSysctls(name);
         return link;
@@ -70,7 +70,7 @@ internal sealed class FakeHostSystem : IHostSystem
     public FakeLink Link(string name) => _links.Single(l => l.Name == name);
 
     public IReadOnlyList<LinkInfo> GetLinks() =>
-        [.. _links.Select(l => new LinkInfo(l.Name, l.Index, l.Flags, l.Mtu, l.Flags.Contains("UP") ? "UP" : "DOWN", [.. l.Addresses]))];
+        [.. _links.Select(l => new LinkInfo(l.Name, l.Index, [.. l.Flags], l.Mtu, l.Flags.Contains("UP") ? "UP" : "DOWN", [.. l.Addresses], l.LinkType))];
 
     public RouteInfo? GetDefaultRoute() => DefaultRoute;
 
@@ -105,6 +105,33 @@ internal sealed class FakeHostSystem : IHostSystem
             throw new NodeException("RTNETLINK answers: File exists");
         }
         link.Addresses.Add(new InterfaceAddress(address, prefixLength));
+    }
+
+    /// <summary>What <see cref="LoadKernelModule"/> does: null fails ("modprobe is not installed"), else it runs the action.</summary>
+    public Action<string>? ModuleLoader { get; set; }
+
+    public void SetLinkUp(string device, bool up)
+    {
+        Do($"link {device} {(up ? "up" : "down")}");
+        FakeLink link = Link(device);
+        link.Flags.Remove("UP");
+        if (up)
+        {
+            link.Flags.Add("UP");
+        }
+    }
+
+    public bool LoadKernelModule(string moduleName, out string? problem)
+    {
+        Do($"modprobe {moduleName}");
+        if (ModuleLoader == null)
+        {
+            problem = "modprobe is not installed";
+            return false;
+        }
+        ModuleLoader(moduleName);
+        problem = null;
+        return true;
     }
 
     public void DeleteAddress(string device, uint address, int prefixLength)
@@ -168,6 +195,7 @@ internal sealed class FakeHostSystem : IHostSystem
         var lines = new List<string>();
         lines.AddRange(Sysctls.Select(s => $"sysctl {s.Key}={s.Value}"));
         lines.AddRange(_links.SelectMany(l => l.Addresses.Select(a => $"addr {l.Name} {a}")));
+        lines.AddRange(_links.Select(l => $"link {l.Name} {(l.Flags.Contains("UP") ? "up" : "down")}"));
         lines.AddRange(Files.Select(f => $"file {f.Key}: {f.Value}"));
         lines.Sort(StringComparer.Ordinal);
         return new StringBuilder().AppendJoin('\n', lines).ToString();
@@ -197,4 +225,6 @@ internal sealed class FakeLink(string name, int index, string[] flags, int mtu)
     public int Mtu { get; set; } = mtu;
 
     public List<InterfaceAddress> Addresses { get; } = [];
+
+    public string? LinkType { get; init; }
 }

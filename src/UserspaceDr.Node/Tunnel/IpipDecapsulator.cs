@@ -1,0 +1,150 @@
+using System.Buffers.Binary;
+using UserspaceDr.Core.Packets;
+
+namespace UserspaceDr.Node.Tunnel;
+
+/// <summary>
+/// The checks of the user-space IP-in-IP endpoint, without I/O: given one packet as a raw IPPROTO_IPIP socket
+/// receives it (outer IPv4 header first), decide whether its inner packet may go to the local stack, and where it
+/// lies. Everything else is a named <see cref="DecapsulationOutcome"/>. No allocation, no exceptions.
+/// </summary>
+/// <remarks>
+/// The kernel has already checked the outer header before a raw socket sees it (ip_rcv: version, IHL, checksum,
+/// length; ip_local_deliver: reassembly), so outer failures are not expected; they are checked anyway because this
+/// code must never trust its input. Like the kernel's own ipip decapsulation (ip_tunnel_rcv), the outer ECN
+/// "congestion experienced" mark is copied into an ECN-capable inner packet and a non-capable one is dropped
+/// (RFC 6040); the inner header checksum is patched for that change.
+/// </remarks>
+public static class IpipDecapsulator
+{
+    private const int EcnMask = 0x03;
+    private const int EcnCongestionExperienced = 0x03;
+    private const int TcpMinLength = 20;
+    private const int UdpHeaderLength = 8;
+
+    /// <param name="packet">The received packet, outer header first; the inner header may be changed in place (ECN).</param>
+    /// <param name="localAddresses">This node's own addresses: the outer destination must be one of them.</param>
+    /// <param name="vips">The VIPs served here: the inner destination must be one of them.</param>
+    /// <param name="innerOffset">Where the inner packet starts (valid when <see cref="DecapsulationOutcome.Delivered"/>).</param>
+    /// <param name="innerLength">The inner packet's length, its own total length (trailing bytes are not part of it).</param>
+    public static DecapsulationOutcome Decapsulate(Span<byte> packet, AddressSet localAddresses, AddressSet vips,
+        out int innerOffset, out int innerLength)
+    {
+        ArgumentNullException.ThrowIfNull(localAddresses);
+        ArgumentNullException.ThrowIfNull(vips);
+        innerOffset = 0;
+        innerLength = 0;
+
+        DecapsulationOutcome outer = CheckHeader(packet, isOuter: true, out int outerHeaderLength, out int outerTotalLength);
+        if (outer != DecapsulationOutcome.Delivered)
+        {
+            return outer;
+        }
+        var outerHeader = new Ipv4Header(packet);
+        if (outerHeader.IsFragment)
+        {
+            return DecapsulationOutcome.OuterFragment;
+        }
+        if (outerHeader.Protocol != IpProtocol.IpInIp)
+        {
+            return DecapsulationOutcome.OuterNotIpip;
+        }
+        if (!localAddresses.Contains(outerHeader.Destination) || vips.Contains(outerHeader.Destination))
+        {
+            return DecapsulationOutcome.OuterNotLocal;
+        }
+
+        Span<byte> inner = packet[outerHeaderLength..outerTotalLength];
+        DecapsulationOutcome innerOutcome = CheckHeader(inner, isOuter: false, out int innerHeaderLength, out int innerTotalLength);
+        if (innerOutcome != DecapsulationOutcome.Delivered)
+        {
+            return innerOutcome;
+        }
+        inner = inner[..innerTotalLength];
+        var innerHeader = new Ipv4Header(inner);
+        if (!vips.Contains(innerHeader.Destination))
+        {
+            return DecapsulationOutcome.InnerNotVip;
+        }
+        if (!IsClientAddress(innerHeader.Source) || vips.Contains(innerHeader.Source))
+        {
+            return DecapsulationOutcome.InnerBadSource;
+        }
+        if (!innerHeader.IsFragment && !TransportChecksumValid(innerHeader, inner[innerHeaderLength..]))
+        {
+            return DecapsulationOutcome.InnerBadTransportChecksum;
+        }
+        if ((outerHeader.TypeOfService & EcnMask) == EcnCongestionExperienced && (innerHeader.TypeOfService & EcnMask) != EcnCongestionExperienced)
+        {
+            if ((innerHeader.TypeOfService & EcnMask) == 0)
+            {
+                return DecapsulationOutcome.InnerEcnNotCapable;
+            }
+            ushort oldWord = BinaryPrimitives.ReadUInt16BigEndian(inner);
+            innerHeader.TypeOfService |= EcnCongestionExperienced;
+            innerHeader.HeaderChecksum = Checksum.Update(innerHeader.HeaderChecksum, oldWord, BinaryPrimitives.ReadUInt16BigEndian(inner));
+        }
+        innerOffset = outerHeaderLength;
+        innerLength = innerTotalLength;
+        return DecapsulationOutcome.Delivered;
+    }
+
+    /// <summary>Version, IHL, total length and header checksum of one IPv4 header at the start of <paramref name="bytes"/>.</summary>
+    private static DecapsulationOutcome CheckHeader(Span<byte> bytes, bool isOuter, out int headerLength, out int totalLength)
+    {
+        headerLength = 0;
+        totalLength = 0;
+        if (!Ipv4Header.TryCreate(bytes, out Ipv4Header header))
+        {
+            return isOuter ? DecapsulationOutcome.OuterTruncated : DecapsulationOutcome.InnerTruncated;
+        }
+        if (header.Version != 4)
+        {
+            return isOuter ? DecapsulationOutcome.OuterBadVersion : DecapsulationOutcome.InnerBadVersion;
+        }
+        headerLength = header.HeaderLength;
+        if (headerLength < Ipv4Header.MinLength || headerLength > bytes.Length)
+        {
+            return isOuter ? DecapsulationOutcome.OuterBadHeaderLength : DecapsulationOutcome.InnerBadHeaderLength;
+        }
+        totalLength = header.TotalLength;
+        if (totalLength < headerLength || totalLength > bytes.Length)
+        {
+            return isOuter ? DecapsulationOutcome.OuterBadTotalLength : DecapsulationOutcome.InnerBadTotalLength;
+        }
+        if (!header.HeaderChecksumValid)
+        {
+            return isOuter ? DecapsulationOutcome.OuterBadChecksum : DecapsulationOutcome.InnerBadChecksum;
+        }
+        return DecapsulationOutcome.Delivered;
+    }
+
+    /// <summary>A unicast host address a client could send from (what the kernel would not call a martian).</summary>
+    private static bool IsClientAddress(uint address) => (address >> 24) is not (0 or 127) && address < 0xE000_0000;
+
+    /// <summary>TCP and UDP checksums over pseudo-header and segment (UDP 0 = none); other protocols are not checked.</summary>
+    private static bool TransportChecksumValid(Ipv4Header header, ReadOnlySpan<byte> transport)
+    {
+        switch (header.Protocol)
+        {
+            case IpProtocol.Tcp:
+                return transport.Length >= TcpMinLength && Sum(header, transport) == 0xFFFF;
+            case IpProtocol.Udp:
+                if (transport.Length < UdpHeaderLength)
+                {
+                    return false;
+                }
+                int udpLength = BinaryPrimitives.ReadUInt16BigEndian(transport[4..]);
+                if (udpLength < UdpHeaderLength || udpLength > transport.Length)
+                {
+                    return false;
+                }
+                return BinaryPrimitives.ReadUInt16BigEndian(transport[6..]) == 0 || Sum(header, transport[..udpLength]) == 0xFFFF;
+            default:
+                return true;
+        }
+    }
+
+    private static ushort Sum(Ipv4Header header, ReadOnlySpan<byte> transport) =>
+        Checksum.Fold(Checksum.Add(transport, Checksum.PseudoHeader(header.Source, header.Destination, header.Protocol, transport.Length)));
+}

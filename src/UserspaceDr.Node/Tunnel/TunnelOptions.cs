@@ -1,0 +1,35 @@
+namespace UserspaceDr.Node.Tunnel;
+
+/// <summary>Which IP-in-IP endpoint `udr node tunnel` runs.</summary>
+public enum TunnelMode
+{
+    /// <summary>The kernel's when the ipip module is there, else the user-space one.</summary>
+    Auto,
+
+    /// <summary>The kernel's ipip device (tunl0): udr brings it up, sets the sysctls, and waits.</summary>
+    Kernel,
+
+    /// <summary>udr's own: a raw IPPROTO_IPIP socket in, a TUN device out.</summary>
+    User,
+}
+
+/// <summary>What `udr node tunnel` is asked to do.</summary>
+public sealed record TunnelOptions(IReadOnlyList<uint> Vips)
+{
+    /// <summary>The kernel's fallback ipip device, which takes every IP-in-IP packet addressed to the node.</summary>
+    public const string KernelDefaultDevice = "tunl0";
+
+    /// <summary>The TUN device the user-space endpoint creates (and that vanishes with it).</summary>
+    public const string UserDefaultDevice = "udrtun0";
+
+    public TunnelMode Mode { get; init; } = TunnelMode.Auto;
+
+    /// <summary>Kernel mode: an existing ipip device (default tunl0). User mode: the TUN device to create (default udrtun0).</summary>
+    public string? Device { get; init; }
+
+    /// <summary>How often the user-space endpoint logs its counters (only when they changed); zero: only at exit.</summary>
+    public TimeSpan StatsInterval { get; init; } = TimeSpan.FromSeconds(60);
+}
+
+/// <summary>The decided endpoint: kernel or user (never auto), the device, why, and what to tell the operator.</summary>
+public sealed record TunnelPlan(TunnelMode Mode, string Device, string Reason, IReadOnlyList<string> Notes);

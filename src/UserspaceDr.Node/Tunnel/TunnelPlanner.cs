@@ -1,0 +1,154 @@
+using UserspaceDr.Core.Packets;
+using UserspaceDr.Node.Host;
+using UserspaceDr.Node.Plans;
+
+namespace UserspaceDr.Node.Tunnel;
+
+/// <summary>
+/// Decides how `udr node tunnel` runs and what it changes; reads the host, changes nothing (loading the ipip module
+/// in auto/kernel mode aside: that is how the kernel endpoint is found). Every refusal is a <see cref="NodeException"/>.
+/// </summary>
+public static class TunnelPlanner
+{
+    private const string IpipModule = "ipip";
+    private const string IpipLinkType = "ipip";
+
+    public static TunnelPlan Plan(TunnelOptions options, IHostSystem host)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        ArgumentNullException.ThrowIfNull(host);
+        if (!host.IsRoot)
+        {
+            throw new NodeException("udr node tunnel opens a raw socket and a TUN device (or brings up tunl0) and changes sysctls: run it as root");
+        }
+        if (options.Vips.Count == 0)
+        {
+            throw new NodeException("--vip: at least one VIP is required");
+        }
+        if (options.Device != null)
+        {
+            ValidateDeviceName(options.Device);
+        }
+        if (options.StatsInterval < TimeSpan.Zero)
+        {
+            throw new NodeException("--stats-interval: must be 0 (only at exit) or a positive number of seconds");
+        }
+
+        IReadOnlyList<LinkInfo> links = host.GetLinks();
+        var notes = new List<string>();
+        foreach (uint vip in options.Vips)
+        {
+            if (links.Any(l => !l.IsLoopback && l.Find(vip) != null && l.AnswersArp))
+            {
+                throw new NodeException($"--vip: {Ipv4Address.Format(vip)} is an address of an ARP-speaking interface here, not a VIP on lo");
+            }
+            if (!links.Any(l => l.Find(vip) != null))
+            {
+                notes.Add($"VIP {Ipv4Address.Format(vip)} is not an address of this node, so the local stack will not accept " +
+                          $"its packets: run `udr node setup --mode tun --vip {Ipv4Address.Format(vip)}` first");
+            }
+        }
+
+        TunnelMode mode = options.Mode;
+        string reason;
+        string kernelDevice = options.Device ?? TunnelOptions.KernelDefaultDevice;
+        if (mode == TunnelMode.User)
+        {
+            reason = "asked for (--mode user)";
+        }
+        else if (KernelEndpointAvailable(host, kernelDevice, out string why))
+        {
+            mode = TunnelMode.Kernel;
+            reason = why;
+        }
+        else if (mode == TunnelMode.Kernel)
+        {
+            throw new NodeException($"--mode kernel: {why}; use --mode user (or auto) for the user-space endpoint");
+        }
+        else
+        {
+            mode = TunnelMode.User;
+            reason = $"{why}, so the user-space endpoint";
+        }
+
+        string device = mode == TunnelMode.Kernel ? kernelDevice : options.Device ?? TunnelOptions.UserDefaultDevice;
+        if (mode == TunnelMode.User && links.Any(l => l.Name == device))
+        {
+            throw new NodeException($"device {device} already exists (another `udr node tunnel`?); name another with --device");
+        }
+        return new TunnelPlan(mode, device, reason, notes);
+    }
+
+    /// <summary>
+    /// What an endpoint device needs (LVS-TUN): reverse-path filtering off on it and on "all" (the kernel applies the
+    /// larger of the two; the inner source, a client, is not routed via the tunnel device), then up.
+    /// </summary>
+    public static IReadOnlyList<NodeChange> DeviceChanges(IHostSystem host, string device)
+    {
+        ArgumentNullException.ThrowIfNull(host);
+        ArgumentNullException.ThrowIfNull(device);
+        var changes = new List<NodeChange>();
+        LinkInfo link = host.GetLinks().FirstOrDefault(l => l.Name == device)
+            ?? throw new NodeException($"device {device} does not exist");
+        foreach (SysctlKey key in new[] { SysctlKey.Conf(device, ConfSetting.RpFilter), SysctlKey.Conf("all", ConfSetting.RpFilter) })
+        {
+            string current = host.ReadSysctl(key) ?? throw new NodeException($"{key.Name} does not exist");
+            if (current != "0")
+            {
+                changes.Add(new SysctlChange(key, current, "0"));
+            }
+        }
+        // Up last: a device that is up is ready, which is what a watcher (or a test) can wait for.
+        if (!link.IsUp)
+        {
+            changes.Add(new LinkStateChange(device, Up: true));
+        }
+        return changes;
+    }
+
+    /// <summary>Linux interface names: 1-15 bytes, no '/', no whitespace, not "." or "..".</summary>
+    public static void ValidateDeviceName(string name)
+    {
+        ArgumentNullException.ThrowIfNull(name);
+        if (name.Length is 0 or > 15 || name is "." or ".." || name.Any(c => c is '/' or ':' || char.IsWhiteSpace(c) || c > '~'))
+        {
+            throw new NodeException($"--device: '{name}' is not a valid interface name (1-15 characters, no '/', ':' or spaces)");
+        }
+    }
+
+    private static bool KernelEndpointAvailable(IHostSystem host, string device, out string why)
+    {
+        if (FindIpipDevice(host, device, out why))
+        {
+            return true;
+        }
+        if (device != TunnelOptions.KernelDefaultDevice)
+        {
+            return false;
+        }
+        // Loading ipip creates tunl0 (in every namespace, unless net.core.fb_tunnels_only_for_init_net says otherwise).
+        if (!host.LoadKernelModule(IpipModule, out string? problem))
+        {
+            why = $"no ipip module ({TunnelOptions.KernelDefaultDevice} does not exist; {problem})";
+            return false;
+        }
+        return FindIpipDevice(host, device, out why);
+    }
+
+    private static bool FindIpipDevice(IHostSystem host, string device, out string why)
+    {
+        LinkInfo? link = host.GetLinks().FirstOrDefault(l => l.Name == device);
+        if (link == null)
+        {
+            why = $"no ipip device {device}";
+            return false;
+        }
+        if (link.LinkType != IpipLinkType)
+        {
+            why = $"{device} is not an ipip device (link type {link.LinkType ?? "unknown"})";
+            return false;
+        }
+        why = $"the kernel's ipip device {device} exists";
+        return true;
+    }
+}

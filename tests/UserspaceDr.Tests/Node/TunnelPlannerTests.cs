@@ -1,0 +1,160 @@
+using UserspaceDr.Node;
+using UserspaceDr.Node.Host;
+using UserspaceDr.Node.Plans;
+using UserspaceDr.Node.Tunnel;
+using static UserspaceDr.Tests.Node.FakeHostSystem;
+
+namespace UserspaceDr.Tests.Node;
+
+/// <summary>`udr node tunnel`'s decisions on an in-memory host: which endpoint, what it changes, what it refuses, and that it puts back.</summary>
+public class TunnelPlannerTests
+{
+    private static readonly uint Vip = Ip("198.18.0.100");
+
+    private static FakeHostSystem RealServer()
+    {
+        var host = new FakeHostSystem();
+        host.Link("lo").Addresses.Add(new InterfaceAddress(Vip, 32));
+        return host;
+    }
+
+    private static void AddTunl0(FakeHostSystem host, bool up = false) =>
+        host.AddLink("tunl0", up ? ["NOARP", "UP"] : ["NOARP"], 1480, linkType: "ipip");
+
+    [Test]
+    public void Auto_without_the_ipip_module_chooses_the_user_space_endpoint_and_says_why()
+    {
+        FakeHostSystem host = RealServer();
+        TunnelPlan plan = TunnelPlanner.Plan(new TunnelOptions([Vip]), host);
+        Assert.That(plan.Mode, Is.EqualTo(TunnelMode.User));
+        Assert.That(plan.Device, Is.EqualTo("udrtun0"));
+        Assert.That(plan.Reason, Does.Contain("no ipip module").And.Contain("modprobe is not installed"));
+        Assert.That(plan.Notes, Is.Empty);
+        Assert.That(host.Log, Is.EqualTo(new[] { "modprobe ipip" }), "auto tried to load the module, and changed nothing else");
+    }
+
+    [Test]
+    public void Auto_with_tunl0_or_a_loadable_module_chooses_the_kernel()
+    {
+        FakeHostSystem loaded = RealServer();
+        AddTunl0(loaded);
+        TunnelPlan plan = TunnelPlanner.Plan(new TunnelOptions([Vip]), loaded);
+        Assert.That((plan.Mode, plan.Device), Is.EqualTo((TunnelMode.Kernel, "tunl0")));
+        Assert.That(loaded.Log, Is.Empty, "tunl0 is there: no modprobe");
+
+        FakeHostSystem loadable = RealServer();
+        loadable.ModuleLoader = module => AddTunl0(loadable);
+        plan = TunnelPlanner.Plan(new TunnelOptions([Vip]) { Mode = TunnelMode.Kernel }, loadable);
+        Assert.That((plan.Mode, plan.Device), Is.EqualTo((TunnelMode.Kernel, "tunl0")));
+        Assert.That(loadable.Log, Is.EqualTo(new[] { "modprobe ipip" }));
+    }
+
+    [Test]
+    public void User_mode_is_taken_when_asked_even_where_the_kernel_could()
+    {
+        FakeHostSystem host = RealServer();
+        AddTunl0(host);
+        TunnelPlan plan = TunnelPlanner.Plan(new TunnelOptions([Vip]) { Mode = TunnelMode.User, Device = "tun-vip" }, host);
+        Assert.That((plan.Mode, plan.Device), Is.EqualTo((TunnelMode.User, "tun-vip")));
+    }
+
+    [Test]
+    public void Refusals_name_the_problem()
+    {
+        FakeHostSystem host = RealServer();
+        Assert.That(() => TunnelPlanner.Plan(new TunnelOptions([Vip]) { Mode = TunnelMode.Kernel }, host),
+            Throws.InstanceOf<NodeException>().With.Message.Contains("--mode kernel: no ipip module").And.Message.Contains("--mode user"));
+        host.IsRoot = false;
+        Assert.That(() => TunnelPlanner.Plan(new TunnelOptions([Vip]), host), Throws.InstanceOf<NodeException>().With.Message.Contains("run it as root"));
+        host.IsRoot = true;
+        foreach (string bad in new[] { "", "a/b", "sixteen-chars-xx", "eth 0", "..", "tun:0" })
+        {
+            Assert.That(() => TunnelPlanner.Plan(new TunnelOptions([Vip]) { Device = bad }, host),
+                Throws.InstanceOf<NodeException>().With.Message.Contains("not a valid interface name"), bad);
+        }
+        Assert.That(() => TunnelPlanner.Plan(new TunnelOptions([Vip]) { Mode = TunnelMode.User, Device = "eth0" }, host),
+            Throws.InstanceOf<NodeException>().With.Message.Contains("device eth0 already exists"));
+        Assert.That(() => TunnelPlanner.Plan(new TunnelOptions([Vip]) { Mode = TunnelMode.Kernel, Device = "eth0" }, host),
+            Throws.InstanceOf<NodeException>().With.Message.Contains("eth0 is not an ipip device"));
+        Assert.That(() => TunnelPlanner.Plan(new TunnelOptions([Ip("198.18.0.11")]), host),
+            Throws.InstanceOf<NodeException>().With.Message.Contains("ARP-speaking interface"));
+        Assert.That(() => TunnelPlanner.Plan(new TunnelOptions([]), host), Throws.InstanceOf<NodeException>().With.Message.Contains("at least one VIP"));
+    }
+
+    [Test]
+    public void A_vip_that_is_not_local_is_a_note_pointing_at_node_setup()
+    {
+        FakeHostSystem host = RealServer();
+        TunnelPlan plan = TunnelPlanner.Plan(new TunnelOptions([Vip, Ip("198.18.0.101")]), host);
+        Assert.That(plan.Notes, Has.Count.EqualTo(1));
+        Assert.That(plan.Notes[0], Does.Contain("198.18.0.101").And.Contain("udr node setup --mode tun --vip 198.18.0.101"));
+    }
+
+    [Test]
+    public void Device_changes_turn_rp_filter_off_on_the_device_and_all_then_bring_it_up_and_only_what_is_needed()
+    {
+        FakeHostSystem host = RealServer();
+        AddTunl0(host);
+        host.Sysctls[SysctlKey.Conf("all", ConfSetting.RpFilter).RelativePath] = "1";
+        host.Sysctls[SysctlKey.Conf("tunl0", ConfSetting.RpFilter).RelativePath] = "2";
+        Assert.That(TunnelPlanner.DeviceChanges(host, "tunl0").Select(c => c.Describe()), Is.EqualTo(new[]
+        {
+            "sysctl net.ipv4.conf.tunl0.rp_filter: 2 -> 0",
+            "sysctl net.ipv4.conf.all.rp_filter: 1 -> 0",
+            "link set tunl0 up",
+        }));
+
+        FakeHostSystem ready = RealServer();
+        AddTunl0(ready, up: true);
+        Assert.That(TunnelPlanner.DeviceChanges(ready, "tunl0"), Is.Empty);
+        Assert.That(() => TunnelPlanner.DeviceChanges(ready, "nothere"), Throws.InstanceOf<NodeException>());
+    }
+
+    [Test]
+    public void Node_check_in_tun_mode_warns_until_an_endpoint_device_is_up()
+    {
+        FakeHostSystem host = RealServer();
+        CheckResult Endpoint() => NodeCheck.Run([Vip], NodeMode.Tunnel, null, host).Single(r => r.Check == "tunnel endpoint");
+        Assert.That(Endpoint().Status, Is.EqualTo(CheckStatus.Warn));
+        Assert.That(Endpoint().Fix, Does.Contain("udr node tunnel --vip 198.18.0.100"));
+        host.AddLink("udrtun0", ["POINTOPOINT", "NOARP", "UP"], 1500, linkType: "none");
+        Assert.That((Endpoint().Status, Endpoint().Detail), Is.EqualTo((CheckStatus.Pass, "udrtun0 is up (`udr node tunnel`, user space)")));
+    }
+
+    [Test]
+    public void Kernel_mode_applies_waits_for_the_stop_and_puts_the_host_back_exactly()
+    {
+        FakeHostSystem host = RealServer();
+        AddTunl0(host);
+        host.Sysctls[SysctlKey.Conf("all", ConfSetting.RpFilter).RelativePath] = "1";
+        string before = host.Snapshot();
+        var output = new StringWriter();
+        using var stop = new CancellationTokenSource();
+        Task<TunnelCounters?> run = Task.Run(() => new TunnelController(host, output).Run(new TunnelOptions([Vip]), stop.Token));
+
+        SpinWait.SpinUntil(() => output.ToString().Contains("ready:", StringComparison.Ordinal), TimeSpan.FromSeconds(10));
+        Assert.That(run.IsCompleted, Is.False, "it stays in the foreground");
+        Assert.That(host.ReadSysctl(SysctlKey.Conf("all", ConfSetting.RpFilter)), Is.EqualTo("0"));
+        Assert.That(host.GetLinks().Single(l => l.Name == "tunl0").IsUp, Is.True);
+
+        stop.Cancel();
+        Assert.That(run.Wait(TimeSpan.FromSeconds(10)), Is.True);
+        Assert.That(run.Result, Is.Null, "the kernel keeps its own counters");
+        Assert.That(host.Snapshot(), Is.EqualTo(before));
+        Assert.That(output.ToString(), Does.Contain("udr node tunnel (kernel) on tunl0 for 198.18.0.100").And.Contain("stopped:"));
+    }
+
+    [Test]
+    public void Kernel_mode_rolls_back_when_a_change_fails_and_reports_it_as_a_node_exception()
+    {
+        FakeHostSystem host = RealServer();
+        AddTunl0(host);
+        host.Sysctls[SysctlKey.Conf("all", ConfSetting.RpFilter).RelativePath] = "1";
+        host.FailOn.Add("link tunl0 up");
+        string before = host.Snapshot();
+        using var stop = new CancellationTokenSource();
+        Assert.That(() => new TunnelController(host, TextWriter.Null).Run(new TunnelOptions([Vip]), stop.Token),
+            Throws.InstanceOf<PlanFailedException>().With.Message.Contains("link set tunl0 up failed").And.Message.Contains("rolled back 1"));
+        Assert.That(host.Snapshot(), Is.EqualTo(before));
+    }
+}
