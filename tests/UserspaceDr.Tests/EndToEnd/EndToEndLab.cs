@@ -163,7 +163,7 @@ internal sealed class EndToEndLab : IDisposable
         }
     }
 
-    private static bool TunnelEndpointReady(string line) => line.Contains("tunnel endpoint ready", StringComparison.Ordinal);
+    private static bool TunnelEndpointReady(string line) => line.StartsWith("ready: ", StringComparison.Ordinal);
 
     /// <summary>Fails when a server has died (a test must not pass or fail because of an earlier one).</summary>
     public void BeginTest()
