@@ -1,31 +1,42 @@
 #!/usr/bin/env bash
-# The lab bench: udr's direct routing against the kernel's own forwarding path, same topology, same run.
+# The lab bench: each of udr's forwarding methods against the kernel's own path on the same topology, same run.
 #
-#   udr path:    client ──▶ VIP 198.18.0.100 ──(lb: udr DR, MAC rewrite)──▶ rs1   (replies rs1 ──▶ client)
-#   kernel path: client ──▶ 198.18.0.200 via lb ──(lb: kernel IP forwarding)──▶ rs1 (replies rs1 ──▶ client)
+#   DR   udr:    client ──▶ VIP:5201 ──(lb: udr -g, MAC rewrite)──▶ rs1              replies rs1 ──▶ client
+#        kernel: client ──▶ 198.18.0.200 via lb ──(lb: kernel IP forwarding)──▶ rs1 (on its lo)
+#   NAT  udr:    client ──▶ VIP:5211 ──(lb: udr -m, DNAT, eth0 → eth1)──▶ rs3 198.19.1.13:5201
+#                replies rs3 ──▶ lb (its gateway) ──(udr: SNAT to VIP:5211, eth1 → eth0)──▶ client
+#        kernel: client ──▶ 198.18.0.201 via lb ──(lb: nftables dnat + conntrack)──▶ rs4 198.19.1.14, and back
+#   TUN  udr:    client ──▶ VIP:5221 ──(lb: udr -i, IP-in-IP)──▶ rs2 (udr node tunnel: decapsulates)  replies rs2 ──▶ client
+#        kernel: client ──▶ 198.18.0.202 via lb ──(lb: kernel IP forwarding)──▶ rs2 (on its lo). This kernel has
+#                no ipip module, so its own path to the same server is plain routing: the ratio includes the
+#                encapsulation and rs2's user-space endpoint, which the kernel path does not pay.
 #
-# Both paths do the same work on the balancer: take a frame for an address the real server holds on lo, decrement
-# TTL, rewrite the MACs, send it to rs1. Tests alternate between the paths (udr, kernel, udr, kernel, ...) so that
-# the machine's noise hits both alike; the report is the ratio udr/kernel per measure. Bounded: every load runs a
-# fixed time (BENCH_SECONDS, default 5) or count. Namespaces udrbench-* are removed on every exit path.
+# Each pair does the same job between the same hosts. Tests alternate between the paths (udr, kernel, udr, kernel,
+# ...) so that the machine's noise hits both alike; the report is the ratio udr/kernel per mode and measure.
+# Bounded: every load runs a fixed time (BENCH_SECONDS, default 5) or count. Namespaces udrbench-* are removed on
+# every exit path.
 #
-#   bench/lab-bench.sh [--workers N] [--rounds R]
+#   bench/lab-bench.sh [--workers N] [--rounds R] [--modes dr,nat,tun]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 PREFIX=udrbench
 UDR="$ROOT/artifacts/udr/udr"
 VIP=198.18.0.100
-KERNEL_VIP=198.18.0.200
 SECONDS_PER_RUN=${BENCH_SECONDS:-5}
 WORKERS=2
 ROUNDS=2
+MODES=dr,nat,tun
 while [ $# -gt 0 ]; do
     case "$1" in
         --workers) WORKERS=$2; shift 2 ;;
         --rounds) ROUNDS=$2; shift 2 ;;
-        *) echo "usage: $0 [--workers N] [--rounds R]" >&2; exit 2 ;;
+        --modes) MODES=$2; shift 2 ;;
+        *) echo "usage: $0 [--workers N] [--rounds R] [--modes dr,nat,tun]" >&2; exit 2 ;;
     esac
+done
+for mode in ${MODES//,/ }; do
+    case $mode in dr | nat | tun) ;; *) echo "lab bench: unknown mode '$mode' (dr, nat, tun)" >&2; exit 2 ;; esac
 done
 [ "$(id -u)" -eq 0 ] || { echo "lab bench: needs root" >&2; exit 2; }
 command -v iperf3 >/dev/null || { echo "lab bench: iperf3 missing (./build.sh bench installs it)" >&2; exit 2; }
@@ -34,72 +45,125 @@ command -v iperf3 >/dev/null || { echo "lab bench: iperf3 missing (./build.sh be
 . tools/lab-session.sh
 lab_session_up
 
-# The kernel path: lb routes KERNEL_VIP to rs1, which holds it on lo (ARP already hidden there by the lab).
-in_host rs1 ip addr add "$KERNEL_VIP/32" dev lo
+# Where each path's load goes: address and iperf3 port (the CPS acceptor listens on the iperf3 port + 3000).
+declare -A TARGET=(
+    [dr-udr]=$VIP [dr-kernel]=198.18.0.200
+    [nat-udr]=$VIP [nat-kernel]=198.18.0.201
+    [tun-udr]=$VIP [tun-kernel]=198.18.0.202)
+declare -A PORT=(
+    [dr-udr]=5201 [dr-kernel]=5202
+    [nat-udr]=5211 [nat-kernel]=5212
+    [tun-udr]=5221 [tun-kernel]=5222)
+
+# The kernel's paths. lb forwards (udr's nftables guard still keeps its kernel away from the VIP and from rs3's
+# NAT replies, which is why the kernel's NAT goes to rs4). Redirects off: lb would tell the client to go direct.
 in_host lb sysctl -qw net.ipv4.ip_forward=1 net.ipv4.conf.all.send_redirects=0 net.ipv4.conf.eth0.send_redirects=0
-in_host lb ip route add "$KERNEL_VIP/32" via 198.18.0.11
-in_host client ip route add "$KERNEL_VIP/32" via 198.18.0.2
 in_host client sysctl -qw net.ipv4.conf.all.accept_redirects=0 net.ipv4.conf.eth0.accept_redirects=0
+in_host rs1 ip addr add 198.18.0.200/32 dev lo
+in_host rs2 ip addr add 198.18.0.202/32 dev lo
+in_host lb ip route add 198.18.0.200/32 via 198.18.0.11
+in_host lb ip route add 198.18.0.202/32 via 198.18.0.12
+for kernel_target in 198.18.0.200 198.18.0.201 198.18.0.202; do in_host client ip route add "$kernel_target/32" via 198.18.0.2; done
+in_host lb nft -f - <<NFT
+table ip kbench {
+    chain prerouting {
+        type nat hook prerouting priority dstnat; policy accept;
+        ip daddr 198.18.0.201 dnat to 198.19.1.14
+    }
+}
+NFT
 
 cat > "$WORK/rules" <<RULES
 -A -t $VIP:5201 -s rr
 -a -t $VIP:5201 -r 198.18.0.11:5201 -g -w 1
 -A -u $VIP:5201 -s rr
 -a -u $VIP:5201 -r 198.18.0.11:5201 -g -w 1
--A -t $VIP:8080 -s rr
--a -t $VIP:8080 -r 198.18.0.11:8080 -g -w 1
+-A -t $VIP:8201 -s rr
+-a -t $VIP:8201 -r 198.18.0.11:8201 -g -w 1
+-A -t $VIP:5211 -s rr
+-a -t $VIP:5211 -r 198.19.1.13:5201 -m -w 1
+-A -u $VIP:5211 -s rr
+-a -u $VIP:5211 -r 198.19.1.13:5201 -m -w 1
+-A -t $VIP:8211 -s rr
+-a -t $VIP:8211 -r 198.19.1.13:8201 -m -w 1
+-A -t $VIP:5221 -s rr
+-a -t $VIP:5221 -r 198.18.0.12:5221 -i -w 1
+-A -u $VIP:5221 -s rr
+-a -u $VIP:5221 -r 198.18.0.12:5221 -i -w 1
+-A -t $VIP:8221 -s rr
+-a -t $VIP:8221 -r 198.18.0.12:8221 -i -w 1
 RULES
 
-# One iperf3 server per path, each bound to its address: a UDP reply must leave from the address the client sent to
-# (a server bound to 0.0.0.0 would answer from rs1's own address, and the client's connected socket ignores that).
-in_host rs1 iperf3 -s -D -B "$VIP" -p 5201 --logfile "$WORK/iperf3-udr.log"
-in_host rs1 iperf3 -s -D -B "$KERNEL_VIP" -p 5202 --logfile "$WORK/iperf3-kernel.log"
+# iperf3 servers bound to the address the client talks to (a UDP reply must leave from the address the client sent
+# to; a server bound to 0.0.0.0 would answer from the host's own address, and the client's connected socket ignores
+# that). NAT servers are bound to their own address: NAT delivers to it.
+iperf() { local host=$1 bind=$2 port=$3; in_host "$host" iperf3 -s -D -B "$bind" -p "$port" --logfile "$WORK/iperf3-$host-$port.log"; }
+iperf rs1 "$VIP" 5201
+iperf rs1 198.18.0.200 5202
+iperf rs3 198.19.1.13 5201
+iperf rs4 198.19.1.14 5212
+iperf rs2 "$VIP" 5221
+iperf rs2 198.18.0.202 5222
 # A TCP server that accepts and closes at once, for connections per second (bounded by the client's count).
 cat > "$WORK/acceptor.py" <<'PY'
-import socket
-s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind(("0.0.0.0", 8080)); s.listen(1024)
+import selectors, socket, sys
+selector = selectors.DefaultSelector()
+for port in sys.argv[1:]:
+    s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("0.0.0.0", int(port))); s.listen(1024); s.setblocking(False)
+    selector.register(s, selectors.EVENT_READ)
 while True:
-    c, _ = s.accept(); c.close()
+    for key, _ in selector.select():
+        try:
+            c, _ = key.fileobj.accept(); c.close()
+        except BlockingIOError:
+            pass
 PY
 cat > "$WORK/connector.py" <<'PY'
 import socket, sys, time
-target, seconds = sys.argv[1], float(sys.argv[2])
+target, port, seconds = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
 n, deadline = 0, time.monotonic() + seconds
 start = time.monotonic()
 while time.monotonic() < deadline and n < 200000:
-    c = socket.create_connection((target, 8080), timeout=2)
+    c = socket.create_connection((target, port), timeout=2)
     c.recv(1)
     c.close(); n += 1
 print(f"{n / (time.monotonic() - start):.0f}")
 PY
-in_host rs1 python3 "$WORK/acceptor.py" &
+in_host rs1 python3 "$WORK/acceptor.py" 8201 8202 &
+in_host rs2 python3 "$WORK/acceptor.py" 8221 8222 &
+in_host rs3 python3 "$WORK/acceptor.py" 8201 &
+in_host rs4 python3 "$WORK/acceptor.py" 8212 &
+# rs2's IP-in-IP endpoint (user space where the kernel has no ipip module).
+in_host rs2 "$UDR" node tunnel --vip "$VIP" > "$WORK/tunnel.log" 2>&1 &
 
-udr_start "$WORK/rules" --workers "$WORKERS"
+udr_start "$WORK/rules" --workers "$WORKERS" --interface eth1
 sleep 0.5
 
 json() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
-port_of() { [ "$1" = "$VIP" ] && echo 5201 || echo 5202; }
-tcp_gbps() { in_host client iperf3 -c "$1" -p "$(port_of "$1")" -t "$SECONDS_PER_RUN" -J | json "round(d['end']['sum_received']['bits_per_second']/1e9, 3)"; }
-udp_kpps() { in_host client iperf3 -c "$1" -p "$(port_of "$1")" -u -b 0 -l 64 -t "$SECONDS_PER_RUN" -J |
+tcp_gbps() { in_host client iperf3 -c "$1" -p "$2" -t "$SECONDS_PER_RUN" -J | json "round(d['end']['sum_received']['bits_per_second']/1e9, 3)"; }
+udp_kpps() { in_host client iperf3 -c "$1" -p "$2" -u -b 0 -l 64 -t "$SECONDS_PER_RUN" -J |
     json "round(d['end']['sum']['packets']*(100-d['end']['sum']['lost_percent'])/100/d['end']['sum']['seconds']/1e3, 1)"; }
-cps() { in_host client python3 "$WORK/connector.py" "$1" "$SECONDS_PER_RUN"; }
+cps() { in_host client python3 "$WORK/connector.py" "$1" $(($2 + 3000)) "$SECONDS_PER_RUN"; }
 
 declare -A total
-for measure in tcp udp cps; do total[$measure-udr]=0; total[$measure-kernel]=0; done
-printf '%-6s %-26s %12s %12s\n' round measure udr kernel
+printf '%-6s %-4s %-26s %12s %12s\n' round mode measure udr kernel
 for round in $(seq 1 "$ROUNDS"); do
-    for measure in tcp udp cps; do
-        case $measure in tcp) fn=tcp_gbps; label="TCP upload (Gbit/s)" ;; udp) fn=udp_kpps; label="UDP 64 B delivered (kpps)" ;; cps) fn=cps; label="TCP connections/s" ;; esac
-        u=$($fn "$VIP"); k=$($fn "$KERNEL_VIP")
-        total[$measure-udr]=$(python3 -c "print(${total[$measure-udr]} + $u)")
-        total[$measure-kernel]=$(python3 -c "print(${total[$measure-kernel]} + $k)")
-        printf '%-6s %-26s %12s %12s\n' "$round" "$label" "$u" "$k"
+    for mode in ${MODES//,/ }; do
+        for measure in tcp udp cps; do
+            case $measure in tcp) fn=tcp_gbps; label="TCP upload (Gbit/s)" ;; udp) fn=udp_kpps; label="UDP 64 B delivered (kpps)" ;; cps) fn=cps; label="TCP connections/s" ;; esac
+            u=$($fn "${TARGET[$mode-udr]}" "${PORT[$mode-udr]}"); k=$($fn "${TARGET[$mode-kernel]}" "${PORT[$mode-kernel]}")
+            total[$mode-$measure-udr]=$(python3 -c "print(${total[$mode-$measure-udr]:-0} + $u)")
+            total[$mode-$measure-kernel]=$(python3 -c "print(${total[$mode-$measure-kernel]:-0} + $k)")
+            printf '%-6s %-4s %-26s %12s %12s\n' "$round" "$mode" "$label" "$u" "$k"
+        done
     done
 done
 echo
 echo "udr/kernel ratio (mean of $ROUNDS rounds, $SECONDS_PER_RUN s each, udr --workers $WORKERS):"
-for measure in tcp udp cps; do
-    python3 -c "u=${total[$measure-udr]}; k=${total[$measure-kernel]}; print(f'  {\"$measure\":4} udr {u/$ROUNDS:10.2f}  kernel {k/$ROUNDS:10.2f}  ratio {u/k:5.2f}')"
+for mode in ${MODES//,/ }; do
+    for measure in tcp udp cps; do
+        python3 -c "u=${total[$mode-$measure-udr]}; k=${total[$mode-$measure-kernel]}; print(f'  {\"$mode\":4} {\"$measure\":4} udr {u/$ROUNDS:10.2f}  kernel {k/$ROUNDS:10.2f}  ratio {u/k:5.2f}')"
+    done
 done
 printf 'udr '; udr_stop

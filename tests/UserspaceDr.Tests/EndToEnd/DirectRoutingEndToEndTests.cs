@@ -29,8 +29,6 @@ public sealed class DirectRoutingEndToEndTests(string backend)
         """;
 
     private static readonly TimeSpan ClientPatience = TimeSpan.FromSeconds(90);
-    private static readonly Lock PublishLock = new();
-    private static bool s_published;
 
     private EndToEndLab? _lab;
 
@@ -40,7 +38,7 @@ public sealed class DirectRoutingEndToEndTests(string backend)
     [OneTimeSetUp]
     public void StartLab()
     {
-        string python = EnsureToolsAndDaemon();
+        string python = EndToEndSupport.EnsureToolsAndDaemon();
         _lab = new EndToEndLab(python);
         try
         {
@@ -52,52 +50,6 @@ public sealed class DirectRoutingEndToEndTests(string backend)
             _lab = null;
             throw;
         }
-    }
-
-    /// <summary>Returns the Python interpreter's own path (a version manager's shim on PATH costs a second a start).</summary>
-    private static string EnsureToolsAndDaemon()
-    {
-        LabNetwork.RequireRoot();
-        foreach (string tool in new[] { "python3", "tcpdump", "nft" })
-        {
-            Assert.That(Run("sh", "-c", $"command -v {tool}").ExitCode, Is.Zero, $"the end-to-end tests need {tool} on PATH");
-        }
-        (int pythonExit, string pythonPath) = Run("python3", "-c", "import sys; print(sys.executable)");
-        string python = pythonPath.Trim();
-        Assert.That(pythonExit == 0 && File.Exists(python), Is.True, $"python3 does not say where it is: {pythonPath}");
-        lock (PublishLock)
-        {
-            if (s_published || !NeedsPublish())
-            {
-                s_published = true;
-                return python;
-            }
-            (int exitCode, string output) = Run("dotnet", "publish", "src/UserspaceDr.Cli", "-c", "Release", "-o", "artifacts/udr", "-nologo", "-v", "quiet");
-            Assert.That(exitCode, Is.Zero, $"dotnet publish failed:\n{output}");
-            Assert.That(File.Exists(RepositoryPaths.Udr), Is.True, "dotnet publish did not produce artifacts/udr/udr");
-            s_published = true;
-            return python;
-        }
-    }
-
-    /// <summary>
-    /// artifacts/udr/udr is missing, or older than a source file of src/: these tests would run a daemon that is
-    /// not the code under test (./build.sh build publishes it; a plain `dotnet test` does not).
-    /// </summary>
-    private static bool NeedsPublish()
-    {
-        if (!File.Exists(RepositoryPaths.Udr))
-        {
-            return true;
-        }
-        // The project assemblies, not the apphost: publish leaves an unchanged apphost with its old time.
-        DateTime published = Directory.EnumerateFiles(Path.GetDirectoryName(RepositoryPaths.Udr)!, "UserspaceDr.*.dll")
-            .Select(File.GetLastWriteTimeUtc).DefaultIfEmpty(DateTime.MinValue).Max();
-        string sources = Path.Combine(LabNetwork.RepositoryRoot, "src");
-        return Directory.EnumerateFiles(sources, "*", SearchOption.AllDirectories)
-            .Where(f => f.EndsWith(".cs", StringComparison.Ordinal) || f.EndsWith(".csproj", StringComparison.Ordinal))
-            .Where(f => !f.Contains($"{Path.DirectorySeparatorChar}obj{Path.DirectorySeparatorChar}", StringComparison.Ordinal))
-            .Any(f => File.GetLastWriteTimeUtc(f) > published);
     }
 
     [OneTimeTearDown]
@@ -344,67 +296,12 @@ public sealed class DirectRoutingEndToEndTests(string backend)
         Assert.That(Lab.BalancerRuleset(), Does.Not.Contain("udr_"), "the nftables table is gone after exit");
     }
 
-    /// <summary>Frames reaching the client (not sent by it) that are a TCP RST or any ICMP.</summary>
-    private IEnumerable<CapturedPacket> KernelAnswers(IEnumerable<CapturedPacket> atClient) =>
-        atClient.Where(p => p.SourceMac != Lab.ClientMac && ((p.IsTcp && p.Rst) || p.IsIcmp));
+    private IEnumerable<CapturedPacket> AnswersFromBalancer(IEnumerable<CapturedPacket> atClient) => EndToEndSupport.AnswersFromBalancer(Lab, atClient);
 
-    /// <summary>The RSTs and ICMP that came from the balancer: its MAC, or its own address as source.</summary>
-    private IEnumerable<CapturedPacket> AnswersFromBalancer(IEnumerable<CapturedPacket> atClient) =>
-        KernelAnswers(atClient).Where(p => p.SourceMac == Lab.LbMac || p.Source is LabNetwork.LbAddress);
+    private void AssertKernelQuiet(IReadOnlyList<CapturedPacket> atClient) => EndToEndSupport.AssertKernelQuiet(Lab, atClient);
 
-    /// <summary>
-    /// No RST and no ICMP reached the client: above all none from the balancer (the detector the isolation test
-    /// shows catching the balancer's kernel), and none from a real server either (that would be a broken flow too).
-    /// </summary>
-    private void AssertKernelQuiet(IReadOnlyList<CapturedPacket> atClient)
-    {
-        Assert.That(atClient.Count(p => p.SourceMac == Lab.ClientMac), Is.Positive, "the capture holds the run's traffic");
-        Assert.That(AnswersFromBalancer(atClient), Is.Empty, "the balancer's kernel answered service traffic (RST/ICMP from the balancer)");
-        Assert.That(KernelAnswers(atClient), Is.Empty, "no RST or ICMP reaches the client");
-    }
+    private static void AssertSplit(JsonElement split, int count, double rs1Share, double tolerance = 0.05) =>
+        EndToEndSupport.AssertSplit(split, count, new Dictionary<string, double> { ["rs1"] = rs1Share, ["rs2"] = 1 - rs1Share }, tolerance);
 
-    private static void AssertSplit(JsonElement split, int count, double rs1Share, double tolerance = 0.05)
-    {
-        int errors = split.GetProperty("errors").GetInt32();
-        JsonElement counts = split.GetProperty("counts");
-        int rs1 = counts.TryGetProperty("rs1", out JsonElement a) ? a.GetInt32() : 0;
-        int rs2 = counts.TryGetProperty("rs2", out JsonElement b) ? b.GetInt32() : 0;
-        string what = $"{count} connections: {counts}, {errors} failed {split.GetProperty("error_samples")}";
-        Assert.That(errors, Is.Zero, what);
-        Assert.That(rs1 + rs2, Is.EqualTo(count), what);
-        Assert.That((double)rs1 / count, Is.EqualTo(rs1Share).Within(tolerance), $"rs1's share of {what}");
-    }
-
-    private void AssertCleanExit(UdrExit exit, long minimumForwarded)
-    {
-        Assert.That(exit.ExitCode, Is.Zero, $"udr exit code:\n{exit.Output}");
-        Assert.That(exit.Count("forwarded"), Is.GreaterThanOrEqualTo(minimumForwarded), $"forwarded total: {exit.TotalsLine}");
-        Assert.That(Lab.BalancerRuleset(), Does.Not.Contain("udr_"), "no udr_ table left in the balancer");
-    }
-
-    private static (int ExitCode, string Output) Run(string program, params string[] arguments)
-    {
-        var startInfo = new ProcessStartInfo(program)
-        {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-            WorkingDirectory = LabNetwork.RepositoryRoot,
-        };
-        foreach (string argument in arguments)
-        {
-            startInfo.ArgumentList.Add(argument);
-        }
-        using Process process = Process.Start(startInfo) ?? throw new InvalidOperationException($"cannot start {program}");
-        Task<string> output = process.StandardOutput.ReadToEndAsync();
-        Task<string> error = process.StandardError.ReadToEndAsync();
-        if (!process.WaitForExit(TimeSpan.FromMinutes(10)))
-        {
-            process.Kill(entireProcessTree: true);
-            process.WaitForExit();
-            return (-1, $"{program} timed out");
-        }
-        process.WaitForExit();
-        return (process.ExitCode, output.Result + error.Result);
-    }
+    private void AssertCleanExit(UdrExit exit, long minimumForwarded) => EndToEndSupport.AssertCleanExit(Lab, exit, minimumForwarded);
 }

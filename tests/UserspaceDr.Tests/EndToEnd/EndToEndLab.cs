@@ -8,16 +8,17 @@ using UserspaceDr.Tests.Lab;
 namespace UserspaceDr.Tests.EndToEnd;
 
 /// <summary>
-/// A <see cref="LabNetwork"/> with real servers running on rs1 and rs2: an HTTP server on VIP:80 (index.html = the
-/// server's name, big.bin = 10 MiB of random bytes, different on each server, so a download's hash tells who sent
-/// it) and a UDP echo on VIP:5353 that prefixes its name. One lab serves a fixture; what a test starts (daemon,
-/// captures, clients) is the test's own and ends with <see cref="EndTest"/>; everything else, the namespaces and
-/// the working directory go away with <see cref="Dispose"/>.
+/// A <see cref="LabNetwork"/> with real servers running on rs1 and rs2 (and, with the private segment's NAT servers,
+/// on rs3 and rs4): an HTTP server on port 80 (index.html = the server's name, big.bin = 10 MiB of random bytes,
+/// different on each server, so a download's hash tells who sent it), a UDP echo on port 5353 that prefixes its
+/// name, and with the NAT servers also a TCP sink on port 9000. rs1/rs2 listen on the VIP (direct routing and
+/// tunnelling deliver the client's packet unchanged); rs3/rs4 on their own address (NAT rewrites the destination).
+/// One lab serves a fixture; what a test starts (daemon, captures, clients) is the test's own and ends with
+/// <see cref="EndTest"/>; everything else, the namespaces and the working directory go away with <see cref="Dispose"/>.
 /// </summary>
 internal sealed class EndToEndLab : IDisposable
 {
     public const int BigFileLength = 10 * 1024 * 1024;
-    public static readonly LabHost[] RealServers = [LabHost.Rs1, LabHost.Rs2];
 
     private static readonly TimeSpan ServerPatience = TimeSpan.FromSeconds(30);
     private readonly List<IDisposable> _servers = [];
@@ -26,9 +27,11 @@ internal sealed class EndToEndLab : IDisposable
     private int _files;
     private readonly Dictionary<string, string> _bigFileHashes = [];
 
-    public EndToEndLab(string python)
+    public EndToEndLab(string python, bool withNatServers = false)
     {
         Python = python;
+        WithNatServers = withNatServers;
+        RealServers = withNatServers ? [LabHost.Rs1, LabHost.Rs2, LabHost.Rs3, LabHost.Rs4] : [LabHost.Rs1, LabHost.Rs2];
         Network = new LabNetwork();
         try
         {
@@ -36,6 +39,7 @@ internal sealed class EndToEndLab : IDisposable
             System.IO.Directory.CreateDirectory(Directory);
             File.WriteAllText(Path.Combine(Directory, LabScripts.ClientFile), LabScripts.Client);
             File.WriteAllText(Path.Combine(Directory, LabScripts.UdpEchoFile), LabScripts.UdpEcho);
+            File.WriteAllText(Path.Combine(Directory, LabScripts.TcpSinkFile), LabScripts.TcpSink);
             foreach (LabHost server in RealServers)
             {
                 string name = LabNetwork.HostName(server);
@@ -50,6 +54,12 @@ internal sealed class EndToEndLab : IDisposable
             LbMac = Network.MacAddressOf(LabHost.Lb);
             Rs1Mac = Network.MacAddressOf(LabHost.Rs1);
             Rs2Mac = Network.MacAddressOf(LabHost.Rs2);
+            if (withNatServers)
+            {
+                Rs3Mac = Network.MacAddressOf(LabHost.Rs3);
+                Rs4Mac = Network.MacAddressOf(LabHost.Rs4);
+                LbPrivateMac = Network.MacAddressOf(LabHost.Lb, "eth1");
+            }
         }
         catch
         {
@@ -59,6 +69,19 @@ internal sealed class EndToEndLab : IDisposable
     }
 
     public LabNetwork Network { get; }
+
+    /// <summary>The hosts that run servers: rs1 and rs2, and rs3 and rs4 with the NAT servers.</summary>
+    public IReadOnlyList<LabHost> RealServers { get; }
+
+    public bool WithNatServers { get; }
+
+    /// <summary>Where a real server's services listen: the VIP on rs1/rs2, the server's own address on rs3/rs4.</summary>
+    public static string ListenAddress(LabHost server) => server switch
+    {
+        LabHost.Rs3 => LabNetwork.Rs3Address,
+        LabHost.Rs4 => LabNetwork.Rs4Address,
+        _ => LabNetwork.Vip,
+    };
 
     /// <summary>The Python interpreter (an absolute path) that runs servers and clients.</summary>
     public string Python { get; }
@@ -72,11 +95,18 @@ internal sealed class EndToEndLab : IDisposable
     public MacAddress LbMac { get; }
     public MacAddress Rs1Mac { get; }
     public MacAddress Rs2Mac { get; }
+    public MacAddress Rs3Mac { get; }
+    public MacAddress Rs4Mac { get; }
+
+    /// <summary>The balancer's MAC on the private segment (eth1), where NAT servers send their replies.</summary>
+    public MacAddress LbPrivateMac { get; }
 
     public MacAddress MacOf(string serverName) => serverName switch
     {
         "rs1" => Rs1Mac,
         "rs2" => Rs2Mac,
+        "rs3" => Rs3Mac,
+        "rs4" => Rs4Mac,
         _ => throw new ArgumentOutOfRangeException(nameof(serverName), serverName, null),
     };
 
@@ -87,26 +117,53 @@ internal sealed class EndToEndLab : IDisposable
     public void Step(string what) =>
         TestContext.Progress.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  [{_clock.Elapsed.TotalSeconds,6:F1}s] {what}"));
 
-    /// <summary>Starts both servers on both real servers and returns once all four listen.</summary>
+    /// <summary>Starts the servers on every real server and returns once all listen.</summary>
     public void StartServers()
     {
+        var started = new List<(NamespacedProcess Process, string ReadyLine)>();
         foreach (LabHost server in RealServers)
         {
             string name = LabNetwork.HostName(server);
-            NamespacedProcess http = Server(NamespacedProcess.Start(Network.Namespace(server), $"http server on {name}", Directory, false,
-                Python, "-u", "-m", "http.server", "80", "--bind", LabNetwork.Vip, "--directory", Path.Combine(Directory, name)));
-            NamespacedProcess echo = Server(NamespacedProcess.Start(Network.Namespace(server), $"udp echo on {name}", Directory, false,
-                Python, "-u", Path.Combine(Directory, LabScripts.UdpEchoFile), name));
-            if (http.WaitForLine(l => l.StartsWith("Serving HTTP", StringComparison.Ordinal), ServerPatience) == null)
+            string address = ListenAddress(server);
+            started.Add((Server(NamespacedProcess.Start(Network.Namespace(server), $"http server on {name}", Directory, false,
+                Python, "-u", "-m", "http.server", "80", "--bind", address, "--directory", Path.Combine(Directory, name))), "Serving HTTP"));
+            started.Add((Server(NamespacedProcess.Start(Network.Namespace(server), $"udp echo on {name}", Directory, false,
+                Python, "-u", Path.Combine(Directory, LabScripts.UdpEchoFile), name, address)), "echo listening"));
+            if (WithNatServers)
             {
-                throw new InvalidOperationException($"{http} did not start: {http.Output}");
+                started.Add((Server(NamespacedProcess.Start(Network.Namespace(server), $"tcp sink on {name}", Directory, false,
+                    Python, "-u", Path.Combine(Directory, LabScripts.TcpSinkFile), name, address)), "sink listening"));
             }
-            if (echo.WaitForLine(l => l == "echo listening", ServerPatience) == null)
+        }
+        // Started together, awaited together: each interpreter takes a moment to come up.
+        foreach ((NamespacedProcess process, string readyLine) in started)
+        {
+            if (process.WaitForLine(l => l.StartsWith(readyLine, StringComparison.Ordinal), ServerPatience) == null)
             {
-                throw new InvalidOperationException($"{echo} did not start: {echo.Output}");
+                throw new InvalidOperationException($"{process} did not start: {process.Output}");
             }
         }
     }
+
+    /// <summary>
+    /// Starts `udr node tunnel --vip VIP` on rs1 and rs2, the real servers' IP-in-IP endpoints (the kernel's ipip
+    /// device where the module exists, else udr's user-space one), for as long as the lab lives.
+    /// </summary>
+    public void StartTunnelEndpoints()
+    {
+        foreach (LabHost server in (LabHost[])[LabHost.Rs1, LabHost.Rs2])
+        {
+            string name = LabNetwork.HostName(server);
+            NamespacedProcess endpoint = Server(NamespacedProcess.Start(Network.Namespace(server), $"tunnel endpoint on {name}", Directory, false,
+                RepositoryPaths.Udr, "node", "tunnel", "--vip", LabNetwork.Vip));
+            if (endpoint.WaitForLine(TunnelEndpointReady, ServerPatience) == null)
+            {
+                throw new InvalidOperationException($"{endpoint} did not start: {endpoint.Output}");
+            }
+        }
+    }
+
+    private static bool TunnelEndpointReady(string line) => line.StartsWith("ready: ", StringComparison.Ordinal);
 
     /// <summary>Fails when a server has died (a test must not pass or fail because of an earlier one).</summary>
     public void BeginTest()
@@ -125,7 +182,7 @@ internal sealed class EndToEndLab : IDisposable
         try
         {
             // A daemon that had to be killed leaves its table; the next test starts from a clean balancer.
-            Network.Exec(LabHost.Lb, "if nft list tables | grep -q udr_eth0; then nft delete table netdev udr_eth0; fi");
+            Network.Exec(LabHost.Lb, "for t in udr_eth0 udr_eth1; do if nft list tables | grep -q \" $t\$\"; then nft delete table netdev $t; fi; done");
         }
         catch (Exception exception) when (exception is InvalidOperationException or TimeoutException)
         {
@@ -149,10 +206,10 @@ internal sealed class EndToEndLab : IDisposable
         return udr;
     }
 
-    public LabCapture StartCapture(LabHost host, string filter)
+    public LabCapture StartCapture(LabHost host, string filter, string interfaceName = "eth0")
     {
-        LabCapture capture = Own(LabCapture.Start(Network, host, Path.Combine(Directory, $"{LabNetwork.HostName(host)}-{++_files}.pcap"), filter, Step));
-        Step($"capturing on {LabNetwork.HostName(host)}: {filter}");
+        LabCapture capture = Own(LabCapture.Start(Network, host, Path.Combine(Directory, $"{LabNetwork.HostName(host)}-{++_files}.pcap"), filter, Step, interfaceName));
+        Step($"capturing on {LabNetwork.HostName(host)} {interfaceName}: {filter}");
         return capture;
     }
 

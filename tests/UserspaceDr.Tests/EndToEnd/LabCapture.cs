@@ -7,7 +7,10 @@ using UserspaceDr.Tests.Lab;
 
 namespace UserspaceDr.Tests.EndToEnd;
 
-/// <summary>One captured frame, decoded with PacketDotNet down to what the end-to-end assertions look at.</summary>
+/// <summary>
+/// One captured frame, decoded with PacketDotNet down to what the end-to-end assertions look at. For an ICMP error or
+/// an IP-in-IP packet, the Inner* fields describe the packet it carries (the quoted header, or the encapsulated one).
+/// </summary>
 internal sealed record CapturedPacket(
     long TimestampMicroseconds,
     MacAddress SourceMac,
@@ -22,12 +25,31 @@ internal sealed record CapturedPacket(
     bool Rst,
     int TransportPayloadLength)
 {
+    /// <summary>IP protocol 4: an IPv4 packet inside IPv4 (IP-in-IP).</summary>
+    public const int IpInIpProtocol = 4;
+
+    private const int EthernetHeaderLength = 14;
+
     public bool IsTcp => Protocol == ProtocolType.Tcp;
     public bool IsUdp => Protocol == ProtocolType.Udp;
     public bool IsIcmp => Protocol == ProtocolType.Icmp;
+    public bool IsIpInIp => Protocol is { } p && (int)p == IpInIpProtocol;
+
+    /// <summary>The ICMP type and code (-1 when not ICMP), and the next-hop MTU of a fragmentation-needed.</summary>
+    public int IcmpType { get; init; } = -1;
+    public int IcmpCode { get; init; } = -1;
+    public int IcmpNextHopMtu { get; init; }
+
+    public string? InnerSource { get; init; }
+    public string? InnerDestination { get; init; }
+    public ProtocolType? InnerProtocol { get; init; }
+    public int InnerSourcePort { get; init; }
+    public int InnerDestinationPort { get; init; }
 
     public override string ToString() => string.Create(CultureInfo.InvariantCulture,
-        $"{SourceMac} > {DestinationMac} {Protocol} {Source}:{SourcePort} > {Destination}:{DestinationPort}{(Syn ? " SYN" : "")}{(Rst ? " RST" : "")}{(Ack ? " ACK" : "")} payload {TransportPayloadLength}");
+        $"{SourceMac} > {DestinationMac} {Protocol} {Source}:{SourcePort} > {Destination}:{DestinationPort}{(Syn ? " SYN" : "")}{(Rst ? " RST" : "")}{(Ack ? " ACK" : "")} payload {TransportPayloadLength}" +
+        (IcmpType >= 0 ? $" icmp {IcmpType}/{IcmpCode} mtu {IcmpNextHopMtu}" : "") +
+        (InnerSource != null ? $" [{InnerProtocol} {InnerSource}:{InnerSourcePort} > {InnerDestination}:{InnerDestinationPort}]" : ""));
 
     /// <summary>Decodes an Ethernet frame (possibly cut at the snap length); IP fields stay null for non-IPv4 frames.</summary>
     public static CapturedPacket Decode(long timestampMicroseconds, byte[] frame)
@@ -41,7 +63,7 @@ internal sealed record CapturedPacket(
         }
         // Lengths come from the headers, not from the captured bytes: the capture keeps only the first bytes.
         int transportLength = ip.TotalLength - (ip.HeaderLength * 4);
-        return ip.PayloadPacket switch
+        CapturedPacket packet = ip.PayloadPacket switch
         {
             TcpPacket tcp => new CapturedPacket(timestampMicroseconds, source, destination, ip.SourceAddress.ToString(), ip.DestinationAddress.ToString(), ip.Protocol,
                 tcp.SourcePort, tcp.DestinationPort, tcp.Synchronize, tcp.Acknowledgment, tcp.Reset, transportLength - (tcp.DataOffset * 4)),
@@ -49,6 +71,47 @@ internal sealed record CapturedPacket(
                 udp.SourcePort, udp.DestinationPort, false, false, false, transportLength - 8),
             _ => new CapturedPacket(timestampMicroseconds, source, destination, ip.SourceAddress.ToString(), ip.DestinationAddress.ToString(), ip.Protocol,
                 0, 0, false, false, false, transportLength),
+        };
+        // The IP payload straight from the frame (the lab's frames are untagged), as far as the snap length kept it.
+        int payloadStart = EthernetHeaderLength + (ip.HeaderLength * 4);
+        ReadOnlySpan<byte> payload = frame.Length > payloadStart ? frame.AsSpan(payloadStart) : [];
+        if (packet.IsIcmp && payload.Length >= 8)
+        {
+            packet = packet with
+            {
+                IcmpType = payload[0],
+                IcmpCode = payload[1],
+                IcmpNextHopMtu = (payload[6] << 8) | payload[7],
+            };
+            if (payload[0] is 3 or 11 or 12)
+            {
+                packet = WithInner(packet, payload[8..]);
+            }
+        }
+        else if (packet.IsIpInIp)
+        {
+            packet = WithInner(packet, payload);
+        }
+        return packet;
+    }
+
+    /// <summary>Reads the addresses and ports of the IPv4 packet (or the start of it) in <paramref name="bytes"/>.</summary>
+    private static CapturedPacket WithInner(CapturedPacket packet, ReadOnlySpan<byte> bytes)
+    {
+        if (bytes.Length < 20 || bytes[0] >> 4 != 4)
+        {
+            return packet;
+        }
+        int headerLength = (bytes[0] & 0x0F) * 4;
+        var protocol = (ProtocolType)bytes[9];
+        bool hasPorts = (protocol is ProtocolType.Tcp or ProtocolType.Udp) && bytes.Length >= headerLength + 4;
+        return packet with
+        {
+            InnerSource = new System.Net.IPAddress(bytes.Slice(12, 4)).ToString(),
+            InnerDestination = new System.Net.IPAddress(bytes.Slice(16, 4)).ToString(),
+            InnerProtocol = protocol,
+            InnerSourcePort = hasPorts ? (bytes[headerLength] << 8) | bytes[headerLength + 1] : 0,
+            InnerDestinationPort = hasPorts ? (bytes[headerLength + 2] << 8) | bytes[headerLength + 3] : 0,
         };
     }
 }
@@ -76,11 +139,11 @@ internal sealed partial class LabCapture : IDisposable
     /// <summary>Frames the kernel dropped before tcpdump could read them (from tcpdump's final report).</summary>
     public int DroppedByKernel { get; private set; }
 
-    public static LabCapture Start(LabNetwork lab, LabHost host, string path, string filter, Action<string> log)
+    public static LabCapture Start(LabNetwork lab, LabHost host, string path, string filter, Action<string> log, string interfaceName = "eth0")
     {
         ArgumentNullException.ThrowIfNull(lab);
-        NamespacedProcess tcpdump = NamespacedProcess.Start(lab.Namespace(host), $"tcpdump on {LabNetwork.HostName(host)}", null, false,
-            "tcpdump", "-i", "eth0", "-n", "--immediate-mode", "-U", "-Z", "root", "-B", "8192", "-s", "128", "-w", path, filter);
+        NamespacedProcess tcpdump = NamespacedProcess.Start(lab.Namespace(host), $"tcpdump on {LabNetwork.HostName(host)} {interfaceName}", null, false,
+            "tcpdump", "-i", interfaceName, "-n", "--immediate-mode", "-U", "-Z", "root", "-B", "8192", "-s", "128", "-w", path, filter);
         if (tcpdump.WaitForLine(l => l.Contains("listening on", StringComparison.Ordinal), TimeSpan.FromSeconds(20)) == null)
         {
             string output = tcpdump.Output;

@@ -8,6 +8,7 @@ internal static class LabScripts
 {
     public const string ClientFile = "client.py";
     public const string UdpEchoFile = "udp_echo.py";
+    public const string TcpSinkFile = "tcp_sink.py";
 
     public const string Client = """
         import hashlib, json, random, selectors, socket, sys, time
@@ -138,6 +139,52 @@ internal static class LabScripts
             s.close()
             return result
 
+        # upload BYTES PORT: sends BYTES random bytes to VIP:PORT (a tcp_sink), half-closes, and compares the SHA-256
+        # the sink read with what was sent. Linux sets DF on TCP, so a path that cannot carry full-size segments
+        # completes only if the client learns the path MTU from an ICMP fragmentation-needed.
+        def upload(count, port):
+            data = random.randbytes(count)
+            started = time.monotonic()
+            s = socket.create_connection((VIP, port), timeout=20)
+            try:
+                s.sendall(data)
+                s.shutdown(socket.SHUT_WR)
+                answer = b''
+                while True:
+                    chunk = s.recv(4096)
+                    if not chunk:
+                        break
+                    answer += chunk
+            finally:
+                s.close()
+            words = answer.decode(errors='replace').split()
+            return {'bytes': count, 'sent_sha256': hashlib.sha256(data).hexdigest(),
+                    'server': words[0] if len(words) == 2 else None, 'received_sha256': words[1] if len(words) == 2 else None,
+                    'seconds': round(time.monotonic() - started, 3)}
+
+        # refused PORT: a connected UDP socket sends to VIP:PORT, where the server has no listener; the kernel reports
+        # ECONNREFUSED only if an ICMP port-unreachable arrives that quotes exactly this socket's datagram.
+        def refused(port):
+            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            s.settimeout(2)
+            s.bind((CLIENT, 0))
+            s.connect((VIP, port))
+            outcome = 'timeout'
+            for attempt in range(3):
+                try:
+                    s.send(b'anyone?')
+                    s.recv(2048)
+                    outcome = 'answered'
+                    break
+                except ConnectionRefusedError:
+                    outcome = 'refused'
+                    break
+                except socket.timeout:
+                    continue
+            local_port = s.getsockname()[1]
+            s.close()
+            return {'outcome': outcome, 'local_port': local_port}
+
         mode, args = sys.argv[1], sys.argv[2:]
         if mode == 'split':
             out = split(int(args[0]), int(args[1]), float(args[2]))
@@ -147,19 +194,50 @@ internal static class LabScripts
             out = udp(int(args[0]), int(args[1]))
         elif mode == 'probe':
             out = probe()
+        elif mode == 'upload':
+            out = upload(int(args[0]), int(args[1]))
+        elif mode == 'refused':
+            out = refused(int(args[0]))
         else:
             raise SystemExit('unknown mode ' + mode)
         print(json.dumps(out), flush=True)
         """;
 
+    /// <summary>udp_echo.py NAME ADDRESS: echoes datagrams to ADDRESS:5353, prefixed with NAME.</summary>
     public const string UdpEcho = """
         import socket, sys
         name = sys.argv[1].encode()
         s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        s.bind(('198.18.0.100', 5353))
+        s.bind((sys.argv[2], 5353))
         print('echo listening', flush=True)
         while True:
             data, peer = s.recvfrom(2048)
             s.sendto(name + b' ' + data, peer)
+        """;
+
+    /// <summary>tcp_sink.py NAME ADDRESS: on ADDRESS:9000, reads each connection to its end and answers "NAME SHA256".</summary>
+    public const string TcpSink = """
+        import hashlib, socket, sys
+        name = sys.argv[1]
+        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind((sys.argv[2], 9000))
+        listener.listen(16)
+        print('sink listening', flush=True)
+        while True:
+            connection, _ = listener.accept()
+            connection.settimeout(60)
+            digest = hashlib.sha256()
+            try:
+                while True:
+                    data = connection.recv(65536)
+                    if not data:
+                        break
+                    digest.update(data)
+                connection.sendall(('%s %s' % (name, digest.hexdigest())).encode())
+            except OSError:
+                pass
+            finally:
+                connection.close()
         """;
 }

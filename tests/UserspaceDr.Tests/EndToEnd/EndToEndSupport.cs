@@ -1,0 +1,132 @@
+using System.Diagnostics;
+using System.Text.Json;
+using UserspaceDr.Tests.Lab;
+
+namespace UserspaceDr.Tests.EndToEnd;
+
+/// <summary>What every end-to-end fixture shares: the tools and the published daemon, and the split assertion.</summary>
+internal static class EndToEndSupport
+{
+    private static readonly Lock PublishLock = new();
+    private static bool s_published;
+
+    /// <summary>Returns the Python interpreter's own path (a version manager's shim on PATH costs a second a start).</summary>
+    public static string EnsureToolsAndDaemon()
+    {
+        LabNetwork.RequireRoot();
+        foreach (string tool in new[] { "python3", "tcpdump", "nft" })
+        {
+            Assert.That(Run("sh", "-c", $"command -v {tool}").ExitCode, Is.Zero, $"the end-to-end tests need {tool} on PATH");
+        }
+        (int pythonExit, string pythonPath) = Run("python3", "-c", "import sys; print(sys.executable)");
+        string python = pythonPath.Trim();
+        Assert.That(pythonExit == 0 && File.Exists(python), Is.True, $"python3 does not say where it is: {pythonPath}");
+        lock (PublishLock)
+        {
+            if (s_published || !NeedsPublish())
+            {
+                s_published = true;
+                return python;
+            }
+            (int exitCode, string output) = Run("dotnet", "publish", "src/UserspaceDr.Cli", "-c", "Release", "-o", "artifacts/udr", "-nologo", "-v", "quiet");
+            Assert.That(exitCode, Is.Zero, $"dotnet publish failed:\n{output}");
+            Assert.That(File.Exists(RepositoryPaths.Udr), Is.True, "dotnet publish did not produce artifacts/udr/udr");
+            s_published = true;
+            return python;
+        }
+    }
+
+    /// <summary>
+    /// artifacts/udr/udr is missing, or older than a source file of src/: these tests would run a daemon that is
+    /// not the code under test (./build.sh build publishes it; a plain `dotnet test` does not).
+    /// </summary>
+    private static bool NeedsPublish()
+    {
+        if (!File.Exists(RepositoryPaths.Udr))
+        {
+            return true;
+        }
+        // The project assemblies, not the apphost: publish leaves an unchanged apphost with its old time.
+        DateTime published = Directory.EnumerateFiles(Path.GetDirectoryName(RepositoryPaths.Udr)!, "UserspaceDr.*.dll")
+            .Select(File.GetLastWriteTimeUtc).DefaultIfEmpty(DateTime.MinValue).Max();
+        string sources = Path.Combine(LabNetwork.RepositoryRoot, "src");
+        return Directory.EnumerateFiles(sources, "*", SearchOption.AllDirectories)
+            .Where(f => f.EndsWith(".cs", StringComparison.Ordinal) || f.EndsWith(".csproj", StringComparison.Ordinal))
+            .Where(f => !f.Contains($"{Path.DirectorySeparatorChar}obj{Path.DirectorySeparatorChar}", StringComparison.Ordinal))
+            .Any(f => File.GetLastWriteTimeUtc(f) > published);
+    }
+
+    /// <summary>
+    /// A client.py split: every connection answered, by the servers named in <paramref name="shares"/> only, each
+    /// with its expected share of <paramref name="count"/> within <paramref name="tolerance"/>.
+    /// </summary>
+    public static void AssertSplit(JsonElement split, int count, IReadOnlyDictionary<string, double> shares, double tolerance = 0.05)
+    {
+        int errors = split.GetProperty("errors").GetInt32();
+        JsonElement counts = split.GetProperty("counts");
+        string what = $"{count} connections: {counts}, {errors} failed {split.GetProperty("error_samples")}";
+        Assert.That(errors, Is.Zero, what);
+        Assert.That(counts.EnumerateObject().Select(p => p.Name), Is.SubsetOf(shares.Keys), $"only the expected servers answer: {what}");
+        Assert.That(counts.EnumerateObject().Sum(p => p.Value.GetInt32()), Is.EqualTo(count), what);
+        foreach ((string server, double share) in shares)
+        {
+            int served = counts.TryGetProperty(server, out JsonElement n) ? n.GetInt32() : 0;
+            Assert.That((double)served / count, Is.EqualTo(share).Within(tolerance), $"{server}'s share of {what}");
+        }
+    }
+
+    public static (int ExitCode, string Output) Run(string program, params string[] arguments)
+    {
+        var startInfo = new ProcessStartInfo(program)
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+            WorkingDirectory = LabNetwork.RepositoryRoot,
+        };
+        foreach (string argument in arguments)
+        {
+            startInfo.ArgumentList.Add(argument);
+        }
+        using Process process = Process.Start(startInfo) ?? throw new InvalidOperationException($"cannot start {program}");
+        Task<string> output = process.StandardOutput.ReadToEndAsync();
+        Task<string> error = process.StandardError.ReadToEndAsync();
+        if (!process.WaitForExit(TimeSpan.FromMinutes(10)))
+        {
+            process.Kill(entireProcessTree: true);
+            process.WaitForExit();
+            return (-1, $"{program} timed out");
+        }
+        process.WaitForExit();
+        return (process.ExitCode, output.Result + error.Result);
+    }
+
+    /// <summary>Frames reaching the client (not sent by it) that are a TCP RST or any ICMP.</summary>
+    public static IEnumerable<CapturedPacket> KernelAnswers(EndToEndLab lab, IEnumerable<CapturedPacket> atClient) =>
+        atClient.Where(p => p.SourceMac != lab.ClientMac && ((p.IsTcp && p.Rst) || p.IsIcmp));
+
+    /// <summary>The RSTs and ICMP that came from the balancer: its MAC, or its own address as source.</summary>
+    public static IEnumerable<CapturedPacket> AnswersFromBalancer(EndToEndLab lab, IEnumerable<CapturedPacket> atClient) =>
+        KernelAnswers(lab, atClient).Where(p => p.SourceMac == lab.LbMac || p.Source is LabNetwork.LbAddress);
+
+    /// <summary>
+    /// No RST and no ICMP reached the client: above all none from the balancer (the detector the isolation test
+    /// shows catching the balancer's kernel), and none from a real server either (that would be a broken flow too).
+    /// <paramref name="expected"/> names the ICMP a test provokes on purpose (udr's own, or a translated one).
+    /// </summary>
+    public static void AssertKernelQuiet(EndToEndLab lab, IReadOnlyList<CapturedPacket> atClient, Func<CapturedPacket, bool>? expected = null)
+    {
+        Func<CapturedPacket, bool> provoked = expected ?? (_ => false);
+        Assert.That(atClient.Count(p => p.SourceMac == lab.ClientMac), Is.Positive, "the capture holds the run's traffic");
+        Assert.That(AnswersFromBalancer(lab, atClient).Where(p => !provoked(p)), Is.Empty,
+            "the balancer's kernel answered service traffic (RST/ICMP from the balancer)");
+        Assert.That(KernelAnswers(lab, atClient).Where(p => !provoked(p)), Is.Empty, "no RST or ICMP reaches the client");
+    }
+
+    public static void AssertCleanExit(EndToEndLab lab, UdrExit exit, long minimumForwarded)
+    {
+        Assert.That(exit.ExitCode, Is.Zero, $"udr exit code:\n{exit.Output}");
+        Assert.That(exit.Count("forwarded"), Is.GreaterThanOrEqualTo(minimumForwarded), $"forwarded total: {exit.TotalsLine}");
+        Assert.That(lab.BalancerRuleset(), Does.Not.Contain("udr_"), "no udr_ table left in the balancer");
+    }
+}
