@@ -46,10 +46,13 @@ internal sealed record CapturedPacket(
     public int InnerSourcePort { get; init; }
     public int InnerDestinationPort { get; init; }
 
-    public override string ToString() => string.Create(CultureInfo.InvariantCulture,
-        $"{SourceMac} > {DestinationMac} {Protocol} {Source}:{SourcePort} > {Destination}:{DestinationPort}{(Syn ? " SYN" : "")}{(Rst ? " RST" : "")}{(Ack ? " ACK" : "")} payload {TransportPayloadLength}" +
-        (IcmpType >= 0 ? $" icmp {IcmpType}/{IcmpCode} mtu {IcmpNextHopMtu}" : "") +
-        (InnerSource != null ? $" [{InnerProtocol} {InnerSource}:{InnerSourcePort} > {InnerDestination}:{InnerDestinationPort}]" : ""));
+    public override string ToString()
+    {
+        string icmp = IcmpType >= 0 ? string.Create(CultureInfo.InvariantCulture, $" icmp {IcmpType}/{IcmpCode} mtu {IcmpNextHopMtu}") : "";
+        string inner = InnerSource != null ? string.Create(CultureInfo.InvariantCulture, $" [{InnerProtocol} {InnerSource}:{InnerSourcePort} > {InnerDestination}:{InnerDestinationPort}]") : "";
+        return string.Create(CultureInfo.InvariantCulture,
+            $"{SourceMac} > {DestinationMac} {Protocol} {Source}:{SourcePort} > {Destination}:{DestinationPort}{(Syn ? " SYN" : "")}{(Rst ? " RST" : "")}{(Ack ? " ACK" : "")} payload {TransportPayloadLength}{icmp}{inner}");
+    }
 
     /// <summary>Decodes an Ethernet frame (possibly cut at the snap length); IP fields stay null for non-IPv4 frames.</summary>
     public static CapturedPacket Decode(long timestampMicroseconds, byte[] frame)
