@@ -16,9 +16,11 @@ public static class TcpSegmentation
 
     /// <summary>
     /// The number of segments <paramref name="frame"/> needs for <paramref name="mtu"/>, 1 when it already fits, or 0
-    /// when it cannot be segmented (not a complete IPv4/TCP frame, or a fragment).
+    /// when it cannot be segmented (not a complete IPv4/TCP frame, or a fragment). <paramref name="maxSegmentPayload"/>
+    /// caps each segment's payload: a GSO super-frame's own segment size (the sender's MSS), so that re-cut segments
+    /// are the ones the sender meant to put on the wire (its path MTU, perhaps learned from udr's ICMP, is in them).
     /// </summary>
-    public static int SegmentCount(ReadOnlySpan<byte> frame, int mtu, out int payloadPerSegment)
+    public static int SegmentCount(ReadOnlySpan<byte> frame, int mtu, out int payloadPerSegment, int maxSegmentPayload = int.MaxValue)
     {
         payloadPerSegment = 0;
         if (!TryLayout(frame, out int ipOffset, out int ipHeader, out int tcpHeader, out int payload))
@@ -26,12 +28,12 @@ public static class TcpSegmentation
             return 0;
         }
         int datagram = ipHeader + tcpHeader + payload;
-        if (datagram <= mtu)
+        if (datagram <= mtu && payload <= maxSegmentPayload)
         {
             payloadPerSegment = payload;
             return 1;
         }
-        payloadPerSegment = mtu - ipHeader - tcpHeader;
+        payloadPerSegment = Math.Min(mtu - ipHeader - tcpHeader, maxSegmentPayload);
         if (payloadPerSegment < 8)
         {
             return 0;

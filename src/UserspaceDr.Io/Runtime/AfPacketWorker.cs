@@ -292,7 +292,7 @@ public sealed unsafe class AfPacketWorker : IFrameWorker
                 if (engine.Rules.HasTunnel)
                 {
                     // An IP-in-IP super-frame cannot be described by a virtio_net_hdr: cut it into wire segments first.
-                    SegmentAndForward(frame, link, now);
+                    SegmentAndForward(frame, vnet.GsoSize, link, now);
                     continue;
                 }
                 flags |= FrameFlags.Gso;
@@ -361,14 +361,15 @@ public sealed unsafe class AfPacketWorker : IFrameWorker
     }
 
     /// <summary>
-    /// Cuts a TCP GSO super-frame into segments of the ingress link's MTU (each with headroom, full checksums) and
-    /// forwards each one. A frame that cannot be cut (UDP GSO, not TCP) is counted as a transmit error.
+    /// Cuts a TCP GSO super-frame into the segments its sender meant (gso_size, within the ingress link's MTU; each with
+    /// headroom, full checksums) and forwards each one. A frame that cannot be cut (UDP GSO, not TCP) is counted as a
+    /// transmit error.
     /// </summary>
-    private void SegmentAndForward(RxFrame frame, byte link, long now)
+    private void SegmentAndForward(RxFrame frame, ushort segmentSize, byte link, long now)
     {
         ReadOnlySpan<byte> bytes = frame.Bytes;
         int mtu = _engine.Links[link].Mtu;
-        int segments = TcpSegmentation.SegmentCount(bytes, mtu, out int payloadPerSegment);
+        int segments = TcpSegmentation.SegmentCount(bytes, mtu, out int payloadPerSegment, segmentSize > 0 ? segmentSize : int.MaxValue);
         int room = _segmentSlotSize - VnetSize - FrameBuffer.RecommendedHeadroom;
         if (segments is 0 or > SegmentSlots)
         {

@@ -15,8 +15,10 @@ namespace UserspaceDr.Io.Runtime;
 /// frames are marked "checksum unknown" and the engine finishes a TCP/UDP checksum that still holds only the
 /// pseudo-header seed (what offload leaves behind). GSO super-frames larger than the link MTU cannot be re-emitted
 /// through libpcap as they are: TCP ones are segmented in software (before the engine when tunnel servers are in
-/// the rules, since an encapsulated super-frame cannot be segmented after; after it otherwise). With several links
-/// the devices are read without blocking, in turn, with a 1 ms nap when all are idle: correctness over speed.
+/// the rules, since an encapsulated super-frame cannot be segmented after; after it otherwise). Each link has its
+/// own reader thread blocked in libpcap; the one engine (NAT needs both directions in one connection table) runs
+/// under a lock. Non-blocking reads of several handles in turn cost each frame hundreds of milliseconds here
+/// (libpcap's non-blocking mode and immediate mode do not combine well), which breaks TCP.
 /// </summary>
 public sealed class PcapWorker : IFrameWorker
 {
@@ -32,7 +34,9 @@ public sealed class PcapWorker : IFrameWorker
     private readonly int[] _mtus;
     private readonly int _expiryBudget;
     private readonly ConnectionSnapshotSlot _snapshots = new();
-    private Thread? _thread;
+    private readonly Lock _engineLock = new();
+    private Thread[] _threads = [];
+    private long _nextHousekeeping;
     private volatile bool _stopping;
     private long _transmitErrors;
 
@@ -60,7 +64,7 @@ public sealed class PcapWorker : IFrameWorker
                 device.Open(new DeviceConfiguration
                 {
                     Mode = DeviceModes.None,
-                    ReadTimeout = links.Count == 1 ? 100 : 1,
+                    ReadTimeout = 100,
                     Snaplen = 65_536,
                     Immediate = true,
                     // Immediate mode makes libpcap use TPACKET_V2: one fixed slot per frame, sized for the snap length
@@ -69,10 +73,6 @@ public sealed class PcapWorker : IFrameWorker
                     BufferSize = 32 << 20,
                 });
                 _devices[i] = device;
-                if (links.Count > 1)
-                {
-                    device.NonBlockingMode = true;
-                }
                 device.Filter = Filter(traffic);
             }
         }
@@ -140,41 +140,49 @@ public sealed class PcapWorker : IFrameWorker
 
     public void Start()
     {
-        _thread = new Thread(Run) { IsBackground = true, Name = "udr-pcap" };
-        _thread.Start();
+        _threads = [.. Enumerable.Range(0, _devices.Length).Select(link => new Thread(() => Run(link)) { IsBackground = true, Name = $"udr-pcap-{link}" })];
+        foreach (Thread thread in _threads)
+        {
+            thread.Start();
+        }
     }
 
-    private void Run()
+    private void Run(int link)
     {
         try
         {
-            Loop();
+            Loop(link);
         }
         catch (Exception e) when (e is PcapException or InvalidOperationException)
         {
-            Log.WorkerFailed(_log, 0, e.Message);
+            Log.WorkerFailed(_log, link, e.Message);
         }
         finally
         {
-            _snapshots.Close(); // nothing will answer a -L -c request from here on
+            if (link == 0)
+            {
+                _snapshots.Close(); // nothing will answer a -L -c request from here on
+            }
         }
     }
 
-    private void Loop()
+    /// <summary>Reads one link (blocking, at most the read timeout); every frame and the housekeeping run under the engine lock.</summary>
+    private void Loop(int link)
     {
         ForwardingEngine engine = _engine;
-        long nextHousekeeping = 0;
+        LibPcapLiveDevice device = _devices[link];
         while (!_stopping)
         {
-            long now = Environment.TickCount64;
-            bool any = false;
-            for (int link = 0; link < _devices.Length; link++)
+            GetPacketStatus status = device.GetNextPacket(out PacketCapture capture);
+            if (status == GetPacketStatus.Error)
             {
-                LibPcapLiveDevice device = _devices[link];
-                GetPacketStatus status = device.GetNextPacket(out PacketCapture capture);
+                throw new InvalidOperationException("libpcap read failed: " + device.LastError);
+            }
+            long now = Environment.TickCount64;
+            lock (_engineLock)
+            {
                 if (status == GetPacketStatus.PacketRead)
                 {
-                    any = true;
                     _state.ApplyTo(engine);
                     ReadOnlySpan<byte> data = capture.Data;
                     if (data.Length <= _inbound.Length)
@@ -182,30 +190,54 @@ public sealed class PcapWorker : IFrameWorker
                         Receive(data, (byte)link, now);
                     }
                 }
-                else if (status == GetPacketStatus.Error)
+                if (now >= _nextHousekeeping)
                 {
-                    throw new InvalidOperationException("libpcap read failed: " + device.LastError);
+                    Housekeeping(now);
+                }
+                if (link == 0)
+                {
+                    _snapshots.Serve(engine.Connections); // ipvsadm -L -c: copied between frames, never during one
                 }
             }
-            if (!any && _devices.Length > 1)
-            {
-                Thread.Sleep(1);
-            }
-            if (now >= nextHousekeeping)
-            {
-                engine.ExpireConnections(now, _expiryBudget);
-                long drops = 0;
-                foreach (LibPcapLiveDevice device in _devices)
-                {
-                    ICaptureStatistics statistics = device.Statistics;
-                    drops += (long)statistics.DroppedPackets + statistics.InterfaceDroppedPackets;
-                }
-                Interlocked.Exchange(ref _ringDrops, drops);
-                nextHousekeeping = now + HousekeepingIntervalMs;
-            }
-            _snapshots.Serve(engine.Connections); // ipvsadm -L -c: copied between batches, never per frame
         }
     }
+
+    private void Housekeeping(long now)
+    {
+        _engine.ExpireConnections(now, _expiryBudget);
+        long drops = 0;
+        foreach (LibPcapLiveDevice device in _devices)
+        {
+            ICaptureStatistics statistics = device.Statistics;
+            drops += (long)statistics.DroppedPackets + statistics.InterfaceDroppedPackets;
+        }
+        Interlocked.Exchange(ref _ringDrops, drops);
+        _nextHousekeeping = now + HousekeepingIntervalMs;
+    }
+
+    /// <summary>
+    /// libpcap does not say what segment size a GSO super-frame's sender meant (AF_PACKET's virtio_net_hdr does), so
+    /// with tunnels the frame is cut to fit the narrowest next hop once the outer header is added: no segment then
+    /// needs a fragmentation-needed, and the sender's own path MTU never matters.
+    /// </summary>
+    private int SmallestTunnelPayloadMtu()
+    {
+        NeighborTable neighbors = _engine.Neighbors;
+        if (!ReferenceEquals(neighbors, _smallestMtuOf))
+        {
+            int smallest = int.MaxValue;
+            foreach (NextHop hop in neighbors.Hops.Values)
+            {
+                smallest = Math.Min(smallest, hop.Mtu - Ipv4Header.MinLength);
+            }
+            _smallestMtu = smallest;
+            _smallestMtuOf = neighbors;
+        }
+        return _smallestMtu;
+    }
+
+    private NeighborTable? _smallestMtuOf;
+    private int _smallestMtu = int.MaxValue;
 
     private void Receive(ReadOnlySpan<byte> data, byte link, long now)
     {
@@ -215,7 +247,7 @@ public sealed class PcapWorker : IFrameWorker
             // An encapsulated super-frame could not be cut after the engine: cut it first, each segment with headroom.
             data.CopyTo(_inbound);
             ReadOnlySpan<byte> whole = _inbound.AsSpan(0, data.Length);
-            int segments = TcpSegmentation.SegmentCount(whole, _mtus[link], out int payloadPerSegment);
+            int segments = TcpSegmentation.SegmentCount(whole, Math.Min(_mtus[link], SmallestTunnelPayloadMtu()), out int payloadPerSegment);
             if (segments == 0)
             {
                 Interlocked.Increment(ref _transmitErrors);
@@ -291,7 +323,10 @@ public sealed class PcapWorker : IFrameWorker
     public void Dispose()
     {
         _stopping = true;
-        _thread?.Join(TimeSpan.FromSeconds(2));
+        foreach (Thread thread in _threads)
+        {
+            thread.Join(TimeSpan.FromSeconds(2));
+        }
         _engine.Connections.Clear();
         foreach (LibPcapLiveDevice device in _devices)
         {

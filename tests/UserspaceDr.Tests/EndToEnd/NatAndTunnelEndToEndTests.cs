@@ -261,6 +261,7 @@ public sealed class NatAndTunnelEndToEndTests(string backend)
 
             JsonElement upload = Lab.RunClient(ClientPatience, "upload", UploadBytes.ToString(CultureInfo.InvariantCulture), "9000");
 
+            string learned = Lab.Network.Exec(LabHost.Client, $"ip route get {Vip}");
             UdrExit exit = udr.Stop();
             IReadOnlyList<CapturedPacket> atClient = clientCapture.Stop();
             IReadOnlyList<CapturedPacket> atRs1 = rs1Capture.Stop();
@@ -272,7 +273,16 @@ public sealed class NatAndTunnelEndToEndTests(string backend)
                 Assert.That(upload.GetProperty("received_sha256").GetString(), Is.EqualTo(upload.GetProperty("sent_sha256").GetString()),
                     "rs1 received every byte, intact");
                 CapturedPacket[] tooBig = [.. atClient.Where(IsUdrFragmentationNeeded)];
-                Assert.That(tooBig, Is.Not.Empty, "udr told the client the path MTU");
+                if (backend == "afpacket")
+                {
+                    // AF_PACKET shows each super-frame's segment size, and udr re-cuts to exactly that: the client's
+                    // full-size segments meet the tunnel's MTU, and only the ICMP lets the upload go on.
+                    Assert.That(tooBig, Is.Not.Empty, "udr told the client the path MTU");
+                    Assert.That(learned, Does.Contain(string.Create(CultureInfo.InvariantCulture, $"mtu {PathMtu - 20}")), "the client's kernel learned it");
+                    Assert.That(exit.Count("icmp-fragmentation-needed"), Is.Positive, exit.TotalsLine);
+                }
+                // libpcap does not show a super-frame's segment size: udr cuts super-frames to fit the narrowest tunnel,
+                // so the client may never need the ICMP; whatever ICMP it got must still be right.
                 Assert.That(tooBig.Where(p => p.Source != Vip || p.SourceMac != Lab.LbMac || p.IcmpNextHopMtu != PathMtu - 20 ||
                         p.InnerSource != Client || p.InnerDestination != Vip || p.InnerDestinationPort != 9000), Is.Empty,
                     "fragmentation-needed from VIP with MTU 1380 (the path's MTU less the outer header), quoting the client's segment");
@@ -281,7 +291,6 @@ public sealed class NatAndTunnelEndToEndTests(string backend)
                 Assert.That(tunnelled.Where(p => p.TransportPayloadLength + 20 > PathMtu), Is.Empty, "no encapsulated packet exceeds the path MTU");
                 EndToEndSupport.AssertKernelQuiet(Lab, atClient, expected: IsUdrFragmentationNeeded);
                 Assert.That(exit.ExitCode, Is.Zero, exit.Output);
-                Assert.That(exit.Count("icmp-fragmentation-needed"), Is.Positive, exit.TotalsLine);
             });
         }
         finally
