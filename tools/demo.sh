@@ -64,6 +64,11 @@ mkdir -p "$WORK/rs3"
 echo rs3 > "$WORK/rs3/index.html"
 (cd "$WORK/rs3" && exec ip netns exec "$PREFIX-rs3" python3 -m http.server 80 --bind 198.19.1.13 >/dev/null 2>&1) &
 in_host rs2 "$UDR" node tunnel --vip "$VIP" > "$WORK/tunnel.log" 2>&1 &
+# Both must be up before the first request: a SYN to a port nobody listens on yet is answered with RST.
+for _ in $(seq 1 100); do
+    in_host rs3 ss -Hltn 'sport = :80' | grep -q . && grep -q '^ready:' "$WORK/tunnel.log" && break
+    sleep 0.1
+done
 cat > "$WORK/rules" <<RULES
 -A -t $VIP:80 -s rr
 -a -t $VIP:80 -r 198.18.0.11:80 -g -w 1
