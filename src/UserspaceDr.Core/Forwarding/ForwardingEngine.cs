@@ -84,10 +84,47 @@ public sealed partial class ForwardingEngine
     /// </summary>
     public void Prefetch(ReadOnlySpan<byte> frame)
     {
+        if (TryReadFlowKey(frame, out ConnectionKey key))
+        {
+            Connections.Prefetch(key);
+        }
+    }
+
+    /// <summary>
+    /// True when <paramref name="frame"/> (as for <see cref="Prefetch"/>) is TCP/UDP to a service with an IP-in-IP
+    /// server. A receive path cuts a GSO super-frame in software before the engine only then (an encapsulated
+    /// super-frame cannot be handed to the kernel to segment); everything else keeps the kernel's segmentation.
+    /// </summary>
+    public bool MayBeTunnelled(ReadOnlySpan<byte> frame)
+    {
+        RuleSet rules = Rules;
+        if (!rules.HasTunnel || !TryReadFlowKey(frame, out ConnectionKey key))
+        {
+            return false;
+        }
+        VirtualService? service = rules.Find(key.Protocol, key.VirtualAddress, key.VirtualPort);
+        if (service is null)
+        {
+            return false;
+        }
+        foreach (RealServer server in service.Destinations)
+        {
+            if (server.Method == ForwardingMethod.Tunnel)
+            {
+                return true;
+            }
+        }
+        return false;
+    }
+
+    /// <summary>The client-side key of an untagged or 802.1Q-tagged IPv4 TCP/UDP first fragment; false for anything else.</summary>
+    private static bool TryReadFlowKey(ReadOnlySpan<byte> frame, out ConnectionKey key)
+    {
+        key = default;
         int ipOffset = EthernetFrame.HeaderLength;
         if (frame.Length < ipOffset + Ipv4Header.MinLength + 4)
         {
-            return;
+            return false;
         }
         if (BinaryPrimitives.ReadUInt16BigEndian(frame[12..]) == EtherTypes.Vlan)
         {
@@ -96,19 +133,19 @@ public sealed partial class ForwardingEngine
         ReadOnlySpan<byte> ip = frame[ipOffset..];
         if (ip.Length < Ipv4Header.MinLength + 4 || BinaryPrimitives.ReadUInt16BigEndian(frame[(ipOffset - 2)..]) != EtherTypes.Ipv4)
         {
-            return;
+            return false;
         }
         int headerLength = (ip[0] & 0x0F) * 4;
         byte protocol = ip[9];
         if ((protocol != IpProtocol.Tcp && protocol != IpProtocol.Udp) || headerLength < Ipv4Header.MinLength ||
             ip.Length < headerLength + 4 || (BinaryPrimitives.ReadUInt16BigEndian(ip[6..]) & Ipv4Header.OffsetMask) != 0)
         {
-            return; // not TCP/UDP, malformed, or a later fragment (no ports)
+            return false; // not TCP/UDP, malformed, or a later fragment (no ports)
         }
         ReadOnlySpan<byte> ports = ip[headerLength..];
-        Connections.Prefetch(new ConnectionKey(protocol, BinaryPrimitives.ReadUInt32BigEndian(ip[12..]),
-            BinaryPrimitives.ReadUInt16BigEndian(ports), BinaryPrimitives.ReadUInt32BigEndian(ip[16..]),
-            BinaryPrimitives.ReadUInt16BigEndian(ports[2..])));
+        key = new ConnectionKey(protocol, BinaryPrimitives.ReadUInt32BigEndian(ip[12..]), BinaryPrimitives.ReadUInt16BigEndian(ports),
+            BinaryPrimitives.ReadUInt32BigEndian(ip[16..]), BinaryPrimitives.ReadUInt16BigEndian(ports[2..]));
+        return true;
     }
 
     /// <summary>As <see cref="Process(Span{byte}, FrameFlags, long, Span{byte}, out int)"/>, also returning the reason (tests and replay report it).</summary>

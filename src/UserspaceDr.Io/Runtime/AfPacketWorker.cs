@@ -289,7 +289,7 @@ public sealed unsafe class AfPacketWorker : IFrameWorker
             FrameFlags flags = vnet.NeedsChecksum ? FrameFlags.ChecksumPartial : FrameFlags.None;
             if (vnet.IsGso)
             {
-                if (engine.Rules.HasTunnel)
+                if (engine.MayBeTunnelled(frame.Bytes))
                 {
                     // An IP-in-IP super-frame cannot be described by a virtio_net_hdr: cut it into wire segments first.
                     SegmentAndForward(frame, vnet.GsoSize, link, now);

@@ -242,7 +242,7 @@ public sealed class PcapWorker : IFrameWorker
     private void Receive(ReadOnlySpan<byte> data, byte link, long now)
     {
         int linkHeader = data.Length > 13 && data[12] == 0x81 && data[13] == 0x00 ? 18 : 14;
-        if (_engine.Rules.HasTunnel && data.Length > _mtus[link] + linkHeader)
+        if (data.Length > _mtus[link] + linkHeader && _engine.MayBeTunnelled(data))
         {
             // An encapsulated super-frame could not be cut after the engine: cut it first, each segment with headroom.
             data.CopyTo(_inbound);
