@@ -17,6 +17,7 @@ internal static class ReplayCommand
         var input = new Option<string>("--in") { Description = "capture to replay (pcap, Ethernet)", Required = true };
         var output = new Option<string>("--out") { Description = "where to write every frame udr would transmit or reply with", Required = true };
         var localMac = new Option<string>("--local-mac") { Description = "the balancer interface's MAC", Required = true };
+        var localAddress = new Option<string>("--local-address") { Description = "the balancer's IPv4 address: the outer source of IP-in-IP (-i) packets" };
         var neighbors = new Option<string[]>("--neighbor") { Description = "IP=MAC of a real server or next hop (repeatable)", AllowMultipleArgumentsPerToken = false };
         var answerArp = new Option<bool>("--answer-arp") { Description = "answer ARP for VIPs (normally the kernel does)" };
         var checksumNotReady = new Option<bool>("--checksum-not-ready") { Description = "treat every frame's L4 checksum as unfinished (as TP_STATUS_CSUMNOTREADY marks them)" };
@@ -24,7 +25,7 @@ internal static class ReplayCommand
 
         var command = new Command("replay", "run the forwarding engine over a pcap file offline")
         {
-            rules, input, output, localMac, neighbors, answerArp, checksumNotReady, capacity,
+            rules, input, output, localMac, localAddress, neighbors, answerArp, checksumNotReady, capacity,
         };
         command.SetAction(parse =>
         {
@@ -47,7 +48,14 @@ internal static class ReplayCommand
                 throw new UsageException($"--in {inputPath}: {e.Message}", e);
             }
 
-            var options = new EngineOptions { LocalMac = mac, AnswerArpForVirtualAddresses = parse.GetValue(answerArp) };
+            string? addressText = parse.GetValue(localAddress);
+            uint address = addressText is null ? 0 : CliInputs.ParseAddress(addressText, "--local-address");
+            var options = new EngineOptions
+            {
+                LocalMac = mac,
+                Links = [new EngineLink(mac, EngineLink.DefaultMtu, address)],
+                AnswerArpForVirtualAddresses = parse.GetValue(answerArp),
+            };
             ReplayResult result = PcapReplay.Run(RuleSet.Build(spec), table, options, frames, maxConnections,
                 parse.GetValue(checksumNotReady) ? FrameFlags.ChecksumNotReady : FrameFlags.None);
             string outputPath = parse.GetRequiredValue(output);

@@ -19,6 +19,9 @@ public sealed record ReplayResult(
 /// </summary>
 public static class PcapReplay
 {
+    /// <summary>The largest path MTU a replayed next hop may have (jumbo frames); sizes the second-fragment buffer.</summary>
+    private const int MaxPathMtu = 9216;
+
     public static ReplayResult Run(RuleSet rules, NeighborTable neighbors, EngineOptions options, IReadOnlyList<PcapRecord> input,
         int connectionCapacity = 1 << 16, FrameFlags flags = FrameFlags.None)
     {
@@ -33,17 +36,25 @@ public static class PcapReplay
         var output = new List<PcapRecord>();
         var reasons = new List<FrameReason>(input.Count);
         byte[] reply = new byte[ReplyBuilder.MaxReplyLength];
+        byte[] overflow = new byte[FrameBuffer.OverflowLengthFor(MaxPathMtu)];
         foreach (PcapRecord record in input)
         {
             long nowMs = record.TimestampMicroseconds / 1000;
             engine.ExpireConnections(nowMs, budget: 256);
-            byte[] frame = (byte[])record.Data.Clone();
-            FrameReason reason = engine.ProcessWithReason(frame, flags, nowMs, reply, out int replyLength);
+            // With headroom in front, as the live rings give it, so that IP-in-IP is encapsulated in place here too.
+            byte[] buffer = new byte[FrameBuffer.RecommendedHeadroom + record.Data.Length];
+            record.Data.CopyTo(buffer, FrameBuffer.RecommendedHeadroom);
+            var packet = new FrameBuffer(buffer, FrameBuffer.RecommendedHeadroom, record.Data.Length, flags) { Overflow = overflow };
+            FrameReason reason = engine.ProcessWithReason(ref packet, nowMs, reply, out int replyLength);
             reasons.Add(reason);
             switch (FrameReasons.VerdictOf(reason))
             {
                 case Verdict.Transmit:
-                    output.Add(record with { Data = frame });
+                    output.Add(record with { Data = packet.Frame.ToArray() });
+                    if (packet.OverflowLength > 0)
+                    {
+                        output.Add(record with { Data = overflow[..packet.OverflowLength] });
+                    }
                     break;
                 case Verdict.Reply:
                     output.Add(record with { Data = reply[..replyLength] });

@@ -95,4 +95,47 @@ public partial class CliReplayTests
         Assert.That(exitCode, Is.EqualTo(2), message);
         Assert.That(File.Exists(output), Is.False, "nothing written");
     }
+
+    [Test]
+    public void Replay_encapsulates_for_a_tunnel_server_with_the_local_address_as_outer_source()
+    {
+        string directory = Path.Combine(Path.GetTempPath(), $"udr-{Guid.NewGuid():N}");
+        Directory.CreateDirectory(directory);
+        try
+        {
+            string rules = Path.Combine(directory, "tun.rules");
+            File.WriteAllText(rules, "-A -t 198.18.0.100:80 -s rr\n-a -t 198.18.0.100:80 -r 198.18.0.11:80 -i -w 1\n");
+            byte[] syn = Forwarding.Frames.Tcp(Forwarding.Frames.Client, 40000, Forwarding.Frames.Vip, 80, syn: true, ttl: 64);
+            string input = Path.Combine(directory, "in.pcap");
+            string output = Path.Combine(directory, "out.pcap");
+            UserspaceDr.Io.Pcap.PcapFile.Write(input, [new UserspaceDr.Io.Pcap.PcapRecord(1_000_000, syn)]);
+
+            (int exitCode, string report) = Udr("replay", "--rules", rules, "--in", input, "--out", output,
+                "--local-mac", "02:00:00:00:00:02", "--local-address", "198.18.0.2", "--neighbor", "198.18.0.11=02:00:00:00:00:11");
+
+            Assert.That(exitCode, Is.Zero, report);
+            IReadOnlyList<UserspaceDr.Io.Pcap.PcapRecord> sent = UserspaceDr.Io.Pcap.PcapFile.Read(output);
+            Assert.That(sent, Has.Count.EqualTo(1), report);
+            var ethernet = (PacketDotNet.EthernetPacket)PacketDotNet.Packet.ParsePacket(PacketDotNet.LinkLayers.Ethernet, sent[0].Data);
+            var outer = (PacketDotNet.IPv4Packet)ethernet.PayloadPacket;
+            Assert.Multiple(() =>
+            {
+                Assert.That(ethernet.DestinationHardwareAddress, Is.EqualTo(Forwarding.Frames.Rs1Mac));
+                Assert.That((int)outer.Protocol, Is.EqualTo(4), "IP-in-IP");
+                Assert.That(outer.SourceAddress.ToString(), Is.EqualTo("198.18.0.2"));
+                Assert.That(outer.DestinationAddress.ToString(), Is.EqualTo(Forwarding.Frames.Rs1));
+                Assert.That(outer.ValidIPChecksum, Is.True);
+                Assert.That(outer.TimeToLive, Is.EqualTo(63), "the inner TTL after the decrement");
+                // The inner packet is the client's SYN, unchanged but for its TTL.
+                var inner = new PacketDotNet.IPv4Packet(new PacketDotNet.Utils.ByteArraySegment(sent[0].Data, 14 + 20, sent[0].Data.Length - 34));
+                Assert.That(inner.DestinationAddress.ToString(), Is.EqualTo(Forwarding.Frames.Vip));
+                Assert.That(inner.Extract<PacketDotNet.TcpPacket>().ValidTcpChecksum, Is.True);
+                Assert.That(report, Does.Contain("forwarded"));
+            });
+        }
+        finally
+        {
+            Directory.Delete(directory, recursive: true);
+        }
+    }
 }
