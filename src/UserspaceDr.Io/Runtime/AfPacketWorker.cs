@@ -27,8 +27,13 @@ public sealed unsafe class AfPacketWorker : IFrameWorker
 {
     private const int VnetSize = VirtioNetHeader.Size;
     private const int ReplySlot = VnetSize + ReplyBuilder.MaxReplyLength;
-    private const int OverflowSlots = 32;
-    private const int SegmentSlots = 64;
+    /// <summary>
+    /// Segments of one cut super-frame: 64 KiB at an MSS of 536 is 123. Each may produce a trailing fragment, so
+    /// there are as many overflow slots: a cut frame never makes <see cref="Forward"/> flush half-way through it,
+    /// which would recycle segment slots that are still queued.
+    /// </summary>
+    private const int SegmentSlots = 128;
+    private const int OverflowSlots = SegmentSlots;
     private const int ExpiryIntervalMs = 100;
 
     /// <summary>Frames collected from the ring before processing, so that lookups can be prefetched ahead.</summary>
@@ -376,7 +381,7 @@ public sealed unsafe class AfPacketWorker : IFrameWorker
             Interlocked.Increment(ref _segmentationFailures);
             return;
         }
-        if (_segmentsUsed + segments > SegmentSlots || _tx.Count + (2 * segments) > _tx.Capacity)
+        if (_segmentsUsed + segments > SegmentSlots || _overflowUsed + segments > OverflowSlots || _tx.Count + (2 * segments) > _tx.Capacity)
         {
             FlushAndRecycle();
         }

@@ -11,9 +11,10 @@ namespace UserspaceDr.Io.Runtime;
 /// breaks every flow). An nftables netdev ingress chain drops VIP:port frames for the kernel; AF_PACKET ETH_P_ALL
 /// sockets see frames before that hook (the taps run in __netif_receive_skb_core before the ingress hook), so udr
 /// still receives them. ARP and ping for the VIP are left alone. It also drops, for the kernel only, what udr
-/// handles as NAT replies: TCP, UDP and ICMP from a NAT real server that is not addressed to the balancer's own
-/// addresses (a forwarding kernel would otherwise send the un-translated reply on to the client, which answers with
-/// a RST). The balancer's own traffic with the servers (health checks, ssh, ping) is addressed to it and passes.
+/// handles as NAT replies: TCP/UDP from a NAT real server's service port, its ICMP errors and later fragments, when
+/// not addressed to the balancer's own addresses (a forwarding kernel would otherwise send the un-translated reply on
+/// to the client, which answers with a RST). The balancer's own traffic with the servers (health checks, ssh, ping)
+/// is addressed to it and passes, and so does the servers' other traffic through their gateway.
 /// One table per interface, named udr_IFNAME; replaced atomically on reload, deleted on exit, and deleted first
 /// if a crashed run left it behind.
 /// </summary>
@@ -67,9 +68,21 @@ public sealed class NftablesGuard : IDisposable
         uint[] natServers = [.. RuleSetTraffic.NatServers(rules).Order()];
         if (natServers.Length > 0)
         {
-            string sources = string.Join(", ", natServers.Select(Ipv4Address.Format));
+            // Only what can be a NAT reply: from a server's service port (any port for a port-0 service), its ICMP
+            // errors, and later fragments (no ports to tell). A NAT server's own traffic through its gateway (DNS, NTP,
+            // updates, answers to ssh from elsewhere) stays the kernel's to route, as IPVS leaves it.
             string notOwn = _ownAddresses.Length == 0 ? "" : $" ip daddr != {{ {string.Join(", ", _ownAddresses.Select(Ipv4Address.Format))} }}";
-            script.AppendLine(CultureInfo.InvariantCulture, $"    ip saddr {{ {sources} }}{notOwn} meta l4proto {{ tcp, udp, icmp }} drop");
+            foreach ((uint address, ServiceProtocol protocol, ushort port) in RuleSetTraffic.NatServerPorts(rules))
+            {
+                string name = protocol == ServiceProtocol.Tcp ? "tcp" : "udp";
+                script.AppendLine(port == 0
+                    ? $"    ip saddr {Ipv4Address.Format(address)}{notOwn} meta l4proto {name} drop"
+                    : string.Create(CultureInfo.InvariantCulture, $"    ip saddr {Ipv4Address.Format(address)}{notOwn} {name} sport {port} drop"));
+            }
+            string sources = string.Join(", ", natServers.Select(Ipv4Address.Format));
+            script.AppendLine(CultureInfo.InvariantCulture,
+                $"    ip saddr {{ {sources} }}{notOwn} icmp type {{ destination-unreachable, source-quench, time-exceeded, parameter-problem }} drop");
+            script.AppendLine(CultureInfo.InvariantCulture, $"    ip saddr {{ {sources} }}{notOwn} ip frag-off & 0x1fff != 0 meta l4proto {{ tcp, udp }} drop");
         }
         script.AppendLine("  }");
         script.AppendLine("}");

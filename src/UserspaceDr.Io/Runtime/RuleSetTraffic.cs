@@ -13,6 +13,18 @@ public static class RuleSetTraffic
             .Select(r => r.Address).Distinct();
     }
 
+    /// <summary>
+    /// Where NAT replies come from: each NAT real server's address, protocol and port (0: the service's every port,
+    /// a port-0 service), distinct, in order.
+    /// </summary>
+    public static IEnumerable<(uint Address, ServiceProtocol Protocol, ushort Port)> NatServerPorts(RuleSetSpec rules)
+    {
+        ArgumentNullException.ThrowIfNull(rules);
+        return rules.Services.SelectMany(s => s.RealServers.Where(r => r.Method == ForwardingMethod.Masquerade)
+                .Select(r => (r.Address, s.Protocol, r.Port)))
+            .Distinct().OrderBy(t => t.Address).ThenBy(t => t.Protocol).ThenBy(t => t.Port);
+    }
+
     /// <summary>Every real server address, whatever its method: udr sends to each, and needs a route and a MAC for it.</summary>
     public static IEnumerable<uint> RealServers(RuleSetSpec rules)
     {

@@ -1,0 +1,52 @@
+using System.Collections.Immutable;
+using UserspaceDr.Core.Packets;
+using UserspaceDr.Core.Services;
+using UserspaceDr.Io.Runtime;
+
+namespace UserspaceDr.Tests.Io;
+
+/// <summary>The nftables script the guard installs: what it keeps from the balancer's kernel, and what it leaves alone.</summary>
+public sealed class NftablesGuardScriptTests
+{
+    private static uint A(string text) => Ipv4Address.TryParse(text, out uint a) ? a : throw new ArgumentException(text);
+
+    private static RuleSetSpec Rules() => new(
+    [
+        new VirtualServiceSpec(ServiceProtocol.Tcp, A("198.18.0.100"), 80, "rr")
+        {
+            RealServers = [new RealServerSpec(A("198.19.1.13"), 8080, ForwardingMethod.Masquerade), new RealServerSpec(A("198.18.0.11"), 80)],
+        },
+        new VirtualServiceSpec(ServiceProtocol.Udp, A("198.18.0.100"), 0, "rr", PersistenceTimeout: 300)
+        {
+            RealServers = [new RealServerSpec(A("198.19.1.14"), 0, ForwardingMethod.Masquerade)],
+        },
+    ]);
+
+    [Test]
+    public void Nat_replies_are_kept_from_the_kernel_by_service_port_and_the_servers_other_traffic_is_not()
+    {
+        string script = new NftablesGuard("eth1", [A("198.19.1.1"), A("198.18.0.2")]).Script(Rules());
+        string[] lines = [.. script.Split('\n').Select(l => l.Trim())];
+        const string NotOwn = "ip daddr != { 198.18.0.2, 198.19.1.1 }";
+        Assert.Multiple(() =>
+        {
+            Assert.That(lines, Does.Contain($"ip saddr 198.19.1.13 {NotOwn} tcp sport 8080 drop"), script);
+            Assert.That(lines, Does.Contain($"ip saddr 198.19.1.14 {NotOwn} meta l4proto udp drop"), "a port-0 service: every port of the server");
+            Assert.That(lines, Does.Contain($"ip saddr {{ 198.19.1.13, 198.19.1.14 }} {NotOwn} icmp type {{ destination-unreachable, source-quench, time-exceeded, parameter-problem }} drop"));
+            Assert.That(lines, Does.Contain($"ip saddr {{ 198.19.1.13, 198.19.1.14 }} {NotOwn} ip frag-off & 0x1fff != 0 meta l4proto {{ tcp, udp }} drop"));
+            // Nothing that would take a NAT server's own DNS, NTP or ssh answers (other ports, echo) from the kernel.
+            Assert.That(lines.Where(l => l.StartsWith("ip saddr", StringComparison.Ordinal)), Has.All.Match("sport|l4proto udp drop|icmp type|frag-off"));
+            Assert.That(script, Does.Not.Contain("198.18.0.11 "), "a DR server's traffic is not the guard's business");
+        });
+    }
+
+    [Test]
+    public void Without_nat_servers_the_script_has_no_source_rules()
+    {
+        var rules = new RuleSetSpec(ImmutableArray.Create(new VirtualServiceSpec(ServiceProtocol.Tcp, A("198.18.0.100"), 80)
+        {
+            RealServers = [new RealServerSpec(A("198.18.0.11"), 80)],
+        }));
+        Assert.That(new NftablesGuard("eth0").Script(rules), Does.Not.Contain("saddr"));
+    }
+}
