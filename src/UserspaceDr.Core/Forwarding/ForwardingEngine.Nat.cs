@@ -97,9 +97,13 @@ public sealed partial class ForwardingEngine
     private FrameReason HandlePossibleNatReply(ref FrameBuffer packet, EthernetFrame ethernet, Ipv4Header ip, Span<byte> transport, FrameFlags flags, long nowMs)
     {
         byte protocol = ip.Protocol;
-        if ((protocol != IpProtocol.Tcp && protocol != IpProtocol.Udp) || (ip.IsFragment && !ip.IsFirstFragment))
+        if (protocol != IpProtocol.Tcp && protocol != IpProtocol.Udp)
         {
             return FrameReason.NotForVirtualAddress;
+        }
+        if (ip.IsFragment && !ip.IsFirstFragment)
+        {
+            return ForwardLaterReplyFragment(ref packet, ethernet, ip, protocol, flags, nowMs);
         }
         if (!TryReadPorts(protocol, transport, out ushort serverPort, out ushort clientPort, out byte tcpFlags))
         {
@@ -127,10 +131,40 @@ public sealed partial class ForwardingEngine
         }
         entry.ExpiresAtMs = nowMs + (TimeoutOf(entry) * 1000L);
         CountReply(entry.Dest, ip);
+        if (ip.IsFragment && entry.Dest is not null)
+        {
+            // The rest of this datagram carries no ports: it follows its first fragment (IPVS reassembles first).
+            _replyFragments.Remember(ip.Source, ip.Destination, ip.Identification, protocol, entry.Dest, entry.VirtualAddress,
+                ForwardingMethod.Masquerade, nowMs, entry.ClientMac);
+        }
         FinishChecksumIfNeeded(ip, transport, ref flags);
         NatRewrite.Source(ip, transport, entry.VirtualAddress, entry.VirtualPort, (flags & FrameFlags.ChecksumPartial) != 0);
         ip.DecrementTimeToLive();
         return SendToClient(ref packet, ethernet, entry.ClientMac, flags, FrameReason.ForwardedReply);
+    }
+
+    /// <summary>
+    /// A later fragment of a NAT reply: its first fragment named the connection; only the IPv4 source (RIP → VIP) is
+    /// rewritten, the ports and transport checksum being in the first fragment. Unknown ones are not udr's.
+    /// </summary>
+    private FrameReason ForwardLaterReplyFragment(ref FrameBuffer packet, EthernetFrame ethernet, Ipv4Header ip, byte protocol, FrameFlags flags, long nowMs)
+    {
+        if (!_replyFragments.TryFind(ip.Source, ip.Destination, ip.Identification, protocol, nowMs, out RealServer? dest, out uint vip, out _, out ulong clientHop))
+        {
+            return FrameReason.NotForVirtualAddress;
+        }
+        if (!ip.HeaderChecksumValid)
+        {
+            return FrameReason.IpChecksumInvalid;
+        }
+        if (ip.TimeToLive <= 1)
+        {
+            return FrameReason.ReplyTtlExpired;
+        }
+        CountReply(dest, ip);
+        NatRewrite.Source(ip, default, vip, 0, checksumPartial: false);
+        ip.DecrementTimeToLive();
+        return SendToClient(ref packet, ethernet, clientHop, flags & ~FrameFlags.ChecksumPartial, FrameReason.ForwardedFragment);
     }
 
     /// <summary>

@@ -18,6 +18,7 @@ public sealed partial class ForwardingEngine
 {
     private readonly EngineOptions _options;
     private readonly FragmentTable _fragments = new();
+    private readonly FragmentTable _replyFragments = new(); // NAT replies: RIP → client, remembered by their first fragment
     private readonly EngineLink[] _links;
 
     public ForwardingEngine(EngineOptions options, ConnectionTable connections, WorkerCounters? counters = null)
@@ -596,7 +597,7 @@ public sealed partial class ForwardingEngine
     private FrameReason ForwardLaterFragment(ref FrameBuffer packet, EthernetFrame ethernet, Ipv4Header ip, byte protocol, long nowMs, Span<byte> reply, out int replyLength)
     {
         replyLength = 0;
-        if (!_fragments.TryFind(ip.Source, ip.Destination, ip.Identification, protocol, nowMs, out RealServer? dest, out uint destAddress, out ForwardingMethod method))
+        if (!_fragments.TryFind(ip.Source, ip.Destination, ip.Identification, protocol, nowMs, out RealServer? dest, out uint destAddress, out ForwardingMethod method, out _))
         {
             return FrameReason.FragmentWithoutFirst;
         }

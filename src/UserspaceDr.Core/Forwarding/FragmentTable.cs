@@ -21,6 +21,7 @@ public sealed class FragmentTable
         public uint Source;
         public uint Destination;
         public uint DestAddress;
+        public ulong Hop;
         public ushort Identification;
         public byte Protocol;
         public ForwardingMethod Method;
@@ -39,7 +40,9 @@ public sealed class FragmentTable
     private int Home(uint source, uint destination, ushort identification, byte protocol) =>
         (int)(((source * 0x9E3779B1u) ^ (destination * 0x85EBCA77u) ^ ((uint)identification << 8 | protocol)) * 0xC2B2AE3Du >> 8) & _mask & ~(Ways - 1);
 
-    public void Remember(uint source, uint destination, ushort identification, byte protocol, RealServer dest, uint destAddress, ForwardingMethod method, long nowMs)
+    /// <param name="hop">For a NAT reply's fragments: where the client is (ClientHop: MAC and link); 0 otherwise.</param>
+    public void Remember(uint source, uint destination, ushort identification, byte protocol, RealServer dest, uint destAddress, ForwardingMethod method,
+        long nowMs, ulong hop = 0)
     {
         int home = Home(source, destination, identification, protocol);
         int victim = home;
@@ -60,12 +63,12 @@ public sealed class FragmentTable
         _entries[victim] = new Entry
         {
             Dest = dest, ExpiresAtMs = nowMs + LifetimeMs, Source = source, Destination = destination,
-            Identification = identification, Protocol = protocol, DestAddress = destAddress, Method = method,
+            Identification = identification, Protocol = protocol, DestAddress = destAddress, Method = method, Hop = hop,
         };
     }
 
     public bool TryFind(uint source, uint destination, ushort identification, byte protocol, long nowMs,
-        out RealServer? dest, out uint destAddress, out ForwardingMethod method)
+        out RealServer? dest, out uint destAddress, out ForwardingMethod method, out ulong hop)
     {
         int home = Home(source, destination, identification, protocol);
         for (int way = 0; way < Ways; way++)
@@ -77,12 +80,14 @@ public sealed class FragmentTable
                 dest = entry.Dest;
                 destAddress = entry.DestAddress;
                 method = entry.Method;
+                hop = entry.Hop;
                 return true;
             }
         }
         dest = null;
         destAddress = 0;
         method = default;
+        hop = 0;
         return false;
     }
 }

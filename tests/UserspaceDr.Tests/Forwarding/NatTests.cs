@@ -145,4 +145,74 @@ public class NatTests
         // rr over [rs1 (newest), nat]: DR keeps the VIP as destination, NAT rewrites it.
         Assert.That(destinations.Select(d => d.ToString()), Is.EqualTo(new[] { Frames.Vip, NatServer, Frames.Vip, NatServer }));
     }
+
+    [Test]
+    public void A_fragmented_reply_follows_its_first_fragment_to_the_client_from_the_vip()
+    {
+        var lab = Lab(Nat);
+        Assert.That(lab.Process(Frames.Udp(Frames.Client, 40000, Frames.Vip, 53, [1])), Is.EqualTo(FrameReason.Forwarded));
+
+        // A 3000-byte UDP answer from the server, fragmented as its kernel would: 1480 + 1480 + 48 bytes of IP payload.
+        byte[] payload = [.. Enumerable.Range(0, 3000).Select(i => (byte)i)];
+        byte[] whole = Frames.Udp(NatServer, 5353, Frames.Client, 40000, payload);
+        byte[] datagram = whole[14..];
+        const ushort Id = 0x4242;
+        var fragments = new List<byte[]>();
+        for (int offset = 0; offset < datagram.Length - 20; offset += 1480)
+        {
+            int length = Math.Min(1480, datagram.Length - 20 - offset);
+            bool more = offset + length < datagram.Length - 20;
+            var ip = new IPv4Packet(IPAddress.Parse(NatServer), IPAddress.Parse(Frames.Client))
+            {
+                Protocol = PacketDotNet.ProtocolType.Udp, TimeToLive = 64, Id = Id,
+                FragmentOffset = offset / 8, FragmentFlags = (byte)(more ? 1 : 0),
+                PayloadData = datagram.AsSpan(20 + offset, length).ToArray(),
+            };
+            var ethernet = new EthernetPacket(NatServerMac, Frames.BalancerMac, EthernetType.IPv4) { PayloadPacket = ip };
+            fragments.Add(WithHeaderChecksum(ethernet.Bytes));
+        }
+        Assert.That(fragments, Has.Count.EqualTo(3));
+        byte[] stray = fragments[1].ToArray();
+        stray[14 + 5] ^= 0x01; // another datagram's ID; its header checksum no longer matters, the ID is looked up first
+        Assert.That(lab.Process(fragments[0]), Is.EqualTo(FrameReason.ForwardedReply));
+        Assert.That(lab.Process(fragments[1]), Is.EqualTo(FrameReason.ForwardedFragment));
+        Assert.That(lab.Process(fragments[2]), Is.EqualTo(FrameReason.ForwardedFragment));
+
+        // Reassembled at the client: VIP:53 → client:40000, the whole payload, a valid UDP checksum.
+        byte[] reassembled = [.. fragments.SelectMany(f => f[(14 + 20)..])];
+        Assert.That(fragments.Select(f => Frames.Decode(f).Ip.SourceAddress.ToString()), Has.All.EqualTo(Frames.Vip));
+        Assert.That(fragments.Select(f => Frames.Decode(f).Ip.ValidIPChecksum), Has.All.True);
+        Assert.That(fragments.Select(f => Frames.Decode(f).Ethernet.DestinationHardwareAddress), Has.All.EqualTo(Frames.ClientMac));
+        byte[] header = fragments[0][14..34];
+        header[2] = (byte)((20 + reassembled.Length) >> 8);
+        header[3] = (byte)(20 + reassembled.Length);
+        header[6] = header[7] = 0; // no longer a fragment
+        var whole2 = new IPv4Packet(new PacketDotNet.Utils.ByteArraySegment([.. header, .. reassembled]));
+        var udp = whole2.Extract<UdpPacket>();
+        Assert.That((int)udp.SourcePort, Is.EqualTo(53));
+        Assert.That(udp.PayloadData, Is.EqualTo(payload));
+        Assert.That(udp.ValidUdpChecksum, Is.True, "the first fragment's checksum covers the VIP:vport rewrite of the whole datagram");
+
+        // A later fragment of a datagram whose first fragment udr never saw is not udr's.
+        Assert.That(lab.Process(stray), Is.EqualTo(FrameReason.NotForVirtualAddress));
+    }
+
+    /// <summary>Writes the IPv4 header checksum (RFC 1071, computed here, not by udr) of an untagged frame.</summary>
+    private static byte[] WithHeaderChecksum(byte[] frame)
+    {
+        frame[24] = frame[25] = 0;
+        uint sum = 0;
+        for (int i = 14; i < 34; i += 2)
+        {
+            sum += (uint)((frame[i] << 8) | frame[i + 1]);
+        }
+        while (sum > 0xFFFF)
+        {
+            sum = (sum & 0xFFFF) + (sum >> 16);
+        }
+        ushort checksum = (ushort)~sum;
+        frame[24] = (byte)(checksum >> 8);
+        frame[25] = (byte)checksum;
+        return frame;
+    }
 }
