@@ -33,7 +33,7 @@ public sealed partial class ForwardingEngine
     /// touched: one frame (not a GSO super-frame), room for the outer header, an outer source address and a usable
     /// path MTU. Returns <see cref="FrameReason.Forwarded"/> when it can.
     /// </summary>
-    private FrameReason CheckTunnelPath(in FrameBuffer packet, FrameFlags flags, in NextHop nextHop, out uint outerSource)
+    private FrameReason CheckTunnelPath(in FrameBuffer packet, FrameFlags flags, uint server, in NextHop nextHop, out uint outerSource)
     {
         outerSource = nextHop.SourceAddress != 0 ? nextHop.SourceAddress : _links[nextHop.Link].Address;
         if ((flags & FrameFlags.Gso) != 0)
@@ -48,15 +48,48 @@ public sealed partial class ForwardingEngine
         {
             return FrameReason.TunnelSourceAddressMissing;
         }
-        if (PathMtu(nextHop) - OuterHeaderLength < MinimumInnerMtu)
+        if (PathMtu(server, nextHop) - OuterHeaderLength < MinimumInnerMtu)
         {
             return FrameReason.TunnelPathMtuTooSmall;
         }
         return FrameReason.Forwarded;
     }
 
-    /// <summary>The path MTU to a next hop: the route's, else (0) its link's.</summary>
-    private int PathMtu(in NextHop nextHop) => nextHop.Mtu > 0 ? nextHop.Mtu : _links[nextHop.Link].Mtu;
+    /// <summary>
+    /// The path MTU to a tunnelled server: the route's, else (0) its link's, lowered by what a router on the way
+    /// reported (frag-needed about one of udr's outer packets) until that expires.
+    /// </summary>
+    private int PathMtu(uint server, in NextHop nextHop)
+    {
+        int mtu = nextHop.Mtu > 0 ? nextHop.Mtu : _links[nextHop.Link].Mtu;
+        if (_learnedPathMtus.Count > 0 && _learnedPathMtus.TryGetValue(server, out LearnedPathMtu learned))
+        {
+            if (learned.ExpiresAtMs > _nowMs)
+            {
+                return Math.Min(mtu, learned.Mtu);
+            }
+            _learnedPathMtus.Remove(server);
+        }
+        return mtu;
+    }
+
+    /// <summary>
+    /// How long a reported path MTU holds: the kernel's ip_rt_mtu_expires (10 minutes), after which the route's own
+    /// MTU is tried again.
+    /// </summary>
+    private const long LearnedPathMtuLifetimeMs = 10 * 60 * 1000;
+
+    /// <summary>At most this many servers' learned MTUs are kept; beyond it they are all forgotten (and relearned).</summary>
+    private const int MaxLearnedPathMtus = 4096;
+
+    private readonly record struct LearnedPathMtu(int Mtu, long ExpiresAtMs);
+
+    /// <summary>
+    /// Per-server MTUs learned from frag-needed about udr's own outer packets (ip_vs_in_icmp calls ipv4_update_pmtu;
+    /// without an ipip handler the balancer's kernel never learns them). Per worker: the error is steered to the
+    /// worker of the client it is about, so each worker learns from the first error its own clients draw.
+    /// </summary>
+    private readonly Dictionary<uint, LearnedPathMtu> _learnedPathMtus = [];
 
     /// <summary>
     /// Wraps the inner packet (TTL already decremented) in an outer IPv4 header to the real server, in place: the
@@ -70,7 +103,7 @@ public sealed partial class ForwardingEngine
     {
         replyLength = 0;
         int innerLength = inner.TotalLength;
-        int mtu = PathMtu(nextHop);
+        int mtu = PathMtu(server, nextHop);
         int firstPayload = innerLength;
         int secondPayload = 0;
         int linkHeaderLength = ethernet.PayloadOffset;
@@ -161,8 +194,8 @@ public sealed partial class ForwardingEngine
     /// source: the address udr tunnels from towards that server; destination: the server). A router on the way found
     /// the outer packet too big, but the client must hear of it: udr tells it the MTU less the outer header, from the
     /// VIP, about the inner packet (its own, as it sent it), via the link its frames arrive by. Only frag-needed is
-    /// relayed, and only when the client set DF (a client without path MTU discovery has nothing to learn); the
-    /// kernel also updates its route's PMTU, which udr leaves to the resolver that fills <see cref="NextHop.Mtu"/>.
+    /// relayed, and only when the client set DF (a client without path MTU discovery has nothing to learn). Like the
+    /// kernel's update of its route's PMTU, the reported MTU is kept for the server (<see cref="PathMtu"/>).
     /// </summary>
     private FrameReason HandleIcmpAboutTunnel(ref FrameBuffer packet, EthernetFrame ethernet, Ipv4Header ip, Span<byte> icmpBytes, long nowMs,
         Span<byte> reply, out int replyLength)
@@ -216,10 +249,19 @@ public sealed partial class ForwardingEngine
         // RFC 1191: the next-hop MTU is the low 16 bits of the word after the checksum (0 from pre-1191 routers).
         // The kernel prefers its route's resulting PMTU: the smaller of the report and what the route already had.
         int reported = BinaryPrimitives.ReadUInt16BigEndian(icmpBytes[6..]);
-        int mtu = PathMtu(nextHop);
+        int mtu = PathMtu(server, nextHop);
         if (reported != 0 && reported < mtu)
         {
             mtu = reported;
+            if (reported - OuterHeaderLength >= MinimumInnerMtu)
+            {
+                // Later packets to this server are refused at the new size here, before any router has to drop them.
+                if (_learnedPathMtus.Count >= MaxLearnedPathMtus)
+                {
+                    _learnedPathMtus.Clear();
+                }
+                _learnedPathMtus[server] = new LearnedPathMtu(reported, _nowMs + LearnedPathMtuLifetimeMs);
+            }
         }
         if (mtu > MinimumInnerMtu + OuterHeaderLength)
         {

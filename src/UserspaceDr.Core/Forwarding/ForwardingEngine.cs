@@ -21,6 +21,9 @@ public sealed partial class ForwardingEngine
     private readonly FragmentTable _replyFragments = new(); // NAT replies: RIP → client, remembered by their first fragment
     private readonly EngineLink[] _links;
 
+    /// <summary>The current frame's time, for what deep in the pipeline needs it (learned path MTUs expire).</summary>
+    private long _nowMs;
+
     public ForwardingEngine(EngineOptions options, ConnectionTable connections, WorkerCounters? counters = null)
     {
         ArgumentNullException.ThrowIfNull(options);
@@ -170,6 +173,7 @@ public sealed partial class ForwardingEngine
     private FrameReason Classify(ref FrameBuffer packet, long nowMs, Span<byte> reply, out int replyLength)
     {
         replyLength = 0;
+        _nowMs = nowMs;
         if (packet.Link >= _links.Length)
         {
             return FrameReason.LinkUnknown;
@@ -695,7 +699,7 @@ public sealed partial class ForwardingEngine
         uint tunnelSource = 0;
         if (method == ForwardingMethod.Tunnel)
         {
-            FrameReason unfit = CheckTunnelPath(packet, flags, nextHop, out tunnelSource);
+            FrameReason unfit = CheckTunnelPath(packet, flags, destAddress, nextHop, out tunnelSource);
             if (unfit != FrameReason.Forwarded)
             {
                 return unfit;

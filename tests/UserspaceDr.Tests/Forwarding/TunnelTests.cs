@@ -389,6 +389,27 @@ public class TunnelTests
     }
 
     [Test]
+    public void A_reported_tunnel_mtu_is_kept_for_the_server_for_ten_minutes()
+    {
+        var lab = Lab();
+        byte[] first = Syn(payload: 1200);
+        Assert.That(lab.ProcessBuffer(first, link: 0).Reason, Is.EqualTo(FrameReason.Forwarded));
+        byte[] error = FromServerSide(IcmpError(Router, ServerLinkAddress, 3, 4, 1280, TunnelledQuote(first, 28)));
+        Assert.That(lab.ProcessBuffer(error, link: 1).Reason, Is.EqualTo(FrameReason.IcmpFragmentationNeededFromTunnel));
+
+        // Another client connection to the same server, 1360 bytes once encapsulated: over what the router reported.
+        // udr now refuses it itself (MTU 1260 inside the tunnel) instead of sending it on for the router to drop.
+        EngineHarness.Outcome refused = lab.ProcessBuffer(Syn(payload: 1300, port: 40001), nowMs: 2000);
+        Assert.That(refused.Reason, Is.EqualTo(FrameReason.IcmpFragmentationNeeded));
+        byte[] icmp = refused.Reply.AsSpan(34).ToArray();
+        Assert.That((icmp[6] << 8) | icmp[7], Is.EqualTo(1260));
+        Assert.That(lab.ProcessBuffer(Syn(payload: 1200, port: 40002), nowMs: 3000).Reason, Is.EqualTo(FrameReason.Forwarded), "what fits still goes");
+
+        // Ten minutes on, the route's own MTU is tried again (the kernel's ip_rt_mtu_expires).
+        Assert.That(lab.ProcessBuffer(Syn(payload: 1300, port: 40003), nowMs: 1000 + (10 * 60 * 1000) + 1).Reason, Is.EqualTo(FrameReason.Forwarded));
+    }
+
+    [Test]
     public void Frag_needed_about_a_tunnelled_packet_is_refused_or_ignored_when_it_is_not_ours()
     {
         var lab = Lab();
