@@ -44,7 +44,7 @@ public sealed partial class ForwardingEngine
         byte protocol = ip.Protocol;
         if (protocol != IpProtocol.Icmp)
         {
-            return rules.HasMasquerade ? HandlePossibleNatReply(ref packet, ethernet, ip, transport, flags, nowMs) : FrameReason.NotForVirtualAddress;
+            return rules.HasMasquerade ? HandlePossibleNatReply(ref packet, ethernet, ip, transport, flags, nowMs, reply, out replyLength) : FrameReason.NotForVirtualAddress;
         }
         // An ICMP error is one whole datagram (at most 576 bytes); a fragment of one is not worth reassembling here.
         if (ip.IsFragment || !IcmpHeader.TryCreate(transport, out IcmpHeader icmp) || !IcmpType.IsErrorIpvsTracks(icmp.Type))
@@ -94,8 +94,10 @@ public sealed partial class ForwardingEngine
     /// If the frame is a reply of a tracked NAT connection, SNAT it to VIP:vport and send it to the client's MAC;
     /// otherwise it is not udr's.
     /// </summary>
-    private FrameReason HandlePossibleNatReply(ref FrameBuffer packet, EthernetFrame ethernet, Ipv4Header ip, Span<byte> transport, FrameFlags flags, long nowMs)
+    private FrameReason HandlePossibleNatReply(ref FrameBuffer packet, EthernetFrame ethernet, Ipv4Header ip, Span<byte> transport, FrameFlags flags, long nowMs,
+        Span<byte> reply, out int replyLength)
     {
+        replyLength = 0;
         byte protocol = ip.Protocol;
         if (protocol != IpProtocol.Tcp && protocol != IpProtocol.Udp)
         {
@@ -125,6 +127,13 @@ public sealed partial class ForwardingEngine
         }
 
         ref Connection entry = ref Connections.At(slot);
+        byte clientLink = ClientHop.Link(entry.ClientMac);
+        if (clientLink < _links.Length && ip.TotalLength > _links[clientLink].Mtu && (flags & FrameFlags.Gso) == 0)
+        {
+            // The client's link is narrower than the server's: the server hears of it from the balancer's address on
+            // its side, as a forwarding kernel would tell it.
+            return RefuseTooBig(packet.Link, ethernet, ip, _links[clientLink].Mtu, _links[packet.Link].Address, reply, out replyLength);
+        }
         if (protocol == IpProtocol.Tcp)
         {
             AdvanceTcpState(ref entry, tcpFlags, reply: true);

@@ -673,6 +673,24 @@ public sealed partial class ForwardingEngine
     private static bool IcmpChecksumValid(ReadOnlySpan<byte> icmp) => Checksum.Fold(Checksum.Add(icmp)) == 0xFFFF;
 
     /// <summary>
+    /// A packet that does not fit the link it would leave by (a GSO super-frame is the kernel's to segment, so never
+    /// this): with DF set the sender is told the MTU, from <paramref name="source"/> (the VIP it addressed, or the
+    /// balancer's own address toward a real server), as IPVS and a forwarding kernel do; without DF it is dropped,
+    /// since udr does not fragment plain packets.
+    /// </summary>
+    private FrameReason RefuseTooBig(byte ingressLink, EthernetFrame ethernet, Ipv4Header ip, int mtu, uint source, Span<byte> reply, out int replyLength)
+    {
+        replyLength = 0;
+        if (!ip.DontFragmentSet || ip.Protocol == IpProtocol.Icmp || source == 0)
+        {
+            return FrameReason.EgressMtuExceeded;
+        }
+        replyLength = ReplyBuilder.WriteIcmpError(ethernet, ip, _links[ingressLink].Mac, source,
+            IcmpType.DestinationUnreachable, IcmpType.CodeFragmentationNeeded, (uint)mtu, reply);
+        return FrameReason.IcmpFragmentationNeeded;
+    }
+
+    /// <summary>
     /// The transmit methods. Direct routing: the L2 header is rewritten and TTL decremented; nothing else changes.
     /// NAT: the same after DNAT to RIP:rport. Tunnel: the same inner packet inside an outer IPv4 header to the RIP.
     /// </summary>
@@ -715,6 +733,12 @@ public sealed partial class ForwardingEngine
             replyLength = ReplyBuilder.WriteIcmpError(ethernet, ip, _links[packet.Link].Mac, ip.Destination,
                 IcmpType.TimeExceeded, IcmpType.CodeTtlExceeded, 0, reply);
             return FrameReason.IcmpTimeExceeded;
+        }
+        if (method != ForwardingMethod.Tunnel &&
+            ip.TotalLength > (nextHop.Mtu > 0 ? nextHop.Mtu : _links[nextHop.Link].Mtu) && (flags & FrameFlags.Gso) == 0)
+        {
+            // ensure_mtu_is_adequate: the server's link is narrower than the one the packet came by.
+            return RefuseTooBig(packet.Link, ethernet, ip, nextHop.Mtu > 0 ? nextHop.Mtu : _links[nextHop.Link].Mtu, ip.Destination, reply, out replyLength);
         }
         FinishChecksumIfNeeded(ip, transport, ref flags);
         if (method == ForwardingMethod.Masquerade)

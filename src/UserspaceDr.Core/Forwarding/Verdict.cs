@@ -95,11 +95,16 @@ public enum FrameReason : byte
     IcmpChecksumInvalid,
     /// <summary>An ICMP error udr relays whose TTL would expire on the balancer (no ICMP is ever sent about an ICMP error).</summary>
     IcmpErrorTtlExpired,
+    /// <summary>
+    /// A packet without DF (or an ICMP error) larger than the MTU of the link it would leave by: udr does not fragment
+    /// plain packets (with DF set the sender gets fragmentation-needed instead).
+    /// </summary>
+    EgressMtuExceeded,
 }
 
 public static class FrameReasons
 {
-    public const int Count = (int)FrameReason.IcmpErrorTtlExpired + 1;
+    public const int Count = (int)FrameReason.EgressMtuExceeded + 1;
 
     private static readonly string[] Names = BuildNames();
 

@@ -261,7 +261,9 @@ public sealed class PcapWorker : IFrameWorker
             return;
         }
         data.CopyTo(_frame.AsSpan(FrameBuffer.RecommendedHeadroom));
-        Process(data.Length, FrameFlags.ChecksumUnknown, link, now);
+        // Larger than the link allows: a GRO/GSO super-frame, cut after the engine (SendSegmented), never refused as too big.
+        FrameFlags flags = data.Length > _mtus[link] + linkHeader ? FrameFlags.ChecksumUnknown | FrameFlags.Gso : FrameFlags.ChecksumUnknown;
+        Process(data.Length, flags, link, now);
     }
 
     private void Process(int length, FrameFlags flags, byte link, long now)
