@@ -123,7 +123,16 @@ public sealed partial class ForwardingEngine
         }
         if (ip.TimeToLive <= 1)
         {
-            return FrameReason.ReplyTtlExpired;
+            // The kernel's ip_forward answers before IPVS's FORWARD hook sees the reply: time-exceeded to the server,
+            // from the balancer's address on its side.
+            uint source = _links[packet.Link].Address;
+            if (source == 0)
+            {
+                return FrameReason.ReplyTtlExpired;
+            }
+            replyLength = ReplyBuilder.WriteIcmpError(ethernet, ip, _links[packet.Link].Mac, source,
+                IcmpType.TimeExceeded, IcmpType.CodeTtlExceeded, 0, reply);
+            return FrameReason.IcmpTimeExceeded;
         }
 
         ref Connection entry = ref Connections.At(slot);

@@ -68,7 +68,10 @@ public enum FrameReason : byte
     DestinationRemoved,
     ForwardingMethodUnavailable,
     SourceIsVirtualAddress,
-    /// <summary>A NAT reply whose TTL would expire on the balancer.</summary>
+    /// <summary>
+    /// A NAT reply whose TTL would expire on the balancer, when no time-exceeded can be sent for it (a later fragment,
+    /// or no address of the balancer's on the server's link to send it from).
+    /// </summary>
     ReplyTtlExpired,
     /// <summary>The receive ring cut the frame short (it did not fit a ring slot): never forwarded, never parsed.</summary>
     TruncatedInRing,

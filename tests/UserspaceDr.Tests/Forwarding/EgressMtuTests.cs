@@ -96,4 +96,25 @@ public class EgressMtuTests
         Assert.That(ip.DestinationAddress, Is.EqualTo(IPAddress.Parse(NatServer)));
         Assert.That(outcome.Link, Is.EqualTo(1));
     }
+
+    [Test]
+    public void A_nat_reply_whose_ttl_expires_here_draws_time_exceeded_to_the_server_from_the_balancers_address()
+    {
+        EngineHarness lab = Lab();
+        Assert.That(lab.ProcessBuffer(Request(8080, 10, dontFragment: true)).Reason, Is.EqualTo(FrameReason.Forwarded));
+        byte[] reply = Frames.Tcp(NatServer, 80, Frames.Client, 40000, syn: true, ack: true, ttl: 1);
+        NatServerMac.GetAddressBytes().CopyTo(reply, 6);
+        ServerLinkMac.GetAddressBytes().CopyTo(reply, 0);
+
+        EngineHarness.Outcome outcome = lab.ProcessBuffer(reply, link: 1);
+
+        Assert.That(outcome.Reason, Is.EqualTo(FrameReason.IcmpTimeExceeded));
+        (EthernetPacket ethernet, IPv4Packet ip) = Frames.Decode(outcome.Reply);
+        byte[] icmp = outcome.Reply.AsSpan(34, ip.TotalLength - 20).ToArray();
+        Assert.That((icmp[0], icmp[1]), Is.EqualTo(((byte)11, (byte)0)), "time exceeded in transit");
+        Assert.That(ip.SourceAddress, Is.EqualTo(IPAddress.Parse(ServerLinkAddress)));
+        Assert.That(ip.DestinationAddress, Is.EqualTo(IPAddress.Parse(NatServer)));
+        Assert.That(ethernet.DestinationHardwareAddress, Is.EqualTo(NatServerMac));
+        Assert.That(outcome.Link, Is.EqualTo(1));
+    }
 }
