@@ -4,6 +4,7 @@ using SharpPcap.LibPcap;
 using UserspaceDr.Core.Connections;
 using UserspaceDr.Core.Forwarding;
 using UserspaceDr.Core.Packets;
+using UserspaceDr.Core.Services;
 using UserspaceDr.Core.Stats;
 
 namespace UserspaceDr.Io.Runtime;
@@ -217,26 +218,35 @@ public sealed class PcapWorker : IFrameWorker
 
     /// <summary>
     /// libpcap does not say what segment size a GSO super-frame's sender meant (AF_PACKET's virtio_net_hdr does), so
-    /// with tunnels the frame is cut to fit the narrowest next hop once the outer header is added: no segment then
+    /// with tunnels the frame is cut to fit the narrowest tunnel server's path once the outer header is added: no segment then
     /// needs a fragmentation-needed, and the sender's own path MTU never matters.
     /// </summary>
     private int SmallestTunnelPayloadMtu()
     {
         NeighborTable neighbors = _engine.Neighbors;
-        if (!ReferenceEquals(neighbors, _smallestMtuOf))
+        RuleSet rules = _engine.Rules;
+        if (!ReferenceEquals(neighbors, _smallestMtuOf) || !ReferenceEquals(rules, _smallestMtuRules))
         {
             int smallest = int.MaxValue;
-            foreach (NextHop hop in neighbors.Hops.Values)
+            foreach (VirtualService service in rules.Services)
             {
-                smallest = Math.Min(smallest, hop.Mtu - Ipv4Header.MinLength);
+                foreach (RealServer server in service.Destinations)
+                {
+                    if (server.Method == ForwardingMethod.Tunnel && neighbors.TryGet(server.Address, out NextHop hop) && hop.Mtu > 0)
+                    {
+                        smallest = Math.Min(smallest, hop.Mtu - Ipv4Header.MinLength);
+                    }
+                }
             }
             _smallestMtu = smallest;
             _smallestMtuOf = neighbors;
+            _smallestMtuRules = rules;
         }
         return _smallestMtu;
     }
 
     private NeighborTable? _smallestMtuOf;
+    private RuleSet? _smallestMtuRules;
     private int _smallestMtu = int.MaxValue;
 
     private void Receive(ReadOnlySpan<byte> data, byte link, long now)
