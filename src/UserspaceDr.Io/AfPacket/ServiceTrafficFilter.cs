@@ -33,6 +33,9 @@ public static class ServiceTrafficFilter
     private const uint ProtocolTcp = 6;
     private const uint ProtocolUdp = 17;
 
+    /// <summary>From an ICMP header to the destination address of the IPv4 header it quotes.</summary>
+    private const uint QuotedDestinationOffset = 8 + 16;
+
     /// <summary>Return value that keeps the whole frame (the ring's own slot size still applies).</summary>
     private const uint AcceptWholeFrame = uint.MaxValue;
     private const uint Drop = 0;
@@ -101,7 +104,7 @@ public static class ServiceTrafficFilter
             .Label("own-miss")
             .Emit(ClassicBpfInstruction.LoadWordIndirect, Ipv4Offset + 12);
         CompareList(asm, sources, "source-hit");
-        asm.Return(Drop)
+        asm.Jump("source-miss")
             .Label("source-hit")
             .Emit(ClassicBpfInstruction.LoadByteIndirect, Ipv4Offset + 9)
             .JumpIfEqual(ProtocolTcp, "source-accept")
@@ -109,6 +112,25 @@ public static class ServiceTrafficFilter
             .JumpIfEqual(ProtocolIcmp, "source-accept")
             .Return(Drop)
             .Label("source-accept")
+            .Return(AcceptWholeFrame)
+
+            // ICMP from anyone else (a router between the balancer and a NAT server) quoting a packet to a NAT
+            // server: an error about a client's packet, which the client must get translated. X becomes the offset
+            // of the ICMP header (tag + IPv4 header length); the quoted destination is 8 + 16 bytes into it.
+            .Label("source-miss")
+            .Emit(ClassicBpfInstruction.LoadByteIndirect, Ipv4Offset + 9)
+            .JumpIfEqual(ProtocolIcmp, "quoted")
+            .Return(Drop)
+            .Label("quoted")
+            .Emit(ClassicBpfInstruction.LoadByteIndirect, Ipv4Offset)
+            .Emit(ClassicBpfInstruction.AndConstant, 0x0F)
+            .Emit(ClassicBpfInstruction.LeftShiftConstant, 2)
+            .Emit(ClassicBpfInstruction.AddIndex)
+            .Emit(ClassicBpfInstruction.AccumulatorToIndex)
+            .Emit(ClassicBpfInstruction.LoadWordIndirect, Ipv4Offset + QuotedDestinationOffset);
+        CompareList(asm, sources, "quoted-hit");
+        asm.Return(Drop)
+            .Label("quoted-hit")
             .Return(AcceptWholeFrame);
         return asm.Build();
     }

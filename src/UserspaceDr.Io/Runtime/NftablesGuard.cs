@@ -11,7 +11,8 @@ namespace UserspaceDr.Io.Runtime;
 /// breaks every flow). An nftables netdev ingress chain drops VIP:port frames for the kernel; AF_PACKET ETH_P_ALL
 /// sockets see frames before that hook (the taps run in __netif_receive_skb_core before the ingress hook), so udr
 /// still receives them. ARP and ping for the VIP are left alone. It also drops, for the kernel only, what udr
-/// handles as NAT replies: TCP/UDP from a NAT real server's service port, its ICMP errors and later fragments, when
+/// handles as NAT replies: TCP/UDP from a NAT real server's service port, ICMP errors about packets to it (its own
+/// or a router's before it) and its later fragments, when
 /// not addressed to the balancer's own addresses (a forwarding kernel would otherwise send the un-translated reply on
 /// to the client, which answers with a RST). The balancer's own traffic with the servers (health checks, ssh, ping)
 /// is addressed to it and passes, and so does the servers' other traffic through their gateway.
@@ -80,8 +81,11 @@ public sealed class NftablesGuard : IDisposable
                     : string.Create(CultureInfo.InvariantCulture, $"    ip saddr {Ipv4Address.Format(address)}{notOwn} {name} sport {port} drop"));
             }
             string sources = string.Join(", ", natServers.Select(Ipv4Address.Format));
+            // ICMP errors quoting a packet to a NAT server, from the server itself or a router before it: @th,192,32
+            // is the quoted IPv4 header's destination (ICMP header 8 bytes + 16), whatever options the outer has.
+            string quoted = string.Join(", ", natServers.Select(a => string.Create(CultureInfo.InvariantCulture, $"0x{a:x8}")));
             script.AppendLine(CultureInfo.InvariantCulture,
-                $"    ip saddr {{ {sources} }}{notOwn} icmp type {{ destination-unreachable, source-quench, time-exceeded, parameter-problem }} drop");
+                $"   {notOwn} icmp type {{ destination-unreachable, source-quench, time-exceeded, parameter-problem }} @th,192,32 {{ {quoted} }} drop");
             script.AppendLine(CultureInfo.InvariantCulture, $"    ip saddr {{ {sources} }}{notOwn} ip frag-off & 0x1fff != 0 meta l4proto {{ tcp, udp }} drop");
         }
         script.AppendLine("  }");

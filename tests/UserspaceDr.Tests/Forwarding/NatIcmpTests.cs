@@ -153,6 +153,23 @@ public class NatIcmpTests
     }
 
     [Test]
+    public void A_routers_frag_needed_about_a_clients_packet_to_a_nat_server_reaches_the_client_translated()
+    {
+        var lab = LabWithUdpFlow();
+        // A router between the balancer and the server (198.18.1.254) could not forward client:5000 → RIP:5353.
+        byte[] asForwarded = Frames.Udp(Frames.Client, 5000, NatServer, 5353, Query);
+        byte[] error = FromServer(TunnelTests.IcmpError("198.18.1.254", Frames.Client, 3, 4, 1400, asForwarded.AsSpan(14).ToArray()));
+
+        EngineHarness.Outcome sent = lab.ProcessBuffer(error, link: 1);
+
+        Assert.That(sent.Reason, Is.EqualTo(FrameReason.ForwardedReplyIcmpError));
+        (IPv4Packet outer, byte[] icmp, byte[] quote) = AssertIcmpChecksums(sent.Frame, quotedTransportWhole: true);
+        Assert.That(outer.SourceAddress, Is.EqualTo(IPAddress.Parse(Frames.Vip)), "as ip_vs_nat_icmp rewrites it, whoever sent it");
+        Assert.That((icmp[0], icmp[1], (icmp[6] << 8) | icmp[7]), Is.EqualTo(((byte)3, (byte)4, 1400)));
+        Assert.That(QuotedTuple(quote), Is.EqualTo((Frames.Client, 5000, Frames.Vip, 53)), "the client's own datagram");
+    }
+
+    [Test]
     public void Icmp_errors_that_cannot_be_translated_have_defined_outcomes()
     {
         var lab = LabWithUdpFlow();

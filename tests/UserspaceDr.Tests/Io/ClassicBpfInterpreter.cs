@@ -84,6 +84,9 @@ internal static class ClassicBpfInterpreter
                 case ClassicBpfInstruction.AccumulatorToIndex:
                     x = a;
                     break;
+                case ClassicBpfInstruction.AddIndex:
+                    a = unchecked(a + x);
+                    break;
                 case ClassicBpfInstruction.JumpAlways:
                     pc += (int)insn.K;
                     break;

@@ -97,6 +97,46 @@ public class ServiceTrafficFilterTests
     }
 
     [Test]
+    public void Accepts_icmp_from_a_router_that_quotes_a_packet_to_a_nat_server()
+    {
+        Assert.Multiple(() =>
+        {
+            Assert.That(Run(NatFilter, RouterError(quotedDestination: Rip, tagged: false, optionWords: 0)), Is.Not.Zero);
+            Assert.That(Run(NatFilter, RouterError(quotedDestination: Rip, tagged: true, optionWords: 0)), Is.Not.Zero);
+            Assert.That(Run(NatFilter, RouterError(quotedDestination: Rip, tagged: false, optionWords: 2)), Is.Not.Zero, "outer header with options");
+            Assert.That(Run(NatFilter, RouterError(quotedDestination: Other, tagged: false, optionWords: 0)), Is.Zero, "about someone else's packet");
+            Assert.That(Run(NatFilter, Packet(Other, Client, IpProtocol.Icmp, tagged: false)), Is.Zero, "too short to quote anything");
+            Assert.That(Run(Filter, RouterError(quotedDestination: Rip, tagged: false, optionWords: 0)), Is.Zero, "no NAT servers: no quote chain");
+        });
+    }
+
+    /// <summary>An ICMP error from a router (Other) to the client, quoting client → <paramref name="quotedDestination"/>.</summary>
+    private static byte[] RouterError(uint quotedDestination, bool tagged, int optionWords)
+    {
+        int l2 = tagged ? 18 : 14;
+        int outerHeader = 20 + (4 * optionWords);
+        byte[] frame = new byte[l2 + outerHeader + 8 + 28];
+        if (tagged)
+        {
+            BinaryPrimitives.WriteUInt16BigEndian(frame.AsSpan(12), EtherTypes.Vlan);
+            BinaryPrimitives.WriteUInt16BigEndian(frame.AsSpan(14), 42);
+        }
+        BinaryPrimitives.WriteUInt16BigEndian(frame.AsSpan(l2 - 2), EtherTypes.Ipv4);
+        frame[l2] = (byte)(0x40 | (outerHeader / 4));
+        frame[l2 + 9] = IpProtocol.Icmp;
+        BinaryPrimitives.WriteUInt32BigEndian(frame.AsSpan(l2 + 12), Other);
+        BinaryPrimitives.WriteUInt32BigEndian(frame.AsSpan(l2 + 16), Client);
+        int icmp = l2 + outerHeader;
+        frame[icmp] = 3; // destination unreachable
+        frame[icmp + 1] = 4;
+        frame[icmp + 8] = 0x45;
+        frame[icmp + 8 + 9] = IpProtocol.Tcp;
+        BinaryPrimitives.WriteUInt32BigEndian(frame.AsSpan(icmp + 8 + 12), Client);
+        BinaryPrimitives.WriteUInt32BigEndian(frame.AsSpan(icmp + 8 + 16), quotedDestination);
+        return frame;
+    }
+
+    [Test]
     public void Full_lists_of_every_kind_still_fit_the_jump_range()
     {
         uint[] Many(string base_) => [.. Enumerable.Range(1, ServiceTrafficFilter.MaxDestinations).Select(i => CapturedFrame.Address(base_) + (uint)i)];
