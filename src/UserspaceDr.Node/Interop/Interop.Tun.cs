@@ -13,6 +13,9 @@ internal static partial class Interop
     /// <summary>No 4-byte packet-information prefix: the IP version nibble tells IPv4 from IPv6.</summary>
     internal const short IFF_NO_PI = 0x1000;
 
+    /// <summary>Every packet read or written starts with a struct virtio_net_hdr (GSO and checksum offload).</summary>
+    internal const short IFF_VNET_HDR = 0x4000;
+
     /// <summary>IFNAMSIZ: an interface name is at most 15 bytes plus the terminating NUL.</summary>
     internal const int IFNAMSIZ = 16;
 

@@ -25,6 +25,11 @@ public sealed class TunnelCounters
     /// <summary>recv() failures other than "nothing there" and interruptions.</summary>
     public long ReceiveErrors { get; private set; }
 
+    /// <summary>TUN writes that carried several TCP segments merged into one (user-space GRO), and the segments in them.</summary>
+    public long Merges { get; private set; }
+
+    public long MergedSegments { get; private set; }
+
     public long this[DecapsulationOutcome outcome] => _outcomes[(int)outcome];
 
     public long Dropped => Received - this[DecapsulationOutcome.Delivered];
@@ -43,6 +48,15 @@ public sealed class TunnelCounters
     public void CountTunWriteError() => TunWriteErrors++;
 
     public void CountReceiveError() => ReceiveErrors++;
+
+    public void CountMerged(int segments)
+    {
+        if (segments > 1)
+        {
+            Merges++;
+            MergedSegments += segments;
+        }
+    }
 
     /// <summary>A cheap fingerprint: changes whenever anything was counted (for "log only when something happened").</summary>
     public long Version => Received + TunWriteErrors + ReceiveErrors;
@@ -65,7 +79,7 @@ public sealed class TunnelCounters
                 separator = " ";
             }
         }
-        text.Append(CultureInfo.InvariantCulture, $"; tun-write-errors={TunWriteErrors} receive-errors={ReceiveErrors}");
+        text.Append(CultureInfo.InvariantCulture, $"; tun-write-errors={TunWriteErrors} receive-errors={ReceiveErrors} merged={MergedSegments} segments in {Merges} writes");
         return text.ToString();
     }
 }

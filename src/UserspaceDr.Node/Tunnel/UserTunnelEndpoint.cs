@@ -8,7 +8,9 @@ namespace UserspaceDr.Node.Tunnel;
 /// The user-space IP-in-IP endpoint for kernels without the ipip module: a raw IPPROTO_IPIP socket receives every
 /// locally delivered protocol-4 packet (outer header included, already reassembled), <see cref="IpipDecapsulator"/>
 /// checks it, and the inner packet is written to a TUN device, where the local stack receives it as if it had arrived
-/// on a link: client → VIP, delivered to the VIP on lo, answered directly to the client.
+/// on a link: client → VIP, delivered to the VIP on lo, answered directly to the client. In-order TCP segments of a
+/// flow that arrive together are merged first (<see cref="TcpCoalescer"/>, user-space GRO) and written as one GSO
+/// packet: the stack's receive path, which is most of this endpoint's cost, then runs once per merge.
 /// </summary>
 /// <remarks>
 /// While the raw socket is open the kernel does not answer IP-in-IP packets with ICMP protocol-unreachable
@@ -31,6 +33,7 @@ public sealed unsafe class UserTunnelEndpoint : IDisposable
     private readonly SafeDescriptorHandle _socket;
     private readonly SafeDescriptorHandle _tun;
     private readonly byte[] _buffer = GC.AllocateUninitializedArray<byte>(BufferSize, pinned: true);
+    private readonly TcpCoalescer _coalescer = new();
     private bool _disposed;
 
     private UserTunnelEndpoint(SafeDescriptorHandle socket, SafeDescriptorHandle tun, string deviceName)
@@ -129,11 +132,13 @@ public sealed unsafe class UserTunnelEndpoint : IDisposable
                         outcome = IpipDecapsulator.Decapsulate(packet, local, vips, out innerOffset, out innerLength);
                     }
                     counters.Count(outcome, (int)received, innerLength);
-                    if (outcome == DecapsulationOutcome.Delivered && Interop.Write(_tun.Fd, buffer + innerOffset, (nuint)innerLength) != innerLength)
+                    if (outcome == DecapsulationOutcome.Delivered)
                     {
-                        counters.CountTunWriteError();
+                        Deliver(buffer + innerOffset, innerLength, counters);
                     }
                 }
+                // Nothing waits in a merge across a wait for more packets.
+                WriteMerged(counters);
 
                 now = Environment.TickCount64;
                 if (now - localRefreshedAt >= LocalRefreshPeriod.TotalMilliseconds)
@@ -147,6 +152,52 @@ public sealed unsafe class UserTunnelEndpoint : IDisposable
                     reportedAt = now;
                 }
             }
+        }
+    }
+
+    /// <summary>
+    /// Hands one inner packet on: into the open merge if it continues it, else the merge is written first and the
+    /// packet opens a new one or, if it cannot be merged, is written as it is. <paramref name="packet"/> has at least
+    /// <see cref="TcpCoalescer.VnetHeaderSize"/> bytes in front of it (the outer header), where its virtio_net_hdr goes.
+    /// </summary>
+    private void Deliver(byte* packet, int length, TunnelCounters counters)
+    {
+        var inner = new ReadOnlySpan<byte>(packet, length);
+        if (_coalescer.TryAppend(inner))
+        {
+            return;
+        }
+        WriteMerged(counters);
+        if (TcpCoalescer.IsCandidate(inner))
+        {
+            _coalescer.Start(inner);
+            return;
+        }
+        byte* withHeader = packet - TcpCoalescer.VnetHeaderSize;
+        new Span<byte>(withHeader, TcpCoalescer.VnetHeaderSize).Clear(); // no GSO; the kernel checks the checksums itself
+        Write(withHeader, length + TcpCoalescer.VnetHeaderSize, counters);
+    }
+
+    private void WriteMerged(TunnelCounters counters)
+    {
+        if (!_coalescer.IsActive)
+        {
+            return;
+        }
+        int segments = _coalescer.Segments;
+        ReadOnlySpan<byte> merged = _coalescer.Finish();
+        fixed (byte* bytes = merged)
+        {
+            Write(bytes, merged.Length, counters);
+        }
+        counters.CountMerged(segments);
+    }
+
+    private void Write(byte* bytes, int length, TunnelCounters counters)
+    {
+        if (Interop.Write(_tun.Fd, bytes, (nuint)length) != length)
+        {
+            counters.CountTunWriteError();
         }
     }
 
@@ -176,7 +227,7 @@ public sealed unsafe class UserTunnelEndpoint : IDisposable
         var request = default(Interop.IfReq);
         byte[] name = Encoding.ASCII.GetBytes(deviceName);
         name.AsSpan().CopyTo(new Span<byte>(request.Name, Interop.IFNAMSIZ - 1));
-        request.Flags = Interop.IFF_TUN | Interop.IFF_NO_PI;
+        request.Flags = Interop.IFF_TUN | Interop.IFF_NO_PI | Interop.IFF_VNET_HDR;
         if (Interop.Ioctl(tun, Interop.TUNSETIFF, &request) != 0)
         {
             int errno = Marshal.GetLastPInvokeError();

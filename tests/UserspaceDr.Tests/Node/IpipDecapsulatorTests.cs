@@ -190,7 +190,7 @@ public class IpipDecapsulatorTests
         counters.Count(DecapsulationOutcome.InnerNotVip, 60, 0);
         counters.CountTunWriteError();
         Assert.That(counters.Format(), Is.EqualTo(
-            "received 4 (226 bytes), delivered 1 (33 bytes), dropped 3: outer-not-local=1 inner-not-vip=2; tun-write-errors=1 receive-errors=0"));
+            "received 4 (226 bytes), delivered 1 (33 bytes), dropped 3: outer-not-local=1 inner-not-vip=2; tun-write-errors=1 receive-errors=0 merged=0 segments in 0 writes"));
     }
 
     private static byte[] Mutate(byte[] packet, Action<byte[]> change, bool fixChecksum = true)
