@@ -16,7 +16,7 @@ namespace UserspaceDr.Tests.EndToEnd;
 [TestFixture("pcap")]
 [Category("Lab")]
 [NonParallelizable]
-public sealed class DirectRoutingEndToEndTests(string backend)
+public sealed class DirectRoutingEndToEndTests(string backend) : EndToEndFixture
 {
     private const string StandardRules = """
         -A -t 198.18.0.100:80 -s wrr
@@ -30,40 +30,7 @@ public sealed class DirectRoutingEndToEndTests(string backend)
 
     private static readonly TimeSpan ClientPatience = TimeSpan.FromSeconds(90);
 
-    private EndToEndLab? _lab;
-
-    private EndToEndLab Lab => _lab ?? throw new InvalidOperationException("no lab: OneTimeSetUp did not bring one up");
-
-    /// <summary>Checks the tools, publishes the daemon when needed, and brings up the fixture's lab with its servers.</summary>
-    [OneTimeSetUp]
-    public void StartLab()
-    {
-        string python = EndToEndSupport.EnsureToolsAndDaemon();
-        _lab = new EndToEndLab(python);
-        try
-        {
-            _lab.StartServers();
-        }
-        catch
-        {
-            _lab.Dispose();
-            _lab = null;
-            throw;
-        }
-    }
-
-    [OneTimeTearDown]
-    public void RemoveLab()
-    {
-        _lab?.Dispose();
-        _lab = null;
-    }
-
-    [SetUp]
-    public void BeginTest() => Lab.BeginTest();
-
-    [TearDown]
-    public void EndTest() => _lab?.EndTest();
+    internal override EndToEndLab CreateLab(string python) => new EndToEndLab(python);
 
     [Test]
     public void Tcp_wrr_3_to_1_splits_fresh_connections_and_a_10_MiB_download_comes_back_intact_straight_from_the_real_server()

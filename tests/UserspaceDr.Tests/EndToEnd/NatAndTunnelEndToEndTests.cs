@@ -15,7 +15,7 @@ namespace UserspaceDr.Tests.EndToEnd;
 [TestFixture("pcap")]
 [Category("Lab")]
 [NonParallelizable]
-public sealed class NatAndTunnelEndToEndTests(string backend)
+public sealed class NatAndTunnelEndToEndTests(string backend) : EndToEndFixture
 {
     private const string Vip = LabNetwork.Vip;
     private const string Client = LabNetwork.ClientAddress;
@@ -46,40 +46,13 @@ public sealed class NatAndTunnelEndToEndTests(string backend)
 
     private static readonly TimeSpan ClientPatience = TimeSpan.FromSeconds(90);
 
-    private EndToEndLab? _lab;
+    internal override EndToEndLab CreateLab(string python) => new EndToEndLab(python, withNatServers: true);
 
-    private EndToEndLab Lab => _lab ?? throw new InvalidOperationException("no lab: OneTimeSetUp did not bring one up");
-
-    [OneTimeSetUp]
-    public void StartLab()
+    internal override void Prepare(EndToEndLab lab)
     {
-        string python = EndToEndSupport.EnsureToolsAndDaemon();
-        _lab = new EndToEndLab(python, withNatServers: true);
-        try
-        {
-            _lab.StartServers();
-            _lab.StartTunnelEndpoints();
-        }
-        catch
-        {
-            _lab.Dispose();
-            _lab = null;
-            throw;
-        }
+        lab.StartServers();
+        lab.StartTunnelEndpoints();
     }
-
-    [OneTimeTearDown]
-    public void RemoveLab()
-    {
-        _lab?.Dispose();
-        _lab = null;
-    }
-
-    [SetUp]
-    public void BeginTest() => Lab.BeginTest();
-
-    [TearDown]
-    public void EndTest() => _lab?.EndTest();
 
     /// <summary>udr on both segments: eth0 (clients, VIP, rs1/rs2) and eth1 (the NAT servers).</summary>
     private UdrDaemon StartUdr() => Lab.StartUdr(backend, "--interface", "eth1");
