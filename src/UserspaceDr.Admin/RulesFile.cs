@@ -80,7 +80,7 @@ public static class RulesFile
 /// <summary>
 /// ipvsadm's default listing order: libipvs's ipvs_cmp_services / ipvs_cmp_dests under glibc's qsort, which is
 /// a stable top-down merge sort. The comparators subtract 32-bit addresses and keep the result as an int, so
-/// two addresses 2^31 or more apart compare the "wrong" way round (10.0.0.1 sorts after 192.168.1.1); kept,
+/// two addresses 2^31 or more apart compare the "wrong" way round (an address below 70.18.0.0 sorts after 198.18.0.1); kept,
 /// because the point is to print what ipvsadm prints.
 /// </summary>
 internal static class IpvsadmOrder

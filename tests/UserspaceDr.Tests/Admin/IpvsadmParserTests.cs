@@ -265,7 +265,7 @@ public class IpvsadmParserTests
     [TestCase(new[] { "-A", "-t", "198.18.10.1:nosuchservice" }, "illegal virtual server address[:port] specified")]
     [TestCase(new[] { "-A", "-t", "[2001:db8::1]" }, "illegal virtual server address[:port] specified")]
     [TestCase(new[] { "-A", "-u", "198.18.10.1:ssh" }, "illegal virtual server address[:port] specified")]
-    [TestCase(new[] { "-a", "-t", "198.18.10.1:80", "-r", "192.168.1.x" }, "illegal real server address[:port] specified")]
+    [TestCase(new[] { "-a", "-t", "198.18.10.1:80", "-r", "198.18.1.x" }, "illegal real server address[:port] specified")]
     [TestCase(new[] { "-a", "-t", "198.18.10.1:80", "-r", "198.18.12.2", "-w", "65536" }, "illegal weight specified")]
     [TestCase(new[] { "-a", "-t", "198.18.10.1:80", "-r", "198.18.12.2", "-w", "-1" }, "illegal weight specified")]
     [TestCase(new[] { "-a", "-t", "198.18.10.1:80", "-r", "198.18.12.2", "-w", "5x" }, "illegal weight specified")]

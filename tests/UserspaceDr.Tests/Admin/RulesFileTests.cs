@@ -103,21 +103,23 @@ public class RulesFileTests
     [Test]
     public void Save_keeps_ipvsadm_wrapping_address_comparison()
     {
-        // ipvs_cmp_services subtracts the addresses as 32-bit ints: 10.0.0.1 - 192.168.1.1 wraps to a positive
-        // number, so ipvsadm lists 192.168.1.1 first. Same for real servers. (Text only, nothing is sent: showing the
-        // wrap needs an address below 128.0.0.0, and the lab range 198.18.0.0/15 has none.)
-        RuleSetSpec rules = Loaded(
-            "-A -t 10.0.0.1:80\n" +
-            "-a -t 10.0.0.1:80 -r 10.0.1.1\n" +
-            "-a -t 10.0.0.1:80 -r 192.168.1.1\n" +
-            "-A -t 192.168.1.1:80\n" +
-            "-A -t 11.0.0.1:80\n");
-        Assert.That(RulesFile.Save(rules), Is.EqualTo(
-            "-A -t 192.168.1.1:80 -s wlc\n" +
-            "-A -t 10.0.0.1:80 -s wlc\n" +
-            "-a -t 10.0.0.1:80 -r 192.168.1.1:80 -g -w 1\n" +
-            "-a -t 10.0.0.1:80 -r 10.0.1.1:80 -g -w 1\n" +
-            "-A -t 11.0.0.1:80 -s wlc\n"));
+        // ipvs_cmp_services / ipvs_cmp_dests subtract the addresses as 32-bit ints, so two addresses 2^31 or more
+        // apart compare the wrong way round. No two addresses of the lab range are that far apart (it would take one
+        // below 70.18.0.0), so the comparators are checked on the 32-bit values themselves; nothing here is an
+        // address the project uses or sends to.
+        const uint Low = 0x0000_0001, High = 0xC612_0001; // High is 198.18.0.1
+        VirtualServiceSpec Service(uint address) => new(ServiceProtocol.Tcp, address, 80);
+        Assert.Multiple(() =>
+        {
+            Assert.That(IpvsadmOrder.CompareServices(Service(Low), Service(High)), Is.Positive, "High - Low wraps: Low sorts after High");
+            Assert.That(IpvsadmOrder.CompareRealServers(new RealServerSpec(Low, 80), new RealServerSpec(High, 80)), Is.Positive, "the same for real servers");
+            Assert.That(IpvsadmOrder.CompareServices(Service(Address("198.18.0.1")), Service(Address("198.19.0.1"))), Is.Negative,
+                "within 2^31 the order is the plain one");
+        });
+        // And Save lists in that order (the merge sort over the comparator), here within the lab range.
+        Assert.That(RulesFile.Save(Loaded("-A -t 198.19.0.1:80\n-A -t 198.18.0.1:80\n")), Is.EqualTo(
+            "-A -t 198.18.0.1:80 -s wlc\n" +
+            "-A -t 198.19.0.1:80 -s wlc\n"));
     }
 
     [Test]

@@ -4,16 +4,16 @@ using UserspaceDr.Core.Services;
 
 namespace UserspaceDr.Tests.Scheduling;
 
-/// <summary>Builders for scheduler tests: servers 10.0.0.id:80 in the given (kernel, newest-first) list order.</summary>
+/// <summary>Builders for scheduler tests: servers 198.18.1.id:80 in the given (kernel, newest-first) list order, VIP 198.18.0.100.</summary>
 internal static class SchedulingFixtures
 {
     public static RealServer Server(int id, int weight, ushort port = 80) =>
-        new(0x0A000000u + (uint)id, port, ForwardingMethod.Route, weight);
+        new(0xC6120100u + (uint)id, port, ForwardingMethod.Route, weight); // 198.18.1.id
 
     public static ImmutableArray<RealServer> List(params RealServer[] servers) => [.. servers];
 
     public static SchedulingKey Key(uint clientAddress, ushort clientPort = 40000) =>
-        new(clientAddress, clientPort, 0xC0000201u, 80);
+        new(clientAddress, clientPort, 0xC6120064u, 80); // VIP 198.18.0.100
 
     public static Scheduler Create(string name, ImmutableArray<RealServer> servers, SchedulerFlags flags = SchedulerFlags.None) =>
         SchedulerFactory.Create(name, servers, flags);

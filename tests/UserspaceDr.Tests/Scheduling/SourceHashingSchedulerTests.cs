@@ -12,11 +12,11 @@ public class SourceHashingSchedulerTests
     [Test]
     public void Hash_is_the_top_byte_of_value_times_golden_ratio()
     {
-        // 1 * 0x61C88647 -> top byte 0x61. 0x0A000001 * 0x61C88647 mod 2^32: the 0x0A000000 part only leaves
-        // (0x0A * 0x47) & 0xFF = 0xC6 in the top byte, so 0xC6000000 + 0x61C88647 = 0x27C88647 -> 0x27.
+        // 1 * 0x61C88647 -> top byte 0x61. 198.18.0.1 = 0xC6120001: 0xC6120000 * 0x61C88647 mod 2^32 = 0x5AFE0000
+        // (the low 16 bits of the address are zero), plus 1 * 0x61C88647 = 0xBCC68647 -> 0xBC.
         Assert.That(SourceHashingScheduler.Bucket(1, 0), Is.EqualTo(0x61));
         Assert.That(SourceHashingScheduler.Bucket(0, 0), Is.Zero);
-        Assert.That(SourceHashingScheduler.Bucket(0x0A000001, 0), Is.EqualTo(0x27));
+        Assert.That(SourceHashingScheduler.Bucket(0xC6120001, 0), Is.EqualTo(0xBC));
         Assert.That(SourceHashingScheduler.Bucket(1, 200), Is.EqualTo((0x61 + 200) & 255));
     }
 
