@@ -167,7 +167,9 @@ case "$cmd" in
         esac
         ns="$2-$3"
         shift 3
-        exec ip netns exec "$ns" "$@"
+        # SIGINT and SIGQUIT back to their defaults: a runner started in the background by a non-interactive shell
+        # ignores both, its children inherit that, and .NET programs then never see SIGINT.
+        exec env --default-signal=INT,QUIT ip netns exec "$ns" "$@"
         ;;
     demo)
         echo "lab demo: not yet (the balancer data plane is still being written)" >&2

@@ -56,8 +56,7 @@ internal static class BenchEnvironment
         var service = new VirtualServiceSpec(ServiceProtocol.Tcp, Vip, VirtualPort, scheduler) { RealServers = realServers.MoveToImmutable() };
         return new ForwardingEngine(new EngineOptions { LocalMac = BenchFrames.BalancerMac }, new ConnectionTable(capacity, seed: 42))
         {
-            Rules = RuleSet.Build(new RuleSetSpec([service])),
-            Neighbors = new NeighborTable(neighbors),
+            Snapshot = new EngineSnapshot(RuleSet.Build(new RuleSetSpec([service])), new NeighborTable(neighbors), Timeouts.Default),
         };
     }
 

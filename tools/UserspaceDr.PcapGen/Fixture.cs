@@ -3,7 +3,7 @@ using System.Globalization;
 using System.Net;
 using System.Text;
 using PacketDotNet;
-using UserspaceDr.Io.Pcap;
+using UserspaceDr.Io.CaptureFiles;
 
 namespace UserspaceDr.PcapGen;
 

@@ -4,7 +4,7 @@ using UserspaceDr.Core.Forwarding;
 using UserspaceDr.Core.Packets;
 using UserspaceDr.Core.Services;
 using UserspaceDr.Core.Stats;
-using UserspaceDr.Io.Pcap;
+using UserspaceDr.Io.CaptureFiles;
 
 namespace UserspaceDr.Cli.Commands;
 

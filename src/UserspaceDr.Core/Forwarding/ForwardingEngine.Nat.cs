@@ -5,88 +5,46 @@ using UserspaceDr.Core.Stats;
 
 namespace UserspaceDr.Core.Forwarding;
 
-/// <summary>The NAT reply direction: real server → balancer → client (ip_vs_out).</summary>
+/// <summary>The NAT reply direction: real server → balancer → client (ip_vs_out), and what is not addressed to a VIP.</summary>
 public sealed partial class ForwardingEngine
 {
-    /// <summary>
-    /// Indexes a new NAT connection by the tuple its replies will carry (RIP:rport → client:cport). If another
-    /// connection already owns that tuple (two VIPs mapping one client port to the same server port), the first
-    /// keeps it, as ip_vs_conn_out_get finds the first match.
-    /// </summary>
-    private static void InsertReplyLink(ConnectionTable table, in Connection connection)
-    {
-        var key = new ConnectionKey(connection.Protocol, connection.ClientAddress, connection.ClientPort, connection.DestAddress, connection.DestPort, ReplyLink: true);
-        if (table.Find(key) >= 0)
-        {
-            return;
-        }
-        int slot = table.TryInsert(key);
-        if (slot < 0)
-        {
-            return; // cannot happen: the caller reserved room for it
-        }
-        ref Connection link = ref table.At(slot);
-        link.DestAddress = connection.VirtualAddress;
-        link.DestPort = connection.VirtualPort;
-        link.Method = ForwardingMethod.Masquerade;
-        link.ExpiresAtMs = long.MaxValue; // goes with its connection, never on its own
-    }
-
     /// <summary>
     /// A frame not addressed to a VIP (the rule set has NAT or tunnel servers): a NAT reply, an ICMP error a NAT server
     /// sends a client, or an ICMP error about a tunnelled packet; anything else is not udr's (the kernel's copy goes
     /// its own way).
     /// </summary>
-    private FrameReason HandleNotForVirtualAddress(ref FrameBuffer packet, EthernetFrame ethernet, Ipv4Header ip, Span<byte> transport, FrameFlags flags,
-        RuleSet rules, long nowMs, Span<byte> reply, out int replyLength)
+    private FrameReason HandleNotForVirtualAddress(ref FrameContext frame, RuleSet rules)
     {
-        replyLength = 0;
-        byte protocol = ip.Protocol;
-        if (protocol != IpProtocol.Icmp)
+        Ipv4Header ip = frame.Ip;
+        if (ip.Protocol != IpProtocol.Icmp)
         {
-            return rules.HasMasquerade ? HandlePossibleNatReply(ref packet, ethernet, ip, transport, flags, nowMs, reply, out replyLength) : FrameReason.NotForVirtualAddress;
+            return rules.HasMasquerade ? HandlePossibleNatReply(ref frame) : FrameReason.NotForVirtualAddress;
         }
         // An ICMP error is one whole datagram (at most 576 bytes); a fragment of one is not worth reassembling here.
-        if (ip.IsFragment || !IcmpHeader.TryCreate(transport, out IcmpHeader icmp) || !IcmpType.IsErrorIpvsTracks(icmp.Type))
+        if (ip.IsFragment || !IcmpHeader.TryCreate(frame.Transport, out IcmpHeader icmp) || !IcmpType.IsErrorIpvsTracks(icmp.Type))
         {
             return FrameReason.NotForVirtualAddress;
         }
         Span<byte> quote = icmp.Quoted;
         if (quote.Length >= Ipv4Header.MinLength && quote[9] == IpProtocol.IpInIp)
         {
-            return rules.HasTunnel ? HandleIcmpAboutTunnel(ref packet, ethernet, ip, transport, nowMs, reply, out replyLength) : FrameReason.NotForVirtualAddress;
+            return rules.HasTunnel ? HandleIcmpAboutTunnel(ref frame) : FrameReason.NotForVirtualAddress;
         }
-        return rules.HasMasquerade ? HandleNatIcmpFromServer(ref packet, ethernet, ip, transport, nowMs) : FrameReason.NotForVirtualAddress;
-    }
-
-    /// <summary>
-    /// The live NAT connection whose replies carry (<paramref name="protocol"/>, RIP:rport → client:cport), found through
-    /// its reply link; -1 when there is none.
-    /// </summary>
-    private int FindNatConnection(byte protocol, uint client, ushort clientPort, uint server, ushort serverPort, long nowMs)
-    {
-        ConnectionTable table = Connections;
-        int linkSlot = table.Find(new ConnectionKey(protocol, client, clientPort, server, serverPort, ReplyLink: true));
-        if (linkSlot < 0)
-        {
-            return -1;
-        }
-        ref Connection link = ref table.At(linkSlot);
-        return FindLive(new ConnectionKey(protocol, client, clientPort, link.DestAddress, link.DestPort), nowMs); // -1: expired just now (its link went with it)
+        return rules.HasMasquerade ? HandleNatIcmpFromServer(ref frame) : FrameReason.NotForVirtualAddress;
     }
 
     /// <summary>Addresses a frame to the client's next hop, on the link the client's frames arrive by.</summary>
-    private FrameReason SendToClient(ref FrameBuffer packet, EthernetFrame ethernet, ulong clientHop, FrameFlags flags, FrameReason sent)
+    private FrameReason SendToClient(ref FrameContext frame, ulong clientHop, FrameFlags flags, FrameReason sent)
     {
         byte link = ClientHop.Link(clientHop);
         if (link >= _links.Length)
         {
             return FrameReason.LinkUnknown;
         }
-        ethernet.Destination = ClientHop.Mac(clientHop);
-        ethernet.Source = _links[link].Mac;
-        packet.Link = link;
-        packet.Flags = flags;
+        frame.Ethernet.Destination = ClientHop.Mac(clientHop);
+        frame.Ethernet.Source = _links[link].Mac;
+        frame.Packet.Link = link;
+        frame.Packet.Flags = flags;
         return sent;
     }
 
@@ -94,10 +52,9 @@ public sealed partial class ForwardingEngine
     /// If the frame is a reply of a tracked NAT connection, SNAT it to VIP:vport and send it to the client's MAC;
     /// otherwise it is not udr's.
     /// </summary>
-    private FrameReason HandlePossibleNatReply(ref FrameBuffer packet, EthernetFrame ethernet, Ipv4Header ip, Span<byte> transport, FrameFlags flags, long nowMs,
-        Span<byte> reply, out int replyLength)
+    private FrameReason HandlePossibleNatReply(ref FrameContext frame)
     {
-        replyLength = 0;
+        Ipv4Header ip = frame.Ip;
         byte protocol = ip.Protocol;
         if (protocol != IpProtocol.Tcp && protocol != IpProtocol.Udp)
         {
@@ -105,14 +62,15 @@ public sealed partial class ForwardingEngine
         }
         if (ip.IsFragment && !ip.IsFirstFragment)
         {
-            return ForwardLaterReplyFragment(ref packet, ethernet, ip, protocol, flags, nowMs);
+            return ForwardLaterReplyFragment(ref frame);
         }
-        if (!TryReadPorts(protocol, transport, out ushort serverPort, out ushort clientPort, out byte tcpFlags))
+        if (!TryReadPorts(protocol, frame.Transport, out ushort serverPort, out ushort clientPort, out byte tcpFlags))
         {
             return FrameReason.NotForVirtualAddress;
         }
 
-        int slot = FindNatConnection(protocol, ip.Destination, clientPort, ip.Source, serverPort, nowMs);
+        long nowMs = frame.NowMs;
+        int slot = _tracker.FindNatConnection(protocol, ip.Destination, clientPort, ip.Source, serverPort, nowMs);
         if (slot < 0)
         {
             return FrameReason.NotForVirtualAddress;
@@ -121,33 +79,34 @@ public sealed partial class ForwardingEngine
         {
             return FrameReason.IpChecksumInvalid;
         }
+        byte ingress = frame.Packet.Link;
         if (ip.TimeToLive <= 1)
         {
             // The kernel's ip_forward answers before IPVS's FORWARD hook sees the reply: time-exceeded to the server,
             // from the balancer's address on its side.
-            uint source = _links[packet.Link].Address;
+            uint source = _links[ingress].Address;
             if (source == 0)
             {
                 return FrameReason.ReplyTtlExpired;
             }
-            replyLength = ReplyBuilder.WriteIcmpError(ethernet, ip, _links[packet.Link].Mac, source,
-                IcmpType.TimeExceeded, IcmpType.CodeTtlExceeded, 0, reply);
+            frame.ReplyLength = ReplyBuilder.WriteIcmpError(frame.Ethernet, ip, _links[ingress].Mac, source,
+                IcmpType.TimeExceeded, IcmpType.CodeTtlExceeded, 0, frame.Reply);
             return FrameReason.IcmpTimeExceeded;
         }
 
         ref Connection entry = ref Connections.At(slot);
         byte clientLink = ClientHop.Link(entry.ClientMac);
-        if (clientLink < _links.Length && ip.TotalLength > _links[clientLink].Mtu && (flags & FrameFlags.Gso) == 0)
+        if (clientLink < _links.Length && ip.TotalLength > _links[clientLink].Mtu && (frame.Flags & FrameFlags.Gso) == 0)
         {
             // The client's link is narrower than the server's: the server hears of it from the balancer's address on
             // its side, as a forwarding kernel would tell it.
-            return RefuseTooBig(packet.Link, ethernet, ip, _links[clientLink].Mtu, _links[packet.Link].Address, reply, out replyLength);
+            return RefuseTooBig(ref frame, _links[clientLink].Mtu, _links[ingress].Address);
         }
         if (protocol == IpProtocol.Tcp)
         {
-            AdvanceTcpState(ref entry, tcpFlags, reply: true);
+            ConnectionTracker.AdvanceTcpState(ref entry, tcpFlags, reply: true);
         }
-        entry.ExpiresAtMs = nowMs + (TimeoutOf(entry) * 1000L);
+        _tracker.Arm(ref entry, nowMs);
         CountReply(entry.Dest, ip);
         if (ip.IsFragment && entry.Dest is not null)
         {
@@ -155,19 +114,21 @@ public sealed partial class ForwardingEngine
             _replyFragments.Remember(ip.Source, ip.Destination, ip.Identification, protocol, entry.Dest, entry.VirtualAddress,
                 ForwardingMethod.Masquerade, nowMs, entry.ClientMac);
         }
-        FinishChecksumIfNeeded(ip, transport, ref flags);
-        NatRewrite.Source(ip, transport, entry.VirtualAddress, entry.VirtualPort, (flags & FrameFlags.ChecksumPartial) != 0);
+        FinishChecksumIfNeeded(ref frame);
+        NatRewrite.Source(ip, frame.Transport, entry.VirtualAddress, entry.VirtualPort, (frame.Flags & FrameFlags.ChecksumPartial) != 0);
         ip.DecrementTimeToLive();
-        return SendToClient(ref packet, ethernet, entry.ClientMac, flags, FrameReason.ForwardedReply);
+        return SendToClient(ref frame, entry.ClientMac, frame.Flags, FrameReason.ForwardedReply);
     }
 
     /// <summary>
     /// A later fragment of a NAT reply: its first fragment named the connection; only the IPv4 source (RIP → VIP) is
     /// rewritten, the ports and transport checksum being in the first fragment. Unknown ones are not udr's.
     /// </summary>
-    private FrameReason ForwardLaterReplyFragment(ref FrameBuffer packet, EthernetFrame ethernet, Ipv4Header ip, byte protocol, FrameFlags flags, long nowMs)
+    private FrameReason ForwardLaterReplyFragment(ref FrameContext frame)
     {
-        if (!_replyFragments.TryFind(ip.Source, ip.Destination, ip.Identification, protocol, nowMs, out RealServer? dest, out uint vip, out _, out ulong clientHop))
+        Ipv4Header ip = frame.Ip;
+        if (!_replyFragments.TryFind(ip.Source, ip.Destination, ip.Identification, ip.Protocol, frame.NowMs, out RealServer? dest, out uint vip, out _,
+            out ulong clientHop))
         {
             return FrameReason.NotForVirtualAddress;
         }
@@ -182,7 +143,7 @@ public sealed partial class ForwardingEngine
         CountReply(dest, ip);
         NatRewrite.Source(ip, default, vip, 0, checksumPartial: false);
         ip.DecrementTimeToLive();
-        return SendToClient(ref packet, ethernet, clientHop, flags & ~FrameFlags.ChecksumPartial, FrameReason.ForwardedFragment);
+        return SendToClient(ref frame, clientHop, frame.Flags & ~FrameFlags.ChecksumPartial, FrameReason.ForwardedFragment);
     }
 
     /// <summary>
@@ -192,14 +153,16 @@ public sealed partial class ForwardingEngine
     /// (ip_vs_nat_icmp), and it goes to the client's next hop like any reply. The connection's state and timer are
     /// left alone, as the kernel leaves them.
     /// </summary>
-    private FrameReason HandleNatIcmpFromServer(ref FrameBuffer packet, EthernetFrame ethernet, Ipv4Header ip, Span<byte> icmp, long nowMs)
+    private FrameReason HandleNatIcmpFromServer(ref FrameContext frame)
     {
+        Ipv4Header ip = frame.Ip;
+        Span<byte> icmp = frame.Transport;
         if (!TryReadQuotedPorts(icmp[IcmpHeader.Length..], out Ipv4Header quoted, out ushort clientPort, out ushort serverPort) ||
             ip.Destination != quoted.Source)
         {
             return FrameReason.NotForVirtualAddress; // not about a packet of the client it is sent to
         }
-        int slot = FindNatConnection(quoted.Protocol, quoted.Source, clientPort, quoted.Destination, serverPort, nowMs);
+        int slot = _tracker.FindNatConnection(quoted.Protocol, quoted.Source, clientPort, quoted.Destination, serverPort, frame.NowMs);
         if (slot < 0)
         {
             return FrameReason.NotForVirtualAddress;
@@ -221,7 +184,7 @@ public sealed partial class ForwardingEngine
         NatRewrite.IcmpQuotedDestination(icmp, quoted, entry.VirtualAddress, entry.VirtualPort);
         NatRewrite.Source(ip, default, entry.VirtualAddress, 0, checksumPartial: false); // outer source; ICMP has no pseudo-header
         ip.DecrementTimeToLive();
-        return SendToClient(ref packet, ethernet, entry.ClientMac, FrameFlags.None, FrameReason.ForwardedReplyIcmpError);
+        return SendToClient(ref frame, entry.ClientMac, FrameFlags.None, FrameReason.ForwardedReplyIcmpError);
     }
 
     /// <summary>OutPkts/OutBytes of a real server: what it sent back through the balancer.</summary>

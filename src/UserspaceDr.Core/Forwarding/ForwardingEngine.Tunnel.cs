@@ -33,14 +33,14 @@ public sealed partial class ForwardingEngine
     /// touched: one frame (not a GSO super-frame), room for the outer header, an outer source address and a usable
     /// path MTU. Returns <see cref="FrameReason.Forwarded"/> when it can.
     /// </summary>
-    private FrameReason CheckTunnelPath(in FrameBuffer packet, FrameFlags flags, uint server, in NextHop nextHop, out uint outerSource)
+    private FrameReason CheckTunnelPath(ref FrameContext frame, uint server, in NextHop nextHop, out uint outerSource)
     {
         outerSource = nextHop.SourceAddress != 0 ? nextHop.SourceAddress : _links[nextHop.Link].Address;
-        if ((flags & FrameFlags.Gso) != 0)
+        if ((frame.Flags & FrameFlags.Gso) != 0)
         {
             return FrameReason.TunnelGsoFrame; // a virtio_net_hdr cannot describe an encapsulated super-frame
         }
-        if (packet.Offset < OuterHeaderLength)
+        if (frame.Packet.Offset < OuterHeaderLength)
         {
             return FrameReason.TunnelHeadroomMissing;
         }
@@ -48,7 +48,7 @@ public sealed partial class ForwardingEngine
         {
             return FrameReason.TunnelSourceAddressMissing;
         }
-        if (PathMtu(server, nextHop) - OuterHeaderLength < MinimumInnerMtu)
+        if (PathMtu(server, nextHop, frame.NowMs) - OuterHeaderLength < MinimumInnerMtu)
         {
             return FrameReason.TunnelPathMtuTooSmall;
         }
@@ -59,37 +59,8 @@ public sealed partial class ForwardingEngine
     /// The path MTU to a tunnelled server: the route's, else (0) its link's, lowered by what a router on the way
     /// reported (frag-needed about one of udr's outer packets) until that expires.
     /// </summary>
-    private int PathMtu(uint server, in NextHop nextHop)
-    {
-        int mtu = nextHop.Mtu > 0 ? nextHop.Mtu : _links[nextHop.Link].Mtu;
-        if (_learnedPathMtus.Count > 0 && _learnedPathMtus.TryGetValue(server, out LearnedPathMtu learned))
-        {
-            if (learned.ExpiresAtMs > _nowMs)
-            {
-                return Math.Min(mtu, learned.Mtu);
-            }
-            _learnedPathMtus.Remove(server);
-        }
-        return mtu;
-    }
-
-    /// <summary>
-    /// How long a reported path MTU holds: the kernel's ip_rt_mtu_expires (10 minutes), after which the route's own
-    /// MTU is tried again.
-    /// </summary>
-    private const long LearnedPathMtuLifetimeMs = 10 * 60 * 1000;
-
-    /// <summary>At most this many servers' learned MTUs are kept; beyond it they are all forgotten (and relearned).</summary>
-    private const int MaxLearnedPathMtus = 4096;
-
-    private readonly record struct LearnedPathMtu(int Mtu, long ExpiresAtMs);
-
-    /// <summary>
-    /// Per-server MTUs learned from frag-needed about udr's own outer packets (ip_vs_in_icmp calls ipv4_update_pmtu;
-    /// without an ipip handler the balancer's kernel never learns them). Per worker: the error is steered to the
-    /// worker of the client it is about, so each worker learns from the first error its own clients draw.
-    /// </summary>
-    private readonly Dictionary<uint, LearnedPathMtu> _learnedPathMtus = [];
+    private int PathMtu(uint server, in NextHop nextHop, long nowMs) =>
+        _pathMtus.Lookup(server, nextHop.Mtu > 0 ? nextHop.Mtu : _links[nextHop.Link].Mtu, nowMs);
 
     /// <summary>
     /// Wraps the inner packet (TTL already decremented) in an outer IPv4 header to the real server, in place: the
@@ -98,12 +69,12 @@ public sealed partial class ForwardingEngine
     /// for the path MTU is refused with frag-needed when its sender set DF, and otherwise sent as two outer fragments
     /// (the second one in <see cref="FrameBuffer.Overflow"/>), as the kernel's IP output would.
     /// </summary>
-    private FrameReason Encapsulate(ref FrameBuffer packet, EthernetFrame ethernet, Ipv4Header inner, Span<byte> transport, FrameFlags flags,
-        uint server, in NextHop nextHop, uint outerSource, Span<byte> reply, out int replyLength)
+    private FrameReason Encapsulate(ref FrameContext frame, uint server, in NextHop nextHop, uint outerSource)
     {
-        replyLength = 0;
+        Ipv4Header inner = frame.Ip;
+        EthernetFrame ethernet = frame.Ethernet;
         int innerLength = inner.TotalLength;
-        int mtu = PathMtu(server, nextHop);
+        int mtu = PathMtu(server, nextHop, frame.NowMs);
         int firstPayload = innerLength;
         int secondPayload = 0;
         int linkHeaderLength = ethernet.PayloadOffset;
@@ -113,8 +84,8 @@ public sealed partial class ForwardingEngine
             if (inner.DontFragmentSet && inner.Protocol != IpProtocol.Icmp)
             {
                 // The sender learns the MTU left inside the tunnel; the quote shows its packet as it would have left.
-                replyLength = ReplyBuilder.WriteIcmpError(ethernet, inner, _links[packet.Link].Mac, inner.Destination,
-                    IcmpType.DestinationUnreachable, IcmpType.CodeFragmentationNeeded, (uint)(mtu - OuterHeaderLength), reply);
+                frame.ReplyLength = ReplyBuilder.WriteIcmpError(ethernet, inner, _links[frame.Packet.Link].Mac, inner.Destination,
+                    IcmpType.DestinationUnreachable, IcmpType.CodeFragmentationNeeded, (uint)(mtu - OuterHeaderLength), frame.Reply);
                 return FrameReason.IcmpFragmentationNeeded;
             }
             firstPayload = (mtu - OuterHeaderLength) & ~7; // all but the last fragment carry a multiple of 8 bytes
@@ -123,22 +94,24 @@ public sealed partial class ForwardingEngine
             {
                 return FrameReason.TunnelTooManyFragments;
             }
-            if (packet.Overflow.Length < linkHeaderLength + OuterHeaderLength + secondPayload)
+            if (frame.Packet.Overflow.Length < linkHeaderLength + OuterHeaderLength + secondPayload)
             {
                 return FrameReason.TunnelOverflowMissing;
             }
         }
-        if ((flags & FrameFlags.ChecksumPartial) != 0 && !transport.IsEmpty)
+        FrameFlags flags = frame.Flags;
+        if ((flags & FrameFlags.ChecksumPartial) != 0 && !frame.Transport.IsEmpty)
         {
             // Finished here, always: the offload that would finish it (virtio csum_start into an inner header) needs
             // the NIC to sum inside IP-in-IP, nothing finishes a segment split over two outer fragments, and a
             // real server's user-space endpoint reads the inner bytes as they are (a raw socket sees no offload state).
-            TransportChecksum.Finish(inner, transport);
+            TransportChecksum.Finish(inner, frame.Transport);
             flags &= ~FrameFlags.ChecksumPartial;
         }
 
         ethernet.Destination = nextHop.Mac;
         ethernet.Source = _links[nextHop.Link].Mac;
+        ref FrameBuffer packet = ref frame.Packet;
         int offset = packet.Offset - OuterHeaderLength;
         Span<byte> buffer = packet.Buffer;
         buffer.Slice(packet.Offset, linkHeaderLength).CopyTo(buffer[offset..]); // 14 or 18 bytes moved 20: no overlap
@@ -195,12 +168,13 @@ public sealed partial class ForwardingEngine
     /// the outer packet too big, but the client must hear of it: udr tells it the MTU less the outer header, from the
     /// VIP, about the inner packet (its own, as it sent it), via the link its frames arrive by. Only frag-needed is
     /// relayed, and only when the client set DF (a client without path MTU discovery has nothing to learn). Like the
-    /// kernel's update of its route's PMTU, the reported MTU is kept for the server (<see cref="PathMtu"/>).
+    /// kernel's update of its route's PMTU, the reported MTU is kept for the server (<see cref="PathMtuCache"/>).
     /// </summary>
-    private FrameReason HandleIcmpAboutTunnel(ref FrameBuffer packet, EthernetFrame ethernet, Ipv4Header ip, Span<byte> icmpBytes, long nowMs,
-        Span<byte> reply, out int replyLength)
+    private FrameReason HandleIcmpAboutTunnel(ref FrameContext frame)
     {
-        replyLength = 0;
+        Ipv4Header ip = frame.Ip;
+        Span<byte> icmpBytes = frame.Transport;
+        long nowMs = frame.NowMs;
         Span<byte> quote = icmpBytes[IcmpHeader.Length..];
         var outer = new Ipv4Header(quote); // the caller saw 20 bytes of quote with protocol 4
         if (outer.Version != 4 || outer.HeaderLength < Ipv4Header.MinLength || quote.Length < outer.HeaderLength ||
@@ -209,7 +183,7 @@ public sealed partial class ForwardingEngine
             return FrameReason.IcmpErrorNotTracked;
         }
         uint server = outer.Destination;
-        if (!Neighbors.TryGet(server, out NextHop nextHop) || nextHop.Link >= _links.Length ||
+        if (!_snapshot.Neighbors.TryGet(server, out NextHop nextHop) || nextHop.Link >= _links.Length ||
             outer.Source != (nextHop.SourceAddress != 0 ? nextHop.SourceAddress : _links[nextHop.Link].Address))
         {
             return FrameReason.IcmpErrorNotTracked; // not a packet udr tunnelled (from that source, to that server)
@@ -218,7 +192,7 @@ public sealed partial class ForwardingEngine
         {
             return FrameReason.IcmpErrorNotTracked;
         }
-        int slot = FindLive(new ConnectionKey(inner.Protocol, inner.Source, clientPort, inner.Destination, virtualPort), nowMs);
+        int slot = _tracker.FindLive(new ConnectionKey(inner.Protocol, inner.Source, clientPort, inner.Destination, virtualPort), nowMs);
         if (slot < 0 || Connections.At(slot).Method != ForwardingMethod.Tunnel || Connections.At(slot).DestAddress != server)
         {
             return FrameReason.IcmpErrorNotTracked;
@@ -249,18 +223,14 @@ public sealed partial class ForwardingEngine
         // RFC 1191: the next-hop MTU is the low 16 bits of the word after the checksum (0 from pre-1191 routers).
         // The kernel prefers its route's resulting PMTU: the smaller of the report and what the route already had.
         int reported = BinaryPrimitives.ReadUInt16BigEndian(icmpBytes[6..]);
-        int mtu = PathMtu(server, nextHop);
+        int mtu = PathMtu(server, nextHop, nowMs);
         if (reported != 0 && reported < mtu)
         {
             mtu = reported;
             if (reported - OuterHeaderLength >= MinimumInnerMtu)
             {
                 // Later packets to this server are refused at the new size here, before any router has to drop them.
-                if (_learnedPathMtus.Count >= MaxLearnedPathMtus)
-                {
-                    _learnedPathMtus.Clear();
-                }
-                _learnedPathMtus[server] = new LearnedPathMtu(reported, _nowMs + LearnedPathMtuLifetimeMs);
+                _pathMtus.Learn(server, reported, nowMs);
             }
         }
         if (mtu > MinimumInnerMtu + OuterHeaderLength)
@@ -268,9 +238,9 @@ public sealed partial class ForwardingEngine
             mtu -= OuterHeaderLength;
         }
         CountReply(entry.Dest, ip); // "ICMP can be shorter but anyways, account it" (ip_vs_out_stats)
-        replyLength = ReplyBuilder.WriteIcmpError(ethernet, ClientHop.Mac(entry.ClientMac), inner, _links[clientLink].Mac, inner.Destination,
-            IcmpType.DestinationUnreachable, IcmpType.CodeFragmentationNeeded, (uint)mtu, reply);
-        packet.Link = clientLink;
+        frame.ReplyLength = ReplyBuilder.WriteIcmpError(frame.Ethernet, ClientHop.Mac(entry.ClientMac), inner, _links[clientLink].Mac, inner.Destination,
+            IcmpType.DestinationUnreachable, IcmpType.CodeFragmentationNeeded, (uint)mtu, frame.Reply);
+        frame.Packet.Link = clientLink;
         return FrameReason.IcmpFragmentationNeededFromTunnel;
     }
 }

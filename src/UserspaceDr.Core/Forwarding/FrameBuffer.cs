@@ -72,5 +72,11 @@ public ref struct FrameBuffer
     /// <summary>Bytes of <see cref="Overflow"/> holding a second frame to send after this one, on the same link (0: none).</summary>
     public int OverflowLength { get; set; }
 
+    /// <summary>
+    /// What the receive path's prefetch read of this frame (<see cref="ForwardingEngine.Prefetch"/>), handed on so the
+    /// engine does not read it again; default (no hint) is always correct.
+    /// </summary>
+    public FlowHint Hint { get; set; }
+
     public readonly Span<byte> Frame => Buffer.Slice(Offset, Length);
 }

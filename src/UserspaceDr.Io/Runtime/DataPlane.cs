@@ -6,6 +6,8 @@ using UserspaceDr.Core.Packets;
 using UserspaceDr.Core.Services;
 using UserspaceDr.Core.Stats;
 using UserspaceDr.Io.AfPacket;
+using UserspaceDr.Io.Engine;
+using UserspaceDr.Io.PcapLive;
 
 namespace UserspaceDr.Io.Runtime;
 
@@ -86,7 +88,7 @@ public sealed class DataPlane : IDisposable
         _log = log;
         Links = links;
         RuleSet ruleSet = RuleSet.Build(rules);
-        _state.Rules = ruleSet;
+        _state.Update(s => s.WithRules(ruleSet));
         _ownAddresses = [.. links.SelectMany(l => l.Addresses).Select(a => a.Address).Where(a => a != 0).Distinct().Order()];
         _traffic = TrafficSelection.From(ruleSet, _ownAddresses);
         try
@@ -102,7 +104,7 @@ public sealed class DataPlane : IDisposable
                     Log.Isolated(log, guard.TableName);
                 }
             }
-            _resolver = new NeighborResolver(links, table => _state.Neighbors = table, log);
+            _resolver = new NeighborResolver(links, table => _state.Update(s => s.WithNeighbors(table)), log);
             _resolver.SetWanted(RuleSetTraffic.RealServers(rules));
             _resolver.Start();
             _resolver.WaitResolved(TimeSpan.FromSeconds(2));
@@ -215,7 +217,7 @@ public sealed class DataPlane : IDisposable
                 }
             }
             _resolver.SetWanted(RuleSetTraffic.RealServers(rules));
-            _state.Rules = next;
+            _state.Update(s => s.WithRules(next));
             Log.RulesApplied(_log, string.Create(CultureInfo.InvariantCulture,
                 $"{next.Services.Length} service(s), {next.Services.Sum(s => s.Destinations.Length)} real server(s)"));
         }
@@ -243,7 +245,11 @@ public sealed class DataPlane : IDisposable
     public Core.Connections.Timeouts Timeouts
     {
         get => _state.Timeouts;
-        set => _state.Timeouts = value ?? throw new ArgumentNullException(nameof(value));
+        set
+        {
+            ArgumentNullException.ThrowIfNull(value);
+            _state.Update(s => s.WithTimeouts(value));
+        }
     }
 
     /// <summary>

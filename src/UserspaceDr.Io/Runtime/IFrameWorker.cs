@@ -1,3 +1,4 @@
+using UserspaceDr.Io.Engine;
 using UserspaceDr.Core.Stats;
 
 namespace UserspaceDr.Io.Runtime;

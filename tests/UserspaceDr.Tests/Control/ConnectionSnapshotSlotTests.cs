@@ -1,4 +1,5 @@
 using UserspaceDr.Core.Connections;
+using UserspaceDr.Io.Engine;
 using UserspaceDr.Io.Runtime;
 
 namespace UserspaceDr.Tests.Control;

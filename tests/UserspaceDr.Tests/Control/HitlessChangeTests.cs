@@ -29,12 +29,13 @@ public class HitlessChangeTests
         public void Publish(RuleSetSpec rules)
         {
             _rules = RuleSet.Build(rules, _rules);
-            engine.Rules = _rules;
+            engine.Snapshot = engine.Snapshot.WithRules(_rules);
         }
 
         public IpvsTimeouts Timeouts => new(engine.Timeouts.Tcp, engine.Timeouts.TcpFin, engine.Timeouts.Udp);
 
-        public void SetTimeouts(IpvsTimeouts timeouts) => engine.Timeouts = engine.Timeouts.With(timeouts.Tcp, timeouts.TcpFin, timeouts.Udp);
+        public void SetTimeouts(IpvsTimeouts timeouts) =>
+            engine.Snapshot = engine.Snapshot.WithTimeouts(engine.Timeouts.With(timeouts.Tcp, timeouts.TcpFin, timeouts.Udp));
 
         public IpvsState State() => IpvsState.FromRules(Rules);
 
@@ -56,14 +57,12 @@ public class HitlessChangeTests
     [SetUp]
     public void Start()
     {
-        _engine = new ForwardingEngine(new EngineOptions { LocalMac = Frames.UdrMac(Frames.BalancerMac) }, new ConnectionTable(4096, seed: 7))
+        _engine = new ForwardingEngine(new EngineOptions { LocalMac = Frames.UdrMac(Frames.BalancerMac) }, new ConnectionTable(4096, seed: 7));
+        _engine.Snapshot = _engine.Snapshot.WithNeighbors(new NeighborTable(new Dictionary<uint, MacAddress>
         {
-            Neighbors = new NeighborTable(new Dictionary<uint, MacAddress>
-            {
-                [Frames.Address(Frames.Rs1)] = Frames.UdrMac(Frames.Rs1Mac),
-                [Frames.Address(Frames.Rs2)] = Frames.UdrMac(Frames.Rs2Mac),
-            }),
-        };
+            [Frames.Address(Frames.Rs1)] = Frames.UdrMac(Frames.Rs1Mac),
+            [Frames.Address(Frames.Rs2)] = Frames.UdrMac(Frames.Rs2Mac),
+        }));
         _backend = new EngineBackend(_engine);
         _ipvsadm = new IpvsadmExecutor(_backend);
         Ipvsadm("-R",

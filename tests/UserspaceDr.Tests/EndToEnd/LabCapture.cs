@@ -2,7 +2,7 @@ using System.Globalization;
 using System.Text.RegularExpressions;
 using PacketDotNet;
 using UserspaceDr.Core.Packets;
-using UserspaceDr.Io.Pcap;
+using UserspaceDr.Io.CaptureFiles;
 using UserspaceDr.Tests.Lab;
 
 namespace UserspaceDr.Tests.EndToEnd;

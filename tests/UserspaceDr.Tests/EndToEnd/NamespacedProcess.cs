@@ -50,7 +50,9 @@ internal sealed partial class NamespacedProcess : IDisposable
     public static NamespacedProcess Start(string networkNamespace, string name, string? workingDirectory, bool redirectInput, params string[] command)
     {
         ArgumentNullException.ThrowIfNull(command);
-        var startInfo = new ProcessStartInfo("ip")
+        // Through env(1), which resets SIGINT and SIGQUIT to their defaults: a runner started in the background by a
+        // non-interactive shell ignores both, children inherit that, and .NET then never delivers SIGINT to udr.
+        var startInfo = new ProcessStartInfo("env")
         {
             RedirectStandardOutput = true,
             RedirectStandardError = true,
@@ -58,6 +60,8 @@ internal sealed partial class NamespacedProcess : IDisposable
             UseShellExecute = false,
             WorkingDirectory = workingDirectory ?? RepositoryPaths.Root,
         };
+        startInfo.ArgumentList.Add("--default-signal=INT,QUIT");
+        startInfo.ArgumentList.Add("ip");
         startInfo.ArgumentList.Add("netns");
         startInfo.ArgumentList.Add("exec");
         startInfo.ArgumentList.Add(networkNamespace);

@@ -108,13 +108,13 @@ public partial class CliReplayTests
             byte[] syn = Forwarding.Frames.Tcp(Forwarding.Frames.Client, 40000, Forwarding.Frames.Vip, 80, syn: true, ttl: 64);
             string input = Path.Combine(directory, "in.pcap");
             string output = Path.Combine(directory, "out.pcap");
-            UserspaceDr.Io.Pcap.PcapFile.Write(input, [new UserspaceDr.Io.Pcap.PcapRecord(1_000_000, syn)]);
+            UserspaceDr.Io.CaptureFiles.PcapFile.Write(input, [new UserspaceDr.Io.CaptureFiles.PcapRecord(1_000_000, syn)]);
 
             (int exitCode, string report) = Udr("replay", "--rules", rules, "--in", input, "--out", output,
                 "--local-mac", "02:00:00:00:00:02", "--local-address", "198.18.0.2", "--neighbor", "198.18.0.11=02:00:00:00:00:11");
 
             Assert.That(exitCode, Is.Zero, report);
-            IReadOnlyList<UserspaceDr.Io.Pcap.PcapRecord> sent = UserspaceDr.Io.Pcap.PcapFile.Read(output);
+            IReadOnlyList<UserspaceDr.Io.CaptureFiles.PcapRecord> sent = UserspaceDr.Io.CaptureFiles.PcapFile.Read(output);
             Assert.That(sent, Has.Count.EqualTo(1), report);
             var ethernet = (PacketDotNet.EthernetPacket)PacketDotNet.Packet.ParsePacket(PacketDotNet.LinkLayers.Ethernet, sent[0].Data);
             var outer = (PacketDotNet.IPv4Packet)ethernet.PayloadPacket;

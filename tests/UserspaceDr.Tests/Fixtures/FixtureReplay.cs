@@ -3,7 +3,7 @@ using UserspaceDr.Admin;
 using UserspaceDr.Core.Forwarding;
 using UserspaceDr.Core.Packets;
 using UserspaceDr.Core.Services;
-using UserspaceDr.Io.Pcap;
+using UserspaceDr.Io.CaptureFiles;
 
 namespace UserspaceDr.Tests.Fixtures;
 

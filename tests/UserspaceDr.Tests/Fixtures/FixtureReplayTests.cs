@@ -3,7 +3,7 @@ using PacketDotNet;
 using UserspaceDr.Core.Forwarding;
 using UserspaceDr.Core.Services;
 using UserspaceDr.Core.Stats;
-using UserspaceDr.Io.Pcap;
+using UserspaceDr.Io.CaptureFiles;
 
 namespace UserspaceDr.Tests.Fixtures;
 

@@ -5,7 +5,7 @@ using PacketDotNet;
 using PacketDotNet.Utils;
 using UserspaceDr.Core.Forwarding;
 using UserspaceDr.Core.Services;
-using UserspaceDr.Io.Pcap;
+using UserspaceDr.Io.CaptureFiles;
 
 namespace UserspaceDr.Tests.Fixtures;
 

@@ -38,7 +38,7 @@ public class EgressMtuTests
             ],
         };
         var lab = new EngineHarness(new RuleSetSpec([dr, nat]), options: options);
-        lab.Engine.Neighbors = lab.Engine.Neighbors
+        lab.Neighbors = lab.Neighbors
             .With(Frames.Address(Frames.Rs1), new NextHop(Frames.UdrMac(Frames.Rs1Mac), Link: 1, Mtu: 1000))
             .With(Frames.Address(NatServer), new NextHop(Frames.UdrMac(NatServerMac), Link: 1, Mtu: 1000));
         return lab;

@@ -17,15 +17,19 @@ internal sealed class EngineHarness
     public EngineHarness(RuleSetSpec spec, int capacity = 1024, EngineOptions? options = null)
     {
         Rules = RuleSet.Build(spec);
-        Engine = new ForwardingEngine(options ?? new EngineOptions { LocalMac = Frames.UdrMac(Frames.BalancerMac) }, new ConnectionTable(capacity, seed: 42))
+        Engine = new ForwardingEngine(options ?? new EngineOptions { LocalMac = Frames.UdrMac(Frames.BalancerMac) }, new ConnectionTable(capacity, seed: 42));
+        Engine.Snapshot = new EngineSnapshot(Rules, new NeighborTable(new Dictionary<uint, MacAddress>
         {
-            Rules = Rules,
-            Neighbors = new NeighborTable(new Dictionary<uint, MacAddress>
-            {
-                [Frames.Address(Frames.Rs1)] = Frames.UdrMac(Frames.Rs1Mac),
-                [Frames.Address(Frames.Rs2)] = Frames.UdrMac(Frames.Rs2Mac),
-            }),
-        };
+            [Frames.Address(Frames.Rs1)] = Frames.UdrMac(Frames.Rs1Mac),
+            [Frames.Address(Frames.Rs2)] = Frames.UdrMac(Frames.Rs2Mac),
+        }), Engine.Timeouts);
+    }
+
+    /// <summary>The engine's neighbour table; setting it publishes a new snapshot, as the resolver does.</summary>
+    public NeighborTable Neighbors
+    {
+        get => Engine.Neighbors;
+        set => Engine.Snapshot = Engine.Snapshot.WithNeighbors(value);
     }
 
     public RuleSet Rules { get; }

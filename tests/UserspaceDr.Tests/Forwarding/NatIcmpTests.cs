@@ -36,7 +36,7 @@ public class NatIcmpTests
             ],
         };
         var lab = new EngineHarness(new RuleSetSpec([tcp, udp]), options: options);
-        lab.Engine.Neighbors = lab.Engine.Neighbors.With(Frames.Address(NatServer), new NextHop(Frames.UdrMac(NatServerMac), Link: 1));
+        lab.Neighbors = lab.Neighbors.With(Frames.Address(NatServer), new NextHop(Frames.UdrMac(NatServerMac), Link: 1));
         return lab;
     }
 

@@ -19,7 +19,7 @@ public class NatTests
             RealServers = [new RealServerSpec(Frames.Address(NatServer), 5353, ForwardingMethod.Masquerade)],
         };
         var lab = new EngineHarness(new RuleSetSpec([service, udp]));
-        lab.Engine.Neighbors = lab.Engine.Neighbors.With(Frames.Address(NatServer), Frames.UdrMac(NatServerMac));
+        lab.Neighbors = lab.Neighbors.With(Frames.Address(NatServer), Frames.UdrMac(NatServerMac));
         return lab;
     }
 

@@ -39,7 +39,7 @@ public class TunnelTests
             ],
         };
         var lab = new EngineHarness(new RuleSetSpec([tcp, udp]), options: options);
-        lab.Engine.Neighbors = lab.Engine.Neighbors.With(Frames.Address(TunnelServer),
+        lab.Neighbors = lab.Neighbors.With(Frames.Address(TunnelServer),
             new NextHop(Frames.UdrMac(GatewayMac), Link: 1, SourceAddress: routeSource, Mtu: mtu));
         return lab;
     }

@@ -426,6 +426,12 @@ public class PacketRxRingTests(RingVersion version)
         using var lab = new LabNetwork();
         using PacketRxRing ring = OpenRing(lab, new PacketRxRingOptions("eth0"));
         lab.Exec(LabHost.Lb, "ip link set eth0 down");
+        // Frames that arrived while the link was still up (IPv6 neighbour discovery, a late ARP) are not what this
+        // test is about: hand them back before waiting (TryHoldBatch does not poll, so the error stays pending).
+        while (ring.TryHoldBatch())
+        {
+            ring.ReleaseBlock();
+        }
         var clock = System.Diagnostics.Stopwatch.StartNew();
         for (int i = 0; i < 3; i++)
         {

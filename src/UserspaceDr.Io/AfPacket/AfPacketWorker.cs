@@ -4,8 +4,10 @@ using UserspaceDr.Core.Connections;
 using UserspaceDr.Core.Forwarding;
 using UserspaceDr.Core.Stats;
 using UserspaceDr.Io.AfPacket;
+using UserspaceDr.Io.Engine;
+using UserspaceDr.Io.Runtime;
 
-namespace UserspaceDr.Io.Runtime;
+namespace UserspaceDr.Io.AfPacket;
 
 /// <summary>
 /// The fast path: one TPACKET_V2 ring per served link, each in that link's PACKET_FANOUT group (AF_PACKET groups are
@@ -63,6 +65,7 @@ public sealed unsafe class AfPacketWorker : IFrameWorker
     private readonly byte* _segmentBase;
     private readonly int _expiryBudget;
     private readonly ConnectionSnapshotSlot _snapshots = new();
+    private readonly FlowHint[] _hints = new FlowHint[PrefetchBatch]; // what Prefetch read of each frame of the batch
     private readonly Lock _ringStatisticsLock = new();
     private long _ringDrops;
     private long _segmentationFailures;
@@ -272,17 +275,19 @@ public sealed unsafe class AfPacketWorker : IFrameWorker
     private void ForwardFrames(RxFrame* frames, int count, byte link, long now)
     {
         ForwardingEngine engine = _engine;
+        FlowHint[] hints = _hints;
         for (int i = 0; i < Math.Min(PrefetchDistance, count); i++)
         {
-            engine.Prefetch(frames[i].Bytes);
+            hints[i] = engine.Prefetch(frames[i].Bytes);
         }
         for (int i = 0; i < count; i++)
         {
             if (i + PrefetchDistance < count)
             {
-                engine.Prefetch(frames[i + PrefetchDistance].Bytes);
+                hints[i + PrefetchDistance] = engine.Prefetch(frames[i + PrefetchDistance].Bytes);
             }
             RxFrame frame = frames[i];
+            FlowHint hint = hints[i];
             if (frame.IsTruncated)
             {
                 engine.Counters.Count(FrameReason.TruncatedInRing); // a cut frame must never go out
@@ -294,7 +299,7 @@ public sealed unsafe class AfPacketWorker : IFrameWorker
             FrameFlags flags = vnet.NeedsChecksum ? FrameFlags.ChecksumPartial : FrameFlags.None;
             if (vnet.IsGso)
             {
-                if (engine.MayBeTunnelled(frame.Bytes))
+                if (hint.MayBeTunnelled)
                 {
                     // An IP-in-IP super-frame cannot be described by a virtio_net_hdr: cut it into wire segments first.
                     SegmentAndForward(frame, vnet.GsoSize, link, now);
@@ -302,7 +307,7 @@ public sealed unsafe class AfPacketWorker : IFrameWorker
                 }
                 flags |= FrameFlags.Gso;
             }
-            Forward(frame.Mac - frame.Headroom, frame.Headroom, frame.Length, flags, link, vnet, now);
+            Forward(frame.Mac - frame.Headroom, frame.Headroom, frame.Length, flags, link, vnet, hint, now);
         }
     }
 
@@ -310,7 +315,7 @@ public sealed unsafe class AfPacketWorker : IFrameWorker
     /// Runs one frame through the engine and queues what comes out. <paramref name="buffer"/> starts right after the
     /// room a virtio_net_hdr needs; the frame is at <paramref name="headroom"/> in it.
     /// </summary>
-    private void Forward(byte* buffer, int headroom, int length, FrameFlags flags, byte link, VirtioNetHeader vnet, long now)
+    private void Forward(byte* buffer, int headroom, int length, FrameFlags flags, byte link, VirtioNetHeader vnet, FlowHint hint, long now)
     {
         PacketTxBatch tx = _tx;
         if (tx.Count > tx.Capacity - 2 || _overflowUsed == OverflowSlots)
@@ -322,6 +327,7 @@ public sealed unsafe class AfPacketWorker : IFrameWorker
         var packet = new FrameBuffer(new Span<byte>(buffer, headroom + length), headroom, length, flags, link)
         {
             Overflow = new Span<byte>(overflowSlot + VnetSize, _overflowSlotSize - VnetSize),
+            Hint = hint,
         };
         Span<byte> reply = new(replySlot + VnetSize, ReplyBuilder.MaxReplyLength);
         Verdict verdict = _engine.Process(ref packet, now, reply, out int replyLength);
@@ -397,7 +403,7 @@ public sealed unsafe class AfPacketWorker : IFrameWorker
                 Interlocked.Increment(ref _segmentationFailures);
                 return;
             }
-            Forward(buffer, FrameBuffer.RecommendedHeadroom, length, FrameFlags.None, link, default, now);
+            Forward(buffer, FrameBuffer.RecommendedHeadroom, length, FrameFlags.None, link, default, default, now);
         }
     }
 

@@ -1,6 +1,6 @@
 using System.Buffers.Binary;
 
-namespace UserspaceDr.Io.Pcap;
+namespace UserspaceDr.Io.CaptureFiles;
 
 /// <summary>One captured frame: its timestamp (microseconds since the epoch) and bytes.</summary>
 public readonly record struct PcapRecord(long TimestampMicroseconds, byte[] Data);

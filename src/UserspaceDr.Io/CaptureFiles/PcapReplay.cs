@@ -3,7 +3,7 @@ using UserspaceDr.Core.Forwarding;
 using UserspaceDr.Core.Services;
 using UserspaceDr.Core.Stats;
 
-namespace UserspaceDr.Io.Pcap;
+namespace UserspaceDr.Io.CaptureFiles;
 
 /// <summary>What an offline replay produced: every frame udr would send, and why each input frame ended as it did.</summary>
 public sealed record ReplayResult(
@@ -29,9 +29,7 @@ public static class PcapReplay
         ArgumentNullException.ThrowIfNull(input);
         var engine = new ForwardingEngine(options, new ConnectionTable(connectionCapacity))
         {
-            Rules = rules,
-            Neighbors = neighbors,
-            Timeouts = options.Timeouts,
+            Snapshot = new EngineSnapshot(rules, neighbors, options.Timeouts),
         };
         var output = new List<PcapRecord>();
         var reasons = new List<FrameReason>(input.Count);

@@ -1,7 +1,7 @@
 using System.Runtime.CompilerServices;
 using UserspaceDr.Core.Connections;
 
-namespace UserspaceDr.Io.Runtime;
+namespace UserspaceDr.Io.Engine;
 
 /// <summary>
 /// Hands a copy of one worker's connection table to another thread (ipvsadm -L -c) without ever touching the table

@@ -1,13 +1,15 @@
 using Microsoft.Extensions.Logging;
-using SharpPcap;
 using SharpPcap.LibPcap;
+using SharpPcap;
 using UserspaceDr.Core.Connections;
 using UserspaceDr.Core.Forwarding;
 using UserspaceDr.Core.Packets;
 using UserspaceDr.Core.Services;
 using UserspaceDr.Core.Stats;
+using UserspaceDr.Io.Engine;
+using UserspaceDr.Io.Runtime;
 
-namespace UserspaceDr.Io.Runtime;
+namespace UserspaceDr.Io.PcapLive;
 
 /// <summary>
 /// The portable path: the same engine over libpcap (SharpPcap's live devices, one per served link). One worker, one
@@ -216,48 +218,15 @@ public sealed class PcapWorker : IFrameWorker
         _nextHousekeeping = now + HousekeepingIntervalMs;
     }
 
-    /// <summary>
-    /// libpcap does not say what segment size a GSO super-frame's sender meant (AF_PACKET's virtio_net_hdr does), so
-    /// with tunnels the frame is cut to fit the narrowest tunnel server's path once the outer header is added: no segment then
-    /// needs a fragmentation-needed, and the sender's own path MTU never matters.
-    /// </summary>
-    private int SmallestTunnelPayloadMtu()
-    {
-        NeighborTable neighbors = _engine.Neighbors;
-        RuleSet rules = _engine.Rules;
-        if (!ReferenceEquals(neighbors, _smallestMtuOf) || !ReferenceEquals(rules, _smallestMtuRules))
-        {
-            int smallest = int.MaxValue;
-            foreach (VirtualService service in rules.Services)
-            {
-                foreach (RealServer server in service.Destinations)
-                {
-                    if (server.Method == ForwardingMethod.Tunnel && neighbors.TryGet(server.Address, out NextHop hop) && hop.Mtu > 0)
-                    {
-                        smallest = Math.Min(smallest, hop.Mtu - Ipv4Header.MinLength);
-                    }
-                }
-            }
-            _smallestMtu = smallest;
-            _smallestMtuOf = neighbors;
-            _smallestMtuRules = rules;
-        }
-        return _smallestMtu;
-    }
-
-    private NeighborTable? _smallestMtuOf;
-    private RuleSet? _smallestMtuRules;
-    private int _smallestMtu = int.MaxValue;
-
     private void Receive(ReadOnlySpan<byte> data, byte link, long now)
     {
         int linkHeader = data.Length > 13 && data[12] == 0x81 && data[13] == 0x00 ? 18 : 14;
-        if (data.Length > _mtus[link] + linkHeader && _engine.MayBeTunnelled(data))
+        if (data.Length > _mtus[link] + linkHeader && _engine.Prefetch(data).MayBeTunnelled)
         {
             // An encapsulated super-frame could not be cut after the engine: cut it first, each segment with headroom.
             data.CopyTo(_inbound);
             ReadOnlySpan<byte> whole = _inbound.AsSpan(0, data.Length);
-            int segments = TcpSegmentation.SegmentCount(whole, Math.Min(_mtus[link], SmallestTunnelPayloadMtu()), out int payloadPerSegment);
+            int segments = TcpSegmentation.SegmentCount(whole, Math.Min(_mtus[link], _engine.Snapshot.SmallestTunnelPayloadMtu), out int payloadPerSegment);
             if (segments == 0)
             {
                 Interlocked.Increment(ref _transmitErrors);

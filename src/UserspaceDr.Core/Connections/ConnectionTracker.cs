@@ -1,0 +1,291 @@
+using System.Runtime.CompilerServices;
+using UserspaceDr.Core.Forwarding;
+using UserspaceDr.Core.Packets;
+using UserspaceDr.Core.Scheduling;
+using UserspaceDr.Core.Services;
+using UserspaceDr.Core.Stats;
+
+namespace UserspaceDr.Core.Connections;
+
+/// <summary>
+/// Connection tracking as IPVS's ip_vs_conn.c and ip_vs_core.c decide it: find a live entry, decide whether an
+/// existing one is reused or expired (conn_reuse_mode, expire_nodest_conn), schedule a new connection (with its
+/// persistence template), move TCP through its states and arm the entry's timer. It owns nothing but policy: the
+/// table and the counters belong to the worker whose engine holds this tracker. Not thread-safe, by design.
+/// </summary>
+public sealed class ConnectionTracker
+{
+    private readonly EngineOptions _options;
+    private readonly WorkerCounters _counters;
+
+    public ConnectionTracker(ConnectionTable table, EngineOptions options, WorkerCounters counters)
+    {
+        ArgumentNullException.ThrowIfNull(table);
+        ArgumentNullException.ThrowIfNull(options);
+        ArgumentNullException.ThrowIfNull(counters);
+        Table = table;
+        _options = options;
+        _counters = counters;
+    }
+
+    public ConnectionTable Table { get; }
+
+    /// <summary>The timeouts in force; the engine sets them from its snapshot.</summary>
+    public Timeouts Timeouts { get; set; } = Timeouts.Default;
+
+    /// <summary>
+    /// Finds an entry that has not expired. The sweep removes expired entries only when it reaches them; an entry whose
+    /// time has passed is gone for IPVS (its timer fired), so it is removed here and not matched. A template that
+    /// still controls connections is the exception: the kernel re-arms it, and it keeps serving new connections.
+    /// </summary>
+    public int FindLive(in ConnectionKey key, long nowMs)
+    {
+        ConnectionTable table = Table;
+        int slot = table.Find(key);
+        if (slot >= 0 && table.At(slot).ExpiresAtMs <= nowMs)
+        {
+            ref Connection entry = ref table.At(slot);
+            if (entry.IsTemplate && entry.ControlCount > 0)
+            {
+                entry.ExpiresAtMs = nowMs + (Timeouts.TemplateRecheckSeconds * 1000L);
+                return slot;
+            }
+            table.Remove(slot);
+            return -1;
+        }
+        return slot;
+    }
+
+    /// <summary>
+    /// Applies conn_reuse_mode and expire_nodest_conn to an existing entry; returns the slot, or -1 when the entry
+    /// was expired so that the packet is scheduled afresh.
+    /// </summary>
+    public int CheckExistingEntry(int slot, byte protocol, bool isSyn)
+    {
+        ref Connection entry = ref Table.At(slot);
+        RealServer? dest = entry.Dest;
+        bool reschedule = false;
+        if (dest is not null && dest.Removed)
+        {
+            // A deleted server: drop (0), or forget the entry and treat the packet as new (1).
+            if (!_options.ExpireNoDestinationConnection)
+            {
+                return slot; // the transmit stage turns a removed destination into DestinationRemoved
+            }
+            reschedule = true;
+        }
+        else if (isSyn && _options.ConnectionReuseMode != 0)
+        {
+            if (_options.ExpireNoDestinationConnection && dest is not null && dest.Weight == 0)
+            {
+                reschedule = true;
+            }
+            else if ((entry.Flags & ConnectionFlags.Controlled) == 0 && protocol == IpProtocol.Tcp)
+            {
+                // is_new_conn_expected: the old connection is over.
+                reschedule = entry.State is TcpState.TimeWait or TcpState.Close ||
+                    ((_options.ConnectionReuseMode & 2) != 0 && entry.State == TcpState.FinWait && (entry.Flags & ConnectionFlags.NoOutput) != 0);
+            }
+        }
+        if (!reschedule)
+        {
+            return slot;
+        }
+        Table.Remove(slot);
+        return -1;
+    }
+
+    /// <summary>
+    /// ip_vs_schedule (and ip_vs_sched_persist for a persistent service): picks the real server for a new connection
+    /// and enters it in the table, with its reply link for NAT. <see cref="FrameReason.Forwarded"/> with a slot, or
+    /// with <paramref name="oneShot"/> set for one-packet scheduling (-o: no entry); otherwise why it was refused
+    /// (<see cref="FrameReason.IcmpPortUnreachable"/>: no server available, as IPVS answers).
+    /// </summary>
+    public FrameReason Schedule(VirtualService service, in ConnectionKey key, byte tcpFlags, long nowMs, out int slot, out RealServer? oneShot)
+    {
+        slot = -1;
+        oneShot = null;
+        ConnectionTable table = Table;
+        byte protocol = key.Protocol;
+        RealServer? dest;
+        ushort templatePort = service.Port;
+        uint templateClient = key.ClientAddress & service.PersistenceNetmask;
+        int templateSlot = -1;
+        if (service.Persistent)
+        {
+            // ip_vs_sched_persist: reuse the client network's server while its template is valid.
+            var templateKey = new ConnectionKey(protocol, templateClient, 0, key.VirtualAddress, templatePort, Template: true);
+            templateSlot = FindLive(templateKey, nowMs);
+            if (templateSlot >= 0 && TemplateValid(table.At(templateSlot).Dest))
+            {
+                dest = table.At(templateSlot).Dest;
+            }
+            else
+            {
+                dest = service.Scheduler.Pick(new SchedulingKey(key.ClientAddress, key.ClientPort, key.VirtualAddress, key.VirtualPort));
+                if (dest is null)
+                {
+                    return FrameReason.IcmpPortUnreachable;
+                }
+                if (templateSlot < 0)
+                {
+                    if (table.Count + 2 > table.Capacity)
+                    {
+                        return FrameReason.ConnectionTableFull;
+                    }
+                    templateSlot = table.TryInsert(templateKey);
+                    table.At(templateSlot).Flags |= ConnectionFlags.NoOutput;
+                }
+                else
+                {
+                    // An invalid template (server deleted or quiesced): the kernel unhashes it and makes a new one.
+                    // Re-pointing it is the same for new connections, and the ones it controls keep their server.
+                    table.At(templateSlot).Dest?.UnbindConnection(active: false, template: true);
+                }
+                ref Connection template = ref table.At(templateSlot);
+                template.Dest = dest;
+                template.DestAddress = dest.Address;
+                template.DestPort = dest.Port;
+                template.Method = dest.Method;
+                dest.BindConnection(active: false, template: true);
+            }
+            // Using a template re-arms it for the full persistence timeout.
+            table.At(templateSlot).ExpiresAtMs = nowMs + (service.PersistenceTimeout * 1000L);
+        }
+        else
+        {
+            dest = service.Scheduler.Pick(new SchedulingKey(key.ClientAddress, key.ClientPort, key.VirtualAddress, key.VirtualPort));
+            if (dest is null)
+            {
+                return FrameReason.IcmpPortUnreachable;
+            }
+        }
+
+        ref TrafficCounters traffic = ref _counters.For(dest!);
+        traffic.Connections++;
+        if (service.OnePacket && protocol == IpProtocol.Udp)
+        {
+            oneShot = dest;
+            traffic.InPackets++;
+            return FrameReason.Forwarded;
+        }
+
+        bool nat = dest!.Method == ForwardingMethod.Masquerade;
+        slot = nat && table.Count + 2 > table.Capacity ? -1 : table.TryInsert(key);
+        if (slot < 0)
+        {
+            traffic.Connections--;
+            return FrameReason.ConnectionTableFull;
+        }
+        ref Connection entry = ref table.At(slot);
+        entry.Dest = dest;
+        entry.DestAddress = dest!.Address;
+        // A port-0 (all ports) persistent service keeps the packet's port; otherwise the server's.
+        entry.DestPort = dest.Port != 0 ? dest.Port : key.VirtualPort;
+        entry.Method = dest.Method;
+        entry.State = TcpState.None;
+        entry.Flags |= ConnectionFlags.Inactive | (dest.Method != ForwardingMethod.Masquerade ? ConnectionFlags.NoOutput : 0);
+        if (templateSlot >= 0)
+        {
+            entry.Flags |= ConnectionFlags.Controlled;
+            entry.TemplateClientAddress = templateClient;
+            entry.TemplateVirtualPort = templatePort;
+            // The template slot is still valid: the insert above never moves existing entries.
+            table.At(templateSlot).ControlCount++;
+        }
+        dest.BindConnection(active: false, template: false);
+        if (protocol == IpProtocol.Tcp)
+        {
+            AdvanceTcpState(ref entry, tcpFlags, reply: false);
+        }
+        Arm(ref entry, nowMs);
+        if (nat)
+        {
+            InsertReplyLink(in entry);
+        }
+        return FrameReason.Forwarded;
+    }
+
+    /// <summary>ip_vs_check_template: the server must still be in its service (and not quiesced, if so configured).</summary>
+    private bool TemplateValid(RealServer? dest) =>
+        dest is not null && !dest.Removed && !(_options.ExpireQuiescentTemplate && dest.Weight == 0);
+
+    /// <summary>
+    /// set_tcp_state: the table by direction (a reply clears NOOUTPUT; without one, DR/TUN use INPUT_ONLY), counters
+    /// moved between active and inactive.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void AdvanceTcpState(ref Connection entry, byte tcpFlags, bool reply)
+    {
+        PacketDirection direction;
+        if (reply)
+        {
+            entry.Flags &= ~ConnectionFlags.NoOutput;
+            direction = PacketDirection.Output;
+        }
+        else
+        {
+            direction = (entry.Flags & ConnectionFlags.NoOutput) != 0 ? PacketDirection.InputOnly : PacketDirection.Input;
+        }
+        TcpState next = TcpStateMachine.Next(entry.State, direction, tcpFlags);
+        if (next == entry.State)
+        {
+            return;
+        }
+        bool active = TcpStateMachine.IsActive(next);
+        if (active == entry.IsInactive)
+        {
+            entry.Dest?.MoveConnection(toActive: active);
+            entry.Flags ^= ConnectionFlags.Inactive;
+        }
+        entry.State = next;
+    }
+
+    /// <summary>(Re)arms an entry's timer for the timeout of its protocol and state.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public void Arm(ref Connection entry, long nowMs) => entry.ExpiresAtMs = nowMs + (TimeoutOf(entry) * 1000L);
+
+    private int TimeoutOf(in Connection entry) =>
+        entry.Protocol == IpProtocol.Tcp ? Timeouts.ForTcpState(entry.State) : Timeouts.Udp;
+
+    /// <summary>
+    /// Indexes a new NAT connection by the tuple its replies will carry (RIP:rport → client:cport). If another
+    /// connection already owns that tuple (two VIPs mapping one client port to the same server port), the first
+    /// keeps it, as ip_vs_conn_out_get finds the first match.
+    /// </summary>
+    private void InsertReplyLink(in Connection connection)
+    {
+        ConnectionTable table = Table;
+        var key = new ConnectionKey(connection.Protocol, connection.ClientAddress, connection.ClientPort, connection.DestAddress, connection.DestPort, ReplyLink: true);
+        if (table.Find(key) >= 0)
+        {
+            return;
+        }
+        int slot = table.TryInsert(key);
+        if (slot < 0)
+        {
+            return; // cannot happen: the scheduler reserved room for it
+        }
+        ref Connection link = ref table.At(slot);
+        link.DestAddress = connection.VirtualAddress;
+        link.DestPort = connection.VirtualPort;
+        link.Method = ForwardingMethod.Masquerade;
+        link.ExpiresAtMs = long.MaxValue; // goes with its connection, never on its own
+    }
+
+    /// <summary>
+    /// The live NAT connection whose replies carry (<paramref name="protocol"/>, RIP:rport → client:cport), found through
+    /// its reply link (ip_vs_conn_out_get); -1 when there is none.
+    /// </summary>
+    public int FindNatConnection(byte protocol, uint client, ushort clientPort, uint server, ushort serverPort, long nowMs)
+    {
+        ConnectionTable table = Table;
+        int linkSlot = table.Find(new ConnectionKey(protocol, client, clientPort, server, serverPort, ReplyLink: true));
+        if (linkSlot < 0)
+        {
+            return -1;
+        }
+        ref Connection link = ref table.At(linkSlot);
+        return FindLive(new ConnectionKey(protocol, client, clientPort, link.DestAddress, link.DestPort), nowMs); // -1: expired just now (its link went with it)
+    }
+}

@@ -1,0 +1,216 @@
+using UserspaceDr.Core.Connections;
+using UserspaceDr.Core.Packets;
+using UserspaceDr.Core.Services;
+using UserspaceDr.Core.Stats;
+
+namespace UserspaceDr.Core.Forwarding;
+
+/// <summary>
+/// The first stage (ip_vs_in): what the frame is, whether its headers can be trusted, and which stage it goes to.
+/// A frame for a VIP service is tracked and sent on here; everything else is handed to its own stage.
+/// </summary>
+public sealed partial class ForwardingEngine
+{
+    private FrameReason Classify(ref FrameContext frame)
+    {
+        if (frame.Packet.Link >= _links.Length)
+        {
+            return FrameReason.LinkUnknown;
+        }
+        if (!EthernetFrame.TryParse(frame.Packet.Frame, out frame.Ethernet))
+        {
+            return FrameReason.EthernetTruncated;
+        }
+        ushort etherType = frame.Ethernet.EtherType;
+        if (etherType == EtherTypes.Arp)
+        {
+            return HandleArp(ref frame);
+        }
+        if (etherType != EtherTypes.Ipv4)
+        {
+            return FrameReason.NotIpv4;
+        }
+        ulong destinationMac = frame.Ethernet.Destination.Value;
+        if (destinationMac != _links[frame.Packet.Link].Mac.Value && (destinationMac & 0x0100_0000_0000) == 0)
+        {
+            return FrameReason.NotForThisHost; // another host's unicast seen in promiscuous mode
+        }
+
+        // Structure first: a header we cannot trust ends here, whatever it is addressed to.
+        Span<byte> payload = frame.Ethernet.Payload;
+        if (!Ipv4Header.TryCreate(payload, out frame.Ip))
+        {
+            return FrameReason.IpTruncated;
+        }
+        Ipv4Header ip = frame.Ip;
+        if (ip.Version != 4)
+        {
+            return FrameReason.IpVersionInvalid;
+        }
+        int headerLength = ip.HeaderLength;
+        if (headerLength < Ipv4Header.MinLength)
+        {
+            return FrameReason.IpHeaderLengthInvalid;
+        }
+        if (headerLength > payload.Length)
+        {
+            return FrameReason.IpTruncated;
+        }
+        int totalLength = ip.TotalLength;
+        if (totalLength < headerLength || totalLength > payload.Length)
+        {
+            return FrameReason.IpTotalLengthInvalid; // shorter than claimed; longer is Ethernet padding, kept
+        }
+        frame.Transport = payload[headerLength..totalLength];
+
+        RuleSet rules = _snapshot.Rules;
+        if (!rules.IsVirtualAddress(ip.Destination))
+        {
+            // Not for a VIP: a NAT reply from a real server on its way back to the client, or an ICMP error about a
+            // NAT or tunnelled packet; anything else is not udr's.
+            return rules.HasMasquerade || rules.HasTunnel ? HandleNotForVirtualAddress(ref frame, rules) : FrameReason.NotForVirtualAddress;
+        }
+        if (!ip.HeaderChecksumValid)
+        {
+            return FrameReason.IpChecksumInvalid;
+        }
+        if (rules.IsVirtualAddress(ip.Source))
+        {
+            return FrameReason.SourceIsVirtualAddress; // spoofed or looped: never schedule a VIP as a client
+        }
+
+        byte protocol = ip.Protocol;
+        if (ip.IsFragment && !ip.IsFirstFragment)
+        {
+            return ForwardLaterFragment(ref frame);
+        }
+        return protocol switch
+        {
+            IpProtocol.Tcp or IpProtocol.Udp => HandleService(ref frame, protocol, rules),
+            IpProtocol.Icmp => HandleIcmp(ref frame),
+            _ => FrameReason.OtherProtocol,
+        };
+    }
+
+    private FrameReason HandleArp(ref FrameContext frame)
+    {
+        if (!ArpPacket.TryCreate(frame.Ethernet.Payload, out ArpPacket arp))
+        {
+            return FrameReason.ArpMalformed;
+        }
+        if (!_options.AnswerArpForVirtualAddresses || arp.Operation != ArpOperation.Request || !_snapshot.Rules.IsVirtualAddress(arp.TargetAddress))
+        {
+            return FrameReason.ArpNotForVirtualAddress;
+        }
+        frame.ReplyLength = ReplyBuilder.WriteArpReply(frame.Ethernet, arp, _links[frame.Packet.Link].Mac, frame.Reply);
+        return FrameReason.ArpReply;
+    }
+
+    /// <summary>
+    /// A TCP/UDP packet for a VIP: its service, its connection (found, reused or scheduled anew) and then the
+    /// transmit stage to the connection's server.
+    /// </summary>
+    private FrameReason HandleService(ref FrameContext frame, byte protocol, RuleSet rules)
+    {
+        if (!TryReadPorts(protocol, frame.Transport, out ushort clientPort, out ushort virtualPort, out byte tcpFlags))
+        {
+            return FrameReason.TransportTruncated;
+        }
+
+        Ipv4Header ip = frame.Ip;
+        uint vip = ip.Destination;
+        long nowMs = frame.NowMs;
+        var key = new ConnectionKey(protocol, ip.Source, clientPort, vip, virtualPort);
+        FlowHint hint = frame.Packet.Hint;
+        // The prefetch stage found the service already when it read this frame under the same rules.
+        VirtualService? service = ReferenceEquals(hint.Rules, rules) && hint.Key == key ? hint.Service : rules.Find(protocol, vip, virtualPort);
+        if (service is null)
+        {
+            return FrameReason.NoVirtualService;
+        }
+
+        ConnectionTracker tracker = _tracker;
+        int slot = tracker.FindLive(key, nowMs);
+        bool isSyn = (tcpFlags & (TcpFlags.Syn | TcpFlags.Rst)) == TcpFlags.Syn;
+        if (slot >= 0)
+        {
+            slot = tracker.CheckExistingEntry(slot, protocol, isSyn);
+        }
+
+        if (slot < 0)
+        {
+            // No entry: only a SYN (any non-RST with sloppy_tcp) or a UDP datagram starts a connection (tcp_conn_schedule).
+            if (protocol == IpProtocol.Tcp && !isSyn && !(_options.SloppyTcp && (tcpFlags & TcpFlags.Rst) == 0))
+            {
+                return FrameReason.TcpNotSyn;
+            }
+            FrameReason scheduled = tracker.Schedule(service, key, tcpFlags, nowMs, out slot, out RealServer? oneShot);
+            if (scheduled == FrameReason.IcmpPortUnreachable)
+            {
+                frame.ReplyLength = ReplyBuilder.WriteIcmpError(frame.Ethernet, ip, _links[frame.Packet.Link].Mac, vip,
+                    IcmpType.DestinationUnreachable, IcmpType.CodePortUnreachable, 0, frame.Reply);
+                return scheduled;
+            }
+            if (scheduled != FrameReason.Forwarded)
+            {
+                return scheduled;
+            }
+            if (oneShot is not null)
+            {
+                // One-packet scheduling (-o): no entry outlives the datagram.
+                return Transmit(ref frame, new ForwardingTarget(oneShot, oneShot.Address, oneShot.Port != 0 ? oneShot.Port : virtualPort, oneShot.Method));
+            }
+        }
+        else
+        {
+            ref Connection entry = ref tracker.Table.At(slot);
+            if (protocol == IpProtocol.Tcp)
+            {
+                ConnectionTracker.AdvanceTcpState(ref entry, tcpFlags, reply: false);
+            }
+            tracker.Arm(ref entry, nowMs);
+        }
+
+        ref Connection connection = ref tracker.Table.At(slot);
+        // NAT replies (and ICMP errors udr writes for tunnelled flows) go back to where the client's frames came from:
+        // that MAC, on that link.
+        connection.ClientMac = ClientHop.Pack(frame.Ethernet.Source, frame.Packet.Link);
+        var target = new ForwardingTarget(connection.Dest, connection.DestAddress, connection.DestPort, connection.Method);
+        if (target.Server is not null)
+        {
+            ref TrafficCounters traffic = ref Counters.For(target.Server);
+            traffic.InPackets++;
+            traffic.InBytes += ip.TotalLength;
+            if (ip.IsFragment)
+            {
+                _fragments.Remember(ip.Source, ip.Destination, ip.Identification, protocol, target.Server, target.Address, target.Method, nowMs);
+            }
+        }
+        return Transmit(ref frame, target);
+    }
+
+    /// <summary>The ports (and TCP flags) of a TCP or UDP header; false when the header is cut short or malformed.</summary>
+    private static bool TryReadPorts(byte protocol, Span<byte> transport, out ushort sourcePort, out ushort destinationPort, out byte tcpFlags)
+    {
+        sourcePort = destinationPort = 0;
+        tcpFlags = 0;
+        if (protocol == IpProtocol.Tcp)
+        {
+            if (!TcpHeader.TryCreate(transport, out TcpHeader tcp) || tcp.HeaderLength < TcpHeader.MinLength || tcp.HeaderLength > transport.Length)
+            {
+                return false;
+            }
+            sourcePort = tcp.SourcePort;
+            destinationPort = tcp.DestinationPort;
+            tcpFlags = tcp.Flags;
+            return true;
+        }
+        if (!UdpHeader.TryCreate(transport, out UdpHeader udp))
+        {
+            return false;
+        }
+        sourcePort = udp.SourcePort;
+        destinationPort = udp.DestinationPort;
+        return true;
+    }
+}
