@@ -24,6 +24,10 @@ public static class Ipv4Address
         return octets == 4;
     }
 
+    /// <summary>Parses strict dotted-quad notation; throws <see cref="FormatException"/> for anything else (trusted text: tests, constants).</summary>
+    public static uint Parse(string text) =>
+        TryParse(text, out uint address) ? address : throw new FormatException($"'{text}' is not a dotted-quad IPv4 address");
+
     private static bool IsDigits(ReadOnlySpan<char> part)
     {
         foreach (char c in part)

@@ -6,13 +6,7 @@ namespace UserspaceDr.Tests.Admin;
 
 public class RuleSetEditorTests
 {
-    private static readonly uint Vip = Address("198.18.10.1");
-
-    private static uint Address(string text)
-    {
-        Assert.That(Ipv4Address.TryParse(text, out uint address), Is.True);
-        return address;
-    }
+    private static readonly uint Vip = Ipv4Address.Parse("198.18.10.1");
 
     private static IpvsadmResult<RuleSetSpec> Apply(RuleSetSpec rules, params string[] args)
     {
@@ -143,9 +137,9 @@ public class RuleSetEditorTests
         RuleSetSpec rules = WebService();
         Assert.That(rules.Services[0].RealServers, Is.EqualTo(new[]
         {
-            new RealServerSpec(Address("198.18.12.3"), 80, ForwardingMethod.Route, 3),
-            new RealServerSpec(Address("198.18.12.1"), 8080, ForwardingMethod.Masquerade, 1, 100, 10),
-            new RealServerSpec(Address("198.18.12.2"), 80, ForwardingMethod.Tunnel, 1),
+            new RealServerSpec(Ipv4Address.Parse("198.18.12.3"), 80, ForwardingMethod.Route, 3),
+            new RealServerSpec(Ipv4Address.Parse("198.18.12.1"), 8080, ForwardingMethod.Masquerade, 1, 100, 10),
+            new RealServerSpec(Ipv4Address.Parse("198.18.12.2"), 80, ForwardingMethod.Tunnel, 1),
         }));
     }
 
@@ -175,11 +169,11 @@ public class RuleSetEditorTests
     {
         RuleSetSpec after = Applied(WebService(), "-e", "-t", "198.18.10.1:80", "-r", "198.18.12.1:8080", "-m");
         // -e without -w, -x, -y sends weight 1 and no thresholds, as ipvsadm does.
-        Assert.That(after.Services[0].RealServers[1], Is.EqualTo(new RealServerSpec(Address("198.18.12.1"), 8080, ForwardingMethod.Masquerade, 1)));
+        Assert.That(after.Services[0].RealServers[1], Is.EqualTo(new RealServerSpec(Ipv4Address.Parse("198.18.12.1"), 8080, ForwardingMethod.Masquerade, 1)));
 
         RuleSetSpec reweighted = Applied(WebService(), "-e", "-t", "198.18.10.1:80", "-r", "198.18.12.3", "-w", "0");
         Assert.That(reweighted.Services[0].RealServers[0].Weight, Is.Zero);
-        Assert.That(reweighted.Services[0].RealServers[0].Address, Is.EqualTo(Address("198.18.12.3")));
+        Assert.That(reweighted.Services[0].RealServers[0].Address, Is.EqualTo(Ipv4Address.Parse("198.18.12.3")));
     }
 
     [Test]
@@ -195,7 +189,7 @@ public class RuleSetEditorTests
     {
         RuleSetSpec after = Applied(WebService(), "-d", "-t", "198.18.10.1:80", "-r", "198.18.12.1:8080");
         Assert.That(after.Services[0].RealServers.Select(server => server.Address),
-            Is.EqualTo(new[] { Address("198.18.12.3"), Address("198.18.12.2") }));
+            Is.EqualTo(new[] { Ipv4Address.Parse("198.18.12.3"), Ipv4Address.Parse("198.18.12.2") }));
         AssertKernelError(Apply(after, "-d", "-t", "198.18.10.1:80", "-r", "198.18.12.1:8080"), "No such destination");
         AssertKernelError(Apply(RuleSetSpec.Empty, "-d", "-t", "198.18.10.1:80", "-r", "198.18.12.1"), "Service not defined");
     }

@@ -5,6 +5,7 @@ using System.Net;
 using System.Net.Sockets;
 using System.Text;
 using UserspaceDr.Admin.Control;
+using UserspaceDr.Tests.TestSupport;
 using UserspaceDr.Tests.Lab;
 
 namespace UserspaceDr.Tests.Control;
@@ -258,30 +259,11 @@ public class AdmLabTests
 
     private static string AdmProcess(string udr, string socketPath, string stdin, out int exitCode, out string error, params string[] args)
     {
-        var start = new ProcessStartInfo(udr)
-        {
-            RedirectStandardInput = true,
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-        };
-        foreach (string argument in (string[])["adm", "--control", socketPath, .. args])
-        {
-            start.ArgumentList.Add(argument);
-        }
-        using Process process = Process.Start(start)!;
-        Task<string> output = process.StandardOutput.ReadToEndAsync();
-        Task<string> errors = process.StandardError.ReadToEndAsync();
-        process.StandardInput.Write(stdin);
-        process.StandardInput.Close();
-        if (!process.WaitForExit(TimeSpan.FromSeconds(30)))
-        {
-            process.Kill();
-            Assert.Fail($"udr adm {string.Join(' ', args)} did not finish");
-        }
-        exitCode = process.ExitCode;
-        error = errors.Result;
-        return output.Result;
+        ProcessResult result = ProcessRunner.Run(udr, ["adm", "--control", socketPath, .. args], TimeSpan.FromSeconds(30), standardInput: stdin);
+        Assert.That(result.TimedOut, Is.False, $"udr adm {string.Join(' ', args)} did not finish");
+        exitCode = result.ExitCode;
+        error = result.Error;
+        return result.Output;
     }
 
     private static void WaitForControlSocket(string socketPath, LabProcess daemon)

@@ -6,6 +6,7 @@ using Microsoft.Extensions.Logging.Abstractions;
 using UserspaceDr.Admin;
 using UserspaceDr.Admin.Control;
 using UserspaceDr.Tests.Admin;
+using UserspaceDr.Tests.TestSupport;
 
 namespace UserspaceDr.Tests.Control;
 
@@ -375,15 +376,7 @@ public class ControlSocketTests
 
     private static (int ExitCode, string Output) RunProcess(string file, params string[] arguments)
     {
-        var start = new ProcessStartInfo(file) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        foreach (string argument in arguments)
-        {
-            start.ArgumentList.Add(argument);
-        }
-        using Process process = Process.Start(start)!;
-        string output = process.StandardOutput.ReadToEnd();
-        process.StandardError.ReadToEnd();
-        process.WaitForExit();
-        return (process.ExitCode, output);
+        ProcessResult result = ProcessRunner.Run(file, arguments, TimeSpan.FromSeconds(30));
+        return (result.ExitCode, result.Output);
     }
 }

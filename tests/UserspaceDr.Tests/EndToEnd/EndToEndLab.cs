@@ -3,6 +3,7 @@ using System.Globalization;
 using System.Security.Cryptography;
 using System.Text.Json;
 using UserspaceDr.Core.Packets;
+using UserspaceDr.Tests.TestSupport;
 using UserspaceDr.Tests.Lab;
 
 namespace UserspaceDr.Tests.EndToEnd;
@@ -155,7 +156,7 @@ internal sealed class EndToEndLab : IDisposable
         {
             string name = LabNetwork.HostName(server);
             NamespacedProcess endpoint = Server(NamespacedProcess.Start(Network.Namespace(server), $"tunnel endpoint on {name}", Directory, false,
-                RepositoryPaths.Udr, "node", "tunnel", "--vip", LabNetwork.Vip));
+                UdrBinary.Executable, "node", "tunnel", "--vip", LabNetwork.Vip));
             if (endpoint.WaitForLine(TunnelEndpointReady, ServerPatience) == null)
             {
                 throw new InvalidOperationException($"{endpoint} did not start: {endpoint.Output}");

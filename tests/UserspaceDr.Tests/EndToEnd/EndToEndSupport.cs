@@ -1,5 +1,5 @@
-using System.Diagnostics;
 using System.Text.Json;
+using UserspaceDr.Tests.TestSupport;
 using UserspaceDr.Tests.Lab;
 
 namespace UserspaceDr.Tests.EndToEnd;
@@ -7,9 +7,6 @@ namespace UserspaceDr.Tests.EndToEnd;
 /// <summary>What every end-to-end fixture shares: the tools and the published daemon, and the split assertion.</summary>
 internal static class EndToEndSupport
 {
-    private static readonly Lock PublishLock = new();
-    private static bool s_published;
-
     /// <summary>Returns the Python interpreter's own path (a version manager's shim on PATH costs a second a start).</summary>
     public static string EnsureToolsAndDaemon()
     {
@@ -21,40 +18,10 @@ internal static class EndToEndSupport
         (int pythonExit, string pythonPath) = Run("python3", "-c", "import sys; print(sys.executable)");
         string python = pythonPath.Trim();
         Assert.That(pythonExit == 0 && File.Exists(python), Is.True, $"python3 does not say where it is: {pythonPath}");
-        lock (PublishLock)
-        {
-            if (s_published || !NeedsPublish())
-            {
-                s_published = true;
-                return python;
-            }
-            (int exitCode, string output) = Run("dotnet", "publish", "src/UserspaceDr.Cli", "-c", "Release", "-o", "artifacts/udr", "-nologo", "-v", "quiet");
-            Assert.That(exitCode, Is.Zero, $"dotnet publish failed:\n{output}");
-            Assert.That(File.Exists(RepositoryPaths.Udr), Is.True, "dotnet publish did not produce artifacts/udr/udr");
-            s_published = true;
-            return python;
-        }
+        UdrBinary.Ensure();
+        return python;
     }
 
-    /// <summary>
-    /// artifacts/udr/udr is missing, or older than a source file of src/: these tests would run a daemon that is
-    /// not the code under test (./build.sh build publishes it; a plain `dotnet test` does not).
-    /// </summary>
-    private static bool NeedsPublish()
-    {
-        if (!File.Exists(RepositoryPaths.Udr))
-        {
-            return true;
-        }
-        // The project assemblies, not the apphost: publish leaves an unchanged apphost with its old time.
-        DateTime published = Directory.EnumerateFiles(Path.GetDirectoryName(RepositoryPaths.Udr)!, "UserspaceDr.*.dll")
-            .Select(File.GetLastWriteTimeUtc).DefaultIfEmpty(DateTime.MinValue).Max();
-        string sources = Path.Combine(LabNetwork.RepositoryRoot, "src");
-        return Directory.EnumerateFiles(sources, "*", SearchOption.AllDirectories)
-            .Where(f => f.EndsWith(".cs", StringComparison.Ordinal) || f.EndsWith(".csproj", StringComparison.Ordinal))
-            .Where(f => !f.Contains($"{Path.DirectorySeparatorChar}obj{Path.DirectorySeparatorChar}", StringComparison.Ordinal))
-            .Any(f => File.GetLastWriteTimeUtc(f) > published);
-    }
 
     /// <summary>
     /// A client.py split: every connection answered, by the servers named in <paramref name="shares"/> only, each
@@ -77,28 +44,8 @@ internal static class EndToEndSupport
 
     public static (int ExitCode, string Output) Run(string program, params string[] arguments)
     {
-        var startInfo = new ProcessStartInfo(program)
-        {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-            WorkingDirectory = LabNetwork.RepositoryRoot,
-        };
-        foreach (string argument in arguments)
-        {
-            startInfo.ArgumentList.Add(argument);
-        }
-        using Process process = Process.Start(startInfo) ?? throw new InvalidOperationException($"cannot start {program}");
-        Task<string> output = process.StandardOutput.ReadToEndAsync();
-        Task<string> error = process.StandardError.ReadToEndAsync();
-        if (!process.WaitForExit(TimeSpan.FromMinutes(10)))
-        {
-            process.Kill(entireProcessTree: true);
-            process.WaitForExit();
-            return (-1, $"{program} timed out");
-        }
-        process.WaitForExit();
-        return (process.ExitCode, output.Result + error.Result);
+        ProcessResult result = ProcessRunner.Run(program, arguments);
+        return (result.TimedOut ? -1 : result.ExitCode, result.Combined);
     }
 
     /// <summary>Frames reaching the client (not sent by it) that are a TCP RST or any ICMP.</summary>

@@ -1,6 +1,7 @@
 using System.ComponentModel;
 using System.Diagnostics;
 using System.Runtime.InteropServices;
+using UserspaceDr.Tests.TestSupport;
 
 namespace UserspaceDr.Tests.EndToEnd;
 

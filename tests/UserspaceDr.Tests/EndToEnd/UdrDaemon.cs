@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text.RegularExpressions;
+using UserspaceDr.Tests.TestSupport;
 using UserspaceDr.Tests.Lab;
 
 namespace UserspaceDr.Tests.EndToEnd;
@@ -38,7 +39,7 @@ internal sealed partial class UdrDaemon : IDisposable
         ArgumentNullException.ThrowIfNull(lab);
         string[] command =
         [
-            RepositoryPaths.Udr, "run", "--interface", "eth0", "--rules", rulesPath, "--backend", backend, "--workers", "2",
+            UdrBinary.Executable, "run", "--interface", "eth0", "--rules", rulesPath, "--backend", backend, "--workers", "2",
             .. extraArguments,
         ];
         NamespacedProcess process = NamespacedProcess.Start(lab.Namespace(LabHost.Lb), "udr", null, false, command);

@@ -1,5 +1,6 @@
 using System.Text.RegularExpressions;
 using UserspaceDr.Core.Forwarding;
+using UserspaceDr.Tests.TestSupport;
 
 namespace UserspaceDr.Tests.Fixtures;
 
@@ -7,31 +8,9 @@ namespace UserspaceDr.Tests.Fixtures;
 [NonParallelizable]
 public partial class CliReplayTests
 {
-    private static string? s_udr;
-
-    /// <summary>artifacts/udr/udr, published first if it is missing; ignored (with the reason) when it cannot be built.</summary>
-    private static string Udr()
-    {
-        if (s_udr is not null)
-        {
-            return s_udr;
-        }
-        string root = FixtureCatalog.RepositoryRoot();
-        string udr = Path.Combine(root, "artifacts", "udr", "udr");
-        if (!File.Exists(udr))
-        {
-            (int exitCode, string log) = FixtureFilesTests.Run("dotnet",
-                ["publish", Path.Combine(root, "src", "UserspaceDr.Cli"), "-c", "Release", "-o", Path.Combine(root, "artifacts", "udr"), "-v", "q"], root, 600_000);
-            if (exitCode != 0 || !File.Exists(udr))
-            {
-                Assert.Ignore($"artifacts/udr/udr is missing and dotnet publish failed (exit {exitCode}): {log}");
-            }
-        }
-        return s_udr = udr;
-    }
 
     private static (int ExitCode, string Output) Udr(params string[] arguments) =>
-        FixtureFilesTests.Run(Udr(), arguments, FixtureCatalog.RepositoryRoot(), 60_000);
+        FixtureFilesTests.Run(UdrBinary.Ensure(), arguments, RepositoryPaths.Root, 60_000);
 
     [GeneratedRegex(@"^\s+-> (?<server>\S+)\s+conns\s+(?<conns>\d+) frames\s+(?<frames>\d+) bytes\s+\d+$", RegexOptions.Multiline)]
     private static partial Regex ServerLine();

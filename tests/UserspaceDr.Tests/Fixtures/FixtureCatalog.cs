@@ -1,5 +1,6 @@
 using System.Net.NetworkInformation;
 using UserspaceDr.Core.Forwarding;
+using UserspaceDr.Tests.TestSupport;
 
 namespace UserspaceDr.Tests.Fixtures;
 
@@ -125,20 +126,8 @@ internal static class FixtureCatalog
         $"--local-mac 02:00:00:00:00:02 --neighbor {Rs1}=02:00:00:00:00:11 --neighbor {Rs2}=02:00:00:00:00:12" +
         (fixture.AnswerArp ? " --answer-arp" : "") + (fixture.ChecksumNotReady ? " --checksum-not-ready" : "");
 
-    /// <summary>The repository root: the first directory above the test binaries that holds UserspaceDr.sln.</summary>
-    public static string RepositoryRoot()
-    {
-        for (DirectoryInfo? directory = new(AppContext.BaseDirectory); directory is not null; directory = directory.Parent)
-        {
-            if (File.Exists(Path.Combine(directory.FullName, "UserspaceDr.sln")))
-            {
-                return directory.FullName;
-            }
-        }
-        throw new InvalidOperationException($"no UserspaceDr.sln above {AppContext.BaseDirectory}");
-    }
 
-    public static string PcapsDirectory => Path.Combine(RepositoryRoot(), "pcaps");
+    public static string PcapsDirectory => RepositoryPaths.Pcaps;
 
     public static string PathOf(string name, string suffix) => Path.Combine(PcapsDirectory, name + suffix);
 }

@@ -1,4 +1,4 @@
-using System.Diagnostics;
+using UserspaceDr.Tests.TestSupport;
 
 namespace UserspaceDr.Tests.Fixtures;
 
@@ -58,7 +58,7 @@ public class FixtureFilesTests
     [Test]
     public void Regenerating_the_fixtures_gives_the_committed_bytes()
     {
-        string root = FixtureCatalog.RepositoryRoot();
+        string root = RepositoryPaths.Root;
         string output = Path.Combine(Path.GetTempPath(), "udr-pcapgen-" + Guid.NewGuid().ToString("N"));
         try
         {
@@ -87,28 +87,9 @@ public class FixtureFilesTests
 
     internal static (int ExitCode, string Output) Run(string program, IEnumerable<string> arguments, string workingDirectory, int timeoutMs = 300_000)
     {
-        var start = new ProcessStartInfo(program)
-        {
-            WorkingDirectory = workingDirectory,
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-        };
-        foreach (string argument in arguments)
-        {
-            start.ArgumentList.Add(argument);
-        }
-        start.Environment["DOTNET_CLI_TELEMETRY_OPTOUT"] = "1";
-        start.Environment["DOTNET_NOLOGO"] = "1";
-        using Process process = Process.Start(start)!;
-        Task<string> stdout = process.StandardOutput.ReadToEndAsync();
-        Task<string> stderr = process.StandardError.ReadToEndAsync();
-        if (!process.WaitForExit(timeoutMs))
-        {
-            process.Kill(entireProcessTree: true);
-            Assert.Fail($"{program} {string.Join(' ', arguments)} did not finish in {timeoutMs / 1000} s");
-        }
-        process.WaitForExit();
-        return (process.ExitCode, stdout.Result + stderr.Result);
+        ProcessResult result = ProcessRunner.Run(program, arguments, TimeSpan.FromMilliseconds(timeoutMs), workingDirectory,
+            new Dictionary<string, string> { ["DOTNET_CLI_TELEMETRY_OPTOUT"] = "1", ["DOTNET_NOLOGO"] = "1" });
+        Assert.That(result.TimedOut, Is.False, () => $"{program} {string.Join(' ', arguments)} did not finish in {timeoutMs / 1000} s");
+        return (result.ExitCode, result.Combined);
     }
 }

@@ -30,8 +30,8 @@ internal sealed class FixtureReplay
         Assert.That(rules.IsSuccess, Is.True, () => $"{fixture.Name}.rules: {rules.Error?.Message}");
         var neighbors = new NeighborTable(new Dictionary<uint, MacAddress>
         {
-            [Address(FixtureCatalog.Rs1)] = Udr(FixtureCatalog.Rs1Mac),
-            [Address(FixtureCatalog.Rs2)] = Udr(FixtureCatalog.Rs2Mac),
+            [Ipv4Address.Parse(FixtureCatalog.Rs1)] = Udr(FixtureCatalog.Rs1Mac),
+            [Ipv4Address.Parse(FixtureCatalog.Rs2)] = Udr(FixtureCatalog.Rs2Mac),
         });
         var options = new EngineOptions { LocalMac = Udr(FixtureCatalog.BalancerMac), AnswerArpForVirtualAddresses = fixture.AnswerArp };
         IReadOnlyList<PcapRecord> input = PcapFile.Read(FixtureCatalog.PathOf(fixture.Name, ".pcap"));
@@ -40,8 +40,6 @@ internal sealed class FixtureReplay
             flags: fixture.ChecksumNotReady ? FrameFlags.ChecksumNotReady : FrameFlags.None);
         return new FixtureReplay(fixture, input, expected, result);
     }
-
-    public static uint Address(string text) => Ipv4Address.TryParse(text, out uint a) ? a : throw new ArgumentException(text, nameof(text));
 
     public static MacAddress Udr(PhysicalAddress mac) => MacAddress.Read(mac.GetAddressBytes());
 
@@ -57,5 +55,5 @@ internal sealed class FixtureReplay
     }
 
     public RealServer Server(string address) =>
-        Result.Rules.Services.SelectMany(s => s.Destinations).Single(d => d.Address == Address(address));
+        Result.Rules.Services.SelectMany(s => s.Destinations).Single(d => d.Address == Ipv4Address.Parse(address));
 }

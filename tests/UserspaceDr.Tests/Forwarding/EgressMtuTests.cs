@@ -1,6 +1,7 @@
 using System.Net;
 using PacketDotNet;
 using UserspaceDr.Core.Forwarding;
+using UserspaceDr.Core.Packets;
 using UserspaceDr.Core.Services;
 
 namespace UserspaceDr.Tests.Forwarding;
@@ -20,27 +21,27 @@ public class EgressMtuTests
 
     private static EngineHarness Lab()
     {
-        var dr = new VirtualServiceSpec(ServiceProtocol.Tcp, Frames.Address(Frames.Vip), 80, "rr")
+        var dr = new VirtualServiceSpec(ServiceProtocol.Tcp, Ipv4Address.Parse(Frames.Vip), 80, "rr")
         {
-            RealServers = [new RealServerSpec(Frames.Address(Frames.Rs1), 80)],
+            RealServers = [new RealServerSpec(Ipv4Address.Parse(Frames.Rs1), 80)],
         };
-        var nat = new VirtualServiceSpec(ServiceProtocol.Tcp, Frames.Address(Frames.Vip), 8080, "rr")
+        var nat = new VirtualServiceSpec(ServiceProtocol.Tcp, Ipv4Address.Parse(Frames.Vip), 8080, "rr")
         {
-            RealServers = [new RealServerSpec(Frames.Address(NatServer), 80, ForwardingMethod.Masquerade)],
+            RealServers = [new RealServerSpec(Ipv4Address.Parse(NatServer), 80, ForwardingMethod.Masquerade)],
         };
         var options = new EngineOptions
         {
             LocalMac = Frames.UdrMac(Frames.BalancerMac),
             Links =
             [
-                new EngineLink(Frames.UdrMac(Frames.BalancerMac), 1500, Frames.Address("198.18.0.2")),
-                new EngineLink(Frames.UdrMac(ServerLinkMac), 1000, Frames.Address(ServerLinkAddress)),
+                new EngineLink(Frames.UdrMac(Frames.BalancerMac), 1500, Ipv4Address.Parse("198.18.0.2")),
+                new EngineLink(Frames.UdrMac(ServerLinkMac), 1000, Ipv4Address.Parse(ServerLinkAddress)),
             ],
         };
         var lab = new EngineHarness(new RuleSetSpec([dr, nat]), options: options);
         lab.Neighbors = lab.Neighbors
-            .With(Frames.Address(Frames.Rs1), new NextHop(Frames.UdrMac(Frames.Rs1Mac), Link: 1, Mtu: 1000))
-            .With(Frames.Address(NatServer), new NextHop(Frames.UdrMac(NatServerMac), Link: 1, Mtu: 1000));
+            .With(Ipv4Address.Parse(Frames.Rs1), new NextHop(Frames.UdrMac(Frames.Rs1Mac), Link: 1, Mtu: 1000))
+            .With(Ipv4Address.Parse(NatServer), new NextHop(Frames.UdrMac(NatServerMac), Link: 1, Mtu: 1000));
         return lab;
     }
 

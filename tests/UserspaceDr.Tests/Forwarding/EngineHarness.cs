@@ -20,8 +20,8 @@ internal sealed class EngineHarness
         Engine = new ForwardingEngine(options ?? new EngineOptions { LocalMac = Frames.UdrMac(Frames.BalancerMac) }, new ConnectionTable(capacity, seed: 42));
         Engine.Snapshot = new EngineSnapshot(Rules, new NeighborTable(new Dictionary<uint, MacAddress>
         {
-            [Frames.Address(Frames.Rs1)] = Frames.UdrMac(Frames.Rs1Mac),
-            [Frames.Address(Frames.Rs2)] = Frames.UdrMac(Frames.Rs2Mac),
+            [Ipv4Address.Parse(Frames.Rs1)] = Frames.UdrMac(Frames.Rs1Mac),
+            [Ipv4Address.Parse(Frames.Rs2)] = Frames.UdrMac(Frames.Rs2Mac),
         }), Engine.Timeouts);
     }
 
@@ -66,12 +66,12 @@ internal sealed class EngineHarness
     internal sealed record Outcome(FrameReason Reason, byte[] Frame, int Offset, byte Link, FrameFlags Flags, byte[] Overflow, byte[] Reply);
 
     public RealServer Server(string address) =>
-        Rules.Services.SelectMany(s => s.Destinations).First(d => d.Address == Frames.Address(address));
+        Rules.Services.SelectMany(s => s.Destinations).First(d => d.Address == Ipv4Address.Parse(address));
 
     public static VirtualServiceSpec Service(string scheduler = "rr", ServiceProtocol protocol = ServiceProtocol.Tcp, ushort port = 80,
         int persistence = 0, uint netmask = 0xFFFFFFFF, params (string Address, int Weight)[] servers) =>
-        new(protocol, Frames.Address(Frames.Vip), port, scheduler, PersistenceTimeout: persistence, PersistenceNetmask: netmask)
+        new(protocol, Ipv4Address.Parse(Frames.Vip), port, scheduler, PersistenceTimeout: persistence, PersistenceNetmask: netmask)
         {
-            RealServers = servers.Select(s => new RealServerSpec(Frames.Address(s.Address), port, ForwardingMethod.Route, s.Weight)).ToImmutableArray(),
+            RealServers = servers.Select(s => new RealServerSpec(Ipv4Address.Parse(s.Address), port, ForwardingMethod.Route, s.Weight)).ToImmutableArray(),
         };
 }

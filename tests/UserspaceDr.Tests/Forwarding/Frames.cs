@@ -22,8 +22,6 @@ internal static class Frames
 
     public static MacAddress UdrMac(System.Net.NetworkInformation.PhysicalAddress mac) => MacAddress.Read(mac.GetAddressBytes());
 
-    public static uint Address(string text) => Ipv4Address.TryParse(text, out uint a) ? a : throw new ArgumentException(text);
-
     public static byte[] Tcp(string source, ushort sourcePort, string destination, ushort destinationPort, bool syn = false, bool ack = false,
         bool fin = false, bool rst = false, byte[]? payload = null, byte ttl = 64, ushort? vlan = null)
     {

@@ -91,7 +91,7 @@ public class MalformedFrameTests
                 frame[12] = 0x08;
                 frame[13] = (byte)(i % 2 == 0 ? 0x00 : 0x06);
                 Frames.BalancerMac.GetAddressBytes().CopyTo(frame, 0);
-                BinaryPrimitives.WriteUInt32BigEndian(frame.AsSpan(30), Frames.Address(Frames.Vip));
+                BinaryPrimitives.WriteUInt32BigEndian(frame.AsSpan(30), Ipv4Address.Parse(Frames.Vip));
             }
             int length = random.Next(0, frame.Length + 1);
             Assert.DoesNotThrow(() => lab.Process(frame[..length]));

@@ -1,6 +1,7 @@
 using System.Net;
 using PacketDotNet;
 using UserspaceDr.Core.Forwarding;
+using UserspaceDr.Core.Packets;
 using UserspaceDr.Core.Services;
 
 namespace UserspaceDr.Tests.Forwarding;
@@ -18,25 +19,25 @@ public class NatIcmpTests
 
     private static EngineHarness Lab()
     {
-        var tcp = new VirtualServiceSpec(ServiceProtocol.Tcp, Frames.Address(Frames.Vip), 80, "rr")
+        var tcp = new VirtualServiceSpec(ServiceProtocol.Tcp, Ipv4Address.Parse(Frames.Vip), 80, "rr")
         {
-            RealServers = [new RealServerSpec(Frames.Address(NatServer), 8080, ForwardingMethod.Masquerade)],
+            RealServers = [new RealServerSpec(Ipv4Address.Parse(NatServer), 8080, ForwardingMethod.Masquerade)],
         };
-        var udp = new VirtualServiceSpec(ServiceProtocol.Udp, Frames.Address(Frames.Vip), 53, "rr")
+        var udp = new VirtualServiceSpec(ServiceProtocol.Udp, Ipv4Address.Parse(Frames.Vip), 53, "rr")
         {
-            RealServers = [new RealServerSpec(Frames.Address(NatServer), 5353, ForwardingMethod.Masquerade)],
+            RealServers = [new RealServerSpec(Ipv4Address.Parse(NatServer), 5353, ForwardingMethod.Masquerade)],
         };
         var options = new EngineOptions
         {
             LocalMac = Frames.UdrMac(Frames.BalancerMac),
             Links =
             [
-                new EngineLink(Frames.UdrMac(Frames.BalancerMac), 1500, Frames.Address("198.18.0.2")),
-                new EngineLink(Frames.UdrMac(ServerLinkMac), 1500, Frames.Address("198.18.1.2")),
+                new EngineLink(Frames.UdrMac(Frames.BalancerMac), 1500, Ipv4Address.Parse("198.18.0.2")),
+                new EngineLink(Frames.UdrMac(ServerLinkMac), 1500, Ipv4Address.Parse("198.18.1.2")),
             ],
         };
         var lab = new EngineHarness(new RuleSetSpec([tcp, udp]), options: options);
-        lab.Neighbors = lab.Neighbors.With(Frames.Address(NatServer), new NextHop(Frames.UdrMac(NatServerMac), Link: 1));
+        lab.Neighbors = lab.Neighbors.With(Ipv4Address.Parse(NatServer), new NextHop(Frames.UdrMac(NatServerMac), Link: 1));
         return lab;
     }
 

@@ -21,25 +21,25 @@ public class TunnelTests
 
     private static EngineHarness Lab(uint routeSource = 0, int mtu = 1500, string serverLinkAddress = ServerLinkAddress)
     {
-        var tcp = new VirtualServiceSpec(ServiceProtocol.Tcp, Frames.Address(Frames.Vip), 80, "rr")
+        var tcp = new VirtualServiceSpec(ServiceProtocol.Tcp, Ipv4Address.Parse(Frames.Vip), 80, "rr")
         {
-            RealServers = [new RealServerSpec(Frames.Address(TunnelServer), 80, ForwardingMethod.Tunnel)],
+            RealServers = [new RealServerSpec(Ipv4Address.Parse(TunnelServer), 80, ForwardingMethod.Tunnel)],
         };
-        var udp = new VirtualServiceSpec(ServiceProtocol.Udp, Frames.Address(Frames.Vip), 53, "rr")
+        var udp = new VirtualServiceSpec(ServiceProtocol.Udp, Ipv4Address.Parse(Frames.Vip), 53, "rr")
         {
-            RealServers = [new RealServerSpec(Frames.Address(TunnelServer), 53, ForwardingMethod.Tunnel)],
+            RealServers = [new RealServerSpec(Ipv4Address.Parse(TunnelServer), 53, ForwardingMethod.Tunnel)],
         };
         var options = new EngineOptions
         {
             LocalMac = Frames.UdrMac(Frames.BalancerMac),
             Links =
             [
-                new EngineLink(Frames.UdrMac(Frames.BalancerMac), 1500, Frames.Address(ClientLinkAddress)),
-                new EngineLink(Frames.UdrMac(ServerLinkMac), 1500, serverLinkAddress.Length == 0 ? 0 : Frames.Address(serverLinkAddress)),
+                new EngineLink(Frames.UdrMac(Frames.BalancerMac), 1500, Ipv4Address.Parse(ClientLinkAddress)),
+                new EngineLink(Frames.UdrMac(ServerLinkMac), 1500, serverLinkAddress.Length == 0 ? 0 : Ipv4Address.Parse(serverLinkAddress)),
             ],
         };
         var lab = new EngineHarness(new RuleSetSpec([tcp, udp]), options: options);
-        lab.Neighbors = lab.Neighbors.With(Frames.Address(TunnelServer),
+        lab.Neighbors = lab.Neighbors.With(Ipv4Address.Parse(TunnelServer),
             new NextHop(Frames.UdrMac(GatewayMac), Link: 1, SourceAddress: routeSource, Mtu: mtu));
         return lab;
     }
@@ -97,7 +97,7 @@ public class TunnelTests
     [Test]
     public void The_route_source_is_preferred_over_the_link_address()
     {
-        var lab = Lab(routeSource: Frames.Address(RouteSource));
+        var lab = Lab(routeSource: Ipv4Address.Parse(RouteSource));
         EngineHarness.Outcome sent = lab.ProcessBuffer(Syn());
         Assert.That(sent.Reason, Is.EqualTo(FrameReason.Forwarded));
         Assert.That(Frames.Decode(sent.Frame).Ip.SourceAddress, Is.EqualTo(IPAddress.Parse(RouteSource)));

@@ -10,13 +10,13 @@ namespace UserspaceDr.Tests.Io;
 /// </summary>
 public class FanoutSteeringTests
 {
-    private static readonly uint Vip = CapturedFrame.Address("198.18.0.100");
-    private static readonly uint Rip = CapturedFrame.Address("198.19.1.13");
-    private static readonly uint Balancer = CapturedFrame.Address("198.19.1.1");
-    private static readonly uint Router = CapturedFrame.Address("198.18.0.254");
+    private static readonly uint Vip = Ipv4Address.Parse("198.18.0.100");
+    private static readonly uint Rip = Ipv4Address.Parse("198.19.1.13");
+    private static readonly uint Balancer = Ipv4Address.Parse("198.19.1.1");
+    private static readonly uint Router = Ipv4Address.Parse("198.18.0.254");
 
     private static IEnumerable<uint> Clients(int count) =>
-        Enumerable.Range(0, count).Select(i => CapturedFrame.Address("198.18.64.0") + (uint)(i * 7 + 1));
+        Enumerable.Range(0, count).Select(i => Ipv4Address.Parse("198.18.64.0") + (uint)(i * 7 + 1));
 
     [TestCase(1)]
     [TestCase(2)]
@@ -63,7 +63,7 @@ public class FanoutSteeringTests
     {
         const uint mask = 0xFFFFFF00;
         ClassicBpfProgram program = FanoutSteering.Build([Vip], 8, mask);
-        uint network = CapturedFrame.Address("198.18.77.0");
+        uint network = Ipv4Address.Parse("198.18.77.0");
         uint[] workers = [.. Enumerable.Range(1, 254).Select(i => Run(program, Ip(network + (uint)i, Vip, IpProtocol.Tcp, Ports(1000, 443))))];
         Assert.That(workers.Distinct().Count(), Is.EqualTo(1));
         Assert.That(workers[0], Is.EqualTo((uint)FanoutSteering.WorkerOf(network, 8, mask)));
@@ -85,7 +85,7 @@ public class FanoutSteeringTests
     {
         // The same program over a frame with its MAC header in front (as a socket filter would see it) picks the same.
         ClassicBpfProgram program = FanoutSteering.Build([Vip], 5);
-        uint client = CapturedFrame.Address("198.18.3.3");
+        uint client = Ipv4Address.Parse("198.18.3.3");
         byte[] packet = Ip(client, Vip, IpProtocol.Tcp, Ports(1, 2));
         byte[] frame = [.. new byte[14], .. packet];
         Assert.That(ClassicBpfInterpreter.Run(program, frame, networkOffset: 14), Is.EqualTo(Run(program, packet)));

@@ -38,7 +38,7 @@ internal sealed class CapturedFrame
     public MacAddress SourceMac => MacAddress.Read(Bytes.AsSpan(6));
 
     public bool IsUdpTo(string address, int port) =>
-        IsUdp && Destination == Address(address) && DestinationPort == port;
+        IsUdp && Destination == Ipv4Address.Parse(address) && DestinationPort == port;
 
     public string UdpPayloadText => Encoding.ASCII.GetString(Bytes, TransportOffset + UdpHeader.Length,
         IpTotalLength - IpHeaderLength - UdpHeader.Length);
@@ -52,9 +52,6 @@ internal sealed class CapturedFrame
     public bool TransportChecksumVerifies =>
         Checksum.Fold(Checksum.Add(Bytes.AsSpan(TransportOffset, IpTotalLength - IpHeaderLength),
             Checksum.PseudoHeader(Source, Destination, Protocol, IpTotalLength - IpHeaderLength))) == 0xFFFF;
-
-    public static uint Address(string dotted) =>
-        Ipv4Address.TryParse(dotted, out uint address) ? address : throw new ArgumentException(dotted, nameof(dotted));
 }
 
 internal static class FrameTestSupport
@@ -171,8 +168,8 @@ internal static class FrameTestSupport
         BinaryPrimitives.WriteUInt16BigEndian(ip[6..], Ipv4Header.DontFragment);
         ip[8] = 64;
         ip[9] = IpProtocol.Udp;
-        uint sourceAddress = CapturedFrame.Address(source);
-        uint destinationAddress = CapturedFrame.Address(destination);
+        uint sourceAddress = Ipv4Address.Parse(source);
+        uint destinationAddress = Ipv4Address.Parse(destination);
         BinaryPrimitives.WriteUInt32BigEndian(ip[12..], sourceAddress);
         BinaryPrimitives.WriteUInt32BigEndian(ip[16..], destinationAddress);
         BinaryPrimitives.WriteUInt16BigEndian(ip[10..], Checksum.Compute(ip[..20]));

@@ -7,9 +7,9 @@ namespace UserspaceDr.Tests.Io;
 public class KernelRouteTests
 {
     private static readonly NetworkInterfaceInfo Eth0 = new("eth0", MacAddress.Read([2, 0, 0, 0, 0, 1]), 1500, true,
-        [(CapturedFrame.Address("198.18.0.2"), 24)]);
+        [(Ipv4Address.Parse("198.18.0.2"), 24)]);
     private static readonly NetworkInterfaceInfo Eth1 = new("eth1", MacAddress.Read([2, 0, 0, 0, 0, 2]), 9000, true,
-        [(CapturedFrame.Address("198.19.1.1"), 24)]);
+        [(Ipv4Address.Parse("198.19.1.1"), 24)]);
 
     [Test]
     public void A_connected_route_has_device_and_source_but_no_gateway_or_mtu()
@@ -17,7 +17,7 @@ public class KernelRouteTests
         KernelRoute? route = KernelRoute.Parse(
             """[{"dst":"198.19.1.13","dev":"eth1","prefsrc":"198.19.1.1","flags":[],"uid":0,"cache":[]}]""", out string? error);
         Assert.That(error, Is.Null);
-        Assert.That(route, Is.EqualTo(new KernelRoute("eth1", null, CapturedFrame.Address("198.19.1.1"), null)));
+        Assert.That(route, Is.EqualTo(new KernelRoute("eth1", null, Ipv4Address.Parse("198.19.1.1"), null)));
     }
 
     [Test]
@@ -27,7 +27,7 @@ public class KernelRouteTests
             """[{"dst":"198.19.7.9","gateway":"198.18.5.254","dev":"d0","prefsrc":"198.18.5.1","flags":[],"uid":0,"cache":[],"metrics":[{"mtu":1400}]}]""",
             out string? error);
         Assert.That(error, Is.Null);
-        Assert.That(route, Is.EqualTo(new KernelRoute("d0", CapturedFrame.Address("198.18.5.254"), CapturedFrame.Address("198.18.5.1"), 1400)));
+        Assert.That(route, Is.EqualTo(new KernelRoute("d0", Ipv4Address.Parse("198.18.5.254"), Ipv4Address.Parse("198.18.5.1"), 1400)));
     }
 
     [TestCase("""[{"type":"local","dst":"127.0.0.1","dev":"lo","prefsrc":"127.0.0.1","flags":[],"uid":0,"cache":["local"]}]""", "route type local")]
@@ -43,14 +43,14 @@ public class KernelRouteTests
     [Test]
     public void A_route_maps_to_its_link_its_neighbour_and_the_smaller_mtu()
     {
-        uint server = CapturedFrame.Address("198.19.7.9");
-        uint gateway = CapturedFrame.Address("198.19.1.254");
+        uint server = Ipv4Address.Parse("198.19.7.9");
+        uint gateway = Ipv4Address.Parse("198.19.1.254");
         Assert.Multiple(() =>
         {
-            Assert.That(ServerRoute.From(server, new KernelRoute("eth1", gateway, CapturedFrame.Address("198.19.1.1"), 1400), [Eth0, Eth1], out _),
-                Is.EqualTo(new ServerRoute(1, gateway, CapturedFrame.Address("198.19.1.1"), 1400)), "the gateway's MAC, the route's MTU");
+            Assert.That(ServerRoute.From(server, new KernelRoute("eth1", gateway, Ipv4Address.Parse("198.19.1.1"), 1400), [Eth0, Eth1], out _),
+                Is.EqualTo(new ServerRoute(1, gateway, Ipv4Address.Parse("198.19.1.1"), 1400)), "the gateway's MAC, the route's MTU");
             Assert.That(ServerRoute.From(server, new KernelRoute("eth1", null, null, null), [Eth0, Eth1], out _),
-                Is.EqualTo(new ServerRoute(1, server, CapturedFrame.Address("198.19.1.1"), 9000)), "on-link: the server itself, the link's MTU and address");
+                Is.EqualTo(new ServerRoute(1, server, Ipv4Address.Parse("198.19.1.1"), 9000)), "on-link: the server itself, the link's MTU and address");
             Assert.That(ServerRoute.From(server, new KernelRoute("eth0", null, null, null), [Eth0, Eth1], out _)?.Link, Is.EqualTo((byte)0));
         });
     }
@@ -58,7 +58,7 @@ public class KernelRouteTests
     [Test]
     public void A_route_by_an_interface_udr_does_not_serve_is_left_unresolved_with_a_warning()
     {
-        uint server = CapturedFrame.Address("198.19.7.9");
+        uint server = Ipv4Address.Parse("198.19.7.9");
         Assert.That(ServerRoute.From(server, new KernelRoute("wlan0", null, null, null), [Eth0, Eth1], out string? problem), Is.Null);
         Assert.That(problem, Does.Contain("wlan0").And.Contain("eth0, eth1"));
     }

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Security.Cryptography;
 using System.Text;
 using UserspaceDr.Core.Forwarding;
@@ -6,6 +5,7 @@ using UserspaceDr.Core.Packets;
 using UserspaceDr.Io.AfPacket;
 using UserspaceDr.Io.Runtime;
 using UserspaceDr.Tests.Lab;
+using UserspaceDr.Tests.TestSupport;
 using static UserspaceDr.Tests.Io.FrameTestSupport;
 
 namespace UserspaceDr.Tests.Io;
@@ -18,8 +18,8 @@ namespace UserspaceDr.Tests.Io;
 [NonParallelizable]
 public class MultiLinkKernelTests
 {
-    private static readonly uint Vip = CapturedFrame.Address("198.18.0.100");
-    private static readonly uint Rip = CapturedFrame.Address("198.19.1.13");
+    private static readonly uint Vip = Ipv4Address.Parse("198.18.0.100");
+    private static readonly uint Rip = Ipv4Address.Parse("198.19.1.13");
 
     [SetUp]
     public void RequireRoot() => LabNetwork.RequireRoot();
@@ -93,7 +93,7 @@ public class MultiLinkKernelTests
                 rings.Add(ns.Run(() => new PacketRxRing(new PacketRxRingOptions("p0") { Version = RingVersion.V2, Filter = filter, Fanout = group })));
             }
             var mac = MacAddress.Read([2, 0, 0, 0, 0, 9]);
-            uint[] clients = [.. Enumerable.Range(1, 24).Select(i => CapturedFrame.Address("198.18.64.0") + (uint)(i * 5))];
+            uint[] clients = [.. Enumerable.Range(1, 24).Select(i => Ipv4Address.Parse("198.18.64.0") + (uint)(i * 5))];
             foreach (uint client in clients)
             {
                 string c = Ipv4Address.Format(client);
@@ -125,13 +125,13 @@ public class MultiLinkKernelTests
     {
         using var ns = new TwoLinkNamespace();
         ns.Exec("ip route add 198.19.7.0/24 via 198.19.1.254 dev t1 mtu 1400");
-        (KernelRoute? viaGateway, string? error) = ns.Run(() => (KernelRoute.Lookup(CapturedFrame.Address("198.19.7.9"), out string? e), e));
-        (KernelRoute? onLink, _) = ns.Run(() => (KernelRoute.Lookup(CapturedFrame.Address("198.19.1.13"), out string? e), e));
+        (KernelRoute? viaGateway, string? error) = ns.Run(() => (KernelRoute.Lookup(Ipv4Address.Parse("198.19.7.9"), out string? e), e));
+        (KernelRoute? onLink, _) = ns.Run(() => (KernelRoute.Lookup(Ipv4Address.Parse("198.19.1.13"), out string? e), e));
         Assert.That(error, Is.Null);
         Assert.Multiple(() =>
         {
-            Assert.That(viaGateway, Is.EqualTo(new KernelRoute("t1", CapturedFrame.Address("198.19.1.254"), CapturedFrame.Address("198.19.1.1"), 1400)));
-            Assert.That(onLink, Is.EqualTo(new KernelRoute("t1", null, CapturedFrame.Address("198.19.1.1"), null)));
+            Assert.That(viaGateway, Is.EqualTo(new KernelRoute("t1", Ipv4Address.Parse("198.19.1.254"), Ipv4Address.Parse("198.19.1.1"), 1400)));
+            Assert.That(onLink, Is.EqualTo(new KernelRoute("t1", null, Ipv4Address.Parse("198.19.1.1"), null)));
         });
     }
 
@@ -141,7 +141,7 @@ public class MultiLinkKernelTests
         public TwoLinkNamespace()
         {
             Name = "udrio" + RandomNumberGenerator.GetHexString(8, lowercase: true);
-            Ip($"netns add {Name}");
+            Ip(["netns", "add", Name]);
             try
             {
                 Exec("ip link add t0 type veth peer name p0 && ip link add t1 type veth peer name p1 && " +
@@ -159,7 +159,7 @@ public class MultiLinkKernelTests
 
         public T Run<T>(Func<T> action) => NetworkNamespace.Run(Name, action);
 
-        public void Exec(string command) => Ip($"netns exec {Name} sh -c \"{command}\"");
+        public void Exec(string command) => Ip(["netns", "exec", Name, "sh", "-c", command]);
 
         /// <summary>Sends one frame out of <paramref name="device"/> (a bound PacketTxBatch, no vnet header).</summary>
         public unsafe void Send(string device, byte[] frame)
@@ -172,20 +172,14 @@ public class MultiLinkKernelTests
             }
         }
 
-        public void Dispose() => Ip($"netns del {Name}", check: false);
+        public void Dispose() => Ip(["netns", "del", Name], check: false);
 
-        private static void Ip(string arguments, bool check = true)
+        private static void Ip(string[] arguments, bool check = true)
         {
-            using Process process = Process.Start(new ProcessStartInfo("ip", arguments) { RedirectStandardError = true, UseShellExecute = false })
-                ?? throw new InvalidOperationException("cannot start ip");
-            string error = process.StandardError.ReadToEnd();
-            if (!process.WaitForExit(10_000))
+            ProcessResult result = ProcessRunner.Run("ip", arguments, TimeSpan.FromSeconds(10));
+            if (check && result.ExitCode != 0)
             {
-                process.Kill();
-            }
-            if (check && process.ExitCode != 0)
-            {
-                throw new InvalidOperationException($"ip {arguments}: {error}");
+                throw new InvalidOperationException($"ip {string.Join(' ', arguments)}: {result.Error}");
             }
         }
     }

@@ -8,24 +8,22 @@ namespace UserspaceDr.Tests.Io;
 /// <summary>The nftables script the guard installs: what it keeps from the balancer's kernel, and what it leaves alone.</summary>
 public sealed class NftablesGuardScriptTests
 {
-    private static uint A(string text) => Ipv4Address.TryParse(text, out uint a) ? a : throw new ArgumentException(text);
-
     private static RuleSetSpec Rules() => new(
     [
-        new VirtualServiceSpec(ServiceProtocol.Tcp, A("198.18.0.100"), 80, "rr")
+        new VirtualServiceSpec(ServiceProtocol.Tcp, Ipv4Address.Parse("198.18.0.100"), 80, "rr")
         {
-            RealServers = [new RealServerSpec(A("198.19.1.13"), 8080, ForwardingMethod.Masquerade), new RealServerSpec(A("198.18.0.11"), 80)],
+            RealServers = [new RealServerSpec(Ipv4Address.Parse("198.19.1.13"), 8080, ForwardingMethod.Masquerade), new RealServerSpec(Ipv4Address.Parse("198.18.0.11"), 80)],
         },
-        new VirtualServiceSpec(ServiceProtocol.Udp, A("198.18.0.100"), 0, "rr", PersistenceTimeout: 300)
+        new VirtualServiceSpec(ServiceProtocol.Udp, Ipv4Address.Parse("198.18.0.100"), 0, "rr", PersistenceTimeout: 300)
         {
-            RealServers = [new RealServerSpec(A("198.19.1.14"), 0, ForwardingMethod.Masquerade)],
+            RealServers = [new RealServerSpec(Ipv4Address.Parse("198.19.1.14"), 0, ForwardingMethod.Masquerade)],
         },
     ]);
 
     [Test]
     public void Nat_replies_are_kept_from_the_kernel_by_service_port_and_the_servers_other_traffic_is_not()
     {
-        string script = new NftablesGuard("eth1", [A("198.19.1.1"), A("198.18.0.2")]).Script(Rules());
+        string script = new NftablesGuard("eth1", [Ipv4Address.Parse("198.19.1.1"), Ipv4Address.Parse("198.18.0.2")]).Script(Rules());
         string[] lines = [.. script.Split('\n').Select(l => l.Trim())];
         const string NotOwn = "ip daddr != { 198.18.0.2, 198.19.1.1 }";
         Assert.Multiple(() =>
@@ -44,9 +42,9 @@ public sealed class NftablesGuardScriptTests
     [Test]
     public void Without_nat_servers_the_script_has_no_source_rules()
     {
-        var rules = new RuleSetSpec(ImmutableArray.Create(new VirtualServiceSpec(ServiceProtocol.Tcp, A("198.18.0.100"), 80)
+        var rules = new RuleSetSpec(ImmutableArray.Create(new VirtualServiceSpec(ServiceProtocol.Tcp, Ipv4Address.Parse("198.18.0.100"), 80)
         {
-            RealServers = [new RealServerSpec(A("198.18.0.11"), 80)],
+            RealServers = [new RealServerSpec(Ipv4Address.Parse("198.18.0.11"), 80)],
         }));
         Assert.That(new NftablesGuard("eth0").Script(rules), Does.Not.Contain("saddr"));
     }

@@ -50,7 +50,7 @@ public class PacketRxRingTests(RingVersion version)
         {
             Assert.That(frame.SourceMac, Is.EqualTo(clientMac));
             Assert.That(frame.DestinationMac, Is.EqualTo(lbMac));
-            Assert.That(frame.Source, Is.EqualTo(CapturedFrame.Address(LabNetwork.ClientAddress)));
+            Assert.That(frame.Source, Is.EqualTo(Ipv4Address.Parse(LabNetwork.ClientAddress)));
             Assert.That(frame.Bytes, Has.Length.EqualTo(14 + frame.IpTotalLength));
             Assert.That(frame.WireLength, Is.EqualTo(frame.Bytes.Length));
             Assert.That(new Ipv4Header(frame.Bytes.AsSpan(14)).HeaderChecksumValid, Is.True);
@@ -84,7 +84,7 @@ public class PacketRxRingTests(RingVersion version)
             Assert.That(all.Count(f => f.IsUdpTo(LabNetwork.LbAddress, 9002)), Is.EqualTo(4));
             Assert.That(ignored.Count(f => f.IsUdpTo(LabNetwork.ClientAddress, 9001)), Is.Zero, "PACKET_IGNORE_OUTGOING");
             Assert.That(ignored.Count(f => f.IsUdpTo(LabNetwork.LbAddress, 9002)), Is.EqualTo(4));
-            Assert.That(ignored.Where(f => f.IsIpv4).Select(f => f.Source), Has.None.EqualTo(CapturedFrame.Address(LabNetwork.LbAddress)));
+            Assert.That(ignored.Where(f => f.IsIpv4).Select(f => f.Source), Has.None.EqualTo(Ipv4Address.Parse(LabNetwork.LbAddress)));
         });
     }
 
@@ -98,7 +98,7 @@ public class PacketRxRingTests(RingVersion version)
         // Frames for .66 and .77 reach the balancer's MAC only because the client is told so.
         lab.Exec(LabHost.Client, $"ip neigh replace {extra} lladdr {lbMac} dev eth0 nud permanent && " +
                                  $"ip neigh replace {other} lladdr {lbMac} dev eth0 nud permanent");
-        ClassicBpfProgram filter = ServiceTrafficFilter.Build([CapturedFrame.Address(LabNetwork.Vip)], [CapturedFrame.Address(extra)]);
+        ClassicBpfProgram filter = ServiceTrafficFilter.Build([Ipv4Address.Parse(LabNetwork.Vip)], [Ipv4Address.Parse(extra)]);
         using PacketRxRing ring = OpenRing(lab, new PacketRxRingOptions("eth0") { Filter = filter });
         using Socket client = UdpSocket(lab, LabHost.Client, LabNetwork.ClientAddress);
 
@@ -117,11 +117,11 @@ public class PacketRxRingTests(RingVersion version)
         {
             Assert.That(frames.Count(f => f.IsUdpTo(LabNetwork.Vip, 9003)), Is.EqualTo(each));
             Assert.That(frames.Count(f => f.IsUdpTo(extra, 9003)), Is.EqualTo(each));
-            Assert.That(frames.Count(f => f.IsIpv4 && f.Destination == CapturedFrame.Address(other)), Is.Zero);
-            Assert.That(frames.Count(f => f.IsIpv4 && f.Destination == CapturedFrame.Address(LabNetwork.LbAddress)), Is.Zero);
+            Assert.That(frames.Count(f => f.IsIpv4 && f.Destination == Ipv4Address.Parse(other)), Is.Zero);
+            Assert.That(frames.Count(f => f.IsIpv4 && f.Destination == Ipv4Address.Parse(LabNetwork.LbAddress)), Is.Zero);
             Assert.That(frames.Count(f => f.IsArp), Is.GreaterThanOrEqualTo(1), "the client's ARP for the VIP and the balancer");
             Assert.That(frames.Where(f => !f.IsArp), Has.All.Matches<CapturedFrame>(f =>
-                f.IsIpv4 && (f.Destination == CapturedFrame.Address(LabNetwork.Vip) || f.Destination == CapturedFrame.Address(extra))));
+                f.IsIpv4 && (f.Destination == Ipv4Address.Parse(LabNetwork.Vip) || f.Destination == Ipv4Address.Parse(extra))));
             Assert.That(statistics.Packets, Is.EqualTo((uint)frames.Count), "the kernel counts only frames the filter accepted");
             Assert.That(statistics.Drops, Is.Zero);
         });
@@ -139,7 +139,7 @@ public class PacketRxRingTests(RingVersion version)
         const ushort tci = (5 << 13) | 42; // priority 5, VLAN 42
         MacAddress clientMac = lab.MacAddressOf(LabHost.Client);
         MacAddress lbMac = lab.MacAddressOf(LabHost.Lb);
-        ClassicBpfProgram filter = ServiceTrafficFilter.Build([CapturedFrame.Address(lbVlanAddress)], []);
+        ClassicBpfProgram filter = ServiceTrafficFilter.Build([Ipv4Address.Parse(lbVlanAddress)], []);
         using PacketRxRing tagged = OpenRing(lab, new PacketRxRingOptions("eth0") { Filter = filter, VirtioNetHeader = true });
         using PacketRxRing asDelivered = OpenRing(lab, new PacketRxRingOptions("eth0") { Filter = filter, ReinsertVlanTags = false });
         using PacketTxBatch clientTx = lab.RunIn(LabHost.Client, () => new PacketTxBatch(new PacketTxBatchOptions("eth0") { VirtioNetHeader = true }));
@@ -332,7 +332,7 @@ public class PacketRxRingTests(RingVersion version)
     public void Each_batch_is_handed_back_whole_and_frames_come_in_order_exactly_once()
     {
         using var lab = new LabNetwork();
-        ClassicBpfProgram filter = ServiceTrafficFilter.Build([CapturedFrame.Address(LabNetwork.LbAddress)], []);
+        ClassicBpfProgram filter = ServiceTrafficFilter.Build([Ipv4Address.Parse(LabNetwork.LbAddress)], []);
         using PacketRxRing ring = OpenRing(lab, new PacketRxRingOptions("eth0") { Filter = filter, MaxBatchFrames = 8 });
         using Socket client = UdpSocket(lab, LabHost.Client, LabNetwork.ClientAddress);
 

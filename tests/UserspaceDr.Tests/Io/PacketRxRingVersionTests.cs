@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Net.Sockets;
+using UserspaceDr.Core.Packets;
 using UserspaceDr.Io.AfPacket;
 using UserspaceDr.Tests.Lab;
 using static UserspaceDr.Tests.Io.FrameTestSupport;
@@ -25,7 +26,7 @@ public class PacketRxRingVersionTests
         using var lab = new LabNetwork();
         using Socket client = UdpSocket(lab, LabHost.Client, LabNetwork.ClientAddress);
         SendUdp(client, LabNetwork.LbAddress, 9010, "warm-up"); // the client resolves the balancer before the rings exist
-        ClassicBpfProgram filter = ServiceTrafficFilter.Build([CapturedFrame.Address(LabNetwork.LbAddress)], []);
+        ClassicBpfProgram filter = ServiceTrafficFilter.Build([Ipv4Address.Parse(LabNetwork.LbAddress)], []);
         Thread.Sleep(100);
 
         var clock = Stopwatch.StartNew();
@@ -64,7 +65,7 @@ public class PacketRxRingVersionTests
     public void A_frame_larger_than_its_v2_slot_is_marked_truncated_not_passed_off_as_whole()
     {
         using var lab = new LabNetwork();
-        ClassicBpfProgram filter = ServiceTrafficFilter.Build([CapturedFrame.Address(LabNetwork.LbAddress)], []);
+        ClassicBpfProgram filter = ServiceTrafficFilter.Build([Ipv4Address.Parse(LabNetwork.LbAddress)], []);
         // 256-byte slots: the MAC header lands at 130 (80 + reserve 64 − 14), so 126 bytes of a frame fit.
         using PacketRxRing ring = lab.RunIn(LabHost.Lb, () => new PacketRxRing(new PacketRxRingOptions("eth0")
         {

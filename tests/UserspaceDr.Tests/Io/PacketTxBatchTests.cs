@@ -112,7 +112,7 @@ public class PacketTxBatchTests
         DropServiceTrafficInBalancerStack(lab, "udp", 9102);
         MacAddress lbMac = lab.MacAddressOf(LabHost.Lb);
         MacAddress rs1Mac = lab.MacAddressOf(LabHost.Rs1);
-        uint vip = CapturedFrame.Address(LabNetwork.Vip);
+        uint vip = Ipv4Address.Parse(LabNetwork.Vip);
         ClassicBpfProgram filter = ServiceTrafficFilter.Build([vip], []);
         using PacketRxRing ring = lab.RunIn(LabHost.Lb, () => new PacketRxRing(new PacketRxRingOptions("eth0") { Filter = filter, VirtioNetHeader = true, Version = version }));
         using PacketTxBatch batch = OpenBatch(lab, new PacketTxBatchOptions("eth0") { VirtioNetHeader = true });
@@ -166,7 +166,7 @@ public class PacketTxBatchTests
         DropServiceTrafficInBalancerStack(lab, "tcp", port);
         MacAddress lbMac = lab.MacAddressOf(LabHost.Lb);
         MacAddress rs1Mac = lab.MacAddressOf(LabHost.Rs1);
-        ClassicBpfProgram filter = ServiceTrafficFilter.Build([CapturedFrame.Address(LabNetwork.Vip)], []);
+        ClassicBpfProgram filter = ServiceTrafficFilter.Build([Ipv4Address.Parse(LabNetwork.Vip)], []);
         using PacketRxRing ring = lab.RunIn(LabHost.Lb, () => new PacketRxRing(new PacketRxRingOptions("eth0") { Filter = filter, VirtioNetHeader = true, Version = version }));
         using PacketTxBatch batch = OpenBatch(lab, new PacketTxBatchOptions("eth0") { VirtioNetHeader = true });
         using Socket listener = lab.RunIn(LabHost.Rs1, () =>

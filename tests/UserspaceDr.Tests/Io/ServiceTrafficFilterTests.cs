@@ -10,9 +10,9 @@ namespace UserspaceDr.Tests.Io;
 /// </summary>
 public class ServiceTrafficFilterTests
 {
-    private static readonly uint Vip = CapturedFrame.Address("198.18.0.100");
-    private static readonly uint Extra = CapturedFrame.Address("198.18.0.66");
-    private static readonly uint Other = CapturedFrame.Address("198.18.0.77");
+    private static readonly uint Vip = Ipv4Address.Parse("198.18.0.100");
+    private static readonly uint Extra = Ipv4Address.Parse("198.18.0.66");
+    private static readonly uint Other = Ipv4Address.Parse("198.18.0.77");
     private static readonly ClassicBpfProgram Filter = ServiceTrafficFilter.Build([Vip, Vip], [Extra]);
 
     [Test]
@@ -45,16 +45,16 @@ public class ServiceTrafficFilterTests
     [Test]
     public void Compares_every_destination_of_a_full_set_and_refuses_one_more()
     {
-        uint[] many = [.. Enumerable.Range(1, ServiceTrafficFilter.MaxDestinations).Select(i => CapturedFrame.Address("198.19.0.0") + (uint)i)];
+        uint[] many = [.. Enumerable.Range(1, ServiceTrafficFilter.MaxDestinations).Select(i => Ipv4Address.Parse("198.19.0.0") + (uint)i)];
         ClassicBpfProgram filter = ServiceTrafficFilter.Build(many, []);
         Assert.That(many.All(address => Run(filter, Frame(EtherTypes.Ipv4, address, tagged: false)) != 0), Is.True);
         Assert.That(Run(filter, Frame(EtherTypes.Ipv4, Vip, tagged: false)), Is.Zero);
         Assert.That(() => ServiceTrafficFilter.Build([.. many, Vip], []), Throws.ArgumentException);
     }
 
-    private static readonly uint Rip = CapturedFrame.Address("198.19.1.13");
-    private static readonly uint Own = CapturedFrame.Address("198.19.1.1");
-    private static readonly uint Client = CapturedFrame.Address("198.18.0.1");
+    private static readonly uint Rip = Ipv4Address.Parse("198.19.1.13");
+    private static readonly uint Own = Ipv4Address.Parse("198.19.1.1");
+    private static readonly uint Client = Ipv4Address.Parse("198.18.0.1");
     private static readonly ClassicBpfProgram NatFilter = ServiceTrafficFilter.Build([Vip], [], [Rip], [Own]);
 
     [Test]
@@ -139,7 +139,7 @@ public class ServiceTrafficFilterTests
     [Test]
     public void Full_lists_of_every_kind_still_fit_the_jump_range()
     {
-        uint[] Many(string base_) => [.. Enumerable.Range(1, ServiceTrafficFilter.MaxDestinations).Select(i => CapturedFrame.Address(base_) + (uint)i)];
+        uint[] Many(string base_) => [.. Enumerable.Range(1, ServiceTrafficFilter.MaxDestinations).Select(i => Ipv4Address.Parse(base_) + (uint)i)];
         uint[] vips = Many("198.18.10.0"), rips = Many("198.18.20.0"), own = Many("198.18.30.0");
         ClassicBpfProgram filter = ServiceTrafficFilter.Build(vips, [], rips, own);
         Assert.Multiple(() =>

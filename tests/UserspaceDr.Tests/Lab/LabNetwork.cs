@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Security.Cryptography;
 using UserspaceDr.Core.Packets;
+using UserspaceDr.Tests.TestSupport;
 
 namespace UserspaceDr.Tests.Lab;
 
@@ -93,9 +94,6 @@ public sealed class LabNetwork : IDisposable
         }
     }
 
-    public static string RepositoryRoot { get; } = FindRepositoryRoot();
-
-    public static string LabScript => Path.Combine(RepositoryRoot, "tools", "lab.sh");
 
     public static string HostName(LabHost host) => host switch
     {
@@ -154,26 +152,15 @@ public sealed class LabNetwork : IDisposable
         return "u" + RandomNumberGenerator.GetString(alphabet, 7);
     }
 
-    private static string FindRepositoryRoot()
-    {
-        for (var directory = new DirectoryInfo(AppContext.BaseDirectory); directory != null; directory = directory.Parent)
-        {
-            if (File.Exists(Path.Combine(directory.FullName, "UserspaceDr.sln")))
-            {
-                return directory.FullName;
-            }
-        }
-        throw new InvalidOperationException($"no UserspaceDr.sln above {AppContext.BaseDirectory}");
-    }
 
     private static Process StartScript(params string[] arguments)
     {
-        var startInfo = new ProcessStartInfo(LabScript)
+        var startInfo = new ProcessStartInfo(RepositoryPaths.LabScript)
         {
             RedirectStandardOutput = true,
             RedirectStandardError = true,
             UseShellExecute = false,
-            WorkingDirectory = RepositoryRoot,
+            WorkingDirectory = RepositoryPaths.Root,
         };
         foreach (string argument in arguments)
         {

@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Net.NetworkInformation;
 using System.Net.Sockets;
 using UserspaceDr.Core.Packets;
+using UserspaceDr.Tests.TestSupport;
 using static UserspaceDr.Tests.Io.FrameTestSupport;
 
 namespace UserspaceDr.Tests.Lab;
@@ -122,28 +123,10 @@ public class LabNetworkTests
 
     private static string[] ProcessesIn(string networkNamespace)
     {
-        var startInfo = new ProcessStartInfo("ip") { RedirectStandardOutput = true, RedirectStandardError = true };
-        startInfo.ArgumentList.Add("netns");
-        startInfo.ArgumentList.Add("pids");
-        startInfo.ArgumentList.Add(networkNamespace);
-        using Process process = Process.Start(startInfo)!;
-        string output = process.StandardOutput.ReadToEnd();
-        process.StandardError.ReadToEnd();
-        process.WaitForExit(10_000);
+        string output = ProcessRunner.Run("ip", ["netns", "pids", networkNamespace], TimeSpan.FromSeconds(10)).Output;
         return output.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
     }
 
-    private static int RunLabScript(params string[] arguments)
-    {
-        var startInfo = new ProcessStartInfo(LabNetwork.LabScript) { RedirectStandardError = true, RedirectStandardOutput = true };
-        foreach (string argument in arguments)
-        {
-            startInfo.ArgumentList.Add(argument);
-        }
-        using Process process = Process.Start(startInfo)!;
-        process.StandardOutput.ReadToEnd();
-        process.StandardError.ReadToEnd();
-        process.WaitForExit(10_000);
-        return process.ExitCode;
-    }
+    private static int RunLabScript(params string[] arguments) =>
+        ProcessRunner.Run(RepositoryPaths.LabScript, arguments, TimeSpan.FromSeconds(10)).ExitCode;
 }

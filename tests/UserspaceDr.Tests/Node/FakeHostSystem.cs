@@ -17,8 +17,8 @@ internal sealed class FakeHostSystem : IHostSystem
     {
         AddConfSysctls("all");
         AddConfSysctls("default");
-        AddLink("lo", ["LOOPBACK", "UP", "LOWER_UP"], 65536).Addresses.Add(new InterfaceAddress(Ip("127.0.0.1"), 8, "host"));
-        AddLink("eth0", ["BROADCAST", "MULTICAST", "UP", "LOWER_UP"], 1500).Addresses.Add(new InterfaceAddress(Ip(address), prefix));
+        AddLink("lo", ["LOOPBACK", "UP", "LOWER_UP"], 65536).Addresses.Add(new InterfaceAddress(Ipv4Address.Parse("127.0.0.1"), 8, "host"));
+        AddLink("eth0", ["BROADCAST", "MULTICAST", "UP", "LOWER_UP"], 1500).Addresses.Add(new InterfaceAddress(Ipv4Address.Parse(address), prefix));
         Sysctls[SysctlKey.IpForward.RelativePath] = "0";
         Directories.Add("/etc/sysctl.d");
         Directories.Add("/run");
@@ -200,8 +200,6 @@ internal sealed class FakeHostSystem : IHostSystem
         lines.Sort(StringComparer.Ordinal);
         return new StringBuilder().AppendJoin('\n', lines).ToString();
     }
-
-    public static uint Ip(string text) => Ipv4Address.TryParse(text, out uint address) ? address : throw new ArgumentException(text, nameof(text));
 
     private void Do(string operation)
     {

@@ -1,3 +1,4 @@
+using UserspaceDr.Core.Packets;
 using UserspaceDr.Node;
 using UserspaceDr.Node.Host;
 using static UserspaceDr.Tests.Node.FakeHostSystem;
@@ -27,8 +28,8 @@ public class HostParsersTests
         Assert.That(links[0].IsLoopback && !links[0].AnswersArp, Is.True);
         Assert.That(links[1].Mtu, Is.EqualTo(1500));
         Assert.That(links[1].IsUp && links[1].AnswersArp, Is.True);
-        Assert.That(links[1].IsOnLink(Ip("198.18.0.12")), Is.True);
-        Assert.That(links[1].IsOnLink(Ip("198.18.1.12")), Is.False);
+        Assert.That(links[1].IsOnLink(Ipv4Address.Parse("198.18.0.12")), Is.True);
+        Assert.That(links[1].IsOnLink(Ipv4Address.Parse("198.18.1.12")), Is.False);
         Assert.That(links[2].AnswersArp || links[2].IsUp, Is.False, "NOARP and not UP");
         Assert.That(() => HostParsers.ParseAddresses("not json"), Throws.InstanceOf<NodeException>());
     }
@@ -38,7 +39,7 @@ public class HostParsersTests
     {
         RouteInfo? route = HostParsers.ParseFirstRoute(
             """[{"dst":"default","gateway":"198.18.0.1","dev":"eth0","prefsrc":"198.18.0.11","metrics":[{"mtu":1400}],"flags":[]}]""");
-        Assert.That(route, Is.EqualTo(new RouteInfo("eth0", Ip("198.18.0.1"), Ip("198.18.0.11"), 1400)));
+        Assert.That(route, Is.EqualTo(new RouteInfo("eth0", Ipv4Address.Parse("198.18.0.1"), Ipv4Address.Parse("198.18.0.11"), 1400)));
         Assert.That(HostParsers.ParseFirstRoute("[]"), Is.Null);
         Assert.That(HostParsers.ParseFirstRoute(""), Is.Null);
     }
@@ -63,9 +64,9 @@ public class HostParsersTests
         const string arp = "IP address       HW type     Flags       HW address            Mask     Device\n" +
                            "198.18.0.11      0x1         0x2         9a:ca:d8:c5:04:9f     *        eth0\n" +
                            "198.18.0.12      0x1         0x0         00:00:00:00:00:00     *        eth0\n";
-        Assert.That(HostParsers.FindCompleteArpEntry(arp, Ip("198.18.0.11"), "eth0"), Is.EqualTo("9a:ca:d8:c5:04:9f"));
-        Assert.That(HostParsers.FindCompleteArpEntry(arp, Ip("198.18.0.12"), "eth0"), Is.Null, "incomplete entry");
-        Assert.That(HostParsers.FindCompleteArpEntry(arp, Ip("198.18.0.11"), "eth1"), Is.Null, "other device");
+        Assert.That(HostParsers.FindCompleteArpEntry(arp, Ipv4Address.Parse("198.18.0.11"), "eth0"), Is.EqualTo("9a:ca:d8:c5:04:9f"));
+        Assert.That(HostParsers.FindCompleteArpEntry(arp, Ipv4Address.Parse("198.18.0.12"), "eth0"), Is.Null, "incomplete entry");
+        Assert.That(HostParsers.FindCompleteArpEntry(arp, Ipv4Address.Parse("198.18.0.11"), "eth1"), Is.Null, "other device");
     }
 
     [Test]

@@ -12,8 +12,8 @@ public class IpipDecapsulatorTests
     private const string Node = "198.18.0.11";
     private const string Client = "198.18.0.1";
     private const string Vip = "198.18.0.100";
-    private static readonly AddressSet Local = new([Ip(Node), Ip("198.19.1.50")]);
-    private static readonly AddressSet Vips = new([Ip(Vip), Ip("198.18.0.101")]);
+    private static readonly AddressSet Local = new([Ipv4Address.Parse(Node), Ipv4Address.Parse("198.19.1.50")]);
+    private static readonly AddressSet Vips = new([Ipv4Address.Parse(Vip), Ipv4Address.Parse("198.18.0.101")]);
 
     private static DecapsulationOutcome Decapsulate(byte[] packet) => IpipDecapsulator.Decapsulate(packet, Local, Vips, out _, out _);
 
@@ -77,7 +77,7 @@ public class IpipDecapsulatorTests
     [Test]
     public void An_outer_destination_that_is_a_vip_is_not_the_node_even_when_the_vip_is_a_local_address()
     {
-        var localWithVip = new AddressSet([Ip(Node), Ip(Vip)]);
+        var localWithVip = new AddressSet([Ipv4Address.Parse(Node), Ipv4Address.Parse(Vip)]);
         Assert.That(IpipDecapsulator.Decapsulate(Ipip(Balancer, Vip, GoodInner()), localWithVip, Vips, out _, out _),
             Is.EqualTo(DecapsulationOutcome.OuterNotLocal));
     }

@@ -7,8 +7,6 @@ namespace UserspaceDr.Tests.Node;
 /// <summary>Builds IPv4, UDP, TCP and IP-in-IP packets with correct checksums, for the tunnel endpoint's tests.</summary>
 internal static class IpipPackets
 {
-    public static uint Ip(string dotted) => Ipv4Address.TryParse(dotted, out uint address) ? address : throw new ArgumentException(dotted, nameof(dotted));
-
     /// <summary>An IPv4 packet: 20-byte header (no options) with a valid checksum, then <paramref name="payload"/>.</summary>
     public static byte[] Ipv4(string source, string destination, byte protocol, ReadOnlySpan<byte> payload, byte tos = 0, ushort flagsAndOffset = 0)
     {
@@ -20,8 +18,8 @@ internal static class IpipPackets
         BinaryPrimitives.WriteUInt16BigEndian(packet.AsSpan(6), flagsAndOffset);
         packet[8] = 64;
         packet[9] = protocol;
-        BinaryPrimitives.WriteUInt32BigEndian(packet.AsSpan(12), Ip(source));
-        BinaryPrimitives.WriteUInt32BigEndian(packet.AsSpan(16), Ip(destination));
+        BinaryPrimitives.WriteUInt32BigEndian(packet.AsSpan(12), Ipv4Address.Parse(source));
+        BinaryPrimitives.WriteUInt32BigEndian(packet.AsSpan(16), Ipv4Address.Parse(destination));
         new Ipv4Header(packet).RecomputeHeaderChecksum();
         payload.CopyTo(packet.AsSpan(Ipv4Header.MinLength));
         return packet;
@@ -36,7 +34,7 @@ internal static class IpipPackets
         BinaryPrimitives.WriteUInt16BigEndian(segment.AsSpan(2), destinationPort);
         BinaryPrimitives.WriteUInt16BigEndian(segment.AsSpan(4), (ushort)segment.Length);
         data.CopyTo(segment.AsSpan(8));
-        ushort checksum = (ushort)~Checksum.Fold(Checksum.Add(segment, Checksum.PseudoHeader(Ip(source), Ip(destination), IpProtocol.Udp, segment.Length)));
+        ushort checksum = (ushort)~Checksum.Fold(Checksum.Add(segment, Checksum.PseudoHeader(Ipv4Address.Parse(source), Ipv4Address.Parse(destination), IpProtocol.Udp, segment.Length)));
         BinaryPrimitives.WriteUInt16BigEndian(segment.AsSpan(6), checksum == 0 ? (ushort)0xFFFF : checksum);
         return segment;
     }
@@ -51,7 +49,7 @@ internal static class IpipPackets
         segment[12] = 5 << 4;
         segment[13] = 0x02;
         BinaryPrimitives.WriteUInt16BigEndian(segment.AsSpan(14), 64240);
-        ushort checksum = (ushort)~Checksum.Fold(Checksum.Add(segment, Checksum.PseudoHeader(Ip(source), Ip(destination), IpProtocol.Tcp, segment.Length)));
+        ushort checksum = (ushort)~Checksum.Fold(Checksum.Add(segment, Checksum.PseudoHeader(Ipv4Address.Parse(source), Ipv4Address.Parse(destination), IpProtocol.Tcp, segment.Length)));
         BinaryPrimitives.WriteUInt16BigEndian(segment.AsSpan(16), checksum);
         return segment;
     }

@@ -1,3 +1,4 @@
+using UserspaceDr.Core.Packets;
 using UserspaceDr.Node;
 using UserspaceDr.Node.Host;
 using static UserspaceDr.Tests.Node.FakeHostSystem;
@@ -7,7 +8,7 @@ namespace UserspaceDr.Tests.Node;
 /// <summary>`udr node check` on the in-memory host: each condition, judged on the kernel's effective value.</summary>
 public class NodeCheckTests
 {
-    private static readonly uint[] Vips = [Ip("198.18.0.100")];
+    private static readonly uint[] Vips = [Ipv4Address.Parse("198.18.0.100")];
 
     private static CheckResult Find(IReadOnlyList<CheckResult> results, string check) => results.Single(r => r.Check == check);
 
@@ -59,7 +60,7 @@ public class NodeCheckTests
     [Test]
     public void Default_route_from_a_vip_and_tun_rp_filter_fail_and_unknown_interface_is_refused()
     {
-        var host = new FakeHostSystem { DefaultRoute = new RouteInfo("eth0", Ip("198.18.0.1"), Vips[0], null) };
+        var host = new FakeHostSystem { DefaultRoute = new RouteInfo("eth0", Ipv4Address.Parse("198.18.0.1"), Vips[0], null) };
         host.Sysctls["net/ipv4/conf/lo/rp_filter"] = "1";
         IReadOnlyList<CheckResult> results = NodeCheck.Run(Vips, NodeMode.Tunnel, "eth0", host);
         Assert.That(Find(results, "default route").Status, Is.EqualTo(CheckStatus.Fail));

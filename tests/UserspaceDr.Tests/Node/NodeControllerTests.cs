@@ -1,3 +1,4 @@
+using UserspaceDr.Core.Packets;
 using UserspaceDr.Node;
 using UserspaceDr.Node.Host;
 using UserspaceDr.Node.Plans;
@@ -51,7 +52,7 @@ public class NodeControllerTests
 
         host.FailOn.Clear();
         host.FailOn.AddRange(["addr add", "sysctl net/ipv4/conf/all/rp_filter=0"]);
-        NodeChange[] changes = [new SysctlChange(SysctlKey.Conf("all", ConfSetting.RpFilter), "0", "1"), new AddressAddChange("lo", Ip("198.18.0.100"), 32)];
+        NodeChange[] changes = [new SysctlChange(SysctlKey.Conf("all", ConfSetting.RpFilter), "0", "1"), new AddressAddChange("lo", Ipv4Address.Parse("198.18.0.100"), 32)];
         PlanFailedException failure = Assert.Throws<PlanFailedException>(() => PlanExecutor.Apply(changes, host))!;
         Assert.That(failure.Message, Does.Contain("COULD NOT UNDO").And.Contain("net.ipv4.conf.all.rp_filter"));
         Assert.That(failure.UndoFailures, Has.Count.EqualTo(1));
@@ -125,7 +126,7 @@ public class NodeControllerTests
     public void Teardown_leaves_alone_what_setup_found_in_place()
     {
         var host = new FakeHostSystem();
-        host.Link("lo").Addresses.Add(new InterfaceAddress(Ip("198.18.0.100"), 32));
+        host.Link("lo").Addresses.Add(new InterfaceAddress(Ipv4Address.Parse("198.18.0.100"), 32));
         host.Sysctls["net/ipv4/conf/all/arp_ignore"] = "1";
         string before = host.Snapshot();
         (NodeController controller, _) = Controller(host);
@@ -174,9 +175,9 @@ public class NodeControllerTests
     public void State_round_trips_through_json()
     {
         var state = new NodeState().Merge(
-            [new SysctlChange(SysctlKey.Conf("eth0", "arp_ignore"), "0", "1"), new AddressAddChange("lo", Ip("198.18.0.100"), 32),
+            [new SysctlChange(SysctlKey.Conf("eth0", "arp_ignore"), "0", "1"), new AddressAddChange("lo", Ipv4Address.Parse("198.18.0.100"), 32),
              new FileWriteChange("/etc/sysctl.d/90-udr-node.conf", null, "x")],
-            "dr", "eth0", [Ip("198.18.0.100")]);
+            "dr", "eth0", [Ipv4Address.Parse("198.18.0.100")]);
         NodeState back = NodeState.FromJson(state.ToJson(), "test");
         Assert.That(back.ToJson(), Is.EqualTo(state.ToJson()));
         Assert.That(back.Sysctls.Single(), Is.EqualTo(new SysctlRecord("net/ipv4/conf/eth0/arp_ignore", "0", "1")));

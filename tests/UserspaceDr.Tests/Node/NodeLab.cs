@@ -1,10 +1,10 @@
 using System.Buffers.Binary;
-using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
 using System.Text;
 using UserspaceDr.Core.Packets;
 using UserspaceDr.Io.AfPacket;
+using UserspaceDr.Tests.TestSupport;
 using UserspaceDr.Tests.Io;
 using UserspaceDr.Tests.Lab;
 
@@ -19,52 +19,20 @@ internal sealed record UdrRun(int ExitCode, string Output, string Error)
 /// <summary>What the node lab tests share: the udr binary, running it in a namespace, host snapshots, ARP probes, HTTP.</summary>
 internal static class NodeLab
 {
-    private static readonly Lazy<string> Binary = new(LocateOrPublish, LazyThreadSafetyMode.ExecutionAndPublication);
-
-    /// <summary>
-    /// The udr executable: the newer of the Cli's build output for this configuration (what `dotnet build
-    /// UserspaceDr.sln` just made) and artifacts/udr/udr; published to artifacts/udr when neither exists.
-    /// </summary>
-    public static string UdrPath => Binary.Value;
+    /// <summary>The udr executable (<see cref="UdrBinary"/>).</summary>
+    public static string UdrPath => UdrBinary.Ensure();
 
     /// <summary>Runs `ip netns exec NS udr ARGS…` (optionally as the unprivileged user nobody) and waits for it.</summary>
     public static UdrRun Udr(LabNetwork lab, LabHost host, params string[] arguments) => Udr(lab, host, asNobody: false, arguments);
 
     public static UdrRun Udr(LabNetwork lab, LabHost host, bool asNobody, params string[] arguments)
     {
-        var startInfo = new ProcessStartInfo("ip")
-        {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-        };
-        startInfo.ArgumentList.Add("netns");
-        startInfo.ArgumentList.Add("exec");
-        startInfo.ArgumentList.Add(lab.Namespace(host));
-        if (asNobody)
-        {
-            foreach (string argument in new[] { "setpriv", "--reuid=65534", "--regid=65534", "--clear-groups" })
-            {
-                startInfo.ArgumentList.Add(argument);
-            }
-            startInfo.Environment["HOME"] = "/tmp";
-        }
-        startInfo.ArgumentList.Add(UdrPath);
-        foreach (string argument in arguments)
-        {
-            startInfo.ArgumentList.Add(argument);
-        }
-        using Process process = Process.Start(startInfo)!;
-        Task<string> output = process.StandardOutput.ReadToEndAsync();
-        Task<string> error = process.StandardError.ReadToEndAsync();
-        if (!process.WaitForExit(TimeSpan.FromSeconds(30)))
-        {
-            process.Kill(entireProcessTree: true);
-            process.WaitForExit();
-            Assert.Fail($"udr {string.Join(' ', arguments)} did not finish within 30 s");
-        }
-        process.WaitForExit();
-        return new UdrRun(process.ExitCode, output.Result, error.Result);
+        // nobody may not reach the checkout (under /root it cannot): it runs a world-readable copy of the daemon.
+        string[] user = asNobody ? ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", UdrBinary.EnsureWorldReadable()] : [UdrPath];
+        ProcessResult result = ProcessRunner.Run("ip", ["netns", "exec", lab.Namespace(host), .. user, .. arguments], TimeSpan.FromSeconds(30),
+            environment: asNobody ? new Dictionary<string, string> { ["HOME"] = "/tmp" } : null);
+        Assert.That(result.TimedOut, Is.False, $"udr {string.Join(' ', arguments)} did not finish within 30 s");
+        return new UdrRun(result.ExitCode, result.Output, result.Error);
     }
 
     /// <summary>
@@ -81,8 +49,8 @@ internal static class NodeLab
     public static unsafe List<MacAddress> ArpRepliersFromClient(LabNetwork lab, string target, TimeSpan wait)
     {
         MacAddress clientMac = lab.MacAddressOf(LabHost.Client);
-        uint targetAddress = CapturedFrame.Address(target);
-        uint clientAddress = CapturedFrame.Address(LabNetwork.ClientAddress);
+        uint targetAddress = Ipv4Address.Parse(target);
+        uint clientAddress = Ipv4Address.Parse(LabNetwork.ClientAddress);
         var arpOnly = new ClassicBpfProgram([
             new(ClassicBpfInstruction.LoadHalfAbsolute, 0, 0, 12),
             new(ClassicBpfInstruction.JumpIfEqual, 0, 1, EtherTypes.Arp),
@@ -145,28 +113,6 @@ internal static class NodeLab
             return listener;
         }), LabNetwork.HostName(host));
 
-    private static string LocateOrPublish()
-    {
-        string root = LabNetwork.RepositoryRoot;
-        string configuration = AppContext.BaseDirectory.Contains("/bin/Debug/", StringComparison.Ordinal) ? "Debug" : "Release";
-        string built = Path.Combine(root, "src", "UserspaceDr.Cli", "bin", configuration, "net10.0", "udr");
-        string published = Path.Combine(root, "artifacts", "udr", "udr");
-        string[] candidates = [.. new[] { built, published }.Where(File.Exists)
-            .OrderByDescending(p => File.GetLastWriteTimeUtc(Path.ChangeExtension(p, ".dll")))];
-        if (candidates.Length > 0)
-        {
-            return candidates[0];
-        }
-        var startInfo = new ProcessStartInfo("dotnet") { WorkingDirectory = root, UseShellExecute = false };
-        foreach (string argument in new[] { "publish", "src/UserspaceDr.Cli", "-c", "Release", "-o", "artifacts/udr", "-v", "q", "-nologo" })
-        {
-            startInfo.ArgumentList.Add(argument);
-        }
-        using Process publish = Process.Start(startInfo)!;
-        publish.WaitForExit();
-        Assert.That(publish.ExitCode, Is.Zero, "dotnet publish src/UserspaceDr.Cli failed");
-        return published;
-    }
 }
 
 /// <summary>A running <see cref="NodeLab.StartHttp"/> server; counts the requests it answered.</summary>

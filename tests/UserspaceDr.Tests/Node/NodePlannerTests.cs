@@ -1,3 +1,4 @@
+using UserspaceDr.Core.Packets;
 using UserspaceDr.Node;
 using UserspaceDr.Node.Host;
 using UserspaceDr.Node.Plans;
@@ -8,7 +9,7 @@ namespace UserspaceDr.Tests.Node;
 /// <summary>What setup plans from what a host holds, and what it refuses before changing anything.</summary>
 public class NodePlannerTests
 {
-    private static readonly uint Vip = Ip("198.18.0.100");
+    private static readonly uint Vip = Ipv4Address.Parse("198.18.0.100");
 
     private static NodeSetupRequest Request(params string[] vips) => new(NodeAddresses.ParseVips(vips.Length == 0 ? ["198.18.0.100"] : vips));
 
@@ -61,11 +62,11 @@ public class NodePlannerTests
     public void The_facing_interface_is_the_explicit_one_else_the_default_routes_else_the_only_one()
     {
         var host = new FakeHostSystem();
-        host.AddLink("eth1", ["BROADCAST", "UP"], 1500).Addresses.Add(new InterfaceAddress(Ip("198.19.0.11"), 24));
+        host.AddLink("eth1", ["BROADCAST", "UP"], 1500).Addresses.Add(new InterfaceAddress(Ipv4Address.Parse("198.19.0.11"), 24));
         Assert.That(() => NodePlanner.PlanSetup(Request(), host),
             Throws.InstanceOf<NodeException>().With.Message.Contains("pass --interface").And.Message.Contains("eth0, eth1"));
 
-        host.DefaultRoute = new RouteInfo("eth1", Ip("198.19.0.1"), null, null);
+        host.DefaultRoute = new RouteInfo("eth1", Ipv4Address.Parse("198.19.0.1"), null, null);
         NodeSetupPlan viaDefault = NodePlanner.PlanSetup(Request(), host);
         Assert.That((viaDefault.Interface.Name, viaDefault.InterfaceReason), Is.EqualTo(("eth1", "the default route's interface")));
 
@@ -107,7 +108,7 @@ public class NodePlannerTests
     [Test]
     public void Vips_are_deduplicated_in_order()
     {
-        Assert.That(NodeAddresses.ParseVips(["198.18.0.101", "198.18.0.100", "198.18.0.101"]), Is.EqualTo(new[] { Ip("198.18.0.101"), Vip }));
+        Assert.That(NodeAddresses.ParseVips(["198.18.0.101", "198.18.0.100", "198.18.0.101"]), Is.EqualTo(new[] { Ipv4Address.Parse("198.18.0.101"), Vip }));
         Assert.That(() => NodeAddresses.ParseVips([]), Throws.InstanceOf<NodeException>());
     }
 

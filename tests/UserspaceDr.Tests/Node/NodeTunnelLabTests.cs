@@ -184,7 +184,7 @@ public class NodeTunnelLabTests
     /// <summary>Frames arriving at the client from the VIP to the client.</summary>
     private static List<CapturedFrame> AnswersFromVip(List<CapturedFrame> frames) =>
     [
-        .. frames.Where(f => f.IsIpv4 && f.Source == CapturedFrame.Address(LabNetwork.Vip) && f.Destination == CapturedFrame.Address(LabNetwork.ClientAddress)),
+        .. frames.Where(f => f.IsIpv4 && f.Source == Ipv4Address.Parse(LabNetwork.Vip) && f.Destination == Ipv4Address.Parse(LabNetwork.ClientAddress)),
     ];
 
     /// <summary>ICMP destination-unreachable/protocol-unreachable messages from rs1 that reached the balancer since the last call.</summary>
@@ -206,7 +206,7 @@ public class NodeTunnelLabTests
             }
             int headerLength = (buffer[0] & 0x0F) * 4;
             if (length >= headerLength + 2 && buffer[headerLength] == 3 && buffer[headerLength + 1] == 2 &&
-                new Ipv4Header(buffer).Source == CapturedFrame.Address(LabNetwork.Rs1Address))
+                new Ipv4Header(buffer).Source == Ipv4Address.Parse(LabNetwork.Rs1Address))
             {
                 count++;
             }

@@ -1,4 +1,5 @@
 using UserspaceDr.Admin;
+using UserspaceDr.Core.Packets;
 using UserspaceDr.Core.Services;
 using UserspaceDr.Node;
 using UserspaceDr.Node.Host;
@@ -20,11 +21,11 @@ public class PreflightChecksTests
     private static FakeHostSystem Balancer()
     {
         var host = new FakeHostSystem("198.18.0.2");
-        host.Link("eth0").Addresses.Add(new InterfaceAddress(Ip("198.18.0.100"), 32));
+        host.Link("eth0").Addresses.Add(new InterfaceAddress(Ipv4Address.Parse("198.18.0.100"), 32));
         host.Offloads["eth0"] = new OffloadFeatures(new OffloadState(false, false), new OffloadState(false, true));
         host.Sysctls["net/ipv4/conf/all/rp_filter"] = "1";
-        host.Neighbors[Ip("198.18.0.11")] = "02:00:00:00:00:11";
-        host.Neighbors[Ip("198.18.0.12")] = "02:00:00:00:00:12";
+        host.Neighbors[Ipv4Address.Parse("198.18.0.11")] = "02:00:00:00:00:11";
+        host.Neighbors[Ipv4Address.Parse("198.18.0.12")] = "02:00:00:00:00:12";
         return host;
     }
 
@@ -81,7 +82,7 @@ public class PreflightChecksTests
     public void An_off_link_real_server_fails_and_an_unresolved_one_warns()
     {
         FakeHostSystem host = Balancer();
-        host.Neighbors.Remove(Ip("198.18.0.12"));
+        host.Neighbors.Remove(Ipv4Address.Parse("198.18.0.12"));
         IReadOnlyList<CheckResult> results = PreflightChecks.Run(Options(Rules + "\n-a -t 198.18.0.100:80 -r 198.18.1.11:80 -g -w 1\n"), host);
         CheckResult offLink = Find(results, "real server 198.18.1.11 (dr)");
         Assert.That(offLink.Status, Is.EqualTo(CheckStatus.Fail));
@@ -104,7 +105,7 @@ public class PreflightChecksTests
 
         host.Sysctls["net/ipv4/ip_forward"] = "1";
         Assert.That(Find(PreflightChecks.Run(Options() with { AnswerArp = true }, host), "ip_forward").Status, Is.EqualTo(CheckStatus.Fail));
-        host.Link("eth0").Addresses.Add(new InterfaceAddress(Ip("198.18.0.100"), 32));
+        host.Link("eth0").Addresses.Add(new InterfaceAddress(Ipv4Address.Parse("198.18.0.100"), 32));
         Assert.That(Find(PreflightChecks.Run(Options(), host), "ip_forward").Status, Is.EqualTo(CheckStatus.Warn));
     }
 
@@ -128,8 +129,8 @@ public class PreflightChecksTests
     public void Tunnel_servers_need_a_route_and_room_for_the_outer_header()
     {
         FakeHostSystem host = Balancer();
-        host.AddLink("eth1", ["BROADCAST", "UP"], 1500).Addresses.Add(new InterfaceAddress(Ip("198.19.0.2"), 24));
-        host.Routes[Ip("198.19.5.5")] = new RouteInfo("eth1", Ip("198.19.0.1"), null, null);
+        host.AddLink("eth1", ["BROADCAST", "UP"], 1500).Addresses.Add(new InterfaceAddress(Ipv4Address.Parse("198.19.0.2"), 24));
+        host.Routes[Ipv4Address.Parse("198.19.5.5")] = new RouteInfo("eth1", Ipv4Address.Parse("198.19.0.1"), null, null);
         const string rules = "-A -t 198.18.0.100:80 -s rr\n-a -t 198.18.0.100:80 -r 198.19.5.5:80 -i -w 1\n-a -t 198.18.0.100:80 -r 198.19.6.6:80 -i -w 1\n";
         IReadOnlyList<CheckResult> results = PreflightChecks.Run(Options(rules), host);
         Assert.That(Find(results, "real server 198.19.5.5 (tun)").Status, Is.EqualTo(CheckStatus.Pass));

@@ -1,3 +1,4 @@
+using UserspaceDr.Core.Packets;
 using UserspaceDr.Node;
 using UserspaceDr.Node.Host;
 using UserspaceDr.Node.Plans;
@@ -9,7 +10,7 @@ namespace UserspaceDr.Tests.Node;
 /// <summary>`udr node tunnel`'s decisions on an in-memory host: which endpoint, what it changes, what it refuses, and that it puts back.</summary>
 public class TunnelPlannerTests
 {
-    private static readonly uint Vip = Ip("198.18.0.100");
+    private static readonly uint Vip = Ipv4Address.Parse("198.18.0.100");
 
     private static FakeHostSystem RealServer()
     {
@@ -76,7 +77,7 @@ public class TunnelPlannerTests
             Throws.InstanceOf<NodeException>().With.Message.Contains("device eth0 already exists"));
         Assert.That(() => TunnelPlanner.Plan(new TunnelOptions([Vip]) { Mode = TunnelMode.Kernel, Device = "eth0" }, host),
             Throws.InstanceOf<NodeException>().With.Message.Contains("eth0 is not an ipip device"));
-        Assert.That(() => TunnelPlanner.Plan(new TunnelOptions([Ip("198.18.0.11")]), host),
+        Assert.That(() => TunnelPlanner.Plan(new TunnelOptions([Ipv4Address.Parse("198.18.0.11")]), host),
             Throws.InstanceOf<NodeException>().With.Message.Contains("ARP-speaking interface"));
         Assert.That(() => TunnelPlanner.Plan(new TunnelOptions([]), host), Throws.InstanceOf<NodeException>().With.Message.Contains("at least one VIP"));
     }
@@ -85,7 +86,7 @@ public class TunnelPlannerTests
     public void A_vip_that_is_not_local_is_a_note_pointing_at_node_setup()
     {
         FakeHostSystem host = RealServer();
-        TunnelPlan plan = TunnelPlanner.Plan(new TunnelOptions([Vip, Ip("198.18.0.101")]), host);
+        TunnelPlan plan = TunnelPlanner.Plan(new TunnelOptions([Vip, Ipv4Address.Parse("198.18.0.101")]), host);
         Assert.That(plan.Notes, Has.Count.EqualTo(1));
         Assert.That(plan.Notes[0], Does.Contain("198.18.0.101").And.Contain("udr node setup --mode tun --vip 198.18.0.101"));
     }
