@@ -1,6 +1,6 @@
 using System.Globalization;
 using UserspaceDr.Core.Packets;
-using UserspaceDr.Node.Host;
+using UserspaceDr.Linux.Host;
 
 namespace UserspaceDr.Node;
 

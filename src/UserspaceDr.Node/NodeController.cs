@@ -1,5 +1,5 @@
 using UserspaceDr.Core.Packets;
-using UserspaceDr.Node.Host;
+using UserspaceDr.Linux.Host;
 using UserspaceDr.Node.Plans;
 
 namespace UserspaceDr.Node;
@@ -113,7 +113,7 @@ public sealed class NodeController(IHostSystem host, TextWriter output)
                 host.WriteFile(statePath, previous);
             }
         }
-        catch (NodeException e)
+        catch (HostException e)
         {
             output.WriteLine($"warning: could not restore {statePath}: {e.Message}");
         }

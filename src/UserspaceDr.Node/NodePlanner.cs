@@ -1,7 +1,7 @@
 using System.Globalization;
 using System.Text;
 using UserspaceDr.Core.Packets;
-using UserspaceDr.Node.Host;
+using UserspaceDr.Linux.Host;
 using UserspaceDr.Node.Plans;
 
 namespace UserspaceDr.Node;

@@ -1,7 +1,7 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
 using UserspaceDr.Core.Packets;
-using UserspaceDr.Node.Host;
+using UserspaceDr.Linux.Host;
 using UserspaceDr.Node.Plans;
 
 namespace UserspaceDr.Node;

@@ -1,8 +1,8 @@
 using System.CommandLine;
 using System.Globalization;
 using System.Runtime.InteropServices;
+using UserspaceDr.Linux.Host;
 using UserspaceDr.Node;
-using UserspaceDr.Node.Host;
 using UserspaceDr.Node.Tunnel;
 
 namespace UserspaceDr.Cli.Commands;
@@ -163,7 +163,7 @@ internal static class NodeCommand
         {
             return action();
         }
-        catch (NodeException e)
+        catch (HostException e)
         {
             throw new UsageException(e.Message, e);
         }

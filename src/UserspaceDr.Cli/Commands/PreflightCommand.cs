@@ -1,7 +1,7 @@
 using System.CommandLine;
+using UserspaceDr.Io.Preflight;
+using UserspaceDr.Linux.Host;
 using UserspaceDr.Node;
-using UserspaceDr.Node.Host;
-using UserspaceDr.Node.Preflight;
 
 namespace UserspaceDr.Cli.Commands;
 
@@ -36,7 +36,7 @@ internal static class PreflightCommand
             {
                 results = PreflightChecks.Run(options, new LinuxHostSystem());
             }
-            catch (NodeException e)
+            catch (HostException e)
             {
                 throw new UsageException(e.Message, e);
             }

@@ -4,10 +4,10 @@ using Microsoft.Extensions.Logging;
 using UserspaceDr.Admin;
 using UserspaceDr.Admin.Control;
 using UserspaceDr.Core.Services;
+using UserspaceDr.Io.Preflight;
 using UserspaceDr.Io.Runtime;
+using UserspaceDr.Linux.Host;
 using UserspaceDr.Node;
-using UserspaceDr.Node.Host;
-using UserspaceDr.Node.Preflight;
 
 namespace UserspaceDr.Cli.Commands;
 
@@ -38,7 +38,7 @@ internal static class RunCommand
         {
             string rulesPath = parse.GetRequiredValue(rules);
             RuleSetSpec spec = CliInputs.LoadRules(rulesPath);
-            IReadOnlyList<NetworkInterfaceInfo> links = FindInterfaces(parse.GetRequiredValue(interfaceNames));
+            IReadOnlyList<LinkInfo> links = FindInterfaces(parse.GetRequiredValue(interfaceNames));
             int workerCount = parse.GetValue(workers);
             if (workerCount is < 1 or > 256)
             {
@@ -75,7 +75,7 @@ internal static class RunCommand
     /// Every --interface, checked before anything is applied: each must exist, once, and carry a MAC (an Ethernet
     /// link); at most <see cref="Core.Forwarding.ForwardingEngine.MaxLinks"/>.
     /// </summary>
-    internal static IReadOnlyList<NetworkInterfaceInfo> FindInterfaces(IReadOnlyList<string> names)
+    internal static IReadOnlyList<LinkInfo> FindInterfaces(IReadOnlyList<string> names)
     {
         if (names.Count == 0)
         {
@@ -85,7 +85,16 @@ internal static class RunCommand
         {
             throw new UsageException($"--interface: at most {Core.Forwarding.ForwardingEngine.MaxLinks} interfaces, not {names.Count}");
         }
-        var links = new List<NetworkInterfaceInfo>(names.Count);
+        IReadOnlyList<LinkInfo> present;
+        try
+        {
+            present = new LinuxHostSystem().GetLinks();
+        }
+        catch (HostException e)
+        {
+            throw new UsageException($"--interface: cannot list the interfaces: {e.Message}");
+        }
+        var links = new List<LinkInfo>(names.Count);
         var seen = new HashSet<string>(StringComparer.Ordinal);
         foreach (string name in names)
         {
@@ -97,7 +106,7 @@ internal static class RunCommand
             {
                 throw new UsageException($"--interface: '{name}' is named twice");
             }
-            NetworkInterfaceInfo link = NetworkInterfaceInfo.Find(name)
+            LinkInfo link = present.FirstOrDefault(l => l.Name == name)
                 ?? throw new UsageException($"--interface: no interface named '{name}'");
             if (link.Mac == Core.Packets.MacAddress.Zero)
             {
@@ -108,7 +117,7 @@ internal static class RunCommand
         return links;
     }
 
-    private static int Serve(DataPlaneOptions options, IReadOnlyList<NetworkInterfaceInfo> links, RuleSetSpec spec, string rulesPath, string controlPath)
+    private static int Serve(DataPlaneOptions options, IReadOnlyList<LinkInfo> links, RuleSetSpec spec, string rulesPath, string controlPath)
     {
         using ILoggerFactory loggers = LoggerFactory.Create(b => b.AddSimpleConsole(o =>
         {
@@ -202,7 +211,7 @@ internal static class RunCommand
                         result.Fix is null ? "" : " (fix: " + result.Fix + ")");
                 }
             }
-            catch (NodeException e)
+            catch (HostException e)
             {
                 Log.Preflight(log, LogLevel.Error, "fail", "preflight", e.Message, "");
             }

@@ -6,6 +6,8 @@ using UserspaceDr.Core.Stats;
 using UserspaceDr.Io.AfPacket;
 using UserspaceDr.Io.Engine;
 using UserspaceDr.Io.Runtime;
+using UserspaceDr.Linux;
+using UserspaceDr.Linux.Host;
 
 namespace UserspaceDr.Io.AfPacket;
 
@@ -77,7 +79,7 @@ public sealed unsafe class AfPacketWorker : IFrameWorker
 
     /// <param name="links">The served interfaces, by link index (the engine's <see cref="EngineOptions.Links"/> order).</param>
     /// <param name="fanouts">The fanout group of each link (same order), or null for a lone worker.</param>
-    public AfPacketWorker(int index, IReadOnlyList<NetworkInterfaceInfo> links, DataPlaneState state, EngineOptions options, int maxConnections,
+    public AfPacketWorker(int index, IReadOnlyList<LinkInfo> links, DataPlaneState state, EngineOptions options, int maxConnections,
         IReadOnlyList<FanoutOptions>? fanouts, TrafficSelection traffic, ILogger log)
     {
         ArgumentNullException.ThrowIfNull(links);

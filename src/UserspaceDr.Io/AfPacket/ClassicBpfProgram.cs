@@ -1,6 +1,7 @@
 using System.Collections.ObjectModel;
 using System.ComponentModel;
 using System.Runtime.InteropServices;
+using UserspaceDr.Linux;
 
 namespace UserspaceDr.Io.AfPacket;
 
@@ -58,7 +59,7 @@ public sealed class ClassicBpfProgram
 
     public ReadOnlyCollection<ClassicBpfInstruction> Instructions => _instructions.AsReadOnly();
 
-    internal unsafe void Attach(SafePacketSocketHandle socket, int level, int optionName)
+    internal unsafe void Attach(SafeDescriptorHandle socket, int level, int optionName)
     {
         fixed (ClassicBpfInstruction* filter = _instructions)
         {

@@ -2,6 +2,7 @@ using System.Buffers.Binary;
 using System.ComponentModel;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
+using UserspaceDr.Linux;
 
 namespace UserspaceDr.Io.AfPacket;
 
@@ -40,7 +41,7 @@ public sealed unsafe class PacketRxRing : IDisposable
     private const int VlanTagLength = 4;
     private const ushort DefaultVlanTpid = 0x8100;
 
-    private readonly SafePacketSocketHandle _socket;
+    private readonly SafeDescriptorHandle _socket;
     private readonly int _fd;
     private readonly byte* _ring;
     private readonly nuint _ringLength;

@@ -1,3 +1,5 @@
+using UserspaceDr.Linux;
+
 namespace UserspaceDr.Io.AfPacket;
 
 /// <summary>The ring layout a <see cref="PacketRxRing"/> asks the kernel for (PACKET_VERSION). The values are the kernel's.</summary>

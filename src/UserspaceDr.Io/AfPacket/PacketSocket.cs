@@ -1,5 +1,6 @@
 using System.ComponentModel;
 using System.Runtime.InteropServices;
+using UserspaceDr.Linux;
 
 namespace UserspaceDr.Io.AfPacket;
 
@@ -21,9 +22,9 @@ internal static class PacketSocket
     /// Opens an AF_PACKET raw socket with protocol 0: such a socket receives nothing until bind names a protocol,
     /// so the ring, the filter and the options are all in place before the first frame arrives.
     /// </summary>
-    internal static SafePacketSocketHandle Open()
+    internal static SafeDescriptorHandle Open()
     {
-        SafePacketSocketHandle socket = Interop.Socket(Interop.AF_PACKET, Interop.SOCK_RAW | Interop.SOCK_CLOEXEC, 0);
+        SafeDescriptorHandle socket = Interop.Socket(Interop.AF_PACKET, Interop.SOCK_RAW | Interop.SOCK_CLOEXEC, 0);
         if (socket.IsInvalid)
         {
             int errno = Marshal.GetLastPInvokeError();
@@ -33,7 +34,7 @@ internal static class PacketSocket
         return socket;
     }
 
-    internal static void SetOption(SafePacketSocketHandle socket, int level, int option, int value, string what)
+    internal static void SetOption(SafeDescriptorHandle socket, int level, int option, int value, string what)
     {
         if (Interop.SetSockOpt(socket, level, option, value) != 0)
         {
@@ -41,7 +42,7 @@ internal static class PacketSocket
         }
     }
 
-    internal static unsafe void Bind(SafePacketSocketHandle socket, int interfaceIndex, ushort protocolBigEndian)
+    internal static unsafe void Bind(SafeDescriptorHandle socket, int interfaceIndex, ushort protocolBigEndian)
     {
         var address = new Interop.SockAddrLl
         {

@@ -1,4 +1,5 @@
 using System.Runtime.InteropServices;
+using UserspaceDr.Linux;
 
 namespace UserspaceDr.Io.AfPacket;
 
@@ -43,7 +44,7 @@ public sealed unsafe class PacketTxBatch : IDisposable
     /// <summary>How often one flush retries a send that a signal interrupted before giving the frame up.</summary>
     private const int InterruptRetries = 3;
 
-    private readonly SafePacketSocketHandle _socket;
+    private readonly SafeDescriptorHandle _socket;
     private readonly int _fd;
     private readonly Interop.MMsgHdr* _messages;
     private readonly Interop.IoVec* _vectors;

@@ -1,3 +1,5 @@
+using UserspaceDr.Linux;
+
 namespace UserspaceDr.Io.AfPacket;
 
 /// <summary>
@@ -51,5 +53,5 @@ public readonly unsafe struct RxFrame
     public byte* TransmitStart => VirtioNetHeader != null ? (byte*)VirtioNetHeader : Mac;
 
     /// <summary>Bytes to transmit from <see cref="TransmitStart"/>.</summary>
-    public int TransmitLength => VirtioNetHeader != null ? Length + AfPacket.VirtioNetHeader.Size : Length;
+    public int TransmitLength => VirtioNetHeader != null ? Length + Linux.VirtioNetHeader.Size : Length;
 }

@@ -1,6 +1,6 @@
 using Microsoft.Extensions.Logging;
-using SharpPcap.LibPcap;
 using SharpPcap;
+using SharpPcap.LibPcap;
 using UserspaceDr.Core.Connections;
 using UserspaceDr.Core.Forwarding;
 using UserspaceDr.Core.Packets;
@@ -8,6 +8,7 @@ using UserspaceDr.Core.Services;
 using UserspaceDr.Core.Stats;
 using UserspaceDr.Io.Engine;
 using UserspaceDr.Io.Runtime;
+using UserspaceDr.Linux.Host;
 
 namespace UserspaceDr.Io.PcapLive;
 
@@ -43,7 +44,7 @@ public sealed class PcapWorker : IFrameWorker
     private volatile bool _stopping;
     private long _transmitErrors;
 
-    public PcapWorker(IReadOnlyList<NetworkInterfaceInfo> links, DataPlaneState state, EngineOptions options, int maxConnections,
+    public PcapWorker(IReadOnlyList<LinkInfo> links, DataPlaneState state, EngineOptions options, int maxConnections,
         TrafficSelection traffic, ILogger log)
     {
         ArgumentNullException.ThrowIfNull(links);

@@ -8,6 +8,7 @@ using UserspaceDr.Core.Stats;
 using UserspaceDr.Io.AfPacket;
 using UserspaceDr.Io.Engine;
 using UserspaceDr.Io.PcapLive;
+using UserspaceDr.Linux.Host;
 
 namespace UserspaceDr.Io.Runtime;
 
@@ -66,13 +67,13 @@ public sealed class DataPlane : IDisposable
     private long _lastRingDrops;
 
     /// <summary>One interface: the simple case.</summary>
-    public DataPlane(DataPlaneOptions options, NetworkInterfaceInfo networkInterface, RuleSetSpec rules, ILogger log)
+    public DataPlane(DataPlaneOptions options, LinkInfo networkInterface, RuleSetSpec rules, ILogger log)
         : this(options, [networkInterface], rules, log)
     {
     }
 
     /// <param name="links">The served interfaces, in the order of <see cref="DataPlaneOptions.InterfaceNames"/>.</param>
-    public DataPlane(DataPlaneOptions options, IReadOnlyList<NetworkInterfaceInfo> links, RuleSetSpec rules, ILogger log)
+    public DataPlane(DataPlaneOptions options, IReadOnlyList<LinkInfo> links, RuleSetSpec rules, ILogger log)
     {
         ArgumentNullException.ThrowIfNull(options);
         ArgumentNullException.ThrowIfNull(links);
@@ -95,7 +96,7 @@ public sealed class DataPlane : IDisposable
         {
             if (options.IsolateKernel)
             {
-                foreach (NetworkInterfaceInfo link in links)
+                foreach (LinkInfo link in links)
                 {
                     var guard = new NftablesGuard(link.Name, _ownAddresses);
                     _guards.Add(guard);
@@ -155,10 +156,10 @@ public sealed class DataPlane : IDisposable
     }
 
     /// <summary>The served interfaces, by link index.</summary>
-    public IReadOnlyList<NetworkInterfaceInfo> Links { get; }
+    public IReadOnlyList<LinkInfo> Links { get; }
 
     /// <summary>Link 0.</summary>
-    public NetworkInterfaceInfo Interface => Links[0];
+    public LinkInfo Interface => Links[0];
     public RuleSet Rules => _state.Rules;
     public NeighborTable Neighbors => _state.Neighbors;
 

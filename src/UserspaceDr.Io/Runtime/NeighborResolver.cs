@@ -4,13 +4,14 @@ using Microsoft.Extensions.Logging;
 using UserspaceDr.Core.Forwarding;
 using UserspaceDr.Core.Packets;
 using UserspaceDr.Io.AfPacket;
+using UserspaceDr.Linux.Host;
 
 namespace UserspaceDr.Io.Runtime;
 
 /// <summary>
 /// Decides and keeps fresh how udr reaches each real server, on every link it serves:
 /// <list type="number">
-/// <item>the route: the kernel's routing table (<see cref="KernelRoute"/>, `ip -j route get`) says the output
+/// <item>the route: the kernel's routing table (<see cref="KernelRoutes"/>, `ip -j route get`) says the output
 /// device, the gateway, the preferred source and the MTU. Looked up when the server set changes and every
 /// <see cref="RouteRefreshMs"/>, on this resolver's own thread (never on the data path);</item>
 /// <item>the neighbour's MAC (the gateway's, else the server's): seeded from /proc/net/arp, then udr speaks ARP
@@ -33,10 +34,10 @@ public sealed class NeighborResolver : IDisposable
     /// <summary>How often routes are looked up again, so that a changed route or MTU is picked up.</summary>
     public const int RouteRefreshMs = 30_000;
 
-    private readonly IReadOnlyList<NetworkInterfaceInfo> _links;
+    private readonly IReadOnlyList<LinkInfo> _links;
     private readonly Action<NeighborTable> _publish;
     private readonly ILogger _log;
-    private readonly Func<uint, (KernelRoute? Route, string? Error)> _lookupRoute;
+    private readonly Func<uint, (RouteInfo? Route, string? Error)> _lookupRoute;
     private readonly PacketRxRing[] _arpRings;
     private readonly PacketTxBatch _arpTx;
     private readonly int[] _interfaceIndexes;
@@ -55,9 +56,9 @@ public sealed class NeighborResolver : IDisposable
     private volatile bool _stopping;
 
     /// <param name="links">The served interfaces, by link index.</param>
-    /// <param name="lookupRoute">Route source (default: <see cref="KernelRoute.Lookup"/>); tests pass their own.</param>
-    public NeighborResolver(IReadOnlyList<NetworkInterfaceInfo> links, Action<NeighborTable> publish, ILogger log,
-        Func<uint, (KernelRoute? Route, string? Error)>? lookupRoute = null)
+    /// <param name="lookupRoute">Route source (default: <see cref="KernelRoutes.Get"/>); tests pass their own.</param>
+    public NeighborResolver(IReadOnlyList<LinkInfo> links, Action<NeighborTable> publish, ILogger log,
+        Func<uint, (RouteInfo? Route, string? Error)>? lookupRoute = null)
     {
         ArgumentNullException.ThrowIfNull(links);
         if (links.Count == 0)
@@ -67,7 +68,7 @@ public sealed class NeighborResolver : IDisposable
         _links = links;
         _publish = publish;
         _log = log;
-        _lookupRoute = lookupRoute ?? (address => (KernelRoute.Lookup(address, out string? error), error));
+        _lookupRoute = lookupRoute ?? (address => (KernelRoutes.Get(address, out string? error), error));
         _arpRings = new PacketRxRing[links.Count];
         _interfaceIndexes = new int[links.Count];
         try
@@ -94,7 +95,7 @@ public sealed class NeighborResolver : IDisposable
     }
 
     /// <summary>One interface: the single-link case.</summary>
-    public NeighborResolver(NetworkInterfaceInfo networkInterface, Action<NeighborTable> publish, ILogger log)
+    public NeighborResolver(LinkInfo networkInterface, Action<NeighborTable> publish, ILogger log)
         : this([networkInterface], publish, log)
     {
     }
@@ -221,7 +222,7 @@ public sealed class NeighborResolver : IDisposable
         var routes = new Dictionary<uint, ServerRoute>();
         foreach (uint server in Volatile.Read(ref _wanted))
         {
-            (KernelRoute? route, string? error) = _lookupRoute(server);
+            (RouteInfo? route, string? error) = _lookupRoute(server);
             string? problem = error;
             if (route is not null && ServerRoute.From(server, route, _links, out problem) is { } resolved)
             {
@@ -317,7 +318,7 @@ public sealed class NeighborResolver : IDisposable
                 continue;
             }
             _lastAsked[key] = now;
-            NetworkInterfaceInfo link = _links[route.Link];
+            LinkInfo link = _links[route.Link];
             uint? source = route.Source != 0 && link.Addresses.Any(a => a.Address == route.Source)
                 ? route.Source
                 : link.SourceAddressFor(route.Neighbor);

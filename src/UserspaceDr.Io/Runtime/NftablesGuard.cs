@@ -1,8 +1,8 @@
-using System.Diagnostics;
 using System.Globalization;
 using System.Text;
 using UserspaceDr.Core.Packets;
 using UserspaceDr.Core.Services;
+using UserspaceDr.Linux.Host;
 
 namespace UserspaceDr.Io.Runtime;
 
@@ -135,22 +135,10 @@ public sealed class NftablesGuard : IDisposable
 
     private static void RunNft(string script, bool check)
     {
-        var start = new ProcessStartInfo("nft", "-f -")
+        CommandResult result = CommandRunner.RunWithInput("nft", script, "-f", "-");
+        if (check && !result.Succeeded)
         {
-            RedirectStandardInput = true,
-            RedirectStandardError = true,
-            RedirectStandardOutput = true,
-            UseShellExecute = false,
-        };
-        using Process process = Process.Start(start) ?? throw new InvalidOperationException("cannot start nft");
-        process.StandardInput.Write(script);
-        process.StandardInput.Close();
-        string error = process.StandardError.ReadToEnd();
-        process.StandardOutput.ReadToEnd();
-        process.WaitForExit();
-        if (check && process.ExitCode != 0)
-        {
-            throw new InvalidOperationException($"nft failed ({process.ExitCode}): {error.Trim()}");
+            throw new InvalidOperationException($"nft failed ({result.ExitCode}): {result.Error.Trim()}");
         }
     }
 }

@@ -1,5 +1,5 @@
 using UserspaceDr.Core.Packets;
-using UserspaceDr.Node.Host;
+using UserspaceDr.Linux.Host;
 
 namespace UserspaceDr.Node.Plans;
 

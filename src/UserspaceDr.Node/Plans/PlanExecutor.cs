@@ -1,3 +1,5 @@
+using UserspaceDr.Linux.Host;
+
 namespace UserspaceDr.Node.Plans;
 
 /// <summary>
@@ -7,7 +9,7 @@ namespace UserspaceDr.Node.Plans;
 /// </summary>
 public static class PlanExecutor
 {
-    public static void Apply(IReadOnlyList<NodeChange> changes, Host.IHostSystem host, Action<NodeChange>? applied = null)
+    public static void Apply(IReadOnlyList<NodeChange> changes, IHostSystem host, Action<NodeChange>? applied = null)
     {
         ArgumentNullException.ThrowIfNull(changes);
         ArgumentNullException.ThrowIfNull(host);
@@ -18,7 +20,7 @@ public static class PlanExecutor
             {
                 change.Apply(host);
             }
-            catch (NodeException failure)
+            catch (HostException failure)
             {
                 var undoFailures = new List<string>();
                 for (int i = done.Count - 1; i >= 0; i--)
@@ -27,7 +29,7 @@ public static class PlanExecutor
                     {
                         done[i].Revert(host);
                     }
-                    catch (NodeException undo)
+                    catch (HostException undo)
                     {
                         undoFailures.Add($"{done[i].Describe()}: {undo.Message}");
                     }
@@ -43,7 +45,7 @@ public static class PlanExecutor
 /// <summary>A plan stopped at <see cref="Failed"/>; <see cref="RolledBack"/> were reverted (minus <see cref="UndoFailures"/>).</summary>
 public sealed class PlanFailedException : NodeException
 {
-    public PlanFailedException(NodeChange failed, NodeException cause, IReadOnlyList<NodeChange> rolledBack, IReadOnlyList<string> undoFailures)
+    public PlanFailedException(NodeChange failed, HostException cause, IReadOnlyList<NodeChange> rolledBack, IReadOnlyList<string> undoFailures)
         : base(Compose(failed, cause, rolledBack, undoFailures), cause)
     {
         Failed = failed;
@@ -78,7 +80,7 @@ public sealed class PlanFailedException : NodeException
 
     public IReadOnlyList<string> UndoFailures { get; }
 
-    private static string Compose(NodeChange failed, NodeException cause, IReadOnlyList<NodeChange> rolledBack, IReadOnlyList<string> undoFailures)
+    private static string Compose(NodeChange failed, HostException cause, IReadOnlyList<NodeChange> rolledBack, IReadOnlyList<string> undoFailures)
     {
         string text = $"{failed.Describe()} failed: {cause.Message}; ";
         text += rolledBack.Count == 0 ? "nothing had been changed" : $"rolled back {rolledBack.Count} earlier change(s)";

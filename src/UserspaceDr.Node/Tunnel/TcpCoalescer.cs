@@ -1,4 +1,7 @@
 using System.Buffers.Binary;
+using System.Runtime.InteropServices;
+using UserspaceDr.Core.Packets;
+using UserspaceDr.Linux;
 
 namespace UserspaceDr.Node.Tunnel;
 
@@ -14,10 +17,8 @@ namespace UserspaceDr.Node.Tunnel;
 internal sealed class TcpCoalescer
 {
     /// <summary>sizeof(struct virtio_net_hdr): what IFF_VNET_HDR puts in front of every packet written.</summary>
-    public const int VnetHeaderSize = 10;
+    public const int VnetHeaderSize = VirtioNetHeader.Size;
 
-    private const byte VnetNeedsChecksum = 1;
-    private const byte VnetGsoTcpV4 = 1;
     private const int Ipv4HeaderLength = 20;
     private const int MaxPacket = 65535;
     private const byte TcpAck = 0x10;
@@ -115,39 +116,24 @@ internal sealed class TcpCoalescer
         {
             BinaryPrimitives.WriteUInt16BigEndian(ip[2..], (ushort)ip.Length);
             ip[10] = ip[11] = 0;
-            BinaryPrimitives.WriteUInt16BigEndian(ip[10..], (ushort)~Fold(Sum(ip[..Ipv4HeaderLength])));
+            BinaryPrimitives.WriteUInt16BigEndian(ip[10..], Checksum.Compute(ip[..Ipv4HeaderLength]));
             int tcpLength = ip.Length - Ipv4HeaderLength;
-            uint pseudo = Sum(ip.Slice(12, 8)) + 6u + (uint)tcpLength;
-            BinaryPrimitives.WriteUInt16BigEndian(ip[(Ipv4HeaderLength + TcpChecksumOffset)..], Fold(pseudo));
-            vnet[0] = VnetNeedsChecksum;
-            vnet[1] = VnetGsoTcpV4;
-            BinaryPrimitives.WriteUInt16LittleEndian(vnet[2..], (ushort)_headerLength);
-            BinaryPrimitives.WriteUInt16LittleEndian(vnet[4..], (ushort)_segmentSize);
-            BinaryPrimitives.WriteUInt16LittleEndian(vnet[6..], Ipv4HeaderLength);
-            BinaryPrimitives.WriteUInt16LittleEndian(vnet[8..], TcpChecksumOffset);
+            ulong pseudo = Checksum.Add(ip.Slice(12, 8), IpProtocol.Tcp + (uint)tcpLength); // source, destination, protocol, length
+            BinaryPrimitives.WriteUInt16BigEndian(ip[(Ipv4HeaderLength + TcpChecksumOffset)..], Checksum.Fold(pseudo));
+            var header = new VirtioNetHeader
+            {
+                Flags = VirtioNetHeader.FlagNeedsChecksum,
+                GsoType = VirtioNetHeader.GsoTcpV4,
+                HeaderLength = (ushort)_headerLength,
+                GsoSize = (ushort)_segmentSize,
+                ChecksumStart = Ipv4HeaderLength,
+                ChecksumOffset = TcpChecksumOffset,
+            };
+            MemoryMarshal.Write(vnet, in header);
         }
         int length = VnetHeaderSize + ip.Length;
         _segments = 0;
         _closed = false;
         return _buffer.AsSpan(0, length);
-    }
-
-    private static uint Sum(ReadOnlySpan<byte> bytes)
-    {
-        uint sum = 0;
-        for (int i = 0; i + 1 < bytes.Length; i += 2)
-        {
-            sum += BinaryPrimitives.ReadUInt16BigEndian(bytes[i..]);
-        }
-        return sum;
-    }
-
-    private static ushort Fold(uint sum)
-    {
-        while (sum > 0xFFFF)
-        {
-            sum = (sum & 0xFFFF) + (sum >> 16);
-        }
-        return (ushort)sum;
     }
 }

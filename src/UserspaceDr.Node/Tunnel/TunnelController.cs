@@ -1,5 +1,5 @@
 using UserspaceDr.Core.Packets;
-using UserspaceDr.Node.Host;
+using UserspaceDr.Linux.Host;
 using UserspaceDr.Node.Plans;
 
 namespace UserspaceDr.Node.Tunnel;
@@ -98,7 +98,7 @@ public sealed class TunnelController(IHostSystem host, TextWriter output)
                 changes[i].Revert(host);
                 output.WriteLine($"  undone: {changes[i].Describe()}");
             }
-            catch (NodeException e)
+            catch (HostException e)
             {
                 output.WriteLine($"warning: could not undo {changes[i].Describe()}: {e.Message}");
             }

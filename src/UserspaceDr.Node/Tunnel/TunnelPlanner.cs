@@ -1,5 +1,5 @@
 using UserspaceDr.Core.Packets;
-using UserspaceDr.Node.Host;
+using UserspaceDr.Linux.Host;
 using UserspaceDr.Node.Plans;
 
 namespace UserspaceDr.Node.Tunnel;

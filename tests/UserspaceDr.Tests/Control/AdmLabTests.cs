@@ -5,8 +5,9 @@ using System.Net;
 using System.Net.Sockets;
 using System.Text;
 using UserspaceDr.Admin.Control;
-using UserspaceDr.Tests.TestSupport;
+using UserspaceDr.Linux.Host;
 using UserspaceDr.Tests.Lab;
+using UserspaceDr.Tests.TestSupport;
 
 namespace UserspaceDr.Tests.Control;
 
@@ -259,7 +260,7 @@ public class AdmLabTests
 
     private static string AdmProcess(string udr, string socketPath, string stdin, out int exitCode, out string error, params string[] args)
     {
-        ProcessResult result = ProcessRunner.Run(udr, ["adm", "--control", socketPath, .. args], TimeSpan.FromSeconds(30), standardInput: stdin);
+        CommandResult result = ProcessRunner.Run(udr, ["adm", "--control", socketPath, .. args], TimeSpan.FromSeconds(30), standardInput: stdin);
         Assert.That(result.TimedOut, Is.False, $"udr adm {string.Join(' ', args)} did not finish");
         exitCode = result.ExitCode;
         error = result.Error;

@@ -5,6 +5,7 @@ using System.Net.Sockets;
 using Microsoft.Extensions.Logging.Abstractions;
 using UserspaceDr.Admin;
 using UserspaceDr.Admin.Control;
+using UserspaceDr.Linux.Host;
 using UserspaceDr.Tests.Admin;
 using UserspaceDr.Tests.TestSupport;
 
@@ -376,7 +377,7 @@ public class ControlSocketTests
 
     private static (int ExitCode, string Output) RunProcess(string file, params string[] arguments)
     {
-        ProcessResult result = ProcessRunner.Run(file, arguments, TimeSpan.FromSeconds(30));
+        CommandResult result = ProcessRunner.Run(file, arguments, TimeSpan.FromSeconds(30));
         return (result.ExitCode, result.Output);
     }
 }

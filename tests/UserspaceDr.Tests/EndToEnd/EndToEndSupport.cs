@@ -1,6 +1,7 @@
 using System.Text.Json;
-using UserspaceDr.Tests.TestSupport;
+using UserspaceDr.Linux.Host;
 using UserspaceDr.Tests.Lab;
+using UserspaceDr.Tests.TestSupport;
 
 namespace UserspaceDr.Tests.EndToEnd;
 
@@ -44,7 +45,7 @@ internal static class EndToEndSupport
 
     public static (int ExitCode, string Output) Run(string program, params string[] arguments)
     {
-        ProcessResult result = ProcessRunner.Run(program, arguments);
+        CommandResult result = ProcessRunner.Run(program, arguments);
         return (result.TimedOut ? -1 : result.ExitCode, result.Combined);
     }
 

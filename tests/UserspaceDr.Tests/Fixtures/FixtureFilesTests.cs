@@ -1,3 +1,4 @@
+using UserspaceDr.Linux.Host;
 using UserspaceDr.Tests.TestSupport;
 
 namespace UserspaceDr.Tests.Fixtures;
@@ -87,7 +88,7 @@ public class FixtureFilesTests
 
     internal static (int ExitCode, string Output) Run(string program, IEnumerable<string> arguments, string workingDirectory, int timeoutMs = 300_000)
     {
-        ProcessResult result = ProcessRunner.Run(program, arguments, TimeSpan.FromMilliseconds(timeoutMs), workingDirectory,
+        CommandResult result = ProcessRunner.Run(program, arguments, TimeSpan.FromMilliseconds(timeoutMs), workingDirectory,
             new Dictionary<string, string> { ["DOTNET_CLI_TELEMETRY_OPTOUT"] = "1", ["DOTNET_NOLOGO"] = "1" });
         Assert.That(result.TimedOut, Is.False, () => $"{program} {string.Join(' ', arguments)} did not finish in {timeoutMs / 1000} s");
         return (result.ExitCode, result.Combined);

@@ -5,6 +5,7 @@ using System.Net.Sockets;
 using System.Text;
 using UserspaceDr.Core.Packets;
 using UserspaceDr.Io.AfPacket;
+using UserspaceDr.Linux;
 using UserspaceDr.Tests.Lab;
 
 namespace UserspaceDr.Tests.Io;

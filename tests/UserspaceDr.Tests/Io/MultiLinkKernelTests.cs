@@ -4,6 +4,8 @@ using UserspaceDr.Core.Forwarding;
 using UserspaceDr.Core.Packets;
 using UserspaceDr.Io.AfPacket;
 using UserspaceDr.Io.Runtime;
+using UserspaceDr.Linux;
+using UserspaceDr.Linux.Host;
 using UserspaceDr.Tests.Lab;
 using UserspaceDr.Tests.TestSupport;
 using static UserspaceDr.Tests.Io.FrameTestSupport;
@@ -31,8 +33,8 @@ public class MultiLinkKernelTests
         using PacketRxRing p0 = ns.Run(() => new PacketRxRing(new PacketRxRingOptions("p0") { Filter = ServiceTrafficFilter.Build([Vip], []) }));
         using PacketRxRing p1 = ns.Run(() => new PacketRxRing(new PacketRxRingOptions("p1") { Filter = ServiceTrafficFilter.Build([Vip], []) }));
         using PacketTxBatch tx = ns.Run(() => new PacketTxBatch(new PacketTxBatchOptions(null) { Capacity = 8 }));
-        int t0 = ns.Run(() => (int)UserspaceDr.Io.Interop.IfNameToIndex("t0"));
-        int t1 = ns.Run(() => (int)UserspaceDr.Io.Interop.IfNameToIndex("t1"));
+        int t0 = ns.Run(() => (int)UserspaceDr.Linux.Interop.IfNameToIndex("t0"));
+        int t1 = ns.Run(() => (int)UserspaceDr.Linux.Interop.IfNameToIndex("t1"));
         Assert.That(tx.InterfaceIndex, Is.Zero, "unbound");
 
         var mac = MacAddress.Read([2, 0, 0, 0, 0, 9]);
@@ -125,13 +127,13 @@ public class MultiLinkKernelTests
     {
         using var ns = new TwoLinkNamespace();
         ns.Exec("ip route add 198.19.7.0/24 via 198.19.1.254 dev t1 mtu 1400");
-        (KernelRoute? viaGateway, string? error) = ns.Run(() => (KernelRoute.Lookup(Ipv4Address.Parse("198.19.7.9"), out string? e), e));
-        (KernelRoute? onLink, _) = ns.Run(() => (KernelRoute.Lookup(Ipv4Address.Parse("198.19.1.13"), out string? e), e));
+        (RouteInfo? viaGateway, string? error) = ns.Run(() => (KernelRoutes.Get(Ipv4Address.Parse("198.19.7.9"), out string? e), e));
+        (RouteInfo? onLink, _) = ns.Run(() => (KernelRoutes.Get(Ipv4Address.Parse("198.19.1.13"), out string? e), e));
         Assert.That(error, Is.Null);
         Assert.Multiple(() =>
         {
-            Assert.That(viaGateway, Is.EqualTo(new KernelRoute("t1", Ipv4Address.Parse("198.19.1.254"), Ipv4Address.Parse("198.19.1.1"), 1400)));
-            Assert.That(onLink, Is.EqualTo(new KernelRoute("t1", null, Ipv4Address.Parse("198.19.1.1"), null)));
+            Assert.That(viaGateway, Is.EqualTo(new RouteInfo("t1", Ipv4Address.Parse("198.19.1.254"), Ipv4Address.Parse("198.19.1.1"), 1400)));
+            Assert.That(onLink, Is.EqualTo(new RouteInfo("t1", null, Ipv4Address.Parse("198.19.1.1"), null)));
         });
     }
 
@@ -176,7 +178,7 @@ public class MultiLinkKernelTests
 
         private static void Ip(string[] arguments, bool check = true)
         {
-            ProcessResult result = ProcessRunner.Run("ip", arguments, TimeSpan.FromSeconds(10));
+            CommandResult result = ProcessRunner.Run("ip", arguments, TimeSpan.FromSeconds(10));
             if (check && result.ExitCode != 0)
             {
                 throw new InvalidOperationException($"ip {string.Join(' ', arguments)}: {result.Error}");

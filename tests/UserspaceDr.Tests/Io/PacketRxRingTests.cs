@@ -5,6 +5,7 @@ using System.Runtime.CompilerServices;
 using System.Text;
 using UserspaceDr.Core.Packets;
 using UserspaceDr.Io.AfPacket;
+using UserspaceDr.Linux;
 using UserspaceDr.Tests.Lab;
 using static UserspaceDr.Tests.Io.FrameTestSupport;
 

@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Net.Sockets;
 using UserspaceDr.Core.Packets;
 using UserspaceDr.Io.AfPacket;
+using UserspaceDr.Linux;
 using UserspaceDr.Tests.Lab;
 using static UserspaceDr.Tests.Io.FrameTestSupport;
 

@@ -2,6 +2,7 @@ using System.ComponentModel;
 using System.Runtime.ExceptionServices;
 using System.Runtime.InteropServices;
 using UserspaceDr.Io;
+using UserspaceDr.Linux;
 
 namespace UserspaceDr.Tests.Lab;
 

@@ -1,7 +1,8 @@
 using UserspaceDr.Core.Packets;
+using UserspaceDr.Linux.Host;
 using UserspaceDr.Node;
-using UserspaceDr.Node.Host;
-using static UserspaceDr.Tests.Node.FakeHostSystem;
+using UserspaceDr.Tests.TestSupport;
+using static UserspaceDr.Tests.TestSupport.FakeHostSystem;
 
 namespace UserspaceDr.Tests.Node;
 

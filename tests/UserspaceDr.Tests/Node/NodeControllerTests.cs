@@ -1,8 +1,9 @@
 using UserspaceDr.Core.Packets;
+using UserspaceDr.Linux.Host;
 using UserspaceDr.Node;
-using UserspaceDr.Node.Host;
 using UserspaceDr.Node.Plans;
-using static UserspaceDr.Tests.Node.FakeHostSystem;
+using UserspaceDr.Tests.TestSupport;
+using static UserspaceDr.Tests.TestSupport.FakeHostSystem;
 
 namespace UserspaceDr.Tests.Node;
 
@@ -167,7 +168,7 @@ public class NodeControllerTests
         host.Files[StatePath] = "{ not json";
         Assert.That(() => controller.Teardown(StatePath, dryRun: false), Throws.InstanceOf<NodeException>().With.Message.Contains("not readable JSON"));
         host.Files[StatePath] = """{"version":1,"sysctls":[{"path":"kernel/../../etc/x","previous":"0","applied":"1"}]}""";
-        Assert.That(() => controller.Teardown(StatePath, dryRun: false), Throws.InstanceOf<NodeException>());
+        Assert.That(() => controller.Teardown(StatePath, dryRun: false), Throws.InstanceOf<HostException>(), "refused by the host layer's sysctl key check");
         Assert.That(host.Log, Is.Empty);
     }
 

@@ -4,9 +4,10 @@ using System.Net.Sockets;
 using System.Text;
 using UserspaceDr.Core.Packets;
 using UserspaceDr.Io.AfPacket;
-using UserspaceDr.Tests.TestSupport;
+using UserspaceDr.Linux.Host;
 using UserspaceDr.Tests.Io;
 using UserspaceDr.Tests.Lab;
+using UserspaceDr.Tests.TestSupport;
 
 namespace UserspaceDr.Tests.Node;
 
@@ -29,7 +30,7 @@ internal static class NodeLab
     {
         // nobody may not reach the checkout (under /root it cannot): it runs a world-readable copy of the daemon.
         string[] user = asNobody ? ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", UdrBinary.EnsureWorldReadable()] : [UdrPath];
-        ProcessResult result = ProcessRunner.Run("ip", ["netns", "exec", lab.Namespace(host), .. user, .. arguments], TimeSpan.FromSeconds(30),
+        CommandResult result = ProcessRunner.Run("ip", ["netns", "exec", lab.Namespace(host), .. user, .. arguments], TimeSpan.FromSeconds(30),
             environment: asNobody ? new Dictionary<string, string> { ["HOME"] = "/tmp" } : null);
         Assert.That(result.TimedOut, Is.False, $"udr {string.Join(' ', arguments)} did not finish within 30 s");
         return new UdrRun(result.ExitCode, result.Output, result.Error);

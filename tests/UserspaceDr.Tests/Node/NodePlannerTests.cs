@@ -1,8 +1,9 @@
 using UserspaceDr.Core.Packets;
+using UserspaceDr.Linux.Host;
 using UserspaceDr.Node;
-using UserspaceDr.Node.Host;
 using UserspaceDr.Node.Plans;
-using static UserspaceDr.Tests.Node.FakeHostSystem;
+using UserspaceDr.Tests.TestSupport;
+using static UserspaceDr.Tests.TestSupport.FakeHostSystem;
 
 namespace UserspaceDr.Tests.Node;
 

@@ -1,9 +1,10 @@
 using UserspaceDr.Core.Packets;
+using UserspaceDr.Linux.Host;
 using UserspaceDr.Node;
-using UserspaceDr.Node.Host;
 using UserspaceDr.Node.Plans;
 using UserspaceDr.Node.Tunnel;
-using static UserspaceDr.Tests.Node.FakeHostSystem;
+using UserspaceDr.Tests.TestSupport;
+using static UserspaceDr.Tests.TestSupport.FakeHostSystem;
 
 namespace UserspaceDr.Tests.Node;
 

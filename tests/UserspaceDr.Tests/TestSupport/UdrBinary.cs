@@ -1,3 +1,5 @@
+using UserspaceDr.Linux.Host;
+
 namespace UserspaceDr.Tests.TestSupport;
 
 /// <summary>
@@ -24,7 +26,7 @@ internal static class UdrBinary
                 return Executable;
             }
             TestContext.Progress.WriteLine("publishing src/UserspaceDr.Cli to artifacts/udr (missing or older than the sources)");
-            ProcessResult publish = ProcessRunner.Run("dotnet",
+            CommandResult publish = ProcessRunner.Run("dotnet",
                 ["publish", "src/UserspaceDr.Cli/UserspaceDr.Cli.csproj", "-c", "Release", "-nologo", "-v", "quiet", "-o", Directory],
                 TimeSpan.FromMinutes(10));
             Assert.That(publish.ExitCode, Is.Zero, () => $"dotnet publish failed: {publish}");

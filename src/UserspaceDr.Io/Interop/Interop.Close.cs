@@ -1,9 +1,0 @@
-using System.Runtime.InteropServices;
-
-namespace UserspaceDr.Io;
-
-internal static partial class Interop
-{
-    [LibraryImport(Libraries.Libc, EntryPoint = "close", SetLastError = true)]
-    internal static partial int Close(int fd);
-}

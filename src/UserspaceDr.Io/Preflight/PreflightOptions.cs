@@ -1,0 +1,19 @@
+using UserspaceDr.Core.Services;
+
+namespace UserspaceDr.Io.Preflight;
+
+/// <summary>What the balancer host is checked for: the interface udr serves and the rules it will run.</summary>
+public sealed record PreflightOptions(string InterfaceName, RuleSetSpec Rules)
+{
+    /// <summary>udr will answer ARP for VIPs itself (`udr run --answer-arp`): a VIP need not be on the interface.</summary>
+    public bool AnswerArp { get; init; }
+
+    /// <summary>udr will install the nftables ingress drop (`udr run` without --no-kernel-isolation).</summary>
+    public bool KernelIsolation { get; init; } = true;
+
+    /// <summary>Repair what can be repaired safely (GRO/LRO off) and report the state after the repair.</summary>
+    public bool Fix { get; init; }
+
+    /// <summary>How long to wait for a real server to answer ARP.</summary>
+    public TimeSpan ResolveTimeout { get; init; } = TimeSpan.FromSeconds(1);
+}

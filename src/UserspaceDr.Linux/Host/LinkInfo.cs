@@ -1,0 +1,55 @@
+using UserspaceDr.Core.Packets;
+
+namespace UserspaceDr.Linux.Host;
+
+/// <summary>An IPv4 address on an interface, as `ip -j addr` reports it.</summary>
+public sealed record InterfaceAddress(uint Address, int PrefixLength, string Scope = "global")
+{
+    public uint Mask => PrefixLength == 0 ? 0 : uint.MaxValue << (32 - PrefixLength);
+
+    /// <summary>True when <paramref name="other"/> is on this address's subnet (never for a /32).</summary>
+    public bool Covers(uint other) => PrefixLength < 32 && (Address & Mask) == (other & Mask);
+
+    public override string ToString() => $"{Ipv4Address.Format(Address)}/{PrefixLength}";
+}
+
+/// <summary>
+/// A network interface with its flags, MTU, MAC and IPv4 addresses (`ip -j addr show`): the one model of a link that
+/// the balancer's data plane, its preflight and the node module share. <see cref="LinkType"/> is its "link_type"
+/// ("ether", "loopback", "ipip", "none" for a TUN device, …) when reported.
+/// </summary>
+public sealed record LinkInfo(string Name, int Index, IReadOnlyList<string> Flags, int Mtu, string OperState,
+    IReadOnlyList<InterfaceAddress> Addresses, string? LinkType = null)
+{
+    /// <summary>The link's hardware address; <see cref="MacAddress.Zero"/> when it has none (loopback, TUN, IP-in-IP).</summary>
+    public MacAddress Mac { get; init; } = MacAddress.Zero;
+
+    public bool IsLoopback => Flags.Contains("LOOPBACK");
+
+    public bool IsUp => Flags.Contains("UP");
+
+    /// <summary>True when the interface speaks ARP (not loopback, no NOARP flag): where a VIP could leak.</summary>
+    public bool AnswersArp => !IsLoopback && !Flags.Contains("NOARP");
+
+    public InterfaceAddress? Find(uint address) => Addresses.FirstOrDefault(a => a.Address == address);
+
+    /// <summary>True when <paramref name="address"/> is on a subnet of this interface (not counting /32s).</summary>
+    public bool IsOnLink(uint address) => Addresses.Any(a => a.Covers(address));
+
+    /// <summary>The address to speak ARP from towards <paramref name="neighbor"/>: one on the same subnet, else the first non-/32.</summary>
+    public uint? SourceAddressFor(uint neighbor) =>
+        (Addresses.FirstOrDefault(a => a.Covers(neighbor)) ?? Addresses.FirstOrDefault(a => a.PrefixLength < 32))?.Address;
+}
+
+/// <summary>
+/// A route as `ip -j route` reports it: the output device, the gateway (absent on a connected route), the preferred
+/// source address, the route's own MTU metric (absent unless the route sets one) and its type ("unicast", "local",
+/// "unreachable", …).
+/// </summary>
+public sealed record RouteInfo(string? Device, uint? Gateway, uint? PreferredSource, int? Mtu, string Type = "unicast");
+
+/// <summary>One offload feature as `ethtool -k` reports it: on/off, and "[fixed]" when it cannot be changed.</summary>
+public readonly record struct OffloadState(bool On, bool Fixed);
+
+/// <summary>GRO and LRO of an interface; null members were not reported.</summary>
+public sealed record OffloadFeatures(OffloadState? Gro, OffloadState? Lro);

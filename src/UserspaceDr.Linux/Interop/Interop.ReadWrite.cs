@@ -1,0 +1,16 @@
+using System.Runtime.InteropServices;
+
+namespace UserspaceDr.Linux;
+
+internal static partial class Interop
+{
+    internal const int MSG_DONTWAIT = 0x40;
+
+    // recv and write take raw descriptors: they run once per packet, and the owner keeps each SafeHandle referenced
+    // (DangerousAddRef) for its whole lifetime instead of paying the reference count per call.
+    [LibraryImport(Libraries.Libc, EntryPoint = "recv", SetLastError = true)]
+    internal static unsafe partial nint Recv(int socket, byte* buffer, nuint length, int flags);
+
+    [LibraryImport(Libraries.Libc, EntryPoint = "write", SetLastError = true)]
+    internal static unsafe partial nint Write(int descriptor, byte* buffer, nuint length);
+}

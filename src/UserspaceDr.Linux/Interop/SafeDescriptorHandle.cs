@@ -1,0 +1,16 @@
+using Microsoft.Win32.SafeHandles;
+
+namespace UserspaceDr.Linux;
+
+/// <summary>A file descriptor we own (an AF_PACKET or raw IP socket, a TUN device), closed exactly once.</summary>
+internal sealed class SafeDescriptorHandle : SafeHandleMinusOneIsInvalid
+{
+    public SafeDescriptorHandle()
+        : base(ownsHandle: true)
+    {
+    }
+
+    internal int Fd => (int)handle;
+
+    protected override bool ReleaseHandle() => Interop.Close((int)handle) == 0;
+}

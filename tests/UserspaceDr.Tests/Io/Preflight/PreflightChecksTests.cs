@@ -1,0 +1,146 @@
+using UserspaceDr.Admin;
+using UserspaceDr.Core.Packets;
+using UserspaceDr.Core.Services;
+using UserspaceDr.Io.Preflight;
+using UserspaceDr.Linux.Host;
+using UserspaceDr.Node;
+using UserspaceDr.Tests.TestSupport;
+using static UserspaceDr.Tests.TestSupport.FakeHostSystem;
+
+namespace UserspaceDr.Tests.Io.Preflight;
+
+/// <summary>The balancer checklist on the in-memory host: each finding, its exit code, and --fix.</summary>
+public class PreflightChecksTests
+{
+    private const string Rules = """
+        -A -t 198.18.0.100:80 -s rr
+        -a -t 198.18.0.100:80 -r 198.18.0.11:80 -g -w 1
+        -a -t 198.18.0.100:80 -r 198.18.0.12:80 -g -w 1
+        """;
+
+    /// <summary>A balancer that passes everything: VIP /32 on eth0, GRO/LRO off, rp_filter 1, servers resolvable.</summary>
+    private static FakeHostSystem Balancer()
+    {
+        var host = new FakeHostSystem("198.18.0.2");
+        host.Link("eth0").Addresses.Add(new InterfaceAddress(Ipv4Address.Parse("198.18.0.100"), 32));
+        host.Offloads["eth0"] = new OffloadFeatures(new OffloadState(false, false), new OffloadState(false, true));
+        host.Sysctls["net/ipv4/conf/all/rp_filter"] = "1";
+        host.Neighbors[Ipv4Address.Parse("198.18.0.11")] = "02:00:00:00:00:11";
+        host.Neighbors[Ipv4Address.Parse("198.18.0.12")] = "02:00:00:00:00:12";
+        return host;
+    }
+
+    private static PreflightOptions Options(string rules = Rules)
+    {
+        IpvsadmResult<RuleSetSpec> loaded = RulesFile.Load(rules);
+        Assert.That(loaded.IsSuccess, Is.True, () => loaded.Error!.Message);
+        return new PreflightOptions("eth0", loaded.Value!);
+    }
+
+    private static CheckResult Find(IReadOnlyList<CheckResult> results, string check) => results.Single(r => r.Check == check);
+
+    [Test]
+    public void A_ready_balancer_passes_every_check_in_the_published_order()
+    {
+        IReadOnlyList<CheckResult> results = PreflightChecks.Run(Options(), Balancer());
+        Assert.That(results.Select(r => r.Status), Is.All.EqualTo(CheckStatus.Pass), CheckReport.Format(results));
+        Assert.That(CheckReport.ExitCode(results), Is.Zero);
+        Assert.That(PreflightChecks.All.Select(c => c.Name), Is.EqualTo(new[]
+        {
+            "interface", "vips", "offloads", "forwarding", "real servers", "tunnel mtu", "nftables", "capabilities",
+        }));
+        Assert.That(Find(results, "interface").Detail, Does.Contain("MTU 1500"));
+    }
+
+    [Test]
+    public void Gro_on_is_a_warning_and_fix_turns_it_off()
+    {
+        FakeHostSystem host = Balancer();
+        host.Offloads["eth0"] = new OffloadFeatures(new OffloadState(true, false), new OffloadState(false, true));
+        IReadOnlyList<CheckResult> results = PreflightChecks.Run(Options(), host);
+        Assert.That(Find(results, "GRO on eth0").Status, Is.EqualTo(CheckStatus.Warn));
+        Assert.That(Find(results, "GRO on eth0").Fix, Does.Contain("ethtool -K eth0 gro off"));
+        Assert.That(CheckReport.ExitCode(results), Is.EqualTo(1));
+        Assert.That(host.Log, Is.Empty, "without --fix nothing is changed");
+
+        IReadOnlyList<CheckResult> fixedResults = PreflightChecks.Run(Options() with { Fix = true }, host);
+        Assert.That(host.Log, Is.EqualTo(new[] { "ethtool -K eth0 gro off" }), "LRO is off and fixed: left alone");
+        Assert.That(Find(fixedResults, "GRO on eth0").Detail, Does.Contain("turned off"));
+        Assert.That(CheckReport.ExitCode(fixedResults), Is.Zero);
+    }
+
+    [Test]
+    public void Fixed_gro_cannot_be_fixed_and_stays_a_warning()
+    {
+        FakeHostSystem host = Balancer();
+        host.Offloads["eth0"] = new OffloadFeatures(new OffloadState(true, true), null);
+        IReadOnlyList<CheckResult> results = PreflightChecks.Run(Options() with { Fix = true }, host);
+        Assert.That(Find(results, "GRO on eth0").Detail, Does.Contain("fixed by the driver"));
+        Assert.That(host.Log, Is.Empty);
+    }
+
+    [Test]
+    public void An_off_link_real_server_fails_and_an_unresolved_one_warns()
+    {
+        FakeHostSystem host = Balancer();
+        host.Neighbors.Remove(Ipv4Address.Parse("198.18.0.12"));
+        IReadOnlyList<CheckResult> results = PreflightChecks.Run(Options(Rules + "\n-a -t 198.18.0.100:80 -r 198.18.1.11:80 -g -w 1\n"), host);
+        CheckResult offLink = Find(results, "real server 198.18.1.11 (dr)");
+        Assert.That(offLink.Status, Is.EqualTo(CheckStatus.Fail));
+        Assert.That(offLink.Detail, Does.Contain("off-link").And.Contain("198.18.0.2/24"));
+        Assert.That(Find(results, "real server 198.18.0.12 (dr)").Status, Is.EqualTo(CheckStatus.Warn));
+        Assert.That(Find(results, "real server 198.18.0.11 (dr)").Detail, Does.Contain("02:00:00:00:00:11"));
+        Assert.That(CheckReport.ExitCode(results), Is.EqualTo(2));
+    }
+
+    [Test]
+    public void A_missing_vip_fails_unless_udr_answers_arp_and_a_non_local_vip_with_ip_forward_fails()
+    {
+        FakeHostSystem host = Balancer();
+        host.Link("eth0").Addresses.RemoveAll(a => a.PrefixLength == 32);
+        IReadOnlyList<CheckResult> results = PreflightChecks.Run(Options(), host);
+        CheckResult vip = Find(results, "VIP 198.18.0.100");
+        Assert.That(vip.Status, Is.EqualTo(CheckStatus.Fail));
+        Assert.That(vip.Fix, Does.Contain("ip addr add 198.18.0.100/32 dev eth0"));
+        Assert.That(Find(PreflightChecks.Run(Options() with { AnswerArp = true }, host), "VIP 198.18.0.100").Status, Is.EqualTo(CheckStatus.Pass));
+
+        host.Sysctls["net/ipv4/ip_forward"] = "1";
+        Assert.That(Find(PreflightChecks.Run(Options() with { AnswerArp = true }, host), "ip_forward").Status, Is.EqualTo(CheckStatus.Fail));
+        host.Link("eth0").Addresses.Add(new InterfaceAddress(Ipv4Address.Parse("198.18.0.100"), 32));
+        Assert.That(Find(PreflightChecks.Run(Options(), host), "ip_forward").Status, Is.EqualTo(CheckStatus.Warn));
+    }
+
+    [Test]
+    public void Missing_interface_nftables_and_capabilities_fail()
+    {
+        FakeHostSystem host = Balancer();
+        host.Nftables = null;
+        host.EffectiveCapabilities = 1UL << 13;
+        host.IsRoot = false;
+        IReadOnlyList<CheckResult> results = PreflightChecks.Run(Options() with { InterfaceName = "eth9" }, host);
+        Assert.That(results.Select(r => (r.Check, r.Status)), Is.EqualTo(new[]
+        {
+            ("interface", CheckStatus.Fail), ("nftables", CheckStatus.Fail), ("capabilities", CheckStatus.Fail),
+        }), "checks that need the interface are skipped");
+        Assert.That(Find(results, "capabilities").Detail, Does.Contain("CAP_NET_ADMIN").And.Not.Contain("CAP_NET_RAW"));
+        Assert.That(Find(PreflightChecks.Run(Options() with { KernelIsolation = false }, host), "nftables").Status, Is.EqualTo(CheckStatus.Warn));
+    }
+
+    [Test]
+    public void Tunnel_servers_need_a_route_and_room_for_the_outer_header()
+    {
+        FakeHostSystem host = Balancer();
+        host.AddLink("eth1", ["BROADCAST", "UP"], 1500).Addresses.Add(new InterfaceAddress(Ipv4Address.Parse("198.19.0.2"), 24));
+        host.Routes[Ipv4Address.Parse("198.19.5.5")] = new RouteInfo("eth1", Ipv4Address.Parse("198.19.0.1"), null, null);
+        const string rules = "-A -t 198.18.0.100:80 -s rr\n-a -t 198.18.0.100:80 -r 198.19.5.5:80 -i -w 1\n-a -t 198.18.0.100:80 -r 198.19.6.6:80 -i -w 1\n";
+        IReadOnlyList<CheckResult> results = PreflightChecks.Run(Options(rules), host);
+        Assert.That(Find(results, "real server 198.19.5.5 (tun)").Status, Is.EqualTo(CheckStatus.Pass));
+        Assert.That(Find(results, "real server 198.19.6.6 (tun)").Status, Is.EqualTo(CheckStatus.Fail), "no route (no default route either)");
+        CheckResult mtu = Find(results, "tunnel mtu to 198.19.5.5");
+        Assert.That(mtu.Status, Is.EqualTo(CheckStatus.Warn));
+        Assert.That(mtu.Fix, Does.Contain("1520").And.Contain("1440"));
+
+        host.Link("eth1").Mtu = 1520;
+        Assert.That(Find(PreflightChecks.Run(Options(rules), host), "tunnel mtu to 198.19.5.5").Status, Is.EqualTo(CheckStatus.Pass));
+    }
+}

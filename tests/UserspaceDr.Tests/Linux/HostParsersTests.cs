@@ -1,0 +1,89 @@
+using UserspaceDr.Core.Packets;
+using UserspaceDr.Linux.Host;
+using UserspaceDr.Node;
+using UserspaceDr.Tests.TestSupport;
+using static UserspaceDr.Tests.TestSupport.FakeHostSystem;
+
+namespace UserspaceDr.Tests.Linux;
+
+/// <summary>The parsers over what ip, ethtool and /proc print, fed with output captured in the lab.</summary>
+public class HostParsersTests
+{
+    // `ip -j addr show` in a lab real server (lifetimes trimmed), plus an IPv6 address that must be skipped.
+    private const string IpAddrJson = """
+        [{"ifindex":1,"ifname":"lo","flags":["LOOPBACK","UP","LOWER_UP"],"mtu":65536,"qdisc":"noqueue","operstate":"UNKNOWN",
+          "addr_info":[{"family":"inet","local":"127.0.0.1","prefixlen":8,"scope":"host","label":"lo"},
+                       {"family":"inet","local":"198.18.0.100","prefixlen":32,"scope":"global","label":"lo"},
+                       {"family":"inet6","local":"::1","prefixlen":128,"scope":"host"}]},
+         {"ifindex":2,"link_index":5,"ifname":"eth0","flags":["BROADCAST","MULTICAST","UP","LOWER_UP"],"mtu":1500,"operstate":"UP",
+          "link_type":"ether","address":"02:00:00:00:00:0b","broadcast":"ff:ff:ff:ff:ff:ff",
+          "link_netnsid":0,"addr_info":[{"family":"inet","local":"198.18.0.11","prefixlen":24,"scope":"global","label":"eth0"}]},
+         {"ifindex":3,"ifname":"tun0","flags":["POINTOPOINT","NOARP"],"mtu":1480,"operstate":"DOWN","addr_info":[]}]
+        """;
+
+    [Test]
+    public void Ip_addr_json_gives_links_flags_mtu_and_ipv4_addresses()
+    {
+        IReadOnlyList<LinkInfo> links = HostParsers.ParseAddresses(IpAddrJson);
+        Assert.That(links.Select(l => l.Name), Is.EqualTo(new[] { "lo", "eth0", "tun0" }));
+        Assert.That(links[0].Addresses.Select(a => a.ToString()), Is.EqualTo(new[] { "127.0.0.1/8", "198.18.0.100/32" }));
+        Assert.That(links[0].IsLoopback && !links[0].AnswersArp, Is.True);
+        Assert.That(links[1].Mtu, Is.EqualTo(1500));
+        Assert.That(links[1].IsUp && links[1].AnswersArp, Is.True);
+        Assert.That(links[1].IsOnLink(Ipv4Address.Parse("198.18.0.12")), Is.True);
+        Assert.That(links[1].IsOnLink(Ipv4Address.Parse("198.18.1.12")), Is.False);
+        Assert.That(links[2].AnswersArp || links[2].IsUp, Is.False, "NOARP and not UP");
+        Assert.That(links[1].Mac, Is.EqualTo(MacAddress.Read([2, 0, 0, 0, 0, 0x0b])), "the link's hardware address");
+        Assert.That(links[2].Mac, Is.EqualTo(MacAddress.Zero), "a TUN device has none");
+        Assert.That(links[1].SourceAddressFor(Ipv4Address.Parse("198.18.0.12")), Is.EqualTo(Ipv4Address.Parse("198.18.0.11")));
+        Assert.That(() => HostParsers.ParseAddresses("not json"), Throws.InstanceOf<HostException>());
+    }
+
+    [Test]
+    public void Ip_route_json_gives_device_gateway_source_and_mtu()
+    {
+        RouteInfo? route = HostParsers.ParseFirstRoute(
+            """[{"dst":"default","gateway":"198.18.0.1","dev":"eth0","prefsrc":"198.18.0.11","metrics":[{"mtu":1400}],"flags":[]}]""");
+        Assert.That(route, Is.EqualTo(new RouteInfo("eth0", Ipv4Address.Parse("198.18.0.1"), Ipv4Address.Parse("198.18.0.11"), 1400)));
+        Assert.That(HostParsers.ParseFirstRoute("[]"), Is.Null);
+        Assert.That(HostParsers.ParseFirstRoute("""[{"type":"local","dst":"127.0.0.1","dev":"lo","prefsrc":"127.0.0.1"}]""")?.Type, Is.EqualTo("local"));
+        Assert.That(HostParsers.ParseFirstRoute(""), Is.Null);
+    }
+
+    [Test]
+    public void Ethtool_k_gives_gro_and_lro_with_fixed()
+    {
+        const string text = "Features for eth0:\nrx-checksumming: on\ngeneric-receive-offload: on\n" +
+                            "large-receive-offload: off [fixed]\nrx-gro-hw: off [fixed]\n";
+        OffloadFeatures features = HostParsers.ParseOffloads(text);
+        Assert.That(features.Gro, Is.EqualTo(new OffloadState(true, false)));
+        Assert.That(features.Lro, Is.EqualTo(new OffloadState(false, true)));
+        Assert.That(HostParsers.ParseOffloads("Features for x:\n").Gro, Is.Null);
+    }
+
+    [Test]
+    public void Proc_status_and_proc_net_arp()
+    {
+        Assert.That(HostParsers.ParseEffectiveCapabilities("Name:\tudr\nCapPrm:\t0\nCapEff:\t0000000000003000\n"), Is.EqualTo(0x3000UL));
+        Assert.That(HostParsers.ParseEffectiveCapabilities("Name:\tudr\n"), Is.Zero);
+
+        const string arp = "IP address       HW type     Flags       HW address            Mask     Device\n" +
+                           "198.18.0.11      0x1         0x2         9a:ca:d8:c5:04:9f     *        eth0\n" +
+                           "198.18.0.12      0x1         0x0         00:00:00:00:00:00     *        eth0\n";
+        Assert.That(HostParsers.FindCompleteArpEntry(arp, Ipv4Address.Parse("198.18.0.11"), "eth0"), Is.EqualTo("9a:ca:d8:c5:04:9f"));
+        Assert.That(HostParsers.FindCompleteArpEntry(arp, Ipv4Address.Parse("198.18.0.12"), "eth0"), Is.Null, "incomplete entry");
+        Assert.That(HostParsers.FindCompleteArpEntry(arp, Ipv4Address.Parse("198.18.0.11"), "eth1"), Is.Null, "other device");
+    }
+
+    [Test]
+    public void Sysctl_keys_use_sysctl_notation_and_keep_dotted_interface_names_whole()
+    {
+        SysctlKey vlan = SysctlKey.Conf("eth0.100", ConfSetting.ArpIgnore);
+        Assert.That(vlan.RelativePath, Is.EqualTo("net/ipv4/conf/eth0.100/arp_ignore"));
+        Assert.That(vlan.ProcPath, Is.EqualTo("/proc/sys/net/ipv4/conf/eth0.100/arp_ignore"));
+        Assert.That(vlan.Name, Is.EqualTo("net.ipv4.conf.eth0/100.arp_ignore"));
+        Assert.That(SysctlKey.FromRelativePath(vlan.RelativePath), Is.EqualTo(vlan));
+        Assert.That(() => SysctlKey.Conf("../x", "arp_ignore"), Throws.InstanceOf<HostException>());
+        Assert.That(() => SysctlKey.FromRelativePath("kernel/../../etc/passwd"), Throws.InstanceOf<HostException>());
+    }
+}
