@@ -121,9 +121,11 @@ public sealed partial class ForwardingEngine
         uint vip = ip.Destination;
         long nowMs = frame.NowMs;
         var key = new ConnectionKey(protocol, ip.Source, clientPort, vip, virtualPort);
-        FlowHint hint = frame.Packet.Hint;
         // The prefetch stage found the service already when it read this frame under the same rules.
-        VirtualService? service = ReferenceEquals(hint.Rules, rules) && hint.Key == key ? hint.Service : rules.Find(protocol, vip, virtualPort);
+        if (!frame.Packet.Hint.TryGetService(rules, key, out VirtualService? service))
+        {
+            service = rules.Find(protocol, vip, virtualPort);
+        }
         if (service is null)
         {
             return FrameReason.NoVirtualService;

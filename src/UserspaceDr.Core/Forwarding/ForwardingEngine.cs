@@ -121,7 +121,8 @@ public sealed partial class ForwardingEngine
         }
         Connections.Prefetch(key);
         RuleSet rules = _snapshot.Rules;
-        return new FlowHint(key, rules.Find(key.Protocol, key.VirtualAddress, key.VirtualPort), rules);
+        int slot = rules.FindSlot(key.Protocol, key.VirtualAddress, key.VirtualPort);
+        return new FlowHint(key, slot, rules.Generation, slot >= 0 && rules.HasTunnel && rules.SlotHasTunnel(slot));
     }
 
     /// <summary>The client-side key of an untagged or 802.1Q-tagged IPv4 TCP/UDP first fragment; false for anything else.</summary>

@@ -12,8 +12,11 @@ public sealed class RuleSet
 {
     public static readonly RuleSet Empty = new(RuleSetSpec.Empty, [], []);
 
+    private static int s_lastGeneration;
+
     // Open-addressed lookup keyed by (protocol, address, port); power-of-two capacity, at most half full.
     private readonly VirtualService?[] _slots;
+    private readonly bool[] _slotHasTunnel;
     private readonly int _mask;
     private readonly uint[] _virtualAddresses;
 
@@ -28,6 +31,7 @@ public sealed class RuleSet
             capacity <<= 1;
         }
         _slots = new VirtualService?[capacity];
+        _slotHasTunnel = new bool[capacity];
         _mask = capacity - 1;
         foreach (VirtualService service in services)
         {
@@ -37,7 +41,9 @@ public sealed class RuleSet
                 slot = (slot + 1) & _mask;
             }
             _slots[slot] = service;
+            _slotHasTunnel[slot] = service.Destinations.Any(d => d.Method == ForwardingMethod.Tunnel);
         }
+        Generation = Interlocked.Increment(ref s_lastGeneration);
         _virtualAddresses = services.Select(s => s.Address).Distinct().Order().ToArray();
         HasMasquerade = services.Any(s => s.Destinations.Any(d => d.Method == ForwardingMethod.Masquerade));
         HasTunnel = services.Any(s => s.Destinations.Any(d => d.Method == ForwardingMethod.Tunnel));
@@ -63,14 +69,34 @@ public sealed class RuleSet
 
     public bool IsVirtualAddress(uint address) => Array.BinarySearch(_virtualAddresses, address) >= 0;
 
+    /// <summary>
+    /// Tells this rule set from every other built in this process (never 0): a value that names it without holding a
+    /// reference, so that what a worker remembers per frame (<see cref="Forwarding.FlowHint"/>) has no GC references and
+    /// costs no write barriers.
+    /// </summary>
+    internal int Generation { get; }
+
     /// <summary>The service for a packet to address:port; a persistent port-0 service matches any port.</summary>
     public VirtualService? Find(byte protocol, uint address, ushort port)
     {
-        VirtualService? exact = FindExact((ServiceProtocol)protocol, address, port);
-        return exact ?? (port != 0 ? FindExact((ServiceProtocol)protocol, address, 0) : null);
+        int slot = FindSlot(protocol, address, port);
+        return slot >= 0 ? _slots[slot] : null;
     }
 
-    private VirtualService? FindExact(ServiceProtocol protocol, uint address, ushort port)
+    /// <summary>As <see cref="Find"/>, the service's slot in this rule set (<see cref="ServiceAt"/>); -1 when there is none.</summary>
+    internal int FindSlot(byte protocol, uint address, ushort port)
+    {
+        int exact = FindExactSlot((ServiceProtocol)protocol, address, port);
+        return exact >= 0 || port == 0 ? exact : FindExactSlot((ServiceProtocol)protocol, address, 0);
+    }
+
+    /// <summary>The service in a slot <see cref="FindSlot"/> gave for this rule set.</summary>
+    internal VirtualService ServiceAt(int slot) => _slots[slot]!;
+
+    /// <summary>The service in a slot <see cref="FindSlot"/> gave has an IP-in-IP server.</summary>
+    internal bool SlotHasTunnel(int slot) => _slotHasTunnel[slot];
+
+    private int FindExactSlot(ServiceProtocol protocol, uint address, ushort port)
     {
         int slot = Slot(protocol, address, port);
         while (true)
@@ -78,11 +104,11 @@ public sealed class RuleSet
             VirtualService? service = _slots[slot];
             if (service is null)
             {
-                return null;
+                return -1;
             }
             if (service.Port == port && service.Address == address && service.Protocol == protocol)
             {
-                return service;
+                return slot;
             }
             slot = (slot + 1) & _mask;
         }
@@ -115,7 +141,8 @@ public sealed class RuleSet
         var services = ImmutableArray.CreateBuilder<VirtualService>(spec.Services.Length);
         foreach (VirtualServiceSpec serviceSpec in spec.Services)
         {
-            VirtualService? old = previous?.FindExact(serviceSpec.Protocol, serviceSpec.Address, serviceSpec.Port);
+            int oldSlot = previous?.FindExactSlot(serviceSpec.Protocol, serviceSpec.Address, serviceSpec.Port) ?? -1;
+            VirtualService? old = oldSlot >= 0 ? previous!.ServiceAt(oldSlot) : null;
             VirtualServiceSpec? oldSpec = previous?.Spec.Services.FirstOrDefault(s => s.SameService(serviceSpec.Protocol, serviceSpec.Address, serviceSpec.Port));
             if (old is not null && oldSpec is not null && Unchanged(oldSpec, serviceSpec))
             {
