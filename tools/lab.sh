@@ -8,7 +8,6 @@
 #                                       rs3/rs4 are the same either way (NAT servers need no VIP)
 #   tools/lab.sh down PREFIX            remove everything named PREFIX-*; never fails, also when partly created
 #   tools/lab.sh exec PREFIX HOST cmd…  run a command inside a host (HOST = client|lb|rs1|rs2|rs3|rs4|sw)
-#   tools/lab.sh demo                   (not yet)
 #
 # Topology: two L2 segments, both bridges in PREFIX-sw (one port per host link, named after the host).
 #
@@ -170,10 +169,6 @@ case "$cmd" in
         # SIGINT and SIGQUIT back to their defaults: a runner started in the background by a non-interactive shell
         # ignores both, its children inherit that, and .NET programs then never see SIGINT.
         exec env --default-signal=INT,QUIT ip netns exec "$ns" "$@"
-        ;;
-    demo)
-        echo "lab demo: not yet (the balancer data plane is still being written)" >&2
-        exit 0
         ;;
     *) usage ;;
 esac

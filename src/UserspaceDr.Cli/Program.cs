@@ -14,7 +14,7 @@ public static class Program
             // ipvsadm's arguments go to the daemon untouched: System.CommandLine never sees them.
             return AdmCommand.Run(args.AsSpan(1));
         }
-        var root = new RootCommand("udr: a user-space IPVS-style layer-4 load balancer (DR) on raw AF_PACKET sockets")
+        var root = new RootCommand("udr: a user-space IPVS-style layer-4 load balancer (DR, NAT, IP-in-IP) on raw AF_PACKET sockets")
         {
             RunCommand.Create(),
             ReplayCommand.Create(),

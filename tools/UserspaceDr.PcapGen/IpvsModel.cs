@@ -6,7 +6,7 @@ namespace UserspaceDr.PcapGen;
 
 /// <summary>
 /// A small, independent model of what Linux IPVS does with the fixtures' traffic, written from
-/// shared/reference/ipvs.md §3-5 (ip_vs_rr.c, ip_vs_wrr.c, ip_vs_proto_tcp.c, ip_vs_core.c). It never calls udr:
+/// the kernel's ip_vs_rr.c, ip_vs_wrr.c, ip_vs_proto_tcp.c and ip_vs_core.c (net/netfilter/ipvs). It never calls udr:
 /// the expected output must come from the kernel's rules, not from the code under test.
 /// </summary>
 internal sealed class Destination(RealServer server, int port, int weight)

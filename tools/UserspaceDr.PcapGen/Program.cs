@@ -24,7 +24,7 @@ static string Readme(IReadOnlyList<Fixture> fixtures)
     text.Append("(input), `NAME.rules` (ipvsadm save syntax), `NAME.expected.pcap` (exactly what `udr replay` must write: same ");
     text.Append("frames, same order, same timestamps) and `NAME.md` (what it proves, the replay command, every frame and the reason ");
     text.Append("udr must count for it). The expected frames are built by the generator from the IPVS rules (its own model of ");
-    text.Append("rr/wrr, connections and timeouts, after shared/reference/ipvs.md) and PacketDotNet, never by running udr.\n\n");
+    text.Append("rr/wrr, connections and timeouts, after the kernel's ip_vs_rr.c, ip_vs_wrr.c and ip_vs_proto_tcp.c) and PacketDotNet, never by running udr.\n\n");
     text.Append("Lab: client 198.18.0.1 (02:00:00:00:00:01), balancer 02:00:00:00:00:02, VIP 198.18.0.100, ");
     text.Append("rs1 198.18.0.11 (02:00:00:00:00:11), rs2 198.18.0.12 (02:00:00:00:00:12). Every fixture replays with ");
     text.Append("`--local-mac 02:00:00:00:00:02 --neighbor 198.18.0.11=02:00:00:00:00:11 --neighbor 198.18.0.12=02:00:00:00:00:12`; ");

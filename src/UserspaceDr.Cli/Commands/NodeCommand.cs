@@ -51,7 +51,7 @@ internal static class NodeCommand
         var sysctlDirectory = new Option<string>("--sysctl-dir") { Description = "where --persist writes its file", DefaultValueFactory = _ => NodeSetupRequest.DefaultSysctlDirectory };
         var dryRun = new Option<bool>("--dry-run") { Description = "print each change it would make, and change nothing" };
         Option<string> stateFile = StateFileOption();
-        var command = new Command("setup", "hide ARP for the VIPs and put them on lo (DR), remembering every earlier value")
+        var command = new Command("setup", "hide ARP for the VIPs and put them on lo (DR and TUN), remembering every earlier value")
         {
             vips, mode, interfaceName, persist, sysctlDirectory, dryRun, stateFile,
         };

@@ -14,7 +14,7 @@ namespace UserspaceDr.Io.Runtime;
 
 public enum FrameBackend
 {
-    /// <summary>TPACKET_V3 rings with fanout and sendmmsg (the default).</summary>
+    /// <summary>TPACKET_V2 rings with fanout and sendmmsg (the default).</summary>
     AfPacket,
     /// <summary>SharpPcap/libpcap: portable, one worker.</summary>
     Pcap,

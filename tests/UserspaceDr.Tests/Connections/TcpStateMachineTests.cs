@@ -5,7 +5,7 @@ namespace UserspaceDr.Tests.Connections;
 
 public class TcpStateMachineTests
 {
-    // Transcribed verbatim from the IPVS reference (shared/reference/ipvs.md §4, from ip_vs_proto_tcp.c tcp_states).
+    // Transcribed verbatim from the kernel's tcp_states table (net/netfilter/ipvs/ip_vs_proto_tcp.c).
     private const string ReferenceTable = """
         INPUT      syn: SR ES ES SR SR SR SR SR SR SR SR
                    fin: CL CW SS TW TW TW CL CW LA LI TW
