@@ -38,7 +38,6 @@ public sealed unsafe class AfPacketWorker : IFrameWorker
     /// </summary>
     private const int SegmentSlots = 128;
     private const int OverflowSlots = SegmentSlots;
-    private const int ExpiryIntervalMs = 100;
 
     /// <summary>Frames collected from the ring before processing, so that lookups can be prefetched ahead.</summary>
     private const int PrefetchBatch = 128;
@@ -51,9 +50,8 @@ public sealed unsafe class AfPacketWorker : IFrameWorker
     private const int PrefetchDistance = 8;
 
     private readonly int _index;
-    private readonly DataPlaneState _state;
     private readonly ILogger _log;
-    private readonly ForwardingEngine _engine;
+    private readonly EngineHost _host;
     private readonly PacketRxRing[] _rings;
     private readonly int[] _interfaceIndexes;
     private readonly PacketTxBatch _tx;
@@ -65,8 +63,6 @@ public sealed unsafe class AfPacketWorker : IFrameWorker
     private readonly byte* _replyBase;
     private readonly byte* _overflowBase;
     private readonly byte* _segmentBase;
-    private readonly int _expiryBudget;
-    private readonly ConnectionSnapshotSlot _snapshots = new();
     private readonly FlowHint[] _hints = new FlowHint[PrefetchBatch]; // what Prefetch read of each frame of the batch
     private readonly Lock _ringStatisticsLock = new();
     private long _ringDrops;
@@ -90,13 +86,9 @@ public sealed unsafe class AfPacketWorker : IFrameWorker
             throw new ArgumentException("one ring (and one fanout group) per link, 1 to 64 links", nameof(links));
         }
         _index = index;
-        _state = state;
         _log = log;
-        var table = new ConnectionTable(maxConnections);
-        _engine = new ForwardingEngine(options, table);
-        // A full sweep of the table about every two seconds: one twentieth every ExpiryIntervalMs, however often the
-        // loop turns (with a V2 ring it turns per frame at low load; a sweep step reads megabytes of the table).
-        _expiryBudget = Math.Max(1024, table.SlotCount / 20);
+        // Expiry on a clock, not per loop: with a V2 ring the loop turns per frame at low load.
+        _host = new EngineHost(state, options, maxConnections, ExpiryPolicy.Live);
         int largestMtu = links.Max(l => l.Mtu);
         _rings = new PacketRxRing[links.Count];
         _interfaceIndexes = new int[links.Count];
@@ -142,11 +134,11 @@ public sealed unsafe class AfPacketWorker : IFrameWorker
 
     private static int AlignUp(int value, int alignment) => (value + alignment - 1) / alignment * alignment;
 
-    public WorkerCounters Counters => _engine.Counters;
+    public WorkerCounters Counters => _host.Counters;
     public long TransmitErrors => _tx.Errors + Interlocked.Read(ref _segmentationFailures);
     public int LastTransmitErrno => _tx.LastErrno;
-    public int Connections => _engine.Connections.Count;
-    public int ConnectionCapacity => _engine.Connections.Capacity;
+    public int Connections => _host.Connections;
+    public int ConnectionCapacity => _host.ConnectionCapacity;
 
     /// <summary>The interface index of each link (what a frame's sockaddr_ll names).</summary>
     public IReadOnlyList<int> InterfaceIndexes => _interfaceIndexes;
@@ -174,7 +166,7 @@ public sealed unsafe class AfPacketWorker : IFrameWorker
         }
     }
 
-    public ConnectionSnapshotSlot Snapshots => _snapshots;
+    public ConnectionSnapshotSlot Snapshots => _host.Snapshots;
 
     public void Start()
     {
@@ -213,15 +205,14 @@ public sealed unsafe class AfPacketWorker : IFrameWorker
         }
         finally
         {
-            _snapshots.Close(); // nothing will answer a -L -c request from here on
+            _host.Stop(); // nothing will answer a -L -c request from here on
         }
     }
 
     private void Loop()
     {
-        ForwardingEngine engine = _engine;
+        EngineHost host = _host;
         PacketRxRing[] rings = _rings;
-        long nextExpiry = 0;
         RxFrame* batch = stackalloc RxFrame[PrefetchBatch];
         while (!_stopping)
         {
@@ -235,7 +226,7 @@ public sealed unsafe class AfPacketWorker : IFrameWorker
                     continue;
                 }
                 any = true;
-                _state.ApplyTo(engine);
+                host.BeginBatch();
                 int count = 0;
                 foreach (RxFrame frame in ring.CurrentBlockFrames)
                 {
@@ -257,12 +248,7 @@ public sealed unsafe class AfPacketWorker : IFrameWorker
             {
                 PacketRxRing.PollAny(rings, 100);
             }
-            if (now >= nextExpiry)
-            {
-                engine.ExpireConnections(now, _expiryBudget);
-                nextExpiry = now + ExpiryIntervalMs;
-            }
-            _snapshots.Serve(engine.Connections); // ipvsadm -L -c: copied between batches, never per frame
+            host.Housekeeping(now);
         }
     }
 
@@ -276,7 +262,7 @@ public sealed unsafe class AfPacketWorker : IFrameWorker
 
     private void ForwardFrames(RxFrame* frames, int count, byte link, long now)
     {
-        ForwardingEngine engine = _engine;
+        EngineHost engine = _host;
         FlowHint[] hints = _hints;
         for (int i = 0; i < Math.Min(PrefetchDistance, count); i++)
         {
@@ -296,20 +282,12 @@ public sealed unsafe class AfPacketWorker : IFrameWorker
                 continue;
             }
             VirtioNetHeader vnet = frame.VirtioNetHeader != null ? *frame.VirtioNetHeader : default;
-            // With a vnet header, NEEDS_CSUM frames go back out with it and the kernel finishes the checksum;
-            // the engine only has to keep the pseudo-header seed in step when it rewrites addresses.
-            FrameFlags flags = vnet.NeedsChecksum ? FrameFlags.ChecksumPartial : FrameFlags.None;
-            if (vnet.IsGso)
+            if (OffloadPolicy.CutBeforeEngine(vnet.IsGso, hint))
             {
-                if (hint.MayBeTunnelled)
-                {
-                    // An IP-in-IP super-frame cannot be described by a virtio_net_hdr: cut it into wire segments first.
-                    SegmentAndForward(frame, vnet.GsoSize, link, now);
-                    continue;
-                }
-                flags |= FrameFlags.Gso;
+                SegmentAndForward(frame, vnet.GsoSize, link, now);
+                continue;
             }
-            Forward(frame.Mac - frame.Headroom, frame.Headroom, frame.Length, flags, link, vnet, hint, now);
+            Forward(frame.Mac - frame.Headroom, frame.Headroom, frame.Length, OffloadPolicy.ReceiveFlags(vnet), link, vnet, hint, now);
         }
     }
 
@@ -319,57 +297,51 @@ public sealed unsafe class AfPacketWorker : IFrameWorker
     /// </summary>
     private void Forward(byte* buffer, int headroom, int length, FrameFlags flags, byte link, VirtioNetHeader vnet, FlowHint hint, long now)
     {
-        PacketTxBatch tx = _tx;
-        if (tx.Count > tx.Capacity - 2 || _overflowUsed == OverflowSlots)
+        if (_tx.Count > _tx.Capacity - 2 || _overflowUsed == OverflowSlots)
         {
             FlushAndRecycle(); // room for the frame and a trailing fragment, or a reply
         }
-        byte* replySlot = _replyBase + (_repliesUsed * ReplySlot);
-        byte* overflowSlot = _overflowBase + (_overflowUsed * _overflowSlotSize);
+        var sink = new RingSink(this, buffer, headroom, vnet, _replyBase + (_repliesUsed * ReplySlot), _overflowBase + (_overflowUsed * _overflowSlotSize));
         var packet = new FrameBuffer(new Span<byte>(buffer, headroom + length), headroom, length, flags, link)
         {
-            Overflow = new Span<byte>(overflowSlot + VnetSize, _overflowSlotSize - VnetSize),
+            Overflow = new Span<byte>(sink.OverflowSlot + VnetSize, _overflowSlotSize - VnetSize),
             Hint = hint,
         };
-        Span<byte> reply = new(replySlot + VnetSize, ReplyBuilder.MaxReplyLength);
-        Verdict verdict = _engine.Process(ref packet, now, reply, out int replyLength);
-        if (verdict == Verdict.Transmit)
+        _host.Forward(ref packet, now, new Span<byte>(sink.ReplySlot + VnetSize, ReplyBuilder.MaxReplyLength), ref sink);
+    }
+
+    /// <summary>
+    /// Queues what the engine made of one frame in the sendmmsg batch, each message starting with its virtio_net_hdr:
+    /// the frame where it lies in the ring (it may have grown into the headroom), a trailing fragment from an overflow
+    /// slot, a reply from a reply slot.
+    /// </summary>
+    private readonly struct RingSink(AfPacketWorker worker, byte* buffer, int headroom, VirtioNetHeader received, byte* replySlot, byte* overflowSlot)
+        : IFrameSink
+    {
+        public byte* ReplySlot => replySlot;
+
+        public byte* OverflowSlot => overflowSlot;
+
+        public void Transmit(ref FrameBuffer packet)
         {
             byte* start = buffer + packet.Offset;
             int growth = headroom - packet.Offset; // bytes the engine put in front (an outer IPv4 header)
-            VirtioNetHeader header = vnet;
-            if ((packet.Flags & FrameFlags.ChecksumPartial) == 0)
-            {
-                // Nothing left for the kernel to finish (or the engine finished it): a stale NEEDS_CSUM would make the
-                // kernel sum over a finished checksum.
-                header.Flags &= unchecked((byte)~VirtioNetHeader.FlagNeedsChecksum);
-                header.ChecksumStart = 0;
-                header.ChecksumOffset = 0;
-            }
-            else
-            {
-                header.ChecksumStart = (ushort)(header.ChecksumStart + growth);
-            }
-            if (header.HeaderLength != 0)
-            {
-                header.HeaderLength = (ushort)(header.HeaderLength + growth);
-            }
-            *(VirtioNetHeader*)(start - VnetSize) = header;
-            int interfaceIndex = _interfaceIndexes[packet.Link];
-            tx.Add(start - VnetSize, packet.Length + VnetSize, interfaceIndex);
+            *(VirtioNetHeader*)(start - VnetSize) = OffloadPolicy.TransmitHeader(received, packet.Flags, growth);
+            int interfaceIndex = worker._interfaceIndexes[packet.Link];
+            worker._tx.Add(start - VnetSize, packet.Length + VnetSize, interfaceIndex);
             if (packet.OverflowLength > 0)
             {
                 *(VirtioNetHeader*)overflowSlot = default; // a plain frame with finished checksums
-                tx.Add(overflowSlot, packet.OverflowLength + VnetSize, interfaceIndex);
-                _overflowUsed++;
+                worker._tx.Add(overflowSlot, packet.OverflowLength + VnetSize, interfaceIndex);
+                worker._overflowUsed++;
             }
         }
-        else if (verdict == Verdict.Reply)
+
+        public void Reply(ReadOnlySpan<byte> reply, byte link)
         {
             new Span<byte>(replySlot, VnetSize).Clear(); // no GSO, checksums complete
-            // Replies leave by packet.Link: the ingress link, except a frag-needed relayed to a client on another one.
-            tx.Add(replySlot, VnetSize + replyLength, _interfaceIndexes[packet.Link]);
-            _repliesUsed++;
+            worker._tx.Add(replySlot, VnetSize + reply.Length, worker._interfaceIndexes[link]);
+            worker._repliesUsed++;
         }
     }
 
@@ -381,8 +353,7 @@ public sealed unsafe class AfPacketWorker : IFrameWorker
     private void SegmentAndForward(RxFrame frame, ushort segmentSize, byte link, long now)
     {
         ReadOnlySpan<byte> bytes = frame.Bytes;
-        int mtu = _engine.Links[link].Mtu;
-        int segments = TcpSegmentation.SegmentCount(bytes, mtu, out int payloadPerSegment, segmentSize > 0 ? segmentSize : int.MaxValue);
+        int segments = OffloadPolicy.TunnelSegmentCount(bytes, _host.Engine.Links[link].Mtu, segmentSize, _host.Engine.Snapshot, out int payloadPerSegment);
         int room = _segmentSlotSize - VnetSize - FrameBuffer.RecommendedHeadroom;
         if (segments is 0 or > SegmentSlots)
         {
@@ -413,7 +384,7 @@ public sealed unsafe class AfPacketWorker : IFrameWorker
     {
         _stopping = true;
         _thread?.Join(TimeSpan.FromSeconds(2));
-        _engine.Connections.Clear();
+        _host.Clear();
         foreach (PacketRxRing ring in _rings)
         {
             ring.Dispose();

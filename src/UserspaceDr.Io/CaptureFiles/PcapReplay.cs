@@ -2,6 +2,7 @@ using UserspaceDr.Core.Connections;
 using UserspaceDr.Core.Forwarding;
 using UserspaceDr.Core.Services;
 using UserspaceDr.Core.Stats;
+using UserspaceDr.Io.Engine;
 
 namespace UserspaceDr.Io.CaptureFiles;
 
@@ -26,11 +27,12 @@ public static class PcapReplay
         int connectionCapacity = 1 << 16, FrameFlags flags = FrameFlags.None)
     {
         ArgumentNullException.ThrowIfNull(rules);
+        ArgumentNullException.ThrowIfNull(options);
         ArgumentNullException.ThrowIfNull(input);
-        var engine = new ForwardingEngine(options, new ConnectionTable(connectionCapacity))
-        {
-            Snapshot = new EngineSnapshot(rules, neighbors, options.Timeouts),
-        };
+        var state = new DataPlaneState();
+        state.Update(_ => new EngineSnapshot(rules, neighbors, options.Timeouts));
+        // Expiry at every frame, a little at a time, on the capture's clock.
+        var host = new EngineHost(state, options, connectionCapacity, new ExpiryPolicy(IntervalMs: 0, Budget: 256));
         var output = new List<PcapRecord>();
         var reasons = new List<FrameReason>(input.Count);
         byte[] reply = new byte[ReplyBuilder.MaxReplyLength];
@@ -38,29 +40,29 @@ public static class PcapReplay
         foreach (PcapRecord record in input)
         {
             long nowMs = record.TimestampMicroseconds / 1000;
-            engine.ExpireConnections(nowMs, budget: 256);
+            host.Housekeeping(nowMs);
             // With headroom in front, as the live rings give it, so that IP-in-IP is encapsulated in place here too.
             byte[] buffer = new byte[FrameBuffer.RecommendedHeadroom + record.Data.Length];
             record.Data.CopyTo(buffer, FrameBuffer.RecommendedHeadroom);
             var packet = new FrameBuffer(buffer, FrameBuffer.RecommendedHeadroom, record.Data.Length, flags) { Overflow = overflow };
-            FrameReason reason = engine.ProcessWithReason(ref packet, nowMs, reply, out int replyLength);
-            reasons.Add(reason);
-            switch (FrameReasons.VerdictOf(reason))
+            var sink = new RecordSink(output, record);
+            reasons.Add(host.Forward(ref packet, nowMs, reply, ref sink));
+        }
+        return new ReplayResult(output, reasons, host.Counters, rules);
+    }
+
+    /// <summary>Writes what would leave as records stamped with the input frame's time, in the order they would leave.</summary>
+    private readonly struct RecordSink(List<PcapRecord> output, PcapRecord input) : IFrameSink
+    {
+        public void Transmit(ref FrameBuffer packet)
+        {
+            output.Add(input with { Data = packet.Frame.ToArray() });
+            if (packet.OverflowLength > 0)
             {
-                case Verdict.Transmit:
-                    output.Add(record with { Data = packet.Frame.ToArray() });
-                    if (packet.OverflowLength > 0)
-                    {
-                        output.Add(record with { Data = overflow[..packet.OverflowLength] });
-                    }
-                    break;
-                case Verdict.Reply:
-                    output.Add(record with { Data = reply[..replyLength] });
-                    break;
-                default:
-                    break;
+                output.Add(input with { Data = packet.Overflow[..packet.OverflowLength].ToArray() });
             }
         }
-        return new ReplayResult(output, reasons, engine.Counters, rules);
+
+        public void Reply(ReadOnlySpan<byte> reply, byte link) => output.Add(input with { Data = reply.ToArray() });
     }
 }

@@ -6,6 +6,7 @@ using UserspaceDr.Core.Forwarding;
 using UserspaceDr.Core.Packets;
 using UserspaceDr.Core.Services;
 using UserspaceDr.Core.Stats;
+using UserspaceDr.Io.AfPacket;
 using UserspaceDr.Io.Engine;
 using UserspaceDr.Io.Runtime;
 using UserspaceDr.Linux.Host;
@@ -27,20 +28,17 @@ namespace UserspaceDr.Io.PcapLive;
 public sealed class PcapWorker : IFrameWorker
 {
     private readonly LibPcapLiveDevice[] _devices;
-    private readonly DataPlaneState _state;
     private readonly ILogger _log;
-    private readonly ForwardingEngine _engine;
+    private readonly EngineHost _host;
     private readonly byte[] _frame = new byte[FrameBuffer.RecommendedHeadroom + 65_536 + 64];
     private readonly byte[] _reply = new byte[ReplyBuilder.MaxReplyLength];
     private readonly byte[] _overflow;
     private readonly byte[] _segment = new byte[65_536];
     private readonly byte[] _inbound = new byte[65_536 + 64];
     private readonly int[] _mtus;
-    private readonly int _expiryBudget;
-    private readonly ConnectionSnapshotSlot _snapshots = new();
     private readonly Lock _engineLock = new();
     private Thread[] _threads = [];
-    private long _nextHousekeeping;
+    private long _nextStatistics;
     private volatile bool _stopping;
     private long _transmitErrors;
 
@@ -52,11 +50,8 @@ public sealed class PcapWorker : IFrameWorker
         ArgumentNullException.ThrowIfNull(traffic);
         _mtus = [.. links.Select(l => l.Mtu)];
         _overflow = new byte[_mtus.Max() + 64];
-        _state = state;
         _log = log;
-        var table = new ConnectionTable(maxConnections);
-        _engine = new ForwardingEngine(options, table);
-        _expiryBudget = Math.Max(1024, table.SlotCount / 20);
+        _host = new EngineHost(state, options, maxConnections, ExpiryPolicy.Live);
         _devices = new LibPcapLiveDevice[links.Count];
         try
         {
@@ -91,19 +86,19 @@ public sealed class PcapWorker : IFrameWorker
         }
     }
 
-    public WorkerCounters Counters => _engine.Counters;
+    public WorkerCounters Counters => _host.Counters;
     public long TransmitErrors => Interlocked.Read(ref _transmitErrors);
     public int LastTransmitErrno => 0;
-    public int Connections => _engine.Connections.Count;
-    public int ConnectionCapacity => _engine.Connections.Capacity;
+    public int Connections => _host.Connections;
+    public int ConnectionCapacity => _host.ConnectionCapacity;
     /// <summary>Frames libpcap's buffers had no room for (pcap_stats ps_drop), read by the worker on its housekeeping tick.</summary>
     public long RingDrops => Interlocked.Read(ref _ringDrops);
 
     private long _ringDrops;
 
-    /// <summary>Housekeeping (expiry sweep, drop statistics) runs on a clock, not per frame: one sweep step reads MBs.</summary>
-    private const int HousekeepingIntervalMs = 100;
-    public ConnectionSnapshotSlot Snapshots => _snapshots;
+    /// <summary>libpcap's drop statistics are read on a clock, not per frame.</summary>
+    private const int StatisticsIntervalMs = 100;
+    public ConnectionSnapshotSlot Snapshots => _host.Snapshots;
 
     /// <summary>
     /// The same traffic as the AF_PACKET filter: ARP, IPv4 to a VIP, TCP/UDP/ICMP from a NAT real server, ICMP to the
@@ -142,6 +137,11 @@ public sealed class PcapWorker : IFrameWorker
         }
     }
 
+    /// <summary>One worker reads every link: there is no fanout group to steer.</summary>
+    public void ReplaceFanoutProgram(ClassicBpfProgram program)
+    {
+    }
+
     public void Start()
     {
         _threads = [.. Enumerable.Range(0, _devices.Length).Select(link => new Thread(() => Run(link)) { IsBackground = true, Name = $"udr-pcap-{link}" })];
@@ -165,7 +165,7 @@ public sealed class PcapWorker : IFrameWorker
         {
             if (link == 0)
             {
-                _snapshots.Close(); // nothing will answer a -L -c request from here on
+                _host.Stop(); // nothing will answer a -L -c request from here on
             }
         }
     }
@@ -173,7 +173,7 @@ public sealed class PcapWorker : IFrameWorker
     /// <summary>Reads one link (blocking, at most the read timeout); every frame and the housekeeping run under the engine lock.</summary>
     private void Loop(int link)
     {
-        ForwardingEngine engine = _engine;
+        EngineHost host = _host;
         LibPcapLiveDevice device = _devices[link];
         while (!_stopping)
         {
@@ -187,28 +187,27 @@ public sealed class PcapWorker : IFrameWorker
             {
                 if (status == GetPacketStatus.PacketRead)
                 {
-                    _state.ApplyTo(engine);
+                    host.BeginBatch();
                     ReadOnlySpan<byte> data = capture.Data;
                     if (data.Length <= _inbound.Length)
                     {
                         Receive(data, (byte)link, now);
                     }
                 }
-                if (now >= _nextHousekeeping)
+                if (now >= _nextStatistics)
                 {
-                    Housekeeping(now);
+                    ReadDropStatistics(now);
                 }
                 if (link == 0)
                 {
-                    _snapshots.Serve(engine.Connections); // ipvsadm -L -c: copied between frames, never during one
+                    host.Housekeeping(now); // expiry when due, ipvsadm -L -c: between frames, never during one
                 }
             }
         }
     }
 
-    private void Housekeeping(long now)
+    private void ReadDropStatistics(long now)
     {
-        _engine.ExpireConnections(now, _expiryBudget);
         long drops = 0;
         foreach (LibPcapLiveDevice device in _devices)
         {
@@ -216,18 +215,20 @@ public sealed class PcapWorker : IFrameWorker
             drops += (long)statistics.DroppedPackets + statistics.InterfaceDroppedPackets;
         }
         Interlocked.Exchange(ref _ringDrops, drops);
-        _nextHousekeeping = now + HousekeepingIntervalMs;
+        _nextStatistics = now + StatisticsIntervalMs;
     }
 
     private void Receive(ReadOnlySpan<byte> data, byte link, long now)
     {
-        int linkHeader = data.Length > 13 && data[12] == 0x81 && data[13] == 0x00 ? 18 : 14;
-        if (data.Length > _mtus[link] + linkHeader && _engine.Prefetch(data).MayBeTunnelled)
+        int mtu = _mtus[link];
+        bool superFrame = OffloadPolicy.IsSuperFrame(data, mtu);
+        FlowHint hint = superFrame ? _host.Prefetch(data) : default; // read only where the policy needs it
+        if (OffloadPolicy.CutBeforeEngine(superFrame, hint))
         {
             // An encapsulated super-frame could not be cut after the engine: cut it first, each segment with headroom.
             data.CopyTo(_inbound);
             ReadOnlySpan<byte> whole = _inbound.AsSpan(0, data.Length);
-            int segments = TcpSegmentation.SegmentCount(whole, Math.Min(_mtus[link], _engine.Snapshot.SmallestTunnelPayloadMtu), out int payloadPerSegment);
+            int segments = OffloadPolicy.TunnelSegmentCount(whole, mtu, gsoSize: 0, _host.Engine.Snapshot, out int payloadPerSegment);
             if (segments == 0)
             {
                 Interlocked.Increment(ref _transmitErrors);
@@ -236,32 +237,35 @@ public sealed class PcapWorker : IFrameWorker
             for (int i = 0; i < segments; i++)
             {
                 int length = TcpSegmentation.WriteSegment(whole, i, payloadPerSegment, _frame.AsSpan(FrameBuffer.RecommendedHeadroom));
-                Process(length, FrameFlags.None, link, now);
+                Process(length, FrameFlags.None, link, default, now);
             }
             return;
         }
         data.CopyTo(_frame.AsSpan(FrameBuffer.RecommendedHeadroom));
-        // Larger than the link allows: a GRO/GSO super-frame, cut after the engine (SendSegmented), never refused as too big.
-        FrameFlags flags = data.Length > _mtus[link] + linkHeader ? FrameFlags.ChecksumUnknown | FrameFlags.Gso : FrameFlags.ChecksumUnknown;
-        Process(data.Length, flags, link, now);
+        // A super-frame that goes to no tunnel is cut after the engine (SendSegmented), never refused as too big.
+        Process(data.Length, OffloadPolicy.ReceiveFlagsWithoutHeader(data, mtu), link, hint, now);
     }
 
-    private void Process(int length, FrameFlags flags, byte link, long now)
+    private void Process(int length, FrameFlags flags, byte link, FlowHint hint, long now)
     {
-        var packet = new FrameBuffer(_frame, FrameBuffer.RecommendedHeadroom, length, flags, link) { Overflow = _overflow };
-        Verdict verdict = _engine.Process(ref packet, now, _reply, out int replyLength);
-        if (verdict == Verdict.Transmit)
+        var packet = new FrameBuffer(_frame, FrameBuffer.RecommendedHeadroom, length, flags, link) { Overflow = _overflow, Hint = hint };
+        var sink = new DeviceSink(this);
+        _host.Forward(ref packet, now, _reply, ref sink);
+    }
+
+    /// <summary>Sends what the engine made of a frame through libpcap, cutting a super-frame to the egress link's MTU.</summary>
+    private readonly struct DeviceSink(PcapWorker worker) : IFrameSink
+    {
+        public void Transmit(ref FrameBuffer packet)
         {
-            SendSegmented(packet.Frame, packet.Link);
+            worker.SendSegmented(packet.Frame, packet.Link);
             if (packet.OverflowLength > 0)
             {
-                Send(_overflow.AsSpan(0, packet.OverflowLength), packet.Link);
+                worker.Send(packet.Overflow[..packet.OverflowLength], packet.Link);
             }
         }
-        else if (verdict == Verdict.Reply)
-        {
-            Send(_reply.AsSpan(0, replyLength), packet.Link); // the ingress link, or the client's for a relayed frag-needed
-        }
+
+        public void Reply(ReadOnlySpan<byte> reply, byte link) => worker.Send(reply, link);
     }
 
     /// <summary>
@@ -271,8 +275,7 @@ public sealed class PcapWorker : IFrameWorker
     private void SendSegmented(ReadOnlySpan<byte> frame, byte link)
     {
         int mtu = link < _mtus.Length ? _mtus[link] : _mtus[0];
-        int linkHeader = frame.Length > 13 && frame[12] == 0x81 && frame[13] == 0x00 ? 18 : 14;
-        if (frame.Length <= mtu + linkHeader)
+        if (!OffloadPolicy.IsSuperFrame(frame, mtu))
         {
             Send(frame, link);
             return;
@@ -309,7 +312,7 @@ public sealed class PcapWorker : IFrameWorker
         {
             thread.Join(TimeSpan.FromSeconds(2));
         }
-        _engine.Connections.Clear();
+        _host.Clear();
         foreach (LibPcapLiveDevice device in _devices)
         {
             device.Close();

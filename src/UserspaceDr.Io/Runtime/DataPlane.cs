@@ -7,7 +7,6 @@ using UserspaceDr.Core.Services;
 using UserspaceDr.Core.Stats;
 using UserspaceDr.Io.AfPacket;
 using UserspaceDr.Io.Engine;
-using UserspaceDr.Io.PcapLive;
 using UserspaceDr.Linux.Host;
 
 namespace UserspaceDr.Io.Runtime;
@@ -121,7 +120,7 @@ public sealed class DataPlane : IDisposable
                 Links = engineLinks,
                 AnswerArpForVirtualAddresses = options.AnswerArpForVirtualAddresses,
             };
-            int workers = options.Backend == FrameBackend.Pcap ? 1 : Math.Max(1, options.Workers);
+            int workers = FrameWorkers.Count(options.Backend, options.Workers);
             int perWorker = Math.Max(1024, options.MaxConnections / workers);
             // One PACKET_FANOUT_CBPF group per link (groups are per device), all steered by the client address (see
             // FanoutSteering): both directions of a NAT connection, on whatever links they arrive, meet in one worker.
@@ -136,9 +135,7 @@ public sealed class DataPlane : IDisposable
             for (int i = 0; i < workers; i++)
             {
                 // Join order = worker index: the steering program's result i is the i-th member of every group.
-                _workers.Add(options.Backend == FrameBackend.Pcap
-                    ? new PcapWorker(links, _state, engineOptions, perWorker, _traffic, log)
-                    : new AfPacketWorker(i, links, _state, engineOptions, perWorker, fanouts, _traffic, log));
+                _workers.Add(FrameWorkers.Create(options.Backend, i, links, _state, engineOptions, perWorker, fanouts, _traffic, log));
             }
             foreach (IFrameWorker worker in _workers)
             {
@@ -211,9 +208,9 @@ public sealed class DataPlane : IDisposable
             if (_steering is not null)
             {
                 ClassicBpfProgram steering = FanoutSteering.Build(next.VirtualAddresses.ToArray(), _workers.Count, RuleSetTraffic.ClientMask(rules));
-                if (!steering.Instructions.SequenceEqual(_steering.Instructions) && _workers.FirstOrDefault() is AfPacketWorker first)
+                if (!steering.Instructions.SequenceEqual(_steering.Instructions) && _workers.Count > 0)
                 {
-                    first.ReplaceFanoutProgram(steering); // one member's call replaces the program of the whole group
+                    _workers[0].ReplaceFanoutProgram(steering); // one member's call replaces the program of the whole group
                     _steering = steering;
                 }
             }

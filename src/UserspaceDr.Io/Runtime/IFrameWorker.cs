@@ -1,5 +1,10 @@
-using UserspaceDr.Io.Engine;
+using Microsoft.Extensions.Logging;
+using UserspaceDr.Core.Forwarding;
 using UserspaceDr.Core.Stats;
+using UserspaceDr.Io.AfPacket;
+using UserspaceDr.Io.Engine;
+using UserspaceDr.Io.PcapLive;
+using UserspaceDr.Linux.Host;
 
 namespace UserspaceDr.Io.Runtime;
 
@@ -29,4 +34,26 @@ public interface IFrameWorker : IDisposable
 
     /// <summary>The rule set's addresses changed: narrow or widen what the kernel hands this worker.</summary>
     void UpdateTraffic(TrafficSelection traffic);
+
+    /// <summary>
+    /// Replaces the program that steers frames among the workers (one member's call changes its whole fanout group);
+    /// nothing for a backend that has a single worker.
+    /// </summary>
+    void ReplaceFanoutProgram(ClassicBpfProgram program);
+}
+
+/// <summary>Makes the workers of a backend: the one place that knows which classes the backends are.</summary>
+public static class FrameWorkers
+{
+    /// <summary>How many workers a backend runs for <paramref name="requested"/>: libpcap's one engine serves every link.</summary>
+    public static int Count(FrameBackend backend, int requested) => backend == FrameBackend.Pcap ? 1 : Math.Max(1, requested);
+
+    /// <param name="fanouts">Each link's fanout group (AF_PACKET with several workers), or null.</param>
+    public static IFrameWorker Create(FrameBackend backend, int index, IReadOnlyList<LinkInfo> links, DataPlaneState state,
+        EngineOptions options, int maxConnections, IReadOnlyList<FanoutOptions>? fanouts, TrafficSelection traffic, ILogger log) =>
+        backend switch
+        {
+            FrameBackend.Pcap => new PcapWorker(links, state, options, maxConnections, traffic, log),
+            _ => new AfPacketWorker(index, links, state, options, maxConnections, fanouts, traffic, log),
+        };
 }

@@ -1,0 +1,100 @@
+using UserspaceDr.Core.Connections;
+using UserspaceDr.Core.Forwarding;
+using UserspaceDr.Core.Stats;
+
+namespace UserspaceDr.Io.Engine;
+
+/// <summary>How often an <see cref="EngineHost"/> sweeps its connection table, and how much of it per sweep.</summary>
+/// <param name="IntervalMs">Time between sweeps (0: every call).</param>
+/// <param name="Budget">Slots looked at per sweep; null: a twentieth of the table, so a full pass takes about 20 sweeps.</param>
+public sealed record ExpiryPolicy(int IntervalMs, int? Budget = null)
+{
+    /// <summary>The live workers': a full sweep about every two seconds, however often the loop turns (a sweep step reads megabytes).</summary>
+    public static ExpiryPolicy Live { get; } = new(100);
+}
+
+/// <summary>
+/// The engine as every backend drives it (AF_PACKET rings, libpcap, capture files): one <see cref="ForwardingEngine"/>
+/// with its own connection table, the snapshot it takes from <see cref="DataPlaneState"/> between batches, the
+/// housekeeping it runs between batches (expiry, `ipvsadm -L -c` copies), and the verdict → output mapping through a
+/// backend's <see cref="IFrameSink"/>. A backend keeps only its transport: where frames come from and how they leave.
+/// Used by one thread at a time (a worker's, or several readers under one lock).
+/// </summary>
+public sealed class EngineHost
+{
+    private readonly DataPlaneState _state;
+    private readonly int _expiryIntervalMs;
+    private readonly int _expiryBudget;
+    private long _nextExpiry = long.MinValue;
+
+    public EngineHost(DataPlaneState state, EngineOptions options, int maxConnections, ExpiryPolicy expiry)
+    {
+        ArgumentNullException.ThrowIfNull(state);
+        ArgumentNullException.ThrowIfNull(expiry);
+        _state = state;
+        var table = new ConnectionTable(maxConnections);
+        Engine = new ForwardingEngine(options, table);
+        _expiryIntervalMs = expiry.IntervalMs;
+        _expiryBudget = expiry.Budget ?? Math.Max(1024, table.SlotCount / 20);
+        _state.ApplyTo(Engine);
+    }
+
+    public ForwardingEngine Engine { get; }
+
+    public WorkerCounters Counters => Engine.Counters;
+
+    /// <summary>Connections the table holds now.</summary>
+    public int Connections => Engine.Connections.Count;
+
+    public int ConnectionCapacity => Engine.Connections.Capacity;
+
+    /// <summary>Where another thread asks for a copy of the connections (answered in <see cref="Housekeeping"/>).</summary>
+    public ConnectionSnapshotSlot Snapshots { get; } = new();
+
+    /// <summary>Before a batch: the engine takes the snapshot in force (rules, neighbours, timeouts), whole.</summary>
+    public void BeginBatch() => _state.ApplyTo(Engine);
+
+    /// <summary>The flow key and service of a frame processed a few frames later (<see cref="ForwardingEngine.Prefetch"/>).</summary>
+    public FlowHint Prefetch(ReadOnlySpan<byte> frame) => Engine.Prefetch(frame);
+
+    /// <summary>
+    /// Runs one frame through the engine and hands what comes out to <paramref name="sink"/>: the rewritten frame (and
+    /// a trailing fragment) on <see cref="Verdict.Transmit"/>, the reply on <see cref="Verdict.Reply"/>, nothing
+    /// otherwise. <paramref name="reply"/> must hold <see cref="ReplyBuilder.MaxReplyLength"/> bytes.
+    /// </summary>
+    public FrameReason Forward<TSink>(ref FrameBuffer packet, long now, Span<byte> reply, ref TSink sink)
+        where TSink : struct, IFrameSink
+    {
+        FrameReason reason = Engine.ProcessWithReason(ref packet, now, reply, out int replyLength);
+        switch (FrameReasons.VerdictOf(reason))
+        {
+            case Verdict.Transmit:
+                sink.Transmit(ref packet);
+                break;
+            case Verdict.Reply:
+                // Replies leave by packet.Link: the ingress link, except a frag-needed relayed to a client on another one.
+                sink.Reply(reply[..replyLength], packet.Link);
+                break;
+            default:
+                break;
+        }
+        return reason;
+    }
+
+    /// <summary>Between batches: an expiry sweep when one is due, and a pending `-L -c` copy.</summary>
+    public void Housekeeping(long now)
+    {
+        if (now >= _nextExpiry)
+        {
+            Engine.ExpireConnections(now, _expiryBudget);
+            _nextExpiry = now + _expiryIntervalMs;
+        }
+        Snapshots.Serve(Engine.Connections); // ipvsadm -L -c: copied between batches, never per frame
+    }
+
+    /// <summary>The backend's loop has ended: nothing answers a `-L -c` request from here on.</summary>
+    public void Stop() => Snapshots.Close();
+
+    /// <summary>Forgets every connection (releases the real servers' active/inactive counts).</summary>
+    public void Clear() => Engine.Connections.Clear();
+}
