@@ -1,3 +1,5 @@
+using UserspaceDr.Core.Stats;
+
 namespace UserspaceDr.Core.Services;
 
 /// <summary>
@@ -8,7 +10,7 @@ namespace UserspaceDr.Core.Services;
 /// </summary>
 public sealed class RealServer
 {
-    private static int s_nextStatsSlot;
+    private int _statsReleased;
     private int _method;
     private int _weight;
     private int _lastWeight;
@@ -31,8 +33,25 @@ public sealed class RealServer
         _lowerThreshold = lowerThreshold;
     }
 
-    /// <summary>Index of this server's row in each worker's traffic counters (unique for the process lifetime).</summary>
-    public int StatsSlot { get; } = Interlocked.Increment(ref s_nextStatsSlot) - 1;
+    /// <summary>
+    /// Index of this server's row in each worker's traffic counters, from its data plane's <see cref="ServerStatsSlots"/>
+    /// (given by <see cref="RuleSet.Build"/>; a server made elsewhere has lease 0 and its traffic is not counted).
+    /// </summary>
+    public int StatsSlot { get; private set; }
+
+    /// <summary>Which hand-out of <see cref="StatsSlot"/> this server holds (0: none).</summary>
+    public long StatsLease { get; private set; }
+
+    internal void TakeStatsSlot(ServerStatsSlots slots) => (StatsSlot, StatsLease) = slots.Take();
+
+    /// <summary>Gives the row back once the server is gone for good (at most once).</summary>
+    internal void ReleaseStatsSlot(ServerStatsSlots slots)
+    {
+        if (StatsLease != 0 && Interlocked.Exchange(ref _statsReleased, 1) == 0)
+        {
+            slots.Release(StatsSlot);
+        }
+    }
 
     public uint Address { get; }
     public ushort Port { get; }

@@ -1,5 +1,6 @@
 using System.Collections.Immutable;
 using UserspaceDr.Core.Scheduling;
+using UserspaceDr.Core.Stats;
 
 namespace UserspaceDr.Core.Services;
 
@@ -10,7 +11,7 @@ namespace UserspaceDr.Core.Services;
 /// </summary>
 public sealed class RuleSet
 {
-    public static readonly RuleSet Empty = new(RuleSetSpec.Empty, [], []);
+    public static readonly RuleSet Empty = new(RuleSetSpec.Empty, [], [], new ServerStatsSlots());
 
     private static int s_lastGeneration;
 
@@ -20,8 +21,9 @@ public sealed class RuleSet
     private readonly int _mask;
     private readonly uint[] _virtualAddresses;
 
-    private RuleSet(RuleSetSpec spec, ImmutableArray<VirtualService> services, ImmutableArray<DeletedRealServer> deleted)
+    private RuleSet(RuleSetSpec spec, ImmutableArray<VirtualService> services, ImmutableArray<DeletedRealServer> deleted, ServerStatsSlots statsSlots)
     {
+        StatsSlots = statsSlots;
         Spec = spec;
         Services = services;
         Deleted = deleted;
@@ -68,6 +70,9 @@ public sealed class RuleSet
     public ReadOnlySpan<uint> VirtualAddresses => _virtualAddresses;
 
     public bool IsVirtualAddress(uint address) => Array.BinarySearch(_virtualAddresses, address) >= 0;
+
+    /// <summary>The traffic-counter rows of this rule set's data plane: shared by every rule set built from this one.</summary>
+    internal ServerStatsSlots StatsSlots { get; }
 
     /// <summary>
     /// Tells this rule set from every other built in this process (never 0): a value that names it without holding a
@@ -137,6 +142,8 @@ public sealed class RuleSet
             }
         }
 
+        // One data plane's rule sets share one allocator of counter rows; a first rule set starts its own.
+        ServerStatsSlots statsSlots = previous is null || ReferenceEquals(previous, Empty) ? new ServerStatsSlots() : previous.StatsSlots;
         var kept = new HashSet<RealServer>(ReferenceEqualityComparer.Instance);
         var services = ImmutableArray.CreateBuilder<VirtualService>(spec.Services.Length);
         foreach (VirtualServiceSpec serviceSpec in spec.Services)
@@ -167,7 +174,9 @@ public sealed class RuleSet
                 }
                 else
                 {
-                    dests.Add(new RealServer(d.Address, d.Port, d.Method, d.Weight, d.UpperThreshold, d.LowerThreshold));
+                    var server = new RealServer(d.Address, d.Port, d.Method, d.Weight, d.UpperThreshold, d.LowerThreshold);
+                    server.TakeStatsSlot(statsSlots);
+                    dests.Add(server);
                 }
             }
             services.Add(new VirtualService(serviceSpec.Protocol, serviceSpec.Address, serviceSpec.Port, serviceSpec.Scheduler,
@@ -189,18 +198,30 @@ public sealed class RuleSet
                         {
                             deleted.Add(new DeletedRealServer(old.Protocol, old.Address, old.Port, dest));
                         }
+                        else
+                        {
+                            dest.ReleaseStatsSlot(statsSlots);
+                        }
                     }
                 }
             }
             foreach (DeletedRealServer entry in previous.Deleted)
             {
-                if (!kept.Contains(entry.Server) && entry.Server.HasConnections)
+                if (kept.Contains(entry.Server))
+                {
+                    continue;
+                }
+                if (entry.Server.HasConnections)
                 {
                     deleted.Add(entry);
                 }
+                else
+                {
+                    entry.Server.ReleaseStatsSlot(statsSlots); // the last connection that held it is gone
+                }
             }
         }
-        return new RuleSet(spec, services.MoveToImmutable(), deleted.ToImmutable());
+        return new RuleSet(spec, services.MoveToImmutable(), deleted.ToImmutable(), statsSlots);
     }
 
     private static RealServer? FindDeleted(RuleSet? previous, VirtualServiceSpec service, RealServerSpec server)

@@ -6,6 +6,8 @@ namespace UserspaceDr.Core.Stats;
 /// <summary>Traffic through one real server, as ipvsadm --stats counts it.</summary>
 public struct TrafficCounters
 {
+    /// <summary>The <see cref="Services.RealServer.StatsLease"/> this row counts for (a row is handed to a new server after its old one is gone).</summary>
+    public long Owner;
     public long Connections;
     public long InPackets;
     public long InBytes;
@@ -57,7 +59,11 @@ public sealed class WorkerCounters
         return total;
     }
 
-    /// <summary>The row for a server; grows (off the per-frame path in practice: once per new server).</summary>
+    /// <summary>
+    /// The row for a server; grows (off the per-frame path in practice: once per new server). A row last used by an
+    /// earlier holder of the slot starts again from zero; a late count for a server whose row was handed on (or for
+    /// one that never had a row) goes to a row nobody reads.
+    /// </summary>
     public ref TrafficCounters For(RealServer server)
     {
         int slot = server.StatsSlot;
@@ -65,13 +71,26 @@ public sealed class WorkerCounters
         {
             Array.Resize(ref _byServer, Math.Max(slot + 1, _byServer.Length * 2));
         }
-        return ref _byServer[slot];
+        ref TrafficCounters row = ref _byServer[slot];
+        long lease = server.StatsLease;
+        if (row.Owner != lease)
+        {
+            if (row.Owner > lease || lease == 0)
+            {
+                return ref _discarded;
+            }
+            row = new TrafficCounters { Owner = lease };
+        }
+        return ref row;
     }
 
-    /// <summary>A copy of a server's row, for readers on other threads.</summary>
+    private TrafficCounters _discarded;
+
+    /// <summary>A copy of a server's row, for readers on other threads (zero when the row counts for another server).</summary>
     public TrafficCounters Read(RealServer server)
     {
         TrafficCounters[] rows = Volatile.Read(ref _byServer);
-        return server.StatsSlot < rows.Length ? rows[server.StatsSlot] : default;
+        TrafficCounters row = server.StatsSlot < rows.Length ? rows[server.StatsSlot] : default;
+        return row.Owner == server.StatsLease && server.StatsLease != 0 ? row : default;
     }
 }
