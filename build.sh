@@ -51,20 +51,25 @@ do_test() {
     fi
     local results="$ROOT/artifacts/test-results"
     rm -rf "$results"
-    local rc=0
-    dotnet test tests/UserspaceDr.Tests/UserspaceDr.Tests.csproj -c Release --no-build -nologo \
-        --logger "trx;LogFileName=tests.trx" --logger "console;verbosity=normal" --results-directory "$results" || rc=$?
-    local trx="$results/tests.trx"
-    if [ -f "$trx" ]; then
-        local counters passed failed
-        counters=$(grep -o '<Counters [^>]*>' "$trx" | head -1)
-        passed=$(sed -n 's/.* passed="\([0-9]*\)".*/\1/p' <<<"$counters")
-        failed=$(sed -n 's/.* failed="\([0-9]*\)".*/\1/p' <<<"$counters")
-        echo "${passed:-0} passed, ${failed:-0} failed"
-    else
-        echo "0 passed, 1 failed"
-        rc=1
-    fi
+    local rc=0 passed=0 failed=0 project
+    # The unit tests first (no root needed), then the lab tests (network namespaces, root).
+    for project in UserspaceDr.Tests UserspaceDr.LabTests; do
+        dotnet test "tests/$project/$project.csproj" -c Release --no-build -nologo \
+            --logger "trx;LogFileName=$project.trx" --logger "console;verbosity=normal" --results-directory "$results" || rc=$?
+        local trx="$results/$project.trx"
+        if [ -f "$trx" ]; then
+            local counters p f
+            counters=$(grep -o '<Counters [^>]*>' "$trx" | head -1)
+            p=$(sed -n 's/.* passed="\([0-9]*\)".*/\1/p' <<<"$counters")
+            f=$(sed -n 's/.* failed="\([0-9]*\)".*/\1/p' <<<"$counters")
+            passed=$((passed + ${p:-0}))
+            failed=$((failed + ${f:-0}))
+        else
+            failed=$((failed + 1)) # the project did not run: that must show
+            rc=1
+        fi
+    done
+    echo "$passed passed, $failed failed"
     return $rc
 }
 
