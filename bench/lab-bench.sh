@@ -105,35 +105,10 @@ iperf rs4 198.19.1.14 5212
 iperf rs2 "$VIP" 5221
 iperf rs2 198.18.0.202 5222
 # A TCP server that accepts and closes at once, for connections per second (bounded by the client's count).
-cat > "$WORK/acceptor.py" <<'PY'
-import selectors, socket, sys
-selector = selectors.DefaultSelector()
-for port in sys.argv[1:]:
-    s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    s.bind(("0.0.0.0", int(port))); s.listen(1024); s.setblocking(False)
-    selector.register(s, selectors.EVENT_READ)
-while True:
-    for key, _ in selector.select():
-        try:
-            c, _ = key.fileobj.accept(); c.close()
-        except BlockingIOError:
-            pass
-PY
-cat > "$WORK/connector.py" <<'PY'
-import socket, sys, time
-target, port, seconds = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
-n, deadline = 0, time.monotonic() + seconds
-start = time.monotonic()
-while time.monotonic() < deadline and n < 200000:
-    c = socket.create_connection((target, port), timeout=2)
-    c.recv(1)
-    c.close(); n += 1
-print(f"{n / (time.monotonic() - start):.0f}")
-PY
-in_host rs1 python3 "$WORK/acceptor.py" 8201 8202 &
-in_host rs2 python3 "$WORK/acceptor.py" 8221 8222 &
-in_host rs3 python3 "$WORK/acceptor.py" 8201 &
-in_host rs4 python3 "$WORK/acceptor.py" 8212 &
+in_host rs1 python3 "$ROOT/tools/lab/acceptor.py" 8201 8202 &
+in_host rs2 python3 "$ROOT/tools/lab/acceptor.py" 8221 8222 &
+in_host rs3 python3 "$ROOT/tools/lab/acceptor.py" 8201 &
+in_host rs4 python3 "$ROOT/tools/lab/acceptor.py" 8212 &
 # rs2's IP-in-IP endpoint (user space where the kernel has no ipip module).
 in_host rs2 "$UDR" node tunnel --vip "$VIP" > "$WORK/tunnel.log" 2>&1 &
 
@@ -144,7 +119,7 @@ json() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
 tcp_gbps() { in_host client iperf3 -c "$1" -p "$2" -t "$SECONDS_PER_RUN" -J | json "round(d['end']['sum_received']['bits_per_second']/1e9, 3)"; }
 udp_kpps() { in_host client iperf3 -c "$1" -p "$2" -u -b 0 -l 64 -t "$SECONDS_PER_RUN" -J |
     json "round(d['end']['sum']['packets']*(100-d['end']['sum']['lost_percent'])/100/d['end']['sum']['seconds']/1e3, 1)"; }
-cps() { in_host client python3 "$WORK/connector.py" "$1" $(($2 + 3000)) "$SECONDS_PER_RUN"; }
+cps() { in_host client python3 "$ROOT/tools/lab/connector.py" "$1" $(($2 + 3000)) "$SECONDS_PER_RUN"; }
 
 declare -A total
 printf '%-6s %-4s %-26s %12s %12s\n' round mode measure udr kernel

@@ -38,9 +38,7 @@ internal sealed class EndToEndLab : IDisposable
         {
             Directory = Path.Combine(Path.GetTempPath(), "udr-e2e-" + Network.Prefix);
             System.IO.Directory.CreateDirectory(Directory);
-            File.WriteAllText(Path.Combine(Directory, LabScripts.ClientFile), LabScripts.Client);
-            File.WriteAllText(Path.Combine(Directory, LabScripts.UdpEchoFile), LabScripts.UdpEcho);
-            File.WriteAllText(Path.Combine(Directory, LabScripts.TcpSinkFile), LabScripts.TcpSink);
+            LabScripts.CopyTo(Directory);
             foreach (LabHost server in RealServers)
             {
                 string name = LabNetwork.HostName(server);

@@ -1,0 +1,192 @@
+# The lab client the end-to-end tests run (tests/UserspaceDr.LabTests/EndToEnd): split, download, upload, udp and
+# more modes, each bounded in count and time; each prints one JSON object on its last line.
+import hashlib, json, random, selectors, socket, sys, time
+from concurrent.futures import ThreadPoolExecutor
+
+VIP = '198.18.0.100'
+CLIENT = '198.18.0.1'
+
+def http_get(path, timeout):
+    s = socket.create_connection((VIP, 80), timeout=timeout)
+    try:
+        s.sendall(b'GET ' + path.encode() + b' HTTP/1.0\r\nHost: vip\r\n\r\n')
+        chunks = []
+        while True:
+            data = s.recv(65536)
+            if not data:
+                break
+            chunks.append(data)
+    finally:
+        s.close()
+    head, sep, body = b''.join(chunks).partition(b'\r\n\r\n')
+    if not sep or not head.startswith(b'HTTP/1.') or head.split(b' ')[1] != b'200':
+        raise RuntimeError('bad response %r' % head[:60])
+    return body
+
+# split COUNT PARALLEL SECONDS: COUNT fresh connections GET /, each answered with the server's name.
+def split(count, parallel, seconds):
+    deadline = time.monotonic() + seconds
+    def one(_):
+        if time.monotonic() > deadline:
+            return 'error: deadline'
+        try:
+            return http_get('/', 5).decode().strip()
+        except Exception as e:
+            return 'error: %s %s' % (type(e).__name__, e)
+    counts, errors = {}, []
+    with ThreadPoolExecutor(parallel) as pool:
+        for answer in pool.map(one, range(count)):
+            if answer.startswith('error:'):
+                errors.append(answer)
+            else:
+                counts[answer] = counts.get(answer, 0) + 1
+    return {'counts': counts, 'errors': len(errors), 'error_samples': errors[:5]}
+
+# download PATH [PAUSE_AFTER]: streams the body through SHA-256; with PAUSE_AFTER it prints "paused N" once N
+# body bytes arrived and reads on only after a line on stdin. A small receive buffer keeps most of the body
+# on the server's side of the connection while paused.
+def download(path, pause_after=None):
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    if pause_after is not None:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 128 * 1024)
+    s.settimeout(20)
+    s.connect((VIP, 80))
+    local_port = s.getsockname()[1]
+    s.sendall(b'GET ' + path.encode() + b' HTTP/1.0\r\nHost: vip\r\n\r\n')
+    buffer = b''
+    while b'\r\n\r\n' not in buffer:
+        data = s.recv(65536)
+        if not data:
+            break
+        buffer += data
+    head, _, body = buffer.partition(b'\r\n\r\n')
+    digest = hashlib.sha256(body)
+    received = len(body)
+    paused_at = None
+    while True:
+        if pause_after is not None and paused_at is None and received >= pause_after:
+            paused_at = received
+            print('paused %d' % received, flush=True)
+            sys.stdin.readline()
+        data = s.recv(65536)
+        if not data:
+            break
+        digest.update(data)
+        received += len(data)
+    s.close()
+    return {'status': head.split(b'\r\n')[0].decode(errors='replace'), 'bytes': received,
+            'sha256': digest.hexdigest(), 'local_port': local_port, 'paused_at': paused_at}
+
+# udp FLOWS ROUNDS: FLOWS sockets (distinct source ports) each send ROUNDS datagrams, one per round, in a new
+# random order every round; every reply names the server that echoed it.
+def udp(flows, rounds):
+    sockets = []
+    for _ in range(flows):
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.bind((CLIENT, 0))
+        s.setblocking(False)
+        sockets.append(s)
+    selector = selectors.DefaultSelector()
+    for i, s in enumerate(sockets):
+        selector.register(s, selectors.EVENT_READ, i)
+    replies = [[] for _ in range(flows)]
+    bad = []
+    for r in range(rounds):
+        order = list(range(flows))
+        random.shuffle(order)
+        for i in order:
+            sockets[i].sendto(b'%d %d' % (i, r), (VIP, 5353))
+        deadline = time.monotonic() + 5
+        while any(len(x) <= r for x in replies) and time.monotonic() < deadline:
+            for key, _ in selector.select(0.1):
+                data, peer = key.fileobj.recvfrom(2048)
+                words = data.decode(errors='replace').split()
+                if len(words) != 3 or words[1] != str(key.data) or peer != (VIP, 5353):
+                    bad.append('%r from %r on flow %d' % (data, peer, key.data))
+                else:
+                    replies[key.data].append(words[0])
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return {'ports': ports, 'replies': replies, 'bad': bad[:5]}
+
+# probe: one HTTP GET and one datagram to the VIP; reports what came back (or the error).
+def probe():
+    result = {}
+    try:
+        result['tcp'] = http_get('/', 3).decode().strip()
+    except Exception as e:
+        result['tcp'] = 'error: %s' % type(e).__name__
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.settimeout(3)
+    s.bind((CLIENT, 0))
+    s.sendto(b'0 0', (VIP, 5353))
+    try:
+        result['udp'] = s.recvfrom(2048)[0].decode().split()[0]
+    except Exception as e:
+        result['udp'] = 'error: %s' % type(e).__name__
+    s.close()
+    return result
+
+# upload BYTES PORT: sends BYTES random bytes to VIP:PORT (a tcp_sink), half-closes, and compares the SHA-256
+# the sink read with what was sent. Linux sets DF on TCP, so a path that cannot carry full-size segments
+# completes only if the client learns the path MTU from an ICMP fragmentation-needed.
+def upload(count, port):
+    data = random.randbytes(count)
+    started = time.monotonic()
+    s = socket.create_connection((VIP, port), timeout=20)
+    try:
+        s.sendall(data)
+        s.shutdown(socket.SHUT_WR)
+        answer = b''
+        while True:
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            answer += chunk
+    finally:
+        s.close()
+    words = answer.decode(errors='replace').split()
+    return {'bytes': count, 'sent_sha256': hashlib.sha256(data).hexdigest(),
+            'server': words[0] if len(words) == 2 else None, 'received_sha256': words[1] if len(words) == 2 else None,
+            'seconds': round(time.monotonic() - started, 3)}
+
+# refused PORT: a connected UDP socket sends to VIP:PORT, where the server has no listener; the kernel reports
+# ECONNREFUSED only if an ICMP port-unreachable arrives that quotes exactly this socket's datagram.
+def refused(port):
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.settimeout(2)
+    s.bind((CLIENT, 0))
+    s.connect((VIP, port))
+    outcome = 'timeout'
+    for attempt in range(3):
+        try:
+            s.send(b'anyone?')
+            s.recv(2048)
+            outcome = 'answered'
+            break
+        except ConnectionRefusedError:
+            outcome = 'refused'
+            break
+        except socket.timeout:
+            continue
+    local_port = s.getsockname()[1]
+    s.close()
+    return {'outcome': outcome, 'local_port': local_port}
+
+mode, args = sys.argv[1], sys.argv[2:]
+if mode == 'split':
+    out = split(int(args[0]), int(args[1]), float(args[2]))
+elif mode == 'download':
+    out = download(args[0], int(args[1]) if len(args) > 1 else None)
+elif mode == 'udp':
+    out = udp(int(args[0]), int(args[1]))
+elif mode == 'probe':
+    out = probe()
+elif mode == 'upload':
+    out = upload(int(args[0]), int(args[1]))
+elif mode == 'refused':
+    out = refused(int(args[0]))
+else:
+    raise SystemExit('unknown mode ' + mode)
+print(json.dumps(out), flush=True)
