@@ -177,4 +177,33 @@ public readonly ref struct ArpPacket
         get => BinaryPrimitives.ReadUInt32BigEndian(_bytes[24..]);
         set => BinaryPrimitives.WriteUInt32BigEndian(_bytes[24..], value);
     }
+
+    /// <summary>The length of a broadcast ARP request frame: Ethernet's 60-byte minimum (the ARP packet padded).</summary>
+    public const int RequestFrameLength = 60;
+
+    /// <summary>
+    /// Writes a broadcast "who has <paramref name="targetAddress"/>, tell <paramref name="senderAddress"/>" frame from
+    /// <paramref name="senderMac"/> into <paramref name="frame"/> (at least <see cref="RequestFrameLength"/> bytes);
+    /// returns its length.
+    /// </summary>
+    public static int WriteRequestFrame(Span<byte> frame, MacAddress senderMac, uint senderAddress, uint targetAddress)
+    {
+        frame = frame[..RequestFrameLength];
+        frame.Clear();
+        MacAddress.Broadcast.Write(frame);
+        senderMac.Write(frame[6..]);
+        BinaryPrimitives.WriteUInt16BigEndian(frame[12..], EtherTypes.Arp);
+        Span<byte> bytes = frame[EthernetFrame.HeaderLength..];
+        BinaryPrimitives.WriteUInt16BigEndian(bytes, 1); // Ethernet
+        BinaryPrimitives.WriteUInt16BigEndian(bytes[2..], EtherTypes.Ipv4);
+        bytes[4] = 6;
+        bytes[5] = 4;
+        var arp = new ArpPacket(bytes);
+        arp.Operation = ArpOperation.Request;
+        arp.SenderMac = senderMac;
+        arp.SenderAddress = senderAddress;
+        arp.TargetMac = MacAddress.Zero;
+        arp.TargetAddress = targetAddress;
+        return RequestFrameLength;
+    }
 }

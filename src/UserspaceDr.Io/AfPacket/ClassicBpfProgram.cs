@@ -1,6 +1,7 @@
 using System.Collections.ObjectModel;
 using System.ComponentModel;
 using System.Runtime.InteropServices;
+using UserspaceDr.Core.Packets;
 using UserspaceDr.Linux;
 
 namespace UserspaceDr.Io.AfPacket;
@@ -44,6 +45,14 @@ public sealed class ClassicBpfProgram
 {
     /// <summary>BPF_MAXINSNS.</summary>
     public const int MaxInstructions = 4096;
+
+    /// <summary>ldh [12]; jeq #0x0806 → accept; else drop: ARP frames only.</summary>
+    public static ClassicBpfProgram ArpOnly { get; } = new([
+        new(ClassicBpfInstruction.LoadHalfAbsolute, 0, 0, 12),
+        new(ClassicBpfInstruction.JumpIfEqual, 0, 1, EtherTypes.Arp),
+        new(ClassicBpfInstruction.ReturnConstant, 0, 0, uint.MaxValue),
+        new(ClassicBpfInstruction.ReturnConstant, 0, 0, 0),
+    ]);
 
     private readonly ClassicBpfInstruction[] _instructions;
 

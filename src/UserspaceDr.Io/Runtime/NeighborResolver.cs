@@ -1,4 +1,3 @@
-using System.Buffers.Binary;
 using System.Globalization;
 using Microsoft.Extensions.Logging;
 using UserspaceDr.Core.Forwarding;
@@ -80,7 +79,7 @@ public sealed class NeighborResolver : IDisposable
                     BlockSize = 1 << 16,
                     BlockCount = 2,
                     RetireTimeoutMs = 10,
-                    Filter = ArpOnly,
+                    Filter = ClassicBpfProgram.ArpOnly,
                 });
                 _interfaceIndexes[i] = _arpRings[i].InterfaceIndex;
             }
@@ -99,14 +98,6 @@ public sealed class NeighborResolver : IDisposable
         : this([networkInterface], publish, log)
     {
     }
-
-    /// <summary>ldh [12]; jeq #0x0806 → accept; else drop.</summary>
-    private static ClassicBpfProgram ArpOnly { get; } = new([
-        new(ClassicBpfInstruction.LoadHalfAbsolute, 0, 0, 12),
-        new(ClassicBpfInstruction.JumpIfEqual, 0, 1, EtherTypes.Arp),
-        new(ClassicBpfInstruction.ReturnConstant, 0, 0, uint.MaxValue),
-        new(ClassicBpfInstruction.ReturnConstant, 0, 0, 0),
-    ]);
 
     public NeighborTable Current => Volatile.Read(ref _table);
 
@@ -337,24 +328,10 @@ public sealed class NeighborResolver : IDisposable
 
     private unsafe void SendRequest(byte link, uint source, uint target)
     {
-        MacAddress localMac = _links[link].Mac;
-        Span<byte> frame = _request.AsSpan(0, 60);
-        frame.Clear();
-        MacAddress.Broadcast.Write(frame);
-        localMac.Write(frame[6..]);
-        BinaryPrimitives.WriteUInt16BigEndian(frame[12..], EtherTypes.Arp);
-        Span<byte> arp = frame[14..];
-        BinaryPrimitives.WriteUInt16BigEndian(arp, 1);
-        BinaryPrimitives.WriteUInt16BigEndian(arp[2..], EtherTypes.Ipv4);
-        arp[4] = 6;
-        arp[5] = 4;
-        BinaryPrimitives.WriteUInt16BigEndian(arp[6..], ArpOperation.Request);
-        localMac.Write(arp[8..]);
-        BinaryPrimitives.WriteUInt32BigEndian(arp[14..], source);
-        BinaryPrimitives.WriteUInt32BigEndian(arp[24..], target);
+        int length = ArpPacket.WriteRequestFrame(_request, _links[link].Mac, source, target);
         fixed (byte* start = _request)
         {
-            _arpTx.Add(start, 60, _interfaceIndexes[link]);
+            _arpTx.Add(start, length, _interfaceIndexes[link]);
             _arpTx.Flush(); // one request at a time: the buffer is reused
         }
     }

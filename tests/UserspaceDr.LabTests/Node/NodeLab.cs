@@ -1,4 +1,3 @@
-using System.Buffers.Binary;
 using System.Net;
 using System.Net.Sockets;
 using System.Text;
@@ -52,36 +51,17 @@ internal static class NodeLab
         MacAddress clientMac = lab.MacAddressOf(LabHost.Client);
         uint targetAddress = Ipv4Address.Parse(target);
         uint clientAddress = Ipv4Address.Parse(LabNetwork.ClientAddress);
-        var arpOnly = new ClassicBpfProgram([
-            new(ClassicBpfInstruction.LoadHalfAbsolute, 0, 0, 12),
-            new(ClassicBpfInstruction.JumpIfEqual, 0, 1, EtherTypes.Arp),
-            new(ClassicBpfInstruction.ReturnConstant, 0, 0, uint.MaxValue),
-            new(ClassicBpfInstruction.ReturnConstant, 0, 0, 0),
-        ]);
         using PacketRxRing ring = lab.RunIn(LabHost.Client, () => new PacketRxRing(new PacketRxRingOptions("eth0")
         {
             BlockSize = 1 << 16,
             BlockCount = 4,
             RetireTimeoutMs = 10,
-            Filter = arpOnly,
+            Filter = ClassicBpfProgram.ArpOnly,
         }));
         using PacketTxBatch tx = lab.RunIn(LabHost.Client, () => new PacketTxBatch(new PacketTxBatchOptions("eth0") { Capacity = 4 }));
 
-        byte[] request = new byte[60];
-        MacAddress.Broadcast.Write(request);
-        clientMac.Write(request.AsSpan(6));
-        BinaryPrimitives.WriteUInt16BigEndian(request.AsSpan(12), EtherTypes.Arp);
-        Span<byte> arp = request.AsSpan(14);
-        BinaryPrimitives.WriteUInt16BigEndian(arp, 1);
-        BinaryPrimitives.WriteUInt16BigEndian(arp[2..], EtherTypes.Ipv4);
-        arp[4] = 6;
-        arp[5] = 4;
-        Assert.That(ArpPacket.TryCreate(arp, out ArpPacket packet), Is.True);
-        packet.Operation = ArpOperation.Request;
-        packet.SenderMac = clientMac;
-        packet.SenderAddress = clientAddress;
-        packet.TargetMac = MacAddress.Zero;
-        packet.TargetAddress = targetAddress;
+        byte[] request = new byte[ArpPacket.RequestFrameLength];
+        ArpPacket.WriteRequestFrame(request, clientMac, clientAddress, targetAddress);
         fixed (byte* start = request)
         {
             tx.Add(start, request.Length);
