@@ -4,10 +4,9 @@ namespace UserspaceDr.Core.Stats;
 /// The rows of the per-worker traffic counters (<see cref="WorkerCounters.For"/>), handed to real servers by the rule
 /// sets of one data plane (each <see cref="Services.RuleSet"/> built from a previous one shares its allocator). A row
 /// whose server is gone for good (deleted, and no connection holds it) is handed out again from the next rule set
-/// on, so the counter arrays are
-/// as large as the most servers alive at once, not every server ever configured. Each hand-out has a new lease
-/// number: a worker's row remembers the lease it counts for, so a row handed to a new server starts from zero and a
-/// late count for the old one is dropped.
+/// on, so the counter arrays are as large as the most servers alive at once, not every server ever configured. Each
+/// hand-out has a new lease number: a worker's row remembers the lease it counts for, so a row handed to a new server
+/// starts from zero and a late count for the old one is dropped.
 /// </summary>
 public sealed class ServerStatsSlots
 {

@@ -41,6 +41,7 @@ public sealed class WorkerCounters
 {
     private readonly long[] _byReason = new long[FrameReasons.Count];
     private TrafficCounters[] _byServer = new TrafficCounters[64];
+    private TrafficCounters _discarded; // where counts for a server without a row of its own go
 
     public void Count(FrameReason reason) => _byReason[(int)reason]++;
 
@@ -83,8 +84,6 @@ public sealed class WorkerCounters
         }
         return ref row;
     }
-
-    private TrafficCounters _discarded;
 
     /// <summary>A copy of a server's row, for readers on other threads (zero when the row counts for another server).</summary>
     public TrafficCounters Read(RealServer server)

@@ -22,10 +22,10 @@ public static class OffloadPolicy
 
     /// <summary>
     /// A frame a backend without virtio_net_hdr (libpcap) received: the checksum state is unknown, and a frame larger
-    /// than the link allows is a GRO/GSO super-frame.
+    /// than the link allows (<see cref="IsSuperFrame"/>) is a GRO/GSO super-frame.
     /// </summary>
-    public static FrameFlags ReceiveFlagsWithoutHeader(ReadOnlySpan<byte> frame, int linkMtu) =>
-        IsSuperFrame(frame, linkMtu) ? FrameFlags.ChecksumUnknown | FrameFlags.Gso : FrameFlags.ChecksumUnknown;
+    public static FrameFlags ReceiveFlagsWithoutHeader(bool isSuperFrame) =>
+        isSuperFrame ? FrameFlags.ChecksumUnknown | FrameFlags.Gso : FrameFlags.ChecksumUnknown;
 
     /// <summary>Longer than the link's MTU allows with its Ethernet header (and one 802.1Q tag, when it carries one).</summary>
     public static bool IsSuperFrame(ReadOnlySpan<byte> frame, int linkMtu)

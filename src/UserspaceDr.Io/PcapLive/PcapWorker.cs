@@ -243,7 +243,7 @@ public sealed class PcapWorker : IFrameWorker
         }
         data.CopyTo(_frame.AsSpan(FrameBuffer.RecommendedHeadroom));
         // A super-frame that goes to no tunnel is cut after the engine (SendSegmented), never refused as too big.
-        Process(data.Length, OffloadPolicy.ReceiveFlagsWithoutHeader(data, mtu), link, hint, now);
+        Process(data.Length, OffloadPolicy.ReceiveFlagsWithoutHeader(superFrame), link, hint, now);
     }
 
     private void Process(int length, FrameFlags flags, byte link, FlowHint hint, long now)

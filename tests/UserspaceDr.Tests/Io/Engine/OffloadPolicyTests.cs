@@ -34,8 +34,8 @@ public class OffloadPolicyTests
         byte[] tagged = Frames.Tcp(Frames.Client, 40000, Frames.Vip, 80, ack: true, payload: new byte[1460], vlan: 7); // 1518 bytes
         Assert.Multiple(() =>
         {
-            Assert.That(OffloadPolicy.ReceiveFlagsWithoutHeader(wire, 1500), Is.EqualTo(FrameFlags.ChecksumUnknown));
-            Assert.That(OffloadPolicy.ReceiveFlagsWithoutHeader(super, 1500), Is.EqualTo(FrameFlags.ChecksumUnknown | FrameFlags.Gso));
+            Assert.That(OffloadPolicy.ReceiveFlagsWithoutHeader(OffloadPolicy.IsSuperFrame(wire, 1500)), Is.EqualTo(FrameFlags.ChecksumUnknown));
+            Assert.That(OffloadPolicy.ReceiveFlagsWithoutHeader(OffloadPolicy.IsSuperFrame(super, 1500)), Is.EqualTo(FrameFlags.ChecksumUnknown | FrameFlags.Gso));
             Assert.That(OffloadPolicy.IsSuperFrame(tagged, 1500), Is.False, "an 802.1Q tag is not counted against the MTU");
         });
     }
