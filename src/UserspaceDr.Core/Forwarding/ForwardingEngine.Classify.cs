@@ -11,38 +11,41 @@ namespace UserspaceDr.Core.Forwarding;
 /// </summary>
 public sealed partial class ForwardingEngine
 {
-    private FrameReason Classify(ref FrameContext frame)
+    private FrameReason Classify(ref FrameContext frame, ref FrameBuffer packet)
     {
-        if (frame.Packet.Link >= _links.Length)
+        if (packet.Link >= _links.Length)
         {
             return FrameReason.LinkUnknown;
         }
-        if (!EthernetFrame.TryParse(frame.Packet.Frame, out frame.Ethernet))
+        // Headers are parsed into locals and then stored in the context: parsed straight into the context, a header was
+        // written field by field and read back whole at once, a store-forwarding stall per frame.
+        if (!EthernetFrame.TryParse(packet.Frame, out EthernetFrame ethernet))
         {
             return FrameReason.EthernetTruncated;
         }
-        ushort etherType = frame.Ethernet.EtherType;
+        frame.Ethernet = ethernet;
+        ushort etherType = ethernet.EtherType;
         if (etherType == EtherTypes.Arp)
         {
-            return HandleArp(ref frame);
+            return HandleArp(ref frame, ref packet);
         }
         if (etherType != EtherTypes.Ipv4)
         {
             return FrameReason.NotIpv4;
         }
-        ulong destinationMac = frame.Ethernet.Destination.Value;
-        if (destinationMac != _links[frame.Packet.Link].Mac.Value && (destinationMac & 0x0100_0000_0000) == 0)
+        ulong destinationMac = ethernet.Destination.Value;
+        if (destinationMac != _links[packet.Link].Mac.Value && (destinationMac & 0x0100_0000_0000) == 0)
         {
             return FrameReason.NotForThisHost; // another host's unicast seen in promiscuous mode
         }
 
         // Structure first: a header we cannot trust ends here, whatever it is addressed to.
-        Span<byte> payload = frame.Ethernet.Payload;
-        if (!Ipv4Header.TryCreate(payload, out frame.Ip))
+        Span<byte> payload = ethernet.Payload;
+        if (!Ipv4Header.TryCreate(payload, out Ipv4Header ip))
         {
             return FrameReason.IpTruncated;
         }
-        Ipv4Header ip = frame.Ip;
+        frame.Ip = ip;
         if (ip.Version != 4)
         {
             return FrameReason.IpVersionInvalid;
@@ -68,7 +71,7 @@ public sealed partial class ForwardingEngine
         {
             // Not for a VIP: a NAT reply from a real server on its way back to the client, or an ICMP error about a
             // NAT or tunnelled packet; anything else is not udr's.
-            return rules.HasMasquerade || rules.HasTunnel ? HandleNotForVirtualAddress(ref frame, rules) : FrameReason.NotForVirtualAddress;
+            return rules.HasMasquerade || rules.HasTunnel ? HandleNotForVirtualAddress(ref frame, ref packet, rules) : FrameReason.NotForVirtualAddress;
         }
         if (!ip.HeaderChecksumValid)
         {
@@ -82,17 +85,17 @@ public sealed partial class ForwardingEngine
         byte protocol = ip.Protocol;
         if (ip.IsFragment && !ip.IsFirstFragment)
         {
-            return ForwardLaterFragment(ref frame);
+            return ForwardLaterFragment(ref frame, ref packet);
         }
         return protocol switch
         {
-            IpProtocol.Tcp or IpProtocol.Udp => HandleService(ref frame, protocol, rules),
-            IpProtocol.Icmp => HandleIcmp(ref frame),
+            IpProtocol.Tcp or IpProtocol.Udp => HandleService(ref frame, ref packet, protocol, rules),
+            IpProtocol.Icmp => HandleIcmp(ref frame, ref packet),
             _ => FrameReason.OtherProtocol,
         };
     }
 
-    private FrameReason HandleArp(ref FrameContext frame)
+    private FrameReason HandleArp(ref FrameContext frame, ref FrameBuffer packet)
     {
         if (!ArpPacket.TryCreate(frame.Ethernet.Payload, out ArpPacket arp))
         {
@@ -102,7 +105,7 @@ public sealed partial class ForwardingEngine
         {
             return FrameReason.ArpNotForVirtualAddress;
         }
-        frame.ReplyLength = ReplyBuilder.WriteArpReply(frame.Ethernet, arp, _links[frame.Packet.Link].Mac, frame.Reply);
+        frame.ReplyLength = ReplyBuilder.WriteArpReply(frame.Ethernet, arp, _links[packet.Link].Mac, frame.Reply);
         return FrameReason.ArpReply;
     }
 
@@ -110,7 +113,7 @@ public sealed partial class ForwardingEngine
     /// A TCP/UDP packet for a VIP: its service, its connection (found, reused or scheduled anew) and then the
     /// transmit stage to the connection's server.
     /// </summary>
-    private FrameReason HandleService(ref FrameContext frame, byte protocol, RuleSet rules)
+    private FrameReason HandleService(ref FrameContext frame, ref FrameBuffer packet, byte protocol, RuleSet rules)
     {
         if (!TryReadPorts(protocol, frame.Transport, out ushort clientPort, out ushort virtualPort, out byte tcpFlags))
         {
@@ -122,7 +125,7 @@ public sealed partial class ForwardingEngine
         long nowMs = frame.NowMs;
         var key = new ConnectionKey(protocol, ip.Source, clientPort, vip, virtualPort);
         // The prefetch stage found the service already when it read this frame under the same rules.
-        if (!frame.Packet.Hint.TryGetService(rules, key, out VirtualService? service))
+        if (!packet.Hint.TryGetService(rules, key, out VirtualService? service))
         {
             service = rules.Find(protocol, vip, virtualPort);
         }
@@ -149,7 +152,7 @@ public sealed partial class ForwardingEngine
             FrameReason scheduled = tracker.Schedule(service, key, tcpFlags, nowMs, out slot, out RealServer? oneShot);
             if (scheduled == FrameReason.IcmpPortUnreachable)
             {
-                frame.ReplyLength = ReplyBuilder.WriteIcmpError(frame.Ethernet, ip, _links[frame.Packet.Link].Mac, vip,
+                frame.ReplyLength = ReplyBuilder.WriteIcmpError(frame.Ethernet, ip, _links[packet.Link].Mac, vip,
                     IcmpType.DestinationUnreachable, IcmpType.CodePortUnreachable, 0, frame.Reply);
                 return scheduled;
             }
@@ -160,7 +163,7 @@ public sealed partial class ForwardingEngine
             if (oneShot is not null)
             {
                 // One-packet scheduling (-o): no entry outlives the datagram.
-                return Transmit(ref frame, new ForwardingTarget(oneShot, oneShot.Address, oneShot.Port != 0 ? oneShot.Port : virtualPort, oneShot.Method));
+                return Transmit(ref frame, ref packet, new ForwardingTarget(oneShot, oneShot.Address, oneShot.Port != 0 ? oneShot.Port : virtualPort, oneShot.Method));
             }
         }
         else
@@ -176,7 +179,7 @@ public sealed partial class ForwardingEngine
         ref Connection connection = ref tracker.Table.At(slot);
         // NAT replies (and ICMP errors udr writes for tunnelled flows) go back to where the client's frames came from:
         // that MAC, on that link.
-        connection.ClientMac = ClientHop.Pack(frame.Ethernet.Source, frame.Packet.Link);
+        connection.ClientMac = ClientHop.Pack(frame.Ethernet.Source, packet.Link);
         var target = new ForwardingTarget(connection.Dest, connection.DestAddress, connection.DestPort, connection.Method);
         if (target.Server is not null)
         {
@@ -188,7 +191,7 @@ public sealed partial class ForwardingEngine
                 _fragments.Remember(ip.Source, ip.Destination, ip.Identification, protocol, target.Server, target.Address, target.Method, nowMs);
             }
         }
-        return Transmit(ref frame, target);
+        return Transmit(ref frame, ref packet, target);
     }
 
     /// <summary>The ports (and TCP flags) of a TCP or UDP header; false when the header is cut short or malformed.</summary>

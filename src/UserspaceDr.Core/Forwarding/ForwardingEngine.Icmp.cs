@@ -13,7 +13,7 @@ public sealed partial class ForwardingEngine
     /// an outer header for a tunnel (ip_vs_icmp_xmit uses the connection's own transmitter), and translated for NAT
     /// (the server knows the reply as RIP:rport → client).
     /// </summary>
-    private FrameReason HandleIcmp(ref FrameContext frame)
+    private FrameReason HandleIcmp(ref FrameContext frame, ref FrameBuffer packet)
     {
         Span<byte> icmpBytes = frame.Transport;
         if (!IcmpHeader.TryCreate(icmpBytes, out IcmpHeader icmp) || !IcmpType.IsErrorIpvsTracks(icmp.Type))
@@ -42,7 +42,7 @@ public sealed partial class ForwardingEngine
         // Not counted in the server's InPkts (the kernel's ip_vs_in_stats would): the replay fixtures pin the DR counts.
         frame.Transport = default; // the ICMP message is relayed as it now is: no transport checksum of udr's to keep
         frame.Flags = FrameFlags.None;
-        FrameReason result = Transmit(ref frame, new ForwardingTarget(entry.Dest, entry.DestAddress, entry.DestPort, entry.Method));
+        FrameReason result = Transmit(ref frame, ref packet, new ForwardingTarget(entry.Dest, entry.DestAddress, entry.DestPort, entry.Method));
         return result == FrameReason.Forwarded ? FrameReason.ForwardedIcmpError : result;
     }
 

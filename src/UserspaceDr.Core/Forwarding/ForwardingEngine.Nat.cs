@@ -13,12 +13,12 @@ public sealed partial class ForwardingEngine
     /// sends a client, or an ICMP error about a tunnelled packet; anything else is not udr's (the kernel's copy goes
     /// its own way).
     /// </summary>
-    private FrameReason HandleNotForVirtualAddress(ref FrameContext frame, RuleSet rules)
+    private FrameReason HandleNotForVirtualAddress(ref FrameContext frame, ref FrameBuffer packet, RuleSet rules)
     {
         Ipv4Header ip = frame.Ip;
         if (ip.Protocol != IpProtocol.Icmp)
         {
-            return rules.HasMasquerade ? HandlePossibleNatReply(ref frame) : FrameReason.NotForVirtualAddress;
+            return rules.HasMasquerade ? HandlePossibleNatReply(ref frame, ref packet) : FrameReason.NotForVirtualAddress;
         }
         // An ICMP error is one whole datagram (at most 576 bytes); a fragment of one is not worth reassembling here.
         if (ip.IsFragment || !IcmpHeader.TryCreate(frame.Transport, out IcmpHeader icmp) || !IcmpType.IsErrorIpvsTracks(icmp.Type))
@@ -28,13 +28,13 @@ public sealed partial class ForwardingEngine
         Span<byte> quote = icmp.Quoted;
         if (quote.Length >= Ipv4Header.MinLength && quote[9] == IpProtocol.IpInIp)
         {
-            return rules.HasTunnel ? HandleIcmpAboutTunnel(ref frame) : FrameReason.NotForVirtualAddress;
+            return rules.HasTunnel ? HandleIcmpAboutTunnel(ref frame, ref packet) : FrameReason.NotForVirtualAddress;
         }
-        return rules.HasMasquerade ? HandleNatIcmpFromServer(ref frame) : FrameReason.NotForVirtualAddress;
+        return rules.HasMasquerade ? HandleNatIcmpFromServer(ref frame, ref packet) : FrameReason.NotForVirtualAddress;
     }
 
     /// <summary>Addresses a frame to the client's next hop, on the link the client's frames arrive by.</summary>
-    private FrameReason SendToClient(ref FrameContext frame, ulong clientHop, FrameFlags flags, FrameReason sent)
+    private FrameReason SendToClient(ref FrameContext frame, ref FrameBuffer packet, ulong clientHop, FrameFlags flags, FrameReason sent)
     {
         byte link = ClientHop.Link(clientHop);
         if (link >= _links.Length)
@@ -43,8 +43,8 @@ public sealed partial class ForwardingEngine
         }
         frame.Ethernet.Destination = ClientHop.Mac(clientHop);
         frame.Ethernet.Source = _links[link].Mac;
-        frame.Packet.Link = link;
-        frame.Packet.Flags = flags;
+        packet.Link = link;
+        packet.Flags = flags;
         return sent;
     }
 
@@ -52,7 +52,7 @@ public sealed partial class ForwardingEngine
     /// If the frame is a reply of a tracked NAT connection, SNAT it to VIP:vport and send it to the client's MAC;
     /// otherwise it is not udr's.
     /// </summary>
-    private FrameReason HandlePossibleNatReply(ref FrameContext frame)
+    private FrameReason HandlePossibleNatReply(ref FrameContext frame, ref FrameBuffer packet)
     {
         Ipv4Header ip = frame.Ip;
         byte protocol = ip.Protocol;
@@ -62,7 +62,7 @@ public sealed partial class ForwardingEngine
         }
         if (ip.IsFragment && !ip.IsFirstFragment)
         {
-            return ForwardLaterReplyFragment(ref frame);
+            return ForwardLaterReplyFragment(ref frame, ref packet);
         }
         if (!TryReadPorts(protocol, frame.Transport, out ushort serverPort, out ushort clientPort, out byte tcpFlags))
         {
@@ -79,7 +79,7 @@ public sealed partial class ForwardingEngine
         {
             return FrameReason.IpChecksumInvalid;
         }
-        byte ingress = frame.Packet.Link;
+        byte ingress = packet.Link;
         if (ip.TimeToLive <= 1)
         {
             // The kernel's ip_forward answers before IPVS's FORWARD hook sees the reply: time-exceeded to the server,
@@ -100,7 +100,7 @@ public sealed partial class ForwardingEngine
         {
             // The client's link is narrower than the server's: the server hears of it from the balancer's address on
             // its side, as a forwarding kernel would tell it.
-            return RefuseTooBig(ref frame, _links[clientLink].Mtu, _links[ingress].Address);
+            return RefuseTooBig(ref frame, ref packet, _links[clientLink].Mtu, _links[ingress].Address);
         }
         if (protocol == IpProtocol.Tcp)
         {
@@ -114,17 +114,17 @@ public sealed partial class ForwardingEngine
             _replyFragments.Remember(ip.Source, ip.Destination, ip.Identification, protocol, entry.Dest, entry.VirtualAddress,
                 ForwardingMethod.Masquerade, nowMs, entry.ClientMac);
         }
-        FinishChecksumIfNeeded(ref frame);
+        FinishChecksumIfNeeded(ref frame, ref packet);
         NatRewrite.Source(ip, frame.Transport, entry.VirtualAddress, entry.VirtualPort, (frame.Flags & FrameFlags.ChecksumPartial) != 0);
         ip.DecrementTimeToLive();
-        return SendToClient(ref frame, entry.ClientMac, frame.Flags, FrameReason.ForwardedReply);
+        return SendToClient(ref frame, ref packet, entry.ClientMac, frame.Flags, FrameReason.ForwardedReply);
     }
 
     /// <summary>
     /// A later fragment of a NAT reply: its first fragment named the connection; only the IPv4 source (RIP → VIP) is
     /// rewritten, the ports and transport checksum being in the first fragment. Unknown ones are not udr's.
     /// </summary>
-    private FrameReason ForwardLaterReplyFragment(ref FrameContext frame)
+    private FrameReason ForwardLaterReplyFragment(ref FrameContext frame, ref FrameBuffer packet)
     {
         Ipv4Header ip = frame.Ip;
         if (!_replyFragments.TryFind(ip.Source, ip.Destination, ip.Identification, ip.Protocol, frame.NowMs, out RealServer? dest, out uint vip, out _,
@@ -143,7 +143,7 @@ public sealed partial class ForwardingEngine
         CountReply(dest, ip);
         NatRewrite.Source(ip, default, vip, 0, checksumPartial: false);
         ip.DecrementTimeToLive();
-        return SendToClient(ref frame, clientHop, frame.Flags & ~FrameFlags.ChecksumPartial, FrameReason.ForwardedFragment);
+        return SendToClient(ref frame, ref packet, clientHop, frame.Flags & ~FrameFlags.ChecksumPartial, FrameReason.ForwardedFragment);
     }
 
     /// <summary>
@@ -153,7 +153,7 @@ public sealed partial class ForwardingEngine
     /// (ip_vs_nat_icmp), and it goes to the client's next hop like any reply. The connection's state and timer are
     /// left alone, as the kernel leaves them.
     /// </summary>
-    private FrameReason HandleNatIcmpFromServer(ref FrameContext frame)
+    private FrameReason HandleNatIcmpFromServer(ref FrameContext frame, ref FrameBuffer packet)
     {
         Ipv4Header ip = frame.Ip;
         Span<byte> icmp = frame.Transport;
@@ -184,7 +184,7 @@ public sealed partial class ForwardingEngine
         NatRewrite.IcmpQuotedDestination(icmp, quoted, entry.VirtualAddress, entry.VirtualPort);
         NatRewrite.Source(ip, default, entry.VirtualAddress, 0, checksumPartial: false); // outer source; ICMP has no pseudo-header
         ip.DecrementTimeToLive();
-        return SendToClient(ref frame, entry.ClientMac, FrameFlags.None, FrameReason.ForwardedReplyIcmpError);
+        return SendToClient(ref frame, ref packet, entry.ClientMac, FrameFlags.None, FrameReason.ForwardedReplyIcmpError);
     }
 
     /// <summary>OutPkts/OutBytes of a real server: what it sent back through the balancer.</summary>

@@ -12,7 +12,7 @@ namespace UserspaceDr.Core.Forwarding;
 /// </summary>
 public sealed partial class ForwardingEngine
 {
-    private FrameReason Transmit(ref FrameContext frame, in ForwardingTarget target)
+    private FrameReason Transmit(ref FrameContext frame, ref FrameBuffer packet, in ForwardingTarget target)
     {
         RealServer? dest = target.Server;
         if (dest is not null && dest.Removed)
@@ -35,7 +35,7 @@ public sealed partial class ForwardingEngine
         uint tunnelSource = 0;
         if (method == ForwardingMethod.Tunnel)
         {
-            FrameReason unfit = CheckTunnelPath(ref frame, target.Address, nextHop, out tunnelSource);
+            FrameReason unfit = CheckTunnelPath(ref frame, ref packet, target.Address, nextHop, out tunnelSource);
             if (unfit != FrameReason.Forwarded)
             {
                 return unfit;
@@ -49,7 +49,7 @@ public sealed partial class ForwardingEngine
                 return FrameReason.IcmpErrorTtlExpired; // only relayed ICMP errors get here, and no error is sent about an error
             }
             // The route to the server is not local, so IPVS decrements TTL and answers an expired one (ip_vs_xmit.c).
-            frame.ReplyLength = ReplyBuilder.WriteIcmpError(frame.Ethernet, ip, _links[frame.Packet.Link].Mac, ip.Destination,
+            frame.ReplyLength = ReplyBuilder.WriteIcmpError(frame.Ethernet, ip, _links[packet.Link].Mac, ip.Destination,
                 IcmpType.TimeExceeded, IcmpType.CodeTtlExceeded, 0, frame.Reply);
             return FrameReason.IcmpTimeExceeded;
         }
@@ -57,9 +57,9 @@ public sealed partial class ForwardingEngine
         if (method != ForwardingMethod.Tunnel && ip.TotalLength > egressMtu && (frame.Flags & FrameFlags.Gso) == 0)
         {
             // ensure_mtu_is_adequate: the server's link is narrower than the one the packet came by.
-            return RefuseTooBig(ref frame, egressMtu, ip.Destination);
+            return RefuseTooBig(ref frame, ref packet, egressMtu, ip.Destination);
         }
-        FinishChecksumIfNeeded(ref frame);
+        FinishChecksumIfNeeded(ref frame, ref packet);
         if (method == ForwardingMethod.Masquerade)
         {
             // DNAT: VIP:vport becomes RIP:rport (ip_vs_nat_xmit).
@@ -68,12 +68,12 @@ public sealed partial class ForwardingEngine
         ip.DecrementTimeToLive();
         if (method == ForwardingMethod.Tunnel)
         {
-            return Encapsulate(ref frame, target.Address, nextHop, tunnelSource);
+            return Encapsulate(ref frame, ref packet, target.Address, nextHop, tunnelSource);
         }
         frame.Ethernet.Destination = nextHop.Mac;
         frame.Ethernet.Source = _links[nextHop.Link].Mac;
-        frame.Packet.Link = nextHop.Link;
-        frame.Packet.Flags = frame.Flags;
+        packet.Link = nextHop.Link;
+        packet.Flags = frame.Flags;
         return FrameReason.Forwarded;
     }
 
@@ -81,7 +81,7 @@ public sealed partial class ForwardingEngine
     /// A later fragment for a VIP: it carries no ports, so it follows the server its first fragment went to (IPVS
     /// reassembles first; udr remembers the first fragment's choice instead).
     /// </summary>
-    private FrameReason ForwardLaterFragment(ref FrameContext frame)
+    private FrameReason ForwardLaterFragment(ref FrameContext frame, ref FrameBuffer packet)
     {
         Ipv4Header ip = frame.Ip;
         if (!_fragments.TryFind(ip.Source, ip.Destination, ip.Identification, ip.Protocol, frame.NowMs, out RealServer? dest, out uint destAddress,
@@ -94,7 +94,7 @@ public sealed partial class ForwardingEngine
         traffic.InBytes += ip.TotalLength;
         frame.Transport = default; // no transport header in a later fragment
         frame.Flags = FrameFlags.None;
-        FrameReason result = Transmit(ref frame, new ForwardingTarget(dest, destAddress, 0, method));
+        FrameReason result = Transmit(ref frame, ref packet, new ForwardingTarget(dest, destAddress, 0, method));
         return result == FrameReason.Forwarded ? FrameReason.ForwardedFragment : result;
     }
 
@@ -104,14 +104,14 @@ public sealed partial class ForwardingEngine
     /// balancer's own address toward a real server), as IPVS and a forwarding kernel do; without DF it is dropped,
     /// since udr does not fragment plain packets.
     /// </summary>
-    private FrameReason RefuseTooBig(ref FrameContext frame, int mtu, uint source)
+    private FrameReason RefuseTooBig(ref FrameContext frame, ref FrameBuffer packet, int mtu, uint source)
     {
         Ipv4Header ip = frame.Ip;
         if (!ip.DontFragmentSet || ip.Protocol == IpProtocol.Icmp || source == 0)
         {
             return FrameReason.EgressMtuExceeded;
         }
-        frame.ReplyLength = ReplyBuilder.WriteIcmpError(frame.Ethernet, ip, _links[frame.Packet.Link].Mac, source,
+        frame.ReplyLength = ReplyBuilder.WriteIcmpError(frame.Ethernet, ip, _links[packet.Link].Mac, source,
             IcmpType.DestinationUnreachable, IcmpType.CodeFragmentationNeeded, (uint)mtu, frame.Reply);
         return FrameReason.IcmpFragmentationNeeded;
     }
@@ -120,7 +120,7 @@ public sealed partial class ForwardingEngine
     /// Completes a transport checksum that nothing after udr will finish (ChecksumNotReady, or ChecksumUnknown with
     /// the field holding exactly the pseudo-header seed); it is then no longer partial.
     /// </summary>
-    private static void FinishChecksumIfNeeded(ref FrameContext frame)
+    private static void FinishChecksumIfNeeded(ref FrameContext frame, ref FrameBuffer packet)
     {
         FrameFlags flags = frame.Flags;
         if (!frame.Transport.IsEmpty && ((flags & FrameFlags.ChecksumNotReady) != 0 ||

@@ -33,14 +33,14 @@ public sealed partial class ForwardingEngine
     /// touched: one frame (not a GSO super-frame), room for the outer header, an outer source address and a usable
     /// path MTU. Returns <see cref="FrameReason.Forwarded"/> when it can.
     /// </summary>
-    private FrameReason CheckTunnelPath(ref FrameContext frame, uint server, in NextHop nextHop, out uint outerSource)
+    private FrameReason CheckTunnelPath(ref FrameContext frame, ref FrameBuffer packet, uint server, in NextHop nextHop, out uint outerSource)
     {
         outerSource = nextHop.SourceAddress != 0 ? nextHop.SourceAddress : _links[nextHop.Link].Address;
         if ((frame.Flags & FrameFlags.Gso) != 0)
         {
             return FrameReason.TunnelGsoFrame; // a virtio_net_hdr cannot describe an encapsulated super-frame
         }
-        if (frame.Packet.Offset < OuterHeaderLength)
+        if (packet.Offset < OuterHeaderLength)
         {
             return FrameReason.TunnelHeadroomMissing;
         }
@@ -69,7 +69,7 @@ public sealed partial class ForwardingEngine
     /// for the path MTU is refused with frag-needed when its sender set DF, and otherwise sent as two outer fragments
     /// (the second one in <see cref="FrameBuffer.Overflow"/>), as the kernel's IP output would.
     /// </summary>
-    private FrameReason Encapsulate(ref FrameContext frame, uint server, in NextHop nextHop, uint outerSource)
+    private FrameReason Encapsulate(ref FrameContext frame, ref FrameBuffer packet, uint server, in NextHop nextHop, uint outerSource)
     {
         Ipv4Header inner = frame.Ip;
         EthernetFrame ethernet = frame.Ethernet;
@@ -84,7 +84,7 @@ public sealed partial class ForwardingEngine
             if (inner.DontFragmentSet && inner.Protocol != IpProtocol.Icmp)
             {
                 // The sender learns the MTU left inside the tunnel; the quote shows its packet as it would have left.
-                frame.ReplyLength = ReplyBuilder.WriteIcmpError(ethernet, inner, _links[frame.Packet.Link].Mac, inner.Destination,
+                frame.ReplyLength = ReplyBuilder.WriteIcmpError(ethernet, inner, _links[packet.Link].Mac, inner.Destination,
                     IcmpType.DestinationUnreachable, IcmpType.CodeFragmentationNeeded, (uint)(mtu - OuterHeaderLength), frame.Reply);
                 return FrameReason.IcmpFragmentationNeeded;
             }
@@ -94,7 +94,7 @@ public sealed partial class ForwardingEngine
             {
                 return FrameReason.TunnelTooManyFragments;
             }
-            if (frame.Packet.Overflow.Length < linkHeaderLength + OuterHeaderLength + secondPayload)
+            if (packet.Overflow.Length < linkHeaderLength + OuterHeaderLength + secondPayload)
             {
                 return FrameReason.TunnelOverflowMissing;
             }
@@ -111,7 +111,6 @@ public sealed partial class ForwardingEngine
 
         ethernet.Destination = nextHop.Mac;
         ethernet.Source = _links[nextHop.Link].Mac;
-        ref FrameBuffer packet = ref frame.Packet;
         int offset = packet.Offset - OuterHeaderLength;
         Span<byte> buffer = packet.Buffer;
         buffer.Slice(packet.Offset, linkHeaderLength).CopyTo(buffer[offset..]); // 14 or 18 bytes moved 20: no overlap
@@ -170,7 +169,7 @@ public sealed partial class ForwardingEngine
     /// relayed, and only when the client set DF (a client without path MTU discovery has nothing to learn). Like the
     /// kernel's update of its route's PMTU, the reported MTU is kept for the server (<see cref="PathMtuCache"/>).
     /// </summary>
-    private FrameReason HandleIcmpAboutTunnel(ref FrameContext frame)
+    private FrameReason HandleIcmpAboutTunnel(ref FrameContext frame, ref FrameBuffer packet)
     {
         Ipv4Header ip = frame.Ip;
         Span<byte> icmpBytes = frame.Transport;
@@ -240,7 +239,7 @@ public sealed partial class ForwardingEngine
         CountReply(entry.Dest, ip); // "ICMP can be shorter but anyways, account it" (ip_vs_out_stats)
         frame.ReplyLength = ReplyBuilder.WriteIcmpError(frame.Ethernet, ClientHop.Mac(entry.ClientMac), inner, _links[clientLink].Mac, inner.Destination,
             IcmpType.DestinationUnreachable, IcmpType.CodeFragmentationNeeded, (uint)mtu, frame.Reply);
-        frame.Packet.Link = clientLink;
+        packet.Link = clientLink;
         return FrameReason.IcmpFragmentationNeededFromTunnel;
     }
 }

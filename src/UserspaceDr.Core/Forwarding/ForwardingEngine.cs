@@ -98,9 +98,8 @@ public sealed partial class ForwardingEngine
     /// <summary>As <see cref="Process(ref FrameBuffer, long, Span{byte}, out int)"/>, also returning the reason.</summary>
     public FrameReason ProcessWithReason(ref FrameBuffer packet, long nowMs, Span<byte> reply, out int replyLength)
     {
-        var frame = new FrameContext(packet, nowMs, reply);
-        FrameReason reason = Classify(ref frame);
-        packet = frame.Packet;
+        var frame = new FrameContext(packet.Flags, nowMs, reply);
+        FrameReason reason = Classify(ref frame, ref packet);
         replyLength = frame.ReplyLength;
         Counters.Count(reason);
         return reason;

@@ -4,23 +4,25 @@ using UserspaceDr.Core.Services;
 namespace UserspaceDr.Core.Forwarding;
 
 /// <summary>
-/// One frame on its way through the engine's stages: the buffer it lives in, the headers parsed from it so far,
-/// what the receive path knows of its checksum and offload, and where a reply goes. Built once per frame by
+/// One frame on its way through the engine's stages: the headers parsed from it so far, what the receive path knows
+/// of its checksum and offload, and where a reply goes. Built once per frame by
 /// <see cref="ForwardingEngine.Process(ref FrameBuffer, long, Span{byte}, out int)"/> and passed by reference, so a
 /// stage takes the frame and only what is its own to decide. A stack value: nothing of it outlives the frame.
+/// <para>
+/// The buffer itself (<see cref="FrameBuffer"/>: the frame, its room, its link; on transmit, what to send and by which
+/// link) is the caller's and travels beside the context by reference, never inside it: a copy into the context and
+/// back was two wide loads of freshly written fields per frame, store-forwarding stalls that cost 15–20 ns
+/// (bench/README.md, the restructure's side-by-side table).
+/// </para>
 /// </summary>
 internal ref struct FrameContext
 {
-    public FrameContext(FrameBuffer packet, long nowMs, Span<byte> reply)
+    public FrameContext(FrameFlags flags, long nowMs, Span<byte> reply)
     {
-        Packet = packet;
-        Flags = packet.Flags;
+        Flags = flags;
         NowMs = nowMs;
         Reply = reply;
     }
-
-    /// <summary>The frame and its room; on transmit, what to send and by which link.</summary>
-    public FrameBuffer Packet;
 
     /// <summary>The Ethernet header (valid from classification on).</summary>
     public EthernetFrame Ethernet;
