@@ -136,7 +136,7 @@ public class EstablishedFlowBenchmark
         for (int i = start; i < start + FramesPerInvoke; i++)
         {
             // Frame i's hint was taken PrefetchDistance frames ago, in the slot frame i + PrefetchDistance takes now.
-            var packet = new FrameBuffer(frames.AsSpan(i * Stride, length)) { Hint = hints[i & (PrefetchDistance - 1)] };
+            var packet = new FrameBuffer(frames, i * Stride, length, FrameFlags.None, 0, default, hints[i & (PrefetchDistance - 1)]);
             hints[ahead & (PrefetchDistance - 1)] = engine.Prefetch(frames.AsSpan(ahead * Stride, length));
             if (++ahead == count)
             {

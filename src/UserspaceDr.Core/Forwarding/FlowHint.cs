@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using UserspaceDr.Core.Connections;
 using UserspaceDr.Core.Services;
 
@@ -40,6 +41,7 @@ public readonly struct FlowHint
     public bool MayBeTunnelled { get; }
 
     /// <summary>The service this hint found for <paramref name="key"/> under <paramref name="rules"/>; false when it cannot tell.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal bool TryGetService(RuleSet rules, in ConnectionKey key, out VirtualService? service)
     {
         if (RulesGeneration != rules.Generation || !SameFlow(Key, key))
@@ -52,6 +54,7 @@ public readonly struct FlowHint
     }
 
     // Field by field: the record struct's Equals is a call per frame, and a client-side key is never a template or link.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static bool SameFlow(in ConnectionKey a, in ConnectionKey b) =>
         a.ClientAddress == b.ClientAddress && a.ClientPort == b.ClientPort && a.VirtualAddress == b.VirtualAddress &&
         a.VirtualPort == b.VirtualPort && a.Protocol == b.Protocol && a.Template == b.Template && a.ReplyLink == b.ReplyLink;

@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using UserspaceDr.Core.Connections;
 using UserspaceDr.Core.Packets;
 using UserspaceDr.Core.Services;
@@ -17,8 +18,8 @@ public sealed partial class ForwardingEngine
         {
             return FrameReason.LinkUnknown;
         }
-        // Headers are parsed into locals and then stored in the context: parsed straight into the context, a header was
-        // written field by field and read back whole at once, a store-forwarding stall per frame.
+        // Headers are parsed into locals and then stored in the context: built in a temporary and copied into the
+        // context whole, a header was written field by field and read back at once, a store-forwarding stall per frame.
         if (!EthernetFrame.TryParse(packet.Frame, out EthernetFrame ethernet))
         {
             return FrameReason.EthernetTruncated;
@@ -41,10 +42,11 @@ public sealed partial class ForwardingEngine
 
         // Structure first: a header we cannot trust ends here, whatever it is addressed to.
         Span<byte> payload = ethernet.Payload;
-        if (!Ipv4Header.TryCreate(payload, out Ipv4Header ip))
+        if (payload.Length < Ipv4Header.MinLength)
         {
             return FrameReason.IpTruncated;
         }
+        var ip = new Ipv4Header(payload);
         frame.Ip = ip;
         if (ip.Version != 4)
         {
@@ -113,6 +115,7 @@ public sealed partial class ForwardingEngine
     /// A TCP/UDP packet for a VIP: its service, its connection (found, reused or scheduled anew) and then the
     /// transmit stage to the connection's server.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private FrameReason HandleService(ref FrameContext frame, ref FrameBuffer packet, byte protocol, RuleSet rules)
     {
         if (!TryReadPorts(protocol, frame.Transport, out ushort clientPort, out ushort virtualPort, out byte tcpFlags))

@@ -41,6 +41,18 @@ public ref struct FrameBuffer
         Link = link;
     }
 
+    /// <summary>
+    /// A received frame with its room behind it for a second frame and the hint its prefetch read: one constructor, so
+    /// the buffer is built where it lives (an initializer builds it in a temporary and copies it whole, a
+    /// store-forwarding stall per frame).
+    /// </summary>
+    public FrameBuffer(Span<byte> buffer, int offset, int length, FrameFlags flags, byte link, Span<byte> overflow, in FlowHint hint)
+        : this(buffer, offset, length, flags, link)
+    {
+        Overflow = overflow;
+        Hint = hint;
+    }
+
     /// <summary>A frame with no headroom (replay, tests): everything but encapsulation works on it.</summary>
     public FrameBuffer(Span<byte> frame, FrameFlags flags = FrameFlags.None, byte link = 0)
         : this(frame, 0, frame.Length, flags, link)

@@ -302,11 +302,8 @@ public sealed unsafe class AfPacketWorker : IFrameWorker
             FlushAndRecycle(); // room for the frame and a trailing fragment, or a reply
         }
         var sink = new RingSink(this, buffer, headroom, vnet, _replyBase + (_repliesUsed * ReplySlot), _overflowBase + (_overflowUsed * _overflowSlotSize));
-        var packet = new FrameBuffer(new Span<byte>(buffer, headroom + length), headroom, length, flags, link)
-        {
-            Overflow = new Span<byte>(sink.OverflowSlot + VnetSize, _overflowSlotSize - VnetSize),
-            Hint = hint,
-        };
+        var packet = new FrameBuffer(new Span<byte>(buffer, headroom + length), headroom, length, flags, link,
+            new Span<byte>(sink.OverflowSlot + VnetSize, _overflowSlotSize - VnetSize), hint);
         _host.Forward(ref packet, now, new Span<byte>(sink.ReplySlot + VnetSize, ReplyBuilder.MaxReplyLength), ref sink);
     }
 

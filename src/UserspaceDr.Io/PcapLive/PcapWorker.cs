@@ -248,7 +248,7 @@ public sealed class PcapWorker : IFrameWorker
 
     private void Process(int length, FrameFlags flags, byte link, FlowHint hint, long now)
     {
-        var packet = new FrameBuffer(_frame, FrameBuffer.RecommendedHeadroom, length, flags, link) { Overflow = _overflow, Hint = hint };
+        var packet = new FrameBuffer(_frame, FrameBuffer.RecommendedHeadroom, length, flags, link, _overflow, hint);
         var sink = new DeviceSink(this);
         _host.Forward(ref packet, now, _reply, ref sink);
     }
