@@ -3,6 +3,8 @@ using System.Runtime.InteropServices;
 using Microsoft.Extensions.Logging;
 using UserspaceDr.Admin;
 using UserspaceDr.Admin.Control;
+using UserspaceDr.ControlPlane;
+using UserspaceDr.ControlPlane.Keepalived;
 using UserspaceDr.Core.Services;
 using UserspaceDr.Io.Preflight;
 using UserspaceDr.Io.Runtime;
@@ -21,7 +23,8 @@ internal static class RunCommand
             Description = "an interface udr serves (VIP traffic, real servers); repeat for several, e.g. a public and a private segment for NAT",
             Required = true,
         };
-        var rules = new Option<string>("--rules") { Description = "rules file in ipvsadm save syntax", Required = true };
+        var rules = new Option<string>("--rules") { Description = "rules file in ipvsadm save syntax (or --config)" };
+        var config = new Option<string>("--config") { Description = "keepalived.conf: its virtual_server blocks, with their health checkers (or --rules)" };
         var workers = new Option<int>("--workers") { Description = "worker threads (AF_PACKET fanout members); default: cores", DefaultValueFactory = _ => Environment.ProcessorCount };
         var backend = new Option<string>("--backend") { Description = "afpacket (default) or pcap (SharpPcap, portable)", DefaultValueFactory = _ => "afpacket" };
         backend.AcceptOnlyFromAmong("afpacket", "pcap");
@@ -32,12 +35,18 @@ internal static class RunCommand
 
         var command = new Command("run", "run the balancer on an interface")
         {
-            interfaceNames, rules, workers, backend, maxConnections, answerArp, noIsolation, control,
+            interfaceNames, rules, config, workers, backend, maxConnections, answerArp, noIsolation, control,
         };
         command.SetAction(parse =>
         {
-            string rulesPath = parse.GetRequiredValue(rules);
-            RuleSetSpec spec = CliInputs.LoadRules(rulesPath);
+            RuleSource source = (parse.GetValue(rules), parse.GetValue(config)) switch
+            {
+                (string path, null) => new RuleSource(path, IsKeepalived: false),
+                (null, string path) => new RuleSource(path, IsKeepalived: true),
+                (null, null) => throw new UsageException("give the rules: --rules FILE (ipvsadm save syntax) or --config FILE (keepalived.conf)"),
+                _ => throw new UsageException("--rules and --config exclude each other: give one"),
+            };
+            (RuleSetSpec spec, KeepalivedConfig? keepalived) = source.Load();
             IReadOnlyList<LinkInfo> links = FindInterfaces(parse.GetRequiredValue(interfaceNames));
             int workerCount = parse.GetValue(workers);
             if (workerCount is < 1 or > 256)
@@ -66,7 +75,7 @@ internal static class RunCommand
             {
                 throw new UsageException("--control needs a socket path");
             }
-            return Serve(options, links, spec, rulesPath, controlPath);
+            return Serve(options, links, spec, keepalived, source, controlPath);
         });
         return command;
     }
@@ -117,7 +126,30 @@ internal static class RunCommand
         return links;
     }
 
-    private static int Serve(DataPlaneOptions options, IReadOnlyList<LinkInfo> links, RuleSetSpec spec, string rulesPath, string controlPath)
+    /// <summary>Where the rules come from: a rules file, or keepalived.conf's virtual servers.</summary>
+    private sealed record RuleSource(string Path, bool IsKeepalived)
+    {
+        /// <summary>The rule set to serve, all checked before anything is applied (a <see cref="UsageException"/> otherwise).</summary>
+        public (RuleSetSpec Rules, KeepalivedConfig? Config) Load()
+        {
+            if (!IsKeepalived)
+            {
+                return (CliInputs.LoadRules(Path), null);
+            }
+            try
+            {
+                KeepalivedConfig config = KeepalivedParser.Load(Path);
+                return (KeepalivedRules.Build(config, (_, rs) => KeepalivedRules.Initial(rs), _ => true), config);
+            }
+            catch (ConfigException e)
+            {
+                throw new UsageException($"--config: {e.Message}", e);
+            }
+        }
+    }
+
+    private static int Serve(DataPlaneOptions options, IReadOnlyList<LinkInfo> links, RuleSetSpec spec, KeepalivedConfig? keepalived,
+        RuleSource source, string controlPath)
     {
         using ILoggerFactory loggers = LoggerFactory.Create(b => b.AddSimpleConsole(o =>
         {
@@ -136,6 +168,13 @@ internal static class RunCommand
         });
 
         LogPreflight(log, options, spec);
+        if (keepalived is not null)
+        {
+            foreach (ConfigWarning warning in keepalived.Warnings)
+            {
+                ControlPlaneLog.ConfigWarning(log, warning.ToString());
+            }
+        }
         DataPlane plane;
         try
         {
@@ -148,6 +187,11 @@ internal static class RunCommand
         }
         using (plane)
         {
+            if (keepalived?.Globals is { } globals)
+            {
+                // lvs_timeouts: as ipvsadm --set, each 0 keeps the current value.
+                plane.Timeouts = plane.Timeouts.With(globals.TcpTimeout, globals.TcpFinTimeout, globals.UdpTimeout);
+            }
             // ipvsadm over the control socket changes the live rules only; the rules file stays as written, and
             // SIGHUP re-reads it (replacing whatever udr adm changed, as ipvsadm-restore of that file would).
             using var backend = new DataPlaneBackend(plane);
@@ -171,7 +215,7 @@ internal static class RunCommand
             {
                 try
                 {
-                    ipvsadm.Replace(CliInputs.LoadRules(rulesPath));
+                    ipvsadm.Replace(source.Load().Rules);
                 }
                 catch (Exception e) when (e is UsageException or InvalidOperationException or ArgumentException)
                 {

@@ -1,0 +1,103 @@
+using System.Buffers.Binary;
+using System.Collections.Immutable;
+using System.Net;
+using System.Net.Sockets;
+using UserspaceDr.Core.Services;
+
+namespace UserspaceDr.ControlPlane.Keepalived;
+
+/// <summary>What the checkers say of one real server: alive or not, and its weight (misc_dynamic may change it).</summary>
+public readonly record struct ServerHealth(bool Alive, int Weight);
+
+/// <summary>
+/// Turns a keepalived configuration into udr's rule set, as keepalived turns it into IPVS entries (ipwrapper.c): a
+/// virtual server is a service with its settings; its pool holds each live real server at its weight, each failed one
+/// with <c>inhibit_on_failure</c> at weight 0, and no other failed one; while its quorum is lost and it has a sorry
+/// server, the sorry server alone (the failed inhibited servers stay, at weight 0). Real servers keep the order of the
+/// file, so hashing schedulers build the same table from the same file on every balancer.
+/// </summary>
+public static class KeepalivedRules
+{
+    /// <summary>The rule set for <paramref name="config"/> with every server as <paramref name="health"/> says and every quorum as <paramref name="quorumUp"/> says.</summary>
+    public static RuleSetSpec Build(KeepalivedConfig config, Func<VirtualServerConfig, RealServerConfig, ServerHealth> health,
+        Func<VirtualServerConfig, bool> quorumUp)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        ArgumentNullException.ThrowIfNull(health);
+        ArgumentNullException.ThrowIfNull(quorumUp);
+        return new RuleSetSpec([.. config.VirtualServers.Select(vs =>
+            Service(vs) with { RealServers = Pool(vs, [.. vs.RealServers.Select(rs => health(vs, rs))], quorumUp(vs)) })]);
+    }
+
+    /// <summary>How every server starts (init_service_rs): alive, unless alpha is set for it or its checkers.</summary>
+    public static ServerHealth Initial(RealServerConfig server)
+    {
+        ArgumentNullException.ThrowIfNull(server);
+        bool alpha = server.Alpha || server.Checkers.Any(c => c.Alpha);
+        return new ServerHealth(!alpha, server.Weight);
+    }
+
+    /// <summary>Refuses what udr's data plane cannot serve yet (IPv6), with the place, before anything is applied.</summary>
+    public static void Validate(KeepalivedConfig config)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        _ = Build(config, (_, rs) => Initial(rs), _ => true);
+    }
+
+    /// <summary>The service's settings, without servers.</summary>
+    public static VirtualServiceSpec Service(VirtualServerConfig vs)
+    {
+        ArgumentNullException.ThrowIfNull(vs);
+        uint mask = vs.PersistencePrefix is int prefix ? uint.MaxValue << (32 - prefix) : uint.MaxValue;
+        return new VirtualServiceSpec(vs.Protocol, ToIpv4(vs.Address, vs.Place, "virtual_server"), vs.Port, vs.Scheduler, vs.Flags,
+            vs.PersistenceTimeout, mask, vs.OnePacket);
+    }
+
+    /// <summary>The pool of <paramref name="vs"/>, <paramref name="health"/> in the order of its real servers.</summary>
+    public static ImmutableArray<RealServerSpec> Pool(VirtualServerConfig vs, IReadOnlyList<ServerHealth> health, bool quorumUp)
+    {
+        ArgumentNullException.ThrowIfNull(vs);
+        ArgumentNullException.ThrowIfNull(health);
+        var pool = ImmutableArray.CreateBuilder<RealServerSpec>();
+        bool sorry = !quorumUp && vs.SorryServer is not null;
+        for (int i = 0; i < vs.RealServers.Length; i++)
+        {
+            RealServerConfig rs = vs.RealServers[i];
+            ServerHealth state = health[i];
+            if (state.Alive && !sorry)
+            {
+                pool.Add(Server(rs, state.Weight));
+            }
+            else if (!state.Alive && rs.InhibitOnFailure)
+            {
+                pool.Add(Server(rs, 0));
+            }
+        }
+        if (sorry)
+        {
+            SorryServerConfig server = vs.SorryServer!;
+            pool.Add(new RealServerSpec(ToIpv4(server.Address, vs.Place, "sorry_server"), server.Port, server.Method, 1));
+        }
+        return pool.ToImmutable();
+    }
+
+    /// <summary>Σ weight of the live servers: what quorum compares.</summary>
+    public static long LiveWeight(IReadOnlyList<ServerHealth> health)
+    {
+        ArgumentNullException.ThrowIfNull(health);
+        long sum = 0;
+        foreach (ServerHealth state in health)
+        {
+            sum += state.Alive ? state.Weight : 0;
+        }
+        return sum;
+    }
+
+    private static RealServerSpec Server(RealServerConfig rs, int weight) =>
+        new(ToIpv4(rs.Address, rs.Place, "real_server"), rs.Port, rs.Method, weight, rs.UpperThreshold, rs.LowerThreshold);
+
+    private static uint ToIpv4(IPAddress address, ConfigPlace place, string what) =>
+        address.AddressFamily == AddressFamily.InterNetwork
+            ? BinaryPrimitives.ReadUInt32BigEndian(address.GetAddressBytes())
+            : throw new ConfigException(place, $"{what} {address}: udr's data plane serves IPv4 only for now");
+}
