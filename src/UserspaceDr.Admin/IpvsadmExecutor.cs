@@ -104,6 +104,24 @@ public sealed class IpvsadmExecutor
         }
     }
 
+    /// <summary>
+    /// Applies a change computed from the live rule set (a health checker's verdict), serialised with the commands;
+    /// a change that returns the same rule set publishes nothing. Throws what <see cref="IIpvsBackend.Publish"/> throws.
+    /// </summary>
+    public void Edit(Func<RuleSetSpec, RuleSetSpec> change)
+    {
+        ArgumentNullException.ThrowIfNull(change);
+        lock (_gate)
+        {
+            RuleSetSpec current = _backend.Rules;
+            RuleSetSpec next = change(current);
+            if (!ReferenceEquals(next, current))
+            {
+                _backend.Publish(next);
+            }
+        }
+    }
+
     private IpvsadmOutcome Change(IpvsadmCommand command)
     {
         IpvsadmResult<RuleSetSpec> edited = RuleSetEditor.Apply(_backend.Rules, command);

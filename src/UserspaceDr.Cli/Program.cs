@@ -17,6 +17,7 @@ public static class Program
         var root = new RootCommand("udr: a user-space IPVS-style layer-4 load balancer (DR, NAT, IP-in-IP) on raw AF_PACKET sockets")
         {
             RunCommand.Create(),
+            ChecksCommand.Create(),
             ReplayCommand.Create(),
             NodeCommand.Create(),
             PreflightCommand.Create(),

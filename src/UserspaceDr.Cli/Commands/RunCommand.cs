@@ -4,6 +4,7 @@ using Microsoft.Extensions.Logging;
 using UserspaceDr.Admin;
 using UserspaceDr.Admin.Control;
 using UserspaceDr.ControlPlane;
+using UserspaceDr.ControlPlane.Health;
 using UserspaceDr.ControlPlane.Keepalived;
 using UserspaceDr.Core.Services;
 using UserspaceDr.Io.Preflight;
@@ -170,10 +171,7 @@ internal static class RunCommand
         LogPreflight(log, options, spec);
         if (keepalived is not null)
         {
-            foreach (ConfigWarning warning in keepalived.Warnings)
-            {
-                ControlPlaneLog.ConfigWarning(log, warning.ToString());
-            }
+            LogWarnings(log, keepalived);
         }
         DataPlane plane;
         try
@@ -196,8 +194,14 @@ internal static class RunCommand
             // SIGHUP re-reads it (replacing whatever udr adm changed, as ipvsadm-restore of that file would).
             using var backend = new DataPlaneBackend(plane);
             var ipvsadm = new IpvsadmExecutor(backend, () => new FileNames());
+            // keepalived.conf's checkers edit the live rules through the same executor, one change at a time.
+            using var health = keepalived is null ? null : new HealthChecks(new HealthMonitor(keepalived, ipvsadm.Edit, loggers.CreateLogger("udr.health")));
             using var controlServer = new ControlServer(controlPath, request =>
             {
+                if (request.Program == ChecksCommand.Program)
+                {
+                    return ChecksCommand.Answer(health?.Monitor);
+                }
                 IpvsadmOutcome outcome = ipvsadm.Execute(request.Program, request.Arguments, request.Stdin);
                 return new ControlResponse(outcome.ExitCode, outcome.Stdout, outcome.Stderr);
             }, loggers.CreateLogger("udr.control"));
@@ -210,12 +214,23 @@ internal static class RunCommand
                 Log.StartFailed(log, $"control socket {controlPath}: {e.Message}");
                 return ExitCodes.Failure;
             }
+            health?.Monitor.Start();
             var handles = new WaitHandle[] { stop.WaitHandle, reloadRequested };
             while (WaitHandle.WaitAny(handles) == 1)
             {
                 try
                 {
-                    ipvsadm.Replace(source.Load().Rules);
+                    (RuleSetSpec reloaded, KeepalivedConfig? reconfigured) = source.Load();
+                    if (health is not null && reconfigured is not null)
+                    {
+                        LogWarnings(log, reconfigured);
+                        plane.Timeouts = plane.Timeouts.With(reconfigured.Globals.TcpTimeout, reconfigured.Globals.TcpFinTimeout, reconfigured.Globals.UdpTimeout);
+                        health.Monitor.Reload(reconfigured, ipvsadm.Replace);
+                    }
+                    else
+                    {
+                        ipvsadm.Replace(reloaded);
+                    }
                 }
                 catch (Exception e) when (e is UsageException or InvalidOperationException or ArgumentException)
                 {
@@ -224,6 +239,14 @@ internal static class RunCommand
             }
         }
         return ExitCodes.Success;
+
+        static void LogWarnings(ILogger log, KeepalivedConfig config)
+        {
+            foreach (ConfigWarning warning in config.Warnings)
+            {
+                ControlPlaneLog.ConfigWarning(log, warning.ToString());
+            }
+        }
 
         static void LogPreflight(ILogger log, DataPlaneOptions options, RuleSetSpec spec)
         {
@@ -267,4 +290,12 @@ internal static class RunCommand
             stop.Set();
         }
     }
+}
+
+/// <summary>The checkers' monitor, stopped (every loop ended) when the daemon stops.</summary>
+internal sealed class HealthChecks(HealthMonitor monitor) : IDisposable
+{
+    public HealthMonitor Monitor { get; } = monitor;
+
+    public void Dispose() => Monitor.DisposeAsync().AsTask().GetAwaiter().GetResult();
 }

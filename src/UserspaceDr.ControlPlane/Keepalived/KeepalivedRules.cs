@@ -29,12 +29,35 @@ public static class KeepalivedRules
             Service(vs) with { RealServers = Pool(vs, [.. vs.RealServers.Select(rs => health(vs, rs))], quorumUp(vs)) })]);
     }
 
-    /// <summary>How every server starts (init_service_rs): alive, unless alpha is set for it or its checkers.</summary>
+    /// <summary>
+    /// How every server starts (init_service_rs): alive, unless one of its checkers starts failed (alpha, set on it, its
+    /// server or its virtual server). A server without checkers is alive: no checker has failed.
+    /// </summary>
     public static ServerHealth Initial(RealServerConfig server)
     {
         ArgumentNullException.ThrowIfNull(server);
-        bool alpha = server.Alpha || server.Checkers.Any(c => c.Alpha);
-        return new ServerHealth(!alpha, server.Weight);
+        return new ServerHealth(!server.Checkers.Any(c => c.Alpha), server.Weight);
+    }
+
+    /// <summary>
+    /// <paramref name="rules"/> with the pool of <paramref name="vs"/> replaced; the same instance when the service is not
+    /// in it (an operator deleted it) or already has that pool.
+    /// </summary>
+    public static RuleSetSpec WithPool(RuleSetSpec rules, VirtualServerConfig vs, ImmutableArray<RealServerSpec> pool)
+    {
+        ArgumentNullException.ThrowIfNull(rules);
+        VirtualServiceSpec service = Service(vs);
+        for (int i = 0; i < rules.Services.Length; i++)
+        {
+            VirtualServiceSpec live = rules.Services[i];
+            if (live.SameService(service.Protocol, service.Address, service.Port))
+            {
+                return live.RealServers.SequenceEqual(pool)
+                    ? rules
+                    : rules with { Services = rules.Services.SetItem(i, live with { RealServers = pool }) };
+            }
+        }
+        return rules;
     }
 
     /// <summary>Refuses what udr's data plane cannot serve yet (IPv6), with the place, before anything is applied.</summary>

@@ -1,5 +1,6 @@
 using System.ComponentModel;
 using System.Diagnostics;
+using System.Diagnostics.CodeAnalysis;
 
 namespace UserspaceDr.Linux.Host;
 
@@ -42,6 +43,52 @@ public static class CommandRunner
     public static CommandResult Run(CommandRequest request)
     {
         ArgumentNullException.ThrowIfNull(request);
+        if (!TryStart(request, out Process? process, out CommandResult? failed))
+        {
+            return failed;
+        }
+        using (process)
+        {
+            (Task<string> output, Task<string> error) = Collect(process, request);
+            if (!process.WaitForExit(request.Timeout))
+            {
+                return Killed(process, request, output, error);
+            }
+            process.WaitForExit();
+            return new CommandResult(process.ExitCode, output.Result, error.Result);
+        }
+    }
+
+    /// <summary>
+    /// As <see cref="Run(CommandRequest)"/> without a thread waiting on it (scripts a daemon runs: checkers, notifiers).
+    /// Cancelling kills the process tree as the time limit does.
+    /// </summary>
+    public static async Task<CommandResult> RunAsync(CommandRequest request, CancellationToken cancellation = default)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        if (!TryStart(request, out Process? process, out CommandResult? failed))
+        {
+            return failed;
+        }
+        using (process)
+        {
+            (Task<string> output, Task<string> error) = Collect(process, request);
+            using var limit = CancellationTokenSource.CreateLinkedTokenSource(cancellation);
+            limit.CancelAfter(request.Timeout);
+            try
+            {
+                await process.WaitForExitAsync(limit.Token).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+                return Killed(process, request, output, error);
+            }
+            return new CommandResult(process.ExitCode, await output.ConfigureAwait(false), await error.ConfigureAwait(false));
+        }
+    }
+
+    private static bool TryStart(CommandRequest request, [NotNullWhen(true)] out Process? process, [NotNullWhen(false)] out CommandResult? failed)
+    {
         var startInfo = new ProcessStartInfo(request.File)
         {
             RedirectStandardInput = request.StandardInput is not null,
@@ -63,34 +110,38 @@ public static class CommandRunner
         {
             startInfo.Environment[name] = value;
         }
-        Process process;
         try
         {
             process = Process.Start(startInfo) ?? throw new HostException($"could not start {request.File}");
+            failed = null;
+            return true;
         }
         catch (Win32Exception e)
         {
-            return new CommandResult(127, string.Empty, $"{request.File}: {e.Message}");
+            process = null;
+            failed = new CommandResult(127, string.Empty, $"{request.File}: {e.Message}");
+            return false;
         }
-        using (process)
+    }
+
+    private static (Task<string> Output, Task<string> Error) Collect(Process process, CommandRequest request)
+    {
+        Task<string> output = process.StandardOutput.ReadToEndAsync();
+        Task<string> error = process.StandardError.ReadToEndAsync();
+        if (request.StandardInput is not null)
         {
-            Task<string> output = process.StandardOutput.ReadToEndAsync();
-            Task<string> error = process.StandardError.ReadToEndAsync();
-            if (request.StandardInput is not null)
-            {
-                process.StandardInput.Write(request.StandardInput);
-                process.StandardInput.Close();
-            }
-            if (!process.WaitForExit(request.Timeout))
-            {
-                process.Kill(entireProcessTree: true);
-                process.WaitForExit();
-                return new CommandResult(124, output.Result,
-                    $"{error.Result}{request.File} did not finish within {request.Timeout.TotalSeconds} s", TimedOut: true);
-            }
-            process.WaitForExit();
-            return new CommandResult(process.ExitCode, output.Result, error.Result);
+            process.StandardInput.Write(request.StandardInput);
+            process.StandardInput.Close();
         }
+        return (output, error);
+    }
+
+    private static CommandResult Killed(Process process, CommandRequest request, Task<string> output, Task<string> error)
+    {
+        process.Kill(entireProcessTree: true);
+        process.WaitForExit();
+        return new CommandResult(124, output.Result,
+            $"{error.Result}{request.File} did not finish within {request.Timeout.TotalSeconds} s", TimedOut: true);
     }
 
     /// <summary>Runs the command and returns its output; throws a <see cref="HostException"/> with its error when it fails.</summary>

@@ -145,6 +145,24 @@ internal sealed class EndToEndLab : IDisposable
     }
 
     /// <summary>
+    /// A web server on <paramref name="server"/> for the running test only (ended with it, or by the test to play a
+    /// failed server), serving the host's web root on every address: the VIP for the clients, the server's own
+    /// address for the balancer's health checks.
+    /// </summary>
+    public NamespacedProcess StartWebServer(LabHost server)
+    {
+        string name = LabNetwork.HostName(server);
+        NamespacedProcess process = Own(NamespacedProcess.Start(Network.Namespace(server), $"web server on {name}", Directory, false,
+            Python, "-u", "-m", "http.server", "80", "--bind", "0.0.0.0", "--directory", Path.Combine(Directory, name)));
+        if (process.WaitForLine(l => l.StartsWith("Serving HTTP", StringComparison.Ordinal), ServerPatience) == null)
+        {
+            throw new InvalidOperationException($"{process} did not start: {process.Output}");
+        }
+        Step($"web server on {name} listening");
+        return process;
+    }
+
+    /// <summary>
     /// Starts `udr node tunnel --vip VIP` on rs1 and rs2, the real servers' IP-in-IP endpoints (the kernel's ipip
     /// device where the module exists, else udr's user-space one), for as long as the lab lives.
     /// </summary>
@@ -198,10 +216,17 @@ internal sealed class EndToEndLab : IDisposable
         File.Move(next, RulesPath, overwrite: true);
     }
 
-    public UdrDaemon StartUdr(string backend, params string[] extraArguments)
+    public UdrDaemon StartUdr(string backend, params string[] extraArguments) =>
+        StartUdrWith(backend, ["--rules", RulesPath], extraArguments);
+
+    /// <summary>`udr run --config FILE` (keepalived.conf) with the lab's settings.</summary>
+    public UdrDaemon StartUdrWithConfig(string backend, string configPath, params string[] extraArguments) =>
+        StartUdrWith(backend, ["--config", configPath], extraArguments);
+
+    private UdrDaemon StartUdrWith(string backend, string[] ruleSource, string[] extraArguments)
     {
-        UdrDaemon udr = Own(UdrDaemon.Start(Network, backend, RulesPath, Step, extraArguments));
-        Step($"udr serving ({backend} {string.Join(' ', extraArguments)})");
+        UdrDaemon udr = Own(UdrDaemon.Start(Network, backend, ruleSource, Step, extraArguments));
+        Step($"udr serving ({backend} {string.Join(' ', [.. ruleSource, .. extraArguments])})");
         return udr;
     }
 

@@ -34,12 +34,13 @@ internal sealed partial class UdrDaemon : IDisposable
 
     public string Output => _process.Output;
 
-    public static UdrDaemon Start(LabNetwork lab, string backend, string rulesPath, Action<string> log, params string[] extraArguments)
+    /// <summary>Starts `udr run` with <paramref name="ruleSource"/> (--rules FILE or --config FILE) and the lab's other settings.</summary>
+    public static UdrDaemon Start(LabNetwork lab, string backend, IReadOnlyList<string> ruleSource, Action<string> log, params string[] extraArguments)
     {
         ArgumentNullException.ThrowIfNull(lab);
         string[] command =
         [
-            UdrBinary.Executable, "run", "--interface", "eth0", "--rules", rulesPath, "--backend", backend, "--workers", "2",
+            UdrBinary.Executable, "run", "--interface", "eth0", .. ruleSource, "--backend", backend, "--workers", "2",
             .. extraArguments,
         ];
         NamespacedProcess process = NamespacedProcess.Start(lab.Namespace(LabHost.Lb), "udr", null, false, command);
@@ -52,6 +53,12 @@ internal sealed partial class UdrDaemon : IDisposable
         }
         return new UdrDaemon(process, log);
     }
+
+    /// <summary>How many of the daemon's lines so far match (to wait for the next one with <see cref="WaitForLine"/>).</summary>
+    public int CountLines(Func<string, bool> predicate) => _process.CountLines(predicate);
+
+    /// <summary>The first matching line after the first <paramref name="skip"/> matching ones, or null after <paramref name="timeout"/>.</summary>
+    public string? WaitForLine(Func<string, bool> predicate, TimeSpan timeout, int skip = 0) => _process.WaitForLine(predicate, timeout, skip);
 
     /// <summary>SIGHUP, then waits for the daemon's answer: the "rules applied" or "reload refused" line it logs.</summary>
     public string Reload()

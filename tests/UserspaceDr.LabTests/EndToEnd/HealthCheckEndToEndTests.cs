@@ -1,0 +1,201 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text.Json;
+using UserspaceDr.Linux.Host;
+using UserspaceDr.Tests.Lab;
+using UserspaceDr.Tests.TestSupport;
+
+namespace UserspaceDr.Tests.EndToEnd;
+
+/// <summary>
+/// `udr run --config keepalived.conf` in the lab: real web servers on rs1 and rs2 (listening on the VIP for clients and
+/// on their own addresses for the checks), real checks from the balancer, real clients. A failed server leaves the
+/// pool within keepalived's worst-case detection time and comes back within delay_loop; what `udr adm -L -n` and
+/// `udr checks` show follows; established connections survive.
+/// </summary>
+[Category("Lab")]
+[NonParallelizable]
+public sealed class HealthCheckEndToEndTests : EndToEndFixture
+{
+    private const string Backend = "afpacket";
+    private static readonly TimeSpan ClientPatience = TimeSpan.FromSeconds(90);
+
+    private string ConfigPath => Path.Combine(Lab.Directory, "keepalived.conf");
+    private string ControlPath => Path.Combine(Lab.Directory, "udr.sock");
+
+    internal override EndToEndLab CreateLab(string python) => new EndToEndLab(python);
+
+    // Each test starts the web servers it needs (it stops and restarts them).
+    internal override void Prepare(EndToEndLab lab)
+    {
+    }
+
+    private UdrDaemon StartUdr(string config)
+    {
+        File.WriteAllText(ConfigPath, config);
+        return Lab.StartUdrWithConfig(Backend, ConfigPath, "--control", ControlPath);
+    }
+
+    private string Adm(params string[] arguments) => Udr(["adm", "--control", ControlPath, .. arguments]);
+
+    private string Udr(string[] arguments)
+    {
+        CommandResult result = ProcessRunner.Run(UdrBinary.Executable, arguments, TimeSpan.FromSeconds(30));
+        Assert.That(result.ExitCode, Is.Zero, $"udr {string.Join(' ', arguments)}: {result}");
+        Lab.Step($"udr {string.Join(' ', arguments)}:\n{result.Output.TrimEnd()}");
+        return result.Output;
+    }
+
+    /// <summary>The log line of <paramref name="what"/> happening to <paramref name="server"/>, and how long after <paramref name="since"/> it came.</summary>
+    private static TimeSpan AwaitTransition(UdrDaemon udr, string server, string what, Stopwatch since, TimeSpan bound)
+    {
+        string marker = $"real server {server}:80 of TCP 198.18.0.100:80 is {what}";
+        string? line = udr.WaitForLine(l => l.Contains(marker, StringComparison.Ordinal), bound + TimeSpan.FromSeconds(10));
+        TimeSpan elapsed = since.Elapsed;
+        Assert.That(line, Is.Not.Null, $"no '{marker}' line:\n{udr.Output}");
+        Assert.That(elapsed, Is.LessThanOrEqualTo(bound), $"'{marker}' came after {elapsed.TotalSeconds:F1} s, the bound is {bound.TotalSeconds} s");
+        return elapsed;
+    }
+
+    /// <summary>Starts a download of big.bin held after its first MiB, served by <paramref name="wanted"/> (asks again while rr gives the other).</summary>
+    private NamespacedProcess PausedDownloadFrom(string wanted)
+    {
+        for (int attempt = 0; attempt < 3; attempt++)
+        {
+            NamespacedProcess downloader = Lab.StartClient("download", "/big.bin", (1024 * 1024).ToString(CultureInfo.InvariantCulture));
+            string? paused = downloader.WaitForLine(l => l.StartsWith("paused ", StringComparison.Ordinal), TimeSpan.FromSeconds(30));
+            Assert.That(paused, Is.Not.Null, $"the download did not get going: {downloader.Output}");
+            string connections = Adm("-L", "-c", "-n");
+            string[] established = [.. connections.Split('\n').Where(l => l.Contains("ESTABLISHED", StringComparison.Ordinal))];
+            if (established.Any(l => l.TrimEnd().EndsWith(wanted + ":80", StringComparison.Ordinal)) &&
+                established.Length == attempt + 1)
+            {
+                return downloader;
+            }
+            if (established.Length != attempt + 1)
+            {
+                Assert.Fail($"expected {attempt + 1} established connection(s):\n{connections}");
+            }
+        }
+        Assert.Fail($"no download from {wanted} in three tries");
+        return null!;
+    }
+
+    private static JsonElement Finish(NamespacedProcess downloader)
+    {
+        downloader.WriteLine("go");
+        Assert.That(downloader.WaitForExit(TimeSpan.FromSeconds(60)), Is.True, $"the download did not finish: {downloader.Output}");
+        Assert.That(downloader.ExitCode, Is.Zero, downloader.Output);
+        using JsonDocument result = JsonDocument.Parse(downloader.Output.Split('\n').Last(l => l.StartsWith('{')));
+        return result.RootElement.Clone();
+    }
+
+    [Test]
+    public void Tcp_and_http_checks_take_a_dead_server_out_and_put_it_back_and_a_download_from_the_other_survives_both()
+    {
+        Lab.StartWebServer(LabHost.Rs1);
+        NamespacedProcess rs2Web = Lab.StartWebServer(LabHost.Rs2);
+        UdrDaemon udr = StartUdr("""
+            virtual_server 198.18.0.100 80 {
+                delay_loop 1
+                lb_algo rr
+                lb_kind DR
+                protocol TCP
+                real_server 198.18.0.11 80 {
+                    TCP_CHECK {
+                        connect_timeout 1
+                    }
+                }
+                real_server 198.18.0.12 80 {
+                    HTTP_GET {
+                        url {
+                            path /index.html
+                            status_code 200
+                        }
+                        connect_timeout 1
+                        retry 1
+                        delay_before_retry 1
+                    }
+                    TCP_CHECK {
+                        connect_timeout 1
+                        retry 1
+                        delay_before_retry 1
+                    }
+                }
+            }
+            """);
+        EndToEndSupport.AssertSplit(Lab.RunClient(ClientPatience, "split", "20", "4", "30"), 20, new Dictionary<string, double> { ["rs1"] = 0.5, ["rs2"] = 0.5 });
+        NamespacedProcess download = PausedDownloadFrom("198.18.0.11");
+
+        // rs2's server dies: delay_loop + connect_timeout + retry × (delay_before_retry + connect_timeout), plus 1 s.
+        var clock = Stopwatch.StartNew();
+        rs2Web.Stop(NamespacedProcess.SigTerm, TimeSpan.FromSeconds(5));
+        TimeSpan down = AwaitTransition(udr, "198.18.0.12", "down", clock, TimeSpan.FromSeconds(1 + 1 + (1 * (1 + 1)) + 1));
+        Lab.Step($"rs2 out after {down.TotalSeconds:F1} s");
+        EndToEndSupport.AssertSplit(Lab.RunClient(ClientPatience, "split", "20", "4", "30"), 20, new Dictionary<string, double> { ["rs1"] = 1.0 });
+        string listing = Adm("-L", "-n");
+        Assert.That(listing, Does.Contain("198.18.0.11:80").And.Not.Contain("198.18.0.12:80"), "a failed server without inhibit_on_failure is removed");
+        Assert.That(Udr(["checks", "--control", ControlPath]), Does.Match(@"198\.18\.0\.12:80\s+(HTTP_GET|TCP_CHECK)\s+down\s+\d+\s+\S+\s+connect failed: connection refused"),
+            "whichever of its checkers failed first and took it down");
+
+        // It comes back: within delay_loop, plus 1 s.
+        clock.Restart();
+        Lab.StartWebServer(LabHost.Rs2);
+        TimeSpan up = AwaitTransition(udr, "198.18.0.12", "up", clock, TimeSpan.FromSeconds(1 + 1));
+        Lab.Step($"rs2 back after {up.TotalSeconds:F1} s");
+        EndToEndSupport.AssertSplit(Lab.RunClient(ClientPatience, "split", "20", "4", "30"), 20, new Dictionary<string, double> { ["rs1"] = 0.5, ["rs2"] = 0.5 });
+
+        JsonElement finished = Finish(download);
+        Assert.That(finished.GetProperty("bytes").GetInt32(), Is.EqualTo(EndToEndLab.BigFileLength), "the download completed");
+        Assert.That(Lab.ServerWithBigFile(finished.GetProperty("sha256").GetString()!), Is.EqualTo("rs1"), "intact, from rs1");
+        UdrExit exit = udr.Stop();
+        Assert.That(exit.ExitCode, Is.Zero, exit.Output);
+    }
+
+    [Test]
+    public void Inhibit_on_failure_sets_weight_0_and_a_download_from_the_failed_server_completes()
+    {
+        Lab.StartWebServer(LabHost.Rs1);
+        Lab.StartWebServer(LabHost.Rs2);
+        string healthy = Path.Combine(Lab.Directory, "rs2-healthy");
+        File.WriteAllText(healthy, "");
+        UdrDaemon udr = StartUdr($$"""
+            virtual_server 198.18.0.100 80 {
+                delay_loop 1
+                lb_algo wrr
+                lb_kind DR
+                inhibit_on_failure
+                real_server 198.18.0.11 80 {
+                    weight 1
+                    TCP_CHECK {
+                        connect_timeout 1
+                    }
+                }
+                real_server 198.18.0.12 80 {
+                    weight 2
+                    MISC_CHECK {
+                        misc_path "/usr/bin/test -e {{healthy}}"
+                        misc_timeout 2
+                    }
+                }
+            }
+            """);
+        NamespacedProcess download = PausedDownloadFrom("198.18.0.12");
+
+        var clock = Stopwatch.StartNew();
+        File.Delete(healthy); // MISC_CHECK: retry 0, so the first failure counts
+        AwaitTransition(udr, "198.18.0.12", "down", clock, TimeSpan.FromSeconds(1 + 2 + 1));
+        Assert.That(Adm("-L", "-n"), Does.Match(@"198\.18\.0\.12:80\s+Route\s+0\s"), "inhibited: still listed, weight 0");
+        EndToEndSupport.AssertSplit(Lab.RunClient(ClientPatience, "split", "12", "4", "30"), 12, new Dictionary<string, double> { ["rs1"] = 1.0 });
+
+        JsonElement finished = Finish(download);
+        Assert.That(finished.GetProperty("bytes").GetInt32(), Is.EqualTo(EndToEndLab.BigFileLength), "the quiesced server's download completed");
+        Assert.That(Lab.ServerWithBigFile(finished.GetProperty("sha256").GetString()!), Is.EqualTo("rs2"), "intact, from rs2");
+
+        clock.Restart();
+        File.WriteAllText(healthy, "");
+        AwaitTransition(udr, "198.18.0.12", "up", clock, TimeSpan.FromSeconds(1 + 1));
+        Assert.That(Adm("-L", "-n"), Does.Match(@"198\.18\.0\.12:80\s+Route\s+2\s"), "back at its weight");
+        Assert.That(udr.Stop().ExitCode, Is.Zero);
+    }
+}
