@@ -32,11 +32,22 @@ internal static class RunCommand
         var maxConnections = new Option<int>("--max-connections") { Description = "connection-table capacity", DefaultValueFactory = _ => 1 << 20 };
         var answerArp = new Option<bool>("--answer-arp") { Description = "answer ARP for VIPs (when the VIP is not configured on the interface)" };
         var noIsolation = new Option<bool>("--no-kernel-isolation") { Description = "do not install the nftables ingress drop for VIP:ports" };
+        var expireNodest = new Option<bool>("--expire-nodest-conn")
+        {
+            Description = "IPVS's expire_nodest_conn: a connection whose real server was removed (udr adm -d, a failed health check) " +
+                "is expired on its next packet, so the client retries elsewhere; off (the default), its packets are dropped " +
+                "and it resumes if the server comes back",
+        };
+        var expireQuiescent = new Option<bool>("--expire-quiescent-template")
+        {
+            Description = "IPVS's expire_quiescent_template: a persistence template whose real server has weight 0 is " +
+                "expired when a new connection would use it, so persistent clients move; off (the default), they stay until it times out",
+        };
         var control = new Option<string>("--control") { Description = "control socket for `udr adm` (mode 0600, root only)", DefaultValueFactory = _ => ControlClient.DefaultPath };
 
         var command = new Command("run", "run the balancer on an interface")
         {
-            interfaceNames, rules, config, workers, backend, maxConnections, answerArp, noIsolation, control,
+            interfaceNames, rules, config, workers, backend, maxConnections, answerArp, noIsolation, expireNodest, expireQuiescent, control,
         };
         command.SetAction(parse =>
         {
@@ -70,6 +81,8 @@ internal static class RunCommand
                 MaxConnections = capacity,
                 AnswerArpForVirtualAddresses = parse.GetValue(answerArp),
                 IsolateKernel = !parse.GetValue(noIsolation),
+                ExpireNoDestinationConnection = parse.GetValue(expireNodest),
+                ExpireQuiescentTemplate = parse.GetValue(expireQuiescent),
             };
             string controlPath = parse.GetValue(control) ?? ControlClient.DefaultPath;
             if (controlPath.Length == 0)

@@ -38,6 +38,12 @@ public sealed record DataPlaneOptions(IReadOnlyList<string> InterfaceNames)
     public bool AnswerArpForVirtualAddresses { get; init; }
     /// <summary>Install the nftables ingress drop for VIP:ports and NAT replies (keep the kernel out of udr's traffic).</summary>
     public bool IsolateKernel { get; init; } = true;
+
+    /// <summary>IPVS's expire_nodest_conn (default off): see <see cref="EngineOptions.ExpireNoDestinationConnection"/>.</summary>
+    public bool ExpireNoDestinationConnection { get; init; }
+
+    /// <summary>IPVS's expire_quiescent_template (default off): see <see cref="EngineOptions.ExpireQuiescentTemplate"/>.</summary>
+    public bool ExpireQuiescentTemplate { get; init; }
 }
 
 /// <summary>
@@ -119,6 +125,8 @@ public sealed class DataPlane : IDisposable
                 LocalMac = links[0].Mac,
                 Links = engineLinks,
                 AnswerArpForVirtualAddresses = options.AnswerArpForVirtualAddresses,
+                ExpireNoDestinationConnection = options.ExpireNoDestinationConnection,
+                ExpireQuiescentTemplate = options.ExpireQuiescentTemplate,
             };
             int workers = FrameWorkers.Count(options.Backend, options.Workers);
             int perWorker = Math.Max(1024, options.MaxConnections / workers);

@@ -30,11 +30,31 @@ public sealed class HealthCheckEndToEndTests : EndToEndFixture
     {
     }
 
-    private UdrDaemon StartUdr(string config)
+    private UdrDaemon StartUdr(string config, params string[] extraArguments)
     {
         File.WriteAllText(ConfigPath, config);
-        return Lab.StartUdrWithConfig(Backend, ConfigPath, "--control", ControlPath);
+        return Lab.StartUdrWithConfig(Backend, ConfigPath, ["--control", ControlPath, .. extraArguments]);
     }
+
+    /// <summary>rs1 and rs2 behind wrr; rs2 is up while <paramref name="healthy"/> exists (a MISC_CHECK), rs1 always.</summary>
+    private static string FlagFileConfig(string healthy, string rs2Options = "") => $$"""
+        virtual_server 198.18.0.100 80 {
+            delay_loop 1
+            lb_algo wrr
+            lb_kind DR
+            real_server 198.18.0.11 80 {
+                weight 1
+            }
+            real_server 198.18.0.12 80 {
+                weight 2
+                {{rs2Options}}
+                MISC_CHECK {
+                    misc_path "/usr/bin/test -e {{healthy}}"
+                    misc_timeout 2
+                }
+            }
+        }
+        """;
 
     private string Adm(params string[] arguments) => Udr(["adm", "--control", ControlPath, .. arguments]);
 
@@ -159,27 +179,7 @@ public sealed class HealthCheckEndToEndTests : EndToEndFixture
         Lab.StartWebServer(LabHost.Rs2);
         string healthy = Path.Combine(Lab.Directory, "rs2-healthy");
         File.WriteAllText(healthy, "");
-        UdrDaemon udr = StartUdr($$"""
-            virtual_server 198.18.0.100 80 {
-                delay_loop 1
-                lb_algo wrr
-                lb_kind DR
-                inhibit_on_failure
-                real_server 198.18.0.11 80 {
-                    weight 1
-                    TCP_CHECK {
-                        connect_timeout 1
-                    }
-                }
-                real_server 198.18.0.12 80 {
-                    weight 2
-                    MISC_CHECK {
-                        misc_path "/usr/bin/test -e {{healthy}}"
-                        misc_timeout 2
-                    }
-                }
-            }
-            """);
+        UdrDaemon udr = StartUdr(FlagFileConfig(healthy, rs2Options: "inhibit_on_failure"));
         NamespacedProcess download = PausedDownloadFrom("198.18.0.12");
 
         var clock = Stopwatch.StartNew();
@@ -197,5 +197,49 @@ public sealed class HealthCheckEndToEndTests : EndToEndFixture
         AwaitTransition(udr, "198.18.0.12", "up", clock, TimeSpan.FromSeconds(1 + 1));
         Assert.That(Adm("-L", "-n"), Does.Match(@"198\.18\.0\.12:80\s+Route\s+2\s"), "back at its weight");
         Assert.That(udr.Stop().ExitCode, Is.Zero);
+    }
+
+    [TestCase(false)]
+    [TestCase(true)]
+    public void Expire_nodest_conn_decides_whether_a_connection_to_a_removed_server_waits_for_it_or_ends(bool expire)
+    {
+        Lab.StartWebServer(LabHost.Rs1);
+        Lab.StartWebServer(LabHost.Rs2);
+        string healthy = Path.Combine(Lab.Directory, "rs2-healthy");
+        File.WriteAllText(healthy, "");
+        UdrDaemon udr = StartUdr(FlagFileConfig(healthy), expire ? ["--expire-nodest-conn"] : []);
+        NamespacedProcess download = PausedDownloadFrom("198.18.0.12");
+
+        var clock = Stopwatch.StartNew();
+        File.Delete(healthy);
+        AwaitTransition(udr, "198.18.0.12", "down", clock, TimeSpan.FromSeconds(1 + 2 + 1));
+        Assert.That(Adm("-L", "-n"), Does.Not.Contain("198.18.0.12:80"), "removed (no inhibit_on_failure)");
+
+        // The client reads on: its ACKs for rs2's data reach the balancer while rs2 is out of the pool.
+        download.WriteLine("go");
+        Thread.Sleep(TimeSpan.FromSeconds(1.5));
+        string connections = Adm("-L", "-c", "-n");
+        if (expire)
+        {
+            // expire_nodest_conn=1: the entry was expired on the first such packet; the rest are not a connection's.
+            Assert.That(connections, Does.Not.Contain("ESTABLISHED"), "the connection to the removed server was expired");
+            UdrExit exit = udr.Stop();
+            Assert.That(exit.Count("tcp-not-syn"), Is.GreaterThan(0), exit.TotalsLine);
+            Assert.That(exit.Count("destination-removed"), Is.Zero, exit.TotalsLine);
+            return;
+        }
+
+        // expire_nodest_conn=0: the entry stays and its packets are dropped; when the server comes back (the same
+        // server, from the kernel's "trash"), the connection goes on and the download completes intact.
+        Assert.That(connections, Does.Match(@"ESTABLISHED\s+198\.18\.0\.1:\d+\s+198\.18\.0\.100:80\s+198\.18\.0\.12:80"));
+        File.WriteAllText(healthy, "");
+        clock.Restart();
+        AwaitTransition(udr, "198.18.0.12", "up", clock, TimeSpan.FromSeconds(1 + 1));
+        Assert.That(download.WaitForExit(TimeSpan.FromSeconds(60)), Is.True, $"the download did not finish: {download.Output}");
+        using JsonDocument result = JsonDocument.Parse(download.Output.Split('\n').Last(l => l.StartsWith('{')));
+        Assert.That(result.RootElement.GetProperty("bytes").GetInt32(), Is.EqualTo(EndToEndLab.BigFileLength), "completed");
+        Assert.That(Lab.ServerWithBigFile(result.RootElement.GetProperty("sha256").GetString()!), Is.EqualTo("rs2"), "intact, from rs2");
+        UdrExit stopped = udr.Stop();
+        Assert.That(stopped.Count("destination-removed"), Is.GreaterThan(0), stopped.TotalsLine);
     }
 }
