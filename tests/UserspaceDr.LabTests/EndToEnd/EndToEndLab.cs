@@ -163,6 +163,23 @@ internal sealed class EndToEndLab : IDisposable
     }
 
     /// <summary>
+    /// One of the lab's programs (tools/lab) on <paramref name="server"/> for the running test only; returns once it
+    /// printed <paramref name="readyLine"/>.
+    /// </summary>
+    public NamespacedProcess StartLabProgram(LabHost server, string readyLine, string file, params string[] arguments)
+    {
+        string name = LabNetwork.HostName(server);
+        NamespacedProcess process = Own(NamespacedProcess.Start(Network.Namespace(server), $"{file} on {name}", Directory, false,
+            [Python, "-u", Path.Combine(Directory, file), .. arguments]));
+        if (process.WaitForLine(l => l.StartsWith(readyLine, StringComparison.Ordinal), ServerPatience) == null)
+        {
+            throw new InvalidOperationException($"{process} did not start: {process.Output}");
+        }
+        Step($"{file} on {name} ready");
+        return process;
+    }
+
+    /// <summary>
     /// Starts `udr node tunnel --vip VIP` on rs1 and rs2, the real servers' IP-in-IP endpoints (the kernel's ipip
     /// device where the module exists, else udr's user-space one), for as long as the lab lives.
     /// </summary>

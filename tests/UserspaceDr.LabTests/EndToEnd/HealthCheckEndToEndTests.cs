@@ -67,9 +67,9 @@ public sealed class HealthCheckEndToEndTests : EndToEndFixture
     }
 
     /// <summary>The log line of <paramref name="what"/> happening to <paramref name="server"/>, and how long after <paramref name="since"/> it came.</summary>
-    private static TimeSpan AwaitTransition(UdrDaemon udr, string server, string what, Stopwatch since, TimeSpan bound)
+    private static TimeSpan AwaitTransition(UdrDaemon udr, string server, string what, Stopwatch since, TimeSpan bound, string service = "TCP 198.18.0.100:80")
     {
-        string marker = $"real server {server}:80 of TCP 198.18.0.100:80 is {what}";
+        string marker = $"real server {(server.Contains(':', StringComparison.Ordinal) ? server : server + ":80")} of {service} is {what}";
         string? line = udr.WaitForLine(l => l.Contains(marker, StringComparison.Ordinal), bound + TimeSpan.FromSeconds(10));
         TimeSpan elapsed = since.Elapsed;
         Assert.That(line, Is.Not.Null, $"no '{marker}' line:\n{udr.Output}");
@@ -241,5 +241,190 @@ public sealed class HealthCheckEndToEndTests : EndToEndFixture
         Assert.That(Lab.ServerWithBigFile(result.RootElement.GetProperty("sha256").GetString()!), Is.EqualTo("rs2"), "intact, from rs2");
         UdrExit stopped = udr.Stop();
         Assert.That(stopped.Count("destination-removed"), Is.GreaterThan(0), stopped.TotalsLine);
+    }
+
+    [Test]
+    public void Udp_and_dns_checks_bring_servers_up_from_alpha_and_take_them_out_when_their_servers_stop()
+    {
+        NamespacedProcess echo = Lab.StartLabProgram(LabHost.Rs1, "echo listening", LabScripts.UdpEchoFile, "rs1", "0.0.0.0");
+        NamespacedProcess dns = Lab.StartLabProgram(LabHost.Rs2, "dns listening", LabScripts.DnsServerFile, "0.0.0.0");
+        var clock = Stopwatch.StartNew();
+        UdrDaemon udr = StartUdr("""
+            virtual_server 198.18.0.100 5353 {
+                delay_loop 1
+                lb_algo rr
+                lb_kind DR
+                protocol UDP
+                alpha
+                real_server 198.18.0.11 5353 {
+                    UDP_CHECK {
+                        payload 70696e67
+                        require_reply 7273XX2070696e67
+                        connect_timeout 1
+                        retry 0
+                    }
+                }
+                real_server 198.18.0.12 5353 {
+                    DNS_CHECK {
+                        connect_port 53
+                        type A
+                        name lab.example
+                        connect_timeout 1
+                        retry 0
+                    }
+                }
+            }
+            """);
+        // alpha: both start out of the pool, and come in on their first passed check (warmup 0..delay_loop).
+        const string Service = "UDP 198.18.0.100:5353";
+        AwaitTransition(udr, "198.18.0.11:5353", "up", clock, TimeSpan.FromSeconds(60), Service);
+        AwaitTransition(udr, "198.18.0.12:5353", "up", clock, TimeSpan.FromSeconds(60), Service);
+        Assert.That(Adm("-L", "-n"), Does.Contain("198.18.0.11:5353").And.Contain("198.18.0.12:5353"));
+
+        clock.Restart();
+        echo.Stop(NamespacedProcess.SigTerm, TimeSpan.FromSeconds(5));
+        AwaitTransition(udr, "198.18.0.11:5353", "down", clock, TimeSpan.FromSeconds(1 + 1 + 1), Service);
+        clock.Restart();
+        dns.Stop(NamespacedProcess.SigTerm, TimeSpan.FromSeconds(5));
+        AwaitTransition(udr, "198.18.0.12:5353", "down", clock, TimeSpan.FromSeconds(1 + 1 + 1), Service);
+        string checks = Udr(["checks", "--control", ControlPath]);
+        Assert.That(checks, Does.Match(@"198\.18\.0\.11:5353\s+UDP_CHECK\s+down\s+\d+\s+\S+\s+port unreachable \(ICMP\)"));
+        Assert.That(checks, Does.Match(@"198\.18\.0\.12:5353\s+DNS_CHECK\s+down\s+\d+\s+\S+\s+port unreachable \(ICMP\)"));
+
+        // A DNS server that answers, but with an error, fails the check too.
+        Lab.StartLabProgram(LabHost.Rs2, "dns listening", LabScripts.DnsServerFile, "0.0.0.0", "5");
+        Thread.Sleep(TimeSpan.FromSeconds(2.5));
+        Assert.That(Udr(["checks", "--control", ControlPath]), Does.Match(@"198\.18\.0\.12:5353\s+DNS_CHECK\s+down\s+\d+\s+\S+\s+DNS A lab.example: RCODE 5"));
+        Assert.That(Adm("-L", "-n"), Does.Not.Contain("198.18.0.12:5353"));
+        Assert.That(udr.Stop().ExitCode, Is.Zero);
+    }
+
+    [Test]
+    public void Losing_the_quorum_hands_the_service_to_the_sorry_server_and_runs_the_quorum_scripts()
+    {
+        Lab.StartWebServer(LabHost.Rs1);
+        Lab.StartWebServer(LabHost.Rs2);
+        string healthy = Path.Combine(Lab.Directory, "rs2-healthy");
+        File.WriteAllText(healthy, "");
+        string quorumDown = Path.Combine(Lab.Directory, "quorum-down");
+        string quorumUp = Path.Combine(Lab.Directory, "quorum-up");
+        UdrDaemon udr = StartUdr($$"""
+            virtual_server 198.18.0.100 80 {
+                delay_loop 1
+                lb_algo wrr
+                lb_kind DR
+                quorum 2
+                quorum_down "/usr/bin/touch {{quorumDown}}"
+                quorum_up "/usr/bin/touch {{quorumUp}}"
+                sorry_server 198.18.0.11 80
+                real_server 198.18.0.12 80 {
+                    weight 2
+                    MISC_CHECK {
+                        misc_path "/usr/bin/test -e {{healthy}}"
+                    }
+                }
+            }
+            """);
+        EndToEndSupport.AssertSplit(Lab.RunClient(ClientPatience, "split", "10", "2", "30"), 10, new Dictionary<string, double> { ["rs2"] = 1.0 });
+
+        File.Delete(healthy);
+        Assert.That(udr.WaitForLine(l => l.Contains("lost its quorum", StringComparison.Ordinal), TimeSpan.FromSeconds(10)), Is.Not.Null, udr.Output);
+        EndToEndSupport.AssertSplit(Lab.RunClient(ClientPatience, "split", "10", "2", "30"), 10, new Dictionary<string, double> { ["rs1"] = 1.0 });
+        Assert.That(Adm("-L", "-n"), Does.Contain("198.18.0.11:80").And.Not.Contain("198.18.0.12:80"), "the sorry server alone");
+
+        File.WriteAllText(healthy, "");
+        Assert.That(udr.WaitForLine(l => l.Contains("regained its quorum", StringComparison.Ordinal), TimeSpan.FromSeconds(10)), Is.Not.Null, udr.Output);
+        EndToEndSupport.AssertSplit(Lab.RunClient(ClientPatience, "split", "10", "2", "30"), 10, new Dictionary<string, double> { ["rs2"] = 1.0 });
+        Assert.That(udr.WaitForLine(l => l.Contains("quorum up) exited 0", StringComparison.Ordinal), TimeSpan.FromSeconds(10)), Is.Not.Null, udr.Output);
+        Assert.That(File.Exists(quorumDown) && File.Exists(quorumUp), Is.True, "both quorum scripts ran");
+        Assert.That(udr.Stop().ExitCode, Is.Zero);
+    }
+
+    [Test]
+    public void A_dynamic_misc_check_sets_the_weight_and_a_hanging_script_is_killed_and_counts_as_a_failure()
+    {
+        Lab.StartWebServer(LabHost.Rs1);
+        Lab.StartWebServer(LabHost.Rs2);
+        string exitCode = Path.Combine(Lab.Directory, "rs2-exit");
+        string script = Path.Combine(Lab.Directory, "rs2-check.sh");
+        File.WriteAllText(exitCode, "5");
+        // Exits with the number in the file; "hang" sleeps past misc_timeout.
+        File.WriteAllText(script, $"#!/bin/sh\ncode=$(cat {exitCode})\n[ \"$code\" = hang ] && exec sleep 30\necho \"load report $code\"\nexit $code\n");
+        UdrDaemon udr = StartUdr($$"""
+            virtual_server 198.18.0.100 80 {
+                delay_loop 1
+                lb_algo wrr
+                lb_kind DR
+                real_server 198.18.0.11 80 {
+                    weight 1
+                }
+                real_server 198.18.0.12 80 {
+                    weight 1
+                    MISC_CHECK {
+                        misc_path "/bin/sh {{script}}"
+                        misc_timeout 1
+                        misc_dynamic
+                    }
+                }
+            }
+            """);
+        Assert.That(udr.WaitForLine(l => l.Contains("198.18.0.12:80 of TCP 198.18.0.100:80: weight 3", StringComparison.Ordinal), TimeSpan.FromSeconds(10)), Is.Not.Null, udr.Output);
+        Assert.That(Adm("-L", "-n"), Does.Match(@"198\.18\.0\.12:80\s+Route\s+3\s"), "exit 5: weight 5 - 2");
+        EndToEndSupport.AssertSplit(Lab.RunClient(ClientPatience, "split", "40", "4", "30"), 40, new Dictionary<string, double> { ["rs1"] = 0.25, ["rs2"] = 0.75 });
+
+        var clock = Stopwatch.StartNew();
+        File.WriteAllText(exitCode, "hang");
+        AwaitTransition(udr, "198.18.0.12", "down", clock, TimeSpan.FromSeconds(1 + 1 + 1));
+        Assert.That(udr.Output, Does.Contain("did not finish within 1 s and was killed"));
+        Assert.That(Adm("-L", "-n"), Does.Not.Contain("198.18.0.12:80"));
+        EndToEndSupport.AssertSplit(Lab.RunClient(ClientPatience, "split", "10", "2", "30"), 10, new Dictionary<string, double> { ["rs1"] = 1.0 });
+
+        File.WriteAllText(exitCode, "0");
+        clock.Restart();
+        AwaitTransition(udr, "198.18.0.12", "up", clock, TimeSpan.FromSeconds(1 + 1));
+        Assert.That(Adm("-L", "-n"), Does.Match(@"198\.18\.0\.12:80\s+Route\s+3\s"), "exit 0 keeps the weight the script gave last");
+        Assert.That(Udr(["checks", "--control", ControlPath]), Does.Contain("exited 0 (load report 0)"));
+        Assert.That(udr.Stop().ExitCode, Is.Zero);
+    }
+
+    [Test]
+    public void A_broken_configuration_is_refused_at_start_and_on_reload_and_the_running_pool_stays()
+    {
+        File.WriteAllText(ConfigPath, "virtual_server 198.18.0.100 80 {\n  lb_algo nosuch\n}\n");
+        CommandResult refused = ProcessRunner.Run(UdrBinary.Executable, ["run", "--interface", "eth0", "--config", ConfigPath], TimeSpan.FromSeconds(30));
+        Assert.That(refused.ExitCode, Is.EqualTo(2), refused.ToString());
+        Assert.That(refused.Error, Does.Contain($"{ConfigPath}:2: lb_algo nosuch: udr has no such scheduler"));
+
+        Lab.StartWebServer(LabHost.Rs1);
+        Lab.StartWebServer(LabHost.Rs2);
+        UdrDaemon udr = StartUdr("""
+            virtual_server 198.18.0.100 80 {
+                delay_loop 1
+                lb_algo rr
+                lb_kind DR
+                real_server 198.18.0.11 80 {
+                    TCP_CHECK {
+                        connect_timeout 1
+                    }
+                }
+                real_server 198.18.0.12 80 {
+                    TCP_CHECK {
+                        connect_timeout 1
+                        bindto 198.18.9.9
+                    }
+                }
+            }
+            """);
+        // A checker that cannot even send (its bindto address is not the balancer's) fails with the reason.
+        var clock = Stopwatch.StartNew();
+        AwaitTransition(udr, "198.18.0.12", "down", clock, TimeSpan.FromSeconds(1 + 1 + 1));
+        Assert.That(Udr(["checks", "--control", ControlPath]), Does.Contain("connect failed: bindto address not available"));
+
+        File.WriteAllText(ConfigPath, "virtual_server 198.18.0.100 80 {\n  real_server 198.18.0.13 80 {\n    TCP_CHECK {\n}\n");
+        string answer = udr.Reload();
+        Assert.That(answer, Does.Contain("reload refused").And.Contain("not closed"));
+        Assert.That(Adm("-L", "-n"), Does.Contain("198.18.0.11:80").And.Not.Contain("198.18.0.13"), "the running pool stays");
+        EndToEndSupport.AssertSplit(Lab.RunClient(ClientPatience, "split", "10", "2", "30"), 10, new Dictionary<string, double> { ["rs1"] = 1.0 });
+        Assert.That(udr.Stop().ExitCode, Is.Zero);
     }
 }

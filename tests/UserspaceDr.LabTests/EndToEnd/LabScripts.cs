@@ -11,11 +11,12 @@ internal static class LabScripts
     public const string ClientFile = "client.py";
     public const string UdpEchoFile = "udp_echo.py";
     public const string TcpSinkFile = "tcp_sink.py";
+    public const string DnsServerFile = "dns_server.py";
 
     /// <summary>Copies the programs into <paramref name="directory"/>, where the lab hosts run them.</summary>
     public static void CopyTo(string directory)
     {
-        foreach (string file in (string[])[ClientFile, UdpEchoFile, TcpSinkFile])
+        foreach (string file in (string[])[ClientFile, UdpEchoFile, TcpSinkFile, DnsServerFile])
         {
             File.Copy(Path.Combine(RepositoryPaths.Root, "tools", "lab", file), Path.Combine(directory, file), overwrite: true);
         }
