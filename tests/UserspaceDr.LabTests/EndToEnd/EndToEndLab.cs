@@ -179,6 +179,10 @@ internal sealed class EndToEndLab : IDisposable
         return process;
     }
 
+    /// <summary>A program on <paramref name="host"/>, run from the lab's directory, for the running test only.</summary>
+    public NamespacedProcess StartLabCommand(LabHost host, string name, params string[] command) =>
+        Own(NamespacedProcess.Start(Network.Namespace(host), $"{name} on {LabNetwork.HostName(host)}", Directory, false, command));
+
     /// <summary>
     /// Starts `udr node tunnel --vip VIP` on rs1 and rs2, the real servers' IP-in-IP endpoints (the kernel's ipip
     /// device where the module exists, else udr's user-space one), for as long as the lab lives.

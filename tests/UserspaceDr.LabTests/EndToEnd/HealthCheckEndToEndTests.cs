@@ -427,4 +427,83 @@ public sealed class HealthCheckEndToEndTests : EndToEndFixture
         EndToEndSupport.AssertSplit(Lab.RunClient(ClientPatience, "split", "10", "2", "30"), 10, new Dictionary<string, double> { ["rs1"] = 1.0 });
         Assert.That(udr.Stop().ExitCode, Is.Zero);
     }
+
+    /// <summary>
+    /// Debian's own ldirectord, unmodified, drives udr through tools/ipvsadm (the shim that makes `ipvsadm` mean
+    /// `udr adm`): it creates the service, takes a server whose HTTP check fails out, and puts it back.
+    /// </summary>
+    [Test]
+    public void Debian_s_ldirectord_drives_udr_through_the_ipvsadm_shim()
+    {
+        Assume.That(File.Exists("/usr/sbin/ldirectord"), Is.True, "ldirectord is not installed (./build.sh test installs it)");
+        Lab.StartWebServer(LabHost.Rs1);
+        NamespacedProcess rs2Web = Lab.StartWebServer(LabHost.Rs2);
+        Lab.WriteRules("");
+        UdrDaemon udr = Lab.StartUdr(Backend, "--control", ControlPath);
+
+        // ldirectord in debug mode runs ./ipvsadm when there is one (ldirectord.in); installed, the shim replaces
+        // /usr/sbin/ipvsadm (dpkg-divert, README). Either way it is the same unmodified ldirectord and the same shim.
+        string shim = Path.Combine(Lab.Directory, "ipvsadm");
+        File.Copy(Path.Combine(RepositoryPaths.Root, "tools", "ipvsadm"), shim, overwrite: true);
+        Assert.That(ProcessRunner.Run("chmod", "0755", shim).ExitCode, Is.Zero);
+        string config = Path.Combine(Lab.Directory, "ldirectord-udr-lab.cf");
+        File.WriteAllText(config, """
+            checktimeout=1
+            checkinterval=1
+            autoreload=no
+            quiescent=no
+            virtual=198.18.0.100:80
+            	real=198.18.0.11:80 gate
+            	real=198.18.0.12:80 gate
+            	service=http
+            	scheduler=rr
+            	protocol=tcp
+            	checktype=negotiate
+            	request="index.html"
+            	receive="rs[12]"
+
+            """);
+        NamespacedProcess ldirectord = Lab.StartLabCommand(LabHost.Lb, "ldirectord",
+            "/usr/bin/env", $"UDR={UdrBinary.Executable}", $"UDR_CONTROL={ControlPath}", "/usr/sbin/ldirectord", "-d", config, "start");
+        try
+        {
+            string both = AwaitListing(l => l.Contains("198.18.0.11:80", StringComparison.Ordinal) && l.Contains("198.18.0.12:80", StringComparison.Ordinal), ldirectord);
+            Assert.That(both, Does.Contain("TCP  198.18.0.100:80 rr"), "ldirectord created the service through udr adm");
+            EndToEndSupport.AssertSplit(Lab.RunClient(ClientPatience, "split", "20", "4", "30"), 20, new Dictionary<string, double> { ["rs1"] = 0.5, ["rs2"] = 0.5 });
+
+            rs2Web.Stop(NamespacedProcess.SigTerm, TimeSpan.FromSeconds(5));
+            AwaitListing(l => !l.Contains("198.18.0.12:80", StringComparison.Ordinal), ldirectord);
+            EndToEndSupport.AssertSplit(Lab.RunClient(ClientPatience, "split", "20", "4", "30"), 20, new Dictionary<string, double> { ["rs1"] = 1.0 });
+
+            Lab.StartWebServer(LabHost.Rs2);
+            AwaitListing(l => l.Contains("198.18.0.12:80", StringComparison.Ordinal), ldirectord);
+            EndToEndSupport.AssertSplit(Lab.RunClient(ClientPatience, "split", "20", "4", "30"), 20, new Dictionary<string, double> { ["rs1"] = 0.5, ["rs2"] = 0.5 });
+        }
+        finally
+        {
+            ldirectord.Stop(NamespacedProcess.SigTerm, TimeSpan.FromSeconds(10));
+            Lab.Step($"ldirectord said:\n{ldirectord.Output}");
+        }
+        Assert.That(udr.Stop().ExitCode, Is.Zero);
+    }
+
+    /// <summary>Polls `udr adm -L -n` until <paramref name="wanted"/> holds (20 s at most); returns that listing.</summary>
+    private string AwaitListing(Func<string, bool> wanted, NamespacedProcess ldirectord)
+    {
+        var patience = Stopwatch.StartNew();
+        string listing = "";
+        while (patience.Elapsed < TimeSpan.FromSeconds(20))
+        {
+            CommandResult result = ProcessRunner.Run(UdrBinary.Executable, ["adm", "--control", ControlPath, "-L", "-n"], TimeSpan.FromSeconds(10));
+            listing = result.Output;
+            if (wanted(listing))
+            {
+                Lab.Step($"after {patience.Elapsed.TotalSeconds:F1} s:\n{listing.TrimEnd()}");
+                return listing;
+            }
+            Thread.Sleep(200);
+        }
+        Assert.Fail($"the listing did not change as expected in 20 s:\n{listing}\nldirectord:\n{ldirectord.Output}");
+        return listing;
+    }
 }
