@@ -116,15 +116,16 @@ public static partial class HealthProbes
     {
         public async Task<ProbeResult> CheckAsync(CancellationToken stop)
         {
+            ProbeResult result = default;
             foreach (UrlCheck url in checker.Urls)
             {
-                ProbeResult result = await CheckUrlAsync(url, stop).ConfigureAwait(false);
+                result = await CheckUrlAsync(url, stop).ConfigureAwait(false);
                 if (!result.Success)
                 {
                     return result;
                 }
             }
-            return ProbeResult.Passed(checker.Urls.Length == 1 ? $"HTTP ok for {checker.Urls[0].Path}" : $"HTTP ok for {checker.Urls.Length} urls");
+            return checker.Urls.Length == 1 ? result : ProbeResult.Passed($"HTTP ok for all {checker.Urls.Length} urls");
         }
 
         private async Task<ProbeResult> CheckUrlAsync(UrlCheck url, CancellationToken stop)
@@ -237,7 +238,7 @@ public static partial class HealthProbes
                     return ProbeResult.Failed($"HTTP digest of {url.Path} is {actual}, not {digest}");
                 }
             }
-            return ProbeResult.Passed($"HTTP {status}");
+            return ProbeResult.Passed($"HTTP {status} for {url.Path}");
         }
 
         private static long ContentLength(ReadOnlySpan<byte> headers)

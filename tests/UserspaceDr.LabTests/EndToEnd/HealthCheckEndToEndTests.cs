@@ -15,25 +15,13 @@ namespace UserspaceDr.Tests.EndToEnd;
 /// </summary>
 [Category("Lab")]
 [NonParallelizable]
-public sealed class HealthCheckEndToEndTests : EndToEndFixture
+public sealed class HealthCheckEndToEndTests : HealthCheckFixture
 {
-    private const string Backend = "afpacket";
-    private static readonly TimeSpan ClientPatience = TimeSpan.FromSeconds(90);
-
-    private string ConfigPath => Path.Combine(Lab.Directory, "keepalived.conf");
-    private string ControlPath => Path.Combine(Lab.Directory, "udr.sock");
-
     internal override EndToEndLab CreateLab(string python) => new EndToEndLab(python);
 
     // Each test starts the web servers it needs (it stops and restarts them).
     internal override void Prepare(EndToEndLab lab)
     {
-    }
-
-    private UdrDaemon StartUdr(string config, params string[] extraArguments)
-    {
-        File.WriteAllText(ConfigPath, config);
-        return Lab.StartUdrWithConfig(Backend, ConfigPath, ["--control", ControlPath, .. extraArguments]);
     }
 
     /// <summary>rs1 and rs2 behind wrr; rs2 is up while <paramref name="healthy"/> exists (a MISC_CHECK), rs1 always.</summary>
@@ -55,27 +43,6 @@ public sealed class HealthCheckEndToEndTests : EndToEndFixture
             }
         }
         """;
-
-    private string Adm(params string[] arguments) => Udr(["adm", "--control", ControlPath, .. arguments]);
-
-    private string Udr(string[] arguments)
-    {
-        CommandResult result = ProcessRunner.Run(UdrBinary.Executable, arguments, TimeSpan.FromSeconds(30));
-        Assert.That(result.ExitCode, Is.Zero, $"udr {string.Join(' ', arguments)}: {result}");
-        Lab.Step($"udr {string.Join(' ', arguments)}:\n{result.Output.TrimEnd()}");
-        return result.Output;
-    }
-
-    /// <summary>The log line of <paramref name="what"/> happening to <paramref name="server"/>, and how long after <paramref name="since"/> it came.</summary>
-    private static TimeSpan AwaitTransition(UdrDaemon udr, string server, string what, Stopwatch since, TimeSpan bound, string service = "TCP 198.18.0.100:80")
-    {
-        string marker = $"real server {(server.Contains(':', StringComparison.Ordinal) ? server : server + ":80")} of {service} is {what}";
-        string? line = udr.WaitForLine(l => l.Contains(marker, StringComparison.Ordinal), bound + TimeSpan.FromSeconds(10));
-        TimeSpan elapsed = since.Elapsed;
-        Assert.That(line, Is.Not.Null, $"no '{marker}' line:\n{udr.Output}");
-        Assert.That(elapsed, Is.LessThanOrEqualTo(bound), $"'{marker}' came after {elapsed.TotalSeconds:F1} s, the bound is {bound.TotalSeconds} s");
-        return elapsed;
-    }
 
     /// <summary>Starts a download of big.bin held after its first MiB, served by <paramref name="wanted"/> (asks again while rr gives the other).</summary>
     private NamespacedProcess PausedDownloadFrom(string wanted)
