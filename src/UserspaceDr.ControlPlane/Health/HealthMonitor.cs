@@ -120,9 +120,15 @@ public sealed class HealthMonitor : IAsyncDisposable
         }
     }
 
+    /// <summary>
+    /// Stops every checker. With <c>omega</c> (keepalived's do_vs_notifies at shutdown), a service's notify_down runs
+    /// for each live server and its quorum_down when its quorum is up, and the daemon waits for them (each within
+    /// <see cref="ScriptTimeout"/>).
+    /// </summary>
     public async ValueTask DisposeAsync()
     {
         Task[] loops;
+        var farewells = new List<Task>();
         lock (_gate)
         {
             if (_stop.IsCancellationRequested)
@@ -131,8 +137,20 @@ public sealed class HealthMonitor : IAsyncDisposable
             }
             _stop.Cancel();
             loops = [.. _services.SelectMany(s => s.Servers).SelectMany(r => r.Checkers).Select(c => c.Loop).OfType<Task>()];
+            foreach (ServiceEntry service in _services.Where(s => s.Config.Omega))
+            {
+                foreach (ServerEntry server in service.Servers.Where(r => r.Alive))
+                {
+                    farewells.Add(RunScriptAsync(server.Config.NotifyDown, $"{server.Config.Name} down (omega, stopping)", CancellationToken.None));
+                }
+                if (service.QuorumUp)
+                {
+                    farewells.Add(RunScriptAsync(service.Config.QuorumDown, $"{service.Config.Name} quorum down (omega, stopping)", CancellationToken.None));
+                }
+            }
         }
         await Task.WhenAll(loops).ConfigureAwait(false);
+        await Task.WhenAll(farewells).ConfigureAwait(false);
         _stop.Dispose();
     }
 
@@ -298,15 +316,17 @@ public sealed class HealthMonitor : IAsyncDisposable
     }
 
     /// <summary>A notify or quorum script, started and left to finish (or be killed) without holding anything up.</summary>
-    private void RunScript(string? script, string why)
+    private void RunScript(string? script, string why) => _ = RunScriptAsync(script, why, _stop.Token);
+
+    /// <summary>Runs a script (its words: the program, then its arguments; no shell) and logs how it ended.</summary>
+    private Task RunScriptAsync(string? script, string why, CancellationToken stop)
     {
         if (script is null)
         {
-            return;
+            return Task.CompletedTask;
         }
         string[] words = script.Split(' ', StringSplitOptions.RemoveEmptyEntries);
-        CancellationToken stop = _stop.Token;
-        _ = Task.Run(async () =>
+        return Task.Run(async () =>
         {
             CommandResult result = await CommandRunner.RunAsync(new CommandRequest(words[0], words[1..], ScriptTimeout), stop).ConfigureAwait(false);
             string output = (result.Output + result.Error).Trim().ReplaceLineEndings(" ");

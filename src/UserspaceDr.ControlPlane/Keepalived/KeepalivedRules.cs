@@ -13,7 +13,8 @@ public readonly record struct ServerHealth(bool Alive, int Weight);
 /// Turns a keepalived configuration into udr's rule set, as keepalived turns it into IPVS entries (ipwrapper.c): a
 /// virtual server is a service with its settings; its pool holds each live real server at its weight, each failed one
 /// with <c>inhibit_on_failure</c> at weight 0, and no other failed one; while its quorum is lost and it has a sorry
-/// server, the sorry server alone (the failed inhibited servers stay, at weight 0). Real servers keep the order of the
+/// server, the sorry server alone (the failed inhibited servers stay, at weight 0; with <c>sorry_server_inhibit</c> the
+/// sorry server is listed at weight 0 while the pool serves). Real servers keep the order of the
 /// file, so hashing schedulers build the same table from the same file on every balancer.
 /// </summary>
 public static class KeepalivedRules
@@ -96,10 +97,10 @@ public static class KeepalivedRules
                 pool.Add(Server(rs, 0));
             }
         }
-        if (sorry)
+        if (vs.SorryServer is SorryServerConfig server && (sorry || server.Inhibit))
         {
-            SorryServerConfig server = vs.SorryServer!;
-            pool.Add(new RealServerSpec(ToIpv4(server.Address, vs.Place, "sorry_server"), server.Port, server.Method, 1));
+            // sorry_server_inhibit keeps it listed at weight 0 while the pool serves, as inhibit_on_failure does a server.
+            pool.Add(new RealServerSpec(ToIpv4(server.Address, vs.Place, "sorry_server"), server.Port, server.Method, sorry ? 1 : 0));
         }
         return pool.ToImmutable();
     }

@@ -396,6 +396,35 @@ public sealed class HealthCheckEndToEndTests : HealthCheckFixture
     }
 
     /// <summary>
+    /// keepalived's SSL_GET sample (moved into the lab, in DR): checks over TLS to another port than the service's, the
+    /// page's MD5 compared with the digest; rs2's page is not the one the digest was made from.
+    /// </summary>
+    [Test]
+    public void Ssl_get_checks_a_real_tls_server_on_its_connect_port_and_compares_the_digest()
+    {
+        string cert = Path.Combine(Lab.Directory, "rs.crt");
+        string key = Path.Combine(Lab.Directory, "rs.key");
+        CommandResult made = ProcessRunner.Run("openssl", ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+            "-subj", "/CN=rs.lab.example", "-keyout", key, "-out", cert], TimeSpan.FromSeconds(60));
+        Assert.That(made.ExitCode, Is.Zero, made.ToString());
+        foreach (LabHost server in (LabHost[])[LabHost.Rs1, LabHost.Rs2])
+        {
+            Lab.StartLabProgram(server, "https listening", LabScripts.HttpsServerFile,
+                Path.Combine(Lab.Directory, LabNetwork.HostName(server)), cert, key, "444");
+        }
+        UdrDaemon udr = StartUdr(File.ReadAllText(Path.Combine(RepositoryPaths.Root, "tests", "keepalived-samples", "keepalived.conf.SSL_GET.port")));
+        // The first checks come within warmup (delay_loop, 6 s); rs2 fails at once (no check has passed before).
+        var clock = Stopwatch.StartNew();
+        AwaitTransition(udr, "198.18.0.12:443", "down", clock, TimeSpan.FromSeconds(6 + 3 + 1), "TCP 198.18.0.100:443");
+        string checks = AwaitChecks(c => c.Contains("HTTP 200 for /", StringComparison.Ordinal));
+        Assert.That(checks, Does.Match(@"198\.18\.0\.11:443\s+SSL_GET\s+up\s+0\s+\S+\s+HTTP 200 for /"));
+        Assert.That(checks, Does.Match(@"198\.18\.0\.12:443\s+SSL_GET\s+down\s+\d+\s+\S+\s+HTTP digest of / is 964d89a1b7e857e4ceed9ebd9a5079f3, not 4fc2f671f0898f76d30da6b1f9566f42"));
+        string listing = Adm("-L", "-n");
+        Assert.That(listing, Does.Contain("198.18.0.11:443").And.Not.Contain("198.18.0.12:443"));
+        Assert.That(udr.Stop().ExitCode, Is.Zero);
+    }
+
+    /// <summary>
     /// Debian's own ldirectord, unmodified, drives udr through tools/ipvsadm (the shim that makes `ipvsadm` mean
     /// `udr adm`): it creates the service, takes a server whose HTTP check fails out, and puts it back.
     /// </summary>

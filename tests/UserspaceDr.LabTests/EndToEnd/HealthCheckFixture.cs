@@ -45,4 +45,22 @@ public abstract class HealthCheckFixture : EndToEndFixture
         Assert.That(elapsed, Is.LessThanOrEqualTo(bound), $"'{marker}' came after {elapsed.TotalSeconds:F1} s, the bound is {bound.TotalSeconds} s");
         return elapsed;
     }
+
+    /// <summary>Polls `udr checks` until <paramref name="wanted"/> holds for its output (15 s at most).</summary>
+    protected string AwaitChecks(Func<string, bool> wanted)
+    {
+        var patience = System.Diagnostics.Stopwatch.StartNew();
+        string output = "";
+        while (patience.Elapsed < TimeSpan.FromSeconds(15))
+        {
+            output = Udr(["checks", "--control", ControlPath]);
+            if (wanted(output))
+            {
+                return output;
+            }
+            Thread.Sleep(500);
+        }
+        Assert.Fail($"udr checks did not show it within 15 s:\n{output}");
+        return output;
+    }
 }

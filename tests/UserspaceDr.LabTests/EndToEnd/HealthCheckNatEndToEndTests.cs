@@ -38,22 +38,4 @@ public sealed class HealthCheckNatEndToEndTests : HealthCheckFixture
         Assert.That(Adm("-L", "-n"), Does.Match(@"198\.19\.1\.13:80\s+Masq\s+0\s"));
         Assert.That(udr.Stop().ExitCode, Is.Zero);
     }
-
-    /// <summary>Polls `udr checks` until <paramref name="wanted"/> holds for its output (15 s at most).</summary>
-    private string AwaitChecks(Func<string, bool> wanted)
-    {
-        var patience = System.Diagnostics.Stopwatch.StartNew();
-        string output = "";
-        while (patience.Elapsed < TimeSpan.FromSeconds(15))
-        {
-            output = Udr(["checks", "--control", ControlPath]);
-            if (wanted(output))
-            {
-                return output;
-            }
-            Thread.Sleep(500);
-        }
-        Assert.Fail($"udr checks did not show it within 15 s:\n{output}");
-        return output;
-    }
 }

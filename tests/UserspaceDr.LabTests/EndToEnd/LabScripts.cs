@@ -12,11 +12,12 @@ internal static class LabScripts
     public const string UdpEchoFile = "udp_echo.py";
     public const string TcpSinkFile = "tcp_sink.py";
     public const string DnsServerFile = "dns_server.py";
+    public const string HttpsServerFile = "https_server.py";
 
     /// <summary>Copies the programs into <paramref name="directory"/>, where the lab hosts run them.</summary>
     public static void CopyTo(string directory)
     {
-        foreach (string file in (string[])[ClientFile, UdpEchoFile, TcpSinkFile, DnsServerFile])
+        foreach (string file in (string[])[ClientFile, UdpEchoFile, TcpSinkFile, DnsServerFile, HttpsServerFile])
         {
             File.Copy(Path.Combine(RepositoryPaths.Root, "tools", "lab", file), Path.Combine(directory, file), overwrite: true);
         }

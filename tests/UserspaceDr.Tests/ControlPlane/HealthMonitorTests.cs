@@ -202,4 +202,36 @@ public class HealthMonitorTests
             "198.18.1.11:80 TCP_CHECK down", "198.18.1.12:80 TCP_CHECK up", "198.18.1.12:80 MISC_CHECK up",
         }));
     }
+
+    [Test]
+    public async Task Omega_runs_notify_down_for_live_servers_and_quorum_down_when_the_daemon_stops()
+    {
+        string folder = Directory.CreateTempSubdirectory("udr-omega-").FullName;
+        try
+        {
+            string config = $$"""
+                virtual_server 198.18.0.100 80 {
+                    omega
+                    quorum_down "/usr/bin/touch {{folder}}/quorum-down"
+                    real_server 198.18.1.11 80 {
+                        notify_down "/usr/bin/touch {{folder}}/rs1-down"
+                    }
+                    real_server 198.18.1.12 80 {
+                        notify_down "/usr/bin/touch {{folder}}/rs2-down"
+                        TCP_CHECK {
+                        }
+                    }
+                }
+                """;
+            var h = new Harness(config);
+            h.Monitor.Observe(0, 1, 0, Fail); // rs2 down: its notify_down runs now (and not again at the end)
+            await h.DisposeAsync();
+            Assert.That(File.Exists(Path.Combine(folder, "rs1-down")), Is.True, "notify_down of the live server at shutdown");
+            Assert.That(File.Exists(Path.Combine(folder, "quorum-down")), Is.True, "quorum_down at shutdown");
+        }
+        finally
+        {
+            Directory.Delete(folder, recursive: true);
+        }
+    }
 }

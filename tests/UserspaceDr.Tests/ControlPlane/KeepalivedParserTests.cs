@@ -162,6 +162,24 @@ public class KeepalivedParserTests
     }
 
     [Test]
+    public void Sorry_server_inhibit_keeps_the_sorry_server_listed_at_weight_0_while_the_pool_serves()
+    {
+        KeepalivedConfig config = KeepalivedParser.Parse("""
+            virtual_server 198.18.0.100 80 {
+                lb_kind DR
+                sorry_server 198.18.1.99 8080
+                sorry_server_inhibit
+                real_server 198.18.1.11 80 {
+                }
+            }
+            """);
+        VirtualServerConfig vs = config.VirtualServers[0];
+        Assert.That(KeepalivedRules.Pool(vs, [new(true, 1)], quorumUp: true).Select(s => (s.Port, s.Weight)), Is.EqualTo(new[] { ((ushort)80, 1), ((ushort)80, 0) }),
+            "DR: the sorry server's port is the service's too");
+        Assert.That(KeepalivedRules.Pool(vs, [new(false, 1)], quorumUp: false).Select(s => s.Weight), Is.EqualTo(new[] { 1 }));
+    }
+
+    [Test]
     public void Alpha_starts_servers_down()
     {
         KeepalivedConfig config = KeepalivedParser.Parse("""

@@ -54,6 +54,15 @@ public class KeepalivedSampleTests
         Assert.That((second.Timeout, second.Dynamic), Is.EqualTo((TimeSpan.FromSeconds(6), true)), "misc_timeout defaults to delay_loop");
     }
 
+    [Test]
+    public void The_ssl_sample_checks_another_port_with_the_deprecated_retry_keyword()
+    {
+        KeepalivedConfig config = Load("keepalived.conf.SSL_GET.port");
+        Assert.That(AllUp(config), Does.StartWith("-A -t 198.18.0.100:443 -s rr -p 50\n-a -t 198.18.0.100:443 -r 198.18.0.11:443 -g -w 1\n"));
+        var ssl = (HttpCheckConfig)config.VirtualServers[0].RealServers[0].Checkers.Single();
+        Assert.That((ssl.Kind, ssl.ConnectPort, ssl.Retry, ssl.Urls[0].Path), Is.EqualTo((CheckerKind.Ssl, (ushort)444, 3, "/")));
+    }
+
     private static void RuleSetSpecAssert(KeepalivedConfig config, bool alive, string serverLine) =>
         Assert.That(RulesFile.Save(KeepalivedRules.Build(config, (_, rs) => new ServerHealth(alive, rs.Weight), _ => true)), Does.EndWith(serverLine));
 }
