@@ -387,6 +387,19 @@ public sealed class HealthCheckEndToEndTests : HealthCheckFixture
         AwaitTransition(udr, "198.18.0.12", "down", clock, TimeSpan.FromSeconds(1 + 1 + 1));
         Assert.That(Udr(["checks", "--control", ControlPath]), Does.Contain("connect failed: bindto address not available"));
 
+        // A reload that changes nothing a checker depends on (a comment moves every line) keeps both checkers with
+        // their state: rs2 stays out (keepalived does not re-add a failed server on reload), nothing flaps.
+        static bool Transition(string line) =>
+            line.Contains(" is up: ", StringComparison.Ordinal) || line.Contains(" is down: ", StringComparison.Ordinal);
+        int transitions = udr.CountLines(Transition);
+        File.WriteAllText(ConfigPath, "# reloaded\n" + File.ReadAllText(ConfigPath));
+        Assert.That(udr.Reload(), Does.Contain("rules applied"));
+        Assert.That(udr.WaitForLine(l => l.Contains("2 checker(s) on 2 real server(s) of 1 service(s); 2 kept", StringComparison.Ordinal),
+            TimeSpan.FromSeconds(10)), Is.Not.Null, udr.Output);
+        Thread.Sleep(TimeSpan.FromSeconds(2.5)); // two more rounds of checks
+        Assert.That(udr.CountLines(Transition), Is.EqualTo(transitions), "no server went up or down across the reload");
+        Assert.That(Adm("-L", "-n"), Does.Contain("198.18.0.11:80").And.Not.Contain("198.18.0.12:80"));
+
         File.WriteAllText(ConfigPath, "virtual_server 198.18.0.100 80 {\n  real_server 198.18.0.13 80 {\n    TCP_CHECK {\n}\n");
         string answer = udr.Reload();
         Assert.That(answer, Does.Contain("reload refused").And.Contain("not closed"));
