@@ -85,27 +85,28 @@ public enum CheckerKind
 }
 
 /// <summary>
-/// One checker of a real server, with the settings every kind shares. Equal settings make equal records, which is how a
-/// reload (SIGHUP) knows which checkers it may keep running with their state.
+/// One checker of a real server, with the settings every kind shares (the parser sets them all, after inheritance;
+/// the defaults here are keepalived's for a TCP_CHECK). Equal settings make equal records, which is how a reload
+/// (SIGHUP) knows which checkers it may keep running with their state.
 /// </summary>
 public abstract record CheckerConfig(CheckerKind Kind, ConfigPlace Place)
 {
     /// <summary>The address checked (connect_ip; default the real server's).</summary>
-    public required IPAddress ConnectAddress { get; init; }
+    public IPAddress ConnectAddress { get; init; } = IPAddress.None;
 
     /// <summary>The port checked (connect_port; default the real server's).</summary>
-    public required ushort ConnectPort { get; init; }
+    public ushort ConnectPort { get; init; }
 
     /// <summary>The local address the check is sent from (bindto); null = the kernel's choice.</summary>
     public IPAddress? BindTo { get; init; }
 
     public TimeSpan ConnectTimeout { get; init; } = KeepalivedDefaults.ConnectTimeout;
-    public required int Retry { get; init; }
-    public required TimeSpan DelayBeforeRetry { get; init; }
-    public required TimeSpan DelayLoop { get; init; }
+    public int Retry { get; init; } = KeepalivedDefaults.Retry;
+    public TimeSpan DelayBeforeRetry { get; init; } = KeepalivedDefaults.DelayBeforeRetry;
+    public TimeSpan DelayLoop { get; init; } = KeepalivedDefaults.DelayLoop;
 
     /// <summary>The first check waits a random time up to this; zero starts at once.</summary>
-    public required TimeSpan Warmup { get; init; }
+    public TimeSpan Warmup { get; init; } = KeepalivedDefaults.DelayLoop;
 
     /// <summary>The checker starts as failed (alpha): its server is not added until a check passes.</summary>
     public bool Alpha { get; init; }
@@ -156,7 +157,7 @@ public sealed record HttpCheckConfig(CheckerKind Kind, ConfigPlace Place) : Chec
 public sealed record MiscCheckConfig(ConfigPlace Place, string Path) : CheckerConfig(CheckerKind.Misc, Place)
 {
     /// <summary>The script is killed and the check fails after this long (misc_timeout; default delay_loop).</summary>
-    public required TimeSpan Timeout { get; init; }
+    public TimeSpan Timeout { get; init; } = KeepalivedDefaults.DelayLoop;
 
     /// <summary>misc_dynamic: exit 1 is down, 2..255 up with weight exit−2.</summary>
     public bool Dynamic { get; init; }

@@ -439,7 +439,7 @@ public static class KeepalivedParser
 
         CheckerConfig checker = kind switch
         {
-            CheckerKind.Tcp => new TcpCheckConfig(node.Place) { ConnectAddress = connectAddress, ConnectPort = connectPort, Retry = 0, DelayBeforeRetry = default, DelayLoop = default, Warmup = default },
+            CheckerKind.Tcp => new TcpCheckConfig(node.Place) { ConnectAddress = connectAddress, ConnectPort = connectPort },
             CheckerKind.Http or CheckerKind.Ssl => Http(kind, node, specific, inherited, warnings) with { ConnectAddress = connectAddress, ConnectPort = connectPort },
             CheckerKind.Misc => Misc(node, specific, delayLoop, warnings) with { ConnectAddress = connectAddress, ConnectPort = connectPort },
             CheckerKind.Udp => Udp(node, specific, warnings) with { ConnectAddress = connectAddress, ConnectPort = connectPort },
@@ -515,12 +515,6 @@ public static class KeepalivedParser
             Urls = urls.ToImmutable(),
             Protocol = protocol,
             VirtualHost = virtualHost,
-            ConnectAddress = IPAddress.None,
-            ConnectPort = 0,
-            Retry = 0,
-            DelayBeforeRetry = default,
-            DelayLoop = default,
-            Warmup = default,
         };
     }
 
@@ -622,26 +616,12 @@ public static class KeepalivedParser
         {
             Timeout = timeout ?? delayLoop,
             Dynamic = dynamic,
-            ConnectAddress = IPAddress.None,
-            ConnectPort = 0,
-            Retry = 0,
-            DelayBeforeRetry = default,
-            DelayLoop = default,
-            Warmup = default,
         };
     }
 
     private static UdpCheckConfig Udp(ConfigNode node, List<ConfigNode> keys, List<ConfigWarning> warnings)
     {
-        var check = new UdpCheckConfig(node.Place)
-        {
-            ConnectAddress = IPAddress.None,
-            ConnectPort = 0,
-            Retry = 0,
-            DelayBeforeRetry = default,
-            DelayLoop = default,
-            Warmup = default,
-        };
+        var check = new UdpCheckConfig(node.Place);
         foreach (ConfigNode key in keys)
         {
             switch (key.Keyword)
@@ -674,15 +654,7 @@ public static class KeepalivedParser
 
     private static DnsCheckConfig Dns(ConfigNode node, List<ConfigNode> keys, List<ConfigWarning> warnings)
     {
-        var check = new DnsCheckConfig(node.Place)
-        {
-            ConnectAddress = IPAddress.None,
-            ConnectPort = 0,
-            Retry = 0,
-            DelayBeforeRetry = default,
-            DelayLoop = default,
-            Warmup = default,
-        };
+        var check = new DnsCheckConfig(node.Place);
         foreach (ConfigNode key in keys)
         {
             switch (key.Keyword)
