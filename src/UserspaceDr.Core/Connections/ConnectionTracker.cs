@@ -206,6 +206,98 @@ public sealed class ConnectionTracker
         return FrameReason.Forwarded;
     }
 
+    /// <summary>Timeout of a synced template that came without one (a version 0 master's): the kernel's 3 minutes.</summary>
+    private const int SyncedTemplateTimeoutSeconds = 180;
+
+    /// <summary>
+    /// A backup's part of connection sync (ip_vs_proc_conn): enters <paramref name="synced"/> in this worker's table,
+    /// bound to the same real server (found by address and port in its service under <paramref name="rules"/>), with
+    /// the state and timeout the master sent, and the server's active/inactive counts moved as the entry's flag says,
+    /// so that lc and wlc decide as the master would after a takeover. An entry bound to another server is expired and
+    /// made anew, unless the message is an inactive one for a connection already replaced (then it is stale).
+    /// </summary>
+    public SyncApplyOutcome ApplySync(RuleSet rules, in SyncedConnection synced, long nowMs)
+    {
+        ArgumentNullException.ThrowIfNull(rules);
+        if (!synced.IsTemplate && synced.Protocol == IpProtocol.Tcp && synced.State > (ushort)TcpState.SynAck)
+        {
+            return SyncApplyOutcome.InvalidState;
+        }
+        VirtualService? service = rules.Find(synced.Protocol, synced.VirtualAddress, synced.VirtualPort);
+        RealServer? dest = null;
+        if (service is null)
+        {
+            return SyncApplyOutcome.UnknownService;
+        }
+        foreach (RealServer candidate in service.Destinations)
+        {
+            if (candidate.Address == synced.DestAddress && (candidate.Port == synced.DestPort || candidate.Port == 0))
+            {
+                dest = candidate;
+                break;
+            }
+        }
+        if (dest is null)
+        {
+            return SyncApplyOutcome.UnknownServer;
+        }
+
+        ConnectionTable table = Table;
+        var key = new ConnectionKey(synced.Protocol, synced.ClientAddress, synced.ClientPort, synced.VirtualAddress, synced.VirtualPort, Template: synced.IsTemplate);
+        int slot = FindLive(key, nowMs);
+        SyncApplyOutcome outcome = SyncApplyOutcome.Updated;
+        if (slot >= 0 && !synced.IsTemplate &&
+            (table.At(slot).DestAddress != synced.DestAddress || table.At(slot).DestPort != synced.DestPort))
+        {
+            if (synced.IsInactive)
+            {
+                return SyncApplyOutcome.Stale;
+            }
+            table.Remove(slot);
+            slot = -1;
+            outcome = SyncApplyOutcome.Replaced;
+        }
+
+        if (slot < 0)
+        {
+            bool nat = dest.Method == ForwardingMethod.Masquerade && !synced.IsTemplate;
+            slot = nat && table.Count + 2 > table.Capacity ? -1 : table.TryInsert(key);
+            if (slot < 0)
+            {
+                return SyncApplyOutcome.TableFull;
+            }
+            ref Connection created = ref table.At(slot);
+            created.Dest = dest;
+            created.DestAddress = dest.Address;
+            created.DestPort = synced.DestPort;
+            created.Method = dest.Method;
+            created.Flags |= (synced.IsInactive || synced.IsTemplate ? ConnectionFlags.Inactive : 0) |
+                (dest.Method != ForwardingMethod.Masquerade || synced.IsTemplate ? ConnectionFlags.NoOutput : 0);
+            dest.BindConnection(active: !synced.IsInactive && !synced.IsTemplate, template: synced.IsTemplate);
+            if (nat)
+            {
+                InsertReplyLink(in created);
+            }
+            outcome = outcome == SyncApplyOutcome.Replaced ? outcome : SyncApplyOutcome.Created;
+        }
+        else if (!synced.IsTemplate && table.At(slot).IsInactive != synced.IsInactive)
+        {
+            ref Connection updated = ref table.At(slot);
+            updated.Dest?.MoveConnection(toActive: !synced.IsInactive);
+            updated.Flags ^= ConnectionFlags.Inactive;
+        }
+
+        ref Connection entry = ref table.At(slot);
+        if (!synced.IsTemplate && synced.Protocol == IpProtocol.Tcp)
+        {
+            entry.State = (TcpState)synced.State;
+        }
+        long timeoutSeconds = synced.TimeoutSeconds != 0 ? synced.TimeoutSeconds
+            : synced.IsTemplate ? SyncedTemplateTimeoutSeconds : TimeoutOf(entry);
+        entry.ExpiresAtMs = nowMs + (timeoutSeconds * 1000L);
+        return outcome;
+    }
+
     /// <summary>ip_vs_check_template: the server must still be in its service (and not quiesced, if so configured).</summary>
     private bool TemplateValid(RealServer? dest) =>
         dest is not null && !dest.Removed && !(_options.ExpireQuiescentTemplate && dest.Weight == 0);

@@ -157,4 +157,10 @@ public sealed partial class ForwardingEngine
 
     /// <summary>Runs expiry over part of the connection table; call between batches.</summary>
     public int ExpireConnections(long nowMs, int budget) => Connections.Expire(nowMs, budget);
+
+    /// <summary>
+    /// A backup's sync: enters a connection a master sent (<see cref="ConnectionTracker.ApplySync"/>) under the rules
+    /// in force. Called by the worker that owns this engine, between batches.
+    /// </summary>
+    public SyncApplyOutcome ApplySync(in SyncedConnection synced, long nowMs) => _tracker.ApplySync(_snapshot.Rules, synced, nowMs);
 }
