@@ -1,4 +1,5 @@
 using System.Globalization;
+using System.Net;
 using UserspaceDr.Core.Services;
 
 namespace UserspaceDr.Admin;
@@ -39,6 +40,23 @@ public interface IIpvsBackend
 
     /// <summary>Every connection entry and persistence template (may throw <see cref="TimeoutException"/>).</summary>
     IReadOnlyList<IpvsConnection> Connections();
+
+    /// <summary>--start-daemon: null when it runs; otherwise why not (the message ipvsadm prints).</summary>
+    string? StartDaemon(SyncDaemonSettings settings) => "udr has no connection sync daemon here";
+
+    /// <summary>--stop-daemon: null when it was stopped; otherwise why not.</summary>
+    string? StopDaemon(SyncDaemonRole role) => RuleSetEditor.NoDaemon;
+
+    /// <summary>The sync daemons running, master first, with every setting as the kernel reports it.</summary>
+    IReadOnlyList<SyncDaemonStatus> Daemons() => [];
+}
+
+/// <summary>A running sync daemon as `ipvsadm -L --daemon` prints it (list_daemon), defaults filled in.</summary>
+public sealed record SyncDaemonStatus(SyncDaemonRole Role, string Interface, int SyncId, int MaxLength, IPAddress Group, int Port, int Ttl)
+{
+    /// <summary>"backup sync daemon (mcast=eth0, syncid=0, maxlen=1472, group=224.0.0.81, port=8848, ttl=1)".</summary>
+    public string Line => string.Create(CultureInfo.InvariantCulture,
+        $"{(Role == SyncDaemonRole.Master ? "master" : "backup")} sync daemon (mcast={Interface}, syncid={SyncId}, maxlen={MaxLength}, group={Group}, port={Port}, ttl={Ttl})\n");
 }
 
 /// <summary>
@@ -88,12 +106,16 @@ public sealed class IpvsadmExecutor
                 IpvsadmCommandKind.Restore => Restore(program, stdin),
                 IpvsadmCommandKind.SetTimeouts => SetTimeouts(command),
                 IpvsadmCommandKind.Zero => Zero(command),
-                IpvsadmCommandKind.StartDaemon or IpvsadmCommandKind.StopDaemon => IpvsadmOutcome.Failure(new IpvsadmError(
-                    "udr has no connection sync daemon (--start-daemon/--stop-daemon are not implemented)", IpvsadmError.FailureExitCode)),
+                IpvsadmCommandKind.StartDaemon => DaemonOutcome(_backend.StartDaemon(command.Daemon!)),
+                IpvsadmCommandKind.StopDaemon => DaemonOutcome(_backend.StopDaemon(command.Daemon!.Role)),
                 _ => Change(command),
             };
         }
     }
+
+    private static IpvsadmOutcome DaemonOutcome(string? failure) => failure is null
+        ? IpvsadmOutcome.Output("")
+        : IpvsadmOutcome.Failure(new IpvsadmError(failure, IpvsadmError.FailureExitCode));
 
     /// <summary>Replaces the whole rule set (SIGHUP re-reading the rules file), serialised with the commands.</summary>
     public void Replace(RuleSetSpec rules)
@@ -175,7 +197,7 @@ public sealed class IpvsadmExecutor
         }
         if (command.Has(IpvsadmOptions.Daemon))
         {
-            return IpvsadmOutcome.Output(""); // no sync daemon runs, so list_daemon prints nothing
+            return IpvsadmOutcome.Output(string.Concat(_backend.Daemons().Select(d => d.Line))); // list_daemon
         }
         return IpvsadmOutcome.Output(IpvsadmPrinter.ListAll(_backend.State(), format, Names(command)));
     }

@@ -21,6 +21,10 @@ public static class RuleSetEditor
     internal const string NoSuchDestination = "No such destination";
     internal const string SchedulerNotFound = "Scheduler or persistence engine not found";
 
+    // ipvs_strerror for the sync daemon calls.
+    public const string DaemonRunning = "Daemon has already run";
+    public const string NoDaemon = "No daemon is running";
+
     /// <summary>strerror(ERANGE): the kernel's answer to a lower threshold above the upper one.</summary>
     internal const string OutOfRange = "Numerical result out of range";
 

@@ -1,4 +1,6 @@
+using Microsoft.Extensions.Logging;
 using UserspaceDr.Admin;
+using UserspaceDr.ControlPlane.Sync;
 using UserspaceDr.Core.Connections;
 using UserspaceDr.Core.Services;
 using UserspaceDr.Core.Stats;
@@ -18,10 +20,13 @@ internal sealed class DataPlaneBackend : IIpvsBackend, IDisposable
     private readonly DataPlane _plane;
     private readonly TrafficStatistics _statistics;
     private readonly Timer _estimator;
+    private readonly ILogger _log;
+    private SyncBackupReceiver? _backup;
 
-    public DataPlaneBackend(DataPlane plane)
+    public DataPlaneBackend(DataPlane plane, ILogger log)
     {
         _plane = plane;
+        _log = log;
         _statistics = new TrafficStatistics(plane.Traffic);
         _statistics.Sync(plane.Rules);
         TimeSpan period = TimeSpan.FromSeconds(RateEstimator.PeriodSeconds);
@@ -113,5 +118,62 @@ internal sealed class DataPlaneBackend : IIpvsBackend, IDisposable
         return connections;
     }
 
-    public void Dispose() => _estimator.Dispose();
+    /// <summary>
+    /// --start-daemon backup: receives IPVS sync messages on the interface and enters their connections in the
+    /// workers' tables. The master role (sending) is not built yet and is refused.
+    /// </summary>
+    public string? StartDaemon(SyncDaemonSettings settings)
+    {
+        if (settings.Role == SyncDaemonRole.Master)
+        {
+            return "udr cannot be a sync master yet: only --start-daemon backup is implemented";
+        }
+        if (_backup is not null)
+        {
+            return RuleSetEditor.DaemonRunning;
+        }
+        if (settings.McastGroup is { AddressFamily: System.Net.Sockets.AddressFamily.InterNetworkV6 })
+        {
+            return "udr's sync daemon uses IPv4 multicast for now (--mcast-group)";
+        }
+        SyncBackupReceiver receiver;
+        try
+        {
+            SyncDaemonConfig config = SyncBackupReceiver.Complete(settings.McastInterface, (byte)settings.SyncId, settings.McastGroup,
+                (ushort)settings.McastPort, (byte)settings.McastTtl, settings.SyncMaxLength);
+            receiver = new SyncBackupReceiver(config, connections => _plane.ApplySync(connections), _log);
+            receiver.Start();
+        }
+        catch (ArgumentException)
+        {
+            return "No such device"; // ipvs_strerror(ENODEV) for an unknown --mcast-interface
+        }
+        catch (System.Net.Sockets.SocketException e)
+        {
+            return e.Message;
+        }
+        _backup = receiver;
+        return null;
+    }
+
+    public string? StopDaemon(SyncDaemonRole role)
+    {
+        if (role != SyncDaemonRole.Backup || _backup is null)
+        {
+            return RuleSetEditor.NoDaemon;
+        }
+        _backup.DisposeAsync().AsTask().GetAwaiter().GetResult();
+        _backup = null;
+        return null;
+    }
+
+    public IReadOnlyList<SyncDaemonStatus> Daemons() => _backup is { Config: var c }
+        ? [new SyncDaemonStatus(SyncDaemonRole.Backup, c.Interface, c.SyncId, c.MaxLength, c.Group, c.Port, c.Ttl)]
+        : [];
+
+    public void Dispose()
+    {
+        _estimator.Dispose();
+        _backup?.DisposeAsync().AsTask().GetAwaiter().GetResult();
+    }
 }

@@ -205,7 +205,7 @@ internal static class RunCommand
             }
             // ipvsadm over the control socket changes the live rules only; the rules file stays as written, and
             // SIGHUP re-reads it (replacing whatever udr adm changed, as ipvsadm-restore of that file would).
-            using var backend = new DataPlaneBackend(plane);
+            using var backend = new DataPlaneBackend(plane, loggers.CreateLogger("udr.sync"));
             var ipvsadm = new IpvsadmExecutor(backend, () => new FileNames());
             // keepalived.conf's checkers edit the live rules through the same executor, one change at a time.
             using var health = keepalived is null ? null : new HealthChecks(new HealthMonitor(keepalived, ipvsadm.Edit, loggers.CreateLogger("udr.health")));

@@ -168,6 +168,8 @@ public sealed unsafe class AfPacketWorker : IFrameWorker
 
     public ConnectionSnapshotSlot Snapshots => _host.Snapshots;
 
+    public SyncInbox SyncInbox => _host.SyncInbox;
+
     public void Start()
     {
         _thread = new Thread(Run) { IsBackground = true, Name = $"udr-worker-{_index}" };

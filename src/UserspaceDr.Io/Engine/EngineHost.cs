@@ -51,6 +51,9 @@ public sealed class EngineHost
     /// <summary>Where another thread asks for a copy of the connections (answered in <see cref="Housekeeping"/>).</summary>
     public ConnectionSnapshotSlot Snapshots { get; } = new();
 
+    /// <summary>Where the sync receiver leaves connections a master synced for this worker (applied between batches).</summary>
+    public SyncInbox SyncInbox { get; } = new();
+
     /// <summary>Before a batch: the engine takes the snapshot in force (rules, neighbours, timeouts), whole.</summary>
     public void BeginBatch() => _state.ApplyTo(Engine);
 
@@ -81,7 +84,7 @@ public sealed class EngineHost
         return reason;
     }
 
-    /// <summary>Between batches: an expiry sweep when one is due, and a pending `-L -c` copy.</summary>
+    /// <summary>Between batches: an expiry sweep when one is due, a pending `-L -c` copy, synced connections waiting.</summary>
     public void Housekeeping(long now)
     {
         if (now >= _nextExpiry)
@@ -90,6 +93,7 @@ public sealed class EngineHost
             _nextExpiry = now + _expiryIntervalMs;
         }
         Snapshots.Serve(Engine.Connections); // ipvsadm -L -c: copied between batches, never per frame
+        SyncInbox.Serve(Engine, now); // a backup's synced connections, likewise
     }
 
     /// <summary>The backend's loop has ended: nothing answers a `-L -c` request from here on.</summary>

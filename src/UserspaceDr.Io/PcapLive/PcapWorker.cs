@@ -100,6 +100,8 @@ public sealed class PcapWorker : IFrameWorker
     private const int StatisticsIntervalMs = 100;
     public ConnectionSnapshotSlot Snapshots => _host.Snapshots;
 
+    public SyncInbox SyncInbox => _host.SyncInbox;
+
     /// <summary>
     /// The same traffic as the AF_PACKET filter: ARP, IPv4 to a VIP, TCP/UDP/ICMP from a NAT real server, ICMP to the
     /// balancer's own addresses (also with one VLAN tag).

@@ -274,6 +274,27 @@ public sealed class DataPlane : IDisposable
         return all;
     }
 
+    /// <summary>
+    /// A backup's sync: hands each connection to the worker whose table holds its client's flows (the fanout steering
+    /// by client address, as the kernel would deliver its packets), to be applied between that worker's batches.
+    /// Returns how many were refused because a worker's inbox was full.
+    /// </summary>
+    public int ApplySync(IEnumerable<Core.Connections.SyncedConnection> synced)
+    {
+        ArgumentNullException.ThrowIfNull(synced);
+        uint clientMask = RuleSetTraffic.ClientMask(_state.Rules.Spec);
+        int refused = 0;
+        foreach (Core.Connections.SyncedConnection connection in synced)
+        {
+            int worker = _workers.Count == 1 ? 0 : FanoutSteering.WorkerOf(connection.ClientAddress, _workers.Count, clientMask);
+            refused += _workers[worker].SyncInbox.Post(connection) ? 0 : 1;
+        }
+        return refused;
+    }
+
+    /// <summary>How many synced connections all workers applied with <paramref name="outcome"/>.</summary>
+    public long SyncCount(Core.Connections.SyncApplyOutcome outcome) => _workers.Sum(w => w.SyncInbox.Count(outcome));
+
     /// <summary>Every non-zero reason, e.g. "forwarded=812 tcp-not-syn=3".</summary>
     public string Totals()
     {

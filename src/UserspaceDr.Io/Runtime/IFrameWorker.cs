@@ -30,6 +30,9 @@ public interface IFrameWorker : IDisposable
     /// <summary>Where another thread asks for a copy of the worker's connections (served between batches).</summary>
     ConnectionSnapshotSlot Snapshots { get; }
 
+    /// <summary>Where a backup's sync receiver leaves connections for this worker's table (applied between batches).</summary>
+    SyncInbox SyncInbox { get; }
+
     void Start();
 
     /// <summary>The rule set's addresses changed: narrow or widen what the kernel hands this worker.</summary>

@@ -16,6 +16,32 @@ public sealed class InMemoryIpvsBackend : IIpvsBackend
 
     public RuleSetSpec Rules { get; private set; } = RuleSetSpec.Empty;
 
+    private readonly List<SyncDaemonStatus> _daemons = [];
+
+    /// <summary>Whether --start-daemon works here (the default is the interface's refusal).</summary>
+    public bool RunsDaemons { get; init; }
+
+    public string? StartDaemon(SyncDaemonSettings settings)
+    {
+        if (!RunsDaemons)
+        {
+            return "udr has no connection sync daemon here";
+        }
+        if (_daemons.Any(d => d.Role == settings.Role))
+        {
+            return RuleSetEditor.DaemonRunning;
+        }
+        _daemons.Add(new SyncDaemonStatus(settings.Role, settings.McastInterface, settings.SyncId,
+            settings.SyncMaxLength == 0 ? 1472 : settings.SyncMaxLength, settings.McastGroup ?? System.Net.IPAddress.Parse("224.0.0.81"),
+            settings.McastPort == 0 ? 8848 : settings.McastPort, settings.McastTtl == 0 ? 1 : settings.McastTtl));
+        _daemons.Sort((a, b) => a.Role.CompareTo(b.Role));
+        return null;
+    }
+
+    public string? StopDaemon(SyncDaemonRole role) => _daemons.RemoveAll(d => d.Role == role) > 0 ? null : RuleSetEditor.NoDaemon;
+
+    public IReadOnlyList<SyncDaemonStatus> Daemons() => _daemons;
+
     public IpvsTimeouts Timeouts { get; private set; } = new(900, 120, 300);
 
     public int Publishes { get; private set; }

@@ -245,6 +245,23 @@ public class IpvsadmExecutorTests
     }
 
     [Test]
+    public void Sync_daemons_start_list_as_ipvsadm_prints_them_and_stop()
+    {
+        var backend = new InMemoryIpvsBackend { RunsDaemons = true };
+        var executor = new IpvsadmExecutor(backend);
+        Assert.That(Run(executor, "--start-daemon backup --mcast-interface eth1 --syncid 7"), Is.EqualTo(IpvsadmOutcome.Output("")));
+        Assert.That(Run(executor, "--start-daemon master --syncid 7 --mcast-port 8900 --mcast-ttl 2").ExitCode, Is.Zero);
+        Assert.That(Run(executor, "-L --daemon").Stdout, Is.EqualTo(
+            "master sync daemon (mcast=eth0, syncid=7, maxlen=1472, group=224.0.0.81, port=8900, ttl=2)\n" +
+            "backup sync daemon (mcast=eth1, syncid=7, maxlen=1472, group=224.0.0.81, port=8848, ttl=1)\n"));
+        IpvsadmOutcome again = Run(executor, "--start-daemon backup --mcast-interface eth1");
+        Assert.That((again.ExitCode, again.Stderr), Is.EqualTo((255, "Daemon has already run\n")));
+        Assert.That(Run(executor, "--stop-daemon backup").ExitCode, Is.Zero);
+        IpvsadmOutcome none = Run(executor, "--stop-daemon backup");
+        Assert.That((none.ExitCode, none.Stderr), Is.EqualTo((255, "No daemon is running\n")));
+    }
+
+    [Test]
     public void Replace_swaps_the_whole_rule_set()
     {
         (IpvsadmExecutor executor, InMemoryIpvsBackend backend) = Started();

@@ -1,0 +1,204 @@
+using System.Buffers.Binary;
+using System.Net;
+using System.Net.NetworkInformation;
+using System.Net.Sockets;
+using Microsoft.Extensions.Logging;
+using UserspaceDr.Core.Connections;
+
+namespace UserspaceDr.ControlPlane.Sync;
+
+/// <summary>A sync daemon's settings with every default filled in, as the kernel reports them (ipvsadm -L --daemon).</summary>
+public sealed record SyncDaemonConfig(string Interface, byte SyncId, IPAddress Group, ushort Port, byte Ttl, int MaxLength)
+{
+    /// <summary>IPVS's group (IP_VS_SYNC_GROUP) and port (IP_VS_SYNC_PORT).</summary>
+    public static readonly IPAddress DefaultGroup = IPAddress.Parse("224.0.0.81");
+    public const ushort DefaultPort = 8848;
+}
+
+/// <summary>
+/// The backup half of IPVS's connection sync (ip_vs_sync.c sync_thread_backup, make_receive_sock): a UDP socket bound
+/// to the group and port on the sync interface, member of the group there; each message read by
+/// <see cref="SyncMessageReader"/> and its connections handed to the data plane (<c>apply</c>), which enters them in the
+/// right worker's table. Everything it refuses is counted by reason and reported in the log, never thrown. IPv6
+/// entries are read but counted and skipped while the data plane serves IPv4 only.
+/// </summary>
+public sealed partial class SyncBackupReceiver : IAsyncDisposable
+{
+    private readonly Func<IReadOnlyList<SyncedConnection>, int> _apply;
+    private readonly ILogger _log;
+    private readonly CancellationTokenSource _stop = new();
+    private readonly long[] _entryDrops = new long[Enum.GetValues<SyncEntryDrop>().Length];
+    private readonly long[] _messages = new long[Enum.GetValues<SyncMessageOutcome>().Length];
+    private Socket? _socket;
+    private Task? _loop;
+    private long _entries;
+    private long _ipv6;
+    private long _refused;
+
+    public SyncBackupReceiver(SyncDaemonConfig config, Func<IReadOnlyList<SyncedConnection>, int> apply, ILogger log)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        ArgumentNullException.ThrowIfNull(apply);
+        ArgumentNullException.ThrowIfNull(log);
+        Config = config;
+        _apply = apply;
+        _log = log;
+    }
+
+    public SyncDaemonConfig Config { get; }
+
+    /// <summary>Messages received, by what became of them.</summary>
+    public long Messages(SyncMessageOutcome outcome) => Interlocked.Read(ref _messages[(int)outcome]);
+
+    /// <summary>Entries refused, by reason.</summary>
+    public long EntryDrops(SyncEntryDrop drop) => Interlocked.Read(ref _entryDrops[(int)drop]);
+
+    /// <summary>Entries read and handed to the data plane.</summary>
+    public long Entries => Interlocked.Read(ref _entries);
+
+    /// <summary>
+    /// The settings a backup on <paramref name="interfaceName"/> gets for what was not given (start_sync_thread):
+    /// group 224.0.0.81, port 8848, TTL 1, sync_maxlen = clamp(MTU, 1500, 65535) − 28. Throws
+    /// <see cref="ArgumentException"/> for an interface that does not exist.
+    /// </summary>
+    public static SyncDaemonConfig Complete(string interfaceName, byte syncId, IPAddress? group, ushort port, byte ttl, int maxLength)
+    {
+        NetworkInterface device = Find(interfaceName);
+        int mtu = device.GetIPProperties().GetIPv4Properties()?.Mtu ?? 1500;
+        return new SyncDaemonConfig(interfaceName, syncId, group ?? SyncDaemonConfig.DefaultGroup, port == 0 ? SyncDaemonConfig.DefaultPort : port,
+            ttl == 0 ? (byte)1 : ttl, maxLength != 0 ? maxLength : Math.Clamp(mtu, 1500, 65535) - 28);
+    }
+
+    private static NetworkInterface Find(string interfaceName) =>
+        NetworkInterface.GetAllNetworkInterfaces().FirstOrDefault(n => n.Name == interfaceName)
+        ?? throw new ArgumentException($"no interface named '{interfaceName}'", nameof(interfaceName));
+
+    /// <summary>Opens the socket (errors as <see cref="SocketException"/>/<see cref="ArgumentException"/>) and starts receiving.</summary>
+    public void Start()
+    {
+        NetworkInterface device = Find(Config.Interface);
+        int index = device.GetIPProperties().GetIPv4Properties()?.Index ?? throw new ArgumentException($"{Config.Interface} has no IPv4");
+        var socket = new Socket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp);
+        try
+        {
+            socket.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true);
+            // SO_BINDTODEVICE: only the sync interface's datagrams, as the kernel binds sk_bound_dev_if.
+            socket.SetRawSocketOption(1, 25, System.Text.Encoding.ASCII.GetBytes(Config.Interface + "\0"));
+            socket.Bind(new IPEndPoint(Config.Group, Config.Port));
+            socket.SetSocketOption(SocketOptionLevel.IP, SocketOptionName.AddMembership, new MulticastOption(Config.Group, index));
+        }
+        catch
+        {
+            socket.Dispose();
+            throw;
+        }
+        _socket = socket;
+        _loop = Task.Run(ReceiveLoopAsync);
+        Started(_log, Config.Interface, Config.SyncId, Config.Group.ToString(), Config.Port);
+    }
+
+    private async Task ReceiveLoopAsync()
+    {
+        byte[] buffer = new byte[65535];
+        var entries = new List<SyncEntry>();
+        var connections = new List<SyncedConnection>();
+        CancellationToken stop = _stop.Token;
+        while (!stop.IsCancellationRequested)
+        {
+            int length;
+            try
+            {
+                length = await _socket!.ReceiveAsync(buffer, SocketFlags.None, stop).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+                return;
+            }
+            catch (SocketException e)
+            {
+                ReceiveFailed(_log, e.Message);
+                continue;
+            }
+            entries.Clear();
+            connections.Clear();
+            SyncReadResult result = SyncMessageReader.Read(buffer.AsSpan(0, length), Config.SyncId, entries, _entryDrops);
+            Interlocked.Increment(ref _messages[(int)result.Outcome]);
+            foreach (SyncEntry entry in entries)
+            {
+                if (entry.IsIpv6)
+                {
+                    _ipv6++;
+                    continue;
+                }
+                connections.Add(ToConnection(entry));
+            }
+            Interlocked.Add(ref _entries, connections.Count);
+            if (connections.Count > 0)
+            {
+                Interlocked.Add(ref _refused, _apply(connections));
+            }
+        }
+    }
+
+    /// <summary>A version 1 entry as the data plane's table takes it (IPv4).</summary>
+    public static SyncedConnection ToConnection(SyncEntry entry)
+    {
+        ArgumentNullException.ThrowIfNull(entry);
+        return new SyncedConnection(entry.Protocol, entry.IsTemplate, (entry.Flags & SyncConnectionFlags.Inactive) != 0, entry.State,
+            Ipv4(entry.ClientAddress), entry.ClientPort, Ipv4(entry.VirtualAddress), entry.VirtualPort,
+            Ipv4(entry.DestinationAddress), entry.DestinationPort, entry.TimeoutSeconds);
+
+        static uint Ipv4(IPAddress address) => BinaryPrimitives.ReadUInt32BigEndian(address.GetAddressBytes());
+    }
+
+    /// <summary>"messages read=12 other-syncid=1; entries 480, skipped: unknown-mandatory-option=2".</summary>
+    public string Totals()
+    {
+        var parts = new List<string>();
+        foreach (SyncMessageOutcome outcome in Enum.GetValues<SyncMessageOutcome>())
+        {
+            if (Messages(outcome) != 0)
+            {
+                parts.Add($"{outcome}={Messages(outcome)}");
+            }
+        }
+        var drops = new List<string>();
+        foreach (SyncEntryDrop drop in Enum.GetValues<SyncEntryDrop>())
+        {
+            if (EntryDrops(drop) != 0)
+            {
+                drops.Add($"{SyncMessageReader.Name(drop)}={EntryDrops(drop)}");
+            }
+        }
+        if (_ipv6 != 0)
+        {
+            drops.Add($"ipv6-not-served={_ipv6}");
+        }
+        if (Interlocked.Read(ref _refused) != 0)
+        {
+            drops.Add($"inbox-full={Interlocked.Read(ref _refused)}");
+        }
+        return $"messages {string.Join(' ', parts)}; entries {Entries}{(drops.Count == 0 ? "" : ", skipped: " + string.Join(' ', drops))}";
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await _stop.CancelAsync().ConfigureAwait(false);
+        if (_loop is not null)
+        {
+            await _loop.ConfigureAwait(false);
+        }
+        _socket?.Dispose();
+        _stop.Dispose();
+        Stopped(_log, Totals());
+    }
+
+    [LoggerMessage(EventId = 120, Level = LogLevel.Information, Message = "backup sync daemon on {Interface} (syncid {SyncId}, group {Group}:{Port}) receiving")]
+    private static partial void Started(ILogger logger, string @interface, byte syncId, string group, ushort port);
+
+    [LoggerMessage(EventId = 121, Level = LogLevel.Warning, Message = "backup sync daemon: receive failed: {Message}")]
+    private static partial void ReceiveFailed(ILogger logger, string message);
+
+    [LoggerMessage(EventId = 122, Level = LogLevel.Information, Message = "backup sync daemon stopped; {Totals}")]
+    private static partial void Stopped(ILogger logger, string totals);
+}
