@@ -13,11 +13,12 @@ internal static class LabScripts
     public const string TcpSinkFile = "tcp_sink.py";
     public const string DnsServerFile = "dns_server.py";
     public const string HttpsServerFile = "https_server.py";
+    public const string SyncSenderFile = "sync_sender.py";
 
     /// <summary>Copies the programs into <paramref name="directory"/>, where the lab hosts run them.</summary>
     public static void CopyTo(string directory)
     {
-        foreach (string file in (string[])[ClientFile, UdpEchoFile, TcpSinkFile, DnsServerFile, HttpsServerFile])
+        foreach (string file in (string[])[ClientFile, UdpEchoFile, TcpSinkFile, DnsServerFile, HttpsServerFile, SyncSenderFile])
         {
             File.Copy(Path.Combine(RepositoryPaths.Root, "tools", "lab", file), Path.Combine(directory, file), overwrite: true);
         }

@@ -1,0 +1,87 @@
+using UserspaceDr.Linux.Host;
+using UserspaceDr.Tests.Lab;
+using UserspaceDr.Tests.TestSupport;
+
+namespace UserspaceDr.Tests.EndToEnd;
+
+/// <summary>
+/// udr as the backup of an IPVS sync master: `udr adm --start-daemon backup` on the balancer, and a master on the
+/// client segment (tools/lab/sync_sender.py, an encoder written from the kernel's structs, apart from udr's) sending
+/// version 1 messages to 224.0.0.81:8848. The synced connections appear in the balancer's table bound to their real
+/// servers, with the state and timeout sent and the servers' active/inactive counts, and malformed messages are
+/// counted and ignored.
+/// </summary>
+[Category("Lab")]
+[NonParallelizable]
+public sealed class SyncBackupEndToEndTests : EndToEndFixture
+{
+    private string ControlPath => Path.Combine(Lab.Directory, "udr.sock");
+
+    internal override EndToEndLab CreateLab(string python) => new EndToEndLab(python);
+
+    internal override void Prepare(EndToEndLab lab)
+    {
+    }
+
+    private string Adm(params string[] arguments)
+    {
+        CommandResult result = ProcessRunner.Run(UdrBinary.Executable, ["adm", "--control", ControlPath, .. arguments], TimeSpan.FromSeconds(30));
+        Lab.Step($"udr adm {string.Join(' ', arguments)} ({result.ExitCode}):\n{(result.Output + result.Error).TrimEnd()}");
+        return result.ExitCode == 0 ? result.Output : $"exit {result.ExitCode}: {result.Error}";
+    }
+
+    private void SendFromClient(params string[] arguments) =>
+        Lab.Network.Exec(LabHost.Client, $"{Lab.Python} {Path.Combine(Lab.Directory, LabScripts.SyncSenderFile)} {LabNetwork.ClientAddress} {string.Join(' ', arguments)}",
+            TimeSpan.FromSeconds(30));
+
+    [Test]
+    public void A_backup_enters_the_connections_a_master_syncs_and_counts_what_it_refuses()
+    {
+        Lab.WriteRules("""
+            -A -t 198.18.0.100:80 -s wlc
+            -a -t 198.18.0.100:80 -r 198.18.0.11:80 -g -w 1
+            -a -t 198.18.0.100:80 -r 198.18.0.12:80 -g -w 1
+
+            """);
+        UdrDaemon udr = Lab.StartUdr("afpacket", "--control", ControlPath);
+        Assert.That(Adm("--start-daemon", "backup", "--mcast-interface", "eth0", "--syncid", "9"), Is.Empty);
+        Assert.That(Adm("-L", "--daemon"), Is.EqualTo("backup sync daemon (mcast=eth0, syncid=9, maxlen=1472, group=224.0.0.81, port=8848, ttl=1)\n"));
+        Assert.That(udr.WaitForLine(l => l.Contains("backup sync daemon on eth0", StringComparison.Ordinal), TimeSpan.FromSeconds(10)), Is.Not.Null, udr.Output);
+
+        // Three connections: two established on rs1, one in FIN_WAIT (inactive) on rs2; and one for a service the
+        // backup does not have.
+        SendFromClient("9",
+            "6,198.18.0.1,40001,198.18.0.100,80,198.18.0.11,80,1,3,900",
+            "6,198.18.0.1,40002,198.18.0.100,80,198.18.0.11,80,1,3,800",
+            "6,198.18.0.1,40003,198.18.0.100,80,198.18.0.12,80,4,259,100",
+            "6,198.18.0.1,40004,198.18.0.100,8080,198.18.0.12,8080,1,3,900");
+        string connections = "";
+        var patience = System.Diagnostics.Stopwatch.StartNew();
+        while (patience.Elapsed < TimeSpan.FromSeconds(10) && !connections.Contains("40003", StringComparison.Ordinal))
+        {
+            Thread.Sleep(200);
+            connections = Adm("-L", "-c", "-n");
+        }
+        Assert.That(connections, Does.Match(@"TCP 1[45]:\d\d\s+ESTABLISHED 198\.18\.0\.1:40001\s+198\.18\.0\.100:80\s+198\.18\.0\.11:80"));
+        Assert.That(connections, Does.Match(@"TCP 1[34]:\d\d\s+ESTABLISHED 198\.18\.0\.1:40002\s+198\.18\.0\.100:80\s+198\.18\.0\.11:80"));
+        Assert.That(connections, Does.Match(@"TCP 01:[34]\d\s+FIN_WAIT\s+198\.18\.0\.1:40003\s+198\.18\.0\.100:80\s+198\.18\.0\.12:80"));
+        Assert.That(connections, Does.Not.Contain("40004"), "no such service here");
+        string listing = Adm("-L", "-n");
+        Assert.That(listing, Does.Match(@"198\.18\.0\.11:80\s+Route\s+1\s+2\s+0"), "rs1: two active");
+        Assert.That(listing, Does.Match(@"198\.18\.0\.12:80\s+Route\s+1\s+0\s+1"), "rs2: one inactive");
+
+        // Malformed and foreign messages: counted, ignored, nothing changes.
+        SendFromClient("9", "--hostile");
+        Thread.Sleep(500);
+        // Only the message whose count promises two entries but holds one has a readable entry: as the kernel does,
+        // that entry is taken and the missing rest is counted as truncated.
+        Assert.That(Adm("-L", "-c", "-n").Split('\n').Count(l => l.Contains(":41000", StringComparison.Ordinal)), Is.EqualTo(1));
+        Assert.That(Adm("--stop-daemon", "backup"), Is.Empty);
+        string? stopped = udr.WaitForLine(l => l.Contains("backup sync daemon stopped", StringComparison.Ordinal), TimeSpan.FromSeconds(10));
+        Assert.That(stopped, Is.Not.Null, udr.Output);
+        Assert.That(stopped, Does.Contain("Read=2").And.Contain("NotVersion1=2").And.Contain("OtherSyncId=1").And.Contain("SizeMismatch=1")
+            .And.Contain("TooShort=1").And.Contain("truncated=1"));
+        Assert.That(Adm("-L", "--daemon"), Is.Empty);
+        Assert.That(udr.Stop().ExitCode, Is.Zero);
+    }
+}
