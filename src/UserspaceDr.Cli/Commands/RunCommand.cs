@@ -228,6 +228,10 @@ internal static class RunCommand
                 return ExitCodes.Failure;
             }
             health?.Monitor.Start();
+            if (keepalived?.Globals.SyncDaemon is { } syncDaemon)
+            {
+                StartSyncFromConfig(log, backend, keepalived, syncDaemon);
+            }
             var handles = new WaitHandle[] { stop.WaitHandle, reloadRequested };
             while (WaitHandle.WaitAny(handles) == 1)
             {
@@ -252,6 +256,25 @@ internal static class RunCommand
             }
         }
         return ExitCodes.Success;
+
+        // lvs_sync_daemon: the backup daemon, as `udr adm --start-daemon backup` with the same settings would start it.
+        static void StartSyncFromConfig(ILogger log, DataPlaneBackend backend, KeepalivedConfig config, LvsSyncDaemon daemon)
+        {
+            ControlPlaneLog.SyncBackupOnly(log, daemon.Interface, daemon.Instance is null ? "" : $"; the role does not follow VRRP instance {daemon.Instance} yet");
+            string? failure = backend.StartDaemon(new SyncDaemonSettings(SyncDaemonRole.Backup)
+            {
+                McastInterface = daemon.Interface,
+                SyncId = KeepalivedRules.SyncIdOf(config, daemon),
+                McastGroup = daemon.Group,
+                McastPort = daemon.Port,
+                McastTtl = daemon.Ttl,
+                SyncMaxLength = daemon.MaxLength,
+            });
+            if (failure is not null)
+            {
+                ControlPlaneLog.SyncDaemonFailed(log, daemon.Interface, failure);
+            }
+        }
 
         static void LogWarnings(ILogger log, KeepalivedConfig config)
         {

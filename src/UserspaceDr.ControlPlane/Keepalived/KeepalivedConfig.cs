@@ -16,8 +16,26 @@ public sealed record KeepalivedConfig(
     ImmutableArray<ConfigNode> VrrpBlocks,
     ImmutableArray<ConfigWarning> Warnings);
 
-/// <summary>global_defs keys a balancer acts on: <c>lvs_timeouts</c> (0 = keep) and <c>lvs_flush</c>.</summary>
-public sealed record GlobalDefinitions(int TcpTimeout = 0, int TcpFinTimeout = 0, int UdpTimeout = 0, bool LvsFlush = false);
+/// <summary>global_defs keys a balancer acts on: <c>lvs_timeouts</c> (0 = keep), <c>lvs_flush</c>, <c>lvs_sync_daemon</c>.</summary>
+public sealed record GlobalDefinitions(int TcpTimeout = 0, int TcpFinTimeout = 0, int UdpTimeout = 0, bool LvsFlush = false)
+{
+    public LvsSyncDaemon? SyncDaemon { get; init; }
+}
+
+/// <summary>
+/// <c>lvs_sync_daemon IF [[inst] VI] [id N] [maxlen N] [port N] [ttl N] [group A]</c>: the sync daemon on IF; with a
+/// VRRP instance, master while it is MASTER and backup otherwise, and its syncid defaults to the instance's
+/// virtual_router_id. 0 / null = not given.
+/// </summary>
+public sealed record LvsSyncDaemon(string Interface, ConfigPlace Place)
+{
+    public string? Instance { get; init; }
+    public int? SyncId { get; init; }
+    public int MaxLength { get; init; }
+    public int Port { get; init; }
+    public int Ttl { get; init; }
+    public IPAddress? Group { get; init; }
+}
 
 /// <summary>A <c>sorry_server IP [PORT]</c>: the pool while quorum is lost.</summary>
 public sealed record SorryServerConfig(IPAddress Address, ushort Port, ForwardingMethod Method, bool Inhibit);

@@ -88,6 +88,9 @@ public static class KeepalivedParser
                     NoArguments(key);
                     globals = globals with { LvsFlush = true };
                     break;
+                case "lvs_sync_daemon":
+                    globals = globals with { SyncDaemon = SyncDaemon(key) };
+                    break;
                 default:
                     Ignored(key, warnings);
                     break;
@@ -116,6 +119,34 @@ public static class KeepalivedParser
             };
         }
         return globals;
+    }
+
+    /// <summary><c>lvs_sync_daemon IF [[inst] VI] [id N] [maxlen N] [port N] [ttl N] [group A]</c> (check_parser.c / global_parser.c).</summary>
+    private static LvsSyncDaemon SyncDaemon(ConfigNode key)
+    {
+        IReadOnlyList<string> args = key.Arguments;
+        if (args.Count == 0)
+        {
+            throw new ConfigException(key.Place, "lvs_sync_daemon needs an interface");
+        }
+        var daemon = new LvsSyncDaemon(args[0], key.Place);
+        for (int i = 1; i < args.Count; i++)
+        {
+            string word = args[i];
+            string Value() => i + 1 < args.Count ? args[++i] : throw new ConfigException(key.Place, $"lvs_sync_daemon: {word} needs a value");
+            daemon = word switch
+            {
+                "inst" => daemon with { Instance = Value() },
+                "id" => daemon with { SyncId = Integer(key, Value(), 0, 255) },
+                "maxlen" => daemon with { MaxLength = Integer(key, Value(), 1, 65507) },
+                "port" => daemon with { Port = Integer(key, Value(), 1, 65535) },
+                "ttl" => daemon with { Ttl = Integer(key, Value(), 1, 255) },
+                "group" => daemon with { Group = Address(key, Value()) },
+                _ when daemon.Instance is null && i == 1 => daemon with { Instance = word },
+                _ => throw new ConfigException(key.Place, $"lvs_sync_daemon: '{word}' is not inst, id, maxlen, port, ttl or group"),
+            };
+        }
+        return daemon;
     }
 
     /// <summary>The defaults a virtual server or real server hands down to what it contains.</summary>

@@ -105,6 +105,25 @@ public static class KeepalivedRules
         return pool.ToImmutable();
     }
 
+    /// <summary>
+    /// The syncid of <c>lvs_sync_daemon</c>: its <c>id</c>, else its VRRP instance's <c>virtual_router_id</c> (keepalived's
+    /// default), else 0.
+    /// </summary>
+    public static int SyncIdOf(KeepalivedConfig config, LvsSyncDaemon daemon)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        ArgumentNullException.ThrowIfNull(daemon);
+        if (daemon.SyncId is int id)
+        {
+            return id;
+        }
+        ConfigNode? instance = config.VrrpBlocks.FirstOrDefault(b => b.Keyword == "vrrp_instance" && b.Arguments.Count > 0 && b.Arguments[0] == daemon.Instance);
+        ConfigNode? vrid = instance?.Block?.FirstOrDefault(k => k.Keyword == "virtual_router_id" && k.Arguments.Count == 1);
+        return vrid is not null && int.TryParse(vrid.Arguments[0], System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out int value) && value <= 255
+            ? value
+            : 0;
+    }
+
     /// <summary>Σ weight of the live servers: what quorum compares.</summary>
     public static long LiveWeight(IReadOnlyList<ServerHealth> health)
     {

@@ -84,4 +84,44 @@ public sealed class SyncBackupEndToEndTests : EndToEndFixture
         Assert.That(Adm("-L", "--daemon"), Is.Empty);
         Assert.That(udr.Stop().ExitCode, Is.Zero);
     }
+
+    [Test]
+    public void Keepalived_s_lvs_sync_daemon_starts_the_backup_with_the_instance_s_router_id_as_syncid()
+    {
+        string config = Path.Combine(Lab.Directory, "keepalived.conf");
+        File.WriteAllText(config, """
+            global_defs {
+                lvs_sync_daemon eth0 VI_1
+            }
+            vrrp_instance VI_1 {
+                state BACKUP
+                interface eth0
+                virtual_router_id 51
+                priority 100
+                virtual_ipaddress {
+                    198.18.0.100/24 dev eth0
+                }
+            }
+            virtual_server 198.18.0.100 80 {
+                lb_algo rr
+                lb_kind DR
+                real_server 198.18.0.11 80 {
+                }
+            }
+            """);
+        UdrDaemon udr = Lab.StartUdrWithConfig("afpacket", config, "--control", ControlPath);
+        Assert.That(udr.WaitForLine(l => l.Contains("backup sync daemon on eth0 (syncid 51", StringComparison.Ordinal), TimeSpan.FromSeconds(10)), Is.Not.Null, udr.Output);
+        Assert.That(udr.Output, Does.Contain("udr runs the backup half of connection sync only"));
+        Assert.That(Adm("-L", "--daemon"), Is.EqualTo("backup sync daemon (mcast=eth0, syncid=51, maxlen=1472, group=224.0.0.81, port=8848, ttl=1)\n"));
+        SendFromClient("51", "6,198.18.0.1,40001,198.18.0.100,80,198.18.0.11,80,1,3,900");
+        string connections = "";
+        var patience = System.Diagnostics.Stopwatch.StartNew();
+        while (patience.Elapsed < TimeSpan.FromSeconds(10) && !connections.Contains("40001", StringComparison.Ordinal))
+        {
+            Thread.Sleep(200);
+            connections = Adm("-L", "-c", "-n");
+        }
+        Assert.That(connections, Does.Match(@"ESTABLISHED 198\.18\.0\.1:40001\s+198\.18\.0\.100:80\s+198\.18\.0\.11:80"));
+        Assert.That(udr.Stop().ExitCode, Is.Zero);
+    }
 }

@@ -179,6 +179,23 @@ public class KeepalivedParserTests
         Assert.That(KeepalivedRules.Pool(vs, [new(false, 1)], quorumUp: false).Select(s => s.Weight), Is.EqualTo(new[] { 1 }));
     }
 
+    [TestCase("lvs_sync_daemon eth1 VI_1", "eth1", "VI_1", 51, 0)]
+    [TestCase("lvs_sync_daemon eth1 inst VI_1 id 7 maxlen 1400 port 8900 ttl 2 group 224.0.0.82", "eth1", "VI_1", 7, 8900)]
+    [TestCase("lvs_sync_daemon eth2", "eth2", null, 0, 0)]
+    public void Lvs_sync_daemon_takes_its_syncid_from_its_instance_unless_given(string line, string device, string? instance, int syncId, int port)
+    {
+        KeepalivedConfig config = KeepalivedParser.Parse($$"""
+            global_defs {
+                {{line}}
+            }
+            vrrp_instance VI_1 {
+                virtual_router_id 51
+            }
+            """);
+        LvsSyncDaemon daemon = config.Globals.SyncDaemon!;
+        Assert.That((daemon.Interface, daemon.Instance, KeepalivedRules.SyncIdOf(config, daemon), daemon.Port), Is.EqualTo((device, instance, syncId, port)));
+    }
+
     [Test]
     public void Alpha_starts_servers_down()
     {
@@ -208,6 +225,8 @@ public class KeepalivedParserTests
     [TestCase("virtual_server 198.18.0.100 80 {\n real_server 198.18.1.1 80 {\n  UDP_CHECK {\n   require_reply 4Z\n  }\n }\n}\n", 4, "hexadecimal")]
     [TestCase("virtual_server 198.18.0.100 80 {\n}\nvirtual_server 198.18.0.100 80 {\n}\n", 3, "defined twice")]
     [TestCase("virtual_server 198.18.0.100 80 {\n  misc_path \"/bin/x\n}\n", 2, "not closed on its line")]
+    [TestCase("global_defs {\n  lvs_sync_daemon eth0 VI_1 id 300\n}\n", 2, "from 0 to 255")]
+    [TestCase("global_defs {\n  lvs_sync_daemon eth0 VI_1 flavour x\n}\n", 2, "not inst, id")]
     public void Malformed_configurations_are_refused_with_file_and_line(string text, int line, string message)
     {
         var e = Assert.Throws<ConfigException>(() => KeepalivedParser.Parse(text, "lab.conf"));
