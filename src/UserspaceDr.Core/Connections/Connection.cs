@@ -65,6 +65,10 @@ public struct Connection
     public byte Protocol;
     public TcpState State;
     public ForwardingMethod Method;
+    /// <summary>A master's packet count for sync, modulo the sync period (ip_vs_conn.in_pkts as sync_threshold reads it).</summary>
+    public byte SyncPackets;
+    /// <summary>The state last synced (ip_vs_conn.old_state): a change to another state than ESTABLISHED is synced at once.</summary>
+    public TcpState SyncedState;
 
     public readonly bool IsTemplate => (Flags & ConnectionFlags.Template) != 0;
     public readonly bool IsInactive => (Flags & ConnectionFlags.Inactive) != 0;

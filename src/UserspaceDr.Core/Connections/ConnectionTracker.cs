@@ -206,6 +206,55 @@ public sealed class ConnectionTracker
         return FrameReason.Forwarded;
     }
 
+    /// <summary>
+    /// A master's part of connection sync, for one packet from the client of <paramref name="entry"/> (ip_vs_in calling
+    /// ip_vs_sync_conn, ip_vs_sync_conn_needed with sync_threshold "3 50" and no refresh period): TCP is synced only in
+    /// ESTABLISHED, FIN_WAIT, CLOSE, CLOSE_WAIT and TIME_WAIT, at once on a change to one of those other than
+    /// ESTABLISHED, else on the 3rd packet and every 50th after; UDP on the same count. A synced connection's
+    /// persistence template is synced with it.
+    /// </summary>
+    public void CountForSync(ref Connection entry, SyncOutbox outbox, long nowMs)
+    {
+        ArgumentNullException.ThrowIfNull(outbox);
+        int packets = entry.SyncPackets + 1;
+        packets = packets == SyncOutbox.Period ? 0 : packets;
+        entry.SyncPackets = (byte)packets;
+        if (entry.Protocol == IpProtocol.Tcp)
+        {
+            if (entry.State is not (TcpState.Established or TcpState.FinWait or TcpState.Close or TcpState.CloseWait or TcpState.TimeWait))
+            {
+                return;
+            }
+            bool force = entry.State != entry.SyncedState && entry.State != TcpState.Established;
+            if (!force && packets != SyncOutbox.Threshold)
+            {
+                return;
+            }
+        }
+        else if (packets != SyncOutbox.Threshold)
+        {
+            return;
+        }
+        entry.SyncedState = entry.State;
+        outbox.Post(ToSynced(entry, (uint)TimeoutOf(entry)));
+        if ((entry.Flags & ConnectionFlags.Controlled) != 0)
+        {
+            int template = Table.Find(new ConnectionKey(entry.Protocol, entry.TemplateClientAddress, 0, entry.VirtualAddress, entry.TemplateVirtualPort, Template: true));
+            if (template >= 0)
+            {
+                ref Connection controlling = ref Table.At(template);
+                outbox.Post(ToSynced(controlling, (uint)Math.Max(1, (controlling.ExpiresAtMs - nowMs + 999) / 1000)));
+            }
+        }
+    }
+
+    private static SyncedConnection ToSynced(in Connection entry, uint timeoutSeconds) =>
+        new(entry.Protocol, entry.IsTemplate, entry.IsInactive, (ushort)entry.State, entry.ClientAddress, entry.ClientPort,
+            entry.VirtualAddress, entry.VirtualPort, entry.DestAddress, entry.DestPort, timeoutSeconds)
+        {
+            Method = entry.Method,
+        };
+
     /// <summary>Timeout of a synced template that came without one (a version 0 master's): the kernel's 3 minutes.</summary>
     private const int SyncedTemplateTimeoutSeconds = 180;
 

@@ -15,7 +15,11 @@ public readonly record struct SyncedConnection(
     ushort VirtualPort,
     uint DestAddress,
     ushort DestPort,
-    uint TimeoutSeconds);
+    uint TimeoutSeconds)
+{
+    /// <summary>The forwarding method (IPVS's FWD bits: masquerade 0, tunnel 2, route 3); what a master sends.</summary>
+    public Services.ForwardingMethod Method { get; init; }
+}
 
 /// <summary>What a backup did with one synced connection (ip_vs_proc_conn), each counted under its name.</summary>
 public enum SyncApplyOutcome
@@ -43,4 +47,63 @@ public enum SyncApplyOutcome
 
     /// <summary>A TCP state IPVS does not have: skipped.</summary>
     InvalidState,
+}
+
+/// <summary>
+/// A master's sync queue for one worker (single producer: the worker; single consumer: the sync sender): the worker
+/// posts the connections <see cref="ConnectionTracker.CountForSync"/> picks, without locks or allocation; the sender
+/// drains them into messages. Bounded: when the sender falls behind, posts are counted as overflows and dropped (the
+/// next sync of the same connection carries its state again).
+/// </summary>
+public sealed class SyncOutbox
+{
+    /// <summary>Entries the ring holds (a power of two).</summary>
+    public const int Capacity = 4096;
+
+    /// <summary>sync_threshold's defaults: the 3rd packet, and every 50th after.</summary>
+    public const int Threshold = 3;
+    public const int Period = 50;
+
+    private readonly SyncedConnection[] _ring = new SyncedConnection[Capacity];
+    private long _head;
+    private long _tail;
+    private long _overflows;
+    private volatile bool _enabled;
+
+    /// <summary>This balancer is a sync master: its workers count packets and post connections.</summary>
+    public bool Enabled
+    {
+        get => _enabled;
+        set => _enabled = value;
+    }
+
+    /// <summary>Posts dropped because the ring was full.</summary>
+    public long Overflows => Volatile.Read(ref _overflows);
+
+    /// <summary>Worker side.</summary>
+    public void Post(in SyncedConnection connection)
+    {
+        long tail = _tail;
+        if (tail - Volatile.Read(ref _head) >= Capacity)
+        {
+            Volatile.Write(ref _overflows, _overflows + 1);
+            return;
+        }
+        _ring[tail & (Capacity - 1)] = connection;
+        Volatile.Write(ref _tail, tail + 1);
+    }
+
+    /// <summary>Sender side: moves what is waiting into <paramref name="into"/>; returns how many.</summary>
+    public int Drain(List<SyncedConnection> into)
+    {
+        ArgumentNullException.ThrowIfNull(into);
+        long head = _head;
+        long tail = Volatile.Read(ref _tail);
+        for (long i = head; i < tail; i++)
+        {
+            into.Add(_ring[i & (Capacity - 1)]);
+        }
+        Volatile.Write(ref _head, tail);
+        return (int)(tail - head);
+    }
 }

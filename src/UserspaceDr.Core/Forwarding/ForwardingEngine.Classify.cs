@@ -180,6 +180,10 @@ public sealed partial class ForwardingEngine
         }
 
         ref Connection connection = ref tracker.Table.At(slot);
+        if (SyncOutbox.Enabled)
+        {
+            tracker.CountForSync(ref connection, SyncOutbox, nowMs);
+        }
         // NAT replies (and ICMP errors udr writes for tunnelled flows) go back to where the client's frames came from:
         // that MAC, on that link.
         connection.ClientMac = ClientHop.Pack(frame.Ethernet.Source, packet.Link);

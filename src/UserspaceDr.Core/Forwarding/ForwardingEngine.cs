@@ -51,6 +51,9 @@ public sealed partial class ForwardingEngine
 
     public WorkerCounters Counters { get; }
 
+    /// <summary>Where this worker posts connections for a sync master to send (idle unless <see cref="SyncOutbox.Enabled"/>).</summary>
+    public SyncOutbox SyncOutbox { get; } = new();
+
     /// <summary>Rules, neighbours and timeouts in force; the worker sets the current one between batches, never during one.</summary>
     public EngineSnapshot Snapshot
     {

@@ -89,3 +89,72 @@ public class ConnectionSyncTests
         }
     }
 }
+
+/// <summary>A master deciding when to sync a connection (ip_vs_sync_conn_needed, sync_threshold 3 50).</summary>
+public class SyncMasterTests
+{
+    private static List<SyncedConnection> Drain(EngineHarness lab)
+    {
+        var sent = new List<SyncedConnection>();
+        lab.Engine.SyncOutbox.Drain(sent);
+        return sent;
+    }
+
+    [Test]
+    public void Tcp_is_synced_on_the_3rd_packet_every_50th_after_and_at_once_on_leaving_established()
+    {
+        var lab = new EngineHarness(EngineHarness.Service("rr", servers: [(Frames.Rs1, 1)]));
+        lab.Engine.SyncOutbox.Enabled = true;
+        var syncedAt = new List<int>();
+        lab.Process(Frames.Tcp(Frames.Client, 40000, Frames.Vip, 80, syn: true), nowMs: 0);
+        for (int packet = 2; packet <= 110; packet++)
+        {
+            lab.Process(Frames.Tcp(Frames.Client, 40000, Frames.Vip, 80, ack: true), nowMs: packet);
+            if (Drain(lab).Count > 0)
+            {
+                syncedAt.Add(packet);
+            }
+        }
+        Assert.That(syncedAt, Is.EqualTo(new[] { 3, 53, 103 }));
+        lab.Process(Frames.Tcp(Frames.Client, 40000, Frames.Vip, 80, fin: true, ack: true), nowMs: 200);
+        SyncedConnection fin = Drain(lab).Single();
+        Assert.That(((TcpState)fin.State, fin.IsInactive, fin.TimeoutSeconds, fin.Method, fin.DestAddress),
+            Is.EqualTo((TcpState.FinWait, true, 120u, ForwardingMethod.Route, Ipv4Address.Parse(Frames.Rs1))));
+        lab.Process(Frames.Tcp(Frames.Client, 40000, Frames.Vip, 80, ack: true), nowMs: 201);
+        Assert.That(Drain(lab), Is.Empty, "the same state again is not forced");
+    }
+
+    [Test]
+    public void A_persistent_connection_is_synced_with_its_template_and_nothing_is_synced_when_not_master()
+    {
+        var lab = new EngineHarness(EngineHarness.Service("rr", persistence: 300, servers: [(Frames.Rs1, 1)]));
+        lab.Engine.SyncOutbox.Enabled = true;
+        for (int packet = 1; packet <= 3; packet++)
+        {
+            lab.Process(Frames.Tcp(Frames.Client, 40000, Frames.Vip, 80, syn: packet == 1, ack: packet > 1), nowMs: packet);
+        }
+        List<SyncedConnection> sent = Drain(lab);
+        Assert.That(sent.Select(s => s.IsTemplate), Is.EqualTo(new[] { false, true }), "the connection, then its template");
+        Assert.That((sent[1].ClientPort, sent[1].TimeoutSeconds), Is.EqualTo(((ushort)0, 300u)));
+
+        lab.Engine.SyncOutbox.Enabled = false;
+        for (int packet = 4; packet <= 60; packet++)
+        {
+            lab.Process(Frames.Tcp(Frames.Client, 40000, Frames.Vip, 80, ack: true), nowMs: packet);
+        }
+        Assert.That(Drain(lab), Is.Empty);
+    }
+
+    [Test]
+    public void A_full_outbox_counts_overflows_and_never_blocks()
+    {
+        var outbox = new SyncOutbox();
+        for (int i = 0; i < SyncOutbox.Capacity + 5; i++)
+        {
+            outbox.Post(new SyncedConnection(6, false, false, 1, 1, (ushort)i, 2, 80, 3, 80, 900));
+        }
+        var drained = new List<SyncedConnection>();
+        Assert.That((outbox.Drain(drained), outbox.Overflows), Is.EqualTo((SyncOutbox.Capacity, 5L)));
+        Assert.That(drained[^1].ClientPort, Is.EqualTo((ushort)(SyncOutbox.Capacity - 1)));
+    }
+}
