@@ -22,6 +22,7 @@ internal sealed class DataPlaneBackend : IIpvsBackend, IDisposable
     private readonly Timer _estimator;
     private readonly ILogger _log;
     private SyncBackupReceiver? _backup;
+    private SyncMasterSender? _master;
 
     public DataPlaneBackend(DataPlane plane, ILogger log)
     {
@@ -119,16 +120,14 @@ internal sealed class DataPlaneBackend : IIpvsBackend, IDisposable
     }
 
     /// <summary>
-    /// --start-daemon backup: receives IPVS sync messages on the interface and enters their connections in the
-    /// workers' tables. The master role (sending) is not built yet and is refused.
+    /// --start-daemon master: the workers post connections as IPVS's master would sync them and a sender multicasts
+    /// them; --start-daemon backup: receives sync messages on the interface and enters their connections in the
+    /// workers' tables. Both may run at once, as in the kernel.
     /// </summary>
     public string? StartDaemon(SyncDaemonSettings settings)
     {
-        if (settings.Role == SyncDaemonRole.Master)
-        {
-            return "udr cannot be a sync master yet: only --start-daemon backup is implemented";
-        }
-        if (_backup is not null)
+        bool master = settings.Role == SyncDaemonRole.Master;
+        if (master ? _master is not null : _backup is not null)
         {
             return RuleSetEditor.DaemonRunning;
         }
@@ -136,13 +135,23 @@ internal sealed class DataPlaneBackend : IIpvsBackend, IDisposable
         {
             return "udr's sync daemon uses IPv4 multicast for now (--mcast-group)";
         }
-        SyncBackupReceiver receiver;
         try
         {
-            SyncDaemonConfig config = SyncBackupReceiver.Complete(settings.McastInterface, (byte)settings.SyncId, settings.McastGroup,
+            SyncDaemonConfig config = SyncBackupReceiver.Complete(settings.McastInterface, master, (byte)settings.SyncId, settings.McastGroup,
                 (ushort)settings.McastPort, (byte)settings.McastTtl, settings.SyncMaxLength);
-            receiver = new SyncBackupReceiver(config, connections => _plane.ApplySync(connections), _log);
-            receiver.Start();
+            if (master)
+            {
+                var sender = new SyncMasterSender(config, _plane.DrainSync, _log);
+                sender.Start();
+                _master = sender;
+                _plane.EnableSyncMaster(true);
+            }
+            else
+            {
+                var receiver = new SyncBackupReceiver(config, connections => _plane.ApplySync(connections), _log);
+                receiver.Start();
+                _backup = receiver;
+            }
         }
         catch (ArgumentException)
         {
@@ -152,28 +161,46 @@ internal sealed class DataPlaneBackend : IIpvsBackend, IDisposable
         {
             return e.Message;
         }
-        _backup = receiver;
         return null;
     }
 
     public string? StopDaemon(SyncDaemonRole role)
     {
-        if (role != SyncDaemonRole.Backup || _backup is null)
+        if (role == SyncDaemonRole.Master && _master is not null)
         {
-            return RuleSetEditor.NoDaemon;
+            _plane.EnableSyncMaster(false);
+            _master.DisposeAsync().AsTask().GetAwaiter().GetResult();
+            _master = null;
+            return null;
         }
-        _backup.DisposeAsync().AsTask().GetAwaiter().GetResult();
-        _backup = null;
-        return null;
+        if (role == SyncDaemonRole.Backup && _backup is not null)
+        {
+            _backup.DisposeAsync().AsTask().GetAwaiter().GetResult();
+            _backup = null;
+            return null;
+        }
+        return RuleSetEditor.NoDaemon;
     }
 
-    public IReadOnlyList<SyncDaemonStatus> Daemons() => _backup is { Config: var c }
-        ? [new SyncDaemonStatus(SyncDaemonRole.Backup, c.Interface, c.SyncId, c.MaxLength, c.Group, c.Port, c.Ttl)]
-        : [];
+    /// <summary>Master first, as the kernel lists them.</summary>
+    public IReadOnlyList<SyncDaemonStatus> Daemons()
+    {
+        var daemons = new List<SyncDaemonStatus>(2);
+        if (_master is { Config: var m })
+        {
+            daemons.Add(new SyncDaemonStatus(SyncDaemonRole.Master, m.Interface, m.SyncId, m.MaxLength, m.Group, m.Port, m.Ttl));
+        }
+        if (_backup is { Config: var b })
+        {
+            daemons.Add(new SyncDaemonStatus(SyncDaemonRole.Backup, b.Interface, b.SyncId, b.MaxLength, b.Group, b.Port, b.Ttl));
+        }
+        return daemons;
+    }
 
     public void Dispose()
     {
         _estimator.Dispose();
-        _backup?.DisposeAsync().AsTask().GetAwaiter().GetResult();
+        StopDaemon(SyncDaemonRole.Master);
+        StopDaemon(SyncDaemonRole.Backup);
     }
 }

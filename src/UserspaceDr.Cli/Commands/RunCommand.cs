@@ -257,22 +257,31 @@ internal static class RunCommand
         }
         return ExitCodes.Success;
 
-        // lvs_sync_daemon: the backup daemon, as `udr adm --start-daemon backup` with the same settings would start it.
+        // lvs_sync_daemon, as keepalived starts it: without a VRRP instance both daemons (master and backup, as
+        // ipvsadm --start-daemon of each would); with one, the role should follow the instance's state, which udr
+        // does not learn yet, so only the backup (harmless on either side) runs, with a warning.
         static void StartSyncFromConfig(ILogger log, DataPlaneBackend backend, KeepalivedConfig config, LvsSyncDaemon daemon)
         {
-            ControlPlaneLog.SyncBackupOnly(log, daemon.Interface, daemon.Instance is null ? "" : $"; the role does not follow VRRP instance {daemon.Instance} yet");
-            string? failure = backend.StartDaemon(new SyncDaemonSettings(SyncDaemonRole.Backup)
+            SyncDaemonRole[] roles = daemon.Instance is null ? [SyncDaemonRole.Master, SyncDaemonRole.Backup] : [SyncDaemonRole.Backup];
+            if (daemon.Instance is not null)
             {
-                McastInterface = daemon.Interface,
-                SyncId = KeepalivedRules.SyncIdOf(config, daemon),
-                McastGroup = daemon.Group,
-                McastPort = daemon.Port,
-                McastTtl = daemon.Ttl,
-                SyncMaxLength = daemon.MaxLength,
-            });
-            if (failure is not null)
+                ControlPlaneLog.SyncBackupOnly(log, daemon.Interface, daemon.Instance);
+            }
+            foreach (SyncDaemonRole role in roles)
             {
-                ControlPlaneLog.SyncDaemonFailed(log, daemon.Interface, failure);
+                string? failure = backend.StartDaemon(new SyncDaemonSettings(role)
+                {
+                    McastInterface = daemon.Interface,
+                    SyncId = KeepalivedRules.SyncIdOf(config, daemon),
+                    McastGroup = daemon.Group,
+                    McastPort = daemon.Port,
+                    McastTtl = daemon.Ttl,
+                    SyncMaxLength = daemon.MaxLength,
+                });
+                if (failure is not null)
+                {
+                    ControlPlaneLog.SyncDaemonFailed(log, daemon.Interface, failure);
+                }
             }
         }
 

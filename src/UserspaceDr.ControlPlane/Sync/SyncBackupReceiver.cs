@@ -57,16 +57,17 @@ public sealed partial class SyncBackupReceiver : IAsyncDisposable
     public long Entries => Interlocked.Read(ref _entries);
 
     /// <summary>
-    /// The settings a backup on <paramref name="interfaceName"/> gets for what was not given (start_sync_thread):
-    /// group 224.0.0.81, port 8848, TTL 1, sync_maxlen = clamp(MTU, 1500, 65535) − 28. Throws
-    /// <see cref="ArgumentException"/> for an interface that does not exist.
+    /// The settings a daemon on <paramref name="interfaceName"/> gets for what was not given (start_sync_thread):
+    /// group 224.0.0.81, port 8848, TTL 1, sync_maxlen = MTU − 28 for a master, clamp(MTU, 1500, 65535) − 28 for a
+    /// backup. Throws <see cref="ArgumentException"/> for an interface that does not exist.
     /// </summary>
-    public static SyncDaemonConfig Complete(string interfaceName, byte syncId, IPAddress? group, ushort port, byte ttl, int maxLength)
+    public static SyncDaemonConfig Complete(string interfaceName, bool master, byte syncId, IPAddress? group, ushort port, byte ttl, int maxLength)
     {
         NetworkInterface device = Find(interfaceName);
         int mtu = device.GetIPProperties().GetIPv4Properties()?.Mtu ?? 1500;
+        int defaultLength = (master ? mtu : Math.Clamp(mtu, 1500, 65535)) - 28;
         return new SyncDaemonConfig(interfaceName, syncId, group ?? SyncDaemonConfig.DefaultGroup, port == 0 ? SyncDaemonConfig.DefaultPort : port,
-            ttl == 0 ? (byte)1 : ttl, maxLength != 0 ? maxLength : Math.Clamp(mtu, 1500, 65535) - 28);
+            ttl == 0 ? (byte)1 : ttl, maxLength != 0 ? maxLength : defaultLength);
     }
 
     private static NetworkInterface Find(string interfaceName) =>

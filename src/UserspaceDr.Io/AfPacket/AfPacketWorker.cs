@@ -170,6 +170,8 @@ public sealed unsafe class AfPacketWorker : IFrameWorker
 
     public SyncInbox SyncInbox => _host.SyncInbox;
 
+    public Core.Connections.SyncOutbox SyncOutbox => _host.Engine.SyncOutbox;
+
     public void Start()
     {
         _thread = new Thread(Run) { IsBackground = true, Name = $"udr-worker-{_index}" };

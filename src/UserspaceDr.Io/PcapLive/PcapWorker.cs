@@ -102,6 +102,8 @@ public sealed class PcapWorker : IFrameWorker
 
     public SyncInbox SyncInbox => _host.SyncInbox;
 
+    public Core.Connections.SyncOutbox SyncOutbox => _host.Engine.SyncOutbox;
+
     /// <summary>
     /// The same traffic as the AF_PACKET filter: ARP, IPv4 to a VIP, TCP/UDP/ICMP from a NAT real server, ICMP to the
     /// balancer's own addresses (also with one VLAN tag).

@@ -292,6 +292,29 @@ public sealed class DataPlane : IDisposable
         return refused;
     }
 
+    /// <summary>Makes every worker count packets for sync and post connections (a master), or stop doing so.</summary>
+    public void EnableSyncMaster(bool enabled)
+    {
+        foreach (IFrameWorker worker in _workers)
+        {
+            worker.SyncOutbox.Enabled = enabled;
+        }
+    }
+
+    /// <summary>A master's sender: collects what every worker posted since the last call; returns how many.</summary>
+    public int DrainSync(List<Core.Connections.SyncedConnection> into)
+    {
+        int count = 0;
+        foreach (IFrameWorker worker in _workers)
+        {
+            count += worker.SyncOutbox.Drain(into);
+        }
+        return count;
+    }
+
+    /// <summary>Connections the workers could not post because the sender fell behind.</summary>
+    public long SyncOverflows => _workers.Sum(w => w.SyncOutbox.Overflows);
+
     /// <summary>How many synced connections all workers applied with <paramref name="outcome"/>.</summary>
     public long SyncCount(Core.Connections.SyncApplyOutcome outcome) => _workers.Sum(w => w.SyncInbox.Count(outcome));
 

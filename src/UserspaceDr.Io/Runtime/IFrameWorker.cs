@@ -33,6 +33,9 @@ public interface IFrameWorker : IDisposable
     /// <summary>Where a backup's sync receiver leaves connections for this worker's table (applied between batches).</summary>
     SyncInbox SyncInbox { get; }
 
+    /// <summary>Where this worker's engine posts connections for a sync master (idle unless enabled).</summary>
+    Core.Connections.SyncOutbox SyncOutbox { get; }
+
     void Start();
 
     /// <summary>The rule set's addresses changed: narrow or widen what the kernel hands this worker.</summary>

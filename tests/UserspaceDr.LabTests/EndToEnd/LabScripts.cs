@@ -14,11 +14,12 @@ internal static class LabScripts
     public const string DnsServerFile = "dns_server.py";
     public const string HttpsServerFile = "https_server.py";
     public const string SyncSenderFile = "sync_sender.py";
+    public const string SyncListenerFile = "sync_listener.py";
 
     /// <summary>Copies the programs into <paramref name="directory"/>, where the lab hosts run them.</summary>
     public static void CopyTo(string directory)
     {
-        foreach (string file in (string[])[ClientFile, UdpEchoFile, TcpSinkFile, DnsServerFile, HttpsServerFile, SyncSenderFile])
+        foreach (string file in (string[])[ClientFile, UdpEchoFile, TcpSinkFile, DnsServerFile, HttpsServerFile, SyncSenderFile, SyncListenerFile])
         {
             File.Copy(Path.Combine(RepositoryPaths.Root, "tools", "lab", file), Path.Combine(directory, file), overwrite: true);
         }

@@ -111,7 +111,7 @@ public sealed class SyncBackupEndToEndTests : EndToEndFixture
             """);
         UdrDaemon udr = Lab.StartUdrWithConfig("afpacket", config, "--control", ControlPath);
         Assert.That(udr.WaitForLine(l => l.Contains("backup sync daemon on eth0 (syncid 51", StringComparison.Ordinal), TimeSpan.FromSeconds(10)), Is.Not.Null, udr.Output);
-        Assert.That(udr.Output, Does.Contain("udr runs the backup half of connection sync only"));
+        Assert.That(udr.Output, Does.Contain("the sync role does not follow VRRP instance VI_1 yet; running the backup daemon only"));
         Assert.That(Adm("-L", "--daemon"), Is.EqualTo("backup sync daemon (mcast=eth0, syncid=51, maxlen=1472, group=224.0.0.81, port=8848, ttl=1)\n"));
         SendFromClient("51", "6,198.18.0.1,40001,198.18.0.100,80,198.18.0.11,80,1,3,900");
         string connections = "";
@@ -122,6 +122,56 @@ public sealed class SyncBackupEndToEndTests : EndToEndFixture
             connections = Adm("-L", "-c", "-n");
         }
         Assert.That(connections, Does.Match(@"ESTABLISHED 198\.18\.0\.1:40001\s+198\.18\.0\.100:80\s+198\.18\.0\.11:80"));
+        Assert.That(udr.Stop().ExitCode, Is.Zero);
+    }
+
+    /// <summary>
+    /// udr as the master: `--start-daemon master`, real HTTP connections through it, and a listener on the client
+    /// segment; the messages, decoded by the tests' own decoder, carry every connection on its server in IPVS's format.
+    /// </summary>
+    [Test]
+    public void A_master_syncs_every_connection_on_ipvs_s_wire_format()
+    {
+        Lab.StartWebServer(LabHost.Rs1);
+        Lab.StartWebServer(LabHost.Rs2);
+        Lab.WriteRules("""
+            -A -t 198.18.0.100:80 -s wrr
+            -a -t 198.18.0.100:80 -r 198.18.0.11:80 -g -w 3
+            -a -t 198.18.0.100:80 -r 198.18.0.12:80 -g -w 1
+
+            """);
+        UdrDaemon udr = Lab.StartUdr("afpacket", "--control", ControlPath);
+        NamespacedProcess listener = Lab.StartLabProgram(LabHost.Client, "listening", LabScripts.SyncListenerFile, LabNetwork.ClientAddress, "30");
+        Assert.That(Adm("--start-daemon", "master", "--mcast-interface", "eth0", "--syncid", "4"), Is.Empty);
+        Assert.That(Adm("-L", "--daemon"), Is.EqualTo("master sync daemon (mcast=eth0, syncid=4, maxlen=1472, group=224.0.0.81, port=8848, ttl=1)\n"));
+        System.Text.Json.JsonElement split = Lab.RunClient(TimeSpan.FromSeconds(90), "split", "40", "4", "30");
+        EndToEndSupport.AssertSplit(split, 40, new Dictionary<string, double> { ["rs1"] = 0.75, ["rs2"] = 0.25 }, tolerance: 0.1);
+        Thread.Sleep(TimeSpan.FromSeconds(1.5)); // a partial message waits at most 1 s
+        Assert.That(Adm("--stop-daemon", "master"), Is.Empty);
+        listener.Stop(NamespacedProcess.SigTerm, TimeSpan.FromSeconds(5));
+
+        var messages = listener.Output.Split('\n', StringSplitOptions.RemoveEmptyEntries)
+            .Where(l => l.StartsWith("198.18.", StringComparison.Ordinal))
+            .Select(l => (Source: l.Split(' ')[0], Message: SyncWireDecoder.Decode(Convert.FromHexString(l.Split(' ')[1]))))
+            .ToList();
+        Lab.Step($"{messages.Count} sync message(s), {messages.Sum(m => m.Message.Count)} entries");
+        Assert.That(messages, Is.Not.Empty);
+        Assert.Multiple(() =>
+        {
+            Assert.That(messages.Select(m => m.Source).Distinct(), Is.EqualTo(new[] { LabNetwork.LbAddress }), "sent from the balancer's address");
+            Assert.That(messages.All(m => m.Message is { Reserved: 0, SyncId: 4, Version: 1, Spare: 0 }), Is.True, "version 1 headers of syncid 4");
+            DecodedSyncEntry[] entries = [.. messages.SelectMany(m => m.Message.Entries)];
+            Assert.That(entries.All(e => e is { Type: 0, Protocol: 6, VirtualAddress: "198.18.0.100", VirtualPort: 80, DestinationPort: 80, ClientAddress: LabNetwork.ClientAddress }), Is.True);
+            Assert.That(entries.All(e => (e.Flags & 7) == 3 && (e.Flags & 0x80) != 0), Is.True, "direct routing, input only");
+            Assert.That(entries.All(e => e.State is 1 or 4 or 5 or 6 or 7), Is.True, "only the states IPVS syncs");
+            Assert.That(entries.Where(e => e.State == 1).All(e => e.Timeout == 900 && (e.Flags & 0x100) == 0), Is.True, "ESTABLISHED: active, 900 s");
+            // Every connection of the split was synced, on the server that served it.
+            var synced = entries.Select(e => (e.ClientPort, e.DestinationAddress)).Distinct().ToList();
+            Assert.That(synced.Select(c => c.ClientPort).Distinct().Count(), Is.EqualTo(synced.Count), "one server per connection");
+            System.Text.Json.JsonElement counts = split.GetProperty("counts");
+            Assert.That(synced.Count(c => c.DestinationAddress == "198.18.0.11"), Is.EqualTo(counts.GetProperty("rs1").GetInt32()));
+            Assert.That(synced.Count(c => c.DestinationAddress == "198.18.0.12"), Is.EqualTo(counts.GetProperty("rs2").GetInt32()));
+        });
         Assert.That(udr.Stop().ExitCode, Is.Zero);
     }
 }

@@ -1,6 +1,7 @@
 using System.Buffers.Binary;
 using System.Net;
 using UserspaceDr.ControlPlane.Sync;
+using UserspaceDr.Tests.TestSupport;
 
 namespace UserspaceDr.Tests.ControlPlane;
 
@@ -18,47 +19,23 @@ public class SyncMessageTests
     private static SyncEntry Tcp(ushort clientPort, ushort state = 1, SyncConnectionFlags flags = (SyncConnectionFlags)3) =>
         new(6, flags, state, Client, clientPort, Vip, 80, Server, 80, 0, 900);
 
-    /// <summary>The test's own decoder: header fields and each entry's fields at the kernel's offsets.</summary>
-    private static (int Reserved, int SyncId, int Size, int Count, int Version, int Spare, List<(int Offset, int Type, int Protocol, int VerSize, uint Flags, int State, int CPort, int VPort, int DPort, uint Mark, uint Timeout, string CAddr, string VAddr, string DAddr)> Entries)
-        Decode(ReadOnlySpan<byte> m)
-    {
-        var entries = new List<(int, int, int, int, uint, int, int, int, int, uint, uint, string, string, string)>();
-        int offset = 8;
-        for (int i = 0; i < m[4]; i++)
-        {
-            ReadOnlySpan<byte> e = m[offset..];
-            int addressLength = (e[0] & 1) != 0 ? 16 : 4;
-            string[] addresses = new string[3];
-            for (int k = 0; k < 3; k++)
-            {
-                addresses[k] = new IPAddress(e.Slice(24 + (k * addressLength), addressLength)).ToString();
-            }
-            entries.Add((offset, e[0], e[1], BinaryPrimitives.ReadUInt16BigEndian(e[2..]), BinaryPrimitives.ReadUInt32BigEndian(e[4..]),
-                BinaryPrimitives.ReadUInt16BigEndian(e[8..]), BinaryPrimitives.ReadUInt16BigEndian(e[10..]), BinaryPrimitives.ReadUInt16BigEndian(e[12..]),
-                BinaryPrimitives.ReadUInt16BigEndian(e[14..]), BinaryPrimitives.ReadUInt32BigEndian(e[16..]), BinaryPrimitives.ReadUInt32BigEndian(e[20..]),
-                addresses[0], addresses[1], addresses[2]));
-            offset += ((BinaryPrimitives.ReadUInt16BigEndian(e[2..]) & 0xFFF) + 3) & ~3;
-        }
-        return (m[0], m[1], BinaryPrimitives.ReadUInt16BigEndian(m[2..]), m[4], m[5], BinaryPrimitives.ReadUInt16BigEndian(m[6..]), entries);
-    }
-
     [Test]
     public void The_writer_lays_out_header_and_IPv4_entries_as_the_kernel_defines_them()
     {
         var writer = new SyncMessageWriter(syncId: 7);
         Assert.That(writer.TryAppend(Tcp(40000) with { Flags = (SyncConnectionFlags)3 | SyncConnectionFlags.Hashed }), Is.True);
         Assert.That(writer.TryAppend(new SyncEntry(17, 0, 0, Client, 5353, Vip, 53, Server, 5353, 0, 300)), Is.True);
-        var m = Decode(writer.Message);
+        DecodedSyncMessage m = SyncWireDecoder.Decode(writer.Message);
         Assert.Multiple(() =>
         {
             Assert.That((m.Reserved, m.SyncId, m.Size, m.Count, m.Version, m.Spare), Is.EqualTo((0, 7, 8 + 36 + 36, 2, 1, 0)));
             Assert.That(writer.Message.Length, Is.EqualTo(80));
-            var first = m.Entries[0];
+            DecodedSyncEntry first = m.Entries[0];
             Assert.That((first.Offset, first.Type, first.Protocol, first.VerSize, first.Flags, first.State), Is.EqualTo((8, 0, 6, 36, 3u, 1)),
                 "type 0 (IPv4), ver_size = version 0 and 36 bytes, flags without HASHED");
-            Assert.That((first.CPort, first.VPort, first.DPort, first.Mark, first.Timeout), Is.EqualTo((40000, 80, 80, 0u, 900u)));
-            Assert.That((first.CAddr, first.VAddr, first.DAddr), Is.EqualTo(("198.18.0.1", "198.18.0.100", "198.18.0.11")));
-            Assert.That((m.Entries[1].Offset, m.Entries[1].Protocol, m.Entries[1].VPort, m.Entries[1].Timeout), Is.EqualTo((44, 17, 53, 300u)));
+            Assert.That((first.ClientPort, first.VirtualPort, first.DestinationPort, first.FirewallMark, first.Timeout), Is.EqualTo((40000, 80, 80, 0u, 900u)));
+            Assert.That((first.ClientAddress, first.VirtualAddress, first.DestinationAddress), Is.EqualTo(("198.18.0.1", "198.18.0.100", "198.18.0.11")));
+            Assert.That((m.Entries[1].Offset, m.Entries[1].Protocol, m.Entries[1].VirtualPort, m.Entries[1].Timeout), Is.EqualTo((44, 17, 53, 300u)));
         });
     }
 
@@ -80,7 +57,7 @@ public class SyncMessageTests
         Assert.That(BinaryPrimitives.ReadUInt32BigEndian(m[(8 + 38)..]), Is.EqualTo(1000u));
         Assert.That(BinaryPrimitives.ReadUInt32BigEndian(m[(8 + 38 + 16)..]), Is.EqualTo(0xFFFF_FFF0u), "out_seq.delta");
         Assert.That(m.Slice(8 + 62, 2).ToArray(), Is.EqualTo(new byte[2]), "two bytes of zero padding");
-        Assert.That(Decode(m).Entries[1].Offset, Is.EqualTo(72));
+        Assert.That(SyncWireDecoder.Decode(m).Entries[1].Offset, Is.EqualTo(72));
         Assert.That(BinaryPrimitives.ReadUInt16BigEndian(m[2..]), Is.EqualTo(72 + 36));
     }
 
@@ -90,8 +67,8 @@ public class SyncMessageTests
         var writer = new SyncMessageWriter(0);
         writer.TryAppend(new SyncEntry(6, (SyncConnectionFlags)3, 1, IPAddress.Parse("2001:2::1"), 40000, IPAddress.Parse("2001:2::100"), 80,
             IPAddress.Parse("2001:2::11"), 80, 0, 900));
-        var entry = Decode(writer.Message).Entries.Single();
-        Assert.That((entry.Type, entry.VerSize, entry.CAddr, entry.VAddr, entry.DAddr), Is.EqualTo((1, 72, "2001:2::1", "2001:2::100", "2001:2::11")));
+        DecodedSyncEntry entry = SyncWireDecoder.Decode(writer.Message).Entries.Single();
+        Assert.That((entry.Type, entry.VerSize, entry.ClientAddress, entry.VirtualAddress, entry.DestinationAddress), Is.EqualTo((1, 72, "2001:2::1", "2001:2::100", "2001:2::11")));
     }
 
     [Test]
