@@ -35,7 +35,7 @@ public static partial class ControlPlaneLog
     [LoggerMessage(EventId = 109, Level = LogLevel.Error, Message = "checker {Checker} of {Server} failed unexpectedly (counted as a failed check): {Message}")]
     public static partial void ProbeCrashed(ILogger logger, string checker, string server, string message);
 
-    [LoggerMessage(EventId = 110, Level = LogLevel.Warning, Message = "config: lvs_sync_daemon {Interface}: the sync role does not follow VRRP instance {Instance} yet; running the backup daemon only")]
+    [LoggerMessage(EventId = 110, Level = LogLevel.Warning, Message = "config: lvs_sync_daemon {Interface}: the sync role cannot follow VRRP instance {Instance} without vrrp_notify_fifo in global_defs; running the backup daemon only")]
     public static partial void SyncBackupOnly(ILogger logger, string @interface, string instance);
 
     [LoggerMessage(EventId = 111, Level = LogLevel.Error, Message = "config: lvs_sync_daemon {Interface}: the backup sync daemon did not start: {Reason}")]

@@ -6,6 +6,7 @@ using UserspaceDr.Admin.Control;
 using UserspaceDr.ControlPlane;
 using UserspaceDr.ControlPlane.Health;
 using UserspaceDr.ControlPlane.Keepalived;
+using UserspaceDr.ControlPlane.Vrrp;
 using UserspaceDr.Core.Services;
 using UserspaceDr.Io.Preflight;
 using UserspaceDr.Io.Runtime;
@@ -228,9 +229,21 @@ internal static class RunCommand
                 return ExitCodes.Failure;
             }
             health?.Monitor.Start();
-            if (keepalived?.Globals.SyncDaemon is { } syncDaemon)
+            KeepalivedSync? sync = keepalived?.Globals.SyncDaemon is { } syncDaemon
+                ? new KeepalivedSync(ipvsadm, keepalived, syncDaemon, log)
+                : null;
+            sync?.Start();
+            using VrrpRoleReader? vrrp = keepalived?.Globals.VrrpNotifyFifo is { } fifo
+                ? new VrrpRoleReader(fifo, (instance, role) => sync?.OnRole(instance, role), loggers.CreateLogger("udr.vrrp"))
+                : null;
+            try
             {
-                StartSyncFromConfig(log, backend, keepalived, syncDaemon);
+                vrrp?.Start();
+            }
+            catch (HostException e)
+            {
+                Log.StartFailed(log, $"vrrp_notify_fifo: {e.Message}");
+                return ExitCodes.Failure;
             }
             var handles = new WaitHandle[] { stop.WaitHandle, reloadRequested };
             while (WaitHandle.WaitAny(handles) == 1)
@@ -256,34 +269,6 @@ internal static class RunCommand
             }
         }
         return ExitCodes.Success;
-
-        // lvs_sync_daemon, as keepalived starts it: without a VRRP instance both daemons (master and backup, as
-        // ipvsadm --start-daemon of each would); with one, the role should follow the instance's state, which udr
-        // does not learn yet, so only the backup (harmless on either side) runs, with a warning.
-        static void StartSyncFromConfig(ILogger log, DataPlaneBackend backend, KeepalivedConfig config, LvsSyncDaemon daemon)
-        {
-            SyncDaemonRole[] roles = daemon.Instance is null ? [SyncDaemonRole.Master, SyncDaemonRole.Backup] : [SyncDaemonRole.Backup];
-            if (daemon.Instance is not null)
-            {
-                ControlPlaneLog.SyncBackupOnly(log, daemon.Interface, daemon.Instance);
-            }
-            foreach (SyncDaemonRole role in roles)
-            {
-                string? failure = backend.StartDaemon(new SyncDaemonSettings(role)
-                {
-                    McastInterface = daemon.Interface,
-                    SyncId = KeepalivedRules.SyncIdOf(config, daemon),
-                    McastGroup = daemon.Group,
-                    McastPort = daemon.Port,
-                    McastTtl = daemon.Ttl,
-                    SyncMaxLength = daemon.MaxLength,
-                });
-                if (failure is not null)
-                {
-                    ControlPlaneLog.SyncDaemonFailed(log, daemon.Interface, failure);
-                }
-            }
-        }
 
         static void LogWarnings(ILogger log, KeepalivedConfig config)
         {

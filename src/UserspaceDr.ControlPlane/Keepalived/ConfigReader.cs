@@ -5,7 +5,8 @@ namespace UserspaceDr.ControlPlane.Keepalived;
 
 /// <summary>
 /// Reads keepalived.conf into statements (<see cref="ConfigNode"/>), as keepalived's parser.c reads it: words split at
-/// white space; a word starting with '!' or '#' starts a comment to the end of the line; "double quotes" keep spaces
+/// white space; <c>@ID</c> / <c>@^ID</c> at the start of a line make it conditional (see <see cref="ConfigId"/>); a word
+/// starting with '!' or '#' starts a comment to the end of the line; "double quotes" keep spaces
 /// in one word; '{' and '}' are words of their own wherever they stand; a statement is the words of one line up to a
 /// brace, and a '{' after it opens its block. <c>include PATTERN</c> (relative to the including file's folder, glob
 /// characters * ? [..] in any part of the path) splices in the statements of every file it matches, in name order,
@@ -255,6 +256,39 @@ public static class ConfigReader
         return n == name.Length;
     }
 
+    /// <summary>The config id udr answers to in keepalived's conditional lines (<c>@udr …</c>).</summary>
+    public const string ConfigId = "udr";
+
+    /// <summary>
+    /// keepalived's conditional configuration (keepalived.conf(5)): a line that starts with <c>@ID</c> is read only by the
+    /// process whose config id is ID, one with <c>@^ID</c> by every other. udr's id is <see cref="ConfigId"/>, so
+    /// <c>@udr lvs_sync_daemon eth0 VI_1</c> is udr's while keepalived (whose id is its host name) passes over it.
+    /// Returns whether udr reads the line and where its words start.
+    /// </summary>
+    private static bool TakeConditionalLine(string line, out int start)
+    {
+        start = 0;
+        while (start < line.Length && char.IsWhiteSpace(line[start]))
+        {
+            start++;
+        }
+        if (start >= line.Length || line[start] != '@')
+        {
+            start = 0;
+            return true;
+        }
+        int end = start;
+        while (end < line.Length && !char.IsWhiteSpace(line[end]))
+        {
+            end++;
+        }
+        string condition = line[(start + 1)..end];
+        bool negated = condition.StartsWith('^');
+        bool ours = (negated ? condition[1..] : condition) == ConfigId;
+        start = end;
+        return ours != negated;
+    }
+
     private static List<Token> Tokenize(string text, string file)
     {
         var tokens = new List<Token>();
@@ -266,6 +300,10 @@ public static class ConfigReader
             int lineNumber = index + 1;
             int start = tokens.Count;
             int i = 0;
+            if (!TakeConditionalLine(line, out i))
+            {
+                continue;
+            }
             while (i < line.Length)
             {
                 char c = line[i];

@@ -20,6 +20,9 @@ public sealed record KeepalivedConfig(
 public sealed record GlobalDefinitions(int TcpTimeout = 0, int TcpFinTimeout = 0, int UdpTimeout = 0, bool LvsFlush = false)
 {
     public LvsSyncDaemon? SyncDaemon { get; init; }
+
+    /// <summary><c>vrrp_notify_fifo PATH</c>: where keepalived reports VRRP transitions, one line each (udr reads it).</summary>
+    public string? VrrpNotifyFifo { get; init; }
 }
 
 /// <summary>

@@ -91,6 +91,13 @@ public static class KeepalivedParser
                 case "lvs_sync_daemon":
                     globals = globals with { SyncDaemon = SyncDaemon(key) };
                     break;
+                case "vrrp_notify_fifo":
+                    if (key.Arguments.Count is < 1 or > 2)
+                    {
+                        throw new ConfigException(key.Place, "vrrp_notify_fifo takes a path (and a user)");
+                    }
+                    globals = globals with { VrrpNotifyFifo = key.Arguments[0] };
+                    break;
                 default:
                     Ignored(key, warnings);
                     break;

@@ -111,7 +111,7 @@ public sealed class SyncBackupEndToEndTests : EndToEndFixture
             """);
         UdrDaemon udr = Lab.StartUdrWithConfig("afpacket", config, "--control", ControlPath);
         Assert.That(udr.WaitForLine(l => l.Contains("backup sync daemon on eth0 (syncid 51", StringComparison.Ordinal), TimeSpan.FromSeconds(10)), Is.Not.Null, udr.Output);
-        Assert.That(udr.Output, Does.Contain("the sync role does not follow VRRP instance VI_1 yet; running the backup daemon only"));
+        Assert.That(udr.Output, Does.Contain("the sync role cannot follow VRRP instance VI_1 without vrrp_notify_fifo in global_defs; running the backup daemon only"));
         Assert.That(Adm("-L", "--daemon"), Is.EqualTo("backup sync daemon (mcast=eth0, syncid=51, maxlen=1472, group=224.0.0.81, port=8848, ttl=1)\n"));
         SendFromClient("51", "6,198.18.0.1,40001,198.18.0.100,80,198.18.0.11,80,1,3,900");
         string connections = "";
@@ -173,5 +173,71 @@ public sealed class SyncBackupEndToEndTests : EndToEndFixture
             Assert.That(synced.Count(c => c.DestinationAddress == "198.18.0.12"), Is.EqualTo(counts.GetProperty("rs2").GetInt32()));
         });
         Assert.That(udr.Stop().ExitCode, Is.Zero);
+    }
+
+    /// <summary>
+    /// keepalived itself (VRRP only) elects; udr reads its notify FIFO and runs the master sync daemon while the instance
+    /// is MASTER and the backup daemon otherwise.
+    /// </summary>
+    [Test]
+    public void The_sync_role_follows_keepalived_s_vrrp_state_through_its_notify_fifo()
+    {
+        Assume.That(File.Exists("/usr/sbin/keepalived"), Is.True, "keepalived is not installed (./build.sh test installs it)");
+        string config = Path.Combine(Lab.Directory, "keepalived.conf");
+        string fifo = Path.Combine(Lab.Directory, "vrrp.fifo");
+        File.WriteAllText(config, $$"""
+            global_defs {
+                vrrp_notify_fifo {{fifo}}
+                # udr's only: keepalived without kernel IPVS would fail to start the kernel's sync daemon
+                @udr lvs_sync_daemon eth0 VI_1
+            }
+            vrrp_instance VI_1 {
+                state BACKUP
+                interface eth0
+                virtual_router_id 61
+                priority 100
+                advert_int 1
+                virtual_ipaddress {
+                    198.18.0.199/32 dev eth0
+                }
+            }
+            virtual_server 198.18.0.100 80 {
+                lb_algo rr
+                lb_kind DR
+                real_server 198.18.0.11 80 {
+                }
+            }
+            """);
+        UdrDaemon udr = Lab.StartUdrWithConfig("afpacket", config, "--control", ControlPath);
+        Assert.That(udr.WaitForLine(l => l.Contains("reading keepalived's notify FIFO", StringComparison.Ordinal), TimeSpan.FromSeconds(10)), Is.Not.Null, udr.Output);
+        Assert.That(Adm("-L", "--daemon"), Does.StartWith("backup sync daemon (mcast=eth0, syncid=61,"), "before keepalived says anything: backup");
+
+        NamespacedProcess keepalived = Lab.StartLabCommand(LabHost.Lb, "keepalived", "/usr/sbin/keepalived", "-n", "-l", "-D", "-P", "-f", config,
+            "-p", Path.Combine(Lab.Directory, "keepalived.pid"), "-r", Path.Combine(Lab.Directory, "vrrp.pid"), "-c", Path.Combine(Lab.Directory, "checkers.pid"));
+        // Alone on the segment it becomes MASTER after its master-down timer (3 × advert_int + skew).
+        Assert.That(udr.WaitForLine(l => l.Contains("VRRP instance VI_1 is MASTER", StringComparison.Ordinal), TimeSpan.FromSeconds(15)), Is.Not.Null,
+            $"udr:\n{udr.Output}\nkeepalived:\n{keepalived.Output}");
+        Assert.That(WaitForDaemons(l => l.StartsWith("master sync daemon (mcast=eth0, syncid=61,", StringComparison.Ordinal) && !l.Contains("backup", StringComparison.Ordinal)),
+            Is.True, "MASTER: the master daemon alone");
+
+        keepalived.Stop(NamespacedProcess.SigTerm, TimeSpan.FromSeconds(10));
+        Assert.That(udr.WaitForLine(l => l.Contains("VRRP instance VI_1 is STOP", StringComparison.Ordinal), TimeSpan.FromSeconds(10)), Is.Not.Null, udr.Output);
+        Assert.That(WaitForDaemons(l => l.StartsWith("backup sync daemon", StringComparison.Ordinal) && !l.Contains("master", StringComparison.Ordinal)),
+            Is.True, "no longer MASTER: the backup daemon alone");
+        Assert.That(udr.Stop().ExitCode, Is.Zero);
+    }
+
+    private bool WaitForDaemons(Func<string, bool> wanted)
+    {
+        var patience = System.Diagnostics.Stopwatch.StartNew();
+        while (patience.Elapsed < TimeSpan.FromSeconds(10))
+        {
+            if (wanted(Adm("-L", "--daemon")))
+            {
+                return true;
+            }
+            Thread.Sleep(200);
+        }
+        return false;
     }
 }

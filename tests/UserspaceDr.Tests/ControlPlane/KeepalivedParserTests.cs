@@ -197,6 +197,21 @@ public class KeepalivedParserTests
     }
 
     [Test]
+    public void Conditional_lines_are_read_when_they_are_udr_s_and_passed_over_when_they_are_another_s()
+    {
+        KeepalivedConfig config = KeepalivedParser.Parse("""
+            global_defs {
+                @udr lvs_sync_daemon eth1 VI_1
+                @lb1 lvs_timeouts tcp 100
+                @^udr lvs_timeouts tcp 200
+                @^lb1 lvs_timeouts tcpfin 30
+            }
+            """);
+        Assert.That(config.Globals.SyncDaemon?.Interface, Is.EqualTo("eth1"));
+        Assert.That((config.Globals.TcpTimeout, config.Globals.TcpFinTimeout), Is.EqualTo((0, 30)));
+    }
+
+    [Test]
     public void Alpha_starts_servers_down()
     {
         KeepalivedConfig config = KeepalivedParser.Parse("""
