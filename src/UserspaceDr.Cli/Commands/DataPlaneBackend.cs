@@ -151,6 +151,10 @@ internal sealed class DataPlaneBackend : IIpvsBackend, IDisposable
                 var receiver = new SyncBackupReceiver(config, connections => _plane.ApplySync(connections), _log);
                 receiver.Start();
                 _backup = receiver;
+                if (_plane.BackupOnly)
+                {
+                    _plane.Standby = true;
+                }
             }
         }
         catch (ArgumentException)
@@ -175,6 +179,10 @@ internal sealed class DataPlaneBackend : IIpvsBackend, IDisposable
         }
         if (role == SyncDaemonRole.Backup && _backup is not null)
         {
+            if (_plane.BackupOnly)
+            {
+                _plane.Standby = false;
+            }
             _backup.DisposeAsync().AsTask().GetAwaiter().GetResult();
             _backup = null;
             return null;

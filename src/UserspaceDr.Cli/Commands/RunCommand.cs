@@ -44,11 +44,16 @@ internal static class RunCommand
             Description = "IPVS's expire_quiescent_template: a persistence template whose real server has weight 0 is " +
                 "expired when a new connection would use it, so persistent clients move; off (the default), they stay until it times out",
         };
+        var backupOnly = new Option<bool>("--backup-only")
+        {
+            Description = "IPVS's backup_only: while the backup sync daemon runs (udr adm --start-daemon backup, or a VRRP " +
+                "BACKUP with lvs_sync_daemon), forward nothing: a DR or TUN backup that forwards loops traffic",
+        };
         var control = new Option<string>("--control") { Description = "control socket for `udr adm` (mode 0600, root only)", DefaultValueFactory = _ => ControlClient.DefaultPath };
 
         var command = new Command("run", "run the balancer on an interface")
         {
-            interfaceNames, rules, config, workers, backend, maxConnections, answerArp, noIsolation, expireNodest, expireQuiescent, control,
+            interfaceNames, rules, config, workers, backend, maxConnections, answerArp, noIsolation, expireNodest, expireQuiescent, backupOnly, control,
         };
         command.SetAction(parse =>
         {
@@ -84,6 +89,7 @@ internal static class RunCommand
                 IsolateKernel = !parse.GetValue(noIsolation),
                 ExpireNoDestinationConnection = parse.GetValue(expireNodest),
                 ExpireQuiescentTemplate = parse.GetValue(expireQuiescent),
+                BackupOnly = parse.GetValue(backupOnly),
             };
             string controlPath = parse.GetValue(control) ?? ControlClient.DefaultPath;
             if (controlPath.Length == 0)

@@ -44,6 +44,9 @@ public sealed record DataPlaneOptions(IReadOnlyList<string> InterfaceNames)
 
     /// <summary>IPVS's expire_quiescent_template (default off): see <see cref="EngineOptions.ExpireQuiescentTemplate"/>.</summary>
     public bool ExpireQuiescentTemplate { get; init; }
+
+    /// <summary>IPVS's backup_only (default off): while a backup sync daemon runs, take in no service traffic (<see cref="DataPlane.Standby"/>).</summary>
+    public bool BackupOnly { get; init; }
 }
 
 /// <summary>
@@ -66,6 +69,7 @@ public sealed class DataPlane : IDisposable
     private readonly object _reloadLock = new();
     private readonly uint[] _ownAddresses;
     private TrafficSelection _traffic;
+    private bool _standby;
     private ClassicBpfProgram? _steering;
     private long _lastDrops;
     private long _lastTransmitErrors;
@@ -204,15 +208,7 @@ public sealed class DataPlane : IDisposable
                 }
             }
             RuleSet next = RuleSet.Build(rules, previous);
-            var traffic = TrafficSelection.From(next, _ownAddresses);
-            if (!traffic.SameAs(_traffic))
-            {
-                foreach (IFrameWorker worker in _workers)
-                {
-                    worker.UpdateTraffic(traffic);
-                }
-                _traffic = traffic;
-            }
+            Select(next);
             if (_steering is not null)
             {
                 ClassicBpfProgram steering = FanoutSteering.Build(next.VirtualAddresses.ToArray(), _workers.Count, RuleSetTraffic.ClientMask(rules));
@@ -290,6 +286,41 @@ public sealed class DataPlane : IDisposable
             refused += _workers[worker].SyncInbox.Post(connection) ? 0 : 1;
         }
         return refused;
+    }
+
+    /// <summary>Whether the backup sync daemon puts this data plane in <see cref="Standby"/> (IPVS's backup_only).</summary>
+    public bool BackupOnly => _options.BackupOnly;
+
+    /// <summary>
+    /// IPVS's backup_only while a backup sync daemon runs: the workers take in no service traffic (see
+    /// <see cref="TrafficSelection.From"/>) until it is cleared; sync keeps filling their tables meanwhile.
+    /// </summary>
+    public bool Standby
+    {
+        get => _standby;
+        set
+        {
+            lock (_reloadLock)
+            {
+                _standby = value;
+                Select(_state.Rules);
+            }
+        }
+    }
+
+    /// <summary>Under the reload lock: narrows or widens what the kernel hands the workers for <paramref name="rules"/>.</summary>
+    private void Select(RuleSet rules)
+    {
+        var traffic = TrafficSelection.From(rules, _ownAddresses, _standby);
+        if (!traffic.SameAs(_traffic))
+        {
+            foreach (IFrameWorker worker in _workers)
+            {
+                worker.UpdateTraffic(traffic);
+            }
+            _traffic = traffic;
+            Log.TrafficSelected(_log, _standby ? "standby (backup_only): no service traffic taken in" : "serving");
+        }
     }
 
     /// <summary>Makes every worker count packets for sync and post connections (a master), or stop doing so.</summary>

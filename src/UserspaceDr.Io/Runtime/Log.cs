@@ -52,4 +52,7 @@ public static partial class Log
 
     [LoggerMessage(EventId = 16, Level = LogLevel.Information, Message = "link {Link}: {Interface} ({Mac}, MTU {Mtu}, address {Address})")]
     public static partial void LinkServed(ILogger logger, int link, string @interface, string mac, int mtu, string address);
+
+    [LoggerMessage(EventId = 14, Level = LogLevel.Warning, Message = "data plane: {State}")]
+    public static partial void TrafficSelected(ILogger logger, string state);
 }

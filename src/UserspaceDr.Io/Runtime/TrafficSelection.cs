@@ -9,11 +9,16 @@ namespace UserspaceDr.Io.Runtime;
 /// </summary>
 public sealed record TrafficSelection(IReadOnlyList<uint> VirtualAddresses, IReadOnlyList<uint> NatServers, IReadOnlyList<uint> OwnAddresses)
 {
-    public static TrafficSelection From(RuleSet rules, IEnumerable<uint> ownAddresses)
+    /// <summary>
+    /// The selection for <paramref name="rules"/>; with <paramref name="standby"/> (IPVS's backup_only while a backup sync
+    /// daemon runs) no service traffic at all: the kernel's socket filter keeps VIP frames and NAT replies from the
+    /// workers, so a backup never forwards (a DR or TUN backup that forwards loops traffic), at no cost per frame.
+    /// </summary>
+    public static TrafficSelection From(RuleSet rules, IEnumerable<uint> ownAddresses, bool standby = false)
     {
         ArgumentNullException.ThrowIfNull(rules);
         ArgumentNullException.ThrowIfNull(ownAddresses);
-        return new TrafficSelection(rules.VirtualAddresses.ToArray(), [.. RuleSetTraffic.NatServers(rules.Spec).Order()],
+        return new TrafficSelection(standby ? [] : rules.VirtualAddresses.ToArray(), standby ? [] : [.. RuleSetTraffic.NatServers(rules.Spec).Order()],
             [.. ownAddresses.Distinct().Order()]);
     }
 

@@ -177,7 +177,7 @@ public sealed class SyncBackupEndToEndTests : EndToEndFixture
 
     /// <summary>
     /// keepalived itself (VRRP only) elects; udr reads its notify FIFO and runs the master sync daemon while the instance
-    /// is MASTER and the backup daemon otherwise.
+    /// is MASTER and the backup daemon otherwise, and with --backup-only forwards nothing while it is a backup.
     /// </summary>
     [Test]
     public void The_sync_role_follows_keepalived_s_vrrp_state_through_its_notify_fifo()
@@ -208,9 +208,13 @@ public sealed class SyncBackupEndToEndTests : EndToEndFixture
                 }
             }
             """);
-        UdrDaemon udr = Lab.StartUdrWithConfig("afpacket", config, "--control", ControlPath);
+        Lab.StartWebServer(LabHost.Rs1);
+        UdrDaemon udr = Lab.StartUdrWithConfig("afpacket", config, "--control", ControlPath, "--backup-only");
         Assert.That(udr.WaitForLine(l => l.Contains("reading keepalived's notify FIFO", StringComparison.Ordinal), TimeSpan.FromSeconds(10)), Is.Not.Null, udr.Output);
         Assert.That(Adm("-L", "--daemon"), Does.StartWith("backup sync daemon (mcast=eth0, syncid=61,"), "before keepalived says anything: backup");
+        // backup_only: a backup forwards nothing (its one connection attempt times out).
+        Assert.That(udr.WaitForLine(l => l.Contains("data plane: standby (backup_only)", StringComparison.Ordinal), TimeSpan.FromSeconds(10)), Is.Not.Null, udr.Output);
+        Assert.That(Lab.RunClient(TimeSpan.FromSeconds(60), "split", "1", "1", "10").GetProperty("errors").GetInt32(), Is.EqualTo(1));
 
         NamespacedProcess keepalived = Lab.StartLabCommand(LabHost.Lb, "keepalived", "/usr/sbin/keepalived", "-n", "-l", "-D", "-P", "-f", config,
             "-p", Path.Combine(Lab.Directory, "keepalived.pid"), "-r", Path.Combine(Lab.Directory, "vrrp.pid"), "-c", Path.Combine(Lab.Directory, "checkers.pid"));
@@ -219,11 +223,14 @@ public sealed class SyncBackupEndToEndTests : EndToEndFixture
             $"udr:\n{udr.Output}\nkeepalived:\n{keepalived.Output}");
         Assert.That(WaitForDaemons(l => l.StartsWith("master sync daemon (mcast=eth0, syncid=61,", StringComparison.Ordinal) && !l.Contains("backup", StringComparison.Ordinal)),
             Is.True, "MASTER: the master daemon alone");
+        Assert.That(udr.WaitForLine(l => l.Contains("data plane: serving", StringComparison.Ordinal), TimeSpan.FromSeconds(10)), Is.Not.Null, udr.Output);
+        EndToEndSupport.AssertSplit(Lab.RunClient(TimeSpan.FromSeconds(60), "split", "4", "2", "30"), 4, new Dictionary<string, double> { ["rs1"] = 1.0 });
 
         keepalived.Stop(NamespacedProcess.SigTerm, TimeSpan.FromSeconds(10));
         Assert.That(udr.WaitForLine(l => l.Contains("VRRP instance VI_1 is STOP", StringComparison.Ordinal), TimeSpan.FromSeconds(10)), Is.Not.Null, udr.Output);
         Assert.That(WaitForDaemons(l => l.StartsWith("backup sync daemon", StringComparison.Ordinal) && !l.Contains("master", StringComparison.Ordinal)),
             Is.True, "no longer MASTER: the backup daemon alone");
+        Assert.That(udr.WaitForLine(l => l.Contains("data plane: standby (backup_only)", StringComparison.Ordinal), TimeSpan.FromSeconds(10), skip: 1), Is.Not.Null, udr.Output);
         Assert.That(udr.Stop().ExitCode, Is.Zero);
     }
 
