@@ -2,6 +2,7 @@ using System.Buffers;
 using System.Buffers.Binary;
 using System.Globalization;
 using System.Net;
+using UserspaceDr.Core.Packets;
 using System.Net.Sockets;
 
 namespace UserspaceDr.Admin;
@@ -175,15 +176,9 @@ internal static class IpvsadmSyntax
         return true;
     }
 
-    public static IPAddress FromHostOrder(uint address)
-    {
-        byte[] bytes = new byte[4];
-        BinaryPrimitives.WriteUInt32BigEndian(bytes, address);
-        return new IPAddress(bytes);
-    }
+    public static IPAddress FromHostOrder(uint address) => Ipv4Address.ToIPAddress(address);
 
-    public static uint ToHostOrder(IPAddress address) =>
-        BinaryPrimitives.ReadUInt32BigEndian(address.GetAddressBytes());
+    public static uint ToHostOrder(IPAddress address) => Ipv4Address.FromIPAddress(address);
 
     public static string FormatIpv6(IPAddress address) => address.ToString();
 

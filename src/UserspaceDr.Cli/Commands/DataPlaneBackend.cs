@@ -137,7 +137,7 @@ internal sealed class DataPlaneBackend : IIpvsBackend, IDisposable
         }
         try
         {
-            SyncDaemonConfig config = SyncBackupReceiver.Complete(settings.McastInterface, master, (byte)settings.SyncId, settings.McastGroup,
+            SyncDaemonConfig config = SyncDaemonConfig.Complete(settings.McastInterface, master, (byte)settings.SyncId, settings.McastGroup,
                 (ushort)settings.McastPort, (byte)settings.McastTtl, settings.SyncMaxLength);
             if (master)
             {

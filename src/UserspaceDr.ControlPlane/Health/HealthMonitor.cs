@@ -25,23 +25,19 @@ public sealed class HealthMonitor : IAsyncDisposable
 
     private readonly Action<Func<RuleSetSpec, RuleSetSpec>> _edit;
     private readonly ILogger _log;
-    private readonly TimeProvider _time;
-    private readonly Func<CheckerConfig, IHealthProbe> _probes;
+    private readonly TimeProvider _time = TimeProvider.System;
     private readonly Lock _gate = new();
     private readonly CancellationTokenSource _stop = new();
     private List<ServiceEntry> _services = [];
     private bool _started;
 
-    public HealthMonitor(KeepalivedConfig config, Action<Func<RuleSetSpec, RuleSetSpec>> edit, ILogger log,
-        TimeProvider? time = null, Func<CheckerConfig, IHealthProbe>? probes = null)
+    public HealthMonitor(KeepalivedConfig config, Action<Func<RuleSetSpec, RuleSetSpec>> edit, ILogger log)
     {
         ArgumentNullException.ThrowIfNull(config);
         ArgumentNullException.ThrowIfNull(edit);
         ArgumentNullException.ThrowIfNull(log);
         _edit = edit;
         _log = log;
-        _time = time ?? TimeProvider.System;
-        _probes = probes ?? HealthProbes.Create;
         Config = config;
         _services = Plan(config, []);
     }
@@ -185,7 +181,7 @@ public sealed class HealthMonitor : IAsyncDisposable
     }
 
     /// <summary>One checker's loop: warm-up, then check, record, publish what changed, wait, until stopped.</summary>
-    private async Task RunAsync(CheckerEntry checker, CancellationToken stop)
+    private async Task RunAsync(CheckerEntry checker, IHealthProbe probe, CancellationToken stop)
     {
         await Task.Yield();
         try
@@ -201,7 +197,7 @@ public sealed class HealthMonitor : IAsyncDisposable
                 ProbeResult result;
                 try
                 {
-                    result = await checker.Probe.CheckAsync(stop).ConfigureAwait(false);
+                    result = await probe.CheckAsync(stop).ConfigureAwait(false);
                 }
                 catch (Exception e) when (e is not OperationCanceledException)
                 {
@@ -325,10 +321,9 @@ public sealed class HealthMonitor : IAsyncDisposable
         {
             return Task.CompletedTask;
         }
-        string[] words = script.Split(' ', StringSplitOptions.RemoveEmptyEntries);
         return Task.Run(async () =>
         {
-            CommandResult result = await CommandRunner.RunAsync(new CommandRequest(words[0], words[1..], ScriptTimeout), stop).ConfigureAwait(false);
+            CommandResult result = await Scripts.RunAsync(script, ScriptTimeout, stop).ConfigureAwait(false);
             string output = (result.Output + result.Error).Trim().ReplaceLineEndings(" ");
             ControlPlaneLog.ScriptFinished(_log, script, why, result.ExitCode, output.Length == 0 ? "" : $": {output[..Math.Min(output.Length, 200)]}");
         }, CancellationToken.None);
@@ -370,8 +365,6 @@ public sealed class HealthMonitor : IAsyncDisposable
         public CheckerConfig Config { get; private set; } = config;
         public CheckerState State { get; } = state;
         public CheckerKey Key { get; } = key;
-        public IHealthProbe? ProbeOrNull { get; private set; }
-        public IHealthProbe Probe => ProbeOrNull!;
         public Task? Loop { get; private set; }
 
         /// <summary>Moves a kept checker to the server entry of the new configuration.</summary>
@@ -387,9 +380,8 @@ public sealed class HealthMonitor : IAsyncDisposable
             {
                 return;
             }
-            ProbeOrNull = monitor._probes(Config);
             _stop = CancellationTokenSource.CreateLinkedTokenSource(monitor._stop.Token);
-            Loop = monitor.RunAsync(this, _stop.Token);
+            Loop = monitor.RunAsync(this, HealthProbes.Create(Config), _stop.Token);
         }
 
         public void Cancel() => _stop?.Cancel();

@@ -22,21 +22,21 @@ public static partial class HealthProbes
     {
         public async Task<ProbeResult> CheckAsync(CancellationToken stop)
         {
-            string[] words = checker.Path.Split(' ', StringSplitOptions.RemoveEmptyEntries);
-            CommandResult result = await CommandRunner.RunAsync(new CommandRequest(words[0], words[1..], checker.Timeout), stop).ConfigureAwait(false);
+            string program = Scripts.Program(checker.Path);
+            CommandResult result = await Scripts.RunAsync(checker.Path, checker.Timeout, stop).ConfigureAwait(false);
             string output = Shorten((result.Output + result.Error).Trim());
             string said = output.Length > 0 ? $" ({output})" : "";
             if (result.TimedOut)
             {
-                return ProbeResult.Failed($"{words[0]} did not finish within {Seconds(checker.Timeout)} s and was killed");
+                return ProbeResult.Failed($"{program} did not finish within {Seconds(checker.Timeout)} s and was killed");
             }
             return result.ExitCode switch
             {
-                0 => ProbeResult.Passed($"{words[0]} exited 0{said}"),
-                127 when result.Output.Length == 0 && result.Error.StartsWith(words[0], StringComparison.Ordinal) =>
+                0 => ProbeResult.Passed($"{program} exited 0{said}"),
+                127 when result.Output.Length == 0 && result.Error.StartsWith(program, StringComparison.Ordinal) =>
                     ProbeResult.Failed($"cannot run {result.Error.Trim()}"),
-                >= 2 and <= 255 when checker.Dynamic => ProbeResult.Passed($"{words[0]} exited {result.ExitCode}: weight {result.ExitCode - 2}{said}", result.ExitCode - 2),
-                int code => ProbeResult.Failed($"{words[0]} exited {code}{said}"),
+                >= 2 and <= 255 when checker.Dynamic => ProbeResult.Passed($"{program} exited {result.ExitCode}: weight {result.ExitCode - 2}{said}", result.ExitCode - 2),
+                int code => ProbeResult.Failed($"{program} exited {code}{said}"),
             };
         }
 

@@ -1,7 +1,7 @@
-using System.Buffers.Binary;
 using System.Collections.Immutable;
 using System.Net;
 using System.Net.Sockets;
+using UserspaceDr.Core.Packets;
 using UserspaceDr.Core.Services;
 
 namespace UserspaceDr.ControlPlane.Keepalived;
@@ -141,6 +141,6 @@ public static class KeepalivedRules
 
     private static uint ToIpv4(IPAddress address, ConfigPlace place, string what) =>
         address.AddressFamily == AddressFamily.InterNetwork
-            ? BinaryPrimitives.ReadUInt32BigEndian(address.GetAddressBytes())
+            ? Ipv4Address.FromIPAddress(address)
             : throw new ConfigException(place, $"{what} {address}: udr's data plane serves IPv4 only for now");
 }

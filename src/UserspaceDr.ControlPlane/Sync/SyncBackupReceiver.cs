@@ -1,9 +1,9 @@
-using System.Buffers.Binary;
 using System.Net;
 using System.Net.NetworkInformation;
 using System.Net.Sockets;
 using Microsoft.Extensions.Logging;
 using UserspaceDr.Core.Connections;
+using UserspaceDr.Core.Packets;
 
 namespace UserspaceDr.ControlPlane.Sync;
 
@@ -13,6 +13,25 @@ public sealed record SyncDaemonConfig(string Interface, byte SyncId, IPAddress G
     /// <summary>IPVS's group (IP_VS_SYNC_GROUP) and port (IP_VS_SYNC_PORT).</summary>
     public static readonly IPAddress DefaultGroup = IPAddress.Parse("224.0.0.81");
     public const ushort DefaultPort = 8848;
+
+    /// <summary>
+    /// The settings a daemon on <paramref name="interfaceName"/> gets for what was not given (start_sync_thread):
+    /// group 224.0.0.81, port 8848, TTL 1, sync_maxlen = MTU − 28 for a master, clamp(MTU, 1500, 65535) − 28 for a
+    /// backup. Throws <see cref="ArgumentException"/> for an interface that does not exist.
+    /// </summary>
+    public static SyncDaemonConfig Complete(string interfaceName, bool master, byte syncId, IPAddress? group, ushort port, byte ttl, int maxLength)
+    {
+        NetworkInterface device = Find(interfaceName);
+        int mtu = device.GetIPProperties().GetIPv4Properties()?.Mtu ?? 1500;
+        int defaultLength = (master ? mtu : Math.Clamp(mtu, 1500, 65535)) - 28;
+        return new SyncDaemonConfig(interfaceName, syncId, group ?? DefaultGroup, port == 0 ? DefaultPort : port,
+            ttl == 0 ? (byte)1 : ttl, maxLength != 0 ? maxLength : defaultLength);
+    }
+
+    /// <summary>The interface named <paramref name="interfaceName"/>; <see cref="ArgumentException"/> when there is none.</summary>
+    public static NetworkInterface Find(string interfaceName) =>
+        NetworkInterface.GetAllNetworkInterfaces().FirstOrDefault(n => n.Name == interfaceName)
+        ?? throw new ArgumentException($"no interface named '{interfaceName}'", nameof(interfaceName));
 }
 
 /// <summary>
@@ -56,28 +75,10 @@ public sealed partial class SyncBackupReceiver : IAsyncDisposable
     /// <summary>Entries read and handed to the data plane.</summary>
     public long Entries => Interlocked.Read(ref _entries);
 
-    /// <summary>
-    /// The settings a daemon on <paramref name="interfaceName"/> gets for what was not given (start_sync_thread):
-    /// group 224.0.0.81, port 8848, TTL 1, sync_maxlen = MTU − 28 for a master, clamp(MTU, 1500, 65535) − 28 for a
-    /// backup. Throws <see cref="ArgumentException"/> for an interface that does not exist.
-    /// </summary>
-    public static SyncDaemonConfig Complete(string interfaceName, bool master, byte syncId, IPAddress? group, ushort port, byte ttl, int maxLength)
-    {
-        NetworkInterface device = Find(interfaceName);
-        int mtu = device.GetIPProperties().GetIPv4Properties()?.Mtu ?? 1500;
-        int defaultLength = (master ? mtu : Math.Clamp(mtu, 1500, 65535)) - 28;
-        return new SyncDaemonConfig(interfaceName, syncId, group ?? SyncDaemonConfig.DefaultGroup, port == 0 ? SyncDaemonConfig.DefaultPort : port,
-            ttl == 0 ? (byte)1 : ttl, maxLength != 0 ? maxLength : defaultLength);
-    }
-
-    private static NetworkInterface Find(string interfaceName) =>
-        NetworkInterface.GetAllNetworkInterfaces().FirstOrDefault(n => n.Name == interfaceName)
-        ?? throw new ArgumentException($"no interface named '{interfaceName}'", nameof(interfaceName));
-
     /// <summary>Opens the socket (errors as <see cref="SocketException"/>/<see cref="ArgumentException"/>) and starts receiving.</summary>
     public void Start()
     {
-        NetworkInterface device = Find(Config.Interface);
+        NetworkInterface device = SyncDaemonConfig.Find(Config.Interface);
         int index = device.GetIPProperties().GetIPv4Properties()?.Index ?? throw new ArgumentException($"{Config.Interface} has no IPv4");
         var socket = new Socket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp);
         try
@@ -146,10 +147,8 @@ public sealed partial class SyncBackupReceiver : IAsyncDisposable
     {
         ArgumentNullException.ThrowIfNull(entry);
         return new SyncedConnection(entry.Protocol, entry.IsTemplate, (entry.Flags & SyncConnectionFlags.Inactive) != 0, entry.State,
-            Ipv4(entry.ClientAddress), entry.ClientPort, Ipv4(entry.VirtualAddress), entry.VirtualPort,
-            Ipv4(entry.DestinationAddress), entry.DestinationPort, entry.TimeoutSeconds);
-
-        static uint Ipv4(IPAddress address) => BinaryPrimitives.ReadUInt32BigEndian(address.GetAddressBytes());
+            Ipv4Address.FromIPAddress(entry.ClientAddress), entry.ClientPort, Ipv4Address.FromIPAddress(entry.VirtualAddress), entry.VirtualPort,
+            Ipv4Address.FromIPAddress(entry.DestinationAddress), entry.DestinationPort, entry.TimeoutSeconds);
     }
 
     /// <summary>"messages read=12 other-syncid=1; entries 480, skipped: unknown-mandatory-option=2".</summary>

@@ -49,9 +49,6 @@ public sealed record SyncEntry(
     /// <summary>The SEQ_DATA option (sent when <see cref="SyncConnectionFlags.SequenceMask"/> is set): in, then out.</summary>
     public (SyncSequence In, SyncSequence Out)? Sequences { get; init; }
 
-    /// <summary>A persistence engine's name (PE_NAME); udr has none, so a backup skips such entries.</summary>
-    public string? PersistenceEngine { get; init; }
-
     public bool IsIpv6 => ClientAddress.AddressFamily == AddressFamily.InterNetworkV6;
 
     public bool IsTemplate => (Flags & SyncConnectionFlags.Template) != 0;

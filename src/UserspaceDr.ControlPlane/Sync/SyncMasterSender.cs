@@ -1,10 +1,10 @@
-using System.Buffers.Binary;
 using System.Diagnostics;
 using System.Net;
 using System.Net.NetworkInformation;
 using System.Net.Sockets;
 using Microsoft.Extensions.Logging;
 using UserspaceDr.Core.Connections;
+using UserspaceDr.Core.Packets;
 using UserspaceDr.Core.Services;
 
 namespace UserspaceDr.ControlPlane.Sync;
@@ -54,8 +54,7 @@ public sealed partial class SyncMasterSender : IAsyncDisposable
     /// <summary>Opens the socket (errors as <see cref="SocketException"/>/<see cref="ArgumentException"/>) and starts sending.</summary>
     public void Start()
     {
-        NetworkInterface device = NetworkInterface.GetAllNetworkInterfaces().FirstOrDefault(n => n.Name == Config.Interface)
-            ?? throw new ArgumentException($"no interface named '{Config.Interface}'");
+        NetworkInterface device = SyncDaemonConfig.Find(Config.Interface);
         IPv4InterfaceProperties ipv4 = device.GetIPProperties().GetIPv4Properties() ?? throw new ArgumentException($"{Config.Interface} has no IPv4");
         IPAddress source = device.GetIPProperties().UnicastAddresses.Select(a => a.Address).FirstOrDefault(a => a.AddressFamily == AddressFamily.InterNetwork)
             ?? throw new ArgumentException($"{Config.Interface} has no IPv4 address to send sync from");
@@ -155,15 +154,9 @@ public sealed partial class SyncMasterSender : IAsyncDisposable
         {
             flags |= SyncConnectionFlags.Template;
         }
-        return new SyncEntry(connection.Protocol, flags, connection.State, Ipv4(connection.ClientAddress), connection.ClientPort,
-            Ipv4(connection.VirtualAddress), connection.VirtualPort, Ipv4(connection.DestAddress), connection.DestPort, 0, connection.TimeoutSeconds);
-
-        static IPAddress Ipv4(uint address)
-        {
-            Span<byte> bytes = stackalloc byte[4];
-            BinaryPrimitives.WriteUInt32BigEndian(bytes, address);
-            return new IPAddress(bytes);
-        }
+        return new SyncEntry(connection.Protocol, flags, connection.State, Ipv4Address.ToIPAddress(connection.ClientAddress), connection.ClientPort,
+            Ipv4Address.ToIPAddress(connection.VirtualAddress), connection.VirtualPort, Ipv4Address.ToIPAddress(connection.DestAddress),
+            connection.DestPort, 0, connection.TimeoutSeconds);
     }
 
     public async ValueTask DisposeAsync()

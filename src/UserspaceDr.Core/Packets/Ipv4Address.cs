@@ -1,4 +1,7 @@
+using System.Buffers.Binary;
 using System.Globalization;
+using System.Net;
+using System.Net.Sockets;
 
 namespace UserspaceDr.Core.Packets;
 
@@ -38,6 +41,26 @@ public static class Ipv4Address
             }
         }
         return true;
+    }
+
+    /// <summary>An IPv4 <see cref="IPAddress"/> as host order; <see cref="ArgumentException"/> for another family.</summary>
+    public static uint FromIPAddress(IPAddress address)
+    {
+        ArgumentNullException.ThrowIfNull(address);
+        if (address.AddressFamily != AddressFamily.InterNetwork)
+        {
+            throw new ArgumentException($"{address} is not an IPv4 address", nameof(address));
+        }
+        Span<byte> bytes = stackalloc byte[4];
+        address.TryWriteBytes(bytes, out _);
+        return BinaryPrimitives.ReadUInt32BigEndian(bytes);
+    }
+
+    public static IPAddress ToIPAddress(uint address)
+    {
+        Span<byte> bytes = stackalloc byte[4];
+        BinaryPrimitives.WriteUInt32BigEndian(bytes, address);
+        return new IPAddress(bytes);
     }
 
     public static string Format(uint address) => string.Create(CultureInfo.InvariantCulture,
