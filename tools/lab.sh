@@ -6,8 +6,10 @@
 #                                       the same, but rs1/rs2 stay as a fresh host is: no VIP on lo, default
 #                                       sysctls (for testing `udr node setup`, which makes them real servers);
 #                                       rs3/rs4 are the same either way (NAT servers need no VIP)
+#   tools/lab.sh up   PREFIX --pair     two balancers for failover: lb and lb2, neither holding the VIP or the NAT
+#                                       servers' gateway (keepalived's VRRP moves both between them)
 #   tools/lab.sh down PREFIX            remove everything named PREFIX-*; never fails, also when partly created
-#   tools/lab.sh exec PREFIX HOST cmd…  run a command inside a host (HOST = client|lb|rs1|rs2|rs3|rs4|sw)
+#   tools/lab.sh exec PREFIX HOST cmd…  run a command inside a host (HOST = client|lb|lb2|rs1|rs2|rs3|rs4|sw)
 #
 # Topology: two L2 segments, both bridges in PREFIX-sw (one port per host link, named after the host).
 #
@@ -19,9 +21,13 @@
 #   PREFIX-rs2    eth0 198.18.0.12/24 ─┘   (DR and TUN real servers; for TUN run `udr node tunnel` in them).
 #
 #   private segment, br1 (NAT: the real servers reach the client only through the balancer):
-#   PREFIX-lb     eth1 198.19.1.1/24  ─┐   port "lb1"
+#   PREFIX-lb     eth1 198.19.1.1/24  ─┐   port "lbp"
 #   PREFIX-rs3    eth0 198.19.1.13/24 ─┤   NAT real servers: default route via 198.19.1.1, no VIP; they answer
 #   PREFIX-rs4    eth0 198.19.1.14/24 ─┘   from their own address and udr rewrites the replies.
+#
+#   With --pair, a second balancer and no fixed owner of the shared addresses (LVS's two-director setup):
+#   PREFIX-lb     eth0 198.18.0.2/24, eth1 198.19.1.2/24    neither holds the VIP nor 198.19.1.1: keepalived's VRRP
+#   PREFIX-lb2    eth0 198.18.0.3/24, eth1 198.19.1.3/24    instance puts both on the master (ports "lb2", "lb2p").
 #
 #   The balancer's kernel does not forward (net.ipv4.ip_forward=0 in PREFIX-lb): udr alone moves packets between
 #   the segments, so a test that expects the kernel to stay quiet means it.
@@ -34,13 +40,15 @@ set -euo pipefail
 readonly HOSTS=(client lb rs1 rs2 rs3 rs4)
 readonly VIP=198.18.0.100
 readonly LB_PRIVATE=198.19.1.1
-# Each host's eth0: its address and the bridge it hangs on.
-declare -A ADDRESS=([client]=198.18.0.1/24 [lb]=198.18.0.2/24 [rs1]=198.18.0.11/24 [rs2]=198.18.0.12/24
-                    [rs3]=198.19.1.13/24 [rs4]=198.19.1.14/24)
-declare -A BRIDGE=([client]=br0 [lb]=br0 [rs1]=br0 [rs2]=br0 [rs3]=br1 [rs4]=br1)
+# --pair: each balancer's own private address (the gateway 198.19.1.1 is then VRRP's).
+declare -A PAIR_PRIVATE=([lb]=198.19.1.2/24 [lb2]=198.19.1.3/24)
+# Each host's eth0: its address and the bridge it hangs on (lb2 only with --pair).
+declare -A ADDRESS=([client]=198.18.0.1/24 [lb]=198.18.0.2/24 [lb2]=198.18.0.3/24 [rs1]=198.18.0.11/24
+                    [rs2]=198.18.0.12/24 [rs3]=198.19.1.13/24 [rs4]=198.19.1.14/24)
+declare -A BRIDGE=([client]=br0 [lb]=br0 [lb2]=br0 [rs1]=br0 [rs2]=br0 [rs3]=br1 [rs4]=br1)
 
 usage() {
-    echo "usage: $0 up PREFIX [--bare-servers] | down PREFIX | exec PREFIX HOST cmd... | demo" >&2
+    echo "usage: $0 up PREFIX [--bare-servers | --pair] | down PREFIX | exec PREFIX HOST cmd..." >&2
     exit 2
 }
 
@@ -58,7 +66,7 @@ in_ns() { local ns=$1; shift; ip netns exec "$ns" "$@"; }
 
 lab_down() {
     local prefix=$1 ns
-    for ns in "$prefix-client" "$prefix-lb" "$prefix-rs1" "$prefix-rs2" "$prefix-rs3" "$prefix-rs4" "$prefix-sw"; do
+    for ns in "$prefix-client" "$prefix-lb" "$prefix-lb2" "$prefix-rs1" "$prefix-rs2" "$prefix-rs3" "$prefix-rs4" "$prefix-sw"; do
         [ -e "/var/run/netns/$ns" ] || continue
         # Processes left running inside a lab host were started by the lab's users; end them by pid so the
         # namespace really goes away (a namespace lives on while a process is still in it).
@@ -79,8 +87,8 @@ lab_down() {
 }
 
 lab_up() {
-    local prefix=$1 bare=${2:-0} host ns bridge
-    for host in "${HOSTS[@]}" sw; do
+    local prefix=$1 bare=${2:-0} pair=${3:-0} host ns bridge
+    for host in "${HOSTS[@]}" lb2 sw; do
         if [ -e "/var/run/netns/$prefix-$host" ]; then
             echo "lab: namespace $prefix-$host already exists (run: $0 down $prefix)" >&2
             exit 1
@@ -103,7 +111,9 @@ lab_up() {
         in_ns "$prefix-sw" ip link set "$bridge" up
     done
 
-    for host in "${HOSTS[@]}"; do
+    local hosts=("${HOSTS[@]}")
+    [ "$pair" = 0 ] || hosts+=(lb2)
+    for host in "${hosts[@]}"; do
         ns="$prefix-$host"
         ip netns add "$ns"
         in_ns "$ns" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
@@ -115,14 +125,15 @@ lab_up() {
         in_ns "$ns" ip link set eth0 up
     done
 
-    # The balancer owns the VIP: its kernel answers ARP and ping for it, exactly as with LVS.
-    in_ns "$prefix-lb" ip addr add "$VIP/32" dev eth0
-    # Its second leg, on the private segment; the kernel itself must not route between the two (udr does NAT).
-    in_ns "$prefix-sw" ip link add lb1 type veth peer name eth1 netns "$prefix-lb"
-    in_ns "$prefix-sw" ip link set lb1 master br1 up
-    in_ns "$prefix-lb" ip addr add "$LB_PRIVATE/24" dev eth1
-    in_ns "$prefix-lb" ip link set eth1 up
-    in_ns "$prefix-lb" sysctl -qw net.ipv4.ip_forward=0
+    if [ "$pair" = 0 ]; then
+        # The balancer owns the VIP: its kernel answers ARP and ping for it, exactly as with LVS.
+        in_ns "$prefix-lb" ip addr add "$VIP/32" dev eth0
+        balancer_private_leg "$prefix" lb lbp "$LB_PRIVATE/24"
+    else
+        # Two balancers, the second beside the first on both segments; the shared addresses are keepalived's.
+        balancer_private_leg "$prefix" lb lbp "${PAIR_PRIVATE[lb]}"
+        balancer_private_leg "$prefix" lb2 lb2p "${PAIR_PRIVATE[lb2]}"
+    fi
 
     # NAT real servers: everything beyond their segment goes through the balancer.
     for host in rs3 rs4; do
@@ -145,12 +156,23 @@ lab_up() {
     LAB_UP_COMPLETE=1
 }
 
+# balancer_private_leg PREFIX HOST PORT ADDRESS: a balancer's eth1 on the private segment. Its kernel must not route
+# between the two segments (udr does NAT).
+balancer_private_leg() {
+    local prefix=$1 host=$2 port=$3 address=$4
+    in_ns "$prefix-sw" ip link add "$port" type veth peer name eth1 netns "$prefix-$host"
+    in_ns "$prefix-sw" ip link set "$port" master br1 up
+    in_ns "$prefix-$host" ip addr add "$address" dev eth1
+    in_ns "$prefix-$host" ip link set eth1 up
+    in_ns "$prefix-$host" sysctl -qw net.ipv4.ip_forward=0
+}
+
 cmd=${1:-}
 case "$cmd" in
     up)
-        [ $# -eq 2 ] || { [ $# -eq 3 ] && [ "$3" = --bare-servers ]; } || usage
+        [ $# -eq 2 ] || { [ $# -eq 3 ] && { [ "$3" = --bare-servers ] || [ "$3" = --pair ]; }; } || usage
         validate_prefix "$2"
-        lab_up "$2" "$([ "${3:-}" = --bare-servers ] && echo 1 || echo 0)"
+        lab_up "$2" "$([ "${3:-}" = --bare-servers ] && echo 1 || echo 0)" "$([ "${3:-}" = --pair ] && echo 1 || echo 0)"
         ;;
     down)
         [ $# -eq 2 ] || usage
@@ -161,8 +183,8 @@ case "$cmd" in
         [ $# -ge 4 ] || usage
         validate_prefix "$2"
         case "$3" in
-            client | lb | rs1 | rs2 | rs3 | rs4 | sw) ;;
-            *) echo "lab: unknown host '$3' (client|lb|rs1|rs2|rs3|rs4|sw)" >&2; exit 2 ;;
+            client | lb | lb2 | rs1 | rs2 | rs3 | rs4 | sw) ;;
+            *) echo "lab: unknown host '$3' (client|lb|lb2|rs1|rs2|rs3|rs4|sw)" >&2; exit 2 ;;
         esac
         ns="$2-$3"
         shift 3

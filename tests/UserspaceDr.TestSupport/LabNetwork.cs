@@ -9,11 +9,14 @@ namespace UserspaceDr.Tests.Lab;
 /// <summary>
 /// The hosts of tools/lab.sh; <see cref="Switch"/> is the namespace holding both bridges. Client, Lb (eth0), Rs1 and
 /// Rs2 share the public segment 198.18.0.0/24 (br0); Lb (eth1), Rs3 and Rs4 the private segment 198.19.1.0/24 (br1).
+/// Lb2 exists only in a balancer pair (`tools/lab.sh up PREFIX --pair`), beside Lb on both segments.
 /// </summary>
 public enum LabHost
 {
     Client,
     Lb,
+    /// <summary>The second balancer of a pair (eth0 198.18.0.3, eth1 198.19.1.3).</summary>
+    Lb2,
     Rs1,
     Rs2,
     /// <summary>A NAT real server on the private segment (default route via the balancer's eth1).</summary>
@@ -43,6 +46,16 @@ public sealed class LabNetwork : IDisposable
     /// <summary>The balancer's interface on the private segment.</summary>
     public const string LbPrivateInterface = "eth1";
 
+    /// <summary>A pair's second balancer on the public segment.</summary>
+    public const string Lb2Address = "198.18.0.3";
+
+    /// <summary>
+    /// In a pair, each balancer's own address on the private segment; <see cref="LbPrivateAddress"/>, the NAT servers'
+    /// gateway, is then a VRRP address that moves with the VIP.
+    /// </summary>
+    public const string PairLbPrivateAddress = "198.19.1.2";
+    public const string PairLb2PrivateAddress = "198.19.1.3";
+
     private static readonly TimeSpan DefaultCommandTimeout = TimeSpan.FromSeconds(30);
     private readonly List<LabProcess> _processes = [];
     private bool _disposed;
@@ -54,22 +67,18 @@ public sealed class LabNetwork : IDisposable
     /// <summary>
     /// With <paramref name="bareServers"/>, rs1 and rs2 are left as fresh hosts (no VIP on lo, default sysctls:
     /// `tools/lab.sh up PREFIX --bare-servers`), for tests of `udr node setup`. rs3/rs4 (NAT) are the same either way.
+    /// With <paramref name="balancerPair"/>, two balancers (Lb and Lb2) and no owner of the VIP or the NAT servers'
+    /// gateway: keepalived's VRRP moves them (`tools/lab.sh up PREFIX --pair`).
     /// </summary>
-    public LabNetwork(bool bareServers)
+    public LabNetwork(bool bareServers, bool balancerPair = false)
     {
         RequireRoot();
         Prefix = NewPrefix();
         BareServers = bareServers;
+        BalancerPair = balancerPair;
         try
         {
-            if (bareServers)
-            {
-                RunScript(DefaultCommandTimeout, "up", Prefix, "--bare-servers");
-            }
-            else
-            {
-                RunScript(DefaultCommandTimeout, "up", Prefix);
-            }
+            RunScript(DefaultCommandTimeout, ["up", Prefix, .. bareServers ? ["--bare-servers"] : balancerPair ? ["--pair"] : Array.Empty<string>()]);
         }
         catch
         {
@@ -82,6 +91,9 @@ public sealed class LabNetwork : IDisposable
 
     /// <summary>True when rs1/rs2 were created without the VIP on lo and with default sysctls.</summary>
     public bool BareServers { get; }
+
+    /// <summary>True for a balancer pair: Lb and Lb2, the VIP and the NAT gateway held by whichever is VRRP master.</summary>
+    public bool BalancerPair { get; }
 
     /// <summary>Root and Linux: what network namespaces and AF_PACKET need.</summary>
     public static bool CanRun => OperatingSystem.IsLinux() && Environment.IsPrivilegedProcess;
@@ -99,6 +111,7 @@ public sealed class LabNetwork : IDisposable
     {
         LabHost.Client => "client",
         LabHost.Lb => "lb",
+        LabHost.Lb2 => "lb2",
         LabHost.Rs1 => "rs1",
         LabHost.Rs2 => "rs2",
         LabHost.Rs3 => "rs3",

@@ -174,6 +174,125 @@ def refused(port):
     s.close()
     return {'outcome': outcome, 'local_port': local_port}
 
+# sessions COUNT PORT SECONDS [RATE]: COUNT long-lived connections to VIP:PORT (a chat_server), each sending a line
+# every 100 ms for SECONDS and reading the answers, which name the server; with RATE, also a download of /big.bin
+# read at RATE bytes/s. Prints "ready PORT:SERVER..." once every connection was answered; on stdin, "close SERVER N"
+# closes N connections answered by SERVER (to unbalance a least-connection scheduler) and "stop" ends early. Reports,
+# per connection, the servers that answered, lines sent and answered, the longest silence and the silence at the
+# end (a connection that stopped being answered); errors end only the connection they hit.
+def sessions(count, port, seconds, rate=None):
+    selector = selectors.DefaultSelector()
+    conns = []
+    for i in range(count):
+        s = socket.create_connection((VIP, port), timeout=5)
+        s.setblocking(False)
+        c = {'port': s.getsockname()[1], 'servers': [], 'sent': 0, 'answered': 0, 'max_silence': 0.0, 'error': None,
+             'closed': False, 'socket': s, 'buffer': b'', 'last': None}
+        conns.append(c)
+        selector.register(s, selectors.EVENT_READ, c)
+    # The first answer says where each connection went.
+    for c in conns:
+        c['socket'].sendall(b'0\n')
+        c['sent'] = 1
+    download_state = None
+    if rate is not None:
+        d = socket.create_connection((VIP, 80), timeout=5)
+        d.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+        d.sendall(b'GET /big.bin HTTP/1.0\r\nHost: vip\r\n\r\n')
+        d.setblocking(False)
+        download_state = {'socket': d, 'data': b'', 'digest': hashlib.sha256(), 'bytes': 0, 'head': None,
+                          'port': d.getsockname()[1], 'done': False, 'error': None}
+    started = time.monotonic()
+    for c in conns:
+        c['last'] = started
+    deadline = started + seconds
+    next_send = started + 0.1
+    stdin = selectors.DefaultSelector()
+    stdin.register(sys.stdin, selectors.EVENT_READ)
+    ready = False
+    while time.monotonic() < deadline:
+        now = time.monotonic()
+        if not ready and all(c['answered'] > 0 or c['error'] for c in conns):
+            print('ready ' + ' '.join('%d:%s' % (c['port'], c['servers'][0] if c['servers'] else '-') for c in conns), flush=True)
+            ready = True
+        if ready and stdin.select(0):
+            words = sys.stdin.readline().split()
+            if words == ['stop'] or not words:
+                break
+            if len(words) == 3 and words[0] == 'close':
+                for c in [c for c in conns if not c['closed'] and c['servers'][:1] == [words[1]]][:int(words[2])]:
+                    selector.unregister(c['socket'])
+                    c['socket'].close()
+                    c['closed'] = True
+                print('closed', flush=True)
+        if now >= next_send:
+            next_send += 0.1
+            for c in conns:
+                if not c['closed'] and not c['error']:
+                    try:
+                        c['socket'].send(b'%d\n' % c['sent'])
+                        c['sent'] += 1
+                    except OSError as e:
+                        c['error'] = type(e).__name__
+        for key, _ in selector.select(0.02):
+            c = key.data
+            try:
+                data = c['socket'].recv(4096)
+            except OSError as e:
+                c['error'] = type(e).__name__
+                selector.unregister(c['socket'])
+                continue
+            if not data:
+                c['error'] = 'closed by peer'
+                selector.unregister(c['socket'])
+                continue
+            c['buffer'] += data
+            while b'\n' in c['buffer']:
+                line, _, c['buffer'] = c['buffer'].partition(b'\n')
+                server = line.split(b' ')[0].decode(errors='replace')
+                if server not in c['servers']:
+                    c['servers'].append(server)
+                c['answered'] += 1
+                now = time.monotonic()
+                c['max_silence'] = max(c['max_silence'], now - c['last'])
+                c['last'] = now
+        if download_state and not download_state['done'] and not download_state['error']:
+            d = download_state
+            allowed = rate * (time.monotonic() - started) - d['bytes']
+            if allowed > 0:
+                try:
+                    data = d['socket'].recv(min(65536, int(allowed) + 1))
+                    if not data:
+                        d['done'] = True
+                    elif d['head'] is None:
+                        d['data'] += data
+                        if b'\r\n\r\n' in d['data']:
+                            d['head'], _, body = d['data'].partition(b'\r\n\r\n')
+                            d['digest'].update(body)
+                            d['bytes'] = len(body)
+                    else:
+                        d['digest'].update(data)
+                        d['bytes'] += len(data)
+                except BlockingIOError:
+                    pass
+                except OSError as e:
+                    d['error'] = type(e).__name__
+    end = time.monotonic()
+    result = []
+    for c in conns:
+        c['quiet_at_end'] = end - c['last']
+        if not c['closed']:
+            c['socket'].close()
+        result.append({k: (round(v, 3) if isinstance(v, float) else v) for k, v in c.items() if k not in ('socket', 'buffer', 'last')})
+    out = {'connections': result}
+    if download_state:
+        d = download_state
+        d['socket'].close()
+        out['download'] = {'status': d['head'].split(b'\r\n')[0].decode(errors='replace') if d['head'] else None,
+                           'bytes': d['bytes'], 'sha256': d['digest'].hexdigest(), 'local_port': d['port'],
+                           'complete': d['done'], 'error': d['error']}
+    return out
+
 mode, args = sys.argv[1], sys.argv[2:]
 if mode == 'split':
     out = split(int(args[0]), int(args[1]), float(args[2]))
@@ -185,6 +304,8 @@ elif mode == 'probe':
     out = probe()
 elif mode == 'upload':
     out = upload(int(args[0]), int(args[1]))
+elif mode == 'sessions':
+    out = sessions(int(args[0]), int(args[1]), float(args[2]), float(args[3]) if len(args) > 3 else None)
 elif mode == 'refused':
     out = refused(int(args[0]))
 else:

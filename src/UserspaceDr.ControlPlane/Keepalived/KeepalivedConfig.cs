@@ -6,9 +6,9 @@ namespace UserspaceDr.ControlPlane.Keepalived;
 
 /// <summary>
 /// The LVS half of a keepalived.conf, as udr acts on it: the virtual servers with their real servers and checkers, the
-/// global keys that apply to a balancer, and (kept for the HA work, not acted on yet) the VRRP blocks. Addresses are
-/// <see cref="IPAddress"/>es of either family; what udr's data plane cannot serve yet is refused when the rule set is
-/// made (<see cref="KeepalivedRules"/>), with its place.
+/// global keys that apply to a balancer, and the VRRP blocks (keepalived runs them; udr takes lvs_sync_daemon's syncid
+/// from them). Addresses are <see cref="IPAddress"/>es of either family; what udr's data plane cannot serve yet is
+/// refused when the rule set is made (<see cref="KeepalivedRules"/>), with its place.
 /// </summary>
 public sealed record KeepalivedConfig(
     GlobalDefinitions Globals,

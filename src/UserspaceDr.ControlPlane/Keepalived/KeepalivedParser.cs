@@ -61,9 +61,10 @@ public static class KeepalivedParser
                 default:
                     if (VrrpTopLevel.Contains(node.Keyword))
                     {
+                        // keepalived's own VRRP process runs these (the election, the addresses); udr follows the
+                        // states it reports through vrrp_notify_fifo and takes lvs_sync_daemon's syncid from them.
                         RequireBlock(node);
                         vrrp.Add(node);
-                        warnings.Add(new ConfigWarning(node.Place, $"{node.Keyword} is kept for the HA work; udr does not act on VRRP yet"));
                     }
                     else
                     {

@@ -28,12 +28,15 @@ internal sealed class EndToEndLab : IDisposable
     private int _files;
     private readonly Dictionary<string, string> _bigFileHashes = [];
 
-    public EndToEndLab(string python, bool withNatServers = false)
+    /// <param name="python">The interpreter that runs the servers and clients.</param>
+    /// <param name="withNatServers">Also serve from rs3 and rs4 on the private segment.</param>
+    /// <param name="balancerPair">Two balancers, Lb and Lb2, with the VIP and the NAT gateway left to VRRP.</param>
+    public EndToEndLab(string python, bool withNatServers = false, bool balancerPair = false)
     {
         Python = python;
         WithNatServers = withNatServers;
         RealServers = withNatServers ? [LabHost.Rs1, LabHost.Rs2, LabHost.Rs3, LabHost.Rs4] : [LabHost.Rs1, LabHost.Rs2];
-        Network = new LabNetwork();
+        Network = new LabNetwork(bareServers: false, balancerPair);
         try
         {
             Directory = Path.Combine(Path.GetTempPath(), "udr-e2e-" + Network.Prefix);
@@ -68,6 +71,9 @@ internal sealed class EndToEndLab : IDisposable
     }
 
     public LabNetwork Network { get; }
+
+    /// <summary>The balancers: Lb, and Lb2 in a pair.</summary>
+    public IReadOnlyList<LabHost> Balancers => Network.BalancerPair ? [LabHost.Lb, LabHost.Lb2] : [LabHost.Lb];
 
     /// <summary>The hosts that run servers: rs1 and rs2, and rs3 and rs4 with the NAT servers.</summary>
     public IReadOnlyList<LabHost> RealServers { get; }
@@ -219,8 +225,18 @@ internal sealed class EndToEndLab : IDisposable
         DisposeAll(_owned);
         try
         {
-            // A daemon that had to be killed leaves its table; the next test starts from a clean balancer.
-            Network.Exec(LabHost.Lb, "for t in udr_eth0 udr_eth1; do nft delete table netdev $t 2>/dev/null || true; done");
+            foreach (LabHost balancer in Balancers)
+            {
+                // A daemon that had to be killed leaves its table; the next test starts from a clean balancer.
+                Network.Exec(balancer, "for t in udr_eth0 udr_eth1; do nft delete table netdev $t 2>/dev/null || true; done");
+                if (Network.BalancerPair)
+                {
+                    // A keepalived that was killed leaves the VRRP addresses, and a test may have cut a balancer's links.
+                    Network.Exec(balancer, $"ip addr del {LabNetwork.Vip}/32 dev eth0 2>/dev/null; ip addr del {LabNetwork.LbPrivateAddress}/24 dev eth1 2>/dev/null; true");
+                    string name = LabNetwork.HostName(balancer);
+                    Network.Exec(LabHost.Switch, $"ip link set {name} up; ip link set {name}p up");
+                }
+            }
         }
         catch (Exception exception) when (exception is InvalidOperationException or TimeoutException)
         {
@@ -238,16 +254,20 @@ internal sealed class EndToEndLab : IDisposable
     }
 
     public UdrDaemon StartUdr(string backend, params string[] extraArguments) =>
-        StartUdrWith(backend, ["--rules", RulesPath], extraArguments);
+        StartUdrWith(LabHost.Lb, backend, ["--rules", RulesPath], extraArguments);
 
     /// <summary>`udr run --config FILE` (keepalived.conf) with the lab's settings.</summary>
     public UdrDaemon StartUdrWithConfig(string backend, string configPath, params string[] extraArguments) =>
-        StartUdrWith(backend, ["--config", configPath], extraArguments);
+        StartUdrWith(LabHost.Lb, backend, ["--config", configPath], extraArguments);
 
-    private UdrDaemon StartUdrWith(string backend, string[] ruleSource, string[] extraArguments)
+    /// <summary>`udr run --config FILE` on one balancer of a pair.</summary>
+    public UdrDaemon StartUdrWithConfigOn(LabHost balancer, string backend, string configPath, params string[] extraArguments) =>
+        StartUdrWith(balancer, backend, ["--config", configPath], extraArguments);
+
+    private UdrDaemon StartUdrWith(LabHost balancer, string backend, string[] ruleSource, string[] extraArguments)
     {
-        UdrDaemon udr = Own(UdrDaemon.Start(Network, backend, ruleSource, Step, extraArguments));
-        Step($"udr serving ({backend} {string.Join(' ', [.. ruleSource, .. extraArguments])})");
+        UdrDaemon udr = Own(UdrDaemon.Start(Network, balancer, backend, ruleSource, Step, extraArguments));
+        Step($"udr serving on {LabNetwork.HostName(balancer)} ({backend} {string.Join(' ', [.. ruleSource, .. extraArguments])})");
         return udr;
     }
 

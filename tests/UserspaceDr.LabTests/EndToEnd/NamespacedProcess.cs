@@ -15,6 +15,7 @@ internal sealed partial class NamespacedProcess : IDisposable
 {
     public const int SigHup = 1;
     public const int SigInt = 2;
+    public const int SigKill = 9;
     public const int SigTerm = 15;
 
     private readonly Process _process;

@@ -34,8 +34,11 @@ internal sealed partial class UdrDaemon : IDisposable
 
     public string Output => _process.Output;
 
-    /// <summary>Starts `udr run` with <paramref name="ruleSource"/> (--rules FILE or --config FILE) and the lab's other settings.</summary>
-    public static UdrDaemon Start(LabNetwork lab, string backend, IReadOnlyList<string> ruleSource, Action<string> log, params string[] extraArguments)
+    /// <summary>
+    /// Starts `udr run` on <paramref name="balancer"/> (Lb, or Lb2 of a pair) with <paramref name="ruleSource"/>
+    /// (--rules FILE or --config FILE) and the lab's other settings.
+    /// </summary>
+    public static UdrDaemon Start(LabNetwork lab, LabHost balancer, string backend, IReadOnlyList<string> ruleSource, Action<string> log, params string[] extraArguments)
     {
         ArgumentNullException.ThrowIfNull(lab);
         string[] command =
@@ -43,7 +46,7 @@ internal sealed partial class UdrDaemon : IDisposable
             UdrBinary.Executable, "run", "--interface", "eth0", .. ruleSource, "--backend", backend, "--workers", "2",
             .. extraArguments,
         ];
-        NamespacedProcess process = NamespacedProcess.Start(lab.Namespace(LabHost.Lb), "udr", null, false, command);
+        NamespacedProcess process = NamespacedProcess.Start(lab.Namespace(balancer), $"udr on {LabNetwork.HostName(balancer)}", null, false, command);
         if (process.WaitForLine(l => l.Contains("udr serving", StringComparison.Ordinal), StartPatience) == null)
         {
             process.Stop(NamespacedProcess.SigTerm, TimeSpan.FromSeconds(5));
@@ -59,6 +62,13 @@ internal sealed partial class UdrDaemon : IDisposable
 
     /// <summary>The first matching line after the first <paramref name="skip"/> matching ones, or null after <paramref name="timeout"/>.</summary>
     public string? WaitForLine(Func<string, bool> predicate, TimeSpan timeout, int skip = 0) => _process.WaitForLine(predicate, timeout, skip);
+
+    /// <summary>SIGKILL: the daemon ends at once, as in a crash (nothing it would do on SIGTERM happens).</summary>
+    public void Kill()
+    {
+        _process.Signal(NamespacedProcess.SigKill);
+        _process.WaitForExit(TimeSpan.FromSeconds(10));
+    }
 
     /// <summary>SIGHUP, then waits for the daemon's answer: the "rules applied" or "reload refused" line it logs.</summary>
     public string Reload()

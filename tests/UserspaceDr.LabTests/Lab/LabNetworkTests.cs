@@ -54,7 +54,7 @@ public class LabNetworkTests
     public void Up_builds_the_private_nat_segment_behind_a_balancer_whose_kernel_does_not_forward()
     {
         using var lab = new LabNetwork();
-        Assert.That(lab.Exec(LabHost.Switch, "ip -o link show master br1"), Does.Contain("lb1@").And.Contain("rs3@").And.Contain("rs4@")
+        Assert.That(lab.Exec(LabHost.Switch, "ip -o link show master br1"), Does.Contain("lbp@").And.Contain("rs3@").And.Contain("rs4@")
             .And.Not.Contain("client@"));
         Assert.That(lab.Exec(LabHost.Lb, $"ip -4 -o addr show dev {LabNetwork.LbPrivateInterface}"), Does.Contain($"{LabNetwork.LbPrivateAddress}/24"));
         Assert.That(lab.Exec(LabHost.Lb, "sysctl -n net.ipv4.ip_forward").Trim(), Is.EqualTo("0"), "udr does NAT, never the balancer's kernel");

@@ -32,7 +32,6 @@ public class KeepalivedSampleTests
             "'smtp_server' is not implemented by udr; ignored",
             "'smtp_connect_timeout' is not implemented by udr; ignored",
             "'router_id' is not implemented by udr; ignored",
-            "vrrp_instance is kept for the HA work; udr does not act on VRRP yet",
         }));
     }
 
