@@ -7,6 +7,7 @@ using UserspaceDr.ControlPlane;
 using UserspaceDr.ControlPlane.Health;
 using UserspaceDr.ControlPlane.Keepalived;
 using UserspaceDr.ControlPlane.Vrrp;
+using UserspaceDr.Core.Packets;
 using UserspaceDr.Core.Services;
 using UserspaceDr.Io.Preflight;
 using UserspaceDr.Io.Runtime;
@@ -188,7 +189,7 @@ internal static class RunCommand
             reloadRequested.Set();
         });
 
-        LogPreflight(log, options, spec);
+        LogPreflight(log, options, spec, keepalived);
         if (keepalived is not null)
         {
             LogWarnings(log, keepalived);
@@ -284,21 +285,32 @@ internal static class RunCommand
             }
         }
 
-        static void LogPreflight(ILogger log, DataPlaneOptions options, RuleSetSpec spec)
+        static void LogPreflight(ILogger log, DataPlaneOptions options, RuleSetSpec spec, KeepalivedConfig? keepalived)
         {
+            // keepalived's VRRP adds these on the master only: a backup lacks them by design.
+            var vrrpAddresses = new Dictionary<uint, string>();
+            foreach ((System.Net.IPAddress address, string instance) in keepalived is null ? [] : KeepalivedRules.VrrpAddresses(keepalived))
+            {
+                if (address.AddressFamily == System.Net.Sockets.AddressFamily.InterNetwork)
+                {
+                    vrrpAddresses.TryAdd(Ipv4Address.FromIPAddress(address), instance);
+                }
+            }
             // The same checklist as `udr preflight` (without --fix), per interface, logged, never fatal: the operator decides.
             foreach (string interfaceName in options.InterfaceNames)
             {
-                LogPreflightFor(log, options, spec, interfaceName);
+                LogPreflightFor(log, options, spec, interfaceName, vrrpAddresses);
             }
         }
 
-        static void LogPreflightFor(ILogger log, DataPlaneOptions options, RuleSetSpec spec, string interfaceName)
+        static void LogPreflightFor(ILogger log, DataPlaneOptions options, RuleSetSpec spec, string interfaceName, Dictionary<uint, string> vrrpAddresses)
         {
             var preflight = new PreflightOptions(interfaceName, spec)
             {
                 AnswerArp = options.AnswerArpForVirtualAddresses,
                 KernelIsolation = options.IsolateKernel,
+                RunInterfaces = options.InterfaceNames,
+                VrrpAddresses = vrrpAddresses,
             };
             try
             {

@@ -124,6 +124,31 @@ public static class KeepalivedRules
             : 0;
     }
 
+    /// <summary>
+    /// The addresses each vrrp_instance puts on its master (virtual_ipaddress and virtual_ipaddress_excluded: "ADDRESS[/PREFIX]
+    /// [dev IF] ..."), with the instance's name. Entries that are not a single address (keepalived's ranges) are left out.
+    /// </summary>
+    public static IReadOnlyList<(IPAddress Address, string Instance)> VrrpAddresses(KeepalivedConfig config)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        var addresses = new List<(IPAddress, string)>();
+        foreach (ConfigNode instance in config.VrrpBlocks.Where(b => b.Keyword == "vrrp_instance" && b.Arguments.Count > 0))
+        {
+            foreach (ConfigNode block in (instance.Block ?? []).Where(k => k.Keyword is "virtual_ipaddress" or "virtual_ipaddress_excluded"))
+            {
+                foreach (ConfigNode entry in block.Block ?? [])
+                {
+                    string text = entry.Keyword.Split('/')[0];
+                    if (IPAddress.TryParse(text, out IPAddress? address))
+                    {
+                        addresses.Add((address, instance.Arguments[0]));
+                    }
+                }
+            }
+        }
+        return addresses;
+    }
+
     /// <summary>Σ weight of the live servers: what quorum compares.</summary>
     public static long LiveWeight(IReadOnlyList<ServerHealth> health)
     {

@@ -27,6 +27,13 @@ public sealed class PreflightContext(PreflightOptions options, IHostSystem host)
 
     /// <summary>True when <paramref name="address"/> is configured on any interface of this host.</summary>
     public bool IsLocal(uint address) => Links.Any(l => l.Find(address) != null);
+
+    /// <summary>The run's interfaces other than this one that exist on the host.</summary>
+    public IEnumerable<LinkInfo> OtherRunLinks =>
+        Links.Where(l => l.Name != Options.InterfaceName && Options.RunInterfaces.Contains(l.Name));
+
+    /// <summary>True for the interface that reports what no interface of the run has (the first, or the only one).</summary>
+    public bool ReportsForTheRun => Options.RunInterfaces.Count == 0 || Options.RunInterfaces[0] == Options.InterfaceName;
 }
 
 /// <summary>
@@ -113,6 +120,18 @@ public static class PreflightChecks
                 yield return CheckResult.Warn(check, $"on {link.Name} as {here}, not /32: its subnet route makes this host claim the whole prefix",
                     $"ip addr del {here} dev {link.Name}; ip addr add {text}/32 dev {link.Name}");
             }
+            else if (context.OtherRunLinks.Any(l => l.Find(vip) != null))
+            {
+                // Another interface of this run holds it (NAT: the VIP on the public side); that one reports it.
+                continue;
+            }
+            else if (context.Options.VrrpAddresses.TryGetValue(vip, out string? instance))
+            {
+                if (context.ReportsForTheRun)
+                {
+                    yield return CheckResult.Pass(check, $"not here now: VRRP instance {instance}'s address, which keepalived adds on the master");
+                }
+            }
             else if (context.Options.AnswerArp)
             {
                 yield return CheckResult.Pass(check, $"not on {link.Name}; udr answers ARP for it (--answer-arp)");
@@ -122,7 +141,7 @@ public static class PreflightChecks
                 yield return CheckResult.Warn(check, $"on {elsewhere.Name}, not on {link.Name}: ARP for it is answered only while arp_ignore allows it",
                     $"ip addr add {text}/32 dev {link.Name} (or run udr with --answer-arp)");
             }
-            else
+            else if (context.ReportsForTheRun)
             {
                 yield return CheckResult.Fail(check, $"missing: not on {link.Name} and udr will not answer ARP for it, so clients cannot reach it",
                     $"ip addr add {text}/32 dev {link.Name} (or run udr with --answer-arp)");
@@ -228,22 +247,25 @@ public static class PreflightChecks
         foreach ((uint address, ForwardingMethod method) in context.RealServers)
         {
             string text = Ipv4Address.Format(address);
+            if (method != ForwardingMethod.Tunnel && !link.IsOnLink(address) && context.OtherRunLinks.Any(l => l.IsOnLink(address)))
+            {
+                // On the segment of another interface of this run (NAT servers on the private side): that one reports it.
+                continue;
+            }
             switch (method)
             {
                 case ForwardingMethod.Route:
                     if (!link.IsOnLink(address))
                     {
-                        yield return CheckResult.Fail($"real server {text} (dr)",
-                            $"off-link: not on a subnet of {link.Name} ({string.Join(", ", link.Addresses.Where(a => a.PrefixLength < 32))}); direct routing rewrites only the MAC, so the server must share the link",
-                            "put the real server on the balancer's segment, or use -i (tunnel)");
+                        if (context.ReportsForTheRun)
+                        {
+                            yield return CheckResult.Fail($"real server {text} (dr)",
+                                $"off-link: not on a subnet of {link.Name} ({string.Join(", ", link.Addresses.Where(a => a.PrefixLength < 32))}); direct routing rewrites only the MAC, so the server must share the link",
+                                "put the real server on the balancer's segment, or use -i (tunnel)");
+                        }
                         break;
                     }
-                    string? mac = context.Host.ResolveNeighbor(link.Name, address, context.Options.ResolveTimeout);
-                    yield return mac != null
-                        ? CheckResult.Pass($"real server {text} (dr)", $"on-link on {link.Name}, at {mac}")
-                        : CheckResult.Warn($"real server {text} (dr)",
-                            string.Create(CultureInfo.InvariantCulture, $"on-link on {link.Name}, but it did not answer ARP within {context.Options.ResolveTimeout.TotalSeconds:0.#} s: udr drops its traffic until it does"),
-                            $"check that {text} is up and on the segment of {link.Name}");
+                    yield return OnLinkServer(context, link, address, "dr");
                     break;
                 case ForwardingMethod.Tunnel:
                     RouteInfo? route = context.Host.GetRoute(address);
@@ -252,12 +274,38 @@ public static class PreflightChecks
                         : CheckResult.Fail($"real server {text} (tun)", "no route to it", $"ip route add {text} via GATEWAY");
                     break;
                 case ForwardingMethod.Masquerade:
-                    yield return CheckResult.Warn($"real server {text} (nat)", "masquerading (-m) is not implemented yet: its traffic is dropped as forwarding-method-unavailable");
+                    if (link.IsOnLink(address))
+                    {
+                        yield return OnLinkServer(context, link, address, "nat");
+                    }
+                    else if (context.ReportsForTheRun)
+                    {
+                        // Off every segment of the run: reached through a router, whose route back to the clients must
+                        // lead through this balancer too, or the replies bypass the NAT.
+                        RouteInfo? natRoute = context.Host.GetRoute(address);
+                        yield return natRoute != null
+                            ? CheckResult.Warn($"real server {text} (nat)",
+                                $"off-link, routed via {natRoute.Device}{(natRoute.Gateway is { } gw ? $" gateway {Ipv4Address.Format(gw)}" : string.Empty)}: its replies must come back through this balancer",
+                                $"route {text}'s way to the clients through this balancer, or put it on a segment of the balancer")
+                            : CheckResult.Fail($"real server {text} (nat)", "no route to it", $"ip route add {text} via GATEWAY");
+                    }
                     break;
                 default:
                     break;
             }
         }
+    }
+
+    /// <summary>An on-link server (DR or NAT) is ready once it answers ARP.</summary>
+    private static CheckResult OnLinkServer(PreflightContext context, LinkInfo link, uint address, string method)
+    {
+        string text = Ipv4Address.Format(address);
+        string? mac = context.Host.ResolveNeighbor(link.Name, address, context.Options.ResolveTimeout);
+        return mac != null
+            ? CheckResult.Pass($"real server {text} ({method})", $"on-link on {link.Name}, at {mac}")
+            : CheckResult.Warn($"real server {text} ({method})",
+                string.Create(CultureInfo.InvariantCulture, $"on-link on {link.Name}, but it did not answer ARP within {context.Options.ResolveTimeout.TotalSeconds:0.#} s: udr drops its traffic until it does"),
+                $"check that {text} is up and on the segment of {link.Name}");
     }
 
     private static IEnumerable<CheckResult> CheckTunnelMtu(PreflightContext context)

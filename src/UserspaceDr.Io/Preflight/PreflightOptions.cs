@@ -16,4 +16,17 @@ public sealed record PreflightOptions(string InterfaceName, RuleSetSpec Rules)
 
     /// <summary>How long to wait for a real server to answer ARP.</summary>
     public TimeSpan ResolveTimeout { get; init; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>
+    /// Every interface of the run, in order, this one among them (`udr run --interface` given more than once). A VIP or
+    /// a real server found on another of them is that interface's to report; one found on none is reported once, by
+    /// the first. Empty: this interface alone.
+    /// </summary>
+    public IReadOnlyList<string> RunInterfaces { get; init; } = [];
+
+    /// <summary>
+    /// Addresses keepalived's VRRP puts on the master (virtual_ipaddress), with their instance's name: such a VIP is
+    /// on the interface only while this balancer is master, so its absence is expected.
+    /// </summary>
+    public IReadOnlyDictionary<uint, string> VrrpAddresses { get; init; } = new Dictionary<uint, string>();
 }

@@ -143,6 +143,11 @@ public sealed partial class FailoverEndToEndTests : EndToEndFixture
         Assert.That(WaitForRole(Lb2, "BACKUP", TimeSpan.FromSeconds(15)), Is.Not.Null, $"lb2:\n{Lb2.Udr!.Output}");
         Assert.That(Lb1.Udr!.WaitForLine(l => l.Contains("master sync daemon on eth0", StringComparison.Ordinal), TimeSpan.FromSeconds(10)), Is.Not.Null, Lb1.Udr.Output);
         Lab.Step("lb is MASTER, lb2 BACKUP");
+        foreach (Balancer balancer in (Balancer[])[Lb1, Lb2])
+        {
+            // A VIP that VRRP moves, NAT servers on eth1 and DR servers on eth0 are all as they should be.
+            Assert.That(balancer.Udr!.Output.Split('\n').Where(l => l.Contains("preflight fail", StringComparison.Ordinal)), Is.Empty, balancer.Name);
+        }
     }
 
     private static string Adm(Balancer balancer, params string[] arguments)

@@ -197,6 +197,32 @@ public class KeepalivedParserTests
     }
 
     [Test]
+    public void Vrrp_addresses_are_the_instances_virtual_ipaddress_entries_of_either_family_without_a_warning()
+    {
+        KeepalivedConfig config = KeepalivedParser.Parse("""
+            vrrp_instance VI_1 {
+                virtual_router_id 51
+                virtual_ipaddress {
+                    198.18.0.100/32 dev eth0
+                    198.19.1.1/24 dev eth1 label eth1:vip
+                    198.18.0.120-125
+                }
+                virtual_ipaddress_excluded {
+                    2001:2::100/64 dev eth0
+                }
+            }
+            vrrp_instance VI_2 {
+                virtual_ipaddress {
+                    198.18.0.101
+                }
+            }
+            """);
+        Assert.That(KeepalivedRules.VrrpAddresses(config).Select(a => $"{a.Address} {a.Instance}"),
+            Is.EqualTo(new[] { "198.18.0.100 VI_1", "198.19.1.1 VI_1", "2001:2::100 VI_1", "198.18.0.101 VI_2" }), "a range is not one address");
+        Assert.That(config.Warnings, Is.Empty, "keepalived runs VRRP; nothing in it is udr's to ignore");
+    }
+
+    [Test]
     public void Conditional_lines_are_read_when_they_are_udr_s_and_passed_over_when_they_are_another_s()
     {
         KeepalivedConfig config = KeepalivedParser.Parse("""

@@ -143,4 +143,47 @@ public class PreflightChecksTests
         host.Link("eth1").Mtu = 1520;
         Assert.That(Find(PreflightChecks.Run(Options(rules), host), "tunnel mtu to 198.19.5.5").Status, Is.EqualTo(CheckStatus.Pass));
     }
+
+    /// <summary>`udr run --interface eth0 --interface eth1`: the VIP on the public side, the NAT servers on the private one.</summary>
+    [Test]
+    public void A_run_on_two_interfaces_reports_each_vip_and_server_once_on_the_interface_that_has_it()
+    {
+        FakeHostSystem host = Balancer();
+        host.AddLink("eth1", ["BROADCAST", "UP"], 1500).Addresses.Add(new InterfaceAddress(Ipv4Address.Parse("198.19.1.1"), 24));
+        host.Offloads["eth1"] = host.Offloads["eth0"];
+        host.Neighbors[Ipv4Address.Parse("198.19.1.13")] = "02:00:00:00:00:13";
+        string rules = Rules + "\n-A -t 198.18.0.100:8080 -s rr\n-a -t 198.18.0.100:8080 -r 198.19.1.13:80 -m -w 1\n";
+        PreflightOptions eth0 = Options(rules) with { RunInterfaces = ["eth0", "eth1"] };
+        PreflightOptions eth1 = eth0 with { InterfaceName = "eth1" };
+        IReadOnlyList<CheckResult> onEth0 = PreflightChecks.Run(eth0, host);
+        IReadOnlyList<CheckResult> onEth1 = PreflightChecks.Run(eth1, host);
+        Assert.That(onEth0.Concat(onEth1).Where(r => r.Status == CheckStatus.Fail), Is.Empty, CheckReport.Format([.. onEth0, .. onEth1]));
+        Assert.That(Find(onEth0, "VIP 198.18.0.100").Status, Is.EqualTo(CheckStatus.Pass));
+        Assert.That(onEth1.Where(r => r.Check.StartsWith("VIP", StringComparison.Ordinal)), Is.Empty, "eth0 reports the VIP");
+        Assert.That(Find(onEth1, "real server 198.19.1.13 (nat)").Detail, Does.Contain("on-link on eth1, at 02:00:00:00:00:13"));
+        Assert.That(onEth0.Where(r => r.Check.Contains("198.19.1.13", StringComparison.Ordinal)), Is.Empty, "eth1 reports the NAT server");
+        Assert.That(onEth1.Where(r => r.Check.Contains("(dr)", StringComparison.Ordinal)), Is.Empty, "eth0 reports the DR servers");
+
+        // What no interface of the run has is reported once, by the first.
+        host.Link("eth0").Addresses.RemoveAll(a => a.PrefixLength == 32);
+        Assert.That(Find(PreflightChecks.Run(eth0, host), "VIP 198.18.0.100").Status, Is.EqualTo(CheckStatus.Fail));
+        Assert.That(PreflightChecks.Run(eth1, host).Where(r => r.Check.StartsWith("VIP", StringComparison.Ordinal)), Is.Empty);
+    }
+
+    [Test]
+    public void A_vip_that_keepalived_s_vrrp_holds_may_be_absent_and_an_off_link_nat_server_needs_its_replies_routed_back()
+    {
+        FakeHostSystem host = Balancer();
+        host.Link("eth0").Addresses.RemoveAll(a => a.PrefixLength == 32);
+        PreflightOptions options = Options() with { VrrpAddresses = new Dictionary<uint, string> { [Ipv4Address.Parse("198.18.0.100")] = "VI_1" } };
+        CheckResult vip = Find(PreflightChecks.Run(options, host), "VIP 198.18.0.100");
+        Assert.That((vip.Status, vip.Detail), Is.EqualTo((CheckStatus.Pass, "not here now: VRRP instance VI_1's address, which keepalived adds on the master")));
+
+        const string natRules = "-A -t 198.18.0.100:80 -s rr\n-a -t 198.18.0.100:80 -r 198.19.5.5:80 -m -w 1\n-a -t 198.18.0.100:80 -r 198.19.6.6:80 -m -w 1\n";
+        host.Routes[Ipv4Address.Parse("198.19.5.5")] = new RouteInfo("eth0", Ipv4Address.Parse("198.18.0.254"), null, null);
+        IReadOnlyList<CheckResult> results = PreflightChecks.Run(Options(natRules), host);
+        Assert.That(Find(results, "real server 198.19.5.5 (nat)").Status, Is.EqualTo(CheckStatus.Warn));
+        Assert.That(Find(results, "real server 198.19.5.5 (nat)").Detail, Does.Contain("gateway 198.18.0.254"));
+        Assert.That(Find(results, "real server 198.19.6.6 (nat)").Status, Is.EqualTo(CheckStatus.Fail), "no route");
+    }
 }
