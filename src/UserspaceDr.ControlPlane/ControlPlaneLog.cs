@@ -38,6 +38,9 @@ public static partial class ControlPlaneLog
     [LoggerMessage(EventId = 110, Level = LogLevel.Warning, Message = "config: lvs_sync_daemon {Interface}: the sync role cannot follow VRRP instance {Instance} without vrrp_notify_fifo in global_defs; running the backup daemon only")]
     public static partial void SyncBackupOnly(ILogger logger, string @interface, string instance);
 
-    [LoggerMessage(EventId = 111, Level = LogLevel.Error, Message = "config: lvs_sync_daemon {Interface}: the backup sync daemon did not start: {Reason}")]
+    [LoggerMessage(EventId = 111, Level = LogLevel.Error, Message = "config: lvs_sync_daemon {Interface}: {Reason}")]
     public static partial void SyncDaemonFailed(ILogger logger, string @interface, string reason);
+
+    [LoggerMessage(EventId = 112, Level = LogLevel.Error, Message = "config: vrrp_notify_fifo {Path}: {Reason}; VRRP states are still read from {Kept}")]
+    public static partial void VrrpFifoKept(ILogger logger, string path, string reason, string kept);
 }

@@ -15,6 +15,14 @@ namespace UserspaceDr.Cli.Commands;
 /// </summary>
 internal sealed class KeepalivedSync(IpvsadmExecutor ipvsadm, KeepalivedConfig config, LvsSyncDaemon daemon, ILogger log)
 {
+    /// <summary>What this sync runs: the daemon's settings and the syncid they come to (which may be its instance's).</summary>
+    public (LvsSyncDaemon Daemon, int SyncId) Settings { get; } = (daemon, KeepalivedRules.SyncIdOf(config, daemon));
+
+    /// <summary>True when <paramref name="other"/> would run exactly these daemons (where in the file it is written aside).</summary>
+    public bool RunsAs(KeepalivedConfig other, LvsSyncDaemon? otherDaemon) =>
+        otherDaemon is not null && otherDaemon with { Place = daemon.Place } == daemon && KeepalivedRules.SyncIdOf(other, otherDaemon) == Settings.SyncId &&
+        (other.Globals.VrrpNotifyFifo is null) == (config.Globals.VrrpNotifyFifo is null);
+
     public void Start()
     {
         if (daemon.Instance is null)
@@ -42,12 +50,19 @@ internal sealed class KeepalivedSync(IpvsadmExecutor ipvsadm, KeepalivedConfig c
         Run("--start-daemon", start);
     }
 
+    /// <summary>Stops whichever daemons run (a reload that changes lvs_sync_daemon, or removes it).</summary>
+    public void Stop()
+    {
+        Run("--stop-daemon", "master");
+        Run("--stop-daemon", "backup");
+    }
+
     private void Run(string command, string role)
     {
         var args = new List<string> { command, role };
         if (command == "--start-daemon")
         {
-            args.AddRange(["--mcast-interface", daemon.Interface, "--syncid", KeepalivedRules.SyncIdOf(config, daemon).ToString(CultureInfo.InvariantCulture)]);
+            args.AddRange(["--mcast-interface", daemon.Interface, "--syncid", Settings.SyncId.ToString(CultureInfo.InvariantCulture)]);
             if (daemon.Group is not null)
             {
                 args.AddRange(["--mcast-group", daemon.Group.ToString()]);

@@ -236,16 +236,13 @@ internal static class RunCommand
                 return ExitCodes.Failure;
             }
             health?.Monitor.Start();
-            KeepalivedSync? sync = keepalived?.Globals.SyncDaemon is { } syncDaemon
-                ? new KeepalivedSync(ipvsadm, keepalived, syncDaemon, log)
-                : null;
-            sync?.Start();
-            using VrrpRoleReader? vrrp = keepalived?.Globals.VrrpNotifyFifo is { } fifo
-                ? new VrrpRoleReader(fifo, (instance, role) => sync?.OnRole(instance, role), loggers.CreateLogger("udr.vrrp"))
-                : null;
+            using var availability = new KeepalivedHighAvailability(ipvsadm, loggers);
             try
             {
-                vrrp?.Start();
+                if (keepalived is not null)
+                {
+                    availability.Apply(keepalived, reload: false);
+                }
             }
             catch (HostException e)
             {
@@ -263,6 +260,7 @@ internal static class RunCommand
                         LogWarnings(log, reconfigured);
                         plane.Timeouts = plane.Timeouts.With(reconfigured.Globals.TcpTimeout, reconfigured.Globals.TcpFinTimeout, reconfigured.Globals.UdpTimeout);
                         health.Monitor.Reload(reconfigured, ipvsadm.Replace);
+                        availability.Apply(reconfigured, reload: true);
                     }
                     else
                     {

@@ -126,6 +126,59 @@ public sealed class SyncBackupEndToEndTests : EndToEndFixture
     }
 
     /// <summary>
+    /// A SIGHUP re-applies keepalived.conf's HA half as keepalived does: a changed lvs_sync_daemon restarts the daemon
+    /// (in the role keepalived last reported), a moved vrrp_notify_fifo is read from its new path, a removed daemon stops.
+    /// </summary>
+    [Test]
+    public void A_sighup_applies_a_changed_lvs_sync_daemon_and_notify_fifo()
+    {
+        string config = Path.Combine(Lab.Directory, "keepalived.conf");
+        string Config(string syncDaemon, string fifo) => $$"""
+            global_defs {
+                vrrp_notify_fifo {{Path.Combine(Lab.Directory, fifo)}}
+                {{syncDaemon}}
+            }
+            vrrp_instance VI_1 {
+                interface eth0
+                virtual_router_id 51
+            }
+            virtual_server 198.18.0.100 80 {
+                lb_algo rr
+                lb_kind DR
+                real_server 198.18.0.11 80 {
+                }
+            }
+            """;
+        void Announce(string fifo, string line) =>
+            Assert.That(ProcessRunner.Run("sh", ["-c", $"echo '{line}' > {Path.Combine(Lab.Directory, fifo)}"], TimeSpan.FromSeconds(10)).ExitCode, Is.Zero);
+
+        File.WriteAllText(config, Config("lvs_sync_daemon eth0 VI_1", "one.fifo"));
+        UdrDaemon udr = Lab.StartUdrWithConfig("afpacket", config, "--control", ControlPath);
+        Assert.That(udr.WaitForLine(l => l.Contains("reading keepalived's notify FIFO", StringComparison.Ordinal), TimeSpan.FromSeconds(10)), Is.Not.Null, udr.Output);
+        Announce("one.fifo", "INSTANCE \"VI_1\" MASTER 100");
+        Assert.That(WaitForDaemons(l => l.StartsWith("master sync daemon (mcast=eth0, syncid=51,", StringComparison.Ordinal)), Is.True, "MASTER by the first FIFO");
+
+        // A new syncid: the daemon restarts with it, still as master (keepalived does not repeat its state).
+        File.WriteAllText(config, Config("lvs_sync_daemon eth0 VI_1 id 77", "one.fifo"));
+        Assert.That(udr.Reload(), Does.Contain("rules applied"));
+        Assert.That(WaitForDaemons(l => l == "master sync daemon (mcast=eth0, syncid=77, maxlen=1472, group=224.0.0.81, port=8848, ttl=1)\n"), Is.True);
+
+        // The FIFO moves: the states come from the new one.
+        File.WriteAllText(config, Config("lvs_sync_daemon eth0 VI_1 id 77", "two.fifo"));
+        Assert.That(udr.Reload(), Does.Contain("rules applied"));
+        Assert.That(udr.WaitForLine(l => l.Contains("two.fifo", StringComparison.Ordinal), TimeSpan.FromSeconds(10)), Is.Not.Null, udr.Output);
+        Announce("two.fifo", "INSTANCE \"VI_1\" BACKUP 100");
+        Assert.That(WaitForDaemons(l => l.StartsWith("backup sync daemon (mcast=eth0, syncid=77,", StringComparison.Ordinal) && !l.Contains("master", StringComparison.Ordinal)), Is.True,
+            "BACKUP by the second FIFO");
+
+        // lvs_sync_daemon gone: no daemon.
+        File.WriteAllText(config, Config("", "two.fifo"));
+        Assert.That(udr.Reload(), Does.Contain("rules applied"));
+        Assert.That(WaitForDaemons(l => l.Length == 0), Is.True, "no sync daemon without lvs_sync_daemon");
+        Assert.That(udr.Stop().ExitCode, Is.Zero);
+    }
+
+    /// <summary>
     /// udr as the master: `--start-daemon master`, real HTTP connections through it, and a listener on the client
     /// segment; the messages, decoded by the tests' own decoder, carry every connection on its server in IPVS's format.
     /// </summary>
