@@ -13,7 +13,7 @@ export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1 DOTNET_SKIP_FIRST_TIME_EXPE
 log() { printf '[build] %s\n' "$*" >&2; }
 
 # Debian packages the lab and the live backends need. Installed only when missing, only as root.
-APT_PACKAGES=(libpcap0.8 nftables iproute2 ethtool tcpdump curl socat ldirectord keepalived)
+APT_PACKAGES=(libpcap0.8 nftables iproute2 ethtool tcpdump curl socat ldirectord keepalived tcpreplay)
 ensure_packages() {
     local missing=()
     for pkg in "${APT_PACKAGES[@]}"; do

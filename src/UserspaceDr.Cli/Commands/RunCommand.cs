@@ -50,11 +50,31 @@ internal static class RunCommand
             Description = "IPVS's backup_only: while the backup sync daemon runs (udr adm --start-daemon backup, or a VRRP " +
                 "BACKUP with lvs_sync_daemon), forward nothing: a DR or TUN backup that forwards loops traffic",
         };
+        var dropEntry = new Option<int>("--drop-entry")
+        {
+            Description = "IPVS's drop_entry: 1 (the default) lets a new connection take the place of a half-open one (SYN_RECV) when the " +
+                "connection table is full, so a SYN flood cannot lock new clients out; 0 refuses it (connection-table-full)",
+            DefaultValueFactory = _ => 1,
+        };
+        dropEntry.AcceptOnlyFromAmong("0", "1");
+        var secureTcp = new Option<int>("--secure-tcp")
+        {
+            Description = "IPVS's secure_tcp: 1 or 2 (default 1) while the table is fuller than --defense-threshold, 3 always, 0 never: a new " +
+                "TCP connection's SYN_RECV lasts 5 s instead of 60 s, so a flood's half-open entries leave soon after it ends",
+            DefaultValueFactory = _ => 1,
+        };
+        secureTcp.AcceptOnlyFromAmong("0", "1", "2", "3");
+        var defenseThreshold = new Option<int>("--defense-threshold")
+        {
+            Description = "how full the connection table is, in percent, when secure_tcp 1/2 turns on (udr's amemthresh; default 75)",
+            DefaultValueFactory = _ => 75,
+        };
         var control = new Option<string>("--control") { Description = "control socket for `udr adm` (mode 0600, root only)", DefaultValueFactory = _ => ControlClient.DefaultPath };
 
         var command = new Command("run", "run the balancer on an interface")
         {
-            interfaceNames, rules, config, workers, backend, maxConnections, answerArp, noIsolation, expireNodest, expireQuiescent, backupOnly, control,
+            interfaceNames, rules, config, workers, backend, maxConnections, answerArp, noIsolation, expireNodest, expireQuiescent, backupOnly,
+            dropEntry, secureTcp, defenseThreshold, control,
         };
         command.SetAction(parse =>
         {
@@ -77,6 +97,11 @@ internal static class RunCommand
             {
                 throw new UsageException("--max-connections must be positive");
             }
+            int threshold = parse.GetValue(defenseThreshold);
+            if (threshold is < 1 or > 100)
+            {
+                throw new UsageException("--defense-threshold must be a percentage between 1 and 100");
+            }
             if (!Environment.IsPrivilegedProcess)
             {
                 throw new UsageException("udr run needs root (raw packet sockets, nftables)");
@@ -91,6 +116,9 @@ internal static class RunCommand
                 ExpireNoDestinationConnection = parse.GetValue(expireNodest),
                 ExpireQuiescentTemplate = parse.GetValue(expireQuiescent),
                 BackupOnly = parse.GetValue(backupOnly),
+                DropEntry = parse.GetValue(dropEntry) == 1,
+                SecureTcp = parse.GetValue(secureTcp),
+                DefenseThresholdPercent = threshold,
             };
             string controlPath = parse.GetValue(control) ?? ControlClient.DefaultPath;
             if (controlPath.Length == 0)

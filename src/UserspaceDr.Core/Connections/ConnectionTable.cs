@@ -121,6 +121,47 @@ public sealed class ConnectionTable
     }
 
     /// <summary>
+    /// drop_entry for a full table: removes up to <paramref name="count"/> half-open TCP connections (SYN_RECV: a SYN
+    /// seen, the handshake not finished) and the persistence templates only such connections made (never assured,
+    /// controlling nothing now), each time the one due to expire first among the <paramref name="scan"/> slots from the
+    /// home slot of <paramref name="near"/> (a place the secret hash makes unpredictable to a sender). Under a SYN flood
+    /// nearly every entry is half-open; taking the oldest of the ones seen leaves a real client's entry, half-open for
+    /// one round trip only, to the last, and an established connection is never taken. Returns how many were removed.
+    /// </summary>
+    public int EvictHalfOpen(in ConnectionKey near, int count, int scan)
+    {
+        int home = (int)HashOf(near) & _mask;
+        int removed = 0;
+        while (removed < count)
+        {
+            int oldest = -1;
+            long oldestExpiry = long.MaxValue;
+            for (int visited = 0, slot = home; visited < scan; visited++, slot = (slot + 1) & _mask)
+            {
+                ref Connection entry = ref _slots[slot];
+                if (entry.ExpiresAtMs < oldestExpiry && IsHalfOpen(entry))
+                {
+                    oldest = slot;
+                    oldestExpiry = entry.ExpiresAtMs;
+                }
+            }
+            if (oldest < 0)
+            {
+                break;
+            }
+            Remove(oldest);
+            removed++;
+        }
+        return removed;
+    }
+
+    private static bool IsHalfOpen(in Connection entry) =>
+        (entry.Flags & (ConnectionFlags.Used | ConnectionFlags.ReplyLink | ConnectionFlags.Template)) == ConnectionFlags.Used
+            ? entry.Protocol == Packets.IpProtocol.Tcp && entry.State == TcpState.SynRecv
+            : (entry.Flags & (ConnectionFlags.Used | ConnectionFlags.Template | ConnectionFlags.Assured)) == (ConnectionFlags.Used | ConnectionFlags.Template) &&
+              entry.Protocol == Packets.IpProtocol.Tcp && entry.ControlCount == 0;
+
+    /// <summary>
     /// Removes the entry in <paramref name="slot"/> and releases what it holds: its server's counters, for a
     /// controlled connection its template's control count (ip_vs_conn_expire + ip_vs_unbind_dest), and for a NAT
     /// connection its reply link.
@@ -188,7 +229,13 @@ public sealed class ConnectionTable
     /// Sweeps up to <paramref name="budget"/> slots from where the last sweep stopped, removing entries whose time
     /// has passed. A template that still controls connections is re-armed instead. Returns the number removed.
     /// </summary>
-    public int Expire(long nowMs, int budget)
+    public int Expire(long nowMs, int budget) => Expire(nowMs, budget, long.MaxValue);
+
+    /// <summary>
+    /// As <see cref="Expire(long, int)"/>; a half-open TCP connection (SYN_RECV) is also cut short to expire no later
+    /// than <paramref name="synRecvDeadlineMs"/> (secure_tcp: entries armed before it turned on get its short timeout too).
+    /// </summary>
+    public int Expire(long nowMs, int budget, long synRecvDeadlineMs)
     {
         int removed = 0;
         Connection[] slots = _slots;
@@ -196,6 +243,11 @@ public sealed class ConnectionTable
         for (int visited = 0; visited < budget; visited++)
         {
             ref Connection entry = ref slots[cursor];
+            if (entry.ExpiresAtMs > synRecvDeadlineMs && entry.State == TcpState.SynRecv && entry.Protocol == Packets.IpProtocol.Tcp &&
+                (entry.Flags & (ConnectionFlags.Used | ConnectionFlags.Template | ConnectionFlags.ReplyLink)) == ConnectionFlags.Used)
+            {
+                entry.ExpiresAtMs = synRecvDeadlineMs;
+            }
             if ((entry.Flags & ConnectionFlags.Used) != 0 && entry.ExpiresAtMs <= nowMs)
             {
                 if (entry.IsTemplate && entry.ControlCount > 0)

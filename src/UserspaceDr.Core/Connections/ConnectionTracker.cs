@@ -26,7 +26,16 @@ public sealed class ConnectionTracker
         Table = table;
         _options = options;
         _counters = counters;
+        _pressureCount = (int)((long)table.Capacity * options.DefenseThresholdPercent / 100);
     }
+
+    private readonly int _pressureCount;
+
+    /// <summary>How many slots drop_entry looks at for a half-open entry: a full table is two thirds entries.</summary>
+    private const int DropEntryScan = 64;
+
+    /// <summary>secure_tcp is on: always (3), or (1, 2) while the table is fuller than the threshold.</summary>
+    private bool SecureTcpOn => _options.SecureTcp == 3 || (_options.SecureTcp != 0 && Table.Count > _pressureCount);
 
     public ConnectionTable Table { get; }
 
@@ -107,6 +116,16 @@ public sealed class ConnectionTracker
         oneShot = null;
         ConnectionTable table = Table;
         byte protocol = key.Protocol;
+        // drop_entry: room for what this connection may need (template, connection, NAT reply link) before any slot is
+        // held, since a removal may shift entries.
+        if (table.Count + 3 > table.Capacity && _options.DropEntry)
+        {
+            int needed = 1 + (service.Persistent ? 1 : 0) + (service.Destinations.Any(d => d.Method == ForwardingMethod.Masquerade) ? 1 : 0);
+            if (table.Count + needed > table.Capacity)
+            {
+                _counters.DropEntryEvicted += table.EvictHalfOpen(key, table.Count + needed - table.Capacity, DropEntryScan);
+            }
+        }
         RealServer? dest;
         ushort templatePort = service.Port;
         uint templateClient = key.ClientAddress & service.PersistenceNetmask;
@@ -199,6 +218,10 @@ public sealed class ConnectionTracker
             AdvanceTcpState(ref entry, tcpFlags, reply: false);
         }
         Arm(ref entry, nowMs);
+        if (entry.State == TcpState.SynRecv && protocol == IpProtocol.Tcp && SecureTcpOn)
+        {
+            _counters.SecureTcpShortSynRecv++;
+        }
         if (nat)
         {
             InsertReplyLink(in entry);
@@ -353,10 +376,31 @@ public sealed class ConnectionTracker
 
     /// <summary>
     /// set_tcp_state: the table by direction (a reply clears NOOUTPUT; without one, DR/TUN use INPUT_ONLY), counters
-    /// moved between active and inactive.
+    /// moved between active and inactive, and a persistent connection that becomes ESTABLISHED marks its template
+    /// ASSURED (ip_vs_control_assure_ct): a template confirmed by a real handshake, which drop_entry never takes.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static void AdvanceTcpState(ref Connection entry, byte tcpFlags, bool reply)
+    public void AdvanceTcpState(ref Connection entry, byte tcpFlags, bool reply)
+    {
+        if (AdvanceTcpStateOf(ref entry, tcpFlags, reply) && (entry.Flags & ConnectionFlags.Controlled) != 0)
+        {
+            AssureTemplate(entry);
+        }
+    }
+
+    private void AssureTemplate(in Connection entry)
+    {
+        ConnectionTable table = Table;
+        int template = table.Find(new ConnectionKey(entry.Protocol, entry.TemplateClientAddress, 0, entry.VirtualAddress, entry.TemplateVirtualPort, Template: true));
+        if (template >= 0)
+        {
+            table.At(template).Flags |= ConnectionFlags.Assured;
+        }
+    }
+
+    /// <summary>The state change alone; true when the entry has just entered ESTABLISHED.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static bool AdvanceTcpStateOf(ref Connection entry, byte tcpFlags, bool reply)
     {
         PacketDirection direction;
         if (reply)
@@ -371,7 +415,7 @@ public sealed class ConnectionTracker
         TcpState next = TcpStateMachine.Next(entry.State, direction, tcpFlags);
         if (next == entry.State)
         {
-            return;
+            return false;
         }
         bool active = TcpStateMachine.IsActive(next);
         if (active == entry.IsInactive)
@@ -380,14 +424,24 @@ public sealed class ConnectionTracker
             entry.Flags ^= ConnectionFlags.Inactive;
         }
         entry.State = next;
+        return next == TcpState.Established;
     }
+
+    /// <summary>
+    /// One step of the expiry sweep; while secure_tcp is on, half-open entries armed before it turned on are cut to its
+    /// short SYN_RECV timeout as the sweep passes them, so a flood leaves nothing behind seconds after it ends.
+    /// </summary>
+    public int Expire(long nowMs, int budget) =>
+        Table.Expire(nowMs, budget, SecureTcpOn ? nowMs + (Timeouts.SynRecvDefenseSeconds * 1000L) : long.MaxValue);
 
     /// <summary>(Re)arms an entry's timer for the timeout of its protocol and state.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public void Arm(ref Connection entry, long nowMs) => entry.ExpiresAtMs = nowMs + (TimeoutOf(entry) * 1000L);
 
     private int TimeoutOf(in Connection entry) =>
-        entry.Protocol == IpProtocol.Tcp ? Timeouts.ForTcpState(entry.State) : Timeouts.Udp;
+        entry.Protocol != IpProtocol.Tcp ? Timeouts.Udp
+        : entry.State == TcpState.SynRecv && SecureTcpOn ? Timeouts.SynRecvDefenseSeconds
+        : Timeouts.ForTcpState(entry.State);
 
     /// <summary>
     /// Indexes a new NAT connection by the tuple its replies will carry (RIP:rport → client:cport). If another

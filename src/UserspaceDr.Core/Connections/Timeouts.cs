@@ -14,6 +14,12 @@ public sealed class Timeouts
     /// <summary>A template that still controls connections is re-checked this much later.</summary>
     public const int TemplateRecheckSeconds = 60;
 
+    /// <summary>
+    /// SYN_RECV while secure_tcp is on (instead of 60 s): long enough for a client's SYN retransmissions (1 s, 3 s)
+    /// to find their entry, short enough that a flood's half-open entries are gone seconds after it ends.
+    /// </summary>
+    public const int SynRecvDefenseSeconds = 5;
+
     private readonly int[] _tcp;
 
     public Timeouts(int tcp, int tcpFin, int udp)

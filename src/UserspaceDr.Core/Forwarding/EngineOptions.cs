@@ -31,4 +31,23 @@ public sealed record EngineOptions
     public bool ExpireQuiescentTemplate { get; init; }
 
     public Timeouts Timeouts { get; init; } = Timeouts.Default;
+
+    /// <summary>
+    /// drop_entry: when the connection table is full, a new connection takes the place of a half-open TCP one (SYN_RECV,
+    /// or a persistence template only such connections made) instead of being refused. IPVS drops such entries at random
+    /// once a second while memory is short (values 1-3); udr's table is bounded, so it acts exactly when the table is
+    /// full. On by default, where IPVS's is 0: without it a SYN flood fills the table and refuses every new client.
+    /// </summary>
+    public bool DropEntry { get; init; } = true;
+
+    /// <summary>
+    /// secure_tcp: 0 off; 1 or 2, while the table is fuller than <see cref="DefenseThresholdPercent"/>; 3 always. While
+    /// on, a new TCP connection's SYN_RECV lasts <see cref="Connections.Timeouts.SynRecvDefenseSeconds"/> instead of 60 s,
+    /// so the half-open entries of a flood leave within seconds of its end (IPVS's secure_tcp switches to its stricter
+    /// state table at the same moment, chosen by amemthresh).
+    /// </summary>
+    public int SecureTcp { get; init; } = 1;
+
+    /// <summary>How full the table is (in percent of its capacity) when secure_tcp 1/2 turns on: udr's amemthresh.</summary>
+    public int DefenseThresholdPercent { get; init; } = 75;
 }

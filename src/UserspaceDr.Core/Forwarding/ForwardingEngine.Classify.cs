@@ -174,7 +174,7 @@ public sealed partial class ForwardingEngine
             ref Connection entry = ref tracker.Table.At(slot);
             if (protocol == IpProtocol.Tcp)
             {
-                ConnectionTracker.AdvanceTcpState(ref entry, tcpFlags, reply: false);
+                tracker.AdvanceTcpState(ref entry, tcpFlags, reply: false);
             }
             tracker.Arm(ref entry, nowMs);
         }

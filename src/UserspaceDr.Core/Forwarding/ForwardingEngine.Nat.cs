@@ -104,7 +104,7 @@ public sealed partial class ForwardingEngine
         }
         if (protocol == IpProtocol.Tcp)
         {
-            ConnectionTracker.AdvanceTcpState(ref entry, tcpFlags, reply: true);
+            _tracker.AdvanceTcpState(ref entry, tcpFlags, reply: true);
         }
         _tracker.Arm(ref entry, nowMs);
         CountReply(entry.Dest, ip);

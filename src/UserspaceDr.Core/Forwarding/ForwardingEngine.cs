@@ -159,7 +159,7 @@ public sealed partial class ForwardingEngine
     }
 
     /// <summary>Runs expiry over part of the connection table; call between batches.</summary>
-    public int ExpireConnections(long nowMs, int budget) => Connections.Expire(nowMs, budget);
+    public int ExpireConnections(long nowMs, int budget) => _tracker.Expire(nowMs, budget);
 
     /// <summary>
     /// A backup's sync: enters a connection a master sent (<see cref="ConnectionTracker.ApplySync"/>) under the rules

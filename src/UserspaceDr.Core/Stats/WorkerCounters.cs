@@ -45,6 +45,12 @@ public sealed class WorkerCounters
 
     public void Count(FrameReason reason) => _byReason[(int)reason]++;
 
+    /// <summary>Half-open connections drop_entry removed to make room (drop-entry-evicted).</summary>
+    public long DropEntryEvicted;
+
+    /// <summary>New TCP connections armed with secure_tcp's short SYN_RECV timeout (secure-tcp-short-syn-recv).</summary>
+    public long SecureTcpShortSynRecv;
+
     public long this[FrameReason reason] => Volatile.Read(ref _byReason[(int)reason]);
 
     public long Total(Verdict verdict)

@@ -47,6 +47,15 @@ public sealed record DataPlaneOptions(IReadOnlyList<string> InterfaceNames)
 
     /// <summary>IPVS's backup_only (default off): while a backup sync daemon runs, take in no service traffic (<see cref="DataPlane.Standby"/>).</summary>
     public bool BackupOnly { get; init; }
+
+    /// <summary>drop_entry (default on): see <see cref="EngineOptions.DropEntry"/>.</summary>
+    public bool DropEntry { get; init; } = true;
+
+    /// <summary>secure_tcp (default 1): see <see cref="EngineOptions.SecureTcp"/>.</summary>
+    public int SecureTcp { get; init; } = 1;
+
+    /// <summary>Table fill in percent at which secure_tcp 1/2 turns on: see <see cref="EngineOptions.DefenseThresholdPercent"/>.</summary>
+    public int DefenseThresholdPercent { get; init; } = 75;
 }
 
 /// <summary>
@@ -74,6 +83,7 @@ public sealed class DataPlane : IDisposable
     private long _lastDrops;
     private long _lastTransmitErrors;
     private long _lastRingDrops;
+    private (long DropEntryEvicted, long SecureTcpShortSynRecv) _lastDefense;
 
     /// <summary>One interface: the simple case.</summary>
     public DataPlane(DataPlaneOptions options, LinkInfo networkInterface, RuleSetSpec rules, ILogger log)
@@ -131,6 +141,9 @@ public sealed class DataPlane : IDisposable
                 AnswerArpForVirtualAddresses = options.AnswerArpForVirtualAddresses,
                 ExpireNoDestinationConnection = options.ExpireNoDestinationConnection,
                 ExpireQuiescentTemplate = options.ExpireQuiescentTemplate,
+                DropEntry = options.DropEntry,
+                SecureTcp = options.SecureTcp,
+                DefenseThresholdPercent = options.DefenseThresholdPercent,
             };
             int workers = FrameWorkers.Count(options.Backend, options.Workers);
             int perWorker = Math.Max(1024, options.MaxConnections / workers);
@@ -371,8 +384,21 @@ public sealed class DataPlane : IDisposable
         {
             text.Append(CultureInfo.InvariantCulture, $"ring-drops={ringDrops} ");
         }
+        (long evicted, long shortened) = DefenseCounts();
+        if (evicted != 0)
+        {
+            text.Append(CultureInfo.InvariantCulture, $"drop-entry-evicted={evicted} ");
+        }
+        if (shortened != 0)
+        {
+            text.Append(CultureInfo.InvariantCulture, $"secure-tcp-short-syn-recv={shortened} ");
+        }
         return text.Length == 0 ? "no frames" : text.ToString().TrimEnd();
     }
+
+    /// <summary>The SYN-flood defenses' actions so far: half-open entries drop_entry evicted, connections secure_tcp armed short.</summary>
+    public (long DropEntryEvicted, long SecureTcpShortSynRecv) DefenseCounts() =>
+        (_workers.Sum(w => Volatile.Read(ref w.Counters.DropEntryEvicted)), _workers.Sum(w => Volatile.Read(ref w.Counters.SecureTcpShortSynRecv)));
 
     private void ReportDrops()
     {
@@ -408,6 +434,12 @@ public sealed class DataPlane : IDisposable
             Log.Drops(_log, ringDrops - _lastRingDrops, DropReportSeconds, "receive ring full: the workers fell behind (ring-drops)");
         }
         _lastRingDrops = ringDrops;
+        (long evicted, long shortened) = DefenseCounts();
+        if (evicted > _lastDefense.DropEntryEvicted || shortened > _lastDefense.SecureTcpShortSynRecv)
+        {
+            Log.Defense(_log, evicted - _lastDefense.DropEntryEvicted, shortened - _lastDefense.SecureTcpShortSynRecv, DropReportSeconds);
+        }
+        _lastDefense = (evicted, shortened);
     }
 
     private void DisposeParts()

@@ -55,4 +55,7 @@ public static partial class Log
 
     [LoggerMessage(EventId = 14, Level = LogLevel.Warning, Message = "data plane: {State}")]
     public static partial void TrafficSelected(ILogger logger, string state);
+
+    [LoggerMessage(EventId = 17, Level = LogLevel.Warning, Message = "SYN flood defense in the last {Seconds} s: {Evicted} half-open connection(s) evicted for new ones (drop_entry), {Shortened} new connection(s) given the short SYN_RECV timeout (secure_tcp)")]
+    public static partial void Defense(ILogger logger, long evicted, long shortened, int seconds);
 }

@@ -34,6 +34,9 @@ internal sealed partial class UdrDaemon : IDisposable
 
     public string Output => _process.Output;
 
+    /// <summary>The daemon's pid (for /proc: its memory, its descriptors).</summary>
+    public int ProcessId => _process.Id;
+
     /// <summary>
     /// Starts `udr run` on <paramref name="balancer"/> (Lb, or Lb2 of a pair) with <paramref name="ruleSource"/>
     /// (--rules FILE or --config FILE) and the lab's other settings.

@@ -1,5 +1,6 @@
 using System.Net;
 using PacketDotNet;
+using UserspaceDr.Core.Connections;
 using UserspaceDr.Core.Forwarding;
 using UserspaceDr.Core.Packets;
 using UserspaceDr.Core.Services;
@@ -186,10 +187,95 @@ public class DirectRoutingTests
         for (ushort port = 1; port <= 4; port++)
         {
             Assert.That(lab.Process(Frames.Tcp(Frames.Client, port, Frames.Vip, 80, syn: true)), Is.EqualTo(FrameReason.Forwarded));
+            Assert.That(lab.Process(Frames.Tcp(Frames.Client, port, Frames.Vip, 80, ack: true)), Is.EqualTo(FrameReason.Forwarded), "established");
         }
         Assert.That(lab.Process(Frames.Tcp(Frames.Client, 5, Frames.Vip, 80, syn: true)), Is.EqualTo(FrameReason.ConnectionTableFull));
         Assert.That(lab.Process(Frames.Tcp(Frames.Client, 1, Frames.Vip, 80, ack: true)), Is.EqualTo(FrameReason.Forwarded));
         Assert.That(lab.Engine.Counters[FrameReason.ConnectionTableFull], Is.EqualTo(1));
+        Assert.That(lab.Engine.Counters.DropEntryEvicted, Is.Zero, "drop_entry never takes an established connection");
+    }
+
+    /// <summary>A SYN flood's half-open entries fill the table; a new client takes the place of one (drop_entry).</summary>
+    [Test]
+    public void Drop_entry_gives_a_new_connection_the_place_of_a_half_open_one_in_a_full_table()
+    {
+        var lab = new EngineHarness(EngineHarness.Service(servers: [(Frames.Rs1, 1)]), capacity: 8);
+        Assert.That(lab.Process(Frames.Tcp(Frames.Client, 1, Frames.Vip, 80, syn: true)), Is.EqualTo(FrameReason.Forwarded));
+        Assert.That(lab.Process(Frames.Tcp(Frames.Client, 1, Frames.Vip, 80, ack: true)), Is.EqualTo(FrameReason.Forwarded));
+        for (ushort port = 100; port < 107; port++)
+        {
+            Assert.That(lab.Process(Frames.Tcp("198.18.200.1", port, Frames.Vip, 80, syn: true)), Is.EqualTo(FrameReason.Forwarded), "spoofed SYN");
+        }
+        Assert.That(lab.Engine.Connections.Count, Is.EqualTo(8), "full");
+        for (ushort port = 2; port <= 8; port++)
+        {
+            Assert.That(lab.Process(Frames.Tcp(Frames.Client, port, Frames.Vip, 80, syn: true)), Is.EqualTo(FrameReason.Forwarded), "a real client's SYN");
+            Assert.That(lab.Process(Frames.Tcp(Frames.Client, port, Frames.Vip, 80, ack: true)), Is.EqualTo(FrameReason.Forwarded), "and its handshake");
+        }
+        Assert.That(lab.Engine.Counters.DropEntryEvicted, Is.EqualTo(7));
+        Assert.That(lab.Process(Frames.Tcp(Frames.Client, 1, Frames.Vip, 80, ack: true)), Is.EqualTo(FrameReason.Forwarded), "the first one kept");
+        Assert.That(lab.Process(Frames.Tcp(Frames.Client, 20, Frames.Vip, 80, syn: true)), Is.EqualTo(FrameReason.ConnectionTableFull), "nothing half-open left");
+        Assert.That(lab.Server(Frames.Rs1).ActiveConnections + lab.Server(Frames.Rs1).InactiveConnections, Is.EqualTo(8), "evicted entries released their counts");
+
+        var off = new EngineHarness(EngineHarness.Service(servers: [(Frames.Rs1, 1)]), capacity: 4,
+            new EngineOptions { LocalMac = Frames.UdrMac(Frames.BalancerMac), DropEntry = false });
+        for (ushort port = 100; port < 104; port++)
+        {
+            off.Process(Frames.Tcp("198.18.200.1", port, Frames.Vip, 80, syn: true));
+        }
+        Assert.That(off.Process(Frames.Tcp(Frames.Client, 2, Frames.Vip, 80, syn: true)), Is.EqualTo(FrameReason.ConnectionTableFull), "drop_entry 0");
+    }
+
+    /// <summary>
+    /// Persistence: an established connection marks its template ASSURED (ip_vs_control_assure_ct); drop_entry takes a
+    /// flood's half-open connections and the templates only they made, never an assured one.
+    /// </summary>
+    [Test]
+    public void Drop_entry_takes_unassured_templates_of_half_open_connections_and_keeps_assured_ones()
+    {
+        var lab = new EngineHarness(EngineHarness.Service(persistence: 300, servers: [(Frames.Rs1, 1), (Frames.Rs2, 1)]), capacity: 6);
+        Assert.That(lab.Process(Frames.Tcp(Frames.Client, 1, Frames.Vip, 80, syn: true)), Is.EqualTo(FrameReason.Forwarded));
+        Assert.That(lab.Process(Frames.Tcp(Frames.Client, 1, Frames.Vip, 80, ack: true)), Is.EqualTo(FrameReason.Forwarded));
+        Connection template = lab.Engine.Connections.Snapshot().Single(c => c.IsTemplate);
+        Assert.That(template.Flags & ConnectionFlags.Assured, Is.EqualTo(ConnectionFlags.Assured), "confirmed by an established connection");
+        // Two spoofed SYNs: each a template and a half-open connection; the table (6) is full.
+        Assert.That(lab.Process(Frames.Tcp("198.18.200.1", 100, Frames.Vip, 80, syn: true)), Is.EqualTo(FrameReason.Forwarded));
+        Assert.That(lab.Process(Frames.Tcp("198.18.200.2", 100, Frames.Vip, 80, syn: true)), Is.EqualTo(FrameReason.Forwarded));
+        Assert.That(lab.Engine.Connections.Count, Is.EqualTo(6));
+        // The client closes its first connection and opens another: its template and the new connection fit once
+        // a flood pair is gone.
+        Assert.That(lab.Process(Frames.Tcp(Frames.Client, 2, Frames.Vip, 80, syn: true)), Is.EqualTo(FrameReason.Forwarded));
+        Assert.That(lab.Engine.Counters.DropEntryEvicted, Is.GreaterThanOrEqualTo(1));
+        List<Connection> left = lab.Engine.Connections.Snapshot();
+        Assert.That(left.Count(c => c.IsTemplate && c.ClientAddress == Ipv4Address.Parse(Frames.Client)), Is.EqualTo(1), "the assured template stays");
+        Assert.That(left.Count(c => !c.IsTemplate && c.ClientAddress == Ipv4Address.Parse(Frames.Client)), Is.EqualTo(2));
+    }
+
+    /// <summary>secure_tcp 1: above the threshold a new connection's SYN_RECV lasts 5 s, below it 60 s; 0 never, 3 always.</summary>
+    [TestCase(1, 11, 60)]
+    [TestCase(1, 12, 5)]
+    [TestCase(0, 12, 60)]
+    [TestCase(3, 0, 5)]
+    public void Secure_tcp_shortens_syn_recv_while_the_table_is_fuller_than_the_threshold(int secureTcp, int alreadyOpen, int expectedSeconds)
+    {
+        var lab = new EngineHarness(EngineHarness.Service(servers: [(Frames.Rs1, 1)]), capacity: 16,
+            new EngineOptions { LocalMac = Frames.UdrMac(Frames.BalancerMac), SecureTcp = secureTcp, DefenseThresholdPercent = 75 });
+        for (ushort port = 100; port < 100 + alreadyOpen; port++)
+        {
+            Assert.That(lab.Process(Frames.Tcp("198.18.200.1", port, Frames.Vip, 80, syn: true), nowMs: 1000), Is.EqualTo(FrameReason.Forwarded));
+        }
+        Assert.That(lab.Process(Frames.Tcp(Frames.Client, 1, Frames.Vip, 80, syn: true), nowMs: 1000), Is.EqualTo(FrameReason.Forwarded));
+        // An ACK just before the timeout finds the entry; the entry is gone just after it.
+        Assert.That(lab.Process(Frames.Tcp(Frames.Client, 1, Frames.Vip, 80, ack: true, payload: [1]), nowMs: 1000 + (expectedSeconds * 1000) - 1), Is.EqualTo(FrameReason.Forwarded));
+        var again = new EngineHarness(EngineHarness.Service(servers: [(Frames.Rs1, 1)]), capacity: 16,
+            new EngineOptions { LocalMac = Frames.UdrMac(Frames.BalancerMac), SecureTcp = secureTcp, DefenseThresholdPercent = 75 });
+        for (ushort port = 100; port < 100 + alreadyOpen; port++)
+        {
+            again.Process(Frames.Tcp("198.18.200.1", port, Frames.Vip, 80, syn: true), nowMs: 1000);
+        }
+        again.Process(Frames.Tcp(Frames.Client, 1, Frames.Vip, 80, syn: true), nowMs: 1000);
+        Assert.That(again.Process(Frames.Tcp(Frames.Client, 1, Frames.Vip, 80, ack: true, payload: [1]), nowMs: 1000 + (expectedSeconds * 1000) + 1), Is.EqualTo(FrameReason.TcpNotSyn));
+        Assert.That(again.Engine.Counters.SecureTcpShortSynRecv, Is.EqualTo(expectedSeconds == 5 ? 1 : 0));
     }
 
     [Test]
