@@ -21,7 +21,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 PREFIX=udrbench
-UDR="$ROOT/artifacts/udr/udr"
+# UDR names another build to measure (e.g. an older commit's publish, to compare two builds' ratios).
+UDR="${UDR:-$ROOT/artifacts/udr/udr}"
 VIP=198.18.0.100
 SECONDS_PER_RUN=${BENCH_SECONDS:-5}
 WORKERS=2
@@ -92,6 +93,12 @@ cat > "$WORK/rules" <<RULES
 -a -u $VIP:5221 -r 198.18.0.12:5221 -i -w 1
 -A -t $VIP:8221 -s rr
 -a -t $VIP:8221 -r 198.18.0.12:8221 -i -w 1
+-A -u $VIP:7201 -s rr
+-a -u $VIP:7201 -r 198.18.0.11:7201 -g -w 1
+-A -u $VIP:7211 -s rr
+-a -u $VIP:7211 -r 198.19.1.13:7201 -m -w 1
+-A -u $VIP:7221 -s rr
+-a -u $VIP:7221 -r 198.18.0.12:7221 -i -w 1
 RULES
 
 # iperf3 servers bound to the address the client talks to (a UDP reply must leave from the address the client sent
@@ -104,6 +111,14 @@ iperf rs3 198.19.1.13 5201
 iperf rs4 198.19.1.14 5212
 iperf rs2 "$VIP" 5221
 iperf rs2 198.18.0.202 5222
+# UDP echoes for the round-trip latency, on each path's iperf3 port + 2000 (NAT: rs3's on 7201, rs4's on 7212).
+echo_on() { local host=$1 bind=$2 port=$3; in_host "$host" python3 "$ROOT/tools/lab/udp_echo.py" "$host" "$bind" "$port" > /dev/null & }
+echo_on rs1 "$VIP" 7201
+echo_on rs1 198.18.0.200 7202
+echo_on rs3 198.19.1.13 7201
+echo_on rs4 198.19.1.14 7212
+echo_on rs2 "$VIP" 7221
+echo_on rs2 198.18.0.202 7222
 # A TCP server that accepts and closes at once, for connections per second (bounded by the client's count).
 in_host rs1 python3 "$ROOT/tools/lab/acceptor.py" 8201 8202 &
 in_host rs2 python3 "$ROOT/tools/lab/acceptor.py" 8221 8222 &
@@ -120,13 +135,16 @@ tcp_gbps() { in_host client iperf3 -c "$1" -p "$2" -t "$SECONDS_PER_RUN" -J | js
 udp_kpps() { in_host client iperf3 -c "$1" -p "$2" -u -b 0 -l 64 -t "$SECONDS_PER_RUN" -J |
     json "round(d['end']['sum']['packets']*(100-d['end']['sum']['lost_percent'])/100/d['end']['sum']['seconds']/1e3, 1)"; }
 cps() { in_host client python3 "$ROOT/tools/lab/connector.py" "$1" $(($2 + 3000)) "$SECONDS_PER_RUN"; }
+# Median round trip of one UDP request at a time, in microseconds (lower is better: the ratio reads the other way).
+lat() { in_host client python3 "$ROOT/tools/lab/client.py" rtt "$1" $(($2 + 2000)) 2000 | json "d['median_us']"; }
 
 declare -A total
 printf '%-6s %-4s %-26s %12s %12s\n' round mode measure udr kernel
 for round in $(seq 1 "$ROUNDS"); do
     for mode in ${MODES//,/ }; do
-        for measure in tcp udp cps; do
-            case $measure in tcp) fn=tcp_gbps; label="TCP upload (Gbit/s)" ;; udp) fn=udp_kpps; label="UDP 64 B delivered (kpps)" ;; cps) fn=cps; label="TCP connections/s" ;; esac
+        for measure in tcp udp cps lat; do
+            case $measure in tcp) fn=tcp_gbps; label="TCP upload (Gbit/s)" ;; udp) fn=udp_kpps; label="UDP 64 B delivered (kpps)" ;;
+                cps) fn=cps; label="TCP connections/s" ;; lat) fn=lat; label="UDP round trip (median µs)" ;; esac
             u=$($fn "${TARGET[$mode-udr]}" "${PORT[$mode-udr]}"); k=$($fn "${TARGET[$mode-kernel]}" "${PORT[$mode-kernel]}")
             total[$mode-$measure-udr]=$(python3 -c "print(${total[$mode-$measure-udr]:-0} + $u)")
             total[$mode-$measure-kernel]=$(python3 -c "print(${total[$mode-$measure-kernel]:-0} + $k)")
@@ -137,7 +155,7 @@ done
 echo
 echo "udr/kernel ratio (mean of $ROUNDS rounds, $SECONDS_PER_RUN s each, udr --workers $WORKERS):"
 for mode in ${MODES//,/ }; do
-    for measure in tcp udp cps; do
+    for measure in tcp udp cps lat; do
         python3 -c "u=${total[$mode-$measure-udr]}; k=${total[$mode-$measure-kernel]}; print(f'  {\"$mode\":4} {\"$measure\":4} udr {u/$ROUNDS:10.2f}  kernel {k/$ROUNDS:10.2f}  ratio {u/k:5.2f}')"
     done
 done

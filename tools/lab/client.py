@@ -293,6 +293,30 @@ def sessions(count, port, seconds, rate=None):
                            'complete': d['done'], 'error': d['error']}
     return out
 
+# rtt TARGET PORT COUNT: COUNT UDP requests to TARGET:PORT (a udp_echo), one at a time, each waiting for its answer;
+# the round-trip times' median and 99th percentile in microseconds (a lost one is retried after 1 s and counted).
+def rtt(target, port, count):
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind((CLIENT, 0))
+    s.connect((target, port))
+    s.settimeout(1)
+    times, lost = [], 0
+    for i in range(count):
+        payload = b'%d' % i
+        while True:
+            started = time.perf_counter_ns()
+            s.send(payload)
+            try:
+                while not s.recv(2048).endswith(b' ' + payload):
+                    pass
+                break
+            except socket.timeout:
+                lost += 1
+        times.append((time.perf_counter_ns() - started) / 1000)
+    s.close()
+    times.sort()
+    return {'median_us': round(times[len(times) // 2], 1), 'p99_us': round(times[len(times) * 99 // 100], 1), 'lost': lost}
+
 mode, args = sys.argv[1], sys.argv[2:]
 if mode == 'split':
     out = split(int(args[0]), int(args[1]), float(args[2]))
@@ -306,6 +330,8 @@ elif mode == 'upload':
     out = upload(int(args[0]), int(args[1]))
 elif mode == 'sessions':
     out = sessions(int(args[0]), int(args[1]), float(args[2]), float(args[3]) if len(args) > 3 else None)
+elif mode == 'rtt':
+    out = rtt(args[0], int(args[1]), int(args[2]))
 elif mode == 'refused':
     out = refused(int(args[0]))
 else:

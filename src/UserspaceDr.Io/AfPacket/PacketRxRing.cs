@@ -86,6 +86,11 @@ public sealed unsafe class PacketRxRing : IDisposable
             {
                 PacketSocket.SetOption(_socket, Interop.SOL_PACKET, Interop.PACKET_VNET_HDR, 1, "PACKET_VNET_HDR");
             }
+            if (options.CopyOversizedFrames)
+            {
+                PacketSocket.SetOption(_socket, Interop.SOL_PACKET, Interop.PACKET_COPY_THRESH, 1, "PACKET_COPY_THRESH");
+                PacketSocket.SetOption(_socket, Interop.SOL_SOCKET, Interop.SO_RCVBUFFORCE, options.CopyBufferBytes, "SO_RCVBUFFORCE");
+            }
             options.Filter?.Attach(_socket, Interop.SOL_SOCKET, Interop.SO_ATTACH_FILTER);
 
             int framesPerBlock = options.BlockSize / options.FrameSize;
@@ -404,6 +409,41 @@ public sealed unsafe class PacketRxRing : IDisposable
         program.Attach(_socket, Interop.SOL_PACKET, Interop.PACKET_FANOUT_DATA);
     }
 
+    /// <summary>
+    /// The whole of <paramref name="truncated"/>, a frame its slot holds cut short with <see cref="PacketStatus.Copy"/>
+    /// (<see cref="PacketRxRingOptions.CopyOversizedFrames"/>): the kernel queued a full copy on the socket, in ring
+    /// order, so the next queued datagram is this frame's. It is read into <paramref name="buffer"/> (pinned, at least
+    /// <paramref name="headroom"/> + 4 + the virtio_net_hdr + the frame) with <paramref name="headroom"/> writable
+    /// bytes before its MAC header (and the virtio_net_hdr), a stripped VLAN tag put back as in the ring. Null when no
+    /// copy is queued or it does not fit: the caller drops the frame as truncated.
+    /// </summary>
+    public RxFrame? ReceiveCopy(in RxFrame truncated, byte* buffer, int bufferLength, int headroom)
+    {
+        if ((truncated.Status & PacketStatus.Copy) == 0)
+        {
+            return null;
+        }
+        // Received 4 bytes in, so a tag can be put back by moving the MAC addresses (and the vnet header) forward.
+        byte* start = buffer + headroom + VlanTagLength;
+        int room = bufferLength - headroom - VlanTagLength;
+        nint received = Interop.Recv(_fd, start, (nuint)room, Interop.MSG_DONTWAIT | Interop.MSG_TRUNC);
+        if (received <= _virtioNetHeaderLength || received > room)
+        {
+            return null;
+        }
+        byte* mac = start + _virtioNetHeaderLength;
+        int length = (int)received - _virtioNetHeaderLength;
+        // The slot's head was tagged by ReadFrame when the kernel had stripped one: the copy lacks it too.
+        if (_reinsertVlanTags && (truncated.Status & PacketStatus.VlanValid) != 0 && length >= 12 && truncated.Length >= 16)
+        {
+            ushort tpid = BinaryPrimitives.ReadUInt16BigEndian(new ReadOnlySpan<byte>(truncated.Mac + 12, 2));
+            mac = InsertTag(mac, _virtioNetHeaderLength, tpid, truncated.VlanTci);
+            length += VlanTagLength;
+        }
+        return new RxFrame(mac, length, length, (int)(mac - buffer) - _virtioNetHeaderLength, truncated.Status & ~PacketStatus.Copy,
+            truncated.VlanTci, _virtioNetHeaderLength == 0 ? null : (VirtioNetHeader*)(mac - VirtioNetHeader.Size));
+    }
+
     /// <summary>Reads the kernel's counters for this socket; reading resets them (PACKET_STATISTICS).</summary>
     public PacketRingStatistics ReadAndResetStatistics()
     {
@@ -523,12 +563,24 @@ public sealed unsafe class PacketRxRing : IDisposable
         {
             return; // cannot happen with PACKET_RESERVE ≥ 4 and a real Ethernet frame; leave the frame as the kernel gave it
         }
-        byte* oldMac = header + mac;
-        byte* newMac = oldMac - VlanTagLength;
         ushort tpid = (status & PacketStatus.VlanTpidValid) != 0
             ? Unsafe.ReadUnaligned<ushort>(header + TLayout.VlanTpid)
             : DefaultVlanTpid;
+        InsertTag(header + mac, virtioNetHeaderLength, tpid, vlanTci);
 
+        Unsafe.WriteUnaligned(header + TLayout.MacOffset, (ushort)(mac - VlanTagLength));
+        Unsafe.WriteUnaligned(header + TLayout.SnapLength, snapLength + VlanTagLength);
+        Unsafe.WriteUnaligned(header + TLayout.WireLength, ReadUInt32(header, TLayout.WireLength) + VlanTagLength);
+        header[TLayout.Padding] = 1;
+    }
+
+    /// <summary>
+    /// Puts an 802.1Q tag back after the MAC addresses of the frame at <paramref name="oldMac"/>, moving the addresses
+    /// (and the virtio_net_hdr before them) 4 bytes toward the headroom; returns the frame's new start.
+    /// </summary>
+    private static byte* InsertTag(byte* oldMac, int virtioNetHeaderLength, ushort tpid, ushort vlanTci)
+    {
+        byte* newMac = oldMac - VlanTagLength;
         // Destination and source MAC (12 bytes) move 4 bytes toward the headroom; read both parts before writing,
         // because source and destination overlap.
         ulong macHead = Unsafe.ReadUnaligned<ulong>(oldMac);
@@ -553,11 +605,7 @@ public sealed unsafe class PacketRxRing : IDisposable
         Unsafe.WriteUnaligned(newMac + 8, macTail);
         BinaryPrimitives.WriteUInt16BigEndian(new Span<byte>(newMac + 12, 4), tpid);
         BinaryPrimitives.WriteUInt16BigEndian(new Span<byte>(newMac + 14, 2), vlanTci);
-
-        Unsafe.WriteUnaligned(header + TLayout.MacOffset, (ushort)(mac - VlanTagLength));
-        Unsafe.WriteUnaligned(header + TLayout.SnapLength, snapLength + VlanTagLength);
-        Unsafe.WriteUnaligned(header + TLayout.WireLength, ReadUInt32(header, TLayout.WireLength) + VlanTagLength);
-        header[TLayout.Padding] = 1;
+        return newMac;
     }
 }
 

@@ -89,6 +89,20 @@ public sealed record PacketRxRingOptions(string InterfaceName)
     /// <summary>Each frame is preceded by a <see cref="VirtioNetHeader"/> (PACKET_VNET_HDR).</summary>
     public bool VirtioNetHeader { get; init; }
 
+    /// <summary>
+    /// V2: a frame larger than its slot (a GSO super-frame in small slots) is also queued whole on the socket
+    /// (PACKET_COPY_THRESH); its slot holds the head with <see cref="PacketStatus.Copy"/>, and
+    /// <see cref="PacketRxRing.ReceiveCopy"/> reads the whole frame. Small slots then hold many more frames for the
+    /// ring's memory, and the rare large frame still arrives whole.
+    /// </summary>
+    public bool CopyOversizedFrames { get; init; }
+
+    /// <summary>
+    /// With <see cref="CopyOversizedFrames"/>: the socket's receive buffer for the queued copies (SO_RCVBUFFORCE), room
+    /// for about 60 super-frames by default. A copy that does not fit is not made and its frame stays truncated.
+    /// </summary>
+    public int CopyBufferBytes { get; init; } = 8 << 20;
+
     /// <summary>Leave out frames this host transmits (PACKET_IGNORE_OUTGOING): an ETH_P_ALL socket otherwise sees them again.</summary>
     public bool IgnoreOutgoing { get; init; } = true;
 

@@ -9,7 +9,10 @@ public enum PacketStatus : uint
     /// <summary>The frame (or block) belongs to user space.</summary>
     User = 1 << 0,
 
-    /// <summary>The frame was larger than the ring slot and was truncated (tp_snaplen &lt; tp_len).</summary>
+    /// <summary>
+    /// The frame was larger than the ring slot: the slot holds its head (tp_snaplen &lt; tp_len) and a whole copy was
+    /// queued on the socket (PACKET_COPY_THRESH).
+    /// </summary>
     Copy = 1 << 1,
 
     /// <summary>The socket dropped frames since the last statistics read (ring full).</summary>

@@ -43,9 +43,10 @@ public readonly unsafe struct RxFrame
     public Span<byte> Bytes => new(Mac, Length);
 
     /// <summary>
-    /// The kernel cut the frame short because it did not fit the ring (a TPACKET_V2 slot smaller than the frame, or
-    /// TP_STATUS_COPY): only <see cref="Length"/> of <see cref="WireLength"/> bytes are here. Such a frame must be
-    /// dropped, never forwarded. Cannot happen with the default slot sizes on a 1500-byte link (see README).
+    /// The kernel cut the frame short because it did not fit the ring (a TPACKET_V2 slot smaller than the frame): only
+    /// <see cref="Length"/> of <see cref="WireLength"/> bytes are here. Such a frame must never be forwarded: with
+    /// <see cref="PacketStatus.Copy"/> the whole frame waits on the socket (<see cref="PacketRxRing.ReceiveCopy"/>),
+    /// otherwise it is dropped.
     /// </summary>
     public bool IsTruncated => Length < WireLength;
 

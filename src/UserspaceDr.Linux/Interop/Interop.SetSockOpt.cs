@@ -25,6 +25,8 @@ internal static partial class Interop
     internal const int PACKET_QDISC_BYPASS = 20;
     internal const int PACKET_FANOUT_DATA = 22;
     internal const int PACKET_IGNORE_OUTGOING = 23;
+    /// <summary>A frame too large for its ring slot is also queued whole on the socket (TP_STATUS_COPY in the slot).</summary>
+    internal const int PACKET_COPY_THRESH = 7;
 
     internal const int TPACKET_V2 = 1;
     internal const int TPACKET_V3 = 2;

@@ -46,7 +46,9 @@ internal sealed partial class UdrDaemon : IDisposable
         ArgumentNullException.ThrowIfNull(lab);
         string[] command =
         [
-            UdrBinary.Executable, "run", "--interface", "eth0", .. ruleSource, "--backend", backend, "--workers", "2",
+            UdrBinary.Executable, "run", "--interface", "eth0", .. ruleSource, "--backend", backend,
+            // Two workers unless the test says otherwise.
+            .. extraArguments.Contains("--workers") ? Array.Empty<string>() : ["--workers", "2"],
             .. extraArguments,
         ];
         NamespacedProcess process = NamespacedProcess.Start(lab.Namespace(balancer), $"udr on {LabNetwork.HostName(balancer)}", null, false, command);

@@ -89,6 +89,67 @@ public class PacketRxRingVersionTests
         });
     }
 
+    /// <summary>
+    /// PACKET_COPY_THRESH: a frame larger than its slot leaves its head in the slot (TP_STATUS_COPY) and a whole copy on
+    /// the socket, in ring order; ReceiveCopy gives back the whole frame with headroom and its virtio_net_hdr.
+    /// </summary>
+    [Test]
+    public unsafe void With_copies_a_frame_larger_than_its_v2_slot_arrives_whole_through_the_socket_in_order()
+    {
+        using var lab = new LabNetwork();
+        ClassicBpfProgram filter = ServiceTrafficFilter.Build([Ipv4Address.Parse(LabNetwork.LbAddress)], []);
+        using PacketRxRing ring = lab.RunIn(LabHost.Lb, () => new PacketRxRing(new PacketRxRingOptions("eth0")
+        {
+            Filter = filter, Version = RingVersion.V2, FrameSize = 256, BlockSize = 4096, BlockCount = 4, CopyOversizedFrames = true,
+            VirtioNetHeader = true,
+        }));
+        using Socket client = UdpSocket(lab, LabHost.Client, LabNetwork.ClientAddress);
+        string[] payloads = ["short", new string('a', 600), "short again", new string('b', 1400)];
+        foreach (string payload in payloads)
+        {
+            SendUdp(client, LabNetwork.LbAddress, 9013, payload);
+        }
+
+        byte[] buffer = GC.AllocateArray<byte>(4096, pinned: true);
+        var received = new List<(string Payload, bool Copied, int Headroom)>();
+        var clock = Stopwatch.StartNew();
+        while (received.Count < payloads.Length && clock.Elapsed < TimeSpan.FromSeconds(3))
+        {
+            if (!ring.WaitForBlock(200))
+            {
+                continue;
+            }
+            foreach (RxFrame slot in ring.CurrentBlockFrames)
+            {
+                RxFrame frame = slot;
+                bool copied = false;
+                if (slot.IsTruncated)
+                {
+                    Assert.That(slot.Status & PacketStatus.Copy, Is.EqualTo(PacketStatus.Copy), "a copy was queued");
+                    fixed (byte* start = buffer)
+                    {
+                        RxFrame? whole = ring.ReceiveCopy(slot, start, buffer.Length, 64);
+                        Assert.That(whole, Is.Not.Null, "the copy is on the socket");
+                        frame = whole!.Value;
+                    }
+                    copied = true;
+                    Assert.That(frame.Length, Is.EqualTo(slot.WireLength), "the whole frame");
+                    Assert.That(frame.IsTruncated, Is.False);
+                    Assert.That(frame.VirtioNetHeader != null && (byte*)frame.VirtioNetHeader == frame.Mac - VirtioNetHeader.Size, Is.True);
+                }
+                CapturedFrame captured = Capture(frame);
+                if (captured.IsUdpTo(LabNetwork.LbAddress, 9013))
+                {
+                    received.Add((captured.UdpPayloadText, copied, frame.Headroom));
+                }
+            }
+            ring.ReleaseBlock();
+        }
+        Assert.That(received.Select(r => r.Payload), Is.EqualTo(payloads), "every frame whole, in the order sent");
+        Assert.That(received.Select(r => r.Copied), Is.EqualTo(new[] { false, true, false, true }));
+        Assert.That(received.Where(r => r.Copied).Select(r => r.Headroom), Has.All.GreaterThanOrEqualTo(64));
+    }
+
     [Test]
     public void V2_geometry_defaults_hold_a_64_KiB_super_frame_and_bad_sizes_are_refused()
     {
