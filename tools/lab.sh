@@ -106,6 +106,12 @@ lab_up() {
     # STP off (the default) means ports forward at once; IPv6 off keeps the segments quiet (no router
     # solicitations, MLD or DAD), so tests can count frames exactly.
     in_ns "$prefix-sw" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
+    # A plain L2 switch: where br_netfilter is loaded (as on most container hosts), bridged IPv4 goes through
+    # iptables and frames with a bad header are dropped on the switch, before any host sees them.
+    if in_ns "$prefix-sw" sysctl -n net.bridge.bridge-nf-call-iptables >/dev/null 2>&1; then
+        in_ns "$prefix-sw" sysctl -qw net.bridge.bridge-nf-call-iptables=0 net.bridge.bridge-nf-call-ip6tables=0 \
+            net.bridge.bridge-nf-call-arptables=0
+    fi
     for bridge in br0 br1; do
         in_ns "$prefix-sw" ip link add "$bridge" type bridge
         in_ns "$prefix-sw" ip link set "$bridge" up

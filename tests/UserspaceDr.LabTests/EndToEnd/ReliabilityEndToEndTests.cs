@@ -159,6 +159,58 @@ public sealed partial class ReliabilityEndToEndTests : EndToEndFixture
         Assert.That(exit.Count("forwarded"), Is.GreaterThanOrEqualTo(Frames * 9999L / 10000), exit.TotalsLine);
     }
 
+    /// <summary>
+    /// A storm of malformed frames (tools/lab/flood.py storm: bad checksums, header and total lengths, versions, orphan
+    /// fragments, stray ACKs, untracked ICMP errors, cut ARP) at 20,000 frames/s while real HTTP, UDP and a download
+    /// run: the real traffic loses nothing, the daemon stays up, and every storm frame is counted under its reason.
+    /// </summary>
+    [Test]
+    public void A_storm_of_malformed_frames_is_counted_frame_by_frame_while_real_traffic_loses_nothing()
+    {
+        Assume.That(File.Exists("/usr/bin/tcpreplay"), Is.True, "tcpreplay is not installed (./build.sh test installs it)");
+        const int StormFrames = 80_000;
+        const int Passes = 3;
+        Lab.WriteRules("""
+            -A -t 198.18.0.100:80 -s wrr
+            -a -t 198.18.0.100:80 -r 198.18.0.11:80 -g -w 1
+            -a -t 198.18.0.100:80 -r 198.18.0.12:80 -g -w 1
+            -A -u 198.18.0.100:5353 -s rr
+            -a -u 198.18.0.100:5353 -r 198.18.0.11:5353 -g -w 1
+            -a -u 198.18.0.100:5353 -r 198.18.0.12:5353 -g -w 1
+
+            """);
+        string storm = Path.Combine(Lab.Directory, "storm.pcap");
+        string written = Lab.Network.Exec(LabHost.Client, $"{Lab.Python} {Path.Combine(Lab.Directory, LabScripts.FloodFile)} {storm} {StormFrames} storm " +
+                                                          $"198.19.128.0/17 {LabNetwork.Vip} 80 {Lab.ClientMac} {Lab.LbMac}", TimeSpan.FromSeconds(60));
+        string[] reasons = written.Split('\n').Single(l => l.StartsWith("reasons ", StringComparison.Ordinal)).Split(' ')[1..];
+        UdrDaemon udr = Lab.StartUdr("afpacket", "--control", ControlPath);
+
+        NamespacedProcess replay = Lab.StartLabCommand(LabHost.Client, "tcpreplay", "tcpreplay", "-i", "eth0", "--pps=20000",
+            $"--loop={Passes}", storm);
+        Thread.Sleep(500);
+        EndToEndSupport.AssertSplit(Lab.RunClient(TimeSpan.FromSeconds(60), "split", "60", "4", "30"), 60,
+            new Dictionary<string, double> { ["rs1"] = 0.5, ["rs2"] = 0.5 }, tolerance: 0.1);
+        JsonElement udp = Lab.RunClient(TimeSpan.FromSeconds(60), "udp", "20", "10");
+        Assert.That(udp.GetProperty("replies").EnumerateArray().Select(r => r.GetArrayLength()), Has.All.EqualTo(10), "every datagram answered: " + udp);
+        JsonElement download = Lab.RunClient(TimeSpan.FromSeconds(60), "download", "/big.bin");
+        Assert.That(Lab.ServerWithBigFile(download.GetProperty("sha256").GetString()!), Is.Not.Null, "the download is intact: " + download);
+        Assert.That(replay.HasExited, Is.False, "the real traffic ran during the storm");
+        Assert.That(replay.WaitForExit(TimeSpan.FromSeconds(30)), Is.True, replay.Output);
+        Lab.Step("tcpreplay: " + string.Join(" | ", replay.Output.Split('\n').Where(l => l.Contains("Actual", StringComparison.Ordinal)).Select(l => l.Trim())));
+
+        UdrExit exit = udr.Stop();
+        Assert.That(exit.ExitCode, Is.Zero, "the daemon stayed up and stopped cleanly: " + exit.Output);
+        Assert.That(exit.Count("ring-drops"), Is.Zero, exit.TotalsLine);
+        // Each kind is an eighth of the storm, and real traffic gives none of these reasons.
+        Assert.Multiple(() =>
+        {
+            foreach (string reason in reasons)
+            {
+                Assert.That(exit.Count(reason), Is.EqualTo(StormFrames / reasons.Length * Passes), $"{reason}: {exit.TotalsLine}");
+            }
+        });
+    }
+
     [GeneratedRegex(@"VmRSS:\s+(\d+) kB")]
     private static partial Regex ResidentLine();
 }
