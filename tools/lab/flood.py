@@ -3,8 +3,9 @@
 # to VIP:PORT, in Ethernet frames from SRC_MAC to DST_MAC (the balancer's). KIND syn: TCP SYNs; udp: UDP datagrams
 # with 10 bytes of payload (52-byte frames); storm: malformed frames, eight kinds in turn, each one the balancer must
 # drop under its own reason (STORM_REASONS, printed). Valid checksums wherever the kind does not break them; a seeded
-# generator, the same file every time.
-#   flood.py OUT.pcap COUNT syn|udp|storm SOURCES VIP PORT SRC_MAC DST_MAC
+# generator, the same file every time. established: COUNT connections, each a SYN and then an ACK (2 × COUNT frames),
+# which a DR balancer holds as ESTABLISHED.
+#   flood.py OUT.pcap COUNT syn|udp|storm|established SOURCES VIP PORT SRC_MAC DST_MAC
 import ipaddress, random, struct, sys
 
 def checksum(data):
@@ -18,8 +19,8 @@ def checksum(data):
 out, count, kind, sources, vip, port = sys.argv[1], int(sys.argv[2]), sys.argv[3], ipaddress.ip_network(sys.argv[4]), \
     ipaddress.ip_address(sys.argv[5]).packed, int(sys.argv[6])
 src_mac, dst_mac = bytes.fromhex(sys.argv[7].replace(':', '')), bytes.fromhex(sys.argv[8].replace(':', ''))
-if kind not in ('syn', 'udp', 'storm'):
-    raise SystemExit('flood.py: KIND is syn, udp or storm')
+if kind not in ('syn', 'udp', 'storm', 'established'):
+    raise SystemExit('flood.py: KIND is syn, udp, storm or established')
 rng = random.Random(4711)
 base = int(sources.network_address)
 
@@ -68,9 +69,16 @@ def storm(i, source):
 
 with open(out, 'wb') as f:
     f.write(struct.pack('<IHHiIII', 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1))  # pcap, microseconds, Ethernet
+    written = 0
     for i in range(count):
         source = (base + rng.randrange(sources.num_addresses)).to_bytes(4, 'big')
         sport = rng.randrange(1024, 65536)
+        if kind == 'established':
+            for flags in (0x02, 0x10):
+                frame = dst_mac + src_mac + b'\x08\x00' + ipv4(source, 6, tcp(source, sport, flags), i & 0xFFFF)
+                f.write(struct.pack('<IIII', written // 1000000, written % 1000000, len(frame), len(frame)) + frame)
+                written += 1
+            continue
         if kind == 'syn':
             rest = b'\x08\x00' + ipv4(source, 6, tcp(source, sport, 0x02), i & 0xFFFF)
         elif kind == 'udp':
@@ -78,7 +86,8 @@ with open(out, 'wb') as f:
         else:
             rest = storm(i, source)
         frame = dst_mac + src_mac + rest
-        f.write(struct.pack('<IIII', i // 1000000, i % 1000000, len(frame), len(frame)) + frame)
-print('wrote %d %s frames' % (count, kind), flush=True)
+        f.write(struct.pack('<IIII', written // 1000000, written % 1000000, len(frame), len(frame)) + frame)
+        written += 1
+print('wrote %d %s frames' % (written, kind), flush=True)
 if kind == 'storm':
     print('reasons ' + ' '.join(STORM_REASONS), flush=True)
