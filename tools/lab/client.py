@@ -317,6 +317,48 @@ def rtt(target, port, count):
     times.sort()
     return {'median_us': round(times[len(times) // 2], 1), 'p99_us': round(times[len(times) * 99 // 100], 1), 'lost': lost}
 
+# soak SECONDS HASHES PORT...: downloads /f.bin from VIP:PORT (the ports in turn, 4 at a time) for SECONDS; each
+# body's SHA-256 must be one of the files in HASHES (one hex digest per line). Counts intact, corrupt (a hash of no
+# server's file) and failed (refused, reset or timed out: a server removed mid-transfer) downloads per port.
+def soak(seconds, hashes_file, ports):
+    known = set(open(hashes_file).read().split())
+    deadline = time.monotonic() + seconds
+    def one(port):
+        result = {'ok': 0, 'corrupt': 0, 'failed': 0, 'bytes': 0, 'errors': {}}
+        while time.monotonic() < deadline:
+            try:
+                s = socket.create_connection((VIP, port), timeout=10)
+                s.settimeout(10)
+                s.sendall(b'GET /f.bin HTTP/1.0\r\nHost: vip\r\n\r\n')
+                data = b''
+                while True:
+                    chunk = s.recv(65536)
+                    if not chunk:
+                        break
+                    data += chunk
+                s.close()
+                body = data.partition(b'\r\n\r\n')[2]
+                if hashlib.sha256(body).hexdigest() in known:
+                    result['ok'] += 1
+                    result['bytes'] += len(body)
+                else:
+                    result['corrupt'] += 1
+            except OSError as e:
+                result['failed'] += 1
+                name = type(e).__name__
+                result['errors'][name] = result['errors'].get(name, 0) + 1
+        return result
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        results = list(pool.map(one, [ports[i % len(ports)] for i in range(4)]))
+    out = {}
+    for i, r in enumerate(results):
+        total = out.setdefault(str(ports[i % len(ports)]), {'ok': 0, 'corrupt': 0, 'failed': 0, 'bytes': 0, 'errors': {}})
+        for k in ('ok', 'corrupt', 'failed', 'bytes'):
+            total[k] += r[k]
+        for name, n in r['errors'].items():
+            total['errors'][name] = total['errors'].get(name, 0) + n
+    return out
+
 mode, args = sys.argv[1], sys.argv[2:]
 if mode == 'split':
     out = split(int(args[0]), int(args[1]), float(args[2]))
@@ -330,6 +372,8 @@ elif mode == 'upload':
     out = upload(int(args[0]), int(args[1]))
 elif mode == 'sessions':
     out = sessions(int(args[0]), int(args[1]), float(args[2]), float(args[3]) if len(args) > 3 else None)
+elif mode == 'soak':
+    out = soak(float(args[0]), args[1], [int(p) for p in args[2:]])
 elif mode == 'rtt':
     out = rtt(args[0], int(args[1]), int(args[2]))
 elif mode == 'refused':
