@@ -34,6 +34,19 @@ public sealed partial class ReliabilityEndToEndTests : EndToEndFixture
         return result.Output;
     }
 
+    /// <summary>tools/lab/flood.py: a capture file of <paramref name="count"/> frames from the client to the VIP, addressed to the balancer's MAC.</summary>
+    private (string Path, string Output) WriteFlood(string name, int count, string kind, string sources, int port)
+    {
+        string path = Path.Combine(Lab.Directory, name);
+        string output = Lab.Network.Exec(LabHost.Client, $"{Lab.Python} {Path.Combine(Lab.Directory, LabScripts.FloodFile)} {path} {count} {kind} {sources} " +
+                                                         $"{LabNetwork.Vip} {port} {Lab.ClientMac} {Lab.LbMac}", TimeSpan.FromSeconds(60));
+        return (path, output);
+    }
+
+    /// <summary>What tcpreplay says it sent, and at what rate.</summary>
+    private static string ReplaySummary(NamespacedProcess replay) =>
+        string.Join(" | ", replay.Output.Split('\n').Where(l => l.Contains("Rated", StringComparison.Ordinal) || l.Contains("Actual", StringComparison.Ordinal)).Select(l => l.Trim()));
+
     private static long ResidentKiB(int pid) =>
         long.Parse(ResidentLine().Match(File.ReadAllText($"/proc/{pid}/status")).Groups[1].Value, CultureInfo.InvariantCulture);
 
@@ -60,9 +73,7 @@ public sealed partial class ReliabilityEndToEndTests : EndToEndFixture
             -a -t 198.18.0.100:7000 -r 198.18.0.12:7000 -g -w 1
 
             """);
-        string flood = Path.Combine(Lab.Directory, "flood.pcap");
-        Lab.Network.Exec(LabHost.Client, $"{Lab.Python} {Path.Combine(Lab.Directory, LabScripts.FloodFile)} {flood} {FloodSyns} syn 198.19.128.0/17 " +
-                                         $"{LabNetwork.Vip} 80 {Lab.ClientMac} {Lab.LbMac}", TimeSpan.FromSeconds(60));
+        (string flood, _) = WriteFlood("flood.pcap", FloodSyns, "syn", "198.19.128.0/17", 80);
         UdrDaemon udr = Lab.StartUdr("afpacket", "--control", ControlPath, "--max-connections", TableCapacity.ToString(CultureInfo.InvariantCulture));
         long residentBefore = ResidentKiB(udr.ProcessId);
 
@@ -77,7 +88,7 @@ public sealed partial class ReliabilityEndToEndTests : EndToEndFixture
         JsonElement split = Lab.RunClient(TimeSpan.FromSeconds(120), "split", "200", "4", "60");
         Assert.That(replay.HasExited, Is.False, "the client's connections were made while the flood ran");
         Assert.That(replay.WaitForExit(TimeSpan.FromSeconds(30)), Is.True, replay.Output);
-        Lab.Step("tcpreplay: " + string.Join(" | ", replay.Output.Split('\n').Where(l => l.Contains("Rated", StringComparison.Ordinal) || l.Contains("Actual", StringComparison.Ordinal)).Select(l => l.Trim())));
+        Lab.Step("tcpreplay: " + ReplaySummary(replay));
         int errors = split.GetProperty("errors").GetInt32();
         Assert.That(errors, Is.LessThanOrEqualTo(2), $"at least 99% of 200 fresh connections succeed during the flood: {split}");
         long residentDuring = ResidentKiB(udr.ProcessId);
@@ -136,9 +147,7 @@ public sealed partial class ReliabilityEndToEndTests : EndToEndFixture
             -a -u 198.18.0.100:9 -r 198.18.0.12:9 -g -w 1
 
             """);
-        string stream = Path.Combine(Lab.Directory, "udp.pcap");
-        Lab.Network.Exec(LabHost.Client, $"{Lab.Python} {Path.Combine(Lab.Directory, LabScripts.FloodFile)} {stream} {Frames} udp {LabNetwork.ClientAddress}/32 " +
-                                         $"{LabNetwork.Vip} 9 {Lab.ClientMac} {Lab.LbMac}", TimeSpan.FromSeconds(60));
+        (string stream, _) = WriteFlood("udp.pcap", Frames, "udp", $"{LabNetwork.ClientAddress}/32", 9);
         UdrDaemon udr = Lab.StartUdr("afpacket", "--control", ControlPath, "--workers", "1");
         NamespacedProcess replay = Lab.StartLabCommand(LabHost.Client, "tcpreplay", "tcpreplay", "-i", "eth0", "--pps=50000", stream);
         Thread.Sleep(TimeSpan.FromSeconds(3));
@@ -147,7 +156,7 @@ public sealed partial class ReliabilityEndToEndTests : EndToEndFixture
         Thread.Sleep(100);
         Assert.That(ProcessRunner.Run("kill", ["-CONT", udr.ProcessId.ToString(CultureInfo.InvariantCulture)], TimeSpan.FromSeconds(5)).ExitCode, Is.Zero);
         Assert.That(replay.WaitForExit(TimeSpan.FromSeconds(30)), Is.True, replay.Output);
-        string rated = string.Join(" | ", replay.Output.Split('\n').Where(l => l.Contains("Rated", StringComparison.Ordinal) || l.Contains("Actual", StringComparison.Ordinal)).Select(l => l.Trim()));
+        string rated = ReplaySummary(replay);
         Lab.Step("tcpreplay: " + rated);
         Assert.That(rated, Does.Contain($"Actual: {Frames} packets"));
         Thread.Sleep(500);
@@ -179,9 +188,7 @@ public sealed partial class ReliabilityEndToEndTests : EndToEndFixture
             -a -u 198.18.0.100:5353 -r 198.18.0.12:5353 -g -w 1
 
             """);
-        string storm = Path.Combine(Lab.Directory, "storm.pcap");
-        string written = Lab.Network.Exec(LabHost.Client, $"{Lab.Python} {Path.Combine(Lab.Directory, LabScripts.FloodFile)} {storm} {StormFrames} storm " +
-                                                          $"198.19.128.0/17 {LabNetwork.Vip} 80 {Lab.ClientMac} {Lab.LbMac}", TimeSpan.FromSeconds(60));
+        (string storm, string written) = WriteFlood("storm.pcap", StormFrames, "storm", "198.19.128.0/17", 80);
         string[] reasons = written.Split('\n').Single(l => l.StartsWith("reasons ", StringComparison.Ordinal)).Split(' ')[1..];
         UdrDaemon udr = Lab.StartUdr("afpacket", "--control", ControlPath);
 
@@ -196,7 +203,7 @@ public sealed partial class ReliabilityEndToEndTests : EndToEndFixture
         Assert.That(Lab.ServerWithBigFile(download.GetProperty("sha256").GetString()!), Is.Not.Null, "the download is intact: " + download);
         Assert.That(replay.HasExited, Is.False, "the real traffic ran during the storm");
         Assert.That(replay.WaitForExit(TimeSpan.FromSeconds(30)), Is.True, replay.Output);
-        Lab.Step("tcpreplay: " + string.Join(" | ", replay.Output.Split('\n').Where(l => l.Contains("Actual", StringComparison.Ordinal)).Select(l => l.Trim())));
+        Lab.Step("tcpreplay: " + ReplaySummary(replay));
 
         UdrExit exit = udr.Stop();
         Assert.That(exit.ExitCode, Is.Zero, "the daemon stayed up and stopped cleanly: " + exit.Output);
