@@ -50,10 +50,10 @@ internal static class BenchEnvironment
         ushort port = method == ForwardingMethod.Masquerade ? NatServerPort : VirtualPort;
         for (int i = 0; i < servers; i++)
         {
-            realServers.Add(new RealServerSpec(ServerAddress(i), port, method, Weight: 1));
+            realServers.Add(new RealServerSpec(InetAddress.FromIPv4(ServerAddress(i)), port, method, Weight: 1));
             neighbors[ServerAddress(i)] = new NextHop(serversAtLocalMac ? BenchFrames.BalancerMac : ServerMac(i), SourceAddress: BalancerAddress);
         }
-        var service = new VirtualServiceSpec(ServiceProtocol.Tcp, Vip, VirtualPort, scheduler) { RealServers = realServers.MoveToImmutable() };
+        var service = new VirtualServiceSpec(ServiceProtocol.Tcp, InetAddress.FromIPv4(Vip), VirtualPort, scheduler) { RealServers = realServers.MoveToImmutable() };
         return new ForwardingEngine(new EngineOptions { LocalMac = BenchFrames.BalancerMac }, new ConnectionTable(capacity, seed: 42))
         {
             Snapshot = new EngineSnapshot(RuleSet.Build(new RuleSetSpec([service])), new NeighborTable(neighbors), Timeouts.Default),

@@ -1,5 +1,6 @@
 using System.Collections.Immutable;
 using BenchmarkDotNet.Attributes;
+using UserspaceDr.Core.Packets;
 using UserspaceDr.Core.Scheduling;
 using UserspaceDr.Core.Services;
 
@@ -34,7 +35,7 @@ public class SchedulerPickBenchmark
         var dests = ImmutableArray.CreateBuilder<RealServer>(Servers);
         for (int i = 0; i < Servers; i++)
         {
-            var dest = new RealServer(BenchEnvironment.ServerAddress(i), BenchEnvironment.VirtualPort, ForwardingMethod.Route, weight: 1 + (i % 4));
+            var dest = new RealServer(InetAddress.FromIPv4(BenchEnvironment.ServerAddress(i)), BenchEnvironment.VirtualPort, ForwardingMethod.Route, weight: 1 + (i % 4));
             // A deterministic spread of load: active 0..6, inactive 0..12 (below every threshold: none is set).
             for (int a = 0; a < i % 7; a++)
             {

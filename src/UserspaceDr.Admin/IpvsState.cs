@@ -1,4 +1,5 @@
 using System.Collections.Immutable;
+using UserspaceDr.Core.Packets;
 using UserspaceDr.Core.Services;
 using UserspaceDr.Core.Stats;
 
@@ -47,10 +48,10 @@ public sealed record IpvsState(ImmutableArray<VirtualServiceState> Services)
 public sealed record IpvsConnection(
     ServiceProtocol Protocol,
     string State,
-    uint ClientAddress,
+    InetAddress ClientAddress,
     ushort ClientPort,
-    uint VirtualAddress,
+    InetAddress VirtualAddress,
     ushort VirtualPort,
-    uint DestinationAddress,
+    InetAddress DestinationAddress,
     ushort DestinationPort,
     long ExpiresInSeconds);

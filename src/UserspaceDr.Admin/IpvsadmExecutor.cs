@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Net;
+using UserspaceDr.Core.Packets;
 using UserspaceDr.Core.Services;
 
 namespace UserspaceDr.Admin;
@@ -289,7 +290,7 @@ public sealed class IpvsadmExecutor
 
     private static VirtualServiceState? Find(IpvsState state, VirtualServiceAddress address)
     {
-        if (Key(address) is not (ServiceProtocol protocol, uint vip, ushort port))
+        if (Key(address) is not (ServiceProtocol protocol, InetAddress vip, ushort port))
         {
             return null;
         }
@@ -298,7 +299,7 @@ public sealed class IpvsadmExecutor
 
     private static VirtualServiceSpec? FindSpec(RuleSetSpec rules, VirtualServiceAddress address)
     {
-        if (Key(address) is not (ServiceProtocol protocol, uint vip, ushort port))
+        if (Key(address) is not (ServiceProtocol protocol, InetAddress vip, ushort port))
         {
             return null;
         }
@@ -306,13 +307,13 @@ public sealed class IpvsadmExecutor
     }
 
     /// <summary>The TCP/UDP IPv4 service an address names; null for what udr never holds (SCTP, fwmark, IPv6).</summary>
-    private static (ServiceProtocol, uint, ushort)? Key(VirtualServiceAddress address)
+    private static (ServiceProtocol, InetAddress, ushort)? Key(VirtualServiceAddress address)
     {
         if (address.IsIpv6 || address.Kind is not (VirtualServiceKind.Tcp or VirtualServiceKind.Udp))
         {
             return null;
         }
         ServiceProtocol protocol = address.Kind == VirtualServiceKind.Udp ? ServiceProtocol.Udp : ServiceProtocol.Tcp;
-        return (protocol, IpvsadmSyntax.ToHostOrder(address.Address), address.Port);
+        return (protocol, InetAddress.FromIPAddress(address.Address), address.Port);
     }
 }

@@ -1,4 +1,5 @@
 using System.Globalization;
+using UserspaceDr.Core.Packets;
 using UserspaceDr.Core.Services;
 
 namespace UserspaceDr.Admin;
@@ -9,7 +10,7 @@ namespace UserspaceDr.Admin;
 /// </summary>
 public interface IIpvsadmNames
 {
-    string? HostName(uint address);
+    string? HostName(InetAddress address);
 
     string? ServiceName(ushort port, ServiceProtocol protocol);
 }
@@ -19,7 +20,7 @@ public sealed class NumericNames : IIpvsadmNames
 {
     public static readonly NumericNames Instance = new();
 
-    public string? HostName(uint address) => null;
+    public string? HostName(InetAddress address) => null;
 
     public string? ServiceName(ushort port, ServiceProtocol protocol) => null;
 }
@@ -30,7 +31,7 @@ public sealed class NumericNames : IIpvsadmNames
 /// </summary>
 public sealed class FileNames : IIpvsadmNames
 {
-    private readonly Dictionary<uint, string> _hosts = [];
+    private readonly Dictionary<InetAddress, string> _hosts = [];
     private readonly Dictionary<(ushort, ServiceProtocol), string> _services = [];
 
     public FileNames(string hostsPath = "/etc/hosts", string servicesPath = "/etc/services")
@@ -38,7 +39,7 @@ public sealed class FileNames : IIpvsadmNames
         foreach (string[] fields in Lines(hostsPath))
         {
             // "address canonical-name aliases...": the first line for an address wins, as with gethostbyaddr.
-            if (fields.Length >= 2 && IpvsadmSyntax.TryInetAton(fields[0], out uint address) && fields[0].Count(c => c == '.') == 3)
+            if (fields.Length >= 2 && InetAddress.TryParse(fields[0], out InetAddress address))
             {
                 _hosts.TryAdd(address, fields[1]);
             }
@@ -68,7 +69,7 @@ public sealed class FileNames : IIpvsadmNames
         }
     }
 
-    public string? HostName(uint address) => _hosts.GetValueOrDefault(address);
+    public string? HostName(InetAddress address) => _hosts.GetValueOrDefault(address);
 
     public string? ServiceName(ushort port, ServiceProtocol protocol) => _services.GetValueOrDefault((port, protocol));
 

@@ -327,9 +327,9 @@ public static class IpvsadmPrinter
             if (service.PersistenceTimeout > 0)
             {
                 text.Append(" -p ").Append(service.PersistenceTimeout.ToString(CultureInfo.InvariantCulture));
-                if (service.PersistenceNetmask != 0xFFFF_FFFF)
+                if (PersistenceMask(service) is string mask)
                 {
-                    text.Append(" -M ").Append(Ipv4Address.Format(service.PersistenceNetmask));
+                    text.Append(" -M ").Append(mask);
                 }
             }
             if (service.OnePacket)
@@ -343,7 +343,9 @@ public static class IpvsadmPrinter
         }
         else
         {
-            name = Cut(Left(ProtocolName(service.Protocol), 4) + " " + address, ServiceNameWidth);
+            // ipvsadm cuts IPv4 names to the column and never IPv6 ones, whose columns shift instead.
+            name = Left(ProtocolName(service.Protocol), 4) + " " + address;
+            name = service.Address.IsIPv6 ? name : Cut(name, ServiceNameWidth);
             if ((format & IpvsadmFormat.Stats) != 0)
             {
                 text.Append(Left(name, ServiceNameWidth));
@@ -366,9 +368,9 @@ public static class IpvsadmPrinter
                 if (service.PersistenceTimeout > 0)
                 {
                     text.Append(" persistent ").Append(service.PersistenceTimeout.ToString(CultureInfo.InvariantCulture));
-                    if (service.PersistenceNetmask != 0xFFFF_FFFF)
+                    if (PersistenceMask(service) is string mask)
                     {
-                        text.Append(" mask ").Append(Ipv4Address.Format(service.PersistenceNetmask));
+                        text.Append(" mask ").Append(mask);
                     }
                 }
                 if (service.OnePacket)
@@ -405,7 +407,7 @@ public static class IpvsadmPrinter
             text.Append('\n');
             return;
         }
-        name = Cut(name, DestinationNameWidth);
+        name = server.Address.IsIPv6 ? name : Cut(name, DestinationNameWidth);
         text.Append("  -> ");
         if ((format & IpvsadmFormat.Stats) != 0)
         {
@@ -466,15 +468,22 @@ public static class IpvsadmPrinter
         }
     }
 
-    /// <summary>addrport_to_anyname: "address:port", by name unless -n, at most 59 characters.</summary>
-    private static string AddressPort(uint address, ushort port, ServiceProtocol protocol, IpvsadmFormat format, IIpvsadmNames names)
+    /// <summary>
+    /// addrport_to_anyname: "address:port" (IPv6: "[address]:port"), by name unless -n, at most 59 characters.
+    /// </summary>
+    private static string AddressPort(InetAddress address, ushort port, ServiceProtocol protocol, IpvsadmFormat format, IIpvsadmNames names)
     {
-        string text = (format & IpvsadmFormat.Numeric) != 0
-            ? string.Create(CultureInfo.InvariantCulture, $"{Ipv4Address.Format(address)}:{port}")
-            : string.Create(CultureInfo.InvariantCulture,
-                $"{names.HostName(address) ?? Ipv4Address.Format(address)}:{names.ServiceName(port, protocol) ?? port.ToString(CultureInfo.InvariantCulture)}");
+        bool numeric = (format & IpvsadmFormat.Numeric) != 0;
+        string host = (numeric ? null : names.HostName(address)) ?? address.ToString();
+        string service = (numeric ? null : names.ServiceName(port, protocol)) ?? port.ToString(CultureInfo.InvariantCulture);
+        string text = address.IsIPv6 ? $"[{host}]:{service}" : $"{host}:{service}";
         return Cut(text, AddressPortBuffer - 1);
     }
+
+    /// <summary>The -M a listing shows: an IPv4 netmask other than /32, an IPv6 prefix length other than 128; null for neither.</summary>
+    private static string? PersistenceMask(VirtualServiceSpec service) => service.Address.IsIPv6
+        ? (service.PersistenceNetmask != 128 ? service.PersistenceNetmask.ToString(CultureInfo.InvariantCulture) : null)
+        : (service.PersistenceNetmask != 0xFFFF_FFFF ? Ipv4Address.Format(service.PersistenceNetmask) : null);
 
     private static string ProtocolName(ServiceProtocol protocol) => protocol switch
     {

@@ -15,7 +15,6 @@ namespace UserspaceDr.Admin;
 internal static class IpvsadmSyntax
 {
     // .NET's parser also takes brackets, ports, zones and prefixes, which inet_pton refuses.
-    private static readonly SearchValues<char> NotInPlainIpv6 = SearchValues.Create("[]%/ \t");
 
     /// <summary>
     /// ipvsadm's string_to_number: strtol base 10 over the whole string (leading white space and a sign are
@@ -166,14 +165,9 @@ internal static class IpvsadmSyntax
     /// <summary>inet_pton(AF_INET6): plain IPv6 text only (no brackets, port, zone or prefix).</summary>
     public static bool TryParseIpv6(string text, out IPAddress address)
     {
-        address = IPAddress.IPv6None;
-        if (!text.Contains(':', StringComparison.Ordinal) || text.AsSpan().IndexOfAny(NotInPlainIpv6) >= 0 ||
-            !IPAddress.TryParse(text, out IPAddress? parsed) || parsed.AddressFamily != AddressFamily.InterNetworkV6)
-        {
-            return false;
-        }
-        address = parsed;
-        return true;
+        bool parsed = InetAddress.TryParse(text, out InetAddress value) && value.IsIPv6;
+        address = parsed ? value.ToIPAddress() : IPAddress.IPv6None;
+        return parsed;
     }
 
     public static IPAddress FromHostOrder(uint address) => Ipv4Address.ToIPAddress(address);

@@ -1,5 +1,6 @@
 using System.Collections.Immutable;
 using UserspaceDr.Core.Scheduling;
+using UserspaceDr.Core.Packets;
 using UserspaceDr.Core.Services;
 
 namespace UserspaceDr.Admin;
@@ -54,7 +55,7 @@ public static class RuleSetEditor
 
     private static IpvsadmResult<RuleSetSpec> AddService(RuleSetSpec rules, IpvsadmCommand command)
     {
-        (ServiceProtocol protocol, uint address, ushort port) = Key(command);
+        (ServiceProtocol protocol, InetAddress address, ushort port) = Key(command);
         if (Find(rules, protocol, address, port) >= 0)
         {
             return Fail(ServiceExists);
@@ -74,7 +75,7 @@ public static class RuleSetEditor
     /// </summary>
     private static IpvsadmResult<RuleSetSpec> EditService(RuleSetSpec rules, IpvsadmCommand command)
     {
-        (ServiceProtocol protocol, uint address, ushort port) = Key(command);
+        (ServiceProtocol protocol, InetAddress address, ushort port) = Key(command);
         int index = Find(rules, protocol, address, port);
         if (index < 0)
         {
@@ -97,7 +98,7 @@ public static class RuleSetEditor
 
     private static IpvsadmResult<RuleSetSpec> DeleteService(RuleSetSpec rules, IpvsadmCommand command)
     {
-        (ServiceProtocol protocol, uint address, ushort port) = Key(command);
+        (ServiceProtocol protocol, InetAddress address, ushort port) = Key(command);
         int index = Find(rules, protocol, address, port);
         return index < 0
             ? Fail(NoSuchService)
@@ -162,7 +163,7 @@ public static class RuleSetEditor
     {
         if (command.Service is not null)
         {
-            (ServiceProtocol protocol, uint address, ushort port) = Key(command);
+            (ServiceProtocol protocol, InetAddress address, ushort port) = Key(command);
             if (Find(rules, protocol, address, port) < 0)
             {
                 return Fail(NoSuchService);
@@ -211,21 +212,21 @@ public static class RuleSetEditor
         _ => IpvsadmOptionRules.CommandName(kind),
     };
 
-    private static (ServiceProtocol Protocol, uint Address, ushort Port) Key(IpvsadmCommand command)
+    private static (ServiceProtocol Protocol, InetAddress Address, ushort Port) Key(IpvsadmCommand command)
     {
         VirtualServiceAddress service = command.Service!;
         ServiceProtocol protocol = service.Kind == VirtualServiceKind.Udp ? ServiceProtocol.Udp : ServiceProtocol.Tcp;
-        return (protocol, IpvsadmSyntax.ToHostOrder(service.Address), service.Port);
+        return (protocol, InetAddress.FromIPAddress(service.Address), service.Port);
     }
 
     private static RealServerSpec ToRealServer(IpvsadmCommand command)
     {
         RealServerAddress server = command.RealServer!;
-        return new RealServerSpec(IpvsadmSyntax.ToHostOrder(server.Address), server.Port, command.Method,
+        return new RealServerSpec(InetAddress.FromIPAddress(server.Address), server.Port, command.Method,
             command.Weight, command.UpperThreshold, command.LowerThreshold);
     }
 
-    private static int Find(RuleSetSpec rules, ServiceProtocol protocol, uint address, ushort port)
+    private static int Find(RuleSetSpec rules, ServiceProtocol protocol, InetAddress address, ushort port)
     {
         for (int i = 0; i < rules.Services.Length; i++)
         {
@@ -240,13 +241,13 @@ public static class RuleSetEditor
     private static bool TryFindService(RuleSetSpec rules, IpvsadmCommand command, out int index,
         [System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out VirtualServiceSpec? service)
     {
-        (ServiceProtocol protocol, uint address, ushort port) = Key(command);
+        (ServiceProtocol protocol, InetAddress address, ushort port) = Key(command);
         index = Find(rules, protocol, address, port);
         service = index >= 0 ? rules.Services[index] : null;
         return service is not null;
     }
 
-    private static int FindServer(VirtualServiceSpec service, uint address, ushort port)
+    private static int FindServer(VirtualServiceSpec service, InetAddress address, ushort port)
     {
         ImmutableArray<RealServerSpec> servers = service.RealServers;
         for (int i = 0; i < servers.Length; i++)

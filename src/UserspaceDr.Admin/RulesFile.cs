@@ -87,21 +87,49 @@ internal static class IpvsadmOrder
 {
     public static int CompareServices(VirtualServiceSpec a, VirtualServiceSpec b)
     {
-        // fwmark and address family are equal for every service udr holds (no fwmark, IPv4).
-        int result = (int)a.Protocol - (int)b.Protocol;
-        if (result != 0)
+        // udr holds no fwmark services yet, so fwmark (compared first) is equal for all.
+        int result = (int)a.Address.Family - (int)b.Address.Family;
+        if (result == 0)
         {
-            return result;
+            result = (int)a.Protocol - (int)b.Protocol;
         }
-        result = unchecked((int)(a.Address - b.Address));
+        if (result == 0)
+        {
+            result = CompareAddresses(a.Address, b.Address);
+        }
         return result != 0 ? result : a.Port - b.Port;
     }
 
     public static int CompareRealServers(RealServerSpec a, RealServerSpec b)
     {
-        int result = unchecked((int)(a.Address - b.Address));
+        int result = CompareAddresses(a.Address, b.Address);
         return result != 0 ? result : a.Port - b.Port;
     }
+
+    /// <summary>
+    /// The address step of both comparators: IPv6 word by word, IPv4 as one word, each a host-order subtraction kept as
+    /// an int. The first address's family decides, and an IPv4 address is word 0 of the union nf_inet_addr (the rest 0),
+    /// which is what a mixed-family tunnel server is compared by.
+    /// </summary>
+    private static int CompareAddresses(InetAddress a, InetAddress b)
+    {
+        if (a.IsIPv4)
+        {
+            return unchecked((int)(a.IPv4 - UnionWord(b, 0)));
+        }
+        for (int i = 0; i < 4; i++)
+        {
+            int result = unchecked((int)(a.Word(i) - UnionWord(b, i)));
+            if (result != 0)
+            {
+                return result;
+            }
+        }
+        return 0;
+    }
+
+    private static uint UnionWord(InetAddress address, int index) =>
+        address.IsIPv6 ? address.Word(index) : index == 0 ? address.IPv4 : 0;
 
     /// <summary>glibc msort: split n into n/2 and the rest, sort both, merge taking from the left on ties.</summary>
     public static T[] Sort<T>(ImmutableArray<T> items, Comparison<T> compare)

@@ -2,6 +2,7 @@ using Microsoft.Extensions.Logging;
 using UserspaceDr.Admin;
 using UserspaceDr.ControlPlane.Sync;
 using UserspaceDr.Core.Connections;
+using UserspaceDr.Core.Packets;
 using UserspaceDr.Core.Services;
 using UserspaceDr.Core.Stats;
 using UserspaceDr.Io.Runtime;
@@ -104,8 +105,8 @@ internal sealed class DataPlaneBackend : IIpvsBackend, IDisposable
             string state = entry.IsTemplate
                 ? ((entry.Flags & ConnectionFlags.Assured) != 0 ? "ASSURED" : "NONE")
                 : protocol == ServiceProtocol.Tcp ? TcpStateMachine.Name(entry.State) : "UDP";
-            connections.Add(new IpvsConnection(protocol, state, entry.ClientAddress, entry.ClientPort, entry.VirtualAddress,
-                entry.VirtualPort, entry.DestAddress, entry.DestPort, (entry.ExpiresAtMs - now) / 1000));
+            connections.Add(new IpvsConnection(protocol, state, InetAddress.FromIPv4(entry.ClientAddress), entry.ClientPort,
+                InetAddress.FromIPv4(entry.VirtualAddress), entry.VirtualPort, InetAddress.FromIPv4(entry.DestAddress), entry.DestPort, (entry.ExpiresAtMs - now) / 1000));
         }
         // The kernel lists its hash table in bucket order; a stable order reads better and tests better.
         connections.Sort((a, b) =>

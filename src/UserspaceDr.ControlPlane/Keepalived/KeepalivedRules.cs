@@ -164,8 +164,8 @@ public static class KeepalivedRules
     private static RealServerSpec Server(RealServerConfig rs, int weight) =>
         new(ToIpv4(rs.Address, rs.Place, "real_server"), rs.Port, rs.Method, weight, rs.UpperThreshold, rs.LowerThreshold);
 
-    private static uint ToIpv4(IPAddress address, ConfigPlace place, string what) =>
+    private static InetAddress ToIpv4(IPAddress address, ConfigPlace place, string what) =>
         address.AddressFamily == AddressFamily.InterNetwork
-            ? Ipv4Address.FromIPAddress(address)
+            ? InetAddress.FromIPAddress(address)
             : throw new ConfigException(place, $"{what} {address}: udr's data plane serves IPv4 only for now");
 }

@@ -163,7 +163,7 @@ public sealed class ConnectionTracker
                 }
                 ref Connection template = ref table.At(templateSlot);
                 template.Dest = dest;
-                template.DestAddress = dest.Address;
+                template.DestAddress = dest.Address.IPv4;
                 template.DestPort = dest.Port;
                 template.Method = dest.Method;
                 dest.BindConnection(active: false, template: true);
@@ -198,7 +198,7 @@ public sealed class ConnectionTracker
         }
         ref Connection entry = ref table.At(slot);
         entry.Dest = dest;
-        entry.DestAddress = dest!.Address;
+        entry.DestAddress = dest!.Address.IPv4;
         // A port-0 (all ports) persistent service keeps the packet's port; otherwise the server's.
         entry.DestPort = dest.Port != 0 ? dest.Port : key.VirtualPort;
         entry.Method = dest.Method;
@@ -295,7 +295,7 @@ public sealed class ConnectionTracker
         {
             return SyncApplyOutcome.InvalidState;
         }
-        VirtualService? service = rules.Find(synced.Protocol, synced.VirtualAddress, synced.VirtualPort);
+        VirtualService? service = rules.Find(synced.Protocol, InetAddress.FromIPv4(synced.VirtualAddress), synced.VirtualPort);
         RealServer? dest = null;
         if (service is null)
         {
@@ -303,7 +303,7 @@ public sealed class ConnectionTracker
         }
         foreach (RealServer candidate in service.Destinations)
         {
-            if (candidate.Address == synced.DestAddress && (candidate.Port == synced.DestPort || candidate.Port == 0))
+            if (candidate.Address == InetAddress.FromIPv4(synced.DestAddress) && (candidate.Port == synced.DestPort || candidate.Port == 0))
             {
                 dest = candidate;
                 break;
@@ -340,7 +340,7 @@ public sealed class ConnectionTracker
             }
             ref Connection created = ref table.At(slot);
             created.Dest = dest;
-            created.DestAddress = dest.Address;
+            created.DestAddress = dest.Address.IPv4;
             created.DestPort = synced.DestPort;
             created.Method = dest.Method;
             created.Flags |= (synced.IsInactive || synced.IsTemplate ? ConnectionFlags.Inactive : 0) |

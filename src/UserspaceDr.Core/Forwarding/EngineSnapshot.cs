@@ -54,7 +54,7 @@ public sealed class EngineSnapshot
         {
             foreach (RealServer server in service.Destinations)
             {
-                if (server.Method == ForwardingMethod.Tunnel && neighbors.TryGet(server.Address, out NextHop hop) && hop.Mtu > 0)
+                if (server.Method == ForwardingMethod.Tunnel && neighbors.TryGet(server.Address.IPv4, out NextHop hop) && hop.Mtu > 0)
                 {
                     smallest = Math.Min(smallest, hop.Mtu - Ipv4Header.MinLength);
                 }

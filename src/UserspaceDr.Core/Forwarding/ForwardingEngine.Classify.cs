@@ -130,7 +130,7 @@ public sealed partial class ForwardingEngine
         // The prefetch stage found the service already when it read this frame under the same rules.
         if (!packet.Hint.TryGetService(rules, key, out VirtualService? service))
         {
-            service = rules.Find(protocol, vip, virtualPort);
+            service = rules.Find(protocol, InetAddress.FromIPv4(vip), virtualPort);
         }
         if (service is null)
         {
@@ -166,7 +166,7 @@ public sealed partial class ForwardingEngine
             if (oneShot is not null)
             {
                 // One-packet scheduling (-o): no entry outlives the datagram.
-                return Transmit(ref frame, ref packet, new ForwardingTarget(oneShot, oneShot.Address, oneShot.Port != 0 ? oneShot.Port : virtualPort, oneShot.Method));
+                return Transmit(ref frame, ref packet, new ForwardingTarget(oneShot, oneShot.Address.IPv4, oneShot.Port != 0 ? oneShot.Port : virtualPort, oneShot.Method));
             }
         }
         else

@@ -109,8 +109,8 @@ public sealed class MaglevHashingScheduler : Scheduler
         for (int i = 0; i < count; i++)
         {
             RealServer destination = destinations[i];
-            nextSlot[i] = (int)(Hash(destination.Port, destination.Address, 0, OffsetHashKey) % TableSize);
-            skip[i] = (int)(Hash(destination.Port, destination.Address, 0, SkipHashKey) % (TableSize - 1)) + 1;
+            nextSlot[i] = (int)(Hash(destination.Port, destination.Address.Fold(), 0, OffsetHashKey) % TableSize);
+            skip[i] = (int)(Hash(destination.Port, destination.Address.Fold(), 0, SkipHashKey) % (TableSize - 1)) + 1;
             int scaled = (lastWeights[i] / divisor) >> shift;
             // A server with a last weight too small to survive the shift still gets one turn; one that never had a
             // weight gets none.

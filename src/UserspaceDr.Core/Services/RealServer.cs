@@ -1,3 +1,4 @@
+using UserspaceDr.Core.Packets;
 using UserspaceDr.Core.Stats;
 
 namespace UserspaceDr.Core.Services;
@@ -22,7 +23,7 @@ public sealed class RealServer
     private int _overloaded;
     private int _removed;
 
-    public RealServer(uint address, ushort port, ForwardingMethod method, int weight, int upperThreshold = 0, int lowerThreshold = 0)
+    public RealServer(InetAddress address, ushort port, ForwardingMethod method, int weight, int upperThreshold = 0, int lowerThreshold = 0)
     {
         Address = address;
         Port = port;
@@ -53,7 +54,7 @@ public sealed class RealServer
         }
     }
 
-    public uint Address { get; }
+    public InetAddress Address { get; }
     public ushort Port { get; }
     /// <summary>The forwarding method new connections get (-g/-m/-i; changed in place by -e, as the kernel does).</summary>
     public ForwardingMethod Method => (ForwardingMethod)Volatile.Read(ref _method);
@@ -177,5 +178,5 @@ public sealed class RealServer
         }
     }
 
-    public override string ToString() => $"{Packets.Ipv4Address.Format(Address)}:{Port}";
+    public override string ToString() => $"{Address}:{Port}";
 }

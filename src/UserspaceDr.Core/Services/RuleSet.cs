@@ -1,4 +1,5 @@
 using System.Collections.Immutable;
+using UserspaceDr.Core.Packets;
 using UserspaceDr.Core.Scheduling;
 using UserspaceDr.Core.Stats;
 
@@ -46,7 +47,7 @@ public sealed class RuleSet
             _slotHasTunnel[slot] = service.Destinations.Any(d => d.Method == ForwardingMethod.Tunnel);
         }
         Generation = Interlocked.Increment(ref s_lastGeneration);
-        _virtualAddresses = services.Select(s => s.Address).Distinct().Order().ToArray();
+        _virtualAddresses = services.Where(s => s.Address.IsIPv4).Select(s => s.Address.IPv4).Distinct().Order().ToArray();
         HasMasquerade = services.Any(s => s.Destinations.Any(d => d.Method == ForwardingMethod.Masquerade));
         HasTunnel = services.Any(s => s.Destinations.Any(d => d.Method == ForwardingMethod.Tunnel));
     }
@@ -66,7 +67,7 @@ public sealed class RuleSet
     /// </summary>
     public ImmutableArray<DeletedRealServer> Deleted { get; }
 
-    /// <summary>The VIPs, sorted: "is this frame addressed to a VIP at all".</summary>
+    /// <summary>The IPv4 VIPs, sorted: "is this frame addressed to a VIP at all".</summary>
     public ReadOnlySpan<uint> VirtualAddresses => _virtualAddresses;
 
     public bool IsVirtualAddress(uint address) => Array.BinarySearch(_virtualAddresses, address) >= 0;
@@ -82,14 +83,17 @@ public sealed class RuleSet
     internal int Generation { get; }
 
     /// <summary>The service for a packet to address:port; a persistent port-0 service matches any port.</summary>
-    public VirtualService? Find(byte protocol, uint address, ushort port)
+    public VirtualService? Find(byte protocol, InetAddress address, ushort port)
     {
         int slot = FindSlot(protocol, address, port);
         return slot >= 0 ? _slots[slot] : null;
     }
 
     /// <summary>As <see cref="Find"/>, the service's slot in this rule set (<see cref="ServiceAt"/>); -1 when there is none.</summary>
-    internal int FindSlot(byte protocol, uint address, ushort port)
+    internal int FindSlot(byte protocol, uint address, ushort port) => FindSlot(protocol, InetAddress.FromIPv4(address), port);
+
+    /// <inheritdoc cref="FindSlot(byte, uint, ushort)"/>
+    internal int FindSlot(byte protocol, InetAddress address, ushort port)
     {
         int exact = FindExactSlot((ServiceProtocol)protocol, address, port);
         return exact >= 0 || port == 0 ? exact : FindExactSlot((ServiceProtocol)protocol, address, 0);
@@ -101,7 +105,7 @@ public sealed class RuleSet
     /// <summary>The service in a slot <see cref="FindSlot"/> gave has an IP-in-IP server.</summary>
     internal bool SlotHasTunnel(int slot) => _slotHasTunnel[slot];
 
-    private int FindExactSlot(ServiceProtocol protocol, uint address, ushort port)
+    private int FindExactSlot(ServiceProtocol protocol, InetAddress address, ushort port)
     {
         int slot = Slot(protocol, address, port);
         while (true)
@@ -119,9 +123,9 @@ public sealed class RuleSet
         }
     }
 
-    private int Slot(ServiceProtocol protocol, uint address, ushort port)
+    private int Slot(ServiceProtocol protocol, InetAddress address, ushort port)
     {
-        uint hash = (address ^ ((uint)port << 16) ^ (uint)protocol) * 0x9E3779B1u;
+        uint hash = (address.Fold() ^ ((uint)port << 16) ^ (uint)protocol) * 0x9E3779B1u;
         return (int)(hash >> 16) & _mask;
     }
 
@@ -246,4 +250,4 @@ public sealed class RuleSet
 }
 
 /// <summary>A real server deleted from the service (protocol, address, port) while connections still hold it.</summary>
-public readonly record struct DeletedRealServer(ServiceProtocol Protocol, uint ServiceAddress, ushort ServicePort, RealServer Server);
+public readonly record struct DeletedRealServer(ServiceProtocol Protocol, InetAddress ServiceAddress, ushort ServicePort, RealServer Server);

@@ -1,10 +1,11 @@
 using System.Collections.Immutable;
+using UserspaceDr.Core.Packets;
 
 namespace UserspaceDr.Core.Services;
 
 /// <summary>A real server as configured (-a/-e). Weight 0 = quiesced; thresholds 0 = unset.</summary>
 public sealed record RealServerSpec(
-    uint Address,
+    InetAddress Address,
     ushort Port,
     ForwardingMethod Method = ForwardingMethod.Route,
     int Weight = 1,
@@ -17,7 +18,7 @@ public sealed record RealServerSpec(
 /// </summary>
 public sealed record VirtualServiceSpec(
     ServiceProtocol Protocol,
-    uint Address,
+    InetAddress Address,
     ushort Port,
     string Scheduler = "wlc",
     SchedulerFlags Flags = SchedulerFlags.None,
@@ -27,7 +28,7 @@ public sealed record VirtualServiceSpec(
 {
     public ImmutableArray<RealServerSpec> RealServers { get; init; } = [];
 
-    public bool SameService(ServiceProtocol protocol, uint address, ushort port) =>
+    public bool SameService(ServiceProtocol protocol, InetAddress address, ushort port) =>
         Protocol == protocol && Address == address && Port == port;
 }
 

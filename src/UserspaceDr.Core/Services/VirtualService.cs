@@ -1,3 +1,4 @@
+using UserspaceDr.Core.Packets;
 using System.Collections.Immutable;
 using UserspaceDr.Core.Scheduling;
 
@@ -15,7 +16,7 @@ public sealed class VirtualService
 
     public VirtualService(
         ServiceProtocol protocol,
-        uint address,
+        InetAddress address,
         ushort port,
         string schedulerName,
         SchedulerFlags flags,
@@ -39,7 +40,7 @@ public sealed class VirtualService
     }
 
     public ServiceProtocol Protocol { get; }
-    public uint Address { get; }
+    public InetAddress Address { get; }
 
     /// <summary>0 only for a persistent service that matches every port.</summary>
     public ushort Port { get; }
@@ -62,5 +63,5 @@ public sealed class VirtualService
     public Scheduler Scheduler { get; }
 
     public override string ToString() =>
-        $"{(Protocol == ServiceProtocol.Tcp ? "TCP" : "UDP")} {Packets.Ipv4Address.Format(Address)}:{Port}";
+        $"{(Protocol == ServiceProtocol.Tcp ? "TCP" : "UDP")} {Address}:{Port}";
 }

@@ -1,5 +1,6 @@
 using System.Collections.Immutable;
 using System.Runtime.CompilerServices;
+using UserspaceDr.Core.Packets;
 using UserspaceDr.Core.Services;
 
 namespace UserspaceDr.Core.Stats;
@@ -24,7 +25,7 @@ public sealed class TrafficStatistics
 {
     private readonly Func<RealServer, TrafficCounters> _read;
     private readonly Lock _lock = new();
-    private readonly Dictionary<(ServiceProtocol, uint, ushort), ServiceEntry> _services = [];
+    private readonly Dictionary<(ServiceProtocol, InetAddress, ushort), ServiceEntry> _services = [];
     private readonly ConditionalWeakTable<RealServer, ServerEntry> _servers = [];
     private RuleSet? _seen;
 
@@ -124,10 +125,10 @@ public sealed class TrafficStatistics
         {
             return;
         }
-        var present = new HashSet<(ServiceProtocol, uint, ushort)>();
+        var present = new HashSet<(ServiceProtocol, InetAddress, ushort)>();
         foreach (VirtualService service in rules.Services)
         {
-            (ServiceProtocol, uint, ushort) key = Key(service);
+            (ServiceProtocol, InetAddress, ushort) key = Key(service);
             present.Add(key);
             var members = new HashSet<RealServer>(service.Destinations, ReferenceEqualityComparer.Instance);
             if (!_services.TryGetValue(key, out ServiceEntry? entry))
@@ -169,7 +170,7 @@ public sealed class TrafficStatistics
                 Server(server);
             }
         }
-        foreach ((ServiceProtocol, uint, ushort) key in _services.Keys.ToArray())
+        foreach ((ServiceProtocol, InetAddress, ushort) key in _services.Keys.ToArray())
         {
             if (!present.Contains(key))
             {
@@ -205,7 +206,7 @@ public sealed class TrafficStatistics
         return shown;
     }
 
-    private static (ServiceProtocol, uint, ushort) Key(VirtualService service) => (service.Protocol, service.Address, service.Port);
+    private static (ServiceProtocol, InetAddress, ushort) Key(VirtualService service) => (service.Protocol, service.Address, service.Port);
 
     private sealed class ServiceEntry
     {

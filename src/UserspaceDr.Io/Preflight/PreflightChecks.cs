@@ -19,11 +19,11 @@ public sealed class PreflightContext(PreflightOptions options, IHostSystem host)
 
     public LinkInfo? Interface => Links.FirstOrDefault(l => l.Name == Options.InterfaceName);
 
-    public IReadOnlyList<uint> Vips => [.. Options.Rules.Services.Select(s => s.Address).Distinct()];
+    public IReadOnlyList<uint> Vips => [.. Options.Rules.Services.Where(s => s.Address.IsIPv4).Select(s => s.Address.IPv4).Distinct()];
 
     /// <summary>Every distinct real server with the forwarding methods it is used with.</summary>
     public IEnumerable<(uint Address, ForwardingMethod Method)> RealServers =>
-        Options.Rules.Services.SelectMany(s => s.RealServers).Select(r => (r.Address, r.Method)).Distinct();
+        Options.Rules.Services.SelectMany(s => s.RealServers).Where(r => r.Address.IsIPv4).Select(r => (r.Address.IPv4, r.Method)).Distinct();
 
     /// <summary>True when <paramref name="address"/> is configured on any interface of this host.</summary>
     public bool IsLocal(uint address) => Links.Any(l => l.Find(address) != null);

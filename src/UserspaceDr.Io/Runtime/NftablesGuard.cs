@@ -56,12 +56,12 @@ public sealed class NftablesGuard : IDisposable
         foreach (VirtualServiceSpec service in rules.Services)
         {
             string protocol = service.Protocol == ServiceProtocol.Tcp ? "tcp" : "udp";
-            string vip = Ipv4Address.Format(service.Address);
+            string vip = service.Address.ToString();
             script.AppendLine(service.Port == 0
                 ? $"    ip daddr {vip} meta l4proto {protocol} drop"
                 : string.Create(CultureInfo.InvariantCulture, $"    ip daddr {vip} {protocol} dport {service.Port} drop"));
         }
-        foreach (uint vip in rules.Services.Select(s => s.Address).Distinct().Order())
+        foreach (uint vip in rules.Services.Where(s => s.Address.IsIPv4).Select(s => s.Address.IPv4).Distinct().Order())
         {
             // Later fragments carry no ports; the kernel would reassemble them and answer for the datagram.
             script.AppendLine(CultureInfo.InvariantCulture, $"    ip daddr {Ipv4Address.Format(vip)} ip frag-off & 0x1fff != 0 meta l4proto {{ tcp, udp }} drop");

@@ -2,15 +2,18 @@ using UserspaceDr.Core.Services;
 
 namespace UserspaceDr.Io.Runtime;
 
-/// <summary>What the receive side needs to know of a rule set: which addresses to take in, and how to steer.</summary>
+/// <summary>
+/// What the receive side needs to know of a rule set: which addresses to take in, and how to steer. IPv4 only: the
+/// receive side forwards IPv4 (IPv6 services are refused before they get here).
+/// </summary>
 public static class RuleSetTraffic
 {
     /// <summary>The addresses of NAT (-m) real servers: their replies come back through udr.</summary>
     public static IEnumerable<uint> NatServers(RuleSetSpec rules)
     {
         ArgumentNullException.ThrowIfNull(rules);
-        return rules.Services.SelectMany(s => s.RealServers).Where(r => r.Method == ForwardingMethod.Masquerade)
-            .Select(r => r.Address).Distinct();
+        return rules.Services.SelectMany(s => s.RealServers).Where(r => r.Method == ForwardingMethod.Masquerade && r.Address.IsIPv4)
+            .Select(r => r.Address.IPv4).Distinct();
     }
 
     /// <summary>
@@ -20,8 +23,8 @@ public static class RuleSetTraffic
     public static IEnumerable<(uint Address, ServiceProtocol Protocol, ushort Port)> NatServerPorts(RuleSetSpec rules)
     {
         ArgumentNullException.ThrowIfNull(rules);
-        return rules.Services.SelectMany(s => s.RealServers.Where(r => r.Method == ForwardingMethod.Masquerade)
-                .Select(r => (r.Address, s.Protocol, r.Port)))
+        return rules.Services.SelectMany(s => s.RealServers.Where(r => r.Method == ForwardingMethod.Masquerade && r.Address.IsIPv4)
+                .Select(r => (Address: r.Address.IPv4, s.Protocol, r.Port)))
             .Distinct().OrderBy(t => t.Address).ThenBy(t => t.Protocol).ThenBy(t => t.Port);
     }
 
@@ -29,7 +32,7 @@ public static class RuleSetTraffic
     public static IEnumerable<uint> RealServers(RuleSetSpec rules)
     {
         ArgumentNullException.ThrowIfNull(rules);
-        return rules.Services.SelectMany(s => s.RealServers).Select(r => r.Address).Distinct();
+        return rules.Services.SelectMany(s => s.RealServers).Where(r => r.Address.IsIPv4).Select(r => r.Address.IPv4).Distinct();
     }
 
     /// <summary>
@@ -42,7 +45,7 @@ public static class RuleSetTraffic
         uint mask = uint.MaxValue;
         foreach (VirtualServiceSpec service in rules.Services)
         {
-            if (service.PersistenceTimeout != 0)
+            if (service.PersistenceTimeout != 0 && service.Address.IsIPv4)
             {
                 mask &= service.PersistenceNetmask;
             }

@@ -104,6 +104,6 @@ public sealed class InMemoryIpvsBackend : IIpvsBackend
     private static string Key(VirtualServiceSpec service) =>
         (service.Protocol == ServiceProtocol.Tcp ? "TCP " : "UDP ") + Address(service.Address, service.Port);
 
-    private static string Address(uint address, ushort port) =>
-        Ipv4Address.Format(address) + ":" + port.ToString(CultureInfo.InvariantCulture);
+    private static string Address(InetAddress address, ushort port) =>
+        address + ":" + port.ToString(CultureInfo.InvariantCulture);
 }

@@ -49,12 +49,12 @@ public class IpvsadmCompatibilityCorpusTests
 
     private sealed class Names : IIpvsadmNames
     {
-        public string? HostName(uint address) => address switch
+        public string? HostName(Core.Packets.InetAddress address) => address.IsIPv4 ? address.IPv4 switch
         {
             0xC6120064 => "www.example-service.internal",
             0xC612000B => "realserver-one.example.internal",
             _ => null,
-        };
+        } : null;
 
         public string? ServiceName(ushort port, Core.Services.ServiceProtocol protocol) => port switch
         {

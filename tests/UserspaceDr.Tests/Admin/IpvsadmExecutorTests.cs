@@ -1,3 +1,4 @@
+using UserspaceDr.Core.Packets;
 using UserspaceDr.Admin;
 using UserspaceDr.Core.Services;
 
@@ -203,11 +204,11 @@ public class IpvsadmExecutorTests
         (IpvsadmExecutor executor, InMemoryIpvsBackend backend) = Started();
         backend.ConnectionEntries.AddRange(
         [
-            new IpvsConnection(ServiceProtocol.Tcp, "ESTABLISHED", 0xC6120001, 51234, 0xC6120064, 80, 0xC612000B, 80, 898),
-            new IpvsConnection(ServiceProtocol.Tcp, "NONE", 0xC6120000, 0, 0xC6120064, 443, 0xC6120015, 443, 352),
-            new IpvsConnection(ServiceProtocol.Udp, "UDP", 0xC6120001, 40000, 0xC6120064, 53, 0xC612000C, 53, 299),
-            new IpvsConnection(ServiceProtocol.Tcp, "FIN_WAIT", 0xC6120001, 51235, 0xC6120064, 80, 0xC612000C, 80, -1),
-            new IpvsConnection(ServiceProtocol.Tcp, "ASSURED", 0xC6120000, 0, 0xC6120064, 443, 0xC6120015, 443, 6000),
+            new IpvsConnection(ServiceProtocol.Tcp, "ESTABLISHED", InetAddress.FromIPv4(0xC6120001), 51234, InetAddress.FromIPv4(0xC6120064), 80, InetAddress.FromIPv4(0xC612000B), 80, 898),
+            new IpvsConnection(ServiceProtocol.Tcp, "NONE", InetAddress.FromIPv4(0xC6120000), 0, InetAddress.FromIPv4(0xC6120064), 443, InetAddress.FromIPv4(0xC6120015), 443, 352),
+            new IpvsConnection(ServiceProtocol.Udp, "UDP", InetAddress.FromIPv4(0xC6120001), 40000, InetAddress.FromIPv4(0xC6120064), 53, InetAddress.FromIPv4(0xC612000C), 53, 299),
+            new IpvsConnection(ServiceProtocol.Tcp, "FIN_WAIT", InetAddress.FromIPv4(0xC6120001), 51235, InetAddress.FromIPv4(0xC6120064), 80, InetAddress.FromIPv4(0xC612000C), 80, -1),
+            new IpvsConnection(ServiceProtocol.Tcp, "ASSURED", InetAddress.FromIPv4(0xC6120000), 0, InetAddress.FromIPv4(0xC6120064), 443, InetAddress.FromIPv4(0xC6120015), 443, 6000),
         ]);
         Assert.That(Run(executor, "-L -n -c").Stdout, Is.EqualTo(ConnectionsText));
         Assert.That(Run(executor, "-lnc").Stdout, Is.EqualTo(ConnectionsText));

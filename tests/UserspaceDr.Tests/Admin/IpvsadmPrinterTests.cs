@@ -1,3 +1,4 @@
+using UserspaceDr.Core.Packets;
 using UserspaceDr.Admin;
 using UserspaceDr.Core.Services;
 
@@ -35,7 +36,7 @@ public class IpvsadmPrinterTests
     [Test]
     public void Sh_with_only_flag_3_prints_empty_parentheses_as_ipvsadm_does()
     {
-        var rules = new RuleSetSpec([new VirtualServiceSpec(ServiceProtocol.Tcp, 0xC6120064, 80, "sh", SchedulerFlags.Flag3)]);
+        var rules = new RuleSetSpec([new VirtualServiceSpec(ServiceProtocol.Tcp, InetAddress.FromIPv4(0xC6120064), 80, "sh", SchedulerFlags.Flag3)]);
         string listed = IpvsadmPrinter.ListAll(IpvsState.FromRules(rules), IpvsadmFormat.Numeric);
         Assert.That(listed, Does.EndWith("TCP  198.18.0.100:80 sh ()\n"));
         Assert.That(RulesFile.Save(rules), Is.EqualTo("-A -t 198.18.0.100:80 -s sh -b \n"));
@@ -65,13 +66,13 @@ public class IpvsadmPrinterTests
             var names = new FileNames(hosts, services);
             Assert.Multiple(() =>
             {
-                Assert.That(names.HostName(0xC612000B), Is.EqualTo("rs1.lab"));
-                Assert.That(names.HostName(0xC612000C), Is.Null);
+                Assert.That(names.HostName(InetAddress.FromIPv4(0xC612000B)), Is.EqualTo("rs1.lab"));
+                Assert.That(names.HostName(InetAddress.FromIPv4(0xC612000C)), Is.Null);
                 Assert.That(names.ServiceName(80, ServiceProtocol.Tcp), Is.EqualTo("http"));
                 Assert.That(names.ServiceName(80, ServiceProtocol.Udp), Is.Null);
                 Assert.That(names.ServiceName(123, ServiceProtocol.Udp), Is.EqualTo("ntp"));
             });
-            Assert.That(new FileNames(Path.Combine(directory, "none"), Path.Combine(directory, "none")).HostName(0x7F000001), Is.Null);
+            Assert.That(new FileNames(Path.Combine(directory, "none"), Path.Combine(directory, "none")).HostName(InetAddress.FromIPv4(0x7F000001)), Is.Null);
         }
         finally
         {

@@ -45,7 +45,7 @@ public class RuleSetEditorTests
         RuleSetSpec rules = Applied(RuleSetSpec.Empty, "-A", "-u", "198.18.10.1:53", "-s", "sh", "-b", "sh-port", "-o");
         Assert.That(rules.Services, Has.Length.EqualTo(1));
         VirtualServiceSpec service = rules.Services[0];
-        Assert.That(service, Is.EqualTo(new VirtualServiceSpec(ServiceProtocol.Udp, Vip, 53, "sh", SchedulerFlags.Flag2, 0, 0xFFFF_FFFF, true)));
+        Assert.That(service, Is.EqualTo(new VirtualServiceSpec(ServiceProtocol.Udp, InetAddress.FromIPv4(Vip), 53, "sh", SchedulerFlags.Flag2, 0, 0xFFFF_FFFF, true)));
     }
 
     [Test]
@@ -137,9 +137,9 @@ public class RuleSetEditorTests
         RuleSetSpec rules = WebService();
         Assert.That(rules.Services[0].RealServers, Is.EqualTo(new[]
         {
-            new RealServerSpec(Ipv4Address.Parse("198.18.12.3"), 80, ForwardingMethod.Route, 3),
-            new RealServerSpec(Ipv4Address.Parse("198.18.12.1"), 8080, ForwardingMethod.Masquerade, 1, 100, 10),
-            new RealServerSpec(Ipv4Address.Parse("198.18.12.2"), 80, ForwardingMethod.Tunnel, 1),
+            new RealServerSpec(InetAddress.Parse("198.18.12.3"), 80, ForwardingMethod.Route, 3),
+            new RealServerSpec(InetAddress.Parse("198.18.12.1"), 8080, ForwardingMethod.Masquerade, 1, 100, 10),
+            new RealServerSpec(InetAddress.Parse("198.18.12.2"), 80, ForwardingMethod.Tunnel, 1),
         }));
     }
 
@@ -169,11 +169,11 @@ public class RuleSetEditorTests
     {
         RuleSetSpec after = Applied(WebService(), "-e", "-t", "198.18.10.1:80", "-r", "198.18.12.1:8080", "-m");
         // -e without -w, -x, -y sends weight 1 and no thresholds, as ipvsadm does.
-        Assert.That(after.Services[0].RealServers[1], Is.EqualTo(new RealServerSpec(Ipv4Address.Parse("198.18.12.1"), 8080, ForwardingMethod.Masquerade, 1)));
+        Assert.That(after.Services[0].RealServers[1], Is.EqualTo(new RealServerSpec(InetAddress.Parse("198.18.12.1"), 8080, ForwardingMethod.Masquerade, 1)));
 
         RuleSetSpec reweighted = Applied(WebService(), "-e", "-t", "198.18.10.1:80", "-r", "198.18.12.3", "-w", "0");
         Assert.That(reweighted.Services[0].RealServers[0].Weight, Is.Zero);
-        Assert.That(reweighted.Services[0].RealServers[0].Address, Is.EqualTo(Ipv4Address.Parse("198.18.12.3")));
+        Assert.That(reweighted.Services[0].RealServers[0].Address, Is.EqualTo(InetAddress.Parse("198.18.12.3")));
     }
 
     [Test]
@@ -189,7 +189,7 @@ public class RuleSetEditorTests
     {
         RuleSetSpec after = Applied(WebService(), "-d", "-t", "198.18.10.1:80", "-r", "198.18.12.1:8080");
         Assert.That(after.Services[0].RealServers.Select(server => server.Address),
-            Is.EqualTo(new[] { Ipv4Address.Parse("198.18.12.3"), Ipv4Address.Parse("198.18.12.2") }));
+            Is.EqualTo(new[] { InetAddress.Parse("198.18.12.3"), InetAddress.Parse("198.18.12.2") }));
         AssertKernelError(Apply(after, "-d", "-t", "198.18.10.1:80", "-r", "198.18.12.1:8080"), "No such destination");
         AssertKernelError(Apply(RuleSetSpec.Empty, "-d", "-t", "198.18.10.1:80", "-r", "198.18.12.1"), "Service not defined");
     }

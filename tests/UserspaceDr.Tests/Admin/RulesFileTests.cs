@@ -74,8 +74,8 @@ public class RulesFileTests
     {
         var rules = new RuleSetSpec(
         [
-            new VirtualServiceSpec(ServiceProtocol.Tcp, Ipv4Address.Parse("198.18.10.1"), 80, "rr", SchedulerFlags.Flag1 | SchedulerFlags.Flag3, 0, 0xFFFF_FF00),
-            new VirtualServiceSpec(ServiceProtocol.Tcp, Ipv4Address.Parse("198.18.10.1"), 81, "mh", SchedulerFlags.Flag1, 30, 0xFFFF_0000),
+            new VirtualServiceSpec(ServiceProtocol.Tcp, InetAddress.Parse("198.18.10.1"), 80, "rr", SchedulerFlags.Flag1 | SchedulerFlags.Flag3, 0, 0xFFFF_FF00),
+            new VirtualServiceSpec(ServiceProtocol.Tcp, InetAddress.Parse("198.18.10.1"), 81, "mh", SchedulerFlags.Flag1, 30, 0xFFFF_0000),
         ]);
         Assert.That(RulesFile.Save(rules), Is.EqualTo(
             "-A -t 198.18.10.1:80 -s rr -b flag-1,flag-3\n" +
@@ -85,9 +85,9 @@ public class RulesFileTests
     [Test]
     public void Save_prints_local_servers_as_route_and_omits_thresholds()
     {
-        VirtualServiceSpec service = new(ServiceProtocol.Tcp, Ipv4Address.Parse("198.18.10.1"), 80)
+        VirtualServiceSpec service = new(ServiceProtocol.Tcp, InetAddress.Parse("198.18.10.1"), 80)
         {
-            RealServers = [new RealServerSpec(Ipv4Address.Parse("127.0.0.1"), 80, ForwardingMethod.Local, 7, 100, 50)],
+            RealServers = [new RealServerSpec(InetAddress.Parse("127.0.0.1"), 80, ForwardingMethod.Local, 7, 100, 50)],
         };
         Assert.That(RulesFile.Save(new RuleSetSpec([service])), Is.EqualTo(
             "-A -t 198.18.10.1:80 -s wlc\n" +
@@ -102,11 +102,11 @@ public class RulesFileTests
         // below 70.18.0.0), so the comparators are checked on the 32-bit values themselves; nothing here is an
         // address the project uses or sends to.
         const uint Low = 0x0000_0001, High = 0xC612_0001; // High is 198.18.0.1
-        VirtualServiceSpec Service(uint address) => new(ServiceProtocol.Tcp, address, 80);
+        VirtualServiceSpec Service(uint address) => new(ServiceProtocol.Tcp, InetAddress.FromIPv4(address), 80);
         Assert.Multiple(() =>
         {
             Assert.That(IpvsadmOrder.CompareServices(Service(Low), Service(High)), Is.Positive, "High - Low wraps: Low sorts after High");
-            Assert.That(IpvsadmOrder.CompareRealServers(new RealServerSpec(Low, 80), new RealServerSpec(High, 80)), Is.Positive, "the same for real servers");
+            Assert.That(IpvsadmOrder.CompareRealServers(new RealServerSpec(InetAddress.FromIPv4(Low), 80), new RealServerSpec(InetAddress.FromIPv4(High), 80)), Is.Positive, "the same for real servers");
             Assert.That(IpvsadmOrder.CompareServices(Service(Ipv4Address.Parse("198.18.0.1")), Service(Ipv4Address.Parse("198.19.0.1"))), Is.Negative,
                 "within 2^31 the order is the plain one");
         });
@@ -141,7 +141,7 @@ public class RulesFileTests
         Assert.That(rules.Services[0].Scheduler, Is.EqualTo("rr"));
         Assert.That(rules.Services[0].RealServers, Is.EqualTo(new[]
         {
-            new RealServerSpec(Ipv4Address.Parse("198.18.9.2"), 80, ForwardingMethod.Route, 2),
+            new RealServerSpec(InetAddress.Parse("198.18.9.2"), 80, ForwardingMethod.Route, 2),
         }));
     }
 

@@ -1,3 +1,4 @@
+using UserspaceDr.Core.Packets;
 using UserspaceDr.Core.Connections;
 using UserspaceDr.Core.Services;
 
@@ -55,7 +56,7 @@ public class ConnectionTableTests
     [Test]
     public void Expiry_removes_due_entries_releases_counters_and_keeps_controlling_templates()
     {
-        var dest = new RealServer(0xC612000B, 80, ForwardingMethod.Route, 1);
+        var dest = new RealServer(InetAddress.FromIPv4(0xC612000B), 80, ForwardingMethod.Route, 1);
         var table = new ConnectionTable(100, seed: 1);
         int template = table.TryInsert(new ConnectionKey(6, 0xC6120001, 0, 0xC6120064, 80, Template: true));
         table.At(template).Dest = dest;

@@ -1,3 +1,4 @@
+using UserspaceDr.Core.Packets;
 using System.Collections.Immutable;
 using UserspaceDr.Core.Services;
 using UserspaceDr.Core.Stats;
@@ -70,13 +71,13 @@ public class CountersAndRatesTests
     }
 
     private static RuleSetSpec Spec(params (ushort Port, uint[] Servers)[] services) => new([.. services.Select(s =>
-        new VirtualServiceSpec(ServiceProtocol.Tcp, 0xC6120064, s.Port, "rr")
+        new VirtualServiceSpec(ServiceProtocol.Tcp, InetAddress.FromIPv4(0xC6120064), s.Port, "rr")
         {
-            RealServers = [.. s.Servers.Select(a => new RealServerSpec(a, s.Port))],
+            RealServers = [.. s.Servers.Select(a => new RealServerSpec(InetAddress.FromIPv4(a), s.Port))],
         })]);
 
     private static RealServer Server(RuleSet rules, ushort port, uint address) =>
-        rules.Services.First(s => s.Port == port).Destinations.First(d => d.Address == address);
+        rules.Services.First(s => s.Port == port).Destinations.First(d => d.Address == InetAddress.FromIPv4(address));
 
     private static ServiceStatistics Service(ImmutableArray<ServiceStatistics> all, ushort port) => all.First(s => s.Service.Port == port);
 

@@ -166,7 +166,7 @@ public class HitlessChangeTests
         {
             Assert.That(Send(Frames.Tcp(Frames.Client, port, Vip, 80, fin: true, ack: true)), Is.EqualTo((FrameReason.Forwarded, server)));
         }
-        Assert.That(_backend.Running.Services.SelectMany(s => s.Destinations).Where(d => d.Address == Ipv4Address.Parse(Frames.Rs1)),
+        Assert.That(_backend.Running.Services.SelectMany(s => s.Destinations).Where(d => d.Address == InetAddress.Parse(Frames.Rs1)),
             Has.All.Property(nameof(RealServer.Removed)).False);
     }
 
@@ -178,7 +178,7 @@ public class HitlessChangeTests
         {
             udp[port] = Send(Datagram(port, 0)).Server!;
         }
-        RealServer rs2 = _backend.Running.Services.First(s => s.Port == 53).Destinations.First(d => d.Address == Ipv4Address.Parse(Frames.Rs2));
+        RealServer rs2 = _backend.Running.Services.First(s => s.Port == 53).Destinations.First(d => d.Address == InetAddress.Parse(Frames.Rs2));
 
         Ipvsadm($"-d -u {Vip}:53 -r {Frames.Rs2}");
         Assert.That(rs2.Removed, Is.True);
@@ -192,7 +192,7 @@ public class HitlessChangeTests
         Assert.That(Send(Datagram(51000, 0)), Is.EqualTo((FrameReason.Forwarded, Frames.Rs1)), "new flows go to the servers left");
 
         Ipvsadm($"-a -u {Vip}:53 -r {Frames.Rs2} -w 2");
-        RealServer back = _backend.Running.Services.First(s => s.Port == 53).Destinations.First(d => d.Address == Ipv4Address.Parse(Frames.Rs2));
+        RealServer back = _backend.Running.Services.First(s => s.Port == 53).Destinations.First(d => d.Address == InetAddress.Parse(Frames.Rs2));
         Assert.That(back, Is.SameAs(rs2));
         Assert.That(back.Removed, Is.False);
         Assert.That(back.Weight, Is.EqualTo(2));
@@ -205,11 +205,11 @@ public class HitlessChangeTests
     [Test]
     public void A_deleted_server_without_connections_is_forgotten()
     {
-        RealServer rs2 = _backend.Running.Services.First(s => s.Port == 80).Destinations.First(d => d.Address == Ipv4Address.Parse(Frames.Rs2));
+        RealServer rs2 = _backend.Running.Services.First(s => s.Port == 80).Destinations.First(d => d.Address == InetAddress.Parse(Frames.Rs2));
         Ipvsadm($"-d -t {Vip}:80 -r {Frames.Rs2}");
         Assert.That(_backend.Running.Deleted, Is.Empty);
         Ipvsadm($"-a -t {Vip}:80 -r {Frames.Rs2}");
-        Assert.That(_backend.Running.Services.First(s => s.Port == 80).Destinations.First(d => d.Address == Ipv4Address.Parse(Frames.Rs2)),
+        Assert.That(_backend.Running.Services.First(s => s.Port == 80).Destinations.First(d => d.Address == InetAddress.Parse(Frames.Rs2)),
             Is.Not.SameAs(rs2));
     }
 
@@ -217,9 +217,9 @@ public class HitlessChangeTests
     public void A_method_edit_keeps_the_server_object_and_applies_to_new_connections_only()
     {
         (FrameReason _, string? first) = Send(Frames.Tcp(Frames.Client, 41000, Vip, 80, syn: true));
-        RealServer before = _backend.Running.Services.First(s => s.Port == 80).Destinations.First(d => d.Address == Ipv4Address.Parse(first!));
+        RealServer before = _backend.Running.Services.First(s => s.Port == 80).Destinations.First(d => d.Address == InetAddress.Parse(first!));
         Ipvsadm($"-e -t {Vip}:80 -r {first}:80 -i -w 1");
-        RealServer after = _backend.Running.Services.First(s => s.Port == 80).Destinations.First(d => d.Address == Ipv4Address.Parse(first!));
+        RealServer after = _backend.Running.Services.First(s => s.Port == 80).Destinations.First(d => d.Address == InetAddress.Parse(first!));
         Assert.That(after, Is.SameAs(before));
         Assert.That(after.Method, Is.EqualTo(ForwardingMethod.Tunnel));
         Assert.That(Send(Frames.Tcp(Frames.Client, 41000, Vip, 80, ack: true)), Is.EqualTo((FrameReason.Forwarded, first)),

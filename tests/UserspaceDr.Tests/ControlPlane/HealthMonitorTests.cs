@@ -67,7 +67,7 @@ public class HealthMonitorTests
 
         /// <summary>The first service's pool as "address:port weight" words.</summary>
         public string Pool(int service = 0) => string.Join(" ", Live.Services[service].RealServers.Select(s =>
-            $"{Core.Packets.Ipv4Address.Format(s.Address)}:{s.Port}/{s.Weight}"));
+            $"{s.Address}:{s.Port}/{s.Weight}"));
 
         public ValueTask DisposeAsync() => Monitor.DisposeAsync();
     }

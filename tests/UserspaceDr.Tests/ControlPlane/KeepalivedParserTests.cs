@@ -158,7 +158,7 @@ public class KeepalivedParserTests
 
         static string[] Pool(VirtualServerConfig vs, ServerHealth[] health, bool quorumUp) =>
             [.. KeepalivedRules.Pool(vs, health, quorumUp).Select(s =>
-                $"{Core.Packets.Ipv4Address.Format(s.Address)}:{s.Port} w{s.Weight}")];
+                $"{s.Address}:{s.Port} w{s.Weight}")];
     }
 
     [Test]

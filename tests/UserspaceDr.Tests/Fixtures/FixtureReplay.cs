@@ -55,5 +55,5 @@ internal sealed class FixtureReplay
     }
 
     public RealServer Server(string address) =>
-        Result.Rules.Services.SelectMany(s => s.Destinations).Single(d => d.Address == Ipv4Address.Parse(address));
+        Result.Rules.Services.SelectMany(s => s.Destinations).Single(d => d.Address == InetAddress.Parse(address));
 }

@@ -21,13 +21,13 @@ public class EgressMtuTests
 
     private static EngineHarness Lab()
     {
-        var dr = new VirtualServiceSpec(ServiceProtocol.Tcp, Ipv4Address.Parse(Frames.Vip), 80, "rr")
+        var dr = new VirtualServiceSpec(ServiceProtocol.Tcp, InetAddress.Parse(Frames.Vip), 80, "rr")
         {
-            RealServers = [new RealServerSpec(Ipv4Address.Parse(Frames.Rs1), 80)],
+            RealServers = [new RealServerSpec(InetAddress.Parse(Frames.Rs1), 80)],
         };
-        var nat = new VirtualServiceSpec(ServiceProtocol.Tcp, Ipv4Address.Parse(Frames.Vip), 8080, "rr")
+        var nat = new VirtualServiceSpec(ServiceProtocol.Tcp, InetAddress.Parse(Frames.Vip), 8080, "rr")
         {
-            RealServers = [new RealServerSpec(Ipv4Address.Parse(NatServer), 80, ForwardingMethod.Masquerade)],
+            RealServers = [new RealServerSpec(InetAddress.Parse(NatServer), 80, ForwardingMethod.Masquerade)],
         };
         var options = new EngineOptions
         {

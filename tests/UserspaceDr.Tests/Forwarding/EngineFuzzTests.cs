@@ -248,23 +248,23 @@ public class EngineFuzzTests
     /// <summary>Every method in both services; link 1 leads to the tunnel server's network through a gateway.</summary>
     private static EngineHarness Lab()
     {
-        var tcp = new VirtualServiceSpec(ServiceProtocol.Tcp, Ipv4Address.Parse(Frames.Vip), 80, "rr")
+        var tcp = new VirtualServiceSpec(ServiceProtocol.Tcp, InetAddress.Parse(Frames.Vip), 80, "rr")
         {
             // Newest first, as IPVS lists them: rr sends the warm-up connection to the NAT server, whose replies then match.
             RealServers =
             [
-                new RealServerSpec(Ipv4Address.Parse(Frames.Rs1), 80, ForwardingMethod.Route),
-                new RealServerSpec(Ipv4Address.Parse(TunnelServer), 80, ForwardingMethod.Tunnel),
-                new RealServerSpec(Ipv4Address.Parse(NatServer), 8080, ForwardingMethod.Masquerade),
+                new RealServerSpec(InetAddress.Parse(Frames.Rs1), 80, ForwardingMethod.Route),
+                new RealServerSpec(InetAddress.Parse(TunnelServer), 80, ForwardingMethod.Tunnel),
+                new RealServerSpec(InetAddress.Parse(NatServer), 8080, ForwardingMethod.Masquerade),
             ],
         };
-        var udp = new VirtualServiceSpec(ServiceProtocol.Udp, Ipv4Address.Parse(Frames.Vip), 53, "rr")
+        var udp = new VirtualServiceSpec(ServiceProtocol.Udp, InetAddress.Parse(Frames.Vip), 53, "rr")
         {
             RealServers =
             [
-                new RealServerSpec(Ipv4Address.Parse(Frames.Rs2), 53, ForwardingMethod.Route),
-                new RealServerSpec(Ipv4Address.Parse(TunnelServer), 53, ForwardingMethod.Tunnel),
-                new RealServerSpec(Ipv4Address.Parse(NatServer), 5353, ForwardingMethod.Masquerade),
+                new RealServerSpec(InetAddress.Parse(Frames.Rs2), 53, ForwardingMethod.Route),
+                new RealServerSpec(InetAddress.Parse(TunnelServer), 53, ForwardingMethod.Tunnel),
+                new RealServerSpec(InetAddress.Parse(NatServer), 5353, ForwardingMethod.Masquerade),
             ],
         };
         var options = new EngineOptions

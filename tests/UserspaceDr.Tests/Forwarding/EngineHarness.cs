@@ -66,12 +66,12 @@ internal sealed class EngineHarness
     internal sealed record Outcome(FrameReason Reason, byte[] Frame, int Offset, byte Link, FrameFlags Flags, byte[] Overflow, byte[] Reply);
 
     public RealServer Server(string address) =>
-        Rules.Services.SelectMany(s => s.Destinations).First(d => d.Address == Ipv4Address.Parse(address));
+        Rules.Services.SelectMany(s => s.Destinations).First(d => d.Address == InetAddress.Parse(address));
 
     public static VirtualServiceSpec Service(string scheduler = "rr", ServiceProtocol protocol = ServiceProtocol.Tcp, ushort port = 80,
         int persistence = 0, uint netmask = 0xFFFFFFFF, params (string Address, int Weight)[] servers) =>
-        new(protocol, Ipv4Address.Parse(Frames.Vip), port, scheduler, PersistenceTimeout: persistence, PersistenceNetmask: netmask)
+        new(protocol, InetAddress.Parse(Frames.Vip), port, scheduler, PersistenceTimeout: persistence, PersistenceNetmask: netmask)
         {
-            RealServers = servers.Select(s => new RealServerSpec(Ipv4Address.Parse(s.Address), port, ForwardingMethod.Route, s.Weight)).ToImmutableArray(),
+            RealServers = servers.Select(s => new RealServerSpec(InetAddress.Parse(s.Address), port, ForwardingMethod.Route, s.Weight)).ToImmutableArray(),
         };
 }

@@ -11,7 +11,7 @@ public class FlowHintTests
     private static readonly uint Vip = Ipv4Address.Parse(Frames.Vip);
 
     private static VirtualServiceSpec Service(ushort port, ForwardingMethod method) =>
-        new(ServiceProtocol.Tcp, Vip, port, "rr") { RealServers = [new RealServerSpec(Ipv4Address.Parse(Frames.Rs1), port, method)] };
+        new(ServiceProtocol.Tcp, InetAddress.FromIPv4(Vip), port, "rr") { RealServers = [new RealServerSpec(InetAddress.Parse(Frames.Rs1), port, method)] };
 
     private static EngineSnapshot Snapshot(params VirtualServiceSpec[] services) =>
         new(RuleSet.Build(new RuleSetSpec([.. services])), NeighborTable.Empty, Timeouts.Default);

@@ -19,13 +19,13 @@ public class NatIcmpTests
 
     private static EngineHarness Lab()
     {
-        var tcp = new VirtualServiceSpec(ServiceProtocol.Tcp, Ipv4Address.Parse(Frames.Vip), 80, "rr")
+        var tcp = new VirtualServiceSpec(ServiceProtocol.Tcp, InetAddress.Parse(Frames.Vip), 80, "rr")
         {
-            RealServers = [new RealServerSpec(Ipv4Address.Parse(NatServer), 8080, ForwardingMethod.Masquerade)],
+            RealServers = [new RealServerSpec(InetAddress.Parse(NatServer), 8080, ForwardingMethod.Masquerade)],
         };
-        var udp = new VirtualServiceSpec(ServiceProtocol.Udp, Ipv4Address.Parse(Frames.Vip), 53, "rr")
+        var udp = new VirtualServiceSpec(ServiceProtocol.Udp, InetAddress.Parse(Frames.Vip), 53, "rr")
         {
-            RealServers = [new RealServerSpec(Ipv4Address.Parse(NatServer), 5353, ForwardingMethod.Masquerade)],
+            RealServers = [new RealServerSpec(InetAddress.Parse(NatServer), 5353, ForwardingMethod.Masquerade)],
         };
         var options = new EngineOptions
         {

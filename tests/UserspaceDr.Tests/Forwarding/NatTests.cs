@@ -13,17 +13,17 @@ public class NatTests
 
     private static EngineHarness Lab(params RealServerSpec[] servers)
     {
-        var service = new VirtualServiceSpec(ServiceProtocol.Tcp, Ipv4Address.Parse(Frames.Vip), 80, "rr") { RealServers = [.. servers] };
-        var udp = new VirtualServiceSpec(ServiceProtocol.Udp, Ipv4Address.Parse(Frames.Vip), 53, "rr")
+        var service = new VirtualServiceSpec(ServiceProtocol.Tcp, InetAddress.Parse(Frames.Vip), 80, "rr") { RealServers = [.. servers] };
+        var udp = new VirtualServiceSpec(ServiceProtocol.Udp, InetAddress.Parse(Frames.Vip), 53, "rr")
         {
-            RealServers = [new RealServerSpec(Ipv4Address.Parse(NatServer), 5353, ForwardingMethod.Masquerade)],
+            RealServers = [new RealServerSpec(InetAddress.Parse(NatServer), 5353, ForwardingMethod.Masquerade)],
         };
         var lab = new EngineHarness(new RuleSetSpec([service, udp]));
         lab.Neighbors = lab.Neighbors.With(Ipv4Address.Parse(NatServer), Frames.UdrMac(NatServerMac));
         return lab;
     }
 
-    private static RealServerSpec Nat => new(Ipv4Address.Parse(NatServer), 8080, ForwardingMethod.Masquerade);
+    private static RealServerSpec Nat => new(InetAddress.Parse(NatServer), 8080, ForwardingMethod.Masquerade);
 
     private static byte[] ReplyFromServer(bool syn = false, bool ack = true, bool fin = false, byte[]? payload = null)
     {
@@ -134,7 +134,7 @@ public class NatTests
     [Test]
     public void One_service_mixes_direct_routing_and_nat_servers()
     {
-        var lab = Lab(Nat, new RealServerSpec(Ipv4Address.Parse(Frames.Rs1), 80, ForwardingMethod.Route));
+        var lab = Lab(Nat, new RealServerSpec(InetAddress.Parse(Frames.Rs1), 80, ForwardingMethod.Route));
         var destinations = new List<IPAddress>();
         for (ushort port = 41000; port < 41004; port++)
         {

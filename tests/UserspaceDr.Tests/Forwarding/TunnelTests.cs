@@ -21,13 +21,13 @@ public class TunnelTests
 
     private static EngineHarness Lab(uint routeSource = 0, int mtu = 1500, string serverLinkAddress = ServerLinkAddress)
     {
-        var tcp = new VirtualServiceSpec(ServiceProtocol.Tcp, Ipv4Address.Parse(Frames.Vip), 80, "rr")
+        var tcp = new VirtualServiceSpec(ServiceProtocol.Tcp, InetAddress.Parse(Frames.Vip), 80, "rr")
         {
-            RealServers = [new RealServerSpec(Ipv4Address.Parse(TunnelServer), 80, ForwardingMethod.Tunnel)],
+            RealServers = [new RealServerSpec(InetAddress.Parse(TunnelServer), 80, ForwardingMethod.Tunnel)],
         };
-        var udp = new VirtualServiceSpec(ServiceProtocol.Udp, Ipv4Address.Parse(Frames.Vip), 53, "rr")
+        var udp = new VirtualServiceSpec(ServiceProtocol.Udp, InetAddress.Parse(Frames.Vip), 53, "rr")
         {
-            RealServers = [new RealServerSpec(Ipv4Address.Parse(TunnelServer), 53, ForwardingMethod.Tunnel)],
+            RealServers = [new RealServerSpec(InetAddress.Parse(TunnelServer), 53, ForwardingMethod.Tunnel)],
         };
         var options = new EngineOptions
         {

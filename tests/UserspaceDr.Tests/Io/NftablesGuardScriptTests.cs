@@ -10,13 +10,13 @@ public sealed class NftablesGuardScriptTests
 {
     private static RuleSetSpec Rules() => new(
     [
-        new VirtualServiceSpec(ServiceProtocol.Tcp, Ipv4Address.Parse("198.18.0.100"), 80, "rr")
+        new VirtualServiceSpec(ServiceProtocol.Tcp, InetAddress.Parse("198.18.0.100"), 80, "rr")
         {
-            RealServers = [new RealServerSpec(Ipv4Address.Parse("198.19.1.13"), 8080, ForwardingMethod.Masquerade), new RealServerSpec(Ipv4Address.Parse("198.18.0.11"), 80)],
+            RealServers = [new RealServerSpec(InetAddress.Parse("198.19.1.13"), 8080, ForwardingMethod.Masquerade), new RealServerSpec(InetAddress.Parse("198.18.0.11"), 80)],
         },
-        new VirtualServiceSpec(ServiceProtocol.Udp, Ipv4Address.Parse("198.18.0.100"), 0, "rr", PersistenceTimeout: 300)
+        new VirtualServiceSpec(ServiceProtocol.Udp, InetAddress.Parse("198.18.0.100"), 0, "rr", PersistenceTimeout: 300)
         {
-            RealServers = [new RealServerSpec(Ipv4Address.Parse("198.19.1.14"), 0, ForwardingMethod.Masquerade)],
+            RealServers = [new RealServerSpec(InetAddress.Parse("198.19.1.14"), 0, ForwardingMethod.Masquerade)],
         },
     ]);
 
@@ -42,9 +42,9 @@ public sealed class NftablesGuardScriptTests
     [Test]
     public void Without_nat_servers_the_script_has_no_source_rules()
     {
-        var rules = new RuleSetSpec(ImmutableArray.Create(new VirtualServiceSpec(ServiceProtocol.Tcp, Ipv4Address.Parse("198.18.0.100"), 80)
+        var rules = new RuleSetSpec(ImmutableArray.Create(new VirtualServiceSpec(ServiceProtocol.Tcp, InetAddress.Parse("198.18.0.100"), 80)
         {
-            RealServers = [new RealServerSpec(Ipv4Address.Parse("198.18.0.11"), 80)],
+            RealServers = [new RealServerSpec(InetAddress.Parse("198.18.0.11"), 80)],
         }));
         Assert.That(new NftablesGuard("eth0").Script(rules), Does.Not.Contain("saddr"));
     }

@@ -67,7 +67,7 @@ public class MaglevHashingSchedulerTests
         var mh = new MaglevHashingScheduler(servers, SchedulerFlags.None);
         // Offset: hsiphash(ntohs(port) + ntohl(addr)) with hash1, mod M; the first server claims it first.
         RealServer first = servers[0];
-        Assert.That(mh.Lookup[(int)Home(first.Port + first.Address)], Is.SameAs(first));
+        Assert.That(mh.Lookup[(int)Home(first.Port + first.Address.IPv4)], Is.SameAs(first));
         for (uint client = 0; client < 1000; client++)
         {
             uint address = 0xC0A80000u + client * 37;

@@ -1,3 +1,4 @@
+using UserspaceDr.Core.Packets;
 using System.Collections.Immutable;
 using UserspaceDr.Core.Scheduling;
 using UserspaceDr.Core.Services;
@@ -8,7 +9,7 @@ namespace UserspaceDr.Tests.Scheduling;
 internal static class SchedulingFixtures
 {
     public static RealServer Server(int id, int weight, ushort port = 80) =>
-        new(0xC6120100u + (uint)id, port, ForwardingMethod.Route, weight); // 198.18.1.id
+        new(InetAddress.FromIPv4(0xC6120100u + (uint)id), port, ForwardingMethod.Route, weight); // 198.18.1.id
 
     public static ImmutableArray<RealServer> List(params RealServer[] servers) => [.. servers];
 

@@ -10,7 +10,7 @@ public class ServerStatsSlotsTests
     private static readonly uint Vip = Ipv4Address.Parse("198.18.0.100");
 
     private static RuleSetSpec WithServer(string address) => new([
-        new VirtualServiceSpec(ServiceProtocol.Tcp, Vip, 80, "rr") { RealServers = [new RealServerSpec(Ipv4Address.Parse(address), 80)] },
+        new VirtualServiceSpec(ServiceProtocol.Tcp, InetAddress.FromIPv4(Vip), 80, "rr") { RealServers = [new RealServerSpec(InetAddress.Parse(address), 80)] },
     ]);
 
     private static RealServer OnlyServer(RuleSet rules) => rules.Services[0].Destinations[0];

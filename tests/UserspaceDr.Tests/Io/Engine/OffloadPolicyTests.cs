@@ -44,8 +44,8 @@ public class OffloadPolicyTests
     public void Only_a_super_frame_that_may_go_to_a_tunnel_server_is_cut_before_the_engine()
     {
         var rules = new RuleSetSpec([
-            new VirtualServiceSpec(ServiceProtocol.Tcp, Vip, 80, "rr") { RealServers = [new RealServerSpec(Rs1, 80)] },
-            new VirtualServiceSpec(ServiceProtocol.Tcp, Vip, 81, "rr") { RealServers = [new RealServerSpec(Rs1, 81, ForwardingMethod.Tunnel)] },
+            new VirtualServiceSpec(ServiceProtocol.Tcp, InetAddress.FromIPv4(Vip), 80, "rr") { RealServers = [new RealServerSpec(InetAddress.FromIPv4(Rs1), 80)] },
+            new VirtualServiceSpec(ServiceProtocol.Tcp, InetAddress.FromIPv4(Vip), 81, "rr") { RealServers = [new RealServerSpec(InetAddress.FromIPv4(Rs1), 81, ForwardingMethod.Tunnel)] },
         ]);
         var engine = new ForwardingEngine(new EngineOptions { LocalMac = Frames.UdrMac(Frames.BalancerMac) }, new ConnectionTable(1024))
         {
@@ -66,7 +66,7 @@ public class OffloadPolicyTests
     {
         byte[] super = Frames.Tcp(Frames.Client, 40000, Frames.Vip, 81, ack: true, payload: new byte[6000]);
         var rules = RuleSet.Build(new RuleSetSpec([
-            new VirtualServiceSpec(ServiceProtocol.Tcp, Vip, 81, "rr") { RealServers = [new RealServerSpec(Rs1, 81, ForwardingMethod.Tunnel)] },
+            new VirtualServiceSpec(ServiceProtocol.Tcp, InetAddress.FromIPv4(Vip), 81, "rr") { RealServers = [new RealServerSpec(InetAddress.FromIPv4(Rs1), 81, ForwardingMethod.Tunnel)] },
         ]));
         var snapshot = new EngineSnapshot(rules, NeighborTable.Empty.With(Rs1, new NextHop(Frames.UdrMac(Frames.Rs1Mac), Link: 0, Mtu: 1400)), Timeouts.Default);
         Assert.Multiple(() =>
