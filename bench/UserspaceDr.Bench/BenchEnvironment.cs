@@ -27,7 +27,7 @@ internal static class BenchEnvironment
 
     public static ushort ClientPort(int flow) => (ushort)(1024 + (2049 * (flow >> 16)));
 
-    public static ConnectionKey Key(int flow) => new(IpProtocol.Tcp, ClientAddress(flow), ClientPort(flow), Vip, VirtualPort);
+    public static ConnectionKey<uint> Key(int flow) => new(IpProtocol.Tcp, ClientAddress(flow), ClientPort(flow), Vip, VirtualPort);
 
     /// <summary>The port NAT servers listen on (the DNAT rewrites vport 80 to it).</summary>
     public const ushort NatServerPort = 8080;
@@ -54,7 +54,7 @@ internal static class BenchEnvironment
             neighbors[ServerAddress(i)] = new NextHop(serversAtLocalMac ? BenchFrames.BalancerMac : ServerMac(i), SourceAddress: BalancerAddress);
         }
         var service = new VirtualServiceSpec(ServiceProtocol.Tcp, InetAddress.FromIPv4(Vip), VirtualPort, scheduler) { RealServers = realServers.MoveToImmutable() };
-        return new ForwardingEngine(new EngineOptions { LocalMac = BenchFrames.BalancerMac }, new ConnectionTable(capacity, seed: 42))
+        return new ForwardingEngine(new EngineOptions { LocalMac = BenchFrames.BalancerMac }, new ConnectionTable<uint>(capacity, seed: 42))
         {
             Snapshot = new EngineSnapshot(RuleSet.Build(new RuleSetSpec([service])), new NeighborTable(neighbors), Timeouts.Default),
         };
@@ -82,7 +82,7 @@ internal static class BenchEnvironment
                 }
             }
         }
-        ConnectionTable table = engine.Connections;
+        ConnectionTable<uint> table = engine.Connections;
         int probe = table.Find(Key(first + count - 1));
         if (probe < 0 || table.At(probe).State != TcpState.Established)
         {

@@ -44,7 +44,7 @@ public class EstablishedFlowBenchmark
     private ForwardingEngine _engine = null!;
     private byte[] _frames = null!;
     private ushort[] _checksums = null!;
-    private ConnectionKey[] _keys = null!;
+    private ConnectionKey<uint>[] _keys = null!;
     private readonly byte[] _reply = new byte[ReplyBuilder.MaxReplyLength];
     private readonly FlowHint[] _hints = new FlowHint[PrefetchDistance]; // a ring, as the worker's batch holds them
     private int _frameLength;
@@ -70,7 +70,7 @@ public class EstablishedFlowBenchmark
         _frameCount = Flows / FramesPerInvoke * FramesPerInvoke;
         _frames = new byte[_frameCount * Stride];
         _checksums = new ushort[_frameCount];
-        _keys = new ConnectionKey[_frameCount];
+        _keys = new ConnectionKey<uint>[_frameCount];
         int step = TrackedConnections / Flows;
         for (int i = 0; i < _frameCount; i++)
         {
@@ -156,8 +156,8 @@ public class EstablishedFlowBenchmark
     [Benchmark(OperationsPerInvoke = FramesPerInvoke)]
     public int LookupOnly()
     {
-        ConnectionTable table = _engine.Connections;
-        ConnectionKey[] keys = _keys;
+        ConnectionTable<uint> table = _engine.Connections;
+        ConnectionKey<uint>[] keys = _keys;
         int start = _cursor;
         int found = 0;
         for (int i = start; i < start + FramesPerInvoke; i++)

@@ -52,7 +52,7 @@ public class NewConnectionBenchmark
         {
             throw new InvalidOperationException($"{_notForwarded} SYNs were not forwarded: the measurement is invalid.");
         }
-        ConnectionTable table = _engine.Connections;
+        ConnectionTable<uint> table = _engine.Connections;
         for (int i = 0; i < NewPerIteration; i++)
         {
             int slot = table.Find(BenchEnvironment.Key(FirstNewFlow + i));

@@ -48,8 +48,8 @@ public class SyncBenchmark
             _frames.AsSpan((i * Stride) + BenchFrames.IpChecksumOffset, 2).CopyTo(_checksums.AsSpan(i * 2));
         }
         _posted = [.. Enumerable.Range(0, 1024).Select(i => new SyncedConnection(IpProtocol.Tcp, false, false, 1,
-            BenchEnvironment.ClientAddress(i), BenchEnvironment.ClientPort(i), BenchEnvironment.Vip, BenchEnvironment.VirtualPort,
-            BenchEnvironment.ServerAddress(i % 10), 80, 900) { Method = Core.Services.ForwardingMethod.Route })];
+            InetAddress.FromIPv4(BenchEnvironment.ClientAddress(i)), BenchEnvironment.ClientPort(i), InetAddress.FromIPv4(BenchEnvironment.Vip), BenchEnvironment.VirtualPort,
+            InetAddress.FromIPv4(BenchEnvironment.ServerAddress(i % 10)), 80, 900) { Method = Core.Services.ForwardingMethod.Route })];
         _writer = new SyncMessageWriter(1);
     }
 

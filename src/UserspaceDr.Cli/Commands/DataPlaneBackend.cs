@@ -96,10 +96,10 @@ internal sealed class DataPlaneBackend : IIpvsBackend, IDisposable
 
     public IReadOnlyList<IpvsConnection> Connections()
     {
-        List<Connection> entries = _plane.SnapshotConnections(ConnectionSnapshotTimeout);
+        List<Connection<uint>> entries = _plane.SnapshotConnections(ConnectionSnapshotTimeout);
         long now = Environment.TickCount64;
         var connections = new List<IpvsConnection>(entries.Count);
-        foreach (Connection entry in entries)
+        foreach (Connection<uint> entry in entries)
         {
             var protocol = (ServiceProtocol)entry.Protocol;
             string state = entry.IsTemplate

@@ -142,13 +142,13 @@ public sealed partial class SyncBackupReceiver : IAsyncDisposable
         }
     }
 
-    /// <summary>A version 1 entry as the data plane's table takes it (IPv4).</summary>
+    /// <summary>A version 1 entry as the data plane's table takes it.</summary>
     public static SyncedConnection ToConnection(SyncEntry entry)
     {
         ArgumentNullException.ThrowIfNull(entry);
         return new SyncedConnection(entry.Protocol, entry.IsTemplate, (entry.Flags & SyncConnectionFlags.Inactive) != 0, entry.State,
-            Ipv4Address.FromIPAddress(entry.ClientAddress), entry.ClientPort, Ipv4Address.FromIPAddress(entry.VirtualAddress), entry.VirtualPort,
-            Ipv4Address.FromIPAddress(entry.DestinationAddress), entry.DestinationPort, entry.TimeoutSeconds);
+            InetAddress.FromIPAddress(entry.ClientAddress), entry.ClientPort, InetAddress.FromIPAddress(entry.VirtualAddress), entry.VirtualPort,
+            InetAddress.FromIPAddress(entry.DestinationAddress), entry.DestinationPort, entry.TimeoutSeconds);
     }
 
     /// <summary>"messages read=12 other-syncid=1; entries 480, skipped: unknown-mandatory-option=2".</summary>

@@ -154,8 +154,8 @@ public sealed partial class SyncMasterSender : IAsyncDisposable
         {
             flags |= SyncConnectionFlags.Template;
         }
-        return new SyncEntry(connection.Protocol, flags, connection.State, Ipv4Address.ToIPAddress(connection.ClientAddress), connection.ClientPort,
-            Ipv4Address.ToIPAddress(connection.VirtualAddress), connection.VirtualPort, Ipv4Address.ToIPAddress(connection.DestAddress),
+        return new SyncEntry(connection.Protocol, flags, connection.State, connection.ClientAddress.ToIPAddress(), connection.ClientPort,
+            connection.VirtualAddress.ToIPAddress(), connection.VirtualPort, connection.DestAddress.ToIPAddress(),
             connection.DestPort, 0, connection.TimeoutSeconds);
     }
 

@@ -28,18 +28,21 @@ public enum ConnectionFlags : ushort
 
 /// <summary>
 /// What identifies a connection: protocol, client address/port and VIP/port (templates: masked client, cport 0;
-/// NAT reply links: the real server's address/port in place of the VIP's).
+/// NAT reply links: the real server's address/port in place of the VIP's). <typeparamref name="TAddress"/> is the
+/// family's address type (<see cref="Packets.AddressBits"/>: uint for IPv4, UInt128 for IPv6).
 /// </summary>
-public readonly record struct ConnectionKey(byte Protocol, uint ClientAddress, ushort ClientPort, uint VirtualAddress, ushort VirtualPort,
-    bool Template = false, bool ReplyLink = false);
+public readonly record struct ConnectionKey<TAddress>(byte Protocol, TAddress ClientAddress, ushort ClientPort, TAddress VirtualAddress, ushort VirtualPort,
+    bool Template = false, bool ReplyLink = false)
+    where TAddress : unmanaged, IEquatable<TAddress>;
 
 /// <summary>
-/// One tracked connection: a plain struct stored inline in <see cref="ConnectionTable"/>'s slot array (64 bytes).
-/// The destination is copied in (address, port, method) as the kernel copies it into ip_vs_conn, so an edit of the
-/// server never changes where an established flow goes; <see cref="Dest"/> is kept for its shared counters.
+/// One tracked connection: a plain struct stored inline in <see cref="ConnectionTable{TAddress}"/>'s slot array (64
+/// bytes for IPv4). The destination is copied in (address, port, method) as the kernel copies it into ip_vs_conn, so an
+/// edit of the server never changes where an established flow goes; <see cref="Dest"/> is kept for its shared counters.
 /// </summary>
 [StructLayout(LayoutKind.Sequential)]
-public struct Connection
+public struct Connection<TAddress>
+    where TAddress : unmanaged, IEquatable<TAddress>
 {
     public RealServer? Dest;
     public long ExpiresAtMs;
@@ -48,12 +51,12 @@ public struct Connection
     /// arrived on), packed (Forwarding.ClientHop): where NAT replies and ICMP errors for the client go.
     /// </summary>
     public ulong ClientMac;
-    public uint ClientAddress;
-    public uint VirtualAddress;
-    public uint DestAddress;
+    public TAddress ClientAddress;
+    public TAddress VirtualAddress;
+    public TAddress DestAddress;
     public uint Hash;
     /// <summary>Masked client address of the template that controls this connection (when Controlled).</summary>
-    public uint TemplateClientAddress;
+    public TAddress TemplateClientAddress;
     /// <summary>Template: the number of connections it controls (n_control).</summary>
     public int ControlCount;
     public ushort ClientPort;
@@ -74,9 +77,9 @@ public struct Connection
     public readonly bool IsInactive => (Flags & ConnectionFlags.Inactive) != 0;
     public readonly bool IsReplyLink => (Flags & ConnectionFlags.ReplyLink) != 0;
 
-    public readonly ConnectionKey Key => new(Protocol, ClientAddress, ClientPort, VirtualAddress, VirtualPort, IsTemplate, IsReplyLink);
+    public readonly ConnectionKey<TAddress> Key => new(Protocol, ClientAddress, ClientPort, VirtualAddress, VirtualPort, IsTemplate, IsReplyLink);
 
-    internal readonly bool Matches(in ConnectionKey key) =>
-        ClientAddress == key.ClientAddress && VirtualAddress == key.VirtualAddress && ClientPort == key.ClientPort &&
+    internal readonly bool Matches(in ConnectionKey<TAddress> key) =>
+        ClientAddress.Equals(key.ClientAddress) && VirtualAddress.Equals(key.VirtualAddress) && ClientPort == key.ClientPort &&
         VirtualPort == key.VirtualPort && Protocol == key.Protocol && IsTemplate == key.Template && IsReplyLink == key.ReplyLink;
 }

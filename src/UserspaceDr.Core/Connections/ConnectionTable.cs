@@ -2,19 +2,21 @@ using System.Numerics;
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics.X86;
 using System.Security.Cryptography;
+using UserspaceDr.Core.Packets;
 
 namespace UserspaceDr.Core.Connections;
 
 /// <summary>
-/// One worker's connections: an open-addressed, linearly probed array of <see cref="Connection"/> structs with a fixed
+/// One worker's connections of one family: an open-addressed, linearly probed array of <see cref="Connection{TAddress}"/> structs with a fixed
 /// capacity. Single-threaded by design: a flow always lands on the same worker, so no locks are needed. Deletion
 /// shifts later entries back (no tombstones), so probe chains stay short. Expiry is a clock sweep driven by the
 /// worker (<see cref="Expire"/>), against the time the caller passes in, which keeps tests in control of time.
 /// When full, <see cref="TryInsert"/> refuses: new flows are refused, existing ones are never evicted.
 /// </summary>
-public sealed class ConnectionTable
+public sealed class ConnectionTable<TAddress>
+    where TAddress : unmanaged, IEquatable<TAddress>
 {
-    private readonly Connection[] _slots;
+    private readonly Connection<TAddress>[] _slots;
     private readonly int _mask;
     private readonly ulong _seed;
     private int _sweepCursor;
@@ -25,7 +27,7 @@ public sealed class ConnectionTable
         Capacity = capacity;
         // At most two thirds full keeps linear probing short; a power of two makes the slot a mask.
         int slots = (int)BitOperations.RoundUpToPowerOf2((uint)(capacity + (capacity / 2) + 1));
-        _slots = new Connection[slots];
+        _slots = new Connection<TAddress>[slots];
         _mask = slots - 1;
         // A secret seed, as the kernel's jhash seed, so clients cannot aim flows at one probe chain.
         _seed = seed ?? BitConverter.ToUInt64(RandomNumberGenerator.GetBytes(8));
@@ -36,12 +38,14 @@ public sealed class ConnectionTable
     public int SlotCount => _slots.Length;
 
     /// <summary>The entry in <paramref name="slot"/> (valid until the next insert or removal).</summary>
-    public ref Connection At(int slot) => ref _slots[slot];
+    public ref Connection<TAddress> At(int slot) => ref _slots[slot];
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private uint HashOf(in ConnectionKey key)
+    private uint HashOf(in ConnectionKey<TAddress> key)
     {
-        ulong a = ((ulong)key.ClientAddress << 32 | key.VirtualAddress) ^ _seed;
+        ulong a = AddressBits.IsIPv4<TAddress>()
+            ? ((AddressBits.HashBits(key.ClientAddress) << 32) | AddressBits.HashBits(key.VirtualAddress)) ^ _seed
+            : (AddressBits.HashBits(key.ClientAddress) * 0xD6E8FEB86659FD93UL) ^ AddressBits.HashBits(key.VirtualAddress) ^ _seed;
         ulong b = ((ulong)key.ClientPort << 32) | ((ulong)key.VirtualPort << 16) | ((ulong)key.Protocol << 2) | (key.Template ? 1UL : 0UL) | (key.ReplyLink ? 2UL : 0UL);
         ulong h = (a * 0x9E3779B97F4A7C15UL) ^ ((b + _seed) * 0xC2B2AE3D27D4EB4FUL);
         h ^= h >> 29;
@@ -56,7 +60,7 @@ public sealed class ConnectionTable
     /// misses (with a million connections nearly every lookup misses) instead of taking them one after another.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public unsafe void Prefetch(in ConnectionKey key)
+    public unsafe void Prefetch(in ConnectionKey<TAddress> key)
     {
         if (Sse.IsSupported)
         {
@@ -65,19 +69,19 @@ public sealed class ConnectionTable
             // usually spans two lines: ask for both.
             byte* entry = (byte*)Unsafe.AsPointer(ref _slots[(int)HashOf(key) & _mask]);
             Sse.Prefetch0(entry);
-            Sse.Prefetch0(entry + (Unsafe.SizeOf<Connection>() - 1));
+            Sse.Prefetch0(entry + (Unsafe.SizeOf<Connection<TAddress>>() - 1));
         }
     }
 
     /// <summary>The slot holding <paramref name="key"/>, or -1.</summary>
-    public int Find(in ConnectionKey key)
+    public int Find(in ConnectionKey<TAddress> key)
     {
         uint hash = HashOf(key);
         int slot = (int)hash & _mask;
-        Connection[] slots = _slots;
+        Connection<TAddress>[] slots = _slots;
         while (true)
         {
-            ref Connection entry = ref slots[slot];
+            ref Connection<TAddress> entry = ref slots[slot];
             if ((entry.Flags & ConnectionFlags.Used) == 0)
             {
                 return -1;
@@ -94,7 +98,7 @@ public sealed class ConnectionTable
     /// Claims a slot for a key known to be absent and fills in the key; -1 when the table is at capacity.
     /// The caller fills in the rest of the entry.
     /// </summary>
-    public int TryInsert(in ConnectionKey key)
+    public int TryInsert(in ConnectionKey<TAddress> key)
     {
         if (Count >= Capacity)
         {
@@ -106,7 +110,7 @@ public sealed class ConnectionTable
         {
             slot = (slot + 1) & _mask;
         }
-        ref Connection entry = ref _slots[slot];
+        ref Connection<TAddress> entry = ref _slots[slot];
         entry = default;
         entry.Flags = ConnectionFlags.Used | (key.Template ? ConnectionFlags.Template : ConnectionFlags.None) |
             (key.ReplyLink ? ConnectionFlags.ReplyLink : ConnectionFlags.None);
@@ -128,7 +132,7 @@ public sealed class ConnectionTable
     /// nearly every entry is half-open; taking the oldest of the ones seen leaves a real client's entry, half-open for
     /// one round trip only, to the last, and an established connection is never taken. Returns how many were removed.
     /// </summary>
-    public int EvictHalfOpen(in ConnectionKey near, int count, int scan)
+    public int EvictHalfOpen(in ConnectionKey<TAddress> near, int count, int scan)
     {
         int home = (int)HashOf(near) & _mask;
         int removed = 0;
@@ -138,7 +142,7 @@ public sealed class ConnectionTable
             long oldestExpiry = long.MaxValue;
             for (int visited = 0, slot = home; visited < scan; visited++, slot = (slot + 1) & _mask)
             {
-                ref Connection entry = ref _slots[slot];
+                ref Connection<TAddress> entry = ref _slots[slot];
                 if (entry.ExpiresAtMs < oldestExpiry && IsHalfOpen(entry))
                 {
                     oldest = slot;
@@ -155,7 +159,7 @@ public sealed class ConnectionTable
         return removed;
     }
 
-    private static bool IsHalfOpen(in Connection entry) =>
+    private static bool IsHalfOpen(in Connection<TAddress> entry) =>
         (entry.Flags & (ConnectionFlags.Used | ConnectionFlags.ReplyLink | ConnectionFlags.Template)) == ConnectionFlags.Used
             ? entry.Protocol == Packets.IpProtocol.Tcp && entry.State == TcpState.SynRecv
             : (entry.Flags & (ConnectionFlags.Used | ConnectionFlags.Template | ConnectionFlags.Assured)) == (ConnectionFlags.Used | ConnectionFlags.Template) &&
@@ -168,7 +172,7 @@ public sealed class ConnectionTable
     /// </summary>
     public void Remove(int slot)
     {
-        ref Connection entry = ref _slots[slot];
+        ref Connection<TAddress> entry = ref _slots[slot];
         if (entry.IsReplyLink)
         {
             RemoveSlot(slot); // only ever removed with its connection
@@ -176,17 +180,17 @@ public sealed class ConnectionTable
         }
         if (entry.Method == Services.ForwardingMethod.Masquerade && !entry.IsTemplate)
         {
-            var link = new ConnectionKey(entry.Protocol, entry.ClientAddress, entry.ClientPort, entry.DestAddress, entry.DestPort, ReplyLink: true);
+            var link = new ConnectionKey<TAddress>(entry.Protocol, entry.ClientAddress, entry.ClientPort, entry.DestAddress, entry.DestPort, ReplyLink: true);
             int linkSlot = Find(link);
             // The link must point back at this very connection (another VIP may map to the same server port).
-            if (linkSlot >= 0 && _slots[linkSlot].DestAddress == entry.VirtualAddress && _slots[linkSlot].DestPort == entry.VirtualPort)
+            if (linkSlot >= 0 && _slots[linkSlot].DestAddress.Equals(entry.VirtualAddress) && _slots[linkSlot].DestPort == entry.VirtualPort)
             {
-                ConnectionKey key = entry.Key;
+                ConnectionKey<TAddress> key = entry.Key;
                 RemoveSlot(linkSlot);
                 slot = Find(key); // the backward shift may have moved this entry
             }
         }
-        ref Connection removed = ref _slots[slot];
+        ref Connection<TAddress> removed = ref _slots[slot];
         if (removed.IsTemplate)
         {
             removed.Dest?.UnbindConnection(active: false, template: true);
@@ -196,7 +200,7 @@ public sealed class ConnectionTable
             removed.Dest?.UnbindConnection(active: !removed.IsInactive, template: false);
             if ((removed.Flags & ConnectionFlags.Controlled) != 0)
             {
-                int template = Find(new ConnectionKey(removed.Protocol, removed.TemplateClientAddress, 0, removed.VirtualAddress, removed.TemplateVirtualPort, Template: true));
+                int template = Find(new ConnectionKey<TAddress>(removed.Protocol, removed.TemplateClientAddress, 0, removed.VirtualAddress, removed.TemplateVirtualPort, Template: true));
                 if (template >= 0)
                 {
                     _slots[template].ControlCount--;
@@ -208,7 +212,7 @@ public sealed class ConnectionTable
 
     private void RemoveSlot(int hole)
     {
-        Connection[] slots = _slots;
+        Connection<TAddress>[] slots = _slots;
         int next = (hole + 1) & _mask;
         while ((slots[next].Flags & ConnectionFlags.Used) != 0)
         {
@@ -238,11 +242,11 @@ public sealed class ConnectionTable
     public int Expire(long nowMs, int budget, long synRecvDeadlineMs)
     {
         int removed = 0;
-        Connection[] slots = _slots;
+        Connection<TAddress>[] slots = _slots;
         int cursor = _sweepCursor;
         for (int visited = 0; visited < budget; visited++)
         {
-            ref Connection entry = ref slots[cursor];
+            ref Connection<TAddress> entry = ref slots[cursor];
             if (entry.ExpiresAtMs > synRecvDeadlineMs && entry.State == TcpState.SynRecv && entry.Protocol == Packets.IpProtocol.Tcp &&
                 (entry.Flags & (ConnectionFlags.Used | ConnectionFlags.Template | ConnectionFlags.ReplyLink)) == ConnectionFlags.Used)
             {
@@ -281,10 +285,10 @@ public sealed class ConnectionTable
     }
 
     /// <summary>A copy of every connection and template (not the NAT reply links), for listings; not for the hot path.</summary>
-    public List<Connection> Snapshot()
+    public List<Connection<TAddress>> Snapshot()
     {
-        var list = new List<Connection>(Count);
-        foreach (ref readonly Connection entry in _slots.AsSpan())
+        var list = new List<Connection<TAddress>>(Count);
+        foreach (ref readonly Connection<TAddress> entry in _slots.AsSpan())
         {
             if ((entry.Flags & ConnectionFlags.Used) != 0 && !entry.IsReplyLink)
             {

@@ -13,12 +13,13 @@ namespace UserspaceDr.Core.Connections;
 /// persistence template), move TCP through its states and arm the entry's timer. It owns nothing but policy: the
 /// table and the counters belong to the worker whose engine holds this tracker. Not thread-safe, by design.
 /// </summary>
-public sealed class ConnectionTracker
+public sealed class ConnectionTracker<TAddress>
+    where TAddress : unmanaged, IEquatable<TAddress>
 {
     private readonly EngineOptions _options;
     private readonly WorkerCounters _counters;
 
-    public ConnectionTracker(ConnectionTable table, EngineOptions options, WorkerCounters counters)
+    public ConnectionTracker(ConnectionTable<TAddress> table, EngineOptions options, WorkerCounters counters)
     {
         ArgumentNullException.ThrowIfNull(table);
         ArgumentNullException.ThrowIfNull(options);
@@ -37,7 +38,7 @@ public sealed class ConnectionTracker
     /// <summary>secure_tcp is on: always (3), or (1, 2) while the table is fuller than the threshold.</summary>
     private bool SecureTcpOn => _options.SecureTcp == 3 || (_options.SecureTcp != 0 && Table.Count > _pressureCount);
 
-    public ConnectionTable Table { get; }
+    public ConnectionTable<TAddress> Table { get; }
 
     /// <summary>The timeouts in force; the engine sets them from its snapshot.</summary>
     public Timeouts Timeouts { get; set; } = Timeouts.Default;
@@ -47,13 +48,13 @@ public sealed class ConnectionTracker
     /// time has passed is gone for IPVS (its timer fired), so it is removed here and not matched. A template that
     /// still controls connections is the exception: the kernel re-arms it, and it keeps serving new connections.
     /// </summary>
-    public int FindLive(in ConnectionKey key, long nowMs)
+    public int FindLive(in ConnectionKey<TAddress> key, long nowMs)
     {
-        ConnectionTable table = Table;
+        ConnectionTable<TAddress> table = Table;
         int slot = table.Find(key);
         if (slot >= 0 && table.At(slot).ExpiresAtMs <= nowMs)
         {
-            ref Connection entry = ref table.At(slot);
+            ref Connection<TAddress> entry = ref table.At(slot);
             if (entry.IsTemplate && entry.ControlCount > 0)
             {
                 entry.ExpiresAtMs = nowMs + (Timeouts.TemplateRecheckSeconds * 1000L);
@@ -71,7 +72,7 @@ public sealed class ConnectionTracker
     /// </summary>
     public int CheckExistingEntry(int slot, byte protocol, bool isSyn)
     {
-        ref Connection entry = ref Table.At(slot);
+        ref Connection<TAddress> entry = ref Table.At(slot);
         RealServer? dest = entry.Dest;
         bool reschedule = false;
         if (dest is not null && dest.Removed)
@@ -110,11 +111,11 @@ public sealed class ConnectionTracker
     /// with <paramref name="oneShot"/> set for one-packet scheduling (-o: no entry); otherwise why it was refused
     /// (<see cref="FrameReason.IcmpPortUnreachable"/>: no server available, as IPVS answers).
     /// </summary>
-    public FrameReason Schedule(VirtualService service, in ConnectionKey key, byte tcpFlags, long nowMs, out int slot, out RealServer? oneShot)
+    public FrameReason Schedule(VirtualService service, in ConnectionKey<TAddress> key, byte tcpFlags, long nowMs, out int slot, out RealServer? oneShot)
     {
         slot = -1;
         oneShot = null;
-        ConnectionTable table = Table;
+        ConnectionTable<TAddress> table = Table;
         byte protocol = key.Protocol;
         // drop_entry: room for what this connection may need (template, connection, NAT reply link) before any slot is
         // held, since a removal may shift entries.
@@ -128,12 +129,12 @@ public sealed class ConnectionTracker
         }
         RealServer? dest;
         ushort templatePort = service.Port;
-        uint templateClient = key.ClientAddress & service.PersistenceNetmask;
+        TAddress templateClient = AddressBits.Mask(key.ClientAddress, service.PersistenceNetmask);
         int templateSlot = -1;
         if (service.Persistent)
         {
             // ip_vs_sched_persist: reuse the client network's server while its template is valid.
-            var templateKey = new ConnectionKey(protocol, templateClient, 0, key.VirtualAddress, templatePort, Template: true);
+            var templateKey = new ConnectionKey<TAddress>(protocol, templateClient, 0, key.VirtualAddress, templatePort, Template: true);
             templateSlot = FindLive(templateKey, nowMs);
             if (templateSlot >= 0 && TemplateValid(table.At(templateSlot).Dest))
             {
@@ -141,7 +142,7 @@ public sealed class ConnectionTracker
             }
             else
             {
-                dest = service.Scheduler.Pick(new SchedulingKey(key.ClientAddress, key.ClientPort, key.VirtualAddress, key.VirtualPort));
+                dest = service.Scheduler.Pick(new SchedulingKey(AddressBits.Fold(key.ClientAddress), key.ClientPort, AddressBits.Fold(key.VirtualAddress), key.VirtualPort));
                 if (dest is null)
                 {
                     return FrameReason.IcmpPortUnreachable;
@@ -161,9 +162,9 @@ public sealed class ConnectionTracker
                     // Re-pointing it is the same for new connections, and the ones it controls keep their server.
                     table.At(templateSlot).Dest?.UnbindConnection(active: false, template: true);
                 }
-                ref Connection template = ref table.At(templateSlot);
+                ref Connection<TAddress> template = ref table.At(templateSlot);
                 template.Dest = dest;
-                template.DestAddress = dest.Address.IPv4;
+                template.DestAddress = SameFamily(dest.Address);
                 template.DestPort = dest.Port;
                 template.Method = dest.Method;
                 dest.BindConnection(active: false, template: true);
@@ -173,7 +174,7 @@ public sealed class ConnectionTracker
         }
         else
         {
-            dest = service.Scheduler.Pick(new SchedulingKey(key.ClientAddress, key.ClientPort, key.VirtualAddress, key.VirtualPort));
+            dest = service.Scheduler.Pick(new SchedulingKey(AddressBits.Fold(key.ClientAddress), key.ClientPort, AddressBits.Fold(key.VirtualAddress), key.VirtualPort));
             if (dest is null)
             {
                 return FrameReason.IcmpPortUnreachable;
@@ -196,9 +197,9 @@ public sealed class ConnectionTracker
             traffic.Connections--;
             return FrameReason.ConnectionTableFull;
         }
-        ref Connection entry = ref table.At(slot);
+        ref Connection<TAddress> entry = ref table.At(slot);
         entry.Dest = dest;
-        entry.DestAddress = dest!.Address.IPv4;
+        entry.DestAddress = SameFamily(dest!.Address);
         // A port-0 (all ports) persistent service keeps the packet's port; otherwise the server's.
         entry.DestPort = dest.Port != 0 ? dest.Port : key.VirtualPort;
         entry.Method = dest.Method;
@@ -236,7 +237,7 @@ public sealed class ConnectionTracker
     /// ESTABLISHED, else on the 3rd packet and every 50th after; UDP on the same count. A synced connection's
     /// persistence template is synced with it.
     /// </summary>
-    public void CountForSync(ref Connection entry, SyncOutbox outbox, long nowMs)
+    public void CountForSync(ref Connection<TAddress> entry, SyncOutbox outbox, long nowMs)
     {
         ArgumentNullException.ThrowIfNull(outbox);
         int packets = entry.SyncPackets + 1;
@@ -262,21 +263,27 @@ public sealed class ConnectionTracker
         outbox.Post(ToSynced(entry, (uint)TimeoutOf(entry)));
         if ((entry.Flags & ConnectionFlags.Controlled) != 0)
         {
-            int template = Table.Find(new ConnectionKey(entry.Protocol, entry.TemplateClientAddress, 0, entry.VirtualAddress, entry.TemplateVirtualPort, Template: true));
+            int template = Table.Find(new ConnectionKey<TAddress>(entry.Protocol, entry.TemplateClientAddress, 0, entry.VirtualAddress, entry.TemplateVirtualPort, Template: true));
             if (template >= 0)
             {
-                ref Connection controlling = ref Table.At(template);
+                ref Connection<TAddress> controlling = ref Table.At(template);
                 outbox.Post(ToSynced(controlling, (uint)Math.Max(1, (controlling.ExpiresAtMs - nowMs + 999) / 1000)));
             }
         }
     }
 
-    private static SyncedConnection ToSynced(in Connection entry, uint timeoutSeconds) =>
-        new(entry.Protocol, entry.IsTemplate, entry.IsInactive, (ushort)entry.State, entry.ClientAddress, entry.ClientPort,
-            entry.VirtualAddress, entry.VirtualPort, entry.DestAddress, entry.DestPort, timeoutSeconds)
+    private static SyncedConnection ToSynced(in Connection<TAddress> entry, uint timeoutSeconds) =>
+        new(entry.Protocol, entry.IsTemplate, entry.IsInactive, (ushort)entry.State, AddressBits.ToInet(entry.ClientAddress), entry.ClientPort,
+            AddressBits.ToInet(entry.VirtualAddress), entry.VirtualPort, entry.Dest?.Address ?? AddressBits.ToInet(entry.DestAddress), entry.DestPort, timeoutSeconds)
         {
             Method = entry.Method,
         };
+
+    /// <summary>
+    /// A server's address in this table's family. A server of the other family (IPVS allows it for tunnel servers only)
+    /// has none here: its entries keep 0 and the transmit stage reads the address from the server itself.
+    /// </summary>
+    private static TAddress SameFamily(InetAddress address) => AddressBits.TryFrom(address, out TAddress value) ? value : default;
 
     /// <summary>Timeout of a synced template that came without one (a version 0 master's): the kernel's 3 minutes.</summary>
     private const int SyncedTemplateTimeoutSeconds = 180;
@@ -295,7 +302,11 @@ public sealed class ConnectionTracker
         {
             return SyncApplyOutcome.InvalidState;
         }
-        VirtualService? service = rules.Find(synced.Protocol, InetAddress.FromIPv4(synced.VirtualAddress), synced.VirtualPort);
+        if (!AddressBits.TryFrom(synced.ClientAddress, out TAddress client) || !AddressBits.TryFrom(synced.VirtualAddress, out TAddress vip))
+        {
+            return SyncApplyOutcome.UnknownService; // another family's table takes it
+        }
+        VirtualService? service = rules.Find(synced.Protocol, synced.VirtualAddress, synced.VirtualPort);
         RealServer? dest = null;
         if (service is null)
         {
@@ -303,7 +314,7 @@ public sealed class ConnectionTracker
         }
         foreach (RealServer candidate in service.Destinations)
         {
-            if (candidate.Address == InetAddress.FromIPv4(synced.DestAddress) && (candidate.Port == synced.DestPort || candidate.Port == 0))
+            if (candidate.Address == synced.DestAddress && (candidate.Port == synced.DestPort || candidate.Port == 0))
             {
                 dest = candidate;
                 break;
@@ -314,12 +325,12 @@ public sealed class ConnectionTracker
             return SyncApplyOutcome.UnknownServer;
         }
 
-        ConnectionTable table = Table;
-        var key = new ConnectionKey(synced.Protocol, synced.ClientAddress, synced.ClientPort, synced.VirtualAddress, synced.VirtualPort, Template: synced.IsTemplate);
+        ConnectionTable<TAddress> table = Table;
+        var key = new ConnectionKey<TAddress>(synced.Protocol, client, synced.ClientPort, vip, synced.VirtualPort, Template: synced.IsTemplate);
         int slot = FindLive(key, nowMs);
         SyncApplyOutcome outcome = SyncApplyOutcome.Updated;
         if (slot >= 0 && !synced.IsTemplate &&
-            (table.At(slot).DestAddress != synced.DestAddress || table.At(slot).DestPort != synced.DestPort))
+            (table.At(slot).Dest?.Address != synced.DestAddress || table.At(slot).DestPort != synced.DestPort))
         {
             if (synced.IsInactive)
             {
@@ -338,9 +349,9 @@ public sealed class ConnectionTracker
             {
                 return SyncApplyOutcome.TableFull;
             }
-            ref Connection created = ref table.At(slot);
+            ref Connection<TAddress> created = ref table.At(slot);
             created.Dest = dest;
-            created.DestAddress = dest.Address.IPv4;
+            created.DestAddress = SameFamily(dest.Address);
             created.DestPort = synced.DestPort;
             created.Method = dest.Method;
             created.Flags |= (synced.IsInactive || synced.IsTemplate ? ConnectionFlags.Inactive : 0) |
@@ -354,12 +365,12 @@ public sealed class ConnectionTracker
         }
         else if (!synced.IsTemplate && table.At(slot).IsInactive != synced.IsInactive)
         {
-            ref Connection updated = ref table.At(slot);
+            ref Connection<TAddress> updated = ref table.At(slot);
             updated.Dest?.MoveConnection(toActive: !synced.IsInactive);
             updated.Flags ^= ConnectionFlags.Inactive;
         }
 
-        ref Connection entry = ref table.At(slot);
+        ref Connection<TAddress> entry = ref table.At(slot);
         if (!synced.IsTemplate && synced.Protocol == IpProtocol.Tcp)
         {
             entry.State = (TcpState)synced.State;
@@ -380,7 +391,7 @@ public sealed class ConnectionTracker
     /// ASSURED (ip_vs_control_assure_ct): a template confirmed by a real handshake, which drop_entry never takes.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public void AdvanceTcpState(ref Connection entry, byte tcpFlags, bool reply)
+    public void AdvanceTcpState(ref Connection<TAddress> entry, byte tcpFlags, bool reply)
     {
         if (AdvanceTcpStateOf(ref entry, tcpFlags, reply) && (entry.Flags & ConnectionFlags.Controlled) != 0)
         {
@@ -388,10 +399,10 @@ public sealed class ConnectionTracker
         }
     }
 
-    private void AssureTemplate(in Connection entry)
+    private void AssureTemplate(in Connection<TAddress> entry)
     {
-        ConnectionTable table = Table;
-        int template = table.Find(new ConnectionKey(entry.Protocol, entry.TemplateClientAddress, 0, entry.VirtualAddress, entry.TemplateVirtualPort, Template: true));
+        ConnectionTable<TAddress> table = Table;
+        int template = table.Find(new ConnectionKey<TAddress>(entry.Protocol, entry.TemplateClientAddress, 0, entry.VirtualAddress, entry.TemplateVirtualPort, Template: true));
         if (template >= 0)
         {
             table.At(template).Flags |= ConnectionFlags.Assured;
@@ -400,7 +411,7 @@ public sealed class ConnectionTracker
 
     /// <summary>The state change alone; true when the entry has just entered ESTABLISHED.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static bool AdvanceTcpStateOf(ref Connection entry, byte tcpFlags, bool reply)
+    private static bool AdvanceTcpStateOf(ref Connection<TAddress> entry, byte tcpFlags, bool reply)
     {
         PacketDirection direction;
         if (reply)
@@ -436,9 +447,9 @@ public sealed class ConnectionTracker
 
     /// <summary>(Re)arms an entry's timer for the timeout of its protocol and state.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public void Arm(ref Connection entry, long nowMs) => entry.ExpiresAtMs = nowMs + (TimeoutOf(entry) * 1000L);
+    public void Arm(ref Connection<TAddress> entry, long nowMs) => entry.ExpiresAtMs = nowMs + (TimeoutOf(entry) * 1000L);
 
-    private int TimeoutOf(in Connection entry) =>
+    private int TimeoutOf(in Connection<TAddress> entry) =>
         entry.Protocol != IpProtocol.Tcp ? Timeouts.Udp
         : entry.State == TcpState.SynRecv && SecureTcpOn ? Timeouts.SynRecvDefenseSeconds
         : Timeouts.ForTcpState(entry.State);
@@ -448,10 +459,10 @@ public sealed class ConnectionTracker
     /// connection already owns that tuple (two VIPs mapping one client port to the same server port), the first
     /// keeps it, as ip_vs_conn_out_get finds the first match.
     /// </summary>
-    private void InsertReplyLink(in Connection connection)
+    private void InsertReplyLink(in Connection<TAddress> connection)
     {
-        ConnectionTable table = Table;
-        var key = new ConnectionKey(connection.Protocol, connection.ClientAddress, connection.ClientPort, connection.DestAddress, connection.DestPort, ReplyLink: true);
+        ConnectionTable<TAddress> table = Table;
+        var key = new ConnectionKey<TAddress>(connection.Protocol, connection.ClientAddress, connection.ClientPort, connection.DestAddress, connection.DestPort, ReplyLink: true);
         if (table.Find(key) >= 0)
         {
             return;
@@ -461,7 +472,7 @@ public sealed class ConnectionTracker
         {
             return; // cannot happen: the scheduler reserved room for it
         }
-        ref Connection link = ref table.At(slot);
+        ref Connection<TAddress> link = ref table.At(slot);
         link.DestAddress = connection.VirtualAddress;
         link.DestPort = connection.VirtualPort;
         link.Method = ForwardingMethod.Masquerade;
@@ -472,15 +483,15 @@ public sealed class ConnectionTracker
     /// The live NAT connection whose replies carry (<paramref name="protocol"/>, RIP:rport → client:cport), found through
     /// its reply link (ip_vs_conn_out_get); -1 when there is none.
     /// </summary>
-    public int FindNatConnection(byte protocol, uint client, ushort clientPort, uint server, ushort serverPort, long nowMs)
+    public int FindNatConnection(byte protocol, TAddress client, ushort clientPort, TAddress server, ushort serverPort, long nowMs)
     {
-        ConnectionTable table = Table;
-        int linkSlot = table.Find(new ConnectionKey(protocol, client, clientPort, server, serverPort, ReplyLink: true));
+        ConnectionTable<TAddress> table = Table;
+        int linkSlot = table.Find(new ConnectionKey<TAddress>(protocol, client, clientPort, server, serverPort, ReplyLink: true));
         if (linkSlot < 0)
         {
             return -1;
         }
-        ref Connection link = ref table.At(linkSlot);
-        return FindLive(new ConnectionKey(protocol, client, clientPort, link.DestAddress, link.DestPort), nowMs); // -1: expired just now (its link went with it)
+        ref Connection<TAddress> link = ref table.At(linkSlot);
+        return FindLive(new ConnectionKey<TAddress>(protocol, client, clientPort, link.DestAddress, link.DestPort), nowMs); // -1: expired just now (its link went with it)
     }
 }

@@ -1,19 +1,21 @@
+using UserspaceDr.Core.Packets;
+
 namespace UserspaceDr.Core.Connections;
 
 /// <summary>
 /// A connection (or persistence template) as a master balancer's sync message describes it, in the data plane's terms:
-/// what <see cref="ConnectionTracker.ApplySync"/> enters in a backup's table.
+/// what <see cref="ConnectionTracker{TAddress}.ApplySync"/> enters in a backup's table.
 /// </summary>
 public readonly record struct SyncedConnection(
     byte Protocol,
     bool IsTemplate,
     bool IsInactive,
     ushort State,
-    uint ClientAddress,
+    InetAddress ClientAddress,
     ushort ClientPort,
-    uint VirtualAddress,
+    InetAddress VirtualAddress,
     ushort VirtualPort,
-    uint DestAddress,
+    InetAddress DestAddress,
     ushort DestPort,
     uint TimeoutSeconds)
 {
@@ -51,7 +53,7 @@ public enum SyncApplyOutcome
 
 /// <summary>
 /// A master's sync queue for one worker (single producer: the worker; single consumer: the sync sender): the worker
-/// posts the connections <see cref="ConnectionTracker.CountForSync"/> picks, without locks or allocation; the sender
+/// posts the connections <see cref="ConnectionTracker{TAddress}.CountForSync"/> picks, without locks or allocation; the sender
 /// drains them into messages. Bounded: when the sender falls behind, posts are counted as overflows and dropped (the
 /// next sync of the same connection carries its state again).
 /// </summary>

@@ -14,7 +14,7 @@ namespace UserspaceDr.Core.Forwarding;
 /// </summary>
 public readonly struct FlowHint
 {
-    internal FlowHint(in ConnectionKey key, int serviceSlot, int rulesGeneration, bool mayBeTunnelled)
+    internal FlowHint(in ConnectionKey<uint> key, int serviceSlot, int rulesGeneration, bool mayBeTunnelled)
     {
         Key = key;
         ServiceSlot = serviceSlot;
@@ -23,7 +23,7 @@ public readonly struct FlowHint
     }
 
     /// <summary>The client-side key: protocol, client address and port, VIP and port.</summary>
-    internal ConnectionKey Key { get; }
+    internal ConnectionKey<uint> Key { get; }
 
     /// <summary>The service's slot in the rule set (<see cref="RuleSet.ServiceAt"/>); -1 when the frame is for none.</summary>
     internal int ServiceSlot { get; }
@@ -42,7 +42,7 @@ public readonly struct FlowHint
 
     /// <summary>The service this hint found for <paramref name="key"/> under <paramref name="rules"/>; false when it cannot tell.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    internal bool TryGetService(RuleSet rules, in ConnectionKey key, out VirtualService? service)
+    internal bool TryGetService(RuleSet rules, in ConnectionKey<uint> key, out VirtualService? service)
     {
         if (RulesGeneration != rules.Generation || !SameFlow(Key, key))
         {
@@ -55,7 +55,7 @@ public readonly struct FlowHint
 
     // Field by field: the record struct's Equals is a call per frame, and a client-side key is never a template or link.
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static bool SameFlow(in ConnectionKey a, in ConnectionKey b) =>
+    private static bool SameFlow(in ConnectionKey<uint> a, in ConnectionKey<uint> b) =>
         a.ClientAddress == b.ClientAddress && a.ClientPort == b.ClientPort && a.VirtualAddress == b.VirtualAddress &&
         a.VirtualPort == b.VirtualPort && a.Protocol == b.Protocol && a.Template == b.Template && a.ReplyLink == b.ReplyLink;
 }

@@ -126,18 +126,18 @@ public sealed partial class ForwardingEngine
         Ipv4Header ip = frame.Ip;
         uint vip = ip.Destination;
         long nowMs = frame.NowMs;
-        var key = new ConnectionKey(protocol, ip.Source, clientPort, vip, virtualPort);
+        var key = new ConnectionKey<uint>(protocol, ip.Source, clientPort, vip, virtualPort);
         // The prefetch stage found the service already when it read this frame under the same rules.
         if (!packet.Hint.TryGetService(rules, key, out VirtualService? service))
         {
-            service = rules.Find(protocol, InetAddress.FromIPv4(vip), virtualPort);
+            service = rules.Find(protocol, vip, virtualPort);
         }
         if (service is null)
         {
             return FrameReason.NoVirtualService;
         }
 
-        ConnectionTracker tracker = _tracker;
+        ConnectionTracker<uint> tracker = _tracker;
         int slot = tracker.FindLive(key, nowMs);
         bool isSyn = (tcpFlags & (TcpFlags.Syn | TcpFlags.Rst)) == TcpFlags.Syn;
         if (slot >= 0)
@@ -171,7 +171,7 @@ public sealed partial class ForwardingEngine
         }
         else
         {
-            ref Connection entry = ref tracker.Table.At(slot);
+            ref Connection<uint> entry = ref tracker.Table.At(slot);
             if (protocol == IpProtocol.Tcp)
             {
                 tracker.AdvanceTcpState(ref entry, tcpFlags, reply: false);
@@ -179,7 +179,7 @@ public sealed partial class ForwardingEngine
             tracker.Arm(ref entry, nowMs);
         }
 
-        ref Connection connection = ref tracker.Table.At(slot);
+        ref Connection<uint> connection = ref tracker.Table.At(slot);
         if (SyncOutbox.Enabled)
         {
             tracker.CountForSync(ref connection, SyncOutbox, nowMs);

@@ -25,12 +25,12 @@ public sealed partial class ForwardingEngine
             return FrameReason.IcmpErrorNotTracked;
         }
         // The quoted packet went VIP:vport → client:cport; the connection is keyed the other way round.
-        int slot = _tracker.FindLive(new ConnectionKey(inner.Protocol, inner.Destination, innerDestinationPort, inner.Source, innerSourcePort), frame.NowMs);
+        int slot = _tracker.FindLive(new ConnectionKey<uint>(inner.Protocol, inner.Destination, innerDestinationPort, inner.Source, innerSourcePort), frame.NowMs);
         if (slot < 0)
         {
             return FrameReason.IcmpErrorNotTracked;
         }
-        ref Connection entry = ref Connections.At(slot);
+        ref Connection<uint> entry = ref Connections.At(slot);
         if (entry.Method == Services.ForwardingMethod.Masquerade)
         {
             if (!IcmpChecksumValid(icmpBytes))

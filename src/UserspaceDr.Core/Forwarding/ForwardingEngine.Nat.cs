@@ -94,7 +94,7 @@ public sealed partial class ForwardingEngine
             return FrameReason.IcmpTimeExceeded;
         }
 
-        ref Connection entry = ref Connections.At(slot);
+        ref Connection<uint> entry = ref Connections.At(slot);
         byte clientLink = ClientHop.Link(entry.ClientMac);
         if (clientLink < _links.Length && ip.TotalLength > _links[clientLink].Mtu && (frame.Flags & FrameFlags.Gso) == 0)
         {
@@ -179,7 +179,7 @@ public sealed partial class ForwardingEngine
         {
             return FrameReason.IcmpErrorTtlExpired;
         }
-        ref Connection entry = ref Connections.At(slot);
+        ref Connection<uint> entry = ref Connections.At(slot);
         CountReply(entry.Dest, ip);
         NatRewrite.IcmpQuotedDestination(icmp, quoted, entry.VirtualAddress, entry.VirtualPort);
         NatRewrite.Source(ip, default, entry.VirtualAddress, 0, checksumPartial: false); // outer source; ICMP has no pseudo-header

@@ -191,7 +191,7 @@ public sealed partial class ForwardingEngine
         {
             return FrameReason.IcmpErrorNotTracked;
         }
-        int slot = _tracker.FindLive(new ConnectionKey(inner.Protocol, inner.Source, clientPort, inner.Destination, virtualPort), nowMs);
+        int slot = _tracker.FindLive(new ConnectionKey<uint>(inner.Protocol, inner.Source, clientPort, inner.Destination, virtualPort), nowMs);
         if (slot < 0 || Connections.At(slot).Method != ForwardingMethod.Tunnel || Connections.At(slot).DestAddress != server)
         {
             return FrameReason.IcmpErrorNotTracked;
@@ -212,7 +212,7 @@ public sealed partial class ForwardingEngine
         {
             return FrameReason.TunnelIcmpWithoutDf;
         }
-        ref Connection entry = ref Connections.At(slot);
+        ref Connection<uint> entry = ref Connections.At(slot);
         byte clientLink = ClientHop.Link(entry.ClientMac);
         if (clientLink >= _links.Length)
         {

@@ -22,14 +22,14 @@ public sealed partial class ForwardingEngine
     public const int MaxLinks = 64;
 
     private readonly EngineOptions _options;
-    private readonly ConnectionTracker _tracker;
+    private readonly ConnectionTracker<uint> _tracker;
     private readonly FragmentTable _fragments = new();
     private readonly FragmentTable _replyFragments = new(); // NAT replies: RIP → client, remembered by their first fragment
     private readonly PathMtuCache _pathMtus = new();
     private readonly EngineLink[] _links;
     private EngineSnapshot _snapshot = EngineSnapshot.Empty;
 
-    public ForwardingEngine(EngineOptions options, ConnectionTable connections, WorkerCounters? counters = null)
+    public ForwardingEngine(EngineOptions options, ConnectionTable<uint> connections, WorkerCounters? counters = null)
     {
         ArgumentNullException.ThrowIfNull(options);
         ArgumentNullException.ThrowIfNull(connections);
@@ -40,11 +40,11 @@ public sealed partial class ForwardingEngine
             throw new ArgumentException($"at most {MaxLinks} links, not {_links.Length}", nameof(options));
         }
         Counters = counters ?? new WorkerCounters();
-        _tracker = new ConnectionTracker(connections, options, Counters);
+        _tracker = new ConnectionTracker<uint>(connections, options, Counters);
         Snapshot = new EngineSnapshot(RuleSet.Empty, NeighborTable.Empty, options.Timeouts);
     }
 
-    public ConnectionTable Connections => _tracker.Table;
+    public ConnectionTable<uint> Connections => _tracker.Table;
 
     /// <summary>The links this engine serves, by index (<see cref="FrameBuffer.Link"/>).</summary>
     public ReadOnlySpan<EngineLink> Links => _links;
@@ -117,7 +117,7 @@ public sealed partial class ForwardingEngine
     /// </summary>
     public FlowHint Prefetch(ReadOnlySpan<byte> frame)
     {
-        if (!TryReadFlowKey(frame, out ConnectionKey key))
+        if (!TryReadFlowKey(frame, out ConnectionKey<uint> key))
         {
             return default;
         }
@@ -128,7 +128,7 @@ public sealed partial class ForwardingEngine
     }
 
     /// <summary>The client-side key of an untagged or 802.1Q-tagged IPv4 TCP/UDP first fragment; false for anything else.</summary>
-    private static bool TryReadFlowKey(ReadOnlySpan<byte> frame, out ConnectionKey key)
+    private static bool TryReadFlowKey(ReadOnlySpan<byte> frame, out ConnectionKey<uint> key)
     {
         key = default;
         int ipOffset = EthernetFrame.HeaderLength;
@@ -153,7 +153,7 @@ public sealed partial class ForwardingEngine
             return false; // not TCP/UDP, malformed, or a later fragment (no ports)
         }
         ReadOnlySpan<byte> ports = ip[headerLength..];
-        key = new ConnectionKey(protocol, BinaryPrimitives.ReadUInt32BigEndian(ip[12..]), BinaryPrimitives.ReadUInt16BigEndian(ports),
+        key = new ConnectionKey<uint>(protocol, BinaryPrimitives.ReadUInt32BigEndian(ip[12..]), BinaryPrimitives.ReadUInt16BigEndian(ports),
             BinaryPrimitives.ReadUInt32BigEndian(ip[16..]), BinaryPrimitives.ReadUInt16BigEndian(ports[2..]));
         return true;
     }

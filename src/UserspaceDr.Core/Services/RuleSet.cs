@@ -16,11 +16,9 @@ public sealed class RuleSet
 
     private static int s_lastGeneration;
 
-    // Open-addressed lookup keyed by (protocol, address, port); power-of-two capacity, at most half full.
-    private readonly VirtualService?[] _slots;
-    private readonly bool[] _slotHasTunnel;
-    private readonly int _mask;
-    private readonly uint[] _virtualAddresses;
+    // The lookups the data plane makes, one per family.
+    private readonly ServiceIndex<uint> _ipv4;
+    private readonly ServiceIndex<UInt128> _ipv6;
 
     private RuleSet(RuleSetSpec spec, ImmutableArray<VirtualService> services, ImmutableArray<DeletedRealServer> deleted, ServerStatsSlots statsSlots)
     {
@@ -28,26 +26,9 @@ public sealed class RuleSet
         Spec = spec;
         Services = services;
         Deleted = deleted;
-        int capacity = 16;
-        while (capacity < services.Length * 2)
-        {
-            capacity <<= 1;
-        }
-        _slots = new VirtualService?[capacity];
-        _slotHasTunnel = new bool[capacity];
-        _mask = capacity - 1;
-        foreach (VirtualService service in services)
-        {
-            int slot = Slot(service.Protocol, service.Address, service.Port);
-            while (_slots[slot] is not null)
-            {
-                slot = (slot + 1) & _mask;
-            }
-            _slots[slot] = service;
-            _slotHasTunnel[slot] = service.Destinations.Any(d => d.Method == ForwardingMethod.Tunnel);
-        }
+        _ipv4 = new ServiceIndex<uint>(services);
+        _ipv6 = new ServiceIndex<UInt128>(services);
         Generation = Interlocked.Increment(ref s_lastGeneration);
-        _virtualAddresses = services.Where(s => s.Address.IsIPv4).Select(s => s.Address.IPv4).Distinct().Order().ToArray();
         HasMasquerade = services.Any(s => s.Destinations.Any(d => d.Method == ForwardingMethod.Masquerade));
         HasTunnel = services.Any(s => s.Destinations.Any(d => d.Method == ForwardingMethod.Tunnel));
     }
@@ -68,9 +49,15 @@ public sealed class RuleSet
     public ImmutableArray<DeletedRealServer> Deleted { get; }
 
     /// <summary>The IPv4 VIPs, sorted: "is this frame addressed to a VIP at all".</summary>
-    public ReadOnlySpan<uint> VirtualAddresses => _virtualAddresses;
+    public ReadOnlySpan<uint> VirtualAddresses => _ipv4.Addresses;
 
-    public bool IsVirtualAddress(uint address) => Array.BinarySearch(_virtualAddresses, address) >= 0;
+    /// <summary>The IPv6 VIPs, sorted.</summary>
+    public ReadOnlySpan<UInt128> Ipv6VirtualAddresses => _ipv6.Addresses;
+
+    public bool IsVirtualAddress(uint address) => _ipv4.IsVirtualAddress(address);
+
+    public bool IsVirtualAddress(InetAddress address) =>
+        address.IsIPv4 ? _ipv4.IsVirtualAddress(address.IPv4) : _ipv6.IsVirtualAddress(address.IPv6);
 
     /// <summary>The traffic-counter rows of this rule set's data plane: shared by every rule set built from this one.</summary>
     internal ServerStatsSlots StatsSlots { get; }
@@ -85,48 +72,44 @@ public sealed class RuleSet
     /// <summary>The service for a packet to address:port; a persistent port-0 service matches any port.</summary>
     public VirtualService? Find(byte protocol, InetAddress address, ushort port)
     {
-        int slot = FindSlot(protocol, address, port);
-        return slot >= 0 ? _slots[slot] : null;
-    }
-
-    /// <summary>As <see cref="Find"/>, the service's slot in this rule set (<see cref="ServiceAt"/>); -1 when there is none.</summary>
-    internal int FindSlot(byte protocol, uint address, ushort port) => FindSlot(protocol, InetAddress.FromIPv4(address), port);
-
-    /// <inheritdoc cref="FindSlot(byte, uint, ushort)"/>
-    internal int FindSlot(byte protocol, InetAddress address, ushort port)
-    {
-        int exact = FindExactSlot((ServiceProtocol)protocol, address, port);
-        return exact >= 0 || port == 0 ? exact : FindExactSlot((ServiceProtocol)protocol, address, 0);
-    }
-
-    /// <summary>The service in a slot <see cref="FindSlot"/> gave for this rule set.</summary>
-    internal VirtualService ServiceAt(int slot) => _slots[slot]!;
-
-    /// <summary>The service in a slot <see cref="FindSlot"/> gave has an IP-in-IP server.</summary>
-    internal bool SlotHasTunnel(int slot) => _slotHasTunnel[slot];
-
-    private int FindExactSlot(ServiceProtocol protocol, InetAddress address, ushort port)
-    {
-        int slot = Slot(protocol, address, port);
-        while (true)
+        if (address.IsIPv4)
         {
-            VirtualService? service = _slots[slot];
-            if (service is null)
-            {
-                return -1;
-            }
-            if (service.Port == port && service.Address == address && service.Protocol == protocol)
-            {
-                return slot;
-            }
-            slot = (slot + 1) & _mask;
+            int slot = _ipv4.FindSlot(protocol, address.IPv4, port);
+            return slot >= 0 ? _ipv4.ServiceAt(slot) : null;
         }
+        int slot6 = _ipv6.FindSlot(protocol, address.IPv6, port);
+        return slot6 >= 0 ? _ipv6.ServiceAt(slot6) : null;
     }
 
-    private int Slot(ServiceProtocol protocol, InetAddress address, ushort port)
+    /// <summary>The service for an IPv4 packet to address:port (the data plane's form of <see cref="Find(byte, InetAddress, ushort)"/>).</summary>
+    public VirtualService? Find(byte protocol, uint address, ushort port)
     {
-        uint hash = (address.Fold() ^ ((uint)port << 16) ^ (uint)protocol) * 0x9E3779B1u;
-        return (int)(hash >> 16) & _mask;
+        int slot = _ipv4.FindSlot(protocol, address, port);
+        return slot >= 0 ? _ipv4.ServiceAt(slot) : null;
+    }
+
+    /// <summary>As <see cref="Find(byte, uint, ushort)"/>, the service's slot in this rule set (<see cref="ServiceAt"/>); -1 when there is none.</summary>
+    internal int FindSlot(byte protocol, uint address, ushort port) => _ipv4.FindSlot(protocol, address, port);
+
+    /// <summary>The IPv4 service in a slot <see cref="FindSlot"/> gave for this rule set.</summary>
+    internal VirtualService ServiceAt(int slot) => _ipv4.ServiceAt(slot);
+
+    /// <summary>The IPv4 service in a slot <see cref="FindSlot"/> gave has an IP-in-IP server.</summary>
+    internal bool SlotHasTunnel(int slot) => _ipv4.SlotHasTunnel(slot);
+
+    /// <summary>The lookup of one family's services (uint: IPv4, UInt128: IPv6).</summary>
+    internal ServiceIndex<TAddress> Index<TAddress>() where TAddress : unmanaged, IEquatable<TAddress> =>
+        typeof(TAddress) == typeof(uint) ? (ServiceIndex<TAddress>)(object)_ipv4 : (ServiceIndex<TAddress>)(object)_ipv6;
+
+    private VirtualService? FindExact(ServiceProtocol protocol, InetAddress address, ushort port)
+    {
+        if (address.IsIPv4)
+        {
+            int slot = _ipv4.FindExactSlot((byte)protocol, address.IPv4, port);
+            return slot >= 0 ? _ipv4.ServiceAt(slot) : null;
+        }
+        int slot6 = _ipv6.FindExactSlot((byte)protocol, address.IPv6, port);
+        return slot6 >= 0 ? _ipv6.ServiceAt(slot6) : null;
     }
 
     /// <summary>
@@ -152,8 +135,7 @@ public sealed class RuleSet
         var services = ImmutableArray.CreateBuilder<VirtualService>(spec.Services.Length);
         foreach (VirtualServiceSpec serviceSpec in spec.Services)
         {
-            int oldSlot = previous?.FindExactSlot(serviceSpec.Protocol, serviceSpec.Address, serviceSpec.Port) ?? -1;
-            VirtualService? old = oldSlot >= 0 ? previous!.ServiceAt(oldSlot) : null;
+            VirtualService? old = previous?.FindExact(serviceSpec.Protocol, serviceSpec.Address, serviceSpec.Port);
             VirtualServiceSpec? oldSpec = previous?.Spec.Services.FirstOrDefault(s => s.SameService(serviceSpec.Protocol, serviceSpec.Address, serviceSpec.Port));
             if (old is not null && oldSpec is not null && Unchanged(oldSpec, serviceSpec))
             {

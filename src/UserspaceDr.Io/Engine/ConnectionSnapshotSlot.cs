@@ -13,12 +13,12 @@ namespace UserspaceDr.Io.Engine;
 public sealed class ConnectionSnapshotSlot
 {
     private readonly Lock _readers = new();
-    private TaskCompletionSource<List<Connection>>? _pending;
+    private TaskCompletionSource<List<Connection<uint>>>? _pending;
     private volatile bool _closed;
 
     /// <summary>Worker side, once per loop: answers a pending request, if any, with a copy of <paramref name="table"/>.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public void Serve(ConnectionTable table)
+    public void Serve(ConnectionTable<uint> table)
     {
         if (Volatile.Read(ref _pending) is { } request)
         {
@@ -27,9 +27,9 @@ public sealed class ConnectionSnapshotSlot
     }
 
     [MethodImpl(MethodImplOptions.NoInlining)]
-    private void Answer(TaskCompletionSource<List<Connection>> request, ConnectionTable table)
+    private void Answer(TaskCompletionSource<List<Connection<uint>>> request, ConnectionTable<uint> table)
     {
-        List<Connection> copy = table.Snapshot();
+        List<Connection<uint>> copy = table.Snapshot();
         Interlocked.CompareExchange(ref _pending, null, request);
         request.TrySetResult(copy);
     }
@@ -45,7 +45,7 @@ public sealed class ConnectionSnapshotSlot
     /// Reader side: the worker's connections as of its next pause between batches; null when it did not answer in
     /// time (it is stuck in a long batch or gone without closing). Readers queue behind one another.
     /// </summary>
-    public List<Connection>? Take(TimeSpan timeout)
+    public List<Connection<uint>>? Take(TimeSpan timeout)
     {
         lock (_readers)
         {
@@ -53,7 +53,7 @@ public sealed class ConnectionSnapshotSlot
             {
                 return [];
             }
-            var request = new TaskCompletionSource<List<Connection>>(TaskCreationOptions.RunContinuationsAsynchronously);
+            var request = new TaskCompletionSource<List<Connection<uint>>>(TaskCreationOptions.RunContinuationsAsynchronously);
             Volatile.Write(ref _pending, request);
             if (_closed)
             {

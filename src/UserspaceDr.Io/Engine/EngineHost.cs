@@ -32,7 +32,7 @@ public sealed class EngineHost
         ArgumentNullException.ThrowIfNull(state);
         ArgumentNullException.ThrowIfNull(expiry);
         _state = state;
-        var table = new ConnectionTable(maxConnections);
+        var table = new ConnectionTable<uint>(maxConnections);
         Engine = new ForwardingEngine(options, table);
         _expiryIntervalMs = expiry.IntervalMs;
         _expiryBudget = expiry.Budget ?? Math.Max(1024, table.SlotCount / 20);

@@ -271,12 +271,12 @@ public sealed class DataPlane : IDisposable
     /// A copy of every worker's connections (ipvsadm -L -c), each taken by the worker itself between two batches.
     /// Throws <see cref="TimeoutException"/> when a worker does not answer within <paramref name="timeout"/>.
     /// </summary>
-    public List<Core.Connections.Connection> SnapshotConnections(TimeSpan timeout)
+    public List<Core.Connections.Connection<uint>> SnapshotConnections(TimeSpan timeout)
     {
-        var all = new List<Core.Connections.Connection>();
+        var all = new List<Core.Connections.Connection<uint>>();
         foreach (IFrameWorker worker in _workers)
         {
-            List<Core.Connections.Connection> part = worker.Snapshots.Take(timeout)
+            List<Core.Connections.Connection<uint>> part = worker.Snapshots.Take(timeout)
                 ?? throw new TimeoutException($"a worker did not hand over its connections within {timeout.TotalSeconds:0.#} s");
             all.AddRange(part);
         }
@@ -295,7 +295,7 @@ public sealed class DataPlane : IDisposable
         int refused = 0;
         foreach (Core.Connections.SyncedConnection connection in synced)
         {
-            int worker = _workers.Count == 1 ? 0 : FanoutSteering.WorkerOf(connection.ClientAddress, _workers.Count, clientMask);
+            int worker = _workers.Count == 1 ? 0 : FanoutSteering.WorkerOf(connection.ClientAddress.Fold(), _workers.Count, clientMask);
             refused += _workers[worker].SyncInbox.Post(connection) ? 0 : 1;
         }
         return refused;

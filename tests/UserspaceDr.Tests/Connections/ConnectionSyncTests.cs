@@ -13,8 +13,8 @@ public class ConnectionSyncTests
         new(EngineHarness.Service(scheduler, servers: [(Frames.Rs1, 1), (Frames.Rs2, 1)]));
 
     private static SyncedConnection Synced(ushort clientPort, string server, TcpState state = TcpState.Established, bool inactive = false, uint timeout = 900) =>
-        new(IpProtocol.Tcp, false, inactive, (ushort)state, Ipv4Address.Parse(Frames.Client), clientPort, Ipv4Address.Parse(Frames.Vip), 80,
-            Ipv4Address.Parse(server), 80, timeout);
+        new(IpProtocol.Tcp, false, inactive, (ushort)state, InetAddress.Parse(Frames.Client), clientPort, InetAddress.Parse(Frames.Vip), 80,
+            InetAddress.Parse(server), 80, timeout);
 
     [Test]
     public void A_synced_connection_is_entered_on_its_server_and_its_next_packet_goes_there_without_a_SYN()
@@ -23,7 +23,7 @@ public class ConnectionSyncTests
         Assert.That(lab.Engine.ApplySync(Synced(40000, Frames.Rs1), nowMs: 1000), Is.EqualTo(SyncApplyOutcome.Created));
         Assert.That(lab.Engine.ApplySync(Synced(40001, Frames.Rs2, TcpState.FinWait, inactive: true, timeout: 100), nowMs: 1000), Is.EqualTo(SyncApplyOutcome.Created));
         Assert.That((lab.Server(Frames.Rs1).ActiveConnections, lab.Server(Frames.Rs2).InactiveConnections), Is.EqualTo((1, 1)));
-        Connection rs2Entry = lab.Engine.Connections.Snapshot().Single(c => c.ClientPort == 40001);
+        Connection<uint> rs2Entry = lab.Engine.Connections.Snapshot().Single(c => c.ClientPort == 40001);
         Assert.That((rs2Entry.State, rs2Entry.ExpiresAtMs), Is.EqualTo((TcpState.FinWait, 1000 + 100_000L)), "state and timeout as sent");
 
         // Mid-flow packets, no SYN: forwarded to the synced server (rr would have picked rs2 first).
@@ -77,8 +77,8 @@ public class ConnectionSyncTests
     public void A_synced_template_keeps_a_persistent_client_on_its_server()
     {
         var lab = new EngineHarness(EngineHarness.Service("rr", persistence: 300, servers: [(Frames.Rs1, 1), (Frames.Rs2, 1)]));
-        var template = new SyncedConnection(IpProtocol.Tcp, true, false, 0, Ipv4Address.Parse(Frames.Client), 0, Ipv4Address.Parse(Frames.Vip), 80,
-            Ipv4Address.Parse(Frames.Rs1), 80, 300);
+        var template = new SyncedConnection(IpProtocol.Tcp, true, false, 0, InetAddress.Parse(Frames.Client), 0, InetAddress.Parse(Frames.Vip), 80,
+            InetAddress.Parse(Frames.Rs1), 80, 300);
         Assert.That(lab.Engine.ApplySync(template, nowMs: 0), Is.EqualTo(SyncApplyOutcome.Created));
         Assert.That(lab.Server(Frames.Rs1).PersistentConnections, Is.EqualTo(1));
         for (ushort port = 40000; port < 40004; port++)
@@ -119,7 +119,7 @@ public class SyncMasterTests
         lab.Process(Frames.Tcp(Frames.Client, 40000, Frames.Vip, 80, fin: true, ack: true), nowMs: 200);
         SyncedConnection fin = Drain(lab).Single();
         Assert.That(((TcpState)fin.State, fin.IsInactive, fin.TimeoutSeconds, fin.Method, fin.DestAddress),
-            Is.EqualTo((TcpState.FinWait, true, 120u, ForwardingMethod.Route, Ipv4Address.Parse(Frames.Rs1))));
+            Is.EqualTo((TcpState.FinWait, true, 120u, ForwardingMethod.Route, InetAddress.Parse(Frames.Rs1))));
         lab.Process(Frames.Tcp(Frames.Client, 40000, Frames.Vip, 80, ack: true), nowMs: 201);
         Assert.That(Drain(lab), Is.Empty, "the same state again is not forced");
     }
@@ -151,7 +151,7 @@ public class SyncMasterTests
         var outbox = new SyncOutbox();
         for (int i = 0; i < SyncOutbox.Capacity + 5; i++)
         {
-            outbox.Post(new SyncedConnection(6, false, false, 1, 1, (ushort)i, 2, 80, 3, 80, 900));
+            outbox.Post(new SyncedConnection(6, false, false, 1, InetAddress.FromIPv4(1), (ushort)i, InetAddress.FromIPv4(2), 80, InetAddress.FromIPv4(3), 80, 900));
         }
         var drained = new List<SyncedConnection>();
         Assert.That((outbox.Drain(drained), outbox.Overflows), Is.EqualTo((SyncOutbox.Capacity, 5L)));

@@ -6,18 +6,18 @@ namespace UserspaceDr.Tests.Connections;
 
 public class ConnectionTableTests
 {
-    private static ConnectionKey Key(int i) => new(6, 0xC6120000u + (uint)(i / 60000), (ushort)(1 + (i % 60000)), 0xC6120064u, 80);
+    private static ConnectionKey<uint> Key(int i) => new(6, 0xC6120000u + (uint)(i / 60000), (ushort)(1 + (i % 60000)), 0xC6120064u, 80);
 
     [Test]
     public void Entries_are_64_bytes_or_less()
     {
-        Assert.That(System.Runtime.CompilerServices.Unsafe.SizeOf<Connection>(), Is.LessThanOrEqualTo(64));
+        Assert.That(System.Runtime.CompilerServices.Unsafe.SizeOf<Connection<uint>>(), Is.LessThanOrEqualTo(64));
     }
 
     [Test]
     public void Insert_find_and_remove_under_heavy_collision_keep_every_other_entry_reachable()
     {
-        var table = new ConnectionTable(5000, seed: 7);
+        var table = new ConnectionTable<uint>(5000, seed: 7);
         var random = new Random(3);
         var live = new HashSet<int>();
         for (int round = 0; round < 40_000; round++)
@@ -57,13 +57,13 @@ public class ConnectionTableTests
     public void Expiry_removes_due_entries_releases_counters_and_keeps_controlling_templates()
     {
         var dest = new RealServer(InetAddress.FromIPv4(0xC612000B), 80, ForwardingMethod.Route, 1);
-        var table = new ConnectionTable(100, seed: 1);
-        int template = table.TryInsert(new ConnectionKey(6, 0xC6120001, 0, 0xC6120064, 80, Template: true));
+        var table = new ConnectionTable<uint>(100, seed: 1);
+        int template = table.TryInsert(new ConnectionKey<uint>(6, 0xC6120001, 0, 0xC6120064, 80, Template: true));
         table.At(template).Dest = dest;
         table.At(template).ExpiresAtMs = 1000;
         dest.BindConnection(active: false, template: true);
         int conn = table.TryInsert(Key(1));
-        ref Connection c = ref table.At(conn);
+        ref Connection<uint> c = ref table.At(conn);
         c.Dest = dest;
         c.Flags |= ConnectionFlags.Controlled | ConnectionFlags.Inactive;
         c.TemplateClientAddress = 0xC6120001;
@@ -76,7 +76,7 @@ public class ConnectionTableTests
         Assert.That(table.Count, Is.EqualTo(2));
         Assert.That(table.Expire(5000, budget: table.SlotCount), Is.EqualTo(1));
         Assert.That(dest.InactiveConnections, Is.Zero);
-        Assert.That(table.At(table.Find(new ConnectionKey(6, 0xC6120001, 0, 0xC6120064, 80, Template: true))).ControlCount, Is.Zero);
+        Assert.That(table.At(table.Find(new ConnectionKey<uint>(6, 0xC6120001, 0, 0xC6120064, 80, Template: true))).ControlCount, Is.Zero);
         Assert.That(table.Expire(2000 + 60_000, budget: table.SlotCount), Is.EqualTo(1));
         Assert.That(dest.PersistentConnections, Is.Zero);
         Assert.That(table.Count, Is.Zero);

@@ -10,10 +10,10 @@ public class ConnectionSnapshotSlotTests
     [Test]
     public void The_worker_answers_with_a_copy_of_its_table()
     {
-        var table = new ConnectionTable(64, seed: 1);
+        var table = new ConnectionTable<uint>(64, seed: 1);
         for (ushort port = 1; port <= 5; port++)
         {
-            int slot = table.TryInsert(new ConnectionKey(6, 0xC6120001, port, 0xC6120064, 80));
+            int slot = table.TryInsert(new ConnectionKey<uint>(6, 0xC6120001, port, 0xC6120064, 80));
             table.At(slot).ExpiresAtMs = 1000 + port;
         }
         var slot2 = new ConnectionSnapshotSlot();
@@ -30,7 +30,7 @@ public class ConnectionSnapshotSlotTests
         worker.Start();
         try
         {
-            List<Connection>? copy = slot2.Take(TimeSpan.FromSeconds(5));
+            List<Connection<uint>>? copy = slot2.Take(TimeSpan.FromSeconds(5));
             Assert.That(copy, Is.Not.Null);
             Assert.That(copy!.Select(c => c.ClientPort).Order(), Is.EqualTo(new ushort[] { 1, 2, 3, 4, 5 }));
             Assert.That(slot2.Take(TimeSpan.FromSeconds(5)), Has.Count.EqualTo(5), "and again");
@@ -46,11 +46,11 @@ public class ConnectionSnapshotSlotTests
     [Test]
     public void A_worker_that_does_not_answer_times_out_and_a_late_answer_harms_nothing()
     {
-        var table = new ConnectionTable(16, seed: 1);
+        var table = new ConnectionTable<uint>(16, seed: 1);
         var slot = new ConnectionSnapshotSlot();
         Assert.That(slot.Take(TimeSpan.FromMilliseconds(50)), Is.Null);
         slot.Serve(table); // nothing pending any more: nothing happens
-        Task<List<Connection>?> waiting = Task.Run(() => slot.Take(TimeSpan.FromSeconds(10)));
+        Task<List<Connection<uint>>?> waiting = Task.Run(() => slot.Take(TimeSpan.FromSeconds(10)));
         Thread.Sleep(100);
         slot.Close();
         Assert.That(waiting.Wait(TimeSpan.FromSeconds(5)), Is.True, "closing releases a waiting reader");

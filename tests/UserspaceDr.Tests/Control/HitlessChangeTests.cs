@@ -57,7 +57,7 @@ public class HitlessChangeTests
     [SetUp]
     public void Start()
     {
-        _engine = new ForwardingEngine(new EngineOptions { LocalMac = Frames.UdrMac(Frames.BalancerMac) }, new ConnectionTable(4096, seed: 7));
+        _engine = new ForwardingEngine(new EngineOptions { LocalMac = Frames.UdrMac(Frames.BalancerMac) }, new ConnectionTable<uint>(4096, seed: 7));
         _engine.Snapshot = _engine.Snapshot.WithNeighbors(new NeighborTable(new Dictionary<uint, MacAddress>
         {
             [Ipv4Address.Parse(Frames.Rs1)] = Frames.UdrMac(Frames.Rs1Mac),

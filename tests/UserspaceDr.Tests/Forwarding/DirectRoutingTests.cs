@@ -236,7 +236,7 @@ public class DirectRoutingTests
         var lab = new EngineHarness(EngineHarness.Service(persistence: 300, servers: [(Frames.Rs1, 1), (Frames.Rs2, 1)]), capacity: 6);
         Assert.That(lab.Process(Frames.Tcp(Frames.Client, 1, Frames.Vip, 80, syn: true)), Is.EqualTo(FrameReason.Forwarded));
         Assert.That(lab.Process(Frames.Tcp(Frames.Client, 1, Frames.Vip, 80, ack: true)), Is.EqualTo(FrameReason.Forwarded));
-        Connection template = lab.Engine.Connections.Snapshot().Single(c => c.IsTemplate);
+        Connection<uint> template = lab.Engine.Connections.Snapshot().Single(c => c.IsTemplate);
         Assert.That(template.Flags & ConnectionFlags.Assured, Is.EqualTo(ConnectionFlags.Assured), "confirmed by an established connection");
         // Two spoofed SYNs: each a template and a half-open connection; the table (6) is full.
         Assert.That(lab.Process(Frames.Tcp("198.18.200.1", 100, Frames.Vip, 80, syn: true)), Is.EqualTo(FrameReason.Forwarded));
@@ -246,7 +246,7 @@ public class DirectRoutingTests
         // a flood pair is gone.
         Assert.That(lab.Process(Frames.Tcp(Frames.Client, 2, Frames.Vip, 80, syn: true)), Is.EqualTo(FrameReason.Forwarded));
         Assert.That(lab.Engine.Counters.DropEntryEvicted, Is.GreaterThanOrEqualTo(1));
-        List<Connection> left = lab.Engine.Connections.Snapshot();
+        List<Connection<uint>> left = lab.Engine.Connections.Snapshot();
         Assert.That(left.Count(c => c.IsTemplate && c.ClientAddress == Ipv4Address.Parse(Frames.Client)), Is.EqualTo(1), "the assured template stays");
         Assert.That(left.Count(c => !c.IsTemplate && c.ClientAddress == Ipv4Address.Parse(Frames.Client)), Is.EqualTo(2));
     }

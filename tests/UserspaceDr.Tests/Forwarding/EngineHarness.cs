@@ -17,7 +17,7 @@ internal sealed class EngineHarness
     public EngineHarness(RuleSetSpec spec, int capacity = 1024, EngineOptions? options = null)
     {
         Rules = RuleSet.Build(spec);
-        Engine = new ForwardingEngine(options ?? new EngineOptions { LocalMac = Frames.UdrMac(Frames.BalancerMac) }, new ConnectionTable(capacity, seed: 42));
+        Engine = new ForwardingEngine(options ?? new EngineOptions { LocalMac = Frames.UdrMac(Frames.BalancerMac) }, new ConnectionTable<uint>(capacity, seed: 42));
         Engine.Snapshot = new EngineSnapshot(Rules, new NeighborTable(new Dictionary<uint, MacAddress>
         {
             [Ipv4Address.Parse(Frames.Rs1)] = Frames.UdrMac(Frames.Rs1Mac),

@@ -17,7 +17,7 @@ public class FlowHintTests
         new(RuleSet.Build(new RuleSetSpec([.. services])), NeighborTable.Empty, Timeouts.Default);
 
     private static ForwardingEngine Engine(EngineSnapshot snapshot) =>
-        new(new EngineOptions { LocalMac = Frames.UdrMac(Frames.BalancerMac) }, new ConnectionTable(1024)) { Snapshot = snapshot };
+        new(new EngineOptions { LocalMac = Frames.UdrMac(Frames.BalancerMac) }, new ConnectionTable<uint>(1024)) { Snapshot = snapshot };
 
     private static byte[] Syn(ushort port) => Frames.Tcp(Frames.Client, 40000, Frames.Vip, port, syn: true);
 

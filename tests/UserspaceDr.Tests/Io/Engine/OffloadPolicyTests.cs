@@ -47,7 +47,7 @@ public class OffloadPolicyTests
             new VirtualServiceSpec(ServiceProtocol.Tcp, InetAddress.FromIPv4(Vip), 80, "rr") { RealServers = [new RealServerSpec(InetAddress.FromIPv4(Rs1), 80)] },
             new VirtualServiceSpec(ServiceProtocol.Tcp, InetAddress.FromIPv4(Vip), 81, "rr") { RealServers = [new RealServerSpec(InetAddress.FromIPv4(Rs1), 81, ForwardingMethod.Tunnel)] },
         ]);
-        var engine = new ForwardingEngine(new EngineOptions { LocalMac = Frames.UdrMac(Frames.BalancerMac) }, new ConnectionTable(1024))
+        var engine = new ForwardingEngine(new EngineOptions { LocalMac = Frames.UdrMac(Frames.BalancerMac) }, new ConnectionTable<uint>(1024))
         {
             Snapshot = new EngineSnapshot(RuleSet.Build(rules), NeighborTable.Empty, Timeouts.Default),
         };
