@@ -67,6 +67,42 @@ public sealed class ConnectionTracker<TAddress>
     }
 
     /// <summary>
+    /// The tracking step of ip_vs_in for a TCP or UDP packet of <paramref name="service"/> (either family): finds its live
+    /// entry, reuses or expires it (<see cref="CheckExistingEntry"/>), or schedules a new connection when the packet may
+    /// start one (a SYN; any non-RST under sloppy_tcp; any UDP datagram), then moves TCP state and re-arms the timer.
+    /// <see cref="FrameReason.Forwarded"/> with the entry's slot, or with <paramref name="oneShot"/> for one-packet
+    /// scheduling; otherwise why not (the caller answers <see cref="FrameReason.IcmpPortUnreachable"/> in its family).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public FrameReason Track(VirtualService service, in ConnectionKey<TAddress> key, byte tcpFlags, long nowMs, out int slot, out RealServer? oneShot)
+    {
+        byte protocol = key.Protocol;
+        oneShot = null;
+        slot = FindLive(key, nowMs);
+        bool isSyn = (tcpFlags & (TcpFlags.Syn | TcpFlags.Rst)) == TcpFlags.Syn;
+        if (slot >= 0)
+        {
+            slot = CheckExistingEntry(slot, protocol, isSyn);
+        }
+        if (slot < 0)
+        {
+            // No entry: only a SYN (any non-RST with sloppy_tcp) or a UDP datagram starts a connection (tcp_conn_schedule).
+            if (protocol == IpProtocol.Tcp && !isSyn && !(_options.SloppyTcp && (tcpFlags & TcpFlags.Rst) == 0))
+            {
+                return FrameReason.TcpNotSyn;
+            }
+            return Schedule(service, key, tcpFlags, nowMs, out slot, out oneShot);
+        }
+        ref Connection<TAddress> entry = ref Table.At(slot);
+        if (protocol == IpProtocol.Tcp)
+        {
+            AdvanceTcpState(ref entry, tcpFlags, reply: false);
+        }
+        Arm(ref entry, nowMs);
+        return FrameReason.Forwarded;
+    }
+
+    /// <summary>
     /// Applies conn_reuse_mode and expire_nodest_conn to an existing entry; returns the slot, or -1 when the entry
     /// was expired so that the packet is scheduled afresh.
     /// </summary>

@@ -138,45 +138,20 @@ public sealed partial class ForwardingEngine
         }
 
         ConnectionTracker<uint> tracker = _tracker;
-        int slot = tracker.FindLive(key, nowMs);
-        bool isSyn = (tcpFlags & (TcpFlags.Syn | TcpFlags.Rst)) == TcpFlags.Syn;
-        if (slot >= 0)
+        FrameReason tracked = tracker.Track(service, key, tcpFlags, nowMs, out int slot, out RealServer? oneShot);
+        if (tracked != FrameReason.Forwarded)
         {
-            slot = tracker.CheckExistingEntry(slot, protocol, isSyn);
-        }
-
-        if (slot < 0)
-        {
-            // No entry: only a SYN (any non-RST with sloppy_tcp) or a UDP datagram starts a connection (tcp_conn_schedule).
-            if (protocol == IpProtocol.Tcp && !isSyn && !(_options.SloppyTcp && (tcpFlags & TcpFlags.Rst) == 0))
-            {
-                return FrameReason.TcpNotSyn;
-            }
-            FrameReason scheduled = tracker.Schedule(service, key, tcpFlags, nowMs, out slot, out RealServer? oneShot);
-            if (scheduled == FrameReason.IcmpPortUnreachable)
+            if (tracked == FrameReason.IcmpPortUnreachable)
             {
                 frame.ReplyLength = ReplyBuilder.WriteIcmpError(frame.Ethernet, ip, _links[packet.Link].Mac, vip,
                     IcmpType.DestinationUnreachable, IcmpType.CodePortUnreachable, 0, frame.Reply);
-                return scheduled;
             }
-            if (scheduled != FrameReason.Forwarded)
-            {
-                return scheduled;
-            }
-            if (oneShot is not null)
-            {
-                // One-packet scheduling (-o): no entry outlives the datagram.
-                return Transmit(ref frame, ref packet, new ForwardingTarget(oneShot, oneShot.Address.IPv4, oneShot.Port != 0 ? oneShot.Port : virtualPort, oneShot.Method));
-            }
+            return tracked;
         }
-        else
+        if (oneShot is not null)
         {
-            ref Connection<uint> entry = ref tracker.Table.At(slot);
-            if (protocol == IpProtocol.Tcp)
-            {
-                tracker.AdvanceTcpState(ref entry, tcpFlags, reply: false);
-            }
-            tracker.Arm(ref entry, nowMs);
+            // One-packet scheduling (-o): no entry outlives the datagram.
+            return Transmit(ref frame, ref packet, new ForwardingTarget(oneShot, oneShot.Address.IPv4, oneShot.Port != 0 ? oneShot.Port : virtualPort, oneShot.Method));
         }
 
         ref Connection<uint> connection = ref tracker.Table.At(slot);
