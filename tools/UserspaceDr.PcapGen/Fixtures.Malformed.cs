@@ -100,7 +100,7 @@ internal static partial class Fixtures
     {
         var f = new Fixture("not-for-us", "traffic that is not udr's to forward produces no output",
             "Frames a balancer's interface sees that are not for a virtual service: another address, another host's " +
-            "MAC, IPv6 and other EtherTypes, a VIP port without a service, UDP to a TCP-only port, ping and GRE to the " +
+            "MAC, an IPv6 address that is not a VIP, another EtherType, a VIP port without a service, UDP to a TCP-only port, ping and GRE to the " +
             "VIP, a VIP-sourced packet, and an ARP request for the VIP while the kernel owns the VIP (no --answer-arp). " +
             "udr sends nothing (the expected capture is empty); each is counted under its reason.");
         TwoServers(f, Protocol.Tcp, 80);
@@ -116,8 +116,8 @@ internal static partial class Fixtures
         var tcp6 = new TcpPacket(49000, 80) { Synchronize = true, WindowSize = 64240, SequenceNumber = 1 };
         var ip6 = new IPv6Packet(IPAddress.Parse("2001:2::1"), IPAddress.Parse("2001:2::100")) { HopLimit = 64, PayloadPacket = tcp6 };
         tcp6.UpdateTcpChecksum();
-        f.NoOutput(Build.Frame(ip6.Bytes, EthernetType.IPv6), "not-ipv4", "IPv6 SYN 2001:2::1 → 2001:2::100:80");
-        f.NoOutput(Build.Frame(rng.Bytes(46), (EthernetType)0x88CC, destination: Lab.Mac("01:80:c2:00:00:0e")), "not-ipv4", "LLDP (EtherType 0x88cc)");
+        f.NoOutput(Build.Frame(ip6.Bytes, EthernetType.IPv6), "not-for-virtual-address", "IPv6 SYN 2001:2::1 → 2001:2::100:80 (no IPv6 VIP configured)");
+        f.NoOutput(Build.Frame(rng.Bytes(46), (EthernetType)0x88CC, destination: Lab.Mac("01:80:c2:00:00:0e")), "not-ip", "LLDP (EtherType 0x88cc)");
 
         f.NoOutput(SynTo(Lab.Client, Lab.Vip, 81), "no-virtual-service", "SYN to VIP:81 (no service on that port)");
         f.NoOutput(Build.Frame(Build.UdpPacket(Lab.Client, 49001, Lab.Vip, 80, rng.Bytes(32), id: 0x50)), "no-virtual-service", "UDP to VIP:80 (the service is TCP)");

@@ -30,14 +30,18 @@ public sealed partial class ForwardingEngine
         {
             return HandleArp(ref frame, ref packet);
         }
-        if (etherType != EtherTypes.Ipv4)
+        if (etherType != EtherTypes.Ipv4 && etherType != EtherTypes.Ipv6)
         {
-            return FrameReason.NotIpv4;
+            return FrameReason.NotIp;
         }
         ulong destinationMac = ethernet.Destination.Value;
         if (destinationMac != _links[packet.Link].Mac.Value && (destinationMac & 0x0100_0000_0000) == 0)
         {
             return FrameReason.NotForThisHost; // another host's unicast seen in promiscuous mode
+        }
+        if (etherType == EtherTypes.Ipv6)
+        {
+            return ClassifyIpv6(ref frame, ref packet);
         }
 
         // Structure first: a header we cannot trust ends here, whatever it is addressed to.

@@ -23,8 +23,10 @@ public sealed partial class ForwardingEngine
 
     private readonly EngineOptions _options;
     private readonly ConnectionTracker<uint> _tracker;
-    private readonly FragmentTable _fragments = new();
-    private readonly FragmentTable _replyFragments = new(); // NAT replies: RIP → client, remembered by their first fragment
+    private ConnectionTracker<UInt128>? _ipv6Tracker;
+    private readonly FragmentTable<uint> _fragments = new();
+    private readonly FragmentTable<uint> _replyFragments = new(); // NAT replies: RIP → client, remembered by their first fragment
+    private readonly FragmentTable<UInt128> _ipv6Fragments = new();
     private readonly PathMtuCache _pathMtus = new();
     private readonly EngineLink[] _links;
     private EngineSnapshot _snapshot = EngineSnapshot.Empty;
@@ -63,6 +65,10 @@ public sealed partial class ForwardingEngine
             ArgumentNullException.ThrowIfNull(value);
             _snapshot = value;
             _tracker.Timeouts = value.Timeouts;
+            if (_ipv6Tracker is not null)
+            {
+                _ipv6Tracker.Timeouts = value.Timeouts;
+            }
         }
     }
 
@@ -159,11 +165,13 @@ public sealed partial class ForwardingEngine
     }
 
     /// <summary>Runs expiry over part of the connection table; call between batches.</summary>
-    public int ExpireConnections(long nowMs, int budget) => _tracker.Expire(nowMs, budget);
+    public int ExpireConnections(long nowMs, int budget) => _tracker.Expire(nowMs, budget) + (_ipv6Tracker?.Expire(nowMs, budget) ?? 0);
 
     /// <summary>
     /// A backup's sync: enters a connection a master sent (<see cref="ConnectionTracker.ApplySync"/>) under the rules
     /// in force. Called by the worker that owns this engine, between batches.
     /// </summary>
-    public SyncApplyOutcome ApplySync(in SyncedConnection synced, long nowMs) => _tracker.ApplySync(_snapshot.Rules, synced, nowMs);
+    public SyncApplyOutcome ApplySync(in SyncedConnection synced, long nowMs) => synced.ClientAddress.IsIPv4
+        ? _tracker.ApplySync(_snapshot.Rules, synced, nowMs)
+        : Ipv6Tracker.ApplySync(_snapshot.Rules, synced, nowMs);
 }

@@ -9,8 +9,11 @@ public static class ReplyBuilder
     /// <summary>RFC 1812 §4.3.2.3 / Linux icmp_send: an ICMP error carries at most 576 bytes of IP datagram.</summary>
     public const int MaxIcmpErrorDatagram = 576;
 
-    /// <summary>Largest reply frame the builders write (Ethernet + one VLAN tag + 576-byte datagram).</summary>
-    public const int MaxReplyLength = EthernetFrame.HeaderLength + EthernetFrame.VlanTagLength + MaxIcmpErrorDatagram;
+    /// <summary>RFC 4443 §2.4(c): an ICMPv6 error carries as much of the packet as fits in the IPv6 minimum MTU.</summary>
+    public const int MaxIcmpv6ErrorDatagram = Ipv6Header.MinimumMtu;
+
+    /// <summary>Largest reply frame the builders write (Ethernet + one VLAN tag + a 1280-byte ICMPv6 error).</summary>
+    public const int MaxReplyLength = EthernetFrame.HeaderLength + EthernetFrame.VlanTagLength + MaxIcmpv6ErrorDatagram;
 
     /// <summary>IPTOS_PREC_INTERNETCONTROL, the TOS Linux gives ICMP errors.</summary>
     private const byte InternetControlTos = 0xC0;
@@ -94,5 +97,70 @@ public static class ReplyBuilder
         offending.Bytes[..quoted].CopyTo(icmp[IcmpHeader.Length..]);
         BinaryPrimitives.WriteUInt16BigEndian(icmp[2..], Checksum.Compute(icmp));
         return offset + totalLength;
+    }
+
+    /// <summary>
+    /// ICMPv6 error about <paramref name="offending"/> (the received IPv6 packet, fixed header first, cut to its payload
+    /// length), from <paramref name="source"/> (the VIP it was sent to, as icmp6_send picks), back to the sender's MAC:
+    /// as much of the packet as fits in 1280 bytes, the checksum over the IPv6 pseudo-header. <paramref name="parameter"/>
+    /// is the word after the checksum (the MTU of a Packet Too Big). Returns the frame length.
+    /// </summary>
+    public static int WriteIcmpv6Error(EthernetFrame request, ReadOnlySpan<byte> offending, MacAddress localMac, UInt128 source,
+        byte type, byte code, uint parameter, Span<byte> reply)
+    {
+        int offset = WriteEthernetReply(request, request.Source, localMac, EtherTypes.Ipv6, reply);
+        int quoted = Math.Min(offending.Length, MaxIcmpv6ErrorDatagram - Ipv6Header.Length - IcmpHeader.Length);
+        int icmpLength = IcmpHeader.Length + quoted;
+        UInt128 destination = BinaryPrimitives.ReadUInt128BigEndian(offending[8..]);
+        Span<byte> packet = reply.Slice(offset, Ipv6Header.Length + icmpLength);
+        Ipv6Header.Write(packet, 0, (ushort)icmpLength, Ipv6NextHeader.Icmpv6, DefaultTtl, source, destination);
+        Span<byte> icmp = packet[Ipv6Header.Length..];
+        icmp[0] = type;
+        icmp[1] = code;
+        BinaryPrimitives.WriteUInt32BigEndian(icmp[4..], parameter);
+        offending[..quoted].CopyTo(icmp[IcmpHeader.Length..]);
+        Ipv6Checksum.Store(source, destination, Ipv6NextHeader.Icmpv6, icmp, 2);
+        return offset + packet.Length;
+    }
+
+    /// <summary>
+    /// The Neighbor Advertisement that answers a solicitation for <paramref name="target"/> (a VIP): solicited and override
+    /// set, the Target-LL option with <paramref name="localMac"/>, hop limit 255, to the soliciting address (all nodes
+    /// for a duplicate-address probe from ::, without the solicited flag) and its MAC. Returns the frame length.
+    /// </summary>
+    public static int WriteNeighborAdvertisement(EthernetFrame request, UInt128 solicitor, UInt128 target, MacAddress localMac, Span<byte> reply)
+    {
+        bool fromUnspecified = solicitor == UInt128.Zero;
+        UInt128 destination = fromUnspecified ? Ndp.AllNodes : solicitor;
+        int offset = WriteEthernetReply(request, fromUnspecified ? Ndp.MulticastMac(Ndp.AllNodes) : request.Source, localMac, EtherTypes.Ipv6, reply);
+        return offset + WriteAdvertisement(reply[offset..], target, destination, localMac,
+            fromUnspecified ? Ndp.OverrideFlag : Ndp.SolicitedFlag | Ndp.OverrideFlag);
+    }
+
+    /// <summary>
+    /// An unsolicited Neighbor Advertisement for <paramref name="target"/> to all nodes (override set, RFC 4861 §7.2.6):
+    /// what a balancer sends at start so that neighbours learn where the VIP now is (the IPv6 gratuitous ARP).
+    /// </summary>
+    public static int WriteUnsolicitedAdvertisement(UInt128 target, MacAddress localMac, Span<byte> frame)
+    {
+        Ndp.MulticastMac(Ndp.AllNodes).Write(frame);
+        localMac.Write(frame[6..]);
+        BinaryPrimitives.WriteUInt16BigEndian(frame[12..], EtherTypes.Ipv6);
+        return EthernetFrame.HeaderLength + WriteAdvertisement(frame[EthernetFrame.HeaderLength..], target, Ndp.AllNodes, localMac, Ndp.OverrideFlag);
+    }
+
+    private static int WriteAdvertisement(Span<byte> packet, UInt128 target, UInt128 destination, MacAddress localMac, uint flags)
+    {
+        Ipv6Header.Write(packet, 0, Ndp.AdvertisementLength, Ipv6NextHeader.Icmpv6, Ndp.HopLimit, target, destination);
+        Span<byte> icmp = packet.Slice(Ipv6Header.Length, Ndp.AdvertisementLength);
+        icmp[0] = Icmpv6Type.NeighborAdvertisement;
+        icmp[1] = 0;
+        BinaryPrimitives.WriteUInt32BigEndian(icmp[4..], flags);
+        BinaryPrimitives.WriteUInt128BigEndian(icmp[8..], target);
+        icmp[24] = Ndp.TargetLinkLayerOption;
+        icmp[25] = 1; // in units of 8 bytes
+        localMac.Write(icmp[26..]);
+        Ipv6Checksum.Store(target, destination, Ipv6NextHeader.Icmpv6, icmp, 2);
+        return Ipv6Header.Length + Ndp.AdvertisementLength;
     }
 }

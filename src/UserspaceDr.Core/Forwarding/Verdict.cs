@@ -36,6 +36,10 @@ public enum FrameReason : byte
     IcmpPortUnreachable,
     /// <summary>A packet with DF for a tunnel server did not fit the path MTU with the outer header: the client is told the MTU.</summary>
     IcmpFragmentationNeeded,
+    /// <summary>An IPv6 packet larger than the MTU of its server's link: the sender is told the MTU (IPv6 is never fragmented on the way).</summary>
+    Icmpv6PacketTooBig,
+    /// <summary>A Neighbor Solicitation for a VIP, answered (the IPv6 form of --answer-arp).</summary>
+    NeighborAdvertisement,
     /// <summary>
     /// A router reported a tunnelled packet too big (frag-needed to the balancer about an IP-in-IP packet): the
     /// client is told the MTU less the outer header, from the VIP.
@@ -43,13 +47,15 @@ public enum FrameReason : byte
     IcmpFragmentationNeededFromTunnel,
 
     // Pass
-    NotIpv4,
+    NotIp,
     NotForThisHost,
     NotForVirtualAddress,
     NoVirtualService,
     ArpNotForVirtualAddress,
     IcmpForVirtualAddress,
     IcmpErrorNotTracked,
+    /// <summary>A Neighbor Solicitation for an address that is not a VIP (or udr does not answer for VIPs): the kernel's.</summary>
+    NeighborSolicitationNotForVirtualAddress,
     OtherProtocol,
 
     // Drop
@@ -103,11 +109,19 @@ public enum FrameReason : byte
     /// plain packets (with DF set the sender gets fragmentation-needed instead).
     /// </summary>
     EgressMtuExceeded,
+    /// <summary>An IPv6 payload length longer than the frame holds.</summary>
+    Ipv6PayloadLengthInvalid,
+    /// <summary>An IPv6 extension header (or the chain of them) runs past the end of the packet (ipv6_find_hdr fails).</summary>
+    Ipv6ExtensionHeadersTruncated,
+    /// <summary>A Neighbor Solicitation with a hop limit below 255: it crossed a router, so RFC 4861 §7.1.1 discards it.</summary>
+    NdpHopLimitInvalid,
+    /// <summary>A Neighbor Solicitation that fails RFC 4861's checks (code, length, options, checksum, multicast target).</summary>
+    NdpMalformed,
 }
 
 public static class FrameReasons
 {
-    public const int Count = (int)FrameReason.EgressMtuExceeded + 1;
+    public const int Count = (int)FrameReason.NdpMalformed + 1;
 
     private static readonly string[] Names = BuildNames();
 

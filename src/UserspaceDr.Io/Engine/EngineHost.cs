@@ -44,7 +44,7 @@ public sealed class EngineHost
     public WorkerCounters Counters => Engine.Counters;
 
     /// <summary>Connections the table holds now.</summary>
-    public int Connections => Engine.Connections.Count;
+    public int Connections => Engine.Connections.Count + (Engine.Ipv6Connections?.Count ?? 0);
 
     public int ConnectionCapacity => Engine.Connections.Capacity;
 
@@ -100,5 +100,9 @@ public sealed class EngineHost
     public void Stop() => Snapshots.Close();
 
     /// <summary>Forgets every connection (releases the real servers' active/inactive counts).</summary>
-    public void Clear() => Engine.Connections.Clear();
+    public void Clear()
+    {
+        Engine.Connections.Clear();
+        Engine.Ipv6Connections?.Clear();
+    }
 }

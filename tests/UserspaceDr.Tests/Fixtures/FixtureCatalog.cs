@@ -103,7 +103,7 @@ internal static class FixtureCatalog
         {
             Reasons = new Dictionary<FrameReason, int>
             {
-                [FrameReason.NotForVirtualAddress] = 1, [FrameReason.NotForThisHost] = 1, [FrameReason.NotIpv4] = 2,
+                [FrameReason.NotForVirtualAddress] = 2, [FrameReason.NotForThisHost] = 1, [FrameReason.NotIp] = 1,
                 [FrameReason.NoVirtualService] = 2, [FrameReason.IcmpForVirtualAddress] = 1, [FrameReason.OtherProtocol] = 1,
                 [FrameReason.SourceIsVirtualAddress] = 1, [FrameReason.ArpNotForVirtualAddress] = 1,
             },

@@ -46,7 +46,7 @@ public class MalformedFrameTests
         byte[] otherHost = Syn(); otherHost[0] = 0x02; otherHost[5] = 0x99;
         yield return new TestCaseData(otherHost, FrameReason.NotForThisHost).SetName("another host's unicast");
         byte[] ipv6 = Syn(); ipv6[12] = 0x86; ipv6[13] = 0xDD;
-        yield return new TestCaseData(ipv6, FrameReason.NotIpv4).SetName("ipv6 ethertype");
+        yield return new TestCaseData(ipv6, FrameReason.IpVersionInvalid).SetName("ipv4 bytes under the ipv6 ethertype");
         byte[] gre = Syn(); gre[14 + 9] = 47;
         yield return new TestCaseData(WithIpChecksum(gre), FrameReason.OtherProtocol).SetName("other ip protocol to the vip");
         byte[] truncatedVlan = Frames.Tcp(Frames.Client, 40000, Frames.Vip, 80, syn: true, vlan: 7)[..16];

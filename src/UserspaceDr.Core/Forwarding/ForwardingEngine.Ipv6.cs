@@ -1,0 +1,254 @@
+using UserspaceDr.Core.Connections;
+using UserspaceDr.Core.Packets;
+using UserspaceDr.Core.Services;
+using UserspaceDr.Core.Stats;
+
+namespace UserspaceDr.Core.Forwarding;
+
+/// <summary>
+/// IPv6 (ip_vs_in with af AF_INET6, ip_vs_dr_xmit_v6): the fixed header and the extension-header walk of
+/// ipv6_find_hdr, Neighbor Solicitations for VIPs, and direct routing to IPv6 real servers with the hop limit
+/// decremented (time exceeded at 1), Packet Too Big for what does not fit the server's link, and port unreachable from
+/// the VIP when no server is available. Connection tracking is the same generic tracker as IPv4's, over 128-bit
+/// addresses, in a table of its own. NAT and tunnelling over IPv6 are not built yet: their servers' packets are
+/// dropped as <see cref="FrameReason.ForwardingMethodUnavailable"/>.
+/// </summary>
+public sealed partial class ForwardingEngine
+{
+    private FrameReason ClassifyIpv6(ref FrameContext frame, ref FrameBuffer packet)
+    {
+        Span<byte> payload = frame.Ethernet.Payload;
+        if (payload.Length < Ipv6Header.Length)
+        {
+            return FrameReason.IpTruncated;
+        }
+        var ip = new Ipv6Header(payload);
+        if (ip.Version != 6)
+        {
+            return FrameReason.IpVersionInvalid;
+        }
+        int length = Ipv6Header.Length + ip.PayloadLength;
+        if (length > payload.Length)
+        {
+            return FrameReason.Ipv6PayloadLengthInvalid; // longer than the frame; shorter is Ethernet padding, cut off
+        }
+        Span<byte> datagram = payload[..length];
+        Ipv6ChainEnd end = Ipv6ExtensionHeaders.Walk(datagram, out Ipv6Transport transport);
+        if (end == Ipv6ChainEnd.Truncated)
+        {
+            return FrameReason.Ipv6ExtensionHeadersTruncated;
+        }
+        if (end == Ipv6ChainEnd.NoTransport)
+        {
+            return FrameReason.OtherProtocol; // nothing IPVS would schedule: the kernel's (and, for a VIP, its guard's)
+        }
+
+        RuleSet rules = _snapshot.Rules;
+        ServiceIndex<UInt128> services = rules.Index<UInt128>();
+        UInt128 destination = ip.Destination;
+        if (transport.Protocol == Ipv6NextHeader.Icmpv6 && !transport.IsLaterFragment &&
+            datagram.Length > transport.Offset && datagram[transport.Offset] == Icmpv6Type.NeighborSolicitation)
+        {
+            return HandleNeighborSolicitation(ref frame, ref packet, ip, datagram[transport.Offset..], services);
+        }
+        if (!services.IsVirtualAddress(destination))
+        {
+            return FrameReason.NotForVirtualAddress;
+        }
+        if (services.IsVirtualAddress(ip.Source))
+        {
+            return FrameReason.SourceIsVirtualAddress;
+        }
+        frame.Transport = transport.IsLaterFragment ? default : datagram[transport.Offset..];
+        if (transport.IsLaterFragment)
+        {
+            return ForwardLaterIpv6Fragment(ref frame, ref packet, datagram, transport);
+        }
+        return transport.Protocol switch
+        {
+            IpProtocol.Tcp or IpProtocol.Udp => HandleIpv6Service(ref frame, ref packet, datagram, transport, services),
+            Ipv6NextHeader.Icmpv6 => Icmpv6Type.IsError(frame.Transport.IsEmpty ? (byte)0 : frame.Transport[0])
+                ? FrameReason.IcmpErrorNotTracked
+                : FrameReason.IcmpForVirtualAddress,
+            _ => FrameReason.OtherProtocol,
+        };
+    }
+
+    /// <summary>
+    /// A Neighbor Solicitation: for a VIP, and with udr answering for VIPs, the advertisement; checked first as RFC 4861
+    /// §7.1.1 says (hop limit 255, code 0, at least 24 bytes, options well formed, checksum, no multicast target).
+    /// </summary>
+    private FrameReason HandleNeighborSolicitation(ref FrameContext frame, ref FrameBuffer packet, Ipv6Header ip, ReadOnlySpan<byte> message,
+        ServiceIndex<UInt128> services)
+    {
+        if (ip.HopLimit != Ndp.HopLimit)
+        {
+            return FrameReason.NdpHopLimitInvalid;
+        }
+        if (message[1] != 0 || !Ndp.TryRead(message, Ndp.SourceLinkLayerOption, out UInt128 target, out MacAddress sourceMac) ||
+            Ndp.IsMulticast(target) || !Ipv6Checksum.Valid(ip.Source, ip.Destination, Ipv6NextHeader.Icmpv6, message) ||
+            (ip.Source == UInt128.Zero && sourceMac != MacAddress.Zero))
+        {
+            return FrameReason.NdpMalformed;
+        }
+        if (!_options.AnswerArpForVirtualAddresses || !services.IsVirtualAddress(target))
+        {
+            return FrameReason.NeighborSolicitationNotForVirtualAddress;
+        }
+        frame.ReplyLength = ReplyBuilder.WriteNeighborAdvertisement(frame.Ethernet, ip.Source, target, _links[packet.Link].Mac, frame.Reply);
+        return FrameReason.NeighborAdvertisement;
+    }
+
+    /// <summary>A TCP/UDP packet for an IPv6 VIP: its service, its connection, then the transmit stage.</summary>
+    private FrameReason HandleIpv6Service(ref FrameContext frame, ref FrameBuffer packet, Span<byte> datagram, Ipv6Transport transport,
+        ServiceIndex<UInt128> services)
+    {
+        byte protocol = transport.Protocol;
+        if (!TryReadPorts(protocol, frame.Transport, out ushort clientPort, out ushort virtualPort, out byte tcpFlags))
+        {
+            return FrameReason.TransportTruncated;
+        }
+        var ip = new Ipv6Header(datagram);
+        UInt128 vip = ip.Destination;
+        long nowMs = frame.NowMs;
+        int serviceSlot = services.FindSlot(protocol, vip, virtualPort);
+        if (serviceSlot < 0)
+        {
+            return FrameReason.NoVirtualService;
+        }
+        VirtualService service = services.ServiceAt(serviceSlot);
+
+        ConnectionTracker<UInt128> tracker = Ipv6Tracker;
+        var key = new ConnectionKey<UInt128>(protocol, ip.Source, clientPort, vip, virtualPort);
+        FrameReason tracked = tracker.Track(service, key, tcpFlags, nowMs, out int slot, out RealServer? oneShot);
+        if (tracked != FrameReason.Forwarded)
+        {
+            if (tracked == FrameReason.IcmpPortUnreachable)
+            {
+                // ip_vs_leave: IPv6 answers port unreachable from the VIP, for TCP too (never a RST).
+                frame.ReplyLength = ReplyBuilder.WriteIcmpv6Error(frame.Ethernet, datagram, _links[packet.Link].Mac, vip,
+                    Icmpv6Type.DestinationUnreachable, Icmpv6Type.CodePortUnreachable, 0, frame.Reply);
+            }
+            return tracked;
+        }
+        if (oneShot is not null)
+        {
+            return TransmitIpv6(ref frame, ref packet, datagram, protocol, oneShot, oneShot.Method);
+        }
+
+        ref Connection<UInt128> connection = ref tracker.Table.At(slot);
+        if (SyncOutbox.Enabled)
+        {
+            tracker.CountForSync(ref connection, SyncOutbox, nowMs);
+        }
+        connection.ClientMac = ClientHop.Pack(frame.Ethernet.Source, packet.Link);
+        RealServer? server = connection.Dest;
+        if (server is null)
+        {
+            return FrameReason.DestinationRemoved;
+        }
+        ref TrafficCounters traffic = ref Counters.For(server);
+        traffic.InPackets++;
+        traffic.InBytes += datagram.Length;
+        if (transport.IsFragment)
+        {
+            _ipv6Fragments.Remember(ip.Source, vip, transport.FragmentId, protocol, server, connection.DestAddress, connection.Method, nowMs);
+        }
+        return TransmitIpv6(ref frame, ref packet, datagram, protocol, server, connection.Method);
+    }
+
+    /// <summary>
+    /// A later fragment for an IPv6 VIP: it has no ports, so it follows its first fragment's server (IPVS reassembles
+    /// first, and never schedules a fragment on its own); without a first fragment seen it is dropped.
+    /// </summary>
+    private FrameReason ForwardLaterIpv6Fragment(ref FrameContext frame, ref FrameBuffer packet, Span<byte> datagram, Ipv6Transport transport)
+    {
+        var ip = new Ipv6Header(datagram);
+        if (!_ipv6Fragments.TryFind(ip.Source, ip.Destination, transport.FragmentId, transport.Protocol, frame.NowMs,
+            out RealServer? dest, out _, out ForwardingMethod method, out _))
+        {
+            return FrameReason.FragmentWithoutFirst;
+        }
+        ref TrafficCounters traffic = ref Counters.For(dest!);
+        traffic.InPackets++;
+        traffic.InBytes += datagram.Length;
+        frame.Flags = FrameFlags.None;
+        FrameReason result = TransmitIpv6(ref frame, ref packet, datagram, transport.Protocol, dest!, method);
+        return result == FrameReason.Forwarded ? FrameReason.ForwardedFragment : result;
+    }
+
+    /// <summary>
+    /// ip_vs_dr_xmit_v6: to the server's MAC with the hop limit decremented, nothing else changed. A hop limit of 1 is
+    /// answered with time exceeded, a packet larger than the egress MTU with Packet Too Big (neither about an ICMPv6
+    /// error, nor Packet Too Big about a later fragment), both from the VIP.
+    /// </summary>
+    private FrameReason TransmitIpv6(ref FrameContext frame, ref FrameBuffer packet, Span<byte> datagram, byte protocol, RealServer dest,
+        ForwardingMethod method)
+    {
+        if (dest.Removed)
+        {
+            return FrameReason.DestinationRemoved;
+        }
+        if (method != ForwardingMethod.Route || !dest.Address.IsIPv6)
+        {
+            return FrameReason.ForwardingMethodUnavailable;
+        }
+        if (!_snapshot.Neighbors.TryGet(dest.Address.IPv6, out NextHop nextHop))
+        {
+            return FrameReason.NeighborUnresolved;
+        }
+        if (nextHop.Link >= _links.Length)
+        {
+            return FrameReason.LinkUnknown;
+        }
+        var ip = new Ipv6Header(datagram);
+        bool relayedError = protocol == Ipv6NextHeader.Icmpv6 && !frame.Transport.IsEmpty && Icmpv6Type.IsError(frame.Transport[0]);
+        if (ip.HopLimit <= 1)
+        {
+            if (relayedError)
+            {
+                return FrameReason.IcmpErrorTtlExpired;
+            }
+            frame.ReplyLength = ReplyBuilder.WriteIcmpv6Error(frame.Ethernet, datagram, _links[packet.Link].Mac, ip.Destination,
+                Icmpv6Type.TimeExceeded, Icmpv6Type.CodeHopLimitExceeded, 0, frame.Reply);
+            return FrameReason.IcmpTimeExceeded;
+        }
+        int egressMtu = nextHop.Mtu > 0 ? nextHop.Mtu : _links[nextHop.Link].Mtu;
+        if (datagram.Length > egressMtu && (frame.Flags & FrameFlags.Gso) == 0)
+        {
+            if (relayedError || frame.Transport.IsEmpty)
+            {
+                return FrameReason.EgressMtuExceeded; // no Packet Too Big about an error or a later fragment (ensure_mtu_is_adequate)
+            }
+            frame.ReplyLength = ReplyBuilder.WriteIcmpv6Error(frame.Ethernet, datagram, _links[packet.Link].Mac, ip.Destination,
+                Icmpv6Type.PacketTooBig, 0, (uint)Math.Max(egressMtu, Ipv6Header.MinimumMtu), frame.Reply);
+            return FrameReason.Icmpv6PacketTooBig;
+        }
+        FrameFlags flags = frame.Flags;
+        if (!frame.Transport.IsEmpty && ((flags & FrameFlags.ChecksumNotReady) != 0 ||
+            ((flags & FrameFlags.ChecksumUnknown) != 0 && TransportChecksum.HoldsOnlyPseudoHeaderSeed(ip, protocol, frame.Transport))))
+        {
+            TransportChecksum.Finish(ip, protocol, frame.Transport);
+            frame.Flags = flags & ~FrameFlags.ChecksumPartial;
+        }
+        ip.HopLimit--;
+        frame.Ethernet.Destination = nextHop.Mac;
+        frame.Ethernet.Source = _links[nextHop.Link].Mac;
+        packet.Link = nextHop.Link;
+        packet.Flags = frame.Flags;
+        return FrameReason.Forwarded;
+    }
+
+    /// <summary>
+    /// The IPv6 connection tracker, made with a table as large as the IPv4 one when the first IPv6 frame for a VIP needs
+    /// it (a million 128-byte entries is memory an IPv4-only balancer should not pay for).
+    /// </summary>
+    private ConnectionTracker<UInt128> Ipv6Tracker =>
+        _ipv6Tracker ??= new ConnectionTracker<UInt128>(new ConnectionTable<UInt128>(Connections.Capacity), _options, Counters)
+        {
+            Timeouts = _snapshot.Timeouts,
+        };
+
+    /// <summary>The IPv6 connections (null until the first IPv6 connection was tracked).</summary>
+    public ConnectionTable<UInt128>? Ipv6Connections => _ipv6Tracker?.Table;
+}
