@@ -184,14 +184,14 @@ public static class RuleSetEditor
                 case VirtualServiceKind.FirewallMark:
                     return "udr does not support firewall-mark services (-f); only TCP (-t) and UDP (-u)";
             }
-            if (service.IsIpv6)
-            {
-                return "udr does not support IPv6 virtual services; only IPv4";
-            }
         }
-        if (command.RealServer is { IsIpv6: true })
+        bool ipv6 = command.Service is { IsIpv6: true } || command.RealServer is { IsIpv6: true };
+        if (ipv6 && command.Kind is IpvsadmCommandKind.AddServer or IpvsadmCommandKind.EditServer &&
+            command.Method is ForwardingMethod.Masquerade or ForwardingMethod.Tunnel)
         {
-            return "udr does not support IPv6 real servers; only IPv4";
+            // The data plane forwards IPv6 by direct routing; NAT66 and ip6ip6/ipip-over-IPv6 are not built yet.
+            return "udr forwards IPv6 by direct routing (-g) only; not by " +
+                (command.Method == ForwardingMethod.Masquerade ? "masquerading (-m)" : "tunnelling (-i)");
         }
         if (command.PersistenceEngine.Length > 0)
         {

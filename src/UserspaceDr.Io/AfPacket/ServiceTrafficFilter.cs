@@ -9,7 +9,9 @@ namespace UserspaceDr.Io.AfPacket;
 /// <item>IPv4 TCP, UDP and ICMP whose source is a NAT real server (its replies, and the ICMP errors it sends about
 /// them, which must reach the engine to be translated back);</item>
 /// <item>ICMP addressed to one of the balancer's own link addresses (fragmentation-needed about the outer packets of
-/// tunnelled traffic, which carry the balancer's address as their source).</item>
+/// tunnelled traffic, which carry the balancer's address as their source);</item>
+/// <item>IPv6 whose destination is an IPv6 VIP, and, when there are IPv6 VIPs, ICMPv6 Neighbor Solicitations right after
+/// the fixed header (the engine answers those for a VIP and leaves the rest to the kernel).</item>
 /// </list>
 /// </summary>
 /// <remarks>
@@ -29,6 +31,12 @@ public static class ServiceTrafficFilter
     private const uint EtherTypeArp = 0x0806;
     private const uint EtherTypeIpv4 = 0x0800;
     private const uint EtherTypeVlan = 0x8100;
+    private const uint EtherTypeIpv6 = 0x86DD;
+    private const uint Ipv6NextHeaderOffset = 14 + 6;
+    private const uint Ipv6DestinationOffset = 14 + 24;
+    private const uint Icmpv6TypeOffset = 14 + 40;
+    private const uint NextHeaderIcmpv6 = 58;
+    private const uint NeighborSolicitation = 135;
     private const uint ProtocolIcmp = 1;
     private const uint ProtocolTcp = 6;
     private const uint ProtocolUdp = 17;
@@ -49,8 +57,9 @@ public static class ServiceTrafficFilter
     /// <param name="extraDestinations">Further destinations to accept (any protocol), host byte order.</param>
     /// <param name="natServers">Real servers of NAT (-m) destinations: their TCP, UDP and ICMP frames are accepted.</param>
     /// <param name="ownAddresses">The balancer's own addresses on its links: ICMP addressed to them is accepted.</param>
+    /// <param name="ipv6Vips">IPv6 virtual service addresses (their 128 bits as a number, first byte most significant).</param>
     public static ClassicBpfProgram Build(IEnumerable<uint> vips, IEnumerable<uint> extraDestinations,
-        IEnumerable<uint> natServers, IEnumerable<uint> ownAddresses)
+        IEnumerable<uint> natServers, IEnumerable<uint> ownAddresses, IEnumerable<UInt128>? ipv6Vips = null)
     {
         ArgumentNullException.ThrowIfNull(vips);
         ArgumentNullException.ThrowIfNull(extraDestinations);
@@ -59,6 +68,11 @@ public static class ServiceTrafficFilter
         uint[] destinations = Sorted(vips.Concat(extraDestinations), nameof(vips));
         uint[] sources = Sorted(natServers, nameof(natServers));
         uint[] own = Sorted(ownAddresses.Except(destinations), nameof(ownAddresses));
+        UInt128[] ipv6Destinations = [.. (ipv6Vips ?? []).Distinct().Order()];
+        if (ipv6Destinations.Length > MaxDestinations)
+        {
+            throw new ArgumentException($"at most {MaxDestinations} addresses of one kind fit one filter, not {ipv6Destinations.Length}", nameof(ipv6Vips));
+        }
 
         // All jumps go forward. Each address list is followed directly by its "hit" block, so a compare never jumps
         // further than its list is long (≤ 255), however many lists there are.
@@ -66,13 +80,18 @@ public static class ServiceTrafficFilter
         asm.Emit(ClassicBpfInstruction.LoadHalfAbsolute, EtherTypeOffset)
             .JumpIfEqual(EtherTypeArp, "accept")
             .JumpIfEqual(EtherTypeIpv4, "untagged")
+            .JumpIfEqual(EtherTypeIpv6, "untagged6")
             .JumpIfEqual(EtherTypeVlan, "tagged", "drop")
             .Label("tagged")
             .Emit(ClassicBpfInstruction.LoadHalfAbsolute, TaggedEtherTypeOffset)
             .JumpIfEqual(EtherTypeArp, "accept")
+            .Emit(ClassicBpfInstruction.LoadIndexImmediate, 4) // X = the tag's 4 bytes before the IP header
+            .JumpIfEqual(EtherTypeIpv6, "ip6")
             .JumpIfEqual(EtherTypeIpv4, null, "drop")
-            .Emit(ClassicBpfInstruction.LoadIndexImmediate, 4) // X = the tag's 4 bytes before the IPv4 header
-            .Jump("ip")
+            .Jump("ip") // beyond the IPv6 compares: an unconditional jump has no 255 limit
+            .Label("untagged6")
+            .Emit(ClassicBpfInstruction.LoadIndexImmediate, 0)
+            .Jump("ip6")
             .Label("untagged")
             .Emit(ClassicBpfInstruction.LoadIndexImmediate, 0)
             .Jump("ip")
@@ -80,6 +99,35 @@ public static class ServiceTrafficFilter
             .Return(Drop)
             .Label("accept")
             .Return(AcceptWholeFrame)
+
+            // IPv6: the destination's four words against each VIP's (a miss on any word moves to the next VIP).
+            .Label("ip6");
+        for (int i = 0; i < ipv6Destinations.Length; i++)
+        {
+            string next = $"ip6-next-{i}";
+            for (int word = 0; word < 4; word++)
+            {
+                asm.Emit(ClassicBpfInstruction.LoadWordIndirect, Ipv6DestinationOffset + (uint)(4 * word))
+                    .JumpIfEqual((uint)(ipv6Destinations[i] >> (96 - (32 * word))), null, next);
+            }
+            asm.Return(AcceptWholeFrame)
+                .Label(next);
+        }
+        if (ipv6Destinations.Length == 0)
+        {
+            asm.Return(Drop);
+        }
+        else
+        {
+            asm.Emit(ClassicBpfInstruction.LoadByteIndirect, Ipv6NextHeaderOffset)
+                .JumpIfEqual(NextHeaderIcmpv6, null, "drop6")
+                .Emit(ClassicBpfInstruction.LoadByteIndirect, Icmpv6TypeOffset)
+                .JumpIfEqual(NeighborSolicitation, null, "drop6")
+                .Return(AcceptWholeFrame)
+                .Label("drop6")
+                .Return(Drop);
+        }
+        asm
 
             // Destination: a VIP or an extra destination, whatever the protocol.
             .Label("ip")

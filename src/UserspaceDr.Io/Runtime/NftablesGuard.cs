@@ -10,7 +10,7 @@ namespace UserspaceDr.Io.Runtime;
 /// Keeps the balancer's own kernel from answering service traffic (a RST or port-unreachable from the director
 /// breaks every flow). An nftables netdev ingress chain drops VIP:port frames for the kernel; AF_PACKET ETH_P_ALL
 /// sockets see frames before that hook (the taps run in __netif_receive_skb_core before the ingress hook), so udr
-/// still receives them. ARP and ping for the VIP are left alone. It also drops, for the kernel only, what udr
+/// still receives them. ARP, neighbour discovery and ping for the VIP are left alone. It also drops, for the kernel only, what udr
 /// handles as NAT replies: TCP/UDP from a NAT real server's service port, ICMP errors about packets to it (its own
 /// or a router's before it) and its later fragments, when
 /// not addressed to the balancer's own addresses (a forwarding kernel would otherwise send the un-translated reply on
@@ -57,9 +57,15 @@ public sealed class NftablesGuard : IDisposable
         {
             string protocol = service.Protocol == ServiceProtocol.Tcp ? "tcp" : "udp";
             string vip = service.Address.ToString();
+            string family = service.Address.IsIPv6 ? "ip6" : "ip";
             script.AppendLine(service.Port == 0
-                ? $"    ip daddr {vip} meta l4proto {protocol} drop"
-                : string.Create(CultureInfo.InvariantCulture, $"    ip daddr {vip} {protocol} dport {service.Port} drop"));
+                ? $"    {family} daddr {vip} meta l4proto {protocol} drop"
+                : string.Create(CultureInfo.InvariantCulture, $"    {family} daddr {vip} {protocol} dport {service.Port} drop"));
+        }
+        foreach (InetAddress vip in rules.Services.Where(s => s.Address.IsIPv6).Select(s => s.Address).Distinct().Order())
+        {
+            // Fragments carry their ports in the first one only; the kernel would reassemble them and answer.
+            script.AppendLine(CultureInfo.InvariantCulture, $"    ip6 daddr {vip} exthdr frag exists meta l4proto {{ tcp, udp }} drop");
         }
         foreach (uint vip in rules.Services.Where(s => s.Address.IsIPv4).Select(s => s.Address.IPv4).Distinct().Order())
         {

@@ -4,11 +4,14 @@ using UserspaceDr.Io.AfPacket;
 namespace UserspaceDr.Io.Runtime;
 
 /// <summary>
-/// What the receive side takes in for a rule set: frames to a VIP, frames from a NAT real server (its replies and
-/// ICMP errors), and ICMP to the balancer's own addresses. Built at control time; the kernel filters by it.
+/// What the receive side takes in for a rule set: frames to a VIP (either family), frames from a NAT real server (its
+/// replies and ICMP errors), and ICMP to the balancer's own addresses. Built at control time; the kernel filters by it.
 /// </summary>
 public sealed record TrafficSelection(IReadOnlyList<uint> VirtualAddresses, IReadOnlyList<uint> NatServers, IReadOnlyList<uint> OwnAddresses)
 {
+    /// <summary>The IPv6 VIPs (and with them, Neighbor Solicitations).</summary>
+    public IReadOnlyList<UInt128> Ipv6VirtualAddresses { get; init; } = [];
+
     /// <summary>
     /// The selection for <paramref name="rules"/>; with <paramref name="standby"/> (IPVS's backup_only while a backup sync
     /// daemon runs) no service traffic at all: the kernel's socket filter keeps VIP frames and NAT replies from the
@@ -19,13 +22,16 @@ public sealed record TrafficSelection(IReadOnlyList<uint> VirtualAddresses, IRea
         ArgumentNullException.ThrowIfNull(rules);
         ArgumentNullException.ThrowIfNull(ownAddresses);
         return new TrafficSelection(standby ? [] : rules.VirtualAddresses.ToArray(), standby ? [] : [.. RuleSetTraffic.NatServers(rules.Spec).Order()],
-            [.. ownAddresses.Distinct().Order()]);
+            [.. ownAddresses.Distinct().Order()])
+        {
+            Ipv6VirtualAddresses = standby ? [] : [.. rules.Ipv6VirtualAddresses.ToArray().Order()],
+        };
     }
 
     /// <summary>The AF_PACKET socket filter for this selection.</summary>
-    public ClassicBpfProgram SocketFilter() => ServiceTrafficFilter.Build(VirtualAddresses, [], NatServers, OwnAddresses);
+    public ClassicBpfProgram SocketFilter() => ServiceTrafficFilter.Build(VirtualAddresses, [], NatServers, OwnAddresses, Ipv6VirtualAddresses);
 
     public bool SameAs(TrafficSelection other) =>
         other is not null && VirtualAddresses.SequenceEqual(other.VirtualAddresses) && NatServers.SequenceEqual(other.NatServers) &&
-        OwnAddresses.SequenceEqual(other.OwnAddresses);
+        OwnAddresses.SequenceEqual(other.OwnAddresses) && Ipv6VirtualAddresses.SequenceEqual(other.Ipv6VirtualAddresses);
 }

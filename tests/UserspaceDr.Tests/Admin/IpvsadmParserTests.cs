@@ -141,8 +141,8 @@ public class IpvsadmParserTests
     [TestCase("198.18.10.1:http", "198.18.10.1", (ushort)80)]
     [TestCase("198.18.10.1:https", "198.18.10.1", (ushort)443)]
     [TestCase("[1.2.3.4]:80", "1.2.3.4", (ushort)0)]
-    [TestCase("[2001:db8::1]:8080", "2001:db8::1", (ushort)8080)]
-    [TestCase("2001:db8::1", "2001:db8::1", (ushort)0)]
+    [TestCase("[2001:2::1]:8080", "2001:2::1", (ushort)8080)]
+    [TestCase("2001:2::1", "2001:2::1", (ushort)0)]
     public void Service_addresses_follow_inet_aton_and_inet_pton(string text, string address, ushort port)
     {
         IpvsadmCommand command = Parsed("-A", "-t", text, "-p");
@@ -153,10 +153,10 @@ public class IpvsadmParserTests
     [Test]
     public void Ipv6_service_defaults_its_mask_to_128_and_takes_a_prefix()
     {
-        IpvsadmCommand command = Parsed("-A", "-t", "[2001:db8::1]:80");
+        IpvsadmCommand command = Parsed("-A", "-t", "[2001:2::1]:80");
         Assert.That(command.Service!.IsIpv6, Is.True);
         Assert.That(command.PersistenceNetmask, Is.EqualTo(128u));
-        Assert.That(Parsed("-A", "-t", "[2001:db8::1]:80", "-p", "-M", "64").PersistenceNetmask, Is.EqualTo(64u));
+        Assert.That(Parsed("-A", "-t", "[2001:2::1]:80", "-p", "-M", "64").PersistenceNetmask, Is.EqualTo(64u));
     }
 
     [Test]
@@ -263,7 +263,7 @@ public class IpvsadmParserTests
     [TestCase(new[] { "-A", "-t", "80" }, "illegal virtual server address[:port] specified")]
     [TestCase(new[] { "-A", "-t", "198.18.10.1:65536" }, "illegal virtual server address[:port] specified")]
     [TestCase(new[] { "-A", "-t", "198.18.10.1:nosuchservice" }, "illegal virtual server address[:port] specified")]
-    [TestCase(new[] { "-A", "-t", "[2001:db8::1]" }, "illegal virtual server address[:port] specified")]
+    [TestCase(new[] { "-A", "-t", "[2001:2::1]" }, "illegal virtual server address[:port] specified")]
     [TestCase(new[] { "-A", "-u", "198.18.10.1:ssh" }, "illegal virtual server address[:port] specified")]
     [TestCase(new[] { "-a", "-t", "198.18.10.1:80", "-r", "198.18.1.x" }, "illegal real server address[:port] specified")]
     [TestCase(new[] { "-a", "-t", "198.18.10.1:80", "-r", "198.18.12.2", "-w", "65536" }, "illegal weight specified")]
@@ -275,7 +275,7 @@ public class IpvsadmParserTests
     [TestCase(new[] { "-A", "-t", "198.18.10.1:80", "-p", "2678401" }, "invalid timeout value `2678401' specified")]
     [TestCase(new[] { "-A", "-t", "198.18.10.1:80", "-p", "ten" }, "invalid timeout value `ten' specified")]
     [TestCase(new[] { "-A", "-t", "198.18.10.1:80", "-p", "-M", "255.255.0.x" }, "illegal virtual server persistent mask specified")]
-    [TestCase(new[] { "-A", "-t", "[2001:db8::1]:80", "-M", "129" }, "illegal ipv6 netmask specified")]
+    [TestCase(new[] { "-A", "-t", "[2001:2::1]:80", "-M", "129" }, "illegal ipv6 netmask specified")]
     [TestCase(new[] { "-A", "-f", "0" }, "invalid fwmark value `0' specified")]
     [TestCase(new[] { "-A", "-f", "4294967296" }, "invalid fwmark value `4294967296' specified")]
     [TestCase(new[] { "-A", "-6", "-f", "1" }, "-6 used before -f")]
@@ -290,7 +290,7 @@ public class IpvsadmParserTests
     [TestCase(new[] { "-a", "-t", "198.18.10.1:80", "-r", "198.18.12.2", "-i", "--tun-type", "gre", "--tun-remcsum" }, "Illegal 'tun-remcsum' option with the 'gre' tunnel type")]
     [TestCase(new[] { "-a", "-t", "198.18.10.1:80", "-r", "198.18.12.2", "-i", "--tun-type", "gre", "--tun-csum", "--tun-nocsum" }, "The option 'tun-csum' conflicts with the 'tun-nocsum' option in the 'gre' tunnel type")]
     [TestCase(new[] { "-a", "-t", "198.18.10.1:80", "-r", "198.18.12.2", "-i", "--tun-type", "gue", "--tun-port", "0" }, "illegal tunnel port specified")]
-    [TestCase(new[] { "-a", "-t", "198.18.10.1:80", "-r", "[2001:db8::1]:80" }, "Different address family is allowed only for tunneling servers")]
+    [TestCase(new[] { "-a", "-t", "198.18.10.1:80", "-r", "[2001:2::1]:80" }, "Different address family is allowed only for tunneling servers")]
     [TestCase(new[] { "--set", "900", "120" }, "--set option requires 3 timeout values")]
     [TestCase(new[] { "--set", "900", "120", "2678401" }, "invalid timeout value `2678401' specified")]
     [TestCase(new[] { "--set", "900", "120", "300", "60" }, "unexpected argument 60")]
@@ -303,7 +303,7 @@ public class IpvsadmParserTests
     [TestCase(new[] { "--start-daemon", "master", "--mcast-ttl", "256" }, "illegal mcast-ttl specified")]
     [TestCase(new[] { "--start-daemon", "master", "--sync-maxlen", "65508" }, "illegal sync-maxlen specified")]
     [TestCase(new[] { "--start-daemon", "master", "--mcast-group", "198.18.10.1" }, "invalid IPv4 mcast-group `198.18.10.1'")]
-    [TestCase(new[] { "--start-daemon", "master", "--mcast-group", "2001:db8::1" }, "invalid IPv6 mcast-group `2001:db8::1'")]
+    [TestCase(new[] { "--start-daemon", "master", "--mcast-group", "2001:2::1" }, "invalid IPv6 mcast-group `2001:2::1'")]
     [TestCase(new[] { "--stop-daemon", "master", "--mcast-interface", "eth1" }, "Illegal 'mcast-interface' option with the 'stop-daemon' command")]
     public void Command_line_mistakes_fail_with_ipvsadm_messages_and_status_2(string[] args, string message)
     {

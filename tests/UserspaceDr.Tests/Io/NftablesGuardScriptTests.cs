@@ -48,4 +48,24 @@ public sealed class NftablesGuardScriptTests
         }));
         Assert.That(new NftablesGuard("eth0").Script(rules), Does.Not.Contain("saddr"));
     }
+
+    [Test]
+    public void Ipv6_vips_are_kept_from_the_kernel_by_port_and_their_fragments_by_the_fragment_header()
+    {
+        var rules = new RuleSetSpec(
+        [
+            new VirtualServiceSpec(ServiceProtocol.Tcp, InetAddress.Parse("2001:2::100"), 80) { RealServers = [new RealServerSpec(InetAddress.Parse("2001:2::11"), 80)] },
+            new VirtualServiceSpec(ServiceProtocol.Udp, InetAddress.Parse("2001:2::100"), 0) { RealServers = [new RealServerSpec(InetAddress.Parse("2001:2::11"), 0)] },
+            new VirtualServiceSpec(ServiceProtocol.Tcp, InetAddress.Parse("198.18.0.100"), 80) { RealServers = [new RealServerSpec(InetAddress.Parse("198.18.0.11"), 80)] },
+        ]);
+        string[] lines = [.. new NftablesGuard("eth0").Script(rules).Split('\n').Select(l => l.Trim())];
+        Assert.Multiple(() =>
+        {
+            Assert.That(lines, Does.Contain("ip6 daddr 2001:2::100 tcp dport 80 drop"));
+            Assert.That(lines, Does.Contain("ip6 daddr 2001:2::100 meta l4proto udp drop"));
+            Assert.That(lines, Does.Contain("ip6 daddr 2001:2::100 exthdr frag exists meta l4proto { tcp, udp } drop"));
+            Assert.That(lines.Count(l => l.Contains("exthdr frag", StringComparison.Ordinal)), Is.EqualTo(1), "one line per VIP");
+            Assert.That(lines, Does.Contain("ip daddr 198.18.0.100 tcp dport 80 drop"));
+        });
+    }
 }

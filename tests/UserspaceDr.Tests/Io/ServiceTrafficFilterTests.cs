@@ -151,6 +151,64 @@ public class ServiceTrafficFilterTests
         });
     }
 
+    private static readonly UInt128 Vip6 = InetAddress.Parse("2001:2::100").IPv6;
+    private static readonly UInt128 Other6 = InetAddress.Parse("2001:2::100:0").IPv6;
+
+    [Test]
+    public void Accepts_ipv6_to_an_ipv6_vip_and_neighbor_solicitations_untagged_or_tagged()
+    {
+        ClassicBpfProgram filter = ServiceTrafficFilter.Build([Vip], [], [], [], [Vip6]);
+        Assert.Multiple(() =>
+        {
+            foreach (bool tagged in new[] { false, true })
+            {
+                Assert.That(Run(filter, Ipv6Frame(Vip6, IpProtocol.Tcp, tagged)), Is.Not.Zero, $"to the VIP, tagged={tagged}");
+                Assert.That(Run(filter, Ipv6Frame(Other6, Ipv6NextHeader.Icmpv6, tagged, Icmpv6Type.NeighborSolicitation)), Is.Not.Zero,
+                    $"neighbor solicitation, tagged={tagged}");
+                Assert.That(Run(filter, Ipv6Frame(Other6, IpProtocol.Tcp, tagged)), Is.Zero, $"another address, tagged={tagged}");
+                Assert.That(Run(filter, Ipv6Frame(Other6, Ipv6NextHeader.Icmpv6, tagged, Icmpv6Type.NeighborAdvertisement)), Is.Zero,
+                    $"an advertisement is the kernel's, tagged={tagged}");
+                Assert.That(Run(filter, Packet(Client, Vip, IpProtocol.Tcp, tagged)), Is.Not.Zero, $"IPv4 still, tagged={tagged}");
+            }
+            // Each word of the address is compared: an address differing only in its last word misses.
+            Assert.That(Run(filter, Ipv6Frame(Vip6 + 1, IpProtocol.Tcp, tagged: false)), Is.Zero);
+            Assert.That(Run(filter, Ipv6Frame(Vip6 ^ ((UInt128)1 << 127), IpProtocol.Tcp, tagged: false)), Is.Zero);
+            Assert.That(Run(Filter, Ipv6Frame(Vip6, Ipv6NextHeader.Icmpv6, false, Icmpv6Type.NeighborSolicitation)), Is.Zero,
+                "no IPv6 VIP: no IPv6 at all");
+        });
+    }
+
+    [Test]
+    public void A_full_list_of_ipv6_vips_after_full_ipv4_lists_still_reaches_every_address()
+    {
+        UInt128[] vips6 = [.. Enumerable.Range(1, ServiceTrafficFilter.MaxDestinations).Select(i => Vip6 + ((UInt128)i << 16))];
+        uint[] vips = [.. Enumerable.Range(1, ServiceTrafficFilter.MaxDestinations).Select(i => Ipv4Address.Parse("198.18.10.0") + (uint)i)];
+        ClassicBpfProgram filter = ServiceTrafficFilter.Build(vips, [], [], [], vips6);
+        Assert.Multiple(() =>
+        {
+            Assert.That(vips6.All(v => Run(filter, Ipv6Frame(v, IpProtocol.Udp, tagged: true)) != 0), Is.True);
+            Assert.That(vips.All(v => Run(filter, Packet(Client, v, IpProtocol.Udp, tagged: true)) != 0), Is.True);
+            Assert.That(() => ServiceTrafficFilter.Build([], [], [], [], [.. vips6, Vip6]), Throws.ArgumentException);
+        });
+    }
+
+    private static byte[] Ipv6Frame(UInt128 destination, byte nextHeader, bool tagged, byte icmpType = 0)
+    {
+        int l2 = tagged ? 18 : 14;
+        byte[] frame = new byte[l2 + 40 + 24];
+        if (tagged)
+        {
+            BinaryPrimitives.WriteUInt16BigEndian(frame.AsSpan(12), EtherTypes.Vlan);
+            BinaryPrimitives.WriteUInt16BigEndian(frame.AsSpan(14), 42);
+        }
+        BinaryPrimitives.WriteUInt16BigEndian(frame.AsSpan(l2 - 2), EtherTypes.Ipv6);
+        frame[l2] = 0x60;
+        frame[l2 + 6] = nextHeader;
+        BinaryPrimitives.WriteUInt128BigEndian(frame.AsSpan(l2 + 24), destination);
+        frame[l2 + 40] = icmpType;
+        return frame;
+    }
+
     private static byte[] Frame(ushort etherType, uint destination, bool tagged)
     {
         int l2 = tagged ? 18 : 14;
