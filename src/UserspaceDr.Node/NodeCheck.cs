@@ -69,10 +69,10 @@ public static class NodeCheck
         RouteInfo? route = host.GetDefaultRoute();
         if (route != null)
         {
-            results.Add(route.PreferredSource is { } source && vips.Contains(source)
-                ? CheckResult.Fail("default route", $"its source is the VIP {Ipv4Address.Format(source)}: replies to others would leave from the VIP",
+            results.Add(route.PreferredSource is { IsIPv4: true } source && vips.Contains(source.IPv4)
+                ? CheckResult.Fail("default route", $"its source is the VIP {source}: replies to others would leave from the VIP",
                     "ip route change default ... src REAL-ADDRESS")
-                : CheckResult.Pass("default route", $"via {route.Device}, source {(route.PreferredSource is { } s ? Ipv4Address.Format(s) : "chosen by the kernel")} (not a VIP)"));
+                : CheckResult.Pass("default route", $"via {route.Device}, source {(route.PreferredSource is { } s ? s.ToString() : "chosen by the kernel")} (not a VIP)"));
         }
 
         if (mode == NodeMode.Tunnel)

@@ -133,34 +133,7 @@ public static class ReplyBuilder
         bool fromUnspecified = solicitor == UInt128.Zero;
         UInt128 destination = fromUnspecified ? Ndp.AllNodes : solicitor;
         int offset = WriteEthernetReply(request, fromUnspecified ? Ndp.MulticastMac(Ndp.AllNodes) : request.Source, localMac, EtherTypes.Ipv6, reply);
-        return offset + WriteAdvertisement(reply[offset..], target, destination, localMac,
-            fromUnspecified ? Ndp.OverrideFlag : Ndp.SolicitedFlag | Ndp.OverrideFlag);
-    }
-
-    /// <summary>
-    /// An unsolicited Neighbor Advertisement for <paramref name="target"/> to all nodes (override set, RFC 4861 §7.2.6):
-    /// what a balancer sends at start so that neighbours learn where the VIP now is (the IPv6 gratuitous ARP).
-    /// </summary>
-    public static int WriteUnsolicitedAdvertisement(UInt128 target, MacAddress localMac, Span<byte> frame)
-    {
-        Ndp.MulticastMac(Ndp.AllNodes).Write(frame);
-        localMac.Write(frame[6..]);
-        BinaryPrimitives.WriteUInt16BigEndian(frame[12..], EtherTypes.Ipv6);
-        return EthernetFrame.HeaderLength + WriteAdvertisement(frame[EthernetFrame.HeaderLength..], target, Ndp.AllNodes, localMac, Ndp.OverrideFlag);
-    }
-
-    private static int WriteAdvertisement(Span<byte> packet, UInt128 target, UInt128 destination, MacAddress localMac, uint flags)
-    {
-        Ipv6Header.Write(packet, 0, Ndp.AdvertisementLength, Ipv6NextHeader.Icmpv6, Ndp.HopLimit, target, destination);
-        Span<byte> icmp = packet.Slice(Ipv6Header.Length, Ndp.AdvertisementLength);
-        icmp[0] = Icmpv6Type.NeighborAdvertisement;
-        icmp[1] = 0;
-        BinaryPrimitives.WriteUInt32BigEndian(icmp[4..], flags);
-        BinaryPrimitives.WriteUInt128BigEndian(icmp[8..], target);
-        icmp[24] = Ndp.TargetLinkLayerOption;
-        icmp[25] = 1; // in units of 8 bytes
-        localMac.Write(icmp[26..]);
-        Ipv6Checksum.Store(target, destination, Ipv6NextHeader.Icmpv6, icmp, 2);
-        return Ipv6Header.Length + Ndp.AdvertisementLength;
+        return offset + Ndp.WritePacket(reply[offset..], Icmpv6Type.NeighborAdvertisement,
+            fromUnspecified ? Ndp.OverrideFlag : Ndp.SolicitedFlag | Ndp.OverrideFlag, target, destination, target, Ndp.TargetLinkLayerOption, localMac);
     }
 }

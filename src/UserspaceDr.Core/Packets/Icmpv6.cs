@@ -66,9 +66,6 @@ public static class Ndp
     public const byte SourceLinkLayerOption = 1;
     public const byte TargetLinkLayerOption = 2;
 
-    /// <summary>An NA with the Target-LL option: what udr sends (32 bytes).</summary>
-    public const int AdvertisementLength = MessageLength + 8;
-
     /// <summary>NA flags: Router, Solicited, Override (the top three bits of the word after the checksum).</summary>
     public const uint SolicitedFlag = 0x4000_0000;
     public const uint OverrideFlag = 0x2000_0000;
@@ -116,5 +113,74 @@ public static class Ndp
             offset += length;
         }
         return true;
+    }
+
+    /// <summary>An NS or NA with its one link-layer option: 24 + 8 bytes.</summary>
+    public const int MessageWithOptionLength = MessageLength + 8;
+
+    /// <summary>Ethernet, IPv6 and an NS with the Source-LL option.</summary>
+    public const int SolicitationFrameLength = EthernetFrame.HeaderLength + Ipv6Header.Length + MessageWithOptionLength;
+
+    /// <summary>
+    /// An IPv6 packet carrying an NS or NA of <paramref name="type"/> about <paramref name="target"/>, with one link-layer
+    /// option (<paramref name="optionType"/>, <paramref name="mac"/>), hop limit 255 and its checksum; returns its length.
+    /// </summary>
+    public static int WritePacket(Span<byte> packet, byte type, uint flags, UInt128 source, UInt128 destination, UInt128 target,
+        byte optionType, MacAddress mac)
+    {
+        Ipv6Header.Write(packet, 0, MessageWithOptionLength, Ipv6NextHeader.Icmpv6, HopLimit, source, destination);
+        Span<byte> icmp = packet.Slice(Ipv6Header.Length, MessageWithOptionLength);
+        icmp[0] = type;
+        icmp[1] = 0;
+        BinaryPrimitives.WriteUInt32BigEndian(icmp[4..], flags);
+        BinaryPrimitives.WriteUInt128BigEndian(icmp[8..], target);
+        icmp[24] = optionType;
+        icmp[25] = 1; // in units of 8 bytes
+        mac.Write(icmp[26..]);
+        Ipv6Checksum.Store(source, destination, Ipv6NextHeader.Icmpv6, icmp, 2);
+        return Ipv6Header.Length + MessageWithOptionLength;
+    }
+
+    /// <summary>
+    /// A Neighbor Solicitation frame for <paramref name="target"/> from <paramref name="source"/> (an address of the sending
+    /// link), to the target's solicited-node group (RFC 4861 §7.2.2), with the Source-LL option; returns its length.
+    /// </summary>
+    public static int WriteSolicitationFrame(Span<byte> frame, MacAddress senderMac, UInt128 source, UInt128 target)
+    {
+        UInt128 group = SolicitedNode(target);
+        MulticastMac(group).Write(frame);
+        senderMac.Write(frame[6..]);
+        BinaryPrimitives.WriteUInt16BigEndian(frame[12..], EtherTypes.Ipv6);
+        return EthernetFrame.HeaderLength + WritePacket(frame[EthernetFrame.HeaderLength..], Icmpv6Type.NeighborSolicitation, 0, source, group,
+            target, SourceLinkLayerOption, senderMac);
+    }
+
+    /// <summary>
+    /// Reads a Neighbor Advertisement frame as a resolver may believe it (§7.1.2): IPv6 straight to ICMPv6, hop limit 255,
+    /// code 0, a valid checksum, well-formed options, and a unicast Target-LL address. False for anything else.
+    /// </summary>
+    public static bool TryReadAdvertisementFrame(ReadOnlySpan<byte> frame, out UInt128 target, out MacAddress mac)
+    {
+        target = 0;
+        mac = MacAddress.Zero;
+        if (frame.Length < EthernetFrame.HeaderLength + Ipv6Header.Length + MessageLength ||
+            BinaryPrimitives.ReadUInt16BigEndian(frame[12..]) != EtherTypes.Ipv6)
+        {
+            return false;
+        }
+        ReadOnlySpan<byte> packet = frame[EthernetFrame.HeaderLength..];
+        int payloadLength = BinaryPrimitives.ReadUInt16BigEndian(packet[4..]);
+        if ((packet[0] >> 4) != 6 || packet[6] != Ipv6NextHeader.Icmpv6 || packet[7] != HopLimit ||
+            payloadLength < MessageLength || payloadLength > packet.Length - Ipv6Header.Length)
+        {
+            return false;
+        }
+        ReadOnlySpan<byte> message = packet.Slice(Ipv6Header.Length, payloadLength);
+        UInt128 source = BinaryPrimitives.ReadUInt128BigEndian(packet[8..]);
+        UInt128 destination = BinaryPrimitives.ReadUInt128BigEndian(packet[24..]);
+        return message[0] == Icmpv6Type.NeighborAdvertisement && message[1] == 0 &&
+            Ipv6Checksum.Valid(source, destination, Ipv6NextHeader.Icmpv6, message) &&
+            TryRead(message, TargetLinkLayerOption, out target, out mac) &&
+            mac != MacAddress.Zero && (mac.Value & 0x0100_0000_0000) == 0 && !IsMulticast(target);
     }
 }

@@ -54,6 +54,22 @@ public sealed class ClassicBpfProgram
         new(ClassicBpfInstruction.ReturnConstant, 0, 0, 0),
     ]);
 
+    /// <summary>
+    /// ARP, or an ICMPv6 Neighbor Advertisement right after the IPv6 fixed header: what a neighbour resolver of both
+    /// families learns from.
+    /// </summary>
+    public static ClassicBpfProgram NeighborDiscovery { get; } = new([
+        new(ClassicBpfInstruction.LoadHalfAbsolute, 0, 0, 12),
+        new(ClassicBpfInstruction.JumpIfEqual, 5, 0, EtherTypes.Arp),
+        new(ClassicBpfInstruction.JumpIfEqual, 0, 5, EtherTypes.Ipv6),
+        new(ClassicBpfInstruction.LoadByteAbsolute, 0, 0, 14 + 6),
+        new(ClassicBpfInstruction.JumpIfEqual, 0, 3, Ipv6NextHeader.Icmpv6),
+        new(ClassicBpfInstruction.LoadByteAbsolute, 0, 0, 14 + 40),
+        new(ClassicBpfInstruction.JumpIfEqual, 0, 1, Icmpv6Type.NeighborAdvertisement),
+        new(ClassicBpfInstruction.ReturnConstant, 0, 0, uint.MaxValue),
+        new(ClassicBpfInstruction.ReturnConstant, 0, 0, 0),
+    ]);
+
     private readonly ClassicBpfInstruction[] _instructions;
 
     public ClassicBpfProgram(IEnumerable<ClassicBpfInstruction> instructions)

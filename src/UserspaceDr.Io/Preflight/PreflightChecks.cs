@@ -270,7 +270,7 @@ public static class PreflightChecks
                 case ForwardingMethod.Tunnel:
                     RouteInfo? route = context.Host.GetRoute(address);
                     yield return route != null
-                        ? CheckResult.Pass($"real server {text} (tun)", $"routed via {route.Device}{(route.Gateway is { } g ? $" gateway {Ipv4Address.Format(g)}" : string.Empty)}")
+                        ? CheckResult.Pass($"real server {text} (tun)", $"routed via {route.Device}{(route.Gateway is { } g ? $" gateway {g}" : string.Empty)}")
                         : CheckResult.Fail($"real server {text} (tun)", "no route to it", $"ip route add {text} via GATEWAY");
                     break;
                 case ForwardingMethod.Masquerade:
@@ -285,7 +285,7 @@ public static class PreflightChecks
                         RouteInfo? natRoute = context.Host.GetRoute(address);
                         yield return natRoute != null
                             ? CheckResult.Warn($"real server {text} (nat)",
-                                $"off-link, routed via {natRoute.Device}{(natRoute.Gateway is { } gw ? $" gateway {Ipv4Address.Format(gw)}" : string.Empty)}: its replies must come back through this balancer",
+                                $"off-link, routed via {natRoute.Device}{(natRoute.Gateway is { } gw ? $" gateway {gw}" : string.Empty)}: its replies must come back through this balancer",
                                 $"route {text}'s way to the clients through this balancer, or put it on a segment of the balancer")
                             : CheckResult.Fail($"real server {text} (nat)", "no route to it", $"ip route add {text} via GATEWAY");
                     }

@@ -8,15 +8,17 @@ using UserspaceDr.Linux.Host;
 namespace UserspaceDr.Io.Runtime;
 
 /// <summary>
-/// Decides and keeps fresh how udr reaches each real server, on every link it serves:
+/// Decides and keeps fresh how udr reaches each real server (IPv4 or IPv6), on every link it serves:
 /// <list type="number">
 /// <item>the route: the kernel's routing table (<see cref="KernelRoutes"/>, `ip -j route get`) says the output
 /// device, the gateway, the preferred source and the MTU. Looked up when the server set changes and every
 /// <see cref="RouteRefreshMs"/>, on this resolver's own thread (never on the data path);</item>
-/// <item>the neighbour's MAC (the gateway's, else the server's): seeded from /proc/net/arp, then udr speaks ARP
-/// itself on a small ring per link: it asks for every wanted neighbour that is not resolved (each second), re-asks
-/// resolved ones (every 30 s), and learns from any ARP frame whose sender is a wanted neighbour of that link (a
-/// gratuitous ARP after a NIC swap is picked up at once).</item>
+/// <item>the neighbour's MAC (the gateway's, else the server's): IPv4 seeded from /proc/net/arp, then udr speaks ARP and
+/// neighbour discovery itself on a small ring per link: it asks for every wanted neighbour that is not resolved (each
+/// second), re-asks resolved ones (every 30 s), and learns from any ARP frame whose sender, or Neighbor Advertisement
+/// whose target, is a wanted neighbour of that link (a gratuitous ARP or an unsolicited advertisement after a NIC swap
+/// is picked up at once). A Neighbor Solicitation goes to the target's solicited-node group from the link's address on
+/// the neighbour's prefix, else its link-local one (RFC 4861 §7.2.2).</item>
 /// </list>
 /// Each change publishes a new immutable <see cref="NeighborTable"/> of <see cref="NextHop"/>s; until a server's
 /// route and neighbour resolve, frames for it are counted as neighbor-unresolved, never sent to a wrong MAC.
@@ -36,17 +38,17 @@ public sealed class NeighborResolver : IDisposable
     private readonly IReadOnlyList<LinkInfo> _links;
     private readonly Action<NeighborTable> _publish;
     private readonly ILogger _log;
-    private readonly Func<uint, (RouteInfo? Route, string? Error)> _lookupRoute;
+    private readonly Func<InetAddress, (RouteInfo? Route, string? Error)> _lookupRoute;
     private readonly PacketRxRing[] _arpRings;
     private readonly PacketTxBatch _arpTx;
     private readonly int[] _interfaceIndexes;
-    private readonly byte[] _request = GC.AllocateArray<byte>(64, pinned: true);
-    private readonly Dictionary<(byte Link, uint Address), MacAddress> _macs = [];
-    private readonly Dictionary<(byte Link, uint Address), long> _lastAsked = [];
-    private readonly Dictionary<uint, long> _lastFailureLog = [];
-    private readonly Dictionary<uint, string> _lastRouteProblem = [];
-    private Dictionary<uint, ServerRoute> _routes = [];
-    private uint[] _wanted = [];
+    private readonly byte[] _request = GC.AllocateArray<byte>(128, pinned: true);
+    private readonly Dictionary<(byte Link, InetAddress Address), MacAddress> _macs = [];
+    private readonly Dictionary<(byte Link, InetAddress Address), long> _lastAsked = [];
+    private readonly Dictionary<InetAddress, long> _lastFailureLog = [];
+    private readonly Dictionary<InetAddress, string> _lastRouteProblem = [];
+    private Dictionary<InetAddress, ServerRoute> _routes = [];
+    private InetAddress[] _wanted = [];
     private int _wantedVersion;
     private int _routedVersion = -1;
     private long _nextRouteRefresh;
@@ -57,7 +59,7 @@ public sealed class NeighborResolver : IDisposable
     /// <param name="links">The served interfaces, by link index.</param>
     /// <param name="lookupRoute">Route source (default: <see cref="KernelRoutes.Get"/>); tests pass their own.</param>
     public NeighborResolver(IReadOnlyList<LinkInfo> links, Action<NeighborTable> publish, ILogger log,
-        Func<uint, (RouteInfo? Route, string? Error)>? lookupRoute = null)
+        Func<InetAddress, (RouteInfo? Route, string? Error)>? lookupRoute = null)
     {
         ArgumentNullException.ThrowIfNull(links);
         if (links.Count == 0)
@@ -79,7 +81,7 @@ public sealed class NeighborResolver : IDisposable
                     BlockSize = 1 << 16,
                     BlockCount = 2,
                     RetireTimeoutMs = 10,
-                    Filter = ClassicBpfProgram.ArpOnly,
+                    Filter = ClassicBpfProgram.NeighborDiscovery,
                 });
                 _interfaceIndexes[i] = _arpRings[i].InterfaceIndex;
             }
@@ -105,7 +107,7 @@ public sealed class NeighborResolver : IDisposable
     /// Sets the servers to reach (the real servers of the rule set in force). Their routes are looked up again on the
     /// resolver's thread within a moment.
     /// </summary>
-    public void SetWanted(IEnumerable<uint> addresses)
+    public void SetWanted(IEnumerable<InetAddress> addresses)
     {
         Volatile.Write(ref _wanted, [.. addresses.Distinct()]);
         Interlocked.Increment(ref _wantedVersion);
@@ -129,7 +131,7 @@ public sealed class NeighborResolver : IDisposable
         {
             NeighborTable table = Current;
             if (Volatile.Read(ref _routedVersion) == Volatile.Read(ref _wantedVersion) &&
-                Volatile.Read(ref _wanted).All(a => table.TryGet(a, out _)))
+                Volatile.Read(ref _wanted).All(a => a.IsIPv4 ? table.TryGet(a.IPv4, out _) : table.TryGet(a.IPv6, out _)))
             {
                 return true;
             }
@@ -155,7 +157,7 @@ public sealed class NeighborResolver : IDisposable
                 {
                     if (_links[i].Name == f[5])
                     {
-                        _macs[((byte)i, address)] = mac;
+                        _macs[((byte)i, InetAddress.FromIPv4(address))] = mac;
                     }
                 }
             }
@@ -210,8 +212,8 @@ public sealed class NeighborResolver : IDisposable
     /// <summary>Looks up the route of every wanted server and publishes the table that follows.</summary>
     private void ResolveRoutes(long now)
     {
-        var routes = new Dictionary<uint, ServerRoute>();
-        foreach (uint server in Volatile.Read(ref _wanted))
+        var routes = new Dictionary<InetAddress, ServerRoute>();
+        foreach (InetAddress server in Volatile.Read(ref _wanted))
         {
             (RouteInfo? route, string? error) = _lookupRoute(server);
             string? problem = error;
@@ -220,7 +222,7 @@ public sealed class NeighborResolver : IDisposable
                 routes[server] = resolved;
                 if (_routes.TryGetValue(server, out ServerRoute before) && before != resolved)
                 {
-                    Log.RouteChanged(_log, Ipv4Address.Format(server), Describe(before), Describe(resolved));
+                    Log.RouteChanged(_log, server.ToString(), Describe(before), Describe(resolved));
                 }
                 _lastRouteProblem.Remove(server);
                 continue;
@@ -229,7 +231,7 @@ public sealed class NeighborResolver : IDisposable
             if (!_lastRouteProblem.TryGetValue(server, out string? logged) || logged != problem)
             {
                 _lastRouteProblem[server] = problem;
-                Log.RouteUnusable(_log, Ipv4Address.Format(server), problem);
+                Log.RouteUnusable(_log, server.ToString(), problem);
             }
         }
         _routes = routes;
@@ -238,38 +240,64 @@ public sealed class NeighborResolver : IDisposable
     }
 
     private string Describe(ServerRoute route) => string.Create(CultureInfo.InvariantCulture,
-        $"{_links[route.Link].Name} via {Ipv4Address.Format(route.Neighbor)} src {Ipv4Address.Format(route.Source)} mtu {route.Mtu}");
+        $"{_links[route.Link].Name} via {route.Neighbor} src {route.Source?.ToString() ?? "none"} mtu {route.Mtu}");
 
     /// <summary>Builds the table from the routes and the MACs known so far; publishes it when it differs.</summary>
     private void Publish()
     {
         var hops = new Dictionary<uint, NextHop>();
-        foreach ((uint server, ServerRoute route) in _routes)
+        var ipv6Hops = new Dictionary<UInt128, NextHop>();
+        foreach ((InetAddress server, ServerRoute route) in _routes)
         {
-            if (_macs.TryGetValue((route.Link, route.Neighbor), out MacAddress mac))
+            if (!_macs.TryGetValue((route.Link, route.Neighbor), out MacAddress mac))
             {
-                hops[server] = new NextHop(mac, route.Link, route.Source, route.Mtu);
+                continue;
+            }
+            if (server.IsIPv4)
+            {
+                // The source is the outer source of IP-in-IP; a route of the server's own family gives it.
+                hops[server.IPv4] = new NextHop(mac, route.Link, route.Source is { IsIPv4: true } source ? source.IPv4 : 0, route.Mtu);
+            }
+            else
+            {
+                ipv6Hops[server.IPv6] = new NextHop(mac, route.Link, 0, route.Mtu);
             }
         }
         NeighborTable current = Current;
-        if (hops.Count == current.Hops.Count && hops.All(h => current.Hops.TryGetValue(h.Key, out NextHop known) && known == h.Value))
+        if (Same(hops, current.Hops) && Same(ipv6Hops, current.Ipv6Hops))
         {
             return;
         }
-        var table = new NeighborTable(hops);
+        var table = new NeighborTable(hops, ipv6Hops);
         Volatile.Write(ref _table, table);
         _publish(table);
     }
 
+    private static bool Same<TAddress>(Dictionary<TAddress, NextHop> hops, IReadOnlyDictionary<TAddress, NextHop> known)
+        where TAddress : notnull =>
+        hops.Count == known.Count && hops.All(h => known.TryGetValue(h.Key, out NextHop hop) && hop == h.Value);
+
     private void Learn(byte link, Span<byte> frame)
     {
-        if (!EthernetFrame.TryParse(frame, out EthernetFrame ethernet) || ethernet.EtherType != EtherTypes.Arp ||
-            !ArpPacket.TryCreate(ethernet.Payload, out ArpPacket arp))
+        if (!EthernetFrame.TryParse(frame, out EthernetFrame ethernet))
         {
             return;
         }
-        uint sender = arp.SenderAddress;
-        MacAddress mac = arp.SenderMac;
+        InetAddress sender;
+        MacAddress mac;
+        if (ethernet.EtherType == EtherTypes.Arp && ArpPacket.TryCreate(ethernet.Payload, out ArpPacket arp))
+        {
+            sender = InetAddress.FromIPv4(arp.SenderAddress);
+            mac = arp.SenderMac;
+        }
+        else if (Ndp.TryReadAdvertisementFrame(frame, out UInt128 target, out mac))
+        {
+            sender = InetAddress.FromIPv6(target);
+        }
+        else
+        {
+            return;
+        }
         if (mac == MacAddress.Zero || (mac.Value & 0x0100_0000_0000) != 0 || !IsWantedNeighbor(link, sender))
         {
             return;
@@ -281,11 +309,11 @@ public sealed class NeighborResolver : IDisposable
         }
         _macs[(link, sender)] = mac;
         string what = known == MacAddress.Zero ? "resolved" : $"changed from {known}";
-        Log.NeighborLearned(_log, Ipv4Address.Format(sender), mac.ToString(), what + " on " + _links[link].Name);
+        Log.NeighborLearned(_log, sender.ToString(), mac.ToString(), what + " on " + _links[link].Name);
         Publish();
     }
 
-    private bool IsWantedNeighbor(byte link, uint address)
+    private bool IsWantedNeighbor(byte link, InetAddress address)
     {
         foreach (ServerRoute route in _routes.Values)
         {
@@ -299,7 +327,7 @@ public sealed class NeighborResolver : IDisposable
 
     private void AskWhereNeeded(long now)
     {
-        foreach ((uint server, ServerRoute route) in _routes)
+        foreach ((InetAddress server, ServerRoute route) in _routes)
         {
             var key = (route.Link, route.Neighbor);
             bool resolved = _macs.ContainsKey(key);
@@ -310,8 +338,8 @@ public sealed class NeighborResolver : IDisposable
             }
             _lastAsked[key] = now;
             LinkInfo link = _links[route.Link];
-            uint? source = route.Source != 0 && link.Addresses.Any(a => a.Address == route.Source)
-                ? route.Source
+            InetAddress? source = route.Source is { } routeSource && routeSource.Family == route.Neighbor.Family && link.Owns(routeSource)
+                ? routeSource
                 : link.SourceAddressFor(route.Neighbor);
             if (source is null)
             {
@@ -321,14 +349,16 @@ public sealed class NeighborResolver : IDisposable
             if (!resolved && last != 0 && (!_lastFailureLog.TryGetValue(server, out long logged) || now - logged > 30_000))
             {
                 _lastFailureLog[server] = now;
-                Log.NeighborUnresolved(_log, Ipv4Address.Format(route.Neighbor), link.Name);
+                Log.NeighborUnresolved(_log, route.Neighbor.ToString(), link.Name);
             }
         }
     }
 
-    private unsafe void SendRequest(byte link, uint source, uint target)
+    private unsafe void SendRequest(byte link, InetAddress source, InetAddress target)
     {
-        int length = ArpPacket.WriteRequestFrame(_request, _links[link].Mac, source, target);
+        int length = target.IsIPv4
+            ? ArpPacket.WriteRequestFrame(_request, _links[link].Mac, source.IPv4, target.IPv4)
+            : Ndp.WriteSolicitationFrame(_request, _links[link].Mac, source.IPv6, target.IPv6);
         fixed (byte* start = _request)
         {
             _arpTx.Add(start, length, _interfaceIndexes[link]);

@@ -1,10 +1,11 @@
+using UserspaceDr.Core.Packets;
 using UserspaceDr.Core.Services;
 
 namespace UserspaceDr.Io.Runtime;
 
 /// <summary>
-/// What the receive side needs to know of a rule set: which addresses to take in, and how to steer. IPv4 only: the
-/// receive side forwards IPv4 (IPv6 services are refused before they get here).
+/// What the receive side needs to know of a rule set: which addresses to take in, which servers to resolve, and how to
+/// steer. NAT is IPv4 only (IPv6 NAT services are refused before they get here).
 /// </summary>
 public static class RuleSetTraffic
 {
@@ -28,11 +29,14 @@ public static class RuleSetTraffic
             .Distinct().OrderBy(t => t.Address).ThenBy(t => t.Protocol).ThenBy(t => t.Port);
     }
 
-    /// <summary>Every real server address, whatever its method: udr sends to each, and needs a route and a MAC for it.</summary>
-    public static IEnumerable<uint> RealServers(RuleSetSpec rules)
+    /// <summary>
+    /// Every real server address of either family, whatever its method: udr sends to each, and needs a route and a MAC
+    /// for it.
+    /// </summary>
+    public static IEnumerable<InetAddress> RealServers(RuleSetSpec rules)
     {
         ArgumentNullException.ThrowIfNull(rules);
-        return rules.Services.SelectMany(s => s.RealServers).Where(r => r.Address.IsIPv4).Select(r => r.Address.IPv4).Distinct();
+        return rules.Services.SelectMany(s => s.RealServers).Select(r => r.Address).Distinct();
     }
 
     /// <summary>

@@ -7,7 +7,7 @@ namespace UserspaceDr.Linux.Host;
 /// <summary>Parsers for what the host tools print: `ip -j addr`, `ip -j route`, `ethtool -k`, /proc files.</summary>
 public static class HostParsers
 {
-    /// <summary>`ip -j addr show`: every interface with its IPv4 addresses (other families are skipped).</summary>
+    /// <summary>`ip -j addr show`: every interface with its IPv4 and IPv6 addresses (other families are skipped).</summary>
     public static IReadOnlyList<LinkInfo> ParseAddresses(string json)
     {
         ArgumentNullException.ThrowIfNull(json);
@@ -24,22 +24,33 @@ public static class HostParsers
                 flags.AddRange(f.EnumerateArray().Select(e => e.GetString()).OfType<string>());
             }
             var addresses = new List<InterfaceAddress>();
+            var ipv6Addresses = new List<LinkAddress>();
             if (link.TryGetProperty("addr_info", out JsonElement info) && info.ValueKind == JsonValueKind.Array)
             {
                 foreach (JsonElement address in info.EnumerateArray())
                 {
-                    if (GetString(address, "family") != "inet" || GetString(address, "local") is not { } local ||
-                        !Ipv4Address.TryParse(local, out uint value) ||
+                    string? family = GetString(address, "family");
+                    if (family is not ("inet" or "inet6") || GetString(address, "local") is not { } local ||
+                        !InetAddress.TryParse(local, out InetAddress value) || value.IsIPv4 != (family == "inet") ||
                         !address.TryGetProperty("prefixlen", out JsonElement prefix) || prefix.ValueKind != JsonValueKind.Number)
                     {
                         continue;
                     }
-                    addresses.Add(new InterfaceAddress(value, prefix.GetInt32(), GetString(address, "scope") ?? "global"));
+                    string scope = GetString(address, "scope") ?? "global";
+                    if (value.IsIPv4)
+                    {
+                        addresses.Add(new InterfaceAddress(value.IPv4, prefix.GetInt32(), scope));
+                    }
+                    else
+                    {
+                        ipv6Addresses.Add(new LinkAddress(value, prefix.GetInt32(), scope));
+                    }
                 }
             }
             links.Add(new LinkInfo(name, index, flags, mtu, GetString(link, "operstate") ?? "UNKNOWN", addresses, GetString(link, "link_type"))
             {
                 Mac = GetString(link, "address") is { } hardware && MacAddress.TryParse(hardware, out MacAddress mac) ? mac : MacAddress.Zero,
+                Ipv6Addresses = ipv6Addresses,
             });
         }
         return links;
@@ -165,6 +176,6 @@ public static class HostParsers
     private static string? GetString(JsonElement element, string name) =>
         element.TryGetProperty(name, out JsonElement value) && value.ValueKind == JsonValueKind.String ? value.GetString() : null;
 
-    private static uint? ParseOptionalAddress(string? text) =>
-        text != null && Ipv4Address.TryParse(text, out uint address) ? address : null;
+    private static InetAddress? ParseOptionalAddress(string? text) =>
+        text != null && InetAddress.TryParse(text, out InetAddress address) ? address : (InetAddress?)null;
 }

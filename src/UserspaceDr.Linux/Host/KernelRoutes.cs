@@ -12,9 +12,9 @@ public static class KernelRoutes
     /// Asks the kernel, in the calling thread's network namespace. Null with <paramref name="error"/> set when there is no
     /// usable route or `ip` fails.
     /// </summary>
-    public static RouteInfo? Get(uint destination, out string? error)
+    public static RouteInfo? Get(InetAddress destination, out string? error)
     {
-        CommandResult result = CommandRunner.Run("ip", "-j", "route", "get", Ipv4Address.Format(destination));
+        CommandResult result = CommandRunner.Run("ip", "-j", "route", "get", destination.ToString());
         if (!result.Succeeded)
         {
             error = result.Error.Trim() is { Length: > 0 } message ? message : $"ip route get exited with {result.ExitCode}";

@@ -14,6 +14,18 @@ public sealed record InterfaceAddress(uint Address, int PrefixLength, string Sco
 }
 
 /// <summary>
+/// An address of either family on an interface, as `ip -j addr` reports it (scope "global", "link" for fe80::/10, "host").
+/// </summary>
+public sealed record LinkAddress(InetAddress Address, int PrefixLength, string Scope = "global")
+{
+    /// <summary>True when <paramref name="other"/> is of this family and on this address's subnet (never for a host route).</summary>
+    public bool Covers(InetAddress other) => other.Family == Address.Family && PrefixLength < Address.MaxPrefixLength &&
+        other.Mask((uint)PrefixLength) == Address.Mask((uint)PrefixLength);
+
+    public override string ToString() => $"{Address}/{PrefixLength}";
+}
+
+/// <summary>
 /// A network interface with its flags, MTU, MAC and IPv4 addresses (`ip -j addr show`): the one model of a link that
 /// the balancer's data plane, its preflight and the node module share. <see cref="LinkType"/> is its "link_type"
 /// ("ether", "loopback", "ipip", "none" for a TUN device, …) when reported.
@@ -23,6 +35,9 @@ public sealed record LinkInfo(string Name, int Index, IReadOnlyList<string> Flag
 {
     /// <summary>The link's hardware address; <see cref="MacAddress.Zero"/> when it has none (loopback, TUN, IP-in-IP).</summary>
     public MacAddress Mac { get; init; } = MacAddress.Zero;
+
+    /// <summary>The link's IPv6 addresses (its IPv4 ones are <see cref="Addresses"/>).</summary>
+    public IReadOnlyList<LinkAddress> Ipv6Addresses { get; init; } = [];
 
     public bool IsLoopback => Flags.Contains("LOOPBACK");
 
@@ -39,6 +54,24 @@ public sealed record LinkInfo(string Name, int Index, IReadOnlyList<string> Flag
     /// <summary>The address to speak ARP from towards <paramref name="neighbor"/>: one on the same subnet, else the first non-/32.</summary>
     public uint? SourceAddressFor(uint neighbor) =>
         (Addresses.FirstOrDefault(a => a.Covers(neighbor)) ?? Addresses.FirstOrDefault(a => a.PrefixLength < 32))?.Address;
+
+    /// <summary>
+    /// The address to speak to <paramref name="neighbor"/> from, of its family: for IPv4 as <see cref="SourceAddressFor(uint)"/>;
+    /// for IPv6 one on the neighbour's prefix, else the link-local one (what neighbour discovery uses, RFC 4861 §7.2.2), else any.
+    /// </summary>
+    public InetAddress? SourceAddressFor(InetAddress neighbor)
+    {
+        if (neighbor.IsIPv4)
+        {
+            return SourceAddressFor(neighbor.IPv4) is uint source ? InetAddress.FromIPv4(source) : (InetAddress?)null;
+        }
+        return (Ipv6Addresses.FirstOrDefault(a => a.Covers(neighbor)) ?? Ipv6Addresses.FirstOrDefault(a => a.Scope == "link") ??
+            (Ipv6Addresses.Count > 0 ? Ipv6Addresses[0] : null))?.Address;
+    }
+
+    /// <summary>True when <paramref name="address"/> is one of this link's own, of either family.</summary>
+    public bool Owns(InetAddress address) =>
+        address.IsIPv4 ? Find(address.IPv4) is not null : Ipv6Addresses.Any(a => a.Address == address);
 }
 
 /// <summary>
@@ -46,7 +79,7 @@ public sealed record LinkInfo(string Name, int Index, IReadOnlyList<string> Flag
 /// source address, the route's own MTU metric (absent unless the route sets one) and its type ("unicast", "local",
 /// "unreachable", …).
 /// </summary>
-public sealed record RouteInfo(string? Device, uint? Gateway, uint? PreferredSource, int? Mtu, string Type = "unicast");
+public sealed record RouteInfo(string? Device, InetAddress? Gateway, InetAddress? PreferredSource, int? Mtu, string Type = "unicast");
 
 /// <summary>One offload feature as `ethtool -k` reports it: on/off, and "[fixed]" when it cannot be changed.</summary>
 public readonly record struct OffloadState(bool On, bool Fixed);

@@ -127,13 +127,13 @@ public class MultiLinkKernelTests
     {
         using var ns = new TwoLinkNamespace();
         ns.Exec("ip route add 198.19.7.0/24 via 198.19.1.254 dev t1 mtu 1400");
-        (RouteInfo? viaGateway, string? error) = ns.Run(() => (KernelRoutes.Get(Ipv4Address.Parse("198.19.7.9"), out string? e), e));
-        (RouteInfo? onLink, _) = ns.Run(() => (KernelRoutes.Get(Ipv4Address.Parse("198.19.1.13"), out string? e), e));
+        (RouteInfo? viaGateway, string? error) = ns.Run(() => (KernelRoutes.Get(InetAddress.Parse("198.19.7.9"), out string? e), e));
+        (RouteInfo? onLink, _) = ns.Run(() => (KernelRoutes.Get(InetAddress.Parse("198.19.1.13"), out string? e), e));
         Assert.That(error, Is.Null);
         Assert.Multiple(() =>
         {
-            Assert.That(viaGateway, Is.EqualTo(new RouteInfo("t1", Ipv4Address.Parse("198.19.1.254"), Ipv4Address.Parse("198.19.1.1"), 1400)));
-            Assert.That(onLink, Is.EqualTo(new RouteInfo("t1", null, Ipv4Address.Parse("198.19.1.1"), null)));
+            Assert.That(viaGateway, Is.EqualTo(new RouteInfo("t1", InetAddress.Parse("198.19.1.254"), InetAddress.Parse("198.19.1.1"), 1400)));
+            Assert.That(onLink, Is.EqualTo(new RouteInfo("t1", null, InetAddress.Parse("198.19.1.1"), null)));
         });
     }
 

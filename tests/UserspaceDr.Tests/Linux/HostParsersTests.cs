@@ -9,7 +9,7 @@ namespace UserspaceDr.Tests.Linux;
 /// <summary>The parsers over what ip, ethtool and /proc print, fed with output captured in the lab.</summary>
 public class HostParsersTests
 {
-    // `ip -j addr show` in a lab real server (lifetimes trimmed), plus an IPv6 address that must be skipped.
+    // `ip -j addr show` in a lab real server (lifetimes trimmed); IPv6 addresses go to Ipv6Addresses.
     private const string IpAddrJson = """
         [{"ifindex":1,"ifname":"lo","flags":["LOOPBACK","UP","LOWER_UP"],"mtu":65536,"qdisc":"noqueue","operstate":"UNKNOWN",
           "addr_info":[{"family":"inet","local":"127.0.0.1","prefixlen":8,"scope":"host","label":"lo"},
@@ -17,7 +17,9 @@ public class HostParsersTests
                        {"family":"inet6","local":"::1","prefixlen":128,"scope":"host"}]},
          {"ifindex":2,"link_index":5,"ifname":"eth0","flags":["BROADCAST","MULTICAST","UP","LOWER_UP"],"mtu":1500,"operstate":"UP",
           "link_type":"ether","address":"02:00:00:00:00:0b","broadcast":"ff:ff:ff:ff:ff:ff",
-          "link_netnsid":0,"addr_info":[{"family":"inet","local":"198.18.0.11","prefixlen":24,"scope":"global","label":"eth0"}]},
+          "link_netnsid":0,"addr_info":[{"family":"inet","local":"198.18.0.11","prefixlen":24,"scope":"global","label":"eth0"},
+                                        {"family":"inet6","local":"2001:2::11","prefixlen":64,"scope":"global"},
+                                        {"family":"inet6","local":"fe80::ff:fe00:b","prefixlen":64,"scope":"link"}]},
          {"ifindex":3,"ifname":"tun0","flags":["POINTOPOINT","NOARP"],"mtu":1480,"operstate":"DOWN","addr_info":[]}]
         """;
 
@@ -40,11 +42,39 @@ public class HostParsersTests
     }
 
     [Test]
+    public void Ipv6_addresses_are_kept_apart_with_their_scope_and_choose_the_source_towards_a_neighbour()
+    {
+        IReadOnlyList<LinkInfo> links = HostParsers.ParseAddresses(IpAddrJson);
+        LinkInfo eth0 = links[1];
+        Assert.Multiple(() =>
+        {
+            Assert.That(links[0].Ipv6Addresses.Select(a => a.ToString()), Is.EqualTo(new[] { "::1/128" }));
+            Assert.That(eth0.Ipv6Addresses.Select(a => $"{a} {a.Scope}"), Is.EqualTo(new[] { "2001:2::11/64 global", "fe80::ff:fe00:b/64 link" }));
+            Assert.That(eth0.Addresses.Select(a => a.ToString()), Is.EqualTo(new[] { "198.18.0.11/24" }), "IPv4 list unchanged");
+            Assert.That(eth0.SourceAddressFor(InetAddress.Parse("2001:2::12")), Is.EqualTo(InetAddress.Parse("2001:2::11")), "on the prefix");
+            Assert.That(eth0.SourceAddressFor(InetAddress.Parse("2001:2:0:1::12")), Is.EqualTo(InetAddress.Parse("fe80::ff:fe00:b")),
+                "off the prefix: the link-local address");
+            Assert.That(eth0.SourceAddressFor(InetAddress.Parse("198.18.0.12")), Is.EqualTo(InetAddress.Parse("198.18.0.11")));
+            Assert.That(links[2].SourceAddressFor(InetAddress.Parse("2001:2::12")), Is.Null, "no IPv6 address");
+            Assert.That(eth0.Owns(InetAddress.Parse("2001:2::11")) && eth0.Owns(InetAddress.Parse("198.18.0.11")), Is.True);
+            Assert.That(eth0.Owns(InetAddress.Parse("2001:2::12")), Is.False);
+        });
+    }
+
+    [Test]
+    public void An_ipv6_route_keeps_its_link_local_gateway()
+    {
+        RouteInfo? route = HostParsers.ParseFirstRoute(
+            """[{"dst":"2001:2:0:7::9","gateway":"fe80::1","dev":"eth1","prefsrc":"2001:2::1","metric":1024,"flags":[],"pref":"medium"}]""");
+        Assert.That(route, Is.EqualTo(new RouteInfo("eth1", InetAddress.Parse("fe80::1"), InetAddress.Parse("2001:2::1"), null)));
+    }
+
+    [Test]
     public void Ip_route_json_gives_device_gateway_source_and_mtu()
     {
         RouteInfo? route = HostParsers.ParseFirstRoute(
             """[{"dst":"default","gateway":"198.18.0.1","dev":"eth0","prefsrc":"198.18.0.11","metrics":[{"mtu":1400}],"flags":[]}]""");
-        Assert.That(route, Is.EqualTo(new RouteInfo("eth0", Ipv4Address.Parse("198.18.0.1"), Ipv4Address.Parse("198.18.0.11"), 1400)));
+        Assert.That(route, Is.EqualTo(new RouteInfo("eth0", InetAddress.Parse("198.18.0.1"), InetAddress.Parse("198.18.0.11"), 1400)));
         Assert.That(HostParsers.ParseFirstRoute("[]"), Is.Null);
         Assert.That(HostParsers.ParseFirstRoute("""[{"type":"local","dst":"127.0.0.1","dev":"lo","prefsrc":"127.0.0.1"}]""")?.Type, Is.EqualTo("local"));
         Assert.That(HostParsers.ParseFirstRoute(""), Is.Null);

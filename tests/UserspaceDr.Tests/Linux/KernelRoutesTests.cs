@@ -22,7 +22,7 @@ public class KernelRoutesTests
         RouteInfo? route = KernelRoutes.ParseUsable(
             """[{"dst":"198.19.1.13","dev":"eth1","prefsrc":"198.19.1.1","flags":[],"uid":0,"cache":[]}]""", out string? error);
         Assert.That(error, Is.Null);
-        Assert.That(route, Is.EqualTo(new RouteInfo("eth1", null, Ipv4Address.Parse("198.19.1.1"), null)));
+        Assert.That(route, Is.EqualTo(new RouteInfo("eth1", null, InetAddress.Parse("198.19.1.1"), null)));
     }
 
     [Test]
@@ -32,7 +32,7 @@ public class KernelRoutesTests
             """[{"dst":"198.19.7.9","gateway":"198.18.5.254","dev":"d0","prefsrc":"198.18.5.1","flags":[],"uid":0,"cache":[],"metrics":[{"mtu":1400}]}]""",
             out string? error);
         Assert.That(error, Is.Null);
-        Assert.That(route, Is.EqualTo(new RouteInfo("d0", Ipv4Address.Parse("198.18.5.254"), Ipv4Address.Parse("198.18.5.1"), 1400)));
+        Assert.That(route, Is.EqualTo(new RouteInfo("d0", InetAddress.Parse("198.18.5.254"), InetAddress.Parse("198.18.5.1"), 1400)));
     }
 
     [TestCase("""[{"type":"local","dst":"127.0.0.1","dev":"lo","prefsrc":"127.0.0.1","flags":[],"uid":0,"cache":["local"]}]""", "route type local")]
@@ -48,22 +48,36 @@ public class KernelRoutesTests
     [Test]
     public void A_route_maps_to_its_link_its_neighbour_and_the_smaller_mtu()
     {
-        uint server = Ipv4Address.Parse("198.19.7.9");
-        uint gateway = Ipv4Address.Parse("198.19.1.254");
+        InetAddress server = InetAddress.Parse("198.19.7.9");
+        InetAddress gateway = InetAddress.Parse("198.19.1.254");
         Assert.Multiple(() =>
         {
-            Assert.That(ServerRoute.From(server, new RouteInfo("eth1", gateway, Ipv4Address.Parse("198.19.1.1"), 1400), [Eth0, Eth1], out _),
-                Is.EqualTo(new ServerRoute(1, gateway, Ipv4Address.Parse("198.19.1.1"), 1400)), "the gateway's MAC, the route's MTU");
+            Assert.That(ServerRoute.From(server, new RouteInfo("eth1", gateway, InetAddress.Parse("198.19.1.1"), 1400), [Eth0, Eth1], out _),
+                Is.EqualTo(new ServerRoute(1, gateway, InetAddress.Parse("198.19.1.1"), 1400)), "the gateway's MAC, the route's MTU");
             Assert.That(ServerRoute.From(server, new RouteInfo("eth1", null, null, null), [Eth0, Eth1], out _),
-                Is.EqualTo(new ServerRoute(1, server, Ipv4Address.Parse("198.19.1.1"), 9000)), "on-link: the server itself, the link's MTU and address");
+                Is.EqualTo(new ServerRoute(1, server, InetAddress.Parse("198.19.1.1"), 9000)), "on-link: the server itself, the link's MTU and address");
             Assert.That(ServerRoute.From(server, new RouteInfo("eth0", null, null, null), [Eth0, Eth1], out _)?.Link, Is.EqualTo((byte)0));
+        });
+    }
+
+    [Test]
+    public void An_ipv6_route_maps_to_its_gateway_and_a_source_of_its_family()
+    {
+        LinkInfo eth1 = Eth1 with { Ipv6Addresses = [new LinkAddress(InetAddress.Parse("fe80::1:1"), 64, "link")] };
+        InetAddress server = InetAddress.Parse("2001:2:0:7::9");
+        Assert.Multiple(() =>
+        {
+            Assert.That(ServerRoute.From(server, new RouteInfo("eth1", InetAddress.Parse("fe80::fe"), null, null), [Eth0, eth1], out _),
+                Is.EqualTo(new ServerRoute(1, InetAddress.Parse("fe80::fe"), InetAddress.Parse("fe80::1:1"), 9000)));
+            Assert.That(ServerRoute.From(server, new RouteInfo("eth1", null, null, null), [Eth0, Eth1], out _),
+                Is.EqualTo(new ServerRoute(1, server, null, 9000)), "a link without IPv6 addresses has no source to solicit from");
         });
     }
 
     [Test]
     public void A_route_by_an_interface_udr_does_not_serve_is_left_unresolved_with_a_warning()
     {
-        uint server = Ipv4Address.Parse("198.19.7.9");
+        InetAddress server = InetAddress.Parse("198.19.7.9");
         Assert.That(ServerRoute.From(server, new RouteInfo("wlan0", null, null, null), [Eth0, Eth1], out string? problem), Is.Null);
         Assert.That(problem, Does.Contain("wlan0").And.Contain("eth0, eth1"));
     }

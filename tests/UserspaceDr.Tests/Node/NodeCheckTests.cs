@@ -61,7 +61,7 @@ public class NodeCheckTests
     [Test]
     public void Default_route_from_a_vip_and_tun_rp_filter_fail_and_unknown_interface_is_refused()
     {
-        var host = new FakeHostSystem { DefaultRoute = new RouteInfo("eth0", Ipv4Address.Parse("198.18.0.1"), Vips[0], null) };
+        var host = new FakeHostSystem { DefaultRoute = new RouteInfo("eth0", InetAddress.Parse("198.18.0.1"), InetAddress.FromIPv4(Vips[0]), null) };
         host.Sysctls["net/ipv4/conf/lo/rp_filter"] = "1";
         IReadOnlyList<CheckResult> results = NodeCheck.Run(Vips, NodeMode.Tunnel, "eth0", host);
         Assert.That(Find(results, "default route").Status, Is.EqualTo(CheckStatus.Fail));

@@ -67,7 +67,7 @@ public class NodePlannerTests
         Assert.That(() => NodePlanner.PlanSetup(Request(), host),
             Throws.InstanceOf<NodeException>().With.Message.Contains("pass --interface").And.Message.Contains("eth0, eth1"));
 
-        host.DefaultRoute = new RouteInfo("eth1", Ipv4Address.Parse("198.19.0.1"), null, null);
+        host.DefaultRoute = new RouteInfo("eth1", InetAddress.Parse("198.19.0.1"), null, null);
         NodeSetupPlan viaDefault = NodePlanner.PlanSetup(Request(), host);
         Assert.That((viaDefault.Interface.Name, viaDefault.InterfaceReason), Is.EqualTo(("eth1", "the default route's interface")));
 

@@ -131,7 +131,7 @@ public class PreflightChecksTests
     {
         FakeHostSystem host = Balancer();
         host.AddLink("eth1", ["BROADCAST", "UP"], 1500).Addresses.Add(new InterfaceAddress(Ipv4Address.Parse("198.19.0.2"), 24));
-        host.Routes[Ipv4Address.Parse("198.19.5.5")] = new RouteInfo("eth1", Ipv4Address.Parse("198.19.0.1"), null, null);
+        host.Routes[Ipv4Address.Parse("198.19.5.5")] = new RouteInfo("eth1", InetAddress.Parse("198.19.0.1"), null, null);
         const string rules = "-A -t 198.18.0.100:80 -s rr\n-a -t 198.18.0.100:80 -r 198.19.5.5:80 -i -w 1\n-a -t 198.18.0.100:80 -r 198.19.6.6:80 -i -w 1\n";
         IReadOnlyList<CheckResult> results = PreflightChecks.Run(Options(rules), host);
         Assert.That(Find(results, "real server 198.19.5.5 (tun)").Status, Is.EqualTo(CheckStatus.Pass));
@@ -180,7 +180,7 @@ public class PreflightChecksTests
         Assert.That((vip.Status, vip.Detail), Is.EqualTo((CheckStatus.Pass, "not here now: VRRP instance VI_1's address, which keepalived adds on the master")));
 
         const string natRules = "-A -t 198.18.0.100:80 -s rr\n-a -t 198.18.0.100:80 -r 198.19.5.5:80 -m -w 1\n-a -t 198.18.0.100:80 -r 198.19.6.6:80 -m -w 1\n";
-        host.Routes[Ipv4Address.Parse("198.19.5.5")] = new RouteInfo("eth0", Ipv4Address.Parse("198.18.0.254"), null, null);
+        host.Routes[Ipv4Address.Parse("198.19.5.5")] = new RouteInfo("eth0", InetAddress.Parse("198.18.0.254"), null, null);
         IReadOnlyList<CheckResult> results = PreflightChecks.Run(Options(natRules), host);
         Assert.That(Find(results, "real server 198.19.5.5 (nat)").Status, Is.EqualTo(CheckStatus.Warn));
         Assert.That(Find(results, "real server 198.19.5.5 (nat)").Detail, Does.Contain("gateway 198.18.0.254"));
