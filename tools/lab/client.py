@@ -5,6 +5,14 @@ from concurrent.futures import ThreadPoolExecutor
 
 VIP = '198.18.0.100'
 CLIENT = '198.18.0.1'
+# client.py --vip ADDRESS --client ADDRESS MODE ...: another VIP and client address (the IPv6 tests' 2001:2::100).
+while len(sys.argv) > 2 and sys.argv[1] in ('--vip', '--client'):
+    if sys.argv[1] == '--vip':
+        VIP = sys.argv[2]
+    else:
+        CLIENT = sys.argv[2]
+    del sys.argv[1:3]
+FAMILY = socket.AF_INET6 if ':' in VIP else socket.AF_INET
 
 def http_get(path, timeout):
     s = socket.create_connection((VIP, 80), timeout=timeout)
@@ -46,7 +54,7 @@ def split(count, parallel, seconds):
 # body bytes arrived and reads on only after a line on stdin. A small receive buffer keeps most of the body
 # on the server's side of the connection while paused.
 def download(path, pause_after=None):
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s = socket.socket(FAMILY, socket.SOCK_STREAM)
     if pause_after is not None:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 128 * 1024)
     s.settimeout(20)
@@ -82,7 +90,7 @@ def download(path, pause_after=None):
 def udp(flows, rounds):
     sockets = []
     for _ in range(flows):
-        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s = socket.socket(FAMILY, socket.SOCK_DGRAM)
         s.bind((CLIENT, 0))
         s.setblocking(False)
         sockets.append(s)
@@ -101,7 +109,7 @@ def udp(flows, rounds):
             for key, _ in selector.select(0.1):
                 data, peer = key.fileobj.recvfrom(2048)
                 words = data.decode(errors='replace').split()
-                if len(words) != 3 or words[1] != str(key.data) or peer != (VIP, 5353):
+                if len(words) != 3 or words[1] != str(key.data) or peer[:2] != (VIP, 5353):
                     bad.append('%r from %r on flow %d' % (data, peer, key.data))
                 else:
                     replies[key.data].append(words[0])

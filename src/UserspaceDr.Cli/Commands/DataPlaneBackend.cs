@@ -5,6 +5,7 @@ using UserspaceDr.Core.Connections;
 using UserspaceDr.Core.Packets;
 using UserspaceDr.Core.Services;
 using UserspaceDr.Core.Stats;
+using UserspaceDr.Io.Engine;
 using UserspaceDr.Io.Runtime;
 
 namespace UserspaceDr.Cli.Commands;
@@ -96,18 +97,11 @@ internal sealed class DataPlaneBackend : IIpvsBackend, IDisposable
 
     public IReadOnlyList<IpvsConnection> Connections()
     {
-        List<Connection<uint>> entries = _plane.SnapshotConnections(ConnectionSnapshotTimeout);
+        ConnectionSnapshot entries = _plane.SnapshotConnections(ConnectionSnapshotTimeout);
         long now = Environment.TickCount64;
         var connections = new List<IpvsConnection>(entries.Count);
-        foreach (Connection<uint> entry in entries)
-        {
-            var protocol = (ServiceProtocol)entry.Protocol;
-            string state = entry.IsTemplate
-                ? ((entry.Flags & ConnectionFlags.Assured) != 0 ? "ASSURED" : "NONE")
-                : protocol == ServiceProtocol.Tcp ? TcpStateMachine.Name(entry.State) : "UDP";
-            connections.Add(new IpvsConnection(protocol, state, InetAddress.FromIPv4(entry.ClientAddress), entry.ClientPort,
-                InetAddress.FromIPv4(entry.VirtualAddress), entry.VirtualPort, InetAddress.FromIPv4(entry.DestAddress), entry.DestPort, (entry.ExpiresAtMs - now) / 1000));
-        }
+        connections.AddRange(entries.Ipv4.Select(entry => Listed(entry, now)));
+        connections.AddRange(entries.Ipv6.Select(entry => Listed(entry, now)));
         // The kernel lists its hash table in bucket order; a stable order reads better and tests better.
         connections.Sort((a, b) =>
         {
@@ -118,6 +112,18 @@ internal sealed class DataPlaneBackend : IIpvsBackend, IDisposable
             return order != 0 ? order : a.ClientPort.CompareTo(b.ClientPort);
         });
         return connections;
+    }
+
+    /// <summary>One connection as ipvsadm -L -c lists it (a template's state is ASSURED or NONE, as the kernel's).</summary>
+    private static IpvsConnection Listed<TAddress>(Connection<TAddress> entry, long now)
+        where TAddress : unmanaged, IEquatable<TAddress>
+    {
+        var protocol = (ServiceProtocol)entry.Protocol;
+        string state = entry.IsTemplate
+            ? ((entry.Flags & ConnectionFlags.Assured) != 0 ? "ASSURED" : "NONE")
+            : protocol == ServiceProtocol.Tcp ? TcpStateMachine.Name(entry.State) : "UDP";
+        return new IpvsConnection(protocol, state, AddressBits.ToInet(entry.ClientAddress), entry.ClientPort,
+            AddressBits.ToInet(entry.VirtualAddress), entry.VirtualPort, AddressBits.ToInet(entry.DestAddress), entry.DestPort, (entry.ExpiresAtMs - now) / 1000);
     }
 
     /// <summary>

@@ -13,23 +13,26 @@ namespace UserspaceDr.Io.Engine;
 public sealed class ConnectionSnapshotSlot
 {
     private readonly Lock _readers = new();
-    private TaskCompletionSource<List<Connection<uint>>>? _pending;
+    private TaskCompletionSource<ConnectionSnapshot>? _pending;
     private volatile bool _closed;
 
-    /// <summary>Worker side, once per loop: answers a pending request, if any, with a copy of <paramref name="table"/>.</summary>
+    /// <summary>
+    /// Worker side, once per loop: answers a pending request, if any, with a copy of its tables (the IPv6 one only once
+    /// IPv6 traffic made it).
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public void Serve(ConnectionTable<uint> table)
+    public void Serve(ConnectionTable<uint> ipv4, ConnectionTable<UInt128>? ipv6 = null)
     {
         if (Volatile.Read(ref _pending) is { } request)
         {
-            Answer(request, table);
+            Answer(request, ipv4, ipv6);
         }
     }
 
     [MethodImpl(MethodImplOptions.NoInlining)]
-    private void Answer(TaskCompletionSource<List<Connection<uint>>> request, ConnectionTable<uint> table)
+    private void Answer(TaskCompletionSource<ConnectionSnapshot> request, ConnectionTable<uint> ipv4, ConnectionTable<UInt128>? ipv6)
     {
-        List<Connection<uint>> copy = table.Snapshot();
+        var copy = new ConnectionSnapshot(ipv4.Snapshot(), ipv6?.Snapshot() ?? []);
         Interlocked.CompareExchange(ref _pending, null, request);
         request.TrySetResult(copy);
     }
@@ -38,28 +41,28 @@ public sealed class ConnectionSnapshotSlot
     public void Close()
     {
         _closed = true;
-        Interlocked.Exchange(ref _pending, null)?.TrySetResult([]);
+        Interlocked.Exchange(ref _pending, null)?.TrySetResult(ConnectionSnapshot.Empty);
     }
 
     /// <summary>
     /// Reader side: the worker's connections as of its next pause between batches; null when it did not answer in
     /// time (it is stuck in a long batch or gone without closing). Readers queue behind one another.
     /// </summary>
-    public List<Connection<uint>>? Take(TimeSpan timeout)
+    public ConnectionSnapshot? Take(TimeSpan timeout)
     {
         lock (_readers)
         {
             if (_closed)
             {
-                return [];
+                return ConnectionSnapshot.Empty;
             }
-            var request = new TaskCompletionSource<List<Connection<uint>>>(TaskCreationOptions.RunContinuationsAsynchronously);
+            var request = new TaskCompletionSource<ConnectionSnapshot>(TaskCreationOptions.RunContinuationsAsynchronously);
             Volatile.Write(ref _pending, request);
             if (_closed)
             {
                 // Closed between the check and the post: nobody will serve it.
                 Interlocked.CompareExchange(ref _pending, null, request);
-                return [];
+                return ConnectionSnapshot.Empty;
             }
             if (request.Task.Wait(timeout))
             {
@@ -69,4 +72,12 @@ public sealed class ConnectionSnapshotSlot
             return null;
         }
     }
+}
+
+/// <summary>A copy of connection tables, one list per address family.</summary>
+public sealed record ConnectionSnapshot(IReadOnlyList<Connection<uint>> Ipv4, IReadOnlyList<Connection<UInt128>> Ipv6)
+{
+    public static readonly ConnectionSnapshot Empty = new([], []);
+
+    public int Count => Ipv4.Count + Ipv6.Count;
 }

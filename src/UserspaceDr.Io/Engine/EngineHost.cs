@@ -92,7 +92,7 @@ public sealed class EngineHost
             Engine.ExpireConnections(now, _expiryBudget);
             _nextExpiry = now + _expiryIntervalMs;
         }
-        Snapshots.Serve(Engine.Connections); // ipvsadm -L -c: copied between batches, never per frame
+        Snapshots.Serve(Engine.Connections, Engine.Ipv6Connections); // ipvsadm -L -c: copied between batches, never per frame
         SyncInbox.Serve(Engine, now); // a backup's synced connections, likewise
     }
 

@@ -106,7 +106,7 @@ public sealed class PcapWorker : IFrameWorker
 
     /// <summary>
     /// The same traffic as the AF_PACKET filter: ARP, IPv4 to a VIP, TCP/UDP/ICMP from a NAT real server, ICMP to the
-    /// balancer's own addresses (also with one VLAN tag).
+    /// balancer's own addresses, IPv6 to an IPv6 VIP and Neighbor Solicitations (also with one VLAN tag).
     /// </summary>
     public static string Filter(TrafficSelection traffic)
     {
@@ -124,11 +124,22 @@ public sealed class PcapWorker : IFrameWorker
         {
             terms.Add("(icmp and (" + string.Join(" or ", traffic.OwnAddresses.Select(a => "dst host " + Ipv4Address.Format(a))) + "))");
         }
-        if (terms.Count == 0)
+        var families = new List<string>();
+        if (terms.Count > 0)
+        {
+            families.Add("(ip and (" + string.Join(" or ", terms) + "))");
+        }
+        if (traffic.Ipv6VirtualAddresses.Count > 0)
+        {
+            // And Neighbor Solicitations (ICMPv6 type 135 right after the fixed header), as the AF_PACKET filter.
+            families.Add("(ip6 and (" + string.Join(" or ", traffic.Ipv6VirtualAddresses.Select(a => "dst host " + InetAddress.FromIPv6(a))) +
+                " or (ip6[6] == 58 and ip6[40] == 135)))");
+        }
+        if (families.Count == 0)
         {
             return "arp";
         }
-        string ip = "(ip and (" + string.Join(" or ", terms) + "))";
+        string ip = string.Join(" or ", families);
         return $"arp or {ip} or (vlan and (arp or {ip}))";
     }
 

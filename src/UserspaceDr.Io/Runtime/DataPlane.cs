@@ -271,16 +271,18 @@ public sealed class DataPlane : IDisposable
     /// A copy of every worker's connections (ipvsadm -L -c), each taken by the worker itself between two batches.
     /// Throws <see cref="TimeoutException"/> when a worker does not answer within <paramref name="timeout"/>.
     /// </summary>
-    public List<Core.Connections.Connection<uint>> SnapshotConnections(TimeSpan timeout)
+    public ConnectionSnapshot SnapshotConnections(TimeSpan timeout)
     {
-        var all = new List<Core.Connections.Connection<uint>>();
+        var ipv4 = new List<Core.Connections.Connection<uint>>();
+        var ipv6 = new List<Core.Connections.Connection<UInt128>>();
         foreach (IFrameWorker worker in _workers)
         {
-            List<Core.Connections.Connection<uint>> part = worker.Snapshots.Take(timeout)
+            ConnectionSnapshot part = worker.Snapshots.Take(timeout)
                 ?? throw new TimeoutException($"a worker did not hand over its connections within {timeout.TotalSeconds:0.#} s");
-            all.AddRange(part);
+            ipv4.AddRange(part.Ipv4);
+            ipv6.AddRange(part.Ipv6);
         }
-        return all;
+        return new ConnectionSnapshot(ipv4, ipv6);
     }
 
     /// <summary>

@@ -3,6 +3,7 @@ using System.Globalization;
 using System.Security.Cryptography;
 using System.Text.Json;
 using UserspaceDr.Core.Packets;
+using UserspaceDr.Linux.Host;
 using UserspaceDr.Tests.TestSupport;
 using UserspaceDr.Tests.Lab;
 
@@ -153,13 +154,13 @@ internal sealed class EndToEndLab : IDisposable
     /// <summary>
     /// A web server on <paramref name="server"/> for the running test only (ended with it, or by the test to play a
     /// failed server), serving the host's web root on every address: the VIP for the clients, the server's own
-    /// address for the balancer's health checks.
+    /// address for the balancer's health checks (or only <paramref name="bind"/>).
     /// </summary>
-    public NamespacedProcess StartWebServer(LabHost server)
+    public NamespacedProcess StartWebServer(LabHost server, string bind = "0.0.0.0")
     {
         string name = LabNetwork.HostName(server);
         NamespacedProcess process = Own(NamespacedProcess.Start(Network.Namespace(server), $"web server on {name}", Directory, false,
-            Python, "-u", "-m", "http.server", "80", "--bind", "0.0.0.0", "--directory", Path.Combine(Directory, name)));
+            Python, "-u", "-m", "http.server", "80", "--bind", bind, "--directory", Path.Combine(Directory, name)));
         if (process.WaitForLine(l => l.StartsWith("Serving HTTP", StringComparison.Ordinal), ServerPatience) == null)
         {
             throw new InvalidOperationException($"{process} did not start: {process.Output}");
@@ -251,6 +252,17 @@ internal sealed class EndToEndLab : IDisposable
         string next = RulesPath + ".next";
         File.WriteAllText(next, rules);
         File.Move(next, RulesPath, overwrite: true);
+    }
+
+    /// <summary>The control socket a test hands to `udr run --control` and then to <see cref="Adm"/>.</summary>
+    public string ControlPath => Path.Combine(Directory, "udr.sock");
+
+    /// <summary>`udr adm --control <see cref="ControlPath"/> ARGS`; asserts exit 0 and returns what it printed.</summary>
+    public string Adm(params string[] arguments)
+    {
+        CommandResult result = ProcessRunner.Run(UdrBinary.Executable, ["adm", "--control", ControlPath, .. arguments], TimeSpan.FromSeconds(30));
+        Assert.That(result.ExitCode, Is.Zero, $"udr adm {string.Join(' ', arguments)}: {result.Error}");
+        return result.Output;
     }
 
     public UdrDaemon StartUdr(string backend, params string[] extraArguments) =>

@@ -54,12 +54,27 @@ internal sealed record CapturedPacket(
             $"{SourceMac} > {DestinationMac} {Protocol} {Source}:{SourcePort} > {Destination}:{DestinationPort}{(Syn ? " SYN" : "")}{(Rst ? " RST" : "")}{(Ack ? " ACK" : "")} payload {TransportPayloadLength}{icmp}{inner}");
     }
 
-    /// <summary>Decodes an Ethernet frame (possibly cut at the snap length); IP fields stay null for non-IPv4 frames.</summary>
+    /// <summary>
+    /// Decodes an Ethernet frame (possibly cut at the snap length); IP fields stay null for frames that are neither IPv4
+    /// nor IPv6 (IPv6 is decoded to its transport ports, without extension headers or ICMPv6 details).
+    /// </summary>
     public static CapturedPacket Decode(long timestampMicroseconds, byte[] frame)
     {
         var ethernet = (EthernetPacket)Packet.ParsePacket(LinkLayers.Ethernet, frame);
         MacAddress source = MacAddress.Read(ethernet.SourceHardwareAddress.GetAddressBytes());
         MacAddress destination = MacAddress.Read(ethernet.DestinationHardwareAddress.GetAddressBytes());
+        if (ethernet.Type == EthernetType.IPv6 && ethernet.PayloadPacket is IPv6Packet ip6)
+        {
+            return ip6.PayloadPacket switch
+            {
+                TcpPacket tcp => new CapturedPacket(timestampMicroseconds, source, destination, ip6.SourceAddress.ToString(), ip6.DestinationAddress.ToString(),
+                    ip6.Protocol, tcp.SourcePort, tcp.DestinationPort, tcp.Synchronize, tcp.Acknowledgment, tcp.Reset, ip6.PayloadLength - (tcp.DataOffset * 4)),
+                UdpPacket udp => new CapturedPacket(timestampMicroseconds, source, destination, ip6.SourceAddress.ToString(), ip6.DestinationAddress.ToString(),
+                    ip6.Protocol, udp.SourcePort, udp.DestinationPort, false, false, false, ip6.PayloadLength - 8),
+                _ => new CapturedPacket(timestampMicroseconds, source, destination, ip6.SourceAddress.ToString(), ip6.DestinationAddress.ToString(),
+                    ip6.Protocol, 0, 0, false, false, false, ip6.PayloadLength),
+            };
+        }
         if (ethernet.Type != EthernetType.IPv4 || ethernet.PayloadPacket is not IPv4Packet ip)
         {
             return new CapturedPacket(timestampMicroseconds, source, destination, null, null, null, 0, 0, false, false, false, 0);

@@ -23,16 +23,11 @@ public sealed partial class ReliabilityEndToEndTests : EndToEndFixture
     private const int TableCapacity = 65_536;
     private const int ChatPort = 7000;
 
-    private string ControlPath => Path.Combine(Lab.Directory, "udr.sock");
+    private string ControlPath => Lab.ControlPath;
 
     internal override EndToEndLab CreateLab(string python) => new EndToEndLab(python);
 
-    private string Adm(params string[] arguments)
-    {
-        CommandResult result = ProcessRunner.Run(UdrBinary.Executable, ["adm", "--control", ControlPath, .. arguments], TimeSpan.FromSeconds(30));
-        Assert.That(result.ExitCode, Is.Zero, $"udr adm {string.Join(' ', arguments)}: {result.Error}");
-        return result.Output;
-    }
+    private string Adm(params string[] arguments) => Lab.Adm(arguments);
 
     /// <summary>tools/lab/flood.py: a capture file of <paramref name="count"/> frames from the client to the VIP, addressed to the balancer's MAC.</summary>
     private (string Path, string Output) WriteFlood(string name, int count, string kind, string sources, int port)

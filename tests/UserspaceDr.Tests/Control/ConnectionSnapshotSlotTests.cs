@@ -30,17 +30,18 @@ public class ConnectionSnapshotSlotTests
         worker.Start();
         try
         {
-            List<Connection<uint>>? copy = slot2.Take(TimeSpan.FromSeconds(5));
+            ConnectionSnapshot? copy = slot2.Take(TimeSpan.FromSeconds(5));
             Assert.That(copy, Is.Not.Null);
-            Assert.That(copy!.Select(c => c.ClientPort).Order(), Is.EqualTo(new ushort[] { 1, 2, 3, 4, 5 }));
-            Assert.That(slot2.Take(TimeSpan.FromSeconds(5)), Has.Count.EqualTo(5), "and again");
+            Assert.That(copy!.Ipv4.Select(c => c.ClientPort).Order(), Is.EqualTo(new ushort[] { 1, 2, 3, 4, 5 }));
+            Assert.That(copy.Ipv6, Is.Empty, "no IPv6 table");
+            Assert.That(slot2.Take(TimeSpan.FromSeconds(5))!.Count, Is.EqualTo(5), "and again");
         }
         finally
         {
             stop.Cancel();
             worker.Join();
         }
-        Assert.That(slot2.Take(TimeSpan.FromSeconds(5)), Is.Empty, "a stopped worker answers at once, with nothing");
+        Assert.That(slot2.Take(TimeSpan.FromSeconds(5))!.Count, Is.Zero, "a stopped worker answers at once, with nothing");
     }
 
     [Test]
@@ -50,10 +51,10 @@ public class ConnectionSnapshotSlotTests
         var slot = new ConnectionSnapshotSlot();
         Assert.That(slot.Take(TimeSpan.FromMilliseconds(50)), Is.Null);
         slot.Serve(table); // nothing pending any more: nothing happens
-        Task<List<Connection<uint>>?> waiting = Task.Run(() => slot.Take(TimeSpan.FromSeconds(10)));
+        Task<ConnectionSnapshot?> waiting = Task.Run(() => slot.Take(TimeSpan.FromSeconds(10)));
         Thread.Sleep(100);
         slot.Close();
         Assert.That(waiting.Wait(TimeSpan.FromSeconds(5)), Is.True, "closing releases a waiting reader");
-        Assert.That(waiting.Result, Is.Empty);
+        Assert.That(waiting.Result!.Count, Is.Zero);
     }
 }

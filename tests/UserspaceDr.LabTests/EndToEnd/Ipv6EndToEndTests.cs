@@ -1,0 +1,107 @@
+using System.Text.Json;
+using UserspaceDr.Tests.Lab;
+
+namespace UserspaceDr.Tests.EndToEnd;
+
+/// <summary>
+/// IPv6 direct routing with `udr run`, in a lab of its own whose public segment also speaks IPv6 (2001:2::/64; the
+/// shared lab keeps IPv6 off so that other tests can count frames exactly): the client finds the VIP through udr's
+/// Neighbor Advertisement, udr finds the servers through its own solicitations, and the servers (the VIP on lo, which
+/// Linux never advertises on eth0) answer the client straight.
+/// </summary>
+[TestFixture("afpacket")]
+[TestFixture("pcap")]
+[Category("Lab")]
+[NonParallelizable]
+public sealed class Ipv6EndToEndTests(string backend) : EndToEndFixture
+{
+    private const string Vip = "2001:2::100";
+    private const string Client = "2001:2::1";
+
+    private const string Rules = """
+        -A -t [2001:2::100]:80 -s wrr
+        -a -t [2001:2::100]:80 -r [2001:2::11]:80 -g -w 3
+        -a -t [2001:2::100]:80 -r [2001:2::12]:80 -g -w 1
+        -A -u [2001:2::100]:5353 -s rr
+        -a -u [2001:2::100]:5353 -r [2001:2::11]:5353 -g -w 1
+        -a -u [2001:2::100]:5353 -r [2001:2::12]:5353 -g -w 1
+
+        """;
+
+    private static readonly TimeSpan ClientPatience = TimeSpan.FromSeconds(90);
+
+    internal override EndToEndLab CreateLab(string python) => new(python);
+
+    /// <summary>IPv6 on the public segment's hosts (without duplicate address detection, so addresses work at once).</summary>
+    internal override void Prepare(EndToEndLab lab)
+    {
+        // Snooping would forward a solicited-node group only to ports that reported it; a plain segment floods.
+        lab.Network.Exec(LabHost.Switch, "ip link set br0 type bridge mcast_snooping 0");
+        foreach ((LabHost host, string address) in new[] { (LabHost.Client, Client), (LabHost.Lb, "2001:2::2"), (LabHost.Rs1, "2001:2::11"), (LabHost.Rs2, "2001:2::12") })
+        {
+            lab.Network.Exec(host, $"sysctl -qw net.ipv6.conf.eth0.disable_ipv6=0 net.ipv6.conf.lo.disable_ipv6=0 && ip -6 addr add {address}/64 dev eth0 nodad");
+        }
+        foreach (LabHost server in new[] { LabHost.Rs1, LabHost.Rs2 })
+        {
+            lab.Network.Exec(server, $"ip -6 addr add {Vip}/128 dev lo");
+        }
+    }
+
+    [Test]
+    public void Tcp_and_udp_to_an_ipv6_vip_are_balanced_by_direct_routing_and_come_back_straight_from_the_servers()
+    {
+        foreach (LabHost server in new[] { LabHost.Rs1, LabHost.Rs2 })
+        {
+            Lab.StartWebServer(server, Vip);
+            Lab.StartLabProgram(server, "echo listening", LabScripts.UdpEchoFile, LabNetwork.HostName(server), Vip);
+        }
+        Lab.WriteRules(Rules);
+        LabCapture clientCapture = Lab.StartCapture(LabHost.Client, "ip6 and (tcp port 80 or udp port 5353)");
+        // The balancer's kernel does not hold the IPv6 VIP: udr answers the client's solicitation for it.
+        UdrDaemon udr = Lab.StartUdr(backend, "--answer-arp", "--control", Lab.ControlPath);
+
+        JsonElement split = Lab.RunClient(ClientPatience, "--vip", Vip, "--client", Client, "split", "200", "4", "60");
+        JsonElement download = Lab.RunClient(ClientPatience, "--vip", Vip, "--client", Client, "download", "/big.bin");
+        JsonElement udp = Lab.RunClient(ClientPatience, "--vip", Vip, "--client", Client, "udp", "32", "4");
+        string neighbours = Lab.Network.Exec(LabHost.Client, $"ip -6 neigh show {Vip}");
+        // A live edit over the control socket, in ipvsadm's IPv6 syntax, then the listing as ipvsadm prints it.
+        Lab.Adm("-e", "-t", $"[{Vip}]:80", "-r", "[2001:2::12]:80", "-g", "-w", "2");
+        string listing = Lab.Adm("-L", "-n");
+        string connections = Lab.Adm("-L", "-c", "-n");
+        Lab.Step($"udr adm -L -n:\n{listing}");
+
+        UdrExit exit = udr.Stop();
+        IReadOnlyList<CapturedPacket> atClient = clientCapture.Stop();
+
+        EndToEndSupport.AssertSplit(split, 200, new Dictionary<string, double> { ["rs1"] = 0.75, ["rs2"] = 0.25 });
+        Assert.That(download.GetProperty("bytes").GetInt32(), Is.EqualTo(EndToEndLab.BigFileLength));
+        Assert.That(Lab.ServerWithBigFile(download.GetProperty("sha256").GetString()!), Is.Not.Null, "the download is one server's big.bin, intact");
+        string[][] replies = [.. udp.GetProperty("replies").EnumerateArray().Select(f => f.EnumerateArray().Select(r => r.GetString()!).ToArray())];
+        Assert.That(udp.GetProperty("bad").GetArrayLength(), Is.Zero, $"unexpected replies: {udp.GetProperty("bad")}");
+        CapturedPacket[] requests = [.. atClient.Where(p => p.Destination == Vip)];
+        CapturedPacket[] answers = [.. atClient.Where(p => p.Source == Vip)];
+        Assert.Multiple(() =>
+        {
+            Assert.That(replies.All(r => r.Length == 4 && r.Distinct().Count() == 1), Is.True, "every UDP flow answered 4 times by one server");
+            Assert.That(replies.Select(r => r[0]).Distinct().Order(), Is.EqualTo(new[] { "rs1", "rs2" }), "rr spreads flows over both servers");
+
+            Assert.That(neighbours, Does.Contain(Lab.LbMac.ToString()), "the client reaches the VIP at the balancer's MAC (udr's advertisement)");
+            Assert.That(clientCapture.DroppedByKernel, Is.Zero);
+            Assert.That(requests.Count(p => p.IsTcp && p.Syn), Is.GreaterThanOrEqualTo(201));
+            Assert.That(requests.Where(p => p.DestinationMac != Lab.LbMac), Is.Empty, "the client sends to the balancer");
+            Assert.That(answers.Count(p => p.IsTcp && p.Syn && p.Ack), Is.GreaterThanOrEqualTo(201));
+            Assert.That(answers.Where(p => p.SourceMac != Lab.Rs1Mac && p.SourceMac != Lab.Rs2Mac), Is.Empty,
+                "every answer from the VIP comes straight from a real server's MAC");
+            Assert.That(answers.Where(p => p.IsTcp && p.Rst), Is.Empty, "no connection was reset");
+
+            Assert.That(listing, Does.Contain("TCP  [2001:2::100]:80 wrr\n  -> [2001:2::11]:80              Route   3"), listing);
+            Assert.That(listing, Does.Contain("  -> [2001:2::12]:80              Route   2"), listing);
+            Assert.That(connections, Does.Contain($"[{Client}]:").And.Contain($"[{Vip}]:80").And.Contain("[2001:2::11]:80"), connections);
+
+            Assert.That(exit.Count("neighbor-advertisement"), Is.Positive, exit.TotalsLine);
+            Assert.That(exit.Count("neighbor-unresolved"), Is.Zero, exit.TotalsLine);
+        });
+        // Every frame the client sent to the VIP was forwarded (the capture is complete: nothing dropped above).
+        EndToEndSupport.AssertCleanExit(Lab, exit, minimumForwarded: requests.Length);
+    }
+}
