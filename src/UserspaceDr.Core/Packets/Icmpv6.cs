@@ -183,4 +183,21 @@ public static class Ndp
             TryRead(message, TargetLinkLayerOption, out target, out mac) &&
             mac != MacAddress.Zero && (mac.Value & 0x0100_0000_0000) == 0 && !IsMulticast(target);
     }
+
+    /// <summary>Ethernet, IPv6 and an NA with the Target-LL option.</summary>
+    public const int AdvertisementFrameLength = SolicitationFrameLength;
+
+    /// <summary>
+    /// An unsolicited Neighbor Advertisement for <paramref name="target"/> to all nodes, override set and solicited clear
+    /// (§7.2.6): what a balancer that answers for a VIP sends when it starts to, so that neighbours learn where the VIP
+    /// now is at once (IPv6's gratuitous ARP). Returns its length.
+    /// </summary>
+    public static int WriteUnsolicitedAdvertisementFrame(Span<byte> frame, MacAddress senderMac, UInt128 target)
+    {
+        MulticastMac(AllNodes).Write(frame);
+        senderMac.Write(frame[6..]);
+        BinaryPrimitives.WriteUInt16BigEndian(frame[12..], EtherTypes.Ipv6);
+        return EthernetFrame.HeaderLength + WritePacket(frame[EthernetFrame.HeaderLength..], Icmpv6Type.NeighborAdvertisement, OverrideFlag,
+            target, AllNodes, target, TargetLinkLayerOption, senderMac);
+    }
 }

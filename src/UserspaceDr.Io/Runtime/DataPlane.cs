@@ -126,6 +126,7 @@ public sealed class DataPlane : IDisposable
             }
             _resolver = new NeighborResolver(links, table => _state.Update(s => s.WithNeighbors(table)), log);
             _resolver.SetWanted(RuleSetTraffic.RealServers(rules));
+            Announce(ruleSet);
             _resolver.Start();
             _resolver.WaitResolved(TimeSpan.FromSeconds(2));
 
@@ -232,6 +233,7 @@ public sealed class DataPlane : IDisposable
                 }
             }
             _resolver.SetWanted(RuleSetTraffic.RealServers(rules));
+            Announce(next);
             _state.Update(s => s.WithRules(next));
             Log.RulesApplied(_log, string.Create(CultureInfo.InvariantCulture,
                 $"{next.Services.Length} service(s), {next.Services.Sum(s => s.Destinations.Length)} real server(s)"));
@@ -324,6 +326,15 @@ public sealed class DataPlane : IDisposable
     }
 
     /// <summary>Under the reload lock: narrows or widens what the kernel hands the workers for <paramref name="rules"/>.</summary>
+    /// <summary>With udr answering for the VIPs, the IPv6 ones are announced by unsolicited advertisements (the kernel's otherwise).</summary>
+    private void Announce(RuleSet rules)
+    {
+        if (_options.AnswerArpForVirtualAddresses)
+        {
+            _resolver.SetAnnounced(rules.Ipv6VirtualAddresses.ToArray());
+        }
+    }
+
     private void Select(RuleSet rules)
     {
         var traffic = TrafficSelection.From(rules, _ownAddresses, _standby);

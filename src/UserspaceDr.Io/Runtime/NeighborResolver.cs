@@ -20,6 +20,8 @@ namespace UserspaceDr.Io.Runtime;
 /// is picked up at once). A Neighbor Solicitation goes to the target's solicited-node group from the link's address on
 /// the neighbour's prefix, else its link-local one (RFC 4861 §7.2.2).</item>
 /// </list>
+/// With udr answering for the VIPs, it also announces each IPv6 VIP it starts answering for: an unsolicited Neighbor
+/// Advertisement on every link, <see cref="AnnouncementCount"/> times a second apart (RFC 4861 §7.2.6).
 /// Each change publishes a new immutable <see cref="NeighborTable"/> of <see cref="NextHop"/>s; until a server's
 /// route and neighbour resolve, frames for it are counted as neighbor-unresolved, never sent to a wrong MAC.
 /// </summary>
@@ -31,6 +33,11 @@ public sealed class NeighborResolver : IDisposable
 {
     private const int RetryUnresolvedMs = 1000;
     private const int RefreshResolvedMs = 30_000;
+
+    /// <summary>MAX_NEIGHBOR_ADVERTISEMENT: how many unsolicited advertisements announce a VIP.</summary>
+    public const int AnnouncementCount = 3;
+
+    private const int AnnouncementIntervalMs = 1000;
 
     /// <summary>How often routes are looked up again, so that a changed route or MTU is picked up.</summary>
     public const int RouteRefreshMs = 30_000;
@@ -49,6 +56,9 @@ public sealed class NeighborResolver : IDisposable
     private readonly Dictionary<InetAddress, string> _lastRouteProblem = [];
     private Dictionary<InetAddress, ServerRoute> _routes = [];
     private InetAddress[] _wanted = [];
+    private UInt128[] _announced = [];
+    private UInt128[] _announcedBefore = [];
+    private readonly Dictionary<UInt128, (int Left, long Next)> _announcing = [];
     private int _wantedVersion;
     private int _routedVersion = -1;
     private long _nextRouteRefresh;
@@ -112,6 +122,12 @@ public sealed class NeighborResolver : IDisposable
         Volatile.Write(ref _wanted, [.. addresses.Distinct()]);
         Interlocked.Increment(ref _wantedVersion);
     }
+
+    /// <summary>
+    /// Sets the IPv6 VIPs udr answers for; each one not announced before is announced on every link from the resolver's
+    /// thread (the first advertisement within a moment).
+    /// </summary>
+    public void SetAnnounced(IEnumerable<UInt128> vips) => Volatile.Write(ref _announced, [.. vips.Distinct()]);
 
     /// <summary>Looks every route up again at the next turn (e.g. after a route change the operator knows of).</summary>
     public void RefreshRoutes() => Interlocked.Increment(ref _wantedVersion);
@@ -200,6 +216,7 @@ public sealed class NeighborResolver : IDisposable
                     PacketRxRing.PollAny(_arpRings, 100);
                 }
                 AskWhereNeeded(Environment.TickCount64);
+                Announce(Environment.TickCount64);
             }
             catch (Exception e) when (e is System.ComponentModel.Win32Exception or IOException)
             {
@@ -354,15 +371,53 @@ public sealed class NeighborResolver : IDisposable
         }
     }
 
-    private unsafe void SendRequest(byte link, InetAddress source, InetAddress target)
+    /// <summary>Sends the announcements that are due; VIPs new since the last turn start their series now.</summary>
+    private void Announce(long now)
     {
-        int length = target.IsIPv4
-            ? ArpPacket.WriteRequestFrame(_request, _links[link].Mac, source.IPv4, target.IPv4)
-            : Ndp.WriteSolicitationFrame(_request, _links[link].Mac, source.IPv6, target.IPv6);
+        UInt128[] announced = Volatile.Read(ref _announced);
+        if (!ReferenceEquals(announced, _announcedBefore))
+        {
+            foreach (UInt128 vip in announced.Except(_announcedBefore))
+            {
+                _announcing[vip] = (AnnouncementCount, now);
+            }
+            foreach (UInt128 gone in _announcing.Keys.Except(announced).ToArray())
+            {
+                _announcing.Remove(gone);
+            }
+            _announcedBefore = announced;
+        }
+        foreach ((UInt128 vip, (int left, long next)) in _announcing.ToArray())
+        {
+            if (now < next)
+            {
+                continue;
+            }
+            for (byte link = 0; link < _links.Count; link++)
+            {
+                Send(link, Ndp.WriteUnsolicitedAdvertisementFrame(_request, _links[link].Mac, vip));
+            }
+            if (left > 1)
+            {
+                _announcing[vip] = (left - 1, now + AnnouncementIntervalMs);
+            }
+            else
+            {
+                _announcing.Remove(vip);
+            }
+        }
+    }
+
+    private void SendRequest(byte link, InetAddress source, InetAddress target) => Send(link, target.IsIPv4
+        ? ArpPacket.WriteRequestFrame(_request, _links[link].Mac, source.IPv4, target.IPv4)
+        : Ndp.WriteSolicitationFrame(_request, _links[link].Mac, source.IPv6, target.IPv6));
+
+    private unsafe void Send(byte link, int length)
+    {
         fixed (byte* start = _request)
         {
             _arpTx.Add(start, length, _interfaceIndexes[link]);
-            _arpTx.Flush(); // one request at a time: the buffer is reused
+            _arpTx.Flush(); // one frame at a time: the buffer is reused
         }
     }
 

@@ -5,9 +5,9 @@ namespace UserspaceDr.Tests.EndToEnd;
 
 /// <summary>
 /// IPv6 direct routing with `udr run`, in a lab of its own whose public segment also speaks IPv6 (2001:2::/64; the
-/// shared lab keeps IPv6 off so that other tests can count frames exactly): the client finds the VIP through udr's
-/// Neighbor Advertisement, udr finds the servers through its own solicitations, and the servers (the VIP on lo, which
-/// Linux never advertises on eth0) answer the client straight.
+/// shared lab keeps IPv6 off so that other tests can count frames exactly): udr announces the VIP and answers the
+/// client's solicitation for it, finds the servers through its own solicitations, and the servers (the VIP on lo, which
+/// Linux never advertises on eth0) answer the client straight. The same balancer serves an IPv4 VIP at once.
 /// </summary>
 [TestFixture("afpacket")]
 [TestFixture("pcap")]
@@ -25,6 +25,9 @@ public sealed class Ipv6EndToEndTests(string backend) : EndToEndFixture
         -A -u [2001:2::100]:5353 -s rr
         -a -u [2001:2::100]:5353 -r [2001:2::11]:5353 -g -w 1
         -a -u [2001:2::100]:5353 -r [2001:2::12]:5353 -g -w 1
+        -A -t 198.18.0.100:80 -s rr
+        -a -t 198.18.0.100:80 -r 198.18.0.11:80 -g -w 1
+        -a -t 198.18.0.100:80 -r 198.18.0.12:80 -g -w 1
 
         """;
 
@@ -35,6 +38,7 @@ public sealed class Ipv6EndToEndTests(string backend) : EndToEndFixture
     /// <summary>IPv6 on the public segment's hosts (without duplicate address detection, so addresses work at once).</summary>
     internal override void Prepare(EndToEndLab lab)
     {
+        lab.StartServers(); // the IPv4 VIP's
         // Snooping would forward a solicited-node group only to ports that reported it; a plain segment floods.
         lab.Network.Exec(LabHost.Switch, "ip link set br0 type bridge mcast_snooping 0");
         foreach ((LabHost host, string address) in new[] { (LabHost.Client, Client), (LabHost.Lb, "2001:2::2"), (LabHost.Rs1, "2001:2::11"), (LabHost.Rs2, "2001:2::12") })
@@ -48,7 +52,7 @@ public sealed class Ipv6EndToEndTests(string backend) : EndToEndFixture
     }
 
     [Test]
-    public void Tcp_and_udp_to_an_ipv6_vip_are_balanced_by_direct_routing_and_come_back_straight_from_the_servers()
+    public void Tcp_and_udp_to_an_ipv6_vip_are_balanced_by_direct_routing_beside_an_ipv4_vip_and_come_back_straight_from_the_servers()
     {
         foreach (LabHost server in new[] { LabHost.Rs1, LabHost.Rs2 })
         {
@@ -56,13 +60,14 @@ public sealed class Ipv6EndToEndTests(string backend) : EndToEndFixture
             Lab.StartLabProgram(server, "echo listening", LabScripts.UdpEchoFile, LabNetwork.HostName(server), Vip);
         }
         Lab.WriteRules(Rules);
-        LabCapture clientCapture = Lab.StartCapture(LabHost.Client, "ip6 and (tcp port 80 or udp port 5353)");
+        LabCapture clientCapture = Lab.StartCapture(LabHost.Client, "ip6 and (tcp port 80 or udp port 5353 or (ip6[6] == 58 and ip6[40] == 136))");
         // The balancer's kernel does not hold the IPv6 VIP: udr answers the client's solicitation for it.
         UdrDaemon udr = Lab.StartUdr(backend, "--answer-arp", "--control", Lab.ControlPath);
 
         JsonElement split = Lab.RunClient(ClientPatience, "--vip", Vip, "--client", Client, "split", "200", "4", "60");
         JsonElement download = Lab.RunClient(ClientPatience, "--vip", Vip, "--client", Client, "download", "/big.bin");
         JsonElement udp = Lab.RunClient(ClientPatience, "--vip", Vip, "--client", Client, "udp", "32", "4");
+        JsonElement ipv4Split = Lab.RunClient(ClientPatience, "split", "40", "4", "30");
         string neighbours = Lab.Network.Exec(LabHost.Client, $"ip -6 neigh show {Vip}");
         // A live edit over the control socket, in ipvsadm's IPv6 syntax, then the listing as ipvsadm prints it.
         Lab.Adm("-e", "-t", $"[{Vip}]:80", "-r", "[2001:2::12]:80", "-g", "-w", "2");
@@ -74,18 +79,22 @@ public sealed class Ipv6EndToEndTests(string backend) : EndToEndFixture
         IReadOnlyList<CapturedPacket> atClient = clientCapture.Stop();
 
         EndToEndSupport.AssertSplit(split, 200, new Dictionary<string, double> { ["rs1"] = 0.75, ["rs2"] = 0.25 });
+        EndToEndSupport.AssertSplit(ipv4Split, 40, new Dictionary<string, double> { ["rs1"] = 0.5, ["rs2"] = 0.5 });
         Assert.That(download.GetProperty("bytes").GetInt32(), Is.EqualTo(EndToEndLab.BigFileLength));
         Assert.That(Lab.ServerWithBigFile(download.GetProperty("sha256").GetString()!), Is.Not.Null, "the download is one server's big.bin, intact");
         string[][] replies = [.. udp.GetProperty("replies").EnumerateArray().Select(f => f.EnumerateArray().Select(r => r.GetString()!).ToArray())];
         Assert.That(udp.GetProperty("bad").GetArrayLength(), Is.Zero, $"unexpected replies: {udp.GetProperty("bad")}");
-        CapturedPacket[] requests = [.. atClient.Where(p => p.Destination == Vip)];
-        CapturedPacket[] answers = [.. atClient.Where(p => p.Source == Vip)];
+        CapturedPacket[] requests = [.. atClient.Where(p => p.Destination == Vip && (p.IsTcp || p.IsUdp))];
+        CapturedPacket[] announcements = [.. atClient.Where(p => p.Destination == "ff02::1" && p.Source == Vip)];
+        CapturedPacket[] answers = [.. atClient.Where(p => p.Source == Vip && (p.IsTcp || p.IsUdp))];
         Assert.Multiple(() =>
         {
             Assert.That(replies.All(r => r.Length == 4 && r.Distinct().Count() == 1), Is.True, "every UDP flow answered 4 times by one server");
             Assert.That(replies.Select(r => r[0]).Distinct().Order(), Is.EqualTo(new[] { "rs1", "rs2" }), "rr spreads flows over both servers");
 
             Assert.That(neighbours, Does.Contain(Lab.LbMac.ToString()), "the client reaches the VIP at the balancer's MAC (udr's advertisement)");
+            Assert.That(announcements, Is.Not.Empty, "udr announced the VIP to all nodes when it started");
+            Assert.That(announcements.Where(p => p.SourceMac != Lab.LbMac), Is.Empty, "from the balancer's MAC");
             Assert.That(clientCapture.DroppedByKernel, Is.Zero);
             Assert.That(requests.Count(p => p.IsTcp && p.Syn), Is.GreaterThanOrEqualTo(201));
             Assert.That(requests.Where(p => p.DestinationMac != Lab.LbMac), Is.Empty, "the client sends to the balancer");

@@ -44,6 +44,29 @@ public class NdpFrameTests
     }
 
     [Test]
+    public void An_unsolicited_advertisement_goes_to_all_nodes_with_override_and_without_solicited()
+    {
+        UInt128 vip = Udr.InetAddress.Parse("2001:2::100").IPv6;
+        byte[] frame = new byte[Udr.Ndp.AdvertisementFrameLength];
+        int length = Udr.Ndp.WriteUnsolicitedAdvertisementFrame(frame, Balancer, vip);
+        var ethernet = (EthernetPacket)Packet.ParsePacket(LinkLayers.Ethernet, frame[..length]);
+        var ip = (IPv6Packet)ethernet.PayloadPacket;
+        var icmp = ethernet.Extract<IcmpV6Packet>();
+        Assert.Multiple(() =>
+        {
+            Assert.That(ethernet.DestinationHardwareAddress.ToString(), Is.EqualTo("333300000001"));
+            Assert.That(ip.SourceAddress, Is.EqualTo(IPAddress.Parse("2001:2::100")));
+            Assert.That(ip.DestinationAddress, Is.EqualTo(IPAddress.Parse("ff02::1")));
+            Assert.That(ip.HopLimit, Is.EqualTo(255));
+            Assert.That(icmp.Type, Is.EqualTo(IcmpV6Type.NeighborAdvertisement));
+            Assert.That(icmp.ValidIcmpChecksum, Is.True);
+            Assert.That(frame[14 + 40 + 4], Is.EqualTo(0x20), "override only: not solicited, not a router");
+            Assert.That(Udr.Ndp.TryReadAdvertisementFrame(frame.AsSpan(0, length), out UInt128 target, out Udr.MacAddress mac), Is.True);
+            Assert.That((target, mac), Is.EqualTo((vip, Balancer)));
+        });
+    }
+
+    [Test]
     public void An_advertisement_is_believed_only_when_it_is_well_formed()
     {
         byte[] good = Advertisement();
