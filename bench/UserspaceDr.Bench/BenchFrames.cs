@@ -64,4 +64,39 @@ internal static class BenchFrames
         BinaryPrimitives.WriteUInt16BigEndian(tcp[16..], (ushort)~Checksum.Fold(Checksum.Add(tcp, sum)));
         return length;
     }
+
+    /// <summary>The IPv6 frame's hop limit (the fixed header has no checksum).</summary>
+    public const int HopLimitOffset = IpOffset + 7;
+
+    /// <summary>
+    /// Writes a client → VIP IPv6 TCP frame (fixed header, no extension headers) with a valid TCP checksum over the
+    /// IPv6 pseudo-header; returns its length. The TCP header and payload are <see cref="WriteTcp"/>'s.
+    /// </summary>
+    public static int WriteTcp6(Span<byte> frame, UInt128 source, ushort sourcePort, UInt128 destination, ushort destinationPort,
+        byte tcpFlags, int payloadLength, byte hopLimit = 64)
+    {
+        int tcpLength = 20 + payloadLength;
+        int length = EthernetLength + Ipv6Header.Length + tcpLength;
+        frame = frame[..length];
+        frame.Clear();
+        BalancerMac.Write(frame);
+        ClientMac.Write(frame[6..]);
+        BinaryPrimitives.WriteUInt16BigEndian(frame[12..], EtherTypes.Ipv6);
+        Ipv6Header.Write(frame[IpOffset..], 0, (ushort)tcpLength, IpProtocol.Tcp, hopLimit, source, destination);
+
+        Span<byte> tcp = frame.Slice(IpOffset + Ipv6Header.Length, tcpLength);
+        BinaryPrimitives.WriteUInt16BigEndian(tcp, sourcePort);
+        BinaryPrimitives.WriteUInt16BigEndian(tcp[2..], destinationPort);
+        BinaryPrimitives.WriteUInt32BigEndian(tcp[4..], (tcpFlags & TcpFlags.Syn) != 0 ? 1000u : 1001u);
+        BinaryPrimitives.WriteUInt32BigEndian(tcp[8..], (tcpFlags & TcpFlags.Ack) != 0 ? 2001u : 0u);
+        tcp[12] = 5 << 4;
+        tcp[13] = tcpFlags;
+        BinaryPrimitives.WriteUInt16BigEndian(tcp[14..], 64240);
+        for (int i = 20; i < tcp.Length; i++)
+        {
+            tcp[i] = (byte)((i * 31) + sourcePort);
+        }
+        Ipv6Checksum.Store(source, destination, IpProtocol.Tcp, tcp, 16);
+        return length;
+    }
 }
