@@ -6,11 +6,12 @@ namespace UserspaceDr.Node;
 
 /// <summary>
 /// `udr node check`: is this real server right for its VIPs? Reads only. The kernel acts on the larger of
-/// net.ipv4.conf.all.X and net.ipv4.conf.IF.X, so each ARP-speaking interface is judged on that effective value.
+/// net.ipv4.conf.all.X and net.ipv4.conf.IF.X, so each ARP-speaking interface is judged on that effective value (when
+/// there is an IPv4 VIP: an IPv6 VIP on lo is never advertised, whatever the sysctls).
 /// </summary>
 public static class NodeCheck
 {
-    public static IReadOnlyList<CheckResult> Run(IReadOnlyList<uint> vips, NodeMode mode, string? interfaceName, IHostSystem host)
+    public static IReadOnlyList<CheckResult> Run(IReadOnlyList<InetAddress> vips, NodeMode mode, string? interfaceName, IHostSystem host)
     {
         ArgumentNullException.ThrowIfNull(vips);
         ArgumentNullException.ThrowIfNull(host);
@@ -25,7 +26,11 @@ public static class NodeCheck
         {
             arpInterfaces = [.. links.Where(l => l.AnswersArp)];
         }
-        string vipList = string.Join(' ', vips.Select(v => "--vip " + Ipv4Address.Format(v)));
+        if (!vips.Any(v => v.IsIPv4))
+        {
+            arpInterfaces = [];
+        }
+        string vipList = string.Join(' ', vips.Select(v => $"--vip {v}"));
         string setup = $"udr node setup {vipList}{(mode == NodeMode.Tunnel ? " --mode tun" : string.Empty)}";
         var results = new List<CheckResult>();
 
@@ -48,28 +53,31 @@ public static class NodeCheck
                     $"sysctl -w net.ipv4.conf.all.arp_announce=2 {SysctlKey.Conf(link.Name, ConfSetting.ArpAnnounce).Name}=2 (or: {setup})"));
         }
 
-        foreach (uint vip in vips)
+        foreach (InetAddress vip in vips)
         {
-            string text = Ipv4Address.Format(vip);
-            InterfaceAddress? onLoopback = links.FirstOrDefault(l => l.Name == NodePlanner.Loopback)?.Find(vip);
-            results.Add(onLoopback?.PrefixLength == 32
-                ? CheckResult.Pass($"VIP {text} on lo", $"{text}/32 is on lo: the node accepts traffic for it")
-                : CheckResult.Fail($"VIP {text} on lo",
-                    onLoopback == null ? $"{text} is not on lo: the node drops the balancer's traffic for it" : $"{text} is on lo as {onLoopback}, not /32",
-                    $"ip addr add {text}/32 dev lo (or: {setup})"));
+            int hostPrefix = vip.MaxPrefixLength;
+            LinkAddress? onLoopback = links.FirstOrDefault(l => l.Name == NodePlanner.Loopback)?.FindAddress(vip);
+            results.Add(onLoopback?.PrefixLength == hostPrefix
+                ? CheckResult.Pass($"VIP {vip} on lo", $"{vip}/{hostPrefix} is on lo: the node accepts traffic for it")
+                : CheckResult.Fail($"VIP {vip} on lo",
+                    onLoopback == null ? $"{vip} is not on lo: the node drops the balancer's traffic for it" : $"{vip} is on lo as {onLoopback}, not /{hostPrefix}",
+                    $"ip addr add {vip}/{hostPrefix} dev lo (or: {setup})"));
 
-            LinkInfo[] leaking = [.. links.Where(l => l.AnswersArp && l.Find(vip) != null)];
+            // IPv4: ARP answered for any local address unless arp_ignore; IPv6: a solicitation is answered for an
+            // address on the interface it arrived on, so an IPv6 VIP on eth0 leaks whatever the sysctls say.
+            string what = vip.IsIPv4 ? "ARP" : "neighbour solicitations";
+            LinkInfo[] leaking = [.. links.Where(l => l.AnswersArp && l.FindAddress(vip) != null)];
             results.Add(leaking.Length == 0
-                ? CheckResult.Pass($"VIP {text} off ARP interfaces", $"{text} is on no ARP-answering interface")
-                : CheckResult.Fail($"VIP {text} off ARP interfaces",
-                    $"{text} is on {string.Join(", ", leaking.Select(l => l.Name))}, which answer ARP for it",
-                    string.Join("; ", leaking.Select(l => $"ip addr del {l.Find(vip)} dev {l.Name}"))));
+                ? CheckResult.Pass($"VIP {vip} off ARP interfaces", $"{vip} is on no interface that answers {what}")
+                : CheckResult.Fail($"VIP {vip} off ARP interfaces",
+                    $"{vip} is on {string.Join(", ", leaking.Select(l => l.Name))}, which answer {what} for it",
+                    string.Join("; ", leaking.Select(l => $"ip addr del {l.FindAddress(vip)} dev {l.Name}"))));
         }
 
         RouteInfo? route = host.GetDefaultRoute();
         if (route != null)
         {
-            results.Add(route.PreferredSource is { IsIPv4: true } source && vips.Contains(source.IPv4)
+            results.Add(route.PreferredSource is { } source && vips.Contains(source)
                 ? CheckResult.Fail("default route", $"its source is the VIP {source}: replies to others would leave from the VIP",
                     "ip route change default ... src REAL-ADDRESS")
                 : CheckResult.Pass("default route", $"via {route.Device}, source {(route.PreferredSource is { } s ? s.ToString() : "chosen by the kernel")} (not a VIP)"));
@@ -85,7 +93,7 @@ public static class NodeCheck
                     ? CheckResult.Pass($"rp_filter on {device}", "0: decapsulated packets are not dropped by the reverse-path check")
                     : CheckResult.Fail($"rp_filter on {device}", $"{value ?? "missing"}: decapsulated packets may be dropped", $"sysctl -w {key.Name}=0 (or: {setup})"));
             }
-            results.Add(TunnelEndpointCheck(vips, host));
+            results.Add(TunnelEndpointCheck(NodeAddresses.Ipv4Only(vips, "--mode tun"), host));
         }
         return results;
     }

@@ -24,7 +24,7 @@ public sealed class NodeController(IHostSystem host, TextWriter output)
         NodeSetupPlan plan = NodePlanner.PlanSetup(request, host);
         string mode = request.Mode == NodeMode.Tunnel ? "tun" : "dr";
 
-        output.WriteLine($"udr node setup ({mode}) for {string.Join(", ", request.Vips.Select(Ipv4Address.Format))}; " +
+        output.WriteLine($"udr node setup ({mode}) for {string.Join(", ", request.Vips)}; " +
                          $"interface facing the balancer: {plan.Interface.Name} ({plan.InterfaceReason})");
         if (plan.Changes.Count == 0)
         {

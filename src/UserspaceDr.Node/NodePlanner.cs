@@ -25,10 +25,16 @@ public static class NodePlanner
         {
             throw new NodeException("--vip: at least one VIP is required");
         }
+        if (request.Mode == NodeMode.Tunnel)
+        {
+            _ = NodeAddresses.Ipv4Only(request.Vips, "--mode tun");
+        }
         IReadOnlyList<LinkInfo> links = host.GetLinks();
         (LinkInfo facing, string reason) = ChooseInterface(request.InterfaceName, links, host);
 
-        IReadOnlyList<DesiredSysctl> desired = DesiredSysctls(request.Mode, facing.Name);
+        // IPv6 needs no sysctl: Linux answers a Neighbor Solicitation only for an address on the interface it arrived
+        // on (ipv6_chk_addr with the device, strict), so a VIP on lo is never advertised; ARP is hidden for IPv4 VIPs.
+        IReadOnlyList<DesiredSysctl> desired = request.Vips.Any(v => v.IsIPv4) ? DesiredSysctls(request.Mode, facing.Name) : [];
         var changes = new List<NodeChange>();
         // Order matters on a live host: ARP is hidden first, then the VIPs appear on lo, so there is never a moment
         // when this node answers ARP for a VIP.
@@ -41,7 +47,7 @@ public static class NodePlanner
                 changes.Add(new SysctlChange(want.Key, current, want.Value));
             }
         }
-        foreach (uint vip in request.Vips)
+        foreach (InetAddress vip in request.Vips)
         {
             AddressAddChange? add = PlanVip(vip, links);
             if (add != null)
@@ -58,7 +64,7 @@ public static class NodePlanner
         {
             notes.Add("tun: ARP is hidden, the VIPs are on lo and rp_filter is 0 on all and lo, so decapsulated packets " +
                       "for a VIP are accepted; the tunnel endpoint is a separate, long-running process: " +
-                      $"`udr node tunnel --vip {string.Join(" --vip ", request.Vips.Select(Ipv4Address.Format))}` " +
+                      $"`udr node tunnel --vip {string.Join(" --vip ", request.Vips)}` " +
                       "(the kernel's ipip where the module exists, else udr's user-space endpoint; keep it under a service manager)");
         }
         if (request.Persist)
@@ -104,12 +110,12 @@ public static class NodePlanner
         }
         foreach (AddressRecord record in state.Addresses.Reverse())
         {
-            if (!Ipv4Address.TryParse(record.Address, out uint address))
+            if (!InetAddress.TryParse(record.Address, out InetAddress address))
             {
                 throw new NodeException($"state file: '{record.Address}' is not an address; not touching anything");
             }
             LinkInfo? link = links.FirstOrDefault(l => l.Name == record.Device);
-            if (link?.Addresses.Any(a => a.Address == address && a.PrefixLength == record.PrefixLength) == true)
+            if (link?.FindAddress(address)?.PrefixLength == record.PrefixLength)
             {
                 changes.Add(new AddressDeleteChange(record.Device, address, record.PrefixLength));
             }
@@ -194,30 +200,32 @@ public static class NodePlanner
         };
     }
 
-    private static AddressAddChange? PlanVip(uint vip, IReadOnlyList<LinkInfo> links)
+    /// <summary>A VIP goes on lo as a host address (/32, /128); refused where the node would answer for it or owns it.</summary>
+    private static AddressAddChange? PlanVip(InetAddress vip, IReadOnlyList<LinkInfo> links)
     {
-        string text = Ipv4Address.Format(vip);
+        int host = vip.MaxPrefixLength;
+        string neighbourProtocol = vip.IsIPv4 ? "ARP" : "neighbour solicitations";
         foreach (LinkInfo link in links)
         {
-            InterfaceAddress? found = link.Find(vip);
+            LinkAddress? found = link.FindAddress(vip);
             if (found == null)
             {
                 continue;
             }
             if (link.IsLoopback)
             {
-                if (link.Name == Loopback && found.PrefixLength == 32)
+                if (link.Name == Loopback && found.PrefixLength == host)
                 {
                     return null;
                 }
-                throw new NodeException($"VIP {text} is already on {link.Name} as {found}; a VIP belongs on lo as /32 (remove it first)");
+                throw new NodeException($"VIP {vip} is already on {link.Name} as {found}; a VIP belongs on lo as /{host} (remove it first)");
             }
-            throw found.PrefixLength < 32
-                ? new NodeException($"VIP {text} is this node's own address ({found} on {link.Name}): a VIP must be an address the balancer owns")
-                : new NodeException($"VIP {text} is configured on {link.Name} ({found}), where the node would answer ARP for it: " +
+            throw found.PrefixLength < host
+                ? new NodeException($"VIP {vip} is this node's own address ({found} on {link.Name}): a VIP must be an address the balancer owns")
+                : new NodeException($"VIP {vip} is configured on {link.Name} ({found}), where the node would answer {neighbourProtocol} for it: " +
                                     $"remove it first (ip addr del {found} dev {link.Name})");
         }
-        return new AddressAddChange(Loopback, vip, 32);
+        return new AddressAddChange(Loopback, vip, host);
     }
 
     internal static string PersistFileContent(IReadOnlyList<DesiredSysctl> desired)
@@ -232,7 +240,7 @@ public static class NodePlanner
         return text.ToString();
     }
 
-    private static IEnumerable<string> PersistNotes(IReadOnlyList<uint> vips, string persistPath)
+    private static IEnumerable<string> PersistNotes(IReadOnlyList<InetAddress> vips, string persistPath)
     {
         yield return $"--persist: {persistPath} sets these sysctls at boot (systemd-sysctl / procps); the state file that " +
                      "teardown reads lives in /run by default and is gone after a reboot, so after one remove that file by hand " +
@@ -240,15 +248,16 @@ public static class NodePlanner
         var networkd = new StringBuilder("the VIPs on lo are not persisted by udr; keep them across reboots with one of these (printed, not installed):\n");
         networkd.Append("  systemd-networkd, /etc/systemd/network/10-udr-lo.network:\n");
         networkd.Append("    [Match]\n    Name=lo\n    [Network]\n    Address=127.0.0.1/8\n");
-        foreach (uint vip in vips)
+        foreach (InetAddress vip in vips)
         {
-            networkd.Append(CultureInfo.InvariantCulture, $"    Address={Ipv4Address.Format(vip)}/32\n");
+            networkd.Append(CultureInfo.InvariantCulture, $"    Address={vip}/{vip.MaxPrefixLength}\n");
         }
         networkd.Append("  ifupdown, in the 'iface lo inet loopback' stanza of /etc/network/interfaces:\n");
-        foreach (uint vip in vips)
+        foreach (InetAddress vip in vips)
         {
-            string address = Ipv4Address.Format(vip);
-            networkd.Append(CultureInfo.InvariantCulture, $"    up ip -4 addr add {address}/32 dev lo\n    down ip -4 addr del {address}/32 dev lo\n");
+            string address = $"{vip}/{vip.MaxPrefixLength}";
+            string family = vip.IsIPv4 ? "-4" : "-6";
+            networkd.Append(CultureInfo.InvariantCulture, $"    up ip {family} addr add {address} dev lo\n    down ip {family} addr del {address} dev lo\n");
         }
         yield return networkd.ToString().TrimEnd('\n');
     }

@@ -11,7 +11,7 @@ public enum NodeMode
 }
 
 /// <summary>What `udr node setup` is asked to do.</summary>
-public sealed record NodeSetupRequest(IReadOnlyList<uint> Vips)
+public sealed record NodeSetupRequest(IReadOnlyList<InetAddress> Vips)
 {
     public const string DefaultSysctlDirectory = "/etc/sysctl.d";
     public const string PersistFileName = "90-udr-node.conf";
@@ -43,16 +43,18 @@ public sealed record NodeSetupPlan(
 /// <summary>Parsing and validation of VIPs given to the node module.</summary>
 public static class NodeAddresses
 {
-    /// <summary>Parses and checks the VIPs; duplicates are dropped, order kept. Throws <see cref="NodeException"/>.</summary>
-    public static IReadOnlyList<uint> ParseVips(IEnumerable<string> texts)
+    /// <summary>
+    /// Parses and checks the VIPs, IPv4 or IPv6; duplicates are dropped, order kept. Throws <see cref="NodeException"/>.
+    /// </summary>
+    public static IReadOnlyList<InetAddress> ParseVips(IEnumerable<string> texts)
     {
         ArgumentNullException.ThrowIfNull(texts);
-        var vips = new List<uint>();
+        var vips = new List<InetAddress>();
         foreach (string text in texts)
         {
-            if (!Ipv4Address.TryParse(text, out uint vip))
+            if (!InetAddress.TryParse(text, out InetAddress vip))
             {
-                throw new NodeException($"--vip: '{text}' is not an IPv4 address (dotted quad, no prefix: a VIP is always a /32)");
+                throw new NodeException($"--vip: '{text}' is not an IPv4 or IPv6 address (no prefix: a VIP is always a /32 or a /128)");
             }
             string? problem = UnusableReason(vip);
             if (problem != null)
@@ -71,7 +73,33 @@ public static class NodeAddresses
         return vips;
     }
 
+    /// <summary>The IPv4 VIPs of <paramref name="vips"/>, or a refusal naming <paramref name="what"/> when one is IPv6.</summary>
+    public static IReadOnlyList<uint> Ipv4Only(IReadOnlyList<InetAddress> vips, string what)
+    {
+        ArgumentNullException.ThrowIfNull(vips);
+        InetAddress? ipv6 = vips.FirstOrDefault(v => v.IsIPv6);
+        return ipv6 is { IsIPv6: true } refused
+            ? throw new NodeException($"--vip {refused}: {what} serves IPv4 VIPs only (IPv6-in-IPv6 is not built yet; IPv6 real servers use direct routing)")
+            : [.. vips.Select(v => v.IPv4)];
+    }
+
     /// <summary>Why an address cannot be a VIP (not a unicast host address), or null when it can.</summary>
+    public static string? UnusableReason(InetAddress address)
+    {
+        if (address.IsIPv4)
+        {
+            return UnusableReason(address.IPv4);
+        }
+        UInt128 value = address.IPv6;
+        return (value >> 120) == 0xFF ? "is a multicast address"
+            : value == UInt128.Zero ? "is the unspecified address"
+            : value == UInt128.One ? "is the loopback address"
+            : (value >> 118) == 0x3FA ? "is link-local (fe80::/10)"
+            : (value >> 32) == 0xFFFF ? "is an IPv4-mapped address (give the IPv4 address)"
+            : null;
+    }
+
+    /// <summary>Why an IPv4 address cannot be a VIP (not a unicast host address), or null when it can.</summary>
     public static string? UnusableReason(uint address) => (address >> 24) switch
     {
         0 => "is in 0.0.0.0/8 (this network), not a host address",

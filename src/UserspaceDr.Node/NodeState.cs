@@ -43,7 +43,7 @@ public sealed record NodeState
     public bool IsEmpty => Sysctls.Count == 0 && Addresses.Count == 0 && Files.Count == 0;
 
     /// <summary>This state with <paramref name="changes"/> (just applied) recorded; earlier "previous" values are kept.</summary>
-    public NodeState Merge(IEnumerable<NodeChange> changes, string mode, string networkInterface, IEnumerable<uint> vips)
+    public NodeState Merge(IEnumerable<NodeChange> changes, string mode, string networkInterface, IEnumerable<InetAddress> vips)
     {
         ArgumentNullException.ThrowIfNull(changes);
         var sysctls = Sysctls.ToList();
@@ -65,7 +65,7 @@ public sealed record NodeState
                     }
                     break;
                 case AddressAddChange add:
-                    var record = new AddressRecord(add.Device, Ipv4Address.Format(add.Address), add.PrefixLength);
+                    var record = new AddressRecord(add.Device, add.Address.ToString(), add.PrefixLength);
                     if (!addresses.Contains(record))
                     {
                         addresses.Add(record);
@@ -85,7 +85,7 @@ public sealed record NodeState
         {
             Mode = mode,
             Interfaces = [.. Interfaces.Append(networkInterface).Distinct()],
-            Vips = [.. Vips.Concat(vips.Select(Ipv4Address.Format)).Distinct()],
+            Vips = [.. Vips.Concat(vips.Select(v => v.ToString())).Distinct()],
             Sysctls = sysctls,
             Addresses = addresses,
             Files = files,
@@ -115,7 +115,7 @@ public sealed record NodeState
         }
         foreach (AddressRecord address in state.Addresses)
         {
-            if (!Ipv4Address.TryParse(address.Address, out _) || address.PrefixLength is < 0 or > 32)
+            if (!InetAddress.TryParse(address.Address, out InetAddress parsed) || address.PrefixLength < 0 || address.PrefixLength > parsed.MaxPrefixLength)
             {
                 throw new NodeException($"state file {path}: '{address.Address}/{address.PrefixLength}' is not an address");
             }

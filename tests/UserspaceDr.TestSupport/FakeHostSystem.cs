@@ -70,7 +70,10 @@ internal sealed class FakeHostSystem : IHostSystem
     public FakeLink Link(string name) => _links.Single(l => l.Name == name);
 
     public IReadOnlyList<LinkInfo> GetLinks() =>
-        [.. _links.Select(l => new LinkInfo(l.Name, l.Index, [.. l.Flags], l.Mtu, l.Flags.Contains("UP") ? "UP" : "DOWN", [.. l.Addresses], l.LinkType))];
+        [.. _links.Select(l => new LinkInfo(l.Name, l.Index, [.. l.Flags], l.Mtu, l.Flags.Contains("UP") ? "UP" : "DOWN", [.. l.Addresses], l.LinkType)
+        {
+            Ipv6Addresses = [.. l.Ipv6Addresses],
+        })];
 
     public RouteInfo? GetDefaultRoute() => DefaultRoute;
 
@@ -96,15 +99,22 @@ internal sealed class FakeHostSystem : IHostSystem
         Sysctls[key.RelativePath] = value;
     }
 
-    public void AddAddress(string device, uint address, int prefixLength)
+    public void AddAddress(string device, InetAddress address, int prefixLength)
     {
-        Do($"addr add {device} {Ipv4Address.Format(address)}/{prefixLength}");
+        Do($"addr add {device} {address}/{prefixLength}");
         FakeLink link = Link(device);
-        if (link.Addresses.Any(a => a.Address == address && a.PrefixLength == prefixLength))
+        if (link.Addresses.Any(a => address.IsIPv4 && a.Address == address.IPv4) || link.Ipv6Addresses.Any(a => a.Address == address))
         {
             throw new NodeException("RTNETLINK answers: File exists");
         }
-        link.Addresses.Add(new InterfaceAddress(address, prefixLength));
+        if (address.IsIPv4)
+        {
+            link.Addresses.Add(new InterfaceAddress(address.IPv4, prefixLength));
+        }
+        else
+        {
+            link.Ipv6Addresses.Add(new LinkAddress(address, prefixLength));
+        }
     }
 
     /// <summary>What <see cref="LoadKernelModule"/> does: null fails ("modprobe is not installed"), else it runs the action.</summary>
@@ -134,10 +144,14 @@ internal sealed class FakeHostSystem : IHostSystem
         return true;
     }
 
-    public void DeleteAddress(string device, uint address, int prefixLength)
+    public void DeleteAddress(string device, InetAddress address, int prefixLength)
     {
-        Do($"addr del {device} {Ipv4Address.Format(address)}/{prefixLength}");
-        if (Link(device).Addresses.RemoveAll(a => a.Address == address && a.PrefixLength == prefixLength) == 0)
+        Do($"addr del {device} {address}/{prefixLength}");
+        FakeLink link = Link(device);
+        int removed = address.IsIPv4
+            ? link.Addresses.RemoveAll(a => a.Address == address.IPv4 && a.PrefixLength == prefixLength)
+            : link.Ipv6Addresses.RemoveAll(a => a.Address == address && a.PrefixLength == prefixLength);
+        if (removed == 0)
         {
             throw new NodeException("RTNETLINK answers: Cannot assign requested address");
         }
@@ -195,6 +209,7 @@ internal sealed class FakeHostSystem : IHostSystem
         var lines = new List<string>();
         lines.AddRange(Sysctls.Select(s => $"sysctl {s.Key}={s.Value}"));
         lines.AddRange(_links.SelectMany(l => l.Addresses.Select(a => $"addr {l.Name} {a}")));
+        lines.AddRange(_links.SelectMany(l => l.Ipv6Addresses.Select(a => $"addr {l.Name} {a}")));
         lines.AddRange(_links.Select(l => $"link {l.Name} {(l.Flags.Contains("UP") ? "up" : "down")}"));
         lines.AddRange(Files.Select(f => $"file {f.Key}: {f.Value}"));
         lines.Sort(StringComparer.Ordinal);
@@ -223,6 +238,8 @@ internal sealed class FakeLink(string name, int index, string[] flags, int mtu)
     public int Mtu { get; set; } = mtu;
 
     public List<InterfaceAddress> Addresses { get; } = [];
+
+    public List<LinkAddress> Ipv6Addresses { get; } = [];
 
     public string? LinkType { get; init; }
 }

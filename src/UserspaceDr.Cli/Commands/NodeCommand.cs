@@ -24,7 +24,7 @@ internal static class NodeCommand
 
     private static Option<string[]> VipOption() => new("--vip")
     {
-        Description = "a virtual IP address this real server serves (repeat for several)",
+        Description = "a virtual IP address (IPv4 or IPv6) this real server serves (repeat for several)",
         Required = true,
         Arity = ArgumentArity.OneOrMore,
     };
@@ -133,7 +133,7 @@ internal static class NodeCommand
             {
                 throw new NodeException(string.Create(CultureInfo.InvariantCulture, $"--stats-interval: {seconds} is negative"));
             }
-            var options = new TunnelOptions(NodeAddresses.ParseVips(parse.GetRequiredValue(vips)))
+            var options = new TunnelOptions(NodeAddresses.Ipv4Only(NodeAddresses.ParseVips(parse.GetRequiredValue(vips)), "udr node tunnel"))
             {
                 Mode = parse.GetValue(mode) switch { "kernel" => TunnelMode.Kernel, "user" => TunnelMode.User, _ => TunnelMode.Auto },
                 Device = parse.GetValue(device),

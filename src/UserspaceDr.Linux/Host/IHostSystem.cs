@@ -1,3 +1,5 @@
+using UserspaceDr.Core.Packets;
+
 namespace UserspaceDr.Linux.Host;
 
 /// <summary>
@@ -26,7 +28,8 @@ public interface IHostSystem
 
     void WriteSysctl(SysctlKey key, string value);
 
-    void AddAddress(string device, uint address, int prefixLength);
+    /// <summary>`ip -4|-6 addr add ADDRESS/PREFIX dev DEVICE`.</summary>
+    void AddAddress(string device, InetAddress address, int prefixLength);
 
     /// <summary>`ip link set dev DEVICE up|down`.</summary>
     void SetLinkUp(string device, bool up);
@@ -34,7 +37,7 @@ public interface IHostSystem
     /// <summary>Loads a kernel module (modprobe); false, with why, when it cannot (no modprobe, no such module).</summary>
     bool LoadKernelModule(string moduleName, out string? problem);
 
-    void DeleteAddress(string device, uint address, int prefixLength);
+    void DeleteAddress(string device, InetAddress address, int prefixLength);
 
     /// <summary>A file's text, or null when it does not exist.</summary>
     string? ReadFile(string path);

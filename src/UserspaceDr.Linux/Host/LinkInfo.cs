@@ -69,9 +69,18 @@ public sealed record LinkInfo(string Name, int Index, IReadOnlyList<string> Flag
             (Ipv6Addresses.Count > 0 ? Ipv6Addresses[0] : null))?.Address;
     }
 
+    /// <summary>The link's entry for <paramref name="address"/>, of either family; null when the link does not hold it.</summary>
+    public LinkAddress? FindAddress(InetAddress address)
+    {
+        if (address.IsIPv4)
+        {
+            return Find(address.IPv4) is { } found ? new LinkAddress(address, found.PrefixLength, found.Scope) : null;
+        }
+        return Ipv6Addresses.FirstOrDefault(a => a.Address == address);
+    }
+
     /// <summary>True when <paramref name="address"/> is one of this link's own, of either family.</summary>
-    public bool Owns(InetAddress address) =>
-        address.IsIPv4 ? Find(address.IPv4) is not null : Ipv6Addresses.Any(a => a.Address == address);
+    public bool Owns(InetAddress address) => FindAddress(address) is not null;
 }
 
 /// <summary>

@@ -63,8 +63,8 @@ public sealed class LinuxHostSystem : IHostSystem
         }
     }
 
-    public void AddAddress(string device, uint address, int prefixLength) =>
-        CommandRunner.RunChecked("ip", "-4", "addr", "add", $"{Ipv4Address.Format(address)}/{prefixLength}", "dev", device);
+    public void AddAddress(string device, InetAddress address, int prefixLength) =>
+        CommandRunner.RunChecked("ip", address.IsIPv4 ? "-4" : "-6", "addr", "add", $"{address}/{prefixLength}", "dev", device);
 
     public void SetLinkUp(string device, bool up) =>
         CommandRunner.RunChecked("ip", "link", "set", "dev", device, up ? "up" : "down");
@@ -76,8 +76,8 @@ public sealed class LinuxHostSystem : IHostSystem
         return result.Succeeded;
     }
 
-    public void DeleteAddress(string device, uint address, int prefixLength) =>
-        CommandRunner.RunChecked("ip", "-4", "addr", "del", $"{Ipv4Address.Format(address)}/{prefixLength}", "dev", device);
+    public void DeleteAddress(string device, InetAddress address, int prefixLength) =>
+        CommandRunner.RunChecked("ip", address.IsIPv4 ? "-4" : "-6", "addr", "del", $"{address}/{prefixLength}", "dev", device);
 
     public string? ReadFile(string path)
     {

@@ -37,10 +37,10 @@ public sealed record SysctlChange(SysctlKey Key, string Previous, string Value) 
     }
 }
 
-/// <summary>Adds an address (a VIP as /32 on lo).</summary>
-public sealed record AddressAddChange(string Device, uint Address, int PrefixLength) : NodeChange
+/// <summary>Adds an address (a VIP as /32 or /128 on lo).</summary>
+public sealed record AddressAddChange(string Device, InetAddress Address, int PrefixLength) : NodeChange
 {
-    public override string Describe() => $"address add {Ipv4Address.Format(Address)}/{PrefixLength} dev {Device}";
+    public override string Describe() => $"address add {Address}/{PrefixLength} dev {Device}";
 
     public override void Apply(IHostSystem host)
     {
@@ -74,9 +74,9 @@ public sealed record LinkStateChange(string Device, bool Up) : NodeChange
 }
 
 /// <summary>Removes an address that setup added (teardown).</summary>
-public sealed record AddressDeleteChange(string Device, uint Address, int PrefixLength) : NodeChange
+public sealed record AddressDeleteChange(string Device, InetAddress Address, int PrefixLength) : NodeChange
 {
-    public override string Describe() => $"address del {Ipv4Address.Format(Address)}/{PrefixLength} dev {Device}";
+    public override string Describe() => $"address del {Address}/{PrefixLength} dev {Device}";
 
     public override void Apply(IHostSystem host)
     {

@@ -83,6 +83,43 @@ public class NodeLabTests
     }
 
     [Test]
+    public void An_ipv6_vip_on_lo_is_never_advertised_while_the_same_vip_on_eth0_is_and_the_check_tells_them_apart()
+    {
+        const string Vip6 = "2001:2::100";
+        using var lab = new LabNetwork(bareServers: true);
+        lab.Exec(LabHost.Switch, "ip link set br0 type bridge mcast_snooping 0");
+        foreach ((LabHost host, string address) in new[] { (LabHost.Client, "2001:2::1"), (LabHost.Rs1, "2001:2::11") })
+        {
+            lab.Exec(host, $"sysctl -qw net.ipv6.conf.eth0.disable_ipv6=0 net.ipv6.conf.lo.disable_ipv6=0 && ip -6 addr add {address}/64 dev eth0 nodad");
+        }
+        MacAddress rs1Mac = lab.MacAddressOf(LabHost.Rs1);
+        // A datagram to the VIP makes the client's kernel solicit it; after a second the neighbour entry says who answered.
+        string Solicit() => lab.Exec(LabHost.Client,
+            $"python3 -c \"import socket; socket.socket(socket.AF_INET6, socket.SOCK_DGRAM).sendto(b'x', ('{Vip6}', 9))\"; sleep 1.2; " +
+            $"ip -6 neigh show {Vip6}; ip -6 neigh flush {Vip6} dev eth0");
+
+        UdrRun setup = NodeLab.Udr(lab, LabHost.Rs1, "node", "setup", "--vip", Vip6, "--state-file", StateFile(LabHost.Rs1));
+        Assert.That(setup.ExitCode, Is.Zero, setup.ToString());
+        Assert.That(lab.Exec(LabHost.Rs1, "ip -6 addr show dev lo"), Does.Contain($"{Vip6}/128"));
+        UdrRun check = NodeLab.Udr(lab, LabHost.Rs1, "node", "check", "--vip", Vip6);
+        Assert.That(check.ExitCode, Is.Zero, check.ToString());
+        Assert.That(check.Output, Does.Contain("the node is ready").And.Not.Contain("arp_ignore"));
+        Assert.That(Solicit(), Does.Not.Contain(rs1Mac.ToString()), "Linux does not answer a solicitation for an address on lo");
+
+        // The mistake the check exists for: the VIP on eth0 is advertised, and the check says so.
+        lab.Exec(LabHost.Rs1, $"ip -6 addr add {Vip6}/128 dev eth0 nodad");
+        Assert.That(Solicit(), Does.Contain(rs1Mac.ToString()), "a VIP on eth0 is advertised: the detector works");
+        UdrRun leaking = NodeLab.Udr(lab, LabHost.Rs1, "node", "check", "--vip", Vip6);
+        Assert.That(leaking.ExitCode, Is.EqualTo(1), leaking.ToString());
+        Assert.That(leaking.Output, Does.Contain("which answer neighbour solicitations for it"));
+        lab.Exec(LabHost.Rs1, $"ip -6 addr del {Vip6}/128 dev eth0");
+
+        UdrRun teardown = Teardown(lab, LabHost.Rs1);
+        Assert.That(teardown.ExitCode, Is.Zero, teardown.ToString());
+        Assert.That(lab.Exec(LabHost.Rs1, "ip -6 addr show dev lo"), Does.Not.Contain(Vip6));
+    }
+
+    [Test]
     public void Before_setup_the_check_reports_the_arp_leak_and_a_real_server_really_answers_arp_for_the_vip()
     {
         using var lab = new LabNetwork(bareServers: true);
@@ -163,12 +200,13 @@ public class NodeLabTests
         string state = StateFile(LabHost.Rs1);
         (string[] Arguments, bool AsNobody, string Message)[] cases =
         [
-            (["node", "setup", "--vip", "198.18.0.300", "--state-file", state], false, "'198.18.0.300' is not an IPv4 address"),
+            (["node", "setup", "--vip", "198.18.0.300", "--state-file", state], false, "'198.18.0.300' is not an IPv4 or IPv6 address"),
             (["node", "setup", "--vip", LabNetwork.Vip, "--interface", "eth9", "--state-file", state], false, "unknown interface 'eth9'"),
             (["node", "setup", "--vip", LabNetwork.Rs1Address, "--state-file", state], false, "this node's own address"),
             (["node", "setup", "--vip", LabNetwork.Vip, "--mode", "nat", "--state-file", state], false, "'nat' not recognized"),
             (["node", "setup", "--vip", LabNetwork.Vip, "--state-file", state], true, "run it as root"),
-            (["node", "check", "--vip", "not-an-address"], false, "is not an IPv4 address"),
+            (["node", "check", "--vip", "not-an-address"], false, "is not an IPv4 or IPv6 address"),
+            (["node", "setup", "--vip", "2001:2::100", "--mode", "tun", "--state-file", state], false, "serves IPv4 VIPs only"),
         ];
         foreach ((string[] arguments, bool asNobody, string message) in cases)
         {

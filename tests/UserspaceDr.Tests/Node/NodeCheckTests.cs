@@ -9,7 +9,7 @@ namespace UserspaceDr.Tests.Node;
 /// <summary>`udr node check` on the in-memory host: each condition, judged on the kernel's effective value.</summary>
 public class NodeCheckTests
 {
-    private static readonly uint[] Vips = [Ipv4Address.Parse("198.18.0.100")];
+    private static readonly InetAddress[] Vips = [InetAddress.Parse("198.18.0.100")];
 
     private static CheckResult Find(IReadOnlyList<CheckResult> results, string check) => results.Single(r => r.Check == check);
 
@@ -17,7 +17,7 @@ public class NodeCheckTests
     public void Vip_on_lo_with_default_sysctls_is_reported_as_the_arp_leak_with_the_fix()
     {
         var host = new FakeHostSystem();
-        host.Link("lo").Addresses.Add(new InterfaceAddress(Vips[0], 32));
+        host.Link("lo").Addresses.Add(new InterfaceAddress(Vips[0].IPv4, 32));
         IReadOnlyList<CheckResult> results = NodeCheck.Run(Vips, NodeMode.DirectRouting, null, host);
         CheckResult ignore = Find(results, "arp_ignore on eth0");
         Assert.That(ignore.Status, Is.EqualTo(CheckStatus.Fail));
@@ -32,7 +32,7 @@ public class NodeCheckTests
     public void The_effective_value_is_the_larger_of_all_and_the_interface()
     {
         var host = new FakeHostSystem();
-        host.Link("lo").Addresses.Add(new InterfaceAddress(Vips[0], 32));
+        host.Link("lo").Addresses.Add(new InterfaceAddress(Vips[0].IPv4, 32));
         host.Sysctls["net/ipv4/conf/all/arp_ignore"] = "1";
         host.Sysctls["net/ipv4/conf/eth0/arp_announce"] = "2";
         IReadOnlyList<CheckResult> results = NodeCheck.Run(Vips, NodeMode.DirectRouting, null, host);
@@ -50,7 +50,7 @@ public class NodeCheckTests
         var host = new FakeHostSystem();
         host.Sysctls["net/ipv4/conf/all/arp_ignore"] = "1";
         host.Sysctls["net/ipv4/conf/all/arp_announce"] = "2";
-        host.Link("eth0").Addresses.Add(new InterfaceAddress(Vips[0], 32));
+        host.Link("eth0").Addresses.Add(new InterfaceAddress(Vips[0].IPv4, 32));
         IReadOnlyList<CheckResult> results = NodeCheck.Run(Vips, NodeMode.DirectRouting, null, host);
         Assert.That(Find(results, "VIP 198.18.0.100 on lo").Fix, Is.EqualTo("ip addr add 198.18.0.100/32 dev lo (or: udr node setup --vip 198.18.0.100)"));
         CheckResult leak = Find(results, "VIP 198.18.0.100 off ARP interfaces");
@@ -61,7 +61,7 @@ public class NodeCheckTests
     [Test]
     public void Default_route_from_a_vip_and_tun_rp_filter_fail_and_unknown_interface_is_refused()
     {
-        var host = new FakeHostSystem { DefaultRoute = new RouteInfo("eth0", InetAddress.Parse("198.18.0.1"), InetAddress.FromIPv4(Vips[0]), null) };
+        var host = new FakeHostSystem { DefaultRoute = new RouteInfo("eth0", InetAddress.Parse("198.18.0.1"), Vips[0], null) };
         host.Sysctls["net/ipv4/conf/lo/rp_filter"] = "1";
         IReadOnlyList<CheckResult> results = NodeCheck.Run(Vips, NodeMode.Tunnel, "eth0", host);
         Assert.That(Find(results, "default route").Status, Is.EqualTo(CheckStatus.Fail));

@@ -53,7 +53,7 @@ public class NodeControllerTests
 
         host.FailOn.Clear();
         host.FailOn.AddRange(["addr add", "sysctl net/ipv4/conf/all/rp_filter=0"]);
-        NodeChange[] changes = [new SysctlChange(SysctlKey.Conf("all", ConfSetting.RpFilter), "0", "1"), new AddressAddChange("lo", Ipv4Address.Parse("198.18.0.100"), 32)];
+        NodeChange[] changes = [new SysctlChange(SysctlKey.Conf("all", ConfSetting.RpFilter), "0", "1"), new AddressAddChange("lo", InetAddress.Parse("198.18.0.100"), 32)];
         PlanFailedException failure = Assert.Throws<PlanFailedException>(() => PlanExecutor.Apply(changes, host))!;
         Assert.That(failure.Message, Does.Contain("COULD NOT UNDO").And.Contain("net.ipv4.conf.all.rp_filter"));
         Assert.That(failure.UndoFailures, Has.Count.EqualTo(1));
@@ -91,6 +91,23 @@ public class NodeControllerTests
         controller.Teardown(StatePath, dryRun: false);
         Assert.That(host.Snapshot(), Is.EqualTo(before));
         Assert.That(host.Files, Does.Not.ContainKey(StatePath));
+    }
+
+    [Test]
+    public void An_ipv6_vip_is_set_up_checked_and_torn_down_exactly()
+    {
+        var host = new FakeHostSystem();
+        string before = host.Snapshot();
+        (NodeController controller, StringWriter output) = Controller(host);
+        controller.Setup(Request("2001:2::100"), StatePath, dryRun: false);
+        Assert.That(output.ToString(), Does.Contain("applying 1 change(s)"));
+        Assert.That(host.Snapshot(), Does.Contain("addr lo 2001:2::100/128"));
+        IReadOnlyList<CheckResult> results = NodeCheck.Run(NodeAddresses.ParseVips(["2001:2::100"]), NodeMode.DirectRouting, null, host);
+        Assert.That(results.Where(r => r.Status != CheckStatus.Pass), Is.Empty, string.Join("\n", results));
+        Assert.That(results.Select(r => r.Check), Has.None.Contains("arp_ignore"), "no ARP sysctl matters to an IPv6 VIP");
+
+        controller.Teardown(StatePath, dryRun: false);
+        Assert.That(host.Snapshot(), Is.EqualTo(before));
     }
 
     [Test]
@@ -176,9 +193,9 @@ public class NodeControllerTests
     public void State_round_trips_through_json()
     {
         var state = new NodeState().Merge(
-            [new SysctlChange(SysctlKey.Conf("eth0", "arp_ignore"), "0", "1"), new AddressAddChange("lo", Ipv4Address.Parse("198.18.0.100"), 32),
+            [new SysctlChange(SysctlKey.Conf("eth0", "arp_ignore"), "0", "1"), new AddressAddChange("lo", InetAddress.Parse("198.18.0.100"), 32),
              new FileWriteChange("/etc/sysctl.d/90-udr-node.conf", null, "x")],
-            "dr", "eth0", [Ipv4Address.Parse("198.18.0.100")]);
+            "dr", "eth0", [InetAddress.Parse("198.18.0.100")]);
         NodeState back = NodeState.FromJson(state.ToJson(), "test");
         Assert.That(back.ToJson(), Is.EqualTo(state.ToJson()));
         Assert.That(back.Sysctls.Single(), Is.EqualTo(new SysctlRecord("net/ipv4/conf/eth0/arp_ignore", "0", "1")));

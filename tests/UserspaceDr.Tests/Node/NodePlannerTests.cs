@@ -10,7 +10,7 @@ namespace UserspaceDr.Tests.Node;
 /// <summary>What setup plans from what a host holds, and what it refuses before changing anything.</summary>
 public class NodePlannerTests
 {
-    private static readonly uint Vip = Ipv4Address.Parse("198.18.0.100");
+    private static readonly InetAddress Vip = InetAddress.Parse("198.18.0.100");
 
     private static NodeSetupRequest Request(params string[] vips) => new(NodeAddresses.ParseVips(vips.Length == 0 ? ["198.18.0.100"] : vips));
 
@@ -33,12 +33,40 @@ public class NodePlannerTests
     }
 
     [Test]
+    public void An_ipv6_vip_goes_on_lo_as_a_128_and_needs_no_sysctl()
+    {
+        var host = new FakeHostSystem();
+        NodeSetupPlan plan = NodePlanner.PlanSetup(Request("2001:2::100"), host);
+        Assert.That(plan.Changes.Select(c => c.Describe()), Is.EqualTo(new[] { "address add 2001:2::100/128 dev lo" }),
+            "Linux advertises only addresses on the interface a solicitation arrives on: nothing to hide");
+        NodeSetupPlan both = NodePlanner.PlanSetup(Request("198.18.0.100", "2001:2::100"), host);
+        Assert.That(both.Changes.Select(c => c.Describe()), Does.Contain("address add 2001:2::100/128 dev lo")
+            .And.Contain("address add 198.18.0.100/32 dev lo").And.Contain("sysctl net.ipv4.conf.all.arp_ignore: 0 -> 1"));
+    }
+
+    [Test]
+    public void An_ipv6_vip_on_eth0_or_in_tun_mode_is_refused_before_anything_changes()
+    {
+        var host = new FakeHostSystem();
+        host.Link("eth0").Ipv6Addresses.Add(new LinkAddress(InetAddress.Parse("2001:2::100"), 128));
+        Assert.That(() => NodePlanner.PlanSetup(Request("2001:2::100"), host),
+            Throws.InstanceOf<NodeException>().With.Message.Contains("answer neighbour solicitations for it"));
+        host.Link("eth0").Ipv6Addresses.Clear();
+        host.Link("eth0").Ipv6Addresses.Add(new LinkAddress(InetAddress.Parse("2001:2::100"), 64));
+        Assert.That(() => NodePlanner.PlanSetup(Request("2001:2::100"), host),
+            Throws.InstanceOf<NodeException>().With.Message.Contains("this node's own address"));
+        Assert.That(() => NodePlanner.PlanSetup(Request("2001:2::101") with { Mode = NodeMode.Tunnel }, host),
+            Throws.InstanceOf<NodeException>().With.Message.Contains("IPv4 VIPs only"));
+        Assert.That(host.Log, Is.Empty);
+    }
+
+    [Test]
     public void Settings_already_right_are_left_alone_and_a_stricter_arp_ignore_is_not_lowered()
     {
         var host = new FakeHostSystem();
         host.Sysctls["net/ipv4/conf/all/arp_ignore"] = "2";
         host.Sysctls["net/ipv4/conf/all/arp_announce"] = "2";
-        host.Link("lo").Addresses.Add(new InterfaceAddress(Vip, 32));
+        host.Link("lo").Addresses.Add(new InterfaceAddress(Vip.IPv4, 32));
         NodeSetupPlan plan = NodePlanner.PlanSetup(Request(), host);
         Assert.That(plan.Changes.Select(c => c.Describe()), Is.EqualTo(new[]
         {
@@ -87,7 +115,7 @@ public class NodePlannerTests
         Assert.That(() => NodePlanner.PlanSetup(Request("198.18.0.11"), host),
             Throws.InstanceOf<NodeException>().With.Message.Contains("this node's own address"));
 
-        host.Link("eth0").Addresses.Add(new InterfaceAddress(Vip, 32));
+        host.Link("eth0").Addresses.Add(new InterfaceAddress(Vip.IPv4, 32));
         Assert.That(() => NodePlanner.PlanSetup(Request(), host),
             Throws.InstanceOf<NodeException>().With.Message.Contains("configured on eth0").And.Message.Contains("ip addr del 198.18.0.100/32 dev eth0"));
         Assert.That(() => NodePlanner.PlanSetup(Request() with { Persist = true, SysctlDirectory = "/nonexistent" }, new FakeHostSystem()),
@@ -95,9 +123,14 @@ public class NodePlannerTests
         Assert.That(host.Log, Is.Empty);
     }
 
-    [TestCase("198.18.0.300", "not an IPv4 address")]
-    [TestCase("198.18.0.100/32", "not an IPv4 address")]
-    [TestCase("vip", "not an IPv4 address")]
+    [TestCase("198.18.0.300", "not an IPv4 or IPv6 address")]
+    [TestCase("198.18.0.100/32", "not an IPv4 or IPv6 address")]
+    [TestCase("vip", "not an IPv4 or IPv6 address")]
+    [TestCase("ff02::1", "multicast")]
+    [TestCase("::1", "loopback")]
+    [TestCase("::", "unspecified")]
+    [TestCase("fe80::1", "link-local")]
+    [TestCase("::ffff:198.18.0.100", "IPv4-mapped")]
     [TestCase("127.0.0.2", "loopback")]
     [TestCase("0.0.0.0", "0.0.0.0/8")]
     [TestCase("224.0.0.1", "multicast")]
@@ -109,7 +142,7 @@ public class NodePlannerTests
     [Test]
     public void Vips_are_deduplicated_in_order()
     {
-        Assert.That(NodeAddresses.ParseVips(["198.18.0.101", "198.18.0.100", "198.18.0.101"]), Is.EqualTo(new[] { Ipv4Address.Parse("198.18.0.101"), Vip }));
+        Assert.That(NodeAddresses.ParseVips(["198.18.0.101", "198.18.0.100", "198.18.0.101"]), Is.EqualTo(new[] { InetAddress.Parse("198.18.0.101"), Vip }));
         Assert.That(() => NodeAddresses.ParseVips([]), Throws.InstanceOf<NodeException>());
     }
 

@@ -116,7 +116,7 @@ public class TunnelPlannerTests
     public void Node_check_in_tun_mode_warns_until_an_endpoint_device_is_up()
     {
         FakeHostSystem host = RealServer();
-        CheckResult Endpoint() => NodeCheck.Run([Vip], NodeMode.Tunnel, null, host).Single(r => r.Check == "tunnel endpoint");
+        CheckResult Endpoint() => NodeCheck.Run([InetAddress.FromIPv4(Vip)], NodeMode.Tunnel, null, host).Single(r => r.Check == "tunnel endpoint");
         Assert.That(Endpoint().Status, Is.EqualTo(CheckStatus.Warn));
         Assert.That(Endpoint().Fix, Does.Contain("udr node tunnel --vip 198.18.0.100"));
         host.AddLink("udrtun0", ["POINTOPOINT", "NOARP", "UP"], 1500, linkType: "none");
