@@ -85,7 +85,7 @@ public sealed partial class ForwardingEngine
         {
             return FrameReason.NdpHopLimitInvalid;
         }
-        if (message[1] != 0 || !Ndp.TryRead(message, Ndp.SourceLinkLayerOption, out UInt128 target, out MacAddress sourceMac) ||
+        if (message.Length < Ndp.MessageLength || message[1] != 0 || !Ndp.TryRead(message, Ndp.SourceLinkLayerOption, out UInt128 target, out MacAddress sourceMac) ||
             Ndp.IsMulticast(target) || !Ipv6Checksum.Valid(ip.Source, ip.Destination, Ipv6NextHeader.Icmpv6, message) ||
             (ip.Source == UInt128.Zero && sourceMac != MacAddress.Zero))
         {
