@@ -476,7 +476,7 @@ public static class IpvsadmPrinter
         bool numeric = (format & IpvsadmFormat.Numeric) != 0;
         string host = (numeric ? null : names.HostName(address)) ?? address.ToString();
         string service = (numeric ? null : names.ServiceName(port, protocol)) ?? port.ToString(CultureInfo.InvariantCulture);
-        string text = address.IsIPv6 ? $"[{host}]:{service}" : $"{host}:{service}";
+        string text = address.IsIPv6 ? $"[{host}]:{service}" : $"{host}:{service}"; // names, not only numbers: not InetAddress.WithPort
         return Cut(text, AddressPortBuffer - 1);
     }
 

@@ -1,4 +1,5 @@
 using UserspaceDr.Admin;
+using UserspaceDr.Core.Forwarding;
 using UserspaceDr.Core.Packets;
 using UserspaceDr.Core.Services;
 
@@ -33,9 +34,11 @@ internal static class CliInputs
         Ipv4Address.TryParse(text, out uint address) ? address : throw new UsageException($"{what}: '{text}' is not an IPv4 address");
 
     /// <summary>IP=MAC pairs (the neighbours udr may send to).</summary>
-    public static Dictionary<uint, MacAddress> ParseNeighbors(IEnumerable<string> pairs)
+    /// <summary>`--neighbor IP=MAC` pairs, IPv4 or IPv6 (link 0, the default MTU), as the table replay forwards by.</summary>
+    public static NeighborTable ParseNeighbors(IEnumerable<string> pairs)
     {
-        var neighbors = new Dictionary<uint, MacAddress>();
+        var ipv4 = new Dictionary<uint, NextHop>();
+        var ipv6 = new Dictionary<UInt128, NextHop>();
         foreach (string pair in pairs)
         {
             int equals = pair.IndexOf('=', StringComparison.Ordinal);
@@ -43,17 +46,22 @@ internal static class CliInputs
             {
                 throw new UsageException($"--neighbor: '{pair}' is not IP=MAC");
             }
-            uint address = ParseAddress(pair[..equals], "--neighbor");
+            string text = pair[..equals];
+            if (!InetAddress.TryParse(text, out InetAddress address))
+            {
+                throw new UsageException($"--neighbor: '{text}' is not an IPv4 or IPv6 address");
+            }
             MacAddress mac = ParseMac(pair[(equals + 1)..], "--neighbor");
             if (mac == MacAddress.Zero)
             {
                 throw new UsageException($"--neighbor: '{pair}' has the zero MAC");
             }
-            if (!neighbors.TryAdd(address, mac))
+            bool added = address.IsIPv4 ? ipv4.TryAdd(address.IPv4, new NextHop(mac)) : ipv6.TryAdd(address.IPv6, new NextHop(mac));
+            if (!added)
             {
-                throw new UsageException($"--neighbor: {Ipv4Address.Format(address)} is given twice");
+                throw new UsageException($"--neighbor: {address} is given twice");
             }
         }
-        return neighbors;
+        return new NeighborTable(ipv4, ipv6);
     }
 }

@@ -31,7 +31,7 @@ internal static class ReplayCommand
         {
             RuleSetSpec spec = CliInputs.LoadRules(parse.GetRequiredValue(rules));
             MacAddress mac = CliInputs.ParseMac(parse.GetRequiredValue(localMac), "--local-mac");
-            var table = new NeighborTable(CliInputs.ParseNeighbors(parse.GetValue(neighbors) ?? []));
+            NeighborTable table = CliInputs.ParseNeighbors(parse.GetValue(neighbors) ?? []);
             int maxConnections = parse.GetValue(capacity);
             if (maxConnections <= 0)
             {

@@ -183,6 +183,11 @@ public readonly struct InetAddress : IEquatable<InetAddress>, IComparable<InetAd
     /// <summary>The text glibc's inet_ntop writes (what ipvsadm and iproute2 print).</summary>
     public override string ToString() => IsIPv4 ? Ipv4Address.Format(IPv4) : FormatIPv6();
 
+    /// <summary>"ADDRESS:PORT", an IPv6 address in brackets ("[2001:2::100]:80"), as ipvsadm and URLs write them.</summary>
+    public string WithPort(int port) => IsIPv4
+        ? string.Create(CultureInfo.InvariantCulture, $"{this}:{port}")
+        : string.Create(CultureInfo.InvariantCulture, $"[{this}]:{port}");
+
     public string ToString(string? format, IFormatProvider? formatProvider) => ToString();
 
     public bool TryFormat(Span<char> destination, out int charsWritten, ReadOnlySpan<char> format, IFormatProvider? provider)

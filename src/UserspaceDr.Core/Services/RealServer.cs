@@ -178,5 +178,5 @@ public sealed class RealServer
         }
     }
 
-    public override string ToString() => $"{Address}:{Port}";
+    public override string ToString() => Address.WithPort(Port);
 }

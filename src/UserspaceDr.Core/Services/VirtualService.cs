@@ -63,5 +63,5 @@ public sealed class VirtualService
     public Scheduler Scheduler { get; }
 
     public override string ToString() =>
-        $"{(Protocol == ServiceProtocol.Tcp ? "TCP" : "UDP")} {Address}:{Port}";
+        $"{(Protocol == ServiceProtocol.Tcp ? "TCP" : "UDP")} {Address.WithPort(Port)}";
 }

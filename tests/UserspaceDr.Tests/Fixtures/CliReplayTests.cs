@@ -1,5 +1,7 @@
 using System.Text.RegularExpressions;
+using PacketDotNet;
 using UserspaceDr.Core.Forwarding;
+using UserspaceDr.Io.CaptureFiles;
 using UserspaceDr.Tests.TestSupport;
 
 namespace UserspaceDr.Tests.Fixtures;
@@ -48,6 +50,50 @@ public partial class CliReplayTests
         finally
         {
             File.Delete(output);
+        }
+    }
+
+    [Test]
+    public void Replay_forwards_ipv6_by_direct_routing_to_an_ipv6_neighbor_and_answers_hop_limit_1()
+    {
+        string directory = Directory.CreateTempSubdirectory("udr-replay6-").FullName;
+        try
+        {
+            string rules = Path.Combine(directory, "rules");
+            File.WriteAllText(rules, "-A -t [2001:2::100]:80 -s rr\n-a -t [2001:2::100]:80 -r [2001:2::11]:80 -g -w 1\n");
+            string input = Path.Combine(directory, "in.pcap");
+            string output = Path.Combine(directory, "out.pcap");
+            PcapFile.Write(input, [
+                new PcapRecord(1_000, Forwarding.Frames6.Tcp(40000)),
+                new PcapRecord(2_000, Forwarding.Frames6.Tcp(40000, syn: false, ack: true, payload: [1, 2, 3])),
+                new PcapRecord(3_000, Forwarding.Frames6.Tcp(40001, hopLimit: 1)),
+            ]);
+            (int exitCode, string report) = Udr(["replay", "--rules", rules, "--in", input, "--out", output,
+                "--local-mac", "02:00:00:00:00:02", "--neighbor", "2001:2::11=02:00:00:00:00:11"]);
+            Assert.That(exitCode, Is.Zero, report);
+            var frames = PcapFile.Read(output).Select(r => (EthernetPacket)Packet.ParsePacket(LinkLayers.Ethernet, r.Data)).ToArray();
+            Assert.That(frames, Has.Length.EqualTo(3), report);
+            Assert.Multiple(() =>
+            {
+                foreach (EthernetPacket forwarded in frames[..2])
+                {
+                    Assert.That(forwarded.DestinationHardwareAddress.ToString(), Is.EqualTo("020000000011"));
+                    Assert.That(((IPv6Packet)forwarded.PayloadPacket).HopLimit, Is.EqualTo(63));
+                    Assert.That(((IPv6Packet)forwarded.PayloadPacket).DestinationAddress.ToString(), Is.EqualTo("2001:2::100"));
+                }
+                var answer = (IPv6Packet)frames[2].PayloadPacket;
+                Assert.That(answer.SourceAddress.ToString(), Is.EqualTo("2001:2::100"), "time exceeded from the VIP");
+                Assert.That(frames[2].Extract<IcmpV6Packet>().Type, Is.EqualTo(IcmpV6Type.TimeExceeded));
+                Assert.That(report, Does.Contain("[2001:2::11]:80"));
+            });
+
+            (exitCode, report) = Udr(["replay", "--rules", rules, "--in", input, "--out", output, "--local-mac", "02:00:00:00:00:02",
+                "--neighbor", "2001:2::11=02:00:00:00:00:11", "--neighbor", "2001:2::11=02:00:00:00:00:12"]);
+            Assert.That((exitCode, report.Trim()), Is.EqualTo((2, "udr: --neighbor: 2001:2::11 is given twice")));
+        }
+        finally
+        {
+            Directory.Delete(directory, recursive: true);
         }
     }
 

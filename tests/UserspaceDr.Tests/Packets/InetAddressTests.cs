@@ -46,6 +46,13 @@ public class InetAddressTests
         Assert.That(InetAddress.TryParse(text, out _), Is.False);
 
     [Test]
+    public void With_a_port_ipv6_is_bracketed_and_ipv4_is_not()
+    {
+        Assert.That(InetAddress.Parse("2001:2::100").WithPort(80), Is.EqualTo("[2001:2::100]:80"));
+        Assert.That(InetAddress.Parse("198.18.0.100").WithPort(80), Is.EqualTo("198.18.0.100:80"));
+    }
+
+    [Test]
     public void The_family_is_part_of_the_value()
     {
         InetAddress v4 = InetAddress.Parse("198.18.0.1");
