@@ -61,7 +61,10 @@ public static class KeepalivedRules
         return rules;
     }
 
-    /// <summary>Refuses what udr's data plane cannot serve yet (IPv6), with the place, before anything is applied.</summary>
+    /// <summary>
+    /// Refuses what udr's data plane cannot serve yet (IPv6 by NAT or tunnelling, servers of the other family), with the
+    /// place, before anything is applied.
+    /// </summary>
     public static void Validate(KeepalivedConfig config)
     {
         ArgumentNullException.ThrowIfNull(config);
@@ -72,8 +75,11 @@ public static class KeepalivedRules
     public static VirtualServiceSpec Service(VirtualServerConfig vs)
     {
         ArgumentNullException.ThrowIfNull(vs);
-        uint mask = vs.PersistencePrefix is int prefix ? uint.MaxValue << (32 - prefix) : uint.MaxValue;
-        return new VirtualServiceSpec(vs.Protocol, ToIpv4(vs.Address, vs.Place, "virtual_server"), vs.Port, vs.Scheduler, vs.Flags,
+        bool ipv6 = vs.Address.AddressFamily == AddressFamily.InterNetworkV6;
+        // IPv4: a netmask; IPv6: a prefix length (IPVS's netmask field holds the prefix for AF_INET6), 128 by default.
+        uint mask = ipv6 ? (uint)(vs.PersistencePrefix ?? 128)
+            : vs.PersistencePrefix is int prefix ? uint.MaxValue << (32 - prefix) : uint.MaxValue;
+        return new VirtualServiceSpec(vs.Protocol, InetAddress.FromIPAddress(vs.Address), vs.Port, vs.Scheduler, vs.Flags,
             vs.PersistenceTimeout, mask, vs.OnePacket);
     }
 
@@ -90,17 +96,17 @@ public static class KeepalivedRules
             ServerHealth state = health[i];
             if (state.Alive && !sorry)
             {
-                pool.Add(Server(rs, state.Weight));
+                pool.Add(ServerOf(vs, rs, state.Weight));
             }
             else if (!state.Alive && rs.InhibitOnFailure)
             {
-                pool.Add(Server(rs, 0));
+                pool.Add(ServerOf(vs, rs, 0));
             }
         }
         if (vs.SorryServer is SorryServerConfig server && (sorry || server.Inhibit))
         {
             // sorry_server_inhibit keeps it listed at weight 0 while the pool serves, as inhibit_on_failure does a server.
-            pool.Add(new RealServerSpec(ToIpv4(server.Address, vs.Place, "sorry_server"), server.Port, server.Method, sorry ? 1 : 0));
+            pool.Add(new RealServerSpec(ServerAddress(vs, server.Address, server.Method, vs.Place, "sorry_server"), server.Port, server.Method, sorry ? 1 : 0));
         }
         return pool.ToImmutable();
     }
@@ -161,11 +167,19 @@ public static class KeepalivedRules
         return sum;
     }
 
-    private static RealServerSpec Server(RealServerConfig rs, int weight) =>
-        new(ToIpv4(rs.Address, rs.Place, "real_server"), rs.Port, rs.Method, weight, rs.UpperThreshold, rs.LowerThreshold);
+    private static RealServerSpec ServerOf(VirtualServerConfig vs, RealServerConfig rs, int weight) =>
+        new(ServerAddress(vs, rs.Address, rs.Method, rs.Place, "real_server"), rs.Port, rs.Method, weight, rs.UpperThreshold, rs.LowerThreshold);
 
-    private static InetAddress ToIpv4(IPAddress address, ConfigPlace place, string what) =>
-        address.AddressFamily == AddressFamily.InterNetwork
-            ? InetAddress.FromIPAddress(address)
-            : throw new ConfigException(place, $"{what} {address}: udr's data plane serves IPv4 only for now");
+    /// <summary>
+    /// A server's address, checked against what the data plane forwards: IPv6 by direct routing only (the parser has
+    /// already refused a server of the other family).
+    /// </summary>
+    private static InetAddress ServerAddress(VirtualServerConfig vs, IPAddress address, ForwardingMethod method, ConfigPlace place, string what)
+    {
+        if (vs.Address.AddressFamily == AddressFamily.InterNetworkV6 && method != ForwardingMethod.Route)
+        {
+            throw new ConfigException(place, $"{what} {address}: udr forwards IPv6 by direct routing (lb_kind DR) only");
+        }
+        return InetAddress.FromIPAddress(address);
+    }
 }

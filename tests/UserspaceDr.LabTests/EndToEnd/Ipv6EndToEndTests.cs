@@ -60,6 +60,8 @@ public sealed class Ipv6EndToEndTests(string backend) : EndToEndFixture
             Lab.StartLabProgram(server, "echo listening", LabScripts.UdpEchoFile, LabNetwork.HostName(server), Vip);
         }
         Lab.WriteRules(Rules);
+        // The client solicits the VIP afresh (another test may have left it in its neighbour cache).
+        Lab.Network.Exec(LabHost.Client, "ip -6 neigh flush dev eth0");
         LabCapture clientCapture = Lab.StartCapture(LabHost.Client, "ip6 and (tcp port 80 or udp port 5353 or (ip6[6] == 58 and ip6[40] == 136))");
         // The balancer's kernel does not hold the IPv6 VIP: udr answers the client's solicitation for it.
         UdrDaemon udr = Lab.StartUdr(backend, "--answer-arp", "--control", Lab.ControlPath);
@@ -112,5 +114,56 @@ public sealed class Ipv6EndToEndTests(string backend) : EndToEndFixture
         });
         // Every frame the client sent to the VIP was forwarded (the capture is complete: nothing dropped above).
         EndToEndSupport.AssertCleanExit(Lab, exit, minimumForwarded: requests.Length);
+    }
+
+    [Test]
+    public void A_keepalived_ipv6_virtual_server_checks_its_servers_over_ipv6_and_takes_a_dead_one_out()
+    {
+        foreach ((LabHost server, string address) in new[] { (LabHost.Rs1, "2001:2::11"), (LabHost.Rs2, "2001:2::12") })
+        {
+            Lab.StartWebServer(server, Vip);
+        }
+        Lab.StartWebServer(LabHost.Rs1, "2001:2::11");
+        NamespacedProcess rs2Check = Lab.StartWebServer(LabHost.Rs2, "2001:2::12"); // what the balancer's checks reach
+        string config = Path.Combine(Lab.Directory, "keepalived6.conf");
+        File.WriteAllText(config, """
+            virtual_server 2001:2::100 80 {
+                delay_loop 1
+                lb_algo rr
+                lb_kind DR
+                protocol TCP
+                real_server 2001:2::11 80 {
+                    TCP_CHECK {
+                        connect_timeout 1
+                    }
+                }
+                real_server 2001:2::12 80 {
+                    HTTP_GET {
+                        url {
+                            path /index.html
+                            status_code 200
+                        }
+                        connect_timeout 1
+                        retry 1
+                        delay_before_retry 1
+                    }
+                }
+            }
+            """);
+        UdrDaemon udr = Lab.StartUdrWithConfig(backend, config, "--answer-arp", "--control", Lab.ControlPath);
+        EndToEndSupport.AssertSplit(Lab.RunClient(ClientPatience, "--vip", Vip, "--client", Client, "split", "20", "4", "30"), 20,
+            new Dictionary<string, double> { ["rs1"] = 0.5, ["rs2"] = 0.5 });
+
+        // rs2's own address stops answering: its HTTP_GET fails (delay_loop + connect + retry × (delay + connect), plus slack).
+        rs2Check.Stop(NamespacedProcess.SigTerm, TimeSpan.FromSeconds(5));
+        string? down = udr.WaitForLine(l => l.Contains("[2001:2::12]:80", StringComparison.Ordinal) && l.Contains("is down", StringComparison.Ordinal),
+            TimeSpan.FromSeconds(15));
+        Assert.That(down, Is.Not.Null, udr.Output);
+        EndToEndSupport.AssertSplit(Lab.RunClient(ClientPatience, "--vip", Vip, "--client", Client, "split", "20", "4", "30"), 20,
+            new Dictionary<string, double> { ["rs1"] = 1.0 });
+        string listing = Lab.Adm("-L", "-n");
+        Assert.That(listing, Does.Contain("[2001:2::11]:80").And.Not.Contain("[2001:2::12]:80"), listing);
+        UdrExit exit = udr.Stop();
+        Assert.That(exit.ExitCode, Is.Zero, exit.Output);
     }
 }

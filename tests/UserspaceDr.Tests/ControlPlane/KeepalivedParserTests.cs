@@ -275,12 +275,33 @@ public class KeepalivedParserTests
     }
 
     [Test]
-    public void IPv6_services_parse_and_are_refused_by_the_IPv4_data_plane_with_their_place()
+    public void IPv6_direct_routing_services_become_rules_and_other_methods_or_mixed_families_are_refused_with_their_place()
     {
-        KeepalivedConfig config = KeepalivedParser.Parse("virtual_server 2001:2::100 80 {\n real_server 2001:2::11 80 {\n }\n}\n", "six.conf");
+        KeepalivedConfig config = KeepalivedParser.Parse("""
+            virtual_server 2001:2::100 80 {
+                lb_algo sh
+                lb_kind DR
+                persistence_timeout 600
+                persistence_granularity 64
+                real_server 2001:2::11 80 {
+                    weight 3
+                }
+            }
+            """, "six.conf");
         Assert.That(config.VirtualServers[0].Address, Is.EqualTo(IPAddress.Parse("2001:2::100")));
-        var e = Assert.Throws<ConfigException>(() => KeepalivedRules.Validate(config));
-        Assert.That(e!.Message, Does.StartWith("six.conf:1: ").And.Contain("IPv4 only"));
+        RuleSetSpec rules = KeepalivedRules.Build(config, (_, rs) => KeepalivedRules.Initial(rs), _ => true);
+        Assert.That(RulesFile.Save(rules), Is.EqualTo("-A -t [2001:2::100]:80 -s sh -p 600 -M 64\n-a -t [2001:2::100]:80 -r [2001:2::11]:80 -g -w 3\n"));
+
+        foreach (string kind in new[] { "NAT", "TUN" })
+        {
+            KeepalivedConfig refused = KeepalivedParser.Parse(
+                $"virtual_server 2001:2::100 80 {{\n lb_kind {kind}\n real_server 2001:2::11 80 {{\n }}\n}}\n", "six.conf");
+            var e = Assert.Throws<ConfigException>(() => KeepalivedRules.Validate(refused));
+            Assert.That(e!.Message, Does.StartWith("six.conf:3: ").And.Contain("udr forwards IPv6 by direct routing (lb_kind DR) only"), kind);
+        }
+        var mixed = Assert.Throws<ConfigException>(() => KeepalivedParser.Parse(
+            "virtual_server 2001:2::100 80 {\n real_server 198.18.0.11 80 {\n }\n}\n", "six.conf"));
+        Assert.That(mixed!.Message, Does.StartWith("six.conf:2: ").And.Contain("address family"));
     }
 
     [Test]
