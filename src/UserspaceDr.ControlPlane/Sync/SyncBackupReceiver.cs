@@ -38,8 +38,8 @@ public sealed record SyncDaemonConfig(string Interface, byte SyncId, IPAddress G
 /// The backup half of IPVS's connection sync (ip_vs_sync.c sync_thread_backup, make_receive_sock): a UDP socket bound
 /// to the group and port on the sync interface, member of the group there; each message read by
 /// <see cref="SyncMessageReader"/> and its connections handed to the data plane (<c>apply</c>), which enters them in the
-/// right worker's table. Everything it refuses is counted by reason and reported in the log, never thrown. IPv6
-/// entries are read but counted and skipped while the data plane serves IPv4 only.
+/// right worker's table (IPv4 and IPv6 entries alike). Everything it refuses is counted by reason and reported in the
+/// log, never thrown.
 /// </summary>
 public sealed partial class SyncBackupReceiver : IAsyncDisposable
 {
@@ -51,7 +51,6 @@ public sealed partial class SyncBackupReceiver : IAsyncDisposable
     private Socket? _socket;
     private Task? _loop;
     private long _entries;
-    private long _ipv6;
     private long _refused;
 
     public SyncBackupReceiver(SyncDaemonConfig config, Func<IReadOnlyList<SyncedConnection>, int> apply, ILogger log)
@@ -127,11 +126,6 @@ public sealed partial class SyncBackupReceiver : IAsyncDisposable
             Interlocked.Increment(ref _messages[(int)result.Outcome]);
             foreach (SyncEntry entry in entries)
             {
-                if (entry.IsIpv6)
-                {
-                    _ipv6++;
-                    continue;
-                }
                 connections.Add(ToConnection(entry));
             }
             Interlocked.Add(ref _entries, connections.Count);
@@ -169,10 +163,6 @@ public sealed partial class SyncBackupReceiver : IAsyncDisposable
             {
                 drops.Add($"{SyncMessageReader.Name(drop)}={EntryDrops(drop)}");
             }
-        }
-        if (_ipv6 != 0)
-        {
-            drops.Add($"ipv6-not-served={_ipv6}");
         }
         if (Interlocked.Read(ref _refused) != 0)
         {

@@ -299,7 +299,9 @@ public sealed class DataPlane : IDisposable
         int refused = 0;
         foreach (Core.Connections.SyncedConnection connection in synced)
         {
-            int worker = _workers.Count == 1 ? 0 : FanoutSteering.WorkerOf(connection.ClientAddress.Fold(), _workers.Count, clientMask);
+            // The steering program hands every frame that is not IPv4 to worker 0: IPv6 connections live there.
+            int worker = _workers.Count == 1 || connection.ClientAddress.IsIPv6 ? 0
+                : FanoutSteering.WorkerOf(connection.ClientAddress.IPv4, _workers.Count, clientMask);
             refused += _workers[worker].SyncInbox.Post(connection) ? 0 : 1;
         }
         return refused;
@@ -325,7 +327,6 @@ public sealed class DataPlane : IDisposable
         }
     }
 
-    /// <summary>Under the reload lock: narrows or widens what the kernel hands the workers for <paramref name="rules"/>.</summary>
     /// <summary>With udr answering for the VIPs, the IPv6 ones are announced by unsolicited advertisements (the kernel's otherwise).</summary>
     private void Announce(RuleSet rules)
     {
@@ -335,6 +336,7 @@ public sealed class DataPlane : IDisposable
         }
     }
 
+    /// <summary>Under the reload lock: narrows or widens what the kernel hands the workers for <paramref name="rules"/>.</summary>
     private void Select(RuleSet rules)
     {
         var traffic = TrafficSelection.From(rules, _ownAddresses, _standby);
