@@ -52,6 +52,7 @@ public static class PreflightChecks
     [
         new("interface", CheckInterface),
         new("vips", CheckVips),
+        new("ipv6", CheckIpv6),
         new("offloads", CheckOffloads),
         new("forwarding", CheckForwarding),
         new("real servers", CheckRealServers),
@@ -146,6 +147,57 @@ public static class PreflightChecks
                 yield return CheckResult.Fail(check, $"missing: not on {link.Name} and udr will not answer ARP for it, so clients cannot reach it",
                     $"ip addr add {text}/32 dev {link.Name} (or run udr with --answer-arp)");
             }
+        }
+    }
+
+    /// <summary>
+    /// IPv6 services: each VIP reachable (on the interface as /128, where the kernel answers solicitations for it, or
+    /// answered by udr with --answer-arp), an address on the interface to solicit the servers from, and each direct-routing
+    /// server on a prefix of the interface (udr solicits its MAC itself when it runs).
+    /// </summary>
+    private static IEnumerable<CheckResult> CheckIpv6(PreflightContext context)
+    {
+        LinkInfo? link = context.Interface;
+        InetAddress[] vips = [.. context.Options.Rules.Services.Select(s => s.Address).Where(a => a.IsIPv6).Distinct()];
+        if (link == null || vips.Length == 0)
+        {
+            yield break;
+        }
+        if (link.Ipv6Addresses.Count == 0)
+        {
+            yield return CheckResult.Fail("ipv6 on " + link.Name, $"{link.Name} has no IPv6 address: udr cannot solicit the IPv6 servers' MACs",
+                $"sysctl -w net.ipv6.conf.{link.Name}.disable_ipv6=0 (its link-local address will do), or ip -6 addr add ADDRESS/64 dev {link.Name}");
+        }
+        foreach (InetAddress vip in vips)
+        {
+            string check = $"VIP {vip}";
+            LinkAddress? here = link.FindAddress(vip);
+            if (here?.PrefixLength == 128)
+            {
+                yield return CheckResult.Pass(check, $"on {link.Name} as /128: the kernel answers neighbour solicitations for it");
+            }
+            else if (here != null)
+            {
+                yield return CheckResult.Warn(check, $"on {link.Name} as {here}, not /128: its prefix route makes this host claim the whole prefix",
+                    $"ip -6 addr del {here} dev {link.Name}; ip -6 addr add {vip}/128 dev {link.Name} nodad");
+            }
+            else if (context.Options.AnswerArp)
+            {
+                yield return CheckResult.Pass(check, $"not on {link.Name}; udr answers neighbour solicitations for it and announces it (--answer-arp)");
+            }
+            else
+            {
+                yield return CheckResult.Fail(check, $"missing: not on {link.Name} and udr will not answer neighbour solicitations for it, so clients cannot reach it",
+                    $"ip -6 addr add {vip}/128 dev {link.Name} nodad (or run udr with --answer-arp)");
+            }
+        }
+        foreach (InetAddress server in context.Options.Rules.Services.SelectMany(s => s.RealServers).Select(r => r.Address).Where(a => a.IsIPv6).Distinct())
+        {
+            yield return link.Ipv6Addresses.Any(a => a.Covers(server))
+                ? CheckResult.Pass($"real server {server} (dr)", $"on-link on {link.Name}: udr solicits its MAC when it runs")
+                : CheckResult.Fail($"real server {server} (dr)",
+                    $"off-link: not on an IPv6 prefix of {link.Name} ({string.Join(", ", link.Ipv6Addresses.Where(a => a.Scope != "link"))}); direct routing rewrites only the MAC, so the server must share the link",
+                    "put the real server on the balancer's segment");
         }
     }
 

@@ -47,7 +47,7 @@ public class PreflightChecksTests
         Assert.That(CheckReport.ExitCode(results), Is.Zero);
         Assert.That(PreflightChecks.All.Select(c => c.Name), Is.EqualTo(new[]
         {
-            "interface", "vips", "offloads", "forwarding", "real servers", "tunnel mtu", "nftables", "capabilities",
+            "interface", "vips", "ipv6", "offloads", "forwarding", "real servers", "tunnel mtu", "nftables", "capabilities",
         }));
         Assert.That(Find(results, "interface").Detail, Does.Contain("MTU 1500"));
     }
@@ -185,5 +185,33 @@ public class PreflightChecksTests
         Assert.That(Find(results, "real server 198.19.5.5 (nat)").Status, Is.EqualTo(CheckStatus.Warn));
         Assert.That(Find(results, "real server 198.19.5.5 (nat)").Detail, Does.Contain("gateway 198.18.0.254"));
         Assert.That(Find(results, "real server 198.19.6.6 (nat)").Status, Is.EqualTo(CheckStatus.Fail), "no route");
+    }
+
+    [Test]
+    public void Ipv6_services_get_their_vips_address_and_on_link_servers_checked()
+    {
+        const string Rules6 = """
+            -A -t [2001:2::100]:80 -s rr
+            -a -t [2001:2::100]:80 -r [2001:2::11]:80 -g -w 1
+            -a -t [2001:2::100]:80 -r [2001:2:0:9::11]:80 -g -w 1
+            """;
+        FakeHostSystem host = Balancer();
+        IReadOnlyList<CheckResult> results = PreflightChecks.Run(Options(Rules6), host);
+        Assert.That(Find(results, "ipv6 on eth0").Status, Is.EqualTo(CheckStatus.Fail), "no IPv6 address to solicit from");
+        Assert.That(Find(results, "VIP 2001:2::100").Status, Is.EqualTo(CheckStatus.Fail));
+
+        host.Link("eth0").Ipv6Addresses.Add(new LinkAddress(InetAddress.Parse("2001:2::2"), 64));
+        host.Link("eth0").Ipv6Addresses.Add(new LinkAddress(InetAddress.Parse("2001:2::100"), 128));
+        results = PreflightChecks.Run(Options(Rules6), host);
+        Assert.Multiple(() =>
+        {
+            Assert.That(results.Where(r => r.Check == "ipv6 on eth0"), Is.Empty);
+            Assert.That(Find(results, "VIP 2001:2::100").Status, Is.EqualTo(CheckStatus.Pass));
+            Assert.That(Find(results, "real server 2001:2::11 (dr)").Status, Is.EqualTo(CheckStatus.Pass));
+            Assert.That(Find(results, "real server 2001:2:0:9::11 (dr)").Status, Is.EqualTo(CheckStatus.Fail), "off the interface's prefix");
+        });
+        host.Link("eth0").Ipv6Addresses.RemoveAt(1);
+        Assert.That(Find(PreflightChecks.Run(Options(Rules6) with { AnswerArp = true }, host), "VIP 2001:2::100").Status, Is.EqualTo(CheckStatus.Pass),
+            "udr answers for it");
     }
 }
