@@ -49,17 +49,7 @@ internal static class BenchFrames
         BinaryPrimitives.WriteUInt16BigEndian(ip[10..], Checksum.Compute(ip));
 
         Span<byte> tcp = frame.Slice(TcpOffset, 20 + payloadLength);
-        BinaryPrimitives.WriteUInt16BigEndian(tcp, sourcePort);
-        BinaryPrimitives.WriteUInt16BigEndian(tcp[2..], destinationPort);
-        BinaryPrimitives.WriteUInt32BigEndian(tcp[4..], (tcpFlags & TcpFlags.Syn) != 0 ? 1000u : 1001u);
-        BinaryPrimitives.WriteUInt32BigEndian(tcp[8..], (tcpFlags & TcpFlags.Ack) != 0 ? 2001u : 0u);
-        tcp[12] = 5 << 4;
-        tcp[13] = tcpFlags;
-        BinaryPrimitives.WriteUInt16BigEndian(tcp[14..], 64240);
-        for (int i = 20; i < tcp.Length; i++)
-        {
-            tcp[i] = (byte)((i * 31) + sourcePort);
-        }
+        WriteTcpSegment(tcp, sourcePort, destinationPort, tcpFlags);
         ulong sum = Checksum.PseudoHeader(source, destination, IpProtocol.Tcp, tcp.Length);
         BinaryPrimitives.WriteUInt16BigEndian(tcp[16..], (ushort)~Checksum.Fold(Checksum.Add(tcp, sum)));
         return length;
@@ -85,6 +75,14 @@ internal static class BenchFrames
         Ipv6Header.Write(frame[IpOffset..], 0, (ushort)tcpLength, IpProtocol.Tcp, hopLimit, source, destination);
 
         Span<byte> tcp = frame.Slice(IpOffset + Ipv6Header.Length, tcpLength);
+        WriteTcpSegment(tcp, sourcePort, destinationPort, tcpFlags);
+        Ipv6Checksum.Store(source, destination, IpProtocol.Tcp, tcp, 16);
+        return length;
+    }
+
+    /// <summary>The TCP header (no options) and a patterned payload; the checksum is the caller's, per family.</summary>
+    private static void WriteTcpSegment(Span<byte> tcp, ushort sourcePort, ushort destinationPort, byte tcpFlags)
+    {
         BinaryPrimitives.WriteUInt16BigEndian(tcp, sourcePort);
         BinaryPrimitives.WriteUInt16BigEndian(tcp[2..], destinationPort);
         BinaryPrimitives.WriteUInt32BigEndian(tcp[4..], (tcpFlags & TcpFlags.Syn) != 0 ? 1000u : 1001u);
@@ -96,7 +94,5 @@ internal static class BenchFrames
         {
             tcp[i] = (byte)((i * 31) + sourcePort);
         }
-        Ipv6Checksum.Store(source, destination, IpProtocol.Tcp, tcp, 16);
-        return length;
     }
 }
