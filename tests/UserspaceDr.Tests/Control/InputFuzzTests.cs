@@ -119,7 +119,20 @@ public class InputFuzzTests
     [Test]
     public void Rules_files_load_or_are_refused_with_a_message()
     {
-        byte[][] seeds = [.. Directory.GetFiles(Path.Combine(RepositoryPaths.Root, "pcaps"), "*.rules").Order().Select(File.ReadAllBytes)];
+        // The fixtures' rules files, and IPv6 services (brackets, prefix-length persistence, a mixed-family tunnel).
+        byte[][] seeds =
+        [
+            .. Directory.GetFiles(Path.Combine(RepositoryPaths.Root, "pcaps"), "*.rules").Order().Select(File.ReadAllBytes),
+            System.Text.Encoding.UTF8.GetBytes("""
+                -A -t [2001:2::100]:80 -s sh -p 600 -M 64
+                -a -t [2001:2::100]:80 -r [2001:2::11]:80 -g -w 3
+                -A -u [2001:2::100]:53 -s rr
+                -a -u [2001:2::100]:53 -r [2001:2::12]:53 -g -w 1
+                -A -t 198.18.0.100:80 -s rr
+                -a -t 198.18.0.100:80 -r [2001:2::13]:80 -i -w 1
+
+                """),
+        ];
         Gen<byte[]> files =
             from seed in Gen.Int[0, seeds.Length - 1]
             from edits in Edit.Array[1, 6]
@@ -137,7 +150,27 @@ public class InputFuzzTests
     [Test]
     public void Keepalived_configurations_load_or_are_refused_with_their_place()
     {
-        byte[][] seeds = [.. Directory.GetFiles(Path.Combine(RepositoryPaths.Root, "tests", "keepalived-samples"), "keepalived.conf.*").Order().Select(File.ReadAllBytes)];
+        byte[][] seeds =
+        [
+            .. Directory.GetFiles(Path.Combine(RepositoryPaths.Root, "tests", "keepalived-samples"), "keepalived.conf.*").Order().Select(File.ReadAllBytes),
+            System.Text.Encoding.UTF8.GetBytes("""
+                virtual_server 2001:2::100 80 {
+                    lb_algo sh
+                    lb_kind DR
+                    persistence_timeout 600
+                    persistence_granularity 64
+                    real_server 2001:2::11 80 {
+                        weight 3
+                        HTTP_GET {
+                            url {
+                                path /
+                            }
+                        }
+                    }
+                }
+
+                """),
+        ];
         Gen<byte[]> files =
             from seed in Gen.Int[0, seeds.Length - 1]
             from edits in Edit.Array[1, 6]
