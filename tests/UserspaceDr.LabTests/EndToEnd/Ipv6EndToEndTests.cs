@@ -1,5 +1,6 @@
 using System.Text.Json;
 using UserspaceDr.Tests.Lab;
+using UserspaceDr.Tests.TestSupport;
 
 namespace UserspaceDr.Tests.EndToEnd;
 
@@ -165,5 +166,44 @@ public sealed class Ipv6EndToEndTests(string backend) : EndToEndFixture
         Assert.That(listing, Does.Contain("[2001:2::11]:80").And.Not.Contain("[2001:2::12]:80"), listing);
         UdrExit exit = udr.Stop();
         Assert.That(exit.ExitCode, Is.Zero, exit.Output);
+    }
+
+    [Test]
+    public void A_master_syncs_ipv6_connections_as_72_byte_entries_of_type_1()
+    {
+        foreach (LabHost server in new[] { LabHost.Rs1, LabHost.Rs2 })
+        {
+            Lab.StartWebServer(server, Vip);
+        }
+        Lab.WriteRules("""
+            -A -t [2001:2::100]:80 -s rr
+            -a -t [2001:2::100]:80 -r [2001:2::11]:80 -g -w 1
+            -a -t [2001:2::100]:80 -r [2001:2::12]:80 -g -w 1
+
+            """);
+        UdrDaemon udr = Lab.StartUdr(backend, "--answer-arp", "--control", Lab.ControlPath);
+        NamespacedProcess listener = Lab.StartLabProgram(LabHost.Client, "listening", LabScripts.SyncListenerFile, LabNetwork.ClientAddress, "30");
+        Assert.That(Lab.Adm("--start-daemon", "master", "--mcast-interface", "eth0", "--syncid", "6"), Is.Empty);
+        JsonElement split = Lab.RunClient(ClientPatience, "--vip", Vip, "--client", Client, "split", "20", "4", "30");
+        EndToEndSupport.AssertSplit(split, 20, new Dictionary<string, double> { ["rs1"] = 0.5, ["rs2"] = 0.5 });
+        Thread.Sleep(TimeSpan.FromSeconds(1.5)); // a partial message waits at most 1 s
+        Assert.That(Lab.Adm("--stop-daemon", "master"), Is.Empty);
+        listener.Stop(NamespacedProcess.SigTerm, TimeSpan.FromSeconds(5));
+        UdrExit exit = udr.Stop();
+
+        DecodedSyncEntry[] entries = [.. listener.Output.Split('\n', StringSplitOptions.RemoveEmptyEntries)
+            .Where(l => l.StartsWith(LabNetwork.LbAddress + " ", StringComparison.Ordinal))
+            .SelectMany(l => SyncWireDecoder.Decode(Convert.FromHexString(l.Split(' ')[1])).Entries)];
+        Lab.Step($"{entries.Length} IPv6 sync entries");
+        Assert.Multiple(() =>
+        {
+            Assert.That(entries, Is.Not.Empty);
+            Assert.That(entries.All(e => e is { Type: 1, Protocol: 6, VirtualAddress: Vip, VirtualPort: 80, ClientAddress: Client } && (e.VerSize & 0xFFF) >= 72),
+                Is.True, string.Join("\n", entries));
+            var synced = entries.Select(e => (e.ClientPort, e.DestinationAddress)).Distinct().ToList();
+            Assert.That(synced.Count(c => c.DestinationAddress == "2001:2::11"), Is.EqualTo(split.GetProperty("counts").GetProperty("rs1").GetInt32()));
+            Assert.That(synced.Count(c => c.DestinationAddress == "2001:2::12"), Is.EqualTo(split.GetProperty("counts").GetProperty("rs2").GetInt32()));
+            Assert.That(exit.ExitCode, Is.Zero, exit.Output);
+        });
     }
 }
