@@ -206,4 +206,42 @@ public sealed class Ipv6EndToEndTests(string backend) : EndToEndFixture
             Assert.That(exit.ExitCode, Is.Zero, exit.Output);
         });
     }
+
+    [Test]
+    public void A_path_mtu_below_the_clients_is_learnt_from_udrs_packet_too_big_and_an_upload_completes()
+    {
+        Lab.StartLabProgram(LabHost.Rs2, "sink listening", LabScripts.TcpSinkFile, "rs2", Vip);
+        Lab.WriteRules("""
+            -A -t [2001:2::100]:9000 -s rr
+            -a -t [2001:2::100]:9000 -r [2001:2::12]:9000 -g -w 1
+
+            """);
+        // The way to rs2 is narrower than the client's link (a route MTU of 1280, IPv6's minimum), and the client sends
+        // segments of its own MTU (no segmentation offload, so every frame is checked as it is).
+        Lab.Network.Exec(LabHost.Lb, "ip -6 route add 2001:2::12/128 dev eth0 mtu 1280");
+        Lab.Network.Exec(LabHost.Client, "ethtool -K eth0 tso off gso off >/dev/null");
+        try
+        {
+            LabCapture clientCapture = Lab.StartCapture(LabHost.Client, "ip6[6] == 58 and ip6[40] == 2");
+            UdrDaemon udr = Lab.StartUdr(backend, "--answer-arp");
+            JsonElement upload = Lab.RunClient(ClientPatience, "--vip", Vip, "--client", Client, "upload", "1048576", "9000");
+            UdrExit exit = udr.Stop();
+            IReadOnlyList<CapturedPacket> tooBig = clientCapture.Stop();
+            Assert.Multiple(() =>
+            {
+                Assert.That(upload.GetProperty("received_sha256").GetString(), Is.EqualTo(upload.GetProperty("sent_sha256").GetString()),
+                    "the upload arrived whole at rs2");
+                Assert.That(tooBig.Where(p => p.Source == Vip && p.SourceMac == Lab.LbMac), Is.Not.Empty,
+                    "Packet Too Big from the VIP, sent by the balancer, on the wire");
+                Assert.That(exit.Count("icmpv6-packet-too-big"), Is.Positive, exit.TotalsLine);
+                Assert.That(exit.ExitCode, Is.Zero, exit.Output);
+            });
+            Assert.That(Lab.Network.Exec(LabHost.Client, $"ip -6 route get {Vip}"), Does.Contain("mtu 1280"), "the client learnt the path MTU");
+        }
+        finally
+        {
+            Lab.Network.Exec(LabHost.Client, "ethtool -K eth0 tso on gso on >/dev/null 2>&1; ip -6 route flush cache; true");
+            Lab.Network.Exec(LabHost.Lb, "ip -6 route del 2001:2::12/128 dev eth0 mtu 1280; true");
+        }
+    }
 }

@@ -131,6 +131,6 @@ internal sealed partial class UdrDaemon : IDisposable
         }
     }
 
-    [GeneratedRegex(@"([a-z][a-z-]*)=(\d+)")]
+    [GeneratedRegex(@"([a-z][a-z0-9-]*)=(\d+)")] // names may hold digits (icmpv6-packet-too-big)
     private static partial Regex CounterPattern();
 }

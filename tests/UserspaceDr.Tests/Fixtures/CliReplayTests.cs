@@ -17,7 +17,7 @@ public partial class CliReplayTests
     [GeneratedRegex(@"^\s+-> (?<server>\S+)\s+conns\s+(?<conns>\d+) frames\s+(?<frames>\d+) bytes\s+\d+$", RegexOptions.Multiline)]
     private static partial Regex ServerLine();
 
-    [GeneratedRegex(@"^  (?<verdict>transmit|reply|pass|drop)\s+(?<reason>[a-z-]+)\s+(?<count>\d+)$", RegexOptions.Multiline)]
+    [GeneratedRegex(@"^  (?<verdict>transmit|reply|pass|drop)\s+(?<reason>[a-z][a-z0-9-]*)\s+(?<count>\d+)$", RegexOptions.Multiline)]
     private static partial Regex ReasonLine();
 
     [Test]
