@@ -28,7 +28,9 @@ public readonly record struct ClassicBpfInstruction(ushort Code, byte JumpTrue, 
     public const ushort MultiplyConstant = 0x04 | 0x20 | 0x00;     // BPF_ALU | BPF_MUL | BPF_K
     public const ushort ModuloConstant = 0x04 | 0x90 | 0x00;       // BPF_ALU | BPF_MOD | BPF_K
     public const ushort AccumulatorToIndex = 0x07 | 0x00;          // BPF_MISC | BPF_TAX: X = A
+    public const ushort IndexToAccumulator = 0x07 | 0x80;          // BPF_MISC | BPF_TXA: A = X
     public const ushort AddIndex = 0x04 | 0x00 | 0x08;             // BPF_ALU | BPF_ADD | BPF_X: A += X
+    public const ushort XorIndex = 0x04 | 0xA0 | 0x08;             // BPF_ALU | BPF_XOR | BPF_X: A ^= X
 
     /// <summary>SKF_AD_OFF + SKF_AD_PROTOCOL: a word load at this offset yields skb->protocol (host order, e.g. 0x0800).</summary>
     public const uint AncillaryProtocol = 0xFFFF_F000;

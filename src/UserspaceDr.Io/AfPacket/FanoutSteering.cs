@@ -17,8 +17,11 @@ namespace UserspaceDr.Io.AfPacket;
 /// the high half) and taken modulo the worker count; the kernel takes the result modulo the group size again. A
 /// fanout program runs with skb->data at the network header (the MAC header is already pulled), so every load is
 /// relative to SKF_NET_OFF, which means the network header wherever data points; an 802.1Q tag is never in the way
-/// there (the receive path strips it into the skb before the taps run). Frames that are not IPv4 go to worker 0; a
-/// load past the end of a short frame ends the program with 0 too.</para>
+/// there (the receive path strips it into the skb before the taps run). An IPv6 frame's client is its source (IPv6 is
+/// forwarded by direct routing only: every frame udr takes is client → VIP, or a Neighbor Solicitation, which any
+/// worker answers): the four words of the source, each masked by the widest IPv6 persistence prefix in force, are
+/// folded by XOR and hashed the same way. Frames of other EtherTypes go to worker 0; a load past the end of a short
+/// frame ends the program with 0 too.</para>
 /// <para>Spreading: by client address only, a single client's connections all land on one worker. That is the price
 /// of steering both directions of NAT without shared state; with DR/TUN only, a 5-tuple hash would spread a few
 /// clients better but could not keep persistence templates and ICMP errors with their connections.</para>
@@ -30,6 +33,8 @@ public static class FanoutSteering
 
     private const uint Net = ClassicBpfInstruction.NetworkOffset;
     private const uint EtherTypeIpv4 = 0x0800;
+    private const uint EtherTypeIpv6 = 0x86DD;
+    private const uint Ipv6SourceOffset = 8;
     private const uint ProtocolIcmp = 1;
     private const uint ProtocolIpip = 4;
     private const uint IcmpHeaderLength = 8;
@@ -38,8 +43,11 @@ public static class FanoutSteering
     /// <param name="vips">Virtual service addresses, host byte order.</param>
     /// <param name="workers">Sockets in the group (1 to 256); the program returns 0 to workers − 1.</param>
     /// <param name="clientMask">Bits of the client address that count (the widest persistence netmask; all ones without persistence).</param>
-    public static ClassicBpfProgram Build(IEnumerable<uint> vips, int workers, uint clientMask = uint.MaxValue)
+    /// <param name="ipv6ClientPrefix">The IPv6 client bits that count (the widest IPv6 persistence prefix; 128 without).</param>
+    public static ClassicBpfProgram Build(IEnumerable<uint> vips, int workers, uint clientMask = uint.MaxValue, int ipv6ClientPrefix = 128)
     {
+        ArgumentOutOfRangeException.ThrowIfNegative(ipv6ClientPrefix);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(ipv6ClientPrefix, 128);
         ArgumentNullException.ThrowIfNull(vips);
         ArgumentOutOfRangeException.ThrowIfLessThan(workers, 1);
         ArgumentOutOfRangeException.ThrowIfGreaterThan(workers, 256);
@@ -52,7 +60,30 @@ public static class FanoutSteering
         var asm = new ClassicBpfAssembler();
         asm.Emit(ClassicBpfInstruction.LoadWordAbsolute, ClassicBpfInstruction.AncillaryProtocol)
             .JumpIfEqual(EtherTypeIpv4, "ip")
+            .JumpIfEqual(EtherTypeIpv6, "ip6")
             .Return(0)
+
+            // IPv6: X = the masked words of the source folded by XOR, then the hash.
+            .Label("ip6")
+            .Emit(ClassicBpfInstruction.LoadIndexImmediate, 0);
+        for (int word = 0; word < 4; word++)
+        {
+            uint mask = PrefixWordMask(ipv6ClientPrefix, word);
+            if (mask == 0)
+            {
+                break;
+            }
+            asm.Emit(ClassicBpfInstruction.LoadWordAbsolute, Net + Ipv6SourceOffset + (uint)(4 * word));
+            if (mask != uint.MaxValue)
+            {
+                asm.Emit(ClassicBpfInstruction.AndConstant, mask);
+            }
+            asm.Emit(ClassicBpfInstruction.XorIndex)
+                .Emit(ClassicBpfInstruction.AccumulatorToIndex);
+        }
+        asm.Emit(ClassicBpfInstruction.IndexToAccumulator)
+            .Jump("mix")
+
             .Label("ip")
             // X = IPv4 header length (ihl × 4), for the loads from the transport header on.
             .Emit(ClassicBpfInstruction.LoadByteAbsolute, Net)
@@ -94,7 +125,8 @@ public static class FanoutSteering
         {
             asm.Emit(ClassicBpfInstruction.AndConstant, clientMask);
         }
-        asm.Emit(ClassicBpfInstruction.MultiplyConstant, HashMultiplier)
+        asm.Label("mix")
+            .Emit(ClassicBpfInstruction.MultiplyConstant, HashMultiplier)
             .Emit(ClassicBpfInstruction.RightShiftConstant, 16)
             .Emit(ClassicBpfInstruction.ModuloConstant, (uint)workers)
             .Emit(ClassicBpfInstruction.ReturnAccumulator);
@@ -104,4 +136,22 @@ public static class FanoutSteering
     /// <summary>The worker the program picks for <paramref name="client"/> (what tests and diagnostics compare against).</summary>
     public static int WorkerOf(uint client, int workers, uint clientMask = uint.MaxValue) =>
         (int)((((client & clientMask) * HashMultiplier) >> 16) % (uint)workers);
+
+    /// <summary>The worker the program picks for an IPv6 <paramref name="client"/>.</summary>
+    public static int WorkerOf(UInt128 client, int workers, int ipv6ClientPrefix = 128)
+    {
+        uint fold = 0;
+        for (int word = 0; word < 4; word++)
+        {
+            fold ^= (uint)(client >> (96 - (32 * word))) & PrefixWordMask(ipv6ClientPrefix, word);
+        }
+        return (int)(((fold * HashMultiplier) >> 16) % (uint)workers);
+    }
+
+    /// <summary>The bits of address word <paramref name="word"/> (0 = most significant) that a /<paramref name="prefix"/> keeps.</summary>
+    private static uint PrefixWordMask(int prefix, int word)
+    {
+        int bits = Math.Clamp(prefix - (32 * word), 0, 32);
+        return bits == 0 ? 0 : uint.MaxValue << (32 - bits);
+    }
 }

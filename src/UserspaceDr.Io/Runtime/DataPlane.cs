@@ -153,7 +153,8 @@ public sealed class DataPlane : IDisposable
             FanoutOptions[]? fanouts = null;
             if (workers > 1 && options.Backend == FrameBackend.AfPacket)
             {
-                _steering = FanoutSteering.Build(ruleSet.VirtualAddresses.ToArray(), workers, RuleSetTraffic.ClientMask(rules));
+                _steering = FanoutSteering.Build(ruleSet.VirtualAddresses.ToArray(), workers, RuleSetTraffic.ClientMask(rules),
+                    RuleSetTraffic.Ipv6ClientPrefix(rules));
                 int baseId = (Environment.ProcessId & 0x3FF) << 6;
                 fanouts = [.. Enumerable.Range(0, links.Count).Select(i =>
                     new FanoutOptions((ushort)(baseId | i), FanoutMode.ClassicBpf) { Program = _steering })];
@@ -225,7 +226,8 @@ public sealed class DataPlane : IDisposable
             Select(next);
             if (_steering is not null)
             {
-                ClassicBpfProgram steering = FanoutSteering.Build(next.VirtualAddresses.ToArray(), _workers.Count, RuleSetTraffic.ClientMask(rules));
+                ClassicBpfProgram steering = FanoutSteering.Build(next.VirtualAddresses.ToArray(), _workers.Count, RuleSetTraffic.ClientMask(rules),
+                    RuleSetTraffic.Ipv6ClientPrefix(rules));
                 if (!steering.Instructions.SequenceEqual(_steering.Instructions) && _workers.Count > 0)
                 {
                     _workers[0].ReplaceFanoutProgram(steering); // one member's call replaces the program of the whole group
@@ -296,12 +298,14 @@ public sealed class DataPlane : IDisposable
     {
         ArgumentNullException.ThrowIfNull(synced);
         uint clientMask = RuleSetTraffic.ClientMask(_state.Rules.Spec);
+        int ipv6Prefix = RuleSetTraffic.Ipv6ClientPrefix(_state.Rules.Spec);
         int refused = 0;
         foreach (Core.Connections.SyncedConnection connection in synced)
         {
-            // The steering program hands every frame that is not IPv4 to worker 0: IPv6 connections live there.
-            int worker = _workers.Count == 1 || connection.ClientAddress.IsIPv6 ? 0
-                : FanoutSteering.WorkerOf(connection.ClientAddress.IPv4, _workers.Count, clientMask);
+            InetAddress client = connection.ClientAddress;
+            int worker = _workers.Count == 1 ? 0
+                : client.IsIPv4 ? FanoutSteering.WorkerOf(client.IPv4, _workers.Count, clientMask)
+                : FanoutSteering.WorkerOf(client.IPv6, _workers.Count, ipv6Prefix);
             refused += _workers[worker].SyncInbox.Post(connection) ? 0 : 1;
         }
         return refused;

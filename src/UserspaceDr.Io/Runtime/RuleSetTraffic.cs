@@ -40,6 +40,24 @@ public static class RuleSetTraffic
     }
 
     /// <summary>
+    /// The IPv6 client bits the fanout steering hashes: the shortest persistence prefix of an IPv6 service (128 without
+    /// persistence), so that one IPv6 persistence group lands on one worker.
+    /// </summary>
+    public static int Ipv6ClientPrefix(RuleSetSpec rules)
+    {
+        ArgumentNullException.ThrowIfNull(rules);
+        int prefix = 128;
+        foreach (VirtualServiceSpec service in rules.Services)
+        {
+            if (service.PersistenceTimeout != 0 && service.Address.IsIPv6)
+            {
+                prefix = Math.Min(prefix, (int)Math.Min(service.PersistenceNetmask, 128u));
+            }
+        }
+        return prefix;
+    }
+
+    /// <summary>
     /// The client bits the fanout steering hashes: the widest persistence netmask in force (AND of all of them), so
     /// that one persistence group (client &amp; netmask) always lands on one worker and shares one template.
     /// </summary>

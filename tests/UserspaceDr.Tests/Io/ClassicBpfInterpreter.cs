@@ -87,6 +87,12 @@ internal static class ClassicBpfInterpreter
                 case ClassicBpfInstruction.AddIndex:
                     a = unchecked(a + x);
                     break;
+                case ClassicBpfInstruction.XorIndex:
+                    a ^= x;
+                    break;
+                case ClassicBpfInstruction.IndexToAccumulator:
+                    a = x;
+                    break;
                 case ClassicBpfInstruction.JumpAlways:
                     pc += (int)insn.K;
                     break;

@@ -70,6 +70,40 @@ public class FanoutSteeringTests
     }
 
     [Test]
+    public void Ipv6_clients_spread_by_their_source_and_a_persistence_prefix_keeps_a_network_together()
+    {
+        const int workers = 4;
+        ClassicBpfProgram program = FanoutSteering.Build([Vip], workers);
+        UInt128 network = InetAddress.Parse("2001:2:0:1::").IPv6;
+        int[] counts = new int[workers];
+        for (int i = 1; i <= 4000; i++)
+        {
+            UInt128 client = network + ((UInt128)(uint)i << 64) + (UInt128)(uint)(i * 7919);
+            uint worker = ClassicBpfInterpreter.Run(program, Ipv6(client), networkOffset: 0, protocol: 0x86DD);
+            Assert.That(worker, Is.EqualTo((uint)FanoutSteering.WorkerOf(client, workers)), "the program and WorkerOf agree");
+            counts[worker]++;
+        }
+        Assert.That(counts, Has.All.GreaterThan(4000 / workers * 3 / 4), string.Join(",", counts));
+
+        ClassicBpfProgram persistent = FanoutSteering.Build([Vip], 8, ipv6ClientPrefix: 64);
+        uint[] picked = [.. Enumerable.Range(1, 200).Select(i =>
+            ClassicBpfInterpreter.Run(persistent, Ipv6(network + (UInt128)(uint)(i * 65537)), networkOffset: 0, protocol: 0x86DD))];
+        Assert.That(picked.Distinct().Count(), Is.EqualTo(1), "one /64, one worker");
+        Assert.That(picked[0], Is.EqualTo((uint)FanoutSteering.WorkerOf(network + 12345, 8, 64)));
+    }
+
+    /// <summary>An IPv6 TCP packet from <paramref name="source"/> to 2001:2::100 (network header first).</summary>
+    private static byte[] Ipv6(UInt128 source)
+    {
+        byte[] packet = new byte[40 + 20];
+        packet[0] = 0x60;
+        packet[6] = IpProtocol.Tcp;
+        BinaryPrimitives.WriteUInt128BigEndian(packet.AsSpan(8), source);
+        BinaryPrimitives.WriteUInt128BigEndian(packet.AsSpan(24), InetAddress.Parse("2001:2::100").IPv6);
+        return packet;
+    }
+
+    [Test]
     public void Non_ipv4_and_short_frames_go_to_worker_zero()
     {
         ClassicBpfProgram program = FanoutSteering.Build([Vip], 8);
