@@ -118,7 +118,7 @@ public sealed partial class ForwardingEngine
         }
         VirtualService service = services.ServiceAt(serviceSlot);
 
-        ConnectionTracker<UInt128> tracker = Ipv6Tracker;
+        ConnectionTracker<UInt128> tracker = _ipv6Tracker!; // made with the rules that hold this service (Snapshot)
         var key = new ConnectionKey<UInt128>(protocol, ip.Source, clientPort, vip, virtualPort);
         FrameReason tracked = tracker.Track(service, key, tcpFlags, nowMs, out int slot, out RealServer? oneShot);
         if (tracked != FrameReason.Forwarded)
@@ -239,16 +239,6 @@ public sealed partial class ForwardingEngine
         return FrameReason.Forwarded;
     }
 
-    /// <summary>
-    /// The IPv6 connection tracker, made with a table as large as the IPv4 one when the first IPv6 frame for a VIP needs
-    /// it (a million 128-byte entries is memory an IPv4-only balancer should not pay for).
-    /// </summary>
-    private ConnectionTracker<UInt128> Ipv6Tracker =>
-        _ipv6Tracker ??= new ConnectionTracker<UInt128>(new ConnectionTable<UInt128>(Connections.Capacity), _options, Counters)
-        {
-            Timeouts = _snapshot.Timeouts,
-        };
-
-    /// <summary>The IPv6 connections (null until the first IPv6 connection was tracked).</summary>
+    /// <summary>The IPv6 connections (null until rules with an IPv6 VIP were published).</summary>
     public ConnectionTable<UInt128>? Ipv6Connections => _ipv6Tracker?.Table;
 }

@@ -65,6 +65,12 @@ public sealed partial class ForwardingEngine
             ArgumentNullException.ThrowIfNull(value);
             _snapshot = value;
             _tracker.Timeouts = value.Timeouts;
+            if (_ipv6Tracker is null && value.Rules.Ipv6VirtualAddresses.Length > 0)
+            {
+                // The IPv6 table, as large as the IPv4 one, comes with the first rules that have an IPv6 VIP: between
+                // batches, never on a frame; an IPv4-only balancer never pays for it.
+                _ipv6Tracker = new ConnectionTracker<UInt128>(new ConnectionTable<UInt128>(Connections.Capacity), _options, Counters);
+            }
             if (_ipv6Tracker is not null)
             {
                 _ipv6Tracker.Timeouts = value.Timeouts;
@@ -173,5 +179,5 @@ public sealed partial class ForwardingEngine
     /// </summary>
     public SyncApplyOutcome ApplySync(in SyncedConnection synced, long nowMs) => synced.ClientAddress.IsIPv4
         ? _tracker.ApplySync(_snapshot.Rules, synced, nowMs)
-        : Ipv6Tracker.ApplySync(_snapshot.Rules, synced, nowMs);
+        : _ipv6Tracker?.ApplySync(_snapshot.Rules, synced, nowMs) ?? SyncApplyOutcome.UnknownService; // no IPv6 service yet
 }

@@ -1,3 +1,4 @@
+using System.Buffers.Binary;
 using UserspaceDr.Core.Packets;
 
 namespace UserspaceDr.Core.Forwarding;
@@ -9,20 +10,21 @@ public static class TransportChecksum
     public static void Finish(Ipv4Header ip, Span<byte> transport)
     {
         byte protocol = ip.Protocol;
-        int checksumOffset = protocol == IpProtocol.Tcp ? TcpHeader.ChecksumOffset : UdpHeader.ChecksumOffset;
-        if ((protocol != IpProtocol.Tcp && protocol != IpProtocol.Udp) || transport.Length < checksumOffset + 2 || ip.IsFragment)
+        int offset = ChecksumOffset(protocol, transport.Length);
+        if (offset >= 0 && !ip.IsFragment)
         {
-            return;
+            Store(transport, offset, protocol, Checksum.PseudoHeader(ip.Source, ip.Destination, protocol, transport.Length));
         }
-        transport[checksumOffset] = 0;
-        transport[checksumOffset + 1] = 0;
-        ushort sum = Compute(ip.Source, ip.Destination, protocol, transport);
-        if (protocol == IpProtocol.Udp && sum == 0)
+    }
+
+    /// <summary>The same over the IPv6 pseudo-header (<paramref name="protocol"/>: the upper layer the header chain ends in).</summary>
+    public static void Finish(Ipv6Header ip, byte protocol, Span<byte> transport)
+    {
+        int offset = ChecksumOffset(protocol, transport.Length);
+        if (offset >= 0)
         {
-            sum = 0xFFFF; // RFC 768: a computed zero is sent as all ones (0 means "no checksum")
+            Store(transport, offset, protocol, Ipv6Checksum.PseudoHeader(ip.Source, ip.Destination, protocol, transport.Length));
         }
-        transport[checksumOffset] = (byte)(sum >> 8);
-        transport[checksumOffset + 1] = (byte)sum;
     }
 
     /// <summary>
@@ -32,46 +34,45 @@ public static class TransportChecksum
     public static bool HoldsOnlyPseudoHeaderSeed(Ipv4Header ip, ReadOnlySpan<byte> transport)
     {
         byte protocol = ip.Protocol;
-        int checksumOffset = protocol == IpProtocol.Tcp ? TcpHeader.ChecksumOffset : UdpHeader.ChecksumOffset;
-        if ((protocol != IpProtocol.Tcp && protocol != IpProtocol.Udp) || transport.Length < checksumOffset + 2 || ip.IsFragment)
-        {
-            return false;
-        }
-        ushort stored = (ushort)(transport[checksumOffset] << 8 | transport[checksumOffset + 1]);
-        return stored == Checksum.Fold(Checksum.PseudoHeader(ip.Source, ip.Destination, protocol, transport.Length));
+        int offset = ChecksumOffset(protocol, transport.Length);
+        return offset >= 0 && !ip.IsFragment &&
+            HoldsOnly(transport, offset, Checksum.PseudoHeader(ip.Source, ip.Destination, protocol, transport.Length));
+    }
+
+    /// <summary>As the IPv4 form: the field holds the folded IPv6 pseudo-header sum and nothing else.</summary>
+    public static bool HoldsOnlyPseudoHeaderSeed(Ipv6Header ip, byte protocol, ReadOnlySpan<byte> transport)
+    {
+        int offset = ChecksumOffset(protocol, transport.Length);
+        return offset >= 0 && HoldsOnly(transport, offset, Ipv6Checksum.PseudoHeader(ip.Source, ip.Destination, protocol, transport.Length));
     }
 
     /// <summary>The checksum of <paramref name="transport"/> (checksum field included as it stands).</summary>
     public static ushort Compute(uint source, uint destination, byte protocol, ReadOnlySpan<byte> transport) =>
         (ushort)~Checksum.Fold(Checksum.Add(transport, Checksum.PseudoHeader(source, destination, protocol, transport.Length)));
 
-    /// <summary>
-    /// Computes and stores the checksum of a whole TCP or UDP segment over the IPv6 pseudo-header; a computed 0 is sent as
-    /// all ones for UDP, where 0 is illegal over IPv6 (RFC 8200 §8.1).
-    /// </summary>
-    public static void Finish(Ipv6Header ip, byte protocol, Span<byte> transport)
+    /// <summary>Where a TCP or UDP segment of <paramref name="length"/> bytes keeps its checksum; -1 for another protocol or too short.</summary>
+    private static int ChecksumOffset(byte protocol, int length)
     {
-        int checksumOffset = protocol == IpProtocol.Tcp ? TcpHeader.ChecksumOffset : UdpHeader.ChecksumOffset;
-        if ((protocol != IpProtocol.Tcp && protocol != IpProtocol.Udp) || transport.Length < checksumOffset + 2)
+        int offset = protocol switch
         {
-            return;
-        }
-        Ipv6Checksum.Store(ip.Source, ip.Destination, protocol, transport, checksumOffset);
-        if (protocol == IpProtocol.Udp && transport[checksumOffset] == 0 && transport[checksumOffset + 1] == 0)
-        {
-            transport[checksumOffset] = transport[checksumOffset + 1] = 0xFF;
-        }
+            IpProtocol.Tcp => TcpHeader.ChecksumOffset,
+            IpProtocol.Udp => UdpHeader.ChecksumOffset,
+            _ => -1,
+        };
+        return offset >= 0 && length >= offset + 2 ? offset : -1;
     }
 
-    /// <summary>As the IPv4 form: the field holds the folded IPv6 pseudo-header sum and nothing else.</summary>
-    public static bool HoldsOnlyPseudoHeaderSeed(Ipv6Header ip, byte protocol, ReadOnlySpan<byte> transport)
+    /// <summary>
+    /// The checksum over <paramref name="pseudoHeader"/> and the segment, stored; a computed 0 is sent as all ones for UDP
+    /// (RFC 768: 0 means "no checksum", which IPv6 does not allow at all, RFC 8200 §8.1).
+    /// </summary>
+    private static void Store(Span<byte> transport, int offset, byte protocol, ulong pseudoHeader)
     {
-        int checksumOffset = protocol == IpProtocol.Tcp ? TcpHeader.ChecksumOffset : UdpHeader.ChecksumOffset;
-        if ((protocol != IpProtocol.Tcp && protocol != IpProtocol.Udp) || transport.Length < checksumOffset + 2)
-        {
-            return false;
-        }
-        ushort stored = (ushort)(transport[checksumOffset] << 8 | transport[checksumOffset + 1]);
-        return stored == Checksum.Fold(Ipv6Checksum.PseudoHeader(ip.Source, ip.Destination, protocol, transport.Length));
+        BinaryPrimitives.WriteUInt16BigEndian(transport[offset..], 0);
+        ushort sum = (ushort)~Checksum.Fold(Checksum.Add(transport, pseudoHeader));
+        BinaryPrimitives.WriteUInt16BigEndian(transport[offset..], protocol == IpProtocol.Udp && sum == 0 ? (ushort)0xFFFF : sum);
     }
+
+    private static bool HoldsOnly(ReadOnlySpan<byte> transport, int offset, ulong pseudoHeader) =>
+        BinaryPrimitives.ReadUInt16BigEndian(transport[offset..]) == Checksum.Fold(pseudoHeader);
 }

@@ -387,6 +387,10 @@ public sealed class NeighborResolver : IDisposable
             }
             _announcedBefore = announced;
         }
+        if (_announcing.Count == 0)
+        {
+            return; // the usual turn: nothing to announce, nothing copied
+        }
         foreach ((UInt128 vip, (int left, long next)) in _announcing.ToArray())
         {
             if (now < next)

@@ -305,6 +305,9 @@ public class Ipv6DirectRoutingTests
         IPv6Packet ip = Ip(Vip, Vip, tcp);
         tcp.UpdateTcpChecksum();
         Assert.That(lab.Process(Frame(ip)), Is.EqualTo(FrameReason.SourceIsVirtualAddress));
-        Assert.That(lab.Engine.Ipv6Connections, Is.Null, "no IPv6 table until a connection needs one");
+        Assert.That(lab.Engine.Ipv6Connections!.Count, Is.Zero, "nothing scheduled");
+        var ipv4Only = new EngineHarness(EngineHarness.Service("rr", servers: [(Frames.Rs1, 1)]));
+        Assert.That(ipv4Only.Process(Tcp(40000)), Is.EqualTo(FrameReason.NotForVirtualAddress));
+        Assert.That(ipv4Only.Engine.Ipv6Connections, Is.Null, "no IPv6 table without an IPv6 service");
     }
 }
