@@ -6,12 +6,12 @@ using UserspaceDr.Core.Stats;
 namespace UserspaceDr.Core.Forwarding;
 
 /// <summary>
-/// IPv6 (ip_vs_in with af AF_INET6, ip_vs_dr_xmit_v6): the fixed header and the extension-header walk of
-/// ipv6_find_hdr, Neighbor Solicitations for VIPs, and direct routing to IPv6 real servers with the hop limit
+/// IPv6 (ip_vs_in with af AF_INET6, ip_vs_dr_xmit_v6, ip_vs_nat_xmit_v6): the fixed header and the extension-header walk
+/// of ipv6_find_hdr, Neighbor Solicitations for VIPs, and direct routing or NAT to IPv6 real servers with the hop limit
 /// decremented (time exceeded at 1), Packet Too Big for what does not fit the server's link, and port unreachable from
 /// the VIP when no server is available. Connection tracking is the same generic tracker as IPv4's, over 128-bit
-/// addresses, in a table of its own. NAT and tunnelling over IPv6 are not built yet: their servers' packets are
-/// dropped as <see cref="FrameReason.ForwardingMethodUnavailable"/>.
+/// addresses, in a table of its own. NAT replies and ICMPv6 errors are in ForwardingEngine.Ipv6Nat.cs. Tunnelling over
+/// IPv6 is not built yet: its servers' packets are dropped as <see cref="FrameReason.ForwardingMethodUnavailable"/>.
 /// </summary>
 public sealed partial class ForwardingEngine
 {
@@ -53,7 +53,9 @@ public sealed partial class ForwardingEngine
         }
         if (!services.IsVirtualAddress(destination))
         {
-            return FrameReason.NotForVirtualAddress;
+            // Not for a VIP: a NAT reply from a real server on its way back to the client, or an ICMPv6 error a NAT
+            // server sends a client; anything else is not udr's.
+            return rules.HasMasquerade ? HandleIpv6NotForVirtualAddress(ref frame, ref packet, datagram, transport) : FrameReason.NotForVirtualAddress;
         }
         if (services.IsVirtualAddress(ip.Source))
         {
@@ -67,9 +69,9 @@ public sealed partial class ForwardingEngine
         return transport.Protocol switch
         {
             IpProtocol.Tcp or IpProtocol.Udp => HandleIpv6Service(ref frame, ref packet, datagram, transport, services),
-            Ipv6NextHeader.Icmpv6 => Icmpv6Type.IsError(frame.Transport.IsEmpty ? (byte)0 : frame.Transport[0])
-                ? FrameReason.IcmpErrorNotTracked
-                : FrameReason.IcmpForVirtualAddress,
+            Ipv6NextHeader.Icmpv6 => frame.Transport.Length >= IcmpHeader.Length && Icmpv6Type.IsError(frame.Transport[0])
+                ? HandleIcmpv6ForVirtualAddress(ref frame, ref packet, datagram, transport)
+                : FrameReason.IcmpForVirtualAddress, // echo and the rest: the kernel owns the VIP and answers
             _ => FrameReason.OtherProtocol,
         };
     }
@@ -133,7 +135,8 @@ public sealed partial class ForwardingEngine
         }
         if (oneShot is not null)
         {
-            return TransmitIpv6(ref frame, ref packet, datagram, protocol, oneShot, oneShot.Method);
+            return TransmitIpv6(ref frame, ref packet, datagram, protocol,
+                new Ipv6Target(oneShot, oneShot.Address.IPv6, oneShot.Port != 0 ? oneShot.Port : virtualPort, oneShot.Method));
         }
 
         ref Connection<UInt128> connection = ref tracker.Table.At(slot);
@@ -154,7 +157,7 @@ public sealed partial class ForwardingEngine
         {
             _ipv6Fragments.Remember(ip.Source, vip, transport.FragmentId, protocol, server, connection.DestAddress, connection.Method, nowMs);
         }
-        return TransmitIpv6(ref frame, ref packet, datagram, protocol, server, connection.Method);
+        return TransmitIpv6(ref frame, ref packet, datagram, protocol, new Ipv6Target(server, connection.DestAddress, connection.DestPort, connection.Method));
     }
 
     /// <summary>
@@ -165,7 +168,7 @@ public sealed partial class ForwardingEngine
     {
         var ip = new Ipv6Header(datagram);
         if (!_ipv6Fragments.TryFind(ip.Source, ip.Destination, transport.FragmentId, transport.Protocol, frame.NowMs,
-            out RealServer? dest, out _, out ForwardingMethod method, out _))
+            out RealServer? dest, out UInt128 destAddress, out ForwardingMethod method, out _))
         {
             return FrameReason.FragmentWithoutFirst;
         }
@@ -173,27 +176,32 @@ public sealed partial class ForwardingEngine
         traffic.InPackets++;
         traffic.InBytes += datagram.Length;
         frame.Flags = FrameFlags.None;
-        FrameReason result = TransmitIpv6(ref frame, ref packet, datagram, transport.Protocol, dest!, method);
+        FrameReason result = TransmitIpv6(ref frame, ref packet, datagram, transport.Protocol, new Ipv6Target(dest!, destAddress, 0, method));
         return result == FrameReason.Forwarded ? FrameReason.ForwardedFragment : result;
     }
 
+    /// <summary>Where an IPv6 packet goes: the server, its address and port (the NAT destination), and the method.</summary>
+    private readonly record struct Ipv6Target(RealServer Server, UInt128 Address, ushort Port, ForwardingMethod Method);
+
     /// <summary>
-    /// ip_vs_dr_xmit_v6: to the server's MAC with the hop limit decremented, nothing else changed. A hop limit of 1 is
-    /// answered with time exceeded, a packet larger than the egress MTU with Packet Too Big (neither about an ICMPv6
-    /// error, nor Packet Too Big about a later fragment), both from the VIP.
+    /// ip_vs_dr_xmit_v6 and ip_vs_nat_xmit_v6: to the server's MAC with the hop limit decremented, and for NAT the
+    /// destination rewritten to RIP:rport. A hop limit of 1 is answered with time exceeded, a packet larger than the
+    /// egress MTU with Packet Too Big (neither about an ICMPv6 error, nor Packet Too Big about a later fragment), both
+    /// from the VIP. Only ICMPv6 errors being relayed come here with <paramref name="protocol"/> ICMPv6.
     /// </summary>
-    private FrameReason TransmitIpv6(ref FrameContext frame, ref FrameBuffer packet, Span<byte> datagram, byte protocol, RealServer dest,
-        ForwardingMethod method)
+    private FrameReason TransmitIpv6(ref FrameContext frame, ref FrameBuffer packet, Span<byte> datagram, byte protocol, in Ipv6Target target)
     {
+        RealServer dest = target.Server;
+        ForwardingMethod method = target.Method;
         if (dest.Removed)
         {
             return FrameReason.DestinationRemoved;
         }
-        if (method != ForwardingMethod.Route || !dest.Address.IsIPv6)
+        if (method is not (ForwardingMethod.Route or ForwardingMethod.Masquerade) || !dest.Address.IsIPv6)
         {
             return FrameReason.ForwardingMethodUnavailable;
         }
-        if (!_snapshot.Neighbors.TryGet(dest.Address.IPv6, out NextHop nextHop))
+        if (!_snapshot.Neighbors.TryGet(target.Address, out NextHop nextHop))
         {
             return FrameReason.NeighborUnresolved;
         }
@@ -202,7 +210,7 @@ public sealed partial class ForwardingEngine
             return FrameReason.LinkUnknown;
         }
         var ip = new Ipv6Header(datagram);
-        bool relayedError = protocol == Ipv6NextHeader.Icmpv6 && !frame.Transport.IsEmpty && Icmpv6Type.IsError(frame.Transport[0]);
+        bool relayedError = protocol == Ipv6NextHeader.Icmpv6;
         if (ip.HopLimit <= 1)
         {
             if (relayedError)
@@ -230,6 +238,11 @@ public sealed partial class ForwardingEngine
         {
             TransportChecksum.Finish(ip, protocol, frame.Transport);
             frame.Flags = flags & ~FrameFlags.ChecksumPartial;
+        }
+        if (method == ForwardingMethod.Masquerade)
+        {
+            // DNAT: VIP:vport becomes RIP:rport (a relayed ICMPv6 error: the outer address only, its checksum made for it).
+            NatRewrite.Destination(ip, protocol, frame.Transport, target.Address, target.Port, (frame.Flags & FrameFlags.ChecksumPartial) != 0);
         }
         ip.HopLimit--;
         frame.Ethernet.Destination = nextHop.Mac;

@@ -107,7 +107,7 @@ public sealed partial class ForwardingEngine
             _tracker.AdvanceTcpState(ref entry, tcpFlags, reply: true);
         }
         _tracker.Arm(ref entry, nowMs);
-        CountReply(entry.Dest, ip);
+        CountReply(entry.Dest, ip.TotalLength);
         if (ip.IsFragment && entry.Dest is not null)
         {
             // The rest of this datagram carries no ports: it follows its first fragment (IPVS reassembles first).
@@ -140,7 +140,7 @@ public sealed partial class ForwardingEngine
         {
             return FrameReason.ReplyTtlExpired;
         }
-        CountReply(dest, ip);
+        CountReply(dest, ip.TotalLength);
         NatRewrite.Source(ip, default, vip, 0, checksumPartial: false);
         ip.DecrementTimeToLive();
         return SendToClient(ref frame, ref packet, clientHop, frame.Flags & ~FrameFlags.ChecksumPartial, FrameReason.ForwardedFragment);
@@ -180,7 +180,7 @@ public sealed partial class ForwardingEngine
             return FrameReason.IcmpErrorTtlExpired;
         }
         ref Connection<uint> entry = ref Connections.At(slot);
-        CountReply(entry.Dest, ip);
+        CountReply(entry.Dest, ip.TotalLength);
         NatRewrite.IcmpQuotedDestination(icmp, quoted, entry.VirtualAddress, entry.VirtualPort);
         NatRewrite.Source(ip, default, entry.VirtualAddress, 0, checksumPartial: false); // outer source; ICMP has no pseudo-header
         ip.DecrementTimeToLive();
@@ -188,13 +188,13 @@ public sealed partial class ForwardingEngine
     }
 
     /// <summary>OutPkts/OutBytes of a real server: what it sent back through the balancer.</summary>
-    private void CountReply(RealServer? dest, Ipv4Header ip)
+    private void CountReply(RealServer? dest, int length)
     {
         if (dest is not null)
         {
             ref TrafficCounters traffic = ref Counters.For(dest);
             traffic.OutPackets++;
-            traffic.OutBytes += ip.TotalLength;
+            traffic.OutBytes += length;
         }
     }
 }

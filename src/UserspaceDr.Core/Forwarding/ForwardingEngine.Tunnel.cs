@@ -236,7 +236,7 @@ public sealed partial class ForwardingEngine
         {
             mtu -= OuterHeaderLength;
         }
-        CountReply(entry.Dest, ip); // "ICMP can be shorter but anyways, account it" (ip_vs_out_stats)
+        CountReply(entry.Dest, ip.TotalLength); // "ICMP can be shorter but anyways, account it" (ip_vs_out_stats)
         frame.ReplyLength = ReplyBuilder.WriteIcmpError(frame.Ethernet, ClientHop.Mac(entry.ClientMac), inner, _links[clientLink].Mac, inner.Destination,
             IcmpType.DestinationUnreachable, IcmpType.CodeFragmentationNeeded, (uint)mtu, frame.Reply);
         packet.Link = clientLink;

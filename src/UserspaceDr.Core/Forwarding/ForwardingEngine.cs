@@ -27,6 +27,7 @@ public sealed partial class ForwardingEngine
     private readonly FragmentTable<uint> _fragments = new();
     private readonly FragmentTable<uint> _replyFragments = new(); // NAT replies: RIP → client, remembered by their first fragment
     private readonly FragmentTable<UInt128> _ipv6Fragments = new();
+    private readonly FragmentTable<UInt128> _ipv6ReplyFragments = new();
     private readonly PathMtuCache _pathMtus = new();
     private readonly EngineLink[] _links;
     private EngineSnapshot _snapshot = EngineSnapshot.Empty;

@@ -117,11 +117,13 @@ public enum FrameReason : byte
     NdpHopLimitInvalid,
     /// <summary>A Neighbor Solicitation that fails RFC 4861's checks (code, length, options, checksum, multicast target).</summary>
     NdpMalformed,
+    /// <summary>An ICMPv6 error for a VIP behind a Fragment header: IPVS drops it (ip_vs_in_icmp_v6) rather than reassemble it.</summary>
+    Icmpv6ErrorFragmented,
 }
 
 public static class FrameReasons
 {
-    public const int Count = (int)FrameReason.NdpMalformed + 1;
+    public const int Count = (int)FrameReason.Icmpv6ErrorFragmented + 1;
 
     private static readonly string[] Names = BuildNames();
 

@@ -61,20 +61,31 @@ public static class Checksum
         return (ushort)~sum;
     }
 
-    /// <summary>
-    /// Updates a plain (uncomplemented) 16-bit sum for a 32-bit field that changed: what a CHECKSUM_PARTIAL
-    /// transport checksum field holds (the pseudo-header seed the NIC or kernel later completes).
-    /// </summary>
-    public static ushort UpdateSum(ushort sum, uint oldValue, uint newValue) => (ushort)~Update((ushort)~sum, oldValue, newValue);
-
     /// <summary>RFC 1624 update for a 32-bit field (an IPv4 address) that changed.</summary>
-    public static ushort Update(ushort checksum, uint oldValue, uint newValue)
+    public static ushort Update(ushort checksum, uint oldValue, uint newValue) => ApplyDelta(checksum, AddressDelta(oldValue, newValue));
+
+    /// <summary>
+    /// What an address change adds to a checksum's one's-complement sum (RFC 1624 eqn. 3's ~m + m', unfolded): the
+    /// complement of each old 16-bit word plus each new one. One delta serves every checksum that covers the address
+    /// (the IP header's, a pseudo-header's), in either family.
+    /// </summary>
+    public static uint AddressDelta(uint oldValue, uint newValue) =>
+        (uint)(ushort)~(oldValue >> 16) + (ushort)~(oldValue & 0xFFFF) + (newValue >> 16) + (newValue & 0xFFFF);
+
+    /// <summary>As the IPv4 form, over the eight 16-bit words of an IPv6 address.</summary>
+    public static uint AddressDelta(UInt128 oldValue, UInt128 newValue) =>
+        AddressDelta((uint)(oldValue >> 96), (uint)(newValue >> 96)) + AddressDelta((uint)(oldValue >> 64), (uint)(newValue >> 64)) +
+        AddressDelta((uint)(oldValue >> 32), (uint)(newValue >> 32)) + AddressDelta((uint)oldValue, (uint)newValue);
+
+    /// <summary>HC' = ~(~HC + delta), folded: a checksum moved by an <see cref="AddressDelta(uint, uint)"/>.</summary>
+    public static ushort ApplyDelta(ushort checksum, uint delta)
     {
-        uint sum = (uint)(ushort)~checksum
-            + (ushort)~(oldValue >> 16) + (ushort)~(oldValue & 0xFFFF)
-            + (newValue >> 16) + (newValue & 0xFFFF);
+        uint sum = (uint)(ushort)~checksum + delta;
         sum = (sum & 0xFFFF) + (sum >> 16);
         sum = (sum & 0xFFFF) + (sum >> 16);
         return (ushort)~sum;
     }
+
+    /// <summary>A plain (uncomplemented) sum moved by an address delta: the pseudo-header seed of a CHECKSUM_PARTIAL field.</summary>
+    public static ushort ApplyDeltaToSum(ushort sum, uint delta) => (ushort)~ApplyDelta((ushort)~sum, delta);
 }

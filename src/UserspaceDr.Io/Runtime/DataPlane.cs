@@ -130,7 +130,8 @@ public sealed class DataPlane : IDisposable
             _resolver.Start();
             _resolver.WaitResolved(TimeSpan.FromSeconds(2));
 
-            var engineLinks = links.Select(l => new EngineLink(l.Mac, l.Mtu, l.Addresses.Count > 0 ? l.Addresses[0].Address : 0)).ToArray();
+            var engineLinks = links.Select(l => new EngineLink(l.Mac, l.Mtu, l.Addresses.Count > 0 ? l.Addresses[0].Address : 0,
+                l.Ipv6Addresses.FirstOrDefault(a => a.Scope == "global")?.Address.IPv6 ?? UInt128.Zero)).ToArray();
             for (int i = 0; i < links.Count; i++)
             {
                 Log.LinkServed(log, i, links[i].Name, links[i].Mac.ToString(), links[i].Mtu, Ipv4Address.Format(engineLinks[i].Address));
