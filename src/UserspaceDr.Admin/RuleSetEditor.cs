@@ -186,12 +186,10 @@ public static class RuleSetEditor
             }
         }
         bool ipv6 = command.Service is { IsIpv6: true } || command.RealServer is { IsIpv6: true };
-        if (ipv6 && command.Kind is IpvsadmCommandKind.AddServer or IpvsadmCommandKind.EditServer &&
-            command.Method is ForwardingMethod.Masquerade or ForwardingMethod.Tunnel)
+        if (ipv6 && command.Kind is IpvsadmCommandKind.AddServer or IpvsadmCommandKind.EditServer && command.Method == ForwardingMethod.Tunnel)
         {
-            // The data plane forwards IPv6 by direct routing; NAT66 and ip6ip6/ipip-over-IPv6 are not built yet.
-            return "udr forwards IPv6 by direct routing (-g) only; not by " +
-                (command.Method == ForwardingMethod.Masquerade ? "masquerading (-m)" : "tunnelling (-i)");
+            // The data plane forwards IPv6 by direct routing and NAT; ip6ip6 and ipip-over-IPv6 are not built yet.
+            return "udr forwards IPv6 by direct routing (-g) or masquerading (-m) only; not by tunnelling (-i)";
         }
         if (command.PersistenceEngine.Length > 0)
         {

@@ -162,7 +162,7 @@ def upload(count, port):
 # refused PORT: a connected UDP socket sends to VIP:PORT, where the server has no listener; the kernel reports
 # ECONNREFUSED only if an ICMP port-unreachable arrives that quotes exactly this socket's datagram.
 def refused(port):
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s = socket.socket(FAMILY, socket.SOCK_DGRAM)
     s.settimeout(2)
     s.bind((CLIENT, 0))
     s.connect((VIP, port))

@@ -4,10 +4,11 @@ using UserspaceDr.Core.Packets;
 namespace UserspaceDr.Core.Forwarding;
 
 /// <summary>
-/// Software TCP segmentation: splits an Ethernet/IPv4/TCP super-frame (a GSO/GRO frame larger than the link MTU)
-/// into wire-sized segments, as a NIC's TSO would. Used where the kernel cannot be handed the frame with a
-/// virtio_net_hdr (the libpcap backend). Each segment carries the original headers with its own total length,
-/// IP ID (original + index), sequence number, checksums, and FIN/PSH only on the last (CWR only on the first).
+/// Software TCP segmentation: splits an Ethernet/IPv4/TCP or Ethernet/IPv6/TCP super-frame (a GSO/GRO frame larger
+/// than the link MTU) into wire-sized segments, as a NIC's TSO would. Used where the kernel cannot be handed the frame
+/// with a virtio_net_hdr (the libpcap backend). Each segment carries the original headers with its own total (IPv6:
+/// payload) length, IPv4 ID (original + index), sequence number, checksums, and FIN/PSH only on the last (CWR only on
+/// the first). An IPv6 super-frame is cut only with TCP right after the fixed header (GRO merges no other).
 /// Allocation-free: the caller asks for the count, then writes segment by segment into its own buffer.
 /// </summary>
 public static class TcpSegmentation
@@ -23,7 +24,7 @@ public static class TcpSegmentation
     public static int SegmentCount(ReadOnlySpan<byte> frame, int mtu, out int payloadPerSegment, int maxSegmentPayload = int.MaxValue)
     {
         payloadPerSegment = 0;
-        if (!TryLayout(frame, out int ipOffset, out int ipHeader, out int tcpHeader, out int payload))
+        if (!TryLayout(frame, out int ipOffset, out int ipHeader, out int tcpHeader, out int payload, out _))
         {
             return 0;
         }
@@ -45,7 +46,7 @@ public static class TcpSegmentation
     /// <summary>Writes segment <paramref name="index"/> of <paramref name="frame"/> into <paramref name="output"/>; returns its length.</summary>
     public static int WriteSegment(ReadOnlySpan<byte> frame, int index, int payloadPerSegment, Span<byte> output)
     {
-        if (!TryLayout(frame, out int ipOffset, out int ipHeader, out int tcpHeader, out int payload))
+        if (!TryLayout(frame, out int ipOffset, out int ipHeader, out int tcpHeader, out int payload, out bool ipv6))
         {
             return 0;
         }
@@ -57,12 +58,18 @@ public static class TcpSegmentation
         frame.Slice(headers + start, chunk).CopyTo(output[headers..]);
 
         Span<byte> ip = output.Slice(ipOffset, ipHeader + tcpHeader + chunk);
-        BinaryPrimitives.WriteUInt16BigEndian(ip[2..], (ushort)ip.Length);
-        BinaryPrimitives.WriteUInt16BigEndian(ip[4..], (ushort)(BinaryPrimitives.ReadUInt16BigEndian(ip[4..]) + index));
-        var header = new Ipv4Header(ip);
-        header.RecomputeHeaderChecksum();
-
         Span<byte> tcp = ip[ipHeader..];
+        if (ipv6)
+        {
+            BinaryPrimitives.WriteUInt16BigEndian(ip[4..], (ushort)tcp.Length);
+        }
+        else
+        {
+            BinaryPrimitives.WriteUInt16BigEndian(ip[2..], (ushort)ip.Length);
+            BinaryPrimitives.WriteUInt16BigEndian(ip[4..], (ushort)(BinaryPrimitives.ReadUInt16BigEndian(ip[4..]) + index));
+            new Ipv4Header(ip).RecomputeHeaderChecksum();
+        }
+
         BinaryPrimitives.WriteUInt32BigEndian(tcp[4..], BinaryPrimitives.ReadUInt32BigEndian(tcp[4..]) + (uint)start);
         if (!last)
         {
@@ -72,22 +79,37 @@ public static class TcpSegmentation
         {
             tcp[13] &= unchecked((byte)~Cwr);
         }
-        tcp[TcpHeader.ChecksumOffset] = 0;
-        tcp[TcpHeader.ChecksumOffset + 1] = 0;
-        BinaryPrimitives.WriteUInt16BigEndian(tcp[TcpHeader.ChecksumOffset..],
-            TransportChecksum.Compute(header.Source, header.Destination, IpProtocol.Tcp, tcp));
+        if (ipv6)
+        {
+            TransportChecksum.Finish(new Ipv6Header(ip), IpProtocol.Tcp, tcp);
+        }
+        else
+        {
+            TransportChecksum.Finish(new Ipv4Header(ip), tcp);
+        }
         return headers + chunk;
     }
 
-    private static bool TryLayout(ReadOnlySpan<byte> frame, out int ipOffset, out int ipHeader, out int tcpHeader, out int payload)
+    private static bool TryLayout(ReadOnlySpan<byte> frame, out int ipOffset, out int ipHeader, out int tcpHeader, out int payload, out bool ipv6)
     {
         ipOffset = ipHeader = tcpHeader = payload = 0;
+        ipv6 = false;
         if (frame.Length < EthernetFrame.HeaderLength)
         {
             return false;
         }
         ipOffset = BinaryPrimitives.ReadUInt16BigEndian(frame[12..]) == EtherTypes.Vlan ? 18 : 14;
-        if (frame.Length < ipOffset + Ipv4Header.MinLength || BinaryPrimitives.ReadUInt16BigEndian(frame[(ipOffset - 2)..]) != EtherTypes.Ipv4)
+        if (frame.Length < ipOffset + Ipv4Header.MinLength)
+        {
+            return false;
+        }
+        ushort etherType = BinaryPrimitives.ReadUInt16BigEndian(frame[(ipOffset - 2)..]);
+        if (etherType == EtherTypes.Ipv6)
+        {
+            ipv6 = true;
+            return TryLayoutIpv6(frame[ipOffset..], out ipHeader, out tcpHeader, out payload);
+        }
+        if (etherType != EtherTypes.Ipv4)
         {
             return false;
         }
@@ -106,6 +128,24 @@ public static class TcpSegmentation
             return false;
         }
         payload = total - ipHeader - tcpHeader;
+        return true;
+    }
+
+    private static bool TryLayoutIpv6(ReadOnlySpan<byte> ip, out int ipHeader, out int tcpHeader, out int payload)
+    {
+        ipHeader = Ipv6Header.Length;
+        tcpHeader = payload = 0;
+        if (ip.Length < Ipv6Header.Length + TcpHeader.MinLength || (ip[0] >> 4) != 6 || ip[6] != IpProtocol.Tcp)
+        {
+            return false;
+        }
+        int total = Ipv6Header.Length + BinaryPrimitives.ReadUInt16BigEndian(ip[4..]);
+        tcpHeader = (ip[Ipv6Header.Length + 12] >> 4) * 4;
+        if (total > ip.Length || tcpHeader < TcpHeader.MinLength || Ipv6Header.Length + tcpHeader > total)
+        {
+            return false;
+        }
+        payload = total - Ipv6Header.Length - tcpHeader;
         return true;
     }
 }

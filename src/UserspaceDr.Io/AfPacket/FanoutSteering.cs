@@ -17,11 +17,12 @@ namespace UserspaceDr.Io.AfPacket;
 /// the high half) and taken modulo the worker count; the kernel takes the result modulo the group size again. A
 /// fanout program runs with skb->data at the network header (the MAC header is already pulled), so every load is
 /// relative to SKF_NET_OFF, which means the network header wherever data points; an 802.1Q tag is never in the way
-/// there (the receive path strips it into the skb before the taps run). An IPv6 frame's client is its source (IPv6 is
-/// forwarded by direct routing only: every frame udr takes is client → VIP, or a Neighbor Solicitation, which any
-/// worker answers): the four words of the source, each masked by the widest IPv6 persistence prefix in force, are
-/// folded by XOR and hashed the same way. Frames of other EtherTypes go to worker 0; a load past the end of a short
-/// frame ends the program with 0 too.</para>
+/// there (the receive path strips it into the skb before the taps run). An IPv6 frame's client is chosen the same way:
+/// to an IPv6 VIP, its source, but for an ICMPv6 error right after the fixed header the quoted packet's destination;
+/// anything else (a NAT reply, a NAT server's ICMPv6 error to the client) its destination. Neighbor Solicitations go
+/// wherever their source puts them: any worker answers. The four words of the client, each masked by the widest IPv6
+/// persistence prefix in force, are folded by XOR and hashed the same way. Frames of other EtherTypes go to worker 0;
+/// a load past the end of a short frame ends the program with 0 too.</para>
 /// <para>Spreading: by client address only, a single client's connections all land on one worker. That is the price
 /// of steering both directions of NAT without shared state; with DR/TUN only, a 5-tuple hash would spread a few
 /// clients better but could not keep persistence templates and ICMP errors with their connections.</para>
@@ -35,6 +36,10 @@ public static class FanoutSteering
     private const uint EtherTypeIpv4 = 0x0800;
     private const uint EtherTypeIpv6 = 0x86DD;
     private const uint Ipv6SourceOffset = 8;
+    private const uint Ipv6DestinationOffset = 24;
+    private const uint Ipv6NextHeaderOffset = 6;
+    private const uint Ipv6HeaderLength = 40;
+    private const uint NextHeaderIcmpv6 = 58;
     private const uint ProtocolIcmp = 1;
     private const uint ProtocolIpip = 4;
     private const uint IcmpHeaderLength = 8;
@@ -44,7 +49,9 @@ public static class FanoutSteering
     /// <param name="workers">Sockets in the group (1 to 256); the program returns 0 to workers − 1.</param>
     /// <param name="clientMask">Bits of the client address that count (the widest persistence netmask; all ones without persistence).</param>
     /// <param name="ipv6ClientPrefix">The IPv6 client bits that count (the widest IPv6 persistence prefix; 128 without).</param>
-    public static ClassicBpfProgram Build(IEnumerable<uint> vips, int workers, uint clientMask = uint.MaxValue, int ipv6ClientPrefix = 128)
+    /// <param name="ipv6Vips">IPv6 virtual service addresses.</param>
+    public static ClassicBpfProgram Build(IEnumerable<uint> vips, int workers, uint clientMask = uint.MaxValue, int ipv6ClientPrefix = 128,
+        IEnumerable<UInt128>? ipv6Vips = null)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(ipv6ClientPrefix);
         ArgumentOutOfRangeException.ThrowIfGreaterThan(ipv6ClientPrefix, 128);
@@ -56,6 +63,7 @@ public static class FanoutSteering
         {
             throw new ArgumentException($"at most {ServiceTrafficFilter.MaxDestinations} VIPs fit one steering program, not {addresses.Length}", nameof(vips));
         }
+        UInt128[] ipv6Addresses = [.. (ipv6Vips ?? []).Distinct().Order()];
 
         var asm = new ClassicBpfAssembler();
         asm.Emit(ClassicBpfInstruction.LoadWordAbsolute, ClassicBpfInstruction.AncillaryProtocol)
@@ -63,27 +71,30 @@ public static class FanoutSteering
             .JumpIfEqual(EtherTypeIpv6, "ip6")
             .Return(0)
 
-            // IPv6: X = the masked words of the source folded by XOR, then the hash.
-            .Label("ip6")
-            .Emit(ClassicBpfInstruction.LoadIndexImmediate, 0);
-        for (int word = 0; word < 4; word++)
+            // IPv6: which address is the client's (as for IPv4), then X = its masked words folded by XOR, then the hash.
+            .Label("ip6");
+        for (int i = 0; i < ipv6Addresses.Length; i++)
         {
-            uint mask = PrefixWordMask(ipv6ClientPrefix, word);
-            if (mask == 0)
+            string next = $"ip6-next-{i}";
+            for (int word = 0; word < 4; word++)
             {
-                break;
+                asm.Emit(ClassicBpfInstruction.LoadWordAbsolute, Net + Ipv6DestinationOffset + (uint)(4 * word))
+                    .JumpIfEqual((uint)(ipv6Addresses[i] >> (96 - (32 * word))), null, next);
             }
-            asm.Emit(ClassicBpfInstruction.LoadWordAbsolute, Net + Ipv6SourceOffset + (uint)(4 * word));
-            if (mask != uint.MaxValue)
-            {
-                asm.Emit(ClassicBpfInstruction.AndConstant, mask);
-            }
-            asm.Emit(ClassicBpfInstruction.XorIndex)
-                .Emit(ClassicBpfInstruction.AccumulatorToIndex);
+            asm.Jump("to-vip6")
+                .Label(next);
         }
-        asm.Emit(ClassicBpfInstruction.IndexToAccumulator)
-            .Jump("mix")
-
+        EmitIpv6Fold(asm, Ipv6DestinationOffset, ipv6ClientPrefix); // not to a VIP: a NAT reply or a server's error to the client
+        asm.Label("to-vip6")
+            .Emit(ClassicBpfInstruction.LoadByteAbsolute, Net + Ipv6NextHeaderOffset)
+            .JumpIfEqual(NextHeaderIcmpv6, null, "to-vip6-source")
+            .Emit(ClassicBpfInstruction.LoadByteAbsolute, Net + Ipv6HeaderLength)
+            .Emit(ClassicBpfInstruction.AndConstant, 0x80)
+            .JumpIfEqual(0, null, "to-vip6-source"); // informational (echo, NDP): the source
+        EmitIpv6Fold(asm, Ipv6HeaderLength + IcmpHeaderLength + Ipv6DestinationOffset, ipv6ClientPrefix); // quoted VIP → client
+        asm.Label("to-vip6-source");
+        EmitIpv6Fold(asm, Ipv6SourceOffset, ipv6ClientPrefix);
+        asm
             .Label("ip")
             // X = IPv4 header length (ihl × 4), for the loads from the transport header on.
             .Emit(ClassicBpfInstruction.LoadByteAbsolute, Net)
@@ -131,6 +142,29 @@ public static class FanoutSteering
             .Emit(ClassicBpfInstruction.ModuloConstant, (uint)workers)
             .Emit(ClassicBpfInstruction.ReturnAccumulator);
         return asm.Build();
+    }
+
+    /// <summary>A = the IPv6 address at <paramref name="offset"/> (from the network header), its masked words folded by XOR; then to the hash.</summary>
+    private static void EmitIpv6Fold(ClassicBpfAssembler asm, uint offset, int prefix)
+    {
+        asm.Emit(ClassicBpfInstruction.LoadIndexImmediate, 0);
+        for (int word = 0; word < 4; word++)
+        {
+            uint mask = PrefixWordMask(prefix, word);
+            if (mask == 0)
+            {
+                break;
+            }
+            asm.Emit(ClassicBpfInstruction.LoadWordAbsolute, Net + offset + (uint)(4 * word));
+            if (mask != uint.MaxValue)
+            {
+                asm.Emit(ClassicBpfInstruction.AndConstant, mask);
+            }
+            asm.Emit(ClassicBpfInstruction.XorIndex)
+                .Emit(ClassicBpfInstruction.AccumulatorToIndex);
+        }
+        asm.Emit(ClassicBpfInstruction.IndexToAccumulator)
+            .Jump("mix");
     }
 
     /// <summary>The worker the program picks for <paramref name="client"/> (what tests and diagnostics compare against).</summary>

@@ -10,8 +10,9 @@ namespace UserspaceDr.Io.AfPacket;
 /// them, which must reach the engine to be translated back);</item>
 /// <item>ICMP addressed to one of the balancer's own link addresses (fragmentation-needed about the outer packets of
 /// tunnelled traffic, which carry the balancer's address as their source);</item>
-/// <item>IPv6 whose destination is an IPv6 VIP, and, when there are IPv6 VIPs, ICMPv6 Neighbor Solicitations right after
-/// the fixed header (the engine answers those for a VIP and leaves the rest to the kernel).</item>
+/// <item>IPv6 whose destination is an IPv6 VIP; IPv6 TCP, UDP, ICMPv6 and fragments from an IPv6 NAT real server (its
+/// replies and errors); and, when there are IPv6 VIPs, ICMPv6 Neighbor Solicitations right after the fixed header (the
+/// engine answers those for a VIP and leaves the rest to the kernel).</item>
 /// </list>
 /// </summary>
 /// <remarks>
@@ -33,7 +34,9 @@ public static class ServiceTrafficFilter
     private const uint EtherTypeVlan = 0x8100;
     private const uint EtherTypeIpv6 = 0x86DD;
     private const uint Ipv6NextHeaderOffset = 14 + 6;
+    private const uint Ipv6SourceOffset = 14 + 8;
     private const uint Ipv6DestinationOffset = 14 + 24;
+    private const uint NextHeaderFragment = 44;
     private const uint Icmpv6TypeOffset = 14 + 40;
     private const uint NextHeaderIcmpv6 = 58;
     private const uint NeighborSolicitation = 135;
@@ -58,8 +61,9 @@ public static class ServiceTrafficFilter
     /// <param name="natServers">Real servers of NAT (-m) destinations: their TCP, UDP and ICMP frames are accepted.</param>
     /// <param name="ownAddresses">The balancer's own addresses on its links: ICMP addressed to them is accepted.</param>
     /// <param name="ipv6Vips">IPv6 virtual service addresses (their 128 bits as a number, first byte most significant).</param>
+    /// <param name="ipv6NatServers">IPv6 real servers of NAT destinations: their TCP, UDP, ICMPv6 and fragments are accepted.</param>
     public static ClassicBpfProgram Build(IEnumerable<uint> vips, IEnumerable<uint> extraDestinations,
-        IEnumerable<uint> natServers, IEnumerable<uint> ownAddresses, IEnumerable<UInt128>? ipv6Vips = null)
+        IEnumerable<uint> natServers, IEnumerable<uint> ownAddresses, IEnumerable<UInt128>? ipv6Vips = null, IEnumerable<UInt128>? ipv6NatServers = null)
     {
         ArgumentNullException.ThrowIfNull(vips);
         ArgumentNullException.ThrowIfNull(extraDestinations);
@@ -68,11 +72,8 @@ public static class ServiceTrafficFilter
         uint[] destinations = Sorted(vips.Concat(extraDestinations), nameof(vips));
         uint[] sources = Sorted(natServers, nameof(natServers));
         uint[] own = Sorted(ownAddresses.Except(destinations), nameof(ownAddresses));
-        UInt128[] ipv6Destinations = [.. (ipv6Vips ?? []).Distinct().Order()];
-        if (ipv6Destinations.Length > MaxDestinations)
-        {
-            throw new ArgumentException($"at most {MaxDestinations} addresses of one kind fit one filter, not {ipv6Destinations.Length}", nameof(ipv6Vips));
-        }
+        UInt128[] ipv6Destinations = Sorted(ipv6Vips ?? [], nameof(ipv6Vips));
+        UInt128[] ipv6Sources = Sorted(ipv6NatServers ?? [], nameof(ipv6NatServers));
 
         // All jumps go forward. Each address list is followed directly by its "hit" block, so a compare never jumps
         // further than its list is long (≤ 255), however many lists there are.
@@ -102,17 +103,26 @@ public static class ServiceTrafficFilter
 
             // IPv6: the destination's four words against each VIP's (a miss on any word moves to the next VIP).
             .Label("ip6");
-        for (int i = 0; i < ipv6Destinations.Length; i++)
-        {
-            string next = $"ip6-next-{i}";
-            for (int word = 0; word < 4; word++)
-            {
-                asm.Emit(ClassicBpfInstruction.LoadWordIndirect, Ipv6DestinationOffset + (uint)(4 * word))
-                    .JumpIfEqual((uint)(ipv6Destinations[i] >> (96 - (32 * word))), null, next);
-            }
-            asm.Return(AcceptWholeFrame)
-                .Label(next);
-        }
+        CompareIpv6List(asm, ipv6Destinations, Ipv6DestinationOffset, "ip6-destination-hit");
+        asm.Jump("ip6-destination-miss")
+            .Label("ip6-destination-hit")
+            .Return(AcceptWholeFrame)
+
+            // Source: an IPv6 NAT server; what can be a reply or an error (the upper layer right after the fixed header,
+            // or a fragment of one).
+            .Label("ip6-destination-miss");
+        CompareIpv6List(asm, ipv6Sources, Ipv6SourceOffset, "ip6-source-hit");
+        asm.Jump("ip6-source-miss")
+            .Label("ip6-source-hit")
+            .Emit(ClassicBpfInstruction.LoadByteIndirect, Ipv6NextHeaderOffset)
+            .JumpIfEqual(ProtocolTcp, "accept6")
+            .JumpIfEqual(ProtocolUdp, "accept6")
+            .JumpIfEqual(NextHeaderIcmpv6, "accept6")
+            .JumpIfEqual(NextHeaderFragment, "accept6")
+            .Return(Drop)
+            .Label("accept6")
+            .Return(AcceptWholeFrame)
+            .Label("ip6-source-miss");
         if (ipv6Destinations.Length == 0)
         {
             asm.Return(Drop);
@@ -183,14 +193,33 @@ public static class ServiceTrafficFilter
         return asm.Build();
     }
 
-    private static uint[] Sorted(IEnumerable<uint> addresses, string parameter)
+    private static T[] Sorted<T>(IEnumerable<T> addresses, string parameter)
     {
-        uint[] sorted = [.. addresses.Distinct().Order()];
+        T[] sorted = [.. addresses.Distinct().Order()];
         if (sorted.Length > MaxDestinations)
         {
             throw new ArgumentException($"at most {MaxDestinations} addresses of one kind fit one filter, not {sorted.Length}", parameter);
         }
         return sorted;
+    }
+
+    /// <summary>
+    /// Compares the IPv6 address at <paramref name="offset"/> (from X) with each of <paramref name="addresses"/>, four
+    /// words each, jumping to <paramref name="hit"/> on a whole match (unconditional: no 255 limit) and falling through.
+    /// </summary>
+    private static void CompareIpv6List(ClassicBpfAssembler asm, UInt128[] addresses, uint offset, string hit)
+    {
+        for (int i = 0; i < addresses.Length; i++)
+        {
+            string next = $"{hit}-next-{i}";
+            for (int word = 0; word < 4; word++)
+            {
+                asm.Emit(ClassicBpfInstruction.LoadWordIndirect, offset + (uint)(4 * word))
+                    .JumpIfEqual((uint)(addresses[i] >> (96 - (32 * word))), null, next);
+            }
+            asm.Jump(hit)
+                .Label(next);
+        }
     }
 
     private static void CompareList(ClassicBpfAssembler asm, uint[] addresses, string hit)

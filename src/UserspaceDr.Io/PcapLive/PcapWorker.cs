@@ -106,7 +106,8 @@ public sealed class PcapWorker : IFrameWorker
 
     /// <summary>
     /// The same traffic as the AF_PACKET filter: ARP, IPv4 to a VIP, TCP/UDP/ICMP from a NAT real server, ICMP to the
-    /// balancer's own addresses, IPv6 to an IPv6 VIP and Neighbor Solicitations (also with one VLAN tag).
+    /// balancer's own addresses, IPv6 to an IPv6 VIP, TCP/UDP/ICMPv6/fragments from an IPv6 NAT real server and Neighbor
+    /// Solicitations (also with one VLAN tag).
     /// </summary>
     public static string Filter(TrafficSelection traffic)
     {
@@ -132,8 +133,11 @@ public sealed class PcapWorker : IFrameWorker
         if (traffic.Ipv6VirtualAddresses.Count > 0)
         {
             // And Neighbor Solicitations (ICMPv6 type 135 right after the fixed header), as the AF_PACKET filter.
+            string natReplies = traffic.Ipv6NatServers.Count == 0 ? "" :
+                " or ((" + string.Join(" or ", traffic.Ipv6NatServers.Select(a => "src host " + InetAddress.FromIPv6(a))) +
+                ") and (ip6[6] == 6 or ip6[6] == 17 or ip6[6] == 58 or ip6[6] == 44))";
             families.Add("(ip6 and (" + string.Join(" or ", traffic.Ipv6VirtualAddresses.Select(a => "dst host " + InetAddress.FromIPv6(a))) +
-                " or (ip6[6] == 58 and ip6[40] == 135)))");
+                natReplies + " or (ip6[6] == 58 and ip6[40] == 135)))");
         }
         if (families.Count == 0)
         {

@@ -77,6 +77,7 @@ public sealed class DataPlane : IDisposable
     private readonly Timer _monitor;
     private readonly object _reloadLock = new();
     private readonly uint[] _ownAddresses;
+    private readonly UInt128[] _ownIpv6Addresses;
     private TrafficSelection _traffic;
     private bool _standby;
     private ClassicBpfProgram? _steering;
@@ -110,6 +111,7 @@ public sealed class DataPlane : IDisposable
         RuleSet ruleSet = RuleSet.Build(rules);
         _state.Update(s => s.WithRules(ruleSet));
         _ownAddresses = [.. links.SelectMany(l => l.Addresses).Select(a => a.Address).Where(a => a != 0).Distinct().Order()];
+        _ownIpv6Addresses = [.. links.SelectMany(l => l.Ipv6Addresses).Select(a => a.Address.IPv6).Distinct().Order()];
         _traffic = TrafficSelection.From(ruleSet, _ownAddresses);
         try
         {
@@ -117,7 +119,7 @@ public sealed class DataPlane : IDisposable
             {
                 foreach (LinkInfo link in links)
                 {
-                    var guard = new NftablesGuard(link.Name, _ownAddresses);
+                    var guard = new NftablesGuard(link.Name, _ownAddresses, _ownIpv6Addresses);
                     _guards.Add(guard);
                     guard.Remove(); // a table left by a crashed run
                     guard.Apply(ruleSet);
@@ -154,8 +156,7 @@ public sealed class DataPlane : IDisposable
             FanoutOptions[]? fanouts = null;
             if (workers > 1 && options.Backend == FrameBackend.AfPacket)
             {
-                _steering = FanoutSteering.Build(ruleSet.VirtualAddresses.ToArray(), workers, RuleSetTraffic.ClientMask(rules),
-                    RuleSetTraffic.Ipv6ClientPrefix(rules));
+                _steering = Steering(ruleSet, workers);
                 int baseId = (Environment.ProcessId & 0x3FF) << 6;
                 fanouts = [.. Enumerable.Range(0, links.Count).Select(i =>
                     new FanoutOptions((ushort)(baseId | i), FanoutMode.ClassicBpf) { Program = _steering })];
@@ -227,8 +228,7 @@ public sealed class DataPlane : IDisposable
             Select(next);
             if (_steering is not null)
             {
-                ClassicBpfProgram steering = FanoutSteering.Build(next.VirtualAddresses.ToArray(), _workers.Count, RuleSetTraffic.ClientMask(rules),
-                    RuleSetTraffic.Ipv6ClientPrefix(rules));
+                ClassicBpfProgram steering = Steering(next, _workers.Count);
                 if (!steering.Instructions.SequenceEqual(_steering.Instructions) && _workers.Count > 0)
                 {
                     _workers[0].ReplaceFanoutProgram(steering); // one member's call replaces the program of the whole group
@@ -340,6 +340,11 @@ public sealed class DataPlane : IDisposable
             _resolver.SetAnnounced(rules.Ipv6VirtualAddresses.ToArray());
         }
     }
+
+    /// <summary>The fanout steering program for <paramref name="rules"/> over <paramref name="workers"/> workers.</summary>
+    private static ClassicBpfProgram Steering(RuleSet rules, int workers) =>
+        FanoutSteering.Build(rules.VirtualAddresses.ToArray(), workers, RuleSetTraffic.ClientMask(rules.Spec), RuleSetTraffic.Ipv6ClientPrefix(rules.Spec),
+            rules.Ipv6VirtualAddresses.ToArray());
 
     /// <summary>Under the reload lock: narrows or widens what the kernel hands the workers for <paramref name="rules"/>.</summary>
     private void Select(RuleSet rules)

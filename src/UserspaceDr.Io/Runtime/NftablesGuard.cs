@@ -23,14 +23,17 @@ public sealed class NftablesGuard : IDisposable
 {
     private readonly string _interfaceName;
     private readonly uint[] _ownAddresses;
+    private readonly UInt128[] _ownIpv6Addresses;
     private bool _installed;
     private string? _appliedScript;
 
     /// <param name="ownAddresses">The balancer's own addresses (every served link's): traffic to them stays the kernel's.</param>
-    public NftablesGuard(string interfaceName, IEnumerable<uint>? ownAddresses = null)
+    /// <param name="ownIpv6Addresses">The same, IPv6.</param>
+    public NftablesGuard(string interfaceName, IEnumerable<uint>? ownAddresses = null, IEnumerable<UInt128>? ownIpv6Addresses = null)
     {
         _interfaceName = interfaceName;
         _ownAddresses = [.. (ownAddresses ?? []).Distinct().Order()];
+        _ownIpv6Addresses = [.. (ownIpv6Addresses ?? []).Distinct().Order()];
         TableName = "udr_" + new string(interfaceName.Select(c => char.IsAsciiLetterOrDigit(c) ? c : '_').ToArray());
     }
 
@@ -94,9 +97,35 @@ public sealed class NftablesGuard : IDisposable
                 $"   {notOwn} icmp type {{ destination-unreachable, source-quench, time-exceeded, parameter-problem }} @th,192,32 {{ {quoted} }} drop");
             script.AppendLine(CultureInfo.InvariantCulture, $"    ip saddr {{ {sources} }}{notOwn} ip frag-off & 0x1fff != 0 meta l4proto {{ tcp, udp }} drop");
         }
+        AppendIpv6NatServers(script, rules);
         script.AppendLine("  }");
         script.AppendLine("}");
         return script.ToString();
+    }
+
+    /// <summary>
+    /// The IPv6 form of the NAT server rules: a server's replies from its service ports, the ICMPv6 errors it sends
+    /// (udr translates them), and later fragments from it, unless addressed to the balancer itself.
+    /// </summary>
+    private void AppendIpv6NatServers(StringBuilder script, RuleSetSpec rules)
+    {
+        InetAddress[] natServers = [.. RuleSetTraffic.Ipv6NatServers(rules).Order().Select(InetAddress.FromIPv6)];
+        if (natServers.Length == 0)
+        {
+            return;
+        }
+        string notOwn = _ownIpv6Addresses.Length == 0 ? "" : $" ip6 daddr != {{ {string.Join(", ", _ownIpv6Addresses.Select(InetAddress.FromIPv6))} }}";
+        foreach ((UInt128 address, ServiceProtocol protocol, ushort port) in RuleSetTraffic.Ipv6NatServerPorts(rules))
+        {
+            string name = protocol == ServiceProtocol.Tcp ? "tcp" : "udp";
+            script.AppendLine(port == 0
+                ? $"    ip6 saddr {InetAddress.FromIPv6(address)}{notOwn} meta l4proto {name} drop"
+                : string.Create(CultureInfo.InvariantCulture, $"    ip6 saddr {InetAddress.FromIPv6(address)}{notOwn} {name} sport {port} drop"));
+        }
+        string sources = string.Join(", ", natServers);
+        script.AppendLine(CultureInfo.InvariantCulture,
+            $"    ip6 saddr {{ {sources} }}{notOwn} icmpv6 type {{ destination-unreachable, packet-too-big, time-exceeded, parameter-problem }} drop");
+        script.AppendLine(CultureInfo.InvariantCulture, $"    ip6 saddr {{ {sources} }}{notOwn} exthdr frag exists meta l4proto {{ tcp, udp }} drop");
     }
 
     /// <summary>Installs or replaces the table. Throws <see cref="InvalidOperationException"/> with nft's message on failure.</summary>

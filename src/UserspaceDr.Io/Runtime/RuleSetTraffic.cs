@@ -5,16 +5,28 @@ namespace UserspaceDr.Io.Runtime;
 
 /// <summary>
 /// What the receive side needs to know of a rule set: which addresses to take in, which servers to resolve, and how to
-/// steer. NAT is IPv4 only (IPv6 NAT services are refused before they get here).
+/// steer.
 /// </summary>
 public static class RuleSetTraffic
 {
-    /// <summary>The addresses of NAT (-m) real servers: their replies come back through udr.</summary>
+    /// <summary>The IPv4 addresses of NAT (-m) real servers: their replies come back through udr.</summary>
     public static IEnumerable<uint> NatServers(RuleSetSpec rules)
     {
         ArgumentNullException.ThrowIfNull(rules);
         return rules.Services.SelectMany(s => s.RealServers).Where(r => r.Method == ForwardingMethod.Masquerade && r.Address.IsIPv4)
             .Select(r => r.Address.IPv4).Distinct();
+    }
+
+    /// <summary>The IPv6 addresses of NAT real servers.</summary>
+    public static IEnumerable<UInt128> Ipv6NatServers(RuleSetSpec rules) => Ipv6NatServerPorts(rules).Select(t => t.Address).Distinct();
+
+    /// <summary>As <see cref="NatServerPorts"/>, for IPv6 NAT real servers.</summary>
+    public static IEnumerable<(UInt128 Address, ServiceProtocol Protocol, ushort Port)> Ipv6NatServerPorts(RuleSetSpec rules)
+    {
+        ArgumentNullException.ThrowIfNull(rules);
+        return rules.Services.SelectMany(s => s.RealServers.Where(r => r.Method == ForwardingMethod.Masquerade && r.Address.IsIPv6)
+                .Select(r => (Address: r.Address.IPv6, s.Protocol, r.Port)))
+            .Distinct().OrderBy(t => t.Address).ThenBy(t => t.Protocol).ThenBy(t => t.Port);
     }
 
     /// <summary>

@@ -4,13 +4,16 @@ using UserspaceDr.Io.AfPacket;
 namespace UserspaceDr.Io.Runtime;
 
 /// <summary>
-/// What the receive side takes in for a rule set: frames to a VIP (either family), frames from a NAT real server (its
-/// replies and ICMP errors), and ICMP to the balancer's own addresses. Built at control time; the kernel filters by it.
+/// What the receive side takes in for a rule set: frames to a VIP (either family), frames from a NAT real server of
+/// either family (its replies and ICMP errors), and ICMP to the balancer's own addresses. Built at control time; the kernel filters by it.
 /// </summary>
 public sealed record TrafficSelection(IReadOnlyList<uint> VirtualAddresses, IReadOnlyList<uint> NatServers, IReadOnlyList<uint> OwnAddresses)
 {
     /// <summary>The IPv6 VIPs (and with them, Neighbor Solicitations).</summary>
     public IReadOnlyList<UInt128> Ipv6VirtualAddresses { get; init; } = [];
+
+    /// <summary>The IPv6 NAT real servers: their replies and ICMPv6 errors.</summary>
+    public IReadOnlyList<UInt128> Ipv6NatServers { get; init; } = [];
 
     /// <summary>
     /// The selection for <paramref name="rules"/>; with <paramref name="standby"/> (IPVS's backup_only while a backup sync
@@ -25,13 +28,15 @@ public sealed record TrafficSelection(IReadOnlyList<uint> VirtualAddresses, IRea
             [.. ownAddresses.Distinct().Order()])
         {
             Ipv6VirtualAddresses = standby ? [] : [.. rules.Ipv6VirtualAddresses.ToArray().Order()],
+            Ipv6NatServers = standby ? [] : [.. RuleSetTraffic.Ipv6NatServers(rules.Spec).Order()],
         };
     }
 
     /// <summary>The AF_PACKET socket filter for this selection.</summary>
-    public ClassicBpfProgram SocketFilter() => ServiceTrafficFilter.Build(VirtualAddresses, [], NatServers, OwnAddresses, Ipv6VirtualAddresses);
+    public ClassicBpfProgram SocketFilter() => ServiceTrafficFilter.Build(VirtualAddresses, [], NatServers, OwnAddresses, Ipv6VirtualAddresses, Ipv6NatServers);
 
     public bool SameAs(TrafficSelection other) =>
         other is not null && VirtualAddresses.SequenceEqual(other.VirtualAddresses) && NatServers.SequenceEqual(other.NatServers) &&
-        OwnAddresses.SequenceEqual(other.OwnAddresses) && Ipv6VirtualAddresses.SequenceEqual(other.Ipv6VirtualAddresses);
+        OwnAddresses.SequenceEqual(other.OwnAddresses) && Ipv6VirtualAddresses.SequenceEqual(other.Ipv6VirtualAddresses) &&
+        Ipv6NatServers.SequenceEqual(other.Ipv6NatServers);
 }

@@ -71,8 +71,8 @@ internal sealed record CapturedPacket(
                     ip6.Protocol, tcp.SourcePort, tcp.DestinationPort, tcp.Synchronize, tcp.Acknowledgment, tcp.Reset, ip6.PayloadLength - (tcp.DataOffset * 4)),
                 UdpPacket udp => new CapturedPacket(timestampMicroseconds, source, destination, ip6.SourceAddress.ToString(), ip6.DestinationAddress.ToString(),
                     ip6.Protocol, udp.SourcePort, udp.DestinationPort, false, false, false, ip6.PayloadLength - 8),
-                _ => new CapturedPacket(timestampMicroseconds, source, destination, ip6.SourceAddress.ToString(), ip6.DestinationAddress.ToString(),
-                    ip6.Protocol, 0, 0, false, false, false, ip6.PayloadLength),
+                _ => Icmpv6(new CapturedPacket(timestampMicroseconds, source, destination, ip6.SourceAddress.ToString(), ip6.DestinationAddress.ToString(),
+                    ip6.Protocol, 0, 0, false, false, false, ip6.PayloadLength), frame),
             };
         }
         if (ethernet.Type != EthernetType.IPv4 || ethernet.PayloadPacket is not IPv4Packet ip)
@@ -111,6 +111,36 @@ internal sealed record CapturedPacket(
             packet = WithInner(packet, payload);
         }
         return packet;
+    }
+
+    /// <summary>
+    /// An ICMPv6 message right after the fixed header: its type, code and (Packet Too Big) MTU, and for an error the
+    /// quoted packet's addresses and ports (its transport header right after its fixed header, as the lab's are).
+    /// </summary>
+    private static CapturedPacket Icmpv6(CapturedPacket packet, byte[] frame)
+    {
+        const int Start = EthernetHeaderLength + 40;
+        if (packet.Protocol != ProtocolType.IcmpV6 || frame.Length < Start + 8)
+        {
+            return packet;
+        }
+        ReadOnlySpan<byte> icmp = frame.AsSpan(Start);
+        packet = packet with { IcmpType = icmp[0], IcmpCode = icmp[1], IcmpNextHopMtu = (icmp[6] << 8) | icmp[7] };
+        ReadOnlySpan<byte> quoted = icmp[8..];
+        if (icmp[0] >= 128 || quoted.Length < 40 || quoted[0] >> 4 != 6)
+        {
+            return packet;
+        }
+        var protocol = (ProtocolType)quoted[6];
+        bool hasPorts = (protocol is ProtocolType.Tcp or ProtocolType.Udp) && quoted.Length >= 44;
+        return packet with
+        {
+            InnerSource = new System.Net.IPAddress(quoted.Slice(8, 16)).ToString(),
+            InnerDestination = new System.Net.IPAddress(quoted.Slice(24, 16)).ToString(),
+            InnerProtocol = protocol,
+            InnerSourcePort = hasPorts ? (quoted[40] << 8) | quoted[41] : 0,
+            InnerDestinationPort = hasPorts ? (quoted[42] << 8) | quoted[43] : 0,
+        };
     }
 
     /// <summary>Reads the addresses and ports of the IPv4 packet (or the start of it) in <paramref name="bytes"/>.</summary>

@@ -292,13 +292,14 @@ public class KeepalivedParserTests
         RuleSetSpec rules = KeepalivedRules.Build(config, (_, rs) => KeepalivedRules.Initial(rs), _ => true);
         Assert.That(RulesFile.Save(rules), Is.EqualTo("-A -t [2001:2::100]:80 -s sh -p 600 -M 64\n-a -t [2001:2::100]:80 -r [2001:2::11]:80 -g -w 3\n"));
 
-        foreach (string kind in new[] { "NAT", "TUN" })
-        {
-            KeepalivedConfig refused = KeepalivedParser.Parse(
-                $"virtual_server 2001:2::100 80 {{\n lb_kind {kind}\n real_server 2001:2::11 80 {{\n }}\n}}\n", "six.conf");
-            var e = Assert.Throws<ConfigException>(() => KeepalivedRules.Validate(refused));
-            Assert.That(e!.Message, Does.StartWith("six.conf:3: ").And.Contain("udr forwards IPv6 by direct routing (lb_kind DR) only"), kind);
-        }
+        KeepalivedConfig refused = KeepalivedParser.Parse(
+            "virtual_server 2001:2::100 80 {\n lb_kind TUN\n real_server 2001:2::11 80 {\n }\n}\n", "six.conf");
+        var e = Assert.Throws<ConfigException>(() => KeepalivedRules.Validate(refused));
+        Assert.That(e!.Message, Does.StartWith("six.conf:3: ").And.Contain("udr forwards IPv6 by direct routing (lb_kind DR) or NAT (lb_kind NAT) only, not TUN"));
+        KeepalivedConfig nat = KeepalivedParser.Parse(
+            "virtual_server 2001:2::100 80 {\n lb_kind NAT\n real_server 2001:2::11 8080 {\n }\n}\n", "six.conf");
+        Assert.That(RulesFile.Save(KeepalivedRules.Build(nat, (_, rs) => KeepalivedRules.Initial(rs), _ => true)),
+            Does.Contain("-a -t [2001:2::100]:80 -r [2001:2::11]:8080 -m -w 1\n"));
         var mixed = Assert.Throws<ConfigException>(() => KeepalivedParser.Parse(
             "virtual_server 2001:2::100 80 {\n real_server 198.18.0.11 80 {\n }\n}\n", "six.conf"));
         Assert.That(mixed!.Message, Does.StartWith("six.conf:2: ").And.Contain("address family"));

@@ -48,4 +48,33 @@ public class TcpSegmentationTests
         Assert.That(TcpSegmentation.SegmentCount(udp, 1500, out _), Is.Zero);
         Assert.That(TcpSegmentation.SegmentCount(small.AsSpan(0, 30), 1500, out _), Is.Zero);
     }
+
+    [Test]
+    public void An_ipv6_super_frame_is_cut_into_valid_segments_with_their_own_payload_length()
+    {
+        byte[] payload = new byte[7_000];
+        new Random(6).NextBytes(payload);
+        byte[] frame = Frames6.Tcp(40000, syn: false, ack: true, payload: payload);
+        int count = TcpSegmentation.SegmentCount(frame, 1500, out int perSegment);
+        Assert.That((count, perSegment), Is.EqualTo(((int)Math.Ceiling(7_000 / 1440.0), 1440)), "1500 less 40 and 20 bytes of headers");
+
+        var reassembled = new List<byte>();
+        byte[] buffer = new byte[2000];
+        for (int i = 0; i < count; i++)
+        {
+            int length = TcpSegmentation.WriteSegment(frame, i, perSegment, buffer);
+            Assert.That(length, Is.LessThanOrEqualTo(1514));
+            var ethernet = (EthernetPacket)Packet.ParsePacket(LinkLayers.Ethernet, buffer.AsSpan(0, length).ToArray());
+            var ip = (IPv6Packet)ethernet.PayloadPacket;
+            var tcp = (TcpPacket)ip.PayloadPacket;
+            Assert.That(ip.PayloadLength, Is.EqualTo(length - 14 - 40), $"segment {i} payload length");
+            Assert.That(tcp.ValidTcpChecksum, Is.True, $"segment {i} TCP checksum over the IPv6 pseudo-header");
+            Assert.That(tcp.SequenceNumber, Is.EqualTo(1000u + (uint)(i * perSegment)));
+            reassembled.AddRange(tcp.PayloadData);
+        }
+        Assert.That(reassembled, Is.EqualTo(payload));
+        byte[] withExtension = [.. frame];
+        withExtension[14 + 6] = 0; // a Hop-by-Hop header in front: not cut
+        Assert.That(TcpSegmentation.SegmentCount(withExtension, 1500, out _), Is.Zero);
+    }
 }

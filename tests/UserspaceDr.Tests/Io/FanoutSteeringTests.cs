@@ -73,7 +73,7 @@ public class FanoutSteeringTests
     public void Ipv6_clients_spread_by_their_source_and_a_persistence_prefix_keeps_a_network_together()
     {
         const int workers = 4;
-        ClassicBpfProgram program = FanoutSteering.Build([Vip], workers);
+        ClassicBpfProgram program = FanoutSteering.Build([Vip], workers, ipv6Vips: [Vip6]);
         UInt128 network = InetAddress.Parse("2001:2:0:1::").IPv6;
         int[] counts = new int[workers];
         for (int i = 1; i <= 4000; i++)
@@ -85,21 +85,59 @@ public class FanoutSteeringTests
         }
         Assert.That(counts, Has.All.GreaterThan(4000 / workers * 3 / 4), string.Join(",", counts));
 
-        ClassicBpfProgram persistent = FanoutSteering.Build([Vip], 8, ipv6ClientPrefix: 64);
+        ClassicBpfProgram persistent = FanoutSteering.Build([Vip], 8, ipv6ClientPrefix: 64, ipv6Vips: [Vip6]);
         uint[] picked = [.. Enumerable.Range(1, 200).Select(i =>
             ClassicBpfInterpreter.Run(persistent, Ipv6(network + (UInt128)(uint)(i * 65537)), networkOffset: 0, protocol: 0x86DD))];
         Assert.That(picked.Distinct().Count(), Is.EqualTo(1), "one /64, one worker");
         Assert.That(picked[0], Is.EqualTo((uint)FanoutSteering.WorkerOf(network + 12345, 8, 64)));
     }
 
-    /// <summary>An IPv6 TCP packet from <paramref name="source"/> to 2001:2::100 (network header first).</summary>
-    private static byte[] Ipv6(UInt128 source)
+    private static readonly UInt128 Vip6 = InetAddress.Parse("2001:2::100").IPv6;
+
+    [TestCase(3)]
+    [TestCase(8)]
+    public void An_ipv6_nat_reply_and_icmpv6_errors_about_the_connection_pick_the_clients_worker(int workers)
+    {
+        ClassicBpfProgram program = FanoutSteering.Build([Vip], workers, ipv6ClientPrefix: 128, ipv6Vips: [Vip6 + 7, Vip6]);
+        UInt128 rip = InetAddress.Parse("2001:2:1::13").IPv6, router = InetAddress.Parse("2001:2::fe").IPv6;
+        Assert.Multiple(() =>
+        {
+            for (int i = 1; i <= 300; i++)
+            {
+                UInt128 client = InetAddress.Parse("2001:2:0:9::").IPv6 + (UInt128)(uint)(i * 104729);
+                uint expected = (uint)FanoutSteering.WorkerOf(client, workers);
+                Assert.That(Run6(program, Ipv6(client)), Is.EqualTo(expected), "request");
+                Assert.That(Run6(program, Ipv6(rip, client)), Is.EqualTo(expected), "NAT reply RIP → client");
+                Assert.That(Run6(program, Icmpv6(rip, client, quotedSource: client, quotedDestination: rip)), Is.EqualTo(expected), "server's error to the client");
+                Assert.That(Run6(program, Icmpv6(router, Vip6, quotedSource: Vip6, quotedDestination: client)), Is.EqualTo(expected), "error to the VIP about a reply");
+            }
+        });
+    }
+
+    private static uint Run6(ClassicBpfProgram program, byte[] packet) => ClassicBpfInterpreter.Run(program, packet, networkOffset: 0, protocol: 0x86DD);
+
+    /// <summary>An IPv6 TCP packet from <paramref name="source"/> to <paramref name="destination"/> (2001:2::100 by default; network header first).</summary>
+    private static byte[] Ipv6(UInt128 source, UInt128? destination = null)
     {
         byte[] packet = new byte[40 + 20];
         packet[0] = 0x60;
         packet[6] = IpProtocol.Tcp;
         BinaryPrimitives.WriteUInt128BigEndian(packet.AsSpan(8), source);
-        BinaryPrimitives.WriteUInt128BigEndian(packet.AsSpan(24), InetAddress.Parse("2001:2::100").IPv6);
+        BinaryPrimitives.WriteUInt128BigEndian(packet.AsSpan(24), destination ?? Vip6);
+        return packet;
+    }
+
+    /// <summary>An ICMPv6 Packet Too Big from <paramref name="source"/> to <paramref name="destination"/> quoting a TCP packet.</summary>
+    private static byte[] Icmpv6(UInt128 source, UInt128 destination, UInt128 quotedSource, UInt128 quotedDestination)
+    {
+        byte[] quoted = Ipv6(quotedSource, quotedDestination);
+        byte[] packet = new byte[40 + 8 + quoted.Length];
+        packet[0] = 0x60;
+        packet[6] = Ipv6NextHeader.Icmpv6;
+        BinaryPrimitives.WriteUInt128BigEndian(packet.AsSpan(8), source);
+        BinaryPrimitives.WriteUInt128BigEndian(packet.AsSpan(24), destination);
+        packet[40] = Icmpv6Type.PacketTooBig;
+        quoted.CopyTo(packet, 48);
         return packet;
     }
 

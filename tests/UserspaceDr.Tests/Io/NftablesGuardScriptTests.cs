@@ -68,4 +68,26 @@ public sealed class NftablesGuardScriptTests
             Assert.That(lines, Does.Contain("ip daddr 198.18.0.100 tcp dport 80 drop"));
         });
     }
+
+    [Test]
+    public void Ipv6_nat_replies_and_the_servers_errors_are_kept_from_the_kernel_unless_for_the_balancer()
+    {
+        var rules = new RuleSetSpec(
+        [
+            new VirtualServiceSpec(ServiceProtocol.Tcp, InetAddress.Parse("2001:2::100"), 80)
+            {
+                RealServers = [new RealServerSpec(InetAddress.Parse("2001:2:1::13"), 8080, ForwardingMethod.Masquerade), new RealServerSpec(InetAddress.Parse("2001:2::11"), 80)],
+            },
+        ]);
+        string script = new NftablesGuard("eth1", [], [InetAddress.Parse("2001:2:1::1").IPv6]).Script(rules);
+        string[] lines = [.. script.Split('\n').Select(l => l.Trim())];
+        const string NotOwn = "ip6 daddr != { 2001:2:1::1 }";
+        Assert.Multiple(() =>
+        {
+            Assert.That(lines, Does.Contain($"ip6 saddr 2001:2:1::13 {NotOwn} tcp sport 8080 drop"), script);
+            Assert.That(lines, Does.Contain($"ip6 saddr {{ 2001:2:1::13 }} {NotOwn} icmpv6 type {{ destination-unreachable, packet-too-big, time-exceeded, parameter-problem }} drop"));
+            Assert.That(lines, Does.Contain($"ip6 saddr {{ 2001:2:1::13 }} {NotOwn} exthdr frag exists meta l4proto {{ tcp, udp }} drop"));
+            Assert.That(script, Does.Not.Contain("saddr 2001:2::11"), "a DR server's traffic is not the guard's business");
+        });
+    }
 }

@@ -192,7 +192,27 @@ public class ServiceTrafficFilterTests
         });
     }
 
-    private static byte[] Ipv6Frame(UInt128 destination, byte nextHeader, bool tagged, byte icmpType = 0)
+    [Test]
+    public void Accepts_what_an_ipv6_nat_server_sends_that_can_be_a_reply_or_an_error()
+    {
+        UInt128 rip6 = InetAddress.Parse("2001:2:1::13").IPv6;
+        UInt128 client6 = InetAddress.Parse("2001:2::1").IPv6;
+        ClassicBpfProgram filter = ServiceTrafficFilter.Build([], [], [], [], [Vip6], [rip6]);
+        Assert.Multiple(() =>
+        {
+            foreach (bool tagged in new[] { false, true })
+            {
+                foreach (byte nextHeader in new[] { IpProtocol.Tcp, IpProtocol.Udp, Ipv6NextHeader.Icmpv6, Ipv6NextHeader.Fragment })
+                {
+                    Assert.That(Run(filter, Ipv6Frame(client6, nextHeader, tagged, source: rip6)), Is.Not.Zero, $"{nextHeader} from the server, tagged={tagged}");
+                }
+                Assert.That(Run(filter, Ipv6Frame(client6, Ipv6NextHeader.HopByHop, tagged, source: rip6)), Is.Zero, "nothing udr would translate");
+                Assert.That(Run(filter, Ipv6Frame(client6, IpProtocol.Tcp, tagged, source: rip6 + 1)), Is.Zero, "another source");
+            }
+        });
+    }
+
+    private static byte[] Ipv6Frame(UInt128 destination, byte nextHeader, bool tagged, byte icmpType = 0, UInt128 source = default)
     {
         int l2 = tagged ? 18 : 14;
         byte[] frame = new byte[l2 + 40 + 24];
@@ -204,6 +224,7 @@ public class ServiceTrafficFilterTests
         BinaryPrimitives.WriteUInt16BigEndian(frame.AsSpan(l2 - 2), EtherTypes.Ipv6);
         frame[l2] = 0x60;
         frame[l2 + 6] = nextHeader;
+        BinaryPrimitives.WriteUInt128BigEndian(frame.AsSpan(l2 + 8), source);
         BinaryPrimitives.WriteUInt128BigEndian(frame.AsSpan(l2 + 24), destination);
         frame[l2 + 40] = icmpType;
         return frame;
