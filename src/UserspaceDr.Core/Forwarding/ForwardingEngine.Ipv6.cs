@@ -10,8 +10,8 @@ namespace UserspaceDr.Core.Forwarding;
 /// of ipv6_find_hdr, Neighbor Solicitations for VIPs, and direct routing or NAT to IPv6 real servers with the hop limit
 /// decremented (time exceeded at 1), Packet Too Big for what does not fit the server's link, and port unreachable from
 /// the VIP when no server is available. Connection tracking is the same generic tracker as IPv4's, over 128-bit
-/// addresses, in a table of its own. NAT replies and ICMPv6 errors are in ForwardingEngine.Ipv6Nat.cs. Tunnelling over
-/// IPv6 is not built yet: its servers' packets are dropped as <see cref="FrameReason.ForwardingMethodUnavailable"/>.
+/// addresses, in a table of its own. NAT replies and ICMPv6 errors are in ForwardingEngine.Ipv6Nat.cs; tunnels to an
+/// IPv6 server are wrapped in ForwardingEngine.Tunnel6.cs, to an IPv4 one (IPv6 in IPv4) in ForwardingEngine.Tunnel.cs.
 /// </summary>
 public sealed partial class ForwardingEngine
 {
@@ -197,17 +197,39 @@ public sealed partial class ForwardingEngine
         {
             return FrameReason.DestinationRemoved;
         }
-        if (method is not (ForwardingMethod.Route or ForwardingMethod.Masquerade) || !dest.Address.IsIPv6)
+        if (method is not (ForwardingMethod.Route or ForwardingMethod.Masquerade or ForwardingMethod.Tunnel) ||
+            (method != ForwardingMethod.Tunnel && !dest.Address.IsIPv6))
         {
             return FrameReason.ForwardingMethodUnavailable;
         }
-        if (!_snapshot.Neighbors.TryGet(target.Address, out NextHop nextHop))
+        // An IPv4 tunnel server of an IPv6 service (the other family, for tunnels only): IPv6 in IPv4.
+        bool outerIpv4 = method == ForwardingMethod.Tunnel && dest.Address.IsIPv4;
+        NextHop nextHop;
+        if (!(outerIpv4 ? _snapshot.Neighbors.TryGet(dest.Address.IPv4, out nextHop) : _snapshot.Neighbors.TryGet(target.Address, out nextHop)))
         {
             return FrameReason.NeighborUnresolved;
         }
         if (nextHop.Link >= _links.Length)
         {
             return FrameReason.LinkUnknown;
+        }
+        int egressMtu = nextHop.Mtu > 0 ? nextHop.Mtu : _links[nextHop.Link].Mtu;
+        uint tunnelSource = 0;
+        UInt128 tunnelSource6 = UInt128.Zero;
+        int tunnelMtu = 0;
+        if (method == ForwardingMethod.Tunnel)
+        {
+            FrameReason unfit = outerIpv4
+                ? CheckTunnelPath(ref frame, ref packet, dest.Address.IPv4, nextHop, out tunnelSource)
+                : CheckIpv6TunnelPath(ref frame, ref packet, nextHop, out tunnelSource6, out tunnelMtu);
+            if (unfit != FrameReason.Forwarded)
+            {
+                return unfit;
+            }
+            // What is left inside: an IPv6 packet is never cut on the way, so it must fit whole (IPv6 in IPv4 keeps
+            // IPv6's minimum of 1280: below it, the outer IPv4 packet is the one fragmented, its DF clear).
+            tunnelMtu = outerIpv4 ? PathMtu(dest.Address.IPv4, nextHop, frame.NowMs) : tunnelMtu;
+            egressMtu = outerIpv4 ? Math.Max(tunnelMtu - OuterHeaderLength, Ipv6Header.MinimumMtu) : tunnelMtu - Ipv6OuterHeaderLength;
         }
         var ip = new Ipv6Header(datagram);
         bool relayedError = protocol == Ipv6NextHeader.Icmpv6;
@@ -221,7 +243,6 @@ public sealed partial class ForwardingEngine
                 Icmpv6Type.TimeExceeded, Icmpv6Type.CodeHopLimitExceeded, 0, frame.Reply);
             return FrameReason.IcmpTimeExceeded;
         }
-        int egressMtu = nextHop.Mtu > 0 ? nextHop.Mtu : _links[nextHop.Link].Mtu;
         if (datagram.Length > egressMtu && (frame.Flags & FrameFlags.Gso) == 0)
         {
             if (relayedError || frame.Transport.IsEmpty)
@@ -233,7 +254,10 @@ public sealed partial class ForwardingEngine
             return FrameReason.Icmpv6PacketTooBig;
         }
         FrameFlags flags = frame.Flags;
+        // Finished here: what nothing after udr finishes, and every partial checksum of a tunnelled packet (see
+        // FinishTunnelledChecksum).
         if (!frame.Transport.IsEmpty && ((flags & FrameFlags.ChecksumNotReady) != 0 ||
+            (method == ForwardingMethod.Tunnel && (flags & FrameFlags.ChecksumPartial) != 0) ||
             ((flags & FrameFlags.ChecksumUnknown) != 0 && TransportChecksum.HoldsOnlyPseudoHeaderSeed(ip, protocol, frame.Transport))))
         {
             TransportChecksum.Finish(ip, protocol, frame.Transport);
@@ -245,6 +269,14 @@ public sealed partial class ForwardingEngine
             NatRewrite.Destination(ip, protocol, frame.Transport, target.Address, target.Port, (frame.Flags & FrameFlags.ChecksumPartial) != 0);
         }
         ip.HopLimit--;
+        if (method == ForwardingMethod.Tunnel)
+        {
+            return outerIpv4
+                ? WrapInIpv4(ref frame, ref packet, datagram, Ipv6NextHeader.Ipv6, ip.TrafficClass, ip.HopLimit, dontFragment: false, dest.Address.IPv4,
+                    nextHop, tunnelSource, tunnelMtu)
+                : WrapInIpv6(ref frame, ref packet, datagram, Ipv6NextHeader.Ipv6, ip.TrafficClass, ip.HopLimit, target.Address, nextHop, tunnelSource6,
+                    tunnelMtu);
+        }
         frame.Ethernet.Destination = nextHop.Mac;
         frame.Ethernet.Source = _links[nextHop.Link].Mac;
         packet.Link = nextHop.Link;

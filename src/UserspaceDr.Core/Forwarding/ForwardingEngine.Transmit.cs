@@ -8,7 +8,7 @@ namespace UserspaceDr.Core.Forwarding;
 /// The transmit stage (ip_vs_xmit.c): a packet of a tracked connection goes to its real server by the connection's
 /// method. Direct routing: the L2 header is rewritten and TTL decremented; nothing else changes. NAT: the same after
 /// DNAT to RIP:rport (ip_vs_nat_xmit). Tunnel: the same inner packet inside an outer IPv4 header to the RIP
-/// (ForwardingEngine.Tunnel.cs).
+/// (ForwardingEngine.Tunnel.cs), or an outer IPv6 header for an IPv6 tunnel server (ForwardingEngine.Tunnel6.cs).
 /// </summary>
 public sealed partial class ForwardingEngine
 {
@@ -24,7 +24,10 @@ public sealed partial class ForwardingEngine
         {
             return FrameReason.ForwardingMethodUnavailable;
         }
-        if (!_snapshot.Neighbors.TryGet(target.Address, out NextHop nextHop))
+        // An IPv6 tunnel server of an IPv4 service (IPVS allows the other family for tunnels only): IPv4 in IPv6.
+        bool outerIpv6 = method == ForwardingMethod.Tunnel && dest is { Address.IsIPv6: true };
+        NextHop nextHop;
+        if (!(outerIpv6 ? _snapshot.Neighbors.TryGet(dest!.Address.IPv6, out nextHop) : _snapshot.Neighbors.TryGet(target.Address, out nextHop)))
         {
             return FrameReason.NeighborUnresolved;
         }
@@ -33,9 +36,13 @@ public sealed partial class ForwardingEngine
             return FrameReason.LinkUnknown;
         }
         uint tunnelSource = 0;
+        UInt128 tunnelSource6 = UInt128.Zero;
+        int tunnelMtu6 = 0;
         if (method == ForwardingMethod.Tunnel)
         {
-            FrameReason unfit = CheckTunnelPath(ref frame, ref packet, target.Address, nextHop, out tunnelSource);
+            FrameReason unfit = outerIpv6
+                ? CheckIpv6TunnelPath(ref frame, ref packet, nextHop, out tunnelSource6, out tunnelMtu6)
+                : CheckTunnelPath(ref frame, ref packet, target.Address, nextHop, out tunnelSource);
             if (unfit != FrameReason.Forwarded)
             {
                 return unfit;
@@ -68,7 +75,9 @@ public sealed partial class ForwardingEngine
         ip.DecrementTimeToLive();
         if (method == ForwardingMethod.Tunnel)
         {
-            return Encapsulate(ref frame, ref packet, target.Address, nextHop, tunnelSource);
+            return outerIpv6
+                ? EncapsulateIpv4InIpv6(ref frame, ref packet, dest!.Address.IPv6, nextHop, tunnelSource6, tunnelMtu6)
+                : Encapsulate(ref frame, ref packet, target.Address, nextHop, tunnelSource);
         }
         frame.Ethernet.Destination = nextHop.Mac;
         frame.Ethernet.Source = _links[nextHop.Link].Mac;

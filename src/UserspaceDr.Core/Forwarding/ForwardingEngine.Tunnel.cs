@@ -63,31 +63,58 @@ public sealed partial class ForwardingEngine
         _pathMtus.Lookup(server, nextHop.Mtu > 0 ? nextHop.Mtu : _links[nextHop.Link].Mtu, nowMs);
 
     /// <summary>
-    /// Wraps the inner packet (TTL already decremented) in an outer IPv4 header to the real server, in place: the
-    /// Ethernet header (with its 802.1Q tag, if any) moves 20 bytes into the headroom and the outer header fills the
-    /// gap, so the inner packet is not copied. Ethernet padding after the inner packet is dropped. A packet too big
-    /// for the path MTU is refused with frag-needed when its sender set DF, and otherwise sent as two outer fragments
-    /// (the second one in <see cref="FrameBuffer.Overflow"/>), as the kernel's IP output would.
+    /// Wraps an IPv4 inner packet (TTL already decremented) in an outer IPv4 header to the real server. A packet too
+    /// big for the path MTU is refused with frag-needed when its sender set DF, and otherwise sent as two outer
+    /// fragments, as the kernel's IP output would.
     /// </summary>
     private FrameReason Encapsulate(ref FrameContext frame, ref FrameBuffer packet, uint server, in NextHop nextHop, uint outerSource)
     {
         Ipv4Header inner = frame.Ip;
-        EthernetFrame ethernet = frame.Ethernet;
-        int innerLength = inner.TotalLength;
         int mtu = PathMtu(server, nextHop, frame.NowMs);
+        // A relayed ICMP error is exempt from the DF check (ensure_mtu_is_adequate skips ICMP) and fragmented instead.
+        if (inner.TotalLength + OuterHeaderLength > mtu && inner.DontFragmentSet && inner.Protocol != IpProtocol.Icmp)
+        {
+            // The sender learns the MTU left inside the tunnel; the quote shows its packet as it would have left.
+            frame.ReplyLength = ReplyBuilder.WriteIcmpError(frame.Ethernet, inner, _links[packet.Link].Mac, inner.Destination,
+                IcmpType.DestinationUnreachable, IcmpType.CodeFragmentationNeeded, (uint)(mtu - OuterHeaderLength), frame.Reply);
+            return FrameReason.IcmpFragmentationNeeded;
+        }
+        FinishTunnelledChecksum(ref frame, inner);
+        return WrapInIpv4(ref frame, ref packet, inner.Bytes[..inner.TotalLength], IpProtocol.IpInIp, inner.TypeOfService, inner.TimeToLive,
+            inner.DontFragmentSet, server, nextHop, outerSource, mtu);
+    }
+
+    /// <summary>
+    /// A partial checksum of a packet about to be tunnelled is finished here, always: the offload that would finish it
+    /// (virtio csum_start into an inner header) needs the NIC to sum inside the tunnel, nothing finishes a segment split
+    /// over two outer fragments, and a real server's user-space endpoint reads the inner bytes as they are.
+    /// </summary>
+    private static void FinishTunnelledChecksum(ref FrameContext frame, Ipv4Header inner)
+    {
+        if ((frame.Flags & FrameFlags.ChecksumPartial) != 0 && !frame.Transport.IsEmpty)
+        {
+            TransportChecksum.Finish(inner, frame.Transport);
+            frame.Flags &= ~FrameFlags.ChecksumPartial;
+        }
+    }
+
+    /// <summary>
+    /// Puts an outer IPv4 header (protocol <paramref name="protocol"/>: 4 for IPv4 inside, 41 for IPv6) in front of
+    /// <paramref name="inner"/>, in place: the Ethernet header (with its 802.1Q tag, if any) moves 20 bytes into the
+    /// headroom and the outer header fills the gap, so the inner packet is not copied; Ethernet padding after it is
+    /// dropped. What does not fit <paramref name="mtu"/> leaves as two outer fragments (the second one in
+    /// <see cref="FrameBuffer.Overflow"/>); the caller has refused what may not be fragmented.
+    /// </summary>
+    private FrameReason WrapInIpv4(ref FrameContext frame, ref FrameBuffer packet, Span<byte> inner, byte protocol, byte tos, byte ttl, bool dontFragment,
+        uint server, in NextHop nextHop, uint outerSource, int mtu)
+    {
+        EthernetFrame ethernet = frame.Ethernet;
+        int innerLength = inner.Length;
         int firstPayload = innerLength;
         int secondPayload = 0;
         int linkHeaderLength = ethernet.PayloadOffset;
         if (innerLength + OuterHeaderLength > mtu)
         {
-            // A relayed ICMP error is exempt from the DF check (ensure_mtu_is_adequate skips ICMP) and fragmented instead.
-            if (inner.DontFragmentSet && inner.Protocol != IpProtocol.Icmp)
-            {
-                // The sender learns the MTU left inside the tunnel; the quote shows its packet as it would have left.
-                frame.ReplyLength = ReplyBuilder.WriteIcmpError(ethernet, inner, _links[packet.Link].Mac, inner.Destination,
-                    IcmpType.DestinationUnreachable, IcmpType.CodeFragmentationNeeded, (uint)(mtu - OuterHeaderLength), frame.Reply);
-                return FrameReason.IcmpFragmentationNeeded;
-            }
             firstPayload = (mtu - OuterHeaderLength) & ~7; // all but the last fragment carry a multiple of 8 bytes
             secondPayload = innerLength - firstPayload;
             if (secondPayload > mtu - OuterHeaderLength)
@@ -99,29 +126,22 @@ public sealed partial class ForwardingEngine
                 return FrameReason.TunnelOverflowMissing;
             }
         }
-        FrameFlags flags = frame.Flags;
-        if ((flags & FrameFlags.ChecksumPartial) != 0 && !frame.Transport.IsEmpty)
-        {
-            // Finished here, always: the offload that would finish it (virtio csum_start into an inner header) needs
-            // the NIC to sum inside IP-in-IP, nothing finishes a segment split over two outer fragments, and a
-            // real server's user-space endpoint reads the inner bytes as they are (a raw socket sees no offload state).
-            TransportChecksum.Finish(inner, frame.Transport);
-            flags &= ~FrameFlags.ChecksumPartial;
-        }
 
         ethernet.Destination = nextHop.Mac;
         ethernet.Source = _links[nextHop.Link].Mac;
+        ethernet.EtherType = EtherTypes.Ipv4;
         int offset = packet.Offset - OuterHeaderLength;
         Span<byte> buffer = packet.Buffer;
         buffer.Slice(packet.Offset, linkHeaderLength).CopyTo(buffer[offset..]); // 14 or 18 bytes moved 20: no overlap
 
         var outer = new Ipv4Header(buffer.Slice(offset + linkHeaderLength, OuterHeaderLength));
-        ushort dontFragment = inner.DontFragmentSet ? Ipv4Header.DontFragment : (ushort)0;
-        WriteOuterHeader(outer, inner, outerSource, server, firstPayload, secondPayload != 0 ? (ushort)(dontFragment | Ipv4Header.MoreFragments) : dontFragment);
+        ushort dontFragmentBit = dontFragment ? Ipv4Header.DontFragment : (ushort)0;
+        WriteOuterHeader(outer, protocol, tos, ttl, outerSource, server, firstPayload,
+            secondPayload != 0 ? (ushort)(dontFragmentBit | Ipv4Header.MoreFragments) : dontFragmentBit);
         packet.Offset = offset;
         packet.Length = linkHeaderLength + OuterHeaderLength + firstPayload;
         packet.Link = nextHop.Link;
-        packet.Flags = flags;
+        packet.Flags = frame.Flags;
         packet.OverflowLength = 0;
         if (secondPayload == 0)
         {
@@ -131,35 +151,41 @@ public sealed partial class ForwardingEngine
         // The second fragment: the same link and outer headers, its own length, offset and checksum, the rest of the inner packet.
         Span<byte> second = packet.Overflow;
         buffer.Slice(offset, linkHeaderLength + OuterHeaderLength).CopyTo(second);
-        inner.Bytes.Slice(firstPayload, secondPayload).CopyTo(second[(linkHeaderLength + OuterHeaderLength)..]);
+        inner.Slice(firstPayload, secondPayload).CopyTo(second[(linkHeaderLength + OuterHeaderLength)..]);
         var secondOuter = new Ipv4Header(second.Slice(linkHeaderLength, OuterHeaderLength));
         BinaryPrimitives.WriteUInt16BigEndian(secondOuter.Bytes[2..], (ushort)(OuterHeaderLength + secondPayload));
-        BinaryPrimitives.WriteUInt16BigEndian(secondOuter.Bytes[6..], (ushort)(dontFragment | (firstPayload / 8)));
+        BinaryPrimitives.WriteUInt16BigEndian(secondOuter.Bytes[6..], (ushort)(dontFragmentBit | (firstPayload / 8)));
         secondOuter.RecomputeHeaderChecksum();
         packet.OverflowLength = linkHeaderLength + OuterHeaderLength + secondPayload;
         return FrameReason.ForwardedAsFragments;
     }
 
     /// <summary>
-    /// The outer header as ip_vs_tunnel_xmit builds it: protocol 4, TTL the inner TTL (already decremented), DF the
-    /// inner DF, and the inner TOS with ECN encapsulated as INET_ECN_encapsulate does: DSCP copied, ECN copied except
-    /// that CE becomes ECT(0) (RFC 6040: congestion marked before the tunnel is not re-marked on the outer header).
+    /// The outer header as ip_vs_tunnel_xmit builds it: TTL the inner TTL or hop limit (already decremented), DF the
+    /// inner DF (never for IPv6 inside, ip_vs_prepare_tunneled_skb), and the inner TOS or traffic class with ECN
+    /// encapsulated (<see cref="EncapsulateEcn"/>).
     /// </summary>
-    private void WriteOuterHeader(Ipv4Header outer, Ipv4Header inner, uint source, uint server, int payloadLength, ushort flagsAndOffset)
+    private void WriteOuterHeader(Ipv4Header outer, byte protocol, byte tos, byte ttl, uint source, uint server, int payloadLength, ushort flagsAndOffset)
     {
         Span<byte> bytes = outer.Bytes;
-        byte tos = inner.TypeOfService;
         bytes[0] = 0x45;
-        bytes[1] = (tos & EcnMask) == EcnCongestionExperienced ? (byte)((tos & ~EcnMask) | EcnCapableTransport0) : tos;
+        bytes[1] = EncapsulateEcn(tos);
         BinaryPrimitives.WriteUInt16BigEndian(bytes[2..], (ushort)(OuterHeaderLength + payloadLength));
         BinaryPrimitives.WriteUInt16BigEndian(bytes[4..], _nextOuterIdentification++);
         BinaryPrimitives.WriteUInt16BigEndian(bytes[6..], flagsAndOffset);
-        bytes[8] = inner.TimeToLive;
-        bytes[9] = IpProtocol.IpInIp;
+        bytes[8] = ttl;
+        bytes[9] = protocol;
         outer.Source = source;
         outer.Destination = server;
         outer.RecomputeHeaderChecksum();
     }
+
+    /// <summary>
+    /// INET_ECN_encapsulate: DSCP copied, ECN copied except that CE becomes ECT(0) (RFC 6040: congestion marked before
+    /// the tunnel is not re-marked on the outer header).
+    /// </summary>
+    private static byte EncapsulateEcn(byte tos) =>
+        (tos & EcnMask) == EcnCongestionExperienced ? (byte)((tos & ~EcnMask) | EcnCapableTransport0) : tos;
 
     /// <summary>
     /// ip_vs_in_icmp, IPPROTO_IPIP case: an ICMP error to the balancer about one of its own IP-in-IP packets (outer

@@ -18,10 +18,10 @@ namespace UserspaceDr.Core.Forwarding;
 public ref struct FrameBuffer
 {
     /// <summary>
-    /// Headroom a receive path should leave before each frame: one outer IPv4 header (20 B) plus slack, so that a
-    /// tagged or untagged frame can be encapsulated in place.
+    /// Headroom a receive path should leave before each frame: the largest outer header udr writes (IPv6, 40 B, and a
+    /// Fragment header, 8 B) plus slack, so that a tagged or untagged frame can be encapsulated in place.
     /// </summary>
-    public const int RecommendedHeadroom = 32;
+    public const int RecommendedHeadroom = 64;
 
     /// <summary>
     /// How long <see cref="Overflow"/> must be for every second fragment towards a path of MTU <paramref name="pathMtu"/>:

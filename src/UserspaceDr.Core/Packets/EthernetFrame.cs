@@ -48,7 +48,12 @@ public readonly ref struct EthernetFrame
     public Span<byte> Bytes => _bytes;
     public int PayloadOffset { get; }
     public bool HasVlanTag => PayloadOffset != HeaderLength;
-    public ushort EtherType => BinaryPrimitives.ReadUInt16BigEndian(_bytes[(PayloadOffset - 2)..]);
+    /// <summary>The payload's EtherType (after the 802.1Q tag, when there is one); set when a tunnel changes the outer family.</summary>
+    public ushort EtherType
+    {
+        get => BinaryPrimitives.ReadUInt16BigEndian(_bytes[(PayloadOffset - 2)..]);
+        set => BinaryPrimitives.WriteUInt16BigEndian(_bytes[(PayloadOffset - 2)..], value);
+    }
     public Span<byte> Payload => _bytes[PayloadOffset..];
 
     public MacAddress Destination

@@ -288,10 +288,8 @@ public class Ipv6DirectRoutingTests
     }
 
     [Test]
-    public void IPv6_servers_by_tunnel_are_not_forwarded_yet_and_say_so()
+    public void A_server_without_a_resolved_neighbour_is_not_sent_to()
     {
-        EngineHarness lab = Lab(services: Service(servers: [Server(Rs1, method: ForwardingMethod.Tunnel)]));
-        Assert.That(lab.Process(Tcp(40000)), Is.EqualTo(FrameReason.ForwardingMethodUnavailable));
         EngineHarness unresolved = Lab(services: Service(servers: [Server("2001:2::99")]));
         Assert.That(unresolved.Process(Tcp(40000)), Is.EqualTo(FrameReason.NeighborUnresolved));
     }
