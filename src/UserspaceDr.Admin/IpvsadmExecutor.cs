@@ -107,7 +107,9 @@ public sealed class IpvsadmExecutor
                 IpvsadmCommandKind.Restore => Restore(program, stdin),
                 IpvsadmCommandKind.SetTimeouts => SetTimeouts(command),
                 IpvsadmCommandKind.Zero => Zero(command),
-                IpvsadmCommandKind.StartDaemon => DaemonOutcome(_backend.StartDaemon(command.Daemon!)),
+                IpvsadmCommandKind.StartDaemon => DaemonOutcome(HasMixedFamilyServers(_backend.Rules)
+                    ? RuleSetEditor.InvalidOperation // ip_vs_genl_new_daemon: no sync while a server of the other family exists
+                    : _backend.StartDaemon(command.Daemon!)),
                 IpvsadmCommandKind.StopDaemon => DaemonOutcome(_backend.StopDaemon(command.Daemon!.Role)),
                 _ => Change(command),
             };
@@ -147,6 +149,13 @@ public sealed class IpvsadmExecutor
 
     private IpvsadmOutcome Change(IpvsadmCommand command)
     {
+        if (command.Kind is IpvsadmCommandKind.AddServer or IpvsadmCommandKind.EditServer && command.Service is { } service &&
+            command.RealServer is { } server && service.IsIpv6 != server.IsIpv6 && _backend.Daemons().Count > 0)
+        {
+            // ip_vs_genl_set_cmd: a server of the other family is refused (EINVAL) while a sync daemon runs (sync v1
+            // carries one family per entry and the backup could not place it).
+            return IpvsadmOutcome.Failure(new IpvsadmError(RuleSetEditor.InvalidOperation, IpvsadmError.FailureExitCode));
+        }
         IpvsadmResult<RuleSetSpec> edited = RuleSetEditor.Apply(_backend.Rules, command);
         if (!edited.IsSuccess)
         {
@@ -316,4 +325,8 @@ public sealed class IpvsadmExecutor
         ServiceProtocol protocol = address.Kind == VirtualServiceKind.Udp ? ServiceProtocol.Udp : ServiceProtocol.Tcp;
         return (protocol, InetAddress.FromIPAddress(address.Address), address.Port);
     }
+
+    /// <summary>True when a service has a (tunnel) server of the other address family.</summary>
+    private static bool HasMixedFamilyServers(RuleSetSpec rules) =>
+        rules.Services.Any(s => s.RealServers.Any(r => r.Address.Family != s.Address.Family));
 }

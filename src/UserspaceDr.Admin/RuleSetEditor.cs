@@ -26,6 +26,9 @@ public static class RuleSetEditor
     public const string DaemonRunning = "Daemon has already run";
     public const string NoDaemon = "No daemon is running";
 
+    /// <summary>ipvs_strerror for EINVAL (e.g. a sync daemon and a server of the other family at once).</summary>
+    public const string InvalidOperation = "Invalid operation.  Possibly wrong module version, address not unicast, ...";
+
     /// <summary>strerror(ERANGE): the kernel's answer to a lower threshold above the upper one.</summary>
     internal const string OutOfRange = "Numerical result out of range";
 
@@ -184,12 +187,6 @@ public static class RuleSetEditor
                 case VirtualServiceKind.FirewallMark:
                     return "udr does not support firewall-mark services (-f); only TCP (-t) and UDP (-u)";
             }
-        }
-        bool ipv6 = command.Service is { IsIpv6: true } || command.RealServer is { IsIpv6: true };
-        if (ipv6 && command.Kind is IpvsadmCommandKind.AddServer or IpvsadmCommandKind.EditServer && command.Method == ForwardingMethod.Tunnel)
-        {
-            // The data plane forwards IPv6 by direct routing and NAT; ip6ip6 and ipip-over-IPv6 are not built yet.
-            return "udr forwards IPv6 by direct routing (-g) or masquerading (-m) only; not by tunnelling (-i)";
         }
         if (command.PersistenceEngine.Length > 0)
         {

@@ -77,6 +77,12 @@ internal sealed class FakeHostSystem : IHostSystem
 
     public RouteInfo? GetDefaultRoute() => DefaultRoute;
 
+    /// <summary>IPv6 routes by destination (an IPv6 destination without one is unreachable).</summary>
+    public Dictionary<UInt128, RouteInfo> Ipv6Routes { get; } = [];
+
+    public RouteInfo? GetRoute(InetAddress destination) =>
+        destination.IsIPv4 ? GetRoute(destination.IPv4) : Ipv6Routes.GetValueOrDefault(destination.IPv6);
+
     public RouteInfo? GetRoute(uint destination)
     {
         if (Routes.TryGetValue(destination, out RouteInfo? route))

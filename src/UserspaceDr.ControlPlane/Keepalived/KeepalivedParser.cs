@@ -331,10 +331,8 @@ public static class KeepalivedParser
         }
         IPAddress address = Address(node, node.Arguments[0]);
         ushort port = node.Arguments.Count == 2 ? Port(node, node.Arguments[1], allowZero: true) : service.Port;
-        if (address.AddressFamily != service.Address.AddressFamily)
-        {
-            throw new ConfigException(node.Place, $"real_server {address} is not of the virtual server's address family");
-        }
+        // A server of the other family is for tunnels only; the method may come later in the block (or from the
+        // virtual server), so KeepalivedRules checks it once the whole configuration is read.
         IReadOnlyList<ConfigNode> block = node.Block ?? [];
 
         var server = new RealServerConfig(address, port, node.Place);

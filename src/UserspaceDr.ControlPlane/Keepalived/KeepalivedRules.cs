@@ -62,7 +62,7 @@ public static class KeepalivedRules
     }
 
     /// <summary>
-    /// Refuses what udr's data plane cannot serve yet (IPv6 by tunnelling, servers of the other family), with the
+    /// Refuses what udr's data plane cannot serve (servers of the other family by another method than TUN), with the
     /// place, before anything is applied.
     /// </summary>
     public static void Validate(KeepalivedConfig config)
@@ -171,14 +171,14 @@ public static class KeepalivedRules
         new(ServerAddress(vs, rs.Address, rs.Method, rs.Place, "real_server"), rs.Port, rs.Method, weight, rs.UpperThreshold, rs.LowerThreshold);
 
     /// <summary>
-    /// A server's address, checked against what the data plane forwards: IPv6 by direct routing or NAT (the parser has
-    /// already refused a server of the other family).
+    /// A server's address: of the virtual server's family, or of the other for a tunnel server (IPVS allows the mix
+    /// for tunnels only; the parser has refused it for the other methods).
     /// </summary>
     private static InetAddress ServerAddress(VirtualServerConfig vs, IPAddress address, ForwardingMethod method, ConfigPlace place, string what)
     {
-        if (vs.Address.AddressFamily == AddressFamily.InterNetworkV6 && method == ForwardingMethod.Tunnel)
+        if (address.AddressFamily != vs.Address.AddressFamily && method != ForwardingMethod.Tunnel)
         {
-            throw new ConfigException(place, $"{what} {address}: udr forwards IPv6 by direct routing (lb_kind DR) or NAT (lb_kind NAT) only, not TUN");
+            throw new ConfigException(place, $"{what} {address}: a real server of the other address family needs lb_kind TUN");
         }
         return InetAddress.FromIPAddress(address);
     }

@@ -152,16 +152,19 @@ public static class PreflightChecks
 
     /// <summary>
     /// IPv6 services: each VIP reachable (on the interface as /128, where the kernel answers solicitations for it, or
-    /// answered by udr with --answer-arp), an address on the interface to solicit the servers from, and each direct-routing
-    /// server on a prefix of the interface (udr solicits its MAC itself when it runs).
+    /// answered by udr with --answer-arp), an address on the interface to solicit the servers from, each direct-routing
+    /// server on a prefix of the interface (udr solicits its MAC itself when it runs), and a way to each NAT and tunnel
+    /// server (on a segment of the run, or routed).
     /// </summary>
     private static IEnumerable<CheckResult> CheckIpv6(PreflightContext context)
     {
         LinkInfo? link = context.Interface;
         InetAddress[] vips = [.. context.Options.Rules.Services.Select(s => s.Address).Where(a => a.IsIPv6).Distinct()];
-        if (link == null || vips.Length == 0)
+        (InetAddress Address, ForwardingMethod Method)[] servers = [.. context.Options.Rules.Services.SelectMany(s => s.RealServers)
+            .Where(r => r.Address.IsIPv6).Select(r => (r.Address, r.Method)).Distinct()];
+        if (link == null || (vips.Length == 0 && servers.Length == 0))
         {
-            yield break;
+            yield break; // (an IPv4 service may have IPv6 tunnel servers)
         }
         if (link.Ipv6Addresses.Count == 0)
         {
@@ -191,13 +194,39 @@ public static class PreflightChecks
                     $"ip -6 addr add {vip}/128 dev {link.Name} nodad (or run udr with --answer-arp)");
             }
         }
-        foreach (InetAddress server in context.Options.Rules.Services.SelectMany(s => s.RealServers).Select(r => r.Address).Where(a => a.IsIPv6).Distinct())
+        foreach ((InetAddress server, ForwardingMethod method) in servers)
         {
-            yield return link.Ipv6Addresses.Any(a => a.Covers(server))
-                ? CheckResult.Pass($"real server {server} (dr)", $"on-link on {link.Name}: udr solicits its MAC when it runs")
-                : CheckResult.Fail($"real server {server} (dr)",
-                    $"off-link: not on an IPv6 prefix of {link.Name} ({string.Join(", ", link.Ipv6Addresses.Where(a => a.Scope != "link"))}); direct routing rewrites only the MAC, so the server must share the link",
-                    "put the real server on the balancer's segment");
+            bool onLink = link.Ipv6Addresses.Any(a => a.Covers(server));
+            if (method == ForwardingMethod.Route)
+            {
+                yield return onLink
+                    ? CheckResult.Pass($"real server {server} (dr)", $"on-link on {link.Name}: udr solicits its MAC when it runs")
+                    : CheckResult.Fail($"real server {server} (dr)",
+                        $"off-link: not on an IPv6 prefix of {link.Name} ({string.Join(", ", link.Ipv6Addresses.Where(a => a.Scope != "link"))}); direct routing rewrites only the MAC, so the server must share the link",
+                        "put the real server on the balancer's segment, or use -i (tunnel)");
+                continue;
+            }
+            string name = $"real server {server} ({(method == ForwardingMethod.Tunnel ? "tun" : "nat")})";
+            if (onLink)
+            {
+                yield return CheckResult.Pass(name, $"on-link on {link.Name}: udr solicits its MAC when it runs");
+            }
+            else if (method == ForwardingMethod.Masquerade && context.OtherRunLinks.Any(l => l.Ipv6Addresses.Any(a => a.Covers(server))))
+            {
+                continue; // on the segment of another interface of this run (the private side): that one reports it
+            }
+            else if (context.Host.GetRoute(server) is { } route)
+            {
+                string via = $"routed via {route.Device}{(route.Gateway is { } gateway ? $" gateway {gateway}" : string.Empty)}";
+                yield return method == ForwardingMethod.Tunnel
+                    ? CheckResult.Pass(name, via)
+                    : CheckResult.Warn(name, $"off-link, {via}: its replies must come back through this balancer",
+                        $"route {server}'s way to the clients through this balancer, or put it on a segment of the balancer");
+            }
+            else
+            {
+                yield return CheckResult.Fail(name, "no route to it", $"ip -6 route add {server} via GATEWAY");
+            }
         }
     }
 

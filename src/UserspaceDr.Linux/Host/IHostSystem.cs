@@ -23,6 +23,9 @@ public interface IHostSystem
     /// <summary>The route the kernel would take to <paramref name="destination"/>, or null when unreachable.</summary>
     RouteInfo? GetRoute(uint destination);
 
+    /// <summary>The same for an address of either family (a host without IPv6 routing has no IPv6 route).</summary>
+    RouteInfo? GetRoute(InetAddress destination) => destination.IsIPv4 ? GetRoute(destination.IPv4) : null;
+
     /// <summary>The value of a sysctl (trimmed), or null when it does not exist (e.g. no such interface).</summary>
     string? ReadSysctl(SysctlKey key);
 

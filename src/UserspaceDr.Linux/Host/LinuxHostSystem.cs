@@ -17,9 +17,11 @@ public sealed class LinuxHostSystem : IHostSystem
 
     public RouteInfo? GetDefaultRoute() => HostParsers.ParseFirstRoute(CommandRunner.RunChecked("ip", "-j", "-4", "route", "show", "default"));
 
-    public RouteInfo? GetRoute(uint destination)
+    public RouteInfo? GetRoute(uint destination) => GetRoute(InetAddress.FromIPv4(destination));
+
+    public RouteInfo? GetRoute(InetAddress destination)
     {
-        CommandResult result = CommandRunner.Run("ip", "-j", "-4", "route", "get", Ipv4Address.Format(destination));
+        CommandResult result = CommandRunner.Run("ip", "-j", destination.IsIPv4 ? "-4" : "-6", "route", "get", destination.ToString());
         // "RTNETLINK answers: Network is unreachable" is an answer, not a failure of the tool.
         return result.Succeeded ? HostParsers.ParseFirstRoute(result.Output) : null;
     }

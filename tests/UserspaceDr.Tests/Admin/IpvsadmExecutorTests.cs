@@ -263,6 +263,25 @@ public class IpvsadmExecutorTests
     }
 
     [Test]
+    public void A_sync_daemon_and_a_tunnel_server_of_the_other_family_exclude_each_other_as_in_the_kernel()
+    {
+        var backend = new InMemoryIpvsBackend { RunsDaemons = true };
+        var executor = new IpvsadmExecutor(backend);
+        const string Invalid = "Invalid operation.  Possibly wrong module version, address not unicast, ...\n";
+        Assert.That(Run(executor, "-A -t [2001:2::100]:80 -s rr").ExitCode, Is.Zero);
+        Assert.That(Run(executor, "--start-daemon master").ExitCode, Is.Zero);
+        IpvsadmOutcome mixed = Run(executor, "-a -t [2001:2::100]:80 -r 198.18.0.21 -i");
+        Assert.That((mixed.ExitCode, mixed.Stderr), Is.EqualTo((255, Invalid)), "ip_vs_genl_set_cmd refuses while a daemon runs");
+        Assert.That(Run(executor, "-a -t [2001:2::100]:80 -r [2001:2::21]:80 -i").ExitCode, Is.Zero, "the same family is fine");
+        Assert.That(Run(executor, "--stop-daemon master").ExitCode, Is.Zero);
+        Assert.That(Run(executor, "-a -t [2001:2::100]:80 -r 198.18.0.21 -i").ExitCode, Is.Zero);
+        IpvsadmOutcome start = Run(executor, "--start-daemon backup");
+        Assert.That((start.ExitCode, start.Stderr), Is.EqualTo((255, Invalid)), "ip_vs_genl_new_daemon refuses while one exists");
+        Assert.That(Run(executor, "-S -n").Stdout, Is.EqualTo(
+            "-A -t [2001:2::100]:80 -s rr\n-a -t [2001:2::100]:80 -r 198.18.0.21:80 -i -w 1 --tun-type ipip\n-a -t [2001:2::100]:80 -r [2001:2::21]:80 -i -w 1 --tun-type ipip\n"));
+    }
+
+    [Test]
     public void Replace_swaps_the_whole_rule_set()
     {
         (IpvsadmExecutor executor, InMemoryIpvsBackend backend) = Started();

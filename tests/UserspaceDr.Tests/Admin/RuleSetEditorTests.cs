@@ -205,7 +205,6 @@ public class RuleSetEditorTests
 
     [TestCase(new[] { "-A", "-f", "7" }, "udr does not support firewall-mark services (-f); only TCP (-t) and UDP (-u)")]
     [TestCase(new[] { "-A", "--sctp-service", "198.18.10.1:80" }, "udr does not support SCTP services (--sctp-service); only TCP (-t) and UDP (-u)")]
-    [TestCase(new[] { "-a", "-t", "198.18.10.1:80", "-r", "[2001:2::11]:80", "-i" }, "udr forwards IPv6 by direct routing (-g) or masquerading (-m) only; not by tunnelling (-i)")]
     [TestCase(new[] { "-A", "-u", "198.18.10.1:5060", "-p", "--pe", "sip" }, "udr does not support persistence engines (--pe sip)")]
     [TestCase(new[] { "-a", "-t", "198.18.10.1:80", "-r", "198.18.12.9", "-i", "--tun-type", "gue", "--tun-port", "6080" }, "udr does not support gue tunnels (--tun-type); only ipip")]
     [TestCase(new[] { "-a", "-t", "198.18.10.1:80", "-r", "198.18.12.9", "-i", "--tun-type", "gre" }, "udr does not support gre tunnels (--tun-type); only ipip")]
@@ -215,7 +214,7 @@ public class RuleSetEditorTests
     }
 
     [Test]
-    public void Ipv6_servers_are_direct_routing_or_masquerading_not_tunnelling()
+    public void Ipv6_servers_by_every_method_and_the_other_family_by_tunnel()
     {
         RuleSetSpec rules = Applied(RuleSetSpec.Empty, "-A", "-t", "[2001:2::100]:80", "-s", "sh", "-p", "600", "-M", "64");
         rules = Applied(rules, "-a", "-t", "[2001:2::100]:80", "-r", "[2001:2::11]:80", "-g", "-w", "2");
@@ -227,9 +226,9 @@ public class RuleSetEditorTests
             Assert.That(service.RealServers.Single().Address, Is.EqualTo(InetAddress.Parse("2001:2::11")));
             Assert.That(service.RealServers.Single().Method, Is.EqualTo(ForwardingMethod.Route));
         });
-        const string Refused = "udr forwards IPv6 by direct routing (-g) or masquerading (-m) only; not by tunnelling (-i)";
-        AssertKernelError(Apply(rules, "-a", "-t", "[2001:2::100]:80", "-r", "[2001:2::12]:80", "-i"), Refused);
-        AssertKernelError(Apply(rules, "-e", "-t", "[2001:2::100]:80", "-r", "[2001:2::11]:80", "-i"), Refused);
+        RuleSetSpec tunnels = Applied(rules, "-a", "-t", "[2001:2::100]:80", "-r", "[2001:2::13]:80", "-i");
+        tunnels = Applied(tunnels, "-a", "-t", "[2001:2::100]:80", "-r", "198.18.0.13", "-i");
+        Assert.That(RulesFile.Save(tunnels), Does.Contain("-r [2001:2::13]:80 -i -w 1 --tun-type ipip\n").And.Contain("-r 198.18.0.13:80 -i -w 1 --tun-type ipip\n"));
         RuleSetSpec nat = Applied(rules, "-a", "-t", "[2001:2::100]:80", "-r", "[2001:2::12]:8080", "-m");
         Assert.That(RulesFile.Save(nat), Does.Contain("-a -t [2001:2::100]:80 -r [2001:2::12]:8080 -m -w 1\n"));
     }

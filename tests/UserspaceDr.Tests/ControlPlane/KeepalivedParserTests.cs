@@ -275,7 +275,7 @@ public class KeepalivedParserTests
     }
 
     [Test]
-    public void IPv6_direct_routing_services_become_rules_and_other_methods_or_mixed_families_are_refused_with_their_place()
+    public void IPv6_services_become_rules_and_a_server_of_the_other_family_is_refused_with_its_place_unless_tunnelled()
     {
         KeepalivedConfig config = KeepalivedParser.Parse("""
             virtual_server 2001:2::100 80 {
@@ -292,17 +292,18 @@ public class KeepalivedParserTests
         RuleSetSpec rules = KeepalivedRules.Build(config, (_, rs) => KeepalivedRules.Initial(rs), _ => true);
         Assert.That(RulesFile.Save(rules), Is.EqualTo("-A -t [2001:2::100]:80 -s sh -p 600 -M 64\n-a -t [2001:2::100]:80 -r [2001:2::11]:80 -g -w 3\n"));
 
-        KeepalivedConfig refused = KeepalivedParser.Parse(
-            "virtual_server 2001:2::100 80 {\n lb_kind TUN\n real_server 2001:2::11 80 {\n }\n}\n", "six.conf");
-        var e = Assert.Throws<ConfigException>(() => KeepalivedRules.Validate(refused));
-        Assert.That(e!.Message, Does.StartWith("six.conf:3: ").And.Contain("udr forwards IPv6 by direct routing (lb_kind DR) or NAT (lb_kind NAT) only, not TUN"));
         KeepalivedConfig nat = KeepalivedParser.Parse(
             "virtual_server 2001:2::100 80 {\n lb_kind NAT\n real_server 2001:2::11 8080 {\n }\n}\n", "six.conf");
         Assert.That(RulesFile.Save(KeepalivedRules.Build(nat, (_, rs) => KeepalivedRules.Initial(rs), _ => true)),
             Does.Contain("-a -t [2001:2::100]:80 -r [2001:2::11]:8080 -m -w 1\n"));
-        var mixed = Assert.Throws<ConfigException>(() => KeepalivedParser.Parse(
-            "virtual_server 2001:2::100 80 {\n real_server 198.18.0.11 80 {\n }\n}\n", "six.conf"));
-        Assert.That(mixed!.Message, Does.StartWith("six.conf:2: ").And.Contain("address family"));
+        // The other family is for tunnel servers only (keepalived's default method is NAT).
+        KeepalivedConfig tunnels = KeepalivedParser.Parse(
+            "virtual_server 2001:2::100 80 {\n lb_kind TUN\n real_server 2001:2::11 80 {\n }\n real_server 198.18.0.11 80 {\n }\n}\n", "six.conf");
+        Assert.That(RulesFile.Save(KeepalivedRules.Build(tunnels, (_, rs) => KeepalivedRules.Initial(rs), _ => true)),
+            Does.Contain("-a -t [2001:2::100]:80 -r [2001:2::11]:80 -i -w 1 --tun-type ipip\n").And.Contain("-a -t [2001:2::100]:80 -r 198.18.0.11:80 -i -w 1 --tun-type ipip\n"));
+        KeepalivedConfig mixed = KeepalivedParser.Parse("virtual_server 2001:2::100 80 {\n real_server 198.18.0.11 80 {\n }\n}\n", "six.conf");
+        var e = Assert.Throws<ConfigException>(() => KeepalivedRules.Validate(mixed));
+        Assert.That(e!.Message, Does.StartWith("six.conf:2: ").And.Contain("a real server of the other address family needs lb_kind TUN"));
     }
 
     [Test]

@@ -214,4 +214,30 @@ public class PreflightChecksTests
         Assert.That(Find(PreflightChecks.Run(Options(Rules6) with { AnswerArp = true }, host), "VIP 2001:2::100").Status, Is.EqualTo(CheckStatus.Pass),
             "udr answers for it");
     }
+
+    [Test]
+    public void Ipv6_nat_and_tunnel_servers_need_a_way_to_them_and_an_ipv4_services_ipv6_tunnel_server_is_checked_too()
+    {
+        const string Rules = """
+            -A -t [2001:2::100]:80 -s rr
+            -a -t [2001:2::100]:80 -r [2001:2::13]:8080 -m -w 1
+            -a -t [2001:2::100]:80 -r [2001:2:7::21]:80 -i -w 1
+            -a -t [2001:2::100]:80 -r [2001:2:8::21]:80 -i -w 1
+            -A -t 198.18.0.100:80 -s rr
+            -a -t 198.18.0.100:80 -r [2001:2:9::21]:80 -i -w 1
+            """;
+        FakeHostSystem host = Balancer();
+        host.Link("eth0").Ipv6Addresses.Add(new LinkAddress(InetAddress.Parse("2001:2::2"), 64));
+        host.Ipv6Routes[InetAddress.Parse("2001:2:7::21").IPv6] = new RouteInfo("eth0", InetAddress.Parse("2001:2::fe"), null, null);
+        host.Ipv6Routes[InetAddress.Parse("2001:2:9::21").IPv6] = new RouteInfo("eth0", InetAddress.Parse("2001:2::fe"), null, null);
+        IReadOnlyList<CheckResult> results = PreflightChecks.Run(Options(Rules) with { AnswerArp = true }, host);
+        Assert.Multiple(() =>
+        {
+            Assert.That(Find(results, "real server 2001:2::13 (nat)").Status, Is.EqualTo(CheckStatus.Pass), "on-link");
+            Assert.That(Find(results, "real server 2001:2:7::21 (tun)").Status, Is.EqualTo(CheckStatus.Pass));
+            Assert.That(Find(results, "real server 2001:2:7::21 (tun)").Detail, Does.Contain("gateway 2001:2::fe"));
+            Assert.That(Find(results, "real server 2001:2:8::21 (tun)").Status, Is.EqualTo(CheckStatus.Fail), "no route");
+            Assert.That(Find(results, "real server 2001:2:9::21 (tun)").Status, Is.EqualTo(CheckStatus.Pass), "an IPv4 service's IPv6 tunnel server");
+        });
+    }
 }
