@@ -85,7 +85,8 @@ public static class NodeCheck
 
         if (mode == NodeMode.Tunnel)
         {
-            foreach (string device in new[] { "all", NodePlanner.Loopback })
+            // Reverse-path filtering is IPv4's: IPv6 VIPs need none of it.
+            foreach (string device in vips.Any(v => v.IsIPv4) ? new[] { "all", NodePlanner.Loopback } : [])
             {
                 SysctlKey key = SysctlKey.Conf(device, ConfSetting.RpFilter);
                 string? value = host.ReadSysctl(key);
@@ -93,7 +94,7 @@ public static class NodeCheck
                     ? CheckResult.Pass($"rp_filter on {device}", "0: decapsulated packets are not dropped by the reverse-path check")
                     : CheckResult.Fail($"rp_filter on {device}", $"{value ?? "missing"}: decapsulated packets may be dropped", $"sysctl -w {key.Name}=0 (or: {setup})"));
             }
-            results.Add(TunnelEndpointCheck(NodeAddresses.Ipv4Only(vips, "--mode tun"), host));
+            results.Add(TunnelEndpointCheck(vips, host));
         }
         return results;
     }
@@ -102,7 +103,7 @@ public static class NodeCheck
     /// Something must decapsulate: the kernel's tunl0 up (ipip module), or udr's user-space endpoint (its TUN device,
     /// named udrtun* unless --device said otherwise). Only a warning when neither is seen: the endpoint may be about to start.
     /// </summary>
-    private static CheckResult TunnelEndpointCheck(IReadOnlyList<uint> vips, IHostSystem host)
+    private static CheckResult TunnelEndpointCheck(IReadOnlyList<InetAddress> vips, IHostSystem host)
     {
         IReadOnlyList<LinkInfo> links = host.GetLinks();
         LinkInfo? kernel = links.FirstOrDefault(l => l.Name == Tunnel.TunnelOptions.KernelDefaultDevice && l.IsUp);
@@ -111,7 +112,7 @@ public static class NodeCheck
         {
             return CheckResult.Pass("tunnel endpoint", kernel != null ? $"{kernel.Name} is up (the kernel's ipip)" : $"{user!.Name} is up (`udr node tunnel`, user space)");
         }
-        string start = $"udr node tunnel --vip {string.Join(" --vip ", vips.Select(Ipv4Address.Format))}";
+        string start = $"udr node tunnel --vip {string.Join(" --vip ", vips)}";
         return CheckResult.Warn("tunnel endpoint", "neither tunl0 nor a udrtun device is up: IP-in-IP packets are not decapsulated",
             $"{start} (foreground; the kernel's ipip when present, else user space)");
     }

@@ -25,10 +25,6 @@ public static class NodePlanner
         {
             throw new NodeException("--vip: at least one VIP is required");
         }
-        if (request.Mode == NodeMode.Tunnel)
-        {
-            _ = NodeAddresses.Ipv4Only(request.Vips, "--mode tun");
-        }
         IReadOnlyList<LinkInfo> links = host.GetLinks();
         (LinkInfo facing, string reason) = ChooseInterface(request.InterfaceName, links, host);
 

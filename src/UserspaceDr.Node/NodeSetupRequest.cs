@@ -73,15 +73,6 @@ public static class NodeAddresses
         return vips;
     }
 
-    /// <summary>The IPv4 VIPs of <paramref name="vips"/>, or a refusal naming <paramref name="what"/> when one is IPv6.</summary>
-    public static IReadOnlyList<uint> Ipv4Only(IReadOnlyList<InetAddress> vips, string what)
-    {
-        ArgumentNullException.ThrowIfNull(vips);
-        InetAddress? ipv6 = vips.FirstOrDefault(v => v.IsIPv6);
-        return ipv6 is { IsIPv6: true } refused
-            ? throw new NodeException($"--vip {refused}: {what} serves IPv4 VIPs only (IPv6-in-IPv6 is not built yet; IPv6 real servers use direct routing)")
-            : [.. vips.Select(v => v.IPv4)];
-    }
 
     /// <summary>Why an address cannot be a VIP (not a unicast host address), or null when it can.</summary>
     public static string? UnusableReason(InetAddress address)

@@ -133,7 +133,7 @@ internal static class NodeCommand
             {
                 throw new NodeException(string.Create(CultureInfo.InvariantCulture, $"--stats-interval: {seconds} is negative"));
             }
-            var options = new TunnelOptions(NodeAddresses.Ipv4Only(NodeAddresses.ParseVips(parse.GetRequiredValue(vips)), "udr node tunnel"))
+            var options = new TunnelOptions(NodeAddresses.ParseVips(parse.GetRequiredValue(vips)))
             {
                 Mode = parse.GetValue(mode) switch { "kernel" => TunnelMode.Kernel, "user" => TunnelMode.User, _ => TunnelMode.Auto },
                 Device = parse.GetValue(device),

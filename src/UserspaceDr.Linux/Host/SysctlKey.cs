@@ -26,15 +26,23 @@ public sealed record SysctlKey
         return new SysctlKey($"net/ipv4/conf/{device}/{setting}");
     }
 
-    /// <summary>Rebuilds a key from <see cref="RelativePath"/> (as the state file stores it); only net/ipv4 keys.</summary>
+    /// <summary>net.ipv6.conf.DEVICE.SETTING.</summary>
+    public static SysctlKey Ipv6Conf(string device, string setting)
+    {
+        ValidateSegment(device, nameof(device));
+        ValidateSegment(setting, nameof(setting));
+        return new SysctlKey($"net/ipv6/conf/{device}/{setting}");
+    }
+
+    /// <summary>Rebuilds a key from <see cref="RelativePath"/> (as the state file stores it); only net/ipv4 and net/ipv6 keys.</summary>
     public static SysctlKey FromRelativePath(string relativePath)
     {
         ArgumentNullException.ThrowIfNull(relativePath);
         string[] segments = relativePath.Split('/');
-        if (segments.Length < 3 || segments[0] != "net" || segments[1] != "ipv4" ||
+        if (segments.Length < 3 || segments[0] != "net" || segments[1] is not ("ipv4" or "ipv6") ||
             segments.Any(s => s.Length == 0 || s is "." or ".."))
         {
-            throw new HostException($"'{relativePath}' is not a net/ipv4 sysctl path");
+            throw new HostException($"'{relativePath}' is not a net/ipv4 or net/ipv6 sysctl path");
         }
         return new SysctlKey(relativePath);
     }
@@ -56,4 +64,7 @@ public static class ConfSetting
     public const string ArpIgnore = "arp_ignore";
     public const string ArpAnnounce = "arp_announce";
     public const string RpFilter = "rp_filter";
+
+    /// <summary>net.ipv6.conf.DEVICE.disable_ipv6: 1 keeps IPv6 off the device (a TUN device inherits "default").</summary>
+    public const string DisableIpv6 = "disable_ipv6";
 }

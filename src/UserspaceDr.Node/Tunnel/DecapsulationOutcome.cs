@@ -28,13 +28,13 @@ public enum DecapsulationOutcome
     /// <summary>An outer fragment (the kernel reassembles before a raw socket sees it, so this is never expected).</summary>
     OuterFragment,
 
-    /// <summary>The outer protocol is not 4 (IP-in-IP).</summary>
+    /// <summary>The outer protocol (next header) is neither 4 (IPv4 inside) nor 41 (IPv6 inside).</summary>
     OuterNotIpip,
 
     /// <summary>The outer destination is not one of this node's own addresses (a VIP, a broadcast, a stranger's).</summary>
     OuterNotLocal,
 
-    /// <summary>The outer payload has fewer than 20 bytes: no room for an inner IPv4 header.</summary>
+    /// <summary>The outer payload has no room for an inner IPv4 (20 bytes) or IPv6 (40) header, or the inner extension headers run past it.</summary>
     InnerTruncated,
 
     /// <summary>The inner version nibble is not 4.</summary>
@@ -43,7 +43,7 @@ public enum DecapsulationOutcome
     /// <summary>The inner IHL is below 5 or runs past the outer payload.</summary>
     InnerBadHeaderLength,
 
-    /// <summary>The inner total length is shorter than its header or longer than the outer payload.</summary>
+    /// <summary>The inner total (IPv6: payload) length is shorter than its header or longer than the outer payload.</summary>
     InnerBadTotalLength,
 
     /// <summary>The inner header checksum does not verify.</summary>

@@ -4,9 +4,10 @@ using UserspaceDr.Core.Packets;
 namespace UserspaceDr.Node.Tunnel;
 
 /// <summary>
-/// The checks of the user-space IP-in-IP endpoint, without I/O: given one packet as a raw IPPROTO_IPIP socket
-/// receives it (outer IPv4 header first), decide whether its inner packet may go to the local stack, and where it
-/// lies. Everything else is a named <see cref="DecapsulationOutcome"/>. No allocation, no exceptions.
+/// The checks of the user-space tunnel endpoint, without I/O: given one packet as a raw socket receives it (an outer
+/// IPv4 header first, protocol 4 or 41; or, from an IPv6 raw socket, the inner packet with the outer header's
+/// destination and traffic class beside it), decide whether its inner packet (IPv4 or IPv6) may go to the local stack,
+/// and where it lies. Everything else is a named <see cref="DecapsulationOutcome"/>. No allocation, no exceptions.
 /// </summary>
 /// <remarks>
 /// The kernel has already checked the outer header before a raw socket sees it (ip_rcv: version, IHL, checksum,
@@ -45,7 +46,7 @@ public static class IpipDecapsulator
         {
             return DecapsulationOutcome.OuterFragment;
         }
-        if (outerHeader.Protocol != IpProtocol.IpInIp)
+        if (outerHeader.Protocol is not (IpProtocol.IpInIp or Ipv6NextHeader.Ipv6))
         {
             return DecapsulationOutcome.OuterNotIpip;
         }
@@ -53,8 +54,46 @@ public static class IpipDecapsulator
         {
             return DecapsulationOutcome.OuterNotLocal;
         }
-
         Span<byte> inner = packet[outerHeaderLength..outerTotalLength];
+        innerOffset = outerHeaderLength;
+        bool congestion = (outerHeader.TypeOfService & EcnMask) == EcnCongestionExperienced;
+        return outerHeader.Protocol == IpProtocol.IpInIp
+            ? CheckIpv4Inner(inner, congestion, vips, out innerLength)
+            : CheckIpv6Inner(inner, congestion, vips, out innerLength);
+    }
+
+    /// <summary>
+    /// A packet from a raw IPv6 socket of next header <paramref name="nextHeader"/> (4: IPv4 inside, 41: IPv6 inside):
+    /// <paramref name="inner"/> is the inner packet (the kernel passes no IPv6 header), <paramref name="outerDestination"/>
+    /// and <paramref name="outerTrafficClass"/> the outer header's, from the socket's control messages.
+    /// </summary>
+    public static DecapsulationOutcome DecapsulateFromIpv6(Span<byte> inner, byte nextHeader, UInt128 outerDestination, byte outerTrafficClass,
+        AddressSet localAddresses, AddressSet vips, out int innerLength)
+    {
+        ArgumentNullException.ThrowIfNull(localAddresses);
+        ArgumentNullException.ThrowIfNull(vips);
+        innerLength = 0;
+        if (nextHeader is not (Ipv6NextHeader.Ipv4 or Ipv6NextHeader.Ipv6))
+        {
+            return DecapsulationOutcome.OuterNotIpip;
+        }
+        if (!localAddresses.Contains(outerDestination) || vips.Contains(outerDestination))
+        {
+            return DecapsulationOutcome.OuterNotLocal;
+        }
+        bool congestion = (outerTrafficClass & EcnMask) == EcnCongestionExperienced;
+        return nextHeader == Ipv6NextHeader.Ipv4
+            ? CheckIpv4Inner(inner, congestion, vips, out innerLength)
+            : CheckIpv6Inner(inner, congestion, vips, out innerLength);
+    }
+
+    /// <summary>
+    /// An inner IPv4 packet: a sane header for a VIP from a client, its transport checksum right, and the outer CE mark
+    /// (<paramref name="congestion"/>) copied into it when it is ECN-capable (dropped when it is not).
+    /// </summary>
+    private static DecapsulationOutcome CheckIpv4Inner(Span<byte> inner, bool congestion, AddressSet vips, out int innerLength)
+    {
+        innerLength = 0;
         DecapsulationOutcome innerOutcome = CheckHeader(inner, isOuter: false, out int innerHeaderLength, out int innerTotalLength);
         if (innerOutcome != DecapsulationOutcome.Delivered)
         {
@@ -74,7 +113,7 @@ public static class IpipDecapsulator
         {
             return DecapsulationOutcome.InnerBadTransportChecksum;
         }
-        if ((outerHeader.TypeOfService & EcnMask) == EcnCongestionExperienced && (innerHeader.TypeOfService & EcnMask) != EcnCongestionExperienced)
+        if (congestion && (innerHeader.TypeOfService & EcnMask) != EcnCongestionExperienced)
         {
             if ((innerHeader.TypeOfService & EcnMask) == 0)
             {
@@ -84,8 +123,57 @@ public static class IpipDecapsulator
             innerHeader.TypeOfService |= EcnCongestionExperienced;
             innerHeader.HeaderChecksum = Checksum.Update(innerHeader.HeaderChecksum, oldWord, BinaryPrimitives.ReadUInt16BigEndian(inner));
         }
-        innerOffset = outerHeaderLength;
         innerLength = innerTotalLength;
+        return DecapsulationOutcome.Delivered;
+    }
+
+    /// <summary>As <see cref="CheckIpv4Inner"/>, for an inner IPv6 packet (no header checksum; the extension headers walked to the transport).</summary>
+    private static DecapsulationOutcome CheckIpv6Inner(Span<byte> inner, bool congestion, AddressSet vips, out int innerLength)
+    {
+        innerLength = 0;
+        if (inner.Length < Ipv6Header.Length)
+        {
+            return DecapsulationOutcome.InnerTruncated;
+        }
+        var header = new Ipv6Header(inner);
+        if (header.Version != 6)
+        {
+            return DecapsulationOutcome.InnerBadVersion;
+        }
+        int length = Ipv6Header.Length + header.PayloadLength;
+        if (length > inner.Length)
+        {
+            return DecapsulationOutcome.InnerBadTotalLength;
+        }
+        inner = inner[..length];
+        if (!vips.Contains(header.Destination))
+        {
+            return DecapsulationOutcome.InnerNotVip;
+        }
+        UInt128 source = header.Source;
+        if (source == UInt128.Zero || source == UInt128.One || (byte)(source >> 120) == 0xFF || vips.Contains(source))
+        {
+            return DecapsulationOutcome.InnerBadSource; // unspecified, loopback, multicast, or a VIP
+        }
+        Ipv6ChainEnd end = Ipv6ExtensionHeaders.Walk(inner, out Ipv6Transport transport);
+        if (end == Ipv6ChainEnd.Truncated)
+        {
+            return DecapsulationOutcome.InnerTruncated;
+        }
+        if (end == Ipv6ChainEnd.Found && !transport.IsFragment && !Ipv6TransportChecksumValid(header, transport.Protocol, inner[transport.Offset..]))
+        {
+            return DecapsulationOutcome.InnerBadTransportChecksum;
+        }
+        byte trafficClass = header.TrafficClass;
+        if (congestion && (trafficClass & EcnMask) != EcnCongestionExperienced)
+        {
+            if ((trafficClass & EcnMask) == 0)
+            {
+                return DecapsulationOutcome.InnerEcnNotCapable;
+            }
+            inner[1] |= EcnCongestionExperienced << 4; // the traffic class's low two bits, in the second byte's high nibble
+        }
+        innerLength = length;
         return DecapsulationOutcome.Delivered;
     }
 
@@ -140,6 +228,26 @@ public static class IpipDecapsulator
                     return false;
                 }
                 return BinaryPrimitives.ReadUInt16BigEndian(transport[6..]) == 0 || Sum(header, transport[..udpLength]) == 0xFFFF;
+            default:
+                return true;
+        }
+    }
+
+    /// <summary>TCP and UDP checksums over the IPv6 pseudo-header (a UDP checksum of 0 is invalid in IPv6, RFC 8200 §8.1).</summary>
+    private static bool Ipv6TransportChecksumValid(Ipv6Header header, byte protocol, ReadOnlySpan<byte> transport)
+    {
+        switch (protocol)
+        {
+            case IpProtocol.Tcp:
+                return transport.Length >= TcpMinLength && Ipv6Checksum.Valid(header.Source, header.Destination, protocol, transport);
+            case IpProtocol.Udp:
+                if (transport.Length < UdpHeaderLength)
+                {
+                    return false;
+                }
+                int udpLength = BinaryPrimitives.ReadUInt16BigEndian(transport[4..]);
+                return udpLength >= UdpHeaderLength && udpLength <= transport.Length && BinaryPrimitives.ReadUInt16BigEndian(transport[6..]) != 0 &&
+                    Ipv6Checksum.Valid(header.Source, header.Destination, protocol, transport[..udpLength]);
             default:
                 return true;
         }

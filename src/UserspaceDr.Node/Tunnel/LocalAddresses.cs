@@ -1,34 +1,27 @@
-using System.Buffers.Binary;
+using System.Net;
 using System.Net.NetworkInformation;
 using System.Net.Sockets;
+using UserspaceDr.Core.Packets;
 
 namespace UserspaceDr.Node.Tunnel;
 
-/// <summary>This node's own IPv4 addresses, the outer destinations the endpoint accepts (VIPs are excluded by the decapsulator).</summary>
+/// <summary>This node's own addresses, the outer destinations the endpoint accepts (VIPs are excluded by the decapsulator).</summary>
 public static class LocalAddresses
 {
-    /// <summary>Every IPv4 address of every interface except 127.0.0.0/8 (getifaddrs, no process started).</summary>
+    /// <summary>Every IPv4 and IPv6 address of every interface except loopback ones (getifaddrs, no process started).</summary>
     public static AddressSet Read()
     {
-        var addresses = new List<uint>();
-        Span<byte> bytes = stackalloc byte[4];
+        var addresses = new List<InetAddress>();
         try
         {
             foreach (NetworkInterface networkInterface in NetworkInterface.GetAllNetworkInterfaces())
             {
                 foreach (UnicastIPAddressInformation unicast in networkInterface.GetIPProperties().UnicastAddresses)
                 {
-                    if (unicast.Address.AddressFamily != AddressFamily.InterNetwork)
+                    if (unicast.Address.AddressFamily is AddressFamily.InterNetwork or AddressFamily.InterNetworkV6 &&
+                        !IPAddress.IsLoopback(unicast.Address))
                     {
-                        continue;
-                    }
-                    if (unicast.Address.TryWriteBytes(bytes, out int written) && written == 4)
-                    {
-                        uint address = BinaryPrimitives.ReadUInt32BigEndian(bytes);
-                        if (address >> 24 != 127)
-                        {
-                            addresses.Add(address);
-                        }
+                        addresses.Add(InetAddress.FromIPAddress(unicast.Address));
                     }
                 }
             }

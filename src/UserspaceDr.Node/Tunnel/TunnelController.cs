@@ -19,7 +19,7 @@ public sealed class TunnelController(IHostSystem host, TextWriter output)
     {
         ArgumentNullException.ThrowIfNull(options);
         TunnelPlan plan = TunnelPlanner.Plan(options, host);
-        string vips = string.Join(", ", options.Vips.Select(Ipv4Address.Format));
+        string vips = string.Join(", ", options.Vips);
         output.WriteLine($"udr node tunnel ({(plan.Mode == TunnelMode.Kernel ? "kernel" : "user")}) on {plan.Device} for {vips}: {plan.Reason}");
         foreach (string note in plan.Notes)
         {
@@ -50,13 +50,13 @@ public sealed class TunnelController(IHostSystem host, TextWriter output)
     {
         var counters = new TunnelCounters();
         long reported = 0;
-        using (UserTunnelEndpoint endpoint = UserTunnelEndpoint.Open(plan.Device))
+        using (UserTunnelEndpoint endpoint = UserTunnelEndpoint.Open(plan.Device, options.Vips.Any(v => v.IsIPv4), options.Vips.Any(v => v.IsIPv6)))
         {
-            IReadOnlyList<NodeChange> changes = TunnelPlanner.DeviceChanges(host, plan.Device);
+            IReadOnlyList<NodeChange> changes = TunnelPlanner.DeviceChanges(host, plan.Device, ipv6: options.Vips.Any(v => v.IsIPv6));
             Apply(changes);
             try
             {
-                output.WriteLine($"ready: IP-in-IP to this node is decapsulated into {plan.Device}; stop with SIGINT or SIGTERM");
+                output.WriteLine($"ready: tunnel packets to this node are decapsulated into {plan.Device}; stop with SIGINT or SIGTERM");
                 output.Flush();
                 endpoint.Run(new AddressSet(options.Vips), LocalAddressSource, counters, stop, options.StatsInterval, Report);
             }

@@ -1,20 +1,22 @@
+using UserspaceDr.Core.Packets;
+
 namespace UserspaceDr.Node.Tunnel;
 
-/// <summary>Which IP-in-IP endpoint `udr node tunnel` runs.</summary>
+/// <summary>Which tunnel endpoint `udr node tunnel` runs.</summary>
 public enum TunnelMode
 {
-    /// <summary>The kernel's when the ipip module is there, else the user-space one.</summary>
+    /// <summary>The kernel's when the ipip module is there and every VIP is IPv4, else the user-space one.</summary>
     Auto,
 
     /// <summary>The kernel's ipip device (tunl0): udr brings it up, sets the sysctls, and waits.</summary>
     Kernel,
 
-    /// <summary>udr's own: a raw IPPROTO_IPIP socket in, a TUN device out.</summary>
+    /// <summary>udr's own: raw sockets in (protocol 4 and 41, over IPv4 and IPv6), a TUN device out.</summary>
     User,
 }
 
 /// <summary>What `udr node tunnel` is asked to do.</summary>
-public sealed record TunnelOptions(IReadOnlyList<uint> Vips)
+public sealed record TunnelOptions(IReadOnlyList<InetAddress> Vips)
 {
     /// <summary>The kernel's fallback ipip device, which takes every IP-in-IP packet addressed to the node.</summary>
     public const string KernelDefaultDevice = "tunl0";

@@ -36,18 +36,19 @@ public static class TunnelPlanner
 
         IReadOnlyList<LinkInfo> links = host.GetLinks();
         var notes = new List<string>();
-        foreach (uint vip in options.Vips)
+        foreach (InetAddress vip in options.Vips)
         {
-            if (links.Any(l => !l.IsLoopback && l.Find(vip) != null && l.AnswersArp))
+            if (links.Any(l => !l.IsLoopback && l.FindAddress(vip) != null && l.AnswersArp))
             {
-                throw new NodeException($"--vip: {Ipv4Address.Format(vip)} is an address of an ARP-speaking interface here, not a VIP on lo");
+                throw new NodeException($"--vip: {vip} is an address of an {(vip.IsIPv4 ? "ARP" : "NDP")}-speaking interface here, not a VIP on lo");
             }
-            if (!links.Any(l => l.Find(vip) != null))
+            if (!links.Any(l => l.FindAddress(vip) != null))
             {
-                notes.Add($"VIP {Ipv4Address.Format(vip)} is not an address of this node, so the local stack will not accept " +
-                          $"its packets: run `udr node setup --mode tun --vip {Ipv4Address.Format(vip)}` first");
+                notes.Add($"VIP {vip} is not an address of this node, so the local stack will not accept " +
+                          $"its packets: run `udr node setup --mode tun --vip {vip}` first");
             }
         }
+        InetAddress? ipv6Vip = options.Vips.FirstOrDefault(v => v.IsIPv6);
 
         TunnelMode mode = options.Mode;
         string reason;
@@ -55,6 +56,17 @@ public static class TunnelPlanner
         if (mode == TunnelMode.User)
         {
             reason = "asked for (--mode user)";
+        }
+        else if (ipv6Vip is { IsIPv6: true } v6)
+        {
+            // The kernel's IPv6 endpoints (ip6tnl0, sit0) would take the packets too, but IPVS's mixes (IPv4 in IPv6,
+            // IPv6 in IPv4) need both at once and a 4-in-6 fallback device udr does not manage: udr's own serves them all.
+            if (mode == TunnelMode.Kernel)
+            {
+                throw new NodeException($"--mode kernel: the kernel endpoint here is tunl0 (IPv4 in IPv4) only, and {v6} is an IPv6 VIP; use --mode user (or auto)");
+            }
+            mode = TunnelMode.User;
+            reason = "IPv6 VIPs (IPv6 in IPv6 or in IPv4), so the user-space endpoint";
         }
         else if (KernelEndpointAvailable(host, kernelDevice, out string why))
         {
@@ -81,9 +93,10 @@ public static class TunnelPlanner
 
     /// <summary>
     /// What an endpoint device needs (LVS-TUN): reverse-path filtering off on it and on "all" (the kernel applies the
-    /// larger of the two; the inner source, a client, is not routed via the tunnel device), then up.
+    /// larger of the two; the inner source, a client, is not routed via the tunnel device), IPv6 on it for IPv6 VIPs
+    /// (a new device inherits net.ipv6.conf.default.disable_ipv6), then up.
     /// </summary>
-    public static IReadOnlyList<NodeChange> DeviceChanges(IHostSystem host, string device)
+    public static IReadOnlyList<NodeChange> DeviceChanges(IHostSystem host, string device, bool ipv6 = false)
     {
         ArgumentNullException.ThrowIfNull(host);
         ArgumentNullException.ThrowIfNull(device);
@@ -97,6 +110,11 @@ public static class TunnelPlanner
             {
                 changes.Add(new SysctlChange(key, current, "0"));
             }
+        }
+        SysctlKey disableIpv6 = SysctlKey.Ipv6Conf(device, ConfSetting.DisableIpv6);
+        if (ipv6 && host.ReadSysctl(disableIpv6) is string off && off != "0")
+        {
+            changes.Add(new SysctlChange(disableIpv6, off, "0"));
         }
         // Up last: a device that is up is ready, which is what a watcher (or a test) can wait for.
         if (!link.IsUp)

@@ -1,3 +1,4 @@
+using System.Buffers.Binary;
 using System.ComponentModel;
 using System.Runtime.InteropServices;
 using System.Text;
@@ -6,61 +7,112 @@ using UserspaceDr.Linux;
 namespace UserspaceDr.Node.Tunnel;
 
 /// <summary>
-/// The user-space IP-in-IP endpoint for kernels without the ipip module: a raw IPPROTO_IPIP socket receives every
-/// locally delivered protocol-4 packet (outer header included, already reassembled), <see cref="IpipDecapsulator"/>
-/// checks it, and the inner packet is written to a TUN device, where the local stack receives it as if it had arrived
-/// on a link: client → VIP, delivered to the VIP on lo, answered directly to the client. In-order TCP segments of a
-/// flow that arrive together are merged first (<see cref="TcpCoalescer"/>, user-space GRO) and written as one GSO
-/// packet: the stack's receive path, which is most of this endpoint's cost, then runs once per merge.
+/// The user-space tunnel endpoint for kernels without the ipip (or ip6tnl, sit) module: raw sockets receive every
+/// locally delivered tunnel packet (already reassembled), <see cref="IpipDecapsulator"/> checks it, and the inner
+/// packet is written to a TUN device, where the local stack receives it as if it had arrived on a link: client → VIP,
+/// delivered to the VIP on lo, answered directly to the client. One raw socket per outer family and inner family served:
+/// IPv4 in IPv4 and IPv4 in IPv6 for IPv4 VIPs, IPv6 in IPv4 and IPv6 in IPv6 for IPv6 VIPs (an IPv4 raw socket sees
+/// the outer header; an IPv6 one does not, so the outer destination and traffic class come as control messages). In-order
+/// TCP/IPv4 segments of a flow that arrive together are merged first (<see cref="TcpCoalescer"/>, user-space GRO) and
+/// written as one GSO packet: the stack's receive path, which is most of this endpoint's cost, then runs once per merge.
 /// </summary>
 /// <remarks>
-/// While the raw socket is open the kernel does not answer IP-in-IP packets with ICMP protocol-unreachable
-/// (ip_local_deliver_finish sends that only when no raw socket took the packet). The TUN device is not persistent: it
-/// exists exactly as long as its descriptor, so it vanishes when this endpoint is disposed, also when the process dies.
-/// One buffer of 64 KiB (the largest IPv4 packet) is reused for every packet; nothing is allocated per packet.
+/// While a raw socket of a protocol is open the kernel does not answer its packets with ICMP protocol unreachable
+/// (ip_local_deliver_finish) or parameter problem (ip6_input_finish). The TUN device is not persistent: it exists exactly
+/// as long as its descriptor, so it vanishes when this endpoint is disposed, also when the process dies. One buffer of
+/// 64 KiB (the largest IP packet) and one for control messages are reused for every packet; nothing is allocated per
+/// packet.
 /// </remarks>
 public sealed unsafe class UserTunnelEndpoint : IDisposable
 {
     /// <summary>Room for the largest IPv4 packet (total length is 16 bits).</summary>
     public const int BufferSize = 65536;
 
-    /// <summary>Packets taken per wake-up before looking at the clock and the stop token again.</summary>
+    /// <summary>Where a packet from an IPv6 raw socket (no outer header) is received: room in front for the virtio_net_hdr.</summary>
+    private const int Ipv6ReceiveOffset = 64;
+
+    /// <summary>Packets taken per wake-up (per socket) before looking at the clock and the stop token again.</summary>
     private const int BatchLimit = 64;
     private const int PollTimeoutMilliseconds = 200;
     private const int ReceiveBufferBytes = 4 << 20;
+    private const int ControlBufferBytes = 128;
     private static readonly TimeSpan LocalRefreshPeriod = TimeSpan.FromSeconds(10);
     private static readonly TimeSpan LocalRefreshOnMissPeriod = TimeSpan.FromSeconds(1);
 
-    private readonly SafeDescriptorHandle _socket;
+    /// <summary>One raw socket: its family (AF_INET: the outer IPv4 header comes with the packet) and protocol (4 or 41).</summary>
+    private readonly record struct TunnelSocket(SafeDescriptorHandle Handle, int Family, byte Protocol);
+
+    private readonly TunnelSocket[] _sockets;
     private readonly SafeDescriptorHandle _tun;
-    private readonly byte[] _buffer = GC.AllocateUninitializedArray<byte>(BufferSize, pinned: true);
+    private readonly byte[] _buffer = GC.AllocateUninitializedArray<byte>(BufferSize + Ipv6ReceiveOffset, pinned: true);
+    private readonly byte[] _control = GC.AllocateUninitializedArray<byte>(ControlBufferBytes, pinned: true);
     private readonly TcpCoalescer _coalescer = new();
     private bool _disposed;
 
-    private UserTunnelEndpoint(SafeDescriptorHandle socket, SafeDescriptorHandle tun, string deviceName)
+    private UserTunnelEndpoint(TunnelSocket[] sockets, SafeDescriptorHandle tun, string deviceName)
     {
-        _socket = socket;
+        _sockets = sockets;
         _tun = tun;
         DeviceName = deviceName;
-        bool added = false;
-        _socket.DangerousAddRef(ref added);
-        added = false;
-        _tun.DangerousAddRef(ref added);
+        foreach (TunnelSocket socket in sockets)
+        {
+            bool added = false;
+            socket.Handle.DangerousAddRef(ref added);
+        }
+        bool tunAdded = false;
+        _tun.DangerousAddRef(ref tunAdded);
     }
 
     public string DeviceName { get; }
 
-    /// <summary>Opens the raw IPIP socket and creates the TUN device <paramref name="deviceName"/> (down; bring it up next).</summary>
-    public static UserTunnelEndpoint Open(string deviceName)
+    /// <summary>
+    /// Opens the raw sockets for the VIPs' families (<paramref name="ipv4Vips"/>: protocol 4 over IPv4 and IPv6;
+    /// <paramref name="ipv6Vips"/>: protocol 41 over both) and creates the TUN device <paramref name="deviceName"/>
+    /// (down; bring it up next). An IPv6 raw socket for IPv4 VIPs is left out where the kernel has no IPv6.
+    /// </summary>
+    public static UserTunnelEndpoint Open(string deviceName, bool ipv4Vips = true, bool ipv6Vips = false)
     {
         ArgumentNullException.ThrowIfNull(deviceName);
         TunnelPlanner.ValidateDeviceName(deviceName);
-        SafeDescriptorHandle socket = Interop.Socket(Interop.AF_INET, Interop.SOCK_RAW | Interop.SOCK_CLOEXEC, Interop.IPPROTO_IPIP);
+        var sockets = new List<TunnelSocket>();
+        try
+        {
+            if (ipv4Vips)
+            {
+                sockets.Add(OpenSocket(Interop.AF_INET, Interop.IPPROTO_IPIP, required: true)!.Value);
+                if (OpenSocket(Interop.AF_INET6, Interop.IPPROTO_IPIP, required: false) is { } ipv4InIpv6)
+                {
+                    sockets.Add(ipv4InIpv6);
+                }
+            }
+            if (ipv6Vips)
+            {
+                sockets.Add(OpenSocket(Interop.AF_INET, Interop.IPPROTO_IPV6, required: true)!.Value);
+                sockets.Add(OpenSocket(Interop.AF_INET6, Interop.IPPROTO_IPV6, required: true)!.Value);
+            }
+            SafeDescriptorHandle tun = OpenTun(deviceName);
+            return new UserTunnelEndpoint([.. sockets], tun, deviceName);
+        }
+        catch
+        {
+            foreach (TunnelSocket socket in sockets)
+            {
+                socket.Handle.Dispose();
+            }
+            throw;
+        }
+    }
+
+    /// <summary>A raw socket of <paramref name="family"/> and <paramref name="protocol"/>; null when optional and the kernel refuses it.</summary>
+    private static TunnelSocket? OpenSocket(int family, int protocol, bool required)
+    {
+        SafeDescriptorHandle socket = Interop.Socket(family, Interop.SOCK_RAW | Interop.SOCK_CLOEXEC, protocol);
+        string what = $"a raw {(family == Interop.AF_INET ? "IPv4" : "IPv6")} socket for protocol {protocol}";
         if (socket.IsInvalid)
         {
             int errno = Marshal.GetLastPInvokeError();
             socket.Dispose();
-            throw new NodeException($"cannot open a raw IP-in-IP socket: {Describe(errno)}");
+            return required ? throw new NodeException($"cannot open {what}: {Describe(errno)}") : null;
         }
         try
         {
@@ -71,8 +123,16 @@ public sealed unsafe class UserTunnelEndpoint : IDisposable
             {
                 _ = Interop.SetSockOpt(socket, Interop.SOL_SOCKET, Interop.SO_RCVBUF, &size, sizeof(int));
             }
-            SafeDescriptorHandle tun = OpenTun(deviceName);
-            return new UserTunnelEndpoint(socket, tun, deviceName);
+            if (family == Interop.AF_INET6)
+            {
+                int on = 1;
+                if (Interop.SetSockOpt(socket, Interop.SOL_IPV6, Interop.IPV6_RECVPKTINFO, &on, sizeof(int)) != 0 ||
+                    Interop.SetSockOpt(socket, Interop.SOL_IPV6, Interop.IPV6_RECVTCLASS, &on, sizeof(int)) != 0)
+                {
+                    throw new NodeException($"cannot ask {what} for the outer destination and traffic class: {Describe(Marshal.GetLastPInvokeError())}");
+                }
+            }
+            return new TunnelSocket(socket, family, (byte)protocol);
         }
         catch
         {
@@ -94,58 +154,41 @@ public sealed unsafe class UserTunnelEndpoint : IDisposable
         ArgumentNullException.ThrowIfNull(localAddresses);
         ArgumentNullException.ThrowIfNull(counters);
         ObjectDisposedException.ThrowIf(_disposed, this);
-        AddressSet local = localAddresses();
-        long now = Environment.TickCount64;
-        long localRefreshedAt = now;
-        long reportedAt = now;
-        fixed (byte* buffer = _buffer)
+        var state = new ReceiveState(localAddresses(), Environment.TickCount64);
+        long reportedAt = state.LocalRefreshedAt;
+        Interop.PollFd* polls = stackalloc Interop.PollFd[_sockets.Length];
+        for (int i = 0; i < _sockets.Length; i++)
         {
-            var poll = new Interop.PollFd { Fd = _socket.Fd, Events = Interop.POLLIN };
+            polls[i] = new Interop.PollFd { Fd = _sockets[i].Handle.Fd, Events = Interop.POLLIN };
+        }
+        fixed (byte* buffer = _buffer)
+        fixed (byte* control = _control)
+        {
             while (!stop.IsCancellationRequested)
             {
-                int ready = Interop.Poll(&poll, 1, PollTimeoutMilliseconds);
+                int ready = Interop.Poll(polls, (nuint)_sockets.Length, PollTimeoutMilliseconds);
                 if (ready < 0)
                 {
                     int errno = Marshal.GetLastPInvokeError();
                     if (errno != Interop.Errno.EINTR)
                     {
-                        throw new NodeException($"poll on the IP-in-IP socket failed: {Describe(errno)}");
+                        throw new NodeException($"poll on the tunnel sockets failed: {Describe(errno)}");
                     }
                 }
-                for (int i = 0; ready > 0 && i < BatchLimit; i++)
+                for (int s = 0; ready > 0 && s < _sockets.Length; s++)
                 {
-                    nint received = Interop.Recv(_socket.Fd, buffer, BufferSize, Interop.MSG_DONTWAIT);
-                    if (received < 0)
+                    if ((polls[s].ReturnedEvents & Interop.POLLIN) != 0)
                     {
-                        int errno = Marshal.GetLastPInvokeError();
-                        if (errno != Interop.Errno.EAGAIN && errno != Interop.Errno.EINTR)
-                        {
-                            counters.CountReceiveError();
-                        }
-                        break;
-                    }
-                    var packet = new Span<byte>(buffer, (int)received);
-                    DecapsulationOutcome outcome = IpipDecapsulator.Decapsulate(packet, local, vips, out int innerOffset, out int innerLength);
-                    if (outcome == DecapsulationOutcome.OuterNotLocal && Environment.TickCount64 - localRefreshedAt >= LocalRefreshOnMissPeriod.TotalMilliseconds)
-                    {
-                        local = localAddresses();
-                        localRefreshedAt = Environment.TickCount64;
-                        outcome = IpipDecapsulator.Decapsulate(packet, local, vips, out innerOffset, out innerLength);
-                    }
-                    counters.Count(outcome, (int)received, innerLength);
-                    if (outcome == DecapsulationOutcome.Delivered)
-                    {
-                        Deliver(buffer + innerOffset, innerLength, counters);
+                        ReceiveBatch(_sockets[s], buffer, control, vips, localAddresses, counters, ref state);
                     }
                 }
                 // Nothing waits in a merge across a wait for more packets.
                 WriteMerged(counters);
 
-                now = Environment.TickCount64;
-                if (now - localRefreshedAt >= LocalRefreshPeriod.TotalMilliseconds)
+                long now = Environment.TickCount64;
+                if (now - state.LocalRefreshedAt >= LocalRefreshPeriod.TotalMilliseconds)
                 {
-                    local = localAddresses();
-                    localRefreshedAt = now;
+                    state = new ReceiveState(localAddresses(), now);
                 }
                 if (report != null && reportEvery > TimeSpan.Zero && now - reportedAt >= reportEvery.TotalMilliseconds)
                 {
@@ -154,6 +197,93 @@ public sealed unsafe class UserTunnelEndpoint : IDisposable
                 }
             }
         }
+    }
+
+    /// <summary>This node's addresses as last read, and when.</summary>
+    private record struct ReceiveState(AddressSet Local, long LocalRefreshedAt);
+
+    /// <summary>Up to <see cref="BatchLimit"/> packets from one socket, each checked and delivered or counted.</summary>
+    private void ReceiveBatch(in TunnelSocket socket, byte* buffer, byte* control, AddressSet vips, Func<AddressSet> localAddresses,
+        TunnelCounters counters, ref ReceiveState state)
+    {
+        bool outerIpv6 = socket.Family == Interop.AF_INET6;
+        byte* start = outerIpv6 ? buffer + Ipv6ReceiveOffset : buffer;
+        for (int i = 0; i < BatchLimit; i++)
+        {
+            UInt128 outerDestination = UInt128.Zero;
+            byte outerTrafficClass = 0;
+            nint received = outerIpv6
+                ? ReceiveWithControl(socket.Handle.Fd, start, control, out outerDestination, out outerTrafficClass)
+                : Interop.Recv(socket.Handle.Fd, start, BufferSize, Interop.MSG_DONTWAIT);
+            if (received < 0)
+            {
+                int errno = Marshal.GetLastPInvokeError();
+                if (errno != Interop.Errno.EAGAIN && errno != Interop.Errno.EINTR)
+                {
+                    counters.CountReceiveError();
+                }
+                return;
+            }
+            var packet = new Span<byte>(start, (int)received);
+            DecapsulationOutcome outcome = Decapsulate(packet, socket, outerDestination, outerTrafficClass, state.Local, vips, out int innerOffset, out int innerLength);
+            if (outcome == DecapsulationOutcome.OuterNotLocal && Environment.TickCount64 - state.LocalRefreshedAt >= LocalRefreshOnMissPeriod.TotalMilliseconds)
+            {
+                state = new ReceiveState(localAddresses(), Environment.TickCount64);
+                outcome = Decapsulate(packet, socket, outerDestination, outerTrafficClass, state.Local, vips, out innerOffset, out innerLength);
+            }
+            counters.Count(outcome, (int)received, innerLength);
+            if (outcome == DecapsulationOutcome.Delivered)
+            {
+                Deliver(start + innerOffset, innerLength, counters);
+            }
+        }
+    }
+
+    private static DecapsulationOutcome Decapsulate(Span<byte> packet, in TunnelSocket socket, UInt128 outerDestination, byte outerTrafficClass,
+        AddressSet local, AddressSet vips, out int innerOffset, out int innerLength)
+    {
+        if (socket.Family == Interop.AF_INET)
+        {
+            return IpipDecapsulator.Decapsulate(packet, local, vips, out innerOffset, out innerLength);
+        }
+        innerOffset = 0;
+        return IpipDecapsulator.DecapsulateFromIpv6(packet, socket.Protocol, outerDestination, outerTrafficClass, local, vips, out innerLength);
+    }
+
+    /// <summary>recvmsg on an IPv6 raw socket: the packet, and from its control messages the outer destination and traffic class.</summary>
+    private static nint ReceiveWithControl(int socket, byte* packet, byte* control, out UInt128 destination, out byte trafficClass)
+    {
+        destination = UInt128.Zero;
+        trafficClass = 0;
+        var vector = new Interop.IoVec { Base = packet, Length = BufferSize };
+        var message = new Interop.MsgHdr { Iov = &vector, IovLength = 1, Control = control, ControlLength = ControlBufferBytes };
+        nint received = Interop.RecvMsg(socket, &message, Interop.MSG_DONTWAIT);
+        if (received < 0)
+        {
+            return received;
+        }
+        int offset = 0;
+        int length = (int)message.ControlLength;
+        while (offset + Interop.CmsgHeaderSize <= length)
+        {
+            var header = (Interop.CmsgHdr*)(control + offset);
+            int size = (int)header->Length;
+            if (size < Interop.CmsgHeaderSize || offset + size > length)
+            {
+                break;
+            }
+            byte* data = control + offset + Interop.CmsgHeaderSize;
+            if (header->Level == Interop.SOL_IPV6 && header->Type == Interop.IPV6_PKTINFO && size >= Interop.CmsgHeaderSize + 16)
+            {
+                destination = BinaryPrimitives.ReadUInt128BigEndian(new ReadOnlySpan<byte>(data, 16));
+            }
+            else if (header->Level == Interop.SOL_IPV6 && header->Type == Interop.IPV6_TCLASS && size >= Interop.CmsgHeaderSize + sizeof(int))
+            {
+                trafficClass = (byte)*(int*)data;
+            }
+            offset += (size + nint.Size - 1) & ~(nint.Size - 1);
+        }
+        return received;
     }
 
     /// <summary>
@@ -212,8 +342,11 @@ public sealed unsafe class UserTunnelEndpoint : IDisposable
         // Closing the TUN descriptor removes the (non-persistent) device.
         _tun.DangerousRelease();
         _tun.Dispose();
-        _socket.DangerousRelease();
-        _socket.Dispose();
+        foreach (TunnelSocket socket in _sockets)
+        {
+            socket.Handle.DangerousRelease();
+            socket.Handle.Dispose();
+        }
     }
 
     private static SafeDescriptorHandle OpenTun(string deviceName)

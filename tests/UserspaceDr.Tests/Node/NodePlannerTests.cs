@@ -45,7 +45,7 @@ public class NodePlannerTests
     }
 
     [Test]
-    public void An_ipv6_vip_on_eth0_or_in_tun_mode_is_refused_before_anything_changes()
+    public void An_ipv6_vip_on_eth0_is_refused_before_anything_changes_and_in_tun_mode_it_goes_on_lo_without_sysctls()
     {
         var host = new FakeHostSystem();
         host.Link("eth0").Ipv6Addresses.Add(new LinkAddress(InetAddress.Parse("2001:2::100"), 128));
@@ -55,9 +55,11 @@ public class NodePlannerTests
         host.Link("eth0").Ipv6Addresses.Add(new LinkAddress(InetAddress.Parse("2001:2::100"), 64));
         Assert.That(() => NodePlanner.PlanSetup(Request("2001:2::100"), host),
             Throws.InstanceOf<NodeException>().With.Message.Contains("this node's own address"));
-        Assert.That(() => NodePlanner.PlanSetup(Request("2001:2::101") with { Mode = NodeMode.Tunnel }, host),
-            Throws.InstanceOf<NodeException>().With.Message.Contains("IPv4 VIPs only"));
         Assert.That(host.Log, Is.Empty);
+        NodeSetupPlan tunnel = NodePlanner.PlanSetup(Request("2001:2::101") with { Mode = NodeMode.Tunnel }, host);
+        Assert.That(tunnel.Changes.Select(c => c.Describe()), Is.EqualTo(new[] { "address add 2001:2::101/128 dev lo" }),
+            "IPv6 has no ARP and no reverse-path filter to change");
+        Assert.That(tunnel.Notes, Has.Some.Contains("udr node tunnel --vip 2001:2::101"));
     }
 
     [Test]

@@ -11,12 +11,12 @@ namespace UserspaceDr.Tests.Node;
 /// <summary>`udr node tunnel`'s decisions on an in-memory host: which endpoint, what it changes, what it refuses, and that it puts back.</summary>
 public class TunnelPlannerTests
 {
-    private static readonly uint Vip = Ipv4Address.Parse("198.18.0.100");
+    private static readonly InetAddress Vip = InetAddress.Parse("198.18.0.100");
 
     private static FakeHostSystem RealServer()
     {
         var host = new FakeHostSystem();
-        host.Link("lo").Addresses.Add(new InterfaceAddress(Vip, 32));
+        host.Link("lo").Addresses.Add(new InterfaceAddress(Vip.IPv4, 32));
         return host;
     }
 
@@ -78,7 +78,7 @@ public class TunnelPlannerTests
             Throws.InstanceOf<NodeException>().With.Message.Contains("device eth0 already exists"));
         Assert.That(() => TunnelPlanner.Plan(new TunnelOptions([Vip]) { Mode = TunnelMode.Kernel, Device = "eth0" }, host),
             Throws.InstanceOf<NodeException>().With.Message.Contains("eth0 is not an ipip device"));
-        Assert.That(() => TunnelPlanner.Plan(new TunnelOptions([Ipv4Address.Parse("198.18.0.11")]), host),
+        Assert.That(() => TunnelPlanner.Plan(new TunnelOptions([InetAddress.Parse("198.18.0.11")]), host),
             Throws.InstanceOf<NodeException>().With.Message.Contains("ARP-speaking interface"));
         Assert.That(() => TunnelPlanner.Plan(new TunnelOptions([]), host), Throws.InstanceOf<NodeException>().With.Message.Contains("at least one VIP"));
     }
@@ -87,7 +87,7 @@ public class TunnelPlannerTests
     public void A_vip_that_is_not_local_is_a_note_pointing_at_node_setup()
     {
         FakeHostSystem host = RealServer();
-        TunnelPlan plan = TunnelPlanner.Plan(new TunnelOptions([Vip, Ipv4Address.Parse("198.18.0.101")]), host);
+        TunnelPlan plan = TunnelPlanner.Plan(new TunnelOptions([Vip, InetAddress.Parse("198.18.0.101")]), host);
         Assert.That(plan.Notes, Has.Count.EqualTo(1));
         Assert.That(plan.Notes[0], Does.Contain("198.18.0.101").And.Contain("udr node setup --mode tun --vip 198.18.0.101"));
     }
@@ -116,7 +116,7 @@ public class TunnelPlannerTests
     public void Node_check_in_tun_mode_warns_until_an_endpoint_device_is_up()
     {
         FakeHostSystem host = RealServer();
-        CheckResult Endpoint() => NodeCheck.Run([InetAddress.FromIPv4(Vip)], NodeMode.Tunnel, null, host).Single(r => r.Check == "tunnel endpoint");
+        CheckResult Endpoint() => NodeCheck.Run([Vip], NodeMode.Tunnel, null, host).Single(r => r.Check == "tunnel endpoint");
         Assert.That(Endpoint().Status, Is.EqualTo(CheckStatus.Warn));
         Assert.That(Endpoint().Fix, Does.Contain("udr node tunnel --vip 198.18.0.100"));
         host.AddLink("udrtun0", ["POINTOPOINT", "NOARP", "UP"], 1500, linkType: "none");

@@ -1,0 +1,41 @@
+using System.Runtime.InteropServices;
+
+namespace UserspaceDr.Linux;
+
+internal static partial class Interop
+{
+    internal const int AF_INET6 = 10;
+
+    /// <summary>
+    /// IPv6 (in IPv4 or IPv6). A raw socket of this protocol receives locally delivered next-header/protocol 41 packets:
+    /// AF_INET with the outer IPv4 header, AF_INET6 from the inner packet on (the kernel never passes IPv6 headers).
+    /// </summary>
+    internal const int IPPROTO_IPV6 = 41;
+
+    internal const int SOL_IPV6 = 41;
+
+    /// <summary>Ask for, and the control message with, the packet's destination address and interface (in6_pktinfo).</summary>
+    internal const int IPV6_RECVPKTINFO = 49;
+    internal const int IPV6_PKTINFO = 50;
+
+    /// <summary>Ask for, and the control message with, the packet's traffic class (an int).</summary>
+    internal const int IPV6_RECVTCLASS = 66;
+    internal const int IPV6_TCLASS = 67;
+
+    // IoVec and MsgHdr: Interop.SendMmsg.cs.
+
+    /// <summary>struct cmsghdr: its length (header included), level and type; the data follows at <see cref="CmsgHeaderSize"/>.</summary>
+    [StructLayout(LayoutKind.Sequential)]
+    internal struct CmsgHdr
+    {
+        public nuint Length;
+        public int Level;
+        public int Type;
+    }
+
+    /// <summary>CMSG_LEN(0): the header, aligned to size_t.</summary>
+    internal static readonly int CmsgHeaderSize = (Marshal.SizeOf<CmsgHdr>() + nint.Size - 1) & ~(nint.Size - 1);
+
+    [LibraryImport(Libraries.Libc, EntryPoint = "recvmsg", SetLastError = true)]
+    internal static unsafe partial nint RecvMsg(int socket, MsgHdr* message, int flags);
+}
