@@ -206,7 +206,8 @@ public class NodeLabTests
             (["node", "setup", "--vip", LabNetwork.Vip, "--mode", "nat", "--state-file", state], false, "'nat' not recognized"),
             (["node", "setup", "--vip", LabNetwork.Vip, "--state-file", state], true, "run it as root"),
             (["node", "check", "--vip", "not-an-address"], false, "is not an IPv4 or IPv6 address"),
-            (["node", "setup", "--vip", "2001:2::100", "--mode", "tun", "--state-file", state], false, "serves IPv4 VIPs only"),
+            // This lab keeps IPv6 off (net.ipv6.conf.*.disable_ipv6=1): the kernel's refusal, with nothing changed.
+            (["node", "setup", "--vip", "2001:2::100", "--mode", "tun", "--state-file", state], false, "IPv6 is disabled on this device"),
         ];
         foreach ((string[] arguments, bool asNobody, string message) in cases)
         {

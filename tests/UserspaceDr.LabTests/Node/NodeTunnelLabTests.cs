@@ -137,7 +137,7 @@ public class NodeTunnelLabTests
         var cases = new List<(string[] Arguments, bool AsNobody, string Message)>
         {
             (["node", "tunnel", "--vip", "198.18.0.300"], false, "'198.18.0.300' is not an IPv4 or IPv6 address"),
-            (["node", "tunnel", "--vip", "2001:2::100"], false, "serves IPv4 VIPs only"),
+            (["node", "tunnel", "--vip", "2001:2::100", "--mode", "kernel"], false, "--mode kernel: the kernel endpoint here is tunl0 (IPv4 in IPv4) only"),
             (["node", "tunnel", "--vip", "127.0.0.1"], false, "loopback"),
             (["node", "tunnel", "--vip", LabNetwork.Rs1Address], false, "ARP-speaking interface"),
             (["node", "tunnel", "--vip", LabNetwork.Vip, "--mode", "bogus"], false, "'bogus' not recognized"),
