@@ -12,7 +12,7 @@ namespace UserspaceDr.PcapGen;
 /// Every input frame is recorded with the reason udr must count for it (README's names) and at most one output
 /// frame, stamped with the input frame's time as the replay does.
 /// </summary>
-internal sealed class Fixture(string name, string title, string purpose)
+internal sealed partial class Fixture(string name, string title, string purpose)
 {
     private readonly List<string> _frameNotes = [];
     private long _clockMicroseconds = Lab.EpochMicroseconds;
@@ -23,6 +23,9 @@ internal sealed class Fixture(string name, string title, string purpose)
     public DirectorModel Director { get; } = new();
     public bool AnswerArp { get; init; }
     public bool ChecksumNotReady { get; init; }
+
+    /// <summary>The neighbours the fixture is replayed with (the IPv4 servers, or their IPv6 addresses).</summary>
+    public RealServer[] Neighbors { get; init; } = Lab.Neighbors;
     public List<PcapRecord> Input { get; } = [];
     public List<PcapRecord> Expected { get; } = [];
     public SortedDictionary<string, int> Reasons { get; } = new(StringComparer.Ordinal);
@@ -156,7 +159,7 @@ internal sealed class Fixture(string name, string title, string purpose)
         var text = new StringBuilder();
         text.Append("udr replay --rules pcaps/").Append(Name).Append(".rules --in pcaps/").Append(Name).Append(".pcap --out ").Append(Name).Append(".out.pcap");
         text.Append(" --local-mac ").Append(Lab.Format(Lab.BalancerMac));
-        foreach (RealServer neighbor in Lab.Neighbors)
+        foreach (RealServer neighbor in Neighbors)
         {
             text.Append(" --neighbor ").Append(neighbor.Address).Append('=').Append(Lab.Format(neighbor.Mac));
         }

@@ -12,7 +12,7 @@ internal static partial class Fixtures
     public static IReadOnlyList<Fixture> All() =>
     [
         DrTcp(), DrUdp(), DrUdpTimeout(), DrWrrDistribution(), DrVlan(), DrIpOptions(), DrFragments(), DrTtl(), DrNoServer(),
-        DrChecksumPartial(), DrMalformed(), NotForUs(), Arp(),
+        DrChecksumPartial(), DrMalformed(), NotForUs(), Arp(), Dr6(), Ndp6(),
     ];
 
     private static ServiceModel TwoServers(Fixture fixture, Protocol protocol, int port) =>

@@ -191,7 +191,7 @@ internal enum Protocol : byte
 }
 
 /// <summary>One virtual service (-A) and its real servers (-a), in the order the rules file adds them.</summary>
-internal sealed class ServiceModel(Protocol protocol, int port, SchedulerModel scheduler)
+internal sealed class ServiceModel(Protocol protocol, int port, SchedulerModel scheduler, IPAddress vip)
 {
     private readonly List<string> _lines = [];
 
@@ -199,14 +199,21 @@ internal sealed class ServiceModel(Protocol protocol, int port, SchedulerModel s
     public int Port { get; } = port;
     public SchedulerModel Scheduler { get; } = scheduler;
 
-    public string Key => $"{(Protocol == Protocol.Tcp ? "-t" : "-u")} {Lab.Vip}:{Port.ToString(CultureInfo.InvariantCulture)}";
+    public IPAddress Vip { get; } = vip;
+
+    public string Key => $"{(Protocol == Protocol.Tcp ? "-t" : "-u")} {WithPort(Vip, Port)}";
 
     public ServiceModel Add(RealServer server, int weight)
     {
         Scheduler.Add(new Destination(server, Port, weight));
-        _lines.Add($"-a {Key} -r {server.Address}:{Port.ToString(CultureInfo.InvariantCulture)} -g -w {weight.ToString(CultureInfo.InvariantCulture)}");
+        _lines.Add($"-a {Key} -r {WithPort(server.Address, Port)} -g -w {weight.ToString(CultureInfo.InvariantCulture)}");
         return this;
     }
+
+    /// <summary>ipvsadm's "address:port", "[address]:port" for IPv6.</summary>
+    private static string WithPort(IPAddress address, int port) =>
+        (address.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6 ? $"[{address}]" : address.ToString()) +
+        ":" + port.ToString(CultureInfo.InvariantCulture);
 
     /// <summary>The service in ipvsadm save syntax (-A then each -a, in the order they were applied).</summary>
     public void WriteRules(StringBuilder text)
@@ -257,9 +264,9 @@ internal sealed class DirectorModel
 
     public IReadOnlyList<ServiceModel> Services => _services;
 
-    public ServiceModel Service(Protocol protocol, int port, SchedulerModel scheduler)
+    public ServiceModel Service(Protocol protocol, int port, SchedulerModel scheduler, IPAddress? vip = null)
     {
-        var service = new ServiceModel(protocol, port, scheduler);
+        var service = new ServiceModel(protocol, port, scheduler, vip ?? Lab.Vip);
         _services.Add(service);
         return service;
     }

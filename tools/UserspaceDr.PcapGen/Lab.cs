@@ -25,8 +25,19 @@ internal static class Lab
     public static readonly RealServer Rs1 = new("rs1", IPAddress.Parse("198.18.0.11"), Mac("02:00:00:00:00:11"));
     public static readonly RealServer Rs2 = new("rs2", IPAddress.Parse("198.18.0.12"), Mac("02:00:00:00:00:12"));
 
-    /// <summary>The neighbours every fixture is replayed with (--neighbor IP=MAC).</summary>
+    /// <summary>The neighbours every IPv4 fixture is replayed with (--neighbor IP=MAC).</summary>
     public static readonly RealServer[] Neighbors = [Rs1, Rs2];
+
+    // IPv6 (2001:2::/48, RFC 5180's benchmarking range): the same hosts, the same MACs.
+    public static readonly IPAddress Client6 = IPAddress.Parse("2001:2::1");
+    public static readonly IPAddress Vip6 = IPAddress.Parse("2001:2::100");
+    public static readonly IPAddress NotVip6 = IPAddress.Parse("2001:2::200");
+    public static readonly IPAddress Router6 = IPAddress.Parse("2001:2::fe");
+    public static readonly RealServer Rs1v6 = new("rs1", IPAddress.Parse("2001:2::11"), Rs1.Mac);
+    public static readonly RealServer Rs2v6 = new("rs2", IPAddress.Parse("2001:2::12"), Rs2.Mac);
+
+    /// <summary>The neighbours every IPv6 fixture is replayed with.</summary>
+    public static readonly RealServer[] Neighbors6 = [Rs1v6, Rs2v6];
 
     /// <summary>2024-01-01T00:00:00Z: every fixture's first frame.</summary>
     public const long EpochMicroseconds = 1_704_067_200L * 1_000_000;

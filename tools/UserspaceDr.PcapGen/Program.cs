@@ -28,6 +28,8 @@ static string Readme(IReadOnlyList<Fixture> fixtures)
     text.Append("Lab: client 198.18.0.1 (02:00:00:00:00:01), balancer 02:00:00:00:00:02, VIP 198.18.0.100, ");
     text.Append("rs1 198.18.0.11 (02:00:00:00:00:11), rs2 198.18.0.12 (02:00:00:00:00:12). Every fixture replays with ");
     text.Append("`--local-mac 02:00:00:00:00:02 --neighbor 198.18.0.11=02:00:00:00:00:11 --neighbor 198.18.0.12=02:00:00:00:00:12`; ");
+    text.Append("the IPv6 ones (client 2001:2::1, VIP 2001:2::100, rs1 2001:2::11, rs2 2001:2::12, the same MACs) with ");
+    text.Append("`--neighbor 2001:2::11=02:00:00:00:00:11 --neighbor 2001:2::12=02:00:00:00:00:12` instead; ");
     text.Append("the table gives the other flags. Tests: tests/UserspaceDr.Tests/Fixtures.\n\n");
     text.Append("| fixture | flags | frames in / out | what it proves |\n|---|---|---|---|\n");
     foreach (Fixture fixture in fixtures)

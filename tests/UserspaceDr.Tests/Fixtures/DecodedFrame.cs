@@ -125,4 +125,61 @@ internal static class DecodedFrame
         Assert.That(output[12..IpOffset(output)], Is.EqualTo(input[12..IpOffset(input)]), $"{what}: same VLAN tag");
         Assert.That(output, Has.Length.GreaterThanOrEqualTo(60), $"{what}: padded to the Ethernet minimum");
     }
+
+    public static bool IsIpv6(byte[] frame) => BinaryPrimitives.ReadUInt16BigEndian(frame.AsSpan(IpOffset(frame) - 2)) == 0x86DD;
+
+    /// <summary>An IPv6 frame forwarded by DR (ip_vs_dr_xmit_v6): new MACs, hop limit − 1, every other byte as received.</summary>
+    public static void AssertDirectRouted6(byte[] input, byte[] output, PhysicalAddress expectedServerMac, string what)
+    {
+        EthernetPacket outEthernet = Ethernet(output);
+        Assert.That(output, Has.Length.EqualTo(input.Length), $"{what}: length");
+        Assert.That(outEthernet.DestinationHardwareAddress, Is.EqualTo(expectedServerMac), $"{what}: destination MAC is the real server's");
+        Assert.That(outEthernet.SourceHardwareAddress, Is.EqualTo(FixtureCatalog.BalancerMac), $"{what}: source MAC is the balancer's");
+        IPv6Packet inIp = Ethernet(input).Extract<IPv6Packet>();
+        IPv6Packet outIp = outEthernet.Extract<IPv6Packet>();
+        Assert.That(outIp, Is.Not.Null, $"{what}: decodes as IPv6");
+        Assert.That(outIp.HopLimit, Is.EqualTo(inIp.HopLimit - 1), $"{what}: hop limit decremented");
+        int offset = IpOffset(input);
+        Assert.That(output[12..(offset + 7)], Is.EqualTo(input[12..(offset + 7)]), $"{what}: EtherType, class, flow label, length, next header unchanged");
+        Assert.That(output[(offset + 8)..], Is.EqualTo(input[(offset + 8)..]), $"{what}: addresses, extension headers and payload as received");
+    }
+
+    /// <summary>
+    /// An ICMPv6 error about <paramref name="input"/>: from its destination (the VIP) to its sender and the sender's MAC,
+    /// quoting the packet as received up to 1280 bytes in all, the ICMPv6 checksum valid over the pseudo-header.
+    /// </summary>
+    public static void AssertIcmpv6Error(byte[] input, byte[] output, byte type, byte code, string what)
+    {
+        EthernetPacket inEthernet = Ethernet(input);
+        EthernetPacket outEthernet = Ethernet(output);
+        Assert.That(outEthernet.DestinationHardwareAddress, Is.EqualTo(inEthernet.SourceHardwareAddress), $"{what}: back to the sender's MAC");
+        Assert.That(outEthernet.SourceHardwareAddress, Is.EqualTo(FixtureCatalog.BalancerMac), $"{what}: from the balancer's MAC");
+        IPv6Packet inIp = inEthernet.Extract<IPv6Packet>();
+        IPv6Packet outIp = outEthernet.Extract<IPv6Packet>();
+        Assert.That(outIp.SourceAddress, Is.EqualTo(inIp.DestinationAddress), $"{what}: from the VIP");
+        Assert.That(outIp.DestinationAddress, Is.EqualTo(inIp.SourceAddress), $"{what}: to the sender");
+        Assert.That(outIp.NextHeader, Is.EqualTo(PacketDotNet.ProtocolType.IcmpV6), $"{what}: ICMPv6");
+        Assert.That(output.Length - 14, Is.LessThanOrEqualTo(1280), $"{what}: at most 1280 bytes (RFC 4443 §2.4)");
+        byte[] icmp = output[(14 + 40)..];
+        Assert.That((icmp[0], icmp[1]), Is.EqualTo((type, code)), $"{what}: type and code");
+        Assert.That(Core.Packets.Ipv6Checksum.Valid(Core.Packets.InetAddress.FromIPAddress(outIp.SourceAddress).IPv6,
+            Core.Packets.InetAddress.FromIPAddress(outIp.DestinationAddress).IPv6, 58, icmp), Is.True, $"{what}: ICMPv6 checksum valid");
+        int quoted = Math.Min(input.Length - 14, 1280 - 48);
+        Assert.That(icmp[8..], Is.EqualTo(input[14..(14 + quoted)]), $"{what}: quotes the packet as received");
+    }
+
+    /// <summary>A Neighbor Advertisement for the VIP asked about: the balancer's MAC in its option, hop limit 255, checksum valid.</summary>
+    public static void AssertNeighborAdvertisement(byte[] input, byte[] output, string what)
+    {
+        IPv6Packet outIp = Ethernet(output).Extract<IPv6Packet>();
+        Assert.That(outIp.HopLimit, Is.EqualTo(255), $"{what}: hop limit 255");
+        byte[] icmp = output[(14 + 40)..];
+        Assert.That(icmp[0], Is.EqualTo(136), $"{what}: a Neighbor Advertisement");
+        Assert.That(icmp[8..24], Is.EqualTo(input[(14 + 48)..(14 + 64)]), $"{what}: for the target asked about");
+        Assert.That(outIp.SourceAddress.GetAddressBytes(), Is.EqualTo(icmp[8..24]), $"{what}: from the target (the VIP)");
+        Assert.That(icmp[24..32], Is.EqualTo(new byte[] { 2, 1 }.Concat(FixtureCatalog.BalancerMac.GetAddressBytes()).ToArray()),
+            $"{what}: Target Link-Layer option: the balancer's MAC");
+        Assert.That(Core.Packets.Ipv6Checksum.Valid(Core.Packets.InetAddress.FromIPAddress(outIp.SourceAddress).IPv6,
+            Core.Packets.InetAddress.FromIPAddress(outIp.DestinationAddress).IPv6, 58, icmp), Is.True, $"{what}: ICMPv6 checksum valid");
+    }
 }

@@ -13,6 +13,9 @@ public sealed record FixtureCase(string Name)
 {
     public bool AnswerArp { get; init; }
     public bool ChecksumNotReady { get; init; }
+
+    /// <summary>An IPv6 fixture: replayed with the servers' IPv6 addresses as neighbours.</summary>
+    public bool Ipv6 { get; init; }
     public required IReadOnlyDictionary<FrameReason, int> Reasons { get; init; }
 
     /// <summary>Real server address → (new connections, frames), for fixtures with one virtual service.</summary>
@@ -30,6 +33,8 @@ internal static class FixtureCatalog
     public const string Vip = "198.18.0.100";
     public const string Rs1 = "198.18.0.11";
     public const string Rs2 = "198.18.0.12";
+    public const string Rs1v6 = "2001:2::11";
+    public const string Rs2v6 = "2001:2::12";
 
     public static PhysicalAddress Mac(string text) => PhysicalAddress.Parse(text.Replace(':', '-'));
 
@@ -117,13 +122,36 @@ internal static class FixtureCatalog
             },
             PerServer = new Dictionary<string, (int, int)> { [Rs1] = (1, 1) },
         },
+        new("dr6")
+        {
+            Ipv6 = true,
+            // Forwarded: c1 SYN, c1 ACK, c2 SYN behind two extension headers, c1's 1400 bytes, a whole UDP datagram, a first fragment.
+            Reasons = new Dictionary<FrameReason, int>
+            {
+                [FrameReason.Forwarded] = 6, [FrameReason.ForwardedFragment] = 1, [FrameReason.FragmentWithoutFirst] = 1,
+                [FrameReason.Icmpv6PacketTooBig] = 1, [FrameReason.IcmpTimeExceeded] = 1, [FrameReason.TcpNotSyn] = 1,
+                [FrameReason.ForwardedIcmpError] = 1, [FrameReason.IcmpErrorNotTracked] = 1, [FrameReason.NoVirtualService] = 1,
+                [FrameReason.NotForVirtualAddress] = 1, [FrameReason.IcmpForVirtualAddress] = 1, [FrameReason.Ipv6PayloadLengthInvalid] = 1,
+                [FrameReason.Ipv6ExtensionHeadersTruncated] = 1, [FrameReason.TransportTruncated] = 1,
+            },
+        },
+        new("ndp6")
+        {
+            Ipv6 = true,
+            AnswerArp = true,
+            Reasons = new Dictionary<FrameReason, int>
+            {
+                [FrameReason.NeighborAdvertisement] = 2, [FrameReason.NdpHopLimitInvalid] = 1,
+                [FrameReason.NeighborSolicitationNotForVirtualAddress] = 1, [FrameReason.NdpMalformed] = 2,
+            },
+        },
     ];
 
     public static FixtureCase Get(string name) => All.Single(c => c.Name == name);
 
     /// <summary>The flags after --out that replay needs, as the fixture's NAME.md gives them.</summary>
     public static string ReplayFlags(FixtureCase fixture) =>
-        $"--local-mac 02:00:00:00:00:02 --neighbor {Rs1}=02:00:00:00:00:11 --neighbor {Rs2}=02:00:00:00:00:12" +
+        $"--local-mac 02:00:00:00:00:02 --neighbor {(fixture.Ipv6 ? Rs1v6 : Rs1)}=02:00:00:00:00:11 --neighbor {(fixture.Ipv6 ? Rs2v6 : Rs2)}=02:00:00:00:00:12" +
         (fixture.AnswerArp ? " --answer-arp" : "") + (fixture.ChecksumNotReady ? " --checksum-not-ready" : "");
 
 

@@ -28,10 +28,14 @@ internal sealed class FixtureReplay
     {
         IpvsadmResult<RuleSetSpec> rules = RulesFile.Load(File.ReadAllText(FixtureCatalog.PathOf(fixture.Name, ".rules")));
         Assert.That(rules.IsSuccess, Is.True, () => $"{fixture.Name}.rules: {rules.Error?.Message}");
-        var neighbors = new NeighborTable(new Dictionary<uint, MacAddress>
+        var neighbors = new NeighborTable(new Dictionary<uint, NextHop>
         {
-            [Ipv4Address.Parse(FixtureCatalog.Rs1)] = Udr(FixtureCatalog.Rs1Mac),
-            [Ipv4Address.Parse(FixtureCatalog.Rs2)] = Udr(FixtureCatalog.Rs2Mac),
+            [Ipv4Address.Parse(FixtureCatalog.Rs1)] = new NextHop(Udr(FixtureCatalog.Rs1Mac)),
+            [Ipv4Address.Parse(FixtureCatalog.Rs2)] = new NextHop(Udr(FixtureCatalog.Rs2Mac)),
+        }, new Dictionary<UInt128, NextHop>
+        {
+            [InetAddress.Parse(FixtureCatalog.Rs1v6).IPv6] = new NextHop(Udr(FixtureCatalog.Rs1Mac)),
+            [InetAddress.Parse(FixtureCatalog.Rs2v6).IPv6] = new NextHop(Udr(FixtureCatalog.Rs2Mac)),
         });
         var options = new EngineOptions { LocalMac = Udr(FixtureCatalog.BalancerMac), AnswerArpForVirtualAddresses = fixture.AnswerArp };
         IReadOnlyList<PcapRecord> input = PcapFile.Read(FixtureCatalog.PathOf(fixture.Name, ".pcap"));

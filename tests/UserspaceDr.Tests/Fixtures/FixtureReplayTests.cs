@@ -52,6 +52,11 @@ public class FixtureReplayTests
             byte[] input = replay.Input[index].Data;
             FrameReason reason = replay.Result.Reasons[index];
             string what = $"{fixture.Name} input frame {index + 1} ({FrameReasons.Name(reason)})";
+            if (DecodedFrame.IsIpv6(input))
+            {
+                AssertIpv6Output(input, output.Data, replay.Expected[i].Data, reason, servers, what);
+                continue;
+            }
             switch (reason)
             {
                 case FrameReason.Forwarded or FrameReason.ForwardedFragment or FrameReason.ForwardedIcmpError:
@@ -72,6 +77,33 @@ public class FixtureReplayTests
                     Assert.Fail($"{what}: a frame with this reason must not produce output");
                     break;
             }
+        }
+    }
+
+    private static void AssertIpv6Output(byte[] input, byte[] output, byte[] expected, FrameReason reason, PhysicalAddress[] servers, string what)
+    {
+        switch (reason)
+        {
+            case FrameReason.Forwarded or FrameReason.ForwardedFragment or FrameReason.ForwardedIcmpError:
+                PhysicalAddress expectedMac = DecodedFrame.Ethernet(expected).DestinationHardwareAddress;
+                Assert.That(servers, Does.Contain(expectedMac), $"{what}: the expected capture sends it to a real server");
+                DecodedFrame.AssertDirectRouted6(input, output, expectedMac, what);
+                break;
+            case FrameReason.IcmpTimeExceeded:
+                DecodedFrame.AssertIcmpv6Error(input, output, 3, 0, what);
+                break;
+            case FrameReason.Icmpv6PacketTooBig:
+                DecodedFrame.AssertIcmpv6Error(input, output, 2, 0, what);
+                break;
+            case FrameReason.IcmpPortUnreachable:
+                DecodedFrame.AssertIcmpv6Error(input, output, 1, 4, what);
+                break;
+            case FrameReason.NeighborAdvertisement:
+                DecodedFrame.AssertNeighborAdvertisement(input, output, what);
+                break;
+            default:
+                Assert.Fail($"{what}: a frame with this reason must not produce output");
+                break;
         }
     }
 
