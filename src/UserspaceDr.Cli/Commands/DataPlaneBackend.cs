@@ -138,10 +138,6 @@ internal sealed class DataPlaneBackend : IIpvsBackend, IDisposable
         {
             return RuleSetEditor.DaemonRunning;
         }
-        if (settings.McastGroup is { AddressFamily: System.Net.Sockets.AddressFamily.InterNetworkV6 })
-        {
-            return "udr's sync daemon uses IPv4 multicast for now (--mcast-group)";
-        }
         try
         {
             SyncDaemonConfig config = SyncDaemonConfig.Complete(settings.McastInterface, master, (byte)settings.SyncId, settings.McastGroup,

@@ -16,16 +16,31 @@ public sealed record SyncDaemonConfig(string Interface, byte SyncId, IPAddress G
 
     /// <summary>
     /// The settings a daemon on <paramref name="interfaceName"/> gets for what was not given (start_sync_thread):
-    /// group 224.0.0.81, port 8848, TTL 1, sync_maxlen = MTU − 28 for a master, clamp(MTU, 1500, 65535) − 28 for a
-    /// backup. Throws <see cref="ArgumentException"/> for an interface that does not exist.
+    /// group 224.0.0.81, port 8848, TTL 1, sync_maxlen = MTU − headers for a master, clamp(MTU, 1500, 65535) − headers
+    /// for a backup, the headers being UDP's and the group's IP header (28 bytes for an IPv4 group, 48 for IPv6).
+    /// Throws <see cref="ArgumentException"/> for an interface that does not exist.
     /// </summary>
     public static SyncDaemonConfig Complete(string interfaceName, bool master, byte syncId, IPAddress? group, ushort port, byte ttl, int maxLength)
     {
         NetworkInterface device = Find(interfaceName);
-        int mtu = device.GetIPProperties().GetIPv4Properties()?.Mtu ?? 1500;
-        int defaultLength = (master ? mtu : Math.Clamp(mtu, 1500, 65535)) - 28;
-        return new SyncDaemonConfig(interfaceName, syncId, group ?? DefaultGroup, port == 0 ? DefaultPort : port,
+        group ??= DefaultGroup;
+        int mtu = device.GetIPProperties().GetIPv4Properties()?.Mtu ?? device.GetIPProperties().GetIPv6Properties()?.Mtu ?? 1500;
+        int headers = group.AddressFamily == AddressFamily.InterNetworkV6 ? 48 : 28;
+        int defaultLength = (master ? mtu : Math.Clamp(mtu, 1500, 65535)) - headers;
+        return new SyncDaemonConfig(interfaceName, syncId, group, port == 0 ? DefaultPort : port,
             ttl == 0 ? (byte)1 : ttl, maxLength != 0 ? maxLength : defaultLength);
+    }
+
+    /// <summary>True for an IPv6 group (ff02::/16 and the rest): the daemon's sockets are then IPv6 ones.</summary>
+    public bool IsIpv6 => Group.AddressFamily == AddressFamily.InterNetworkV6;
+
+    /// <summary>The interface's index for the group's family (IP_MULTICAST_IF/IPV6_MULTICAST_IF, the membership).</summary>
+    public int InterfaceIndex(NetworkInterface device)
+    {
+        ArgumentNullException.ThrowIfNull(device);
+        return IsIpv6
+            ? device.GetIPProperties().GetIPv6Properties()?.Index ?? throw new ArgumentException($"{Interface} has no IPv6")
+            : device.GetIPProperties().GetIPv4Properties()?.Index ?? throw new ArgumentException($"{Interface} has no IPv4");
     }
 
     /// <summary>The interface named <paramref name="interfaceName"/>; <see cref="ArgumentException"/> when there is none.</summary>
@@ -78,15 +93,23 @@ public sealed partial class SyncBackupReceiver : IAsyncDisposable
     public void Start()
     {
         NetworkInterface device = SyncDaemonConfig.Find(Config.Interface);
-        int index = device.GetIPProperties().GetIPv4Properties()?.Index ?? throw new ArgumentException($"{Config.Interface} has no IPv4");
-        var socket = new Socket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp);
+        int index = Config.InterfaceIndex(device);
+        var socket = new Socket(Config.Group.AddressFamily, SocketType.Dgram, ProtocolType.Udp);
         try
         {
             socket.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true);
             // SO_BINDTODEVICE: only the sync interface's datagrams, as the kernel binds sk_bound_dev_if.
             socket.SetRawSocketOption(1, 25, System.Text.Encoding.ASCII.GetBytes(Config.Interface + "\0"));
-            socket.Bind(new IPEndPoint(Config.Group, Config.Port));
-            socket.SetSocketOption(SocketOptionLevel.IP, SocketOptionName.AddMembership, new MulticastOption(Config.Group, index));
+            if (Config.IsIpv6)
+            {
+                socket.Bind(new IPEndPoint(new IPAddress(Config.Group.GetAddressBytes(), index), Config.Port));
+                socket.SetSocketOption(SocketOptionLevel.IPv6, SocketOptionName.AddMembership, new IPv6MulticastOption(Config.Group, index));
+            }
+            else
+            {
+                socket.Bind(new IPEndPoint(Config.Group, Config.Port));
+                socket.SetSocketOption(SocketOptionLevel.IP, SocketOptionName.AddMembership, new MulticastOption(Config.Group, index));
+            }
         }
         catch
         {

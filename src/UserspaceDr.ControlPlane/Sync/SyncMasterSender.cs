@@ -55,18 +55,31 @@ public sealed partial class SyncMasterSender : IAsyncDisposable
     public void Start()
     {
         NetworkInterface device = SyncDaemonConfig.Find(Config.Interface);
-        IPv4InterfaceProperties ipv4 = device.GetIPProperties().GetIPv4Properties() ?? throw new ArgumentException($"{Config.Interface} has no IPv4");
-        IPAddress source = device.GetIPProperties().UnicastAddresses.Select(a => a.Address).FirstOrDefault(a => a.AddressFamily == AddressFamily.InterNetwork)
-            ?? throw new ArgumentException($"{Config.Interface} has no IPv4 address to send sync from");
-        var socket = new Socket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp);
+        int index = Config.InterfaceIndex(device);
+        AddressFamily family = Config.Group.AddressFamily;
+        // The interface's first address of the group's family (IPv6: its link-local one first, the scope of ff02::).
+        IPAddress source = device.GetIPProperties().UnicastAddresses.Select(a => a.Address).Where(a => a.AddressFamily == family)
+            .OrderBy(a => a.IsIPv6LinkLocal ? 0 : 1).FirstOrDefault()
+            ?? throw new ArgumentException($"{Config.Interface} has no {(Config.IsIpv6 ? "IPv6" : "IPv4")} address to send sync from");
+        var socket = new Socket(family, SocketType.Dgram, ProtocolType.Udp);
         try
         {
             socket.Bind(new IPEndPoint(source, 0));
-            socket.SetSocketOption(SocketOptionLevel.IP, SocketOptionName.MulticastInterface, IPAddress.HostToNetworkOrder(ipv4.Index));
-            socket.SetSocketOption(SocketOptionLevel.IP, SocketOptionName.MulticastTimeToLive, (int)Config.Ttl);
-            socket.SetSocketOption(SocketOptionLevel.IP, SocketOptionName.MulticastLoopback, false);
-            socket.DontFragment = false; // IP_PMTUDISC_DONT: fragments allowed if the MTU shrinks
-            socket.Connect(new IPEndPoint(Config.Group, Config.Port));
+            if (Config.IsIpv6)
+            {
+                socket.SetSocketOption(SocketOptionLevel.IPv6, SocketOptionName.MulticastInterface, index);
+                socket.SetSocketOption(SocketOptionLevel.IPv6, SocketOptionName.MulticastTimeToLive, (int)Config.Ttl);
+                socket.SetSocketOption(SocketOptionLevel.IPv6, SocketOptionName.MulticastLoopback, false);
+                socket.Connect(new IPEndPoint(new IPAddress(Config.Group.GetAddressBytes(), index), Config.Port));
+            }
+            else
+            {
+                socket.SetSocketOption(SocketOptionLevel.IP, SocketOptionName.MulticastInterface, IPAddress.HostToNetworkOrder(index));
+                socket.SetSocketOption(SocketOptionLevel.IP, SocketOptionName.MulticastTimeToLive, (int)Config.Ttl);
+                socket.SetSocketOption(SocketOptionLevel.IP, SocketOptionName.MulticastLoopback, false);
+                socket.DontFragment = false; // IP_PMTUDISC_DONT: fragments allowed if the MTU shrinks
+                socket.Connect(new IPEndPoint(Config.Group, Config.Port));
+            }
         }
         catch
         {

@@ -169,7 +169,7 @@ public sealed class Ipv6EndToEndTests(string backend) : EndToEndFixture
     }
 
     [Test]
-    public void A_master_syncs_ipv6_connections_as_72_byte_entries_of_type_1()
+    public void A_master_syncs_ipv6_connections_as_72_byte_entries_of_type_1_to_an_ipv6_group()
     {
         foreach (LabHost server in new[] { LabHost.Rs1, LabHost.Rs2 })
         {
@@ -182,8 +182,9 @@ public sealed class Ipv6EndToEndTests(string backend) : EndToEndFixture
 
             """);
         UdrDaemon udr = Lab.StartUdr(backend, "--answer-arp", "--control", Lab.ControlPath);
-        NamespacedProcess listener = Lab.StartLabProgram(LabHost.Client, "listening", LabScripts.SyncListenerFile, LabNetwork.ClientAddress, "30");
-        Assert.That(Lab.Adm("--start-daemon", "master", "--mcast-interface", "eth0", "--syncid", "6"), Is.Empty);
+        NamespacedProcess listener = Lab.StartLabProgram(LabHost.Client, "listening", LabScripts.SyncListenerFile, LabNetwork.ClientAddress, "30", "ff02::81");
+        Assert.That(Lab.Adm("--start-daemon", "master", "--mcast-interface", "eth0", "--syncid", "6", "--mcast-group", "ff02::81"), Is.Empty);
+        Assert.That(Lab.Adm("-L", "--daemon"), Is.EqualTo("master sync daemon (mcast=eth0, syncid=6, maxlen=1452, group=ff02::81, port=8848, ttl=1)\n"));
         JsonElement split = Lab.RunClient(ClientPatience, "--vip", Vip, "--client", Client, "split", "20", "4", "30");
         EndToEndSupport.AssertSplit(split, 20, new Dictionary<string, double> { ["rs1"] = 0.5, ["rs2"] = 0.5 });
         Thread.Sleep(TimeSpan.FromSeconds(1.5)); // a partial message waits at most 1 s
@@ -192,7 +193,7 @@ public sealed class Ipv6EndToEndTests(string backend) : EndToEndFixture
         UdrExit exit = udr.Stop();
 
         DecodedSyncEntry[] entries = [.. listener.Output.Split('\n', StringSplitOptions.RemoveEmptyEntries)
-            .Where(l => l.StartsWith(LabNetwork.LbAddress + " ", StringComparison.Ordinal))
+            .Where(l => l.StartsWith("fe80:", StringComparison.Ordinal) || l.StartsWith("2001:2::2 ", StringComparison.Ordinal)) // from the balancer's eth0
             .SelectMany(l => SyncWireDecoder.Decode(Convert.FromHexString(l.Split(' ')[1])).Entries)];
         Lab.Step($"{entries.Length} IPv6 sync entries");
         Assert.Multiple(() =>

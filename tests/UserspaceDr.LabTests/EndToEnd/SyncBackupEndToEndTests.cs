@@ -35,6 +35,54 @@ public sealed class SyncBackupEndToEndTests : EndToEndFixture
             TimeSpan.FromSeconds(30));
 
     [Test]
+    public void A_backup_on_an_ipv6_group_enters_ipv6_and_ipv4_connections()
+    {
+        // IPv6 on the segment: link-local addresses at once (no duplicate address detection), the bridge flooding multicast.
+        Lab.Network.Exec(LabHost.Switch, "ip link set br0 type bridge mcast_snooping 0");
+        foreach (LabHost host in new[] { LabHost.Client, LabHost.Lb })
+        {
+            Lab.Network.Exec(host, "sysctl -qw net.ipv6.conf.eth0.accept_dad=0 && sysctl -qw net.ipv6.conf.eth0.disable_ipv6=0");
+        }
+        try
+        {
+            Lab.WriteRules("""
+                -A -t [2001:2::100]:80 -s rr
+                -a -t [2001:2::100]:80 -r [2001:2::11]:80 -g -w 1
+                -A -t 198.18.0.100:80 -s rr
+                -a -t 198.18.0.100:80 -r 198.18.0.11:80 -g -w 1
+
+                """);
+            UdrDaemon udr = Lab.StartUdr("afpacket", "--control", ControlPath);
+            Assert.That(Adm("--start-daemon", "backup", "--mcast-interface", "eth0", "--syncid", "6", "--mcast-group", "ff02::81"), Is.Empty);
+            Assert.That(Adm("-L", "--daemon"), Is.EqualTo("backup sync daemon (mcast=eth0, syncid=6, maxlen=1452, group=ff02::81, port=8848, ttl=1)\n"),
+                "sync_maxlen less an IPv6 and a UDP header");
+            Assert.That(udr.WaitForLine(l => l.Contains("backup sync daemon on eth0", StringComparison.Ordinal), TimeSpan.FromSeconds(10)), Is.Not.Null, udr.Output);
+            string connections = "";
+            var patience = System.Diagnostics.Stopwatch.StartNew();
+            while (patience.Elapsed < TimeSpan.FromSeconds(10) && !connections.Contains("40062", StringComparison.Ordinal))
+            {
+                // Sent again until it arrives: the group membership may take a moment to reach the bridge.
+                Lab.Network.Exec(LabHost.Client, $"{Lab.Python} {Path.Combine(Lab.Directory, LabScripts.SyncSenderFile)} ff02::81%eth0 6 " +
+                    "6,2001:2::1,40061,2001:2::100,80,2001:2::11,80,1,3,900 6,198.18.0.1,40062,198.18.0.100,80,198.18.0.11,80,1,3,900",
+                    TimeSpan.FromSeconds(30));
+                Thread.Sleep(300);
+                connections = Adm("-L", "-c", "-n");
+            }
+            Assert.That(connections, Does.Match(@"TCP 1[45]:\d\d\s+ESTABLISHED \[2001:2::1\]:40061\s+\[2001:2::100\]:80\s+\[2001:2::11\]:80"), connections);
+            Assert.That(connections, Does.Match(@"TCP 1[45]:\d\d\s+ESTABLISHED 198\.18\.0\.1:40062\s+198\.18\.0\.100:80\s+198\.18\.0\.11:80"), connections);
+            Assert.That(Adm("--stop-daemon", "backup"), Is.Empty);
+            Assert.That(udr.Stop().ExitCode, Is.Zero);
+        }
+        finally
+        {
+            foreach (LabHost host in new[] { LabHost.Client, LabHost.Lb })
+            {
+                Lab.Network.Exec(host, "sysctl -qw net.ipv6.conf.eth0.disable_ipv6=1");
+            }
+        }
+    }
+
+    [Test]
     public void A_backup_enters_the_connections_a_master_syncs_and_counts_what_it_refuses()
     {
         Lab.WriteRules("""
