@@ -176,6 +176,57 @@ public class IpvsadmCompatibilityCorpusTests
         Expect(executor, "-L -n --stats --rate --thresholds", C_stats);
     }
 
+    /// <summary>
+    /// IPv6: ipvsadm never cuts an IPv6 name (addrport_to_anyname writes "[address]:port" whole), so a long one pushes the
+    /// columns right: in -L, in --stats and --rate (the "%-33s" service and "%-28s" server fields overflow), and -S
+    /// writes the brackets and -M as a prefix length.
+    /// </summary>
+    [Test]
+    public void Ipv6_names_are_never_cut_and_push_the_columns_as_ipvsadm_prints_them()
+    {
+        const string Vip = "[2001:2:ffff:ffff:ffff::100]:80";
+        (IpvsadmExecutor executor, InMemoryIpvsBackend backend) = Run(
+        [
+            $"-A -t {Vip} -s wrr -p 300 -M 64",
+            $"-a -t {Vip} -r [2001:2::11]:80 -g -w 1",
+            $"-a -t {Vip} -r [2001:2:0:ffff:ffff::1234]:8080 -m -w 3",
+        ]);
+        const string Service = "TCP 2001:2:ffff:ffff:ffff::100:80";
+        backend.Service(Service, s => s with { Stats = Counters(7, 1000, 900, 123456, 987654), Rates = new TrafficRates(3, 40, 30, 5000, 123456789) });
+        backend.Server(Service, "2001:2::11:80", s => s with
+        {
+            ActiveConnections = 2,
+            InactiveConnections = 3,
+            Stats = Counters(5, 600, 0, 70000, 0),
+            Rates = new TrafficRates(2, 25, 0, 3000, 0),
+        });
+        backend.Server(Service, "2001:2:0:ffff:ffff::1234:8080", s => s with
+        {
+            InactiveConnections = 1,
+            Stats = Counters(2, 400, 900, 53456, 987654),
+            Rates = new TrafficRates(1, 15, 30, 2000, 123456789),
+        });
+        Expect(executor, "-L -n",
+            "IP Virtual Server version 1.2.1 (size=4096)\nProt LocalAddress:Port Scheduler Flags\n  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn\n" +
+            "TCP  [2001:2:ffff:ffff:ffff::100]:80 wrr persistent 300 mask 64\n" +
+            "  -> [2001:2::11]:80              Route   1      2          3         \n" +
+            "  -> [2001:2:0:ffff:ffff::1234]:8080 Masq    3      0          1         \n");
+        Expect(executor, "-L -n --stats",
+            "IP Virtual Server version 1.2.1 (size=4096)\nProt LocalAddress:Port               Conns   InPkts  OutPkts  InBytes OutBytes\n  -> RemoteAddress:Port\n" +
+            "TCP  [2001:2:ffff:ffff:ffff::100]:80        7     1000      900   123456   987654\n" +
+            "  -> [2001:2::11]:80                     5      600        0    70000        0\n" +
+            "  -> [2001:2:0:ffff:ffff::1234]:8080        2      400      900    53456   987654\n");
+        Expect(executor, "-L -n --rate",
+            "IP Virtual Server version 1.2.1 (size=4096)\nProt LocalAddress:Port                 CPS    InPPS   OutPPS    InBPS   OutBPS\n  -> RemoteAddress:Port\n" +
+            "TCP  [2001:2:ffff:ffff:ffff::100]:80        3       40       30     5000  123456K\n" +
+            "  -> [2001:2::11]:80                     2       25        0     3000        0\n" +
+            "  -> [2001:2:0:ffff:ffff::1234]:8080        1       15       30     2000  123456K\n");
+        Expect(executor, "-S -n",
+            "-A -t [2001:2:ffff:ffff:ffff::100]:80 -s wrr -p 300 -M 64\n" +
+            "-a -t [2001:2:ffff:ffff:ffff::100]:80 -r [2001:2::11]:80 -g -w 1\n" +
+            "-a -t [2001:2:ffff:ffff:ffff::100]:80 -r [2001:2:0:ffff:ffff::1234]:8080 -m -w 3\n");
+    }
+
     private static TrafficCounters Counters(long connections, long inPackets, long outPackets, long inBytes, long outBytes) => new()
     {
         Connections = connections,
