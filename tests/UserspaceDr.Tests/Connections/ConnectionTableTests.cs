@@ -15,6 +15,13 @@ public class ConnectionTableTests
     }
 
     [Test]
+    public void Ipv6_entries_are_112_bytes_or_less()
+    {
+        // The README's memory figure for the IPv6 table (slots × this) rests on it.
+        Assert.That(System.Runtime.CompilerServices.Unsafe.SizeOf<Connection<UInt128>>(), Is.LessThanOrEqualTo(112));
+    }
+
+    [Test]
     public void Insert_find_and_remove_under_heavy_collision_keep_every_other_entry_reachable()
     {
         var table = new ConnectionTable<uint>(5000, seed: 7);
