@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using UserspaceDr.Core.Packets;
 using UserspaceDr.Core.Services;
 using UserspaceDr.Core.Stats;
@@ -24,10 +25,11 @@ public sealed partial class ForwardingEngine
         {
             return FrameReason.ForwardingMethodUnavailable;
         }
-        // An IPv6 tunnel server of an IPv4 service (IPVS allows the other family for tunnels only): IPv4 in IPv6.
-        bool outerIpv6 = method == ForwardingMethod.Tunnel && dest is { Address.IsIPv6: true };
-        NextHop nextHop;
-        if (!(outerIpv6 ? _snapshot.Neighbors.TryGet(dest!.Address.IPv6, out nextHop) : _snapshot.Neighbors.TryGet(target.Address, out nextHop)))
+        if (method == ForwardingMethod.Tunnel && dest is { Address.IsIPv6: true })
+        {
+            return TunnelIpv4InIpv6(ref frame, ref packet, dest); // an IPv4 service's IPv6 tunnel server: off the common path
+        }
+        if (!_snapshot.Neighbors.TryGet(target.Address, out NextHop nextHop))
         {
             return FrameReason.NeighborUnresolved;
         }
@@ -36,29 +38,18 @@ public sealed partial class ForwardingEngine
             return FrameReason.LinkUnknown;
         }
         uint tunnelSource = 0;
-        UInt128 tunnelSource6 = UInt128.Zero;
-        int tunnelMtu6 = 0;
         if (method == ForwardingMethod.Tunnel)
         {
-            FrameReason unfit = outerIpv6
-                ? CheckIpv6TunnelPath(ref frame, ref packet, nextHop, out tunnelSource6, out tunnelMtu6)
-                : CheckTunnelPath(ref frame, ref packet, target.Address, nextHop, out tunnelSource);
+            FrameReason unfit = CheckTunnelPath(ref frame, ref packet, target.Address, nextHop, out tunnelSource);
             if (unfit != FrameReason.Forwarded)
             {
                 return unfit;
             }
         }
         Ipv4Header ip = frame.Ip;
-        if (ip.TimeToLive <= 1)
+        if (TimeToLiveExpired(ref frame, ref packet, out FrameReason expired))
         {
-            if (ip.Protocol == IpProtocol.Icmp)
-            {
-                return FrameReason.IcmpErrorTtlExpired; // only relayed ICMP errors get here, and no error is sent about an error
-            }
-            // The route to the server is not local, so IPVS decrements TTL and answers an expired one (ip_vs_xmit.c).
-            frame.ReplyLength = ReplyBuilder.WriteIcmpError(frame.Ethernet, ip, _links[packet.Link].Mac, ip.Destination,
-                IcmpType.TimeExceeded, IcmpType.CodeTtlExceeded, 0, frame.Reply);
-            return FrameReason.IcmpTimeExceeded;
+            return expired;
         }
         int egressMtu = nextHop.Mtu > 0 ? nextHop.Mtu : _links[nextHop.Link].Mtu;
         if (method != ForwardingMethod.Tunnel && ip.TotalLength > egressMtu && (frame.Flags & FrameFlags.Gso) == 0)
@@ -75,15 +66,38 @@ public sealed partial class ForwardingEngine
         ip.DecrementTimeToLive();
         if (method == ForwardingMethod.Tunnel)
         {
-            return outerIpv6
-                ? EncapsulateIpv4InIpv6(ref frame, ref packet, dest!.Address.IPv6, nextHop, tunnelSource6, tunnelMtu6)
-                : Encapsulate(ref frame, ref packet, target.Address, nextHop, tunnelSource);
+            return Encapsulate(ref frame, ref packet, target.Address, nextHop, tunnelSource);
         }
         frame.Ethernet.Destination = nextHop.Mac;
         frame.Ethernet.Source = _links[nextHop.Link].Mac;
         packet.Link = nextHop.Link;
         packet.Flags = frame.Flags;
         return FrameReason.Forwarded;
+    }
+
+    /// <summary>
+    /// An IPv4 packet whose TTL would expire on the way: answered with time exceeded from the VIP (IPVS decrements TTL
+    /// when the route to the server is not local, ip_vs_xmit.c), or, for a relayed ICMP error, dropped (no error is
+    /// sent about an error). False when the packet may go on.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private bool TimeToLiveExpired(ref FrameContext frame, ref FrameBuffer packet, out FrameReason reason)
+    {
+        Ipv4Header ip = frame.Ip;
+        reason = FrameReason.Forwarded;
+        if (ip.TimeToLive > 1)
+        {
+            return false;
+        }
+        if (ip.Protocol == IpProtocol.Icmp)
+        {
+            reason = FrameReason.IcmpErrorTtlExpired;
+            return true;
+        }
+        frame.ReplyLength = ReplyBuilder.WriteIcmpError(frame.Ethernet, ip, _links[packet.Link].Mac, ip.Destination,
+            IcmpType.TimeExceeded, IcmpType.CodeTtlExceeded, 0, frame.Reply);
+        reason = FrameReason.IcmpTimeExceeded;
+        return true;
     }
 
     /// <summary>

@@ -129,7 +129,10 @@ public sealed partial class ForwardingEngine
 
         ethernet.Destination = nextHop.Mac;
         ethernet.Source = _links[nextHop.Link].Mac;
-        ethernet.EtherType = EtherTypes.Ipv4;
+        if (protocol != IpProtocol.IpInIp)
+        {
+            ethernet.EtherType = EtherTypes.Ipv4; // IPv6 inside: the frame's family changes
+        }
         int offset = packet.Offset - OuterHeaderLength;
         Span<byte> buffer = packet.Buffer;
         buffer.Slice(packet.Offset, linkHeaderLength).CopyTo(buffer[offset..]); // 14 or 18 bytes moved 20: no overlap

@@ -1,5 +1,6 @@
 using System.Buffers.Binary;
 using UserspaceDr.Core.Packets;
+using UserspaceDr.Core.Services;
 
 namespace UserspaceDr.Core.Forwarding;
 
@@ -47,12 +48,33 @@ public sealed partial class ForwardingEngine
     }
 
     /// <summary>
-    /// An IPv4 packet (TTL already decremented) for an IPv6 tunnel server: too big for the path with DF set, its sender
-    /// is told the MTU left inside the tunnel (from the VIP); without DF the outer IPv6 packet is fragmented.
+    /// The transmit stage for an IPv4 packet to an IPv6 tunnel server (ip_vs_tunnel_xmit_v6 for an AF_INET service):
+    /// its next hop and path, the TTL, then IPv4 in IPv6. Too big for the path with DF set, the sender is told the MTU
+    /// left inside the tunnel (from the VIP); without DF the outer IPv6 packet is fragmented.
     /// </summary>
-    private FrameReason EncapsulateIpv4InIpv6(ref FrameContext frame, ref FrameBuffer packet, UInt128 server, in NextHop nextHop, UInt128 outerSource, int mtu)
+    private FrameReason TunnelIpv4InIpv6(ref FrameContext frame, ref FrameBuffer packet, RealServer dest)
     {
+        UInt128 server = dest.Address.IPv6;
+        if (!_snapshot.Neighbors.TryGet(server, out NextHop nextHop))
+        {
+            return FrameReason.NeighborUnresolved;
+        }
+        if (nextHop.Link >= _links.Length)
+        {
+            return FrameReason.LinkUnknown;
+        }
+        FrameReason unfit = CheckIpv6TunnelPath(ref frame, ref packet, nextHop, out UInt128 outerSource, out int mtu);
+        if (unfit != FrameReason.Forwarded)
+        {
+            return unfit;
+        }
+        if (TimeToLiveExpired(ref frame, ref packet, out FrameReason expired))
+        {
+            return expired;
+        }
+        FinishChecksumIfNeeded(ref frame, ref packet);
         Ipv4Header inner = frame.Ip;
+        inner.DecrementTimeToLive();
         if (inner.TotalLength + Ipv6OuterHeaderLength > mtu && inner.DontFragmentSet && inner.Protocol != IpProtocol.Icmp)
         {
             frame.ReplyLength = ReplyBuilder.WriteIcmpError(frame.Ethernet, inner, _links[packet.Link].Mac, inner.Destination,
