@@ -21,6 +21,8 @@ public class EngineFuzzTests
     private const int FramesPerSample = 8;
     private const string NatServer = "198.18.1.13";
     private const string TunnelServer = "198.18.3.21";
+    private const string NatServer6 = "2001:2:1::13";
+    private const string TunnelServer6 = "2001:2:3::21";
     private static readonly PhysicalAddress NatServerMac = Frames.Mac("02:00:00:00:01:13");
     private static readonly PhysicalAddress ServerLinkMac = Frames.Mac("02:00:00:00:02:02");
     private static readonly PhysicalAddress GatewayMac = Frames.Mac("02:00:00:00:02:fe");
@@ -89,6 +91,8 @@ public class EngineFuzzTests
         EngineHarness lab = Lab();
         lab.ProcessBuffer(Frames.Tcp(Frames.Client, 40000, Frames.Vip, 80, syn: true));
         lab.ProcessBuffer(Frames.Udp(Frames.Client, 5000, Frames.Vip, 53, [1, 2, 3]));
+        lab.ProcessBuffer(Frames6.Tcp(42000));
+        lab.ProcessBuffer(Frames6.Udp(5002, [1, 2, 3]));
         // A reply goes back the way its client's packets came: to a MAC some frame of this sample came from.
         var senders = new HashSet<string>();
         foreach (FuzzFrame fuzz in frames)
@@ -310,18 +314,29 @@ public class EngineFuzzTests
             AnswerArpForVirtualAddresses = true,
             Links =
             [
-                new EngineLink(Frames.UdrMac(Frames.BalancerMac), 1500, Ipv4Address.Parse("198.18.0.2")),
-                new EngineLink(Frames.UdrMac(ServerLinkMac), 1500, Ipv4Address.Parse("198.18.2.2")),
+                new EngineLink(Frames.UdrMac(Frames.BalancerMac), 1500, Ipv4Address.Parse("198.18.0.2"), Frames6.V6("2001:2::2")),
+                new EngineLink(Frames.UdrMac(ServerLinkMac), 1500, Ipv4Address.Parse("198.18.2.2"), Frames6.V6("2001:2:2::2")),
             ],
         };
-        // IPv6: direct routing (the one method IPv6 has so far); a NAT server of an IPv6 service is unavailable.
+        // IPv6: every method too, and the UDP service's tunnel server is an IPv4 one (IPv6 in IPv4); the NAT servers come
+        // first for the warm-up flows, as in IPv4.
         var tcp6 = new VirtualServiceSpec(ServiceProtocol.Tcp, InetAddress.Parse(Frames6.Vip), 80, "rr")
         {
-            RealServers = [new RealServerSpec(InetAddress.Parse(Frames6.Rs1), 80, ForwardingMethod.Route)],
+            RealServers =
+            [
+                new RealServerSpec(InetAddress.Parse(Frames6.Rs1), 80, ForwardingMethod.Route),
+                new RealServerSpec(InetAddress.Parse(TunnelServer6), 80, ForwardingMethod.Tunnel),
+                new RealServerSpec(InetAddress.Parse(NatServer6), 8080, ForwardingMethod.Masquerade),
+            ],
         };
         var udp6 = new VirtualServiceSpec(ServiceProtocol.Udp, InetAddress.Parse(Frames6.Vip), 53, "rr")
         {
-            RealServers = [new RealServerSpec(InetAddress.Parse(Frames6.Rs2), 53, ForwardingMethod.Route)],
+            RealServers =
+            [
+                new RealServerSpec(InetAddress.Parse(Frames6.Rs2), 53, ForwardingMethod.Route),
+                new RealServerSpec(InetAddress.Parse(TunnelServer), 53, ForwardingMethod.Tunnel),
+                new RealServerSpec(InetAddress.Parse(NatServer6), 5353, ForwardingMethod.Masquerade),
+            ],
         };
         var lab = new EngineHarness(new RuleSetSpec([tcp, udp, tcp6, udp6]), capacity: 64, options: options);
         lab.Neighbors = new NeighborTable(lab.Neighbors
@@ -331,6 +346,8 @@ public class EngineFuzzTests
             {
                 [Frames6.V6(Frames6.Rs1)] = new NextHop(Frames.UdrMac(Frames.Rs1Mac)),
                 [Frames6.V6(Frames6.Rs2)] = new NextHop(Frames.UdrMac(Frames.Rs2Mac)),
+                [Frames6.V6(NatServer6)] = new NextHop(Frames.UdrMac(NatServerMac)),
+                [Frames6.V6(TunnelServer6)] = new NextHop(Frames.UdrMac(GatewayMac), Link: 1, Mtu: 1400),
             });
         return lab;
     }
@@ -381,7 +398,46 @@ public class EngineFuzzTests
             Frames6.Fragment(datagram6, first: false, id: 99),
             Frames6.NeighborSolicitation(Frames6.Vip),
             Frames6.Tcp(41004, destination: "2001:2::200"),
+            // IPv6 NAT: replies of the warm-up flows, the NAT server's port unreachable to the client, and a router's
+            // Packet Too Big to the VIP about a reply.
+            FromNatServer(Frames6.Frame(ReplyTcp6())),
+            FromNatServer(Udp6(NatServer6, Frames6.Client, 5353, 5002, [7, 7])),
+            FromNatServer(Icmpv6(NatServer6, Frames6.Client, Icmpv6Type.DestinationUnreachable, Icmpv6Type.CodePortUnreachable, 0,
+                Udp6(Frames6.Client, NatServer6, 5002, 5353, [1, 2, 3])[14..])),
+            Icmpv6("2001:2::fe", Frames6.Vip, Icmpv6Type.PacketTooBig, 0, 1280,
+                Frames6.Frame(Frames6.Ip(Frames6.Vip, Frames6.Client, new PacketDotNet.TcpPacket(80, 42000) { Acknowledgment = true, PayloadData = new byte[200] }))[14..]),
         ];
+
+        static PacketDotNet.IPv6Packet ReplyTcp6()
+        {
+            var tcp = new PacketDotNet.TcpPacket(8080, 42000) { Synchronize = true, Acknowledgment = true, WindowSize = 64240 };
+            PacketDotNet.IPv6Packet ip = Frames6.Ip(NatServer6, Frames6.Client, tcp);
+            tcp.UpdateTcpChecksum();
+            return ip;
+        }
+
+        static byte[] Udp6(string source, string destination, ushort sourcePort, ushort destinationPort, byte[] payload)
+        {
+            var udp = new PacketDotNet.UdpPacket(sourcePort, destinationPort) { PayloadData = payload };
+            PacketDotNet.IPv6Packet ip = Frames6.Ip(source, destination, udp);
+            udp.UpdateUdpChecksum();
+            return Frames6.Frame(ip);
+        }
+    }
+
+    /// <summary>An ICMPv6 error from <paramref name="source"/> to <paramref name="destination"/> quoting <paramref name="quoted"/>, checksum right.</summary>
+    private static byte[] Icmpv6(string source, string destination, byte type, byte code, uint parameter, byte[] quoted)
+    {
+        byte[] message = [type, code, 0, 0, 0, 0, 0, 0, .. quoted];
+        BinaryPrimitives.WriteUInt32BigEndian(message.AsSpan(4), parameter);
+        Ipv6Checksum.Store(Frames6.V6(source), Frames6.V6(destination), Ipv6NextHeader.Icmpv6, message, 2);
+        byte[] frame = new byte[14 + 40 + message.Length];
+        Frames.UdrMac(Frames.BalancerMac).Write(frame);
+        Frames.UdrMac(Frames.Mac("02:00:00:00:00:fe")).Write(frame.AsSpan(6));
+        BinaryPrimitives.WriteUInt16BigEndian(frame.AsSpan(12), EtherTypes.Ipv6);
+        Ipv6Header.Write(frame.AsSpan(14), 0, (ushort)message.Length, Ipv6NextHeader.Icmpv6, 64, Frames6.V6(source), Frames6.V6(destination));
+        message.CopyTo(frame, 54);
+        return frame;
     }
 
     /// <summary>An 8-byte Destination Options header (PadN) between the IPv6 fixed header and TCP.</summary>
