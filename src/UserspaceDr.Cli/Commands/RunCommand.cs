@@ -314,13 +314,10 @@ internal static class RunCommand
         static void LogPreflight(ILogger log, DataPlaneOptions options, RuleSetSpec spec, KeepalivedConfig? keepalived)
         {
             // keepalived's VRRP adds these on the master only: a backup lacks them by design.
-            var vrrpAddresses = new Dictionary<uint, string>();
+            var vrrpAddresses = new Dictionary<InetAddress, string>();
             foreach ((System.Net.IPAddress address, string instance) in keepalived is null ? [] : KeepalivedRules.VrrpAddresses(keepalived))
             {
-                if (address.AddressFamily == System.Net.Sockets.AddressFamily.InterNetwork)
-                {
-                    vrrpAddresses.TryAdd(Ipv4Address.FromIPAddress(address), instance);
-                }
+                vrrpAddresses.TryAdd(InetAddress.FromIPAddress(address), instance);
             }
             // The same checklist as `udr preflight` (without --fix), per interface, logged, never fatal: the operator decides.
             foreach (string interfaceName in options.InterfaceNames)
@@ -329,7 +326,7 @@ internal static class RunCommand
             }
         }
 
-        static void LogPreflightFor(ILogger log, DataPlaneOptions options, RuleSetSpec spec, string interfaceName, Dictionary<uint, string> vrrpAddresses)
+        static void LogPreflightFor(ILogger log, DataPlaneOptions options, RuleSetSpec spec, string interfaceName, Dictionary<InetAddress, string> vrrpAddresses)
         {
             var preflight = new PreflightOptions(interfaceName, spec)
             {

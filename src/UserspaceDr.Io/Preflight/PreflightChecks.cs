@@ -126,7 +126,7 @@ public static class PreflightChecks
                 // Another interface of this run holds it (NAT: the VIP on the public side); that one reports it.
                 continue;
             }
-            else if (context.Options.VrrpAddresses.TryGetValue(vip, out string? instance))
+            else if (context.Options.VrrpAddresses.TryGetValue(InetAddress.FromIPv4(vip), out string? instance))
             {
                 if (context.ReportsForTheRun)
                 {
@@ -166,7 +166,10 @@ public static class PreflightChecks
         {
             yield break; // (an IPv4 service may have IPv6 tunnel servers)
         }
-        if (link.Ipv6Addresses.Count == 0)
+        // With several interfaces, each reports what is its own: a server or VIP on another interface of the run is that
+        // one's, and what belongs to none is reported once, by the first.
+        bool ipv6Elsewhere = context.OtherRunLinks.Any(l => l.Ipv6Addresses.Count > 0);
+        if (link.Ipv6Addresses.Count == 0 && !ipv6Elsewhere)
         {
             yield return CheckResult.Fail("ipv6 on " + link.Name, $"{link.Name} has no IPv6 address: udr cannot solicit the IPv6 servers' MACs",
                 $"sysctl -w net.ipv6.conf.{link.Name}.disable_ipv6=0 (its link-local address will do), or ip -6 addr add ADDRESS/64 dev {link.Name}");
@@ -175,6 +178,10 @@ public static class PreflightChecks
         {
             string check = $"VIP {vip}";
             LinkAddress? here = link.FindAddress(vip);
+            if (here == null && (context.OtherRunLinks.Any(l => l.FindAddress(vip) != null) || !context.ReportsForTheRun))
+            {
+                continue; // another interface of the run holds it, or reports it
+            }
             if (here?.PrefixLength == 128)
             {
                 yield return CheckResult.Pass(check, $"on {link.Name} as /128: the kernel answers neighbour solicitations for it");
@@ -183,6 +190,10 @@ public static class PreflightChecks
             {
                 yield return CheckResult.Warn(check, $"on {link.Name} as {here}, not /128: its prefix route makes this host claim the whole prefix",
                     $"ip -6 addr del {here} dev {link.Name}; ip -6 addr add {vip}/128 dev {link.Name} nodad");
+            }
+            else if (context.Options.VrrpAddresses.TryGetValue(vip, out string? instance))
+            {
+                yield return CheckResult.Pass(check, $"not here now: VRRP instance {instance}'s address, which keepalived adds on the master");
             }
             else if (context.Options.AnswerArp)
             {
@@ -197,6 +208,10 @@ public static class PreflightChecks
         foreach ((InetAddress server, ForwardingMethod method) in servers)
         {
             bool onLink = link.Ipv6Addresses.Any(a => a.Covers(server));
+            if (!onLink && (context.OtherRunLinks.Any(l => l.Ipv6Addresses.Any(a => a.Covers(server))) || !context.ReportsForTheRun))
+            {
+                continue; // on the segment of another interface of the run, or reported by the first
+            }
             if (method == ForwardingMethod.Route)
             {
                 yield return onLink
@@ -210,10 +225,6 @@ public static class PreflightChecks
             if (onLink)
             {
                 yield return CheckResult.Pass(name, $"on-link on {link.Name}: udr solicits its MAC when it runs");
-            }
-            else if (method == ForwardingMethod.Masquerade && context.OtherRunLinks.Any(l => l.Ipv6Addresses.Any(a => a.Covers(server))))
-            {
-                continue; // on the segment of another interface of this run (the private side): that one reports it
             }
             else if (context.Host.GetRoute(server) is { } route)
             {

@@ -1,3 +1,4 @@
+using UserspaceDr.Core.Packets;
 using UserspaceDr.Core.Services;
 
 namespace UserspaceDr.Io.Preflight;
@@ -28,5 +29,5 @@ public sealed record PreflightOptions(string InterfaceName, RuleSetSpec Rules)
     /// Addresses keepalived's VRRP puts on the master (virtual_ipaddress), with their instance's name: such a VIP is
     /// on the interface only while this balancer is master, so its absence is expected.
     /// </summary>
-    public IReadOnlyDictionary<uint, string> VrrpAddresses { get; init; } = new Dictionary<uint, string>();
+    public IReadOnlyDictionary<InetAddress, string> VrrpAddresses { get; init; } = new Dictionary<InetAddress, string>();
 }

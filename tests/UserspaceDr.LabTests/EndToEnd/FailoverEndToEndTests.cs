@@ -23,6 +23,10 @@ public sealed partial class FailoverEndToEndTests : EndToEndFixture
     private const int NatChatPort = 7001;
     private const int LongLivedConnections = 20;
     private const int DownloadBytesPerSecond = 1024 * 1024;
+    private const string Vip6 = "2001:2::100";
+    private const string Client6 = "2001:2::1";
+    private const string Rs1v6 = "2001:2::11";
+    private const string Rs2v6 = "2001:2::12";
 
     /// <summary>advert_int 1: a backup takes over after 3 × advert_int + skew (VRRP's master-down interval); the issue allows 1 s more.</summary>
     private static readonly TimeSpan HardTakeoverLimit = TimeSpan.FromSeconds(3 * 1 + 1);
@@ -65,8 +69,23 @@ public sealed partial class FailoverEndToEndTests : EndToEndFixture
     /// (private side) together, its FIFO for udr, and udr's services: chat and HTTP by direct routing (wrr 3:1), chat by
     /// NAT (lc) on rs3/rs4.
     /// </summary>
-    private void WriteConfig(Balancer balancer, int priority, string state)
+    private void WriteConfig(Balancer balancer, int priority, string state, bool ipv6 = false)
     {
+        // With ipv6, the instance also moves the IPv6 VIP (keepalived keeps one family per instance's virtual_ipaddress,
+        // the other in virtual_ipaddress_excluded) and udr serves the chat port on it too.
+        string ipv6Address = ipv6 ? $"virtual_ipaddress_excluded {{\n        {Vip6}/128 dev eth0\n    }}" : "";
+        string ipv6Service = !ipv6 ? "" : $$"""
+            virtual_server {{Vip6}} {{ChatPort}} {
+                lb_algo wrr
+                lb_kind DR
+                real_server {{Rs1v6}} {{ChatPort}} {
+                    weight 3
+                }
+                real_server {{Rs2v6}} {{ChatPort}} {
+                    weight 1
+                }
+            }
+            """;
         File.WriteAllText(balancer.ConfigPath, $$"""
             global_defs {
                 router_id {{balancer.Name}}
@@ -84,7 +103,9 @@ public sealed partial class FailoverEndToEndTests : EndToEndFixture
                     {{LabNetwork.Vip}}/32 dev eth0
                     {{LabNetwork.LbPrivateAddress}}/24 dev eth1
                 }
+                {{ipv6Address}}
             }
+            {{ipv6Service}}
             virtual_server {{LabNetwork.Vip}} {{ChatPort}} {
                 lb_algo wrr
                 lb_kind DR
@@ -131,10 +152,10 @@ public sealed partial class FailoverEndToEndTests : EndToEndFixture
         balancer.Udr!.CountLines(l => l.Contains($"VRRP instance VI_1 is {role}", StringComparison.Ordinal));
 
     /// <summary>lb (150, starting as MASTER) and lb2 (100) up; returns once lb is master and lb2 its backup.</summary>
-    private void StartPair()
+    private void StartPair(bool ipv6 = false)
     {
-        WriteConfig(Lb1, 150, "MASTER");
-        WriteConfig(Lb2, 100, "BACKUP");
+        WriteConfig(Lb1, 150, "MASTER", ipv6);
+        WriteConfig(Lb2, 100, "BACKUP", ipv6);
         StartUdr(Lb1);
         StartUdr(Lb2);
         StartKeepalived(Lb2);
@@ -377,6 +398,54 @@ public sealed partial class FailoverEndToEndTests : EndToEndFixture
         Assert.That(Lb2.Udr.Stop().ExitCode, Is.Zero);
     }
 
-    [GeneratedRegex(@"TCP\s+\S+\s+(?<state>[A-Z_]+)\s+\S+:(?<cport>\d+)\s+\S+:(?<vport>\d+)\s+(?<rs>[\d.]+):\d+")]
+    [Test]
+    public void Ipv6_connections_of_a_hard_killed_master_survive_on_the_backup()
+    {
+        // IPv6 on the public segment (no duplicate address detection), the IPv6 VIP on the servers' lo.
+        Lab.Network.Exec(LabHost.Switch, "ip link set br0 type bridge mcast_snooping 0");
+        LabHost[] hosts = [LabHost.Client, LabHost.Lb, LabHost.Lb2, LabHost.Rs1, LabHost.Rs2];
+        string[] addresses = [Client6, "2001:2::2", "2001:2::3", Rs1v6, Rs2v6];
+        try
+        {
+            for (int i = 0; i < hosts.Length; i++)
+            {
+                Lab.Network.Exec(hosts[i], "sysctl -qw net.ipv6.conf.eth0.accept_dad=0 net.ipv6.conf.lo.disable_ipv6=0 && " +
+                    $"sysctl -qw net.ipv6.conf.eth0.disable_ipv6=0 && ip -6 addr add {addresses[i]}/64 dev eth0 nodad");
+            }
+            foreach (LabHost server in new[] { LabHost.Rs1, LabHost.Rs2 })
+            {
+                Lab.Network.Exec(server, $"ip -6 addr add {Vip6}/128 dev lo");
+                Lab.StartLabProgram(server, "chat listening", LabScripts.ChatServerFile, LabNetwork.HostName(server), Vip6, ChatPort.ToString(System.Globalization.CultureInfo.InvariantCulture));
+            }
+            StartPair(ipv6: true);
+            NamespacedProcess client = Lab.StartClient(["--vip", Vip6, "--client", Client6, "sessions",
+                LongLivedConnections.ToString(System.Globalization.CultureInfo.InvariantCulture), ChatPort.ToString(System.Globalization.CultureInfo.InvariantCulture), "60"]);
+            string ready = client.WaitForLine(l => l.StartsWith("ready", StringComparison.Ordinal), TimeSpan.FromSeconds(20))
+                ?? throw new AssertionException($"the sessions did not start: {client.Output}");
+            Dictionary<int, string> servers = ready.Split(' ').Skip(1).Select(p => p.Split(':'))
+                .ToDictionary(p => int.Parse(p[0], System.Globalization.CultureInfo.InvariantCulture), p => p[1]);
+            Assert.That(servers.Values.Count(s => s == "rs1"), Is.EqualTo(15), "wrr 3:1 over 20 fresh IPv6 connections");
+            // The backup knows every IPv6 connection (72-byte sync entries) before the master dies.
+            AssertLearns(Lb2, ChatPort, servers.ToDictionary(s => s.Key, s => $"[{(s.Value == "rs1" ? Rs1v6 : Rs2v6)}]"), TimeSpan.FromSeconds(10));
+
+            int lb2Masters = CountRole(Lb2, "MASTER");
+            KillHard(Lb1);
+            Assert.That(WaitForRole(Lb2, "MASTER", TimeSpan.FromSeconds(10), lb2Masters), Is.Not.Null, Lb2.Udr!.Output);
+            Assert.That(Lb2.Udr!.WaitForLine(l => l.Contains("data plane: serving", StringComparison.Ordinal), TimeSpan.FromSeconds(5)), Is.Not.Null, Lb2.Udr.Output);
+            Thread.Sleep(TimeSpan.FromSeconds(4)); // the connections talk on through lb2 (keepalived's unsolicited advertisements move the VIP)
+            AssertEveryConnectionKeptItsServer(EndSessions(client), servers, TimeSpan.FromSeconds(10));
+            Assert.That(Lb2.Udr.Stop().ExitCode, Is.Zero);
+        }
+        finally
+        {
+            foreach (LabHost host in hosts)
+            {
+                Lab.Network.Exec(host, "sysctl -qw net.ipv6.conf.eth0.disable_ipv6=1 net.ipv6.conf.lo.disable_ipv6=1; true");
+            }
+            Reboot(Lb1);
+        }
+    }
+
+    [GeneratedRegex(@"TCP\s+\S+\s+(?<state>[A-Z_]+)\s+\S+:(?<cport>\d+)\s+\S+:(?<vport>\d+)\s+(?<rs>\[[0-9a-f:]+\]|[\d.]+):\d+")]
     private static partial Regex ConnectionLine();
 }

@@ -175,9 +175,13 @@ public class PreflightChecksTests
     {
         FakeHostSystem host = Balancer();
         host.Link("eth0").Addresses.RemoveAll(a => a.PrefixLength == 32);
-        PreflightOptions options = Options() with { VrrpAddresses = new Dictionary<uint, string> { [Ipv4Address.Parse("198.18.0.100")] = "VI_1" } };
+        PreflightOptions options = Options() with { VrrpAddresses = new Dictionary<InetAddress, string> { [InetAddress.Parse("198.18.0.100")] = "VI_1", [InetAddress.Parse("2001:2::100")] = "VI_1" } };
         CheckResult vip = Find(PreflightChecks.Run(options, host), "VIP 198.18.0.100");
         Assert.That((vip.Status, vip.Detail), Is.EqualTo((CheckStatus.Pass, "not here now: VRRP instance VI_1's address, which keepalived adds on the master")));
+        host.Link("eth0").Ipv6Addresses.Add(new LinkAddress(InetAddress.Parse("2001:2::2"), 64));
+        CheckResult vip6 = Find(PreflightChecks.Run(options with { Rules = RulesFile.Load("-A -t [2001:2::100]:80 -s rr\n").Value! }, host), "VIP 2001:2::100");
+        Assert.That((vip6.Status, vip6.Detail), Is.EqualTo((CheckStatus.Pass, "not here now: VRRP instance VI_1's address, which keepalived adds on the master")),
+            "an IPv6 VIP in virtual_ipaddress_excluded alike");
 
         const string natRules = "-A -t 198.18.0.100:80 -s rr\n-a -t 198.18.0.100:80 -r 198.19.5.5:80 -m -w 1\n-a -t 198.18.0.100:80 -r 198.19.6.6:80 -m -w 1\n";
         host.Routes[Ipv4Address.Parse("198.19.5.5")] = new RouteInfo("eth0", InetAddress.Parse("198.18.0.254"), null, null);
@@ -238,6 +242,33 @@ public class PreflightChecksTests
             Assert.That(Find(results, "real server 2001:2:7::21 (tun)").Detail, Does.Contain("gateway 2001:2::fe"));
             Assert.That(Find(results, "real server 2001:2:8::21 (tun)").Status, Is.EqualTo(CheckStatus.Fail), "no route");
             Assert.That(Find(results, "real server 2001:2:9::21 (tun)").Status, Is.EqualTo(CheckStatus.Pass), "an IPv4 service's IPv6 tunnel server");
+        });
+    }
+
+    [Test]
+    public void With_two_interfaces_each_reports_its_own_ipv6_vips_and_servers_and_the_first_what_belongs_to_none()
+    {
+        const string Rules = """
+            -A -t [2001:2::100]:80 -s rr
+            -a -t [2001:2::100]:80 -r [2001:2::11]:80 -g -w 1
+            -a -t [2001:2::100]:80 -r [2001:2:1::13]:8080 -m -w 1
+            -a -t [2001:2::100]:80 -r [2001:2:9::11]:80 -g -w 1
+            """;
+        FakeHostSystem host = Balancer();
+        host.Link("eth0").Ipv6Addresses.Add(new LinkAddress(InetAddress.Parse("2001:2::2"), 64));
+        host.AddLink("eth1", ["BROADCAST", "UP"], 1500).Ipv6Addresses.Add(new LinkAddress(InetAddress.Parse("2001:2:1::1"), 64));
+        host.Offloads["eth1"] = host.Offloads["eth0"];
+        PreflightOptions eth0 = Options(Rules) with { RunInterfaces = ["eth0", "eth1"], AnswerArp = true };
+        IReadOnlyList<CheckResult> first = PreflightChecks.Run(eth0, host);
+        IReadOnlyList<CheckResult> second = PreflightChecks.Run(eth0 with { InterfaceName = "eth1" }, host);
+        Assert.Multiple(() =>
+        {
+            Assert.That(Find(first, "real server 2001:2::11 (dr)").Status, Is.EqualTo(CheckStatus.Pass));
+            Assert.That(first.Where(r => r.Check.Contains("2001:2:1::13", StringComparison.Ordinal)), Is.Empty, "eth1's to report");
+            Assert.That(Find(first, "real server 2001:2:9::11 (dr)").Status, Is.EqualTo(CheckStatus.Fail), "on no segment: the first reports it");
+            Assert.That(Find(second, "real server 2001:2:1::13 (nat)").Status, Is.EqualTo(CheckStatus.Pass));
+            Assert.That(second.Where(r => r.Status == CheckStatus.Fail && (r.Check.Contains("2001:2", StringComparison.Ordinal) || r.Check.StartsWith("ipv6", StringComparison.Ordinal))),
+                Is.Empty, "eth1 reports nothing of eth0's");
         });
     }
 }
