@@ -33,8 +33,8 @@ public sealed class EngineSnapshot
     public Timeouts Timeouts { get; }
 
     /// <summary>
-    /// The largest inner packet every IP-in-IP server's path takes without fragmentation (its MTU less the outer
-    /// header); <see cref="int.MaxValue"/> when no tunnel server has a known path MTU. A receive path that does not
+    /// The largest inner packet every tunnel server's path takes without fragmentation (its MTU less the outer
+    /// header, IPv4's or IPv6's); <see cref="int.MaxValue"/> when no tunnel server has a known path MTU. A receive path that does not
     /// know the segment size a GSO super-frame's sender meant cuts it to this.
     /// </summary>
     public int SmallestTunnelPayloadMtu { get; }
@@ -54,9 +54,17 @@ public sealed class EngineSnapshot
         {
             foreach (RealServer server in service.Destinations)
             {
-                if (server.Method == ForwardingMethod.Tunnel && neighbors.TryGet(server.Address.IPv4, out NextHop hop) && hop.Mtu > 0)
+                if (server.Method != ForwardingMethod.Tunnel)
                 {
-                    smallest = Math.Min(smallest, hop.Mtu - Ipv4Header.MinLength);
+                    continue;
+                }
+                // The outer header is the server's family's: 20 bytes of IPv4, or 40 of IPv6.
+                if (server.Address.IsIPv4 ? neighbors.TryGet(server.Address.IPv4, out NextHop hop) : neighbors.TryGet(server.Address.IPv6, out hop))
+                {
+                    if (hop.Mtu > 0)
+                    {
+                        smallest = Math.Min(smallest, hop.Mtu - (server.Address.IsIPv4 ? Ipv4Header.MinLength : Ipv6Header.Length));
+                    }
                 }
             }
         }

@@ -132,7 +132,7 @@ public sealed partial class ForwardingEngine
     {
         if (!TryReadFlowKey(frame, out ConnectionKey<uint> key))
         {
-            return default;
+            return PrefetchIpv6(frame);
         }
         Connections.Prefetch(key);
         RuleSet rules = _snapshot.Rules;
@@ -168,6 +168,47 @@ public sealed partial class ForwardingEngine
         ReadOnlySpan<byte> ports = ip[headerLength..];
         key = new ConnectionKey<uint>(protocol, BinaryPrimitives.ReadUInt32BigEndian(ip[12..]), BinaryPrimitives.ReadUInt16BigEndian(ports),
             BinaryPrimitives.ReadUInt32BigEndian(ip[16..]), BinaryPrimitives.ReadUInt16BigEndian(ports[2..]));
+        return true;
+    }
+
+    /// <summary>
+    /// An IPv6 TCP/UDP frame: its connection's slot is prefetched, and the hint says only whether it may be tunnelled
+    /// (so that a receive path cuts a super-frame for a tunnel server first); the IPv6 stage reads its headers itself.
+    /// </summary>
+    private FlowHint PrefetchIpv6(ReadOnlySpan<byte> frame)
+    {
+        ConnectionTracker<UInt128>? tracker = _ipv6Tracker;
+        if (tracker is null || !TryReadIpv6FlowKey(frame, out ConnectionKey<UInt128> key))
+        {
+            return default;
+        }
+        tracker.Table.Prefetch(key);
+        ServiceIndex<UInt128> services = _snapshot.Rules.Index<UInt128>();
+        int slot = services.FindSlot(key.Protocol, key.VirtualAddress, key.VirtualPort);
+        return slot >= 0 && services.SlotHasTunnel(slot) ? new FlowHint(default, -1, 0, mayBeTunnelled: true) : default;
+    }
+
+    /// <summary>The client-side key of an untagged or 802.1Q-tagged IPv6 TCP/UDP packet that carries its ports; false for anything else.</summary>
+    private static bool TryReadIpv6FlowKey(ReadOnlySpan<byte> frame, out ConnectionKey<UInt128> key)
+    {
+        key = default;
+        int ipOffset = frame.Length > 13 && BinaryPrimitives.ReadUInt16BigEndian(frame[12..]) == EtherTypes.Vlan
+            ? EthernetFrame.HeaderLength + EthernetFrame.VlanTagLength
+            : EthernetFrame.HeaderLength;
+        if (frame.Length < ipOffset + Ipv6Header.Length || BinaryPrimitives.ReadUInt16BigEndian(frame[(ipOffset - 2)..]) != EtherTypes.Ipv6)
+        {
+            return false;
+        }
+        ReadOnlySpan<byte> ip = frame[ipOffset..];
+        int length = Math.Min(ip.Length, Ipv6Header.Length + BinaryPrimitives.ReadUInt16BigEndian(ip[4..]));
+        if (Ipv6ExtensionHeaders.Walk(ip[..length], out Ipv6Transport transport) != Ipv6ChainEnd.Found ||
+            transport.Protocol is not (IpProtocol.Tcp or IpProtocol.Udp) || length < transport.Offset + 4)
+        {
+            return false;
+        }
+        ReadOnlySpan<byte> ports = ip[transport.Offset..];
+        key = new ConnectionKey<UInt128>(transport.Protocol, BinaryPrimitives.ReadUInt128BigEndian(ip[8..]), BinaryPrimitives.ReadUInt16BigEndian(ports),
+            BinaryPrimitives.ReadUInt128BigEndian(ip[24..]), BinaryPrimitives.ReadUInt16BigEndian(ports[2..]));
         return true;
     }
 

@@ -189,4 +189,29 @@ public class Ipv6TunnelTests
         Assert.That(outcome.Flags & FrameFlags.ChecksumPartial, Is.EqualTo(FrameFlags.None));
         Assert.That(Ipv6Checksum.Valid(V6(Client), V6(Vip), IpProtocol.Tcp, outcome.Frame.AsSpan(14 + 40 + 40)), Is.True);
     }
+
+    [Test]
+    public void The_prefetch_tells_the_receive_path_that_an_ipv6_flow_may_be_tunnelled()
+    {
+        // A super-frame for a tunnel server must be cut before the engine (an encapsulated one cannot be handed to the
+        // kernel to segment): the receive path learns it from the prefetch's hint, for IPv6 as for IPv4.
+        Assert.That(Lab(Vip, TunnelServer6).Engine.Prefetch(Tcp(40000)).MayBeTunnelled, Is.True, "IPv6 in IPv6");
+        Assert.That(Lab(Vip, TunnelServer4).Engine.Prefetch(Tcp(40000)).MayBeTunnelled, Is.True, "IPv6 in IPv4");
+        Assert.That(Lab(Frames.Vip, TunnelServer6).Engine.Prefetch(Frames.Tcp(Frames.Client, 40000, Frames.Vip, 80, syn: true)).MayBeTunnelled, Is.True,
+            "IPv4 in IPv6");
+        var direct = new EngineHarness(new RuleSetSpec([new VirtualServiceSpec(ServiceProtocol.Tcp, InetAddress.Parse(Vip), 80, "rr")
+        {
+            RealServers = [new RealServerSpec(InetAddress.Parse(Rs1), 80, ForwardingMethod.Route, 1)],
+        }]));
+        Assert.That(direct.Engine.Prefetch(Tcp(40000)).MayBeTunnelled, Is.False, "direct routing only");
+        Assert.That(Lab(Vip, TunnelServer6).Engine.Prefetch(Tcp(40000, destination: "2001:2::200")).MayBeTunnelled, Is.False, "no such service");
+    }
+
+    [Test]
+    public void A_receive_path_without_segment_sizes_cuts_for_the_outer_header_of_the_servers_family()
+    {
+        // libpcap does not know a super-frame's segment size: it cuts to what every tunnel server's path takes inside.
+        Assert.That(Lab(Vip, TunnelServer6, mtu: 1400).Engine.Snapshot.SmallestTunnelPayloadMtu, Is.EqualTo(1360), "1400 less 40 of IPv6");
+        Assert.That(Lab(Vip, TunnelServer4, mtu: 1400).Engine.Snapshot.SmallestTunnelPayloadMtu, Is.EqualTo(1380), "1400 less 20 of IPv4");
+    }
 }
