@@ -18,13 +18,21 @@ internal static class Expect
     /// <summary>IPTOS_PREC_INTERNETCONTROL: the TOS Linux gives ICMP errors.</summary>
     private const int InternetControlTos = 0xC0;
 
-    /// <summary>DR: destination MAC = the real server's, source MAC = the balancer's, TTL - 1; every other byte as received.</summary>
+    /// <summary>
+    /// DR: destination MAC = the real server's, source MAC = the balancer's, TTL - 1 (IPv6: hop limit - 1, no header
+    /// checksum, ip_vs_dr_xmit_v6); every other byte as received.
+    /// </summary>
     public static byte[] DirectRoute(byte[] input, RealServer server)
     {
         byte[] output = (byte[])input.Clone();
         server.Mac.GetAddressBytes().CopyTo(output, 0);
         Lab.BalancerMac.GetAddressBytes().CopyTo(output, 6);
         int offset = Build.IpOffset(output);
+        if (output[offset] >> 4 == 6)
+        {
+            output[offset + 7]--;
+            return output;
+        }
         var ip = new IPv4Packet(new ByteArraySegment(output, offset, output.Length - offset));
         ip.TimeToLive -= 1;
         ip.UpdateIPChecksum();

@@ -42,35 +42,13 @@ internal sealed partial class Fixture
                 $"→ Packet Too Big (MTU {Expect6.LinkMtu}) from the VIP; connection to {server.Name} kept");
             return server;
         }
-        Record(frame, "forwarded", Expect6.DirectRoute(frame, server), description, $"→ {server.Name}{scheduled}");
+        Record(frame, "forwarded", Expect.DirectRoute(frame, server), description, $"→ {server.Name}{scheduled}");
         return server;
     }
 
-    /// <summary>A later IPv6 fragment: it follows its datagram's first fragment, or is dropped without one.</summary>
-    public void LaterFragmentIpv6(byte[] frame, IPAddress client, uint id, Protocol protocol, string description)
-    {
-        Destination? destination = Director.FragmentDestination(client, Lab.Vip6, (int)id, protocol);
-        if (destination is null)
-        {
-            Record(frame, "fragment-without-first", null, description, "(dropped: its first fragment was never seen)");
-            return;
-        }
-        Count(destination.Server, scheduled: false, frames: 1);
-        Record(frame, "forwarded-fragment", Expect6.DirectRoute(frame, destination.Server), description, $"→ {destination.Server.Name}, as its first fragment");
-    }
-
-    /// <summary>An ICMPv6 error to the VIP about a reply of a tracked connection: relayed unchanged to that connection's server.</summary>
-    public void Icmpv6ErrorAbout(byte[] frame, Protocol protocol, IPAddress client, int clientPort, int virtualPort, string description)
-    {
-        Destination? destination = Director.ConnectionOf(protocol, client, clientPort, virtualPort);
-        if (destination is null)
-        {
-            Record(frame, "icmp-error-not-tracked", null, description, "(no connection: left to the kernel)");
-            return;
-        }
-        Count(destination.Server, scheduled: false, frames: 0);
-        Record(frame, "forwarded-icmp-error", Expect6.DirectRoute(frame, destination.Server), description, $"→ {destination.Server.Name}, the connection's server");
-    }
+    /// <summary>A later IPv6 fragment (of <paramref name="client"/>'s datagram <paramref name="id"/>): it follows its first fragment, or is dropped without one.</summary>
+    public void LaterFragmentIpv6(byte[] frame, IPAddress client, uint id, Protocol protocol, string description) =>
+        FollowFirstFragment(frame, Director.FragmentDestination(client, Lab.Vip6, (int)id, protocol), description);
 }
 
 /// <summary>What the script says an IPv6 packet is: its protocol, client, ports, TCP flags and (a first fragment) its identification.</summary>

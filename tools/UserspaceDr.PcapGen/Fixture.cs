@@ -124,7 +124,12 @@ internal sealed partial class Fixture(string name, string title, string purpose)
     public void LaterFragment(byte[] frame, string description)
     {
         var ip = ((EthernetPacket)Packet.ParsePacket(LinkLayers.Ethernet, frame)).Extract<IPv4Packet>()!;
-        Destination? destination = Director.FragmentDestination(ip.SourceAddress, ip.DestinationAddress, ip.Id, (Protocol)(byte)ip.Protocol);
+        FollowFirstFragment(frame, Director.FragmentDestination(ip.SourceAddress, ip.DestinationAddress, ip.Id, (Protocol)(byte)ip.Protocol), description);
+    }
+
+    /// <summary>A later fragment goes where its first fragment went (<paramref name="destination"/>), or is dropped without one.</summary>
+    private void FollowFirstFragment(byte[] frame, Destination? destination, string description)
+    {
         if (destination is null)
         {
             Record(frame, "fragment-without-first", null, description, "(dropped: its first fragment was never seen)");
@@ -134,7 +139,7 @@ internal sealed partial class Fixture(string name, string title, string purpose)
         Record(frame, "forwarded-fragment", Expect.DirectRoute(frame, destination.Server), description, $"→ {destination.Server.Name}, as its first fragment");
     }
 
-    /// <summary>An ICMP error to the VIP about a reply of a tracked connection: relayed to that connection's server.</summary>
+    /// <summary>An ICMP (or ICMPv6) error to the VIP about a reply of a tracked connection: relayed to that connection's server.</summary>
     public void IcmpErrorAbout(byte[] frame, Protocol protocol, IPAddress client, int clientPort, int virtualPort, string description)
     {
         Destination? destination = Director.ConnectionOf(protocol, client, clientPort, virtualPort);

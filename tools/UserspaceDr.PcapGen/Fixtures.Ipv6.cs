@@ -55,8 +55,8 @@ internal static partial class Fixtures
             client, 0x6999, Protocol.Udp, "a later fragment of a datagram never seen");
 
         // A router tells the VIP that the server's reply to c1 (and to an unknown flow) was too big.
-        f.Icmpv6ErrorAbout(PacketTooBigAboutReply(40001, rng), Protocol.Tcp, client, 40001, 80, "Packet Too Big from 2001:2::fe quoting VIP:80 → [2001:2::1]:40001 (c1's reply)");
-        f.Icmpv6ErrorAbout(PacketTooBigAboutReply(40998, rng), Protocol.Tcp, client, 40998, 80, "Packet Too Big quoting VIP:80 → [2001:2::1]:40998 (no such connection)");
+        f.IcmpErrorAbout(PacketTooBigAboutReply(40001, rng), Protocol.Tcp, client, 40001, 80, "Packet Too Big from 2001:2::fe quoting VIP:80 → [2001:2::1]:40001 (c1's reply)");
+        f.IcmpErrorAbout(PacketTooBigAboutReply(40998, rng), Protocol.Tcp, client, 40998, 80, "Packet Too Big quoting VIP:80 → [2001:2::1]:40998 (no such connection)");
 
         // Not udr's, or not well formed.
         f.NoOutput(Build6.Frame(client, vip, Build6.Udp, Build6.UdpDatagram(client, 50003, vip, 54, rng.Bytes(8))), "no-virtual-service", "UDP to VIP:54, no such service");

@@ -117,16 +117,6 @@ internal static class Expect6
     /// <summary>RFC 4443 §2.4(c): an ICMPv6 error carries as much of the packet as fits in 1280 bytes.</summary>
     private const int MinimumMtu = 1280;
 
-    /// <summary>ip_vs_dr_xmit_v6: destination MAC the server's, source MAC the balancer's, hop limit − 1; every other byte as received.</summary>
-    public static byte[] DirectRoute(byte[] input, RealServer server)
-    {
-        byte[] output = (byte[])input.Clone();
-        server.Mac.GetAddressBytes().CopyTo(output, 0);
-        Lab.BalancerMac.GetAddressBytes().CopyTo(output, 6);
-        output[Build.EthernetHeader + 7]--;
-        return output;
-    }
-
     /// <summary>
     /// An ICMPv6 error from the packet's destination (the VIP, as icmp6_send picks a local address) back to its source
     /// and source MAC: hop limit 64, traffic class and flow label 0, quoting the packet as received up to 1280 bytes in all.

@@ -109,22 +109,12 @@ public sealed partial class ForwardingEngine
         uint server, in NextHop nextHop, uint outerSource, int mtu)
     {
         EthernetFrame ethernet = frame.Ethernet;
-        int innerLength = inner.Length;
-        int firstPayload = innerLength;
-        int secondPayload = 0;
         int linkHeaderLength = ethernet.PayloadOffset;
-        if (innerLength + OuterHeaderLength > mtu)
+        FrameReason split = SplitForOuterFragments(inner.Length, OuterHeaderLength, mtu, linkHeaderLength, packet.Overflow.Length,
+            out int firstPayload, out int secondPayload);
+        if (split != FrameReason.Forwarded)
         {
-            firstPayload = (mtu - OuterHeaderLength) & ~7; // all but the last fragment carry a multiple of 8 bytes
-            secondPayload = innerLength - firstPayload;
-            if (secondPayload > mtu - OuterHeaderLength)
-            {
-                return FrameReason.TunnelTooManyFragments;
-            }
-            if (packet.Overflow.Length < linkHeaderLength + OuterHeaderLength + secondPayload)
-            {
-                return FrameReason.TunnelOverflowMissing;
-            }
+            return split;
         }
 
         ethernet.Destination = nextHop.Mac;
@@ -161,6 +151,30 @@ public sealed partial class ForwardingEngine
         secondOuter.RecomputeHeaderChecksum();
         packet.OverflowLength = linkHeaderLength + OuterHeaderLength + secondPayload;
         return FrameReason.ForwardedAsFragments;
+    }
+
+    /// <summary>
+    /// How an inner packet is shared between two outer fragments when it and <paramref name="headers"/> (the outer
+    /// header, and IPv6's Fragment header) do not fit <paramref name="mtu"/>: all but the last fragment carry a multiple
+    /// of 8 bytes; <paramref name="secondPayload"/> 0 when it fits whole. More than two fragments, or no overflow frame
+    /// long enough for the second, is refused under its reason.
+    /// </summary>
+    private static FrameReason SplitForOuterFragments(int innerLength, int headers, int mtu, int linkHeaderLength, int overflowLength,
+        out int firstPayload, out int secondPayload)
+    {
+        firstPayload = innerLength;
+        secondPayload = 0;
+        if (innerLength + headers <= mtu)
+        {
+            return FrameReason.Forwarded;
+        }
+        firstPayload = (mtu - headers) & ~7;
+        secondPayload = innerLength - firstPayload;
+        if (secondPayload > mtu - headers)
+        {
+            return FrameReason.TunnelTooManyFragments;
+        }
+        return overflowLength < linkHeaderLength + headers + secondPayload ? FrameReason.TunnelOverflowMissing : FrameReason.Forwarded;
     }
 
     /// <summary>

@@ -100,20 +100,11 @@ public sealed partial class ForwardingEngine
         int linkHeaderLength = ethernet.PayloadOffset;
         bool fragmented = inner.Length + Ipv6OuterHeaderLength > mtu;
         int headers = Ipv6OuterHeaderLength + (fragmented ? Ipv6FragmentHeaderLength : 0);
-        int firstPayload = inner.Length;
-        int secondPayload = 0;
-        if (fragmented)
+        FrameReason split = SplitForOuterFragments(inner.Length, headers, mtu, linkHeaderLength, packet.Overflow.Length,
+            out int firstPayload, out int secondPayload);
+        if (split != FrameReason.Forwarded)
         {
-            firstPayload = (mtu - headers) & ~7; // all but the last fragment carry a multiple of 8 bytes
-            secondPayload = inner.Length - firstPayload;
-            if (secondPayload > mtu - headers)
-            {
-                return FrameReason.TunnelTooManyFragments;
-            }
-            if (packet.Overflow.Length < linkHeaderLength + headers + secondPayload)
-            {
-                return FrameReason.TunnelOverflowMissing;
-            }
+            return split;
         }
 
         ethernet.Destination = nextHop.Mac;

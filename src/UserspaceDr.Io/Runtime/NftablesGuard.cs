@@ -84,10 +84,7 @@ public sealed class NftablesGuard : IDisposable
             string notOwn = _ownAddresses.Length == 0 ? "" : $" ip daddr != {{ {string.Join(", ", _ownAddresses.Select(Ipv4Address.Format))} }}";
             foreach ((uint address, ServiceProtocol protocol, ushort port) in RuleSetTraffic.NatServerPorts(rules))
             {
-                string name = protocol == ServiceProtocol.Tcp ? "tcp" : "udp";
-                script.AppendLine(port == 0
-                    ? $"    ip saddr {Ipv4Address.Format(address)}{notOwn} meta l4proto {name} drop"
-                    : string.Create(CultureInfo.InvariantCulture, $"    ip saddr {Ipv4Address.Format(address)}{notOwn} {name} sport {port} drop"));
+                AppendReplyRule(script, "ip", Ipv4Address.Format(address), notOwn, protocol, port);
             }
             string sources = string.Join(", ", natServers.Select(Ipv4Address.Format));
             // ICMP errors quoting a packet to a NAT server, from the server itself or a router before it: @th,192,32
@@ -104,6 +101,18 @@ public sealed class NftablesGuard : IDisposable
     }
 
     /// <summary>
+    /// A NAT server's replies from its service port (every port for a port-0 service), in <paramref name="family"/>'s
+    /// syntax ("ip" or "ip6"), unless <paramref name="notOwn"/> says they are addressed to the balancer.
+    /// </summary>
+    private static void AppendReplyRule(StringBuilder script, string family, string server, string notOwn, ServiceProtocol protocol, ushort port)
+    {
+        string name = protocol == ServiceProtocol.Tcp ? "tcp" : "udp";
+        script.AppendLine(port == 0
+            ? $"    {family} saddr {server}{notOwn} meta l4proto {name} drop"
+            : string.Create(CultureInfo.InvariantCulture, $"    {family} saddr {server}{notOwn} {name} sport {port} drop"));
+    }
+
+    /// <summary>
     /// The IPv6 form of the NAT server rules: a server's replies from its service ports, the ICMPv6 errors it sends
     /// (udr translates them), and later fragments from it, unless addressed to the balancer itself.
     /// </summary>
@@ -117,10 +126,7 @@ public sealed class NftablesGuard : IDisposable
         string notOwn = _ownIpv6Addresses.Length == 0 ? "" : $" ip6 daddr != {{ {string.Join(", ", _ownIpv6Addresses.Select(InetAddress.FromIPv6))} }}";
         foreach ((UInt128 address, ServiceProtocol protocol, ushort port) in RuleSetTraffic.Ipv6NatServerPorts(rules))
         {
-            string name = protocol == ServiceProtocol.Tcp ? "tcp" : "udp";
-            script.AppendLine(port == 0
-                ? $"    ip6 saddr {InetAddress.FromIPv6(address)}{notOwn} meta l4proto {name} drop"
-                : string.Create(CultureInfo.InvariantCulture, $"    ip6 saddr {InetAddress.FromIPv6(address)}{notOwn} {name} sport {port} drop"));
+            AppendReplyRule(script, "ip6", InetAddress.FromIPv6(address).ToString(), notOwn, protocol, port);
         }
         string sources = string.Join(", ", natServers);
         script.AppendLine(CultureInfo.InvariantCulture,

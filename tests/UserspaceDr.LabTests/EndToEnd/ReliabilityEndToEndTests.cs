@@ -203,12 +203,15 @@ public sealed partial class ReliabilityEndToEndTests : EndToEndFixture
         UdrExit exit = udr.Stop();
         Assert.That(exit.ExitCode, Is.Zero, "the daemon stayed up and stopped cleanly: " + exit.Output);
         Assert.That(exit.Count("ring-drops"), Is.Zero, exit.TotalsLine);
-        // Each kind is an eighth of the storm, and real traffic gives none of these reasons.
+        // Each kind is an eighth of the storm. Real traffic gives none of these reasons but one: a client's segment that
+        // arrives after its connection's entry ended (a last ACK racing a closing connection) is tcp-not-syn too, as in
+        // IPVS; a full run counted one such (30,001), so that reason may exceed the storm's share by a few, never fall short.
         Assert.Multiple(() =>
         {
+            int share = StormFrames / reasons.Length * Passes;
             foreach (string reason in reasons)
             {
-                Assert.That(exit.Count(reason), Is.EqualTo(StormFrames / reasons.Length * Passes), $"{reason}: {exit.TotalsLine}");
+                Assert.That(exit.Count(reason), reason == "tcp-not-syn" ? Is.InRange(share, share + 5) : Is.EqualTo(share), $"{reason}: {exit.TotalsLine}");
             }
         });
     }

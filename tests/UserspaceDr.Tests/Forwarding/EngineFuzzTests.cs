@@ -425,20 +425,9 @@ public class EngineFuzzTests
         }
     }
 
-    /// <summary>An ICMPv6 error from <paramref name="source"/> to <paramref name="destination"/> quoting <paramref name="quoted"/>, checksum right.</summary>
-    private static byte[] Icmpv6(string source, string destination, byte type, byte code, uint parameter, byte[] quoted)
-    {
-        byte[] message = [type, code, 0, 0, 0, 0, 0, 0, .. quoted];
-        BinaryPrimitives.WriteUInt32BigEndian(message.AsSpan(4), parameter);
-        Ipv6Checksum.Store(Frames6.V6(source), Frames6.V6(destination), Ipv6NextHeader.Icmpv6, message, 2);
-        byte[] frame = new byte[14 + 40 + message.Length];
-        Frames.UdrMac(Frames.BalancerMac).Write(frame);
-        Frames.UdrMac(Frames.Mac("02:00:00:00:00:fe")).Write(frame.AsSpan(6));
-        BinaryPrimitives.WriteUInt16BigEndian(frame.AsSpan(12), EtherTypes.Ipv6);
-        Ipv6Header.Write(frame.AsSpan(14), 0, (ushort)message.Length, Ipv6NextHeader.Icmpv6, 64, Frames6.V6(source), Frames6.V6(destination));
-        message.CopyTo(frame, 54);
-        return frame;
-    }
+    /// <summary>An ICMPv6 error from <paramref name="source"/> (a router's MAC) to <paramref name="destination"/> quoting <paramref name="quoted"/>.</summary>
+    private static byte[] Icmpv6(string source, string destination, byte type, byte code, uint parameter, byte[] quoted) =>
+        Frames6.Icmpv6Error(source, destination, type, code, parameter, quoted, Frames.Mac("02:00:00:00:00:fe"));
 
     /// <summary>An 8-byte Destination Options header (PadN) between the IPv6 fixed header and TCP.</summary>
     private static byte[] WithDestinationOptions(byte[] frame)

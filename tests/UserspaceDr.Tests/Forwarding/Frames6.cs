@@ -66,6 +66,26 @@ internal static class Frames6
         return frame;
     }
 
+    /// <summary>
+    /// An ICMPv6 error (<paramref name="type"/>, <paramref name="code"/>, the word after the checksum) from
+    /// <paramref name="source"/> to <paramref name="destination"/> quoting <paramref name="quoted"/> (an IPv6 packet),
+    /// its checksum right, sent by <paramref name="sourceMac"/> to the balancer.
+    /// </summary>
+    public static byte[] Icmpv6Error(string source, string destination, byte type, byte code, uint parameter, ReadOnlySpan<byte> quoted,
+        System.Net.NetworkInformation.PhysicalAddress sourceMac)
+    {
+        byte[] message = [type, code, 0, 0, 0, 0, 0, 0, .. quoted];
+        BinaryPrimitives.WriteUInt32BigEndian(message.AsSpan(4), parameter);
+        Ipv6Checksum.Store(V6(source), V6(destination), Ipv6NextHeader.Icmpv6, message, 2);
+        byte[] frame = new byte[14 + 40 + message.Length];
+        Frames.UdrMac(Frames.BalancerMac).Write(frame);
+        Frames.UdrMac(sourceMac).Write(frame.AsSpan(6));
+        BinaryPrimitives.WriteUInt16BigEndian(frame.AsSpan(12), EtherTypes.Ipv6);
+        Ipv6Header.Write(frame.AsSpan(14), 0, (ushort)message.Length, Ipv6NextHeader.Icmpv6, 64, V6(source), V6(destination));
+        message.CopyTo(frame, 54);
+        return frame;
+    }
+
     public static byte[] NeighborSolicitation(string target, byte hopLimit = 255, string source = Client, bool corrupt = false)
     {
         UInt128 targetAddress = V6(target);

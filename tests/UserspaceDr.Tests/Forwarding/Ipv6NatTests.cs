@@ -58,27 +58,15 @@ public class Ipv6NatTests
         return ServerFrame(ip);
     }
 
-    /// <summary>An ICMPv6 error (<paramref name="type"/>, <paramref name="code"/>, <paramref name="parameter"/>) from <paramref name="source"/> to <paramref name="destination"/> quoting <paramref name="quotedFrame"/>'s IPv6 packet.</summary>
+    /// <summary>An ICMPv6 error quoting <paramref name="quotedFrame"/>'s IPv6 packet, from a router (or the NAT server), its checksum right or <paramref name="corrupt"/>.</summary>
     private static byte[] Icmpv6Error(string source, string destination, byte[] quotedFrame, byte type = Icmpv6Type.PacketTooBig, byte code = 0,
         uint parameter = 1400, bool corrupt = false, bool fromServer = false)
     {
-        byte[] quoted = quotedFrame[14..];
-        byte[] message = new byte[8 + quoted.Length];
-        message[0] = type;
-        message[1] = code;
-        BinaryPrimitives.WriteUInt32BigEndian(message.AsSpan(4), parameter);
-        quoted.CopyTo(message, 8);
-        Ipv6Checksum.Store(V6(source), V6(destination), Ipv6NextHeader.Icmpv6, message, 2);
+        byte[] frame = Frames6.Icmpv6Error(source, destination, type, code, parameter, quotedFrame.AsSpan(14), fromServer ? Frames.Rs1Mac : Frames.ClientMac);
         if (corrupt)
         {
-            message[2] ^= 0x40;
+            frame[54 + 2] ^= 0x40;
         }
-        byte[] frame = new byte[14 + 40 + message.Length];
-        Frames.UdrMac(Frames.BalancerMac).Write(frame);
-        (fromServer ? Frames.UdrMac(Frames.Rs1Mac) : Frames.UdrMac(Frames.ClientMac)).Write(frame.AsSpan(6));
-        BinaryPrimitives.WriteUInt16BigEndian(frame.AsSpan(12), EtherTypes.Ipv6);
-        Ipv6Header.Write(frame.AsSpan(14), 0, (ushort)message.Length, Ipv6NextHeader.Icmpv6, 64, V6(source), V6(destination));
-        message.CopyTo(frame, 54);
         return frame;
     }
 
