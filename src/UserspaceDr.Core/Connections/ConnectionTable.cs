@@ -16,6 +16,8 @@ namespace UserspaceDr.Core.Connections;
 public sealed class ConnectionTable<TAddress>
     where TAddress : unmanaged, IEquatable<TAddress>
 {
+    private const int CacheLine = 64;
+
     private readonly Connection<TAddress>[] _slots;
     private readonly int _mask;
     private readonly ulong _seed;
@@ -65,11 +67,17 @@ public sealed class ConnectionTable<TAddress>
         if (Sse.IsSupported)
         {
             // The array lives on the large-object heap and is never moved; a stale address would only waste the hint.
-            // Entries are not cache-line aligned (the array data starts 16 bytes into the object), so an entry
-            // usually spans two lines: ask for both.
+            // Entries are not cache-line aligned (the array data starts 16 bytes into the object), so an entry spans
+            // up to two lines (IPv4's 64 bytes) or three (IPv6's 112): ask for every one. The middle line of an IPv6
+            // entry holds its hash, flags and ports, the first fields a lookup reads (a quarter of IPv6 entries
+            // straddle three lines, and asking for the first and last byte alone left those lookups a full miss).
             byte* entry = (byte*)Unsafe.AsPointer(ref _slots[(int)HashOf(key) & _mask]);
-            Sse.Prefetch0(entry);
-            Sse.Prefetch0(entry + (Unsafe.SizeOf<Connection<TAddress>>() - 1));
+            int size = Unsafe.SizeOf<Connection<TAddress>>(); // a constant per family: the loop unrolls
+            for (int line = 0; line < size - 1; line += CacheLine)
+            {
+                Sse.Prefetch0(entry + line);
+            }
+            Sse.Prefetch0(entry + (size - 1));
         }
     }
 
