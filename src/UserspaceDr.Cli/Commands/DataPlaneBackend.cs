@@ -1,5 +1,6 @@
 using Microsoft.Extensions.Logging;
 using UserspaceDr.Admin;
+using UserspaceDr.Core;
 using UserspaceDr.ControlPlane.Sync;
 using UserspaceDr.Core.Connections;
 using UserspaceDr.Core.Packets;
@@ -7,6 +8,7 @@ using UserspaceDr.Core.Services;
 using UserspaceDr.Core.Stats;
 using UserspaceDr.Io.Engine;
 using UserspaceDr.Io.Runtime;
+using UserspaceDr.Metrics;
 
 namespace UserspaceDr.Cli.Commands;
 
@@ -25,6 +27,7 @@ internal sealed class DataPlaneBackend : IIpvsBackend, IDisposable
     private readonly ILogger _log;
     private SyncBackupReceiver? _backup;
     private SyncMasterSender? _master;
+    private readonly SyncTotals _stoppedDaemons = new(); // what daemons counted before they were stopped
 
     public DataPlaneBackend(DataPlane plane, ILogger log)
     {
@@ -37,6 +40,24 @@ internal sealed class DataPlaneBackend : IIpvsBackend, IDisposable
     }
 
     public RuleSetSpec Rules => _plane.Rules.Spec;
+
+    /// <summary>The counters and rates ipvsadm --stats and --rate print (and the metrics export).</summary>
+    public TrafficStatistics Statistics => _statistics;
+
+    /// <summary>Connection sync's counts since udr started, the running daemons' and the stopped ones' together.</summary>
+    public SyncReading ReadSync()
+    {
+        var totals = new SyncTotals();
+        lock (_stoppedDaemons)
+        {
+            totals.Add(_stoppedDaemons);
+            totals.Add(_master);
+            totals.Add(_backup);
+        }
+        return new SyncReading(totals.MessagesSent, totals.EntriesSent,
+            Enum.GetValues<SyncMessageOutcome>().ToDictionary(KebabCase.Of, o => totals.Received[(int)o]), totals.EntriesReceived,
+            Enum.GetValues<SyncApplyOutcome>().ToDictionary(KebabCase.Of, _plane.SyncCount), _plane.SyncOverflows);
+    }
 
     public void Publish(RuleSetSpec rules)
     {
@@ -177,7 +198,11 @@ internal sealed class DataPlaneBackend : IIpvsBackend, IDisposable
         {
             _plane.EnableSyncMaster(false);
             _master.DisposeAsync().AsTask().GetAwaiter().GetResult();
-            _master = null;
+            lock (_stoppedDaemons) // with the field cleared, so that a reader never counts the daemon twice
+            {
+                _stoppedDaemons.Add(_master);
+                _master = null;
+            }
             return null;
         }
         if (role == SyncDaemonRole.Backup && _backup is not null)
@@ -187,7 +212,11 @@ internal sealed class DataPlaneBackend : IIpvsBackend, IDisposable
                 _plane.Standby = false;
             }
             _backup.DisposeAsync().AsTask().GetAwaiter().GetResult();
-            _backup = null;
+            lock (_stoppedDaemons) // with the field cleared, so that a reader never counts the daemon twice
+            {
+                _stoppedDaemons.Add(_backup);
+                _backup = null;
+            }
             return null;
         }
         return RuleSetEditor.NoDaemon;
@@ -213,5 +242,44 @@ internal sealed class DataPlaneBackend : IIpvsBackend, IDisposable
         _estimator.Dispose();
         StopDaemon(SyncDaemonRole.Master);
         StopDaemon(SyncDaemonRole.Backup);
+    }
+}
+
+/// <summary>Sync daemons' counts added up (a daemon's own start from 0 when it starts).</summary>
+internal sealed class SyncTotals
+{
+    public long MessagesSent;
+    public long EntriesSent;
+    public long EntriesReceived;
+    public readonly long[] Received = new long[Enum.GetValues<SyncMessageOutcome>().Length];
+
+    public void Add(SyncTotals other)
+    {
+        MessagesSent += other.MessagesSent;
+        EntriesSent += other.EntriesSent;
+        EntriesReceived += other.EntriesReceived;
+        for (int i = 0; i < Received.Length; i++)
+        {
+            Received[i] += other.Received[i];
+        }
+    }
+
+    public void Add(SyncMasterSender? master)
+    {
+        MessagesSent += master?.MessagesSent ?? 0;
+        EntriesSent += master?.EntriesSent ?? 0;
+    }
+
+    public void Add(SyncBackupReceiver? backup)
+    {
+        if (backup is null)
+        {
+            return;
+        }
+        EntriesReceived += backup.Entries;
+        foreach (SyncMessageOutcome outcome in Enum.GetValues<SyncMessageOutcome>())
+        {
+            Received[(int)outcome] += backup.Messages(outcome);
+        }
     }
 }

@@ -72,5 +72,8 @@ internal sealed class KeepalivedHighAvailability(IpvsadmExecutor ipvsadm, ILogge
         }
     }
 
+    /// <summary>The VRRP roles keepalived reported through the FIFO (none without one).</summary>
+    public IReadOnlyList<(string Instance, VrrpRole Role)> VrrpRoles() => _vrrp?.Roles() ?? [];
+
     public void Dispose() => _vrrp?.Dispose();
 }

@@ -12,6 +12,8 @@ using UserspaceDr.Core.Services;
 using UserspaceDr.Io.Preflight;
 using UserspaceDr.Io.Runtime;
 using UserspaceDr.Linux.Host;
+using UserspaceDr.Metrics;
+using Prometheus;
 using UserspaceDr.Node;
 
 namespace UserspaceDr.Cli.Commands;
@@ -69,12 +71,16 @@ internal static class RunCommand
             Description = "how full the connection table is, in percent, when secure_tcp 1/2 turns on (udr's amemthresh; default 75)",
             DefaultValueFactory = _ => 75,
         };
+        var metrics = new Option<string>("--metrics")
+        {
+            Description = "serve Prometheus metrics on ADDRESS:PORT at /metrics (e.g. 127.0.0.1:9477, [2001:2::1]:9477); off unless given",
+        };
         var control = new Option<string>("--control") { Description = "control socket for `udr adm` (mode 0600, root only)", DefaultValueFactory = _ => ControlClient.DefaultPath };
 
         var command = new Command("run", "run the balancer on an interface")
         {
             interfaceNames, rules, config, workers, backend, maxConnections, answerArp, noIsolation, expireNodest, expireQuiescent, backupOnly,
-            dropEntry, secureTcp, defenseThreshold, control,
+            dropEntry, secureTcp, defenseThreshold, control, metrics,
         };
         command.SetAction(parse =>
         {
@@ -125,10 +131,16 @@ internal static class RunCommand
             {
                 throw new UsageException("--control needs a socket path");
             }
-            return Serve(options, links, spec, keepalived, source, controlPath);
+            System.Net.IPEndPoint? metricsEndpoint = parse.GetValue(metrics) is string endpoint ? ParseMetricsEndpoint(endpoint) : null;
+            return Serve(options, links, spec, keepalived, source, controlPath, metricsEndpoint);
         });
         return command;
     }
+
+    /// <summary>--metrics: an IPv4 or [IPv6] address and a port, nothing else.</summary>
+    private static System.Net.IPEndPoint ParseMetricsEndpoint(string text) => UdrMetrics.TryParseEndpoint(text, out System.Net.IPEndPoint? endpoint)
+        ? endpoint
+        : throw new UsageException($"--metrics: '{text}' is not ADDRESS:PORT (e.g. 127.0.0.1:9477 or [2001:2::1]:9477)");
 
     /// <summary>
     /// Every --interface, checked before anything is applied: each must exist, once, and carry a MAC (an Ethernet
@@ -199,7 +211,7 @@ internal static class RunCommand
     }
 
     private static int Serve(DataPlaneOptions options, IReadOnlyList<LinkInfo> links, RuleSetSpec spec, KeepalivedConfig? keepalived,
-        RuleSource source, string controlPath)
+        RuleSource source, string controlPath, System.Net.IPEndPoint? metricsEndpoint)
     {
         using ILoggerFactory loggers = LoggerFactory.Create(b => b.AddSimpleConsole(o =>
         {
@@ -275,6 +287,23 @@ internal static class RunCommand
             catch (HostException e)
             {
                 Log.StartFailed(log, $"vrrp_notify_fifo: {e.Message}");
+                return ExitCodes.Failure;
+            }
+            using MetricServer? metricsServer = metricsEndpoint is null ? null : new UdrMetrics(
+                new MetricsSources(() => plane.Rules, backend.Statistics, plane.ReadWorkers)
+                {
+                    Neighbors = plane.NeighborStates,
+                    Checkers = health is null ? null : health.Monitor.Status,
+                    VrrpRoles = availability.VrrpRoles,
+                    Sync = backend.ReadSync,
+                }).Server(metricsEndpoint);
+            try
+            {
+                metricsServer?.Start();
+            }
+            catch (System.Net.HttpListenerException e)
+            {
+                Log.StartFailed(log, $"--metrics {metricsEndpoint}: {e.Message}");
                 return ExitCodes.Failure;
             }
             var handles = new WaitHandle[] { stop.WaitHandle, reloadRequested };

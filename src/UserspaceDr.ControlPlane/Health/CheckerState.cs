@@ -29,6 +29,9 @@ public sealed class CheckerState
 
     public int ConsecutiveFailures { get; private set; }
 
+    /// <summary>How many times <see cref="Up"/> changed (up to down or down to up) since the checker started.</summary>
+    public long Transitions { get; private set; }
+
     public string LastResult { get; private set; }
 
     /// <summary>The weight a misc_dynamic script gave with its last success; null when none did.</summary>
@@ -69,6 +72,7 @@ public sealed class CheckerState
             return false;
         }
         Since = now;
+        Transitions++;
         return true;
     }
 }

@@ -8,7 +8,11 @@ using UserspaceDr.Linux.Host;
 namespace UserspaceDr.ControlPlane.Health;
 
 /// <summary>What one checker says now, for the operator's listing.</summary>
-public sealed record CheckerStatus(string Service, string Server, string Checker, bool Up, int ConsecutiveFailures, string LastResult, DateTimeOffset Since);
+public sealed record CheckerStatus(string Service, string Server, string Checker, bool Up, int ConsecutiveFailures, string LastResult, DateTimeOffset Since)
+{
+    /// <summary>How many times the checker went up or down since it started.</summary>
+    public long Transitions { get; init; }
+}
 
 /// <summary>
 /// Runs keepalived's checkers for a configuration and turns their verdicts into rule-set edits, as keepalived's
@@ -112,7 +116,7 @@ public sealed class HealthMonitor : IAsyncDisposable
         lock (_gate)
         {
             return [.. _services.SelectMany(s => s.Servers.SelectMany(r => r.Checkers.Select(c => new CheckerStatus(
-                s.Config.Name, r.Config.Name, c.Config.Keyword, c.State.Up, c.State.ConsecutiveFailures, c.State.LastResult, c.State.Since))))];
+                s.Config.Name, r.Config.Name, c.Config.Keyword, c.State.Up, c.State.ConsecutiveFailures, c.State.LastResult, c.State.Since) { Transitions = c.State.Transitions })))];
         }
     }
 

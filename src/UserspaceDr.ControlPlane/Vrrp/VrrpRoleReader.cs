@@ -49,6 +49,15 @@ public sealed partial class VrrpRoleReader : IDisposable
         }
     }
 
+    /// <summary>Every instance keepalived has reported on, with its last role.</summary>
+    public IReadOnlyList<(string Instance, VrrpRole Role)> Roles()
+    {
+        lock (_gate)
+        {
+            return [.. _roles.Select(r => (r.Key, r.Value))];
+        }
+    }
+
     public void Start()
     {
         Fifo.Ensure(_path);

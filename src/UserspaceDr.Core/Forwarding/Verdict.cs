@@ -143,17 +143,7 @@ public static class FrameReasons
         var names = new string[Count];
         for (int i = 0; i < Count; i++)
         {
-            string pascal = ((FrameReason)i).ToString();
-            var text = new System.Text.StringBuilder(pascal.Length + 8);
-            for (int c = 0; c < pascal.Length; c++)
-            {
-                if (char.IsUpper(pascal[c]) && c > 0)
-                {
-                    text.Append('-');
-                }
-                text.Append(char.ToLowerInvariant(pascal[c]));
-            }
-            names[i] = text.ToString();
+            names[i] = KebabCase.Of((FrameReason)i);
         }
         return names;
     }

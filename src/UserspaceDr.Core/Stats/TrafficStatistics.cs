@@ -5,12 +5,15 @@ using UserspaceDr.Core.Services;
 
 namespace UserspaceDr.Core.Stats;
 
-/// <summary>A real server's counters and rates as ipvsadm shows them (since the last -Z).</summary>
-public readonly record struct ServerStatistics(RealServer Server, TrafficCounters Counters, TrafficRates Rates);
+/// <summary>
+/// A real server's counters and rates as ipvsadm shows them (since the last -Z), and its counters since it was made
+/// (<paramref name="Lifetime"/>: never zeroed, what a Prometheus counter needs).
+/// </summary>
+public readonly record struct ServerStatistics(RealServer Server, TrafficCounters Counters, TrafficRates Rates, TrafficCounters Lifetime);
 
 /// <summary>A virtual service's counters and rates (all its servers, deleted ones included) and its servers'.</summary>
 public sealed record ServiceStatistics(VirtualService Service, TrafficCounters Counters, TrafficRates Rates,
-    ImmutableArray<ServerStatistics> Servers);
+    ImmutableArray<ServerStatistics> Servers, TrafficCounters Lifetime);
 
 /// <summary>
 /// The counters ipvsadm --stats and --rate print, per service and per real server, over per-worker counters that
@@ -27,6 +30,7 @@ public sealed class TrafficStatistics
     private readonly Lock _lock = new();
     private readonly Dictionary<(ServiceProtocol, InetAddress, ushort), ServiceEntry> _services = [];
     private readonly ConditionalWeakTable<RealServer, ServerEntry> _servers = [];
+    private TrafficCounters _removedServices; // what services counted before they were deleted, for the all-time totals
     private RuleSet? _seen;
 
     /// <param name="read">Sums one server's counters over every worker (the raw, never-zeroed totals).</param>
@@ -111,11 +115,32 @@ public sealed class TrafficStatistics
                 foreach (RealServer server in service.Destinations)
                 {
                     ServerEntry serverEntry = Server(server);
-                    servers.Add(new ServerStatistics(server, Since(_read(server), serverEntry.Baseline), serverEntry.Estimator.Read()));
+                    TrafficCounters serverRaw = _read(server);
+                    servers.Add(new ServerStatistics(server, Since(serverRaw, serverEntry.Baseline), serverEntry.Estimator.Read(), serverRaw));
                 }
-                services.Add(new ServiceStatistics(service, Since(Raw(entry), entry.Baseline), entry.Estimator.Read(), servers.MoveToImmutable()));
+                TrafficCounters raw = Raw(entry);
+                services.Add(new ServiceStatistics(service, Since(raw, entry.Baseline), entry.Estimator.Read(), servers.MoveToImmutable(), raw));
             }
             return services.MoveToImmutable();
+        }
+    }
+
+    /// <summary>
+    /// Everything every service has counted since the daemon started, deleted services included and -Z ignored: the
+    /// kernel's /proc/net/ip_vs_stats totals as a monotonic counter (a scraper sees a reset only when udr restarts).
+    /// </summary>
+    public TrafficCounters AllTime(RuleSet rules)
+    {
+        ArgumentNullException.ThrowIfNull(rules);
+        lock (_lock)
+        {
+            SyncLocked(rules);
+            TrafficCounters total = _removedServices;
+            foreach (ServiceEntry entry in _services.Values)
+            {
+                total.Add(Raw(entry));
+            }
+            return total;
         }
     }
 
@@ -174,6 +199,7 @@ public sealed class TrafficStatistics
         {
             if (!present.Contains(key))
             {
+                _removedServices.Add(Raw(_services[key]));
                 _services.Remove(key);
             }
         }

@@ -1,3 +1,5 @@
+using System.Collections.Immutable;
+using System.Runtime.InteropServices;
 using UserspaceDr.Core.Forwarding;
 using UserspaceDr.Core.Services;
 
@@ -52,6 +54,17 @@ public sealed class WorkerCounters
     public long SecureTcpShortSynRecv;
 
     public long this[FrameReason reason] => Volatile.Read(ref _byReason[(int)reason]);
+
+    /// <summary>Every reason's count, indexed by <see cref="FrameReason"/>, for a reader on another thread.</summary>
+    public ImmutableArray<long> ReadReasons()
+    {
+        var counts = new long[FrameReasons.Count];
+        for (int i = 0; i < counts.Length; i++)
+        {
+            counts[i] = Volatile.Read(ref _byReason[i]);
+        }
+        return ImmutableCollectionsMarshal.AsImmutableArray(counts);
+    }
 
     public long Total(Verdict verdict)
     {

@@ -258,6 +258,22 @@ public sealed class DataPlane : IDisposable
 
     public int Connections => _workers.Sum(w => w.Connections);
 
+    /// <summary>
+    /// Each worker's counters as they stand, for a reader on another thread (the metrics endpoint): plain reads of the
+    /// fields only their worker writes, so a reader takes no lock and the workers never wait on it.
+    /// </summary>
+    public IReadOnlyList<WorkerReading> ReadWorkers() =>
+        [.. _workers.Select((w, index) => new WorkerReading(index, w.Counters.ReadReasons(), w.RingDrops, w.TransmitErrors, w.Connections,
+            w.ConnectionCapacity, Volatile.Read(ref w.Counters.DropEntryEvicted), Volatile.Read(ref w.Counters.SecureTcpShortSynRecv)))];
+
+    /// <summary>Each real server of the rules in force, and whether the MAC of its next hop is known (frames for it can leave).</summary>
+    public IReadOnlyList<(InetAddress Server, bool Resolved)> NeighborStates()
+    {
+        NeighborTable neighbors = _state.Neighbors;
+        return [.. RuleSetTraffic.RealServers(_state.Rules.Spec).Select(address =>
+            (address, address.IsIPv4 ? neighbors.TryGet(address.IPv4, out _) : neighbors.TryGet(address.IPv6, out _)))];
+    }
+
     /// <summary>How many connections the data plane can hold (all workers together).</summary>
     public int ConnectionCapacity => _workers.Sum(w => w.ConnectionCapacity);
 
