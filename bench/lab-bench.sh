@@ -16,7 +16,11 @@
 # Bounded: every load runs a fixed time (BENCH_SECONDS, default 5) or count. Namespaces udrbench-* are removed on
 # every exit path.
 #
-#   bench/lab-bench.sh [--workers N] [--rounds R] [--modes dr,nat,tun]
+# --metrics-cost adds what Prometheus scraping costs the data plane: DR's UDP 64 B delivery with nothing scraping udr's
+# /metrics against the same while a loop scrapes it once a second (Prometheus' default is once per 15 s),
+# alternating, ROUNDS times; the ratio scraped/unscraped is reported.
+#
+#   bench/lab-bench.sh [--workers N] [--rounds R] [--modes dr,nat,tun] [--metrics-cost]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -28,12 +32,15 @@ SECONDS_PER_RUN=${BENCH_SECONDS:-5}
 WORKERS=2
 ROUNDS=2
 MODES=dr,nat,tun
+METRICS_COST=0
+METRICS=127.0.0.1:9477
 while [ $# -gt 0 ]; do
     case "$1" in
         --workers) WORKERS=$2; shift 2 ;;
         --rounds) ROUNDS=$2; shift 2 ;;
-        --modes) MODES=$2; shift 2 ;;
-        *) echo "usage: $0 [--workers N] [--rounds R] [--modes dr,nat,tun]" >&2; exit 2 ;;
+        --modes) MODES=$2; shift 2 ;; # "" for none (with --metrics-cost alone)
+        --metrics-cost) METRICS_COST=1; shift ;;
+        *) echo "usage: $0 [--workers N] [--rounds R] [--modes dr,nat,tun] [--metrics-cost]" >&2; exit 2 ;;
     esac
 done
 for mode in ${MODES//,/ }; do
@@ -127,7 +134,7 @@ in_host rs4 python3 "$ROOT/tools/lab/acceptor.py" 8212 &
 # rs2's IP-in-IP endpoint (user space where the kernel has no ipip module).
 in_host rs2 "$UDR" node tunnel --vip "$VIP" > "$WORK/tunnel.log" 2>&1 &
 
-udr_start "$WORK/rules" --workers "$WORKERS" --interface eth1
+udr_start "$WORK/rules" --workers "$WORKERS" --interface eth1 --metrics "$METRICS"
 sleep 0.5
 
 json() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
@@ -159,4 +166,29 @@ for mode in ${MODES//,/ }; do
         python3 -c "u=${total[$mode-$measure-udr]}; k=${total[$mode-$measure-kernel]}; print(f'  {\"$mode\":4} {\"$measure\":4} udr {u/$ROUNDS:10.2f}  kernel {k/$ROUNDS:10.2f}  ratio {u/k:5.2f}')"
     done
 done
+if [ "$METRICS_COST" -eq 1 ]; then
+    # A scraper bounded in time (the run's length plus a second), a scrape a second; it counts what it fetched and
+    # adds up the time each took.
+    scraper() {
+        in_host lb sh -c "end=\$((\$(date +%s) + $SECONDS_PER_RUN + 1)); n=0
+            while [ \$(date +%s) -lt \$end ]; do
+                curl -sf -o /dev/null -w '%{time_total} %{size_download}\\n' http://$METRICS/metrics >> $WORK/scrape-times && n=\$((n + 1)); sleep 1
+            done
+            echo \$n > $WORK/scrapes"
+    }
+    echo
+    printf '%-6s %-34s %12s %12s %8s\n' round "DR UDP 64 B delivered (kpps)" unscraped scraped scrapes
+    plain_total=0 scraped_total=0
+    for round in $(seq 1 "$ROUNDS"); do
+        plain=$(udp_kpps "${TARGET[dr-udr]}" "${PORT[dr-udr]}")
+        scraper & scraper_pid=$!
+        scraped=$(udp_kpps "${TARGET[dr-udr]}" "${PORT[dr-udr]}")
+        wait "$scraper_pid"
+        printf '%-6s %-34s %12s %12s %8s\n' "$round" "" "$plain" "$scraped" "$(cat "$WORK/scrapes")"
+        plain_total=$(python3 -c "print($plain_total + $plain)"); scraped_total=$(python3 -c "print($scraped_total + $scraped)")
+    done
+    python3 -c "print(f'  scraped/unscraped {$scraped_total/$plain_total:5.3f} (mean of $ROUNDS rounds, $SECONDS_PER_RUN s each)')"
+    python3 -c "import statistics as s; r=[l.split() for l in open('$WORK/scrape-times')]; t=[float(a) * 1000 for a, _ in r]
+print(f'  one scrape: median {s.median(t):.1f} ms, max {max(t):.1f} ms, {int(r[-1][1])} bytes ({len(t)} scrapes)')"
+fi
 printf 'udr '; udr_stop
