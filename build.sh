@@ -5,6 +5,8 @@
 #   ./build.sh bench   run the BenchmarkDotNet suite (and the lab bench when root)
 #   ./build.sh demo    build, then bring up the namespace lab with udr balancing real traffic
 #   ./build.sh pcaps   regenerate the pcap fixtures in pcaps/
+#   ./build.sh install [--prefix DIR]   a self-contained udr, its systemd units and an example /etc/udr (root)
+#   ./build.sh deb [--version V]        artifacts/udr_V_amd64.deb, built with dpkg-deb and checked with lintian
 set -euo pipefail
 cd "$(dirname "$0")"
 ROOT=$(pwd)
@@ -13,8 +15,9 @@ export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1 DOTNET_SKIP_FIRST_TIME_EXPE
 log() { printf '[build] %s\n' "$*" >&2; }
 
 # Debian packages the lab and the live backends need. Installed only when missing, only as root.
-# prometheus: its server and promtool, for the metrics test (the package's own service is never started: see below).
-APT_PACKAGES=(libpcap0.8 nftables iproute2 ethtool tcpdump curl socat ldirectord keepalived tcpreplay prometheus)
+# prometheus: its server and promtool, for the metrics test (the package's own service is never started: see below);
+# lintian and systemd (systemd-analyze) check the Debian package and its units.
+APT_PACKAGES=(libpcap0.8 nftables iproute2 ethtool tcpdump curl socat ldirectord keepalived tcpreplay prometheus lintian systemd)
 ensure_packages() {
     local missing=()
     for pkg in "${APT_PACKAGES[@]}"; do
@@ -97,6 +100,65 @@ do_bench() {
     dotnet run -c Release --project bench/UserspaceDr.Bench -- "$@"
 }
 
+# A self-contained single-file udr (the .NET runtime inside: the balancer needs no .NET) in artifacts/udr-sc.
+publish_self_contained() {
+    ensure_dotnet
+    rm -rf artifacts/udr-sc
+    dotnet publish src/UserspaceDr.Cli/UserspaceDr.Cli.csproj -c Release -r linux-x64 --self-contained \
+        -p:PublishSingleFile=true -p:DebugType=none -nologo -v quiet -clp:ErrorsOnly -o artifacts/udr-sc
+}
+
+do_install() {
+    local prefix=/usr/local
+    while [ $# -gt 0 ]; do
+        case "$1" in
+            --prefix) prefix=$2; shift 2 ;;
+            *) echo "usage: $0 install [--prefix DIR]" >&2; exit 2 ;;
+        esac
+    done
+    [ "$(id -u)" -eq 0 ] || { log "install writes under $prefix, /etc/udr and /etc/systemd/system: run it as root"; exit 2; }
+    publish_self_contained
+    packaging/install.sh --publish artifacts/udr-sc --prefix "$prefix"
+    if [ -d /run/systemd/system ]; then systemctl daemon-reload; fi
+}
+
+do_deb() {
+    local version="" root="$ROOT/artifacts/deb/root"
+    while [ $# -gt 0 ]; do
+        case "$1" in
+            --version) version=$2; shift 2 ;;
+            *) echo "usage: $0 deb [--version V]" >&2; exit 2 ;;
+        esac
+    done
+    command -v dpkg-deb >/dev/null || { log "dpkg-deb is needed (Debian's dpkg)"; exit 2; }
+    publish_self_contained
+    [ -n "$version" ] || version=$(artifacts/udr-sc/udr --version | sed 's/+.*//')
+    local commit arch
+    commit=$(artifacts/udr-sc/udr --version | sed -n 's/.*+//p')
+    arch=$(dpkg --print-architecture)
+    rm -rf "$ROOT/artifacts/deb"
+    packaging/install.sh --publish artifacts/udr-sc --prefix /usr --unit-dir /lib/systemd/system --destdir "$root" >&2
+    install -d -m 0755 "$root/DEBIAN"
+    install -m 0644 packaging/debian/copyright "$root/usr/share/doc/udr/copyright"
+    install -d -m 0755 "$root/usr/share/lintian/overrides"
+    install -m 0644 packaging/debian/lintian-overrides "$root/usr/share/lintian/overrides/udr"
+    sed -e "s|@VERSION@|$version|" -e "s|@COMMIT@|${commit:-unknown}|" -e "s|@DATE@|$(date -R)|" packaging/debian/changelog.in |
+        gzip -9n > "$root/usr/share/doc/udr/changelog.gz"
+    chmod 0644 "$root/usr/share/doc/udr/changelog.gz"
+    sed -e "s|@VERSION@|$version|" -e "s|@ARCH@|$arch|" -e "s|@SIZE@|$(du -sk --exclude=DEBIAN "$root" | cut -f1)|" \
+        packaging/debian/control.in > "$root/DEBIAN/control"
+    printf '/etc/udr/udr.conf\n/etc/udr/udr.rules\n' > "$root/DEBIAN/conffiles"
+    install -m 0755 packaging/debian/postinst packaging/debian/prerm packaging/debian/postrm "$root/DEBIAN/"
+    local deb="$ROOT/artifacts/udr_${version}_${arch}.deb"
+    dpkg-deb --root-owner-group -Zxz --build "$root" "$deb" >&2
+    if command -v lintian >/dev/null; then
+        lintian --fail-on error "$deb" >&2
+    else
+        log "lintian not installed: the package was not checked"
+    fi
+    echo "$deb"
+}
+
 do_pcaps() {
     ensure_dotnet
     dotnet run -c Release --project tools/UserspaceDr.PcapGen -- "$ROOT/pcaps"
@@ -114,5 +176,7 @@ case "${1:-build}" in
     bench) shift; do_bench "$@" ;;
     pcaps) do_pcaps ;;
     demo) do_demo ;;
-    *) echo "usage: $0 {build|test|bench|demo|pcaps}" >&2; exit 2 ;;
+    install) shift; do_install "$@" ;;
+    deb) shift; do_deb "$@" ;;
+    *) echo "usage: $0 {build|test|bench|demo|pcaps|install|deb}" >&2; exit 2 ;;
 esac

@@ -13,7 +13,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 PREFIX=udrdemo
-UDR="$ROOT/artifacts/udr/udr"
+# UDR names another udr to run (e.g. an installed one: UDR=/usr/sbin/udr).
+UDR="${UDR:-$ROOT/artifacts/udr/udr}"
 VIP=198.18.0.100
 
 [ "$(id -u)" -eq 0 ] || { echo "demo: needs root (network namespaces, raw sockets)" >&2; exit 2; }

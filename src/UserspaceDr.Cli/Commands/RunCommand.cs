@@ -213,11 +213,24 @@ internal static class RunCommand
     private static int Serve(DataPlaneOptions options, IReadOnlyList<LinkInfo> links, RuleSetSpec spec, KeepalivedConfig? keepalived,
         RuleSource source, string controlPath, System.Net.IPEndPoint? metricsEndpoint)
     {
-        using ILoggerFactory loggers = LoggerFactory.Create(b => b.AddSimpleConsole(o =>
+        // Under systemd (stdout is the journal's stream) each line carries its syslog level ("<6>...") for journald,
+        // which adds the time itself; on a terminal, one line per message with the time.
+        using ILoggerFactory loggers = LoggerFactory.Create(b =>
         {
-            o.SingleLine = true;
-            o.TimestampFormat = "HH:mm:ss.fff ";
-        }));
+            if (Environment.GetEnvironmentVariable("JOURNAL_STREAM") is not null)
+            {
+                b.AddSystemdConsole();
+            }
+            else
+            {
+                b.AddSimpleConsole(o =>
+                {
+                    o.SingleLine = true;
+                    o.TimestampFormat = "HH:mm:ss.fff ";
+                });
+            }
+        });
+        var systemd = new SystemdNotifier();
         ILogger log = loggers.CreateLogger("udr");
         using var stop = new ManualResetEventSlim();
         using var reloadRequested = new AutoResetEvent(false);
@@ -306,9 +319,12 @@ internal static class RunCommand
                 Log.StartFailed(log, $"--metrics {metricsEndpoint}: {e.Message}");
                 return ExitCodes.Failure;
             }
+            // Type=notify: ready once the rings, the nftables guard, the control socket and the metrics endpoint are up.
+            systemd.Ready(Status(plane));
             var handles = new WaitHandle[] { stop.WaitHandle, reloadRequested };
             while (WaitHandle.WaitAny(handles) == 1)
             {
+                systemd.Reloading();
                 try
                 {
                     (RuleSetSpec reloaded, KeepalivedConfig? reconfigured) = source.Load();
@@ -328,9 +344,14 @@ internal static class RunCommand
                 {
                     Log.ReloadRefused(log, e.Message);
                 }
+                systemd.Ready(Status(plane));
             }
+            systemd.Stopping();
         }
         return ExitCodes.Success;
+
+        static string Status(DataPlane plane) => string.Create(System.Globalization.CultureInfo.InvariantCulture,
+            $"serving {plane.Rules.Services.Length} service(s), {plane.Rules.Services.Sum(s => s.Destinations.Length)} real server(s) on {string.Join(", ", plane.Links.Select(l => l.Name))}");
 
         static void LogWarnings(ILogger log, KeepalivedConfig config)
         {

@@ -28,12 +28,19 @@ public sealed class TunnelController(IHostSystem host, TextWriter output)
         return plan.Mode == TunnelMode.Kernel ? RunKernel(plan, stop) : RunUser(plan, options, stop);
     }
 
+    /// <summary>The ready line, and READY=1 to systemd when it started this (udr-tunnel@.service is Type=notify).</summary>
+    private void Ready(string line)
+    {
+        output.WriteLine(line);
+        output.Flush();
+        new SystemdNotifier().Ready(line);
+    }
+
     private TunnelCounters? RunKernel(TunnelPlan plan, CancellationToken stop)
     {
         IReadOnlyList<NodeChange> changes = TunnelPlanner.DeviceChanges(host, plan.Device);
         Apply(changes);
-        output.WriteLine($"ready: the kernel decapsulates on {plan.Device} (counters: ip -s link show {plan.Device}); stop with SIGINT or SIGTERM");
-        output.Flush();
+        Ready($"ready: the kernel decapsulates on {plan.Device} (counters: ip -s link show {plan.Device}); stop with SIGINT or SIGTERM");
         try
         {
             stop.WaitHandle.WaitOne();
@@ -56,8 +63,7 @@ public sealed class TunnelController(IHostSystem host, TextWriter output)
             Apply(changes);
             try
             {
-                output.WriteLine($"ready: tunnel packets to this node are decapsulated into {plan.Device}; stop with SIGINT or SIGTERM");
-                output.Flush();
+                Ready($"ready: tunnel packets to this node are decapsulated into {plan.Device}; stop with SIGINT or SIGTERM");
                 endpoint.Run(new AddressSet(options.Vips), LocalAddressSource, counters, stop, options.StatsInterval, Report);
             }
             finally
