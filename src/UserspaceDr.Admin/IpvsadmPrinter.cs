@@ -485,7 +485,7 @@ public static class IpvsadmPrinter
         ? (service.PersistenceNetmask != 128 ? service.PersistenceNetmask.ToString(CultureInfo.InvariantCulture) : null)
         : (service.PersistenceNetmask != 0xFFFF_FFFF ? Ipv4Address.Format(service.PersistenceNetmask) : null);
 
-    private static string ProtocolName(ServiceProtocol protocol) => protocol switch
+    public static string ProtocolName(ServiceProtocol protocol) => protocol switch
     {
         ServiceProtocol.Tcp => "TCP",
         ServiceProtocol.Udp => "UDP",
@@ -493,7 +493,7 @@ public static class IpvsadmPrinter
     };
 
     /// <summary>fwd_name: the Forward column.</summary>
-    private static string ForwardingName(ForwardingMethod method) => method switch
+    public static string ForwardingName(ForwardingMethod method) => method switch
     {
         ForwardingMethod.Masquerade => "Masq",
         ForwardingMethod.Local => "Local",

@@ -18,6 +18,7 @@ public static class Program
         {
             RunCommand.Create(),
             ChecksCommand.Create(),
+            TopCommand.Create(),
             ReplayCommand.Create(),
             NodeCommand.Create(),
             PreflightCommand.Create(),

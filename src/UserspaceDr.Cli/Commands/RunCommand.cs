@@ -270,11 +270,16 @@ internal static class RunCommand
             var ipvsadm = new IpvsadmExecutor(backend, () => new FileNames());
             // keepalived.conf's checkers edit the live rules through the same executor, one change at a time.
             using var health = keepalived is null ? null : new HealthChecks(new HealthMonitor(keepalived, ipvsadm.Edit, loggers.CreateLogger("udr.health")));
+            using var availability = new KeepalivedHighAvailability(ipvsadm, loggers);
             using var controlServer = new ControlServer(controlPath, request =>
             {
                 if (request.Program == ChecksCommand.Program)
                 {
                     return ChecksCommand.Answer(health?.Monitor);
+                }
+                if (request.Program == TopSnapshot.Program)
+                {
+                    return new ControlResponse(0, TopSnapshot.Take(plane, backend.State(), health?.Monitor.Status() ?? [], availability.VrrpRoles()).ToJson(), "");
                 }
                 IpvsadmOutcome outcome = ipvsadm.Execute(request.Program, request.Arguments, request.Stdin);
                 return new ControlResponse(outcome.ExitCode, outcome.Stdout, outcome.Stderr);
@@ -289,7 +294,6 @@ internal static class RunCommand
                 return ExitCodes.Failure;
             }
             health?.Monitor.Start();
-            using var availability = new KeepalivedHighAvailability(ipvsadm, loggers);
             try
             {
                 if (keepalived is not null)
