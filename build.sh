@@ -91,7 +91,7 @@ do_test() {
 do_bench() {
     if [ "${1:-}" = "--lab" ]; then
         shift
-        APT_PACKAGES+=(iperf3)
+        APT_PACKAGES+=(iperf3 gnuplot-nox)
         ensure_packages
         do_build
         exec "$ROOT/bench/lab-bench.sh" "$@"

@@ -20,6 +20,10 @@
 # /metrics against the same while a loop scrapes it once a second (Prometheus' default is once per 15 s),
 # alternating, ROUNDS times; the ratio scraped/unscraped is reported.
 #
+# The ratios are also drawn (gnuplot) as bench/lab-bench.svg, the chart README.md shows, from the table in
+# bench/lab-bench.tsv (both rewritten by each run that measures all three modes; a partial run writes them under
+# artifacts/lab-bench/ instead).
+#
 #   bench/lab-bench.sh [--workers N] [--rounds R] [--modes dr,nat,tun] [--metrics-cost]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -161,11 +165,22 @@ for round in $(seq 1 "$ROUNDS"); do
 done
 echo
 echo "udr/kernel ratio (mean of $ROUNDS rounds, $SECONDS_PER_RUN s each, udr --workers $WORKERS):"
+CHART_DIR=bench
+[ "$MODES" = dr,nat,tun ] || { CHART_DIR=artifacts/lab-bench; mkdir -p "$CHART_DIR"; }
+printf 'mode\ttcp\tudp\tcps\tlat\n' > "$CHART_DIR/lab-bench.tsv"
 for mode in ${MODES//,/ }; do
+    row=${mode^^}
     for measure in tcp udp cps lat; do
         python3 -c "u=${total[$mode-$measure-udr]}; k=${total[$mode-$measure-kernel]}; print(f'  {\"$mode\":4} {\"$measure\":4} udr {u/$ROUNDS:10.2f}  kernel {k/$ROUNDS:10.2f}  ratio {u/k:5.2f}')"
+        # The chart reads higher as better throughout: the round trip's ratio is turned over (kernel/udr).
+        row+=$(python3 -c "u=${total[$mode-$measure-udr]}; k=${total[$mode-$measure-kernel]}; print(f'\t{(k/u if \"$measure\" == \"lat\" else u/k):.3f}')")
     done
+    printf '%s\n' "$row" >> "$CHART_DIR/lab-bench.tsv"
 done
+if [ -n "$MODES" ]; then
+    bench/lab-bench-chart.sh "$CHART_DIR/lab-bench.tsv" "$CHART_DIR/lab-bench.svg" \
+        "bench/lab-bench.sh: $ROUNDS rounds of $SECONDS_PER_RUN s, udr --workers $WORKERS, $(date -u +%Y-%m-%d)"
+fi
 if [ "$METRICS_COST" -eq 1 ]; then
     # A scraper bounded in time (the run's length plus a second), a scrape a second; it counts what it fetched and
     # adds up the time each took.
