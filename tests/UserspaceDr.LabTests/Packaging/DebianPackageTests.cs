@@ -45,7 +45,7 @@ public sealed class DebianPackageTests
             // The next version: the same files under a higher version number, as a rebuilt package would be.
             string unpacked = Path.Combine(Path.GetDirectoryName(deb)!, "upgrade-root");
             Require(Shell($"rm -rf {unpacked} && dpkg-deb -R {deb} {unpacked} && sed -i 's/^Version: \\(.*\\)$/Version: \\1+1/' {unpacked}/DEBIAN/control " +
-                $"&& dpkg-deb --root-owner-group --build {unpacked} {upgrade} >/dev/null && rm -rf {unpacked}"));
+                $"&& dpkg-deb --root-owner-group -Zxz -z1 --build {unpacked} {upgrade} >/dev/null && rm -rf {unpacked}"));
             string version = Require(Shell($"dpkg-deb -f {deb} Version")).Trim();
 
             Require(Shell($"dpkg -i {deb}"));
