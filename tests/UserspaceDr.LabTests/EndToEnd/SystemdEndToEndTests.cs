@@ -9,7 +9,8 @@ namespace UserspaceDr.Tests.EndToEnd;
 /// `udr run` as udr.service's <c>Type=notify</c> starts it: with <c>$NOTIFY_SOCKET</c> naming a datagram socket this
 /// test listens on (as systemd's is), READY=1 comes only once the daemon serves (rings, nftables guard, control socket),
 /// SIGHUP (ExecReload) gives RELOADING=1 then READY=1, SIGTERM STOPPING=1. With <c>$JOURNAL_STREAM</c> set each log line
-/// carries its syslog level for journald.
+/// carries its syslog level for journald. It runs under the unit's capability bounding set and no-new-privileges
+/// (setpriv), and forwards real connections so.
 /// </summary>
 [TestFixture("afpacket")]
 [Category("Lab")]
@@ -33,7 +34,10 @@ public sealed class SystemdEndToEndTests(string backend) : EndToEndFixture
         notify.Bind(new UnixDomainSocketEndPoint(socketPath));
         notify.ReceiveTimeout = (int)Patience.TotalMilliseconds;
 
-        NamespacedProcess udr = Lab.StartLabCommand(LabHost.Lb, "udr", "env", $"NOTIFY_SOCKET={socketPath}", "JOURNAL_STREAM=8:12345",
+        // Under udr.service's own limits: the capability bounding set its unit names (read from the unit, so the
+        // test follows it) and no new privileges, as systemd would start it.
+        NamespacedProcess udr = Lab.StartLabCommand(LabHost.Lb, "udr", "setpriv", "--no-new-privs", $"--bounding-set=-all,{UnitCapabilities()}",
+            "env", $"NOTIFY_SOCKET={socketPath}", "JOURNAL_STREAM=8:12345",
             UdrBinary.Executable, "run", "--interface", "eth0", "--rules", Lab.RulesPath, "--backend", backend, "--workers", "1",
             "--control", Lab.ControlPath);
 
@@ -41,6 +45,9 @@ public sealed class SystemdEndToEndTests(string backend) : EndToEndFixture
         Assert.That(udr.Output, Does.Contain("udr serving"), "READY=1 only after the daemon logged that it serves");
         Assert.That(ready, Does.StartWith("READY=1\nSTATUS=serving 1 service(s), 1 real server(s) on eth0\nMAINPID="));
         Assert.That(Lab.Adm("-L", "-n"), Does.Contain("198.18.0.100:80"), "the control socket answers once READY=1 came");
+        Assert.That(File.ReadAllText($"/proc/{ProcessOf(udr)}/status"), Does.Match(@"CapEff:\s+0000000000003400"),
+            "only NET_BIND_SERVICE (10), NET_ADMIN (12) and NET_RAW (13) are left");
+        EndToEndSupport.AssertSplit(Lab.RunClient(TimeSpan.FromSeconds(60), "split", "20", "4", "30"), 20, new Dictionary<string, double> { ["rs1"] = 1.0 });
 
         udr.Signal(NamespacedProcess.SigHup);
         Assert.That(Receive(notify), Is.EqualTo("RELOADING=1"));
@@ -58,6 +65,18 @@ public sealed class SystemdEndToEndTests(string backend) : EndToEndFixture
             Assert.That(udr.Output.Split('\n').Where(l => l.Length > 0), Has.All.Match("^<[0-7]>|^\\s"), "every line starts with its level");
         });
     }
+
+    /// <summary>udr.service's CapabilityBoundingSet as setpriv writes it: "+net_raw,+net_admin,...".</summary>
+    private static string UnitCapabilities()
+    {
+        string unit = File.ReadAllText(Path.Combine(RepositoryPaths.Root, "packaging", "systemd", "udr.service.in"));
+        string line = unit.Split('\n').Single(l => l.StartsWith("CapabilityBoundingSet=", StringComparison.Ordinal));
+        return string.Join(',', line["CapabilityBoundingSet=".Length..].Split(' ', StringSplitOptions.RemoveEmptyEntries)
+            .Select(c => "+" + c["CAP_".Length..].ToLowerInvariant()));
+    }
+
+    /// <summary>The udr process under setpriv and env (each execs the next, so it is the started process itself).</summary>
+    private static int ProcessOf(NamespacedProcess process) => process.Id;
 
     private static string Receive(Socket socket)
     {
