@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# CPU per frame (issue 16, goal 1): udr with one worker against the C baseline (bench/cforward/cforward.c: a TPACKET_V3
+# ring, the MAC rewrite and TTL patch, sendmmsg from the ring), in the same namespace lab, under the same load, in
+# alternating runs. The load is tcpreplay on the client: FLOWS UDP flows to VIP:5353 (random sources in
+# 198.19.128.0/17, one datagram each per pass, 52-byte frames), looped at PPS for SECONDS; both forwarders first take
+# one pass unmeasured, so udr's table holds every flow (the established path, as the C forwarder has no table). CPU is
+# the forwarder's whole process (user + sys ticks from /proc/PID/stat, every thread); frames are what rs1 and rs2
+# received. The report: ticks per million frames for each, and udr/C.
+#
+#   bench/cpu-bench.sh [--rounds R] [--seconds S] [--pps P]
+# Bounded: each load runs SECONDS at PPS; the namespaces udrcpu-* are removed on every exit path.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+PREFIX=udrcpu
+UDR="${UDR:-$ROOT/artifacts/udr/udr}"
+VIP=198.18.0.100
+PORT=5353
+FLOWS=10000
+ROUNDS=3
+SECONDS_RUN=10
+PPS=50000
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --rounds) ROUNDS=$2; shift 2 ;;
+        --seconds) SECONDS_RUN=$2; shift 2 ;;
+        --pps) PPS=$2; shift 2 ;;
+        *) echo "usage: $0 [--rounds R] [--seconds S] [--pps P]" >&2; exit 2 ;;
+    esac
+done
+[ "$(id -u)" -eq 0 ] || { echo "cpu bench: needs root" >&2; exit 2; }
+for tool in tcpreplay cc nft; do command -v $tool >/dev/null || { echo "cpu bench: $tool missing" >&2; exit 2; }; done
+[ -x "$UDR" ] || { echo "cpu bench: $UDR missing (./build.sh build)" >&2; exit 2; }
+# shellcheck source=tools/lab-session.sh
+. tools/lab-session.sh
+lab_session_up
+
+cc -O2 -Wall -Wextra -o "$WORK/cforward" bench/cforward/cforward.c
+mac() { in_host "$1" cat /sys/class/net/eth0/address; }
+CLIENT_MAC=$(mac client) LB_MAC=$(mac lb) RS1_MAC=$(mac rs1) RS2_MAC=$(mac rs2)
+python3 tools/lab/flood.py "$WORK/flows.pcap" "$FLOWS" udp 198.19.128.0/17 "$VIP" "$PORT" "$CLIENT_MAC" "$LB_MAC" >/dev/null
+LOOPS=$((PPS * SECONDS_RUN / FLOWS))
+cat > "$WORK/rules" <<RULES
+-A -u $VIP:$PORT -s rr
+-a -u $VIP:$PORT -r 198.18.0.11:$PORT -g -w 1
+-a -u $VIP:$PORT -r 198.18.0.12:$PORT -g -w 1
+RULES
+HZ=$(getconf CLK_TCK)
+
+ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+received() { echo $(( $(in_host rs1 cat /sys/class/net/eth0/statistics/rx_packets) + $(in_host rs2 cat /sys/class/net/eth0/statistics/rx_packets) )); }
+replay() { in_host client tcpreplay -q -i eth0 --pps="$PPS" --loop="$1" "$WORK/flows.pcap" >/dev/null 2>&1; }
+# measure PID: one warm-up pass, then the measured load; sets FRAMES and USED (ticks). No subshells here: the session's
+# cleanup must know every process started.
+measure() {
+    local pid=$1 t0 r0
+    replay 1
+    sleep 0.5
+    t0=$(ticks "$pid"); r0=$(received)
+    replay "$LOOPS"
+    sleep 0.5
+    FRAMES=$(( $(received) - r0 )); USED=$(( $(ticks "$pid") - t0 ))
+}
+
+run_udr() {
+    udr_start "$WORK/rules" --workers 1
+    measure "$UDR_PID"
+    udr_stop > /dev/null
+}
+
+run_c() {
+    # What udr's nftables guard does for it: the balancer's kernel never sees the VIP's traffic.
+    in_host lb nft -f - <<NFT
+table netdev udrcpu_guard {
+    chain ingress {
+        type filter hook ingress device "eth0" priority 0;
+        ip daddr $VIP udp dport $PORT drop
+    }
+}
+NFT
+    ip netns exec "$PREFIX-lb" "$WORK/cforward" eth0 "$VIP" "$PORT" "$RS1_MAC" "$RS2_MAC" $((SECONDS_RUN * 4)) > "$WORK/cforward.log" 2>&1 &
+    C_PID=$!
+    sleep 0.5
+    measure "$C_PID"
+    kill -TERM "$C_PID" 2>/dev/null; wait "$C_PID" 2>/dev/null || true
+    C_PID=
+    in_host lb nft delete table netdev udrcpu_guard
+}
+C_PID=
+trap '[ -n "$C_PID" ] && kill -TERM "$C_PID" 2>/dev/null; lab_session_cleanup' EXIT INT TERM
+
+printf '%-6s %-8s %10s %8s %16s\n' round subject frames ticks "ticks/1M frames"
+sum_udr=0 sum_c=0
+for round in $(seq 1 "$ROUNDS"); do
+    for subject in udr c; do
+        "run_$subject"
+        per=$(python3 -c "print(round($USED * 1e6 / max($FRAMES, 1), 1))")
+        printf '%-6s %-8s %10s %8s %16s\n' "$round" "$subject" "$FRAMES" "$USED" "$per"
+        if [ "$subject" = udr ]; then sum_udr=$(python3 -c "print($sum_udr + $per)"); else sum_c=$(python3 -c "print($sum_c + $per)"); fi
+    done
+done
+python3 -c "print(f'udr/C CPU per frame: {$sum_udr/$sum_c:.2f} (mean of $ROUNDS rounds; {$PPS} pps for {$SECONDS_RUN} s, {$FLOWS} flows, ticks of 1/$HZ s)')"
