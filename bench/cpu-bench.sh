@@ -7,7 +7,9 @@
 # the forwarder's whole process (user + sys ticks from /proc/PID/stat, every thread); frames are what rs1 and rs2
 # received. The report: ticks per million frames for each, and udr/C.
 #
-#   bench/cpu-bench.sh [--rounds R] [--seconds S] [--pps P]
+#   bench/cpu-bench.sh [--rounds R] [--seconds S] [--pps P] [--trace]
+# --trace also counts each forwarder's system calls for 3 s of every measured load (perf trace -s; the counting
+# itself costs CPU, so the ticks of a traced run are not comparable) and prints poll and sendmmsg per frame.
 # Bounded: each load runs SECONDS at PPS; the namespaces udrcpu-* are removed on every exit path.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,16 +22,18 @@ FLOWS=10000
 ROUNDS=3
 SECONDS_RUN=10
 PPS=50000
+TRACE=0
 while [ $# -gt 0 ]; do
     case "$1" in
         --rounds) ROUNDS=$2; shift 2 ;;
         --seconds) SECONDS_RUN=$2; shift 2 ;;
         --pps) PPS=$2; shift 2 ;;
-        *) echo "usage: $0 [--rounds R] [--seconds S] [--pps P]" >&2; exit 2 ;;
+        --trace) TRACE=1; shift ;;
+        *) echo "usage: $0 [--rounds R] [--seconds S] [--pps P] [--trace]" >&2; exit 2 ;;
     esac
 done
 [ "$(id -u)" -eq 0 ] || { echo "cpu bench: needs root" >&2; exit 2; }
-for tool in tcpreplay cc nft; do command -v $tool >/dev/null || { echo "cpu bench: $tool missing" >&2; exit 2; }; done
+for tool in tcpreplay cc nft $([ "$TRACE" -eq 1 ] && echo perf); do command -v $tool >/dev/null || { echo "cpu bench: $tool missing" >&2; exit 2; }; done
 [ -x "$UDR" ] || { echo "cpu bench: $UDR missing (./build.sh build)" >&2; exit 2; }
 # shellcheck source=tools/lab-session.sh
 . tools/lab-session.sh
@@ -57,9 +61,20 @@ measure() {
     replay 1
     sleep 0.5
     t0=$(ticks "$pid"); r0=$(received)
+    local tracer=""
+    if [ "$TRACE" -eq 1 ]; then
+        timeout -s INT 3 perf trace -s -p "$pid" > "$WORK/trace" 2>&1 &
+        tracer=$!
+    fi
     replay "$LOOPS"
     sleep 0.5
     FRAMES=$(( $(received) - r0 )); USED=$(( $(ticks "$pid") - t0 ))
+    if [ -n "$tracer" ]; then
+        wait "$tracer" || true
+        # Every thread's summary; the frames in those 3 s are PPS * 3.
+        awk -v frames=$((PPS * 3)) '$1 == "poll" || $1 == "ppoll" || $1 == "sendmmsg" || $1 == "sendto" { n[$1] += $2 }
+            END { for (s in n) printf "    %-9s %8d calls, %6.2f frames per call\n", s, n[s], frames / n[s] }' "$WORK/trace" >&2
+    fi
 }
 
 run_udr() {
