@@ -10,7 +10,7 @@
 #   UNIT-DIR/udr.service, udr-node@.service, udr-tunnel@.service
 #                             (default /etc/systemd/system; the package uses /lib/systemd/system)
 #   /etc/udr/udr.conf, /etc/udr/udr.rules   examples, never overwritten when present
-#   PREFIX/share/doc/udr/README.md
+#   PREFIX/share/doc/udr/README.md, PREFIX/share/man/man8/udr.8.gz
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PUBLISH="" PREFIX=/usr/local UNIT_DIR=/etc/systemd/system DESTDIR=""
@@ -47,4 +47,7 @@ for file in udr.conf udr.rules; do
     fi
 done
 install -m 0644 README.md "$DESTDIR$DOCDIR/README.md"
+install -d -m 0755 "$DESTDIR$PREFIX/share/man/man8"
+gzip -9n < packaging/man/udr.8 > "$DESTDIR$PREFIX/share/man/man8/udr.8.gz"
+chmod 0644 "$DESTDIR$PREFIX/share/man/man8/udr.8.gz"
 echo "installed udr $("$DESTDIR$LIBDIR/udr" --version) under ${DESTDIR:-/}, prefix $PREFIX, units in $UNIT_DIR"

@@ -19,7 +19,7 @@ public sealed class DebianPackageTests
     // Everything the package puts on the machine.
     private static readonly string[] InstalledPaths =
     [
-        "/usr/lib/udr", "/usr/sbin/udr", "/etc/udr", "/usr/share/doc/udr", "/usr/share/lintian/overrides/udr",
+        "/usr/lib/udr", "/usr/sbin/udr", "/etc/udr", "/usr/share/doc/udr", "/usr/share/lintian/overrides/udr", "/usr/share/man/man8/udr.8.gz",
         "/lib/systemd/system/udr.service", "/lib/systemd/system/udr-node@.service", "/lib/systemd/system/udr-tunnel@.service",
     ];
 
