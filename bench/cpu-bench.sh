@@ -7,7 +7,8 @@
 # the forwarder's whole process (user + sys ticks from /proc/PID/stat, every thread); frames are what rs1 and rs2
 # received. The report: ticks per million frames for each, and udr/C.
 #
-#   bench/cpu-bench.sh [--rounds R] [--seconds S] [--pps P] [--trace]
+#   bench/cpu-bench.sh [--rounds R] [--seconds S] [--pps P] [--trace] [--coalesce USECS]
+# --coalesce adds a third subject, udr with --coalesce-usecs USECS, in the same rounds.
 # --trace also counts each forwarder's system calls for 3 s of every measured load (perf trace -s; the counting
 # itself costs CPU, so the ticks of a traced run are not comparable) and prints poll and sendmmsg per frame.
 # Bounded: each load runs SECONDS at PPS; the namespaces udrcpu-* are removed on every exit path.
@@ -23,13 +24,15 @@ ROUNDS=3
 SECONDS_RUN=10
 PPS=50000
 TRACE=0
+COALESCE=0
 while [ $# -gt 0 ]; do
     case "$1" in
         --rounds) ROUNDS=$2; shift 2 ;;
         --seconds) SECONDS_RUN=$2; shift 2 ;;
         --pps) PPS=$2; shift 2 ;;
         --trace) TRACE=1; shift ;;
-        *) echo "usage: $0 [--rounds R] [--seconds S] [--pps P] [--trace]" >&2; exit 2 ;;
+        --coalesce) COALESCE=$2; shift 2 ;;
+        *) echo "usage: $0 [--rounds R] [--seconds S] [--pps P] [--trace] [--coalesce USECS]" >&2; exit 2 ;;
     esac
 done
 [ "$(id -u)" -eq 0 ] || { echo "cpu bench: needs root" >&2; exit 2; }
@@ -83,6 +86,12 @@ run_udr() {
     udr_stop > /dev/null
 }
 
+run_udr-coalesced() {
+    udr_start "$WORK/rules" --workers 1 --coalesce-usecs "$COALESCE"
+    measure "$UDR_PID"
+    udr_stop > /dev/null
+}
+
 run_c() {
     # What udr's nftables guard does for it: the balancer's kernel never sees the VIP's traffic.
     in_host lb nft -f - <<NFT
@@ -105,13 +114,21 @@ C_PID=
 trap '[ -n "$C_PID" ] && kill -TERM "$C_PID" 2>/dev/null; lab_session_cleanup' EXIT INT TERM
 
 printf '%-6s %-8s %10s %8s %16s\n' round subject frames ticks "ticks/1M frames"
-sum_udr=0 sum_c=0
+sum_udr=0 sum_c=0 sum_coalesced=0
+SUBJECTS="udr c"
+[ "$COALESCE" -gt 0 ] && SUBJECTS="udr udr-coalesced c"
 for round in $(seq 1 "$ROUNDS"); do
-    for subject in udr c; do
+    for subject in $SUBJECTS; do
         "run_$subject"
         per=$(python3 -c "print(round($USED * 1e6 / max($FRAMES, 1), 1))")
         printf '%-6s %-8s %10s %8s %16s\n' "$round" "$subject" "$FRAMES" "$USED" "$per"
-        if [ "$subject" = udr ]; then sum_udr=$(python3 -c "print($sum_udr + $per)"); else sum_c=$(python3 -c "print($sum_c + $per)"); fi
+        case $subject in
+            udr) sum_udr=$(python3 -c "print($sum_udr + $per)") ;;
+            udr-coalesced) sum_coalesced=$(python3 -c "print($sum_coalesced + $per)") ;;
+            c) sum_c=$(python3 -c "print($sum_c + $per)") ;;
+        esac
     done
 done
 python3 -c "print(f'udr/C CPU per frame: {$sum_udr/$sum_c:.2f} (mean of $ROUNDS rounds; {$PPS} pps for {$SECONDS_RUN} s, {$FLOWS} flows, ticks of 1/$HZ s)')"
+[ "$COALESCE" -gt 0 ] && python3 -c "print(f'udr --coalesce-usecs $COALESCE / C: {$sum_coalesced/$sum_c:.2f}')"
+exit 0

@@ -138,7 +138,9 @@ in_host rs4 python3 "$ROOT/tools/lab/acceptor.py" 8212 &
 # rs2's IP-in-IP endpoint (user space where the kernel has no ipip module).
 in_host rs2 "$UDR" node tunnel --vip "$VIP" > "$WORK/tunnel.log" 2>&1 &
 
-udr_start "$WORK/rules" --workers "$WORKERS" --interface eth1 --metrics "$METRICS"
+# UDR_ARGS: more `udr run` options for the measured udr (e.g. UDR_ARGS="--coalesce-usecs 100").
+# shellcheck disable=SC2086
+udr_start "$WORK/rules" --workers "$WORKERS" --interface eth1 --metrics "$METRICS" ${UDR_ARGS:-}
 sleep 0.5
 
 json() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }

@@ -71,6 +71,12 @@ internal static class RunCommand
             Description = "how full the connection table is, in percent, when secure_tcp 1/2 turns on (udr's amemthresh; default 75)",
             DefaultValueFactory = _ => 75,
         };
+        var coalesce = new Option<int>("--coalesce-usecs")
+        {
+            Description = "AF_PACKET: while a worker handles more than 40,000 frames/s, wait this many microseconds after a turn of " +
+                "few frames so that the next is fuller (fewer system calls per frame; up to this much more latency per frame), " +
+                "as ethtool -C rx-usecs does for a NIC; 0 (default): never",
+        };
         var metrics = new Option<string>("--metrics")
         {
             Description = "serve Prometheus metrics on ADDRESS:PORT at /metrics (e.g. 127.0.0.1:9477, [2001:2::1]:9477); off unless given",
@@ -80,7 +86,7 @@ internal static class RunCommand
         var command = new Command("run", "run the balancer on an interface")
         {
             interfaceNames, rules, config, workers, backend, maxConnections, answerArp, noIsolation, expireNodest, expireQuiescent, backupOnly,
-            dropEntry, secureTcp, defenseThreshold, control, metrics,
+            dropEntry, secureTcp, defenseThreshold, control, metrics, coalesce,
         };
         command.SetAction(parse =>
         {
@@ -108,6 +114,11 @@ internal static class RunCommand
             {
                 throw new UsageException("--defense-threshold must be a percentage between 1 and 100");
             }
+            int coalesceMicroseconds = parse.GetValue(coalesce);
+            if (coalesceMicroseconds is < 0 or > 1000)
+            {
+                throw new UsageException("--coalesce-usecs must be between 0 and 1000 microseconds");
+            }
             if (!Environment.IsPrivilegedProcess)
             {
                 throw new UsageException("udr run needs root (raw packet sockets, nftables)");
@@ -125,6 +136,7 @@ internal static class RunCommand
                 DropEntry = parse.GetValue(dropEntry) == 1,
                 SecureTcp = parse.GetValue(secureTcp),
                 DefenseThresholdPercent = threshold,
+                CoalesceMicroseconds = coalesceMicroseconds,
             };
             string controlPath = parse.GetValue(control) ?? ControlClient.DefaultPath;
             if (controlPath.Length == 0)

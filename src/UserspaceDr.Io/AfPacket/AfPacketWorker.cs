@@ -50,6 +50,19 @@ public sealed unsafe class AfPacketWorker : IFrameWorker
     /// </summary>
     private const int PrefetchDistance = 8;
 
+    // Adaptive coalescing (--coalesce-usecs, off by default), as a NIC moderates its interrupts (ethtool -C rx-usecs):
+    // a V2 ring hands over each frame as soon as it is written, so at tens of thousands of frames per second a turn of
+    // the loop finds one to three frames and pays a sendmmsg (and often a poll) for them. While the worker is busy (at
+    // least LingerBusyFrames in the last LingerWindowMs), a turn that handled fewer than LingerBatch frames is followed
+    // by a sleep of the configured microseconds, so that the next turn finds a fuller run. A quiet worker never sleeps:
+    // a lone request's round trip is not lengthened. Off by default: a busy worker's frames wait that long, which a
+    // connection rate through NAT pays (bench/README.md).
+    private const int LingerWindowMs = 10;
+    private const int LingerBusyFrames = 400; // 40,000 frames/s
+    private const int LingerBatch = 32;
+
+    private readonly int _coalesceMicroseconds;
+
     /// <summary>Each link's RX ring: 16 MiB in 1 MiB blocks (the kernel allocates a block as one page run).</summary>
     private const int RingBytes = 16 << 20;
     private const int RingBlockBytes = 1 << 20;
@@ -86,8 +99,10 @@ public sealed unsafe class AfPacketWorker : IFrameWorker
     /// <param name="links">The served interfaces, by link index (the engine's <see cref="EngineOptions.Links"/> order).</param>
     /// <param name="fanouts">The fanout group of each link (same order), or null for a lone worker.</param>
     public AfPacketWorker(int index, IReadOnlyList<LinkInfo> links, DataPlaneState state, EngineOptions options, int maxConnections,
-        IReadOnlyList<FanoutOptions>? fanouts, TrafficSelection traffic, ILogger log)
+        IReadOnlyList<FanoutOptions>? fanouts, TrafficSelection traffic, ILogger log, int coalesceMicroseconds = 0)
     {
+        ArgumentOutOfRangeException.ThrowIfNegative(coalesceMicroseconds);
+        _coalesceMicroseconds = coalesceMicroseconds;
         ArgumentNullException.ThrowIfNull(links);
         ArgumentNullException.ThrowIfNull(state);
         ArgumentNullException.ThrowIfNull(traffic);
@@ -237,9 +252,19 @@ public sealed unsafe class AfPacketWorker : IFrameWorker
         EngineHost host = _host;
         PacketRxRing[] rings = _rings;
         RxFrame* batch = stackalloc RxFrame[PrefetchBatch];
+        long windowStart = Environment.TickCount64;
+        int windowFrames = 0;
+        bool busy = false;
         while (!_stopping)
         {
             long now = Environment.TickCount64;
+            if (now - windowStart >= LingerWindowMs)
+            {
+                busy = windowFrames >= LingerBusyFrames && now - windowStart < 2 * LingerWindowMs;
+                windowStart = now;
+                windowFrames = 0;
+            }
+            int turnFrames = 0;
             bool any = false;
             for (int link = 0; link < rings.Length; link++)
             {
@@ -251,6 +276,7 @@ public sealed unsafe class AfPacketWorker : IFrameWorker
                 any = true;
                 host.BeginBatch();
                 int count = 0;
+                turnFrames += ring.CurrentBlockFrameCount;
                 foreach (RxFrame frame in ring.CurrentBlockFrames)
                 {
                     batch[count++] = frame;
@@ -267,9 +293,14 @@ public sealed unsafe class AfPacketWorker : IFrameWorker
                 }
                 ring.ReleaseBlock();
             }
+            windowFrames += turnFrames;
             if (!any)
             {
                 PacketRxRing.PollAny(rings, 100);
+            }
+            else if (busy && turnFrames < LingerBatch && _coalesceMicroseconds > 0)
+            {
+                _ = Linux.Interop.SleepMicroseconds(_coalesceMicroseconds); // cut short by a signal: the next turn comes sooner
             }
             host.Housekeeping(now);
         }

@@ -55,11 +55,13 @@ public static class FrameWorkers
     public static int Count(FrameBackend backend, int requested) => backend == FrameBackend.Pcap ? 1 : Math.Max(1, requested);
 
     /// <param name="fanouts">Each link's fanout group (AF_PACKET with several workers), or null.</param>
+    /// <param name="coalesceMicroseconds">AF_PACKET: --coalesce-usecs (0: off); libpcap takes frames one by one and ignores it.</param>
     public static IFrameWorker Create(FrameBackend backend, int index, IReadOnlyList<LinkInfo> links, DataPlaneState state,
-        EngineOptions options, int maxConnections, IReadOnlyList<FanoutOptions>? fanouts, TrafficSelection traffic, ILogger log) =>
+        EngineOptions options, int maxConnections, IReadOnlyList<FanoutOptions>? fanouts, TrafficSelection traffic, ILogger log,
+        int coalesceMicroseconds = 0) =>
         backend switch
         {
             FrameBackend.Pcap => new PcapWorker(links, state, options, maxConnections, traffic, log),
-            _ => new AfPacketWorker(index, links, state, options, maxConnections, fanouts, traffic, log),
+            _ => new AfPacketWorker(index, links, state, options, maxConnections, fanouts, traffic, log, coalesceMicroseconds),
         };
 }
