@@ -111,7 +111,7 @@ public sealed class HealthCheckEndToEndTests : HealthCheckFixture
                 }
             }
             """);
-        EndToEndSupport.AssertSplit(Lab.RunClient(ClientPatience, "split", "20", "4", "30"), 20, new Dictionary<string, double> { ["rs1"] = 0.5, ["rs2"] = 0.5 });
+        AssertSplit(Lab.RunClient(ClientPatience, "split", "20", "4", "30"), 20, new Dictionary<string, double> { ["rs1"] = 0.5, ["rs2"] = 0.5 });
         NamespacedProcess download = PausedDownloadFrom("198.18.0.11");
 
         // rs2's server dies: delay_loop + connect_timeout + retry × (delay_before_retry + connect_timeout), plus 1 s.
@@ -119,7 +119,7 @@ public sealed class HealthCheckEndToEndTests : HealthCheckFixture
         rs2Web.Stop(NamespacedProcess.SigTerm, TimeSpan.FromSeconds(5));
         TimeSpan down = AwaitTransition(udr, "198.18.0.12", "down", clock, TimeSpan.FromSeconds(1 + 1 + (1 * (1 + 1)) + 1));
         Lab.Step($"rs2 out after {down.TotalSeconds:F1} s");
-        EndToEndSupport.AssertSplit(Lab.RunClient(ClientPatience, "split", "20", "4", "30"), 20, new Dictionary<string, double> { ["rs1"] = 1.0 });
+        AssertSplit(Lab.RunClient(ClientPatience, "split", "20", "4", "30"), 20, new Dictionary<string, double> { ["rs1"] = 1.0 });
         string listing = Adm("-L", "-n");
         Assert.That(listing, Does.Contain("198.18.0.11:80").And.Not.Contain("198.18.0.12:80"), "a failed server without inhibit_on_failure is removed");
         Assert.That(Udr(["checks", "--control", ControlPath]), Does.Match(@"198\.18\.0\.12:80\s+(HTTP_GET|TCP_CHECK)\s+down\s+\d+\s+\S+\s+connect failed: connection refused"),
@@ -130,7 +130,7 @@ public sealed class HealthCheckEndToEndTests : HealthCheckFixture
         Lab.StartWebServer(LabHost.Rs2);
         TimeSpan up = AwaitTransition(udr, "198.18.0.12", "up", clock, TimeSpan.FromSeconds(1 + 1));
         Lab.Step($"rs2 back after {up.TotalSeconds:F1} s");
-        EndToEndSupport.AssertSplit(Lab.RunClient(ClientPatience, "split", "20", "4", "30"), 20, new Dictionary<string, double> { ["rs1"] = 0.5, ["rs2"] = 0.5 });
+        AssertSplit(Lab.RunClient(ClientPatience, "split", "20", "4", "30"), 20, new Dictionary<string, double> { ["rs1"] = 0.5, ["rs2"] = 0.5 });
 
         JsonElement finished = Finish(download);
         Assert.That(finished.GetProperty("bytes").GetInt32(), Is.EqualTo(EndToEndLab.BigFileLength), "the download completed");
@@ -153,7 +153,7 @@ public sealed class HealthCheckEndToEndTests : HealthCheckFixture
         File.Delete(healthy); // MISC_CHECK: retry 0, so the first failure counts
         AwaitTransition(udr, "198.18.0.12", "down", clock, TimeSpan.FromSeconds(1 + 2 + 1));
         Assert.That(Adm("-L", "-n"), Does.Match(@"198\.18\.0\.12:80\s+Route\s+0\s"), "inhibited: still listed, weight 0");
-        EndToEndSupport.AssertSplit(Lab.RunClient(ClientPatience, "split", "12", "4", "30"), 12, new Dictionary<string, double> { ["rs1"] = 1.0 });
+        AssertSplit(Lab.RunClient(ClientPatience, "split", "12", "4", "30"), 12, new Dictionary<string, double> { ["rs1"] = 1.0 });
 
         JsonElement finished = Finish(download);
         Assert.That(finished.GetProperty("bytes").GetInt32(), Is.EqualTo(EndToEndLab.BigFileLength), "the quiesced server's download completed");
@@ -292,16 +292,16 @@ public sealed class HealthCheckEndToEndTests : HealthCheckFixture
                 }
             }
             """);
-        EndToEndSupport.AssertSplit(Lab.RunClient(ClientPatience, "split", "10", "2", "30"), 10, new Dictionary<string, double> { ["rs2"] = 1.0 });
+        AssertSplit(Lab.RunClient(ClientPatience, "split", "10", "2", "30"), 10, new Dictionary<string, double> { ["rs2"] = 1.0 });
 
         File.Delete(healthy);
         Assert.That(udr.WaitForLine(l => l.Contains("lost its quorum", StringComparison.Ordinal), TimeSpan.FromSeconds(10)), Is.Not.Null, udr.Output);
-        EndToEndSupport.AssertSplit(Lab.RunClient(ClientPatience, "split", "10", "2", "30"), 10, new Dictionary<string, double> { ["rs1"] = 1.0 });
+        AssertSplit(Lab.RunClient(ClientPatience, "split", "10", "2", "30"), 10, new Dictionary<string, double> { ["rs1"] = 1.0 });
         Assert.That(Adm("-L", "-n"), Does.Contain("198.18.0.11:80").And.Not.Contain("198.18.0.12:80"), "the sorry server alone");
 
         File.WriteAllText(healthy, "");
         Assert.That(udr.WaitForLine(l => l.Contains("regained its quorum", StringComparison.Ordinal), TimeSpan.FromSeconds(10)), Is.Not.Null, udr.Output);
-        EndToEndSupport.AssertSplit(Lab.RunClient(ClientPatience, "split", "10", "2", "30"), 10, new Dictionary<string, double> { ["rs2"] = 1.0 });
+        AssertSplit(Lab.RunClient(ClientPatience, "split", "10", "2", "30"), 10, new Dictionary<string, double> { ["rs2"] = 1.0 });
         Assert.That(udr.WaitForLine(l => l.Contains("quorum up) exited 0", StringComparison.Ordinal), TimeSpan.FromSeconds(10)), Is.Not.Null, udr.Output);
         Assert.That(File.Exists(quorumDown) && File.Exists(quorumUp), Is.True, "both quorum scripts ran");
         Assert.That(udr.Stop().ExitCode, Is.Zero);
@@ -337,14 +337,14 @@ public sealed class HealthCheckEndToEndTests : HealthCheckFixture
             """);
         Assert.That(udr.WaitForLine(l => l.Contains("198.18.0.12:80 of TCP 198.18.0.100:80: weight 3", StringComparison.Ordinal), TimeSpan.FromSeconds(10)), Is.Not.Null, udr.Output);
         Assert.That(Adm("-L", "-n"), Does.Match(@"198\.18\.0\.12:80\s+Route\s+3\s"), "exit 5: weight 5 - 2");
-        EndToEndSupport.AssertSplit(Lab.RunClient(ClientPatience, "split", "40", "4", "30"), 40, new Dictionary<string, double> { ["rs1"] = 0.25, ["rs2"] = 0.75 });
+        AssertSplit(Lab.RunClient(ClientPatience, "split", "40", "4", "30"), 40, new Dictionary<string, double> { ["rs1"] = 0.25, ["rs2"] = 0.75 });
 
         var clock = Stopwatch.StartNew();
         File.WriteAllText(exitCode, "hang");
         AwaitTransition(udr, "198.18.0.12", "down", clock, TimeSpan.FromSeconds(1 + 1 + 1));
         Assert.That(udr.Output, Does.Contain("did not finish within 1 s and was killed"));
         Assert.That(Adm("-L", "-n"), Does.Not.Contain("198.18.0.12:80"));
-        EndToEndSupport.AssertSplit(Lab.RunClient(ClientPatience, "split", "10", "2", "30"), 10, new Dictionary<string, double> { ["rs1"] = 1.0 });
+        AssertSplit(Lab.RunClient(ClientPatience, "split", "10", "2", "30"), 10, new Dictionary<string, double> { ["rs1"] = 1.0 });
 
         File.WriteAllText(exitCode, "0");
         clock.Restart();
@@ -404,7 +404,7 @@ public sealed class HealthCheckEndToEndTests : HealthCheckFixture
         string answer = udr.Reload();
         Assert.That(answer, Does.Contain("reload refused").And.Contain("not closed"));
         Assert.That(Adm("-L", "-n"), Does.Contain("198.18.0.11:80").And.Not.Contain("198.18.0.13"), "the running pool stays");
-        EndToEndSupport.AssertSplit(Lab.RunClient(ClientPatience, "split", "10", "2", "30"), 10, new Dictionary<string, double> { ["rs1"] = 1.0 });
+        AssertSplit(Lab.RunClient(ClientPatience, "split", "10", "2", "30"), 10, new Dictionary<string, double> { ["rs1"] = 1.0 });
         Assert.That(udr.Stop().ExitCode, Is.Zero);
     }
 
@@ -478,15 +478,15 @@ public sealed class HealthCheckEndToEndTests : HealthCheckFixture
         {
             string both = AwaitListing(l => l.Contains("198.18.0.11:80", StringComparison.Ordinal) && l.Contains("198.18.0.12:80", StringComparison.Ordinal), ldirectord);
             Assert.That(both, Does.Contain("TCP  198.18.0.100:80 rr"), "ldirectord created the service through udr adm");
-            EndToEndSupport.AssertSplit(Lab.RunClient(ClientPatience, "split", "20", "4", "30"), 20, new Dictionary<string, double> { ["rs1"] = 0.5, ["rs2"] = 0.5 });
+            AssertSplit(Lab.RunClient(ClientPatience, "split", "20", "4", "30"), 20, new Dictionary<string, double> { ["rs1"] = 0.5, ["rs2"] = 0.5 });
 
             rs2Web.Stop(NamespacedProcess.SigTerm, TimeSpan.FromSeconds(5));
             AwaitListing(l => !l.Contains("198.18.0.12:80", StringComparison.Ordinal), ldirectord);
-            EndToEndSupport.AssertSplit(Lab.RunClient(ClientPatience, "split", "20", "4", "30"), 20, new Dictionary<string, double> { ["rs1"] = 1.0 });
+            AssertSplit(Lab.RunClient(ClientPatience, "split", "20", "4", "30"), 20, new Dictionary<string, double> { ["rs1"] = 1.0 });
 
             Lab.StartWebServer(LabHost.Rs2);
             AwaitListing(l => l.Contains("198.18.0.12:80", StringComparison.Ordinal), ldirectord);
-            EndToEndSupport.AssertSplit(Lab.RunClient(ClientPatience, "split", "20", "4", "30"), 20, new Dictionary<string, double> { ["rs1"] = 0.5, ["rs2"] = 0.5 });
+            AssertSplit(Lab.RunClient(ClientPatience, "split", "20", "4", "30"), 20, new Dictionary<string, double> { ["rs1"] = 0.5, ["rs2"] = 0.5 });
         }
         finally
         {

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Text.Json;
 using UserspaceDr.Linux.Host;
 using UserspaceDr.Tests.TestSupport;
 
@@ -26,6 +27,24 @@ public abstract class HealthCheckFixture : EndToEndFixture
     }
 
     protected string Adm(params string[] arguments) => Udr(["adm", "--control", ControlPath, .. arguments]);
+
+    /// <summary>
+    /// <see cref="EndToEndSupport.AssertSplit"/>, and when a connection failed, what the daemon saw first (in the test's
+    /// log): its drop reasons (`udr top --once`) and its connection entries (`udr adm -L -c -n`). A connection that
+    /// times out here now and then is a defect to find; this is what finding it needs.
+    /// </summary>
+    protected void AssertSplit(JsonElement split, int count, IReadOnlyDictionary<string, double> shares)
+    {
+        if (split.GetProperty("errors").GetInt32() != 0)
+        {
+            foreach (string[] arguments in (string[][])[["top", "--once", "--control", ControlPath], ["adm", "--control", ControlPath, "-L", "-c", "-n"]])
+            {
+                CommandResult result = ProcessRunner.Run(UdrBinary.Executable, arguments, TimeSpan.FromSeconds(30));
+                Lab.Step($"after a failed connection, udr {string.Join(' ', arguments)}:\n{result.Output.TrimEnd()}{result.Error.TrimEnd()}");
+            }
+        }
+        EndToEndSupport.AssertSplit(split, count, shares);
+    }
 
     protected string Udr(string[] arguments)
     {

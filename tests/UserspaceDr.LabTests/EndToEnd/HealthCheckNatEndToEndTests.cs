@@ -22,7 +22,7 @@ public sealed class HealthCheckNatEndToEndTests : HealthCheckFixture
     public void Keepalived_s_sample_runs_its_NAT_service_and_its_digest_check_passes_against_the_real_page()
     {
         UdrDaemon udr = StartUdr(Sample("keepalived.conf.sample"));
-        EndToEndSupport.AssertSplit(Lab.RunClient(ClientPatience, "split", "10", "2", "30"), 10, new Dictionary<string, double> { ["rs3"] = 1.0 });
+        AssertSplit(Lab.RunClient(ClientPatience, "split", "10", "2", "30"), 10, new Dictionary<string, double> { ["rs3"] = 1.0 });
         Assert.That(udr.Output, Does.Contain("config: ").And.Contain("'smtp_server' is not implemented by udr; ignored"));
         // warmup: the first check comes within delay_loop (6 s).
         Assert.That(AwaitChecks(l => l.Contains("HTTP 200", StringComparison.Ordinal)), Does.Match(@"198\.19\.1\.13:80\s+HTTP_GET\s+up\s+0"));
