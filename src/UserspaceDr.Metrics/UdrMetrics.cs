@@ -213,15 +213,13 @@ public sealed class UdrMetrics
 
     private void UpdateWorkers(IReadOnlyList<WorkerReading> workers)
     {
-        var byReason = new long[FrameReasons.Count];
         long evicted = 0, shortened = 0;
         foreach (WorkerReading worker in workers)
         {
             string index = worker.Index.ToString(CultureInfo.InvariantCulture);
             var byVerdict = new long[Enum.GetValues<Verdict>().Length];
-            for (int i = 0; i < byReason.Length; i++)
+            for (int i = 0; i < FrameReasons.Count; i++)
             {
-                byReason[i] += worker.Frames[i];
                 byVerdict[(int)FrameReasons.VerdictOf((FrameReason)i)] += worker.Frames[i];
             }
             foreach (Verdict verdict in Enum.GetValues<Verdict>())
@@ -235,6 +233,7 @@ public sealed class UdrMetrics
             evicted += worker.DropEntryEvicted;
             shortened += worker.SecureTcpShortSynRecv;
         }
+        long[] byReason = WorkerReading.FramesOfAll(workers);
         for (int i = 0; i < byReason.Length; i++)
         {
             var reason = (FrameReason)i;

@@ -40,10 +40,11 @@ internal sealed record TopSnapshot(DateTimeOffset Time, string Version, double U
         IReadOnlyList<WorkerReading> workers = plane.ReadWorkers();
         var drops = new Dictionary<string, long>(StringComparer.Ordinal);
         long forwarded = 0;
-        for (int i = 0; i < FrameReasons.Count; i++)
+        long[] frames = WorkerReading.FramesOfAll(workers);
+        for (int i = 0; i < frames.Length; i++)
         {
             var reason = (FrameReason)i;
-            long count = workers.Sum(w => w[reason]);
+            long count = frames[i];
             if (FrameReasons.VerdictOf(reason) == Verdict.Drop && count != 0)
             {
                 drops[FrameReasons.Name(reason)] = count;
@@ -61,7 +62,8 @@ internal sealed record TopSnapshot(DateTimeOffset Time, string Version, double U
                 IpvsadmPrinter.ForwardingName(server.Spec.Method), server.Spec.Weight, server.ActiveConnections, server.InactiveConnections,
                 server.Rates.ConnectionsPerSecond, server.Rates.InPacketsPerSecond, server.Rates.OutPacketsPerSecond,
                 server.Rates.InBytesPerSecond, server.Rates.OutBytesPerSecond))]))];
-        return new TopSnapshot(DateTimeOffset.UtcNow, DaemonVersion, (DateTime.Now - Process.GetCurrentProcess().StartTime).TotalSeconds,
+        using Process self = Process.GetCurrentProcess();
+        return new TopSnapshot(DateTimeOffset.UtcNow, DaemonVersion, (DateTime.Now - self.StartTime).TotalSeconds,
             [.. plane.Links.Select(l => l.Name)], workers.Sum(w => w.Connections), workers.Sum(w => w.ConnectionCapacity), forwarded,
             workers.Sum(w => w.RingDrops), workers.Sum(w => w.TransmitErrors), drops, services,
             [.. checkers.Select(c => new TopChecker(c.Service, c.Server, c.Checker, c.Up, c.LastResult))],

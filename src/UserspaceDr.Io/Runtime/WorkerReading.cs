@@ -13,4 +13,19 @@ public sealed record WorkerReading(int Index, ImmutableArray<long> Frames, long 
 {
     /// <summary>Frames counted under <paramref name="reason"/>.</summary>
     public long this[FrameReason reason] => Frames[(int)reason];
+
+    /// <summary>Every worker's frames added up, indexed by <see cref="FrameReason"/>.</summary>
+    public static long[] FramesOfAll(IReadOnlyList<WorkerReading> workers)
+    {
+        ArgumentNullException.ThrowIfNull(workers);
+        var total = new long[FrameReasons.Count];
+        foreach (WorkerReading worker in workers)
+        {
+            for (int i = 0; i < total.Length; i++)
+            {
+                total[i] += worker.Frames[i];
+            }
+        }
+        return total;
+    }
 }

@@ -45,8 +45,8 @@ public sealed class SystemdEndToEndTests(string backend) : EndToEndFixture
         Assert.That(udr.Output, Does.Contain("udr serving"), "READY=1 only after the daemon logged that it serves");
         Assert.That(ready, Does.StartWith("READY=1\nSTATUS=serving 1 service(s), 1 real server(s) on eth0\nMAINPID="));
         Assert.That(Lab.Adm("-L", "-n"), Does.Contain("198.18.0.100:80"), "the control socket answers once READY=1 came");
-        Assert.That(File.ReadAllText($"/proc/{ProcessOf(udr)}/status"), Does.Match(@"CapEff:\s+0000000000003400"),
-            "only NET_BIND_SERVICE (10), NET_ADMIN (12) and NET_RAW (13) are left");
+        Assert.That(File.ReadAllText($"/proc/{udr.Id}/status"), Does.Match(@"CapEff:\s+0000000000003400"),
+            "only NET_BIND_SERVICE (10), NET_ADMIN (12) and NET_RAW (13) are left (setpriv and env exec udr in place)");
         EndToEndSupport.AssertSplit(Lab.RunClient(TimeSpan.FromSeconds(60), "split", "20", "4", "30"), 20, new Dictionary<string, double> { ["rs1"] = 1.0 });
 
         udr.Signal(NamespacedProcess.SigHup);
@@ -74,9 +74,6 @@ public sealed class SystemdEndToEndTests(string backend) : EndToEndFixture
         return string.Join(',', line["CapabilityBoundingSet=".Length..].Split(' ', StringSplitOptions.RemoveEmptyEntries)
             .Select(c => "+" + c["CAP_".Length..].ToLowerInvariant()));
     }
-
-    /// <summary>The udr process under setpriv and env (each execs the next, so it is the started process itself).</summary>
-    private static int ProcessOf(NamespacedProcess process) => process.Id;
 
     private static string Receive(Socket socket)
     {
