@@ -1,6 +1,6 @@
 # The lab client the end-to-end tests run (tests/UserspaceDr.LabTests/EndToEnd): split, download, upload, udp and
 # more modes, each bounded in count and time; each prints one JSON object on its last line.
-import hashlib, json, random, selectors, socket, sys, time
+import fcntl, hashlib, json, random, selectors, socket, sys, threading, time
 from concurrent.futures import ThreadPoolExecutor
 
 VIP = '198.18.0.100'
@@ -14,9 +14,41 @@ while len(sys.argv) > 2 and sys.argv[1] in ('--vip', '--client'):
     del sys.argv[1:3]
 FAMILY = socket.AF_INET6 if ':' in VIP else socket.AF_INET
 
+# Source ports for http_get, never used twice in a lab: Linux may hand a client a port it used a moment ago, and a
+# balancer still holding that port's old connection (FIN_WAIT, 2 min) to a server since removed drops the new SYN, as
+# IPVS does (destination-removed); a test that removes a server and then connects again would lose connections by
+# chance. Ports come from 10000-29999 (below the kernel's own range), allocated in blocks under a lock in a file
+# beside this script, so runs after each other and side by side never share one.
+PORTS_FILE = __file__ + '.ports'
+PORT_LOW, PORT_HIGH = 10000, 30000
+_ports_lock = threading.Lock()
+_ports = iter(())
+
+def next_port():
+    global _ports
+    with _ports_lock:
+        port = next(_ports, None)
+        if port is None:
+            with open(PORTS_FILE, 'a+') as f:
+                fcntl.flock(f, fcntl.LOCK_EX)
+                f.seek(0)
+                text = f.read().strip()
+                start = int(text) if text else PORT_LOW
+                if start + 64 > PORT_HIGH:
+                    start = PORT_LOW  # 20,000 connections on: the oldest have long left every table
+                f.seek(0)
+                f.truncate()
+                f.write(str(start + 64))
+            _ports = iter(range(start, start + 64))
+            port = next(_ports)
+        return port
+
 def http_get(path, timeout):
-    s = socket.create_connection((VIP, 80), timeout=timeout)
+    s = socket.socket(FAMILY, socket.SOCK_STREAM)
+    s.settimeout(timeout)
     try:
+        s.bind(('', next_port()))
+        s.connect((VIP, 80))
         s.sendall(b'GET ' + path.encode() + b' HTTP/1.0\r\nHost: vip\r\n\r\n')
         chunks = []
         while True:
