@@ -7,10 +7,13 @@
 # the forwarder's whole process (user + sys ticks from /proc/PID/stat, every thread); frames are what rs1 and rs2
 # received. The report: ticks per million frames for each, and udr/C.
 #
-#   bench/cpu-bench.sh [--rounds R] [--seconds S] [--pps P] [--trace] [--coalesce USECS]
-# --coalesce adds a third subject, udr with --coalesce-usecs USECS, in the same rounds.
+#   bench/cpu-bench.sh [--rounds R] [--seconds S] [--pps P] [--trace] [--profile] [--coalesce USECS]
+# --coalesce adds a third subject, udr with --coalesce-usecs USECS (0: coalescing off; udr's default is adaptive up to
+# 100 µs), in the same rounds.
 # --trace also counts each forwarder's system calls for 3 s of every measured load (perf trace -s; the counting
 # itself costs CPU, so the ticks of a traced run are not comparable) and prints poll and sendmmsg per frame.
+# --profile samples each forwarder for 3 s of every measured load (perf record, udr's JIT code named through
+# DOTNET_PerfMapEnabled) and prints where its CPU went, by symbol, kernel and user space together.
 # Bounded: each load runs SECONDS at PPS; the namespaces udrcpu-* are removed on every exit path.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,19 +27,21 @@ ROUNDS=3
 SECONDS_RUN=10
 PPS=50000
 TRACE=0
-COALESCE=0
+PROFILE=0
+COALESCE=
 while [ $# -gt 0 ]; do
     case "$1" in
         --rounds) ROUNDS=$2; shift 2 ;;
         --seconds) SECONDS_RUN=$2; shift 2 ;;
         --pps) PPS=$2; shift 2 ;;
         --trace) TRACE=1; shift ;;
+        --profile) PROFILE=1; shift ;;
         --coalesce) COALESCE=$2; shift 2 ;;
-        *) echo "usage: $0 [--rounds R] [--seconds S] [--pps P] [--trace] [--coalesce USECS]" >&2; exit 2 ;;
+        *) echo "usage: $0 [--rounds R] [--seconds S] [--pps P] [--trace] [--profile] [--coalesce USECS]" >&2; exit 2 ;;
     esac
 done
 [ "$(id -u)" -eq 0 ] || { echo "cpu bench: needs root" >&2; exit 2; }
-for tool in tcpreplay cc nft $([ "$TRACE" -eq 1 ] && echo perf); do command -v $tool >/dev/null || { echo "cpu bench: $tool missing" >&2; exit 2; }; done
+for tool in tcpreplay cc nft $([ "$TRACE$PROFILE" != 00 ] && echo perf); do command -v $tool >/dev/null || { echo "cpu bench: $tool missing" >&2; exit 2; }; done
 [ -x "$UDR" ] || { echo "cpu bench: $UDR missing (./build.sh build)" >&2; exit 2; }
 # shellcheck source=tools/lab-session.sh
 . tools/lab-session.sh
@@ -69,6 +74,11 @@ measure() {
         timeout -s INT 3 perf trace -s -p "$pid" > "$WORK/trace" 2>&1 &
         tracer=$!
     fi
+    local sampler=""
+    if [ "$PROFILE" -eq 1 ]; then
+        perf record -q -F 1999 -g -p "$pid" -o "$WORK/perf.data" -- sleep 3 > /dev/null 2>&1 &
+        sampler=$!
+    fi
     replay "$LOOPS"
     sleep 0.5
     FRAMES=$(( $(received) - r0 )); USED=$(( $(ticks "$pid") - t0 ))
@@ -77,6 +87,10 @@ measure() {
         # Every thread's summary; the frames in those 3 s are PPS * 3.
         awk -v frames=$((PPS * 3)) '$1 == "poll" || $1 == "ppoll" || $1 == "sendmmsg" || $1 == "sendto" { n[$1] += $2 }
             END { for (s in n) printf "    %-9s %8d calls, %6.2f frames per call\n", s, n[s], frames / n[s] }' "$WORK/trace" >&2
+    fi
+    if [ -n "$sampler" ]; then
+        wait "$sampler" || true
+        perf report -i "$WORK/perf.data" --no-children --sort dso,sym --stdio 2>/dev/null | grep -v '^#' | grep -v '^$' | head -40 >&2
     fi
 }
 
@@ -111,12 +125,13 @@ NFT
     in_host lb nft delete table netdev udrcpu_guard
 }
 C_PID=
+[ "$PROFILE" -eq 1 ] && export DOTNET_PerfMapEnabled=1 # perf-PID.map in /tmp: JIT-compiled methods by name
 trap '[ -n "$C_PID" ] && kill -TERM "$C_PID" 2>/dev/null; lab_session_cleanup' EXIT INT TERM
 
 printf '%-6s %-8s %10s %8s %16s\n' round subject frames ticks "ticks/1M frames"
 sum_udr=0 sum_c=0 sum_coalesced=0
 SUBJECTS="udr c"
-[ "$COALESCE" -gt 0 ] && SUBJECTS="udr udr-coalesced c"
+[ -n "$COALESCE" ] && SUBJECTS="udr udr-coalesced c"
 for round in $(seq 1 "$ROUNDS"); do
     for subject in $SUBJECTS; do
         "run_$subject"
@@ -130,5 +145,5 @@ for round in $(seq 1 "$ROUNDS"); do
     done
 done
 python3 -c "print(f'udr/C CPU per frame: {$sum_udr/$sum_c:.2f} (mean of $ROUNDS rounds; {$PPS} pps for {$SECONDS_RUN} s, {$FLOWS} flows, ticks of 1/$HZ s)')"
-[ "$COALESCE" -gt 0 ] && python3 -c "print(f'udr --coalesce-usecs $COALESCE / C: {$sum_coalesced/$sum_c:.2f}')"
+[ -n "$COALESCE" ] && python3 -c "print(f'udr --coalesce-usecs $COALESCE / C: {$sum_coalesced/$sum_c:.2f}')"
 exit 0

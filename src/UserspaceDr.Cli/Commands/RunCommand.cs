@@ -73,9 +73,10 @@ internal static class RunCommand
         };
         var coalesce = new Option<int>("--coalesce-usecs")
         {
-            Description = "AF_PACKET: while a worker handles more than 40,000 frames/s, wait this many microseconds after a turn of " +
-                "few frames so that the next is fuller (fewer system calls per frame; up to this much more latency per frame), " +
-                "as ethtool -C rx-usecs does for a NIC; 0 (default): never",
+            Description = "AF_PACKET: the longest a busy worker (over 40,000 frames/s) waits after a turn of few frames so that the next is " +
+                "fuller (fewer system calls per frame), chosen from 0 to this as Linux's adaptive interrupt moderation chooses a NIC's " +
+                "(a wait that costs frame rate, as waiting clients show, is backed off); default 100, 0: never wait",
+            DefaultValueFactory = _ => 100,
         };
         var metrics = new Option<string>("--metrics")
         {

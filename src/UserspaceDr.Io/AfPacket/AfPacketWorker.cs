@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Numerics;
 using System.Runtime.InteropServices;
 using Microsoft.Extensions.Logging;
@@ -50,18 +51,8 @@ public sealed unsafe class AfPacketWorker : IFrameWorker
     /// </summary>
     private const int PrefetchDistance = 8;
 
-    // Adaptive coalescing (--coalesce-usecs, off by default), as a NIC moderates its interrupts (ethtool -C rx-usecs):
-    // a V2 ring hands over each frame as soon as it is written, so at tens of thousands of frames per second a turn of
-    // the loop finds one to three frames and pays a sendmmsg (and often a poll) for them. While the worker is busy (at
-    // least LingerBusyFrames in the last LingerWindowMs), a turn that handled fewer than LingerBatch frames is followed
-    // by a sleep of the configured microseconds, so that the next turn finds a fuller run. A quiet worker never sleeps:
-    // a lone request's round trip is not lengthened. Off by default: a busy worker's frames wait that long, which a
-    // connection rate through NAT pays (bench/README.md).
-    private const int LingerWindowMs = 10;
-    private const int LingerBusyFrames = 400; // 40,000 frames/s
-    private const int LingerBatch = 32;
-
-    private readonly int _coalesceMicroseconds;
+    /// <summary>How long the worker waits after a turn of few frames while it is busy (--coalesce-usecs).</summary>
+    private readonly CoalescingTuner _coalescing;
 
     /// <summary>Each link's RX ring: 16 MiB in 1 MiB blocks (the kernel allocates a block as one page run).</summary>
     private const int RingBytes = 16 << 20;
@@ -101,8 +92,7 @@ public sealed unsafe class AfPacketWorker : IFrameWorker
     public AfPacketWorker(int index, IReadOnlyList<LinkInfo> links, DataPlaneState state, EngineOptions options, int maxConnections,
         IReadOnlyList<FanoutOptions>? fanouts, TrafficSelection traffic, ILogger log, int coalesceMicroseconds = 0)
     {
-        ArgumentOutOfRangeException.ThrowIfNegative(coalesceMicroseconds);
-        _coalesceMicroseconds = coalesceMicroseconds;
+        _coalescing = new CoalescingTuner(coalesceMicroseconds, Stopwatch.GetTimestamp, Stopwatch.Frequency, Linux.Interop.ThreadCpuNanoseconds);
         ArgumentNullException.ThrowIfNull(links);
         ArgumentNullException.ThrowIfNull(state);
         ArgumentNullException.ThrowIfNull(traffic);
@@ -173,6 +163,7 @@ public sealed unsafe class AfPacketWorker : IFrameWorker
     public int LastTransmitErrno => _tx.LastErrno;
     public int Connections => _host.Connections;
     public int ConnectionCapacity => _host.ConnectionCapacity;
+    public int CoalesceWaitMicroseconds => _coalescing.WaitMicroseconds; // a plain read: only this worker changes it
 
     /// <summary>The interface index of each link (what a frame's sockaddr_ll names).</summary>
     public IReadOnlyList<int> InterfaceIndexes => _interfaceIndexes;
@@ -233,6 +224,11 @@ public sealed unsafe class AfPacketWorker : IFrameWorker
 
     private void Run()
     {
+        if (_coalescing.Enabled)
+        {
+            // A coalescing wait of 12 µs must not become 62 (the default slack is 50 µs).
+            _ = Linux.Interop.SetTimerSlackNanoseconds(1000);
+        }
         try
         {
             Loop();
@@ -252,18 +248,10 @@ public sealed unsafe class AfPacketWorker : IFrameWorker
         EngineHost host = _host;
         PacketRxRing[] rings = _rings;
         RxFrame* batch = stackalloc RxFrame[PrefetchBatch];
-        long windowStart = Environment.TickCount64;
-        int windowFrames = 0;
-        bool busy = false;
+        CoalescingTuner coalescing = _coalescing;
         while (!_stopping)
         {
             long now = Environment.TickCount64;
-            if (now - windowStart >= LingerWindowMs)
-            {
-                busy = windowFrames >= LingerBusyFrames && now - windowStart < 2 * LingerWindowMs;
-                windowStart = now;
-                windowFrames = 0;
-            }
             int turnFrames = 0;
             bool any = false;
             for (int link = 0; link < rings.Length; link++)
@@ -293,14 +281,14 @@ public sealed unsafe class AfPacketWorker : IFrameWorker
                 }
                 ring.ReleaseBlock();
             }
-            windowFrames += turnFrames;
+            int wait = coalescing.AfterTurn(turnFrames, now);
             if (!any)
             {
                 PacketRxRing.PollAny(rings, 100);
             }
-            else if (busy && turnFrames < LingerBatch && _coalesceMicroseconds > 0)
+            else if (wait > 0)
             {
-                _ = Linux.Interop.SleepMicroseconds(_coalesceMicroseconds); // cut short by a signal: the next turn comes sooner
+                _ = Linux.Interop.SleepMicroseconds(wait); // cut short by a signal: the next turn comes sooner
             }
             host.Housekeeping(now);
         }

@@ -91,6 +91,7 @@ public sealed class PcapWorker : IFrameWorker
     public int LastTransmitErrno => 0;
     public int Connections => _host.Connections;
     public int ConnectionCapacity => _host.ConnectionCapacity;
+    public int CoalesceWaitMicroseconds => 0; // libpcap hands frames over one by one
     /// <summary>Frames libpcap's buffers had no room for (pcap_stats ps_drop), read by the worker on its housekeeping tick.</summary>
     public long RingDrops => Interlocked.Read(ref _ringDrops);
 

@@ -271,7 +271,8 @@ public sealed class DataPlane : IDisposable
     /// </summary>
     public IReadOnlyList<WorkerReading> ReadWorkers() =>
         [.. _workers.Select((w, index) => new WorkerReading(index, w.Counters.ReadReasons(), w.RingDrops, w.TransmitErrors, w.Connections,
-            w.ConnectionCapacity, Volatile.Read(ref w.Counters.DropEntryEvicted), Volatile.Read(ref w.Counters.SecureTcpShortSynRecv)))];
+            w.ConnectionCapacity, Volatile.Read(ref w.Counters.DropEntryEvicted), Volatile.Read(ref w.Counters.SecureTcpShortSynRecv),
+            w.CoalesceWaitMicroseconds))];
 
     /// <summary>Each real server of the rules in force, and whether the MAC of its next hop is known (frames for it can leave).</summary>
     public IReadOnlyList<(InetAddress Server, bool Resolved)> NeighborStates()

@@ -27,6 +27,9 @@ public interface IFrameWorker : IDisposable
     /// <summary>How many connections the worker's table can hold.</summary>
     int ConnectionCapacity { get; }
 
+    /// <summary>The wait after a turn of few frames the worker's coalescing has chosen now, in µs (0: none).</summary>
+    int CoalesceWaitMicroseconds { get; }
+
     /// <summary>Where another thread asks for a copy of the worker's connections (served between batches).</summary>
     ConnectionSnapshotSlot Snapshots { get; }
 

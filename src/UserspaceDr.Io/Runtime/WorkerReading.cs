@@ -5,11 +5,11 @@ namespace UserspaceDr.Io.Runtime;
 
 /// <summary>
 /// One worker's counters at one moment (<see cref="DataPlane.ReadWorkers"/>): frames by reason (indexed by
-/// <see cref="FrameReason"/>), the kernel's ring drops, refused transmits, its connection table's fill, and the SYN-flood
-/// defenses' actions.
+/// <see cref="FrameReason"/>), the kernel's ring drops, refused transmits, its connection table's fill, the SYN-flood
+/// defenses' actions, and the coalescing wait it has chosen.
 /// </summary>
 public sealed record WorkerReading(int Index, ImmutableArray<long> Frames, long RingDrops, long TransmitErrors, int Connections,
-    int ConnectionCapacity, long DropEntryEvicted, long SecureTcpShortSynRecv)
+    int ConnectionCapacity, long DropEntryEvicted, long SecureTcpShortSynRecv, int CoalesceWaitMicroseconds = 0)
 {
     /// <summary>Frames counted under <paramref name="reason"/>.</summary>
     public long this[FrameReason reason] => Frames[(int)reason];

@@ -129,8 +129,8 @@ public sealed partial class ReliabilityEndToEndTests : EndToEndFixture
     /// <summary>
     /// One worker, 50,000 UDP frames/s for 6 s (300,000), and the worker stopped for 100 ms (SIGSTOP) in the middle: the
     /// ring holds what arrives meanwhile (8,192 slots of 2 KiB: 164 ms at this rate), so at least 99.99% is forwarded
-    /// and the ring drops nothing. Also with --coalesce-usecs 100: at this rate the worker sleeps after each short turn,
-    /// and still loses nothing.
+    /// and the ring drops nothing. Both with coalescing off (--coalesce-usecs 0) and with the default adaptive coalescing
+    /// (up to 100 µs): at this rate the worker waits after short turns, and still loses nothing.
     /// </summary>
     [TestCase(0)]
     [TestCase(100)]

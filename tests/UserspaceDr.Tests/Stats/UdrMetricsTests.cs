@@ -55,7 +55,8 @@ public class UdrMetricsTests
         {
             frames[(int)reason] = count;
         }
-        return new WorkerReading(index, [.. frames], RingDrops: 3, TransmitErrors: 0, Connections: 10, ConnectionCapacity: 1024, 0, 0);
+        return new WorkerReading(index, [.. frames], RingDrops: 3, TransmitErrors: 0, Connections: 10, ConnectionCapacity: 1024, 0, 0,
+            CoalesceWaitMicroseconds: 25 * (index + 1));
     }
 
     [Test]
@@ -95,6 +96,8 @@ public class UdrMetricsTests
         Assert.That(text, Does.Contain("udr_worker_frames_total{worker=\"0\",verdict=\"drop\"} 2\n"));
         Assert.That(text, Does.Contain("udr_worker_ring_drops_total{worker=\"1\"} 3\n"));
         Assert.That(text, Does.Contain("udr_worker_connection_capacity{worker=\"0\"} 1024\n"));
+        Assert.That(text, Does.Contain("udr_worker_coalesce_wait_seconds{worker=\"0\"} 2.5e-05\n"));
+        Assert.That(text, Does.Contain("udr_worker_coalesce_wait_seconds{worker=\"1\"} 5e-05\n"));
         Assert.That(text, Does.Contain(
             "udr_server_packets_total{local_address=\"198.18.0.100\",local_mark=\"\",local_port=\"3306\",proto=\"TCP\",remote_address=\"198.18.0.11\",remote_port=\"3306\",direction=\"in\"} 30\n"));
         Assert.That(text, Does.Contain("udr_service_connections_total{local_address=\"198.18.0.100\",local_mark=\"\",local_port=\"3306\",proto=\"TCP\"} 3\n"));
