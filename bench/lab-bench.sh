@@ -24,7 +24,9 @@
 # bench/lab-bench.tsv (both rewritten by each run that measures all three modes; a partial run writes them under
 # artifacts/lab-bench/ instead).
 #
-#   bench/lab-bench.sh [--workers N] [--rounds R] [--modes dr,nat,tun] [--metrics-cost]
+#   bench/lab-bench.sh [--workers N] [--rounds R] [--modes dr,nat,tun] [--metrics-cost] [--profile MODE]
+# --profile MODE: after the table, the udr path's TCP upload of MODE once more, the whole machine sampled for 3 s of it
+# (perf record -a; udr's JIT code named through DOTNET_PerfMapEnabled), and where the CPU went, by process and symbol.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -37,6 +39,7 @@ WORKERS=2
 ROUNDS=2
 MODES=dr,nat,tun
 METRICS_COST=0
+PROFILE=
 METRICS=127.0.0.1:9477
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -44,12 +47,17 @@ while [ $# -gt 0 ]; do
         --rounds) ROUNDS=$2; shift 2 ;;
         --modes) MODES=$2; shift 2 ;; # "" for none (with --metrics-cost alone)
         --metrics-cost) METRICS_COST=1; shift ;;
-        *) echo "usage: $0 [--workers N] [--rounds R] [--modes dr,nat,tun] [--metrics-cost]" >&2; exit 2 ;;
+        --profile) PROFILE=$2; shift 2 ;;
+        *) echo "usage: $0 [--workers N] [--rounds R] [--modes dr,nat,tun] [--metrics-cost] [--profile MODE]" >&2; exit 2 ;;
     esac
 done
-for mode in ${MODES//,/ }; do
+for mode in ${MODES//,/ } $PROFILE; do
     case $mode in dr | nat | tun) ;; *) echo "lab bench: unknown mode '$mode' (dr, nat, tun)" >&2; exit 2 ;; esac
 done
+if [ -n "$PROFILE" ]; then
+    command -v perf >/dev/null || { echo "lab bench: perf missing" >&2; exit 2; }
+    export DOTNET_PerfMapEnabled=1 # /tmp/perf-PID.map: JIT-compiled methods by name, for every udr started below
+fi
 [ "$(id -u)" -eq 0 ] || { echo "lab bench: needs root" >&2; exit 2; }
 command -v iperf3 >/dev/null || { echo "lab bench: iperf3 missing (./build.sh bench installs it)" >&2; exit 2; }
 [ -x "$UDR" ] || { echo "lab bench: $UDR missing (./build.sh build)" >&2; exit 2; }
@@ -136,7 +144,7 @@ in_host rs2 python3 "$ROOT/tools/lab/acceptor.py" 8221 8222 &
 in_host rs3 python3 "$ROOT/tools/lab/acceptor.py" 8201 &
 in_host rs4 python3 "$ROOT/tools/lab/acceptor.py" 8212 &
 # rs2's IP-in-IP endpoint (user space where the kernel has no ipip module).
-in_host rs2 "$UDR" node tunnel --vip "$VIP" > "$WORK/tunnel.log" 2>&1 &
+in_host rs2 "$UDR" node tunnel --vip "$VIP" --stats-interval 1 > "$WORK/tunnel.log" 2>&1 &
 
 # UDR_ARGS: more `udr run` options for the measured udr (e.g. UDR_ARGS="--coalesce-usecs 100").
 # shellcheck disable=SC2086
@@ -144,7 +152,9 @@ udr_start "$WORK/rules" --workers "$WORKERS" --interface eth1 --metrics "$METRIC
 sleep 0.5
 
 json() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
-tcp_gbps() { in_host client iperf3 -c "$1" -p "$2" -t "$SECONDS_PER_RUN" -J | json "round(d['end']['sum_received']['bits_per_second']/1e9, 3)"; }
+# IPERF_ARGS: more iperf3 options for the TCP upload (e.g. "-P 4": four streams).
+# shellcheck disable=SC2086
+tcp_gbps() { in_host client iperf3 -c "$1" -p "$2" -t "$SECONDS_PER_RUN" ${IPERF_ARGS:-} -J | json "round(d['end']['sum_received']['bits_per_second']/1e9, 3)"; }
 udp_kpps() { in_host client iperf3 -c "$1" -p "$2" -u -b 0 -l 64 -t "$SECONDS_PER_RUN" -J |
     json "round(d['end']['sum']['packets']*(100-d['end']['sum']['lost_percent'])/100/d['end']['sum']['seconds']/1e3, 1)"; }
 cps() { in_host client python3 "$ROOT/tools/lab/connector.py" "$1" $(($2 + 3000)) "$SECONDS_PER_RUN"; }
@@ -208,4 +218,17 @@ if [ "$METRICS_COST" -eq 1 ]; then
     python3 -c "import statistics as s; r=[l.split() for l in open('$WORK/scrape-times')]; t=[float(a) * 1000 for a, _ in r]
 print(f'  one scrape: median {s.median(t):.1f} ms, max {max(t):.1f} ms, {int(r[-1][1])} bytes ({len(t)} scrapes)')"
 fi
+if [ -n "$PROFILE" ]; then
+    echo
+    echo "where the CPU went during $PROFILE's udr TCP upload (3 s of the whole machine), by process:"
+    perf record -q -a -g -F 999 -o "$WORK/perf.data" -- sleep 3 > /dev/null 2>&1 &
+    sampler=$!
+    tcp_gbps "${TARGET[$PROFILE-udr]}" "${PORT[$PROFILE-udr]}" > /dev/null
+    wait "$sampler" || true
+    # (|| true: head closing the pipe early must not end the run under pipefail)
+    perf report -i "$WORK/perf.data" --no-children --sort comm --stdio -g none 2>/dev/null | grep -v '^#' | grep -v '^$' | head -12 || true
+    echo "by process and symbol:"
+    perf report -i "$WORK/perf.data" --no-children --sort comm,sym --stdio -g none 2>/dev/null | grep -v '^#' | grep -v '^$' | head -40 || true
+fi
+case ",$MODES,$PROFILE," in *,tun,*) printf 'tunnel endpoint %s\n' "$(grep '^counters:' "$WORK/tunnel.log" | tail -1)" ;; esac
 printf 'udr '; udr_stop

@@ -38,4 +38,8 @@ internal static partial class Interop
 
     [LibraryImport(Libraries.Libc, EntryPoint = "recvmsg", SetLastError = true)]
     internal static unsafe partial nint RecvMsg(int socket, MsgHdr* message, int flags);
+
+    /// <summary>recvmmsg: up to <paramref name="count"/> datagrams in one call; each one's length lands in its <see cref="MMsgHdr.SentLength"/>.</summary>
+    [LibraryImport(Libraries.Libc, EntryPoint = "recvmmsg", SetLastError = true)]
+    internal static unsafe partial int RecvMmsg(int socket, MMsgHdr* messages, uint count, int flags, TimeSpec* timeout);
 }

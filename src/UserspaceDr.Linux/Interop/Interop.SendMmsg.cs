@@ -28,6 +28,7 @@ internal static partial class Interop
     internal struct MMsgHdr
     {
         internal MsgHdr Header;
+        /// <summary>msg_len: the bytes sent (sendmmsg) or received (recvmmsg) for this message.</summary>
         internal uint SentLength;
     }
 

@@ -19,9 +19,10 @@ namespace UserspaceDr.Node.Tunnel;
 /// <remarks>
 /// While a raw socket of a protocol is open the kernel does not answer its packets with ICMP protocol unreachable
 /// (ip_local_deliver_finish) or parameter problem (ip6_input_finish). The TUN device is not persistent: it exists exactly
-/// as long as its descriptor, so it vanishes when this endpoint is disposed, also when the process dies. One buffer of
-/// 64 KiB (the largest IP packet) and one for control messages are reused for every packet; nothing is allocated per
-/// packet.
+/// as long as its descriptor, so it vanishes when this endpoint is disposed, also when the process dies. Packets are
+/// taken up to <see cref="BatchLimit"/> at a time with one recvmmsg (a call per packet was most of this endpoint's
+/// system calls: bench/README.md), into slots of 64 KiB (the largest IP packet, as the kernel reassembles fragments
+/// before a raw socket sees them) with a control buffer each, reused for every batch; nothing is allocated per packet.
 /// </remarks>
 public sealed unsafe class UserTunnelEndpoint : IDisposable
 {
@@ -31,8 +32,11 @@ public sealed unsafe class UserTunnelEndpoint : IDisposable
     /// <summary>Where a packet from an IPv6 raw socket (no outer header) is received: room in front for the virtio_net_hdr.</summary>
     private const int Ipv6ReceiveOffset = 64;
 
-    /// <summary>Packets taken per wake-up (per socket) before looking at the clock and the stop token again.</summary>
+    /// <summary>Packets taken per recvmmsg, one call per socket and wake-up, before looking at the clock and the stop token again.</summary>
     private const int BatchLimit = 64;
+
+    /// <summary>One receive slot: room in front for the virtio_net_hdr (IPv6 outer), then the largest packet.</summary>
+    private const int SlotSize = Ipv6ReceiveOffset + BufferSize;
     private const int PollTimeoutMilliseconds = 200;
     private const int ReceiveBufferBytes = 4 << 20;
     private const int ControlBufferBytes = 128;
@@ -44,8 +48,8 @@ public sealed unsafe class UserTunnelEndpoint : IDisposable
 
     private readonly TunnelSocket[] _sockets;
     private readonly SafeDescriptorHandle _tun;
-    private readonly byte[] _buffer = GC.AllocateUninitializedArray<byte>(BufferSize + Ipv6ReceiveOffset, pinned: true);
-    private readonly byte[] _control = GC.AllocateUninitializedArray<byte>(ControlBufferBytes, pinned: true);
+    private readonly byte[] _buffer = GC.AllocateUninitializedArray<byte>(BatchLimit * SlotSize, pinned: true);
+    private readonly byte[] _control = GC.AllocateUninitializedArray<byte>(BatchLimit * ControlBufferBytes, pinned: true);
     private readonly TcpCoalescer _coalescer = new();
     private bool _disposed;
 
@@ -157,6 +161,8 @@ public sealed unsafe class UserTunnelEndpoint : IDisposable
         var state = new ReceiveState(localAddresses(), Environment.TickCount64);
         long reportedAt = state.LocalRefreshedAt;
         Interop.PollFd* polls = stackalloc Interop.PollFd[_sockets.Length];
+        Interop.MMsgHdr* messages = stackalloc Interop.MMsgHdr[BatchLimit];
+        Interop.IoVec* vectors = stackalloc Interop.IoVec[BatchLimit];
         for (int i = 0; i < _sockets.Length; i++)
         {
             polls[i] = new Interop.PollFd { Fd = _sockets[i].Handle.Fd, Events = Interop.POLLIN };
@@ -179,7 +185,7 @@ public sealed unsafe class UserTunnelEndpoint : IDisposable
                 {
                     if ((polls[s].ReturnedEvents & Interop.POLLIN) != 0)
                     {
-                        ReceiveBatch(_sockets[s], buffer, control, vips, localAddresses, counters, ref state);
+                        ReceiveBatch(_sockets[s], messages, vectors, buffer, control, vips, localAddresses, counters, ref state);
                     }
                 }
                 // Nothing waits in a merge across a wait for more packets.
@@ -202,36 +208,55 @@ public sealed unsafe class UserTunnelEndpoint : IDisposable
     /// <summary>This node's addresses as last read, and when.</summary>
     private record struct ReceiveState(AddressSet Local, long LocalRefreshedAt);
 
-    /// <summary>Up to <see cref="BatchLimit"/> packets from one socket, each checked and delivered or counted.</summary>
-    private void ReceiveBatch(in TunnelSocket socket, byte* buffer, byte* control, AddressSet vips, Func<AddressSet> localAddresses,
-        TunnelCounters counters, ref ReceiveState state)
+    /// <summary>Up to <see cref="BatchLimit"/> packets from one socket in one recvmmsg, each checked and delivered or counted.</summary>
+    private void ReceiveBatch(in TunnelSocket socket, Interop.MMsgHdr* messages, Interop.IoVec* vectors, byte* buffer, byte* control,
+        AddressSet vips, Func<AddressSet> localAddresses, TunnelCounters counters, ref ReceiveState state)
     {
         bool outerIpv6 = socket.Family == Interop.AF_INET6;
-        byte* start = outerIpv6 ? buffer + Ipv6ReceiveOffset : buffer;
+        int offset = outerIpv6 ? Ipv6ReceiveOffset : 0;
         for (int i = 0; i < BatchLimit; i++)
         {
+            // The kernel writes each message's lengths and flags back: every field is set again for every call.
+            vectors[i] = new Interop.IoVec { Base = buffer + (i * SlotSize) + offset, Length = BufferSize };
+            messages[i] = new Interop.MMsgHdr
+            {
+                Header = new Interop.MsgHdr
+                {
+                    Iov = &vectors[i],
+                    IovLength = 1,
+                    Control = outerIpv6 ? control + (i * ControlBufferBytes) : null,
+                    ControlLength = outerIpv6 ? (nuint)ControlBufferBytes : 0,
+                },
+            };
+        }
+        int count = Interop.RecvMmsg(socket.Handle.Fd, messages, BatchLimit, Interop.MSG_DONTWAIT, null);
+        if (count < 0)
+        {
+            int errno = Marshal.GetLastPInvokeError();
+            if (errno != Interop.Errno.EAGAIN && errno != Interop.Errno.EINTR)
+            {
+                counters.CountReceiveError();
+            }
+            return;
+        }
+        for (int i = 0; i < count; i++)
+        {
+            byte* start = buffer + (i * SlotSize) + offset;
+            int received = (int)messages[i].SentLength;
             UInt128 outerDestination = UInt128.Zero;
             byte outerTrafficClass = 0;
-            nint received = outerIpv6
-                ? ReceiveWithControl(socket.Handle.Fd, start, control, out outerDestination, out outerTrafficClass)
-                : Interop.Recv(socket.Handle.Fd, start, BufferSize, Interop.MSG_DONTWAIT);
-            if (received < 0)
+            if (outerIpv6)
             {
-                int errno = Marshal.GetLastPInvokeError();
-                if (errno != Interop.Errno.EAGAIN && errno != Interop.Errno.EINTR)
-                {
-                    counters.CountReceiveError();
-                }
-                return;
+                ReadControl((byte*)messages[i].Header.Control, (int)messages[i].Header.ControlLength, out outerDestination, out outerTrafficClass);
             }
-            var packet = new Span<byte>(start, (int)received);
+            var packet = new Span<byte>(start, received);
             DecapsulationOutcome outcome = Decapsulate(packet, socket, outerDestination, outerTrafficClass, state.Local, vips, out int innerOffset, out int innerLength);
             if (outcome == DecapsulationOutcome.OuterNotLocal && Environment.TickCount64 - state.LocalRefreshedAt >= LocalRefreshOnMissPeriod.TotalMilliseconds)
             {
                 state = new ReceiveState(localAddresses(), Environment.TickCount64);
                 outcome = Decapsulate(packet, socket, outerDestination, outerTrafficClass, state.Local, vips, out innerOffset, out innerLength);
             }
-            counters.Count(outcome, (int)received, innerLength);
+            counters.Count(outcome, received, innerLength);
             if (outcome == DecapsulationOutcome.Delivered)
             {
                 Deliver(start + innerOffset, innerLength, counters);
@@ -250,20 +275,12 @@ public sealed unsafe class UserTunnelEndpoint : IDisposable
         return IpipDecapsulator.DecapsulateFromIpv6(packet, socket.Protocol, outerDestination, outerTrafficClass, local, vips, out innerLength);
     }
 
-    /// <summary>recvmsg on an IPv6 raw socket: the packet, and from its control messages the outer destination and traffic class.</summary>
-    private static nint ReceiveWithControl(int socket, byte* packet, byte* control, out UInt128 destination, out byte trafficClass)
+    /// <summary>The outer destination and traffic class from an IPv6 raw socket's control messages (IPV6_PKTINFO, IPV6_TCLASS).</summary>
+    private static void ReadControl(byte* control, int length, out UInt128 destination, out byte trafficClass)
     {
         destination = UInt128.Zero;
         trafficClass = 0;
-        var vector = new Interop.IoVec { Base = packet, Length = BufferSize };
-        var message = new Interop.MsgHdr { Iov = &vector, IovLength = 1, Control = control, ControlLength = ControlBufferBytes };
-        nint received = Interop.RecvMsg(socket, &message, Interop.MSG_DONTWAIT);
-        if (received < 0)
-        {
-            return received;
-        }
         int offset = 0;
-        int length = (int)message.ControlLength;
         while (offset + Interop.CmsgHeaderSize <= length)
         {
             var header = (Interop.CmsgHdr*)(control + offset);
@@ -283,7 +300,6 @@ public sealed unsafe class UserTunnelEndpoint : IDisposable
             }
             offset += (size + nint.Size - 1) & ~(nint.Size - 1);
         }
-        return received;
     }
 
     /// <summary>
