@@ -25,6 +25,8 @@ cat > "$WORK/rules" <<RULES
 -a -t $VIP:80 -r 198.18.0.12:80 -g -w 1
 RULES
 rss() { awk '/VmRSS/ { print $2 }' "/proc/$UDR_PID/status"; }
+# How much of it is in transparent huge pages (the tables are advised MADV_HUGEPAGE: src/UserspaceDr.Linux/Host/HugePages.cs).
+huge() { awk '/AnonHugePages/ { print $2 }' "/proc/$UDR_PID/smaps_rollup"; }
 udr_start "$WORK/rules" --workers 2
 sleep 3 # past start-up (JIT, the first housekeeping sweeps)
 before=$(rss)
@@ -43,5 +45,6 @@ table_mib=$(python3 -c "c=(1<<20)//2; s=1<<((c+c//2+1)-1).bit_length(); print(2*
 echo "connections: $active active, $inactive inactive (of $CONNECTIONS made)"
 echo "resident: $((before / 1024)) MiB at start, $((after / 1024)) MiB with them: +$(((after - before) / 1024)) MiB"
 echo "bound: the tables, $table_mib MiB (2 workers × slots × 64 B), plus the fixed part at start"
+echo "in transparent huge pages: $(($(huge) / 1024)) MiB"
 [ "$CONNECTIONS" -gt 100 ] || in_host lb "$UDR" adm --control "$WORK/udr.sock" -L -c -n
 printf 'udr '; udr_stop

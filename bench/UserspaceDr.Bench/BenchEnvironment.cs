@@ -89,4 +89,8 @@ internal static class BenchEnvironment
             throw new InvalidOperationException("Setup: the last flow is not ESTABLISHED.");
         }
     }
+
+    /// <summary>The process's memory in transparent huge pages, from /proc/self/smaps_rollup (what a run can check).</summary>
+    public static string AnonHugePages() =>
+        File.ReadLines("/proc/self/smaps_rollup").FirstOrDefault(l => l.StartsWith("AnonHugePages:", StringComparison.Ordinal))?.Trim() ?? "AnonHugePages: unknown";
 }

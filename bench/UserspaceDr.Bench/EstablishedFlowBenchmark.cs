@@ -55,10 +55,20 @@ public class EstablishedFlowBenchmark
     [Params(256, TrackedConnections)]
     public int Flows { get; set; }
 
+    /// <summary>The table backed by transparent huge pages (<see cref="Linux.Host.HugePages"/>), as udr run backs it.</summary>
+    [Params(false, true)]
+    public bool HugePages { get; set; }
+
     [GlobalSetup]
     public void Setup()
     {
         _engine = BenchEnvironment.CreateEngine(TableCapacity, servers: 10, serversAtLocalMac: true);
+        if (HugePages)
+        {
+            (nint address, long length) = _engine.Connections.SlotMemory;
+            long backed = Linux.Host.HugePages.Back(address, length);
+            Console.WriteLine($"// huge pages: {backed} of {length} bytes of the table ({BenchEnvironment.AnonHugePages()})");
+        }
         BenchEnvironment.Establish(_engine, 0, TrackedConnections, nowMs: 1_000);
         if (_engine.Connections.Count != TrackedConnections)
         {

@@ -39,6 +39,13 @@ public sealed class ConnectionTable<TAddress>
     public int Count { get; private set; }
     public int SlotCount => _slots.Length;
 
+    /// <summary>
+    /// Where the slots lie in memory and how many bytes they take, for a host that backs them with huge pages. The
+    /// array lives on the large-object heap, which is never compacted, so the range stays put.
+    /// </summary>
+    public unsafe (nint Address, long Length) SlotMemory =>
+        ((nint)Unsafe.AsPointer(ref _slots[0]), (long)_slots.Length * Unsafe.SizeOf<Connection<TAddress>>());
+
     /// <summary>The entry in <paramref name="slot"/> (valid until the next insert or removal).</summary>
     public ref Connection<TAddress> At(int slot) => ref _slots[slot];
 

@@ -1,6 +1,7 @@
 using UserspaceDr.Core.Connections;
 using UserspaceDr.Core.Forwarding;
 using UserspaceDr.Core.Stats;
+using UserspaceDr.Linux.Host;
 
 namespace UserspaceDr.Io.Engine;
 
@@ -26,6 +27,7 @@ public sealed class EngineHost
     private readonly int _expiryIntervalMs;
     private readonly int _expiryBudget;
     private long _nextExpiry = long.MinValue;
+    private bool _ipv6TableBacked;
 
     public EngineHost(DataPlaneState state, EngineOptions options, int maxConnections, ExpiryPolicy expiry)
     {
@@ -33,6 +35,7 @@ public sealed class EngineHost
         ArgumentNullException.ThrowIfNull(expiry);
         _state = state;
         var table = new ConnectionTable<uint>(maxConnections);
+        BackWithHugePages(table.SlotMemory);
         Engine = new ForwardingEngine(options, table);
         _expiryIntervalMs = expiry.IntervalMs;
         _expiryBudget = expiry.Budget ?? Math.Max(1024, table.SlotCount / 20);
@@ -55,7 +58,21 @@ public sealed class EngineHost
     public SyncInbox SyncInbox { get; } = new();
 
     /// <summary>Before a batch: the engine takes the snapshot in force (rules, neighbours, timeouts), whole.</summary>
-    public void BeginBatch() => _state.ApplyTo(Engine);
+    public void BeginBatch()
+    {
+        _state.ApplyTo(Engine);
+        if (!_ipv6TableBacked && Engine.Ipv6Connections is { } ipv6)
+        {
+            BackWithHugePages(ipv6.SlotMemory); // made by the snapshot that brought the first IPv6 VIP, before any frame
+            _ipv6TableBacked = true;
+        }
+    }
+
+    /// <summary>
+    /// The connection table in transparent huge pages: a cold lookup among a million flows then pays no page walk
+    /// (bench/README.md: the established frame 10–13% faster at 1M flows). Advice only: refused, the table still works.
+    /// </summary>
+    private static void BackWithHugePages((nint Address, long Length) memory) => _ = HugePages.Back(memory.Address, memory.Length);
 
     /// <summary>The flow key and service of a frame processed a few frames later (<see cref="ForwardingEngine.Prefetch"/>).</summary>
     public FlowHint Prefetch(ReadOnlySpan<byte> frame) => Engine.Prefetch(frame);
