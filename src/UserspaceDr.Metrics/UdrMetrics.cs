@@ -40,7 +40,7 @@ public sealed class UdrMetrics
     private readonly Family _backendActive, _backendInactive, _backendWeight;
     private readonly Family _frames, _workerFrames, _ringDrops, _transmitErrors, _tableEntries, _tableCapacity, _coalesceWait, _dropEntryEvicted, _secureTcpShort;
     private readonly Family _neighborResolved;
-    private readonly Family _serviceConnections, _servicePackets, _serviceBytes, _serviceCps, _servicePps, _serviceBps;
+    private readonly Family _serviceConnections, _servicePackets, _serviceBytes, _serviceCps, _servicePps, _serviceBps, _serviceTable;
     private readonly Family _serverConnections, _serverPackets, _serverBytes, _serverCps, _serverPps, _serverBps;
     private readonly Family _checkerUp, _checkerFailures, _checkerTransitions;
     private readonly Family _vrrpRole;
@@ -73,6 +73,7 @@ public sealed class UdrMetrics
         _secureTcpShort = Counter(factory, "udr_secure_tcp_short_syn_recv_total", "New TCP connections secure_tcp gave its short SYN_RECV timeout.");
         _neighborResolved = Gauge(factory, "udr_neighbor_resolved", "1 when the MAC of the next hop to a real server is known (frames for it can leave), else 0.", "address");
 
+        _serviceTable = Gauge(factory, "udr_service_scheduler_table_info", "1 for the digest of the virtual service's hashing scheduler's lookup table (mh, sh): balancers with the same rules have the same digest and send a flow to the same server.", [.. ServiceLabels, "scheduler", "digest"]);
         _serviceConnections = Counter(factory, "udr_service_connections_total", "Connections the virtual service scheduled.", ServiceLabels);
         _servicePackets = Counter(factory, "udr_service_packets_total", "Packets of the virtual service, in (client to server) and out (replies through udr).", [.. ServiceLabels, "direction"]);
         _serviceBytes = Counter(factory, "udr_service_bytes_total", "Bytes of the virtual service, in and out.", [.. ServiceLabels, "direction"]);
@@ -183,6 +184,10 @@ public sealed class UdrMetrics
         {
             string[] labels = ServiceLabelValues(service.Service);
             SetTraffic(service.Lifetime, service.Rates, labels, _serviceConnections, _servicePackets, _serviceBytes, _serviceCps, _servicePps, _serviceBps);
+            if (service.Service.Scheduler.TableDigest is ulong digest)
+            {
+                _serviceTable.Set(1, [.. labels, service.Service.SchedulerName, digest.ToString("x16", CultureInfo.InvariantCulture)]);
+            }
             foreach (ServerStatistics server in service.Servers)
             {
                 RealServer live = server.Server;

@@ -47,6 +47,13 @@ internal static class RunCommand
             Description = "IPVS's expire_quiescent_template: a persistence template whose real server has weight 0 is " +
                 "expired when a new connection would use it, so persistent clients move; off (the default), they stay until it times out",
         };
+        var sloppyTcp = new Option<bool>("--sloppy-tcp")
+        {
+            Description = "IPVS's sloppy_tcp: a TCP packet of no known connection starts one if it is not a RST (not only a SYN), so a " +
+                "flow that reaches this balancer mid-way (an ECMP router moved it, a failover without sync) is scheduled, with mh or sh " +
+                "to the server any balancer with the same rules picks; off (the default), such packets are dropped (tcp-not-syn). " +
+                "UDP needs no such switch: any datagram starts a connection, as in IPVS",
+        };
         var backupOnly = new Option<bool>("--backup-only")
         {
             Description = "IPVS's backup_only: while the backup sync daemon runs (udr adm --start-daemon backup, or a VRRP " +
@@ -86,7 +93,7 @@ internal static class RunCommand
 
         var command = new Command("run", "run the balancer on an interface")
         {
-            interfaceNames, rules, config, workers, backend, maxConnections, answerArp, noIsolation, expireNodest, expireQuiescent, backupOnly,
+            interfaceNames, rules, config, workers, backend, maxConnections, answerArp, noIsolation, expireNodest, expireQuiescent, sloppyTcp, backupOnly,
             dropEntry, secureTcp, defenseThreshold, control, metrics, coalesce,
         };
         command.SetAction(parse =>
@@ -133,6 +140,7 @@ internal static class RunCommand
                 IsolateKernel = !parse.GetValue(noIsolation),
                 ExpireNoDestinationConnection = parse.GetValue(expireNodest),
                 ExpireQuiescentTemplate = parse.GetValue(expireQuiescent),
+                SloppyTcp = parse.GetValue(sloppyTcp),
                 BackupOnly = parse.GetValue(backupOnly),
                 DropEntry = parse.GetValue(dropEntry) == 1,
                 SecureTcp = parse.GetValue(secureTcp),

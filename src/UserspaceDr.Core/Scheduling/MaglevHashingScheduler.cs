@@ -42,7 +42,10 @@ public sealed class MaglevHashingScheduler : Scheduler
             throw new ArgumentException($"The mh scheduler takes at most {TableSize} real servers.", nameof(destinations));
         }
         Populate(destinations);
+        TableDigest = DigestOf(_lookup, flags);
     }
+
+    public override ulong? TableDigest { get; }
 
     public override RealServer? Pick(in SchedulingKey key)
     {

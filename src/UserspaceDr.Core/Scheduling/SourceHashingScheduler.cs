@@ -31,6 +31,7 @@ public sealed class SourceHashingScheduler : Scheduler
     {
         if (destinations.IsEmpty)
         {
+            TableDigest = DigestOf(_buckets, flags);
             return;
         }
         int index = 0;
@@ -47,7 +48,10 @@ public sealed class SourceHashingScheduler : Scheduler
                 taken = 0;
             }
         }
+        TableDigest = DigestOf(_buckets, flags);
     }
+
+    public override ulong? TableDigest { get; }
 
     public override RealServer? Pick(in SchedulingKey key)
     {

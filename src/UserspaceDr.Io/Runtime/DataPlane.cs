@@ -45,6 +45,9 @@ public sealed record DataPlaneOptions(IReadOnlyList<string> InterfaceNames)
     /// <summary>IPVS's expire_quiescent_template (default off): see <see cref="EngineOptions.ExpireQuiescentTemplate"/>.</summary>
     public bool ExpireQuiescentTemplate { get; init; }
 
+    /// <summary>IPVS's sloppy_tcp (default off): see <see cref="EngineOptions.SloppyTcp"/>.</summary>
+    public bool SloppyTcp { get; init; }
+
     /// <summary>IPVS's backup_only (default off): while a backup sync daemon runs, take in no service traffic (<see cref="DataPlane.Standby"/>).</summary>
     public bool BackupOnly { get; init; }
 
@@ -135,6 +138,7 @@ public sealed class DataPlane : IDisposable
             _resolver = new NeighborResolver(links, table => _state.Update(s => s.WithNeighbors(table)), log);
             _resolver.SetWanted(RuleSetTraffic.RealServers(rules));
             Announce(ruleSet);
+            LogTableDigests(ruleSet);
             _resolver.Start();
             _resolver.WaitResolved(TimeSpan.FromSeconds(2));
 
@@ -151,6 +155,7 @@ public sealed class DataPlane : IDisposable
                 AnswerArpForVirtualAddresses = options.AnswerArpForVirtualAddresses,
                 ExpireNoDestinationConnection = options.ExpireNoDestinationConnection,
                 ExpireQuiescentTemplate = options.ExpireQuiescentTemplate,
+                SloppyTcp = options.SloppyTcp,
                 DropEntry = options.DropEntry,
                 SecureTcp = options.SecureTcp,
                 DefenseThresholdPercent = options.DefenseThresholdPercent,
@@ -247,6 +252,7 @@ public sealed class DataPlane : IDisposable
             _state.Update(s => s.WithRules(next));
             Log.RulesApplied(_log, string.Create(CultureInfo.InvariantCulture,
                 $"{next.Services.Length} service(s), {next.Services.Sum(s => s.Destinations.Length)} real server(s)"));
+            LogTableDigests(next);
         }
     }
 
@@ -352,6 +358,21 @@ public sealed class DataPlane : IDisposable
             {
                 _standby = value;
                 Select(_state.Rules);
+            }
+        }
+    }
+
+    /// <summary>
+    /// Each hashing scheduler's lookup-table digest: balancers behind one ECMP router must log the same one for a
+    /// service, or they split its flows between servers.
+    /// </summary>
+    private void LogTableDigests(RuleSet rules)
+    {
+        foreach (VirtualService service in rules.Services)
+        {
+            if (service.Scheduler.TableDigest is ulong digest)
+            {
+                Log.SchedulerTable(_log, service.ToString(), service.SchedulerName, digest.ToString("x16", CultureInfo.InvariantCulture));
             }
         }
     }

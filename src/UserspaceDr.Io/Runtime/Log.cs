@@ -58,4 +58,7 @@ public static partial class Log
 
     [LoggerMessage(EventId = 17, Level = LogLevel.Warning, Message = "SYN flood defense in the last {Seconds} s: {Evicted} half-open connection(s) evicted for new ones (drop_entry), {Shortened} new connection(s) given the short SYN_RECV timeout (secure_tcp)")]
     public static partial void Defense(ILogger logger, long evicted, long shortened, int seconds);
+
+    [LoggerMessage(EventId = 18, Level = LogLevel.Information, Message = "{Service} {Scheduler} lookup table digest {Digest} (the same on every balancer with these rules)")]
+    public static partial void SchedulerTable(ILogger logger, string service, string scheduler, string digest);
 }

@@ -29,7 +29,7 @@ public class UdrMetricsTests
         {
             RealServers = [.. servers.Select(a => new RealServerSpec(InetAddress.Parse(a), 3306, ForwardingMethod.Route, 100))],
         },
-        new VirtualServiceSpec(ServiceProtocol.Udp, Vip6, 53, "rr")
+        new VirtualServiceSpec(ServiceProtocol.Udp, Vip6, 53, "mh")
         {
             RealServers = [new RealServerSpec(InetAddress.Parse("2001:2:0:1::11"), 5353, ForwardingMethod.Masquerade, 2)],
         },
@@ -98,6 +98,10 @@ public class UdrMetricsTests
         Assert.That(text, Does.Contain("udr_worker_connection_capacity{worker=\"0\"} 1024\n"));
         Assert.That(text, Does.Contain("udr_worker_coalesce_wait_seconds{worker=\"0\"} 2.5e-05\n"));
         Assert.That(text, Does.Contain("udr_worker_coalesce_wait_seconds{worker=\"1\"} 5e-05\n"));
+        string digest = _rules.Services.Single(s => s.SchedulerName == "mh").Scheduler.TableDigest!.Value.ToString("x16", System.Globalization.CultureInfo.InvariantCulture);
+        Assert.That(text, Does.Contain(
+            $"udr_service_scheduler_table_info{{local_address=\"2001:2::100\",local_mark=\"\",local_port=\"53\",proto=\"UDP\",scheduler=\"mh\",digest=\"{digest}\"}} 1\n"));
+        Assert.That(text, Does.Not.Contain("scheduler=\"wlc\""), "wlc keeps no lookup table");
         Assert.That(text, Does.Contain(
             "udr_server_packets_total{local_address=\"198.18.0.100\",local_mark=\"\",local_port=\"3306\",proto=\"TCP\",remote_address=\"198.18.0.11\",remote_port=\"3306\",direction=\"in\"} 30\n"));
         Assert.That(text, Does.Contain("udr_service_connections_total{local_address=\"198.18.0.100\",local_mark=\"\",local_port=\"3306\",proto=\"TCP\"} 3\n"));
