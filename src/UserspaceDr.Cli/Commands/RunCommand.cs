@@ -54,6 +54,12 @@ internal static class RunCommand
                 "to the server any balancer with the same rules picks; off (the default), such packets are dropped (tcp-not-syn). " +
                 "UDP needs no such switch: any datagram starts a connection, as in IPVS",
         };
+        var announce = new Option<string[]>("--announce")
+        {
+            Description = "VIP=DEVICE: a TAP device of udr's that exists while the VIP can be served (a real server of weight above 0, " +
+                "not a standby backup), for a routing daemon to announce the VIP by (BIRD: a static route via \"DEVICE\"); " +
+                "it goes when udr stops or dies, and the route with it; repeat for several VIPs",
+        };
         var backupOnly = new Option<bool>("--backup-only")
         {
             Description = "IPVS's backup_only: while the backup sync daemon runs (udr adm --start-daemon backup, or a VRRP " +
@@ -93,7 +99,7 @@ internal static class RunCommand
 
         var command = new Command("run", "run the balancer on an interface")
         {
-            interfaceNames, rules, config, workers, backend, maxConnections, answerArp, noIsolation, expireNodest, expireQuiescent, sloppyTcp, backupOnly,
+            interfaceNames, rules, config, workers, backend, maxConnections, answerArp, noIsolation, expireNodest, expireQuiescent, sloppyTcp, announce, backupOnly,
             dropEntry, secureTcp, defenseThreshold, control, metrics, coalesce,
         };
         command.SetAction(parse =>
@@ -127,6 +133,7 @@ internal static class RunCommand
             {
                 throw new UsageException("--coalesce-usecs must be between 0 and 1000 microseconds");
             }
+            IReadOnlyList<VipAnnouncement> announcements = ParseAnnouncements(parse.GetValue(announce) ?? []);
             if (!Environment.IsPrivilegedProcess)
             {
                 throw new UsageException("udr run needs root (raw packet sockets, nftables)");
@@ -141,6 +148,7 @@ internal static class RunCommand
                 ExpireNoDestinationConnection = parse.GetValue(expireNodest),
                 ExpireQuiescentTemplate = parse.GetValue(expireQuiescent),
                 SloppyTcp = parse.GetValue(sloppyTcp),
+                Announcements = announcements,
                 BackupOnly = parse.GetValue(backupOnly),
                 DropEntry = parse.GetValue(dropEntry) == 1,
                 SecureTcp = parse.GetValue(secureTcp),
@@ -167,6 +175,35 @@ internal static class RunCommand
     /// Every --interface, checked before anything is applied: each must exist, once, and carry a MAC (an Ethernet
     /// link); at most <see cref="Core.Forwarding.ForwardingEngine.MaxLinks"/>.
     /// </summary>
+    /// <summary>--announce VIP=DEVICE, each checked: an address, a valid device name, no device or VIP twice.</summary>
+    internal static IReadOnlyList<VipAnnouncement> ParseAnnouncements(IEnumerable<string> values)
+    {
+        var announcements = new List<VipAnnouncement>();
+        foreach (string value in values)
+        {
+            int equals = value.IndexOf('=', StringComparison.Ordinal);
+            if (equals <= 0 || !InetAddress.TryParse(value.AsSpan(0, equals), out InetAddress vip))
+            {
+                throw new UsageException($"--announce {value}: expected VIP=DEVICE, the VIP an IPv4 or IPv6 address");
+            }
+            string device = value[(equals + 1)..];
+            if (!LifelineDevice.IsValidName(device))
+            {
+                throw new UsageException($"--announce {value}: '{device}' is not a valid interface name (1-15 characters, no '/', ':' or spaces)");
+            }
+            if (announcements.Any(a => a.Device == device || a.Vip == vip))
+            {
+                throw new UsageException($"--announce {value}: each VIP and each device once");
+            }
+            if (Directory.Exists(Path.Combine("/sys/class/net", device)))
+            {
+                throw new UsageException($"--announce {value}: a device {device} exists already (udr makes its own, and it must go when udr goes)");
+            }
+            announcements.Add(new VipAnnouncement(vip, device));
+        }
+        return announcements;
+    }
+
     internal static IReadOnlyList<LinkInfo> FindInterfaces(IReadOnlyList<string> names)
     {
         if (names.Count == 0)

@@ -48,6 +48,9 @@ public sealed record DataPlaneOptions(IReadOnlyList<string> InterfaceNames)
     /// <summary>IPVS's sloppy_tcp (default off): see <see cref="EngineOptions.SloppyTcp"/>.</summary>
     public bool SloppyTcp { get; init; }
 
+    /// <summary>VIPs whose servability a carrier device tells a routing daemon (<see cref="VipAnnouncer"/>).</summary>
+    public IReadOnlyList<VipAnnouncement> Announcements { get; init; } = [];
+
     /// <summary>IPVS's backup_only (default off): while a backup sync daemon runs, take in no service traffic (<see cref="DataPlane.Standby"/>).</summary>
     public bool BackupOnly { get; init; }
 
@@ -93,6 +96,7 @@ public sealed class DataPlane : IDisposable
     private long _lastDrops;
     private long _lastTransmitErrors;
     private long _lastRingDrops;
+    private readonly VipAnnouncer? _announcer;
     private (long DropEntryEvicted, long SecureTcpShortSynRecv) _lastDefense;
 
     /// <summary>One interface: the simple case.</summary>
@@ -182,6 +186,12 @@ public sealed class DataPlane : IDisposable
             {
                 worker.Start();
             }
+            if (options.Announcements.Count > 0)
+            {
+                // Last: a route is announced only once the workers forward.
+                _announcer = new VipAnnouncer(options.Announcements, log);
+                _announcer.Update(ruleSet, _standby);
+            }
         }
         catch
         {
@@ -253,6 +263,7 @@ public sealed class DataPlane : IDisposable
             Log.RulesApplied(_log, string.Create(CultureInfo.InvariantCulture,
                 $"{next.Services.Length} service(s), {next.Services.Sum(s => s.Destinations.Length)} real server(s)"));
             LogTableDigests(next);
+            _announcer?.Update(next, _standby);
         }
     }
 
@@ -358,6 +369,7 @@ public sealed class DataPlane : IDisposable
             {
                 _standby = value;
                 Select(_state.Rules);
+                _announcer?.Update(_state.Rules, _standby);
             }
         }
     }
@@ -514,6 +526,7 @@ public sealed class DataPlane : IDisposable
 
     private void DisposeParts()
     {
+        _announcer?.Dispose(); // first: the routes are withdrawn before the workers stop forwarding
         foreach (IFrameWorker worker in _workers)
         {
             worker.Dispose();

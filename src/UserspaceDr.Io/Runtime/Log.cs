@@ -61,4 +61,10 @@ public static partial class Log
 
     [LoggerMessage(EventId = 18, Level = LogLevel.Information, Message = "{Service} {Scheduler} lookup table digest {Digest} (the same on every balancer with these rules)")]
     public static partial void SchedulerTable(ILogger logger, string service, string scheduler, string digest);
+
+    [LoggerMessage(EventId = 19, Level = LogLevel.Information, Message = "{Vip} {What}: device {Device} {Why}")]
+    public static partial void Announcement(ILogger logger, string vip, string what, string device, string why);
+
+    [LoggerMessage(EventId = 20, Level = LogLevel.Error, Message = "{Vip} not announced: {Reason}")]
+    public static partial void AnnouncementFailed(ILogger logger, string vip, string reason);
 }

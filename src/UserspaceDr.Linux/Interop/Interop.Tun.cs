@@ -10,6 +10,12 @@ internal static partial class Interop
     /// <summary>A layer-3 device: each read/write is one IP packet.</summary>
     internal const short IFF_TUN = 0x0001;
 
+    /// <summary>A layer-2 device: each read/write is one Ethernet frame.</summary>
+    internal const short IFF_TAP = 0x0002;
+
+    /// <summary>Fail if a device of that name exists already, instead of attaching to it.</summary>
+    internal const short IFF_TUN_EXCL = unchecked((short)0x8000);
+
     /// <summary>No 4-byte packet-information prefix: the IP version nibble tells IPv4 from IPv6.</summary>
     internal const short IFF_NO_PI = 0x1000;
 

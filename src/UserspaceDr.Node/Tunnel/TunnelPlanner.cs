@@ -124,11 +124,11 @@ public static class TunnelPlanner
         return changes;
     }
 
-    /// <summary>Linux interface names: 1-15 bytes, no '/', no whitespace, not "." or "..".</summary>
+    /// <summary>Linux interface names (<see cref="LifelineDevice.IsValidName"/>).</summary>
     public static void ValidateDeviceName(string name)
     {
         ArgumentNullException.ThrowIfNull(name);
-        if (name.Length is 0 or > 15 || name is "." or ".." || name.Any(c => c is '/' or ':' || char.IsWhiteSpace(c) || c > '~'))
+        if (!LifelineDevice.IsValidName(name))
         {
             throw new NodeException($"--device: '{name}' is not a valid interface name (1-15 characters, no '/', ':' or spaces)");
         }

@@ -82,6 +82,78 @@ public sealed partial class ScaleOutEndToEndTests : EndToEndFixture
         Assert.That(digests.Distinct().Count(), Is.EqualTo(1), "three processes with the same rules, one digest");
     }
 
+    /// <summary>
+    /// `udr run --announce VIP=DEVICE` with Debian's BIRD beside it in the balancer's namespace, configured as a
+    /// balancer's BIRD is (a static route for the VIP via udr's device): the route is in BIRD's table while a real server
+    /// has weight above 0, leaves it within a second when none has, comes back, and leaves again within a second when
+    /// udr is killed with SIGKILL, with no help from udr (the device dies with the process).
+    /// </summary>
+    [Test]
+    public void Bird_announces_the_vip_only_while_udr_can_serve_it_and_withdraws_it_when_udr_is_killed()
+    {
+        Assume.That(File.Exists("/usr/sbin/bird"), Is.True, "bird2 is not installed (./build.sh test installs it)");
+        Lab.WriteRules("""
+            -A -t 198.18.0.100:80 -s mh
+            -a -t 198.18.0.100:80 -r 198.18.0.11:80 -g -w 1
+            -a -t 198.18.0.100:80 -r 198.18.0.12:80 -g -w 1
+
+            """);
+        UdrDaemon udr = Lab.StartUdr("afpacket", "--control", Lab.ControlPath, "--announce", $"{LabNetwork.Vip}={Device}");
+        string config = Path.Combine(Lab.Directory, "bird.conf");
+        string socket = Path.Combine(Lab.Directory, "bird.ctl");
+        File.WriteAllText(config, $$"""
+            router id 198.18.0.2;
+            protocol device { scan time 1; }
+            protocol static vip {
+                ipv4;
+                check link on;
+                route {{LabNetwork.Vip}}/32 via "{{Device}}";
+            }
+
+            """);
+        Lab.StartLabCommand(LabHost.Lb, "bird", "bird", "-f", "-c", config, "-s", socket, "-P", Path.Combine(Lab.Directory, "bird.pid"));
+
+        Assert.That(WaitForRoute(socket, present: true, TimeSpan.FromSeconds(10)), Is.Not.Null, "announced while both servers serve: " + Route(socket));
+
+        Lab.Adm("-e", "-t", "198.18.0.100:80", "-r", "198.18.0.11:80", "-g", "-w", "0");
+        Assert.That(Route(socket), Does.Contain($"dev {Device}"), "one server of weight 1 left: still announced");
+        Lab.Adm("-e", "-t", "198.18.0.100:80", "-r", "198.18.0.12:80", "-g", "-w", "0");
+        TimeSpan? withdrawn = WaitForRoute(socket, present: false, TimeSpan.FromSeconds(5));
+        Lab.Step($"withdrawn {withdrawn?.TotalMilliseconds:F0} ms after the last server went to weight 0");
+        Assert.That(withdrawn, Is.Not.Null.And.LessThan(TimeSpan.FromSeconds(1)), Route(socket));
+        Assert.That(udr.WaitForLine(l => l.Contains($"{LabNetwork.Vip} withdrawn", StringComparison.Ordinal), TimeSpan.FromSeconds(5)), Is.Not.Null);
+
+        Lab.Adm("-e", "-t", "198.18.0.100:80", "-r", "198.18.0.12:80", "-g", "-w", "1");
+        Assert.That(WaitForRoute(socket, present: true, TimeSpan.FromSeconds(5)), Is.Not.Null.And.LessThan(TimeSpan.FromSeconds(1)), Route(socket));
+
+        udr.Kill();
+        TimeSpan? afterKill = WaitForRoute(socket, present: false, TimeSpan.FromSeconds(5));
+        Lab.Step($"withdrawn {afterKill?.TotalMilliseconds:F0} ms after SIGKILL");
+        Assert.That(afterKill, Is.Not.Null.And.LessThan(TimeSpan.FromSeconds(1)), Route(socket));
+        Assert.That(Lab.Network.Exec(LabHost.Lb, $"ip link show {Device} 2>&1 || true"), Does.Contain("does not exist"), "the device died with udr");
+    }
+
+    private const string Device = "udrvip0";
+
+    /// <summary>What BIRD's table holds for the VIP (birdc's answer).</summary>
+    private string Route(string socket) =>
+        Lab.Network.Exec(LabHost.Lb, $"birdc -s {socket} show route {LabNetwork.Vip}/32 2>&1 || true");
+
+    /// <summary>Polls BIRD every 20 ms until the VIP's route is there (or gone); how long that took, or null.</summary>
+    private TimeSpan? WaitForRoute(string socket, bool present, TimeSpan limit)
+    {
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        while (clock.Elapsed < limit)
+        {
+            if (Route(socket).Contains($"dev {Device}", StringComparison.Ordinal) == present)
+            {
+                return clock.Elapsed;
+            }
+            Thread.Sleep(20);
+        }
+        return null;
+    }
+
     private static string Digest(string log) =>
         DigestLine().Match(log) is { Success: true } match ? match.Groups[1].Value : "(none logged)";
 
