@@ -8,8 +8,11 @@
 #                                       rs3/rs4 are the same either way (NAT servers need no VIP)
 #   tools/lab.sh up   PREFIX --pair     two balancers for failover: lb and lb2, neither holding the VIP or the NAT
 #                                       servers' gateway (keepalived's VRRP moves both between them)
+#   tools/lab.sh up   PREFIX --ecmp     three balancers behind a router (scale-out): lb, lb2, lb3 on the public
+#                                       segment, none holding the VIP; the client on a segment of its own behind rt,
+#                                       which routes the VIP by ECMP to whichever balancers announce it (BGP)
 #   tools/lab.sh down PREFIX            remove everything named PREFIX-*; never fails, also when partly created
-#   tools/lab.sh exec PREFIX HOST cmd…  run a command inside a host (HOST = client|lb|lb2|rs1|rs2|rs3|rs4|sw)
+#   tools/lab.sh exec PREFIX HOST cmd…  run a command inside a host (HOST = client|lb|lb2|lb3|rt|rs1|rs2|rs3|rs4|sw)
 #
 # Topology: two L2 segments, both bridges in PREFIX-sw (one port per host link, named after the host).
 #
@@ -29,6 +32,14 @@
 #   PREFIX-lb     eth0 198.18.0.2/24, eth1 198.19.1.2/24    neither holds the VIP nor 198.19.1.1: keepalived's VRRP
 #   PREFIX-lb2    eth0 198.18.0.3/24, eth1 198.19.1.3/24    instance puts both on the master (ports "lb2", "lb2p").
 #
+#   With --ecmp, a router between the client and the balancers (the scale-out of issue 15):
+#   PREFIX-client eth0 198.18.2.1/24 on br2, default via 198.18.2.254
+#   PREFIX-rt     eth0 198.18.2.254/24 on br2, eth1 198.18.0.254/24 on br0 (port "rt"): forwards, hashes multipath
+#                 routes by layer 4 (fib_multipath_hash_policy=1); its BIRD learns the VIP from the balancers by BGP
+#   PREFIX-lb, lb2, lb3  eth0 198.18.0.2, .3, .4/24: none holds the VIP; each one's BIRD announces it while its udr can
+#                 serve it (udr run --announce)
+#   rs1, rs2      as always, with their default route via 198.18.0.254, so their answers reach the client via rt
+#
 #   The balancer's kernel does not forward (net.ipv4.ip_forward=0 in PREFIX-lb): udr alone moves packets between
 #   the segments, so a test that expects the kernel to stay quiet means it.
 #
@@ -43,12 +54,14 @@ readonly LB_PRIVATE=198.19.1.1
 # --pair: each balancer's own private address (the gateway 198.19.1.1 is then VRRP's).
 declare -A PAIR_PRIVATE=([lb]=198.19.1.2/24 [lb2]=198.19.1.3/24)
 # Each host's eth0: its address and the bridge it hangs on (lb2 only with --pair).
-declare -A ADDRESS=([client]=198.18.0.1/24 [lb]=198.18.0.2/24 [lb2]=198.18.0.3/24 [rs1]=198.18.0.11/24
-                    [rs2]=198.18.0.12/24 [rs3]=198.19.1.13/24 [rs4]=198.19.1.14/24)
-declare -A BRIDGE=([client]=br0 [lb]=br0 [lb2]=br0 [rs1]=br0 [rs2]=br0 [rs3]=br1 [rs4]=br1)
+declare -A ADDRESS=([client]=198.18.0.1/24 [lb]=198.18.0.2/24 [lb2]=198.18.0.3/24 [lb3]=198.18.0.4/24 [rs1]=198.18.0.11/24
+                    [rs2]=198.18.0.12/24 [rs3]=198.19.1.13/24 [rs4]=198.19.1.14/24 [rt]=198.18.2.254/24)
+declare -A BRIDGE=([client]=br0 [lb]=br0 [lb2]=br0 [lb3]=br0 [rs1]=br0 [rs2]=br0 [rs3]=br1 [rs4]=br1 [rt]=br2)
+# --ecmp: the client's own segment behind the router, and the router's leg on the public segment.
+readonly ECMP_CLIENT=198.18.2.1/24 ECMP_CLIENT_GATEWAY=198.18.2.254 ECMP_ROUTER_PUBLIC=198.18.0.254/24 ECMP_GATEWAY=198.18.0.254
 
 usage() {
-    echo "usage: $0 up PREFIX [--bare-servers | --pair] | down PREFIX | exec PREFIX HOST cmd..." >&2
+    echo "usage: $0 up PREFIX [--bare-servers | --pair | --ecmp] | down PREFIX | exec PREFIX HOST cmd..." >    echo "usage: $0 up PREFIX [--bare-servers | --pair] | down PREFIX | exec PREFIX HOST cmd..." >&22
     exit 2
 }
 
@@ -66,7 +79,7 @@ in_ns() { local ns=$1; shift; ip netns exec "$ns" "$@"; }
 
 lab_down() {
     local prefix=$1 ns
-    for ns in "$prefix-client" "$prefix-lb" "$prefix-lb2" "$prefix-rs1" "$prefix-rs2" "$prefix-rs3" "$prefix-rs4" "$prefix-sw"; do
+    for ns in "$prefix-client" "$prefix-lb" "$prefix-lb2" "$prefix-lb3" "$prefix-rt" "$prefix-rs1" "$prefix-rs2" "$prefix-rs3" "$prefix-rs4" "$prefix-sw"; do
         [ -e "/var/run/netns/$ns" ] || continue
         # Processes left running inside a lab host were started by the lab's users; end them by pid so the
         # namespace really goes away (a namespace lives on while a process is still in it).
@@ -87,8 +100,8 @@ lab_down() {
 }
 
 lab_up() {
-    local prefix=$1 bare=${2:-0} pair=${3:-0} host ns bridge
-    for host in "${HOSTS[@]}" lb2 sw; do
+    local prefix=$1 bare=${2:-0} pair=${3:-0} ecmp=${4:-0} host ns bridge
+    for host in "${HOSTS[@]}" lb2 lb3 rt sw; do
         if [ -e "/var/run/netns/$prefix-$host" ]; then
             echo "lab: namespace $prefix-$host already exists (run: $0 down $prefix)" >&2
             exit 1
@@ -112,13 +125,17 @@ lab_up() {
         in_ns "$prefix-sw" sysctl -qw net.bridge.bridge-nf-call-iptables=0 net.bridge.bridge-nf-call-ip6tables=0 \
             net.bridge.bridge-nf-call-arptables=0
     fi
-    for bridge in br0 br1; do
+    for bridge in br0 br1 br2; do
         in_ns "$prefix-sw" ip link add "$bridge" type bridge
         in_ns "$prefix-sw" ip link set "$bridge" up
     done
 
     local hosts=("${HOSTS[@]}")
     [ "$pair" = 0 ] || hosts+=(lb2)
+    if [ "$ecmp" = 1 ]; then
+        hosts+=(lb2 lb3 rt)
+        ADDRESS[client]=$ECMP_CLIENT BRIDGE[client]=br2
+    fi
     for host in "${hosts[@]}"; do
         ns="$prefix-$host"
         ip netns add "$ns"
@@ -131,7 +148,22 @@ lab_up() {
         in_ns "$ns" ip link set eth0 up
     done
 
-    if [ "$pair" = 0 ]; then
+    if [ "$ecmp" = 1 ]; then
+        # The router: the client's gateway, a leg on the public segment, layer-4 multipath hashing. The balancers'
+        # kernels neither hold the VIP nor forward; the real servers answer through the router.
+        in_ns "$prefix-sw" ip link add rtp type veth peer name eth1 netns "$prefix-rt"
+        in_ns "$prefix-sw" ip link set rtp master br0 up
+        in_ns "$prefix-rt" ip addr add "$ECMP_ROUTER_PUBLIC" dev eth1
+        in_ns "$prefix-rt" ip link set eth1 up
+        in_ns "$prefix-rt" sysctl -qw net.ipv4.ip_forward=1 net.ipv4.fib_multipath_hash_policy=1
+        in_ns "$prefix-client" ip route add default via "$ECMP_CLIENT_GATEWAY" dev eth0
+        for host in lb lb2 lb3; do
+            in_ns "$prefix-$host" sysctl -qw net.ipv4.ip_forward=0
+        done
+        for host in rs1 rs2; do
+            in_ns "$prefix-$host" ip route add default via "$ECMP_GATEWAY" dev eth0
+        done
+    elif [ "$pair" = 0 ]; then
         # The balancer owns the VIP: its kernel answers ARP and ping for it, exactly as with LVS.
         in_ns "$prefix-lb" ip addr add "$VIP/32" dev eth0
         balancer_private_leg "$prefix" lb lbp "$LB_PRIVATE/24"
@@ -176,9 +208,10 @@ balancer_private_leg() {
 cmd=${1:-}
 case "$cmd" in
     up)
-        [ $# -eq 2 ] || { [ $# -eq 3 ] && { [ "$3" = --bare-servers ] || [ "$3" = --pair ]; }; } || usage
+        [ $# -eq 2 ] || { [ $# -eq 3 ] && { [ "$3" = --bare-servers ] || [ "$3" = --pair ] || [ "$3" = --ecmp ]; }; } || usage
         validate_prefix "$2"
-        lab_up "$2" "$([ "${3:-}" = --bare-servers ] && echo 1 || echo 0)" "$([ "${3:-}" = --pair ] && echo 1 || echo 0)"
+        lab_up "$2" "$([ "${3:-}" = --bare-servers ] && echo 1 || echo 0)" "$([ "${3:-}" = --pair ] && echo 1 || echo 0)" \
+            "$([ "${3:-}" = --ecmp ] && echo 1 || echo 0)"
         ;;
     down)
         [ $# -eq 2 ] || usage
@@ -189,8 +222,8 @@ case "$cmd" in
         [ $# -ge 4 ] || usage
         validate_prefix "$2"
         case "$3" in
-            client | lb | lb2 | rs1 | rs2 | rs3 | rs4 | sw) ;;
-            *) echo "lab: unknown host '$3' (client|lb|lb2|rs1|rs2|rs3|rs4|sw)" >&2; exit 2 ;;
+            client | lb | lb2 | lb3 | rt | rs1 | rs2 | rs3 | rs4 | sw) ;;
+            *) echo "lab: unknown host '$3' (client|lb|lb2|lb3|rt|rs1|rs2|rs3|rs4|sw)" >&2; exit 2 ;;
         esac
         ns="$2-$3"
         shift 3

@@ -24,6 +24,10 @@ public enum LabHost
     /// <summary>A NAT real server on the private segment (default route via the balancer's eth1).</summary>
     Rs4,
     Switch,
+    /// <summary>The third balancer of the scale-out lab (eth0 198.18.0.4).</summary>
+    Lb3,
+    /// <summary>The scale-out lab's router between the client's segment and the balancers' (ECMP to the VIP).</summary>
+    Router,
 }
 
 /// <summary>
@@ -56,6 +60,11 @@ public sealed class LabNetwork : IDisposable
     public const string PairLbPrivateAddress = "198.19.1.2";
     public const string PairLb2PrivateAddress = "198.19.1.3";
 
+    /// <summary>The scale-out lab (<c>--ecmp</c>): the third balancer, the router's leg among the balancers, the client behind it.</summary>
+    public const string Lb3Address = "198.18.0.4";
+    public const string RouterAddress = "198.18.0.254";
+    public const string EcmpClientAddress = "198.18.2.1";
+
     private static readonly TimeSpan DefaultCommandTimeout = TimeSpan.FromSeconds(30);
     private readonly List<LabProcess> _processes = [];
     private bool _disposed;
@@ -70,15 +79,18 @@ public sealed class LabNetwork : IDisposable
     /// With <paramref name="balancerPair"/>, two balancers (Lb and Lb2) and no owner of the VIP or the NAT servers'
     /// gateway: keepalived's VRRP moves them (`tools/lab.sh up PREFIX --pair`).
     /// </summary>
-    public LabNetwork(bool bareServers, bool balancerPair = false)
+    /// With <paramref name="ecmp"/>, three balancers (Lb, Lb2, Lb3) behind a router (`tools/lab.sh up PREFIX --ecmp`).
+    public LabNetwork(bool bareServers, bool balancerPair = false, bool ecmp = false)
     {
         RequireRoot();
         Prefix = NewPrefix();
         BareServers = bareServers;
         BalancerPair = balancerPair;
+        Ecmp = ecmp;
         try
         {
-            RunScript(DefaultCommandTimeout, ["up", Prefix, .. bareServers ? ["--bare-servers"] : balancerPair ? ["--pair"] : Array.Empty<string>()]);
+            RunScript(DefaultCommandTimeout, ["up", Prefix,
+                .. bareServers ? ["--bare-servers"] : balancerPair ? ["--pair"] : ecmp ? ["--ecmp"] : Array.Empty<string>()]);
         }
         catch
         {
@@ -94,6 +106,9 @@ public sealed class LabNetwork : IDisposable
 
     /// <summary>True for a balancer pair: Lb and Lb2, the VIP and the NAT gateway held by whichever is VRRP master.</summary>
     public bool BalancerPair { get; }
+
+    /// <summary>True for the scale-out lab: Lb, Lb2 and Lb3 behind <see cref="LabHost.Router"/>.</summary>
+    public bool Ecmp { get; }
 
     /// <summary>Root and Linux: what network namespaces and AF_PACKET need.</summary>
     public static bool CanRun => OperatingSystem.IsLinux() && Environment.IsPrivilegedProcess;
@@ -117,6 +132,8 @@ public sealed class LabNetwork : IDisposable
         LabHost.Rs3 => "rs3",
         LabHost.Rs4 => "rs4",
         LabHost.Switch => "sw",
+        LabHost.Lb3 => "lb3",
+        LabHost.Router => "rt",
         _ => throw new ArgumentOutOfRangeException(nameof(host), host, null),
     };
 

@@ -32,12 +32,12 @@ internal sealed class EndToEndLab : IDisposable
     /// <param name="python">The interpreter that runs the servers and clients.</param>
     /// <param name="withNatServers">Also serve from rs3 and rs4 on the private segment.</param>
     /// <param name="balancerPair">Two balancers, Lb and Lb2, with the VIP and the NAT gateway left to VRRP.</param>
-    public EndToEndLab(string python, bool withNatServers = false, bool balancerPair = false)
+    public EndToEndLab(string python, bool withNatServers = false, bool balancerPair = false, bool ecmp = false)
     {
         Python = python;
         WithNatServers = withNatServers;
         RealServers = withNatServers ? [LabHost.Rs1, LabHost.Rs2, LabHost.Rs3, LabHost.Rs4] : [LabHost.Rs1, LabHost.Rs2];
-        Network = new LabNetwork(bareServers: false, balancerPair);
+        Network = new LabNetwork(bareServers: false, balancerPair, ecmp);
         try
         {
             Directory = Path.Combine(Path.GetTempPath(), "udr-e2e-" + Network.Prefix);
@@ -74,7 +74,8 @@ internal sealed class EndToEndLab : IDisposable
     public LabNetwork Network { get; }
 
     /// <summary>The balancers: Lb, and Lb2 in a pair.</summary>
-    public IReadOnlyList<LabHost> Balancers => Network.BalancerPair ? [LabHost.Lb, LabHost.Lb2] : [LabHost.Lb];
+    public IReadOnlyList<LabHost> Balancers =>
+        Network.Ecmp ? [LabHost.Lb, LabHost.Lb2, LabHost.Lb3] : Network.BalancerPair ? [LabHost.Lb, LabHost.Lb2] : [LabHost.Lb];
 
     /// <summary>The hosts that run servers: rs1 and rs2, and rs3 and rs4 with the NAT servers.</summary>
     public IReadOnlyList<LabHost> RealServers { get; }
@@ -267,6 +268,10 @@ internal sealed class EndToEndLab : IDisposable
 
     public UdrDaemon StartUdr(string backend, params string[] extraArguments) =>
         StartUdrWith(LabHost.Lb, backend, ["--rules", RulesPath], extraArguments);
+
+    /// <summary>`udr run --rules` on one balancer of several (a pair, the scale-out lab).</summary>
+    public UdrDaemon StartUdrOn(LabHost balancer, string backend, params string[] extraArguments) =>
+        StartUdrWith(balancer, backend, ["--rules", RulesPath], extraArguments);
 
     /// <summary>`udr run --config FILE` (keepalived.conf) with the lab's settings.</summary>
     public UdrDaemon StartUdrWithConfig(string backend, string configPath, params string[] extraArguments) =>
