@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
+using System.Text.RegularExpressions;
 using UserspaceDr.Tests.Lab;
 using UserspaceDr.Tests.TestSupport;
 
@@ -15,7 +16,7 @@ namespace UserspaceDr.Tests.EndToEnd;
 /// </summary>
 [Category("Lab")]
 [NonParallelizable]
-public sealed class EcmpEndToEndTests : EndToEndFixture
+public sealed partial class EcmpEndToEndTests : EndToEndFixture
 {
     private const int ChatPort = 7000;
     private const int Connections = 200;
@@ -31,15 +32,103 @@ public sealed class EcmpEndToEndTests : EndToEndFixture
     [Test]
     public void Three_balancers_behind_ecmp_carry_their_connections_through_one_leaving_and_coming_back()
     {
+        Dictionary<LabHost, UdrDaemon> udrs = StartBalancers(withChecks: false);
+        NamespacedProcess sessions = StartSessions(Connections);
+        Thread.Sleep(TimeSpan.FromSeconds(2));
+
+        UdrExit stopped = udrs[LabHost.Lb2].Stop();
+        Lab.Step("lb2's udr stopped: " + stopped.TotalsLine);
+        TimeSpan? withdrawn = WaitForNextHops(2, TimeSpan.FromSeconds(5));
+        Lab.Step($"router: two next hops {withdrawn?.TotalMilliseconds:F0} ms after lb2's udr stopped: {RouterRoute()}");
+        Assert.That(withdrawn, Is.Not.Null.And.LessThan(TimeSpan.FromSeconds(1)), RouterRoute());
+        Thread.Sleep(TimeSpan.FromSeconds(5));
+
+        udrs[LabHost.Lb2] = StartUdr(LabHost.Lb2);
+        Assert.That(WaitForNextHops(3, TimeSpan.FromSeconds(10)), Is.Not.Null, "lb2 announces again: " + RouterRoute());
+        Thread.Sleep(TimeSpan.FromSeconds(5));
+
+        (int carried, int total) = StopSessions(sessions);
+        var totals = Lab.Balancers.ToDictionary(b => b, b => udrs[b].Stop());
+        foreach ((LabHost balancer, UdrExit exit) in totals)
+        {
+            Lab.Step($"{LabNetwork.HostName(balancer)} totals: {exit.TotalsLine}");
+        }
+        // Every connection was made before lb2's second process started: whatever it forwarded, it never saw begin.
+        Assert.That(totals[LabHost.Lb2].Count("forwarded"), Is.Positive, "the router moved flows back to lb2, which scheduled them by hash");
+        Assert.That(total, Is.EqualTo(Connections));
+        Assert.That(carried, Is.GreaterThanOrEqualTo(Connections * 99 / 100), "at least 99% of the connections keep exchanging messages");
+        string[] digests = [.. totals.Values.Select(e => DigestLine().Match(e.Output).Groups[1].Value)];
+        Assert.That(digests.Distinct().ToArray(), Has.Length.EqualTo(1).And.None.Empty, "the three balancers' mh tables are the same");
+    }
+
+    /// <summary>
+    /// The balancers run keepalived.conf's TCP_CHECK against both servers. lb2's checks are made to fail (its own
+    /// outgoing connections to the servers' port are dropped; what udr forwards is untouched): both servers go down for
+    /// lb2 alone, lb2's udr has nothing to serve and removes its device, the router drops lb2 within seconds, and the
+    /// connections go on through lb and lb3.
+    /// </summary>
+    [Test]
+    public void A_balancer_whose_checks_all_fail_withdraws_and_the_others_keep_serving()
+    {
+        Dictionary<LabHost, UdrDaemon> udrs = StartBalancers(withChecks: true);
+        const int count = 60;
+        NamespacedProcess sessions = StartSessions(count);
+        Lab.Network.Exec(LabHost.Lb2, $"nft add table inet udr_test_block && nft add chain inet udr_test_block out " +
+            $"'{{ type filter hook output priority 0; }}' && nft add rule inet udr_test_block out tcp dport {ChatPort} drop");
+        TimeSpan? withdrawn = WaitForNextHops(2, TimeSpan.FromSeconds(20));
+        Lab.Step($"router: two next hops {withdrawn?.TotalSeconds:F1} s after lb2's checks began to fail: {RouterRoute()}");
+        Assert.That(withdrawn, Is.Not.Null, RouterRoute());
+        Assert.That(udrs[LabHost.Lb2].WaitForLine(l => l.Contains($"{LabNetwork.Vip} withdrawn", StringComparison.Ordinal), TimeSpan.FromSeconds(5)),
+            Is.Not.Null, "lb2 logs why");
+        Thread.Sleep(TimeSpan.FromSeconds(4));
+        (int carried, int total) = StopSessions(sessions);
+        Lab.Network.Exec(LabHost.Lb2, "nft delete table inet udr_test_block");
+        Assert.That(total, Is.EqualTo(count));
+        Assert.That(carried, Is.GreaterThanOrEqualTo(count * 99 / 100), "the clients keep being served by lb and lb3");
+    }
+
+    /// <summary>
+    /// The chat servers, the router's BIRD, and on each balancer its BIRD and udr (the rules file, or with
+    /// <paramref name="withChecks"/> a keepalived.conf with TCP_CHECKs); returns once the router routes the VIP to all three.
+    /// </summary>
+    private Dictionary<LabHost, UdrDaemon> StartBalancers(bool withChecks)
+    {
         Assume.That(File.Exists("/usr/sbin/bird"), Is.True, "bird2 is not installed (./build.sh test installs it)");
         foreach (LabHost server in (LabHost[])[LabHost.Rs1, LabHost.Rs2])
         {
-            Lab.StartLabProgram(server, "chat listening", LabScripts.ChatServerFile, LabNetwork.HostName(server), LabNetwork.Vip, ChatPort.ToString(CultureInfo.InvariantCulture));
+            // On every address: the VIP for the clients, the server's own for the balancers' TCP_CHECKs.
+            Lab.StartLabProgram(server, "chat listening", LabScripts.ChatServerFile, LabNetwork.HostName(server), "0.0.0.0", ChatPort.ToString(CultureInfo.InvariantCulture));
         }
         Lab.WriteRules("""
             -A -t 198.18.0.100:7000 -s mh -b mh-port
             -a -t 198.18.0.100:7000 -r 198.18.0.11:7000 -g -w 1
             -a -t 198.18.0.100:7000 -r 198.18.0.12:7000 -g -w 1
+
+            """);
+        File.WriteAllText(KeepalivedPath, """
+            virtual_server 198.18.0.100 7000 {
+                delay_loop 1
+                lb_algo mh
+                mh-port
+                lb_kind DR
+                protocol TCP
+                real_server 198.18.0.11 7000 {
+                    weight 1
+                    TCP_CHECK {
+                        connect_timeout 1
+                        retry 1
+                        delay_before_retry 1
+                    }
+                }
+                real_server 198.18.0.12 7000 {
+                    weight 1
+                    TCP_CHECK {
+                        connect_timeout 1
+                        retry 1
+                        delay_before_retry 1
+                    }
+                }
+            }
 
             """);
         StartBird(LabHost.Router, $$"""
@@ -74,44 +163,41 @@ public sealed class EcmpEndToEndTests : EndToEndFixture
                 }
 
                 """);
-            udrs[balancer] = StartUdr(balancer);
+            udrs[balancer] = withChecks
+                ? Lab.StartUdrWithConfigOn(balancer, "afpacket", KeepalivedPath, [.. UdrArguments(balancer)])
+                : StartUdr(balancer);
         }
         Assert.That(WaitForNextHops(3, TimeSpan.FromSeconds(30)), Is.Not.Null, "the router learns the VIP from all three: " + RouterRoute());
         Lab.Step("router: " + RouterRoute());
+        return udrs;
+    }
 
+    private string KeepalivedPath => Path.Combine(Lab.Directory, "keepalived.conf");
+
+    /// <summary>Long-lived connections from the client through the VIP, a line every 100 ms each; returns once all answered.</summary>
+    private NamespacedProcess StartSessions(int count)
+    {
         NamespacedProcess sessions = Lab.StartClient("--client", LabNetwork.EcmpClientAddress, "sessions",
-            Connections.ToString(CultureInfo.InvariantCulture), ChatPort.ToString(CultureInfo.InvariantCulture), "120");
+            count.ToString(CultureInfo.InvariantCulture), ChatPort.ToString(CultureInfo.InvariantCulture), "120");
         Assert.That(sessions.WaitForLine(l => l.StartsWith("ready", StringComparison.Ordinal), TimeSpan.FromSeconds(60)), Is.Not.Null, sessions.Output);
-        Thread.Sleep(TimeSpan.FromSeconds(2));
+        return sessions;
+    }
 
-        UdrExit stopped = udrs[LabHost.Lb2].Stop();
-        Lab.Step("lb2's udr stopped: " + stopped.TotalsLine);
-        TimeSpan? withdrawn = WaitForNextHops(2, TimeSpan.FromSeconds(5));
-        Lab.Step($"router: two next hops {withdrawn?.TotalMilliseconds:F0} ms after lb2's udr stopped: {RouterRoute()}");
-        Assert.That(withdrawn, Is.Not.Null.And.LessThan(TimeSpan.FromSeconds(1)), RouterRoute());
-        Thread.Sleep(TimeSpan.FromSeconds(5));
-
-        udrs[LabHost.Lb2] = StartUdr(LabHost.Lb2);
-        Assert.That(WaitForNextHops(3, TimeSpan.FromSeconds(10)), Is.Not.Null, "lb2 announces again: " + RouterRoute());
-        Thread.Sleep(TimeSpan.FromSeconds(5));
-
+    /// <summary>Ends the sessions; how many carried every line on one server without an error (sent − answered ≤ 2), of how many.</summary>
+    private (int Carried, int Total) StopSessions(NamespacedProcess sessions)
+    {
         sessions.WriteLine("stop");
         Assert.That(sessions.WaitForExit(TimeSpan.FromSeconds(60)), Is.True, sessions.Output);
         using JsonDocument report = JsonDocument.Parse(sessions.Output.Split('\n', StringSplitOptions.RemoveEmptyEntries).Last());
         JsonElement[] connections = [.. report.RootElement.GetProperty("connections").EnumerateArray()];
         JsonElement[] broken = [.. connections.Where(c => c.GetProperty("error").ValueKind != JsonValueKind.Null ||
             c.GetProperty("servers").GetArrayLength() != 1 || c.GetProperty("sent").GetInt32() - c.GetProperty("answered").GetInt32() > 2)];
-        var totals = Lab.Balancers.ToDictionary(b => b, b => udrs[b].Stop());
-        foreach ((LabHost balancer, UdrExit exit) in totals)
-        {
-            Lab.Step($"{LabNetwork.HostName(balancer)} totals: {exit.TotalsLine}");
-        }
-        // Every connection was made before lb2's second process started: whatever it forwarded, it never saw begin.
-        Assert.That(totals[LabHost.Lb2].Count("forwarded"), Is.Positive, "the router moved flows back to lb2, which scheduled them by hash");
         Lab.Step($"{connections.Length - broken.Length} of {connections.Length} connections carried on; broken: {string.Join("; ", broken.Take(5))}");
-        Assert.That(connections, Has.Length.EqualTo(Connections));
-        Assert.That(broken.Length, Is.LessThanOrEqualTo(Connections / 100), "at least 99% of the connections keep exchanging messages");
+        return (connections.Length - broken.Length, connections.Length);
     }
+
+    [GeneratedRegex(@"TCP\s+198\.18\.0\.100:7000 mh lookup table digest ([0-9a-f]{16})")]
+    private static partial Regex DigestLine();
 
     private static string Address(LabHost balancer) => balancer switch
     {
@@ -120,8 +206,10 @@ public sealed class EcmpEndToEndTests : EndToEndFixture
         _ => LabNetwork.Lb3Address,
     };
 
-    private UdrDaemon StartUdr(LabHost balancer) => Lab.StartUdrOn(balancer, "afpacket",
-        "--control", Path.Combine(Lab.Directory, $"udr-{LabNetwork.HostName(balancer)}.sock"), "--sloppy-tcp", "--announce", $"{LabNetwork.Vip}={Device}");
+    private UdrDaemon StartUdr(LabHost balancer) => Lab.StartUdrOn(balancer, "afpacket", [.. UdrArguments(balancer)]);
+
+    private IEnumerable<string> UdrArguments(LabHost balancer) =>
+        ["--control", Path.Combine(Lab.Directory, $"udr-{LabNetwork.HostName(balancer)}.sock"), "--sloppy-tcp", "--announce", $"{LabNetwork.Vip}={Device}"];
 
     private void StartBird(LabHost host, string config)
     {
