@@ -33,7 +33,7 @@
 #   PREFIX-lb2    eth0 198.18.0.3/24, eth1 198.19.1.3/24    instance puts both on the master (ports "lb2", "lb2p").
 #
 #   With --ecmp, a router between the client and the balancers (the scale-out of issue 15):
-#   PREFIX-client eth0 198.18.2.1/24 on br2, default via 198.18.2.254
+#   PREFIX-client eth0 198.18.2.1/24 (and .2, .3, .4: several clients) on br2, default via 198.18.2.254
 #   PREFIX-rt     eth0 198.18.2.254/24 on br2, eth1 198.18.0.254/24 on br0 (port "rt"): forwards, hashes multipath
 #                 routes by layer 4 (fib_multipath_hash_policy=1); its BIRD learns the VIP from the balancers by BGP
 #   PREFIX-lb, lb2, lb3  eth0 198.18.0.2, .3, .4/24: none holds the VIP; each one's BIRD announces it while its udr can
@@ -157,6 +157,9 @@ lab_up() {
         in_ns "$prefix-rt" ip link set eth1 up
         in_ns "$prefix-rt" sysctl -qw net.ipv4.ip_forward=1 net.ipv4.fib_multipath_hash_policy=1
         in_ns "$prefix-client" ip route add default via "$ECMP_CLIENT_GATEWAY" dev eth0
+        for host in 2 3 4; do
+            in_ns "$prefix-client" ip addr add "198.18.2.$host/24" dev eth0
+        done
         for host in lb lb2 lb3; do
             in_ns "$prefix-$host" sysctl -qw net.ipv4.ip_forward=0
         done

@@ -65,6 +65,9 @@ public sealed class LabNetwork : IDisposable
     public const string RouterAddress = "198.18.0.254";
     public const string EcmpClientAddress = "198.18.2.1";
 
+    /// <summary>The scale-out lab's client holds four addresses, to stand for several clients.</summary>
+    public static readonly IReadOnlyList<string> EcmpClientAddresses = ["198.18.2.1", "198.18.2.2", "198.18.2.3", "198.18.2.4"];
+
     private static readonly TimeSpan DefaultCommandTimeout = TimeSpan.FromSeconds(30);
     private readonly List<LabProcess> _processes = [];
     private bool _disposed;

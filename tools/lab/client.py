@@ -5,7 +5,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 VIP = '198.18.0.100'
 CLIENT = '198.18.0.1'
-# client.py --vip ADDRESS --client ADDRESS MODE ...: another VIP and client address (the IPv6 tests' 2001:2::100).
+# client.py --vip ADDRESS --client ADDRESS MODE ...: another VIP and client address (the IPv6 tests' 2001:2::100);
+# sessions takes several client addresses, comma-separated, and spreads its connections over them.
 while len(sys.argv) > 2 and sys.argv[1] in ('--vip', '--client'):
     if sys.argv[1] == '--vip':
         VIP = sys.argv[2]
@@ -223,8 +224,9 @@ def refused(port):
 def sessions(count, port, seconds, rate=None):
     selector = selectors.DefaultSelector()
     conns = []
+    sources = CLIENT.split(',')
     for i in range(count):
-        s = socket.create_connection((VIP, port), timeout=5)
+        s = socket.create_connection((VIP, port), timeout=5, source_address=(sources[i % len(sources)], 0))
         s.setblocking(False)
         c = {'port': s.getsockname()[1], 'servers': [], 'sent': 0, 'answered': 0, 'max_silence': 0.0, 'error': None,
              'closed': False, 'socket': s, 'buffer': b'', 'last': None}

@@ -186,7 +186,8 @@ public sealed partial class EcmpEndToEndTests : EndToEndFixture
     /// <summary>Long-lived connections from the client through the VIP, a line every 100 ms each; returns once all answered.</summary>
     private NamespacedProcess StartSessions(int count)
     {
-        NamespacedProcess sessions = Lab.StartClient("--client", LabNetwork.EcmpClientAddress, "sessions",
+        // From four client addresses, spread over them in turn.
+        NamespacedProcess sessions = Lab.StartClient("--client", string.Join(',', LabNetwork.EcmpClientAddresses), "sessions",
             count.ToString(CultureInfo.InvariantCulture), ChatPort.ToString(CultureInfo.InvariantCulture), "120");
         Assert.That(sessions.WaitForLine(l => l.StartsWith("ready", StringComparison.Ordinal), TimeSpan.FromSeconds(60)), Is.Not.Null, sessions.Output);
         return sessions;
