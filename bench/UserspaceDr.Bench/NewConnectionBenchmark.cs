@@ -30,10 +30,19 @@ public class NewConnectionBenchmark
     private int _frameLength;
     private long _notForwarded;
 
+    /// <summary>The table backed by transparent huge pages, as udr run backs it (<see cref="EstablishedFlowBenchmark.HugePages"/>).</summary>
+    [Params(false, true)]
+    public bool HugePages { get; set; }
+
     [GlobalSetup]
     public void Setup()
     {
         _engine = BenchEnvironment.CreateEngine(EstablishedFlowBenchmark.TableCapacity, servers: 10, scheduler: "rr");
+        if (HugePages)
+        {
+            (nint address, long length) = _engine.Connections.SlotMemory;
+            _ = Linux.Host.HugePages.Back(address, length);
+        }
         BenchEnvironment.Establish(_engine, 0, BackgroundFlows, nowMs: 1_000);
         _pristine = new byte[NewPerIteration * Stride];
         _frames = new byte[NewPerIteration * Stride];
