@@ -49,14 +49,23 @@ public sealed partial class ScaleOutEndToEndTests : EndToEndFixture
 
         // A fresh process without sloppy_tcp: every packet of the running connections meets an empty table.
         UdrDaemon strict = Lab.StartUdr("afpacket");
-        Thread.Sleep(TimeSpan.FromSeconds(2));
+        // Long enough for a retransmission of every connection whatever the start took (backing off: 0.2, 0.6, 1.4,
+        // 3.0, 6.2 s after the first process stopped).
+        Thread.Sleep(TimeSpan.FromSeconds(7));
         UdrExit strictExit = strict.Stop();
         Assert.That(strictExit.Count("tcp-not-syn"), Is.Positive, "mid-flow packets without an entry are dropped: " + strictExit.TotalsLine);
         Assert.That(strictExit.Count("forwarded"), Is.Zero, strictExit.TotalsLine);
 
         // Another fresh process, with sloppy_tcp: the same packets are scheduled, by the hash, to the same servers.
-        UdrDaemon sloppy = Lab.StartUdr("afpacket", "--sloppy-tcp");
-        Thread.Sleep(TimeSpan.FromSeconds(6)); // retransmissions back off to about 1.6 s during the outage
+        UdrDaemon sloppy = Lab.StartUdr("afpacket", "--sloppy-tcp", "--control", Lab.ControlPath);
+        // Each connection's next retransmission (up to 6.4 s apart by now) makes its entry; then a second of lines.
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        while (ActiveConnections() < Connections && clock.Elapsed < TimeSpan.FromSeconds(30))
+        {
+            Thread.Sleep(200);
+        }
+        Lab.Step($"{ActiveConnections()} connections scheduled by the sloppy process {clock.Elapsed.TotalSeconds:F1} s after it started");
+        Thread.Sleep(TimeSpan.FromSeconds(1));
         sessions.WriteLine("stop");
         Assert.That(sessions.WaitForExit(TimeSpan.FromSeconds(30)), Is.True, sessions.Output);
         UdrExit sloppyExit = sloppy.Stop();
@@ -153,6 +162,11 @@ public sealed partial class ScaleOutEndToEndTests : EndToEndFixture
         }
         return null;
     }
+
+    /// <summary>ActiveConn summed over the real servers (`udr adm -L -n`).</summary>
+    private int ActiveConnections() =>
+        Lab.Adm("-L", "-n").Split('\n').Where(l => l.Contains("->", StringComparison.Ordinal) && !l.Contains("RemoteAddress", StringComparison.Ordinal))
+            .Sum(l => int.Parse(l.Split(' ', StringSplitOptions.RemoveEmptyEntries)[4], CultureInfo.InvariantCulture));
 
     private static string Digest(string log) =>
         DigestLine().Match(log) is { Success: true } match ? match.Groups[1].Value : "(none logged)";
