@@ -47,7 +47,7 @@ for tool in tcpreplay cc nft $([ "$TRACE$PROFILE" != 00 ] && echo perf); do comm
 . tools/lab-session.sh
 lab_session_up
 
-cc -O2 -Wall -Wextra -o "$WORK/cforward" bench/cforward/cforward.c
+cc -O2 -Wall -Wextra -pthread -o "$WORK/cforward" bench/cforward/cforward.c
 mac() { in_host "$1" cat /sys/class/net/eth0/address; }
 CLIENT_MAC=$(mac client) LB_MAC=$(mac lb) RS1_MAC=$(mac rs1) RS2_MAC=$(mac rs2)
 python3 tools/lab/flood.py "$WORK/flows.pcap" "$FLOWS" udp 198.19.128.0/17 "$VIP" "$PORT" "$CLIENT_MAC" "$LB_MAC" >/dev/null

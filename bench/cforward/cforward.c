@@ -4,10 +4,12 @@
 // the TTL is decremented with an RFC 1624 checksum patch; the frames of a block go out in place, straight from the
 // ring, by sendmmsg on a second packet socket with PACKET_QDISC_BYPASS. No connection table, no rules: what any
 // forwarder must pay to the kernel, and nothing more. Bounded: it exits after SECONDS and prints what it forwarded.
+// THREADS (default 1) threads each run their own ring and transmit socket, the rings joined in one PACKET_FANOUT_HASH
+// group (the kernel spreads flows over them), as udr's workers are: the many-core scaling baseline (issue 16, goal 5).
 //
-//   cforward IFNAME VIP PORT SERVER_MAC_1 SERVER_MAC_2 SECONDS
+//   cforward IFNAME VIP PORT SERVER_MAC_1 SERVER_MAC_2 SECONDS [THREADS]
 //
-// Built by bench/cpu-bench.sh with: cc -O2 -Wall -Wextra -o cforward cforward.c
+// Built by bench/cpu-bench.sh and bench/scaling-bench.sh with: cc -O2 -Wall -Wextra -pthread -o cforward cforward.c
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <linux/if_packet.h>
@@ -15,6 +17,7 @@
 #include <net/if.h>
 #include <netinet/ip.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,27 +42,78 @@ static void die(const char *what) {
     exit(1);
 }
 
+// What every thread shares (read only) and what each one counts.
+struct config {
+    unsigned ifindex;
+    const char *ifname;
+    struct in_addr vip;
+    uint16_t port;
+    uint8_t servers[2][6];
+    int seconds;
+    int fanout_group; // 0: a lone ring
+};
+
+struct counts {
+    unsigned long long forwarded, other, send_errors;
+    unsigned ring_drops;
+};
+
+struct job {
+    const struct config *config;
+    struct counts counts;
+    pthread_t thread;
+};
+
+static void *forward(void *argument);
+
 int main(int argc, char **argv) {
-    if (argc != 7) {
-        fprintf(stderr, "usage: %s IFNAME VIP PORT SERVER_MAC_1 SERVER_MAC_2 SECONDS\n", argv[0]);
+    if (argc != 7 && argc != 8) {
+        fprintf(stderr, "usage: %s IFNAME VIP PORT SERVER_MAC_1 SERVER_MAC_2 SECONDS [THREADS]\n", argv[0]);
         return 2;
     }
-    unsigned ifindex = if_nametoindex(argv[1]);
-    struct in_addr vip;
-    uint8_t servers[2][6], own[6];
-    uint16_t port = htons((uint16_t)atoi(argv[3]));
-    int seconds = atoi(argv[6]);
-    if (ifindex == 0 || inet_pton(AF_INET, argv[2], &vip) != 1 || parse_mac(argv[4], servers[0]) || parse_mac(argv[5], servers[1]) ||
-        seconds <= 0) {
+    struct config config = {.ifindex = if_nametoindex(argv[1]), .ifname = argv[1], .port = htons((uint16_t)atoi(argv[3])), .seconds = atoi(argv[6])};
+    int threads = argc == 8 ? atoi(argv[7]) : 1;
+    if (config.ifindex == 0 || inet_pton(AF_INET, argv[2], &config.vip) != 1 || parse_mac(argv[4], config.servers[0]) ||
+        parse_mac(argv[5], config.servers[1]) || config.seconds <= 0 || threads < 1 || threads > 256) {
         fprintf(stderr, "cforward: bad arguments\n");
         return 2;
     }
+    config.fanout_group = threads > 1 ? (getpid() & 0xFFFF) : 0;
+    struct job *jobs = calloc((size_t)threads, sizeof *jobs);
+    if (jobs == NULL) die("calloc");
+    for (int i = 0; i < threads; i++) {
+        jobs[i].config = &config;
+        if (pthread_create(&jobs[i].thread, NULL, forward, &jobs[i]) != 0) die("pthread_create");
+    }
+    struct counts total = {0};
+    for (int i = 0; i < threads; i++) {
+        pthread_join(jobs[i].thread, NULL);
+        total.forwarded += jobs[i].counts.forwarded;
+        total.other += jobs[i].counts.other;
+        total.send_errors += jobs[i].counts.send_errors;
+        total.ring_drops += jobs[i].counts.ring_drops;
+    }
+    printf("cforward: forwarded=%llu other=%llu send-errors=%llu ring-drops=%u threads=%d\n", total.forwarded, total.other,
+        total.send_errors, total.ring_drops, threads);
+    free(jobs);
+    return 0;
+}
 
+// One thread: its own ring (in the fanout group when there are several) and its own transmit socket.
+static void *forward(void *argument) {
+    struct job *job = argument;
+    const struct config *config = job->config;
+    unsigned ifindex = config->ifindex;
+    struct in_addr vip = config->vip;
+    uint16_t port = config->port;
+    const uint8_t (*servers)[6] = config->servers;
+    int seconds = config->seconds;
+    uint8_t own[6];
     int rx = socket(AF_PACKET, SOCK_RAW, htons(ETH_P_ALL));
     int tx = socket(AF_PACKET, SOCK_RAW, 0);
     if (rx < 0 || tx < 0) die("socket");
     struct ifreq ifr = {0};
-    strncpy(ifr.ifr_name, argv[1], IFNAMSIZ - 1);
+    strncpy(ifr.ifr_name, config->ifname, IFNAMSIZ - 1);
     if (ioctl(rx, SIOCGIFHWADDR, &ifr) < 0) die("SIOCGIFHWADDR");
     memcpy(own, ifr.ifr_hwaddr.sa_data, 6);
 
@@ -76,6 +130,10 @@ int main(int argc, char **argv) {
     if (ring == MAP_FAILED) die("mmap");
     struct sockaddr_ll at = {.sll_family = AF_PACKET, .sll_protocol = htons(ETH_P_ALL), .sll_ifindex = (int)ifindex};
     if (bind(rx, (struct sockaddr *)&at, sizeof at) < 0) die("bind rx");
+    if (config->fanout_group != 0) {
+        int fanout = config->fanout_group | (PACKET_FANOUT_HASH << 16);
+        if (setsockopt(rx, SOL_PACKET, PACKET_FANOUT, &fanout, sizeof fanout) < 0) die("PACKET_FANOUT");
+    }
     at.sll_protocol = 0;
     if (bind(tx, (struct sockaddr *)&at, sizeof at) < 0) die("bind tx");
     setsockopt(tx, SOL_PACKET, PACKET_QDISC_BYPASS, &one, sizeof one);
@@ -149,6 +207,9 @@ int main(int argc, char **argv) {
     struct tpacket_stats_v3 stats;
     socklen_t size = sizeof stats;
     getsockopt(rx, SOL_PACKET, PACKET_STATISTICS, &stats, &size);
-    printf("cforward: forwarded=%llu other=%llu send-errors=%llu ring-drops=%u\n", forwarded, other, send_errors, stats.tp_drops);
-    return 0;
+    job->counts = (struct counts){.forwarded = forwarded, .other = other, .send_errors = send_errors, .ring_drops = stats.tp_drops};
+    munmap(ring, (size_t)BLOCK_SIZE * BLOCK_COUNT);
+    close(rx);
+    close(tx);
+    return NULL;
 }
