@@ -47,9 +47,10 @@ for tool in tcpreplay cc nft $([ "$TRACE$PROFILE" != 00 ] && echo perf); do comm
 . tools/lab-session.sh
 lab_session_up
 
-cc -O2 -Wall -Wextra -pthread -o "$WORK/cforward" bench/cforward/cforward.c
 mac() { in_host "$1" cat /sys/class/net/eth0/address; }
 CLIENT_MAC=$(mac client) LB_MAC=$(mac lb) RS1_MAC=$(mac rs1) RS2_MAC=$(mac rs2)
+# shellcheck source=bench/cforward/cforward-session.sh
+. bench/cforward/cforward-session.sh
 python3 tools/lab/flood.py "$WORK/flows.pcap" "$FLOWS" udp 198.19.128.0/17 "$VIP" "$PORT" "$CLIENT_MAC" "$LB_MAC" >/dev/null
 LOOPS=$((PPS * SECONDS_RUN / FLOWS))
 cat > "$WORK/rules" <<RULES
@@ -107,26 +108,11 @@ run_udr-coalesced() {
 }
 
 run_c() {
-    # What udr's nftables guard does for it: the balancer's kernel never sees the VIP's traffic.
-    in_host lb nft -f - <<NFT
-table netdev udrcpu_guard {
-    chain ingress {
-        type filter hook ingress device "eth0" priority 0;
-        ip daddr $VIP udp dport $PORT drop
-    }
-}
-NFT
-    ip netns exec "$PREFIX-lb" "$WORK/cforward" eth0 "$VIP" "$PORT" "$RS1_MAC" "$RS2_MAC" $((SECONDS_RUN * 4)) > "$WORK/cforward.log" 2>&1 &
-    C_PID=$!
-    sleep 0.5
+    cforward_start $((SECONDS_RUN * 4))
     measure "$C_PID"
-    kill -TERM "$C_PID" 2>/dev/null; wait "$C_PID" 2>/dev/null || true
-    C_PID=
-    in_host lb nft delete table netdev udrcpu_guard
+    cforward_stop
 }
-C_PID=
 [ "$PROFILE" -eq 1 ] && export DOTNET_PerfMapEnabled=1 # perf-PID.map in /tmp: JIT-compiled methods by name
-trap '[ -n "$C_PID" ] && kill -TERM "$C_PID" 2>/dev/null; lab_session_cleanup' EXIT INT TERM
 
 printf '%-6s %-8s %10s %8s %16s\n' round subject frames ticks "ticks/1M frames"
 sum_udr=0 sum_c=0 sum_coalesced=0

@@ -37,9 +37,10 @@ for tool in tcpreplay cc nft; do command -v $tool >/dev/null || { echo "scaling 
 . tools/lab-session.sh
 lab_session_up
 
-cc -O2 -Wall -Wextra -pthread -o "$WORK/cforward" bench/cforward/cforward.c
 mac() { in_host "$1" cat /sys/class/net/eth0/address; }
 CLIENT_MAC=$(mac client) LB_MAC=$(mac lb) RS1_MAC=$(mac rs1) RS2_MAC=$(mac rs2)
+# shellcheck source=bench/cforward/cforward-session.sh
+. bench/cforward/cforward-session.sh
 python3 tools/lab/flood.py "$WORK/vip.pcap" "$FLOWS" udp 198.19.128.0/17 "$VIP" "$PORT" "$CLIENT_MAC" "$LB_MAC" >/dev/null
 python3 tools/lab/flood.py "$WORK/kernel.pcap" "$FLOWS" udp 198.19.128.0/17 "$KERNEL_TARGET" "$PORT" "$CLIENT_MAC" "$LB_MAC" >/dev/null
 cat > "$WORK/rules" <<RULES
@@ -72,24 +73,10 @@ run_udr() {
     udr_stop > /dev/null
 }
 
-C_PID=
 run_c() {
-    # What udr's nftables guard does for it: the balancer's kernel never sees the VIP's traffic.
-    in_host lb nft -f - <<NFT
-table netdev udrscale_guard {
-    chain ingress {
-        type filter hook ingress device "eth0" priority 0;
-        ip daddr $VIP udp dport $PORT drop
-    }
-}
-NFT
-    ip netns exec "$PREFIX-lb" "$WORK/cforward" eth0 "$VIP" "$PORT" "$RS1_MAC" "$RS2_MAC" $((SECONDS_RUN + 3)) "$1" > "$WORK/cforward.log" 2>&1 &
-    C_PID=$!
-    sleep 0.5
+    cforward_start $((SECONDS_RUN + 3)) "$1"
     load "$WORK/vip.pcap"
-    kill -TERM "$C_PID" 2>/dev/null; wait "$C_PID" 2>/dev/null || true
-    C_PID=
-    in_host lb nft delete table netdev udrscale_guard
+    cforward_stop
 }
 
 run_kernel() {
@@ -97,7 +84,6 @@ run_kernel() {
     load "$WORK/kernel.pcap"
     in_host lb sysctl -qw net.ipv4.ip_forward=0
 }
-trap '[ -n "$C_PID" ] && kill -TERM "$C_PID" 2>/dev/null; lab_session_cleanup' EXIT INT TERM
 
 printf '%-8s %12s %12s %12s %8s\n' workers "udr Mpps" "C Mpps" "kernel Mpps" "udr/C"
 for workers in $WORKER_COUNTS; do

@@ -90,7 +90,15 @@ internal static class BenchEnvironment
         }
     }
 
+    /// <summary>The engine's connection table advised into transparent huge pages, as udr run's EngineHost advises it.</summary>
+    public static void BackWithHugePages(ForwardingEngine engine)
+    {
+        (nint address, long length) = engine.Connections.SlotMemory;
+        long backed = Linux.Host.HugePages.Back(address, length);
+        Console.WriteLine($"// huge pages: {backed} of {length} bytes of the table ({AnonHugePages()})");
+    }
+
     /// <summary>The process's memory in transparent huge pages, from /proc/self/smaps_rollup (what a run can check).</summary>
-    public static string AnonHugePages() =>
+    private static string AnonHugePages() =>
         File.ReadLines("/proc/self/smaps_rollup").FirstOrDefault(l => l.StartsWith("AnonHugePages:", StringComparison.Ordinal))?.Trim() ?? "AnonHugePages: unknown";
 }

@@ -65,9 +65,7 @@ public class EstablishedFlowBenchmark
         _engine = BenchEnvironment.CreateEngine(TableCapacity, servers: 10, serversAtLocalMac: true);
         if (HugePages)
         {
-            (nint address, long length) = _engine.Connections.SlotMemory;
-            long backed = Linux.Host.HugePages.Back(address, length);
-            Console.WriteLine($"// huge pages: {backed} of {length} bytes of the table ({BenchEnvironment.AnonHugePages()})");
+            BenchEnvironment.BackWithHugePages(_engine);
         }
         BenchEnvironment.Establish(_engine, 0, TrackedConnections, nowMs: 1_000);
         if (_engine.Connections.Count != TrackedConnections)

@@ -40,8 +40,7 @@ public class NewConnectionBenchmark
         _engine = BenchEnvironment.CreateEngine(EstablishedFlowBenchmark.TableCapacity, servers: 10, scheduler: "rr");
         if (HugePages)
         {
-            (nint address, long length) = _engine.Connections.SlotMemory;
-            _ = Linux.Host.HugePages.Back(address, length);
+            BenchEnvironment.BackWithHugePages(_engine);
         }
         BenchEnvironment.Establish(_engine, 0, BackgroundFlows, nowMs: 1_000);
         _pristine = new byte[NewPerIteration * Stride];

@@ -187,6 +187,21 @@ internal sealed class EndToEndLab : IDisposable
         return process;
     }
 
+    /// <summary>
+    /// Debian's BIRD on <paramref name="host"/> with <paramref name="config"/> (written to bird-HOST.conf in the lab's
+    /// directory), for the running test only; returns its control socket, for birdc. Ignores the test without bird2.
+    /// </summary>
+    public string StartBird(LabHost host, string config)
+    {
+        Assume.That(File.Exists("/usr/sbin/bird"), Is.True, "bird2 is not installed (./build.sh test installs it)");
+        string name = LabNetwork.HostName(host);
+        string path = Path.Combine(Directory, $"bird-{name}.conf");
+        string socket = Path.Combine(Directory, $"bird-{name}.ctl");
+        File.WriteAllText(path, config);
+        StartLabCommand(host, "bird", "bird", "-f", "-c", path, "-s", socket, "-P", Path.Combine(Directory, $"bird-{name}.pid"));
+        return socket;
+    }
+
     /// <summary>A program on <paramref name="host"/>, run from the lab's directory, for the running test only.</summary>
     public NamespacedProcess StartLabCommand(LabHost host, string name, params string[] command) =>
         Own(NamespacedProcess.Start(Network.Namespace(host), $"{name} on {LabNetwork.HostName(host)}", Directory, false, command));

@@ -9,6 +9,11 @@ namespace UserspaceDr.Tests.EndToEnd;
 internal sealed record UdrExit(int ExitCode, string? TotalsLine, IReadOnlyDictionary<string, long> Totals, string Output)
 {
     public long Count(string reason) => Totals.TryGetValue(reason, out long count) ? count : 0;
+
+    /// <summary>The lookup-table digest the daemon logged last for <paramref name="service"/> ("TCP 198.18.0.100:7000"), or null.</summary>
+    public string? TableDigest(string service) =>
+        Output.Split('\n').LastOrDefault(l => l.Contains($"{service} ", StringComparison.Ordinal) && l.Contains(" lookup table digest ", StringComparison.Ordinal))
+            is string line ? line[(line.IndexOf(" lookup table digest ", StringComparison.Ordinal) + 21)..].Split(' ')[0] : null;
 }
 
 /// <summary>

@@ -1,0 +1,29 @@
+# Sourced by the benches that run the C baseline beside udr (bench/cpu-bench.sh, bench/scaling-bench.sh), after
+# tools/lab-session.sh and with VIP, PORT, RS1_MAC and RS2_MAC set: builds bench/cforward/cforward.c into $WORK, starts
+# and stops it in the balancer with the guard udr would install, and ends it on every exit path with the lab.
+
+cc -O2 -Wall -Wextra -pthread -o "$WORK/cforward" bench/cforward/cforward.c
+C_PID=
+trap '[ -n "$C_PID" ] && kill -TERM "$C_PID" 2>/dev/null; lab_session_cleanup' EXIT INT TERM
+
+# cforward_start SECONDS [THREADS]: the forwarder in the balancer, bounded to SECONDS; sets C_PID.
+cforward_start() {
+    # What udr's nftables guard does for it: the balancer's kernel never sees the VIP's traffic.
+    in_host lb nft -f - <<NFT
+table netdev udr_cforward_guard {
+    chain ingress {
+        type filter hook ingress device "eth0" priority 0;
+        ip daddr $VIP udp dport $PORT drop
+    }
+}
+NFT
+    ip netns exec "$PREFIX-lb" "$WORK/cforward" eth0 "$VIP" "$PORT" "$RS1_MAC" "$RS2_MAC" "$1" "${2:-1}" > "$WORK/cforward.log" 2>&1 &
+    C_PID=$!
+    sleep 0.5
+}
+
+cforward_stop() {
+    kill -TERM "$C_PID" 2>/dev/null; wait "$C_PID" 2>/dev/null || true
+    C_PID=
+    in_host lb nft delete table netdev udr_cforward_guard
+}
