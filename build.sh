@@ -83,6 +83,10 @@ do_test() {
             rc=1
         fi
     done
+    if [ "$failed" -gt 0 ]; then
+        # What failed and why, in the log's last lines (all that CI keeps of it).
+        python3 tools/trx-failures.py "$results"/*.trx || true
+    fi
     echo "$passed passed, $failed failed"
     return $rc
 }

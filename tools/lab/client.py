@@ -218,9 +218,13 @@ def refused(port):
 # sessions COUNT PORT SECONDS [RATE]: COUNT long-lived connections to VIP:PORT (a chat_server), each sending a line
 # every 100 ms for SECONDS and reading the answers, which name the server; with RATE, also a download of /big.bin
 # read at RATE bytes/s. Prints "ready PORT:SERVER..." once every connection was answered; on stdin, "close SERVER N"
-# closes N connections answered by SERVER (to unbalance a least-connection scheduler) and "stop" ends early. Reports,
+# closes N connections answered by SERVER (to unbalance a least-connection scheduler) and "stop" ends early: nothing
+# more is sent, and the answers still owed are awaited for up to DRAIN_SECONDS (a line in retransmission is not lost). Reports,
 # per connection, the servers that answered, lines sent and answered, the longest silence and the silence at the
 # end (a connection that stopped being answered); errors end only the connection they hit.
+DRAIN_SECONDS = 5.0
+
+
 def sessions(count, port, seconds, rate=None):
     selector = selectors.DefaultSelector()
     conns = []
@@ -252,22 +256,30 @@ def sessions(count, port, seconds, rate=None):
     stdin = selectors.DefaultSelector()
     stdin.register(sys.stdin, selectors.EVENT_READ)
     ready = False
+    # On "stop" nothing more is sent and the answers still owed are awaited (up to DRAIN_SECONDS): a line whose segment
+    # is being retransmitted when the test says stop is carried, not lost; one still unanswered after that is lost.
+    draining_since = None
     while time.monotonic() < deadline:
         now = time.monotonic()
+        if draining_since is not None:
+            owed = [c for c in conns if not c['closed'] and not c['error'] and c['answered'] < c['sent']]
+            if not owed or now - draining_since > DRAIN_SECONDS:
+                break
         if not ready and all(c['answered'] > 0 or c['error'] for c in conns):
             print('ready ' + ' '.join('%d:%s' % (c['port'], c['servers'][0] if c['servers'] else '-') for c in conns), flush=True)
             ready = True
-        if ready and stdin.select(0):
+        if ready and draining_since is None and stdin.select(0):
             words = sys.stdin.readline().split()
             if words == ['stop'] or not words:
-                break
+                draining_since = now
+                continue
             if len(words) == 3 and words[0] == 'close':
                 for c in [c for c in conns if not c['closed'] and c['servers'][:1] == [words[1]]][:int(words[2])]:
                     selector.unregister(c['socket'])
                     c['socket'].close()
                     c['closed'] = True
                 print('closed', flush=True)
-        if now >= next_send:
+        if now >= next_send and draining_since is None:
             next_send += 0.1
             for c in conns:
                 if not c['closed'] and not c['error']:
@@ -319,10 +331,11 @@ def sessions(count, port, seconds, rate=None):
                     pass
                 except OSError as e:
                     d['error'] = type(e).__name__
-    end = time.monotonic()
+    # How long each was quiet when the test said stop (or the time ran out): the answers awaited after it do not count.
+    end = draining_since if draining_since is not None else time.monotonic()
     result = []
     for c in conns:
-        c['quiet_at_end'] = end - c['last']
+        c['quiet_at_end'] = max(0.0, end - c['last'])
         if not c['closed']:
             c['socket'].close()
         result.append({k: (round(v, 3) if isinstance(v, float) else v) for k, v in c.items() if k not in ('socket', 'buffer', 'last')})
