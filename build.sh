@@ -18,7 +18,7 @@ log() { printf '[build] %s\n' "$*" >&2; }
 # prometheus: its server and promtool, for the metrics test (the package's own service is never started: see below);
 # lintian and systemd (systemd-analyze) check the Debian package and its units; tmux is the terminal udr top is tested in;
 # bird2 announces a VIP by the carrier of udr's device (udr run --announce).
-APT_PACKAGES=(libpcap0.8 nftables iproute2 ethtool tcpdump curl socat ldirectord keepalived tcpreplay prometheus lintian systemd tmux bird2)
+APT_PACKAGES=(libpcap0.8 nftables iproute2 ethtool tcpdump curl socat ldirectord keepalived tcpreplay prometheus lintian systemd tmux bird2 libbpf1)
 ensure_packages() {
     local missing=()
     for pkg in "${APT_PACKAGES[@]}"; do

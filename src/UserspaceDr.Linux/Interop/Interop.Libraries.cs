@@ -5,7 +5,7 @@ namespace UserspaceDr.Linux;
 // calls that belong together), LibraryImport source-generated marshalling, SafeHandle for the descriptors we own.
 internal static partial class Interop
 {
-    internal static class Libraries
+    internal static partial class Libraries
     {
         // The runtime maps "libc" to the platform C library (libc.so.6 on glibc).
         internal const string Libc = "libc";

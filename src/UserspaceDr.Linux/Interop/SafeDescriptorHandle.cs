@@ -12,5 +12,13 @@ internal sealed class SafeDescriptorHandle : SafeHandleMinusOneIsInvalid
 
     internal int Fd => (int)handle;
 
+    /// <summary>Takes ownership of a descriptor a library returned (libbpf's maps, programs and links).</summary>
+    internal static SafeDescriptorHandle Own(int fd)
+    {
+        var owned = new SafeDescriptorHandle();
+        owned.SetHandle(fd);
+        return owned;
+    }
+
     protected override bool ReleaseHandle() => Interop.Close((int)handle) == 0;
 }
