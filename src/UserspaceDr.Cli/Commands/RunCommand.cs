@@ -31,8 +31,8 @@ internal static class RunCommand
         var rules = new Option<string>("--rules") { Description = "rules file in ipvsadm save syntax (or --config)" };
         var config = new Option<string>("--config") { Description = "keepalived.conf: its virtual_server blocks, with their health checkers (or --rules)" };
         var workers = new Option<int>("--workers") { Description = "worker threads (AF_PACKET fanout members); default: cores", DefaultValueFactory = _ => Environment.ProcessorCount };
-        var backend = new Option<string>("--backend") { Description = "afpacket (default) or pcap (SharpPcap, portable)", DefaultValueFactory = _ => "afpacket" };
-        backend.AcceptOnlyFromAmong("afpacket", "pcap");
+        var backend = new Option<string>("--backend") { Description = "afpacket (default), pcap (SharpPcap, portable) or xdp (AF_XDP sockets behind udr's XDP program; needs libbpf1)", DefaultValueFactory = _ => "afpacket" };
+        backend.AcceptOnlyFromAmong("afpacket", "pcap", "xdp");
         var maxConnections = new Option<int>("--max-connections") { Description = "connection-table capacity", DefaultValueFactory = _ => 1 << 20 };
         var answerArp = new Option<bool>("--answer-arp") { Description = "answer ARP for VIPs (when the VIP is not configured on the interface)" };
         var noIsolation = new Option<bool>("--no-kernel-isolation") { Description = "do not install the nftables ingress drop for VIP:ports" };
@@ -141,7 +141,7 @@ internal static class RunCommand
             var options = new DataPlaneOptions([.. links.Select(l => l.Name)])
             {
                 Workers = workerCount,
-                Backend = parse.GetValue(backend) == "pcap" ? FrameBackend.Pcap : FrameBackend.AfPacket,
+                Backend = parse.GetValue(backend) switch { "pcap" => FrameBackend.Pcap, "xdp" => FrameBackend.Xdp, _ => FrameBackend.AfPacket },
                 MaxConnections = capacity,
                 AnswerArpForVirtualAddresses = parse.GetValue(answerArp),
                 IsolateKernel = !parse.GetValue(noIsolation),

@@ -17,6 +17,8 @@ public enum FrameBackend
     AfPacket,
     /// <summary>SharpPcap/libpcap: portable, one worker.</summary>
     Pcap,
+    /// <summary>AF_XDP sockets fed by udr's XDP program (libbpf), one worker.</summary>
+    Xdp,
 }
 
 /// <param name="InterfaceNames">The interfaces udr serves, in link order (link 0 first); VIP traffic may arrive on any.</param>

@@ -4,6 +4,7 @@ using UserspaceDr.Core.Stats;
 using UserspaceDr.Io.AfPacket;
 using UserspaceDr.Io.Engine;
 using UserspaceDr.Io.PcapLive;
+using UserspaceDr.Io.Xdp;
 using UserspaceDr.Linux.Host;
 
 namespace UserspaceDr.Io.Runtime;
@@ -54,8 +55,11 @@ public interface IFrameWorker : IDisposable
 /// <summary>Makes the workers of a backend: the one place that knows which classes the backends are.</summary>
 public static class FrameWorkers
 {
-    /// <summary>How many workers a backend runs for <paramref name="requested"/>: libpcap's one engine serves every link.</summary>
-    public static int Count(FrameBackend backend, int requested) => backend == FrameBackend.Pcap ? 1 : Math.Max(1, requested);
+    /// <summary>
+    /// How many workers a backend runs for <paramref name="requested"/>: libpcap's one engine serves every link, and so
+    /// does AF_XDP's (its sockets follow the NIC's queues, see <see cref="XdpWorker"/>).
+    /// </summary>
+    public static int Count(FrameBackend backend, int requested) => backend is FrameBackend.Pcap or FrameBackend.Xdp ? 1 : Math.Max(1, requested);
 
     /// <param name="fanouts">Each link's fanout group (AF_PACKET with several workers), or null.</param>
     /// <param name="coalesceMicroseconds">AF_PACKET: --coalesce-usecs (0: off); libpcap takes frames one by one and ignores it.</param>
@@ -65,6 +69,7 @@ public static class FrameWorkers
         backend switch
         {
             FrameBackend.Pcap => new PcapWorker(links, state, options, maxConnections, traffic, log),
+            FrameBackend.Xdp => new XdpWorker(links, state, options, maxConnections, traffic, log),
             _ => new AfPacketWorker(index, links, state, options, maxConnections, fanouts, traffic, log, coalesceMicroseconds),
         };
 }

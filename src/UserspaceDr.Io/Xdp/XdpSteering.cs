@@ -30,11 +30,18 @@ public sealed class XdpSteering : IDisposable
     private readonly SafeDescriptorHandle _sockets;
     private readonly SafeDescriptorHandle _program;
     private readonly SafeDescriptorHandle _link;
+    private readonly byte _vipFlags;
     private TrafficSelection _selection = new([], [], []);
 
     /// <summary>Loads the program and attaches it to <paramref name="interfaceIndex"/> (driver mode where the driver has XDP, else generic).</summary>
-    public XdpSteering(int interfaceIndex)
+    /// <param name="interfaceIndex">The link's interface index.</param>
+    /// <param name="answerNeighborRequests">
+    /// udr answers ARP and Neighbor Solicitations for the VIPs (<c>--answer-arp</c>), so they are taken in; without it
+    /// they stay the kernel's (a balancer whose kernel holds the VIP answers them itself).
+    /// </param>
+    public XdpSteering(int interfaceIndex, bool answerNeighborRequests)
     {
+        _vipFlags = answerNeighborRequests ? XdpSteeringProgram.ArpTarget : (byte)0;
         var opened = new List<SafeDescriptorHandle>();
         try
         {
@@ -66,10 +73,10 @@ public sealed class XdpSteering : IDisposable
     public void Select(TrafficSelection selection)
     {
         ArgumentNullException.ThrowIfNull(selection);
-        Replace(_destinations, _selection.VirtualAddresses.Select(Key), selection.VirtualAddresses.Select(Key), XdpSteeringProgram.ArpTarget);
+        Replace(_destinations, _selection.VirtualAddresses.Select(Key), selection.VirtualAddresses.Select(Key), _vipFlags);
         Replace(_natServers, _selection.NatServers.Select(Key), selection.NatServers.Select(Key), 0);
         Replace(_ownAddresses, _selection.OwnAddresses.Select(Key), selection.OwnAddresses.Select(Key), 0);
-        Replace(_ipv6Destinations, _selection.Ipv6VirtualAddresses.Select(Key), selection.Ipv6VirtualAddresses.Select(Key), XdpSteeringProgram.ArpTarget);
+        Replace(_ipv6Destinations, _selection.Ipv6VirtualAddresses.Select(Key), selection.Ipv6VirtualAddresses.Select(Key), _vipFlags);
         Replace(_ipv6NatServers, _selection.Ipv6NatServers.Select(Key), selection.Ipv6NatServers.Select(Key), 0);
         _selection = selection;
     }

@@ -132,6 +132,9 @@ public sealed unsafe class XskSocket : IDisposable
     /// <summary>The descriptor, for poll.</summary>
     public int Descriptor => _fd;
 
+    /// <summary>Bytes per UMEM chunk.</summary>
+    public int FrameSize => _frameSize;
+
     /// <summary>Largest frame a chunk holds after the headroom.</summary>
     public int MaxFrameLength => _frameSize - Headroom;
 

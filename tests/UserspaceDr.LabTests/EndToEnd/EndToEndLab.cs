@@ -133,7 +133,7 @@ internal sealed class EndToEndLab : IDisposable
             string name = LabNetwork.HostName(server);
             string address = ListenAddress(server);
             started.Add((Server(NamespacedProcess.Start(Network.Namespace(server), $"http server on {name}", Directory, false,
-                Python, "-u", "-m", "http.server", "80", "--bind", address, "--directory", Path.Combine(Directory, name))), "Serving HTTP"));
+                WebServerCommand(name, address))), "Serving HTTP"));
             started.Add((Server(NamespacedProcess.Start(Network.Namespace(server), $"udp echo on {name}", Directory, false,
                 Python, "-u", Path.Combine(Directory, LabScripts.UdpEchoFile), name, address)), "echo listening"));
             if (WithNatServers)
@@ -161,7 +161,7 @@ internal sealed class EndToEndLab : IDisposable
     {
         string name = LabNetwork.HostName(server);
         NamespacedProcess process = Own(NamespacedProcess.Start(Network.Namespace(server), $"web server on {name}", Directory, false,
-            Python, "-u", "-m", "http.server", "80", "--bind", bind, "--directory", Path.Combine(Directory, name)));
+            WebServerCommand(name, bind)));
         if (process.WaitForLine(l => l.StartsWith("Serving HTTP", StringComparison.Ordinal), ServerPatience) == null)
         {
             throw new InvalidOperationException($"{process} did not start: {process.Output}");
@@ -169,6 +169,10 @@ internal sealed class EndToEndLab : IDisposable
         Step($"web server on {name} listening");
         return process;
     }
+
+    /// <summary>tools/lab/web_server.py serving <paramref name="name"/>'s web root on <paramref name="address"/>, port 80.</summary>
+    private string[] WebServerCommand(string name, string address) =>
+        [Python, "-u", Path.Combine(Directory, LabScripts.WebServerFile), Path.Combine(Directory, name), address];
 
     /// <summary>
     /// One of the lab's programs (tools/lab) on <paramref name="server"/> for the running test only; returns once it

@@ -12,6 +12,7 @@ namespace UserspaceDr.Tests.EndToEnd;
 /// </summary>
 [TestFixture("afpacket")]
 [TestFixture("pcap")]
+[TestFixture("xdp")]
 [Category("Lab")]
 [NonParallelizable]
 public sealed class Ipv6EndToEndTests(string backend) : EndToEndFixture

@@ -11,6 +11,7 @@ namespace UserspaceDr.Tests.EndToEnd;
 /// </summary>
 [TestFixture("afpacket")]
 [TestFixture("pcap")]
+[TestFixture("xdp")]
 [Category("Lab")]
 [NonParallelizable]
 public sealed class Ipv6NatEndToEndTests(string backend) : EndToEndFixture

@@ -17,11 +17,12 @@ internal static class LabScripts
     public const string SyncListenerFile = "sync_listener.py";
     public const string ChatServerFile = "chat_server.py";
     public const string FloodFile = "flood.py";
+    public const string WebServerFile = "web_server.py";
 
     /// <summary>Copies the programs into <paramref name="directory"/>, where the lab hosts run them.</summary>
     public static void CopyTo(string directory)
     {
-        foreach (string file in (string[])[ClientFile, UdpEchoFile, TcpSinkFile, DnsServerFile, HttpsServerFile, SyncSenderFile, SyncListenerFile, ChatServerFile, FloodFile])
+        foreach (string file in (string[])[ClientFile, UdpEchoFile, TcpSinkFile, DnsServerFile, HttpsServerFile, SyncSenderFile, SyncListenerFile, ChatServerFile, FloodFile, WebServerFile])
         {
             File.Copy(Path.Combine(RepositoryPaths.Root, "tools", "lab", file), Path.Combine(directory, file), overwrite: true);
         }

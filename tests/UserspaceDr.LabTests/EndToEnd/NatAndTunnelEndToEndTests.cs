@@ -13,6 +13,7 @@ namespace UserspaceDr.Tests.EndToEnd;
 /// </summary>
 [TestFixture("afpacket")]
 [TestFixture("pcap")]
+[TestFixture("xdp")]
 [Category("Lab")]
 [NonParallelizable]
 public sealed class NatAndTunnelEndToEndTests(string backend) : EndToEndFixture

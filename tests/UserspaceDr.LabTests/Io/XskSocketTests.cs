@@ -30,7 +30,7 @@ public class XskSocketTests
         using var lab = new LabNetwork();
         MacAddress lbMac = lab.MacAddressOf(LabHost.Lb);
         MacAddress rs1Mac = lab.MacAddressOf(LabHost.Rs1);
-        using XdpSteering steering = lab.RunIn(LabHost.Lb, () => new XdpSteering((int)Interop.IfNameToIndex("eth0")));
+        using XdpSteering steering = lab.RunIn(LabHost.Lb, () => new XdpSteering((int)Interop.IfNameToIndex("eth0"), answerNeighborRequests: true));
         using XskSocket socket = lab.RunIn(LabHost.Lb, () => new XskSocket(new XskSocketOptions("eth0")));
         steering.Register(0, socket.Handle);
         steering.Select(new TrafficSelection([Ipv4Address.Parse(LabNetwork.Vip)], [], [Ipv4Address.Parse(LabNetwork.LbAddress)]));
