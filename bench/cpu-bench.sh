@@ -7,9 +7,10 @@
 # the forwarder's whole process (user + sys ticks from /proc/PID/stat, every thread); frames are what rs1 and rs2
 # received. The report: ticks per million frames for each, and udr/C.
 #
-#   bench/cpu-bench.sh [--rounds R] [--seconds S] [--pps P] [--trace] [--profile] [--coalesce USECS]
-# --coalesce adds a third subject, udr with --coalesce-usecs USECS (0: coalescing off; udr's default is adaptive up to
-# 100 µs), in the same rounds.
+#   bench/cpu-bench.sh [--rounds R] [--seconds S] [--pps P] [--trace] [--profile] [--coalesce USECS] [--xdp]
+# --coalesce adds a subject, udr with --coalesce-usecs USECS (0: coalescing off; udr's default is adaptive up to
+# 100 µs), in the same rounds. --xdp adds udr --backend xdp (AF_XDP: udr's XDP program is attached to the balancer's
+# veth for that subject's runs only).
 # --trace also counts each forwarder's system calls for 3 s of every measured load (perf trace -s; the counting
 # itself costs CPU, so the ticks of a traced run are not comparable) and prints poll and sendmmsg per frame.
 # --profile samples each forwarder for 3 s of every measured load (perf record, udr's JIT code named through
@@ -29,6 +30,7 @@ PPS=50000
 TRACE=0
 PROFILE=0
 COALESCE=
+XDP=0
 while [ $# -gt 0 ]; do
     case "$1" in
         --rounds) ROUNDS=$2; shift 2 ;;
@@ -37,7 +39,8 @@ while [ $# -gt 0 ]; do
         --trace) TRACE=1; shift ;;
         --profile) PROFILE=1; shift ;;
         --coalesce) COALESCE=$2; shift 2 ;;
-        *) echo "usage: $0 [--rounds R] [--seconds S] [--pps P] [--trace] [--profile] [--coalesce USECS]" >&2; exit 2 ;;
+        --xdp) XDP=1; shift ;;
+        *) echo "usage: $0 [--rounds R] [--seconds S] [--pps P] [--trace] [--profile] [--coalesce USECS] [--xdp]" >&2; exit 2 ;;
     esac
 done
 [ "$(id -u)" -eq 0 ] || { echo "cpu bench: needs root" >&2; exit 2; }
@@ -107,6 +110,12 @@ run_udr-coalesced() {
     udr_stop > /dev/null
 }
 
+run_udr-xdp() {
+    udr_start "$WORK/rules" --workers 1 --backend xdp
+    measure "$UDR_PID"
+    udr_stop > /dev/null
+}
+
 run_c() {
     cforward_start $((SECONDS_RUN * 4))
     measure "$C_PID"
@@ -115,9 +124,10 @@ run_c() {
 [ "$PROFILE" -eq 1 ] && export DOTNET_PerfMapEnabled=1 # perf-PID.map in /tmp: JIT-compiled methods by name
 
 printf '%-6s %-8s %10s %8s %16s\n' round subject frames ticks "ticks/1M frames"
-sum_udr=0 sum_c=0 sum_coalesced=0
+sum_udr=0 sum_c=0 sum_coalesced=0 sum_xdp=0
 SUBJECTS="udr c"
 [ -n "$COALESCE" ] && SUBJECTS="udr udr-coalesced c"
+[ "$XDP" -eq 1 ] && SUBJECTS="$SUBJECTS udr-xdp"
 for round in $(seq 1 "$ROUNDS"); do
     for subject in $SUBJECTS; do
         "run_$subject"
@@ -126,10 +136,12 @@ for round in $(seq 1 "$ROUNDS"); do
         case $subject in
             udr) sum_udr=$(python3 -c "print($sum_udr + $per)") ;;
             udr-coalesced) sum_coalesced=$(python3 -c "print($sum_coalesced + $per)") ;;
+            udr-xdp) sum_xdp=$(python3 -c "print($sum_xdp + $per)") ;;
             c) sum_c=$(python3 -c "print($sum_c + $per)") ;;
         esac
     done
 done
 python3 -c "print(f'udr/C CPU per frame: {$sum_udr/$sum_c:.2f} (mean of $ROUNDS rounds; {$PPS} pps for {$SECONDS_RUN} s, {$FLOWS} flows, ticks of 1/$HZ s)')"
 [ -n "$COALESCE" ] && python3 -c "print(f'udr --coalesce-usecs $COALESCE / C: {$sum_coalesced/$sum_c:.2f}')"
+[ "$XDP" -eq 1 ] && python3 -c "print(f'udr --backend xdp / C: {$sum_xdp/$sum_c:.2f}; xdp / afpacket: {$sum_xdp/$sum_udr:.2f}')"
 exit 0

@@ -57,6 +57,9 @@ internal unsafe struct XdpRing
         return granted;
     }
 
+    /// <summary>Producer side: entries handed to the kernel that it has not taken yet.</summary>
+    internal readonly uint Unconsumed => _cachedProducer - Volatile.Read(ref *_consumer);
+
     /// <summary>Producer side: hands the reserved entries to the kernel.</summary>
     internal readonly void Submit() => Volatile.Write(ref *_producer, _cachedProducer);
 

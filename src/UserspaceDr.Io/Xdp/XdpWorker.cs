@@ -34,6 +34,7 @@ public sealed unsafe class XdpWorker : IFrameWorker
 
     private readonly ILogger _log;
     private readonly EngineHost _host;
+    private readonly CoalescingTuner _coalescing;
     private readonly XdpSteering[] _steering;
     private readonly XskSocket[][] _sockets; // by link, by queue
     private readonly (XskSocket Socket, byte Link)[] _all;
@@ -45,8 +46,12 @@ public sealed unsafe class XdpWorker : IFrameWorker
     private bool _sentInPlace;
     private long _transmitErrors;
 
-    public XdpWorker(IReadOnlyList<LinkInfo> links, DataPlaneState state, EngineOptions options, int maxConnections, TrafficSelection traffic, ILogger log)
+    /// <param name="coalesceMicroseconds">--coalesce-usecs: the longest wait after a turn of few frames (0: none), as for AF_PACKET.</param>
+    public XdpWorker(IReadOnlyList<LinkInfo> links, DataPlaneState state, EngineOptions options, int maxConnections, TrafficSelection traffic, ILogger log,
+        int coalesceMicroseconds = 0)
     {
+        _coalescing = new CoalescingTuner(coalesceMicroseconds, System.Diagnostics.Stopwatch.GetTimestamp, System.Diagnostics.Stopwatch.Frequency,
+            Linux.Interop.ThreadCpuNanoseconds);
         ArgumentNullException.ThrowIfNull(links);
         ArgumentNullException.ThrowIfNull(state);
         ArgumentNullException.ThrowIfNull(traffic);
@@ -90,7 +95,7 @@ public sealed unsafe class XdpWorker : IFrameWorker
 
     public int ConnectionCapacity => _host.ConnectionCapacity;
 
-    public int CoalesceWaitMicroseconds => 0;
+    public int CoalesceWaitMicroseconds => _coalescing.WaitMicroseconds;
 
     /// <summary>Frames the kernel could not hand over: the RX ring full, the fill ring empty, other drops (XDP_STATISTICS).</summary>
     public long RingDrops
@@ -137,6 +142,10 @@ public sealed unsafe class XdpWorker : IFrameWorker
 
     private void Run()
     {
+        if (_coalescing.Enabled)
+        {
+            _ = Linux.Interop.SetTimerSlackNanoseconds(1000); // a wait of 12 µs must not become 62
+        }
         try
         {
             Loop();
@@ -160,10 +169,12 @@ public sealed unsafe class XdpWorker : IFrameWorker
         {
             polls[i] = new Linux.Interop.PollFd { Fd = _all[i].Socket.Descriptor, Events = Linux.Interop.POLLIN };
         }
+        CoalescingTuner coalescing = _coalescing;
         while (!_stopping)
         {
             long now = Environment.TickCount64;
             bool any = false;
+            int turnFrames = 0;
             foreach ((XskSocket socket, byte link) in _all)
             {
                 int count = socket.Receive(frames);
@@ -171,6 +182,7 @@ public sealed unsafe class XdpWorker : IFrameWorker
                 {
                     continue;
                 }
+                turnFrames += count;
                 if (!any)
                 {
                     host.BeginBatch();
@@ -185,9 +197,16 @@ public sealed unsafe class XdpWorker : IFrameWorker
             {
                 socket.Flush(); // sends, takes back the sent chunks, refills
             }
+            // As the AF_PACKET worker: a wait after a short turn while busy makes the next turn's frames share one
+            // kick and one wake-up (CoalescingTuner, net_dim's rules).
+            int wait = coalescing.AfterTurn(turnFrames, now);
             if (!any)
             {
                 _ = Linux.Interop.Poll(polls, (nuint)_all.Length, 100);
+            }
+            else if (wait > 0)
+            {
+                _ = Linux.Interop.SleepMicroseconds(wait);
             }
             host.Housekeeping(now);
         }

@@ -35,6 +35,9 @@ public sealed unsafe class XskSocket : IDisposable
     /// <summary>XDP_PACKET_HEADROOM: where the kernel puts a received frame in its chunk, and udr a frame of its own.</summary>
     public const int Headroom = 256;
 
+    /// <summary>Transmit kicks per flush at most: a full ring of 2,048 at 32 per kick, and no more if the kernel makes no progress.</summary>
+    private const int MaxKicksPerFlush = 64;
+
     private readonly SafeDescriptorHandle _socket;
     private readonly int _fd;
     private readonly byte* _umem;
@@ -220,11 +223,13 @@ public sealed unsafe class XskSocket : IDisposable
             Transmitted += _txPending;
             _txPending = 0;
         }
-        // Copy mode sends only inside a syscall; with need_wakeup the kernel says when one is needed.
-        if (_tx.NeedsWakeup)
+        // Copy mode sends only inside a syscall, at most 32 frames per call (TX_BATCH_SIZE in net/xdp/xsk.c, which then
+        // answers EAGAIN): kicked until the kernel has taken every queued frame, so that the ring never fills with
+        // frames waiting for the next turn. With need_wakeup the kernel says when a kick is needed at all.
+        for (int kick = 0; kick < MaxKicksPerFlush && _tx.NeedsWakeup && _tx.Unconsumed != 0; kick++)
         {
             TransmitKicks++;
-            _ = Interop.SendTo(_fd, 0, 0, Interop.MSG_DONTWAIT, 0, 0); // EAGAIN/EBUSY: the kernel is busy with the ring, and goes on
+            _ = Interop.SendTo(_fd, 0, 0, Interop.MSG_DONTWAIT, 0, 0); // EAGAIN: 32 sent, more to go; EBUSY: the kernel is at it
         }
         uint completed = _completion.Peek(_completion.Size, out uint first);
         for (uint i = 0; i < completed; i++)

@@ -1,4 +1,5 @@
 using UserspaceDr.Io.AfPacket;
+using UserspaceDr.Io.Engine;
 
 namespace UserspaceDr.Tests.Io.AfPacket;
 

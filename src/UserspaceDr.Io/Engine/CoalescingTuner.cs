@@ -1,4 +1,4 @@
-namespace UserspaceDr.Io.AfPacket;
+namespace UserspaceDr.Io.Engine;
 
 /// <summary>
 /// How long a busy AF_PACKET worker waits after a turn of few frames, chosen the way Linux's dynamic interrupt
