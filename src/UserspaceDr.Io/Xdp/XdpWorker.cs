@@ -23,6 +23,9 @@ namespace UserspaceDr.Io.Xdp;
 /// NIC always carry complete checksums.</para>
 /// <para>Size: without XDP multi-buffer a frame is one chunk, at most the link MTU (XDP strips GSO from a veth's peer
 /// while the program is attached, so no super-frame arrives).</para>
+/// <para>VLAN: a tag the NIC strips on receive is skb metadata, which XDP does not see (the bpf_xdp_metadata_rx_vlan_tag
+/// kfunc exists for a few drivers only), so the engine's reply would leave untagged: on such links use AF_PACKET, which
+/// puts the tag back. A tag left in the frame is handled as on the other backends.</para>
 /// <para>One worker: a frame can only be redirected to a socket bound to the queue it arrived on, so workers would
 /// follow the NIC's queues, and its RSS hash does not bring both directions of a NAT connection to one queue. One
 /// worker serves every queue of every link here; several are future work (a symmetric RSS key, or a cpumap).</para>
