@@ -56,13 +56,23 @@ public sealed class XdpSteering : IDisposable
             _program = Track(opened, LoadProgram(instructions));
             _link = Track(opened, Attach(_program, interfaceIndex));
         }
+        catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException)
+        {
+            DisposeAll(opened);
+            throw new InvalidOperationException($"the AF_XDP backend needs libbpf 0.7 or later ({Interop.Libraries.Libbpf}; Debian: apt install libbpf1): {e.Message}", e);
+        }
         catch
         {
-            foreach (SafeDescriptorHandle handle in opened)
-            {
-                handle.Dispose();
-            }
+            DisposeAll(opened);
             throw;
+        }
+    }
+
+    private static void DisposeAll(List<SafeDescriptorHandle> handles)
+    {
+        foreach (SafeDescriptorHandle handle in handles)
+        {
+            handle.Dispose();
         }
     }
 

@@ -80,6 +80,25 @@ public class XskSocketTests
         Assert.That(lab.Exec(LabHost.Lb, "ip -d link show eth0"), Does.Not.Contain("prog/xdp"), "the link's end detached the program");
     }
 
+    /// <summary>
+    /// An interface that already runs an XDP program (another balancer, a firewall) is refused with a message that says
+    /// so, and nothing of the second attempt is left behind; the first program keeps running.
+    /// </summary>
+    [Test]
+    public void A_second_program_on_the_same_interface_is_refused_with_a_clear_message()
+    {
+        using var lab = new LabNetwork();
+        // (Attached from inside the namespace: a BPF link names its interface by index, in the caller's namespace.)
+        int index = lab.RunIn(LabHost.Lb, () => (int)Interop.IfNameToIndex("eth0"));
+        using XdpSteering first = lab.RunIn(LabHost.Lb, () => new XdpSteering(index, answerNeighborRequests: false));
+        var refused = Assert.Throws<System.ComponentModel.Win32Exception>(() =>
+            lab.RunIn(LabHost.Lb, () => new XdpSteering(index, answerNeighborRequests: false)).Dispose());
+        Assert.That(refused!.Message, Does.Contain("attaching the XDP program").And.Contain("another XDP program there?"));
+        Assert.That(lab.Exec(LabHost.Lb, "ip -d link show eth0"), Does.Contain("prog/xdp"), "the first one stays attached");
+        first.Dispose();
+        Assert.That(lab.Exec(LabHost.Lb, "ip -d link show eth0"), Does.Not.Contain("prog/xdp"));
+    }
+
     private static ushort EtherType(byte[] frame) => BinaryPrimitives.ReadUInt16BigEndian(frame.AsSpan(12));
 
     /// <summary>
