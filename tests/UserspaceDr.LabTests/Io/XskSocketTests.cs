@@ -4,6 +4,8 @@ using UserspaceDr.Core.Packets;
 using UserspaceDr.Io.Runtime;
 using UserspaceDr.Io.Xdp;
 using UserspaceDr.Linux;
+using UserspaceDr.Linux.Host;
+using UserspaceDr.Tests.TestSupport;
 using UserspaceDr.Tests.Lab;
 using static UserspaceDr.Tests.Io.FrameTestSupport;
 
@@ -97,6 +99,76 @@ public class XskSocketTests
         Assert.That(lab.Exec(LabHost.Lb, "ip -d link show eth0"), Does.Contain("prog/xdp"), "the first one stays attached");
         first.Dispose();
         Assert.That(lab.Exec(LabHost.Lb, "ip -d link show eth0"), Does.Not.Contain("prog/xdp"));
+    }
+
+    /// <summary>
+    /// A multi-queue interface (a veth pair with four queues each way, in a throwaway namespace): each receive queue has
+    /// its own socket in the socket map, and flows spread over the queues all reach udr, none left to the kernel.
+    /// </summary>
+    [Test]
+    public void Every_receive_queue_has_its_socket_and_flows_on_all_of_them_arrive()
+    {
+        const int Queues = 4;
+        const int Flows = 64;
+        string name = "udrxq" + System.Security.Cryptography.RandomNumberGenerator.GetHexString(8, lowercase: true);
+        ProcessRunner.Run("ip", ["netns", "add", name], TimeSpan.FromSeconds(10));
+        try
+        {
+            string Exec(string command)
+            {
+                CommandResult result = ProcessRunner.Run("ip", ["netns", "exec", name, "sh", "-c", command], TimeSpan.FromSeconds(10));
+                Assert.That(result.ExitCode, Is.Zero, command + ": " + result.Error);
+                return result.Output;
+            }
+            Exec($"ip link add t0 numtxqueues {Queues} numrxqueues {Queues} type veth peer name p0 numtxqueues {Queues} numrxqueues {Queues} && " +
+                 "ip link set t0 up && ip link set p0 up && ip addr add 198.18.5.1/24 dev p0");
+            string t0Mac = Exec("cat /sys/class/net/t0/address").Trim();
+            Exec($"ip neigh replace 198.18.5.100 lladdr {t0Mac} dev p0 nud permanent");
+            int index = NetworkNamespace.Run(name, () => (int)Interop.IfNameToIndex("t0"));
+            using XdpSteering steering = NetworkNamespace.Run(name, () => new XdpSteering(index, answerNeighborRequests: false));
+            XskSocket[] sockets = [.. Enumerable.Range(0, Queues).Select(q => NetworkNamespace.Run(name, () => new XskSocket(new XskSocketOptions("t0", q))))];
+            try
+            {
+                for (int q = 0; q < Queues; q++)
+                {
+                    steering.Register(q, sockets[q].Handle);
+                }
+                steering.Select(new TrafficSelection([Ipv4Address.Parse("198.18.5.100")], [], []));
+
+                // One socket per flow: the sender's kernel picks each one's transmit queue by its flow hash, and veth
+                // hands a frame to the peer's receive queue of the same number.
+                NetworkNamespace.Run(name, () =>
+                {
+                    for (int flow = 0; flow < Flows; flow++)
+                    {
+                        using var sender = new Socket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp);
+                        sender.Bind(new System.Net.IPEndPoint(System.Net.IPAddress.Parse("198.18.5.1"), 0));
+                        SendUdp(sender, "198.18.5.100", Port, $"flow-{flow}");
+                    }
+                    return 0;
+                });
+                int[] perQueue = new int[Queues];
+                for (int q = 0; q < Queues; q++)
+                {
+                    perQueue[q] = ReceiveFrames(sockets[q], f => EtherType(f) == EtherTypes.Ipv4, forwardTo: null, want: Flows,
+                        limit: TimeSpan.FromMilliseconds(q == 0 ? 1000 : 200)).Count;
+                }
+                TestContext.Out.WriteLine($"datagrams per receive queue: {string.Join(", ", perQueue)}");
+                Assert.That(perQueue.Sum(), Is.EqualTo(Flows), "every flow reached a socket");
+                Assert.That(perQueue.Count(n => n > 0), Is.GreaterThanOrEqualTo(2), "the flows spread over several queues");
+            }
+            finally
+            {
+                foreach (XskSocket socket in sockets)
+                {
+                    socket.Dispose();
+                }
+            }
+        }
+        finally
+        {
+            ProcessRunner.Run("ip", ["netns", "del", name], TimeSpan.FromSeconds(10));
+        }
     }
 
     private static ushort EtherType(byte[] frame) => BinaryPrimitives.ReadUInt16BigEndian(frame.AsSpan(12));
