@@ -546,5 +546,8 @@ public sealed class DataPlane : IDisposable
         string totals = Totals();
         DisposeParts();
         Log.Stopped(_log, totals);
+        // What the runtime's collector cost while udr ran: a pause stops the workers as a stall does (the ring holds it).
+        Log.Collector(_log, GC.CollectionCount(0), GC.CollectionCount(1), GC.CollectionCount(2), (long)GC.GetTotalPauseDuration().TotalMilliseconds,
+            GC.GetTotalAllocatedBytes() >> 20);
     }
 }

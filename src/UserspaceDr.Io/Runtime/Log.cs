@@ -67,4 +67,7 @@ public static partial class Log
 
     [LoggerMessage(EventId = 20, Level = LogLevel.Error, Message = "{Vip} not announced: {Reason}")]
     public static partial void AnnouncementFailed(ILogger logger, string vip, string reason);
+
+    [LoggerMessage(EventId = 21, Level = LogLevel.Information, Message = "garbage collector: {Gen0} gen0, {Gen1} gen1, {Gen2} gen2 collections, {PausedMs} ms paused in all, {AllocatedMiB} MiB allocated")]
+    public static partial void Collector(ILogger logger, int gen0, int gen1, int gen2, long pausedMs, long allocatedMiB);
 }

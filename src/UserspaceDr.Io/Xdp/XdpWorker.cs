@@ -71,9 +71,10 @@ public sealed unsafe class XdpWorker : IFrameWorker
                 _steering[link] = new XdpSteering(links[link].Index, options.AnswerArpForVirtualAddresses);
                 int queues = ReceiveQueues(links[link].Name);
                 _sockets[link] = new XskSocket[queues];
+                XskSocketOptions geometry = Geometry(links[link].Name, links[link].Mtu, queues);
                 for (int queue = 0; queue < queues; queue++)
                 {
-                    _sockets[link][queue] = new XskSocket(new XskSocketOptions(links[link].Name, queue));
+                    _sockets[link][queue] = new XskSocket(geometry with { Queue = queue });
                     _steering[link].Register(queue, _sockets[link][queue].Handle);
                 }
                 _steering[link].Select(traffic);
@@ -271,6 +272,27 @@ public sealed unsafe class XdpWorker : IFrameWorker
         {
             Interlocked.Increment(ref _transmitErrors);
         }
+    }
+
+    /// <summary>RX ring entries per link, shared out among its queues: 8,192 hold 164 ms at 50,000 frames/s, as the AF_PACKET ring's slots do.</summary>
+    private const int RingEntriesPerLink = 8192;
+
+    /// <summary>
+    /// A socket's geometry on a link of <paramref name="mtu"/> with <paramref name="queues"/> receive queues: the link's
+    /// ring entries shared among its queues (at least 1,024 each), twice as many UMEM chunks as ring entries (the fill
+    /// ring full and as many again in the RX and TX rings and in flight), 2 KiB chunks where a frame fits in one after
+    /// the headroom, else 4 KiB: 32 MiB of UMEM for a single-queue link at MTU 1500.
+    /// </summary>
+    internal static XskSocketOptions Geometry(string interfaceName, int mtu, int queues)
+    {
+        int ring = Math.Max(1024, (int)System.Numerics.BitOperations.RoundUpToPowerOf2((uint)(RingEntriesPerLink / Math.Max(1, queues))));
+        int largestFrame = mtu + Core.Packets.EthernetFrame.HeaderLength + Core.Packets.EthernetFrame.VlanTagLength;
+        return new XskSocketOptions(interfaceName)
+        {
+            RingSize = Math.Min(ring, RingEntriesPerLink),
+            FrameCount = 2 * Math.Min(ring, RingEntriesPerLink),
+            FrameSize = largestFrame <= 2048 - XskSocket.Headroom ? 2048 : 4096,
+        };
     }
 
     /// <summary>The receive queues of an interface (/sys/class/net/NAME/queues/rx-N); 1 when that cannot be read.</summary>

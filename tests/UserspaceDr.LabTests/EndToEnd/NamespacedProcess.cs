@@ -16,6 +16,8 @@ internal sealed partial class NamespacedProcess : IDisposable
     public const int SigHup = 1;
     public const int SigInt = 2;
     public const int SigKill = 9;
+    public const int SigStop = 19;
+    public const int SigCont = 18;
     public const int SigTerm = 15;
 
     private readonly Process _process;

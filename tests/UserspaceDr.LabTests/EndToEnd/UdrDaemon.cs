@@ -80,6 +80,12 @@ internal sealed partial class UdrDaemon : IDisposable
         _process.WaitForExit(TimeSpan.FromSeconds(10));
     }
 
+    /// <summary>SIGSTOP, sent from this process (no helper process to start, so the stall begins now).</summary>
+    public void Pause() => _process.Signal(NamespacedProcess.SigStop);
+
+    /// <summary>SIGCONT.</summary>
+    public void Resume() => _process.Signal(NamespacedProcess.SigCont);
+
     /// <summary>SIGHUP, then waits for the daemon's answer: the "rules applied" or "reload refused" line it logs.</summary>
     public string Reload()
     {
