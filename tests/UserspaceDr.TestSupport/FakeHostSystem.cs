@@ -73,6 +73,7 @@ internal sealed class FakeHostSystem : IHostSystem
         [.. _links.Select(l => new LinkInfo(l.Name, l.Index, [.. l.Flags], l.Mtu, l.Flags.Contains("UP") ? "UP" : "DOWN", [.. l.Addresses], l.LinkType)
         {
             Ipv6Addresses = [.. l.Ipv6Addresses],
+            Xdp = l.Xdp,
         })];
 
     public RouteInfo? GetDefaultRoute() => DefaultRoute;
@@ -248,4 +249,6 @@ internal sealed class FakeLink(string name, int index, string[] flags, int mtu)
     public List<LinkAddress> Ipv6Addresses { get; } = [];
 
     public string? LinkType { get; init; }
+
+    public XdpProgramInfo? Xdp { get; set; }
 }

@@ -15,9 +15,11 @@ internal static class PreflightCommand
         var fix = new Option<bool>("--fix") { Description = "turn GRO/LRO off on the interface (ethtool -K) and report the state after" };
         var answerArp = new Option<bool>("--answer-arp") { Description = "udr will answer ARP for the VIPs (as udr run --answer-arp): a VIP need not be on the interface" };
         var noIsolation = new Option<bool>("--no-kernel-isolation") { Description = "udr will run without the nftables ingress drop (as udr run --no-kernel-isolation)" };
+        var backend = new Option<string>("--backend") { Description = "the backend udr run will use (as udr run --backend): xdp adds the AF_XDP checks", DefaultValueFactory = _ => "afpacket" };
+        backend.AcceptOnlyFromAmong("afpacket", "pcap", "xdp");
         var command = new Command("preflight", "check the balancer host before udr run: exit 0 all pass, 1 warnings, 2 failures")
         {
-            interfaceName, rules, fix, answerArp, noIsolation,
+            interfaceName, rules, fix, answerArp, noIsolation, backend,
         };
         command.SetAction(parse =>
         {
@@ -26,6 +28,7 @@ internal static class PreflightCommand
                 Fix = parse.GetValue(fix),
                 AnswerArp = parse.GetValue(answerArp),
                 KernelIsolation = !parse.GetValue(noIsolation),
+                AfXdp = parse.GetValue(backend) == "xdp",
             };
             if (options.Fix && !Environment.IsPrivilegedProcess)
             {

@@ -444,6 +444,7 @@ internal static class RunCommand
             {
                 AnswerArp = options.AnswerArpForVirtualAddresses,
                 KernelIsolation = options.IsolateKernel,
+                AfXdp = options.Backend == FrameBackend.Xdp,
                 RunInterfaces = options.InterfaceNames,
                 VrrpAddresses = vrrpAddresses,
             };

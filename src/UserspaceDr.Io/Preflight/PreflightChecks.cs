@@ -59,6 +59,7 @@ public static class PreflightChecks
         new("tunnel mtu", CheckTunnelMtu),
         new("nftables", CheckNftables),
         new("capabilities", CheckCapabilities),
+        new("af_xdp", CheckAfXdp),
     ];
 
     /// <summary>Runs every check of <see cref="All"/> in order against the running host (or <paramref name="host"/>).</summary>
@@ -67,6 +68,45 @@ public static class PreflightChecks
         ArgumentNullException.ThrowIfNull(options);
         var context = new PreflightContext(options, host ?? new LinuxHostSystem());
         return [.. All.SelectMany(check => check.Evaluate(context))];
+    }
+
+    /// <summary>
+    /// With --backend xdp: libbpf can be loaded, the interface runs no XDP program of someone else's (a link runs one;
+    /// udr's would be refused), and its frames fit a UMEM chunk after the headroom (no XDP multi-buffer).
+    /// </summary>
+    private static IEnumerable<CheckResult> CheckAfXdp(PreflightContext context)
+    {
+        if (!context.Options.AfXdp || context.Interface is not { } link)
+        {
+            yield break;
+        }
+        if (!System.Runtime.InteropServices.NativeLibrary.TryLoad(Linux.Interop.Libraries.Libbpf, out nint libbpf))
+        {
+            yield return CheckResult.Fail("af_xdp", $"{Linux.Interop.Libraries.Libbpf} cannot be loaded", "install libbpf1 (apt install libbpf1)");
+        }
+        else
+        {
+            System.Runtime.InteropServices.NativeLibrary.Free(libbpf);
+            yield return CheckResult.Pass("af_xdp", $"{Linux.Interop.Libraries.Libbpf} loads");
+        }
+        if (link.Xdp is { } program)
+        {
+            yield return program.Name == Xdp.XdpSteeringProgram.ProgramName
+                ? CheckResult.Fail("af_xdp", $"{link.Name} already runs udr's XDP program (id {program.Id}): another udr serves it",
+                    "stop the other udr; its program goes with it")
+                : CheckResult.Fail("af_xdp", $"{link.Name} already runs XDP program '{program.Name}' (id {program.Id}); udr's cannot attach beside it",
+                    "detach it (ip link set dev " + link.Name + " xdp off) or use --backend afpacket");
+        }
+        int largestFrame = link.Mtu + EthernetFrame.HeaderLength + EthernetFrame.VlanTagLength;
+        if (largestFrame > Xdp.XskSocket.LargestChunk - Xdp.XskSocket.Headroom)
+        {
+            yield return CheckResult.Fail("af_xdp", $"MTU {link.Mtu} frames do not fit a {Xdp.XskSocket.LargestChunk}-byte UMEM chunk after {Xdp.XskSocket.Headroom} bytes of headroom",
+                $"lower the MTU to {Xdp.XskSocket.LargestChunk - Xdp.XskSocket.Headroom - EthernetFrame.HeaderLength - EthernetFrame.VlanTagLength} or use --backend afpacket");
+        }
+        else if (link.Xdp is null)
+        {
+            yield return CheckResult.Pass("af_xdp", $"{link.Name} runs no XDP program, and MTU {link.Mtu} frames fit a UMEM chunk");
+        }
     }
 
     private static IEnumerable<CheckResult> CheckInterface(PreflightContext context)

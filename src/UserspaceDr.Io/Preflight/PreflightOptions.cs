@@ -9,6 +9,9 @@ public sealed record PreflightOptions(string InterfaceName, RuleSetSpec Rules)
     /// <summary>udr will answer ARP for VIPs itself (`udr run --answer-arp`): a VIP need not be on the interface.</summary>
     public bool AnswerArp { get; init; }
 
+    /// <summary>udr will use the AF_XDP backend (`udr run --backend xdp`): its XDP program must be able to attach.</summary>
+    public bool AfXdp { get; init; }
+
     /// <summary>udr will install the nftables ingress drop (`udr run` without --no-kernel-isolation).</summary>
     public bool KernelIsolation { get; init; } = true;
 

@@ -162,14 +162,14 @@ public sealed class XdpSteering : IDisposable
         fixed (byte* logBuffer = log)
         {
             var options = new Interop.BpfProgLoadOptions { Size = (nuint)sizeof(Interop.BpfProgLoadOptions) };
-            int fd = Interop.BpfProgLoad(Interop.BPF_PROG_TYPE_XDP, "udr_steer", "GPL", code, (nuint)instructions.Length, &options);
+            int fd = Interop.BpfProgLoad(Interop.BPF_PROG_TYPE_XDP, XdpSteeringProgram.ProgramName, "GPL", code, (nuint)instructions.Length, &options);
             if (fd < 0)
             {
                 // Loaded again with the verifier's log, which says which instruction it refused and why.
                 options.LogLevel = 1;
                 options.LogSize = VerifierLogBytes;
                 options.LogBuffer = logBuffer;
-                fd = Interop.BpfProgLoad(Interop.BPF_PROG_TYPE_XDP, "udr_steer", "GPL", code, (nuint)instructions.Length, &options);
+                fd = Interop.BpfProgLoad(Interop.BPF_PROG_TYPE_XDP, XdpSteeringProgram.ProgramName, "GPL", code, (nuint)instructions.Length, &options);
                 if (fd < 0)
                 {
                     string verifier = Encoding.ASCII.GetString(log).TrimEnd('\0').Trim();

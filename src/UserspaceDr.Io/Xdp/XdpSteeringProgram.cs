@@ -27,6 +27,9 @@ public readonly record struct XdpSteeringMaps(int Destinations, int NatServers, 
 /// </remarks>
 public static class XdpSteeringProgram
 {
+    /// <summary>The program's name in the kernel (bpftool, `ip -d link`).</summary>
+    public const string ProgramName = "udr_steer";
+
     /// <summary>Value bit in the destinations maps: a VIP, whose ARP requests (or Neighbor Solicitations) are taken in.</summary>
     public const byte ArpTarget = 1;
 

@@ -35,6 +35,9 @@ public sealed unsafe class XskSocket : IDisposable
     /// <summary>XDP_PACKET_HEADROOM: where the kernel puts a received frame in its chunk, and udr a frame of its own.</summary>
     public const int Headroom = 256;
 
+    /// <summary>The largest UMEM chunk udr uses (aligned chunks are at most a page).</summary>
+    public const int LargestChunk = 4096;
+
     /// <summary>Transmit kicks per flush at most: a full ring of 2,048 at 32 per kick, and no more if the kernel makes no progress.</summary>
     private const int MaxKicksPerFlush = 64;
 

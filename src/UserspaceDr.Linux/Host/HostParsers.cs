@@ -51,10 +51,19 @@ public static class HostParsers
             {
                 Mac = GetString(link, "address") is { } hardware && MacAddress.TryParse(hardware, out MacAddress mac) ? mac : MacAddress.Zero,
                 Ipv6Addresses = ipv6Addresses,
+                Xdp = ParseXdp(link),
             });
         }
         return links;
     }
+
+    /// <summary>The XDP program attached to a link (`"xdp": {"mode": N, "prog": {"id": N, "name": …}}`), or null.</summary>
+    private static XdpProgramInfo? ParseXdp(JsonElement link) =>
+        link.TryGetProperty("xdp", out JsonElement xdp) && xdp.ValueKind == JsonValueKind.Object &&
+        xdp.TryGetProperty("prog", out JsonElement program) && program.ValueKind == JsonValueKind.Object &&
+        program.TryGetProperty("id", out JsonElement id) && id.ValueKind == JsonValueKind.Number
+            ? new XdpProgramInfo(id.GetInt32(), GetString(program, "name"))
+            : null;
 
     /// <summary>`ip -j route show …` or `ip -j route get …`: the first route, or null when there is none.</summary>
     public static RouteInfo? ParseFirstRoute(string json)

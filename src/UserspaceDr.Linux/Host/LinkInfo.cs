@@ -39,6 +39,9 @@ public sealed record LinkInfo(string Name, int Index, IReadOnlyList<string> Flag
     /// <summary>The link's IPv6 addresses (its IPv4 ones are <see cref="Addresses"/>).</summary>
     public IReadOnlyList<LinkAddress> Ipv6Addresses { get; init; } = [];
 
+    /// <summary>The XDP program attached to the link, if any (a link runs one: udr's AF_XDP backend needs it free).</summary>
+    public XdpProgramInfo? Xdp { get; init; }
+
     public bool IsLoopback => Flags.Contains("LOOPBACK");
 
     public bool IsUp => Flags.Contains("UP");
@@ -88,6 +91,9 @@ public sealed record LinkInfo(string Name, int Index, IReadOnlyList<string> Flag
 /// source address, the route's own MTU metric (absent unless the route sets one) and its type ("unicast", "local",
 /// "unreachable", …).
 /// </summary>
+/// <summary>An XDP program attached to a link: the kernel's program id and its name (udr's is "udr_steer").</summary>
+public sealed record XdpProgramInfo(int Id, string? Name);
+
 public sealed record RouteInfo(string? Device, InetAddress? Gateway, InetAddress? PreferredSource, int? Mtu, string Type = "unicast");
 
 /// <summary>One offload feature as `ethtool -k` reports it: on/off, and "[fixed]" when it cannot be changed.</summary>

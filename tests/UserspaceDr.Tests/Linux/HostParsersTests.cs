@@ -42,6 +42,19 @@ public class HostParsersTests
     }
 
     [Test]
+    public void An_attached_xdp_program_is_read_with_its_id_and_name()
+    {
+        const string json = """
+            [{"ifindex":2,"ifname":"eth0","flags":["UP"],"mtu":1500,"xdp":{"mode":1,"prog":{"id":385,"name":"udr_steer","tag":"5c434ed192b1ee53","jited":1},
+              "attached":[{"mode":1,"prog":{"id":385,"name":"udr_steer"}}]},"operstate":"UP","addr_info":[]},
+             {"ifindex":3,"ifname":"eth1","flags":["UP"],"mtu":1500,"operstate":"UP","addr_info":[]}]
+            """;
+        IReadOnlyList<LinkInfo> links = HostParsers.ParseAddresses(json);
+        Assert.That(links[0].Xdp, Is.EqualTo(new XdpProgramInfo(385, "udr_steer")));
+        Assert.That(links[1].Xdp, Is.Null);
+    }
+
+    [Test]
     public void Ipv6_addresses_are_kept_apart_with_their_scope_and_choose_the_source_towards_a_neighbour()
     {
         IReadOnlyList<LinkInfo> links = HostParsers.ParseAddresses(IpAddrJson);

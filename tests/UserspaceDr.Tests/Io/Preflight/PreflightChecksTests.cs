@@ -47,9 +47,36 @@ public class PreflightChecksTests
         Assert.That(CheckReport.ExitCode(results), Is.Zero);
         Assert.That(PreflightChecks.All.Select(c => c.Name), Is.EqualTo(new[]
         {
-            "interface", "vips", "ipv6", "offloads", "forwarding", "real servers", "tunnel mtu", "nftables", "capabilities",
+            "interface", "vips", "ipv6", "offloads", "forwarding", "real servers", "tunnel mtu", "nftables", "capabilities", "af_xdp",
         }));
         Assert.That(Find(results, "interface").Detail, Does.Contain("MTU 1500"));
+    }
+
+    [Test]
+    public void With_the_af_xdp_backend_a_free_interface_passes_and_a_taken_one_or_a_jumbo_mtu_fails()
+    {
+        Assert.That(PreflightChecks.Run(Options(), Balancer()).Where(r => r.Check == "af_xdp"), Is.Empty, "only for --backend xdp");
+
+        IReadOnlyList<CheckResult> free = PreflightChecks.Run(Options() with { AfXdp = true }, Balancer());
+        Assert.That(free.Where(r => r.Check == "af_xdp").Select(r => r.Status), Is.All.EqualTo(CheckStatus.Pass), CheckReport.Format(free));
+        Assert.That(free.Where(r => r.Check == "af_xdp").Select(r => r.Detail), Has.Some.Contains("libbpf.so.1 loads"));
+
+        FakeHostSystem taken = Balancer();
+        taken.Link("eth0").Xdp = new XdpProgramInfo(42, "xdp_firewall");
+        CheckResult refused = PreflightChecks.Run(Options() with { AfXdp = true }, taken).Single(r => r.Check == "af_xdp" && r.Status == CheckStatus.Fail);
+        Assert.That(refused.Detail, Does.Contain("'xdp_firewall' (id 42)"));
+        Assert.That(refused.Fix, Does.Contain("ip link set dev eth0 xdp off"));
+
+        FakeHostSystem twice = Balancer();
+        twice.Link("eth0").Xdp = new XdpProgramInfo(7, "udr_steer");
+        Assert.That(PreflightChecks.Run(Options() with { AfXdp = true }, twice).Single(r => r.Check == "af_xdp" && r.Status == CheckStatus.Fail).Detail,
+            Does.Contain("another udr serves it"));
+
+        FakeHostSystem jumbo = Balancer();
+        jumbo.Link("eth0").Mtu = 9000;
+        IReadOnlyList<CheckResult> results = PreflightChecks.Run(Options() with { AfXdp = true }, jumbo);
+        Assert.That(results.Single(r => r.Check == "af_xdp" && r.Status == CheckStatus.Fail).Fix, Does.Contain("lower the MTU to 3822"));
+        Assert.That(CheckReport.ExitCode(results), Is.EqualTo(2));
     }
 
     [Test]
