@@ -13,6 +13,7 @@ namespace UserspaceDr.Tests.EndToEnd;
 /// (setpriv), and forwards real connections so.
 /// </summary>
 [TestFixture("afpacket")]
+[TestFixture("xdp")]
 [Category("Lab")]
 [NonParallelizable]
 public sealed class SystemdEndToEndTests(string backend) : EndToEndFixture
@@ -34,8 +35,9 @@ public sealed class SystemdEndToEndTests(string backend) : EndToEndFixture
         notify.Bind(new UnixDomainSocketEndPoint(socketPath));
         notify.ReceiveTimeout = (int)Patience.TotalMilliseconds;
 
-        // Under udr.service's own limits: the capability bounding set its unit names (read from the unit, so the
-        // test follows it) and no new privileges, as systemd would start it.
+        // Under udr.service's own limits: the capability bounding set its unit names (read from the unit, so the test
+        // follows it) and no new privileges, as systemd would start it. The locked-memory limit stays this host's
+        // (8 MiB here, which root cannot raise without SYS_RESOURCE): AF_XDP's UMEM needs IPC_LOCK from the unit.
         NamespacedProcess udr = Lab.StartLabCommand(LabHost.Lb, "udr", "setpriv", "--no-new-privs", $"--bounding-set=-all,{UnitCapabilities()}",
             "env", $"NOTIFY_SOCKET={socketPath}", "JOURNAL_STREAM=8:12345",
             UdrBinary.Executable, "run", "--interface", "eth0", "--rules", Lab.RulesPath, "--backend", backend, "--workers", "1",
@@ -45,8 +47,8 @@ public sealed class SystemdEndToEndTests(string backend) : EndToEndFixture
         Assert.That(udr.Output, Does.Contain("udr serving"), "READY=1 only after the daemon logged that it serves");
         Assert.That(ready, Does.StartWith("READY=1\nSTATUS=serving 1 service(s), 1 real server(s) on eth0\nMAINPID="));
         Assert.That(Lab.Adm("-L", "-n"), Does.Contain("198.18.0.100:80"), "the control socket answers once READY=1 came");
-        Assert.That(File.ReadAllText($"/proc/{udr.Id}/status"), Does.Match(@"CapEff:\s+0000000000003400"),
-            "only NET_BIND_SERVICE (10), NET_ADMIN (12) and NET_RAW (13) are left (setpriv and env exec udr in place)");
+        Assert.That(File.ReadAllText($"/proc/{udr.Id}/status"), Does.Match(@"CapEff:\s+0000008000007400"),
+            "only NET_BIND_SERVICE (10), NET_ADMIN (12), NET_RAW (13), IPC_LOCK (14) and BPF (39) are left (setpriv and env exec udr in place)");
         EndToEndSupport.AssertSplit(Lab.RunClient(TimeSpan.FromSeconds(60), "split", "20", "4", "30"), 20, new Dictionary<string, double> { ["rs1"] = 1.0 });
 
         udr.Signal(NamespacedProcess.SigHup);
@@ -67,12 +69,15 @@ public sealed class SystemdEndToEndTests(string backend) : EndToEndFixture
     }
 
     /// <summary>udr.service's CapabilityBoundingSet as setpriv writes it: "+net_raw,+net_admin,...".</summary>
-    private static string UnitCapabilities()
+    private static string UnitCapabilities() =>
+        string.Join(',', UnitSetting("CapabilityBoundingSet").Split(' ', StringSplitOptions.RemoveEmptyEntries)
+            .Select(c => "+" + c["CAP_".Length..].ToLowerInvariant()));
+
+    /// <summary>A setting of udr.service, as its unit file writes it (read from the unit, so the test follows it).</summary>
+    private static string UnitSetting(string name)
     {
         string unit = File.ReadAllText(Path.Combine(RepositoryPaths.Root, "packaging", "systemd", "udr.service.in"));
-        string line = unit.Split('\n').Single(l => l.StartsWith("CapabilityBoundingSet=", StringComparison.Ordinal));
-        return string.Join(',', line["CapabilityBoundingSet=".Length..].Split(' ', StringSplitOptions.RemoveEmptyEntries)
-            .Select(c => "+" + c["CAP_".Length..].ToLowerInvariant()));
+        return unit.Split('\n').Single(l => l.StartsWith(name + "=", StringComparison.Ordinal))[(name.Length + 1)..].Trim();
     }
 
     private static string Receive(Socket socket)
