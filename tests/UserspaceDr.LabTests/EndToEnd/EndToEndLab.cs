@@ -206,6 +206,27 @@ internal sealed class EndToEndLab : IDisposable
         return socket;
     }
 
+    /// <summary>
+    /// keepalived (in the foreground, logging to the console) on <paramref name="host"/> with <paramref name="config"/>,
+    /// its three pid files named <c>NAME-keepalived.pid</c>, <c>NAME-vrrp.pid</c>, <c>NAME-checkers.pid</c> in the
+    /// lab's directory. Pid files a killed keepalived left are removed first, as a boot clears /run: keepalived refuses
+    /// to start while a pid file names a live process (kill(pid, 0)), and with pid_max 32,768 a full test run reuses pids,
+    /// thread ids included, so a stale file now and then named one (the last CI failure: lb2's keepalived never started).
+    /// </summary>
+    public NamespacedProcess StartKeepalived(LabHost host, string config, string name)
+    {
+        string[] pidFiles = [.. ((string[])["keepalived", "vrrp", "checkers"]).Select(daemon => KeepalivedPidFile(name, daemon))];
+        foreach (string pidFile in pidFiles)
+        {
+            File.Delete(pidFile);
+        }
+        return StartLabCommand(host, "keepalived", "/usr/sbin/keepalived", "-n", "-l", "-D", "-P", "-f", config,
+            "-p", pidFiles[0], "-r", pidFiles[1], "-c", pidFiles[2]);
+    }
+
+    /// <summary>Where <see cref="StartKeepalived"/>'s keepalived called <paramref name="name"/> writes the pid of <paramref name="daemon"/> (keepalived, vrrp, checkers).</summary>
+    public string KeepalivedPidFile(string name, string daemon) => Path.Combine(Directory, $"{name}-{daemon}.pid");
+
     /// <summary>A program on <paramref name="host"/>, run from the lab's directory, for the running test only.</summary>
     public NamespacedProcess StartLabCommand(LabHost host, string name, params string[] command) =>
         Own(NamespacedProcess.Start(Network.Namespace(host), $"{name} on {LabNetwork.HostName(host)}", Directory, false, command));

@@ -46,7 +46,6 @@ public sealed partial class FailoverEndToEndTests : EndToEndFixture
         public string Name => LabNetwork.HostName(Host);
         public string ConfigPath => Path.Combine(directory, $"{Name}.conf");
         public string ControlPath => Path.Combine(directory, $"{Name}.sock");
-        public string PidPath(string daemon) => Path.Combine(directory, $"{Name}-{daemon}.pid");
         public UdrDaemon? Udr { get; set; }
         public NamespacedProcess? Keepalived { get; set; }
     }
@@ -142,8 +141,7 @@ public sealed partial class FailoverEndToEndTests : EndToEndFixture
             "--interface", "eth1", "--control", balancer.ControlPath, "--backup-only");
 
     private void StartKeepalived(Balancer balancer) =>
-        balancer.Keepalived = Lab.StartLabCommand(balancer.Host, "keepalived", "/usr/sbin/keepalived", "-n", "-l", "-D", "-P", "-f", balancer.ConfigPath,
-            "-p", balancer.PidPath("keepalived"), "-r", balancer.PidPath("vrrp"), "-c", balancer.PidPath("checkers"));
+        balancer.Keepalived = Lab.StartKeepalived(balancer.Host, balancer.ConfigPath, balancer.Name);
 
     private static string? WaitForRole(Balancer balancer, string role, TimeSpan timeout, int skip = 0) =>
         balancer.Udr!.WaitForLine(l => l.Contains($"VRRP instance VI_1 is {role}", StringComparison.Ordinal), timeout, skip);
@@ -160,8 +158,9 @@ public sealed partial class FailoverEndToEndTests : EndToEndFixture
         StartUdr(Lb2);
         StartKeepalived(Lb2);
         StartKeepalived(Lb1);
-        Assert.That(WaitForRole(Lb1, "MASTER", TimeSpan.FromSeconds(15)), Is.Not.Null, $"lb:\n{Lb1.Udr!.Output}\n{Lb1.Keepalived!.Output}");
-        Assert.That(WaitForRole(Lb2, "BACKUP", TimeSpan.FromSeconds(15)), Is.Not.Null, $"lb2:\n{Lb2.Udr!.Output}");
+        string Both() => $"lb's keepalived:\n{Lb1.Keepalived!.Output}\nlb2's keepalived:\n{Lb2.Keepalived!.Output}\nlb's udr:\n{Lb1.Udr!.Output}\nlb2's udr:\n{Lb2.Udr!.Output}";
+        Assert.That(WaitForRole(Lb1, "MASTER", TimeSpan.FromSeconds(15)), Is.Not.Null, Both);
+        Assert.That(WaitForRole(Lb2, "BACKUP", TimeSpan.FromSeconds(15)), Is.Not.Null, Both);
         Assert.That(Lb1.Udr!.WaitForLine(l => l.Contains("master sync daemon on eth0", StringComparison.Ordinal), TimeSpan.FromSeconds(10)), Is.Not.Null, Lb1.Udr.Output);
         Lab.Step("lb is MASTER, lb2 BACKUP");
         foreach (Balancer balancer in (Balancer[])[Lb1, Lb2])
@@ -277,7 +276,8 @@ public sealed partial class FailoverEndToEndTests : EndToEndFixture
     private void KillHard(Balancer balancer)
     {
         Lab.Network.Exec(LabHost.Switch, $"ip link set {balancer.Name} down; ip link set {balancer.Name}p down");
-        string vrrpPid = File.Exists(balancer.PidPath("vrrp")) ? File.ReadAllText(balancer.PidPath("vrrp")).Trim() : "";
+        string vrrpPidFile = Lab.KeepalivedPidFile(balancer.Name, "vrrp");
+        string vrrpPid = File.Exists(vrrpPidFile) ? File.ReadAllText(vrrpPidFile).Trim() : "";
         balancer.Keepalived!.Stop(NamespacedProcess.SigKill, TimeSpan.FromSeconds(5));
         if (vrrpPid.Length > 0)
         {

@@ -317,8 +317,7 @@ public sealed class SyncBackupEndToEndTests : EndToEndFixture
         Assert.That(udr.WaitForLine(l => l.Contains("data plane: standby (backup_only)", StringComparison.Ordinal), TimeSpan.FromSeconds(10)), Is.Not.Null, udr.Output);
         Assert.That(Lab.RunClient(TimeSpan.FromSeconds(60), "split", "1", "1", "10").GetProperty("errors").GetInt32(), Is.EqualTo(1));
 
-        NamespacedProcess keepalived = Lab.StartLabCommand(LabHost.Lb, "keepalived", "/usr/sbin/keepalived", "-n", "-l", "-D", "-P", "-f", config,
-            "-p", Path.Combine(Lab.Directory, "keepalived.pid"), "-r", Path.Combine(Lab.Directory, "vrrp.pid"), "-c", Path.Combine(Lab.Directory, "checkers.pid"));
+        NamespacedProcess keepalived = Lab.StartKeepalived(LabHost.Lb, config, "lb");
         // Alone on the segment it becomes MASTER after its master-down timer (3 × advert_int + skew).
         Assert.That(udr.WaitForLine(l => l.Contains("VRRP instance VI_1 is MASTER", StringComparison.Ordinal), TimeSpan.FromSeconds(15)), Is.Not.Null,
             $"udr:\n{udr.Output}\nkeepalived:\n{keepalived.Output}");
