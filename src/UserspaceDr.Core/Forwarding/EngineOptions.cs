@@ -15,6 +15,13 @@ public sealed record EngineOptions
     /// </summary>
     public IReadOnlyList<EngineLink> Links { get; init; } = [];
 
+    /// <summary>
+    /// The link (an index into <see cref="Links"/>) that stands for the balancer's own stack: a real server whose next
+    /// hop is on it is on the balancer itself, and its frames go there unchanged (<see cref="FrameReason.DeliveredLocally"/>).
+    /// -1: none (no local real servers).
+    /// </summary>
+    public int LocalLink { get; init; } = -1;
+
     /// <summary>Answer ARP for VIPs (when the kernel does not own them, e.g. offline replay). Default: leave it to the kernel.</summary>
     public bool AnswerArpForVirtualAddresses { get; init; }
 

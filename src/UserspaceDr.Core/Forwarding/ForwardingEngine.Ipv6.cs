@@ -213,6 +213,11 @@ public sealed partial class ForwardingEngine
         {
             return FrameReason.LinkUnknown;
         }
+        if (nextHop.Link == _localLink)
+        {
+            FinishIpv6ChecksumIfNeeded(ref frame, new Ipv6Header(datagram), protocol, finishPartial: false);
+            return DeliverLocally(ref frame, ref packet, method, nextHop);
+        }
         int egressMtu = nextHop.Mtu > 0 ? nextHop.Mtu : _links[nextHop.Link].Mtu;
         uint tunnelSource = 0;
         UInt128 tunnelSource6 = UInt128.Zero;
@@ -253,16 +258,9 @@ public sealed partial class ForwardingEngine
                 Icmpv6Type.PacketTooBig, 0, (uint)Math.Max(egressMtu, Ipv6Header.MinimumMtu), frame.Reply);
             return FrameReason.Icmpv6PacketTooBig;
         }
-        FrameFlags flags = frame.Flags;
         // Finished here: what nothing after udr finishes, and every partial checksum of a tunnelled packet (see
         // FinishTunnelledChecksum).
-        if (!frame.Transport.IsEmpty && ((flags & FrameFlags.ChecksumNotReady) != 0 ||
-            (method == ForwardingMethod.Tunnel && (flags & FrameFlags.ChecksumPartial) != 0) ||
-            ((flags & FrameFlags.ChecksumUnknown) != 0 && TransportChecksum.HoldsOnlyPseudoHeaderSeed(ip, protocol, frame.Transport))))
-        {
-            TransportChecksum.Finish(ip, protocol, frame.Transport);
-            frame.Flags = flags & ~FrameFlags.ChecksumPartial;
-        }
+        FinishIpv6ChecksumIfNeeded(ref frame, ip, protocol, finishPartial: method == ForwardingMethod.Tunnel);
         if (method == ForwardingMethod.Masquerade)
         {
             // DNAT: VIP:vport becomes RIP:rport (a relayed ICMPv6 error: the outer address only, its checksum made for it).
@@ -282,6 +280,23 @@ public sealed partial class ForwardingEngine
         packet.Link = nextHop.Link;
         packet.Flags = frame.Flags;
         return FrameReason.Forwarded;
+    }
+
+    /// <summary>
+    /// Completes a transport checksum that nothing after udr will finish (ChecksumNotReady, ChecksumUnknown with the
+    /// field holding exactly the pseudo-header seed, or any partial one when <paramref name="finishPartial"/>); it is
+    /// then no longer partial.
+    /// </summary>
+    private static void FinishIpv6ChecksumIfNeeded(ref FrameContext frame, Ipv6Header ip, byte protocol, bool finishPartial)
+    {
+        FrameFlags flags = frame.Flags;
+        if (!frame.Transport.IsEmpty && ((flags & FrameFlags.ChecksumNotReady) != 0 ||
+            (finishPartial && (flags & FrameFlags.ChecksumPartial) != 0) ||
+            ((flags & FrameFlags.ChecksumUnknown) != 0 && TransportChecksum.HoldsOnlyPseudoHeaderSeed(ip, protocol, frame.Transport))))
+        {
+            TransportChecksum.Finish(ip, protocol, frame.Transport);
+            frame.Flags = flags & ~FrameFlags.ChecksumPartial;
+        }
     }
 
     /// <summary>The IPv6 connections (null until rules with an IPv6 VIP were published).</summary>

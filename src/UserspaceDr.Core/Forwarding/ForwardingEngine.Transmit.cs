@@ -37,6 +37,11 @@ public sealed partial class ForwardingEngine
         {
             return FrameReason.LinkUnknown;
         }
+        if (nextHop.Link == _localLink)
+        {
+            FinishChecksumIfNeeded(ref frame, ref packet);
+            return DeliverLocally(ref frame, ref packet, method, nextHop);
+        }
         uint tunnelSource = 0;
         if (method == ForwardingMethod.Tunnel)
         {

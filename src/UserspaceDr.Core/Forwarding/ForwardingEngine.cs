@@ -30,6 +30,7 @@ public sealed partial class ForwardingEngine
     private readonly FragmentTable<UInt128> _ipv6ReplyFragments = new();
     private readonly PathMtuCache _pathMtus = new();
     private readonly EngineLink[] _links;
+    private readonly int _localLink;
     private EngineSnapshot _snapshot = EngineSnapshot.Empty;
 
     public ForwardingEngine(EngineOptions options, ConnectionTable<uint> connections, WorkerCounters? counters = null)
@@ -42,6 +43,7 @@ public sealed partial class ForwardingEngine
         {
             throw new ArgumentException($"at most {MaxLinks} links, not {_links.Length}", nameof(options));
         }
+        _localLink = options.LocalLink < _links.Length ? options.LocalLink : -1;
         Counters = counters ?? new WorkerCounters();
         _tracker = new ConnectionTracker<uint>(connections, options, Counters);
         Snapshot = new EngineSnapshot(RuleSet.Empty, NeighborTable.Empty, options.Timeouts);

@@ -29,6 +29,11 @@ public enum FrameReason : byte
     ForwardedReplyIcmpError,
     /// <summary>An IP-in-IP packet larger than the path MTU, without DF: sent as two outer fragments.</summary>
     ForwardedAsFragments,
+    /// <summary>
+    /// For a real server on the balancer itself (an address of its own, 127.0.0.0/8 or ::1): handed unchanged to the
+    /// balancer's own stack, as IPVS does when the route to the server is local (<see cref="EngineOptions.LocalLink"/>).
+    /// </summary>
+    DeliveredLocally,
 
     // Reply
     ArpReply,
@@ -119,17 +124,22 @@ public enum FrameReason : byte
     NdpMalformed,
     /// <summary>An ICMPv6 error for a VIP behind a Fragment header: IPVS drops it (ip_vs_in_icmp_v6) rather than reassemble it.</summary>
     Icmpv6ErrorFragmented,
+    /// <summary>
+    /// A NAT (-m) connection to a real server on the balancer itself: its replies would leave by the kernel's own route,
+    /// untranslated, so udr does not send it there (IPVS translates them in its OUTPUT hook, which udr does not have).
+    /// </summary>
+    LocalServerMasquerade,
 }
 
 public static class FrameReasons
 {
-    public const int Count = (int)FrameReason.Icmpv6ErrorFragmented + 1;
+    public const int Count = (int)FrameReason.LocalServerMasquerade + 1;
 
     private static readonly string[] Names = BuildNames();
 
     public static Verdict VerdictOf(FrameReason reason) => reason switch
     {
-        <= FrameReason.ForwardedAsFragments => Verdict.Transmit,
+        <= FrameReason.DeliveredLocally => Verdict.Transmit,
         <= FrameReason.IcmpFragmentationNeededFromTunnel => Verdict.Reply,
         <= FrameReason.OtherProtocol => Verdict.Pass,
         _ => Verdict.Drop,

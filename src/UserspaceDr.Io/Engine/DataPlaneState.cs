@@ -15,6 +15,9 @@ public sealed class DataPlaneState
 
     public EngineSnapshot Current => Volatile.Read(ref _current);
 
+    /// <summary>The way into the host's own stack, for real servers on the balancer itself; null where there is none (replay).</summary>
+    public LocalDelivery? LocalDelivery { get; init; }
+
     public RuleSet Rules => Current.Rules;
     public NeighborTable Neighbors => Current.Neighbors;
     public Timeouts Timeouts => Current.Timeouts;

@@ -88,6 +88,10 @@ public sealed class EngineHost
         FrameReason reason = Engine.ProcessWithReason(ref packet, now, reply, out int replyLength);
         switch (FrameReasons.VerdictOf(reason))
         {
+            case Verdict.Transmit when reason == FrameReason.DeliveredLocally:
+                // A real server on the balancer itself: into its own stack, the same way from every backend.
+                _state.LocalDelivery?.Deliver(ref packet);
+                break;
             case Verdict.Transmit:
                 sink.Transmit(ref packet);
                 break;

@@ -57,6 +57,49 @@ public static class OffloadPolicy
     }
 
     /// <summary>
+    /// The virtio_net_hdr a frame enters the local stack with (<see cref="LocalDelivery"/>), from
+    /// <paramref name="packet"/> (the IPv4 or IPv6 packet after the untagged Ethernet header) and what the engine left
+    /// of its flags: a partial TCP or UDP checksum becomes NEEDS_CSUM with its offsets (the stack then trusts it, as it
+    /// trusts its own), a GSO super-frame goes in whole (the stack takes packets larger than the MTU, as from GRO), and
+    /// anything else carries no flags, so the stack checks its checksum itself.
+    /// </summary>
+    public static VirtioNetHeader LocalDeliveryHeader(ReadOnlySpan<byte> packet, FrameFlags flags)
+    {
+        if ((flags & FrameFlags.ChecksumPartial) == 0 || packet.Length < 1)
+        {
+            return default;
+        }
+        byte protocol;
+        int transportOffset;
+        if (packet[0] >> 4 == 4 && packet.Length >= Ipv4Header.MinLength)
+        {
+            protocol = packet[9];
+            transportOffset = (packet[0] & 0x0F) * 4;
+        }
+        else if (packet[0] >> 4 == 6 && Ipv6ExtensionHeaders.Walk(packet, out Ipv6Transport transport) == Ipv6ChainEnd.Found)
+        {
+            protocol = transport.Protocol;
+            transportOffset = transport.Offset;
+        }
+        else
+        {
+            return default;
+        }
+        ushort checksumField = protocol switch
+        {
+            IpProtocol.Tcp => 16,
+            IpProtocol.Udp => 6,
+            _ => 0,
+        };
+        return checksumField == 0 ? default : new VirtioNetHeader
+        {
+            Flags = VirtioNetHeader.FlagNeedsChecksum,
+            ChecksumStart = (ushort)(EthernetFrame.HeaderLength + transportOffset),
+            ChecksumOffset = checksumField,
+        };
+    }
+
+    /// <summary>
     /// The virtio_net_hdr to send a processed frame with: the received one, its checksum offsets moved by the bytes the
     /// engine put in front (<paramref name="growth"/>: an outer IPv4 header), and NEEDS_CSUM cleared when nothing is
     /// left for the kernel to finish (a stale one would make the kernel sum over a finished checksum).

@@ -1,6 +1,7 @@
 using System.Globalization;
 using UserspaceDr.Core.Packets;
 using UserspaceDr.Core.Services;
+using UserspaceDr.Io.Engine;
 using UserspaceDr.Linux.Host;
 
 namespace UserspaceDr.Io.Preflight;
@@ -27,6 +28,14 @@ public sealed class PreflightContext(PreflightOptions options, IHostSystem host)
 
     /// <summary>True when <paramref name="address"/> is configured on any interface of this host.</summary>
     public bool IsLocal(uint address) => Links.Any(l => l.Find(address) != null);
+
+    /// <summary>
+    /// True when <paramref name="server"/> is the balancer itself, as the kernel's local routes have it: 127.0.0.0/8,
+    /// ::1, or an address of any interface of this host.
+    /// </summary>
+    public bool IsOwnAddress(InetAddress server) => server.IsIPv4
+        ? (server.IPv4 >> 24) == 127 || IsLocal(server.IPv4)
+        : server.IPv6 == UInt128.One || Links.Any(l => l.Ipv6Addresses.Any(a => a.Address == server));
 
     /// <summary>The run's interfaces other than this one that exist on the host.</summary>
     public IEnumerable<LinkInfo> OtherRunLinks =>
@@ -247,6 +256,14 @@ public static class PreflightChecks
         }
         foreach ((InetAddress server, ForwardingMethod method) in servers)
         {
+            if (context.IsOwnAddress(server))
+            {
+                if (context.ReportsForTheRun)
+                {
+                    yield return LocalServer(server.ToString(), method);
+                }
+                continue;
+            }
             bool onLink = link.Ipv6Addresses.Any(a => a.Covers(server));
             if (!onLink && (context.OtherRunLinks.Any(l => l.Ipv6Addresses.Any(a => a.Covers(server))) || !context.ReportsForTheRun))
             {
@@ -379,6 +396,14 @@ public static class PreflightChecks
         foreach ((uint address, ForwardingMethod method) in context.RealServers)
         {
             string text = Ipv4Address.Format(address);
+            if (context.IsOwnAddress(InetAddress.FromIPv4(address)))
+            {
+                if (context.ReportsForTheRun)
+                {
+                    yield return LocalServer(text, method);
+                }
+                continue;
+            }
             if (method != ForwardingMethod.Tunnel && !link.IsOnLink(address) && context.OtherRunLinks.Any(l => l.IsOnLink(address)))
             {
                 // On the segment of another interface of this run (NAT servers on the private side): that one reports it.
@@ -427,6 +452,17 @@ public static class PreflightChecks
             }
         }
     }
+
+    /// <summary>
+    /// A real server on the balancer itself (IPVS's local real server): direct routing and tunnel frames go unchanged
+    /// into this host's stack; NAT is refused, since its replies would leave by the kernel's route untranslated.
+    /// </summary>
+    private static CheckResult LocalServer(string server, ForwardingMethod method) => method == ForwardingMethod.Masquerade
+        ? CheckResult.Fail($"real server {server} (nat)",
+            "on the balancer itself: NAT to a local server is not supported (its replies would reach the clients untranslated), so udr drops these connections as local-server-masquerade",
+            "use -g (direct routing) for a server on the balancer itself")
+        : CheckResult.Pass($"real server {server} ({(method == ForwardingMethod.Tunnel ? "tun" : "dr")})",
+            $"on the balancer itself: udr hands its frames unchanged to this host's stack through {LocalDelivery.DeviceName}, so the service must listen on the VIP (or on every address)");
 
     /// <summary>An on-link server (DR or NAT) is ready once it answers ARP.</summary>
     private static CheckResult OnLinkServer(PreflightContext context, LinkInfo link, uint address, string method)

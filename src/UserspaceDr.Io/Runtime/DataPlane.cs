@@ -84,7 +84,8 @@ public sealed class DataPlane : IDisposable
 
     private readonly DataPlaneOptions _options;
     private readonly ILogger _log;
-    private readonly DataPlaneState _state = new();
+    private readonly LocalDelivery _localDelivery = new();
+    private readonly DataPlaneState _state;
     private readonly List<IFrameWorker> _workers = [];
     private readonly List<NftablesGuard> _guards = [];
     private readonly NeighborResolver _resolver;
@@ -123,6 +124,7 @@ public sealed class DataPlane : IDisposable
         _options = options;
         _log = log;
         Links = links;
+        _state = new DataPlaneState { LocalDelivery = _localDelivery };
         RuleSet ruleSet = RuleSet.Build(rules);
         _state.Update(s => s.WithRules(ruleSet));
         _ownAddresses = [.. links.SelectMany(l => l.Addresses).Select(a => a.Address).Where(a => a != 0).Distinct().Order()];
@@ -141,7 +143,8 @@ public sealed class DataPlane : IDisposable
                     Log.Isolated(log, guard.TableName);
                 }
             }
-            _resolver = new NeighborResolver(links, table => _state.Update(s => s.WithNeighbors(table)), log);
+            // Link links.Count is the balancer's own stack (real servers on the balancer itself).
+            _resolver = new NeighborResolver(links, table => _state.Update(s => s.WithNeighbors(table)), log, local: _localDelivery);
             _resolver.SetWanted(RuleSetTraffic.RealServers(rules));
             Announce(ruleSet);
             LogTableDigests(ruleSet);
@@ -149,7 +152,8 @@ public sealed class DataPlane : IDisposable
             _resolver.WaitResolved(TimeSpan.FromSeconds(2));
 
             var engineLinks = links.Select(l => new EngineLink(l.Mac, l.Mtu, l.Addresses.Count > 0 ? l.Addresses[0].Address : 0,
-                l.Ipv6Addresses.FirstOrDefault(a => a.Scope == "global")?.Address.IPv6 ?? UInt128.Zero)).ToArray();
+                l.Ipv6Addresses.FirstOrDefault(a => a.Scope == "global")?.Address.IPv6 ?? UInt128.Zero))
+                .Append(new EngineLink(LocalDelivery.UdrMac, ServerRoute.LocalMtu)).ToArray();
             for (int i = 0; i < links.Count; i++)
             {
                 Log.LinkServed(log, i, links[i].Name, links[i].Mac.ToString(), links[i].Mtu, Ipv4Address.Format(engineLinks[i].Address));
@@ -158,6 +162,7 @@ public sealed class DataPlane : IDisposable
             {
                 LocalMac = links[0].Mac,
                 Links = engineLinks,
+                LocalLink = links.Count,
                 AnswerArpForVirtualAddresses = options.AnswerArpForVirtualAddresses,
                 ExpireNoDestinationConnection = options.ExpireNoDestinationConnection,
                 ExpireQuiescentTemplate = options.ExpireQuiescentTemplate,
@@ -534,6 +539,7 @@ public sealed class DataPlane : IDisposable
             worker.Dispose();
         }
         _resolver?.Dispose();
+        _localDelivery.Dispose(); // after the workers, which write to it, and the resolver, which makes it
         foreach (NftablesGuard guard in _guards)
         {
             guard.Dispose();

@@ -68,6 +68,12 @@ public static partial class Log
     [LoggerMessage(EventId = 20, Level = LogLevel.Error, Message = "{Vip} not announced: {Reason}")]
     public static partial void AnnouncementFailed(ILogger logger, string vip, string reason);
 
+    [LoggerMessage(EventId = 22, Level = LogLevel.Information, Message = "real server {Address} is on the balancer itself: its frames go unchanged to this host's stack through {Device}")]
+    public static partial void LocalServer(ILogger logger, string address, string device);
+
+    [LoggerMessage(EventId = 23, Level = LogLevel.Warning, Message = "local real servers: {Warning}")]
+    public static partial void LocalDeliveryWarning(ILogger logger, string warning);
+
     [LoggerMessage(EventId = 21, Level = LogLevel.Information, Message = "garbage collector: {Gen0} gen0, {Gen1} gen1, {Gen2} gen2 collections, {PausedMs} ms paused in all, {AllocatedMiB} MiB allocated")]
     public static partial void Collector(ILogger logger, int gen0, int gen1, int gen2, long pausedMs, long allocatedMiB);
 }

@@ -3,6 +3,7 @@ using Microsoft.Extensions.Logging;
 using UserspaceDr.Core.Forwarding;
 using UserspaceDr.Core.Packets;
 using UserspaceDr.Io.AfPacket;
+using UserspaceDr.Io.Engine;
 using UserspaceDr.Linux.Host;
 
 namespace UserspaceDr.Io.Runtime;
@@ -43,6 +44,9 @@ public sealed class NeighborResolver : IDisposable
     public const int RouteRefreshMs = 30_000;
 
     private readonly IReadOnlyList<LinkInfo> _links;
+    private readonly LocalDelivery? _local;
+    private readonly int _localLink;
+    private string? _localWarning;
     private readonly Action<NeighborTable> _publish;
     private readonly ILogger _log;
     private readonly Func<InetAddress, (RouteInfo? Route, string? Error)> _lookupRoute;
@@ -68,8 +72,13 @@ public sealed class NeighborResolver : IDisposable
 
     /// <param name="links">The served interfaces, by link index.</param>
     /// <param name="lookupRoute">Route source (default: <see cref="KernelRoutes.Get"/>); tests pass their own.</param>
+    /// <param name="local">
+    /// The way into the balancer's own stack, reached as link index <c>links.Count</c>: a server whose route is local
+    /// gets that link and the device's MAC (no ARP), and the device is made the first time one appears. Null: local
+    /// servers stay unresolved.
+    /// </param>
     public NeighborResolver(IReadOnlyList<LinkInfo> links, Action<NeighborTable> publish, ILogger log,
-        Func<InetAddress, (RouteInfo? Route, string? Error)>? lookupRoute = null)
+        Func<InetAddress, (RouteInfo? Route, string? Error)>? lookupRoute = null, LocalDelivery? local = null)
     {
         ArgumentNullException.ThrowIfNull(links);
         if (links.Count == 0)
@@ -79,6 +88,8 @@ public sealed class NeighborResolver : IDisposable
         _links = links;
         _publish = publish;
         _log = log;
+        _local = local;
+        _localLink = local is null ? -1 : links.Count;
         _lookupRoute = lookupRoute ?? (address => (KernelRoutes.Get(address, out string? error), error));
         _arpRings = new PacketRxRing[links.Count];
         _interfaceIndexes = new int[links.Count];
@@ -234,8 +245,13 @@ public sealed class NeighborResolver : IDisposable
         {
             (RouteInfo? route, string? error) = _lookupRoute(server);
             string? problem = error;
-            if (route is not null && ServerRoute.From(server, route, _links, out problem) is { } resolved)
+            if (route is not null && ServerRoute.From(server, route, _links, out problem, _localLink) is { } resolved &&
+                (resolved.Link != _localLink || EnsureLocalDevice(out problem)))
             {
+                if (resolved.Link == _localLink && !_routes.ContainsKey(server))
+                {
+                    Log.LocalServer(_log, server.ToString(), LocalDelivery.DeviceName);
+                }
                 routes[server] = resolved;
                 if (_routes.TryGetValue(server, out ServerRoute before) && before != resolved)
                 {
@@ -256,8 +272,20 @@ public sealed class NeighborResolver : IDisposable
         Publish();
     }
 
+    /// <summary>The local stack's device, made the first time a local server appears; false with why when it cannot be.</summary>
+    private bool EnsureLocalDevice(out string? problem)
+    {
+        bool made = _local!.Ensure(out problem, out string? warning);
+        if (warning is not null && warning != _localWarning)
+        {
+            _localWarning = warning;
+            Log.LocalDeliveryWarning(_log, warning);
+        }
+        return made;
+    }
+
     private string Describe(ServerRoute route) => string.Create(CultureInfo.InvariantCulture,
-        $"{_links[route.Link].Name} via {route.Neighbor} src {route.Source?.ToString() ?? "none"} mtu {route.Mtu}");
+        $"{(route.Link == _localLink ? LocalDelivery.DeviceName : _links[route.Link].Name)} via {route.Neighbor} src {route.Source?.ToString() ?? "none"} mtu {route.Mtu}");
 
     /// <summary>Builds the table from the routes and the MACs known so far; publishes it when it differs.</summary>
     private void Publish()
@@ -266,7 +294,8 @@ public sealed class NeighborResolver : IDisposable
         var ipv6Hops = new Dictionary<UInt128, NextHop>();
         foreach ((InetAddress server, ServerRoute route) in _routes)
         {
-            if (!_macs.TryGetValue((route.Link, route.Neighbor), out MacAddress mac))
+            MacAddress mac = LocalDelivery.DeviceMac;
+            if (route.Link != _localLink && !_macs.TryGetValue((route.Link, route.Neighbor), out mac))
             {
                 continue;
             }
@@ -346,6 +375,10 @@ public sealed class NeighborResolver : IDisposable
     {
         foreach ((InetAddress server, ServerRoute route) in _routes)
         {
+            if (route.Link == _localLink)
+            {
+                continue; // the balancer's own stack: nothing to ask
+            }
             var key = (route.Link, route.Neighbor);
             bool resolved = _macs.ContainsKey(key);
             _lastAsked.TryGetValue(key, out long last);

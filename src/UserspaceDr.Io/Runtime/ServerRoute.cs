@@ -11,15 +11,29 @@ namespace UserspaceDr.Io.Runtime;
 /// </summary>
 public readonly record struct ServerRoute(byte Link, InetAddress Neighbor, InetAddress? Source, int Mtu)
 {
+    /// <summary>The MTU of the local stack's link: a frame handed to the balancer's own stack is never refused as too big.</summary>
+    public const int LocalMtu = 65535;
+
     /// <summary>
     /// Maps a kernel route onto the served links; null with <paramref name="problem"/> set when the route leaves by an
-    /// interface udr does not serve (frames for the server then stay neighbor-unresolved).
+    /// interface udr does not serve (frames for the server then stay neighbor-unresolved). A local route (the server is
+    /// an address of the balancer's own, 127.0.0.0/8 or ::1) maps to <paramref name="localLink"/>, the link that stands
+    /// for the balancer's own stack, when there is one (-1: none).
     /// </summary>
-    public static ServerRoute? From(InetAddress server, RouteInfo route, IReadOnlyList<LinkInfo> links, out string? problem)
+    public static ServerRoute? From(InetAddress server, RouteInfo route, IReadOnlyList<LinkInfo> links, out string? problem, int localLink = -1)
     {
         ArgumentNullException.ThrowIfNull(route);
         ArgumentNullException.ThrowIfNull(links);
         problem = null;
+        if (route.Type == "local")
+        {
+            if (localLink >= 0)
+            {
+                return new ServerRoute((byte)localLink, server, null, LocalMtu);
+            }
+            problem = $"{server} is an address of the balancer itself, and this data plane has no way into its stack";
+            return null;
+        }
         for (int i = 0; i < links.Count; i++)
         {
             LinkInfo link = links[i];

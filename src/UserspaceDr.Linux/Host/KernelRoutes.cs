@@ -4,7 +4,8 @@ namespace UserspaceDr.Linux.Host;
 
 /// <summary>
 /// What the kernel's routing table says about one destination, as the data plane needs it: a unicast route with an
-/// output device (`ip -j route get ADDR`). Control time only, never on the data path.
+/// output device, or a local one (the destination is this host's: `ip -j route get ADDR`). Control time only, never
+/// on the data path.
 /// </summary>
 public static class KernelRoutes
 {
@@ -24,8 +25,8 @@ public static class KernelRoutes
     }
 
     /// <summary>
-    /// The first route of `ip -j route get` output when it is a unicast route with an output device; null with
-    /// <paramref name="error"/> set otherwise (no route, a local or unreachable route, unreadable output).
+    /// The first route of `ip -j route get` output when it is a unicast or local route with an output device; null with
+    /// <paramref name="error"/> set otherwise (no route, an unreachable, prohibited or broadcast route, unreadable output).
     /// </summary>
     public static RouteInfo? ParseUsable(string json, out string? error)
     {
@@ -42,7 +43,7 @@ public static class KernelRoutes
         error = route switch
         {
             null => "no route",
-            { Type: not "unicast" } => $"route type {route.Type}",
+            { Type: not ("unicast" or "local") } => $"route type {route.Type}",
             { Device: null or "" } => "route has no output device",
             _ => null,
         };

@@ -15,4 +15,7 @@ internal static partial class Interop
 
     [LibraryImport(Libraries.Libc, EntryPoint = "write", SetLastError = true)]
     internal static unsafe partial nint Write(int descriptor, byte* buffer, nuint length);
+
+    [LibraryImport(Libraries.Libc, EntryPoint = "writev", SetLastError = true)]
+    internal static unsafe partial nint Writev(int descriptor, IoVec* vectors, int count);
 }

@@ -1,8 +1,8 @@
 using System.Buffers.Binary;
-using System.ComponentModel;
 using System.Runtime.InteropServices;
 using System.Text;
 using UserspaceDr.Linux;
+using UserspaceDr.Linux.Host;
 
 namespace UserspaceDr.Node.Tunnel;
 
@@ -367,25 +367,15 @@ public sealed unsafe class UserTunnelEndpoint : IDisposable
 
     private static SafeDescriptorHandle OpenTun(string deviceName)
     {
-        SafeDescriptorHandle tun = Interop.Open("/dev/net/tun", Interop.O_RDWR | Interop.O_CLOEXEC);
-        if (tun.IsInvalid)
+        try
         {
-            int errno = Marshal.GetLastPInvokeError();
-            tun.Dispose();
-            throw new NodeException($"cannot open /dev/net/tun: {Describe(errno)} (is the tun driver there?)");
+            return TunTap.Open(deviceName, Interop.IFF_TUN | Interop.IFF_NO_PI | Interop.IFF_VNET_HDR);
         }
-        var request = default(Interop.IfReq);
-        byte[] name = Encoding.ASCII.GetBytes(deviceName);
-        name.AsSpan().CopyTo(new Span<byte>(request.Name, Interop.IFNAMSIZ - 1));
-        request.Flags = Interop.IFF_TUN | Interop.IFF_NO_PI | Interop.IFF_VNET_HDR;
-        if (Interop.Ioctl(tun, Interop.TUNSETIFF, &request) != 0)
+        catch (HostException e)
         {
-            int errno = Marshal.GetLastPInvokeError();
-            tun.Dispose();
-            throw new NodeException($"cannot create TUN device {deviceName}: {Describe(errno)}");
+            throw new NodeException($"{e.Message} (is the tun driver there?)");
         }
-        return tun;
     }
 
-    private static string Describe(int errno) => $"{new Win32Exception(errno).Message} (errno {errno})";
+    private static string Describe(int errno) => TunTap.Describe(errno);
 }

@@ -45,13 +45,7 @@ internal sealed class EndToEndLab : IDisposable
             LabScripts.CopyTo(Directory);
             foreach (LabHost server in RealServers)
             {
-                string name = LabNetwork.HostName(server);
-                string root = Path.Combine(Directory, name);
-                System.IO.Directory.CreateDirectory(root);
-                File.WriteAllText(Path.Combine(root, "index.html"), name);
-                byte[] big = RandomNumberGenerator.GetBytes(BigFileLength);
-                File.WriteAllBytes(Path.Combine(root, "big.bin"), big);
-                _bigFileHashes[Convert.ToHexStringLower(SHA256.HashData(big))] = name;
+                AddWebRoot(server);
             }
             ClientMac = Network.MacAddressOf(LabHost.Client);
             LbMac = Network.MacAddressOf(LabHost.Lb);
@@ -116,6 +110,22 @@ internal sealed class EndToEndLab : IDisposable
         "rs4" => Rs4Mac,
         _ => throw new ArgumentOutOfRangeException(nameof(serverName), serverName, null),
     };
+
+    /// <summary>
+    /// The web root of <paramref name="host"/> (a directory named after it): index.html holding its name and a big.bin
+    /// of random bytes of its own, so a download's hash tells who sent it. Made for every real server; a test that
+    /// serves from another host (the balancer itself) adds its root.
+    /// </summary>
+    public void AddWebRoot(LabHost host)
+    {
+        string name = LabNetwork.HostName(host);
+        string root = Path.Combine(Directory, name);
+        System.IO.Directory.CreateDirectory(root);
+        File.WriteAllText(Path.Combine(root, "index.html"), name);
+        byte[] big = RandomNumberGenerator.GetBytes(BigFileLength);
+        File.WriteAllBytes(Path.Combine(root, "big.bin"), big);
+        _bigFileHashes[Convert.ToHexStringLower(SHA256.HashData(big))] = name;
+    }
 
     /// <summary>The server whose big.bin has this SHA-256 (lowercase hex), or null when none has.</summary>
     public string? ServerWithBigFile(string sha256) => _bigFileHashes.GetValueOrDefault(sha256);

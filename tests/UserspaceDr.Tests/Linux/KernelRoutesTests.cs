@@ -26,6 +26,24 @@ public class KernelRoutesTests
     }
 
     [Test]
+    public void A_local_route_is_usable_and_maps_to_the_local_stack_s_link_where_there_is_one()
+    {
+        RouteInfo? route = KernelRoutes.ParseUsable(
+            """[{"type":"local","dst":"127.0.0.1","dev":"lo","prefsrc":"127.0.0.1","flags":[],"uid":0,"cache":["local"]}]""", out string? error);
+        Assert.That(error, Is.Null);
+        Assert.That(route, Is.EqualTo(new RouteInfo("lo", null, InetAddress.Parse("127.0.0.1"), null, "local")));
+        InetAddress server = InetAddress.Parse("127.0.0.1");
+        Assert.Multiple(() =>
+        {
+            Assert.That(ServerRoute.From(server, route!, [Eth0, Eth1], out string? problem, localLink: 2),
+                Is.EqualTo(new ServerRoute(2, server, null, ServerRoute.LocalMtu)), "the server itself on the local link, never refused as too big");
+            Assert.That(problem, Is.Null);
+            Assert.That(ServerRoute.From(server, route!, [Eth0, Eth1], out problem), Is.Null, "no local link");
+            Assert.That(problem, Does.Contain("an address of the balancer itself"));
+        });
+    }
+
+    [Test]
     public void A_gateway_route_with_an_mtu_metric()
     {
         RouteInfo? route = KernelRoutes.ParseUsable(
@@ -35,7 +53,7 @@ public class KernelRoutesTests
         Assert.That(route, Is.EqualTo(new RouteInfo("d0", InetAddress.Parse("198.18.5.254"), InetAddress.Parse("198.18.5.1"), 1400)));
     }
 
-    [TestCase("""[{"type":"local","dst":"127.0.0.1","dev":"lo","prefsrc":"127.0.0.1","flags":[],"uid":0,"cache":["local"]}]""", "route type local")]
+    [TestCase("""[{"type":"unreachable","dst":"198.18.9.9","flags":[],"uid":0,"cache":[]}]""", "route type unreachable")]
     [TestCase("[]", "no route")]
     [TestCase("""[{"dst":"198.18.0.9","flags":[]}]""", "route has no output device")]
     [TestCase("not json", "unreadable")]

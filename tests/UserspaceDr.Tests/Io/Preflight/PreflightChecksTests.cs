@@ -121,6 +121,27 @@ public class PreflightChecksTests
     }
 
     [Test]
+    public void A_server_on_the_balancer_itself_passes_by_direct_routing_and_fails_by_nat()
+    {
+        FakeHostSystem host = Balancer();
+        IReadOnlyList<CheckResult> results = PreflightChecks.Run(Options(Rules + """
+
+            -a -t 198.18.0.100:80 -r 127.0.0.1:80 -g -w 1
+            -A -t 198.18.0.100:8080 -s rr
+            -a -t 198.18.0.100:8080 -r 198.18.0.2:8081 -m -w 1
+            -A -t [2001:2::100]:80 -s rr
+            -a -t [2001:2::100]:80 -r [::1]:80 -g -w 1
+            """), host);
+        CheckResult loopback = Find(results, "real server 127.0.0.1 (dr)");
+        Assert.That(loopback.Status, Is.EqualTo(CheckStatus.Pass));
+        Assert.That(loopback.Detail, Does.Contain("on the balancer itself").And.Contain("udrlocal0"));
+        Assert.That(Find(results, "real server ::1 (dr)").Status, Is.EqualTo(CheckStatus.Pass));
+        CheckResult nat = Find(results, "real server 198.18.0.2 (nat)");
+        Assert.That(nat.Status, Is.EqualTo(CheckStatus.Fail));
+        Assert.That(nat.Detail, Does.Contain("local-server-masquerade"));
+    }
+
+    [Test]
     public void A_missing_vip_fails_unless_udr_answers_arp_and_a_non_local_vip_with_ip_forward_fails()
     {
         FakeHostSystem host = Balancer();
