@@ -216,7 +216,7 @@ public sealed partial class ForwardingEngine
         if (nextHop.Link == _localLink)
         {
             FinishIpv6ChecksumIfNeeded(ref frame, new Ipv6Header(datagram), protocol, finishPartial: false);
-            return DeliverLocally(ref frame, ref packet, method, nextHop);
+            return DeliverLocally(ref frame, ref packet, method, dest.Address, nextHop);
         }
         int egressMtu = nextHop.Mtu > 0 ? nextHop.Mtu : _links[nextHop.Link].Mtu;
         uint tunnelSource = 0;

@@ -40,7 +40,7 @@ public sealed partial class ForwardingEngine
         if (nextHop.Link == _localLink)
         {
             FinishChecksumIfNeeded(ref frame, ref packet);
-            return DeliverLocally(ref frame, ref packet, method, nextHop);
+            return DeliverLocally(ref frame, ref packet, method, InetAddress.FromIPv4(target.Address), nextHop);
         }
         uint tunnelSource = 0;
         if (method == ForwardingMethod.Tunnel)

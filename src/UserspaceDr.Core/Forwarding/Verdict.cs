@@ -125,8 +125,8 @@ public enum FrameReason : byte
     /// <summary>An ICMPv6 error for a VIP behind a Fragment header: IPVS drops it (ip_vs_in_icmp_v6) rather than reassemble it.</summary>
     Icmpv6ErrorFragmented,
     /// <summary>
-    /// A NAT (-m) connection to a real server on the balancer itself: its replies would leave by the kernel's own route,
-    /// untranslated, so udr does not send it there (IPVS translates them in its OUTPUT hook, which udr does not have).
+    /// A NAT (-m) connection from outside to a real server on 127.0.0.0/8 or ::1 on the balancer itself: dropped, as
+    /// IPVS drops it (ip_vs_nat_xmit: "stopping DNAT to loopback address").
     /// </summary>
     LocalServerMasquerade,
 }

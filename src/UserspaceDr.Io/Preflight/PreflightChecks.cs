@@ -2,6 +2,7 @@ using System.Globalization;
 using UserspaceDr.Core.Packets;
 using UserspaceDr.Core.Services;
 using UserspaceDr.Io.Engine;
+using UserspaceDr.Io.Runtime;
 using UserspaceDr.Linux.Host;
 
 namespace UserspaceDr.Io.Preflight;
@@ -260,7 +261,7 @@ public static class PreflightChecks
             {
                 if (context.ReportsForTheRun)
                 {
-                    yield return LocalServer(server.ToString(), method);
+                    yield return LocalServer(server, method);
                 }
                 continue;
             }
@@ -400,7 +401,7 @@ public static class PreflightChecks
             {
                 if (context.ReportsForTheRun)
                 {
-                    yield return LocalServer(text, method);
+                    yield return LocalServer(InetAddress.FromIPv4(address), method);
                 }
                 continue;
             }
@@ -454,15 +455,23 @@ public static class PreflightChecks
     }
 
     /// <summary>
-    /// A real server on the balancer itself (IPVS's local real server): direct routing and tunnel frames go unchanged
-    /// into this host's stack; NAT is refused, since its replies would leave by the kernel's route untranslated.
+    /// A real server on the balancer itself (IPVS's local real server): its frames go unchanged into this host's stack
+    /// (NAT: the kernel's DNAT rewrites them there); NAT to loopback is refused, as IPVS refuses it from outside.
     /// </summary>
-    private static CheckResult LocalServer(string server, ForwardingMethod method) => method == ForwardingMethod.Masquerade
-        ? CheckResult.Fail($"real server {server} (nat)",
-            "on the balancer itself: NAT to a local server is not supported (its replies would reach the clients untranslated), so udr drops these connections as local-server-masquerade",
-            "use -g (direct routing) for a server on the balancer itself")
-        : CheckResult.Pass($"real server {server} ({(method == ForwardingMethod.Tunnel ? "tun" : "dr")})",
-            $"on the balancer itself: udr hands its frames unchanged to this host's stack through {LocalDelivery.DeviceName}, so the service must listen on the VIP (or on every address)");
+    private static CheckResult LocalServer(InetAddress server, ForwardingMethod method)
+    {
+        string name = $"real server {server} ({method switch { ForwardingMethod.Masquerade => "nat", ForwardingMethod.Tunnel => "tun", _ => "dr" }})";
+        if (method != ForwardingMethod.Masquerade)
+        {
+            return CheckResult.Pass(name,
+                $"on the balancer itself: udr hands its frames unchanged to this host's stack through {LocalDelivery.DeviceName}, so the service must listen on the VIP (or on every address)");
+        }
+        return LocalNatTable.IsLoopback(server)
+            ? CheckResult.Fail(name, "a loopback address: NAT to it from outside is dropped (local-server-masquerade), as IPVS drops it",
+                "give the server an address of the balancer's own that is not loopback, or use -g")
+            : CheckResult.Pass(name,
+                $"on the balancer itself: udr hands its frames to this host's stack through {LocalDelivery.DeviceName}, where the nftables table inet {LocalNatTable.TableName} rewrites the destination and conntrack the replies");
+    }
 
     /// <summary>An on-link server (DR or NAT) is ready once it answers ARP.</summary>
     private static CheckResult OnLinkServer(PreflightContext context, LinkInfo link, uint address, string method)

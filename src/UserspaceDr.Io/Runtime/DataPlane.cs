@@ -85,6 +85,7 @@ public sealed class DataPlane : IDisposable
     private readonly DataPlaneOptions _options;
     private readonly ILogger _log;
     private readonly LocalDelivery _localDelivery = new();
+    private readonly LocalNatTable _localNat = new();
     private readonly DataPlaneState _state;
     private readonly List<IFrameWorker> _workers = [];
     private readonly List<NftablesGuard> _guards = [];
@@ -143,6 +144,8 @@ public sealed class DataPlane : IDisposable
                     Log.Isolated(log, guard.TableName);
                 }
             }
+            _localNat.Remove(); // a table left by a crashed run
+            _localNat.Apply(rules);
             // Link links.Count is the balancer's own stack (real servers on the balancer itself).
             _resolver = new NeighborResolver(links, table => _state.Update(s => s.WithNeighbors(table)), log, local: _localDelivery);
             _resolver.SetWanted(RuleSetTraffic.RealServers(rules));
@@ -238,11 +241,19 @@ public sealed class DataPlane : IDisposable
                 }
             }
             RuleSet previous = _state.Rules;
-            for (int i = 0; i < _guards.Count; i++)
+            _ = _localNat.LocalNatServers(rules); // refuses a service with two NAT servers on the balancer itself
+            for (int i = 0; i <= _guards.Count; i++)
             {
                 try
                 {
-                    _guards[i].Apply(rules);
+                    if (i < _guards.Count)
+                    {
+                        _guards[i].Apply(rules);
+                    }
+                    else
+                    {
+                        _localNat.Apply(rules);
+                    }
                 }
                 catch (InvalidOperationException)
                 {
@@ -540,6 +551,7 @@ public sealed class DataPlane : IDisposable
         }
         _resolver?.Dispose();
         _localDelivery.Dispose(); // after the workers, which write to it, and the resolver, which makes it
+        _localNat.Dispose();
         foreach (NftablesGuard guard in _guards)
         {
             guard.Dispose();

@@ -7,7 +7,9 @@ namespace UserspaceDr.Tests.EndToEnd;
 /// A real server on the balancer itself (IPVS's local real server: CTDB's `ipvsadm -a -t VIP -r 127.0.0.1`, or the
 /// balancer's own address): rr between rs1 and an HTTP server on the balancer, which listens on the VIP. udr hands the
 /// balancer's share unchanged to its own stack through udrlocal0 while the nftables guard still keeps every other VIP
-/// frame from the kernel; the local server's replies leave by the kernel's route, as a DR server's do.
+/// frame from the kernel; the local server's replies leave by the kernel's route, as a DR server's do. NAT to the
+/// balancer's own address: the kernel's DNAT (table inet udr_local) rewrites what enters by udrlocal0 and conntrack
+/// the replies; NAT to loopback is refused.
 /// </summary>
 [TestFixture("afpacket")]
 [TestFixture("pcap")]
@@ -26,26 +28,31 @@ public sealed class LocalServerEndToEndTests(string backend) : EndToEndFixture
         lab.AddWebRoot(LabHost.Lb);
     }
 
-    [TestCase("127.0.0.1")]
-    [TestCase(LabNetwork.LbAddress)]
-    public void Rr_between_a_real_server_and_the_balancer_itself_serves_both_and_downloads_from_both_come_back_intact(string localServer)
+    [TestCase("127.0.0.1", "-g", LabNetwork.Vip)]
+    [TestCase(LabNetwork.LbAddress, "-g", LabNetwork.Vip)]
+    [TestCase(LabNetwork.LbAddress, "-m", LabNetwork.LbAddress)]
+    public void Rr_between_a_real_server_and_the_balancer_itself_serves_both_and_downloads_from_both_come_back_intact(string localServer, string method, string listen)
     {
-        Lab.StartWebServer(LabHost.Lb, LabNetwork.Vip);
+        Lab.StartWebServer(LabHost.Lb, listen);
         Lab.WriteRules($"""
             -A -t {LabNetwork.Vip}:80 -s rr
             -a -t {LabNetwork.Vip}:80 -r {LabNetwork.Rs1Address}:80 -g -w 1
-            -a -t {LabNetwork.Vip}:80 -r {localServer}:80 -g -w 1
+            -a -t {LabNetwork.Vip}:80 -r {localServer}:80 {method} -w 1
 
             """);
         UdrDaemon udr = Lab.StartUdr(backend);
         Assert.That(udr.Output, Does.Contain($"real server {localServer} is on the balancer itself"), udr.Output);
         Assert.That(Lab.Network.Exec(LabHost.Lb, "ip -br link show udrlocal0"), Does.Contain("udrlocal0"), "udr's way into its own stack");
+        bool nat = method == "-m";
+        Assert.That(Lab.Network.Exec(LabHost.Lb, "nft list tables"), nat ? Does.Contain("inet udr_local") : Does.Not.Contain("udr_local"),
+            "the kernel's DNAT for a NAT server on the balancer, and no table without one");
 
         JsonElement split = Lab.RunClient(ClientPatience, "split", "40", "4", "60");
         JsonElement first = Lab.RunClient(ClientPatience, "download", "/big.bin");
         JsonElement second = Lab.RunClient(ClientPatience, "download", "/big.bin");
         UdrExit exit = udr.Stop();
 
+        // The client talks to VIP:80 only: with NAT, the local server's replies got VIP:80 back from conntrack.
         EndToEndSupport.AssertSplit(split, 40, new Dictionary<string, double> { ["rs1"] = 0.5, ["lb"] = 0.5 }, tolerance: 0.1);
         var servedBy = new List<string?>();
         foreach (JsonElement download in (JsonElement[])[first, second])
@@ -58,25 +65,26 @@ public sealed class LocalServerEndToEndTests(string backend) : EndToEndFixture
         Assert.That(exit.ExitCode, Is.Zero, exit.Output);
         Assert.That(exit.Count("delivered-locally"), Is.GreaterThan(0), exit.TotalsLine);
         Assert.That(exit.Count("local-server-masquerade"), Is.Zero, exit.TotalsLine);
-        Assert.That(Lab.Network.Exec(LabHost.Lb, "ip -br link show udrlocal0 2>&1; true"), Does.Not.Contain("UP"), "the device goes with udr");
+        Assert.That(Lab.Network.Exec(LabHost.Lb, "ip -br link show udrlocal0 2>&1; true"), Does.Contain("does not exist"), "the device goes with udr");
+        Assert.That(Lab.Network.Exec(LabHost.Lb, "nft list tables"), Does.Not.Contain("udr_local"), "and so does the table");
     }
 
     [Test]
-    public void Nat_to_the_balancer_itself_is_refused_by_name_and_the_other_server_still_serves()
+    public void Nat_to_loopback_on_the_balancer_is_refused_by_name_as_ipvs_refuses_it_and_the_other_server_still_serves()
     {
-        Lab.StartWebServer(LabHost.Lb, LabNetwork.LbAddress);
+        Lab.StartWebServer(LabHost.Lb, "127.0.0.1");
         Lab.WriteRules($"""
             -A -t {LabNetwork.Vip}:80 -s rr
             -a -t {LabNetwork.Vip}:80 -r {LabNetwork.Rs1Address}:80 -g -w 1
-            -a -t {LabNetwork.Vip}:80 -r {LabNetwork.LbAddress}:80 -m -w 1
+            -a -t {LabNetwork.Vip}:80 -r 127.0.0.1:80 -m -w 1
 
             """);
         UdrDaemon udr = Lab.StartUdr(backend);
-        Assert.That(udr.Output, Does.Contain($"preflight fail: real server {LabNetwork.LbAddress} (nat)"), udr.Output);
+        Assert.That(udr.Output, Does.Contain("preflight fail: real server 127.0.0.1 (nat)"), udr.Output);
         JsonElement split = Lab.RunClient(ClientPatience, "split", "8", "8", "30");
         UdrExit exit = udr.Stop();
         Assert.That(split.GetProperty("counts").GetProperty("rs1").GetInt32(), Is.EqualTo(4), split.ToString());
-        Assert.That(split.GetProperty("errors").GetInt32(), Is.EqualTo(4), "the local NAT server's connections are dropped, never answered half-translated");
+        Assert.That(split.GetProperty("errors").GetInt32(), Is.EqualTo(4), "the loopback NAT server's connections are dropped");
         Assert.That(exit.Count("local-server-masquerade"), Is.GreaterThan(0), exit.TotalsLine);
     }
 }

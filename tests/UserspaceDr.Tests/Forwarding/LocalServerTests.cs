@@ -10,7 +10,8 @@ namespace UserspaceDr.Tests.Forwarding;
 /// <summary>
 /// Real servers on the balancer itself (ip_vs_xmit.c: a local route hands the packet to the local stack unchanged,
 /// whatever the method): the frame goes by the engine's local link with only its MAC header new, no TTL or hop limit
-/// taken off, nothing encapsulated; NAT to such a server is refused by name, since udr cannot translate its replies.
+/// taken off, nothing encapsulated, for NAT too (the host's kernel rewrites it, and translates the replies); NAT to
+/// loopback from outside is refused by name, as IPVS refuses it.
 /// </summary>
 public class LocalServerTests
 {
@@ -55,10 +56,14 @@ public class LocalServerTests
     }
 
     [Test]
-    public void Nat_to_a_local_server_is_refused_by_name()
+    public void Nat_to_a_local_address_goes_unchanged_for_the_kernel_to_rewrite_and_nat_to_loopback_is_refused_by_name()
     {
         byte[] syn = Frames.Tcp(Frames.Client, 40000, Frames.Vip, 80, syn: true);
-        Assert.That(Lab(ForwardingMethod.Masquerade).ProcessBuffer(syn).Reason, Is.EqualTo(FrameReason.LocalServerMasquerade));
+        EngineHarness.Outcome own = Lab(ForwardingMethod.Masquerade, "198.18.0.2").ProcessBuffer(syn);
+        Assert.That(own.Reason, Is.EqualTo(FrameReason.DeliveredLocally));
+        Assert.That(own.Frame.AsSpan(12).ToArray(), Is.EqualTo(syn.AsSpan(12).ToArray()), "VIP:vport still: the host's DNAT rewrites it as it enters");
+        Assert.That(Lab(ForwardingMethod.Masquerade).ProcessBuffer(syn).Reason, Is.EqualTo(FrameReason.LocalServerMasquerade), "DNAT to 127.0.0.1 from outside");
+        Assert.That(Lab(ForwardingMethod.Masquerade, Loopback6, Frames6.Vip).ProcessBuffer(Frames6.Tcp(40000)).Reason, Is.EqualTo(FrameReason.LocalServerMasquerade));
         Assert.That(FrameReasons.VerdictOf(FrameReason.LocalServerMasquerade), Is.EqualTo(Verdict.Drop));
         Assert.That(FrameReasons.Name(FrameReason.DeliveredLocally), Is.EqualTo("delivered-locally"));
     }

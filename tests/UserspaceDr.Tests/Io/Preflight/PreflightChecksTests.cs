@@ -121,7 +121,7 @@ public class PreflightChecksTests
     }
 
     [Test]
-    public void A_server_on_the_balancer_itself_passes_by_direct_routing_and_fails_by_nat()
+    public void A_server_on_the_balancer_itself_passes_by_direct_routing_and_nat_and_fails_by_nat_to_loopback()
     {
         FakeHostSystem host = Balancer();
         IReadOnlyList<CheckResult> results = PreflightChecks.Run(Options(Rules + """
@@ -131,14 +131,19 @@ public class PreflightChecksTests
             -a -t 198.18.0.100:8080 -r 198.18.0.2:8081 -m -w 1
             -A -t [2001:2::100]:80 -s rr
             -a -t [2001:2::100]:80 -r [::1]:80 -g -w 1
+            -A -t 198.18.0.100:8443 -s rr
+            -a -t 198.18.0.100:8443 -r 127.0.0.1:443 -m -w 1
             """), host);
         CheckResult loopback = Find(results, "real server 127.0.0.1 (dr)");
         Assert.That(loopback.Status, Is.EqualTo(CheckStatus.Pass));
         Assert.That(loopback.Detail, Does.Contain("on the balancer itself").And.Contain("udrlocal0"));
         Assert.That(Find(results, "real server ::1 (dr)").Status, Is.EqualTo(CheckStatus.Pass));
         CheckResult nat = Find(results, "real server 198.18.0.2 (nat)");
-        Assert.That(nat.Status, Is.EqualTo(CheckStatus.Fail));
-        Assert.That(nat.Detail, Does.Contain("local-server-masquerade"));
+        Assert.That(nat.Status, Is.EqualTo(CheckStatus.Pass));
+        Assert.That(nat.Detail, Does.Contain("inet udr_local"));
+        CheckResult loopbackNat = Find(results, "real server 127.0.0.1 (nat)");
+        Assert.That(loopbackNat.Status, Is.EqualTo(CheckStatus.Fail));
+        Assert.That(loopbackNat.Detail, Does.Contain("local-server-masquerade"));
     }
 
     [Test]
