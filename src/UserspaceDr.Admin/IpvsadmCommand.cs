@@ -111,25 +111,6 @@ public sealed record RealServerAddress(IPAddress Address, ushort Port)
     public bool IsIpv6 => Address.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6;
 }
 
-/// <summary>--tun-type (IP_VS_CONN_F_TUNNEL_TYPE_*).</summary>
-public enum TunnelType
-{
-    Ipip = 0,
-    Gue = 1,
-    Gre = 2,
-}
-
-/// <summary>
-/// --tun-nocsum / --tun-csum / --tun-remcsum (IP_VS_TUNNEL_ENCAP_FLAG_*); at most one is legal per tunnel type,
-/// and no checksum is what the kernel assumes when none is given.
-/// </summary>
-public enum TunnelChecksum
-{
-    NoChecksum = 0,
-    Checksum = 1,
-    RemoteChecksum = 2,
-}
-
 /// <summary>The role given to --start-daemon / --stop-daemon.</summary>
 public enum SyncDaemonRole
 {

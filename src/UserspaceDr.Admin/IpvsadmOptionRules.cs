@@ -1,4 +1,5 @@
 using System.Collections.Immutable;
+using UserspaceDr.Core.Services;
 
 namespace UserspaceDr.Admin;
 

@@ -390,6 +390,25 @@ public static class IpvsadmPrinter
         }
     }
 
+    /// <summary>print_tunnel_rule: the type always, GUE's port, and for GUE and GRE the checksum option, --tun-nocsum included.</summary>
+    private static void AppendTunnelRule(StringBuilder text, TunnelEncapsulation tunnel)
+    {
+        text.Append(" --tun-type ").Append(IpvsadmOptionRules.TunnelTypeName(tunnel.Type));
+        if (tunnel.Type == TunnelType.Gue)
+        {
+            text.Append(" --tun-port ").Append(tunnel.Port.ToString(CultureInfo.InvariantCulture));
+        }
+        if (tunnel.Type != TunnelType.Ipip)
+        {
+            text.Append(tunnel.Checksum switch
+            {
+                TunnelChecksum.Checksum => " --tun-csum",
+                TunnelChecksum.RemoteChecksum when tunnel.Type == TunnelType.Gue => " --tun-remcsum",
+                _ => " --tun-nocsum",
+            });
+        }
+    }
+
     private static void AppendServer(StringBuilder text, string serviceName, ServiceProtocol protocol, RealServerState state,
         IpvsadmFormat format, IIpvsadmNames names)
     {
@@ -401,8 +420,7 @@ public static class IpvsadmPrinter
                 .Append(" -w ").Append(server.Weight.ToString(CultureInfo.InvariantCulture));
             if (server.Method == ForwardingMethod.Tunnel)
             {
-                // print_tunnel_rule: udr's tunnels are all IP-in-IP, which ipvsadm names explicitly.
-                text.Append(" --tun-type ipip");
+                AppendTunnelRule(text, server.Tunnel);
             }
             text.Append('\n');
             return;
@@ -444,7 +462,7 @@ public static class IpvsadmPrinter
         {
             text.Append(Left(name, DestinationNameWidth)).Append(' ')
                 .Append(Left(ForwardingName(server.Method), 7)).Append(' ')
-                .Append(Left(server.Method == ForwardingMethod.Tunnel ? "ipip" : "n/a", 13)).Append(' ')
+                .Append(Left(server.Method == ForwardingMethod.Tunnel ? server.Tunnel.ToString() : "n/a", 13)).Append(' ')
                 .Append(Left(server.Weight.ToString(CultureInfo.InvariantCulture), 6)).Append(' ')
                 .Append(Left(Unsigned(state.ActiveConnections), 10)).Append(' ')
                 .Append(Left(Unsigned(state.InactiveConnections), 10));

@@ -193,9 +193,9 @@ public static class RuleSetEditor
             return $"udr does not support persistence engines (--pe {command.PersistenceEngine})";
         }
         if (command.Kind is IpvsadmCommandKind.AddServer or IpvsadmCommandKind.EditServer &&
-            command.Method == ForwardingMethod.Tunnel && command.TunnelType != TunnelType.Ipip)
+            command.Method == ForwardingMethod.Tunnel && command.TunnelType != TunnelType.Ipip && command.RealServer is { IsIpv6: true })
         {
-            return $"udr does not support {IpvsadmOptionRules.TunnelTypeName(command.TunnelType)} tunnels (--tun-type); only ipip";
+            return $"udr does not support {IpvsadmOptionRules.TunnelTypeName(command.TunnelType)} tunnels to IPv6 real servers (--tun-type); only ipip";
         }
         return null;
     }
@@ -218,7 +218,10 @@ public static class RuleSetEditor
     {
         RealServerAddress server = command.RealServer!;
         return new RealServerSpec(InetAddress.FromIPAddress(server.Address), server.Port, command.Method,
-            command.Weight, command.UpperThreshold, command.LowerThreshold);
+            command.Weight, command.UpperThreshold, command.LowerThreshold)
+        {
+            Tunnel = command.Method == ForwardingMethod.Tunnel ? new TunnelEncapsulation(command.TunnelType, command.TunnelPort, command.TunnelChecksum) : default,
+        };
     }
 
     private static int Find(RuleSetSpec rules, ServiceProtocol protocol, InetAddress address, ushort port)

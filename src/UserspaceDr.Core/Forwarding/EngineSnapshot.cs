@@ -34,7 +34,7 @@ public sealed class EngineSnapshot
 
     /// <summary>
     /// The largest inner packet every tunnel server's path takes without fragmentation (its MTU less the outer
-    /// header, IPv4's or IPv6's); <see cref="int.MaxValue"/> when no tunnel server has a known path MTU. A receive path that does not
+    /// header, IPv4's or IPv6's, and the GUE or GRE header); <see cref="int.MaxValue"/> when no tunnel server has a known path MTU. A receive path that does not
     /// know the segment size a GSO super-frame's sender meant cuts it to this.
     /// </summary>
     public int SmallestTunnelPayloadMtu { get; }
@@ -63,7 +63,7 @@ public sealed class EngineSnapshot
                 {
                     if (hop.Mtu > 0)
                     {
-                        smallest = Math.Min(smallest, hop.Mtu - (server.Address.IsIPv4 ? Ipv4Header.MinLength : Ipv6Header.Length));
+                        smallest = Math.Min(smallest, hop.Mtu - (server.Address.IsIPv4 ? Ipv4Header.MinLength : Ipv6Header.Length) - server.Tunnel.HeaderLength);
                     }
                 }
             }

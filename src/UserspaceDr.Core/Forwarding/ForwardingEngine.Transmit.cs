@@ -27,6 +27,10 @@ public sealed partial class ForwardingEngine
         }
         if (method == ForwardingMethod.Tunnel && dest is { Address.IsIPv6: true })
         {
+            if (dest.Tunnel.Type != TunnelType.Ipip)
+            {
+                return FrameReason.ForwardingMethodUnavailable; // GUE and GRE over IPv6 are not built (udr adm refuses them)
+            }
             return TunnelIpv4InIpv6(ref frame, ref packet, dest); // an IPv4 service's IPv6 tunnel server: off the common path
         }
         if (!_snapshot.Neighbors.TryGet(target.Address, out NextHop nextHop))
@@ -43,9 +47,11 @@ public sealed partial class ForwardingEngine
             return DeliverLocally(ref frame, ref packet, method, InetAddress.FromIPv4(target.Address), nextHop);
         }
         uint tunnelSource = 0;
+        TunnelEncapsulation encapsulation = default;
         if (method == ForwardingMethod.Tunnel)
         {
-            FrameReason unfit = CheckTunnelPath(ref frame, ref packet, target.Address, nextHop, out tunnelSource);
+            encapsulation = dest?.Tunnel ?? default;
+            FrameReason unfit = CheckTunnelPath(ref frame, ref packet, target.Address, nextHop, encapsulation, out tunnelSource);
             if (unfit != FrameReason.Forwarded)
             {
                 return unfit;
@@ -71,7 +77,7 @@ public sealed partial class ForwardingEngine
         ip.DecrementTimeToLive();
         if (method == ForwardingMethod.Tunnel)
         {
-            return Encapsulate(ref frame, ref packet, target.Address, nextHop, tunnelSource);
+            return Encapsulate(ref frame, ref packet, target.Address, nextHop, tunnelSource, encapsulation);
         }
         frame.Ethernet.Destination = nextHop.Mac;
         frame.Ethernet.Source = _links[nextHop.Link].Mac;

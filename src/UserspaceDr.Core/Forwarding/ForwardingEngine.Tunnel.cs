@@ -33,14 +33,16 @@ public sealed partial class ForwardingEngine
     /// touched: one frame (not a GSO super-frame), room for the outer header, an outer source address and a usable
     /// path MTU. Returns <see cref="FrameReason.Forwarded"/> when it can.
     /// </summary>
-    private FrameReason CheckTunnelPath(ref FrameContext frame, ref FrameBuffer packet, uint server, in NextHop nextHop, out uint outerSource)
+    private FrameReason CheckTunnelPath(ref FrameContext frame, ref FrameBuffer packet, uint server, in NextHop nextHop, in TunnelEncapsulation encapsulation,
+        out uint outerSource)
     {
         outerSource = nextHop.SourceAddress != 0 ? nextHop.SourceAddress : _links[nextHop.Link].Address;
+        int overhead = OuterHeaderLength + encapsulation.HeaderLength;
         if ((frame.Flags & FrameFlags.Gso) != 0)
         {
             return FrameReason.TunnelGsoFrame; // a virtio_net_hdr cannot describe an encapsulated super-frame
         }
-        if (packet.Offset < OuterHeaderLength)
+        if (packet.Offset < overhead)
         {
             return FrameReason.TunnelHeadroomMissing;
         }
@@ -48,7 +50,7 @@ public sealed partial class ForwardingEngine
         {
             return FrameReason.TunnelSourceAddressMissing;
         }
-        if (PathMtu(server, nextHop, frame.NowMs) - OuterHeaderLength < MinimumInnerMtu)
+        if (PathMtu(server, nextHop, frame.NowMs) - overhead < MinimumInnerMtu)
         {
             return FrameReason.TunnelPathMtuTooSmall;
         }
@@ -67,21 +69,23 @@ public sealed partial class ForwardingEngine
     /// big for the path MTU is refused with frag-needed when its sender set DF, and otherwise sent as two outer
     /// fragments, as the kernel's IP output would.
     /// </summary>
-    private FrameReason Encapsulate(ref FrameContext frame, ref FrameBuffer packet, uint server, in NextHop nextHop, uint outerSource)
+    private FrameReason Encapsulate(ref FrameContext frame, ref FrameBuffer packet, uint server, in NextHop nextHop, uint outerSource,
+        in TunnelEncapsulation encapsulation)
     {
         Ipv4Header inner = frame.Ip;
         int mtu = PathMtu(server, nextHop, frame.NowMs);
+        int overhead = OuterHeaderLength + encapsulation.HeaderLength;
         // A relayed ICMP error is exempt from the DF check (ensure_mtu_is_adequate skips ICMP) and fragmented instead.
-        if (inner.TotalLength + OuterHeaderLength > mtu && inner.DontFragmentSet && inner.Protocol != IpProtocol.Icmp)
+        if (inner.TotalLength + overhead > mtu && inner.DontFragmentSet && inner.Protocol != IpProtocol.Icmp)
         {
             // The sender learns the MTU left inside the tunnel; the quote shows its packet as it would have left.
             frame.ReplyLength = ReplyBuilder.WriteIcmpError(frame.Ethernet, inner, _links[packet.Link].Mac, inner.Destination,
-                IcmpType.DestinationUnreachable, IcmpType.CodeFragmentationNeeded, (uint)(mtu - OuterHeaderLength), frame.Reply);
+                IcmpType.DestinationUnreachable, IcmpType.CodeFragmentationNeeded, (uint)(mtu - overhead), frame.Reply);
             return FrameReason.IcmpFragmentationNeeded;
         }
         FinishTunnelledChecksum(ref frame, inner);
         return WrapInIpv4(ref frame, ref packet, inner.Bytes[..inner.TotalLength], IpProtocol.IpInIp, inner.TypeOfService, inner.TimeToLive,
-            inner.DontFragmentSet, server, nextHop, outerSource, mtu);
+            inner.DontFragmentSet, server, nextHop, outerSource, mtu, encapsulation);
     }
 
     /// <summary>
@@ -106,11 +110,12 @@ public sealed partial class ForwardingEngine
     /// <see cref="FrameBuffer.Overflow"/>); the caller has refused what may not be fragmented.
     /// </summary>
     private FrameReason WrapInIpv4(ref FrameContext frame, ref FrameBuffer packet, Span<byte> inner, byte protocol, byte tos, byte ttl, bool dontFragment,
-        uint server, in NextHop nextHop, uint outerSource, int mtu)
+        uint server, in NextHop nextHop, uint outerSource, int mtu, in TunnelEncapsulation encapsulation)
     {
         EthernetFrame ethernet = frame.Ethernet;
         int linkHeaderLength = ethernet.PayloadOffset;
-        FrameReason split = SplitForOuterFragments(inner.Length, OuterHeaderLength, mtu, linkHeaderLength, packet.Overflow.Length,
+        int encapsulationLength = encapsulation.HeaderLength;
+        FrameReason split = SplitForOuterFragments(encapsulationLength + inner.Length, OuterHeaderLength, mtu, linkHeaderLength, packet.Overflow.Length,
             out int firstPayload, out int secondPayload);
         if (split != FrameReason.Forwarded)
         {
@@ -123,13 +128,16 @@ public sealed partial class ForwardingEngine
         {
             ethernet.EtherType = EtherTypes.Ipv4; // IPv6 inside: the frame's family changes
         }
-        int offset = packet.Offset - OuterHeaderLength;
+        int offset = packet.Offset - OuterHeaderLength - encapsulationLength;
         Span<byte> buffer = packet.Buffer;
-        buffer.Slice(packet.Offset, linkHeaderLength).CopyTo(buffer[offset..]); // 14 or 18 bytes moved 20: no overlap
+        buffer.Slice(packet.Offset, linkHeaderLength).CopyTo(buffer[offset..]); // 14 or 18 bytes moved 20 or more: no overlap
 
+        // The outer packet's payload: the GUE or GRE header (written into the gap before the inner packet), then the inner packet.
+        Span<byte> payload = buffer.Slice(offset + linkHeaderLength + OuterHeaderLength, encapsulationLength + inner.Length);
+        byte outerProtocol = WriteEncapsulation(payload, encapsulation, protocol, outerSource, server);
         var outer = new Ipv4Header(buffer.Slice(offset + linkHeaderLength, OuterHeaderLength));
         ushort dontFragmentBit = dontFragment ? Ipv4Header.DontFragment : (ushort)0;
-        WriteOuterHeader(outer, protocol, tos, ttl, outerSource, server, firstPayload,
+        WriteOuterHeader(outer, outerProtocol, tos, ttl, outerSource, server, firstPayload,
             secondPayload != 0 ? (ushort)(dontFragmentBit | Ipv4Header.MoreFragments) : dontFragmentBit);
         packet.Offset = offset;
         packet.Length = linkHeaderLength + OuterHeaderLength + firstPayload;
@@ -144,13 +152,97 @@ public sealed partial class ForwardingEngine
         // The second fragment: the same link and outer headers, its own length, offset and checksum, the rest of the inner packet.
         Span<byte> second = packet.Overflow;
         buffer.Slice(offset, linkHeaderLength + OuterHeaderLength).CopyTo(second);
-        inner.Slice(firstPayload, secondPayload).CopyTo(second[(linkHeaderLength + OuterHeaderLength)..]);
+        payload.Slice(firstPayload, secondPayload).CopyTo(second[(linkHeaderLength + OuterHeaderLength)..]);
         var secondOuter = new Ipv4Header(second.Slice(linkHeaderLength, OuterHeaderLength));
         BinaryPrimitives.WriteUInt16BigEndian(secondOuter.Bytes[2..], (ushort)(OuterHeaderLength + secondPayload));
         BinaryPrimitives.WriteUInt16BigEndian(secondOuter.Bytes[6..], (ushort)(dontFragmentBit | (firstPayload / 8)));
         secondOuter.RecomputeHeaderChecksum();
         packet.OverflowLength = linkHeaderLength + OuterHeaderLength + secondPayload;
         return FrameReason.ForwardedAsFragments;
+    }
+
+    /// <summary>The local port range udp_flow_src_port scales a flow's hash into (ip_local_port_range's default).</summary>
+    private const int FlowSourcePortMin = 32768;
+    private const int FlowSourcePortMax = 60999;
+
+    /// <summary>
+    /// Writes the GUE or GRE header at the start of <paramref name="payload"/> (the inner packet follows it) and returns
+    /// the outer header's protocol: ipvs_gue_encap's UDP header (source port from the inner flow's hash, as
+    /// udp_flow_src_port picks it, so a receiver spreading by port keeps a flow together; destination the server's
+    /// --tun-port) and GUE version 0 header naming the inner protocol, its checksum only with --tun-csum or
+    /// --tun-remcsum (the remote-checksum option is for locally made packets; a forwarded one gets the plain
+    /// checksum, as in the kernel); ipvs_gre_encap's version 0 header with only the C bit, and its checksum, with
+    /// --tun-csum. IP-in-IP writes nothing and keeps <paramref name="innerProtocol"/> (4, or 41 for IPv6 inside).
+    /// </summary>
+    private static byte WriteEncapsulation(Span<byte> payload, in TunnelEncapsulation encapsulation, byte innerProtocol, uint outerSource, uint server)
+    {
+        switch (encapsulation.Type)
+        {
+            case TunnelType.Gue:
+            {
+                int udpLength = payload.Length;
+                ReadOnlySpan<byte> inner = payload[(TunnelEncapsulation.UdpHeaderLength + TunnelEncapsulation.GueHeaderLength)..];
+                BinaryPrimitives.WriteUInt16BigEndian(payload, FlowSourcePort(inner, innerProtocol));
+                BinaryPrimitives.WriteUInt16BigEndian(payload[2..], encapsulation.Port);
+                BinaryPrimitives.WriteUInt16BigEndian(payload[4..], (ushort)udpLength);
+                BinaryPrimitives.WriteUInt16BigEndian(payload[6..], 0);
+                Span<byte> gue = payload.Slice(TunnelEncapsulation.UdpHeaderLength, TunnelEncapsulation.GueHeaderLength);
+                gue[0] = 0; // version 0, C 0, no optional fields
+                gue[1] = innerProtocol;
+                BinaryPrimitives.WriteUInt16BigEndian(gue[2..], 0);
+                if (encapsulation.Checksum != TunnelChecksum.NoChecksum)
+                {
+                    ushort checksum = (ushort)~Checksum.Fold(Checksum.Add(payload, Checksum.PseudoHeader(outerSource, server, IpProtocol.Udp, udpLength)));
+                    BinaryPrimitives.WriteUInt16BigEndian(payload[6..], checksum == 0 ? (ushort)0xFFFF : checksum);
+                }
+                return IpProtocol.Udp;
+            }
+            case TunnelType.Gre:
+            {
+                bool withChecksum = encapsulation.Checksum != TunnelChecksum.NoChecksum;
+                BinaryPrimitives.WriteUInt16BigEndian(payload, withChecksum ? GreChecksumPresent : (ushort)0);
+                BinaryPrimitives.WriteUInt16BigEndian(payload[2..], innerProtocol == IpProtocol.IpInIp ? EtherTypes.Ipv4 : EtherTypes.Ipv6);
+                if (withChecksum)
+                {
+                    BinaryPrimitives.WriteUInt32BigEndian(payload[4..], 0);
+                    BinaryPrimitives.WriteUInt16BigEndian(payload[4..], Checksum.Compute(payload)); // the GRE header and all it carries
+                }
+                return IpProtocol.Gre;
+            }
+            default:
+                return innerProtocol;
+        }
+    }
+
+    /// <summary>GRE's C bit (RFC 2784): a checksum and a reserved word follow the protocol type.</summary>
+    private const ushort GreChecksumPresent = 0x8000;
+
+    /// <summary>
+    /// udp_flow_src_port: a hash of the inner flow (addresses, protocol, and ports where the packet has them) scaled
+    /// into the local port range. Any stable per-flow hash serves; it need not be the kernel's.
+    /// </summary>
+    private static ushort FlowSourcePort(ReadOnlySpan<byte> inner, byte innerProtocol)
+    {
+        uint hash = 2166136261;
+        ReadOnlySpan<byte> key = innerProtocol == IpProtocol.IpInIp
+            ? (inner.Length >= Ipv4Header.MinLength ? inner[12..20] : inner)
+            : (inner.Length >= Ipv6Header.Length ? inner[8..40] : inner);
+        foreach (byte b in key)
+        {
+            hash = (hash ^ b) * 16777619;
+        }
+        int transport = innerProtocol == IpProtocol.IpInIp ? (inner.Length > 0 ? (inner[0] & 0x0F) * 4 : 0) : Ipv6Header.Length;
+        byte protocol = innerProtocol == IpProtocol.IpInIp ? (inner.Length > 9 ? inner[9] : (byte)0) : (inner.Length > 6 ? inner[6] : (byte)0);
+        bool laterFragment = innerProtocol == IpProtocol.IpInIp && inner.Length > 7 && (BinaryPrimitives.ReadUInt16BigEndian(inner[6..]) & 0x1FFF) != 0;
+        hash = (hash ^ protocol) * 16777619;
+        if (protocol is IpProtocol.Tcp or IpProtocol.Udp && !laterFragment && inner.Length >= transport + 4)
+        {
+            foreach (byte b in inner.Slice(transport, 4))
+            {
+                hash = (hash ^ b) * 16777619;
+            }
+        }
+        return (ushort)((((ulong)hash * (FlowSourcePortMax - FlowSourcePortMin)) >> 32) + FlowSourcePortMin);
     }
 
     /// <summary>

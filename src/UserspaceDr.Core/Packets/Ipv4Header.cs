@@ -8,6 +8,7 @@ public static class IpProtocol
     public const byte IpInIp = 4;
     public const byte Tcp = 6;
     public const byte Udp = 17;
+    public const byte Gre = 47;
 }
 
 /// <summary>

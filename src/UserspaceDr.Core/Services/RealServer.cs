@@ -22,12 +22,15 @@ public sealed class RealServer
     private int _persistentConnections;
     private int _overloaded;
     private int _removed;
+    private int _tunnel;
 
-    public RealServer(InetAddress address, ushort port, ForwardingMethod method, int weight, int upperThreshold = 0, int lowerThreshold = 0)
+    public RealServer(InetAddress address, ushort port, ForwardingMethod method, int weight, int upperThreshold = 0, int lowerThreshold = 0,
+        TunnelEncapsulation tunnel = default)
     {
         Address = address;
         Port = port;
         _method = (int)method;
+        _tunnel = Pack(tunnel);
         _weight = weight;
         _lastWeight = weight;
         _upperThreshold = upperThreshold;
@@ -58,6 +61,15 @@ public sealed class RealServer
     public ushort Port { get; }
     /// <summary>The forwarding method new connections get (-g/-m/-i; changed in place by -e, as the kernel does).</summary>
     public ForwardingMethod Method => (ForwardingMethod)Volatile.Read(ref _method);
+
+    /// <summary>How a tunnel (-i) server's packets are wrapped (--tun-type; changed in place by -e, read per packet as the kernel reads dest->tun_type).</summary>
+    public TunnelEncapsulation Tunnel => Unpack(Volatile.Read(ref _tunnel));
+
+    /// <summary>One int, so a reader never sees half of an edit: type, checksum option, port.</summary>
+    private static int Pack(TunnelEncapsulation tunnel) => (int)tunnel.Type | ((int)tunnel.Checksum << 8) | (tunnel.Port << 16);
+
+    private static TunnelEncapsulation Unpack(int packed) =>
+        new((TunnelType)(packed & 0xFF), (ushort)((uint)packed >> 16), (TunnelChecksum)((packed >> 8) & 0xFF));
 
     /// <summary>0 = quiesced: no new connections, existing ones continue.</summary>
     public int Weight => Volatile.Read(ref _weight);
@@ -98,9 +110,10 @@ public sealed class RealServer
     }
 
     /// <summary>Applies an edit (-e) that may also change the forwarding method (new connections only).</summary>
-    public void Update(int weight, int upperThreshold, int lowerThreshold, ForwardingMethod method)
+    public void Update(int weight, int upperThreshold, int lowerThreshold, ForwardingMethod method, TunnelEncapsulation tunnel = default)
     {
         Volatile.Write(ref _method, (int)method);
+        Volatile.Write(ref _tunnel, Pack(tunnel));
         Update(weight, upperThreshold, lowerThreshold);
     }
 

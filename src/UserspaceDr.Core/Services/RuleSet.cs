@@ -153,14 +153,14 @@ public sealed class RuleSet
                     ?? FindDeleted(previous, serviceSpec, d);
                 if (existing is not null)
                 {
-                    existing.Update(d.Weight, d.UpperThreshold, d.LowerThreshold, d.Method);
+                    existing.Update(d.Weight, d.UpperThreshold, d.LowerThreshold, d.Method, d.Tunnel);
                     existing.Reinstate();
                     kept.Add(existing);
                     dests.Add(existing);
                 }
                 else
                 {
-                    var server = new RealServer(d.Address, d.Port, d.Method, d.Weight, d.UpperThreshold, d.LowerThreshold);
+                    var server = new RealServer(d.Address, d.Port, d.Method, d.Weight, d.UpperThreshold, d.LowerThreshold, d.Tunnel);
                     server.TakeStatsSlot(statsSlots);
                     dests.Add(server);
                 }

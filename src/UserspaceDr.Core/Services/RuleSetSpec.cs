@@ -10,7 +10,11 @@ public sealed record RealServerSpec(
     ForwardingMethod Method = ForwardingMethod.Route,
     int Weight = 1,
     int UpperThreshold = 0,
-    int LowerThreshold = 0);
+    int LowerThreshold = 0)
+{
+    /// <summary>A tunnel server's encapsulation (--tun-type and its options); IP-in-IP by default, as in ipvsadm.</summary>
+    public TunnelEncapsulation Tunnel { get; init; }
+}
 
 /// <summary>
 /// A virtual service as configured (-A/-E). <see cref="RealServers"/> is in the order the servers were added,

@@ -28,6 +28,12 @@ internal sealed record CapturedPacket(
     /// <summary>IP protocol 4: an IPv4 packet inside IPv4 (IP-in-IP).</summary>
     public const int IpInIpProtocol = 4;
 
+    /// <summary>IP protocol 47: GRE.</summary>
+    public const int GreProtocol = 47;
+
+    /// <summary>"gue" or "gre" when the Inner* fields describe a packet carried in GUE or GRE; null otherwise.</summary>
+    public string? Encapsulation { get; init; }
+
     private const int EthernetHeaderLength = 14;
 
     public bool IsTcp => Protocol == ProtocolType.Tcp;
@@ -109,6 +115,16 @@ internal sealed record CapturedPacket(
         else if (packet.IsIpInIp)
         {
             packet = WithInner(packet, payload);
+        }
+        else if (packet.Protocol is { } gre && (int)gre == GreProtocol && payload.Length >= 4 && ((payload[2] << 8) | payload[3]) == 0x0800)
+        {
+            // RFC 2784: a 4-byte header, 8 with the C bit (checksum and reserved); IPv4 inside.
+            packet = WithInner(packet, payload[((payload[0] & 0x80) != 0 ? 8 : 4)..]) with { Encapsulation = "gre" };
+        }
+        else if (packet.IsUdp && payload.Length >= 12 + 20 && payload[8] >> 6 == 0 && payload[9] == IpInIpProtocol && payload[12] >> 4 == 4)
+        {
+            // A GUE version 0 header without options (hlen 0) naming IPv4 (proto_ctype 4) after the UDP header.
+            packet = WithInner(packet, payload[12..]) with { Encapsulation = "gue" };
         }
         return packet;
     }

@@ -206,11 +206,35 @@ public class RuleSetEditorTests
     [TestCase(new[] { "-A", "-f", "7" }, "udr does not support firewall-mark services (-f); only TCP (-t) and UDP (-u)")]
     [TestCase(new[] { "-A", "--sctp-service", "198.18.10.1:80" }, "udr does not support SCTP services (--sctp-service); only TCP (-t) and UDP (-u)")]
     [TestCase(new[] { "-A", "-u", "198.18.10.1:5060", "-p", "--pe", "sip" }, "udr does not support persistence engines (--pe sip)")]
-    [TestCase(new[] { "-a", "-t", "198.18.10.1:80", "-r", "198.18.12.9", "-i", "--tun-type", "gue", "--tun-port", "6080" }, "udr does not support gue tunnels (--tun-type); only ipip")]
-    [TestCase(new[] { "-a", "-t", "198.18.10.1:80", "-r", "198.18.12.9", "-i", "--tun-type", "gre" }, "udr does not support gre tunnels (--tun-type); only ipip")]
+    [TestCase(new[] { "-a", "-t", "198.18.10.1:80", "-r", "[2001:2::9]:80", "-i", "--tun-type", "gue", "--tun-port", "6080" }, "udr does not support gue tunnels to IPv6 real servers (--tun-type); only ipip")]
+    [TestCase(new[] { "-a", "-t", "198.18.10.1:80", "-r", "[2001:2::9]:80", "-i", "--tun-type", "gre" }, "udr does not support gre tunnels to IPv6 real servers (--tun-type); only ipip")]
     public void Unsupported_features_are_refused_at_apply_time(string[] args, string message)
     {
         AssertKernelError(Apply(WebService(), args), message);
+    }
+
+    [Test]
+    public void Gue_and_gre_servers_keep_their_options_and_save_as_ipvsadm_saves_them()
+    {
+        RuleSetSpec rules = Applied(WebService(), "-a", "-t", "198.18.10.1:80", "-r", "198.18.12.7", "-i", "--tun-type", "gue", "--tun-port", "6080");
+        rules = Applied(rules, "-a", "-t", "198.18.10.1:80", "-r", "198.18.12.8", "-i", "--tun-type", "gue", "--tun-port", "5555", "--tun-remcsum");
+        rules = Applied(rules, "-a", "-t", "198.18.10.1:80", "-r", "198.18.12.9", "-i", "--tun-type", "gre", "--tun-csum");
+        RealServerSpec[] servers = [.. rules.Services.Single().RealServers.Where(s => s.Address.ToString() is "198.18.12.7" or "198.18.12.8" or "198.18.12.9")];
+        Assert.That(servers.Select(s => s.Tunnel), Is.EqualTo(new[]
+        {
+            new TunnelEncapsulation(TunnelType.Gue, 6080),
+            new TunnelEncapsulation(TunnelType.Gue, 5555, TunnelChecksum.RemoteChecksum),
+            new TunnelEncapsulation(TunnelType.Gre, 0, TunnelChecksum.Checksum),
+        }));
+        string saved = RulesFile.Save(rules);
+        Assert.That(saved, Does.Contain("-r 198.18.12.7:80 -i -w 1 --tun-type gue --tun-port 6080 --tun-nocsum\n")
+            .And.Contain("-r 198.18.12.8:80 -i -w 1 --tun-type gue --tun-port 5555 --tun-remcsum\n")
+            .And.Contain("-r 198.18.12.9:80 -i -w 1 --tun-type gre --tun-csum\n"));
+        Assert.That(RulesFile.Load(saved).Value, Is.EqualTo(rules).Using<RuleSetSpec>((a, b) => RulesFile.Save(a) == RulesFile.Save(b)), "saved rules load back the same");
+        Assert.That(servers.Select(s => s.Tunnel.ToString()), Is.EqualTo(new[] { "gue:6080:-c", "gue:5555:r+c", "gre:+c" }), "--tun-info's column");
+        RuleSetSpec edited = Applied(rules, "-e", "-t", "198.18.10.1:80", "-r", "198.18.12.9", "-i");
+        Assert.That(edited.Services.Single().RealServers.Single(s => s.Address == InetAddress.Parse("198.18.12.9")).Tunnel, Is.EqualTo(default(TunnelEncapsulation)),
+            "an edit without --tun-type makes it IP-in-IP again, as ipvsadm sends the default");
     }
 
     [Test]
