@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Globalization;
 using System.Runtime.InteropServices;
+using UserspaceDr.Core.Services;
 using UserspaceDr.Linux.Host;
 using UserspaceDr.Node;
 using UserspaceDr.Node.Tunnel;
@@ -122,9 +123,16 @@ internal static class NodeCommand
             Description = "seconds between counter lines of the user-space endpoint, printed only when they changed (0: only at exit)",
             DefaultValueFactory = _ => 60,
         };
-        var command = new Command("tunnel", "receive IP-in-IP from the balancer (TUN services) and hand the inner packets to this host's stack; runs until SIGINT/SIGTERM")
+        var tunnelType = new Option<string>("--tun-type")
         {
-            vips, mode, device, statsInterval,
+            Description = "what the balancer's --tun-type wraps packets in: ipip (default), gue (with --tun-port) or gre; gue and gre use the user-space endpoint",
+            DefaultValueFactory = _ => "ipip",
+        };
+        tunnelType.AcceptOnlyFromAmong("ipip", "gue", "gre");
+        var tunnelPort = new Option<int>("--tun-port") { Description = "gue: the UDP port it arrives on (the balancer's --tun-port)" };
+        var command = new Command("tunnel", "receive IP-in-IP, GUE or GRE from the balancer (TUN services) and hand the inner packets to this host's stack; runs until SIGINT/SIGTERM")
+        {
+            vips, mode, device, statsInterval, tunnelType, tunnelPort,
         };
         command.SetAction(parse => Guard(() =>
         {
@@ -133,11 +141,18 @@ internal static class NodeCommand
             {
                 throw new NodeException(string.Create(CultureInfo.InvariantCulture, $"--stats-interval: {seconds} is negative"));
             }
+            int port = parse.GetValue(tunnelPort);
+            if (port is < 0 or > 65535)
+            {
+                throw new NodeException(string.Create(CultureInfo.InvariantCulture, $"--tun-port: {port} is not a port (1-65535)"));
+            }
             var options = new TunnelOptions(NodeAddresses.ParseVips(parse.GetRequiredValue(vips)))
             {
                 Mode = parse.GetValue(mode) switch { "kernel" => TunnelMode.Kernel, "user" => TunnelMode.User, _ => TunnelMode.Auto },
                 Device = parse.GetValue(device),
                 StatsInterval = TimeSpan.FromSeconds(seconds),
+                Type = parse.GetValue(tunnelType) switch { "gue" => TunnelType.Gue, "gre" => TunnelType.Gre, _ => TunnelType.Ipip },
+                GuePort = (ushort)port,
             };
             using var stop = new CancellationTokenSource();
             using PosixSignalRegistration sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, Stop);

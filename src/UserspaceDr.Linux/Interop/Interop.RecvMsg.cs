@@ -22,6 +22,15 @@ internal static partial class Interop
     internal const int IPV6_RECVTCLASS = 66;
     internal const int IPV6_TCLASS = 67;
 
+    internal const int SOL_IP = 0;
+
+    /// <summary>Ask for the control message with the packet's interface and header destination (struct in_pktinfo: ifindex, spec_dst, addr).</summary>
+    internal const int IP_PKTINFO = 8;
+
+    /// <summary>Ask for, and the control message type of, the packet's TOS byte.</summary>
+    internal const int IP_RECVTOS = 13;
+    internal const int IP_TOS = 1;
+
     // IoVec and MsgHdr: Interop.SendMmsg.cs.
 
     /// <summary>struct cmsghdr: its length (header included), level and type; the data follows at <see cref="CmsgHeaderSize"/>.</summary>

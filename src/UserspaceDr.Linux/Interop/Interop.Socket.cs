@@ -18,6 +18,11 @@ internal static partial class Interop
     /// </summary>
     internal const int IPPROTO_IPIP = 4;
 
+    /// <summary>GRE. A raw AF_INET socket of this protocol receives every locally delivered GRE packet, outer header included.</summary>
+    internal const int IPPROTO_GRE = 47;
+
+    internal const int SOCK_DGRAM = 2;
+
     [LibraryImport(Libraries.Libc, EntryPoint = "socket", SetLastError = true)]
     internal static partial SafeDescriptorHandle Socket(int domain, int type, int protocol);
 }

@@ -28,7 +28,7 @@ public enum DecapsulationOutcome
     /// <summary>An outer fragment (the kernel reassembles before a raw socket sees it, so this is never expected).</summary>
     OuterFragment,
 
-    /// <summary>The outer protocol (next header) is neither 4 (IPv4 inside) nor 41 (IPv6 inside).</summary>
+    /// <summary>The outer protocol (next header) is not the one this endpoint decapsulates: 4 or 41 (IP-in-IP), 47 (GRE).</summary>
     OuterNotIpip,
 
     /// <summary>The outer destination is not one of this node's own addresses (a VIP, a broadcast, a stranger's).</summary>
@@ -63,6 +63,16 @@ public enum DecapsulationOutcome
     /// silently. Typical cause: the balancer encapsulated a packet whose checksum the client's offload left unfinished.
     /// </summary>
     InnerBadTransportChecksum,
+
+    /// <summary>
+    /// A GUE or GRE header this endpoint does not take: too short, another version, a GUE control message or inner
+    /// protocol other than 4 and 41, GRE routing, key or sequence fields (IPVS sets none), or an inner protocol type
+    /// other than IPv4 and IPv6.
+    /// </summary>
+    EncapsulationBadHeader,
+
+    /// <summary>A GRE packet whose checksum (C bit) does not verify over the GRE header and what it carries.</summary>
+    EncapsulationBadChecksum,
 }
 
 public static class DecapsulationOutcomes
@@ -93,6 +103,8 @@ public static class DecapsulationOutcomes
         DecapsulationOutcome.InnerBadSource => "inner-bad-source",
         DecapsulationOutcome.InnerEcnNotCapable => "inner-ecn-not-capable",
         DecapsulationOutcome.InnerBadTransportChecksum => "inner-bad-transport-checksum",
+        DecapsulationOutcome.EncapsulationBadHeader => "encapsulation-bad-header",
+        DecapsulationOutcome.EncapsulationBadChecksum => "encapsulation-bad-checksum",
         _ => throw new ArgumentOutOfRangeException(nameof(outcome), outcome, null),
     };
 }

@@ -87,6 +87,110 @@ public static class IpipDecapsulator
             : CheckIpv6Inner(inner, congestion, vips, out innerLength);
     }
 
+    /// <summary>GRE's flag bits (RFC 2784, RFC 2890): checksum, routing, key, sequence, strict source route; the low 3 bits the version.</summary>
+    private const ushort GreChecksumPresent = 0x8000;
+    private const ushort GreUnsupportedFields = 0x7800;
+    private const ushort GreVersionMask = 0x0007;
+
+    /// <summary>
+    /// A GRE packet as a raw IPv4 socket of protocol 47 receives it, outer header first (ipvs_gre_encap's: version 0,
+    /// at most the checksum): the GRE header checked (its checksum verified when present), then the inner IPv4 or IPv6
+    /// packet as for IP-in-IP.
+    /// </summary>
+    public static DecapsulationOutcome DecapsulateGre(Span<byte> packet, AddressSet localAddresses, AddressSet vips,
+        out int innerOffset, out int innerLength)
+    {
+        ArgumentNullException.ThrowIfNull(localAddresses);
+        ArgumentNullException.ThrowIfNull(vips);
+        innerOffset = 0;
+        innerLength = 0;
+        DecapsulationOutcome outer = CheckHeader(packet, isOuter: true, out int outerHeaderLength, out int outerTotalLength);
+        if (outer != DecapsulationOutcome.Delivered)
+        {
+            return outer;
+        }
+        var outerHeader = new Ipv4Header(packet);
+        if (outerHeader.IsFragment)
+        {
+            return DecapsulationOutcome.OuterFragment;
+        }
+        if (outerHeader.Protocol != IpProtocol.Gre)
+        {
+            return DecapsulationOutcome.OuterNotIpip;
+        }
+        if (!localAddresses.Contains(outerHeader.Destination) || vips.Contains(outerHeader.Destination))
+        {
+            return DecapsulationOutcome.OuterNotLocal;
+        }
+        Span<byte> gre = packet[outerHeaderLength..outerTotalLength];
+        if (gre.Length < 4)
+        {
+            return DecapsulationOutcome.EncapsulationBadHeader;
+        }
+        ushort flags = BinaryPrimitives.ReadUInt16BigEndian(gre);
+        if ((flags & (GreUnsupportedFields | GreVersionMask)) != 0)
+        {
+            return DecapsulationOutcome.EncapsulationBadHeader;
+        }
+        int greLength = 4;
+        if ((flags & GreChecksumPresent) != 0)
+        {
+            greLength = 8;
+            if (gre.Length < greLength)
+            {
+                return DecapsulationOutcome.EncapsulationBadHeader;
+            }
+            if (Checksum.Fold(Checksum.Add(gre)) != 0xFFFF)
+            {
+                return DecapsulationOutcome.EncapsulationBadChecksum;
+            }
+        }
+        ushort protocolType = BinaryPrimitives.ReadUInt16BigEndian(gre[2..]);
+        if (protocolType is not (EtherTypes.Ipv4 or EtherTypes.Ipv6))
+        {
+            return DecapsulationOutcome.EncapsulationBadHeader;
+        }
+        innerOffset = outerHeaderLength + greLength;
+        bool congestion = (outerHeader.TypeOfService & EcnMask) == EcnCongestionExperienced;
+        return protocolType == EtherTypes.Ipv4
+            ? CheckIpv4Inner(gre[greLength..], congestion, vips, out innerLength)
+            : CheckIpv6Inner(gre[greLength..], congestion, vips, out innerLength);
+    }
+
+    /// <summary>
+    /// A GUE datagram's payload as a UDP socket bound to the GUE port receives it (the kernel has checked the outer
+    /// header and the UDP checksum, and keeps both), with the outer destination and TOS from the socket's control
+    /// messages: a version 0 data message (not a control one) whose optional fields are skipped, its inner protocol 4
+    /// or 41, then the inner packet as for IP-in-IP.
+    /// </summary>
+    public static DecapsulationOutcome DecapsulateGue(Span<byte> payload, uint outerDestination, byte outerTos, AddressSet localAddresses, AddressSet vips,
+        out int innerOffset, out int innerLength)
+    {
+        ArgumentNullException.ThrowIfNull(localAddresses);
+        ArgumentNullException.ThrowIfNull(vips);
+        innerOffset = 0;
+        innerLength = 0;
+        if (!localAddresses.Contains(outerDestination) || vips.Contains(outerDestination))
+        {
+            return DecapsulationOutcome.OuterNotLocal;
+        }
+        // draft-ietf-intarea-gue: version (2 bits) 0, C (control) 0, Hlen (5 bits) words of optional fields, proto/ctype, flags.
+        if (payload.Length < 4 || payload[0] >> 6 != 0 || (payload[0] & 0x20) != 0)
+        {
+            return DecapsulationOutcome.EncapsulationBadHeader;
+        }
+        int headerLength = 4 + ((payload[0] & 0x1F) * 4);
+        if (payload.Length < headerLength || payload[1] is not (IpProtocol.IpInIp or Ipv6NextHeader.Ipv6))
+        {
+            return DecapsulationOutcome.EncapsulationBadHeader;
+        }
+        innerOffset = headerLength;
+        bool congestion = (outerTos & EcnMask) == EcnCongestionExperienced;
+        return payload[1] == IpProtocol.IpInIp
+            ? CheckIpv4Inner(payload[headerLength..], congestion, vips, out innerLength)
+            : CheckIpv6Inner(payload[headerLength..], congestion, vips, out innerLength);
+    }
+
     /// <summary>
     /// An inner IPv4 packet: a sane header for a VIP from a client, its transport checksum right, and the outer CE mark
     /// (<paramref name="congestion"/>) copied into it when it is ECN-capable (dropped when it is not).

@@ -57,7 +57,8 @@ public sealed class TunnelController(IHostSystem host, TextWriter output)
     {
         var counters = new TunnelCounters();
         long reported = 0;
-        using (UserTunnelEndpoint endpoint = UserTunnelEndpoint.Open(plan.Device, options.Vips.Any(v => v.IsIPv4), options.Vips.Any(v => v.IsIPv6)))
+        using (UserTunnelEndpoint endpoint = UserTunnelEndpoint.Open(plan.Device, options.Vips.Any(v => v.IsIPv4), options.Vips.Any(v => v.IsIPv6),
+            options.Type, options.GuePort))
         {
             IReadOnlyList<NodeChange> changes = TunnelPlanner.DeviceChanges(host, plan.Device, ipv6: options.Vips.Any(v => v.IsIPv6));
             Apply(changes);

@@ -1,4 +1,5 @@
 using UserspaceDr.Core.Packets;
+using UserspaceDr.Core.Services;
 
 namespace UserspaceDr.Node.Tunnel;
 
@@ -11,7 +12,7 @@ public enum TunnelMode
     /// <summary>The kernel's ipip device (tunl0): udr brings it up, sets the sysctls, and waits.</summary>
     Kernel,
 
-    /// <summary>udr's own: raw sockets in (protocol 4 and 41, over IPv4 and IPv6), a TUN device out.</summary>
+    /// <summary>udr's own: raw sockets in (protocol 4 and 41, over IPv4 and IPv6; 47 for GRE) or a UDP socket (GUE), a TUN device out.</summary>
     User,
 }
 
@@ -28,6 +29,12 @@ public sealed record TunnelOptions(IReadOnlyList<InetAddress> Vips)
 
     /// <summary>Kernel mode: an existing ipip device (default tunl0). User mode: the TUN device to create (default udrtun0).</summary>
     public string? Device { get; init; }
+
+    /// <summary>What the balancer wraps the packets in (its --tun-type): IP-in-IP, GUE to <see cref="GuePort"/>, or GRE.</summary>
+    public TunnelType Type { get; init; } = TunnelType.Ipip;
+
+    /// <summary>The UDP port GUE arrives on (the balancer's --tun-port); required for GUE, refused otherwise.</summary>
+    public ushort GuePort { get; init; }
 
     /// <summary>How often the user-space endpoint logs its counters (only when they changed); zero: only at exit.</summary>
     public TimeSpan StatsInterval { get; init; } = TimeSpan.FromSeconds(60);

@@ -1,4 +1,5 @@
 using UserspaceDr.Core.Packets;
+using UserspaceDr.Core.Services;
 using UserspaceDr.Linux.Host;
 using UserspaceDr.Node.Plans;
 
@@ -49,11 +50,29 @@ public static class TunnelPlanner
             }
         }
         InetAddress? ipv6Vip = options.Vips.FirstOrDefault(v => v.IsIPv6);
+        if ((options.Type == TunnelType.Gue) != (options.GuePort != 0))
+        {
+            throw new NodeException(options.Type == TunnelType.Gue
+                ? "--tun-type gue: --tun-port is required (the balancer's --tun-port)"
+                : "--tun-port: only with --tun-type gue");
+        }
 
         TunnelMode mode = options.Mode;
         string reason;
         string kernelDevice = options.Device ?? TunnelOptions.KernelDefaultDevice;
-        if (mode == TunnelMode.User)
+        if (options.Type != TunnelType.Ipip)
+        {
+            // The kernel takes GUE with fou and GRE with gre0, which udr does not set up: udr's own endpoint serves both.
+            if (mode == TunnelMode.Kernel)
+            {
+                throw new NodeException($"--mode kernel: the kernel endpoint udr manages is tunl0 (IP-in-IP) only; --tun-type {(options.Type == TunnelType.Gue ? "gue" : "gre")} needs --mode user (or auto)");
+            }
+            mode = TunnelMode.User;
+            reason = options.Type == TunnelType.Gue
+                ? string.Create(System.Globalization.CultureInfo.InvariantCulture, $"GUE on UDP port {options.GuePort}, so the user-space endpoint")
+                : "GRE, so the user-space endpoint";
+        }
+        else if (mode == TunnelMode.User)
         {
             reason = "asked for (--mode user)";
         }

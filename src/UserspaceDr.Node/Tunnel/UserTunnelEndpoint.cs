@@ -1,6 +1,7 @@
 using System.Buffers.Binary;
 using System.Runtime.InteropServices;
 using System.Text;
+using UserspaceDr.Core.Services;
 using UserspaceDr.Linux;
 using UserspaceDr.Linux.Host;
 
@@ -43,8 +44,20 @@ public sealed unsafe class UserTunnelEndpoint : IDisposable
     private static readonly TimeSpan LocalRefreshPeriod = TimeSpan.FromSeconds(10);
     private static readonly TimeSpan LocalRefreshOnMissPeriod = TimeSpan.FromSeconds(1);
 
-    /// <summary>One raw socket: its family (AF_INET: the outer IPv4 header comes with the packet) and protocol (4 or 41).</summary>
-    private readonly record struct TunnelSocket(SafeDescriptorHandle Handle, int Family, byte Protocol);
+    /// <summary>
+    /// One socket: a raw one of its family (AF_INET: the outer IPv4 header comes with the packet) and protocol (4 or 41,
+    /// or 47 for GRE), or the UDP socket bound to the GUE port (protocol 17: the GUE header and what follows it, the
+    /// outer destination and TOS as control messages).
+    /// </summary>
+    private readonly record struct TunnelSocket(SafeDescriptorHandle Handle, int Family, byte Protocol)
+    {
+        public bool IsGue => Protocol == UdpProtocol;
+
+        /// <summary>Packets come without the outer IP header: room in front for the virtio_net_hdr, the outer fields from control messages.</summary>
+        public bool WithoutOuterHeader => Family == Interop.AF_INET6 || IsGue;
+    }
+
+    private const byte UdpProtocol = 17;
 
     private readonly TunnelSocket[] _sockets;
     private readonly SafeDescriptorHandle _tun;
@@ -74,14 +87,24 @@ public sealed unsafe class UserTunnelEndpoint : IDisposable
     /// <paramref name="ipv6Vips"/>: protocol 41 over both) and creates the TUN device <paramref name="deviceName"/>
     /// (down; bring it up next). An IPv6 raw socket for IPv4 VIPs is left out where the kernel has no IPv6.
     /// </summary>
-    public static UserTunnelEndpoint Open(string deviceName, bool ipv4Vips = true, bool ipv6Vips = false)
+    public static UserTunnelEndpoint Open(string deviceName, bool ipv4Vips = true, bool ipv6Vips = false, TunnelType type = TunnelType.Ipip,
+        ushort guePort = 0)
     {
         ArgumentNullException.ThrowIfNull(deviceName);
         TunnelPlanner.ValidateDeviceName(deviceName);
         var sockets = new List<TunnelSocket>();
         try
         {
-            if (ipv4Vips)
+            if (type == TunnelType.Gre)
+            {
+                // One raw socket takes every GRE packet, whichever family it carries (the protocol type says).
+                sockets.Add(OpenSocket(Interop.AF_INET, Interop.IPPROTO_GRE, required: true)!.Value);
+            }
+            else if (type == TunnelType.Gue)
+            {
+                sockets.Add(OpenGueSocket(guePort));
+            }
+            else if (ipv4Vips)
             {
                 sockets.Add(OpenSocket(Interop.AF_INET, Interop.IPPROTO_IPIP, required: true)!.Value);
                 if (OpenSocket(Interop.AF_INET6, Interop.IPPROTO_IPIP, required: false) is { } ipv4InIpv6)
@@ -137,6 +160,46 @@ public sealed unsafe class UserTunnelEndpoint : IDisposable
                 }
             }
             return new TunnelSocket(socket, family, (byte)protocol);
+        }
+        catch
+        {
+            socket.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// The UDP socket on <paramref name="port"/> (every address) that GUE arrives by, with the outer destination
+    /// (IP_PKTINFO) and TOS (IP_RECVTOS) as control messages and the same deep receive queue as the raw sockets.
+    /// </summary>
+    private static TunnelSocket OpenGueSocket(ushort port)
+    {
+        SafeDescriptorHandle socket = Interop.Socket(Interop.AF_INET, Interop.SOCK_DGRAM | Interop.SOCK_CLOEXEC, 0);
+        if (socket.IsInvalid)
+        {
+            int errno = Marshal.GetLastPInvokeError();
+            socket.Dispose();
+            throw new NodeException($"cannot open a UDP socket for GUE: {Describe(errno)}");
+        }
+        try
+        {
+            int size = ReceiveBufferBytes;
+            if (Interop.SetSockOpt(socket, Interop.SOL_SOCKET, Interop.SO_RCVBUFFORCE, &size, sizeof(int)) != 0)
+            {
+                _ = Interop.SetSockOpt(socket, Interop.SOL_SOCKET, Interop.SO_RCVBUF, &size, sizeof(int));
+            }
+            int on = 1;
+            if (Interop.SetSockOpt(socket, Interop.SOL_IP, Interop.IP_PKTINFO, &on, sizeof(int)) != 0 ||
+                Interop.SetSockOpt(socket, Interop.SOL_IP, Interop.IP_RECVTOS, &on, sizeof(int)) != 0)
+            {
+                throw new NodeException($"cannot ask the GUE socket for the outer destination and TOS: {Describe(Marshal.GetLastPInvokeError())}");
+            }
+            var address = new Interop.SockAddrIn { Family = Interop.AF_INET, PortBigEndian = BinaryPrimitives.ReverseEndianness(port) };
+            if (Interop.Bind(socket, &address, (uint)sizeof(Interop.SockAddrIn)) != 0)
+            {
+                throw new NodeException($"cannot bind the GUE socket to UDP port {port}: {Describe(Marshal.GetLastPInvokeError())}");
+            }
+            return new TunnelSocket(socket, Interop.AF_INET, UdpProtocol);
         }
         catch
         {
@@ -212,8 +275,8 @@ public sealed unsafe class UserTunnelEndpoint : IDisposable
     private void ReceiveBatch(in TunnelSocket socket, Interop.MMsgHdr* messages, Interop.IoVec* vectors, byte* buffer, byte* control,
         AddressSet vips, Func<AddressSet> localAddresses, TunnelCounters counters, ref ReceiveState state)
     {
-        bool outerIpv6 = socket.Family == Interop.AF_INET6;
-        int offset = outerIpv6 ? Ipv6ReceiveOffset : 0;
+        bool withControl = socket.WithoutOuterHeader;
+        int offset = withControl ? Ipv6ReceiveOffset : 0;
         for (int i = 0; i < BatchLimit; i++)
         {
             // The kernel writes each message's lengths and flags back: every field is set again for every call.
@@ -224,8 +287,8 @@ public sealed unsafe class UserTunnelEndpoint : IDisposable
                 {
                     Iov = &vectors[i],
                     IovLength = 1,
-                    Control = outerIpv6 ? control + (i * ControlBufferBytes) : null,
-                    ControlLength = outerIpv6 ? (nuint)ControlBufferBytes : 0,
+                    Control = withControl ? control + (i * ControlBufferBytes) : null,
+                    ControlLength = withControl ? (nuint)ControlBufferBytes : 0,
                 },
             };
         }
@@ -245,7 +308,7 @@ public sealed unsafe class UserTunnelEndpoint : IDisposable
             int received = (int)messages[i].SentLength;
             UInt128 outerDestination = UInt128.Zero;
             byte outerTrafficClass = 0;
-            if (outerIpv6)
+            if (withControl)
             {
                 ReadControl((byte*)messages[i].Header.Control, (int)messages[i].Header.ControlLength, out outerDestination, out outerTrafficClass);
             }
@@ -267,6 +330,14 @@ public sealed unsafe class UserTunnelEndpoint : IDisposable
     private static DecapsulationOutcome Decapsulate(Span<byte> packet, in TunnelSocket socket, UInt128 outerDestination, byte outerTrafficClass,
         AddressSet local, AddressSet vips, out int innerOffset, out int innerLength)
     {
+        if (socket.IsGue)
+        {
+            return IpipDecapsulator.DecapsulateGue(packet, (uint)outerDestination, outerTrafficClass, local, vips, out innerOffset, out innerLength);
+        }
+        if (socket.Protocol == Interop.IPPROTO_GRE)
+        {
+            return IpipDecapsulator.DecapsulateGre(packet, local, vips, out innerOffset, out innerLength);
+        }
         if (socket.Family == Interop.AF_INET)
         {
             return IpipDecapsulator.Decapsulate(packet, local, vips, out innerOffset, out innerLength);
@@ -275,7 +346,10 @@ public sealed unsafe class UserTunnelEndpoint : IDisposable
         return IpipDecapsulator.DecapsulateFromIpv6(packet, socket.Protocol, outerDestination, outerTrafficClass, local, vips, out innerLength);
     }
 
-    /// <summary>The outer destination and traffic class from an IPv6 raw socket's control messages (IPV6_PKTINFO, IPV6_TCLASS).</summary>
+    /// <summary>
+    /// The outer destination and traffic class from the control messages: an IPv6 raw socket's (IPV6_PKTINFO,
+    /// IPV6_TCLASS), or the GUE socket's (IP_PKTINFO's header destination, IP_TOS; the IPv4 address in the low 32 bits).
+    /// </summary>
     private static void ReadControl(byte* control, int length, out UInt128 destination, out byte trafficClass)
     {
         destination = UInt128.Zero;
@@ -297,6 +371,14 @@ public sealed unsafe class UserTunnelEndpoint : IDisposable
             else if (header->Level == Interop.SOL_IPV6 && header->Type == Interop.IPV6_TCLASS && size >= Interop.CmsgHeaderSize + sizeof(int))
             {
                 trafficClass = (byte)*(int*)data;
+            }
+            else if (header->Level == Interop.SOL_IP && header->Type == Interop.IP_PKTINFO && size >= Interop.CmsgHeaderSize + 12)
+            {
+                destination = BinaryPrimitives.ReadUInt32BigEndian(new ReadOnlySpan<byte>(data + 8, 4)); // ipi_addr, after ifindex and spec_dst
+            }
+            else if (header->Level == Interop.SOL_IP && header->Type == Interop.IP_TOS && size >= Interop.CmsgHeaderSize + 1)
+            {
+                trafficClass = *data;
             }
             offset += (size + nint.Size - 1) & ~(nint.Size - 1);
         }

@@ -245,13 +245,19 @@ internal sealed class EndToEndLab : IDisposable
     /// Starts `udr node tunnel --vip VIP` on rs1 and rs2, the real servers' IP-in-IP endpoints (the kernel's ipip
     /// device where the module exists, else udr's user-space one), for as long as the lab lives.
     /// </summary>
-    public void StartTunnelEndpoints()
+    public void StartTunnelEndpoints() => StartTunnelEndpoints([], []);
+
+    /// <summary>
+    /// As <see cref="StartTunnelEndpoints()"/>, with more `udr node tunnel` arguments for rs1 and for rs2 (a GUE or GRE
+    /// endpoint: `--tun-type gue --tun-port 6080`).
+    /// </summary>
+    public void StartTunnelEndpoints(string[] rs1Arguments, string[] rs2Arguments)
     {
-        foreach (LabHost server in (LabHost[])[LabHost.Rs1, LabHost.Rs2])
+        foreach ((LabHost server, string[] more) in ((LabHost, string[])[])[(LabHost.Rs1, rs1Arguments), (LabHost.Rs2, rs2Arguments)])
         {
             string name = LabNetwork.HostName(server);
             NamespacedProcess endpoint = Server(NamespacedProcess.Start(Network.Namespace(server), $"tunnel endpoint on {name}", Directory, false,
-                UdrBinary.Executable, "node", "tunnel", "--vip", LabNetwork.Vip));
+                [UdrBinary.Executable, "node", "tunnel", "--vip", LabNetwork.Vip, .. more]));
             if (endpoint.WaitForLine(TunnelEndpointReady, ServerPatience) == null)
             {
                 throw new InvalidOperationException($"{endpoint} did not start: {endpoint.Output}");

@@ -6,8 +6,8 @@ namespace UserspaceDr.Tests.EndToEnd;
 /// GUE and GRE tunnel servers (`-i --tun-type gue --tun-port 6080 --tun-csum`, `-i --tun-type gre --tun-csum`), seen
 /// on the wire at the real servers (tcpdump, decoded by PacketDotNet): each datagram for the VIP arrives inside a
 /// UDP datagram to the GUE port or a GRE packet, from the balancer's own address, the client's packet unchanged inside
-/// but for its TTL. The lab's kernel has neither fou nor gre, so nothing answers here; the user-space endpoint for
-/// these types is still to come (README).
+/// but for its TTL; and udr's own endpoints (`udr node tunnel --tun-type gue --tun-port 6080`, `--tun-type gre`; the
+/// lab's kernel has neither fou nor gre) take them apart for real connections and downloads.
 /// </summary>
 [TestFixture("afpacket")]
 [TestFixture("pcap")]
@@ -22,18 +22,42 @@ public sealed class GueGreEndToEndTests(string backend) : EndToEndFixture
 
     internal override void Prepare(EndToEndLab lab)
     {
-        // No servers: nothing on rs1/rs2 decapsulates GUE or GRE in this lab.
+        lab.StartServers();
+        // The lab's kernel has neither fou nor gre: udr's own endpoint decapsulates, GUE on rs1 and GRE on rs2.
+        lab.StartTunnelEndpoints(["--tun-type", "gue", "--tun-port", GuePort.ToString(System.Globalization.CultureInfo.InvariantCulture)], ["--tun-type", "gre"]);
+    }
+
+    private static string Rules(string protocol, int port) => $"""
+        -A -{protocol} {LabNetwork.Vip}:{port} -s rr
+        -a -{protocol} {LabNetwork.Vip}:{port} -r {LabNetwork.Rs1Address}:{port} -i -w 1 --tun-type gue --tun-port {GuePort} --tun-csum
+        -a -{protocol} {LabNetwork.Vip}:{port} -r {LabNetwork.Rs2Address}:{port} -i -w 1 --tun-type gre --tun-csum
+
+        """;
+
+    [Test]
+    public void Connections_over_gue_and_gre_to_udr_s_own_endpoints_split_and_downloads_come_back_intact()
+    {
+        Lab.WriteRules(Rules("t", 80));
+        UdrDaemon udr = Lab.StartUdr(backend);
+        System.Text.Json.JsonElement split = Lab.RunClient(TimeSpan.FromSeconds(90), "split", "40", "4", "60");
+        System.Text.Json.JsonElement first = Lab.RunClient(TimeSpan.FromSeconds(90), "download", "/big.bin");
+        System.Text.Json.JsonElement second = Lab.RunClient(TimeSpan.FromSeconds(90), "download", "/big.bin");
+        UdrExit exit = udr.Stop();
+        EndToEndSupport.AssertSplit(split, 40, new Dictionary<string, double> { ["rs1"] = 0.5, ["rs2"] = 0.5 }, tolerance: 0.1);
+        var servedBy = new List<string?>();
+        foreach (System.Text.Json.JsonElement download in (System.Text.Json.JsonElement[])[first, second])
+        {
+            Assert.That(download.GetProperty("bytes").GetInt32(), Is.EqualTo(EndToEndLab.BigFileLength), download.ToString());
+            servedBy.Add(Lab.ServerWithBigFile(download.GetProperty("sha256").GetString()!));
+        }
+        Assert.That(servedBy, Is.EquivalentTo(new[] { "rs1", "rs2" }), "rr: a download through each endpoint, byte for byte its server's");
+        Assert.That(exit.ExitCode, Is.Zero, exit.Output);
     }
 
     [Test]
     public void Rr_over_a_gue_and_a_gre_server_sends_every_datagram_encapsulated_from_the_balancer()
     {
-        Lab.WriteRules($"""
-            -A -u {LabNetwork.Vip}:5353 -s rr
-            -a -u {LabNetwork.Vip}:5353 -r {LabNetwork.Rs1Address}:5353 -i -w 1 --tun-type gue --tun-port {GuePort} --tun-csum
-            -a -u {LabNetwork.Vip}:5353 -r {LabNetwork.Rs2Address}:5353 -i -w 1 --tun-type gre --tun-csum
-
-            """);
+        Lab.WriteRules(Rules("u", 5353));
         LabCapture atRs1 = Lab.StartCapture(LabHost.Rs1, $"udp port {GuePort}");
         LabCapture atRs2 = Lab.StartCapture(LabHost.Rs2, "ip proto 47");
         UdrDaemon udr = Lab.StartUdr(backend, "--control", Lab.ControlPath);
@@ -52,7 +76,8 @@ public sealed class GueGreEndToEndTests(string backend) : EndToEndFixture
         foreach ((IReadOnlyList<CapturedPacket> captured, string type, string server) in
                  ((IReadOnlyList<CapturedPacket>, string, string)[])[(gue, "gue", LabNetwork.Rs1Address), (gre, "gre", LabNetwork.Rs2Address)])
         {
-            CapturedPacket[] arrived = [.. captured.Where(p => p.Destination == server)];
+            // The datagrams; the client's port-unreachables about the echoes (its sockets closed) follow them in the tunnel too.
+            CapturedPacket[] arrived = [.. captured.Where(p => p.Destination == server && p.InnerProtocol == PacketDotNet.ProtocolType.Udp)];
             Assert.That(arrived, Has.Length.EqualTo(4), $"rr: four datagrams in {type}: {string.Join("; ", captured)}");
             Assert.That(arrived.Select(p => p.Encapsulation), Is.All.EqualTo(type));
             Assert.That(arrived.Select(p => p.Source), Is.All.EqualTo(LabNetwork.LbAddress), "from the balancer's own address");
@@ -60,6 +85,7 @@ public sealed class GueGreEndToEndTests(string backend) : EndToEndFixture
             Assert.That(arrived.Select(p => p.InnerSource), Is.All.EqualTo(LabNetwork.ClientAddress));
             Assert.That(arrived.Select(p => p.InnerDestinationPort), Is.All.EqualTo(5353));
         }
+        Assert.That(gue.Where(p => p.Destination == LabNetwork.Rs1Address).Select(p => p.Encapsulation), Is.All.EqualTo("gue"));
         Assert.That(gue.Where(p => p.Destination == LabNetwork.Rs1Address).Select(p => p.DestinationPort), Is.All.EqualTo(GuePort));
         Assert.That(gue.Where(p => p.Destination == LabNetwork.Rs1Address).Select(p => p.SourcePort), Is.All.InRange(32768, 60999));
     }

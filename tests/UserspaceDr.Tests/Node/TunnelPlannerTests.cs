@@ -1,4 +1,5 @@
 using UserspaceDr.Core.Packets;
+using UserspaceDr.Core.Services;
 using UserspaceDr.Linux.Host;
 using UserspaceDr.Node;
 using UserspaceDr.Node.Plans;
@@ -49,6 +50,23 @@ public class TunnelPlannerTests
         plan = TunnelPlanner.Plan(new TunnelOptions([Vip]) { Mode = TunnelMode.Kernel }, loadable);
         Assert.That((plan.Mode, plan.Device), Is.EqualTo((TunnelMode.Kernel, "tunl0")));
         Assert.That(loadable.Log, Is.EqualTo(new[] { "modprobe ipip" }));
+    }
+
+    [Test]
+    public void Gue_and_gre_take_the_user_space_endpoint_even_where_tunl0_exists_and_refuse_kernel_mode_and_a_missing_or_stray_port()
+    {
+        FakeHostSystem host = RealServer();
+        AddTunl0(host);
+        TunnelPlan gue = TunnelPlanner.Plan(new TunnelOptions([Vip]) { Type = TunnelType.Gue, GuePort = 6080 }, host);
+        Assert.That((gue.Mode, gue.Device), Is.EqualTo((TunnelMode.User, "udrtun0")));
+        Assert.That(gue.Reason, Does.Contain("GUE on UDP port 6080"));
+        Assert.That(TunnelPlanner.Plan(new TunnelOptions([Vip]) { Type = TunnelType.Gre }, host).Reason, Does.Contain("GRE"));
+        Assert.That(Assert.Throws<NodeException>(() => TunnelPlanner.Plan(new TunnelOptions([Vip]) { Type = TunnelType.Gre, Mode = TunnelMode.Kernel }, host))!.Message,
+            Does.Contain("--mode kernel").And.Contain("--tun-type gre needs --mode user"));
+        Assert.That(Assert.Throws<NodeException>(() => TunnelPlanner.Plan(new TunnelOptions([Vip]) { Type = TunnelType.Gue }, host))!.Message,
+            Does.Contain("--tun-port is required"));
+        Assert.That(Assert.Throws<NodeException>(() => TunnelPlanner.Plan(new TunnelOptions([Vip]) { GuePort = 6080 }, host))!.Message,
+            Does.Contain("only with --tun-type gue"));
     }
 
     [Test]
