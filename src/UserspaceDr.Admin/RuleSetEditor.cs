@@ -9,7 +9,7 @@ namespace UserspaceDr.Admin;
 /// Applies a parsed rule-changing command (-A -E -D -C -a -e -d, and -Z as a check) to an immutable
 /// <see cref="RuleSetSpec"/>, playing the kernel's part: the same checks in the same order, failing with the
 /// message libipvs's ipvs_strerror gives and ipvsadm's exit status for a kernel error (255).
-/// What udr does not implement (SCTP, firewall marks, IPv6, persistence engines, GUE/GRE) parses, and is
+/// What udr does not implement (SCTP, firewall marks, persistence engines) parses, and is
 /// refused here.
 /// </summary>
 public static class RuleSetEditor
@@ -191,11 +191,6 @@ public static class RuleSetEditor
         if (command.PersistenceEngine.Length > 0)
         {
             return $"udr does not support persistence engines (--pe {command.PersistenceEngine})";
-        }
-        if (command.Kind is IpvsadmCommandKind.AddServer or IpvsadmCommandKind.EditServer &&
-            command.Method == ForwardingMethod.Tunnel && command.TunnelType != TunnelType.Ipip && command.RealServer is { IsIpv6: true })
-        {
-            return $"udr does not support {IpvsadmOptionRules.TunnelTypeName(command.TunnelType)} tunnels to IPv6 real servers (--tun-type); only ipip";
         }
         return null;
     }

@@ -205,10 +205,6 @@ public sealed partial class ForwardingEngine
         // An IPv4 tunnel server of an IPv6 service (the other family, for tunnels only): IPv6 in IPv4.
         bool outerIpv4 = method == ForwardingMethod.Tunnel && dest.Address.IsIPv4;
         TunnelEncapsulation encapsulation = method == ForwardingMethod.Tunnel ? dest.Tunnel : default;
-        if (!outerIpv4 && encapsulation.Type != TunnelType.Ipip)
-        {
-            return FrameReason.ForwardingMethodUnavailable; // GUE and GRE over IPv6 are not built (udr adm refuses them)
-        }
         NextHop nextHop;
         if (!(outerIpv4 ? _snapshot.Neighbors.TryGet(dest.Address.IPv4, out nextHop) : _snapshot.Neighbors.TryGet(target.Address, out nextHop)))
         {
@@ -231,7 +227,7 @@ public sealed partial class ForwardingEngine
         {
             FrameReason unfit = outerIpv4
                 ? CheckTunnelPath(ref frame, ref packet, dest.Address.IPv4, nextHop, encapsulation, out tunnelSource)
-                : CheckIpv6TunnelPath(ref frame, ref packet, nextHop, out tunnelSource6, out tunnelMtu);
+                : CheckIpv6TunnelPath(ref frame, ref packet, nextHop, encapsulation, out tunnelSource6, out tunnelMtu);
             if (unfit != FrameReason.Forwarded)
             {
                 return unfit;
@@ -239,7 +235,9 @@ public sealed partial class ForwardingEngine
             // What is left inside: an IPv6 packet is never cut on the way, so it must fit whole (IPv6 in IPv4 keeps
             // IPv6's minimum of 1280: below it, the outer IPv4 packet is the one fragmented, its DF clear).
             tunnelMtu = outerIpv4 ? PathMtu(dest.Address.IPv4, nextHop, frame.NowMs) : tunnelMtu;
-            egressMtu = outerIpv4 ? Math.Max(tunnelMtu - OuterHeaderLength - encapsulation.HeaderLength, Ipv6Header.MinimumMtu) : tunnelMtu - Ipv6OuterHeaderLength;
+            egressMtu = outerIpv4
+                ? Math.Max(tunnelMtu - OuterHeaderLength - encapsulation.HeaderLength, Ipv6Header.MinimumMtu)
+                : tunnelMtu - Ipv6OuterHeaderLength - encapsulation.HeaderLength;
         }
         var ip = new Ipv6Header(datagram);
         bool relayedError = protocol == Ipv6NextHeader.Icmpv6;
@@ -278,7 +276,7 @@ public sealed partial class ForwardingEngine
                 ? WrapInIpv4(ref frame, ref packet, datagram, Ipv6NextHeader.Ipv6, ip.TrafficClass, ip.HopLimit, dontFragment: false, dest.Address.IPv4,
                     nextHop, tunnelSource, tunnelMtu, encapsulation)
                 : WrapInIpv6(ref frame, ref packet, datagram, Ipv6NextHeader.Ipv6, ip.TrafficClass, ip.HopLimit, target.Address, nextHop, tunnelSource6,
-                    tunnelMtu);
+                    tunnelMtu, encapsulation);
         }
         frame.Ethernet.Destination = nextHop.Mac;
         frame.Ethernet.Source = _links[nextHop.Link].Mac;

@@ -27,10 +27,6 @@ public sealed partial class ForwardingEngine
         }
         if (method == ForwardingMethod.Tunnel && dest is { Address.IsIPv6: true })
         {
-            if (dest.Tunnel.Type != TunnelType.Ipip)
-            {
-                return FrameReason.ForwardingMethodUnavailable; // GUE and GRE over IPv6 are not built (udr adm refuses them)
-            }
             return TunnelIpv4InIpv6(ref frame, ref packet, dest); // an IPv4 service's IPv6 tunnel server: off the common path
         }
         if (!_snapshot.Neighbors.TryGet(target.Address, out NextHop nextHop))

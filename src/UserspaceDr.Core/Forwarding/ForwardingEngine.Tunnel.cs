@@ -174,7 +174,14 @@ public sealed partial class ForwardingEngine
     /// checksum, as in the kernel); ipvs_gre_encap's version 0 header with only the C bit, and its checksum, with
     /// --tun-csum. IP-in-IP writes nothing and keeps <paramref name="innerProtocol"/> (4, or 41 for IPv6 inside).
     /// </summary>
-    private static byte WriteEncapsulation(Span<byte> payload, in TunnelEncapsulation encapsulation, byte innerProtocol, uint outerSource, uint server)
+    private static byte WriteEncapsulation(Span<byte> payload, in TunnelEncapsulation encapsulation, byte innerProtocol, uint outerSource, uint server) =>
+        WriteEncapsulation(payload, encapsulation, innerProtocol, Checksum.PseudoHeader(outerSource, server, IpProtocol.Udp, payload.Length));
+
+    /// <summary>
+    /// As above, with the UDP pseudo-header's sum given (<paramref name="udpPseudoHeader"/>: the outer addresses,
+    /// protocol 17 and the UDP length, IPv4's or IPv6's form), so both outer families share it.
+    /// </summary>
+    private static byte WriteEncapsulation(Span<byte> payload, in TunnelEncapsulation encapsulation, byte innerProtocol, ulong udpPseudoHeader)
     {
         switch (encapsulation.Type)
         {
@@ -192,7 +199,7 @@ public sealed partial class ForwardingEngine
                 BinaryPrimitives.WriteUInt16BigEndian(gue[2..], 0);
                 if (encapsulation.Checksum != TunnelChecksum.NoChecksum)
                 {
-                    ushort checksum = (ushort)~Checksum.Fold(Checksum.Add(payload, Checksum.PseudoHeader(outerSource, server, IpProtocol.Udp, udpLength)));
+                    ushort checksum = (ushort)~Checksum.Fold(Checksum.Add(payload, udpPseudoHeader));
                     BinaryPrimitives.WriteUInt16BigEndian(payload[6..], checksum == 0 ? (ushort)0xFFFF : checksum);
                 }
                 return IpProtocol.Udp;

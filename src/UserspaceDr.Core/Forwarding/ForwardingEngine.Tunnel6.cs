@@ -24,7 +24,8 @@ public sealed partial class ForwardingEngine
     /// leaves IPv6's minimum of 1280 bytes inside (__ip_vs_get_out_rt_v6 drops a tunnel below IPV6_MIN_MTU).
     /// <paramref name="mtu"/>: the path MTU, the route's or else its link's.
     /// </summary>
-    private FrameReason CheckIpv6TunnelPath(ref FrameContext frame, ref FrameBuffer packet, in NextHop nextHop, out UInt128 outerSource, out int mtu)
+    private FrameReason CheckIpv6TunnelPath(ref FrameContext frame, ref FrameBuffer packet, in NextHop nextHop, in TunnelEncapsulation encapsulation,
+        out UInt128 outerSource, out int mtu)
     {
         outerSource = _links[nextHop.Link].Ipv6Address;
         mtu = nextHop.Mtu > 0 ? nextHop.Mtu : _links[nextHop.Link].Mtu;
@@ -32,7 +33,7 @@ public sealed partial class ForwardingEngine
         {
             return FrameReason.TunnelGsoFrame;
         }
-        if (packet.Offset < Ipv6OuterHeaderLength + Ipv6FragmentHeaderLength)
+        if (packet.Offset < Ipv6OuterHeaderLength + Ipv6FragmentHeaderLength + encapsulation.HeaderLength)
         {
             return FrameReason.TunnelHeadroomMissing;
         }
@@ -40,7 +41,7 @@ public sealed partial class ForwardingEngine
         {
             return FrameReason.TunnelSourceAddressMissing;
         }
-        if (mtu - Ipv6OuterHeaderLength < Ipv6Header.MinimumMtu)
+        if (mtu - Ipv6OuterHeaderLength - encapsulation.HeaderLength < Ipv6Header.MinimumMtu)
         {
             return FrameReason.TunnelPathMtuTooSmall;
         }
@@ -63,7 +64,8 @@ public sealed partial class ForwardingEngine
         {
             return FrameReason.LinkUnknown;
         }
-        FrameReason unfit = CheckIpv6TunnelPath(ref frame, ref packet, nextHop, out UInt128 outerSource, out int mtu);
+        TunnelEncapsulation encapsulation = dest.Tunnel;
+        FrameReason unfit = CheckIpv6TunnelPath(ref frame, ref packet, nextHop, encapsulation, out UInt128 outerSource, out int mtu);
         if (unfit != FrameReason.Forwarded)
         {
             return unfit;
@@ -75,15 +77,16 @@ public sealed partial class ForwardingEngine
         FinishChecksumIfNeeded(ref frame, ref packet);
         Ipv4Header inner = frame.Ip;
         inner.DecrementTimeToLive();
-        if (inner.TotalLength + Ipv6OuterHeaderLength > mtu && inner.DontFragmentSet && inner.Protocol != IpProtocol.Icmp)
+        int overhead = Ipv6OuterHeaderLength + encapsulation.HeaderLength;
+        if (inner.TotalLength + overhead > mtu && inner.DontFragmentSet && inner.Protocol != IpProtocol.Icmp)
         {
             frame.ReplyLength = ReplyBuilder.WriteIcmpError(frame.Ethernet, inner, _links[packet.Link].Mac, inner.Destination,
-                IcmpType.DestinationUnreachable, IcmpType.CodeFragmentationNeeded, (uint)(mtu - Ipv6OuterHeaderLength), frame.Reply);
+                IcmpType.DestinationUnreachable, IcmpType.CodeFragmentationNeeded, (uint)(mtu - overhead), frame.Reply);
             return FrameReason.IcmpFragmentationNeeded;
         }
         FinishTunnelledChecksum(ref frame, inner);
         return WrapInIpv6(ref frame, ref packet, inner.Bytes[..inner.TotalLength], Ipv6NextHeader.Ipv4, inner.TypeOfService, inner.TimeToLive,
-            server, nextHop, outerSource, mtu);
+            server, nextHop, outerSource, mtu, encapsulation);
     }
 
     /// <summary>
@@ -94,13 +97,15 @@ public sealed partial class ForwardingEngine
     /// be fragmented.
     /// </summary>
     private FrameReason WrapInIpv6(ref FrameContext frame, ref FrameBuffer packet, Span<byte> inner, byte nextHeader, byte trafficClass, byte hopLimit,
-        UInt128 server, in NextHop nextHop, UInt128 outerSource, int mtu)
+        UInt128 server, in NextHop nextHop, UInt128 outerSource, int mtu, in TunnelEncapsulation encapsulation)
     {
         EthernetFrame ethernet = frame.Ethernet;
         int linkHeaderLength = ethernet.PayloadOffset;
-        bool fragmented = inner.Length + Ipv6OuterHeaderLength > mtu;
+        int encapsulationLength = encapsulation.HeaderLength;
+        int payloadLength = encapsulationLength + inner.Length;
+        bool fragmented = payloadLength + Ipv6OuterHeaderLength > mtu;
         int headers = Ipv6OuterHeaderLength + (fragmented ? Ipv6FragmentHeaderLength : 0);
-        FrameReason split = SplitForOuterFragments(inner.Length, headers, mtu, linkHeaderLength, packet.Overflow.Length,
+        FrameReason split = SplitForOuterFragments(payloadLength, headers, mtu, linkHeaderLength, packet.Overflow.Length,
             out int firstPayload, out int secondPayload);
         if (split != FrameReason.Forwarded)
         {
@@ -110,18 +115,22 @@ public sealed partial class ForwardingEngine
         ethernet.Destination = nextHop.Mac;
         ethernet.Source = _links[nextHop.Link].Mac;
         ethernet.EtherType = EtherTypes.Ipv6;
-        int offset = packet.Offset - headers;
+        int offset = packet.Offset - headers - encapsulationLength;
         Span<byte> buffer = packet.Buffer;
-        buffer.Slice(packet.Offset, linkHeaderLength).CopyTo(buffer[offset..]); // 14 or 18 bytes moved 40 or 48: no overlap
+        buffer.Slice(packet.Offset, linkHeaderLength).CopyTo(buffer[offset..]); // 14 or 18 bytes moved 40 or more: no overlap
 
+        // The outer packet's payload: the GUE or GRE header, written into the gap before the inner packet, then the inner packet.
+        Span<byte> payload = buffer.Slice(offset + linkHeaderLength + headers, payloadLength);
+        byte protocol = WriteEncapsulation(payload, encapsulation, nextHeader,
+            Ipv6Checksum.PseudoHeader(outerSource, server, IpProtocol.Udp, payloadLength));
         Span<byte> outer = buffer.Slice(offset + linkHeaderLength, headers);
         int fragmentHeader = fragmented ? Ipv6FragmentHeaderLength : 0;
-        Ipv6Header.Write(outer, EncapsulateEcn(trafficClass), (ushort)(fragmentHeader + firstPayload), fragmented ? Ipv6NextHeader.Fragment : nextHeader,
+        Ipv6Header.Write(outer, EncapsulateEcn(trafficClass), (ushort)(fragmentHeader + firstPayload), fragmented ? Ipv6NextHeader.Fragment : protocol,
             hopLimit, outerSource, server);
         uint identification = fragmented ? _nextOuterFragmentId++ : 0;
         if (fragmented)
         {
-            WriteFragmentHeader(outer[Ipv6OuterHeaderLength..], nextHeader, 0, moreFragments: true, identification);
+            WriteFragmentHeader(outer[Ipv6OuterHeaderLength..], protocol, 0, moreFragments: true, identification);
         }
         packet.Offset = offset;
         packet.Length = linkHeaderLength + headers + firstPayload;
@@ -135,9 +144,9 @@ public sealed partial class ForwardingEngine
 
         Span<byte> second = packet.Overflow;
         buffer.Slice(offset, linkHeaderLength + headers).CopyTo(second);
-        inner.Slice(firstPayload, secondPayload).CopyTo(second[(linkHeaderLength + headers)..]);
+        payload.Slice(firstPayload, secondPayload).CopyTo(second[(linkHeaderLength + headers)..]);
         BinaryPrimitives.WriteUInt16BigEndian(second[(linkHeaderLength + 4)..], (ushort)(Ipv6FragmentHeaderLength + secondPayload));
-        WriteFragmentHeader(second.Slice(linkHeaderLength + Ipv6OuterHeaderLength, Ipv6FragmentHeaderLength), nextHeader, firstPayload, moreFragments: false,
+        WriteFragmentHeader(second.Slice(linkHeaderLength + Ipv6OuterHeaderLength, Ipv6FragmentHeaderLength), protocol, firstPayload, moreFragments: false,
             identification);
         packet.OverflowLength = linkHeaderLength + headers + secondPayload;
         return FrameReason.ForwardedAsFragments;

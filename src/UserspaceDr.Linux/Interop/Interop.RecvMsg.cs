@@ -14,6 +14,9 @@ internal static partial class Interop
 
     internal const int SOL_IPV6 = 41;
 
+    /// <summary>An AF_INET6 socket for IPv6 alone, so an AF_INET one can have the same port.</summary>
+    internal const int IPV6_V6ONLY = 26;
+
     /// <summary>Ask for, and the control message with, the packet's destination address and interface (in6_pktinfo).</summary>
     internal const int IPV6_RECVPKTINFO = 49;
     internal const int IPV6_PKTINFO = 50;

@@ -122,7 +122,72 @@ public static class IpipDecapsulator
         {
             return DecapsulationOutcome.OuterNotLocal;
         }
-        Span<byte> gre = packet[outerHeaderLength..outerTotalLength];
+        DecapsulationOutcome outcome = CheckGre(packet[outerHeaderLength..outerTotalLength], outerHeader.TypeOfService, vips, out int greInner, out innerLength);
+        innerOffset = outerHeaderLength + greInner;
+        return outcome;
+    }
+
+    /// <summary>
+    /// A GUE datagram's payload as a UDP socket bound to the GUE port receives it (the kernel has checked the outer
+    /// header and the UDP checksum, and keeps both), with the outer destination and TOS from the socket's control
+    /// messages: a version 0 data message (not a control one) whose optional fields are skipped, its inner protocol 4
+    /// or 41, then the inner packet as for IP-in-IP.
+    /// </summary>
+    public static DecapsulationOutcome DecapsulateGue(Span<byte> payload, InetAddress outerDestination, byte outerTos, AddressSet localAddresses, AddressSet vips,
+        out int innerOffset, out int innerLength)
+    {
+        ArgumentNullException.ThrowIfNull(localAddresses);
+        ArgumentNullException.ThrowIfNull(vips);
+        innerOffset = 0;
+        innerLength = 0;
+        if (!IsOwn(outerDestination, localAddresses, vips))
+        {
+            return DecapsulationOutcome.OuterNotLocal;
+        }
+        // draft-ietf-intarea-gue: version (2 bits) 0, C (control) 0, Hlen (5 bits) words of optional fields, proto/ctype, flags.
+        if (payload.Length < 4 || payload[0] >> 6 != 0 || (payload[0] & 0x20) != 0)
+        {
+            return DecapsulationOutcome.EncapsulationBadHeader;
+        }
+        int headerLength = 4 + ((payload[0] & 0x1F) * 4);
+        if (payload.Length < headerLength || payload[1] is not (IpProtocol.IpInIp or Ipv6NextHeader.Ipv6))
+        {
+            return DecapsulationOutcome.EncapsulationBadHeader;
+        }
+        innerOffset = headerLength;
+        bool congestion = (outerTos & EcnMask) == EcnCongestionExperienced;
+        return payload[1] == IpProtocol.IpInIp
+            ? CheckIpv4Inner(payload[headerLength..], congestion, vips, out innerLength)
+            : CheckIpv6Inner(payload[headerLength..], congestion, vips, out innerLength);
+    }
+
+    /// <summary>
+    /// A GRE packet from a raw IPv6 socket of protocol 47: <paramref name="gre"/> is the GRE header and what follows (the
+    /// kernel passes no IPv6 header), the outer destination and traffic class from the socket's control messages.
+    /// </summary>
+    public static DecapsulationOutcome DecapsulateGreFromIpv6(Span<byte> gre, UInt128 outerDestination, byte outerTrafficClass,
+        AddressSet localAddresses, AddressSet vips, out int innerOffset, out int innerLength)
+    {
+        ArgumentNullException.ThrowIfNull(localAddresses);
+        ArgumentNullException.ThrowIfNull(vips);
+        innerOffset = 0;
+        innerLength = 0;
+        if (!localAddresses.Contains(outerDestination) || vips.Contains(outerDestination))
+        {
+            return DecapsulationOutcome.OuterNotLocal;
+        }
+        return CheckGre(gre, outerTrafficClass, vips, out innerOffset, out innerLength);
+    }
+
+    private static bool IsOwn(InetAddress address, AddressSet localAddresses, AddressSet vips) => address.IsIPv4
+        ? localAddresses.Contains(address.IPv4) && !vips.Contains(address.IPv4)
+        : localAddresses.Contains(address.IPv6) && !vips.Contains(address.IPv6);
+
+    /// <summary>The GRE header (version 0, at most the checksum, verified) and the inner packet it carries; <paramref name="innerOffset"/> from the GRE header.</summary>
+    private static DecapsulationOutcome CheckGre(Span<byte> gre, byte outerTos, AddressSet vips, out int innerOffset, out int innerLength)
+    {
+        innerOffset = 0;
+        innerLength = 0;
         if (gre.Length < 4)
         {
             return DecapsulationOutcome.EncapsulationBadHeader;
@@ -150,45 +215,11 @@ public static class IpipDecapsulator
         {
             return DecapsulationOutcome.EncapsulationBadHeader;
         }
-        innerOffset = outerHeaderLength + greLength;
-        bool congestion = (outerHeader.TypeOfService & EcnMask) == EcnCongestionExperienced;
+        innerOffset = greLength;
+        bool congestion = (outerTos & EcnMask) == EcnCongestionExperienced;
         return protocolType == EtherTypes.Ipv4
             ? CheckIpv4Inner(gre[greLength..], congestion, vips, out innerLength)
             : CheckIpv6Inner(gre[greLength..], congestion, vips, out innerLength);
-    }
-
-    /// <summary>
-    /// A GUE datagram's payload as a UDP socket bound to the GUE port receives it (the kernel has checked the outer
-    /// header and the UDP checksum, and keeps both), with the outer destination and TOS from the socket's control
-    /// messages: a version 0 data message (not a control one) whose optional fields are skipped, its inner protocol 4
-    /// or 41, then the inner packet as for IP-in-IP.
-    /// </summary>
-    public static DecapsulationOutcome DecapsulateGue(Span<byte> payload, uint outerDestination, byte outerTos, AddressSet localAddresses, AddressSet vips,
-        out int innerOffset, out int innerLength)
-    {
-        ArgumentNullException.ThrowIfNull(localAddresses);
-        ArgumentNullException.ThrowIfNull(vips);
-        innerOffset = 0;
-        innerLength = 0;
-        if (!localAddresses.Contains(outerDestination) || vips.Contains(outerDestination))
-        {
-            return DecapsulationOutcome.OuterNotLocal;
-        }
-        // draft-ietf-intarea-gue: version (2 bits) 0, C (control) 0, Hlen (5 bits) words of optional fields, proto/ctype, flags.
-        if (payload.Length < 4 || payload[0] >> 6 != 0 || (payload[0] & 0x20) != 0)
-        {
-            return DecapsulationOutcome.EncapsulationBadHeader;
-        }
-        int headerLength = 4 + ((payload[0] & 0x1F) * 4);
-        if (payload.Length < headerLength || payload[1] is not (IpProtocol.IpInIp or Ipv6NextHeader.Ipv6))
-        {
-            return DecapsulationOutcome.EncapsulationBadHeader;
-        }
-        innerOffset = headerLength;
-        bool congestion = (outerTos & EcnMask) == EcnCongestionExperienced;
-        return payload[1] == IpProtocol.IpInIp
-            ? CheckIpv4Inner(payload[headerLength..], congestion, vips, out innerLength)
-            : CheckIpv6Inner(payload[headerLength..], congestion, vips, out innerLength);
     }
 
     /// <summary>

@@ -1,6 +1,7 @@
 using System.Buffers.Binary;
 using System.Runtime.InteropServices;
 using System.Text;
+using UserspaceDr.Core.Packets;
 using UserspaceDr.Core.Services;
 using UserspaceDr.Linux;
 using UserspaceDr.Linux.Host;
@@ -97,12 +98,20 @@ public sealed unsafe class UserTunnelEndpoint : IDisposable
         {
             if (type == TunnelType.Gre)
             {
-                // One raw socket takes every GRE packet, whichever family it carries (the protocol type says).
+                // One raw socket per outer family takes every GRE packet, whichever family it carries (the protocol type says).
                 sockets.Add(OpenSocket(Interop.AF_INET, Interop.IPPROTO_GRE, required: true)!.Value);
+                if (OpenSocket(Interop.AF_INET6, Interop.IPPROTO_GRE, required: false) is { } greOverIpv6)
+                {
+                    sockets.Add(greOverIpv6);
+                }
             }
             else if (type == TunnelType.Gue)
             {
-                sockets.Add(OpenGueSocket(guePort));
+                sockets.Add(OpenGueSocket(Interop.AF_INET, guePort)!.Value);
+                if (OpenGueSocket(Interop.AF_INET6, guePort) is { } gueOverIpv6)
+                {
+                    sockets.Add(gueOverIpv6);
+                }
             }
             else if (ipv4Vips)
             {
@@ -169,17 +178,20 @@ public sealed unsafe class UserTunnelEndpoint : IDisposable
     }
 
     /// <summary>
-    /// The UDP socket on <paramref name="port"/> (every address) that GUE arrives by, with the outer destination
-    /// (IP_PKTINFO) and TOS (IP_RECVTOS) as control messages and the same deep receive queue as the raw sockets.
+    /// The UDP socket of <paramref name="family"/> on <paramref name="port"/> (every address) that GUE arrives by, with
+    /// the outer destination and TOS or traffic class as control messages and the same deep receive queue as the raw
+    /// sockets. The IPv6 one is IPv6-only (the IPv4 one has the port for IPv4) and optional: null where the kernel has
+    /// no IPv6.
     /// </summary>
-    private static TunnelSocket OpenGueSocket(ushort port)
+    private static TunnelSocket? OpenGueSocket(int family, ushort port)
     {
-        SafeDescriptorHandle socket = Interop.Socket(Interop.AF_INET, Interop.SOCK_DGRAM | Interop.SOCK_CLOEXEC, 0);
+        bool ipv6 = family == Interop.AF_INET6;
+        SafeDescriptorHandle socket = Interop.Socket(family, Interop.SOCK_DGRAM | Interop.SOCK_CLOEXEC, 0);
         if (socket.IsInvalid)
         {
             int errno = Marshal.GetLastPInvokeError();
             socket.Dispose();
-            throw new NodeException($"cannot open a UDP socket for GUE: {Describe(errno)}");
+            return ipv6 ? null : throw new NodeException($"cannot open a UDP socket for GUE: {Describe(errno)}");
         }
         try
         {
@@ -189,17 +201,32 @@ public sealed unsafe class UserTunnelEndpoint : IDisposable
                 _ = Interop.SetSockOpt(socket, Interop.SOL_SOCKET, Interop.SO_RCVBUF, &size, sizeof(int));
             }
             int on = 1;
-            if (Interop.SetSockOpt(socket, Interop.SOL_IP, Interop.IP_PKTINFO, &on, sizeof(int)) != 0 ||
-                Interop.SetSockOpt(socket, Interop.SOL_IP, Interop.IP_RECVTOS, &on, sizeof(int)) != 0)
+            bool asked = ipv6
+                ? Interop.SetSockOpt(socket, Interop.SOL_IPV6, Interop.IPV6_V6ONLY, &on, sizeof(int)) == 0 &&
+                  Interop.SetSockOpt(socket, Interop.SOL_IPV6, Interop.IPV6_RECVPKTINFO, &on, sizeof(int)) == 0 &&
+                  Interop.SetSockOpt(socket, Interop.SOL_IPV6, Interop.IPV6_RECVTCLASS, &on, sizeof(int)) == 0
+                : Interop.SetSockOpt(socket, Interop.SOL_IP, Interop.IP_PKTINFO, &on, sizeof(int)) == 0 &&
+                  Interop.SetSockOpt(socket, Interop.SOL_IP, Interop.IP_RECVTOS, &on, sizeof(int)) == 0;
+            if (!asked)
             {
                 throw new NodeException($"cannot ask the GUE socket for the outer destination and TOS: {Describe(Marshal.GetLastPInvokeError())}");
             }
-            var address = new Interop.SockAddrIn { Family = Interop.AF_INET, PortBigEndian = BinaryPrimitives.ReverseEndianness(port) };
-            if (Interop.Bind(socket, &address, (uint)sizeof(Interop.SockAddrIn)) != 0)
+            int bound;
+            if (ipv6)
             {
-                throw new NodeException($"cannot bind the GUE socket to UDP port {port}: {Describe(Marshal.GetLastPInvokeError())}");
+                var address6 = new Interop.SockAddrIn6 { Family = Interop.AF_INET6, PortBigEndian = BinaryPrimitives.ReverseEndianness(port) };
+                bound = Interop.Bind(socket, &address6, (uint)sizeof(Interop.SockAddrIn6));
             }
-            return new TunnelSocket(socket, Interop.AF_INET, UdpProtocol);
+            else
+            {
+                var address = new Interop.SockAddrIn { Family = Interop.AF_INET, PortBigEndian = BinaryPrimitives.ReverseEndianness(port) };
+                bound = Interop.Bind(socket, &address, (uint)sizeof(Interop.SockAddrIn));
+            }
+            if (bound != 0)
+            {
+                throw new NodeException($"cannot bind the {(ipv6 ? "IPv6" : "IPv4")} GUE socket to UDP port {port}: {Describe(Marshal.GetLastPInvokeError())}");
+            }
+            return new TunnelSocket(socket, family, UdpProtocol);
         }
         catch
         {
@@ -332,11 +359,14 @@ public sealed unsafe class UserTunnelEndpoint : IDisposable
     {
         if (socket.IsGue)
         {
-            return IpipDecapsulator.DecapsulateGue(packet, (uint)outerDestination, outerTrafficClass, local, vips, out innerOffset, out innerLength);
+            InetAddress destination = socket.Family == Interop.AF_INET6 ? InetAddress.FromIPv6(outerDestination) : InetAddress.FromIPv4((uint)outerDestination);
+            return IpipDecapsulator.DecapsulateGue(packet, destination, outerTrafficClass, local, vips, out innerOffset, out innerLength);
         }
         if (socket.Protocol == Interop.IPPROTO_GRE)
         {
-            return IpipDecapsulator.DecapsulateGre(packet, local, vips, out innerOffset, out innerLength);
+            return socket.Family == Interop.AF_INET6
+                ? IpipDecapsulator.DecapsulateGreFromIpv6(packet, outerDestination, outerTrafficClass, local, vips, out innerOffset, out innerLength)
+                : IpipDecapsulator.DecapsulateGre(packet, local, vips, out innerOffset, out innerLength);
         }
         if (socket.Family == Interop.AF_INET)
         {

@@ -42,15 +42,43 @@ public sealed class Ipv6TunnelEndToEndTests(string backend) : EndToEndFixture
     }
 
     /// <summary>The servers' web servers on the IPv6 VIP and their tunnel endpoints for both VIPs, for the running test.</summary>
-    private void StartServers()
+    private void StartServers() => StartServers([], []);
+
+    /// <summary>As <see cref="StartServers()"/>, with more `udr node tunnel` arguments for rs1 and rs2 (a GUE or GRE endpoint).</summary>
+    private void StartServers(string[] rs1Arguments, string[] rs2Arguments)
     {
-        foreach (LabHost server in new[] { LabHost.Rs1, LabHost.Rs2 })
+        foreach ((LabHost server, string[] more) in ((LabHost, string[])[])[(LabHost.Rs1, rs1Arguments), (LabHost.Rs2, rs2Arguments)])
         {
             Lab.StartWebServer(server, Vip6);
-            NamespacedProcess endpoint = Lab.StartLabCommand(server, "udr node tunnel", UdrBinary.Executable, "node", "tunnel",
-                "--vip", Vip6, "--vip", LabNetwork.Vip, "--stats-interval", "1");
+            NamespacedProcess endpoint = Lab.StartLabCommand(server, "udr node tunnel", [UdrBinary.Executable, "node", "tunnel",
+                "--vip", Vip6, "--vip", LabNetwork.Vip, "--stats-interval", "1", .. more]);
             Assert.That(endpoint.WaitForLine(l => l.StartsWith("ready: ", StringComparison.Ordinal), TimeSpan.FromSeconds(20)), Is.Not.Null, endpoint.Output);
         }
+    }
+
+    [Test]
+    public void Gue_and_gre_over_ipv6_carry_connections_and_downloads_to_udr_s_endpoints()
+    {
+        StartServers(["--tun-type", "gue", "--tun-port", "6080"], ["--tun-type", "gre"]);
+        Lab.WriteRules("""
+            -A -t [2001:2::100]:80 -s rr
+            -a -t [2001:2::100]:80 -r [2001:2::11]:80 -i -w 1 --tun-type gue --tun-port 6080 --tun-csum
+            -a -t [2001:2::100]:80 -r [2001:2::12]:80 -i -w 1 --tun-type gre
+
+            """);
+        LabCapture rs1Capture = Lab.StartCapture(LabHost.Rs1, "ip6 and udp port 6080");
+        LabCapture rs2Capture = Lab.StartCapture(LabHost.Rs2, "ip6 and ip6[6] == 47");
+        UdrDaemon udr = Lab.StartUdr(backend, "--answer-arp");
+        JsonElement split = Lab.RunClient(ClientPatience, "--vip", Vip6, "--client", Client6, "split", "40", "4", "60");
+        JsonElement first = Lab.RunClient(ClientPatience, "--vip", Vip6, "--client", Client6, "download", "/big.bin");
+        JsonElement second = Lab.RunClient(ClientPatience, "--vip", Vip6, "--client", Client6, "download", "/big.bin");
+        UdrExit exit = udr.Stop();
+        Assert.That(exit.ExitCode, Is.Zero, exit.Output);
+        EndToEndSupport.AssertSplit(split, 40, new Dictionary<string, double> { ["rs1"] = 0.5, ["rs2"] = 0.5 }, tolerance: 0.1);
+        string?[] servedBy = [.. new[] { first, second }.Select(d => Lab.ServerWithBigFile(d.GetProperty("sha256").GetString()!))];
+        Assert.That(servedBy, Is.EquivalentTo(new[] { "rs1", "rs2" }), "rr: a 10 MiB download through each endpoint, byte for byte its server's");
+        Assert.That(rs1Capture.Stop().Count(p => p.Destination == Rs1), Is.GreaterThan(40), "GUE in IPv6 to rs1's UDP port 6080");
+        Assert.That(rs2Capture.Stop().Count(p => p.Destination == Rs2), Is.GreaterThan(40), "GRE in IPv6 to rs2");
     }
 
     [Test]

@@ -206,8 +206,6 @@ public class RuleSetEditorTests
     [TestCase(new[] { "-A", "-f", "7" }, "udr does not support firewall-mark services (-f); only TCP (-t) and UDP (-u)")]
     [TestCase(new[] { "-A", "--sctp-service", "198.18.10.1:80" }, "udr does not support SCTP services (--sctp-service); only TCP (-t) and UDP (-u)")]
     [TestCase(new[] { "-A", "-u", "198.18.10.1:5060", "-p", "--pe", "sip" }, "udr does not support persistence engines (--pe sip)")]
-    [TestCase(new[] { "-a", "-t", "198.18.10.1:80", "-r", "[2001:2::9]:80", "-i", "--tun-type", "gue", "--tun-port", "6080" }, "udr does not support gue tunnels to IPv6 real servers (--tun-type); only ipip")]
-    [TestCase(new[] { "-a", "-t", "198.18.10.1:80", "-r", "[2001:2::9]:80", "-i", "--tun-type", "gre" }, "udr does not support gre tunnels to IPv6 real servers (--tun-type); only ipip")]
     public void Unsupported_features_are_refused_at_apply_time(string[] args, string message)
     {
         AssertKernelError(Apply(WebService(), args), message);

@@ -127,6 +127,44 @@ public class GueGreTunnelTests
             "what fits goes");
     }
 
+    [TestCase(TunnelChecksum.NoChecksum)]
+    [TestCase(TunnelChecksum.Checksum)]
+    public void To_an_ipv6_server_gue_rides_in_ipv6_its_udp_checksum_over_the_ipv6_pseudo_header_or_zero(TunnelChecksum checksum)
+    {
+        const string Server6 = "2001:2::21";
+        const string Balancer6 = "2001:2::2";
+        var service = new VirtualServiceSpec(ServiceProtocol.Tcp, InetAddress.Parse(Frames6.Vip), 80, "rr")
+        {
+            RealServers = [new RealServerSpec(InetAddress.Parse(Server6), 80, ForwardingMethod.Tunnel) { Tunnel = new TunnelEncapsulation(TunnelType.Gue, 6080, checksum) }],
+        };
+        var options = new EngineOptions
+        {
+            LocalMac = Frames.UdrMac(Frames.BalancerMac),
+            Links = [new EngineLink(Frames.UdrMac(Frames.BalancerMac), 1500, Ipv4Address.Parse("198.18.0.2"), InetAddress.Parse(Balancer6).IPv6)],
+        };
+        var lab = new EngineHarness(new RuleSetSpec([service]), options: options);
+        lab.Neighbors = new NeighborTable(lab.Neighbors.Hops, new Dictionary<UInt128, NextHop> { [InetAddress.Parse(Server6).IPv6] = new NextHop(Frames.UdrMac(GatewayMac)) });
+        byte[] syn = Frames6.Tcp(40000, payload: [1, 2, 3]);
+        EngineHarness.Outcome sent = lab.ProcessBuffer(syn);
+        Assert.That(sent.Reason, Is.EqualTo(FrameReason.Forwarded));
+        var outer = (IPv6Packet)((EthernetPacket)Packet.ParsePacket(LinkLayers.Ethernet, sent.Frame)).PayloadPacket;
+        Assert.That(outer.NextHeader, Is.EqualTo(PacketDotNet.ProtocolType.Udp));
+        byte[] datagram = sent.Frame[(14 + 40)..];
+        Assert.That(BinaryPrimitives.ReadUInt16BigEndian(datagram.AsSpan(2)), Is.EqualTo(6080));
+        Assert.That(datagram[8..12], Is.EqualTo(new byte[] { 0, 41, 0, 0 }), "GUE naming IPv6 inside");
+        ushort udpChecksum = BinaryPrimitives.ReadUInt16BigEndian(datagram.AsSpan(6));
+        if (checksum == TunnelChecksum.NoChecksum)
+        {
+            Assert.That(udpChecksum, Is.Zero, "--tun-nocsum: 0 over IPv6 too (a tunnel's zero checksum, RFC 6935)");
+        }
+        else
+        {
+            Assert.That(Checksum.Fold(Checksum.Add(datagram, Ipv6Checksum.PseudoHeader(InetAddress.Parse(Balancer6).IPv6, InetAddress.Parse(Server6).IPv6, 17, datagram.Length))),
+                Is.EqualTo(0xFFFF), "the checksum holds over the IPv6 pseudo-header");
+        }
+        Assert.That(datagram[12..].Length, Is.EqualTo(syn.Length - 14), "the inner IPv6 packet whole");
+    }
+
     [Test]
     public void Without_df_a_gue_packet_too_big_leaves_as_two_outer_fragments_whose_payload_is_the_whole_udp_datagram()
     {

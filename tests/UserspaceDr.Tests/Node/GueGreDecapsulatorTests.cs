@@ -37,7 +37,7 @@ public class GueGreDecapsulatorTests
         IpipDecapsulator.DecapsulateGre(packet, Local, Vips, out offset, out length);
 
     private static DecapsulationOutcome DecapsulateGue(byte[] payload, string destination = Node, byte tos = 0) =>
-        IpipDecapsulator.DecapsulateGue(payload, Ipv4Address.Parse(destination), tos, Local, Vips, out _, out _);
+        IpipDecapsulator.DecapsulateGue(payload, InetAddress.Parse(destination), tos, Local, Vips, out _, out _);
 
     [TestCase(false)]
     [TestCase(true)]
@@ -70,10 +70,10 @@ public class GueGreDecapsulatorTests
     public void A_gue_data_message_is_delivered_past_its_optional_fields()
     {
         byte[] inner = Inner();
-        Assert.That(IpipDecapsulator.DecapsulateGue([0, 4, 0, 0, .. inner], Ipv4Address.Parse(Node), 0, Local, Vips, out int offset, out int length),
+        Assert.That(IpipDecapsulator.DecapsulateGue([0, 4, 0, 0, .. inner], InetAddress.Parse(Node), 0, Local, Vips, out int offset, out int length),
             Is.EqualTo(DecapsulationOutcome.Delivered));
         Assert.That((offset, length), Is.EqualTo((4, inner.Length)));
-        Assert.That(IpipDecapsulator.DecapsulateGue([2, 4, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, .. inner], Ipv4Address.Parse(Node), 0, Local, Vips, out offset, out _),
+        Assert.That(IpipDecapsulator.DecapsulateGue([2, 4, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, .. inner], InetAddress.Parse(Node), 0, Local, Vips, out offset, out _),
             Is.EqualTo(DecapsulationOutcome.Delivered), "Hlen 2: two words of options (a remote checksum) skipped");
         Assert.That(offset, Is.EqualTo(12));
     }
