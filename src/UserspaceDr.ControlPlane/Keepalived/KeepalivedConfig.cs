@@ -82,6 +82,9 @@ public sealed record VirtualServerConfig(
 public sealed record RealServerConfig(IPAddress Address, ushort Port, ConfigPlace Place)
 {
     public ForwardingMethod Method { get; init; } = ForwardingMethod.Masquerade;
+
+    /// <summary>TUN's tunnel type (<c>lvs_method TUN type gue port N csum</c>); IP-in-IP by default.</summary>
+    public TunnelEncapsulation Tunnel { get; init; }
     public int Weight { get; init; } = 1;
     public bool InhibitOnFailure { get; init; }
     public string? NotifyUp { get; init; }

@@ -168,6 +168,7 @@ public static class KeepalivedParser
         public bool Alpha { get; init; }
         public bool Inhibit { get; init; }
         public ForwardingMethod Method { get; init; } = ForwardingMethod.Masquerade;
+        public TunnelEncapsulation Tunnel { get; init; }
         public string? VirtualHost { get; init; }
     }
 
@@ -212,7 +213,8 @@ public static class KeepalivedParser
                     service = service with { Scheduler = scheduler };
                     break;
                 case "lb_kind" or "lvs_method":
-                    inherited = inherited with { Method = Method(key) };
+                    (ForwardingMethod serviceMethod, TunnelEncapsulation serviceTunnel) = MethodAndTunnel(key);
+                    inherited = inherited with { Method = serviceMethod, Tunnel = serviceTunnel };
                     service = service with { Method = inherited.Method };
                     break;
                 case "protocol":
@@ -361,7 +363,8 @@ public static class KeepalivedParser
                     server = server with { LowerThreshold = Integer(key, OneArgument(key), 0, int.MaxValue) };
                     break;
                 case "lb_kind" or "lvs_method":
-                    inherited = inherited with { Method = Method(key) };
+                    (ForwardingMethod serverMethod, TunnelEncapsulation serverTunnel) = MethodAndTunnel(key);
+                    inherited = inherited with { Method = serverMethod, Tunnel = serverTunnel };
                     break;
                 case "delay_loop":
                     inherited = inherited with { DelayLoop = Seconds(key, allowZero: false) };
@@ -390,6 +393,7 @@ public static class KeepalivedParser
         {
             Port = ForcedPort(inherited.Method, service.Port, port),
             Method = inherited.Method,
+            Tunnel = inherited.Method == ForwardingMethod.Tunnel ? inherited.Tunnel : default,
             InhibitOnFailure = inherited.Inhibit,
             Alpha = inherited.Alpha,
         };
@@ -720,35 +724,69 @@ public static class KeepalivedParser
         return check;
     }
 
-    private static ForwardingMethod Method(ConfigNode key)
+    private static ForwardingMethod Method(ConfigNode key) => MethodAndTunnel(key).Method;
+
+    /// <summary>
+    /// <c>lb_kind</c>/<c>lvs_method</c> NAT|DR|TUN, and for TUN keepalived's tunnel type:
+    /// <c>TUN [type ipip|gue port N|gre] [nocsum|csum|remcsum]</c> (remcsum for GUE only).
+    /// </summary>
+    private static (ForwardingMethod Method, TunnelEncapsulation Tunnel) MethodAndTunnel(ConfigNode key)
     {
-        if (key.Arguments.Count == 0)
+        IReadOnlyList<string> arguments = key.Arguments;
+        if (arguments.Count == 0)
         {
             throw new ConfigException(key.Place, $"{key.Keyword} takes NAT, DR or TUN");
         }
-        ForwardingMethod method = key.Arguments[0].ToUpperInvariant() switch
+        ForwardingMethod method = arguments[0].ToUpperInvariant() switch
         {
             "NAT" => ForwardingMethod.Masquerade,
             "DR" => ForwardingMethod.Route,
             "TUN" => ForwardingMethod.Tunnel,
             string other => throw new ConfigException(key.Place, $"{key.Keyword} {other}: not NAT, DR or TUN"),
         };
-        if (key.Arguments.Count > 1)
+        if (arguments.Count == 1)
         {
-            if (method != ForwardingMethod.Tunnel || key.Arguments.Count < 3 || key.Arguments[1] != "type")
-            {
-                throw new ConfigException(key.Place, $"{key.Keyword}: only TUN takes more (TUN type ipip)");
-            }
-            if (key.Arguments[2] != "ipip")
-            {
-                throw new ConfigException(key.Place, $"{key.Keyword} TUN type {key.Arguments[2]}: udr tunnels with ipip only");
-            }
-            if (key.Arguments.Count != 3)
-            {
-                throw new ConfigException(key.Place, $"{key.Keyword} TUN type ipip takes nothing more");
-            }
+            return (method, default);
         }
-        return method;
+        if (method != ForwardingMethod.Tunnel || arguments.Count < 3 || arguments[1] != "type")
+        {
+            throw new ConfigException(key.Place, $"{key.Keyword}: only TUN takes more (TUN type ipip|gue port N|gre [nocsum|csum|remcsum])");
+        }
+        int next = 3;
+        TunnelType type = arguments[2] switch
+        {
+            "ipip" => TunnelType.Ipip,
+            "gue" => TunnelType.Gue,
+            "gre" => TunnelType.Gre,
+            string other => throw new ConfigException(key.Place, $"{key.Keyword} TUN type {other}: not ipip, gue or gre"),
+        };
+        ushort port = 0;
+        if (type == TunnelType.Gue)
+        {
+            if (arguments.Count < 5 || arguments[3] != "port")
+            {
+                throw new ConfigException(key.Place, $"{key.Keyword} TUN type gue: the port is required (type gue port N)");
+            }
+            port = (ushort)Integer(key, arguments[4], 1, 65535);
+            next = 5;
+        }
+        TunnelChecksum checksum = TunnelChecksum.NoChecksum;
+        if (arguments.Count > next)
+        {
+            checksum = (arguments[next], type) switch
+            {
+                ("nocsum", TunnelType.Gue or TunnelType.Gre) => TunnelChecksum.NoChecksum,
+                ("csum", TunnelType.Gue or TunnelType.Gre) => TunnelChecksum.Checksum,
+                ("remcsum", TunnelType.Gue) => TunnelChecksum.RemoteChecksum,
+                _ => throw new ConfigException(key.Place, $"{key.Keyword} TUN type {arguments[2]}: {arguments[next]} is not one of its checksum options"),
+            };
+            next++;
+        }
+        if (arguments.Count > next)
+        {
+            throw new ConfigException(key.Place, $"{key.Keyword}: '{arguments[next]}' is one argument too many");
+        }
+        return (method, new TunnelEncapsulation(type, port, checksum));
     }
 
     private static int Granularity(ConfigNode key, IPAddress service)

@@ -168,7 +168,10 @@ public static class KeepalivedRules
     }
 
     private static RealServerSpec ServerOf(VirtualServerConfig vs, RealServerConfig rs, int weight) =>
-        new(ServerAddress(vs, rs.Address, rs.Method, rs.Place, "real_server"), rs.Port, rs.Method, weight, rs.UpperThreshold, rs.LowerThreshold);
+        new(ServerAddress(vs, rs.Address, rs.Method, rs.Place, "real_server"), rs.Port, rs.Method, weight, rs.UpperThreshold, rs.LowerThreshold)
+        {
+            Tunnel = rs.Tunnel,
+        };
 
     /// <summary>
     /// A server's address: of the virtual server's family, or of the other for a tunnel server (IPVS allows the mix

@@ -262,7 +262,10 @@ public class KeepalivedParserTests
     [TestCase("virtual_server 198.18.0.100 80 {\n real_server 198.18.1.1 80 {\n  HTTP_GET {\n  }\n }\n}\n", 3, "no url")]
     [TestCase("virtual_server 198.18.0.100 80 {\n real_server 198.18.1.1 80 {\n  weight 70000\n }\n}\n", 3, "from 0 to 65535")]
     [TestCase("virtual_server 198.18.0.100 80 {\n real_server 198.18.1.1 80 {\n }\n real_server 198.18.1.1 80 {\n }\n}\n", 4, "given twice")]
-    [TestCase("virtual_server 198.18.0.100 80 {\n lvs_method TUN type gue port 6080\n}\n", 2, "ipip only")]
+    [TestCase("virtual_server 198.18.0.100 80 {\n lvs_method TUN type gue\n}\n", 2, "the port is required")]
+    [TestCase("virtual_server 198.18.0.100 80 {\n lvs_method TUN type gre remcsum\n}\n", 2, "remcsum is not one of its checksum options")]
+    [TestCase("virtual_server 198.18.0.100 80 {\n lvs_method TUN type vxlan\n}\n", 2, "not ipip, gue or gre")]
+    [TestCase("virtual_server 198.18.0.100 80 {\n lvs_method TUN type gue port 6080 csum extra\n}\n", 2, "one argument too many")]
     [TestCase("virtual_server 198.18.0.100 80 {\n real_server 198.18.1.1 80 {\n  UDP_CHECK {\n   require_reply 4Z\n  }\n }\n}\n", 4, "hexadecimal")]
     [TestCase("virtual_server 198.18.0.100 80 {\n}\nvirtual_server 198.18.0.100 80 {\n}\n", 3, "defined twice")]
     [TestCase("virtual_server 198.18.0.100 80 {\n  misc_path \"/bin/x\n}\n", 2, "not closed on its line")]
@@ -272,6 +275,25 @@ public class KeepalivedParserTests
     {
         var e = Assert.Throws<ConfigException>(() => KeepalivedParser.Parse(text, "lab.conf"));
         Assert.That(e!.Message, Does.StartWith($"lab.conf:{line}: ").And.Contain(message));
+    }
+
+    [Test]
+    public void Tun_type_gue_and_gre_become_the_servers_tunnel_settings()
+    {
+        KeepalivedConfig config = KeepalivedParser.Parse("""
+            virtual_server 198.18.0.100 80 {
+                lb_algo rr
+                lvs_method TUN type gue port 6080 csum
+                real_server 198.18.0.11 80 {
+                }
+                real_server 198.18.0.12 80 {
+                    lvs_method TUN type gre
+                }
+            }
+            """, "tun.conf");
+        string saved = RulesFile.Save(KeepalivedRules.Build(config, (_, rs) => KeepalivedRules.Initial(rs), _ => true));
+        Assert.That(saved, Does.Contain("-r 198.18.0.11:80 -i -w 1 --tun-type gue --tun-port 6080 --tun-csum\n")
+            .And.Contain("-r 198.18.0.12:80 -i -w 1 --tun-type gre --tun-nocsum\n"));
     }
 
     [Test]
