@@ -30,6 +30,16 @@ public sealed partial class ForwardingEngine
         {
             return rules.HasTunnel ? HandleIcmpAboutTunnel(ref frame, ref packet) : FrameReason.NotForVirtualAddress;
         }
+        if (quote.Length >= Ipv4Header.MinLength && quote[9] is IpProtocol.Udp or IpProtocol.Gre && rules.HasTunnel)
+        {
+            // About a GUE or GRE packet udr tunnelled, or (UDP) about a client's datagram to a NAT server: the first
+            // when its outer source and server are udr's own, else the second.
+            FrameReason tunnelled = HandleIcmpAboutTunnel(ref frame, ref packet);
+            if (tunnelled != FrameReason.IcmpErrorNotTracked || !rules.HasMasquerade)
+            {
+                return tunnelled;
+            }
+        }
         return rules.HasMasquerade ? HandleNatIcmpFromServer(ref frame, ref packet) : FrameReason.NotForVirtualAddress;
     }
 

@@ -161,6 +161,43 @@ public sealed partial class ForwardingEngine
         return FrameReason.ForwardedAsFragments;
     }
 
+    /// <summary>
+    /// How many bytes of GUE or GRE header a quoted outer packet of <paramref name="protocol"/> has before its inner
+    /// packet (0 for IP-in-IP), read from the quote itself; -1 when the quote is too short or not such a header.
+    /// </summary>
+    private static int QuotedEncapsulationLength(byte protocol, ReadOnlySpan<byte> encapsulated)
+    {
+        switch (protocol)
+        {
+            case IpProtocol.IpInIp:
+                return 0;
+            case IpProtocol.Udp:
+                const int Gue = TunnelEncapsulation.UdpHeaderLength;
+                return encapsulated.Length > Gue + 1 && encapsulated[Gue] >> 5 == 0 && encapsulated[Gue + 1] == IpProtocol.IpInIp
+                    ? Gue + TunnelEncapsulation.GueHeaderLength + ((encapsulated[Gue] & 0x1F) * 4)
+                    : -1;
+            case IpProtocol.Gre:
+                return encapsulated.Length >= TunnelEncapsulation.GreHeaderLength && BinaryPrimitives.ReadUInt16BigEndian(encapsulated[2..]) == EtherTypes.Ipv4
+                    ? ((encapsulated[0] & 0x80) != 0 ? TunnelEncapsulation.GreHeaderLength + TunnelEncapsulation.GreChecksumLength : TunnelEncapsulation.GreHeaderLength)
+                    : -1;
+            default:
+                return -1;
+        }
+    }
+
+    /// <summary>Whether <paramref name="server"/> is tunnelled the way the quoted outer packet was (its type, GUE's port).</summary>
+    private static bool Encapsulates(RealServer? server, byte protocol, ReadOnlySpan<byte> encapsulated)
+    {
+        TunnelEncapsulation tunnel = server?.Tunnel ?? default;
+        return (tunnel.Type, protocol) switch
+        {
+            (TunnelType.Ipip, IpProtocol.IpInIp) => true,
+            (TunnelType.Gue, IpProtocol.Udp) => BinaryPrimitives.ReadUInt16BigEndian(encapsulated[2..]) == tunnel.Port,
+            (TunnelType.Gre, IpProtocol.Gre) => true,
+            _ => false,
+        };
+    }
+
     /// <summary>The local port range udp_flow_src_port scales a flow's hash into (ip_local_port_range's default).</summary>
     private const int FlowSourcePortMin = 32768;
     private const int FlowSourcePortMax = 60999;
@@ -304,7 +341,8 @@ public sealed partial class ForwardingEngine
         (tos & EcnMask) == EcnCongestionExperienced ? (byte)((tos & ~EcnMask) | EcnCapableTransport0) : tos;
 
     /// <summary>
-    /// ip_vs_in_icmp, IPPROTO_IPIP case: an ICMP error to the balancer about one of its own IP-in-IP packets (outer
+    /// ip_vs_in_icmp, IPPROTO_IPIP case (and udr's GUE and GRE ones, whose header it steps over to the inner packet and
+    /// counts in the MTU it reports): an ICMP error to the balancer about one of its own tunnelled packets (outer
     /// source: the address udr tunnels from towards that server; destination: the server). A router on the way found
     /// the outer packet too big, but the client must hear of it: udr tells it the MTU less the outer header, from the
     /// VIP, about the inner packet (its own, as it sent it), via the link its frames arrive by. Only frag-needed is
@@ -317,7 +355,7 @@ public sealed partial class ForwardingEngine
         Span<byte> icmpBytes = frame.Transport;
         long nowMs = frame.NowMs;
         Span<byte> quote = icmpBytes[IcmpHeader.Length..];
-        var outer = new Ipv4Header(quote); // the caller saw 20 bytes of quote with protocol 4
+        var outer = new Ipv4Header(quote); // the caller saw 20 bytes of quote with protocol 4, 17 or 47
         if (outer.Version != 4 || outer.HeaderLength < Ipv4Header.MinLength || quote.Length < outer.HeaderLength ||
             !outer.IsFirstFragment || ip.Destination != outer.Source)
         {
@@ -329,15 +367,21 @@ public sealed partial class ForwardingEngine
         {
             return FrameReason.IcmpErrorNotTracked; // not a packet udr tunnelled (from that source, to that server)
         }
-        if (!TryReadQuotedPorts(quote[outer.HeaderLength..], out Ipv4Header inner, out ushort clientPort, out ushort virtualPort))
+        // GUE (UDP, then the GUE header and its options) and GRE (4 bytes, 8 with its checksum) before the inner packet.
+        Span<byte> encapsulated = quote[outer.HeaderLength..];
+        int encapsulationLength = QuotedEncapsulationLength(outer.Protocol, encapsulated);
+        if (encapsulationLength < 0 ||
+            !TryReadQuotedPorts(encapsulated[encapsulationLength..], out Ipv4Header inner, out ushort clientPort, out ushort virtualPort))
         {
             return FrameReason.IcmpErrorNotTracked;
         }
         int slot = _tracker.FindLive(new ConnectionKey<uint>(inner.Protocol, inner.Source, clientPort, inner.Destination, virtualPort), nowMs);
-        if (slot < 0 || Connections.At(slot).Method != ForwardingMethod.Tunnel || Connections.At(slot).DestAddress != server)
+        if (slot < 0 || Connections.At(slot).Method != ForwardingMethod.Tunnel || Connections.At(slot).DestAddress != server ||
+            !Encapsulates(Connections.At(slot).Dest, outer.Protocol, encapsulated))
         {
             return FrameReason.IcmpErrorNotTracked;
         }
+        int overhead = OuterHeaderLength + encapsulationLength;
         if (icmpBytes[0] != IcmpType.DestinationUnreachable || icmpBytes[1] != IcmpType.CodeFragmentationNeeded)
         {
             return FrameReason.IcmpErrorNotTracked;
@@ -368,15 +412,15 @@ public sealed partial class ForwardingEngine
         if (reported != 0 && reported < mtu)
         {
             mtu = reported;
-            if (reported - OuterHeaderLength >= MinimumInnerMtu)
+            if (reported - overhead >= MinimumInnerMtu)
             {
                 // Later packets to this server are refused at the new size here, before any router has to drop them.
                 _pathMtus.Learn(server, reported, nowMs);
             }
         }
-        if (mtu > MinimumInnerMtu + OuterHeaderLength)
+        if (mtu > MinimumInnerMtu + overhead)
         {
-            mtu -= OuterHeaderLength;
+            mtu -= overhead;
         }
         CountReply(entry.Dest, ip.TotalLength); // "ICMP can be shorter but anyways, account it" (ip_vs_out_stats)
         frame.ReplyLength = ReplyBuilder.WriteIcmpError(frame.Ethernet, ClientHop.Mac(entry.ClientMac), inner, _links[clientLink].Mac, inner.Destination,

@@ -85,6 +85,36 @@ public class GueGreTunnelTests
         Assert.That(gue[4..], Is.EqualTo(ExpectedInner(syn)));
     }
 
+    [TestCase(TunnelType.Gue, TunnelChecksum.Checksum, 32)]
+    [TestCase(TunnelType.Gre, TunnelChecksum.Checksum, 28)]
+    [TestCase(TunnelType.Gre, TunnelChecksum.NoChecksum, 24)]
+    public void A_routers_frag_needed_about_a_gue_or_gre_packet_tells_the_client_the_mtu_left_inside(TunnelType type, TunnelChecksum checksum, int overhead)
+    {
+        EngineHarness lab = Lab(new TunnelEncapsulation(type, 6080, checksum));
+        byte[] syn = Syn(payload: 1200);
+        EngineHarness.Outcome sent = lab.ProcessBuffer(syn);
+        Assert.That(sent.Reason, Is.EqualTo(FrameReason.Forwarded));
+        // A router behind link 1 could not forward it: it quotes the outer header, the GUE or GRE header and 28 bytes of the inner packet.
+        byte[] quote = sent.Frame.AsSpan(14, 20 + overhead - 20 + 28).ToArray();
+        byte[] error = TunnelTests.IcmpError("198.18.2.254", ServerLinkAddress, 3, 4, 1280, quote);
+        GatewayMac.GetAddressBytes().CopyTo(error, 6);
+        ServerLinkMac.GetAddressBytes().CopyTo(error, 0);
+
+        EngineHarness.Outcome relayed = lab.ProcessBuffer(error, link: 1);
+
+        Assert.That(relayed.Reason, Is.EqualTo(FrameReason.IcmpFragmentationNeededFromTunnel));
+        (_, IPv4Packet ip) = Frames.Decode(relayed.Reply);
+        Assert.That(ip.DestinationAddress, Is.EqualTo(IPAddress.Parse(Frames.Client)));
+        byte[] icmp = relayed.Reply.AsSpan(34, ip.TotalLength - 20).ToArray();
+        Assert.That((icmp[6] << 8) | icmp[7], Is.EqualTo(1280 - overhead), "the MTU less the outer IPv4 and the encapsulation header");
+        Assert.That(icmp.AsSpan(8).ToArray(), Is.EqualTo(ExpectedInner(syn)[..28]), "the client's packet quoted as the router saw it inside");
+
+        // The same error about another server's encapsulation (a GUE quote to a GRE server, or another port) is not udr's.
+        EngineHarness other = Lab(new TunnelEncapsulation(TunnelType.Gue, 7070));
+        Assert.That(other.ProcessBuffer(syn).Reason, Is.EqualTo(FrameReason.Forwarded));
+        Assert.That(other.ProcessBuffer(error, link: 1).Reason, Is.EqualTo(FrameReason.IcmpErrorNotTracked));
+    }
+
     [Test]
     public void The_gue_source_port_follows_the_flow()
     {
