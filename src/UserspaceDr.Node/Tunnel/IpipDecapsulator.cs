@@ -31,29 +31,14 @@ public static class IpipDecapsulator
     public static DecapsulationOutcome Decapsulate(Span<byte> packet, AddressSet localAddresses, AddressSet vips,
         out int innerOffset, out int innerLength)
     {
-        ArgumentNullException.ThrowIfNull(localAddresses);
-        ArgumentNullException.ThrowIfNull(vips);
         innerOffset = 0;
         innerLength = 0;
-
-        DecapsulationOutcome outer = CheckHeader(packet, isOuter: true, out int outerHeaderLength, out int outerTotalLength);
+        DecapsulationOutcome outer = CheckOuter(packet, localAddresses, vips, isGre: false, out int outerHeaderLength, out int outerTotalLength);
         if (outer != DecapsulationOutcome.Delivered)
         {
             return outer;
         }
         var outerHeader = new Ipv4Header(packet);
-        if (outerHeader.IsFragment)
-        {
-            return DecapsulationOutcome.OuterFragment;
-        }
-        if (outerHeader.Protocol is not (IpProtocol.IpInIp or Ipv6NextHeader.Ipv6))
-        {
-            return DecapsulationOutcome.OuterNotIpip;
-        }
-        if (!localAddresses.Contains(outerHeader.Destination) || vips.Contains(outerHeader.Destination))
-        {
-            return DecapsulationOutcome.OuterNotLocal;
-        }
         Span<byte> inner = packet[outerHeaderLength..outerTotalLength];
         innerOffset = outerHeaderLength;
         bool congestion = (outerHeader.TypeOfService & EcnMask) == EcnCongestionExperienced;
@@ -87,6 +72,34 @@ public static class IpipDecapsulator
             : CheckIpv6Inner(inner, congestion, vips, out innerLength);
     }
 
+    /// <summary>
+    /// The outer IPv4 header as a raw socket passes it: sane, not a fragment, of the protocol this socket takes (4 or 41,
+    /// or 47 for GRE), to one of this node's own addresses that is not a VIP.
+    /// </summary>
+    private static DecapsulationOutcome CheckOuter(Span<byte> packet, AddressSet localAddresses, AddressSet vips, bool isGre,
+        out int headerLength, out int totalLength)
+    {
+        ArgumentNullException.ThrowIfNull(localAddresses);
+        ArgumentNullException.ThrowIfNull(vips);
+        DecapsulationOutcome outer = CheckHeader(packet, isOuter: true, out headerLength, out totalLength);
+        if (outer != DecapsulationOutcome.Delivered)
+        {
+            return outer;
+        }
+        var header = new Ipv4Header(packet);
+        if (header.IsFragment)
+        {
+            return DecapsulationOutcome.OuterFragment;
+        }
+        if (isGre ? header.Protocol != IpProtocol.Gre : header.Protocol is not (IpProtocol.IpInIp or Ipv6NextHeader.Ipv6))
+        {
+            return DecapsulationOutcome.OuterNotIpip;
+        }
+        return !localAddresses.Contains(header.Destination) || vips.Contains(header.Destination)
+            ? DecapsulationOutcome.OuterNotLocal
+            : DecapsulationOutcome.Delivered;
+    }
+
     /// <summary>GRE's flag bits (RFC 2784, RFC 2890): checksum, routing, key, sequence, strict source route; the low 3 bits the version.</summary>
     private const ushort GreChecksumPresent = 0x8000;
     private const ushort GreUnsupportedFields = 0x7800;
@@ -100,28 +113,14 @@ public static class IpipDecapsulator
     public static DecapsulationOutcome DecapsulateGre(Span<byte> packet, AddressSet localAddresses, AddressSet vips,
         out int innerOffset, out int innerLength)
     {
-        ArgumentNullException.ThrowIfNull(localAddresses);
-        ArgumentNullException.ThrowIfNull(vips);
         innerOffset = 0;
         innerLength = 0;
-        DecapsulationOutcome outer = CheckHeader(packet, isOuter: true, out int outerHeaderLength, out int outerTotalLength);
+        DecapsulationOutcome outer = CheckOuter(packet, localAddresses, vips, isGre: true, out int outerHeaderLength, out int outerTotalLength);
         if (outer != DecapsulationOutcome.Delivered)
         {
             return outer;
         }
         var outerHeader = new Ipv4Header(packet);
-        if (outerHeader.IsFragment)
-        {
-            return DecapsulationOutcome.OuterFragment;
-        }
-        if (outerHeader.Protocol != IpProtocol.Gre)
-        {
-            return DecapsulationOutcome.OuterNotIpip;
-        }
-        if (!localAddresses.Contains(outerHeader.Destination) || vips.Contains(outerHeader.Destination))
-        {
-            return DecapsulationOutcome.OuterNotLocal;
-        }
         DecapsulationOutcome outcome = CheckGre(packet[outerHeaderLength..outerTotalLength], outerHeader.TypeOfService, vips, out int greInner, out innerLength);
         innerOffset = outerHeaderLength + greInner;
         return outcome;
