@@ -10,8 +10,9 @@ namespace UserspaceDr.Io.AfPacket;
 /// <item>to a VIP: its IPv4 source; but for ICMP to a VIP (an error about a reply the real server sent, VIP → client)
 /// the quoted packet's destination;</item>
 /// <item>anything else (a NAT reply RIP → client, an ICMP error a real server sends to the client): its destination;
-/// but for ICMP that quotes an IP-in-IP packet (fragmentation needed on the way to a tunnelled server, quoting
-/// balancer → RIP, proto 4) the inner packet's source.</item>
+/// but for ICMP that quotes an IP-in-IP, GRE, or (addressed to the balancer itself) GUE packet (fragmentation needed on
+/// the way to a tunnelled server, quoting balancer → RIP) the inner packet's source, after the GRE or UDP and GUE
+/// headers.</item>
 /// </list>
 /// <para>The client address, masked by the widest persistence netmask in force, is hashed (Fibonacci: × 0x9E3779B1,
 /// the high half) and taken modulo the worker count; the kernel takes the result modulo the group size again. A
@@ -44,14 +45,23 @@ public static class FanoutSteering
     private const uint ProtocolIpip = 4;
     private const uint IcmpHeaderLength = 8;
     private const uint QuotedOuterHeaderLength = 20;
+    private const uint ProtocolUdp = 17;
+    private const uint ProtocolGre = 47;
+
+    /// <summary>The UDP and GUE headers udr puts before a GUE server's inner packet (no GUE options).</summary>
+    private const uint GueHeadersLength = 8 + 4;
 
     /// <param name="vips">Virtual service addresses, host byte order.</param>
     /// <param name="workers">Sockets in the group (1 to 256); the program returns 0 to workers − 1.</param>
     /// <param name="clientMask">Bits of the client address that count (the widest persistence netmask; all ones without persistence).</param>
     /// <param name="ipv6ClientPrefix">The IPv6 client bits that count (the widest IPv6 persistence prefix; 128 without).</param>
     /// <param name="ipv6Vips">IPv6 virtual service addresses.</param>
+    /// <param name="ownAddresses">
+    /// The balancer's own addresses: an ICMP error to one of them quoting UDP is about a GUE packet udr tunnelled (its
+    /// inner source is the client), where one to anyone else quoting UDP is a NAT server's to the client.
+    /// </param>
     public static ClassicBpfProgram Build(IEnumerable<uint> vips, int workers, uint clientMask = uint.MaxValue, int ipv6ClientPrefix = 128,
-        IEnumerable<UInt128>? ipv6Vips = null)
+        IEnumerable<UInt128>? ipv6Vips = null, IEnumerable<uint>? ownAddresses = null)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(ipv6ClientPrefix);
         ArgumentOutOfRangeException.ThrowIfGreaterThan(ipv6ClientPrefix, 128);
@@ -64,6 +74,11 @@ public static class FanoutSteering
             throw new ArgumentException($"at most {ServiceTrafficFilter.MaxDestinations} VIPs fit one steering program, not {addresses.Length}", nameof(vips));
         }
         UInt128[] ipv6Addresses = [.. (ipv6Vips ?? []).Distinct().Order()];
+        uint[] own = [.. (ownAddresses ?? []).Distinct().Order()];
+        if (own.Length > ServiceTrafficFilter.MaxDestinations)
+        {
+            throw new ArgumentException($"at most {ServiceTrafficFilter.MaxDestinations} own addresses fit one steering program, not {own.Length}", nameof(ownAddresses));
+        }
 
         var asm = new ClassicBpfAssembler();
         asm.Emit(ClassicBpfInstruction.LoadWordAbsolute, ClassicBpfInstruction.AncillaryProtocol)
@@ -125,11 +140,37 @@ public static class FanoutSteering
             .Label("not-vip-icmp")
             .Emit(ClassicBpfInstruction.LoadByteIndirect, Net + IcmpHeaderLength + 9)
             .JumpIfEqual(ProtocolIpip, "quoted-tunnel")
-            .Emit(ClassicBpfInstruction.LoadWordAbsolute, Net + 16) // an error a real server sends to the client
+            .JumpIfEqual(ProtocolGre, "quoted-gre")
+            .JumpIfEqual(ProtocolUdp, "quoted-udp")
+            .Jump("to-client")
+            .Label("quoted-udp")
+            // To the balancer's own address: about a GUE packet (UDP and GUE headers, then the inner one); else a NAT
+            // server's error to the client. (Classic BPF jumps only forward: every branch below ends in "hash".)
+            .Emit(ClassicBpfInstruction.LoadWordAbsolute, Net + 16);
+        foreach (uint address in own)
+        {
+            asm.JumpIfEqual(address, "quoted-gue");
+        }
+        asm.Jump("to-client")
+            .Label("quoted-gue")
+            .Emit(ClassicBpfInstruction.LoadWordIndirect, Net + IcmpHeaderLength + QuotedOuterHeaderLength + GueHeadersLength + 12)
+            .Jump("hash")
+            .Label("quoted-gre")
+            // The GRE header: 4 bytes, 8 with the checksum (C bit); then the inner header, whose source is the client.
+            .Emit(ClassicBpfInstruction.LoadByteIndirect, Net + IcmpHeaderLength + QuotedOuterHeaderLength)
+            .Emit(ClassicBpfInstruction.AndConstant, 0x80)
+            .JumpIfEqual(0, null, "quoted-gre-checksum")
+            .Emit(ClassicBpfInstruction.LoadWordIndirect, Net + IcmpHeaderLength + QuotedOuterHeaderLength + 4 + 12)
+            .Jump("hash")
+            .Label("quoted-gre-checksum")
+            .Emit(ClassicBpfInstruction.LoadWordIndirect, Net + IcmpHeaderLength + QuotedOuterHeaderLength + 8 + 12)
             .Jump("hash")
             .Label("quoted-tunnel")
             // Quoted outer IPIP header (20 bytes, as udr builds it), then the inner header: its source is the client.
             .Emit(ClassicBpfInstruction.LoadWordIndirect, Net + IcmpHeaderLength + QuotedOuterHeaderLength + 12)
+            .Jump("hash")
+            .Label("to-client")
+            .Emit(ClassicBpfInstruction.LoadWordAbsolute, Net + 16) // an error a real server sends to the client
 
             .Label("hash");
         if (clientMask != uint.MaxValue)

@@ -417,9 +417,9 @@ public sealed class DataPlane : IDisposable
     }
 
     /// <summary>The fanout steering program for <paramref name="rules"/> over <paramref name="workers"/> workers.</summary>
-    private static ClassicBpfProgram Steering(RuleSet rules, int workers) =>
+    private ClassicBpfProgram Steering(RuleSet rules, int workers) =>
         FanoutSteering.Build(rules.VirtualAddresses.ToArray(), workers, RuleSetTraffic.ClientMask(rules.Spec), RuleSetTraffic.Ipv6ClientPrefix(rules.Spec),
-            rules.Ipv6VirtualAddresses.ToArray());
+            rules.Ipv6VirtualAddresses.ToArray(), _ownAddresses);
 
     /// <summary>Under the reload lock: narrows or widens what the kernel hands the workers for <paramref name="rules"/>.</summary>
     private void Select(RuleSet rules)

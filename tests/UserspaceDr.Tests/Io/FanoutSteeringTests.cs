@@ -24,7 +24,7 @@ public class FanoutSteeringTests
     [TestCase(8)]
     public void Request_reply_and_icmp_errors_of_one_connection_pick_the_same_worker(int workers)
     {
-        ClassicBpfProgram program = FanoutSteering.Build([Vip, Vip + 1], workers);
+        ClassicBpfProgram program = FanoutSteering.Build([Vip, Vip + 1], workers, ownAddresses: [Balancer]);
         Assert.Multiple(() =>
         {
             foreach (uint client in Clients(200))
@@ -40,6 +40,13 @@ public class FanoutSteeringTests
                 Assert.That(Run(program, Ip(Router, Balancer, IpProtocol.Icmp,
                     Icmp(Ip(Balancer, Rip, 4, Ip(client, Vip, IpProtocol.Tcp, Ports(40000, 80)))))),
                     Is.EqualTo(expected), "fragmentation needed about a tunnelled packet");
+                byte[] inner = Ip(client, Vip, IpProtocol.Tcp, Ports(40000, 80));
+                Assert.That(Run(program, Ip(Router, Balancer, IpProtocol.Icmp, Icmp(Ip(Balancer, Rip, 47, [0, 0, 8, 0, .. inner])))),
+                    Is.EqualTo(expected), "fragmentation needed about a GRE packet");
+                Assert.That(Run(program, Ip(Router, Balancer, IpProtocol.Icmp, Icmp(Ip(Balancer, Rip, 47, [0x80, 0, 8, 0, 0, 0, 0, 0, .. inner])))),
+                    Is.EqualTo(expected), "fragmentation needed about a GRE packet with its checksum");
+                Assert.That(Run(program, Ip(Router, Balancer, IpProtocol.Icmp, Icmp(Ip(Balancer, Rip, IpProtocol.Udp, [0xC0, 0, 0x17, 0xC0, 0, 0, 0, 0, 0, 4, 0, 0, .. inner])))),
+                    Is.EqualTo(expected), "fragmentation needed about a GUE packet, addressed to the balancer");
                 Assert.That(Run(program, Fragment(Ip(client, Vip, IpProtocol.Udp, Ports(40000, 53)))), Is.EqualTo(expected), "a later fragment");
             }
         });
