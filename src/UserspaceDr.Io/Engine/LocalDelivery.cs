@@ -27,17 +27,17 @@ public sealed class LocalDelivery : IDisposable
     private readonly Lock _gate = new();
     private LocalStackDevice? _device;
     private bool _disposed;
-    private long _delivered;
     private long _failed;
+    private int _lastErrno;
 
-    /// <summary>Frames written into the local stack.</summary>
-    public long Delivered => Interlocked.Read(ref _delivered);
-
-    /// <summary>Frames the kernel refused (or that came before the device existed).</summary>
+    /// <summary>
+    /// Frames the kernel refused (or that came before the device existed), counted with the workers' transmit errors;
+    /// a successful write counts nothing here (the engine counted it as delivered-locally, per worker).
+    /// </summary>
     public long Failed => Interlocked.Read(ref _failed);
 
-    /// <summary>The device, once made.</summary>
-    public LocalStackDevice? Device => Volatile.Read(ref _device);
+    /// <summary>The errno of the last refused write (0: none).</summary>
+    public int LastErrno => Volatile.Read(ref _lastErrno);
 
     /// <summary>
     /// Makes the device unless it exists. Control side only (the resolver's thread). False, with
@@ -87,12 +87,9 @@ public sealed class LocalDelivery : IDisposable
         bool tagged = BinaryPrimitives.ReadUInt16BigEndian(frame[12..]) == EtherTypes.Vlan && frame.Length >= EthernetFrame.HeaderLength + EthernetFrame.VlanTagLength;
         ReadOnlySpan<byte> rest = tagged ? frame[(12 + EthernetFrame.VlanTagLength)..] : frame[12..];
         VirtioNetHeader header = OffloadPolicy.LocalDeliveryHeader(rest[2..], packet.Flags);
-        if (device.Write(header, frame[..12], rest, out _))
+        if (!device.Write(header, frame[..12], rest, out int errno))
         {
-            Interlocked.Increment(ref _delivered);
-        }
-        else
-        {
+            Volatile.Write(ref _lastErrno, errno);
             Interlocked.Increment(ref _failed);
         }
     }

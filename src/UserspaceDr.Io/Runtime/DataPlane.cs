@@ -285,6 +285,9 @@ public sealed class DataPlane : IDisposable
         }
     }
 
+    /// <summary>Frames that could not be sent: the workers' transmit errors and the writes the local stack refused.</summary>
+    private long TransmitErrors => _workers.Sum(w => w.TransmitErrors) + _localDelivery.Failed;
+
     /// <summary>Sums one reason over all workers.</summary>
     public long Count(FrameReason reason) => _workers.Sum(w => w.Counters[reason]);
 
@@ -474,7 +477,7 @@ public sealed class DataPlane : IDisposable
                 text.Append(CultureInfo.InvariantCulture, $"{FrameReasons.Name((FrameReason)i)}={count} ");
             }
         }
-        long transmitErrors = _workers.Sum(w => w.TransmitErrors);
+        long transmitErrors = TransmitErrors;
         if (transmitErrors != 0)
         {
             text.Append(CultureInfo.InvariantCulture, $"transmit-errors={transmitErrors} ");
@@ -522,10 +525,11 @@ public sealed class DataPlane : IDisposable
             Log.Drops(_log, drops - _lastDrops, DropReportSeconds, "totals " + reasons.ToString().TrimEnd());
         }
         _lastDrops = drops;
-        long transmitErrors = _workers.Sum(w => w.TransmitErrors);
+        long transmitErrors = TransmitErrors;
         if (transmitErrors > _lastTransmitErrors)
         {
-            Log.TransmitErrors(_log, transmitErrors - _lastTransmitErrors, DropReportSeconds, _workers.Max(w => w.LastTransmitErrno));
+            Log.TransmitErrors(_log, transmitErrors - _lastTransmitErrors, DropReportSeconds,
+                Math.Max(_workers.Max(w => w.LastTransmitErrno), _localDelivery.LastErrno));
         }
         _lastTransmitErrors = transmitErrors;
         long ringDrops = _workers.Sum(w => w.RingDrops);

@@ -62,7 +62,7 @@ public static class IpipDecapsulator
         {
             return DecapsulationOutcome.OuterNotIpip;
         }
-        if (!localAddresses.Contains(outerDestination) || vips.Contains(outerDestination))
+        if (!IsOwn(InetAddress.FromIPv6(outerDestination), localAddresses, vips))
         {
             return DecapsulationOutcome.OuterNotLocal;
         }
@@ -95,9 +95,7 @@ public static class IpipDecapsulator
         {
             return DecapsulationOutcome.OuterNotIpip;
         }
-        return !localAddresses.Contains(header.Destination) || vips.Contains(header.Destination)
-            ? DecapsulationOutcome.OuterNotLocal
-            : DecapsulationOutcome.Delivered;
+        return IsOwn(InetAddress.FromIPv4(header.Destination), localAddresses, vips) ? DecapsulationOutcome.Delivered : DecapsulationOutcome.OuterNotLocal;
     }
 
     /// <summary>GRE's flag bits (RFC 2784, RFC 2890): checksum, routing, key, sequence, strict source route; the low 3 bits the version.</summary>
@@ -171,13 +169,14 @@ public static class IpipDecapsulator
         ArgumentNullException.ThrowIfNull(vips);
         innerOffset = 0;
         innerLength = 0;
-        if (!localAddresses.Contains(outerDestination) || vips.Contains(outerDestination))
+        if (!IsOwn(InetAddress.FromIPv6(outerDestination), localAddresses, vips))
         {
             return DecapsulationOutcome.OuterNotLocal;
         }
         return CheckGre(gre, outerTrafficClass, vips, out innerOffset, out innerLength);
     }
 
+    /// <summary>The outer destination is this node's: one of its addresses, and not a VIP (a VIP on lo is local too).</summary>
     private static bool IsOwn(InetAddress address, AddressSet localAddresses, AddressSet vips) => address.IsIPv4
         ? localAddresses.Contains(address.IPv4) && !vips.Contains(address.IPv4)
         : localAddresses.Contains(address.IPv6) && !vips.Contains(address.IPv6);

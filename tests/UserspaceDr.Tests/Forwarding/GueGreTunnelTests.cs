@@ -5,6 +5,8 @@ using UserspaceDr.Core.Forwarding;
 using UserspaceDr.Core.Packets;
 using UserspaceDr.Core.Services;
 
+using static UserspaceDr.Tests.Forwarding.TunnelTests;
+
 namespace UserspaceDr.Tests.Forwarding;
 
 /// <summary>
@@ -14,30 +16,7 @@ namespace UserspaceDr.Tests.Forwarding;
 /// </summary>
 public class GueGreTunnelTests
 {
-    private const string ServerLinkAddress = "198.18.2.2";
-    private const string TunnelServer = "198.18.3.21";
-    private static readonly System.Net.NetworkInformation.PhysicalAddress ServerLinkMac = Frames.Mac("02:00:00:00:02:02");
-    private static readonly System.Net.NetworkInformation.PhysicalAddress GatewayMac = Frames.Mac("02:00:00:00:02:fe");
-
-    private static EngineHarness Lab(TunnelEncapsulation tunnel, int mtu = 1500)
-    {
-        var tcp = new VirtualServiceSpec(ServiceProtocol.Tcp, InetAddress.Parse(Frames.Vip), 80, "rr")
-        {
-            RealServers = [new RealServerSpec(InetAddress.Parse(TunnelServer), 80, ForwardingMethod.Tunnel) { Tunnel = tunnel }],
-        };
-        var options = new EngineOptions
-        {
-            LocalMac = Frames.UdrMac(Frames.BalancerMac),
-            Links =
-            [
-                new EngineLink(Frames.UdrMac(Frames.BalancerMac), 1500, Ipv4Address.Parse("198.18.0.2")),
-                new EngineLink(Frames.UdrMac(ServerLinkMac), 1500, Ipv4Address.Parse(ServerLinkAddress)),
-            ],
-        };
-        var lab = new EngineHarness(new RuleSetSpec([tcp]), options: options);
-        lab.Neighbors = lab.Neighbors.With(Ipv4Address.Parse(TunnelServer), new NextHop(Frames.UdrMac(GatewayMac), Link: 1, Mtu: mtu));
-        return lab;
-    }
+    private static EngineHarness Lab(TunnelEncapsulation tunnel, int mtu = 1500) => TunnelTests.Lab(mtu: mtu, tunnel: tunnel);
 
     private static byte[] Syn(int payload = 100, bool dontFragment = true, ushort port = 40000) =>
         Frames.WithIpHeader(Frames.Tcp(Frames.Client, port, Frames.Vip, 80, syn: true,
@@ -96,9 +75,7 @@ public class GueGreTunnelTests
         Assert.That(sent.Reason, Is.EqualTo(FrameReason.Forwarded));
         // A router behind link 1 could not forward it: it quotes the outer header, the GUE or GRE header and 28 bytes of the inner packet.
         byte[] quote = sent.Frame.AsSpan(14, 20 + overhead - 20 + 28).ToArray();
-        byte[] error = TunnelTests.IcmpError("198.18.2.254", ServerLinkAddress, 3, 4, 1280, quote);
-        GatewayMac.GetAddressBytes().CopyTo(error, 6);
-        ServerLinkMac.GetAddressBytes().CopyTo(error, 0);
+        byte[] error = FromServerSide(IcmpError(Router, ServerLinkAddress, 3, 4, 1280, quote));
 
         EngineHarness.Outcome relayed = lab.ProcessBuffer(error, link: 1);
 

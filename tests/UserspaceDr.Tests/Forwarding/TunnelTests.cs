@@ -12,22 +12,23 @@ public class TunnelTests
 {
     // Link 0 faces the clients, link 1 the tunnel servers' network.
     private const string ClientLinkAddress = "198.18.0.2";
-    private const string ServerLinkAddress = "198.18.2.2";
+    internal const string ServerLinkAddress = "198.18.2.2";
     private const string RouteSource = "198.18.2.3";
-    private const string TunnelServer = "198.18.3.21";
-    private const string Router = "198.18.2.254";
-    private static readonly System.Net.NetworkInformation.PhysicalAddress ServerLinkMac = Frames.Mac("02:00:00:00:02:02");
-    private static readonly System.Net.NetworkInformation.PhysicalAddress GatewayMac = Frames.Mac("02:00:00:00:02:fe");
+    internal const string TunnelServer = "198.18.3.21";
+    internal const string Router = "198.18.2.254";
+    internal static readonly System.Net.NetworkInformation.PhysicalAddress ServerLinkMac = Frames.Mac("02:00:00:00:02:02");
+    internal static readonly System.Net.NetworkInformation.PhysicalAddress GatewayMac = Frames.Mac("02:00:00:00:02:fe");
 
-    private static EngineHarness Lab(uint routeSource = 0, int mtu = 1500, string serverLinkAddress = ServerLinkAddress)
+    /// <summary>An engine whose link 1 leads to the tunnel server (TCP 80 and UDP 53), by IP-in-IP unless <paramref name="tunnel"/> says GUE or GRE.</summary>
+    internal static EngineHarness Lab(uint routeSource = 0, int mtu = 1500, string serverLinkAddress = ServerLinkAddress, TunnelEncapsulation tunnel = default)
     {
         var tcp = new VirtualServiceSpec(ServiceProtocol.Tcp, InetAddress.Parse(Frames.Vip), 80, "rr")
         {
-            RealServers = [new RealServerSpec(InetAddress.Parse(TunnelServer), 80, ForwardingMethod.Tunnel)],
+            RealServers = [new RealServerSpec(InetAddress.Parse(TunnelServer), 80, ForwardingMethod.Tunnel) { Tunnel = tunnel }],
         };
         var udp = new VirtualServiceSpec(ServiceProtocol.Udp, InetAddress.Parse(Frames.Vip), 53, "rr")
         {
-            RealServers = [new RealServerSpec(InetAddress.Parse(TunnelServer), 53, ForwardingMethod.Tunnel)],
+            RealServers = [new RealServerSpec(InetAddress.Parse(TunnelServer), 53, ForwardingMethod.Tunnel) { Tunnel = tunnel }],
         };
         var options = new EngineOptions
         {
@@ -352,7 +353,8 @@ public class TunnelTests
         return [.. outer, .. innerFrame.AsSpan(14, innerBytes)];
     }
 
-    private static byte[] FromServerSide(byte[] frame)
+    /// <summary>The frame as it arrives from the tunnel server's side: from the gateway's MAC, to the server link's.</summary>
+    internal static byte[] FromServerSide(byte[] frame)
     {
         GatewayMac.GetAddressBytes().CopyTo(frame, 6);
         ServerLinkMac.GetAddressBytes().CopyTo(frame, 0);
