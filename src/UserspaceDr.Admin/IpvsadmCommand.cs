@@ -103,6 +103,18 @@ public enum VirtualServiceKind
 public sealed record VirtualServiceAddress(VirtualServiceKind Kind, IPAddress Address, ushort Port, uint FirewallMark = 0)
 {
     public bool IsIpv6 { get; init; } = Address.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6;
+
+    /// <summary>
+    /// The service this names, as the spec -A would add with no options (-f: the mark, its family's unspecified
+    /// address, port 0); null for what udr never holds (SCTP). Compared with <see cref="VirtualServiceSpec.SameService(VirtualServiceSpec)"/>.
+    /// </summary>
+    public VirtualServiceSpec? ToServiceKey() => Kind switch
+    {
+        VirtualServiceKind.FirewallMark => VirtualServiceSpec.ForFirewallMark(FirewallMark, IsIpv6 ? Core.Packets.IpFamily.IPv6 : Core.Packets.IpFamily.IPv4),
+        VirtualServiceKind.Tcp => new VirtualServiceSpec(ServiceProtocol.Tcp, Core.Packets.InetAddress.FromIPAddress(Address), Port),
+        VirtualServiceKind.Udp => new VirtualServiceSpec(ServiceProtocol.Udp, Core.Packets.InetAddress.FromIPAddress(Address), Port),
+        _ => null,
+    };
 }
 
 /// <summary>A real server address as given to -r, with the port ipvsadm settled on.</summary>

@@ -297,34 +297,11 @@ public sealed class IpvsadmExecutor
     private IIpvsadmNames Names(IpvsadmCommand command) =>
         command.Has(IpvsadmOptions.Numeric) ? NumericNames.Instance : _names();
 
-    private static VirtualServiceState? Find(IpvsState state, VirtualServiceAddress address)
-    {
-        if (Key(address) is not (ServiceProtocol protocol, InetAddress vip, ushort port))
-        {
-            return null;
-        }
-        return state.Services.FirstOrDefault(s => s.Spec.SameService(protocol, vip, port));
-    }
+    private static VirtualServiceState? Find(IpvsState state, VirtualServiceAddress address) =>
+        address.ToServiceKey() is { } key ? state.Services.FirstOrDefault(s => s.Spec.SameService(key)) : null;
 
-    private static VirtualServiceSpec? FindSpec(RuleSetSpec rules, VirtualServiceAddress address)
-    {
-        if (Key(address) is not (ServiceProtocol protocol, InetAddress vip, ushort port))
-        {
-            return null;
-        }
-        return rules.Services.FirstOrDefault(s => s.SameService(protocol, vip, port));
-    }
-
-    /// <summary>The TCP/UDP IPv4 service an address names; null for what udr never holds (SCTP, fwmark, IPv6).</summary>
-    private static (ServiceProtocol, InetAddress, ushort)? Key(VirtualServiceAddress address)
-    {
-        if (address.IsIpv6 || address.Kind is not (VirtualServiceKind.Tcp or VirtualServiceKind.Udp))
-        {
-            return null;
-        }
-        ServiceProtocol protocol = address.Kind == VirtualServiceKind.Udp ? ServiceProtocol.Udp : ServiceProtocol.Tcp;
-        return (protocol, InetAddress.FromIPAddress(address.Address), address.Port);
-    }
+    private static VirtualServiceSpec? FindSpec(RuleSetSpec rules, VirtualServiceAddress address) =>
+        address.ToServiceKey() is { } key ? rules.Services.FirstOrDefault(s => s.SameService(key)) : null;
 
     /// <summary>True when a service has a (tunnel) server of the other address family.</summary>
     private static bool HasMixedFamilyServers(RuleSetSpec rules) =>

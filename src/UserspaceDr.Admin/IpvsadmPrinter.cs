@@ -320,9 +320,12 @@ public static class IpvsadmPrinter
         VirtualServiceSpec service = state.Spec;
         string address = AddressPort(service.Address, service.Port, service.Protocol, format, names);
         string name;
+        string mark = service.FirewallMark.ToString(CultureInfo.InvariantCulture);
         if ((format & IpvsadmFormat.Rule) != 0)
         {
-            name = (service.Protocol == ServiceProtocol.Udp ? "-u " : "-t ") + address;
+            name = service.IsFirewallMark
+                ? "-f " + mark + (service.Address.IsIPv6 ? " -6" : "")
+                : (service.Protocol == ServiceProtocol.Udp ? "-u " : "-t ") + address;
             text.Append("-A ").Append(name).Append(" -s ").Append(service.Scheduler);
             if (service.PersistenceTimeout > 0)
             {
@@ -344,7 +347,9 @@ public static class IpvsadmPrinter
         else
         {
             // ipvsadm cuts IPv4 names to the column and never IPv6 ones, whose columns shift instead.
-            name = Left(ProtocolName(service.Protocol), 4) + " " + address;
+            name = service.IsFirewallMark
+                ? "FWM  " + mark + (service.Address.IsIPv6 ? " IPv6" : "")
+                : Left(ProtocolName(service.Protocol), 4) + " " + address;
             name = service.Address.IsIPv6 ? name : Cut(name, ServiceNameWidth);
             if ((format & IpvsadmFormat.Stats) != 0)
             {
@@ -507,6 +512,7 @@ public static class IpvsadmPrinter
     {
         ServiceProtocol.Tcp => "TCP",
         ServiceProtocol.Udp => "UDP",
+        0 => "IP", // a firewall-mark service's persistence template (IPPROTO_IP)
         _ => "?",
     };
 

@@ -9,8 +9,7 @@ namespace UserspaceDr.Admin;
 /// Applies a parsed rule-changing command (-A -E -D -C -a -e -d, and -Z as a check) to an immutable
 /// <see cref="RuleSetSpec"/>, playing the kernel's part: the same checks in the same order, failing with the
 /// message libipvs's ipvs_strerror gives and ipvsadm's exit status for a kernel error (255).
-/// What udr does not implement (SCTP, firewall marks, persistence engines) parses, and is
-/// refused here.
+/// What udr does not implement (SCTP, persistence engines) parses, and is refused here.
 /// </summary>
 public static class RuleSetEditor
 {
@@ -42,7 +41,7 @@ public static class RuleSetEditor
         }
         return command.Kind switch
         {
-            IpvsadmCommandKind.Flush => IpvsadmResult.Success(RuleSetSpec.Empty),
+            IpvsadmCommandKind.Flush => IpvsadmResult.Success(rules with { Services = [] }), // the mark rules are not ipvsadm's to clear
             IpvsadmCommandKind.AddService => AddService(rules, command),
             IpvsadmCommandKind.EditService => EditService(rules, command),
             IpvsadmCommandKind.DeleteService => DeleteService(rules, command),
@@ -58,8 +57,8 @@ public static class RuleSetEditor
 
     private static IpvsadmResult<RuleSetSpec> AddService(RuleSetSpec rules, IpvsadmCommand command)
     {
-        (ServiceProtocol protocol, InetAddress address, ushort port) = Key(command);
-        if (Find(rules, protocol, address, port) >= 0)
+        VirtualServiceSpec key = Key(command);
+        if (Find(rules, key) >= 0)
         {
             return Fail(ServiceExists);
         }
@@ -67,8 +66,14 @@ public static class RuleSetEditor
         {
             return Fail(SchedulerNotFound);
         }
-        var service = new VirtualServiceSpec(protocol, address, port, command.Scheduler, command.SchedulerFlags,
-            command.PersistenceTimeout, command.PersistenceNetmask, command.OnePacket);
+        VirtualServiceSpec service = key with
+        {
+            Scheduler = command.Scheduler,
+            Flags = command.SchedulerFlags,
+            PersistenceTimeout = command.PersistenceTimeout,
+            PersistenceNetmask = command.PersistenceNetmask,
+            OnePacket = command.OnePacket,
+        };
         return IpvsadmResult.Success(rules with { Services = rules.Services.Add(service) });
     }
 
@@ -78,8 +83,7 @@ public static class RuleSetEditor
     /// </summary>
     private static IpvsadmResult<RuleSetSpec> EditService(RuleSetSpec rules, IpvsadmCommand command)
     {
-        (ServiceProtocol protocol, InetAddress address, ushort port) = Key(command);
-        int index = Find(rules, protocol, address, port);
+        int index = Find(rules, Key(command));
         if (index < 0)
         {
             return Fail(NoSuchService);
@@ -101,8 +105,7 @@ public static class RuleSetEditor
 
     private static IpvsadmResult<RuleSetSpec> DeleteService(RuleSetSpec rules, IpvsadmCommand command)
     {
-        (ServiceProtocol protocol, InetAddress address, ushort port) = Key(command);
-        int index = Find(rules, protocol, address, port);
+        int index = Find(rules, Key(command));
         return index < 0
             ? Fail(NoSuchService)
             : IpvsadmResult.Success(rules with { Services = rules.Services.RemoveAt(index) });
@@ -166,8 +169,7 @@ public static class RuleSetEditor
     {
         if (command.Service is not null)
         {
-            (ServiceProtocol protocol, InetAddress address, ushort port) = Key(command);
-            if (Find(rules, protocol, address, port) < 0)
+            if (Find(rules, Key(command)) < 0)
             {
                 return Fail(NoSuchService);
             }
@@ -183,9 +185,7 @@ public static class RuleSetEditor
             switch (service.Kind)
             {
                 case VirtualServiceKind.Sctp:
-                    return "udr does not support SCTP services (--sctp-service); only TCP (-t) and UDP (-u)";
-                case VirtualServiceKind.FirewallMark:
-                    return "udr does not support firewall-mark services (-f); only TCP (-t) and UDP (-u)";
+                    return "udr does not support SCTP services (--sctp-service); only TCP (-t), UDP (-u) and firewall marks (-f)";
             }
         }
         if (command.PersistenceEngine.Length > 0)
@@ -202,12 +202,8 @@ public static class RuleSetEditor
         _ => IpvsadmOptionRules.CommandName(kind),
     };
 
-    private static (ServiceProtocol Protocol, InetAddress Address, ushort Port) Key(IpvsadmCommand command)
-    {
-        VirtualServiceAddress service = command.Service!;
-        ServiceProtocol protocol = service.Kind == VirtualServiceKind.Udp ? ServiceProtocol.Udp : ServiceProtocol.Tcp;
-        return (protocol, InetAddress.FromIPAddress(service.Address), service.Port);
-    }
+    /// <summary>The service a command names (SCTP was refused before this is asked).</summary>
+    private static VirtualServiceSpec Key(IpvsadmCommand command) => command.Service!.ToServiceKey()!;
 
     private static RealServerSpec ToRealServer(IpvsadmCommand command)
     {
@@ -219,11 +215,11 @@ public static class RuleSetEditor
         };
     }
 
-    private static int Find(RuleSetSpec rules, ServiceProtocol protocol, InetAddress address, ushort port)
+    private static int Find(RuleSetSpec rules, VirtualServiceSpec key)
     {
         for (int i = 0; i < rules.Services.Length; i++)
         {
-            if (rules.Services[i].SameService(protocol, address, port))
+            if (rules.Services[i].SameService(key))
             {
                 return i;
             }
@@ -234,8 +230,7 @@ public static class RuleSetEditor
     private static bool TryFindService(RuleSetSpec rules, IpvsadmCommand command, out int index,
         [System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out VirtualServiceSpec? service)
     {
-        (ServiceProtocol protocol, InetAddress address, ushort port) = Key(command);
-        index = Find(rules, protocol, address, port);
+        index = Find(rules, Key(command));
         service = index >= 0 ? rules.Services[index] : null;
         return service is not null;
     }

@@ -87,8 +87,12 @@ internal static class IpvsadmOrder
 {
     public static int CompareServices(VirtualServiceSpec a, VirtualServiceSpec b)
     {
-        // udr holds no fwmark services yet, so fwmark (compared first) is equal for all.
-        int result = (int)a.Address.Family - (int)b.Address.Family;
+        // The fwmark first (address/port services have 0), subtracted as the other fields are.
+        int result = unchecked((int)(a.FirewallMark - b.FirewallMark));
+        if (result == 0)
+        {
+            result = (int)a.Address.Family - (int)b.Address.Family;
+        }
         if (result == 0)
         {
             result = (int)a.Protocol - (int)b.Protocol;

@@ -1,4 +1,5 @@
 using System.Runtime.InteropServices;
+using UserspaceDr.Core.Packets;
 using UserspaceDr.Core.Services;
 
 namespace UserspaceDr.Core.Connections;
@@ -57,7 +58,11 @@ public struct Connection<TAddress>
     public uint Hash;
     /// <summary>Masked client address of the template that controls this connection (when Controlled).</summary>
     public TAddress TemplateClientAddress;
-    /// <summary>Template: the number of connections it controls (n_control).</summary>
+    /// <summary>
+    /// Template: the number of connections it controls (n_control). A connection has no use for it and keeps its
+    /// firewall mark there instead (<see cref="FirewallMark"/>): one field for two, so that the IPv4 entry stays one
+    /// cache line.
+    /// </summary>
     public int ControlCount;
     public ushort ClientPort;
     public ushort VirtualPort;
@@ -79,7 +84,32 @@ public struct Connection<TAddress>
 
     public readonly ConnectionKey<TAddress> Key => new(Protocol, ClientAddress, ClientPort, VirtualAddress, VirtualPort, IsTemplate, IsReplyLink);
 
+    /// <summary>A connection (never a template): the firewall mark of its service, 0 for an address/port service (ip_vs_conn.fwmark).</summary>
+    public uint FirewallMark
+    {
+        readonly get => IsTemplate ? 0 : (uint)ControlCount;
+        set => ControlCount = (int)value;
+    }
+
+    /// <summary>The key of the persistence template that controls this connection (when Controlled).</summary>
+    public readonly ConnectionKey<TAddress> ControllingTemplateKey => FirewallMark != 0
+        ? TemplateKeys.ForMark(TemplateClientAddress, FirewallMark)
+        : new(Protocol, TemplateClientAddress, 0, VirtualAddress, TemplateVirtualPort, Template: true);
+
+
     internal readonly bool Matches(in ConnectionKey<TAddress> key) =>
         ClientAddress.Equals(key.ClientAddress) && VirtualAddress.Equals(key.VirtualAddress) && ClientPort == key.ClientPort &&
         VirtualPort == key.VirtualPort && Protocol == key.Protocol && IsTemplate == key.Template && IsReplyLink == key.ReplyLink;
+}
+
+/// <summary>Keys of persistence templates.</summary>
+public static class TemplateKeys
+{
+    /// <summary>
+    /// A firewall-mark service's persistence template (ip_vs_sched_persist): protocol IPPROTO_IP, the masked client,
+    /// port 0, the mark in the place of the virtual address, port 0.
+    /// </summary>
+    public static ConnectionKey<TAddress> ForMark<TAddress>(TAddress client, uint mark)
+        where TAddress : unmanaged, IEquatable<TAddress> =>
+        new(0, client, 0, AddressBits.FromMark<TAddress>(mark), 0, Template: true);
 }

@@ -215,7 +215,7 @@ public sealed class ConnectionTable<TAddress>
             removed.Dest?.UnbindConnection(active: !removed.IsInactive, template: false);
             if ((removed.Flags & ConnectionFlags.Controlled) != 0)
             {
-                int template = Find(new ConnectionKey<TAddress>(removed.Protocol, removed.TemplateClientAddress, 0, removed.VirtualAddress, removed.TemplateVirtualPort, Template: true));
+                int template = Find(removed.ControllingTemplateKey);
                 if (template >= 0)
                 {
                     _slots[template].ControlCount--;

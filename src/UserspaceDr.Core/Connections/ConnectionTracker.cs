@@ -169,8 +169,11 @@ public sealed class ConnectionTracker<TAddress>
         int templateSlot = -1;
         if (service.Persistent)
         {
-            // ip_vs_sched_persist: reuse the client network's server while its template is valid.
-            var templateKey = new ConnectionKey<TAddress>(protocol, templateClient, 0, key.VirtualAddress, templatePort, Template: true);
+            // ip_vs_sched_persist: reuse the client network's server while its template is valid. A firewall-mark
+            // service's template stands for every protocol and port the mark covers: <IPPROTO_IP, client, 0, mark, 0>.
+            var templateKey = service.FirewallMark != 0
+                ? TemplateKeys.ForMark(templateClient, service.FirewallMark)
+                : new ConnectionKey<TAddress>(protocol, templateClient, 0, key.VirtualAddress, templatePort, Template: true);
             templateSlot = FindLive(templateKey, nowMs);
             if (templateSlot >= 0 && TemplateValid(table.At(templateSlot).Dest))
             {
@@ -246,6 +249,7 @@ public sealed class ConnectionTracker<TAddress>
             entry.Flags |= ConnectionFlags.Controlled;
             entry.TemplateClientAddress = templateClient;
             entry.TemplateVirtualPort = templatePort;
+            entry.FirewallMark = service.FirewallMark;
             // The template slot is still valid: the insert above never moves existing entries.
             table.At(templateSlot).ControlCount++;
         }
@@ -299,7 +303,7 @@ public sealed class ConnectionTracker<TAddress>
         outbox.Post(ToSynced(entry, (uint)TimeoutOf(entry)));
         if ((entry.Flags & ConnectionFlags.Controlled) != 0)
         {
-            int template = Table.Find(new ConnectionKey<TAddress>(entry.Protocol, entry.TemplateClientAddress, 0, entry.VirtualAddress, entry.TemplateVirtualPort, Template: true));
+            int template = Table.Find(entry.ControllingTemplateKey);
             if (template >= 0)
             {
                 ref Connection<TAddress> controlling = ref Table.At(template);
@@ -438,7 +442,7 @@ public sealed class ConnectionTracker<TAddress>
     private void AssureTemplate(in Connection<TAddress> entry)
     {
         ConnectionTable<TAddress> table = Table;
-        int template = table.Find(new ConnectionKey<TAddress>(entry.Protocol, entry.TemplateClientAddress, 0, entry.VirtualAddress, entry.TemplateVirtualPort, Template: true));
+        int template = table.Find(entry.ControllingTemplateKey);
         if (template >= 0)
         {
             table.At(template).Flags |= ConnectionFlags.Assured;

@@ -113,12 +113,17 @@ public sealed partial class ForwardingEngine
         var ip = new Ipv6Header(datagram);
         UInt128 vip = ip.Destination;
         long nowMs = frame.NowMs;
-        int serviceSlot = services.FindSlot(protocol, vip, virtualPort);
-        if (serviceSlot < 0)
+        // ip_vs_service_find: a firewall-mark service first, then the address/port service.
+        VirtualService? service = _snapshot.Rules.FindMarked(ip.Source, vip, protocol, clientPort, virtualPort);
+        if (service is null)
         {
-            return FrameReason.NoVirtualService;
+            int serviceSlot = services.FindSlot(protocol, vip, virtualPort);
+            if (serviceSlot < 0)
+            {
+                return FrameReason.NoVirtualService;
+            }
+            service = services.ServiceAt(serviceSlot);
         }
-        VirtualService service = services.ServiceAt(serviceSlot);
 
         ConnectionTracker<UInt128> tracker = _ipv6Tracker!; // made with the rules that hold this service (Snapshot)
         var key = new ConnectionKey<UInt128>(protocol, ip.Source, clientPort, vip, virtualPort);

@@ -83,4 +83,22 @@ public static class AddressBits
         }
         return true;
     }
+    /// <summary>The address as a 128-bit number: IPv4 in the low 32 bits, IPv6 as itself.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static UInt128 Widen<TAddress>(TAddress address) where TAddress : unmanaged =>
+        typeof(TAddress) == typeof(uint) ? Unsafe.As<TAddress, uint>(ref address) : Unsafe.As<TAddress, UInt128>(ref address);
+
+    /// <summary>
+    /// A firewall mark in the place of a virtual address, as a firewall-mark service's persistence template holds it
+    /// (ip_vs_sched_persist: <c>fwmark.ip = htonl(svc->fwmark)</c>): the mark's four bytes first, in network order.
+    /// </summary>
+    public static TAddress FromMark<TAddress>(uint mark) where TAddress : unmanaged
+    {
+        if (typeof(TAddress) == typeof(uint))
+        {
+            return Unsafe.As<uint, TAddress>(ref mark);
+        }
+        UInt128 value = (UInt128)mark << 96;
+        return Unsafe.As<UInt128, TAddress>(ref value);
+    }
 }

@@ -20,14 +20,26 @@ public sealed class RuleSet
     private readonly ServiceIndex<uint> _ipv4;
     private readonly ServiceIndex<UInt128> _ipv6;
 
+    // The firewall-mark services, one list per family (few: a linear scan), and the rules that mark packets for them.
+    private readonly VirtualService[] _marked4;
+    private readonly VirtualService[] _marked6;
+    private readonly FirewallMarkRules _markRules;
+
     private RuleSet(RuleSetSpec spec, ImmutableArray<VirtualService> services, ImmutableArray<DeletedRealServer> deleted, ServerStatsSlots statsSlots)
     {
         StatsSlots = statsSlots;
         Spec = spec;
         Services = services;
         Deleted = deleted;
-        _ipv4 = new ServiceIndex<uint>(services);
-        _ipv6 = new ServiceIndex<UInt128>(services);
+        _markRules = spec.MarkRules;
+        _marked4 = [.. services.Where(s => s.FirewallMark != 0 && s.Address.IsIPv4)];
+        _marked6 = [.. services.Where(s => s.FirewallMark != 0 && s.Address.IsIPv6)];
+        // A marked service's packets are those its rules' destinations receive: udr takes them as it takes a VIP's.
+        InetAddress[] markedDestinations = [.. services.Where(s => s.FirewallMark != 0)
+            .SelectMany(s => spec.MarkRules.DestinationsOf(s.Address.Family, s.FirewallMark)).SelectMany(p => p.Addresses())];
+        var addressServices = services.Where(s => s.FirewallMark == 0).ToArray();
+        _ipv4 = new ServiceIndex<uint>(addressServices, markedDestinations);
+        _ipv6 = new ServiceIndex<UInt128>(addressServices, markedDestinations);
         Generation = Interlocked.Increment(ref s_lastGeneration);
         HasMasquerade = services.Any(s => s.Destinations.Any(d => d.Method == ForwardingMethod.Masquerade));
         HasTunnel = services.Any(s => s.Destinations.Any(d => d.Method == ForwardingMethod.Tunnel));
@@ -69,6 +81,37 @@ public sealed class RuleSet
     /// </summary>
     internal int Generation { get; }
 
+    /// <summary>
+    /// The firewall-mark service of a TCP or UDP packet (ip_vs_service_find looks for one first): the mark its rules
+    /// give it, and the service of that mark in its family; null when it has none.
+    /// </summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+    public VirtualService? FindMarked<TAddress>(TAddress source, TAddress destination, byte protocol, ushort sourcePort, ushort destinationPort)
+        where TAddress : unmanaged
+    {
+        VirtualService[] marked = AddressBits.IsIPv4<TAddress>() ? _marked4 : _marked6;
+        return marked.Length == 0 ? null : ServiceOfMark(marked, _markRules.Classify(source, destination, protocol, sourcePort, destinationPort));
+    }
+
+    /// <summary>The firewall-mark service of one family with this mark; null when there is none.</summary>
+    public VirtualService? FindMarked(IpFamily family, uint mark) => ServiceOfMark(family == IpFamily.IPv4 ? _marked4 : _marked6, mark);
+
+    private static VirtualService? ServiceOfMark(VirtualService[] marked, uint mark)
+    {
+        if (mark == 0)
+        {
+            return null;
+        }
+        foreach (VirtualService service in marked)
+        {
+            if (service.FirewallMark == mark)
+            {
+                return service;
+            }
+        }
+        return null;
+    }
+
     /// <summary>The service for a packet to address:port; a persistent port-0 service matches any port.</summary>
     public VirtualService? Find(byte protocol, InetAddress address, ushort port)
     {
@@ -101,8 +144,13 @@ public sealed class RuleSet
     internal ServiceIndex<TAddress> Index<TAddress>() where TAddress : unmanaged, IEquatable<TAddress> =>
         typeof(TAddress) == typeof(uint) ? (ServiceIndex<TAddress>)(object)_ipv4 : (ServiceIndex<TAddress>)(object)_ipv6;
 
-    private VirtualService? FindExact(ServiceProtocol protocol, InetAddress address, ushort port)
+    private VirtualService? FindExact(VirtualServiceSpec spec)
     {
+        if (spec.FirewallMark != 0)
+        {
+            return FindMarked(spec.Address.Family, spec.FirewallMark);
+        }
+        (ServiceProtocol protocol, InetAddress address, ushort port) = (spec.Protocol, spec.Address, spec.Port);
         if (address.IsIPv4)
         {
             int slot = _ipv4.FindExactSlot((byte)protocol, address.IPv4, port);
@@ -135,8 +183,8 @@ public sealed class RuleSet
         var services = ImmutableArray.CreateBuilder<VirtualService>(spec.Services.Length);
         foreach (VirtualServiceSpec serviceSpec in spec.Services)
         {
-            VirtualService? old = previous?.FindExact(serviceSpec.Protocol, serviceSpec.Address, serviceSpec.Port);
-            VirtualServiceSpec? oldSpec = previous?.Spec.Services.FirstOrDefault(s => s.SameService(serviceSpec.Protocol, serviceSpec.Address, serviceSpec.Port));
+            VirtualService? old = previous?.FindExact(serviceSpec);
+            VirtualServiceSpec? oldSpec = previous?.Spec.Services.FirstOrDefault(s => s.SameService(serviceSpec));
             if (old is not null && oldSpec is not null && Unchanged(oldSpec, serviceSpec))
             {
                 // Nothing changed: the kernel calls no scheduler hook; keep the instance and its position.
@@ -167,7 +215,10 @@ public sealed class RuleSet
             }
             services.Add(new VirtualService(serviceSpec.Protocol, serviceSpec.Address, serviceSpec.Port, serviceSpec.Scheduler,
                 serviceSpec.Flags, serviceSpec.PersistenceTimeout, serviceSpec.PersistenceNetmask, serviceSpec.OnePacket,
-                dests.MoveToImmutable(), old?.Scheduler));
+                dests.MoveToImmutable(), old?.Scheduler)
+            {
+                FirewallMark = serviceSpec.FirewallMark,
+            });
         }
 
         var deleted = ImmutableArray.CreateBuilder<DeletedRealServer>();
@@ -182,7 +233,7 @@ public sealed class RuleSet
                         dest.MarkRemoved();
                         if (dest.HasConnections)
                         {
-                            deleted.Add(new DeletedRealServer(old.Protocol, old.Address, old.Port, dest));
+                            deleted.Add(new DeletedRealServer(old.Protocol, old.Address, old.Port, dest) { FirewallMark = old.FirewallMark });
                         }
                         else
                         {
@@ -218,7 +269,7 @@ public sealed class RuleSet
         }
         foreach (DeletedRealServer entry in previous.Deleted)
         {
-            if (entry.Protocol == service.Protocol && entry.ServiceAddress == service.Address && entry.ServicePort == service.Port &&
+            if (service.SameService(entry.Protocol, entry.ServiceAddress, entry.ServicePort, entry.FirewallMark) &&
                 entry.Server.Address == server.Address && entry.Server.Port == server.Port)
             {
                 return entry.Server;
@@ -231,5 +282,8 @@ public sealed class RuleSet
         a with { RealServers = [] } == b with { RealServers = [] } && a.RealServers.SequenceEqual(b.RealServers);
 }
 
-/// <summary>A real server deleted from the service (protocol, address, port) while connections still hold it.</summary>
-public readonly record struct DeletedRealServer(ServiceProtocol Protocol, InetAddress ServiceAddress, ushort ServicePort, RealServer Server);
+/// <summary>A real server deleted from the service (protocol, address, port; or firewall mark) while connections still hold it.</summary>
+public readonly record struct DeletedRealServer(ServiceProtocol Protocol, InetAddress ServiceAddress, ushort ServicePort, RealServer Server)
+{
+    public uint FirewallMark { get; init; }
+}

@@ -18,7 +18,9 @@ public sealed record RealServerSpec(
 
 /// <summary>
 /// A virtual service as configured (-A/-E). <see cref="RealServers"/> is in the order the servers were added,
-/// oldest first; the running service reverses it into the kernel's newest-first list.
+/// oldest first; the running service reverses it into the kernel's newest-first list. A firewall-mark service (-f)
+/// has a <see cref="FirewallMark"/>, the unspecified address of its family (-6: IPv6), port 0 and TCP as the nominal
+/// protocol ipvsadm gives it.
 /// </summary>
 public sealed record VirtualServiceSpec(
     ServiceProtocol Protocol,
@@ -32,12 +34,37 @@ public sealed record VirtualServiceSpec(
 {
     public ImmutableArray<RealServerSpec> RealServers { get; init; } = [];
 
-    public bool SameService(ServiceProtocol protocol, InetAddress address, ushort port) =>
-        Protocol == protocol && Address == address && Port == port;
+    /// <summary>-f: the firewall mark that selects this service's packets; 0 for an address/port service.</summary>
+    public uint FirewallMark { get; init; }
+
+    public bool IsFirewallMark => FirewallMark != 0;
+
+    public bool SameService(ServiceProtocol protocol, InetAddress address, ushort port, uint firewallMark = 0) =>
+        FirewallMark == firewallMark && (firewallMark != 0 ? Address.Family == address.Family : Protocol == protocol && Address == address && Port == port);
+
+    public bool SameService(VirtualServiceSpec other)
+    {
+        ArgumentNullException.ThrowIfNull(other);
+        return SameService(other.Protocol, other.Address, other.Port, other.FirewallMark);
+    }
+
+    /// <summary>A firewall-mark service of <paramref name="family"/> as ipvsadm -A -f makes it.</summary>
+    public static VirtualServiceSpec ForFirewallMark(uint mark, IpFamily family, string scheduler = "wlc") =>
+        new(ServiceProtocol.Tcp, family == IpFamily.IPv4 ? InetAddress.FromIPv4(0) : InetAddress.FromIPv6(UInt128.Zero), 0, scheduler)
+        {
+            FirewallMark = mark,
+            PersistenceNetmask = family == IpFamily.IPv4 ? 0xFFFF_FFFF : 128,
+        };
 }
 
 /// <summary>A whole validated configuration: what `ipvsadm -S` prints and `ipvsadm -R` reads.</summary>
 public sealed record RuleSetSpec(ImmutableArray<VirtualServiceSpec> Services)
 {
+    /// <summary>
+    /// The mark rules (udr run --fwmark-rules) that select the packets of the firewall-mark services: not ipvsadm
+    /// state, so -C and -R keep them; reloading the rules file replaces them.
+    /// </summary>
+    public FirewallMarkRules MarkRules { get; init; } = FirewallMarkRules.None;
+
     public static readonly RuleSetSpec Empty = new(ImmutableArray<VirtualServiceSpec>.Empty);
 }

@@ -14,7 +14,9 @@ internal sealed class ServiceIndex<TAddress>
     private readonly Entry[] _entries;
     private readonly int _mask;
 
-    public ServiceIndex(IEnumerable<VirtualService> services)
+    /// <param name="services">Address/port services (firewall-mark services are looked up by mark instead).</param>
+    /// <param name="markedDestinations">Further addresses udr takes traffic for: the destinations of firewall-mark rules.</param>
+    public ServiceIndex(IEnumerable<VirtualService> services, IEnumerable<InetAddress> markedDestinations)
     {
         var mine = new List<(VirtualService Service, TAddress Address)>();
         foreach (VirtualService service in services)
@@ -41,7 +43,15 @@ internal sealed class ServiceIndex<TAddress>
             _entries[slot] = new Entry(service, address, service.Port, (byte)service.Protocol,
                 service.Destinations.Any(d => d.Method == ForwardingMethod.Tunnel));
         }
-        Addresses = [.. mine.Select(m => m.Address).Distinct().Order()];
+        var marked = new List<TAddress>();
+        foreach (InetAddress destination in markedDestinations)
+        {
+            if (AddressBits.TryFrom(destination, out TAddress address))
+            {
+                marked.Add(address);
+            }
+        }
+        Addresses = [.. mine.Select(m => m.Address).Concat(marked).Distinct().Order()];
     }
 
     /// <summary>This family's VIPs, sorted.</summary>

@@ -5,7 +5,7 @@ using UserspaceDr.Core.Scheduling;
 namespace UserspaceDr.Core.Services;
 
 /// <summary>
-/// One virtual service (VIP:port and protocol) in a published rule set. Immutable: an edit publishes a new
+/// One virtual service (VIP:port and protocol, or a firewall mark) in a published rule set. Immutable: an edit publishes a new
 /// instance. Its real servers are in the kernel's list order, newest first (list_add_rcu inserts at the head),
 /// which is the order every scheduler scans and breaks ties in.
 /// </summary>
@@ -62,6 +62,10 @@ public sealed class VirtualService
     public ImmutableArray<RealServer> Destinations { get; }
     public Scheduler Scheduler { get; }
 
-    public override string ToString() =>
-        $"{(Protocol == ServiceProtocol.Tcp ? "TCP" : "UDP")} {Address.WithPort(Port)}";
+    /// <summary>-f: the firewall mark that selects this service's packets (0: an address/port service).</summary>
+    public uint FirewallMark { get; init; }
+
+    public override string ToString() => FirewallMark != 0
+        ? string.Create(System.Globalization.CultureInfo.InvariantCulture, $"FWM {FirewallMark}{(Address.IsIPv6 ? " IPv6" : "")}")
+        : $"{(Protocol == ServiceProtocol.Tcp ? "TCP" : "UDP")} {Address.WithPort(Port)}";
 }

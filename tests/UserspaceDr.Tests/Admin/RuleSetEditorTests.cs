@@ -203,8 +203,7 @@ public class RuleSetEditorTests
         AssertKernelError(Apply(rules, "-Z", "-t", "198.18.10.9:80"), "No such service");
     }
 
-    [TestCase(new[] { "-A", "-f", "7" }, "udr does not support firewall-mark services (-f); only TCP (-t) and UDP (-u)")]
-    [TestCase(new[] { "-A", "--sctp-service", "198.18.10.1:80" }, "udr does not support SCTP services (--sctp-service); only TCP (-t) and UDP (-u)")]
+    [TestCase(new[] { "-A", "--sctp-service", "198.18.10.1:80" }, "udr does not support SCTP services (--sctp-service); only TCP (-t), UDP (-u) and firewall marks (-f)")]
     [TestCase(new[] { "-A", "-u", "198.18.10.1:5060", "-p", "--pe", "sip" }, "udr does not support persistence engines (--pe sip)")]
     public void Unsupported_features_are_refused_at_apply_time(string[] args, string message)
     {

@@ -166,7 +166,7 @@ public class RulesFileTests
     [TestCase("-A -t 198.18.10.1:80\n-A -t 198.18.10.2:80 -w 2\n", "line 2: Illegal 'weight' option with the 'add-service' command", 2)]
     [TestCase("# nothing yet\n-a -t 198.18.10.1:80 -r 198.18.9.2\n", "line 2: Service not defined", 255)]
     [TestCase("-A -t 198.18.10.1:80 -s lblcr\n", "line 1: Scheduler or persistence engine not found", 255)]
-    [TestCase("-A -t 198.18.10.1:80\n-A -f 1\n", "line 2: udr does not support firewall-mark services (-f); only TCP (-t) and UDP (-u)", 255)]
+    [TestCase("-A -t 198.18.10.1:80\n-A --sctp-service 198.18.10.1:80\n", "line 2: udr does not support SCTP services (--sctp-service); only TCP (-t), UDP (-u) and firewall marks (-f)", 255)]
     [TestCase("-A -t 198.18.10.1:80\n-R\n", "line 2: the 'restore' command does not change the rule set; udr cannot apply it here", 2)]
     [TestCase("-A -t 198.18.10.1:80\r\n-L -n\r\n", "line 2: the 'list' command does not change the rule set; udr cannot apply it here", 2)]
     [TestCase("-A -t 198.18.10.1:80 --bogus\n", "line 1: --bogus: unknown option", 255)]
