@@ -288,9 +288,13 @@ public sealed class UdrMetrics
         _syncOverflows.Set(sync.OutboxOverflows);
     }
 
-    /// <summary>node_exporter's service labels: address, mark (empty: no firewall-mark services yet), port, TCP or UDP.</summary>
-    private static string[] ServiceLabelValues(VirtualService service) =>
-        [service.Address.ToString(), "", service.Port.ToString(CultureInfo.InvariantCulture), service.Protocol == ServiceProtocol.Tcp ? "TCP" : "UDP"];
+    /// <summary>
+    /// node_exporter's service labels: address, mark, port, protocol. procfs reads a firewall-mark service's "FWM  N"
+    /// line as no address, mark N, port 0 and protocol FWM; an address/port service has an empty mark.
+    /// </summary>
+    private static string[] ServiceLabelValues(VirtualService service) => service.FirewallMark != 0
+        ? ["", service.FirewallMark.ToString(CultureInfo.InvariantCulture), "0", "FWM"]
+        : [service.Address.ToString(), "", service.Port.ToString(CultureInfo.InvariantCulture), service.Protocol == ServiceProtocol.Tcp ? "TCP" : "UDP"];
 
     private static string VerdictName(Verdict verdict) => verdict.ToString().ToLowerInvariant();
 

@@ -41,6 +41,12 @@ internal sealed class DataPlaneBackend : IIpvsBackend, IDisposable
 
     public RuleSetSpec Rules => _plane.Rules.Spec;
 
+    /// <summary>
+    /// The mark rules of --fwmark-rules, stamped on every rule set published (by udr adm, -R, the health checkers):
+    /// they are the site's firewall's, not ipvsadm's, and change only when the file is read again.
+    /// </summary>
+    public FirewallMarkRules MarkRules { get; set; } = FirewallMarkRules.None;
+
     /// <summary>The counters and rates ipvsadm --stats and --rate print (and the metrics export).</summary>
     public TrafficStatistics Statistics => _statistics;
 
@@ -61,7 +67,8 @@ internal sealed class DataPlaneBackend : IIpvsBackend, IDisposable
 
     public void Publish(RuleSetSpec rules)
     {
-        _plane.Reload(rules);
+        ArgumentNullException.ThrowIfNull(rules);
+        _plane.Reload(rules with { MarkRules = MarkRules });
         _statistics.Sync(_plane.Rules);
     }
 
@@ -84,7 +91,7 @@ internal sealed class DataPlaneBackend : IIpvsBackend, IDisposable
         foreach (ServiceStatistics service in _statistics.Read(rules))
         {
             VirtualServiceSpec spec = rules.Spec.Services.First(s =>
-                s.SameService(service.Service.Protocol, service.Service.Address, service.Service.Port));
+                s.SameService(service.Service.Protocol, service.Service.Address, service.Service.Port, service.Service.FirewallMark));
             var servers = new List<RealServerState>(service.Servers.Length);
             foreach (ServerStatistics server in service.Servers)
             {
@@ -109,7 +116,7 @@ internal sealed class DataPlaneBackend : IIpvsBackend, IDisposable
         RuleSet rules = _plane.Rules;
         VirtualService? only = service is null
             ? null
-            : rules.Services.FirstOrDefault(s => service.SameService(s.Protocol, s.Address, s.Port));
+            : rules.Services.FirstOrDefault(s => service.SameService(s.Protocol, s.Address, s.Port, s.FirewallMark));
         if (service is null || only is not null)
         {
             _statistics.Zero(rules, only);

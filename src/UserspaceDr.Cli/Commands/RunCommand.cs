@@ -95,19 +95,25 @@ internal static class RunCommand
         {
             Description = "serve Prometheus metrics on ADDRESS:PORT at /metrics (e.g. 127.0.0.1:9477, [2001:2::1]:9477); off unless given",
         };
+        var fwmarkRules = new Option<string[]>("--fwmark-rules")
+        {
+            Description = "FILE: iptables-save (or ip6tables-save) output whose mangle PREROUTING/INPUT MARK rules select the packets of the " +
+                "firewall-mark services (-f N); udr marks frames itself, since a packet socket sees them before netfilter does. " +
+                "SIGHUP reads it again with the rules; repeat for an IPv4 and an IPv6 file",
+        };
         var control = new Option<string>("--control") { Description = "control socket for `udr adm` (mode 0600, root only)", DefaultValueFactory = _ => ControlClient.DefaultPath };
 
         var command = new Command("run", "run the balancer on an interface")
         {
             interfaceNames, rules, config, workers, backend, maxConnections, answerArp, noIsolation, expireNodest, expireQuiescent, sloppyTcp, announce, backupOnly,
-            dropEntry, secureTcp, defenseThreshold, control, metrics, coalesce,
+            dropEntry, secureTcp, defenseThreshold, control, metrics, coalesce, fwmarkRules,
         };
         command.SetAction(parse =>
         {
             RuleSource source = (parse.GetValue(rules), parse.GetValue(config)) switch
             {
-                (string path, null) => new RuleSource(path, IsKeepalived: false),
-                (null, string path) => new RuleSource(path, IsKeepalived: true),
+                (string path, null) => new RuleSource(path, IsKeepalived: false, parse.GetValue(fwmarkRules) ?? []),
+                (null, string path) => new RuleSource(path, IsKeepalived: true, parse.GetValue(fwmarkRules) ?? []),
                 (null, null) => throw new UsageException("give the rules: --rules FILE (ipvsadm save syntax) or --config FILE (keepalived.conf)"),
                 _ => throw new UsageException("--rules and --config exclude each other: give one"),
             };
@@ -247,23 +253,43 @@ internal static class RunCommand
     }
 
     /// <summary>Where the rules come from: a rules file, or keepalived.conf's virtual servers.</summary>
-    private sealed record RuleSource(string Path, bool IsKeepalived)
+    private sealed record RuleSource(string Path, bool IsKeepalived, string[] MarkRulesPaths)
     {
         /// <summary>The rule set to serve, all checked before anything is applied (a <see cref="UsageException"/> otherwise).</summary>
         public (RuleSetSpec Rules, KeepalivedConfig? Config) Load()
         {
+            FirewallMarkRules marks = LoadMarkRules();
             if (!IsKeepalived)
             {
-                return (CliInputs.LoadRules(Path), null);
+                return (CliInputs.LoadRules(Path) with { MarkRules = marks }, null);
             }
             try
             {
                 KeepalivedConfig config = KeepalivedParser.Load(Path);
-                return (KeepalivedRules.Build(config, (_, rs) => KeepalivedRules.Initial(rs), _ => true), config);
+                return (KeepalivedRules.Build(config, (_, rs) => KeepalivedRules.Initial(rs), _ => true) with { MarkRules = marks }, config);
             }
             catch (ConfigException e)
             {
                 throw new UsageException($"--config: {e.Message}", e);
+            }
+        }
+
+        /// <summary>Every --fwmark-rules file's rules, in the order given.</summary>
+        private FirewallMarkRules LoadMarkRules()
+        {
+            try
+            {
+                FirewallMarkRules[] files = [.. MarkRulesPaths.Select(MarkRulesFile.Load)];
+                return files.Length switch
+                {
+                    0 => FirewallMarkRules.None,
+                    1 => files[0],
+                    _ => new FirewallMarkRules([.. files.SelectMany(f => f.Rules)], string.Join(", ", files.Select(f => f.Source))),
+                };
+            }
+            catch (MarkRulesException e)
+            {
+                throw new UsageException($"--fwmark-rules: {e.Message}", e);
             }
         }
     }
@@ -324,7 +350,7 @@ internal static class RunCommand
             }
             // ipvsadm over the control socket changes the live rules only; the rules file stays as written, and
             // SIGHUP re-reads it (replacing whatever udr adm changed, as ipvsadm-restore of that file would).
-            using var backend = new DataPlaneBackend(plane, loggers.CreateLogger("udr.sync"));
+            using var backend = new DataPlaneBackend(plane, loggers.CreateLogger("udr.sync")) { MarkRules = spec.MarkRules };
             var ipvsadm = new IpvsadmExecutor(backend, () => new FileNames());
             // keepalived.conf's checkers edit the live rules through the same executor, one change at a time.
             using var health = keepalived is null ? null : new HealthChecks(new HealthMonitor(keepalived, ipvsadm.Edit, loggers.CreateLogger("udr.health")));
@@ -390,16 +416,16 @@ internal static class RunCommand
                 try
                 {
                     (RuleSetSpec reloaded, KeepalivedConfig? reconfigured) = source.Load();
-                    if (health is not null && reconfigured is not null)
+                    FirewallMarkRules running = backend.MarkRules;
+                    backend.MarkRules = reloaded.MarkRules;
+                    try
                     {
-                        LogWarnings(log, reconfigured);
-                        plane.Timeouts = plane.Timeouts.With(reconfigured.Globals.TcpTimeout, reconfigured.Globals.TcpFinTimeout, reconfigured.Globals.UdpTimeout);
-                        health.Monitor.Reload(reconfigured, ipvsadm.Replace);
-                        availability.Apply(reconfigured, reload: true);
+                        Reload(reloaded, reconfigured);
                     }
-                    else
+                    catch
                     {
-                        ipvsadm.Replace(reloaded);
+                        backend.MarkRules = running; // nothing of the reload applied: the running marks stay
+                        throw;
                     }
                 }
                 catch (Exception e) when (e is UsageException or InvalidOperationException or ArgumentException)
@@ -409,6 +435,21 @@ internal static class RunCommand
                 systemd.Ready(Status(plane));
             }
             systemd.Stopping();
+
+            void Reload(RuleSetSpec reloaded, KeepalivedConfig? reconfigured)
+            {
+                if (health is not null && reconfigured is not null)
+                {
+                    LogWarnings(log, reconfigured);
+                    plane.Timeouts = plane.Timeouts.With(reconfigured.Globals.TcpTimeout, reconfigured.Globals.TcpFinTimeout, reconfigured.Globals.UdpTimeout);
+                    health.Monitor.Reload(reconfigured, ipvsadm.Replace);
+                    availability.Apply(reconfigured, reload: true);
+                }
+                else
+                {
+                    ipvsadm.Replace(reloaded);
+                }
+            }
         }
         return ExitCodes.Success;
 

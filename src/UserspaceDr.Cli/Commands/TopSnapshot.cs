@@ -55,7 +55,9 @@ internal sealed record TopSnapshot(DateTimeOffset Time, string Version, double U
             }
         }
         TopService[] services = [.. state.Services.Select(service => new TopService(
-            $"{IpvsadmPrinter.ProtocolName(service.Spec.Protocol)} {service.Spec.Address.WithPort(service.Spec.Port)}", service.Spec.Scheduler,
+            service.Spec.IsFirewallMark
+                ? string.Create(System.Globalization.CultureInfo.InvariantCulture, $"FWM {service.Spec.FirewallMark}{(service.Spec.Address.IsIPv6 ? " IPv6" : "")}")
+                : $"{IpvsadmPrinter.ProtocolName(service.Spec.Protocol)} {service.Spec.Address.WithPort(service.Spec.Port)}", service.Spec.Scheduler,
             service.Rates.ConnectionsPerSecond, service.Rates.InPacketsPerSecond, service.Rates.OutPacketsPerSecond,
             service.Rates.InBytesPerSecond, service.Rates.OutBytesPerSecond,
             [.. service.RealServers.Select(server => new TopServer(server.Spec.Address.WithPort(server.Spec.Port),

@@ -21,7 +21,7 @@ public sealed class PreflightContext(PreflightOptions options, IHostSystem host)
 
     public LinkInfo? Interface => Links.FirstOrDefault(l => l.Name == Options.InterfaceName);
 
-    public IReadOnlyList<uint> Vips => [.. Options.Rules.Services.Where(s => s.Address.IsIPv4).Select(s => s.Address.IPv4).Distinct()];
+    public IReadOnlyList<uint> Vips => [.. RuleSetTraffic.Destinations(Options.Rules).Where(a => a.IsIPv4).Select(a => a.IPv4)];
 
     /// <summary>Every distinct real server with the forwarding methods it is used with.</summary>
     public IEnumerable<(uint Address, ForwardingMethod Method)> RealServers =>
@@ -209,7 +209,7 @@ public static class PreflightChecks
     private static IEnumerable<CheckResult> CheckIpv6(PreflightContext context)
     {
         LinkInfo? link = context.Interface;
-        InetAddress[] vips = [.. context.Options.Rules.Services.Select(s => s.Address).Where(a => a.IsIPv6).Distinct()];
+        InetAddress[] vips = [.. RuleSetTraffic.Destinations(context.Options.Rules).Where(a => a.IsIPv6)];
         (InetAddress Address, ForwardingMethod Method)[] servers = [.. context.Options.Rules.Services.SelectMany(s => s.RealServers)
             .Where(r => r.Address.IsIPv6).Select(r => (r.Address, r.Method)).Distinct()];
         if (link == null || (vips.Length == 0 && servers.Length == 0))

@@ -44,6 +44,12 @@ public sealed class LocalNatTable : IDisposable
         foreach (VirtualServiceSpec service in rules.Services)
         {
             RealServerSpec[] local = [.. service.RealServers.Where(s => s.Method == ForwardingMethod.Masquerade && !IsLoopback(s.Address) && _isOwnAddress(s.Address))];
+            if (local.Length > 0 && service.IsFirewallMark)
+            {
+                throw new ArgumentException(string.Create(CultureInfo.InvariantCulture,
+                    $"FWM {service.FirewallMark} has a NAT real server on the balancer itself ({Endpoint(local[0].Address, local[0].Port)}): udr hands such a server's frames to the kernel's DNAT by address and port, which a firewall-mark service has not; use -g for it"),
+                    nameof(rules));
+            }
             if (local.Length > 1)
             {
                 throw new ArgumentException(string.Create(CultureInfo.InvariantCulture,

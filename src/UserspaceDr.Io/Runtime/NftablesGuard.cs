@@ -56,7 +56,7 @@ public sealed class NftablesGuard : IDisposable
         script.AppendLine(CultureInfo.InvariantCulture, $"delete table netdev {TableName}");
         script.AppendLine(CultureInfo.InvariantCulture, $"table netdev {TableName} {{");
         script.AppendLine(CultureInfo.InvariantCulture, $"  chain ingress {{ type filter hook ingress device \"{_interfaceName}\" priority -500; policy accept;");
-        foreach (VirtualServiceSpec service in rules.Services)
+        foreach (VirtualServiceSpec service in rules.Services.Where(s => !s.IsFirewallMark))
         {
             string protocol = service.Protocol == ServiceProtocol.Tcp ? "tcp" : "udp";
             string vip = service.Address.ToString();
@@ -65,12 +65,13 @@ public sealed class NftablesGuard : IDisposable
                 ? $"    {family} daddr {vip} meta l4proto {protocol} drop"
                 : string.Create(CultureInfo.InvariantCulture, $"    {family} daddr {vip} {protocol} dport {service.Port} drop"));
         }
-        foreach (InetAddress vip in rules.Services.Where(s => s.Address.IsIPv6).Select(s => s.Address).Distinct().Order())
+        AppendMarkedServices(script, rules);
+        foreach (InetAddress vip in RuleSetTraffic.Destinations(rules).Where(a => a.IsIPv6))
         {
             // Fragments carry their ports in the first one only; the kernel would reassemble them and answer.
             script.AppendLine(CultureInfo.InvariantCulture, $"    ip6 daddr {vip} exthdr frag exists meta l4proto {{ tcp, udp }} drop");
         }
-        foreach (uint vip in rules.Services.Where(s => s.Address.IsIPv4).Select(s => s.Address.IPv4).Distinct().Order())
+        foreach (uint vip in RuleSetTraffic.Destinations(rules).Where(a => a.IsIPv4).Select(a => a.IPv4))
         {
             // Later fragments carry no ports; the kernel would reassemble them and answer for the datagram.
             script.AppendLine(CultureInfo.InvariantCulture, $"    ip daddr {Ipv4Address.Format(vip)} ip frag-off & 0x1fff != 0 meta l4proto {{ tcp, udp }} drop");
@@ -98,6 +99,50 @@ public sealed class NftablesGuard : IDisposable
         script.AppendLine("  }");
         script.AppendLine("}");
         return script.ToString();
+    }
+
+    /// <summary>
+    /// What udr takes from the kernel for the firewall-mark services: for each mark rule that marks a service's traffic,
+    /// the same selection in nft's words (addresses, protocol, ports; a -m mark condition is left out, so the guard
+    /// keeps from the kernel at least what udr may serve).
+    /// </summary>
+    private static void AppendMarkedServices(StringBuilder script, RuleSetSpec rules)
+    {
+        foreach (VirtualServiceSpec service in rules.Services.Where(s => s.IsFirewallMark))
+        {
+            foreach (FirewallMarkRule rule in rules.MarkRules.Rules.Where(r => r.Family == service.Address.Family &&
+                r.MarkOfUnmarked == service.FirewallMark && r.HasDestinations))
+            {
+                string family = rule.Family == IpFamily.IPv6 ? "ip6" : "ip";
+                var line = new StringBuilder("   ");
+                if (rule.Source is { } source)
+                {
+                    line.Append(CultureInfo.InvariantCulture, $" {family} saddr {(rule.SourceNegated ? "!= " : "")}{source.Network}/{source.Length}");
+                }
+                line.Append(CultureInfo.InvariantCulture, $" {family} daddr {rule.Destination!.Value.Network}/{rule.Destination.Value.Length}");
+                if (rule.Protocol != 0)
+                {
+                    string protocol = rule.Protocol switch
+                    {
+                        IpProtocol.Tcp => "tcp",
+                        IpProtocol.Udp => "udp",
+                        _ => rule.Protocol.ToString(CultureInfo.InvariantCulture),
+                    };
+                    line.Append(CultureInfo.InvariantCulture, $" meta l4proto {(rule.ProtocolNegated ? "!= " : "")}{protocol}");
+                }
+                AppendPorts(line, "sport", rule.SourcePorts, rule.SourcePortsNegated);
+                AppendPorts(line, "dport", rule.DestinationPorts, rule.DestinationPortsNegated);
+                script.Append(line).AppendLine(" drop");
+            }
+        }
+
+        static void AppendPorts(StringBuilder line, string field, System.Collections.Immutable.ImmutableArray<PortRange> ports, bool negated)
+        {
+            if (!ports.IsEmpty)
+            {
+                line.Append(CultureInfo.InvariantCulture, $" th {field} {(negated ? "!= " : "")}{{ {string.Join(", ", ports)} }}");
+            }
+        }
     }
 
     /// <summary>

@@ -9,6 +9,19 @@ namespace UserspaceDr.Io.Runtime;
 /// </summary>
 public static class RuleSetTraffic
 {
+    /// <summary>
+    /// Every address the services take traffic for, in order: the VIPs, and the destinations of the mark rules of the
+    /// firewall-mark services (as <see cref="RuleSet.VirtualAddresses"/> holds them once built).
+    /// </summary>
+    public static IEnumerable<InetAddress> Destinations(RuleSetSpec rules)
+    {
+        ArgumentNullException.ThrowIfNull(rules);
+        return rules.Services.Where(s => !s.IsFirewallMark).Select(s => s.Address)
+            .Concat(rules.Services.Where(s => s.IsFirewallMark).SelectMany(s => rules.MarkRules.DestinationsOf(s.Address.Family, s.FirewallMark))
+                .SelectMany(p => p.Addresses()))
+            .Distinct().Order();
+    }
+
     /// <summary>The IPv4 addresses of NAT (-m) real servers: their replies come back through udr.</summary>
     public static IEnumerable<uint> NatServers(RuleSetSpec rules)
     {
