@@ -166,7 +166,7 @@ public sealed class HealthMonitor : IAsyncDisposable
                 var server = new ServerEntry(service, rs);
                 server.Checkers = [.. rs.Checkers.Select(checker =>
                 {
-                    var key = new CheckerKey(vs.Protocol, vs.Address.ToString(), vs.Port, rs.Address.ToString(), rs.Port, checker with { Place = default });
+                    var key = new CheckerKey(vs.Protocol, vs.Name, vs.Port, rs.Address.ToString(), rs.Port, checker with { Place = default });
                     if (reusable.Remove(key, out CheckerEntry? kept))
                     {
                         kept.Adopt(server, checker);

@@ -74,8 +74,13 @@ public sealed record VirtualServerConfig(
     public SorryServerConfig? SorryServer { get; init; }
     public ImmutableArray<RealServerConfig> RealServers { get; init; } = [];
 
-    /// <summary>"TCP 198.18.0.100:80", as logs name a service.</summary>
-    public string Name => $"{(Protocol == ServiceProtocol.Udp ? "UDP" : "TCP")} {KeepalivedDefaults.Endpoint(Address, Port)}";
+    /// <summary>virtual_server fwmark N: the mark (0 for an address/port virtual server).</summary>
+    public uint FirewallMark { get; init; }
+
+    /// <summary>"TCP 198.18.0.100:80" (or "FWM 1", "FWM 1 IPv6"), as logs name a service.</summary>
+    public string Name => FirewallMark != 0
+        ? string.Create(System.Globalization.CultureInfo.InvariantCulture, $"FWM {FirewallMark}{(Address.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6 ? " IPv6" : "")}")
+        : $"{(Protocol == ServiceProtocol.Udp ? "UDP" : "TCP")} {KeepalivedDefaults.Endpoint(Address, Port)}";
 }
 
 /// <summary>A <c>real_server IP PORT { … }</c> (its port already forced to the service's in DR and TUN).</summary>

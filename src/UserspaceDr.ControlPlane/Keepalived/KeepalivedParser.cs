@@ -50,7 +50,7 @@ public static class KeepalivedParser
                     break;
                 case "virtual_server":
                     VirtualServerConfig service = VirtualServer(node, warnings);
-                    if (services.Any(s => s.Protocol == service.Protocol && s.Address.Equals(service.Address) && s.Port == service.Port))
+                    if (services.Any(s => s.Name == service.Name))
                     {
                         throw new ConfigException(node.Place, $"virtual_server {service.Name} is defined twice");
                     }
@@ -174,23 +174,35 @@ public static class KeepalivedParser
 
     private static VirtualServerConfig VirtualServer(ConfigNode node, List<ConfigWarning> warnings)
     {
-        if (node.Arguments.Count >= 1 && node.Arguments[0] is "fwmark" or "group")
+        if (node.Arguments.Count >= 1 && node.Arguments[0] == "group")
         {
-            throw new ConfigException(node.Place, node.Arguments[0] == "fwmark"
-                ? "firewall-mark virtual servers are not supported by udr yet; use IP PORT"
-                : "virtual_server group is not supported by udr; write one virtual_server per address and port");
+            throw new ConfigException(node.Place, "virtual_server group is not supported by udr; write one virtual_server per address and port");
         }
         if (node.Arguments.Count != 2)
         {
-            throw new ConfigException(node.Place, "virtual_server takes an address and a port (virtual_server IP PORT { … })");
+            throw new ConfigException(node.Place, "virtual_server takes an address and a port, or a firewall mark (virtual_server IP PORT { … }, virtual_server fwmark N { … })");
         }
-        IPAddress address = Address(node, node.Arguments[0]);
-        ushort port = Port(node, node.Arguments[1], allowZero: true);
         IReadOnlyList<ConfigNode> block = RequireBlock(node);
+        uint mark = 0;
+        IPAddress address;
+        ushort port;
+        if (node.Arguments[0] == "fwmark")
+        {
+            // A firewall-mark service: no address or port; its family from ip_family, else from its servers (IPv4 without either).
+            mark = uint.TryParse(node.Arguments[1], NumberStyles.None, CultureInfo.InvariantCulture, out uint value) && value != 0
+                ? value : throw new ConfigException(node.Place, $"fwmark {node.Arguments[1]}: not a mark (1 to {uint.MaxValue})");
+            address = MarkFamily(block) == AddressFamily.InterNetworkV6 ? IPAddress.IPv6Any : IPAddress.Any;
+            port = 0;
+        }
+        else
+        {
+            address = Address(node, node.Arguments[0]);
+            port = Port(node, node.Arguments[1], allowZero: true);
+        }
 
         // First the settings (they are the defaults of the real servers, wherever they stand in the block) …
         var inherited = new Inherited();
-        var service = new VirtualServerConfig(address, port, ServiceProtocol.Tcp, node.Place);
+        var service = new VirtualServerConfig(address, port, ServiceProtocol.Tcp, node.Place) { FirewallMark = mark };
         ConfigNode? sorry = null;
         bool sorryInhibit = false;
         ForwardingMethod? sorryMethod = null;
@@ -199,6 +211,12 @@ public static class KeepalivedParser
             switch (key.Keyword)
             {
                 case "real_server":
+                    break;
+                case "ip_family":
+                    if (IpFamily(key) != address.AddressFamily)
+                    {
+                        throw new ConfigException(key.Place, $"Virtual server specified family {OneArgument(key)} conflicts with {(mark != 0 ? "its real servers'" : $"its address {address}")}");
+                    }
                     break;
                 case "delay_loop":
                     inherited = inherited with { DelayLoop = Seconds(key, allowZero: false) };
@@ -325,6 +343,28 @@ public static class KeepalivedParser
         return service with { RealServers = servers.ToImmutable() };
     }
 
+    /// <summary>
+    /// A firewall-mark virtual server's family: ip_family when given, else its first real server's, else IPv4 (keepalived
+    /// takes it from the servers; one whose servers are all tunnelled to the other family names it with ip_family).
+    /// </summary>
+    private static AddressFamily MarkFamily(IReadOnlyList<ConfigNode> block)
+    {
+        if (block.FirstOrDefault(k => k.Keyword == "ip_family") is { } family)
+        {
+            return IpFamily(family);
+        }
+        return block.FirstOrDefault(k => k.Keyword == "real_server" && k.Arguments.Count >= 1) is { } server
+            ? Address(server, server.Arguments[0]).AddressFamily
+            : AddressFamily.InterNetwork;
+    }
+
+    private static AddressFamily IpFamily(ConfigNode key) => OneArgument(key) switch
+    {
+        "inet" => AddressFamily.InterNetwork,
+        "inet6" => AddressFamily.InterNetworkV6,
+        string other => throw new ConfigException(key.Place, $"ip_family {other}: inet or inet6"),
+    };
+
     private static RealServerConfig RealServer(ConfigNode node, VirtualServerConfig service, Inherited inherited, List<ConfigWarning> warnings)
     {
         if (node.Arguments.Count is < 1 or > 2)
@@ -391,7 +431,8 @@ public static class KeepalivedParser
         // keepalived (ipvswrapper.c) forces the real server's port to the service's in DR and TUN.
         server = server with
         {
-            Port = ForcedPort(inherited.Method, service.Port, port),
+            // A firewall-mark service has no port to force: the server keeps its own (its checkers' port; 0: the packet's).
+            Port = service.FirewallMark != 0 ? port : ForcedPort(inherited.Method, service.Port, port),
             Method = inherited.Method,
             Tunnel = inherited.Method == ForwardingMethod.Tunnel ? inherited.Tunnel : default,
             InhibitOnFailure = inherited.Inhibit,

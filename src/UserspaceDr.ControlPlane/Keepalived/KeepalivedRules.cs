@@ -51,7 +51,7 @@ public static class KeepalivedRules
         for (int i = 0; i < rules.Services.Length; i++)
         {
             VirtualServiceSpec live = rules.Services[i];
-            if (live.SameService(service.Protocol, service.Address, service.Port))
+            if (live.SameService(service))
             {
                 return live.RealServers.SequenceEqual(pool)
                     ? rules
@@ -80,7 +80,10 @@ public static class KeepalivedRules
         uint mask = ipv6 ? (uint)(vs.PersistencePrefix ?? 128)
             : vs.PersistencePrefix is int prefix ? uint.MaxValue << (32 - prefix) : uint.MaxValue;
         return new VirtualServiceSpec(vs.Protocol, InetAddress.FromIPAddress(vs.Address), vs.Port, vs.Scheduler, vs.Flags,
-            vs.PersistenceTimeout, mask, vs.OnePacket);
+            vs.PersistenceTimeout, mask, vs.OnePacket)
+        {
+            FirewallMark = vs.FirewallMark,
+        };
     }
 
     /// <summary>The pool of <paramref name="vs"/>, <paramref name="health"/> in the order of its real servers.</summary>

@@ -86,6 +86,34 @@ public sealed class FirewallMarkEndToEndTests(string backend) : EndToEndFixture
         Assert.That(exit.Count("no-virtual-service"), Is.GreaterThanOrEqualTo(2), exit.TotalsLine);
     }
 
+    /// <summary>keepalived.conf's virtual_server fwmark (rr, no persistence) serves what the --fwmark-rules file marks.</summary>
+    [Test]
+    public void A_keepalived_fwmark_virtual_server_serves_the_marked_ports()
+    {
+        WriteMarks(MarkRules(markUdp: true));
+        string config = Path.Combine(Lab.Directory, "keepalived-fwmark.conf");
+        File.WriteAllText(config, $$"""
+            virtual_server fwmark 1 {
+              delay_loop 1
+              lb_algo rr
+              lb_kind DR
+              real_server {{LabNetwork.Rs1Address}} 80 {
+              }
+              real_server {{LabNetwork.Rs2Address}} 80 {
+              }
+            }
+
+            """);
+        UdrDaemon udr = Lab.StartUdrWithConfig(backend, config, "--fwmark-rules", MarksPath, "--control", Lab.ControlPath);
+        Assert.That(Lab.Adm("-L", "-n"), Does.Contain("FWM  1 rr\n"));
+        JsonElement split = Lab.RunClient(ClientPatience, "split", "20", "4", "60");
+        JsonElement udp = Lab.RunClient(ClientPatience, "udp", "4", "1");
+        UdrExit exit = udr.Stop();
+        EndToEndSupport.AssertSplit(split, 20, new Dictionary<string, double> { ["rs1"] = 0.5, ["rs2"] = 0.5 }, tolerance: 0.1);
+        Assert.That(udp.GetProperty("replies").EnumerateArray().Sum(r => r.GetArrayLength()), Is.EqualTo(4), udp.ToString());
+        Assert.That(exit.ExitCode, Is.Zero, exit.Output);
+    }
+
     [Test]
     public void A_rules_file_udr_cannot_apply_exactly_is_refused_with_its_line_and_exit_2()
     {

@@ -258,7 +258,9 @@ public class KeepalivedParserTests
     [TestCase("virtual_server 198.18.0.100 80 {\n  delay_loop soon\n}\n", 2, "not a number of seconds")]
     [TestCase("virtual_server 198.18.0.300 80 {\n}\n", 1, "not an IP address")]
     [TestCase("virtual_server 198.18.0.100 80 {\n  protocol SCTP\n}\n", 2, "SCTP")]
-    [TestCase("virtual_server fwmark 1 {\n}\n", 1, "firewall-mark")]
+    [TestCase("virtual_server fwmark 0 {\n}\n", 1, "not a mark")]
+    [TestCase("virtual_server fwmark 1 {\n}\nvirtual_server fwmark 1 {\n}\n", 3, "FWM 1 is defined twice")]
+    [TestCase("virtual_server 198.18.0.100 80 {\n ip_family inet6\n}\n", 2, "conflicts with its address")]
     [TestCase("virtual_server 198.18.0.100 80 {\n real_server 198.18.1.1 80 {\n  HTTP_GET {\n  }\n }\n}\n", 3, "no url")]
     [TestCase("virtual_server 198.18.0.100 80 {\n real_server 198.18.1.1 80 {\n  weight 70000\n }\n}\n", 3, "from 0 to 65535")]
     [TestCase("virtual_server 198.18.0.100 80 {\n real_server 198.18.1.1 80 {\n }\n real_server 198.18.1.1 80 {\n }\n}\n", 4, "given twice")]
@@ -275,6 +277,46 @@ public class KeepalivedParserTests
     {
         var e = Assert.Throws<ConfigException>(() => KeepalivedParser.Parse(text, "lab.conf"));
         Assert.That(e!.Message, Does.StartWith($"lab.conf:{line}: ").And.Contain(message));
+    }
+
+    [Test]
+    public void Fwmark_virtual_servers_become_firewall_mark_services_of_their_servers_family()
+    {
+        KeepalivedConfig config = KeepalivedParser.Parse("""
+            virtual_server fwmark 1 {
+              lb_algo rr
+              lb_kind DR
+              persistence_timeout 300
+              real_server 198.18.0.11 80 {
+              }
+              real_server 198.18.0.12 {
+              }
+            }
+            virtual_server fwmark 1 {
+              real_server 2001:2::11 80 {
+              }
+            }
+            virtual_server fwmark 2 {
+              ip_family inet6
+              lb_kind TUN
+              real_server 198.18.0.13 80 {
+              }
+            }
+            """, "lab.conf");
+        RuleSetSpec rules = AllUp(config);
+        Assert.That(config.VirtualServers.Select(v => v.Name), Is.EqualTo(new[] { "FWM 1", "FWM 1 IPv6", "FWM 2 IPv6" }));
+        Assert.That(RulesFile.Save(rules), Is.EqualTo(
+            "-A -f 1 -s rr -p 300\n" +
+            "-a -f 1 -r 198.18.0.11:80 -g -w 1\n" +
+            "-a -f 1 -r 198.18.0.12:0 -g -w 1\n" +
+            "-A -f 1 -6 -s wlc\n" +
+            "-a -f 1 -6 -r [2001:2::11]:80 -m -w 1\n" +
+            "-A -f 2 -6 -s wlc\n" +
+            "-a -f 2 -6 -r 198.18.0.13:80 -i -w 1 --tun-type ipip\n"));
+
+        KeepalivedConfig mixed = KeepalivedParser.Parse("virtual_server fwmark 1 {\n ip_family inet\n real_server 2001:2::11 80 {\n }\n}\n", "lab.conf");
+        var e = Assert.Throws<ConfigException>(() => AllUp(mixed));
+        Assert.That(e!.Message, Does.StartWith("lab.conf:3: ").And.Contain("needs lb_kind TUN"));
     }
 
     [Test]
