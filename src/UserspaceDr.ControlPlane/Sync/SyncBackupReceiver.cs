@@ -165,7 +165,10 @@ public sealed partial class SyncBackupReceiver : IAsyncDisposable
         ArgumentNullException.ThrowIfNull(entry);
         return new SyncedConnection(entry.Protocol, entry.IsTemplate, (entry.Flags & SyncConnectionFlags.Inactive) != 0, entry.State,
             InetAddress.FromIPAddress(entry.ClientAddress), entry.ClientPort, InetAddress.FromIPAddress(entry.VirtualAddress), entry.VirtualPort,
-            InetAddress.FromIPAddress(entry.DestinationAddress), entry.DestinationPort, entry.TimeoutSeconds);
+            InetAddress.FromIPAddress(entry.DestinationAddress), entry.DestinationPort, entry.TimeoutSeconds)
+        {
+            FirewallMark = entry.FirewallMark,
+        };
     }
 
     /// <summary>"messages read=12 other-syncid=1; entries 480, skipped: unknown-mandatory-option=2".</summary>

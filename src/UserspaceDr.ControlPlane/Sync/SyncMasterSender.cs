@@ -169,7 +169,7 @@ public sealed partial class SyncMasterSender : IAsyncDisposable
         }
         return new SyncEntry(connection.Protocol, flags, connection.State, connection.ClientAddress.ToIPAddress(), connection.ClientPort,
             connection.VirtualAddress.ToIPAddress(), connection.VirtualPort, connection.DestAddress.ToIPAddress(),
-            connection.DestPort, 0, connection.TimeoutSeconds);
+            connection.DestPort, connection.FirewallMark, connection.TimeoutSeconds);
     }
 
     public async ValueTask DisposeAsync()

@@ -317,6 +317,8 @@ public sealed class ConnectionTracker<TAddress>
             AddressBits.ToInet(entry.VirtualAddress), entry.VirtualPort, entry.Dest?.Address ?? AddressBits.ToInet(entry.DestAddress), entry.DestPort, timeoutSeconds)
         {
             Method = entry.Method,
+            // A firewall-mark service's template is the one with protocol IPPROTO_IP; it holds the mark as its address.
+            FirewallMark = entry.IsTemplate ? (entry.Protocol == 0 ? AddressBits.ToMark(entry.VirtualAddress) : 0) : entry.FirewallMark,
         };
 
     /// <summary>
@@ -346,7 +348,10 @@ public sealed class ConnectionTracker<TAddress>
         {
             return SyncApplyOutcome.UnknownService; // another family's table takes it
         }
-        VirtualService? service = rules.Find(synced.Protocol, synced.VirtualAddress, synced.VirtualPort);
+        // ip_vs_find_dest: the service of the mark when the master sent one, else of the protocol, address and port.
+        VirtualService? service = synced.FirewallMark != 0
+            ? rules.FindMarked(AddressBits.Family<TAddress>(), synced.FirewallMark)
+            : rules.Find(synced.Protocol, synced.VirtualAddress, synced.VirtualPort);
         RealServer? dest = null;
         if (service is null)
         {
@@ -394,6 +399,10 @@ public sealed class ConnectionTracker<TAddress>
             created.DestAddress = SameFamily(dest.Address);
             created.DestPort = synced.DestPort;
             created.Method = dest.Method;
+            if (!synced.IsTemplate)
+            {
+                created.FirewallMark = synced.FirewallMark;
+            }
             created.Flags |= (synced.IsInactive || synced.IsTemplate ? ConnectionFlags.Inactive : 0) |
                 (dest.Method != ForwardingMethod.Masquerade || synced.IsTemplate ? ConnectionFlags.NoOutput : 0);
             dest.BindConnection(active: !synced.IsInactive && !synced.IsTemplate, template: synced.IsTemplate);

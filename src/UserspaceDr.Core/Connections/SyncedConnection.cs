@@ -21,6 +21,9 @@ public readonly record struct SyncedConnection(
 {
     /// <summary>The forwarding method (IPVS's FWD bits: masquerade 0, tunnel 2, route 3); what a master sends.</summary>
     public Services.ForwardingMethod Method { get; init; }
+
+    /// <summary>The firewall mark of the connection's service (0: an address/port service): a backup finds the service by it.</summary>
+    public uint FirewallMark { get; init; }
 }
 
 /// <summary>What a backup did with one synced connection (ip_vs_proc_conn), each counted under its name.</summary>

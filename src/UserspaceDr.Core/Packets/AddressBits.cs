@@ -101,4 +101,8 @@ public static class AddressBits
         UInt128 value = (UInt128)mark << 96;
         return Unsafe.As<UInt128, TAddress>(ref value);
     }
+
+    /// <summary>The firewall mark a persistence template holds in the place of its virtual address (<see cref="FromMark{TAddress}"/>).</summary>
+    public static uint ToMark<TAddress>(TAddress address) where TAddress : unmanaged =>
+        typeof(TAddress) == typeof(uint) ? Unsafe.As<TAddress, uint>(ref address) : (uint)(Unsafe.As<TAddress, UInt128>(ref address) >> 96);
 }

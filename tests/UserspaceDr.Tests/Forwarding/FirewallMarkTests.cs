@@ -90,6 +90,49 @@ public class FirewallMarkTests
         }
     }
 
+    /// <summary>
+    /// Connection sync carries the mark (the v1 entry's fwmark field): a backup binds both the connection and the
+    /// template to the mark's service, and the client's next SYN to the other port goes to the same server there.
+    /// </summary>
+    [Test]
+    public void A_backup_enters_a_mark_connection_and_its_template_by_the_mark_the_master_sent()
+    {
+        EngineHarness master = Lab();
+        master.Engine.SyncOutbox.Enabled = true;
+        for (int packet = 1; packet <= 3; packet++)
+        {
+            master.Process(Frames.Tcp("198.18.0.1", 40000, Frames.Vip, 80, syn: packet == 1, ack: packet > 1), nowMs: packet);
+        }
+        var sent = new List<SyncedConnection>();
+        master.Engine.SyncOutbox.Drain(sent);
+        Assert.That(sent.Select(c => (c.IsTemplate, c.Protocol, c.FirewallMark)), Is.EqualTo(new[] { (false, (byte)6, 1u), (true, (byte)0, 1u) }));
+
+        var writer = new UserspaceDr.ControlPlane.Sync.SyncMessageWriter(0);
+        foreach (SyncedConnection connection in sent)
+        {
+            Assert.That(writer.TryAppend(UserspaceDr.ControlPlane.Sync.SyncMasterSender.ToEntry(connection)), Is.True);
+        }
+        var entries = new List<UserspaceDr.ControlPlane.Sync.SyncEntry>();
+        UserspaceDr.ControlPlane.Sync.SyncMessageReader.Read(writer.Message, 0, entries, new long[16]);
+        Assert.That(entries.Select(e => e.FirewallMark), Is.EqualTo(new[] { 1u, 1u }), "on the wire");
+
+        EngineHarness backup = Lab();
+        // Another client first, so that rr's next pick on the backup is not the master's server: only the template keeps it.
+        Assert.That(backup.Process(Frames.Tcp("198.18.0.9", 40000, Frames.Vip, 80, syn: true), nowMs: 5), Is.EqualTo(FrameReason.Forwarded));
+        RealServer server = master.Rules.Services.Single(s => s.FirewallMark == 1).Destinations
+            .Single(d => d.Address == sent[0].DestAddress);
+        foreach (UserspaceDr.ControlPlane.Sync.SyncEntry entry in entries)
+        {
+            Assert.That(backup.Engine.ApplySync(UserspaceDr.ControlPlane.Sync.SyncBackupReceiver.ToConnection(entry), nowMs: 10),
+                Is.EqualTo(SyncApplyOutcome.Created));
+        }
+        byte[] secure = Frames.Tcp("198.18.0.1", 40001, Frames.Vip, 443, syn: true);
+        Assert.That(backup.Process(secure, nowMs: 20), Is.EqualTo(FrameReason.Forwarded));
+        Assert.That(Frames.Decode(secure).Ethernet.DestinationHardwareAddress.ToString(),
+            Is.EqualTo(server.Address == InetAddress.Parse(Frames.Rs1) ? Frames.Rs1Mac.ToString() : Frames.Rs2Mac.ToString()),
+            "the synced template keeps the client on the master's server for the other port");
+    }
+
     [Test]
     public void An_ipv6_mark_service_is_found_by_the_ipv6_rules()
     {
