@@ -22,6 +22,19 @@ public static class RuleSetTraffic
             .Distinct().Order();
     }
 
+    /// <summary>
+    /// The IPv4 GUE and GRE real servers as a quoted packet to them shows: address, protocol (17 for GUE, 47 for GRE)
+    /// and destination port (GUE's; 0 for GRE), distinct, in order.
+    /// </summary>
+    public static IEnumerable<(uint Address, byte Protocol, ushort Port)> TunnelServers(RuleSetSpec rules)
+    {
+        ArgumentNullException.ThrowIfNull(rules);
+        return rules.Services.SelectMany(s => s.RealServers)
+            .Where(r => r.Method == ForwardingMethod.Tunnel && r.Address.IsIPv4 && r.Tunnel.Type != TunnelType.Ipip)
+            .Select(r => r.Tunnel.Type == TunnelType.Gue ? (r.Address.IPv4, IpProtocol.Udp, r.Tunnel.Port) : (r.Address.IPv4, (byte)47, (ushort)0))
+            .Distinct().Order();
+    }
+
     /// <summary>The IPv4 addresses of NAT (-m) real servers: their replies come back through udr.</summary>
     public static IEnumerable<uint> NatServers(RuleSetSpec rules)
     {

@@ -16,6 +16,12 @@ public sealed record TrafficSelection(IReadOnlyList<uint> VirtualAddresses, IRea
     public IReadOnlyList<UInt128> Ipv6NatServers { get; init; } = [];
 
     /// <summary>
+    /// The IPv4 GUE and GRE real servers (address, 17 with the GUE port or 47 with 0): a router's ICMP error about a
+    /// packet udr encapsulated to one of them is udr's. The AF_XDP program needs them to take exactly those errors.
+    /// </summary>
+    public IReadOnlyList<(uint Address, byte Protocol, ushort Port)> TunnelServers { get; init; } = [];
+
+    /// <summary>
     /// The selection for <paramref name="rules"/>; with <paramref name="standby"/> (IPVS's backup_only while a backup sync
     /// daemon runs) no service traffic at all: the kernel's socket filter keeps VIP frames and NAT replies from the
     /// workers, so a backup never forwards (a DR or TUN backup that forwards loops traffic), at no cost per frame.
@@ -29,6 +35,7 @@ public sealed record TrafficSelection(IReadOnlyList<uint> VirtualAddresses, IRea
         {
             Ipv6VirtualAddresses = standby ? [] : [.. rules.Ipv6VirtualAddresses.ToArray().Order()],
             Ipv6NatServers = standby ? [] : [.. RuleSetTraffic.Ipv6NatServers(rules.Spec).Order()],
+            TunnelServers = standby ? [] : [.. RuleSetTraffic.TunnelServers(rules.Spec)],
         };
     }
 
@@ -38,5 +45,5 @@ public sealed record TrafficSelection(IReadOnlyList<uint> VirtualAddresses, IRea
     public bool SameAs(TrafficSelection other) =>
         other is not null && VirtualAddresses.SequenceEqual(other.VirtualAddresses) && NatServers.SequenceEqual(other.NatServers) &&
         OwnAddresses.SequenceEqual(other.OwnAddresses) && Ipv6VirtualAddresses.SequenceEqual(other.Ipv6VirtualAddresses) &&
-        Ipv6NatServers.SequenceEqual(other.Ipv6NatServers);
+        Ipv6NatServers.SequenceEqual(other.Ipv6NatServers) && TunnelServers.SequenceEqual(other.TunnelServers);
 }

@@ -78,6 +78,9 @@ public sealed class EbpfAssembler
     /// <summary>*(u32 *)(dst + offset) = src.</summary>
     public EbpfAssembler StoreWord(EbpfRegister destination, short offset, EbpfRegister source) => Emit(ClassStx | ModeMem | SizeW, destination, source, offset, 0);
 
+    /// <summary>*(u16 *)(destination + offset) = source.</summary>
+    public EbpfAssembler StoreHalf(EbpfRegister destination, short offset, EbpfRegister source) => Emit(ClassStx | ModeMem | SizeH, destination, source, offset, 0);
+
     public EbpfAssembler JumpIfEqual(EbpfRegister register, int immediate, string label) => Jump(JumpEqual | SourceK, register, 0, immediate, label);
 
     public EbpfAssembler JumpIfNotEqual(EbpfRegister register, int immediate, string label) => Jump(JumpNotEqual | SourceK, register, 0, immediate, label);

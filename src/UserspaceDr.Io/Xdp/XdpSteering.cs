@@ -28,6 +28,7 @@ public sealed class XdpSteering : IDisposable
     private readonly SafeDescriptorHandle _ipv6Destinations;
     private readonly SafeDescriptorHandle _ipv6NatServers;
     private readonly SafeDescriptorHandle _sockets;
+    private readonly SafeDescriptorHandle _tunnelServers;
     private readonly SafeDescriptorHandle _program;
     private readonly SafeDescriptorHandle _link;
     private readonly byte _vipFlags;
@@ -51,8 +52,9 @@ public sealed class XdpSteering : IDisposable
             _ipv6Destinations = Track(opened, CreateMap("udr_dst6", Interop.BPF_MAP_TYPE_HASH, 16, 1, MaxAddresses));
             _ipv6NatServers = Track(opened, CreateMap("udr_nat6", Interop.BPF_MAP_TYPE_HASH, 16, 1, MaxAddresses));
             _sockets = Track(opened, CreateMap("udr_xsks", Interop.BPF_MAP_TYPE_XSKMAP, 4, 4, MaxQueues));
+            _tunnelServers = Track(opened, CreateMap("udr_tun4", Interop.BPF_MAP_TYPE_HASH, 8, 1, MaxAddresses));
             ulong[] instructions = XdpSteeringProgram.Build(new XdpSteeringMaps(_destinations.Fd, _natServers.Fd, _ownAddresses.Fd,
-                _ipv6Destinations.Fd, _ipv6NatServers.Fd, _sockets.Fd));
+                _ipv6Destinations.Fd, _ipv6NatServers.Fd, _sockets.Fd, _tunnelServers.Fd));
             _program = Track(opened, LoadProgram(instructions));
             _link = Track(opened, Attach(_program, interfaceIndex));
         }
@@ -88,7 +90,11 @@ public sealed class XdpSteering : IDisposable
         Replace(_ownAddresses, _selection.OwnAddresses.Select(Key), selection.OwnAddresses.Select(Key), 0);
         Replace(_ipv6Destinations, _selection.Ipv6VirtualAddresses.Select(Key), selection.Ipv6VirtualAddresses.Select(Key), _vipFlags);
         Replace(_ipv6NatServers, _selection.Ipv6NatServers.Select(Key), selection.Ipv6NatServers.Select(Key), 0);
+        Replace(_tunnelServers, _selection.TunnelServers.Select(TunnelKey), selection.TunnelServers.Select(TunnelKey), 0);
         _selection = selection;
+
+        static byte[] TunnelKey((uint Address, byte Protocol, ushort Port) server) =>
+            XdpSteeringProgram.TunnelServerKey(server.Address, server.Protocol, server.Port);
     }
 
     /// <summary>Frames of receive queue <paramref name="queue"/> that the program takes go to <paramref name="socket"/>.</summary>
@@ -104,6 +110,7 @@ public sealed class XdpSteering : IDisposable
     {
         _link.Dispose(); // detaches the program
         _program.Dispose();
+        _tunnelServers.Dispose();
         _sockets.Dispose();
         _ipv6NatServers.Dispose();
         _ipv6Destinations.Dispose();

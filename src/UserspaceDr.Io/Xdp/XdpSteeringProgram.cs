@@ -9,7 +9,12 @@ namespace UserspaceDr.Io.Xdp;
 /// <param name="Ipv6Destinations">IPv6 VIPs (key 16 bytes), and with them the Neighbor Solicitations for them.</param>
 /// <param name="Ipv6NatServers">IPv6 NAT real servers: their TCP, UDP, ICMPv6 and fragments are taken in.</param>
 /// <param name="Sockets">The XSKMAP: receive queue → AF_XDP socket.</param>
-public readonly record struct XdpSteeringMaps(int Destinations, int NatServers, int OwnAddresses, int Ipv6Destinations, int Ipv6NatServers, int Sockets);
+/// <param name="TunnelServers">
+/// IPv4 GUE and GRE real servers (key 8 bytes, <see cref="XdpSteeringProgram.TunnelServerKey"/>): ICMP to the balancer
+/// that quotes a packet udr encapsulated to one of them is taken in.
+/// </param>
+public readonly record struct XdpSteeringMaps(int Destinations, int NatServers, int OwnAddresses, int Ipv6Destinations, int Ipv6NatServers, int Sockets,
+    int TunnelServers);
 
 /// <summary>
 /// The XDP program of the AF_XDP backend: what udr's engine handles goes to the receive queue's AF_XDP socket
@@ -17,7 +22,8 @@ public readonly record struct XdpSteeringMaps(int Destinations, int NatServers, 
 /// backend's socket filter (<see cref="AfPacket.ServiceTrafficFilter"/>) accepts, with one difference that follows from
 /// XDP taking a frame instead of copying it: only what the engine answers is taken, so the kernel keeps the rest
 /// (ARP and Neighbor Solicitations only for a VIP; ICMP to the balancer's own address only when it quotes an IP-in-IP or
-/// IPv6-in-IPv4 packet, the fragmentation-needed errors about tunnelled traffic).
+/// IPv6-in-IPv4 packet, or a GRE packet or UDP datagram to a GUE or GRE real server's address (and GUE port): the
+/// fragmentation-needed errors about tunnelled traffic; the kernel's own GRE and UDP to other hosts stay its own).
 /// </summary>
 /// <remarks>
 /// Hand-assembled because it is short and its inputs are maps: a C source would need clang and a BPF toolchain on
@@ -54,9 +60,23 @@ public static class XdpSteeringProgram
     private const int ProtocolTcp = 6;
     private const int ProtocolUdp = 17;
     private const int ProtocolIpv6 = 41;
+    private const int ProtocolGre = 47;
     private const int NextHeaderFragment = 44;
     private const int NextHeaderIcmpv6 = 58;
     private const int NeighborSolicitation = 135;
+
+    /// <summary>
+    /// A tunnel server's key in <see cref="XdpSteeringMaps.TunnelServers"/>: its IPv4 address, then 17 (GUE, with its
+    /// port) or 47 (GRE, port 0), a zero byte and the port, all as the quoted packet carries them.
+    /// </summary>
+    public static byte[] TunnelServerKey(uint address, byte protocol, ushort port)
+    {
+        byte[] key = new byte[8];
+        System.Buffers.Binary.BinaryPrimitives.WriteUInt32BigEndian(key, address);
+        key[4] = protocol;
+        System.Buffers.Binary.BinaryPrimitives.WriteUInt16BigEndian(key.AsSpan(6), port);
+        return key;
+    }
 
     /// <summary>The program's instructions, referencing <paramref name="maps"/> by descriptor.</summary>
     public static ulong[] Build(XdpSteeringMaps maps)
@@ -97,6 +117,26 @@ public static class XdpSteeringProgram
             .LoadByte(R1, R7, ip + 20 + 8 + 9)
             .JumpIfEqual(R1, ProtocolIpip, "redirect")
             .JumpIfEqual(R1, ProtocolIpv6, "redirect")
+            .JumpIfEqual(R1, ProtocolGre, "quoted-gre")
+            .JumpIfNotEqual(R1, ProtocolUdp, "pass");
+
+        // A quoted UDP datagram: GUE when its destination is a GUE server's address and port. The key is the quoted
+        // destination, then the protocol, a zero and the port as on the wire (TunnelServerKey).
+        const short quoted = ip + 20 + 8;
+        asm.LoadByte(R1, R7, quoted).JumpIfNotEqual(R1, 0x45, "pass")
+            .Move(R1, R7).Add(R1, quoted + 20 + 4).JumpIfGreater(R1, R8, "pass")
+            .LoadWord(R1, R7, quoted + 16).StoreWord(R10, -8, R1)
+            .Move(R1, ProtocolUdp).StoreWord(R10, -4, R1)
+            .LoadHalf(R1, R7, quoted + 20 + 2).StoreHalf(R10, -2, R1)
+            .Goto("tunnel-lookup")
+            .Label("quoted-gre")
+            .LoadWord(R1, R7, quoted + 16).StoreWord(R10, -8, R1)
+            .Move(R1, ProtocolGre).StoreWord(R10, -4, R1)
+            .Label("tunnel-lookup")
+            .LoadMap(R1, maps.TunnelServers)
+            .Move(R2, R10).Add(R2, -8)
+            .Call(HelperMapLookupElement)
+            .JumpIfNotEqual(R0, 0, "redirect")
             .Goto("pass");
 
         // ARP: a request or reply whose target protocol address is a VIP.

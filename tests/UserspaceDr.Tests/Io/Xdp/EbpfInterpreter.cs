@@ -47,7 +47,8 @@ internal sealed class EbpfInterpreter(ulong[] program, IReadOnlyDictionary<int, 
                 case 0x71: registers[dst] = Load(registers[src] + (ulong)(long)offset, 1); break;
                 case 0x69: registers[dst] = Load(registers[src] + (ulong)(long)offset, 2); break;
                 case 0x61: registers[dst] = Load(registers[src] + (ulong)(long)offset, 4); break;
-                case 0x63: Store(registers[dst] + (ulong)(long)offset, (uint)registers[src]); break;
+                case 0x63: Store(registers[dst] + (ulong)(long)offset, (uint)registers[src], 4); break;
+                case 0x6b: Store(registers[dst] + (ulong)(long)offset, (ushort)registers[src], 2); break;
                 case 0x15: if (registers[dst] == (ulong)(long)immediate) { pc += offset; } break;
                 case 0x55: if (registers[dst] != (ulong)(long)immediate) { pc += offset; } break;
                 case 0x2d: if (registers[dst] > registers[src]) { pc += offset; } break;
@@ -102,10 +103,17 @@ internal sealed class EbpfInterpreter(ulong[] program, IReadOnlyDictionary<int, 
             };
         }
 
-        void Store(ulong address, uint value)
+        void Store(ulong address, uint value, int size)
         {
-            (byte[] memory, int at) = Resolve(address, 4);
-            BinaryPrimitives.WriteUInt32LittleEndian(memory.AsSpan(at), value);
+            (byte[] memory, int at) = Resolve(address, size);
+            if (size == 2)
+            {
+                BinaryPrimitives.WriteUInt16LittleEndian(memory.AsSpan(at), (ushort)value);
+            }
+            else
+            {
+                BinaryPrimitives.WriteUInt32LittleEndian(memory.AsSpan(at), value);
+            }
         }
 
         (byte[] Memory, int At) Resolve(ulong address, int size)

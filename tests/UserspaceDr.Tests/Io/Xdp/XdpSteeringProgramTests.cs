@@ -19,7 +19,11 @@ public class XdpSteeringProgramTests
     private static readonly UInt128 Rip6 = InetAddress.Parse("2001:2:1::13").IPv6;
     private static readonly UInt128 Client6 = InetAddress.Parse("2001:2::1").IPv6;
 
-    private static readonly XdpSteeringMaps Maps = new(Destinations: 3, NatServers: 4, OwnAddresses: 5, Ipv6Destinations: 6, Ipv6NatServers: 7, Sockets: 8);
+    private static readonly uint GueServer = Ipv4Address.Parse("198.19.1.14");
+    private static readonly uint GreServer = Ipv4Address.Parse("198.19.1.15");
+
+    private static readonly XdpSteeringMaps Maps = new(Destinations: 3, NatServers: 4, OwnAddresses: 5, Ipv6Destinations: 6, Ipv6NatServers: 7, Sockets: 8,
+        TunnelServers: 9);
 
     private static readonly EbpfInterpreter Program = new(XdpSteeringProgram.Build(Maps), new Dictionary<int, EbpfInterpreter.HashMap>
     {
@@ -28,6 +32,8 @@ public class XdpSteeringProgramTests
         [Maps.OwnAddresses] = Map(4, (Key(Own), 0)),
         [Maps.Ipv6Destinations] = Map(16, (Key(Vip6), XdpSteeringProgram.ArpTarget)),
         [Maps.Ipv6NatServers] = Map(16, (Key(Rip6), 0)),
+        [Maps.TunnelServers] = Map(8, (XdpSteeringProgram.TunnelServerKey(GueServer, IpProtocol.Udp, 6080), 0),
+            (XdpSteeringProgram.TunnelServerKey(GreServer, 47, 0), 0)),
     });
 
     [Test]
@@ -93,6 +99,22 @@ public class XdpSteeringProgramTests
     }
 
     [Test]
+    public void Icmp_to_the_balancer_quoting_gue_or_gre_is_taken_only_for_a_tunnel_server_of_udr_s()
+    {
+        Assert.Multiple(() =>
+        {
+            Assert.That(Program.Run(IcmpQuoting(Own, IpProtocol.Udp, GueServer, 6080)), Is.EqualTo(Redirect(0)), "about GUE to its server and port");
+            Assert.That(Program.Run(IcmpQuoting(Own, 47, GreServer)), Is.EqualTo(Redirect(0)), "about GRE to its server");
+            Assert.That(Program.Run(IcmpQuoting(Own, IpProtocol.Udp, GueServer, 53)), Is.EqualTo(Pass), "the balancer's own DNS to that host");
+            Assert.That(Program.Run(IcmpQuoting(Own, IpProtocol.Udp, GreServer, 6080)), Is.EqualTo(Pass), "not a GUE server");
+            Assert.That(Program.Run(IcmpQuoting(Own, 47, GueServer)), Is.EqualTo(Pass), "the kernel's own GRE to a host udr sends GUE");
+            Assert.That(Program.Run(IcmpQuoting(Client, 47, GreServer)), Is.EqualTo(Pass), "not to the balancer");
+            Assert.That(Program.Run(IcmpQuoting(Own, IpProtocol.Udp, GueServer, 6080)[..(14 + 20 + 8 + 20 + 3)]), Is.EqualTo(Pass),
+                "the quoted UDP header cut short");
+        });
+    }
+
+    [Test]
     public void The_assembler_encodes_as_the_instruction_set_says_and_resolves_jumps()
     {
         ulong[] code = new EbpfAssembler()
@@ -151,9 +173,11 @@ public class XdpSteeringProgramTests
     }
 
     /// <summary>An ICMP fragmentation-needed to <paramref name="destination"/> quoting a packet of <paramref name="quotedProtocol"/>.</summary>
-    private static byte[] IcmpQuoting(uint destination, byte quotedProtocol)
+    private static byte[] IcmpQuoting(uint destination, byte quotedProtocol, uint quotedDestination = 0, ushort quotedPort = 0)
     {
         byte[] frame = new byte[14 + 20 + 8 + 20 + 8];
+        BinaryPrimitives.WriteUInt32BigEndian(frame.AsSpan(42 + 16), quotedDestination);
+        BinaryPrimitives.WriteUInt16BigEndian(frame.AsSpan(42 + 20 + 2), quotedPort);
         BinaryPrimitives.WriteUInt16BigEndian(frame.AsSpan(12), EtherTypes.Ipv4);
         frame[14] = 0x45;
         frame[14 + 9] = IpProtocol.Icmp;
