@@ -136,6 +136,9 @@ public static class MarkRulesFile
                 case "-d" or "--destination":
                     rule = rule with { Destination = Prefix(Value(words, ref i, place), place, ref family), DestinationNegated = negated };
                     break;
+                case "-i" or "--in-interface":
+                    rule = rule with { InInterface = Value(words, ref i, place), InInterfaceNegated = negated };
+                    break;
                 case "-p" or "--protocol":
                     rule = rule with { Protocol = Protocol(Value(words, ref i, place), place), ProtocolNegated = negated };
                     break;
@@ -179,7 +182,7 @@ public static class MarkRulesFile
                 default:
                     throw Fail(place, $"udr cannot apply '{word}' in a mark rule");
             }
-            if (negated && word is not ("-s" or "--source" or "-d" or "--destination" or "-p" or "--protocol" or "--sport" or "--source-port" or
+            if (negated && word is not ("-s" or "--source" or "-d" or "--destination" or "-i" or "--in-interface" or "-p" or "--protocol" or "--sport" or "--source-port" or
                 "--dport" or "--destination-port" or "--sports" or "--source-ports" or "--dports" or "--destination-ports" or "--mark"))
             {
                 throw Fail(place, $"'! {word}' cannot be negated");

@@ -119,6 +119,9 @@ internal static class RunCommand
             };
             (RuleSetSpec spec, KeepalivedConfig? keepalived) = source.Load();
             IReadOnlyList<LinkInfo> links = FindInterfaces(parse.GetRequiredValue(interfaceNames));
+            // The mark rules' -i is settled against the served links, in the data plane's order (and again at each SIGHUP).
+            source = source with { LinkNames = [.. links.Select(l => l.Name)] };
+            spec = spec with { MarkRules = spec.MarkRules.ForLinks(source.LinkNames) };
             int workerCount = parse.GetValue(workers);
             if (workerCount is < 1 or > 256)
             {
@@ -255,6 +258,9 @@ internal static class RunCommand
     /// <summary>Where the rules come from: a rules file, or keepalived.conf's virtual servers.</summary>
     private sealed record RuleSource(string Path, bool IsKeepalived, string[] MarkRulesPaths)
     {
+        /// <summary>The served links in the data plane's order: what the mark rules' -i is settled against.</summary>
+        public IReadOnlyList<string> LinkNames { get; init; } = [];
+
         /// <summary>The rule set to serve, all checked before anything is applied (a <see cref="UsageException"/> otherwise).</summary>
         public (RuleSetSpec Rules, KeepalivedConfig? Config) Load()
         {
@@ -280,12 +286,13 @@ internal static class RunCommand
             try
             {
                 FirewallMarkRules[] files = [.. MarkRulesPaths.Select(MarkRulesFile.Load)];
-                return files.Length switch
+                FirewallMarkRules all = files.Length switch
                 {
                     0 => FirewallMarkRules.None,
                     1 => files[0],
                     _ => new FirewallMarkRules([.. files.SelectMany(f => f.Rules)], string.Join(", ", files.Select(f => f.Source))),
                 };
+                return all.ForLinks(LinkNames);
             }
             catch (MarkRulesException e)
             {

@@ -114,7 +114,7 @@ public sealed partial class ForwardingEngine
         UInt128 vip = ip.Destination;
         long nowMs = frame.NowMs;
         // ip_vs_service_find: a firewall-mark service first, then the address/port service.
-        VirtualService? service = _snapshot.Rules.FindMarked(ip.Source, vip, protocol, clientPort, virtualPort);
+        VirtualService? service = _snapshot.Rules.FindMarked(ip.Source, vip, protocol, clientPort, virtualPort, packet.Link);
         if (service is null)
         {
             int serviceSlot = services.FindSlot(protocol, vip, virtualPort);

@@ -58,6 +58,20 @@ public sealed record FirewallMarkRule(IpFamily Family, uint Value, uint Mask)
     public ImmutableArray<PortRange> DestinationPorts { get; init; } = [];
     public bool DestinationPortsNegated { get; init; }
 
+    /// <summary>-i: the interface the packet arrived on, as iptables names it (a trailing '+' matches every name so begun).</summary>
+    public string? InInterface { get; init; }
+    public bool InInterfaceNegated { get; init; }
+
+    /// <summary>-i matches <paramref name="interfaceName"/> (iptables' rule: "eth+" matches every name beginning "eth").</summary>
+    public bool InterfaceMatches(string interfaceName)
+    {
+        ArgumentNullException.ThrowIfNull(interfaceName);
+        bool matches = InInterface is not { } pattern || (pattern.EndsWith('+')
+            ? interfaceName.StartsWith(pattern[..^1], StringComparison.Ordinal)
+            : interfaceName == pattern);
+        return InInterface is null || matches != InInterfaceNegated;
+    }
+
     /// <summary>-m mark --mark V/M: the mark so far, masked, must equal V (rules before this one set it).</summary>
     public (uint Value, uint Mask)? MarkMatch { get; init; }
     public bool MarkMatchNegated { get; init; }
@@ -87,12 +101,31 @@ public sealed class FirewallMarkRules
     private readonly Compiled[] _ipv6;
 
     public FirewallMarkRules(ImmutableArray<FirewallMarkRule> rules, string source = "")
+        : this(rules, source, [])
+    {
+    }
+
+    private FirewallMarkRules(ImmutableArray<FirewallMarkRule> rules, string source, IReadOnlyList<string> links)
     {
         Rules = rules;
         Source = source;
-        _ipv4 = [.. rules.Where(r => r.Family == IpFamily.IPv4).Select(Compile)];
-        _ipv6 = [.. rules.Where(r => r.Family == IpFamily.IPv6).Select(Compile)];
+        Links = links;
+        _ipv4 = [.. rules.Where(r => r.Family == IpFamily.IPv4).Select(r => Compile(r, links))];
+        _ipv6 = [.. rules.Where(r => r.Family == IpFamily.IPv6).Select(r => Compile(r, links))];
     }
+
+    /// <summary>
+    /// The same rules for a data plane whose links (a frame's link index) are <paramref name="linkNames"/>, in order:
+    /// what a rule's -i names is settled here, once. Before this, a rule with -i matches no frame (with ! -i, every one).
+    /// </summary>
+    public FirewallMarkRules ForLinks(IReadOnlyList<string> linkNames)
+    {
+        ArgumentNullException.ThrowIfNull(linkNames);
+        return new FirewallMarkRules(Rules, Source, [.. linkNames]);
+    }
+
+    /// <summary>The link names -i was settled against (<see cref="ForLinks"/>).</summary>
+    public IReadOnlyList<string> Links { get; }
 
     public ImmutableArray<FirewallMarkRule> Rules { get; }
 
@@ -106,12 +139,14 @@ public sealed class FirewallMarkRules
     /// udr takes from the kernel for that mark's service. A rule without a positive destination adds none (it marks only
     /// frames udr takes for another reason).
     /// </summary>
-    public IEnumerable<AddressPrefix> DestinationsOf(IpFamily family, uint mark) =>
-        Rules.Where(r => r.Family == family && r.MarkOfUnmarked == mark && r.HasDestinations).Select(r => r.Destination!.Value).Distinct();
+    /// <param name="interfaceName">Only rules whose -i admits frames arriving on it; null: every rule.</param>
+    public IEnumerable<AddressPrefix> DestinationsOf(IpFamily family, uint mark, string? interfaceName = null) =>
+        Rules.Where(r => r.Family == family && r.MarkOfUnmarked == mark && r.HasDestinations && (interfaceName is null || r.InterfaceMatches(interfaceName)))
+            .Select(r => r.Destination!.Value).Distinct();
 
     /// <summary>The mark of a TCP or UDP packet after every rule of its family (0: unmarked).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public uint Classify<TAddress>(TAddress source, TAddress destination, byte protocol, ushort sourcePort, ushort destinationPort)
+    public uint Classify<TAddress>(TAddress source, TAddress destination, byte protocol, ushort sourcePort, ushort destinationPort, byte link = 0)
         where TAddress : unmanaged
     {
         Compiled[] rules = AddressBits.IsIPv4<TAddress>() ? _ipv4 : _ipv6;
@@ -124,7 +159,7 @@ public sealed class FirewallMarkRules
         uint mark = 0;
         foreach (Compiled rule in rules)
         {
-            if (rule.Matches(from, to, protocol, sourcePort, destinationPort, mark))
+            if (((rule.Links >> link) & 1) != 0 && rule.Matches(from, to, protocol, sourcePort, destinationPort, mark))
             {
                 mark = (mark & ~rule.Mask) ^ rule.Value;
             }
@@ -132,14 +167,24 @@ public sealed class FirewallMarkRules
         return mark;
     }
 
-    private static Compiled Compile(FirewallMarkRule rule)
+    private static Compiled Compile(FirewallMarkRule rule, IReadOnlyList<string> links)
     {
+        // The links whose frames the rule's -i admits, one bit per link index.
+        ulong admitted = rule.InInterface is null ? ulong.MaxValue : 0;
+        for (int i = 0; i < links.Count && i < 64 && rule.InInterface is not null; i++)
+        {
+            admitted |= rule.InterfaceMatches(links[i]) ? 1UL << i : 0;
+        }
+        if (rule.InInterface is not null && rule.InInterfaceNegated && links.Count == 0)
+        {
+            admitted = ulong.MaxValue;
+        }
         (UInt128 sourceNetwork, UInt128 sourceMask) = Bits(rule.Source);
         (UInt128 destinationNetwork, UInt128 destinationMask) = Bits(rule.Destination);
         return new Compiled(sourceNetwork, sourceMask, rule.SourceNegated, destinationNetwork, destinationMask, rule.DestinationNegated,
             rule.Protocol, rule.ProtocolNegated, [.. rule.SourcePorts], rule.SourcePortsNegated, [.. rule.DestinationPorts],
             rule.DestinationPortsNegated, rule.MarkMatch is not null, rule.MarkMatch?.Value ?? 0, rule.MarkMatch?.Mask ?? 0, rule.MarkMatchNegated,
-            rule.Value, rule.Mask);
+            rule.Value, rule.Mask, admitted);
 
         static (UInt128 Network, UInt128 Mask) Bits(AddressPrefix? prefix)
         {
@@ -163,7 +208,7 @@ public sealed class FirewallMarkRules
         PortRange[] SourcePorts, bool SourcePortsNegated,
         PortRange[] DestinationPorts, bool DestinationPortsNegated,
         bool HasMarkMatch, uint MarkMatchValue, uint MarkMatchMask, bool MarkMatchNegated,
-        uint Value, uint Mask)
+        uint Value, uint Mask, ulong Links)
     {
         public bool Matches(UInt128 source, UInt128 destination, byte protocol, ushort sourcePort, ushort destinationPort, uint mark) =>
             (!HasMarkMatch || ((mark & MarkMatchMask) == MarkMatchValue) != MarkMatchNegated) &&

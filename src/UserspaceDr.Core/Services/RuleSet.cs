@@ -86,11 +86,11 @@ public sealed class RuleSet
     /// give it, and the service of that mark in its family; null when it has none.
     /// </summary>
     [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
-    public VirtualService? FindMarked<TAddress>(TAddress source, TAddress destination, byte protocol, ushort sourcePort, ushort destinationPort)
+    public VirtualService? FindMarked<TAddress>(TAddress source, TAddress destination, byte protocol, ushort sourcePort, ushort destinationPort, byte link = 0)
         where TAddress : unmanaged
     {
         VirtualService[] marked = AddressBits.IsIPv4<TAddress>() ? _marked4 : _marked6;
-        return marked.Length == 0 ? null : ServiceOfMark(marked, _markRules.Classify(source, destination, protocol, sourcePort, destinationPort));
+        return marked.Length == 0 ? null : ServiceOfMark(marked, _markRules.Classify(source, destination, protocol, sourcePort, destinationPort, link));
     }
 
     /// <summary>The firewall-mark service of one family with this mark; null when there is none.</summary>

@@ -66,12 +66,12 @@ public sealed class NftablesGuard : IDisposable
                 : string.Create(CultureInfo.InvariantCulture, $"    {family} daddr {vip} {protocol} dport {service.Port} drop"));
         }
         AppendMarkedServices(script, rules);
-        foreach (InetAddress vip in RuleSetTraffic.Destinations(rules).Where(a => a.IsIPv6))
+        foreach (InetAddress vip in RuleSetTraffic.Destinations(rules, _interfaceName).Where(a => a.IsIPv6))
         {
             // Fragments carry their ports in the first one only; the kernel would reassemble them and answer.
             script.AppendLine(CultureInfo.InvariantCulture, $"    ip6 daddr {vip} exthdr frag exists meta l4proto {{ tcp, udp }} drop");
         }
-        foreach (uint vip in RuleSetTraffic.Destinations(rules).Where(a => a.IsIPv4).Select(a => a.IPv4))
+        foreach (uint vip in RuleSetTraffic.Destinations(rules, _interfaceName).Where(a => a.IsIPv4).Select(a => a.IPv4))
         {
             // Later fragments carry no ports; the kernel would reassemble them and answer for the datagram.
             script.AppendLine(CultureInfo.InvariantCulture, $"    ip daddr {Ipv4Address.Format(vip)} ip frag-off & 0x1fff != 0 meta l4proto {{ tcp, udp }} drop");
@@ -106,12 +106,13 @@ public sealed class NftablesGuard : IDisposable
     /// the same selection in nft's words (addresses, protocol, ports; a -m mark condition is left out, so the guard
     /// keeps from the kernel at least what udr may serve).
     /// </summary>
-    private static void AppendMarkedServices(StringBuilder script, RuleSetSpec rules)
+    private void AppendMarkedServices(StringBuilder script, RuleSetSpec rules)
     {
         foreach (VirtualServiceSpec service in rules.Services.Where(s => s.IsFirewallMark))
         {
+            // A rule whose -i names another interface marks nothing that arrives on this one.
             foreach (FirewallMarkRule rule in rules.MarkRules.Rules.Where(r => r.Family == service.Address.Family &&
-                r.MarkOfUnmarked == service.FirewallMark && r.HasDestinations))
+                r.MarkOfUnmarked == service.FirewallMark && r.HasDestinations && r.InterfaceMatches(_interfaceName)))
             {
                 string family = rule.Family == IpFamily.IPv6 ? "ip6" : "ip";
                 var line = new StringBuilder("   ");

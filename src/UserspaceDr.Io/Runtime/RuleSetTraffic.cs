@@ -13,11 +13,12 @@ public static class RuleSetTraffic
     /// Every address the services take traffic for, in order: the VIPs, and the destinations of the mark rules of the
     /// firewall-mark services (as <see cref="RuleSet.VirtualAddresses"/> holds them once built).
     /// </summary>
-    public static IEnumerable<InetAddress> Destinations(RuleSetSpec rules)
+    /// <param name="interfaceName">Only what arrives on it (a mark rule's -i may name another); null: on any.</param>
+    public static IEnumerable<InetAddress> Destinations(RuleSetSpec rules, string? interfaceName = null)
     {
         ArgumentNullException.ThrowIfNull(rules);
         return rules.Services.Where(s => !s.IsFirewallMark).Select(s => s.Address)
-            .Concat(rules.Services.Where(s => s.IsFirewallMark).SelectMany(s => rules.MarkRules.DestinationsOf(s.Address.Family, s.FirewallMark))
+            .Concat(rules.Services.Where(s => s.IsFirewallMark).SelectMany(s => rules.MarkRules.DestinationsOf(s.Address.Family, s.FirewallMark, interfaceName))
                 .SelectMany(p => p.Addresses()))
             .Distinct().Order();
     }

@@ -29,7 +29,7 @@ public sealed class FirewallMarkEndToEndTests(string backend) : EndToEndFixture
         *mangle
         :PREROUTING ACCEPT [0:0]
         :OUTPUT ACCEPT [0:0]
-        [12:720] -A PREROUTING -d {LabNetwork.Vip}/32 -p tcp -m multiport --dports 80,443 -m comment --comment "web, both ports" -j MARK --set-xmark 0x1/0xffffffff
+        [12:720] -A PREROUTING -d {LabNetwork.Vip}/32 -i eth0 -p tcp -m multiport --dports 80,443 -m comment --comment "web, both ports" -j MARK --set-xmark 0x1/0xffffffff
         {(markUdp ? $"-A PREROUTING -d {LabNetwork.Vip}/32 -p udp -m udp --dport 5353 -j MARK --set-xmark 0x1/0xffffffff" : "")}
         COMMIT
 

@@ -68,7 +68,8 @@ public class MarkRulesFileTests
 
     [TestCase("*mangle\n-A PREROUTING -d 198.18.10.1/32 -j CONNMARK --restore-mark\nCOMMIT\n", "f:2: udr applies only MARK rules in mangle PREROUTING and INPUT, not '-j CONNMARK'")]
     [TestCase("*mangle\n-A PREROUTING -m state --state NEW -j MARK --set-mark 1\nCOMMIT\n", "f:2: udr cannot apply the match '-m state'")]
-    [TestCase("*mangle\n-A PREROUTING -i eth0 -j MARK --set-mark 1\nCOMMIT\n", "f:2: udr cannot apply '-i' in a mark rule")]
+    [TestCase("*mangle\n-A PREROUTING -o eth0 -j MARK --set-mark 1\nCOMMIT\n", "f:2: udr cannot apply '-o' in a mark rule")]
+    [TestCase("*mangle\n-A PREROUTING -p tcp -m multiport --ports 80 -j MARK --set-mark 1\nCOMMIT\n", "f:2: udr cannot apply '--ports' in a mark rule")]
     [TestCase("*mangle\n-A PREROUTING -d 198.18.0.0/16 -j MARK --set-mark 1\nCOMMIT\n", "f:2: the destination 198.18.0.0/16 holds more than 256 addresses")]
     [TestCase("*mangle\n-A PREROUTING -d 198.18.10.1 -p tcp --dport 80 -j MARK --set-mark 1\nCOMMIT\n", "f:2: --dport without its match")]
     [TestCase("*mangle\n-A PREROUTING -d 198.18.10.1 -j MARK --set-mark 0x1g\nCOMMIT\n", "f:2: '0x1g' is not a mark")]
@@ -83,6 +84,25 @@ public class MarkRulesFileTests
     {
         var error = Assert.Throws<MarkRulesException>(() => MarkRulesFile.Parse(text, "f"));
         Assert.That(error!.Message, Does.StartWith(message));
+    }
+
+    [Test]
+    public void In_interface_is_settled_against_the_served_links_in_their_order()
+    {
+        FirewallMarkRules rules = MarkRulesFile.Parse(
+            "*mangle\n" +
+            "-A PREROUTING -i eth0 -d 198.18.10.1/32 -j MARK --set-xmark 0x1/0xffffffff\n" +
+            "-A PREROUTING -i veth+ -d 198.18.10.1/32 -j MARK --set-xmark 0x2/0xffffffff\n" +
+            "-A PREROUTING ! -i eth0 -d 198.18.10.2/32 -j MARK --set-xmark 0x3/0xffffffff\n" +
+            "COMMIT\n", "f").ForLinks(["eth0", "veth7"]);
+        uint client = Ipv4Address.Parse("198.18.0.1");
+        uint first = Ipv4Address.Parse("198.18.10.1");
+        uint second = Ipv4Address.Parse("198.18.10.2");
+        Assert.That(rules.Classify(client, first, IpProtocol.Tcp, 1, 80, link: 0), Is.EqualTo(1), "-i eth0, on eth0");
+        Assert.That(rules.Classify(client, first, IpProtocol.Tcp, 1, 80, link: 1), Is.EqualTo(2), "-i veth+, on veth7");
+        Assert.That(rules.Classify(client, second, IpProtocol.Tcp, 1, 80, link: 0), Is.EqualTo(0), "! -i eth0, on eth0");
+        Assert.That(rules.Classify(client, second, IpProtocol.Tcp, 1, 80, link: 1), Is.EqualTo(3), "! -i eth0, on veth7");
+        Assert.That(rules.Rules[1].InterfaceMatches("vethx") && !rules.Rules[1].InterfaceMatches("eth0"), "for the guard of each link");
     }
 
     [Test]

@@ -40,6 +40,29 @@ public sealed class NftablesGuardScriptTests
     }
 
     [Test]
+    public void A_mark_service_keeps_from_the_kernel_exactly_what_its_rules_select_on_their_interface()
+    {
+        FirewallMarkRules marks = UserspaceDr.Admin.MarkRulesFile.Parse(
+            "*mangle\n" +
+            "-A PREROUTING -s 198.18.0.0/24 -d 198.18.0.100/32 -p tcp -m multiport --dports 80,8000:8080 -j MARK --set-xmark 0x1/0xffffffff\n" +
+            "-A PREROUTING -i eth2 -d 198.18.0.101/32 -p udp -m udp ! --dport 53 -j MARK --set-xmark 0x1/0xffffffff\n" +
+            "-A PREROUTING -d 198.18.0.102/32 -j MARK --set-xmark 0x2/0xffffffff\n" +
+            "COMMIT\n", "marks");
+        var rules = new RuleSetSpec([VirtualServiceSpec.ForFirewallMark(1, IpFamily.IPv4, "rr")]) { MarkRules = marks };
+        string eth1 = new NftablesGuard("eth1").Script(rules);
+        string eth2 = new NftablesGuard("eth2").Script(rules);
+        Assert.Multiple(() =>
+        {
+            Assert.That(eth1, Does.Contain("ip saddr 198.18.0.0/24 ip daddr 198.18.0.100/32 meta l4proto tcp th dport { 80, 8000-8080 } drop"), eth1);
+            Assert.That(eth1, Does.Not.Contain("198.18.0.101"), "-i eth2: not on eth1");
+            Assert.That(eth2, Does.Contain("ip daddr 198.18.0.101/32 meta l4proto udp th dport != { 53 } drop"), eth2);
+            Assert.That(eth1 + eth2, Does.Not.Contain("198.18.0.102 "), "mark 2 has no service: its traffic stays the kernel's");
+            Assert.That(eth1, Does.Contain("ip daddr 198.18.0.100 ip frag-off & 0x1fff != 0"), "later fragments, as for a VIP");
+            Assert.That(eth1, Does.Not.Contain("0.0.0.0"), "a mark service has no address of its own");
+        });
+    }
+
+    [Test]
     public void Without_nat_servers_the_script_has_no_source_rules()
     {
         var rules = new RuleSetSpec(ImmutableArray.Create(new VirtualServiceSpec(ServiceProtocol.Tcp, InetAddress.Parse("198.18.0.100"), 80)
