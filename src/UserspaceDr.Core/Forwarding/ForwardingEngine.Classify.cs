@@ -133,7 +133,7 @@ public sealed partial class ForwardingEngine
         var key = new ConnectionKey<uint>(protocol, ip.Source, clientPort, vip, virtualPort);
         // ip_vs_service_find: a firewall-mark service first (udr marks the frame as the site's mangle rules would),
         // then the address/port service, which the prefetch stage found already when it read this frame under the same rules.
-        VirtualService? service = rules.FindMarked(ip.Source, vip, protocol, clientPort, virtualPort, packet.Link);
+        VirtualService? service = rules.HasMarkedServices<uint>() ? rules.FindMarked(ip.Source, vip, protocol, clientPort, virtualPort, packet.Link) : null;
         if (service is null && !packet.Hint.TryGetService(rules, key, out service))
         {
             service = rules.Find(protocol, vip, virtualPort);

@@ -114,7 +114,8 @@ public sealed partial class ForwardingEngine
         UInt128 vip = ip.Destination;
         long nowMs = frame.NowMs;
         // ip_vs_service_find: a firewall-mark service first, then the address/port service.
-        VirtualService? service = _snapshot.Rules.FindMarked(ip.Source, vip, protocol, clientPort, virtualPort, packet.Link);
+        RuleSet rules = _snapshot.Rules;
+        VirtualService? service = rules.HasMarkedServices<UInt128>() ? rules.FindMarked(ip.Source, vip, protocol, clientPort, virtualPort, packet.Link) : null;
         if (service is null)
         {
             int serviceSlot = services.FindSlot(protocol, vip, virtualPort);

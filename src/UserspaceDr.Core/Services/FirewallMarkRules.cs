@@ -1,5 +1,4 @@
 using System.Collections.Immutable;
-using System.Runtime.CompilerServices;
 using UserspaceDr.Core.Packets;
 
 namespace UserspaceDr.Core.Services;
@@ -145,7 +144,6 @@ public sealed class FirewallMarkRules
             .Select(r => r.Destination!.Value).Distinct();
 
     /// <summary>The mark of a TCP or UDP packet after every rule of its family (0: unmarked).</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public uint Classify<TAddress>(TAddress source, TAddress destination, byte protocol, ushort sourcePort, ushort destinationPort, byte link = 0)
         where TAddress : unmanaged
     {
