@@ -27,6 +27,26 @@ internal static class CliInputs
         return result.Value!;
     }
 
+    /// <summary>Every --fwmark-rules file's mark rules, in the order given (none: no rules).</summary>
+    public static FirewallMarkRules LoadMarkRules(IReadOnlyList<string> paths)
+    {
+        ArgumentNullException.ThrowIfNull(paths);
+        try
+        {
+            FirewallMarkRules[] files = [.. paths.Select(MarkRulesFile.Load)];
+            return files.Length switch
+            {
+                0 => FirewallMarkRules.None,
+                1 => files[0],
+                _ => new FirewallMarkRules([.. files.SelectMany(f => f.Rules)], string.Join(", ", files.Select(f => f.Source))),
+            };
+        }
+        catch (MarkRulesException e)
+        {
+            throw new UsageException($"--fwmark-rules: {e.Message}", e);
+        }
+    }
+
     public static MacAddress ParseMac(string text, string what) =>
         MacAddress.TryParse(text, out MacAddress mac) ? mac : throw new UsageException($"{what}: '{text}' is not a MAC address (aa:bb:cc:dd:ee:ff)");
 

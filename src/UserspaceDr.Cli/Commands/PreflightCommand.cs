@@ -1,4 +1,5 @@
 using System.CommandLine;
+using UserspaceDr.Core.Services;
 using UserspaceDr.Io.Preflight;
 using UserspaceDr.Linux.Host;
 using UserspaceDr.Node;
@@ -15,15 +16,20 @@ internal static class PreflightCommand
         var fix = new Option<bool>("--fix") { Description = "turn GRO/LRO off on the interface (ethtool -K) and report the state after" };
         var answerArp = new Option<bool>("--answer-arp") { Description = "udr will answer ARP for the VIPs (as udr run --answer-arp): a VIP need not be on the interface" };
         var noIsolation = new Option<bool>("--no-kernel-isolation") { Description = "udr will run without the nftables ingress drop (as udr run --no-kernel-isolation)" };
+        var fwmarkRules = new Option<string[]>("--fwmark-rules") { Description = "as udr run --fwmark-rules: the mark rules' destinations are checked as VIPs" };
         var backend = new Option<string>("--backend") { Description = "the backend udr run will use (as udr run --backend): xdp adds the AF_XDP checks", DefaultValueFactory = _ => "afpacket" };
         backend.AcceptOnlyFromAmong("afpacket", "pcap", "xdp");
         var command = new Command("preflight", "check the balancer host before udr run: exit 0 all pass, 1 warnings, 2 failures")
         {
-            interfaceName, rules, fix, answerArp, noIsolation, backend,
+            interfaceName, rules, fix, answerArp, noIsolation, backend, fwmarkRules,
         };
         command.SetAction(parse =>
         {
-            var options = new PreflightOptions(parse.GetRequiredValue(interfaceName), CliInputs.LoadRules(parse.GetRequiredValue(rules)))
+            RuleSetSpec spec = CliInputs.LoadRules(parse.GetRequiredValue(rules)) with
+            {
+                MarkRules = CliInputs.LoadMarkRules(parse.GetValue(fwmarkRules) ?? []).ForLinks([parse.GetRequiredValue(interfaceName)]),
+            };
+            var options = new PreflightOptions(parse.GetRequiredValue(interfaceName), spec)
             {
                 Fix = parse.GetValue(fix),
                 AnswerArp = parse.GetValue(answerArp),

@@ -280,25 +280,7 @@ internal static class RunCommand
             }
         }
 
-        /// <summary>Every --fwmark-rules file's rules, in the order given.</summary>
-        private FirewallMarkRules LoadMarkRules()
-        {
-            try
-            {
-                FirewallMarkRules[] files = [.. MarkRulesPaths.Select(MarkRulesFile.Load)];
-                FirewallMarkRules all = files.Length switch
-                {
-                    0 => FirewallMarkRules.None,
-                    1 => files[0],
-                    _ => new FirewallMarkRules([.. files.SelectMany(f => f.Rules)], string.Join(", ", files.Select(f => f.Source))),
-                };
-                return all.ForLinks(LinkNames);
-            }
-            catch (MarkRulesException e)
-            {
-                throw new UsageException($"--fwmark-rules: {e.Message}", e);
-            }
-        }
+        private FirewallMarkRules LoadMarkRules() => CliInputs.LoadMarkRules(MarkRulesPaths).ForLinks(LinkNames);
     }
 
     private static int Serve(DataPlaneOptions options, IReadOnlyList<LinkInfo> links, RuleSetSpec spec, KeepalivedConfig? keepalived,

@@ -147,6 +147,24 @@ public class PreflightChecksTests
     }
 
     [Test]
+    public void A_mark_service_s_rule_destinations_are_checked_as_vips_and_its_unspecified_address_is_not()
+    {
+        FakeHostSystem host = Balancer();
+        PreflightOptions options = Options("-A -f 1 -s rr\n-a -f 1 -r 198.18.0.11 -g -w 1\n");
+        options = options with
+        {
+            Rules = options.Rules with
+            {
+                MarkRules = MarkRulesFile.Parse("*mangle\n-A PREROUTING -d 198.18.0.100/31 -p tcp -j MARK --set-mark 1\nCOMMIT\n", "marks"),
+            },
+        };
+        IReadOnlyList<CheckResult> results = PreflightChecks.Run(options, host);
+        Assert.That(Find(results, "VIP 198.18.0.100").Status, Is.EqualTo(CheckStatus.Pass), CheckReport.Format(results));
+        Assert.That(Find(results, "VIP 198.18.0.101").Status, Is.EqualTo(CheckStatus.Fail), "the rule's /31 holds two addresses");
+        Assert.That(results.Select(r => r.Check), Has.None.Contains("0.0.0.0"));
+    }
+
+    [Test]
     public void A_missing_vip_fails_unless_udr_answers_arp_and_a_non_local_vip_with_ip_forward_fails()
     {
         FakeHostSystem host = Balancer();
