@@ -320,7 +320,8 @@ public static class IpvsadmPrinter
         VirtualServiceSpec service = state.Spec;
         string address = AddressPort(service.Address, service.Port, service.Protocol, format, names);
         string name;
-        string mark = service.FirewallMark.ToString(CultureInfo.InvariantCulture);
+        // print_service_entry formats the mark with %d: one of 2^31 or more prints negative, as ipvsadm prints it.
+        string mark = ((int)service.FirewallMark).ToString(CultureInfo.InvariantCulture);
         if ((format & IpvsadmFormat.Rule) != 0)
         {
             name = service.IsFirewallMark

@@ -62,6 +62,10 @@ public class FirewallMarkServiceTests
         Assert.That(listing, Does.Contain("\nFWM  7 rr persistent 300\n  -> 198.18.12.1:8080             Masq    2      0          0         \n"));
         Assert.That(listing, Does.Contain("\nFWM  3 IPv6 sh persistent 60 mask 64\n"));
 
+        // ipvsadm prints the mark with %d.
+        RuleSetSpec high = Applied(RuleSetSpec.Empty, "-A", "-f", "4294967295", "-s", "rr");
+        Assert.That(RulesFile.Save(high), Is.EqualTo("-A -f -1 -s rr\n"));
+
         // The saved form reads back to the same rule set.
         IpvsadmResult<RuleSetSpec> reloaded = RulesFile.Load(RulesFile.Save(rules));
         Assert.That(RulesFile.Save(reloaded.Value!), Is.EqualTo(RulesFile.Save(rules)));
