@@ -65,10 +65,12 @@ public sealed record FirewallMarkRule(IpFamily Family, uint Value, uint Mask)
     public bool InterfaceMatches(string interfaceName)
     {
         ArgumentNullException.ThrowIfNull(interfaceName);
-        bool matches = InInterface is not { } pattern || (pattern.EndsWith('+')
-            ? interfaceName.StartsWith(pattern[..^1], StringComparison.Ordinal)
-            : interfaceName == pattern);
-        return InInterface is null || matches != InInterfaceNegated;
+        if (InInterface is not { } pattern)
+        {
+            return true;
+        }
+        bool named = pattern.EndsWith('+') ? interfaceName.StartsWith(pattern[..^1], StringComparison.Ordinal) : interfaceName == pattern;
+        return named != InInterfaceNegated;
     }
 
     /// <summary>-m mark --mark V/M: the mark so far, masked, must equal V (rules before this one set it).</summary>
@@ -83,8 +85,6 @@ public sealed record FirewallMarkRule(IpFamily Family, uint Value, uint Mask)
 
     /// <summary>The rule selects only traffic to a known set of addresses (a positive -d), which udr can take from the kernel.</summary>
     public bool HasDestinations => Destination is not null && !DestinationNegated;
-
-    public uint Apply(uint mark) => (mark & ~Mask) ^ Value;
 }
 
 /// <summary>
@@ -130,8 +130,6 @@ public sealed class FirewallMarkRules
 
     /// <summary>The file the rules came from ("" when none).</summary>
     public string Source { get; }
-
-    public bool IsEmpty => Rules.IsEmpty;
 
     /// <summary>
     /// The destinations of the rules that can mark a packet with <paramref name="mark"/>, for one family: the traffic
