@@ -117,6 +117,7 @@ public static class MarkRulesFile
         var rule = new FirewallMarkRule(IpFamily.IPv4, 0, 0) { Place = place };
         bool negate = false;
         bool hasTarget = false;
+        bool hasOperation = false;
         var modules = new HashSet<string>(StringComparer.Ordinal);
         for (int i = 2; i < words.Count; i++)
         {
@@ -178,6 +179,7 @@ public static class MarkRulesFile
                     break;
                 case "--set-xmark" or "--set-mark" or "--and-mark" or "--or-mark" or "--xor-mark" when hasTarget:
                     rule = SetMark(rule, word, Value(words, ref i, place), place);
+                    hasOperation = true;
                     break;
                 default:
                     throw Fail(place, $"udr cannot apply '{word}' in a mark rule");
@@ -192,7 +194,7 @@ public static class MarkRulesFile
         {
             return null;
         }
-        if (rule.Value == 0 && rule.Mask == 0)
+        if (!hasOperation)
         {
             throw Fail(place, "-j MARK without --set-xmark, --set-mark, --and-mark, --or-mark or --xor-mark");
         }

@@ -47,6 +47,8 @@ public class MarkRulesFileTests
         Assert.That(Mark(rules, "198.18.0.1", "198.18.10.1", IpProtocol.Udp, 7, 5005), Is.EqualTo(0x13), "--or-mark on a packet rule 3 marked");
 
         Assert.That(rules.DestinationsOf(IpFamily.IPv4, 1).Select(p => p.ToString()), Is.EqualTo(new[] { "198.18.10.1" }));
+        Assert.That(MarkRulesFile.Parse("*mangle\n-A PREROUTING -d 198.18.10.1 -j MARK --xor-mark 0\nCOMMIT\n", "f").Rules, Has.Length.EqualTo(1),
+            "a rule that changes nothing is still a rule");
         Assert.That(rules.DestinationsOf(IpFamily.IPv4, 2).Single().Addresses().Count(), Is.EqualTo(4));
     }
 
