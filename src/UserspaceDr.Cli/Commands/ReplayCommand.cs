@@ -22,14 +22,22 @@ internal static class ReplayCommand
         var answerArp = new Option<bool>("--answer-arp") { Description = "answer ARP for VIPs (normally the kernel does)" };
         var checksumNotReady = new Option<bool>("--checksum-not-ready") { Description = "treat every frame's L4 checksum as unfinished (as TP_STATUS_CSUMNOTREADY marks them)" };
         var capacity = new Option<int>("--max-connections") { Description = "connection table capacity", DefaultValueFactory = _ => 1 << 16 };
+        var fwmarkRules = new Option<string[]>("--fwmark-rules")
+        {
+            Description = "as udr run --fwmark-rules: iptables-save output whose mangle MARK rules select the firewall-mark services' packets " +
+                "(the capture's frames arrive on no named interface: a rule with -i matches none of them, one with ! -i all)",
+        };
 
         var command = new Command("replay", "run the forwarding engine over a pcap file offline")
         {
-            rules, input, output, localMac, localAddress, neighbors, answerArp, checksumNotReady, capacity,
+            rules, input, output, localMac, localAddress, neighbors, answerArp, checksumNotReady, capacity, fwmarkRules,
         };
         command.SetAction(parse =>
         {
-            RuleSetSpec spec = CliInputs.LoadRules(parse.GetRequiredValue(rules));
+            RuleSetSpec spec = CliInputs.LoadRules(parse.GetRequiredValue(rules)) with
+            {
+                MarkRules = CliInputs.LoadMarkRules(parse.GetValue(fwmarkRules) ?? []),
+            };
             MacAddress mac = CliInputs.ParseMac(parse.GetRequiredValue(localMac), "--local-mac");
             NeighborTable table = CliInputs.ParseNeighbors(parse.GetValue(neighbors) ?? []);
             int maxConnections = parse.GetValue(capacity);

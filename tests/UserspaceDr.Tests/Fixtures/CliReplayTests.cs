@@ -53,6 +53,41 @@ public partial class CliReplayTests
         }
     }
 
+    /// <summary>The dr-tcp capture through a firewall-mark service whose rule marks its VIP's port 80: the same frames leave.</summary>
+    [Test]
+    public void Replay_with_fwmark_rules_serves_the_capture_through_the_mark_service()
+    {
+        FixtureCase fixture = FixtureCatalog.Get("dr-tcp");
+        string directory = Directory.CreateTempSubdirectory("udr-replay-fwm-").FullName;
+        try
+        {
+            string rules = Path.Combine(directory, "fwm.rules");
+            string marks = Path.Combine(directory, "marks");
+            File.WriteAllText(rules, $"-A -f 1 -s rr\n-a -f 1 -r {FixtureCatalog.Rs1}:0 -g -w 1\n-a -f 1 -r {FixtureCatalog.Rs2}:0 -g -w 1\n");
+            File.WriteAllText(marks, "*mangle\n-A PREROUTING -d 198.18.0.100/32 -p tcp -m tcp --dport 80 -j MARK --set-xmark 0x1/0xffffffff\nCOMMIT\n");
+            string output = Path.Combine(directory, "out.pcap");
+            (int exitCode, string report) = Udr(
+            [
+                "replay", "--rules", rules, "--fwmark-rules", marks, "--in", FixtureCatalog.PathOf(fixture.Name, ".pcap"),
+                "--out", output, .. FixtureCatalog.ReplayFlags(fixture).Split(' '),
+            ]);
+            Assert.That(exitCode, Is.Zero, report);
+            Assert.That(report, Does.Contain("frames in: 20, frames out: 18"));
+            Assert.That(report, Does.Contain("FWM 1"));
+            var conns = ServerLine().Matches(report).Sum(m => int.Parse(m.Groups["conns"].Value, System.Globalization.CultureInfo.InvariantCulture));
+            Assert.That(conns, Is.EqualTo(fixture.PerServer!.Values.Sum(v => v.Item1)), report);
+
+            File.WriteAllText(marks, "*mangle\n-A PREROUTING -d 198.18.0.100/32 -j CONNMARK --restore-mark\nCOMMIT\n");
+            (int refused, string message) = Udr(["replay", "--rules", rules, "--fwmark-rules", marks, "--in", FixtureCatalog.PathOf(fixture.Name, ".pcap"),
+                "--out", output, .. FixtureCatalog.ReplayFlags(fixture).Split(' ')]);
+            Assert.That((refused, message), Is.EqualTo((2, $"udr: --fwmark-rules: {marks}:2: udr applies only MARK rules in mangle PREROUTING and INPUT, not '-j CONNMARK'\n")));
+        }
+        finally
+        {
+            Directory.Delete(directory, recursive: true);
+        }
+    }
+
     [Test]
     public void Replay_forwards_ipv6_by_direct_routing_to_an_ipv6_neighbor_and_answers_hop_limit_1()
     {
