@@ -23,6 +23,12 @@ public class InputFuzzTests
         from value in Gen.Int[0, 255]
         select (kind, position, value);
 
+    /// <summary>Files made from one of <paramref name="seeds"/> by one to six edits (<see cref="Apply"/>).</summary>
+    private static Gen<byte[]> Mutations(byte[][] seeds) =>
+        from seed in Gen.Int[0, seeds.Length - 1]
+        from edits in Edit.Array[1, 6]
+        select Apply(seeds[seed], edits);
+
     /// <summary>Cuts, inserts, overwrites or duplicates bytes of <paramref name="seed"/>.</summary>
     private static byte[] Apply(byte[] seed, (int Kind, int Position, int Value)[] edits)
     {
@@ -133,11 +139,7 @@ public class InputFuzzTests
 
                 """),
         ];
-        Gen<byte[]> files =
-            from seed in Gen.Int[0, seeds.Length - 1]
-            from edits in Edit.Array[1, 6]
-            select Apply(seeds[seed], edits);
-        files.Sample(bytes =>
+        Mutations(seeds).Sample(bytes =>
         {
             IpvsadmResult<RuleSetSpec> result = RulesFile.Load(System.Text.Encoding.UTF8.GetString(bytes));
             if (!result.IsSuccess && string.IsNullOrEmpty(result.Error?.Message))
@@ -175,11 +177,7 @@ public class InputFuzzTests
 
                 """),
         ];
-        Gen<byte[]> files =
-            from seed in Gen.Int[0, seeds.Length - 1]
-            from edits in Edit.Array[1, 6]
-            select Apply(seeds[seed], edits);
-        files.Sample(bytes =>
+        Mutations(seeds).Sample(bytes =>
         {
             try
             {
@@ -219,11 +217,7 @@ public class InputFuzzTests
 
                 """),
         ];
-        Gen<byte[]> files =
-            from seed in Gen.Int[0, seeds.Length - 1]
-            from edits in Edit.Array[1, 6]
-            select Apply(seeds[seed], edits);
-        files.Sample(bytes =>
+        Mutations(seeds).Sample(bytes =>
         {
             try
             {
