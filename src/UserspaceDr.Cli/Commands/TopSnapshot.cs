@@ -56,7 +56,7 @@ internal sealed record TopSnapshot(DateTimeOffset Time, string Version, double U
         }
         TopService[] services = [.. state.Services.Select(service => new TopService(
             service.Spec.IsFirewallMark
-                ? string.Create(System.Globalization.CultureInfo.InvariantCulture, $"FWM {service.Spec.FirewallMark}{(service.Spec.Address.IsIPv6 ? " IPv6" : "")}")
+                ? VirtualServiceSpec.FirewallMarkName(service.Spec.FirewallMark, service.Spec.Address.Family)
                 : $"{IpvsadmPrinter.ProtocolName(service.Spec.Protocol)} {service.Spec.Address.WithPort(service.Spec.Port)}", service.Spec.Scheduler,
             service.Rates.ConnectionsPerSecond, service.Rates.InPacketsPerSecond, service.Rates.OutPacketsPerSecond,
             service.Rates.InBytesPerSecond, service.Rates.OutBytesPerSecond,

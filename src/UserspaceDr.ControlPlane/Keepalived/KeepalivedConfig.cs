@@ -79,7 +79,7 @@ public sealed record VirtualServerConfig(
 
     /// <summary>"TCP 198.18.0.100:80" (or "FWM 1", "FWM 1 IPv6"), as logs name a service.</summary>
     public string Name => FirewallMark != 0
-        ? string.Create(System.Globalization.CultureInfo.InvariantCulture, $"FWM {FirewallMark}{(Address.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6 ? " IPv6" : "")}")
+        ? VirtualServiceSpec.FirewallMarkName(FirewallMark, Core.Packets.InetAddress.FromIPAddress(Address).Family)
         : $"{(Protocol == ServiceProtocol.Udp ? "UDP" : "TCP")} {KeepalivedDefaults.Endpoint(Address, Port)}";
 }
 

@@ -35,8 +35,7 @@ public sealed class RuleSet
         _marked4 = [.. services.Where(s => s.FirewallMark != 0 && s.Address.IsIPv4)];
         _marked6 = [.. services.Where(s => s.FirewallMark != 0 && s.Address.IsIPv6)];
         // A marked service's packets are those its rules' destinations receive: udr takes them as it takes a VIP's.
-        InetAddress[] markedDestinations = [.. services.Where(s => s.FirewallMark != 0)
-            .SelectMany(s => spec.MarkRules.DestinationsOf(s.Address.Family, s.FirewallMark)).SelectMany(p => p.Addresses())];
+        InetAddress[] markedDestinations = [.. spec.MarkedDestinations()];
         var addressServices = services.Where(s => s.FirewallMark == 0).ToArray();
         _ipv4 = new ServiceIndex<uint>(addressServices, markedDestinations);
         _ipv6 = new ServiceIndex<UInt128>(addressServices, markedDestinations);

@@ -48,6 +48,10 @@ public sealed record VirtualServiceSpec(
         return SameService(other.Protocol, other.Address, other.Port, other.FirewallMark);
     }
 
+    /// <summary>How logs, `udr top` and keepalived's messages name a firewall-mark service: "FWM 1", "FWM 1 IPv6".</summary>
+    public static string FirewallMarkName(uint mark, IpFamily family) =>
+        string.Create(System.Globalization.CultureInfo.InvariantCulture, $"FWM {mark}{(family == IpFamily.IPv6 ? " IPv6" : "")}");
+
     /// <summary>A firewall-mark service of <paramref name="family"/> as ipvsadm -A -f makes it.</summary>
     public static VirtualServiceSpec ForFirewallMark(uint mark, IpFamily family, string scheduler = "wlc") =>
         new(ServiceProtocol.Tcp, family == IpFamily.IPv4 ? InetAddress.FromIPv4(0) : InetAddress.FromIPv6(UInt128.Zero), 0, scheduler)
@@ -65,6 +69,15 @@ public sealed record RuleSetSpec(ImmutableArray<VirtualServiceSpec> Services)
     /// state, so -C and -R keep them; reloading the rules file replaces them.
     /// </summary>
     public FirewallMarkRules MarkRules { get; init; } = FirewallMarkRules.None;
+
+    /// <summary>
+    /// The destinations of the mark rules that mark traffic for this rule set's firewall-mark services, address by
+    /// address, in order: what udr takes from the kernel for them, as it takes a VIP's traffic.
+    /// </summary>
+    /// <param name="interfaceName">Only rules whose -i admits frames arriving on it; null: every rule.</param>
+    public IEnumerable<InetAddress> MarkedDestinations(string? interfaceName = null) =>
+        Services.Where(s => s.IsFirewallMark).SelectMany(s => MarkRules.DestinationsOf(s.Address.Family, s.FirewallMark, interfaceName))
+            .SelectMany(p => p.Addresses()).Distinct().Order();
 
     public static readonly RuleSetSpec Empty = new(ImmutableArray<VirtualServiceSpec>.Empty);
 }

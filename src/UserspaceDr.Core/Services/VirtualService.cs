@@ -66,6 +66,6 @@ public sealed class VirtualService
     public uint FirewallMark { get; init; }
 
     public override string ToString() => FirewallMark != 0
-        ? string.Create(System.Globalization.CultureInfo.InvariantCulture, $"FWM {FirewallMark}{(Address.IsIPv6 ? " IPv6" : "")}")
+        ? VirtualServiceSpec.FirewallMarkName(FirewallMark, Address.Family)
         : $"{(Protocol == ServiceProtocol.Tcp ? "TCP" : "UDP")} {Address.WithPort(Port)}";
 }

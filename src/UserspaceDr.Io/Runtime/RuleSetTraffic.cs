@@ -17,10 +17,7 @@ public static class RuleSetTraffic
     public static IEnumerable<InetAddress> Destinations(RuleSetSpec rules, string? interfaceName = null)
     {
         ArgumentNullException.ThrowIfNull(rules);
-        return rules.Services.Where(s => !s.IsFirewallMark).Select(s => s.Address)
-            .Concat(rules.Services.Where(s => s.IsFirewallMark).SelectMany(s => rules.MarkRules.DestinationsOf(s.Address.Family, s.FirewallMark, interfaceName))
-                .SelectMany(p => p.Addresses()))
-            .Distinct().Order();
+        return rules.Services.Where(s => !s.IsFirewallMark).Select(s => s.Address).Concat(rules.MarkedDestinations(interfaceName)).Distinct().Order();
     }
 
     /// <summary>
