@@ -37,27 +37,32 @@ public readonly record struct ConnectionKey<TAddress>(byte Protocol, TAddress Cl
     where TAddress : unmanaged, IEquatable<TAddress>;
 
 /// <summary>
-/// One tracked connection: a plain struct stored inline in <see cref="ConnectionTable{TAddress}"/>'s slot array (64
-/// bytes for IPv4). The destination is copied in (address, port, method) as the kernel copies it into ip_vs_conn, so an
-/// edit of the server never changes where an established flow goes; <see cref="Dest"/> is kept for its shared counters.
+/// One tracked connection: a plain struct stored inline in <see cref="ConnectionTable{TAddress}"/>'s slots (64 bytes
+/// for IPv4, one cache line). The destination is copied in (address, port, method) as the kernel copies it into
+/// ip_vs_conn, so an edit of the server never changes where an established flow goes; <see cref="Dest"/> is kept for
+/// its shared counters. The entry holds no object reference (the server is named by its <see cref="ServerHandles"/>
+/// handle), so the table can live outside the collected heap.
 /// </summary>
 [StructLayout(LayoutKind.Sequential)]
 public struct Connection<TAddress>
     where TAddress : unmanaged, IEquatable<TAddress>
 {
-    public RealServer? Dest;
+    // The addresses first: in this order both families pack without padding (IPv4 64 bytes, IPv6 112, a multiple of
+    // UInt128's 16-byte alignment), and IPv4's whole entry, what a lookup reads included, is one cache line.
+    public TAddress ClientAddress;
+    public TAddress VirtualAddress;
+    public TAddress DestAddress;
+    /// <summary>Masked client address of the template that controls this connection (when Controlled).</summary>
+    public TAddress TemplateClientAddress;
+    /// <summary>The server's <see cref="RealServer.Handle"/>; 0: none.</summary>
+    public ulong DestHandle;
     public long ExpiresAtMs;
     /// <summary>
     /// The client-side next hop (the MAC the client's frames came from, the client or its router, and the link they
     /// arrived on), packed (Forwarding.ClientHop): where NAT replies and ICMP errors for the client go.
     /// </summary>
     public ulong ClientMac;
-    public TAddress ClientAddress;
-    public TAddress VirtualAddress;
-    public TAddress DestAddress;
     public uint Hash;
-    /// <summary>Masked client address of the template that controls this connection (when Controlled).</summary>
-    public TAddress TemplateClientAddress;
     /// <summary>
     /// Template: the number of connections it controls (n_control). A connection has no use for it and keeps its
     /// firewall mark there instead (<see cref="FirewallMark"/>): one field for two, so that the IPv4 entry stays one
@@ -77,6 +82,13 @@ public struct Connection<TAddress>
     public byte SyncPackets;
     /// <summary>The state last synced (ip_vs_conn.old_state): a change to another state than ESTABLISHED is synced at once.</summary>
     public TcpState SyncedState;
+
+    /// <summary>The real server this entry is bound to; null when none, or when that server has been retired since.</summary>
+    public RealServer? Dest
+    {
+        readonly get => ServerHandles.Resolve(DestHandle);
+        set => DestHandle = value?.Handle ?? 0;
+    }
 
     public readonly bool IsTemplate => (Flags & ConnectionFlags.Template) != 0;
     public readonly bool IsInactive => (Flags & ConnectionFlags.Inactive) != 0;

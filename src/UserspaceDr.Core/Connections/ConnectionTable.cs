@@ -1,5 +1,7 @@
+using System.Diagnostics.CodeAnalysis;
 using System.Numerics;
 using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics.X86;
 using System.Security.Cryptography;
 using UserspaceDr.Core.Packets;
@@ -13,12 +15,24 @@ namespace UserspaceDr.Core.Connections;
 /// worker (<see cref="Expire"/>), against the time the caller passes in, which keeps tests in control of time.
 /// When full, <see cref="TryInsert"/> refuses: new flows are refused, existing ones are never evicted.
 /// </summary>
-public sealed class ConnectionTable<TAddress>
+/// <remarks>
+/// The slots live in native memory, not in a managed array: aligned to a cache line (to 2 MiB once they span a huge
+/// page), an IPv4 entry is exactly one line, so a cold lookup waits on one line where a managed array's 16-byte offset
+/// made every entry straddle two; and the collector never scans them (an entry holds no reference: see
+/// <see cref="ServerHandles"/>). The memory comes zeroed from calloc, which maps fresh pages for a large block without
+/// touching them, so a host can still advise them into huge pages before the first frame (<see cref="SlotMemory"/>).
+/// It is freed with the table (finalizer), and the collector is told of its size.
+/// </remarks>
+public sealed unsafe class ConnectionTable<TAddress>
     where TAddress : unmanaged, IEquatable<TAddress>
 {
     private const int CacheLine = 64;
+    private const long HugePage = 2 << 20;
 
-    private readonly Connection<TAddress>[] _slots;
+    private readonly void* _allocation;
+    private readonly long _allocatedBytes;
+    private readonly Connection<TAddress>* _slots;
+    private readonly int _slotCount;
     private readonly int _mask;
     private readonly ulong _seed;
     private int _sweepCursor;
@@ -28,26 +42,44 @@ public sealed class ConnectionTable<TAddress>
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(capacity);
         Capacity = capacity;
         // At most two thirds full keeps linear probing short; a power of two makes the slot a mask.
-        int slots = (int)BitOperations.RoundUpToPowerOf2((uint)(capacity + (capacity / 2) + 1));
-        _slots = new Connection<TAddress>[slots];
-        _mask = slots - 1;
+        _slotCount = (int)BitOperations.RoundUpToPowerOf2((uint)(capacity + (capacity / 2) + 1));
+        _mask = _slotCount - 1;
+        long bytes = (long)_slotCount * sizeof(Connection<TAddress>);
+        long alignment = bytes >= HugePage ? HugePage : CacheLine;
+        _allocatedBytes = bytes + alignment;
+        _allocation = NativeMemory.AllocZeroed((nuint)_allocatedBytes);
+        _slots = (Connection<TAddress>*)(((nint)_allocation + (nint)alignment - 1) & ~((nint)alignment - 1));
+        GC.AddMemoryPressure(_allocatedBytes);
         // A secret seed, as the kernel's jhash seed, so clients cannot aim flows at one probe chain.
         _seed = seed ?? BitConverter.ToUInt64(RandomNumberGenerator.GetBytes(8));
     }
 
+    ~ConnectionTable()
+    {
+        NativeMemory.Free(_allocation);
+        GC.RemoveMemoryPressure(_allocatedBytes);
+    }
+
     public int Capacity { get; }
     public int Count { get; private set; }
-    public int SlotCount => _slots.Length;
+    public int SlotCount => _slotCount;
 
-    /// <summary>
-    /// Where the slots lie in memory and how many bytes they take, for a host that backs them with huge pages. The
-    /// array lives on the large-object heap, which is never compacted, so the range stays put.
-    /// </summary>
-    public unsafe (nint Address, long Length) SlotMemory =>
-        ((nint)Unsafe.AsPointer(ref _slots[0]), (long)_slots.Length * Unsafe.SizeOf<Connection<TAddress>>());
+    /// <summary>Where the slots lie in memory and how many bytes they take, for a host that backs them with huge pages.</summary>
+    public (nint Address, long Length) SlotMemory => ((nint)_slots, (long)_slotCount * sizeof(Connection<TAddress>));
 
     /// <summary>The entry in <paramref name="slot"/> (valid until the next insert or removal).</summary>
-    public ref Connection<TAddress> At(int slot) => ref _slots[slot];
+    public ref Connection<TAddress> At(int slot)
+    {
+        // The one bounds check left: every slot inside this class comes masked.
+        if ((uint)slot >= (uint)_slotCount)
+        {
+            ThrowSlotOutOfRange(slot);
+        }
+        return ref _slots[slot];
+    }
+
+    [DoesNotReturn]
+    private static void ThrowSlotOutOfRange(int slot) => throw new ArgumentOutOfRangeException(nameof(slot), slot, "No such slot.");
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private uint HashOf(in ConnectionKey<TAddress> key)
@@ -73,18 +105,18 @@ public sealed class ConnectionTable<TAddress>
     {
         if (Sse.IsSupported)
         {
-            // The array lives on the large-object heap and is never moved; a stale address would only waste the hint.
-            // Entries are not cache-line aligned (the array data starts 16 bytes into the object), so an entry spans
-            // up to two lines (IPv4's 64 bytes) or three (IPv6's 112): ask for every one. The middle line of an IPv6
-            // entry holds its hash, flags and ports, the first fields a lookup reads (a quarter of IPv6 entries
-            // straddle three lines, and asking for the first and last byte alone left those lookups a full miss).
-            byte* entry = (byte*)Unsafe.AsPointer(ref _slots[(int)HashOf(key) & _mask]);
-            int size = Unsafe.SizeOf<Connection<TAddress>>(); // a constant per family: the loop unrolls
-            for (int line = 0; line < size - 1; line += CacheLine)
+            // An IPv4 entry is one cache line (the slots are line-aligned); an IPv6 entry (112 bytes) spans two or
+            // three, and a lookup reads its first line (addresses) and its last (hash, ports, flags): ask for every one.
+            byte* entry = (byte*)(_slots + ((int)HashOf(key) & _mask));
+            int size = sizeof(Connection<TAddress>); // a constant per family: the loop unrolls
+            for (int line = 0; line < size; line += CacheLine)
             {
                 Sse.Prefetch0(entry + line);
             }
-            Sse.Prefetch0(entry + (size - 1));
+            if (size % CacheLine != 0)
+            {
+                Sse.Prefetch0(entry + (size - 1));
+            }
         }
     }
 
@@ -93,7 +125,7 @@ public sealed class ConnectionTable<TAddress>
     {
         uint hash = HashOf(key);
         int slot = (int)hash & _mask;
-        Connection<TAddress>[] slots = _slots;
+        Connection<TAddress>* slots = _slots;
         while (true)
         {
             ref Connection<TAddress> entry = ref slots[slot];
@@ -227,7 +259,7 @@ public sealed class ConnectionTable<TAddress>
 
     private void RemoveSlot(int hole)
     {
-        Connection<TAddress>[] slots = _slots;
+        Connection<TAddress>* slots = _slots;
         int next = (hole + 1) & _mask;
         while ((slots[next].Flags & ConnectionFlags.Used) != 0)
         {
@@ -257,7 +289,7 @@ public sealed class ConnectionTable<TAddress>
     public int Expire(long nowMs, int budget, long synRecvDeadlineMs)
     {
         int removed = 0;
-        Connection<TAddress>[] slots = _slots;
+        Connection<TAddress>* slots = _slots;
         int cursor = _sweepCursor;
         for (int visited = 0; visited < budget; visited++)
         {
@@ -290,7 +322,7 @@ public sealed class ConnectionTable<TAddress>
     /// <summary>Removes every entry (releasing counters), e.g. when the data plane stops.</summary>
     public void Clear()
     {
-        for (int slot = 0; slot < _slots.Length; slot++)
+        for (int slot = 0; slot < _slotCount; slot++)
         {
             while ((_slots[slot].Flags & ConnectionFlags.Used) != 0)
             {
@@ -303,7 +335,7 @@ public sealed class ConnectionTable<TAddress>
     public List<Connection<TAddress>> Snapshot()
     {
         var list = new List<Connection<TAddress>>(Count);
-        foreach (ref readonly Connection<TAddress> entry in _slots.AsSpan())
+        foreach (ref readonly Connection<TAddress> entry in new ReadOnlySpan<Connection<TAddress>>(_slots, _slotCount))
         {
             if ((entry.Flags & ConnectionFlags.Used) != 0 && !entry.IsReplyLink)
             {

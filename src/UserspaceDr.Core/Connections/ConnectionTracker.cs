@@ -70,19 +70,20 @@ public sealed class ConnectionTracker<TAddress>
     /// The tracking step of ip_vs_in for a TCP or UDP packet of <paramref name="service"/> (either family): finds its live
     /// entry, reuses or expires it (<see cref="CheckExistingEntry"/>), or schedules a new connection when the packet may
     /// start one (a SYN; any non-RST under sloppy_tcp; any UDP datagram), then moves TCP state and re-arms the timer.
-    /// <see cref="FrameReason.Forwarded"/> with the entry's slot, or with <paramref name="oneShot"/> for one-packet
-    /// scheduling; otherwise why not (the caller answers <see cref="FrameReason.IcmpPortUnreachable"/> in its family).
+    /// <see cref="FrameReason.Forwarded"/> with the entry's slot and its <paramref name="server"/> (resolved once here for
+    /// the whole frame; null when the entry has none), or with slot -1 and the server of a one-packet scheduling; otherwise
+    /// why not (the caller answers <see cref="FrameReason.IcmpPortUnreachable"/> in its family).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public FrameReason Track(VirtualService service, in ConnectionKey<TAddress> key, byte tcpFlags, long nowMs, out int slot, out RealServer? oneShot)
+    public FrameReason Track(VirtualService service, in ConnectionKey<TAddress> key, byte tcpFlags, long nowMs, out int slot, out RealServer? server)
     {
         byte protocol = key.Protocol;
-        oneShot = null;
+        server = null;
         slot = FindLive(key, nowMs);
         bool isSyn = (tcpFlags & (TcpFlags.Syn | TcpFlags.Rst)) == TcpFlags.Syn;
         if (slot >= 0)
         {
-            slot = CheckExistingEntry(slot, protocol, isSyn);
+            slot = CheckExistingEntry(slot, protocol, isSyn, out server);
         }
         if (slot < 0)
         {
@@ -91,7 +92,7 @@ public sealed class ConnectionTracker<TAddress>
             {
                 return FrameReason.TcpNotSyn;
             }
-            return Schedule(service, key, tcpFlags, nowMs, out slot, out oneShot);
+            return Schedule(service, key, tcpFlags, nowMs, out slot, out server);
         }
         ref Connection<TAddress> entry = ref Table.At(slot);
         if (protocol == IpProtocol.Tcp)
@@ -104,12 +105,12 @@ public sealed class ConnectionTracker<TAddress>
 
     /// <summary>
     /// Applies conn_reuse_mode and expire_nodest_conn to an existing entry; returns the slot, or -1 when the entry
-    /// was expired so that the packet is scheduled afresh.
+    /// was expired so that the packet is scheduled afresh. <paramref name="dest"/>: the entry's server.
     /// </summary>
-    public int CheckExistingEntry(int slot, byte protocol, bool isSyn)
+    public int CheckExistingEntry(int slot, byte protocol, bool isSyn, out RealServer? dest)
     {
         ref Connection<TAddress> entry = ref Table.At(slot);
-        RealServer? dest = entry.Dest;
+        dest = entry.Dest;
         bool reschedule = false;
         if (dest is not null && dest.Removed)
         {
@@ -143,14 +144,14 @@ public sealed class ConnectionTracker<TAddress>
 
     /// <summary>
     /// ip_vs_schedule (and ip_vs_sched_persist for a persistent service): picks the real server for a new connection
-    /// and enters it in the table, with its reply link for NAT. <see cref="FrameReason.Forwarded"/> with a slot, or
-    /// with <paramref name="oneShot"/> set for one-packet scheduling (-o: no entry); otherwise why it was refused
-    /// (<see cref="FrameReason.IcmpPortUnreachable"/>: no server available, as IPVS answers).
+    /// and enters it in the table, with its reply link for NAT. <see cref="FrameReason.Forwarded"/> with a slot and its
+    /// <paramref name="server"/>, or with slot -1 and the server for one-packet scheduling (-o: no entry); otherwise why
+    /// it was refused (<see cref="FrameReason.IcmpPortUnreachable"/>: no server available, as IPVS answers).
     /// </summary>
-    public FrameReason Schedule(VirtualService service, in ConnectionKey<TAddress> key, byte tcpFlags, long nowMs, out int slot, out RealServer? oneShot)
+    public FrameReason Schedule(VirtualService service, in ConnectionKey<TAddress> key, byte tcpFlags, long nowMs, out int slot, out RealServer? server)
     {
         slot = -1;
-        oneShot = null;
+        server = null;
         ConnectionTable<TAddress> table = Table;
         byte protocol = key.Protocol;
         // drop_entry: room for what this connection may need (template, connection, NAT reply link) before any slot is
@@ -224,7 +225,7 @@ public sealed class ConnectionTracker<TAddress>
         traffic.Connections++;
         if (service.OnePacket && protocol == IpProtocol.Udp)
         {
-            oneShot = dest;
+            server = dest;
             traffic.InPackets++;
             return FrameReason.Forwarded;
         }
@@ -267,6 +268,7 @@ public sealed class ConnectionTracker<TAddress>
         {
             InsertReplyLink(in entry);
         }
+        server = dest;
         return FrameReason.Forwarded;
     }
 

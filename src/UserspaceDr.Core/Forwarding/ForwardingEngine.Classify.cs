@@ -144,7 +144,7 @@ public sealed partial class ForwardingEngine
         }
 
         ConnectionTracker<uint> tracker = _tracker;
-        FrameReason tracked = tracker.Track(service, key, tcpFlags, nowMs, out int slot, out RealServer? oneShot);
+        FrameReason tracked = tracker.Track(service, key, tcpFlags, nowMs, out int slot, out RealServer? server);
         if (tracked != FrameReason.Forwarded)
         {
             if (tracked == FrameReason.IcmpPortUnreachable)
@@ -154,10 +154,10 @@ public sealed partial class ForwardingEngine
             }
             return tracked;
         }
-        if (oneShot is not null)
+        if (slot < 0)
         {
             // One-packet scheduling (-o): no entry outlives the datagram.
-            return Transmit(ref frame, ref packet, new ForwardingTarget(oneShot, oneShot.Address.IPv4, oneShot.Port != 0 ? oneShot.Port : virtualPort, oneShot.Method));
+            return Transmit(ref frame, ref packet, new ForwardingTarget(server, server!.Address.IPv4, server.Port != 0 ? server.Port : virtualPort, server.Method));
         }
 
         ref Connection<uint> connection = ref tracker.Table.At(slot);
@@ -168,7 +168,7 @@ public sealed partial class ForwardingEngine
         // NAT replies (and ICMP errors udr writes for tunnelled flows) go back to where the client's frames came from:
         // that MAC, on that link.
         connection.ClientMac = ClientHop.Pack(frame.Ethernet.Source, packet.Link);
-        var target = new ForwardingTarget(connection.Dest, connection.DestAddress, connection.DestPort, connection.Method);
+        var target = new ForwardingTarget(server, connection.DestAddress, connection.DestPort, connection.Method);
         if (target.Server is not null)
         {
             ref TrafficCounters traffic = ref Counters.For(target.Server);

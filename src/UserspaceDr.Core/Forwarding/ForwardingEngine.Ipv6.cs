@@ -128,7 +128,7 @@ public sealed partial class ForwardingEngine
 
         ConnectionTracker<UInt128> tracker = _ipv6Tracker!; // made with the rules that hold this service (Snapshot)
         var key = new ConnectionKey<UInt128>(protocol, ip.Source, clientPort, vip, virtualPort);
-        FrameReason tracked = tracker.Track(service, key, tcpFlags, nowMs, out int slot, out RealServer? oneShot);
+        FrameReason tracked = tracker.Track(service, key, tcpFlags, nowMs, out int slot, out RealServer? server);
         if (tracked != FrameReason.Forwarded)
         {
             if (tracked == FrameReason.IcmpPortUnreachable)
@@ -139,10 +139,11 @@ public sealed partial class ForwardingEngine
             }
             return tracked;
         }
-        if (oneShot is not null)
+        if (slot < 0)
         {
+            // One-packet scheduling (-o): no entry outlives the datagram.
             return TransmitIpv6(ref frame, ref packet, datagram, protocol,
-                new Ipv6Target(oneShot, oneShot.Address.IPv6, oneShot.Port != 0 ? oneShot.Port : virtualPort, oneShot.Method));
+                new Ipv6Target(server!, server!.Address.IPv6, server.Port != 0 ? server.Port : virtualPort, server.Method));
         }
 
         ref Connection<UInt128> connection = ref tracker.Table.At(slot);
@@ -151,7 +152,6 @@ public sealed partial class ForwardingEngine
             tracker.CountForSync(ref connection, SyncOutbox, nowMs);
         }
         connection.ClientMac = ClientHop.Pack(frame.Ethernet.Source, packet.Link);
-        RealServer? server = connection.Dest;
         if (server is null)
         {
             return FrameReason.DestinationRemoved;

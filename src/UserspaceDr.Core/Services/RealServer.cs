@@ -5,13 +5,14 @@ namespace UserspaceDr.Core.Services;
 
 /// <summary>
 /// A real server of one virtual service (an IPVS "dest"). Like the kernel's struct ip_vs_dest, the object keeps
-/// its identity across rule-set publications: connections hold a reference to it, so its counters, overload flag,
+/// its identity across rule-set publications: connections name it (by its <see cref="Handle"/>), so its counters, overload flag,
 /// weight and forwarding method are shared state, changed with atomics. Its address and port never change. A
 /// connection copies the method in when it is created, so an edit of the method only affects new connections.
 /// </summary>
 public sealed class RealServer
 {
     private int _statsReleased;
+    private ulong _handle;
     private int _method;
     private int _weight;
     private int _lastWeight;
@@ -35,6 +36,16 @@ public sealed class RealServer
         _lastWeight = weight;
         _upperThreshold = upperThreshold;
         _lowerThreshold = lowerThreshold;
+        ServerHandles.Register(this);
+    }
+
+    /// <summary>
+    /// What a connection entry keeps to name this server (<see cref="ServerHandles"/>); 0 once the server is retired.
+    /// </summary>
+    public ulong Handle
+    {
+        get => Volatile.Read(ref _handle);
+        internal set => Volatile.Write(ref _handle, value);
     }
 
     /// <summary>
@@ -48,13 +59,21 @@ public sealed class RealServer
 
     internal void TakeStatsSlot(ServerStatsSlots slots) => (StatsSlot, StatsLease) = slots.Take();
 
-    /// <summary>Gives the row back once the server is gone for good (at most once).</summary>
-    internal void ReleaseStatsSlot(ServerStatsSlots slots)
+    /// <summary>
+    /// The server is gone for good (deleted, and no connection bound to it): its counter row is given back (at most once)
+    /// and its handle retired, so an entry that still names it resolves to no server.
+    /// </summary>
+    internal void Retire(ServerStatsSlots slots)
     {
-        if (StatsLease != 0 && Interlocked.Exchange(ref _statsReleased, 1) == 0)
+        if (Interlocked.Exchange(ref _statsReleased, 1) != 0)
+        {
+            return;
+        }
+        if (StatsLease != 0)
         {
             slots.Release(StatsSlot);
         }
+        ServerHandles.Retire(Handle);
     }
 
     public InetAddress Address { get; }

@@ -251,7 +251,7 @@ public sealed class RuleSet
                         }
                         else
                         {
-                            dest.ReleaseStatsSlot(statsSlots);
+                            dest.Retire(statsSlots);
                         }
                     }
                 }
@@ -268,7 +268,7 @@ public sealed class RuleSet
                 }
                 else
                 {
-                    entry.Server.ReleaseStatsSlot(statsSlots); // the last connection that held it is gone
+                    entry.Server.Retire(statsSlots); // the last connection that held it is gone
                 }
             }
         }
