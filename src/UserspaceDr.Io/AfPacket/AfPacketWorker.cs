@@ -44,13 +44,6 @@ public sealed unsafe class AfPacketWorker : IFrameWorker
     /// <summary>Frames collected from the ring before processing, so that lookups can be prefetched ahead.</summary>
     private const int PrefetchBatch = 128;
 
-    /// <summary>
-    /// How far ahead the connection-table slot of a later frame is prefetched: with a million flows each lookup is
-    /// a cold miss (~250 ns on the bench machine), and issuing it 8 frames early overlaps the misses
-    /// (bench/README.md: 426 → 198 ns per established frame).
-    /// </summary>
-    private const int PrefetchDistance = 8;
-
     /// <summary>How long the worker waits after a turn of few frames while it is busy (--coalesce-usecs).</summary>
     private readonly CoalescingTuner _coalescing;
 
@@ -306,15 +299,15 @@ public sealed unsafe class AfPacketWorker : IFrameWorker
     {
         EngineHost engine = _host;
         FlowHint[] hints = _hints;
-        for (int i = 0; i < Math.Min(PrefetchDistance, count); i++)
+        for (int i = 0; i < Math.Min(EngineHost.PrefetchDistance, count); i++)
         {
             hints[i] = engine.Prefetch(frames[i].Bytes);
         }
         for (int i = 0; i < count; i++)
         {
-            if (i + PrefetchDistance < count)
+            if (i + EngineHost.PrefetchDistance < count)
             {
-                hints[i + PrefetchDistance] = engine.Prefetch(frames[i + PrefetchDistance].Bytes);
+                hints[i + EngineHost.PrefetchDistance] = engine.Prefetch(frames[i + EngineHost.PrefetchDistance].Bytes);
             }
             RxFrame frame = frames[i];
             FlowHint hint = hints[i];
