@@ -10,11 +10,7 @@ namespace UserspaceDr.Tests.Connections;
 /// </summary>
 public class ServerHandlesTests
 {
-    private static readonly uint Vip = Ipv4Address.Parse("198.18.0.100");
-
-    private static RuleSetSpec WithServer(string address) => new([
-        new VirtualServiceSpec(ServiceProtocol.Tcp, InetAddress.FromIPv4(Vip), 80, "rr") { RealServers = [new RealServerSpec(InetAddress.Parse(address), 80)] },
-    ]);
+    private static RuleSetSpec WithServer(string address) => Stats.ServerStatsSlotsTests.WithServer(address);
 
     [Test]
     public void An_entry_resolves_its_server_through_the_handle()

@@ -9,7 +9,8 @@ public class ServerStatsSlotsTests
 {
     private static readonly uint Vip = Ipv4Address.Parse("198.18.0.100");
 
-    private static RuleSetSpec WithServer(string address) => new([
+    /// <summary>A rule set of one service with one server (also for ServerHandlesTests).</summary>
+    internal static RuleSetSpec WithServer(string address) => new([
         new VirtualServiceSpec(ServiceProtocol.Tcp, InetAddress.FromIPv4(Vip), 80, "rr") { RealServers = [new RealServerSpec(InetAddress.Parse(address), 80)] },
     ]);
 
