@@ -65,8 +65,13 @@ public sealed unsafe class ConnectionTable<TAddress>
 
     ~ConnectionTable()
     {
-        NativeMemory.Free(_allocation);
-        GC.RemoveMemoryPressure(_allocatedBytes);
+        // A constructor that threw (a bad capacity, no memory) leaves nothing allocated, and an exception here would
+        // end the process.
+        if (_allocation != null)
+        {
+            NativeMemory.Free(_allocation);
+            GC.RemoveMemoryPressure(_allocatedBytes);
+        }
     }
 
     public int Capacity { get; }

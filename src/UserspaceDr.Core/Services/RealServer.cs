@@ -11,7 +11,7 @@ namespace UserspaceDr.Core.Services;
 /// </summary>
 public sealed class RealServer
 {
-    private int _statsReleased;
+    private int _retired;
     private ulong _handle;
     private int _method;
     private int _weight;
@@ -65,7 +65,7 @@ public sealed class RealServer
     /// </summary>
     internal void Retire(ServerStatsSlots slots)
     {
-        if (Interlocked.Exchange(ref _statsReleased, 1) != 0)
+        if (Interlocked.Exchange(ref _retired, 1) != 0)
         {
             return;
         }

@@ -24,8 +24,8 @@ public static class ServerHandles
     private static uint[] _generations = new uint[64];
     private static uint _next = 1; // index 0 is never used, so that handle 0 means none
 
-    /// <summary>A handle for <paramref name="server"/>, valid until <see cref="Retire"/>.</summary>
-    internal static ulong Register(RealServer server)
+    /// <summary>Gives <paramref name="server"/> its <see cref="RealServer.Handle"/>, valid until <see cref="Retire"/>.</summary>
+    internal static void Register(RealServer server)
     {
         lock (Gate)
         {
@@ -39,10 +39,8 @@ public static class ServerHandles
                 Volatile.Write(ref _servers, servers);
             }
             uint generation = ++_generations[index];
-            ulong handle = ((ulong)generation << 32) | index;
-            server.Handle = handle;
+            server.Handle = ((ulong)generation << 32) | index;
             Volatile.Write(ref _servers[index], server);
-            return handle;
         }
     }
 

@@ -38,6 +38,17 @@ public class ConnectionTableTests
     }
 
     [Test]
+    public void A_table_refused_at_construction_is_finalized_without_harm()
+    {
+        // The finalizer frees the native slots; for a table whose constructor threw there is nothing to free, and an
+        // exception thrown by a finalizer would end the test process here.
+        Assert.That(() => new ConnectionTable<uint>(0), Throws.InstanceOf<ArgumentOutOfRangeException>());
+        GC.Collect();
+        GC.WaitForPendingFinalizers();
+        Assert.That(new ConnectionTable<uint>(10).Capacity, Is.EqualTo(10));
+    }
+
+    [Test]
     public void A_new_table_is_empty_in_every_slot()
     {
         var table = new ConnectionTable<uint>(40_000);

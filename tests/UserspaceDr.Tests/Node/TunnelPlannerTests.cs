@@ -148,11 +148,21 @@ public class TunnelPlannerTests
         AddTunl0(host);
         host.Sysctls[SysctlKey.Conf("all", ConfSetting.RpFilter).RelativePath] = "1";
         string before = host.Snapshot();
-        var output = new StringWriter();
+        // The controller writes on its own thread while this one reads: a StringWriter is not safe for that (a read
+        // during an append threw now and then), so writes go through the synchronized wrapper, whose lock the reads take.
+        var written = new StringWriter();
+        TextWriter output = TextWriter.Synchronized(written);
+        string Written()
+        {
+            lock (output)
+            {
+                return written.ToString();
+            }
+        }
         using var stop = new CancellationTokenSource();
         Task<TunnelCounters?> run = Task.Run(() => new TunnelController(host, output).Run(new TunnelOptions([Vip]), stop.Token));
 
-        SpinWait.SpinUntil(() => output.ToString().Contains("ready:", StringComparison.Ordinal), TimeSpan.FromSeconds(10));
+        SpinWait.SpinUntil(() => Written().Contains("ready:", StringComparison.Ordinal), TimeSpan.FromSeconds(10));
         Assert.That(run.IsCompleted, Is.False, "it stays in the foreground");
         Assert.That(host.ReadSysctl(SysctlKey.Conf("all", ConfSetting.RpFilter)), Is.EqualTo("0"));
         Assert.That(host.GetLinks().Single(l => l.Name == "tunl0").IsUp, Is.True);
@@ -161,7 +171,7 @@ public class TunnelPlannerTests
         Assert.That(run.Wait(TimeSpan.FromSeconds(10)), Is.True);
         Assert.That(run.Result, Is.Null, "the kernel keeps its own counters");
         Assert.That(host.Snapshot(), Is.EqualTo(before));
-        Assert.That(output.ToString(), Does.Contain("udr node tunnel (kernel) on tunl0 for 198.18.0.100").And.Contain("stopped:"));
+        Assert.That(Written(), Does.Contain("udr node tunnel (kernel) on tunl0 for 198.18.0.100").And.Contain("stopped:"));
     }
 
     [Test]
