@@ -12,7 +12,8 @@
 # 100 µs), in the same rounds. --xdp adds udr --backend xdp (AF_XDP: udr's XDP program is attached to the balancer's
 # veth for that subject's runs only).
 # --trace also counts each forwarder's system calls for 3 s of every measured load (perf trace -s; the counting
-# itself costs CPU, so the ticks of a traced run are not comparable) and prints poll and sendmmsg per frame.
+# itself costs CPU, so the ticks of a traced run are not comparable) and prints the frames per poll, per sleep (the
+# coalescing wait: clock_nanosleep) and per sendmmsg.
 # --profile samples each forwarder for 3 s of every measured load (perf record, udr's JIT code named through
 # DOTNET_PerfMapEnabled) and prints where its CPU went, by symbol, kernel and user space together.
 # Bounded: each load runs SECONDS at PPS; the namespaces udrcpu-* are removed on every exit path.
@@ -89,8 +90,8 @@ measure() {
     if [ -n "$tracer" ]; then
         wait "$tracer" || true
         # Every thread's summary; the frames in those 3 s are PPS * 3.
-        awk -v frames=$((PPS * 3)) '$1 == "poll" || $1 == "ppoll" || $1 == "sendmmsg" || $1 == "sendto" { n[$1] += $2 }
-            END { for (s in n) printf "    %-9s %8d calls, %6.2f frames per call\n", s, n[s], frames / n[s] }' "$WORK/trace" >&2
+        awk -v frames=$((PPS * 3)) '$1 == "poll" || $1 == "ppoll" || $1 == "clock_nanosleep" || $1 == "sendmmsg" || $1 == "sendto" { n[$1] += $2 }
+            END { for (s in n) printf "    %-15s %8d calls, %6.2f frames per call\n", s, n[s], frames / n[s] }' "$WORK/trace" >&2
     fi
     if [ -n "$sampler" ]; then
         wait "$sampler" || true
