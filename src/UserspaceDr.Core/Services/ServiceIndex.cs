@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using UserspaceDr.Core.Packets;
 
 namespace UserspaceDr.Core.Services;
@@ -57,7 +58,21 @@ internal sealed class ServiceIndex<TAddress>
     /// <summary>This family's VIPs, sorted.</summary>
     public TAddress[] Addresses { get; }
 
-    public bool IsVirtualAddress(TAddress address) => Array.BinarySearch(Addresses, address) >= 0;
+    /// <summary>
+    /// Whether udr takes traffic for <paramref name="address"/>; asked twice per frame (destination and source). A site's
+    /// few VIPs are scanned (vectorized for IPv4); a larger set is searched. The generic binary search is a call through
+    /// a comparer at every step: ~5% of a cached frame's samples (bench/README.md, issue 10 section). Not inlined, so
+    /// that it does not take Classify's inlining budget from the span and header helpers of the hot path.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    public bool IsVirtualAddress(TAddress address)
+    {
+        TAddress[] addresses = Addresses;
+        return addresses.Length <= ScanLimit ? addresses.AsSpan().Contains(address) : Array.BinarySearch(addresses, address) >= 0;
+    }
+
+    /// <summary>Up to this many VIPs a scan is cheaper than the binary search.</summary>
+    private const int ScanLimit = 32;
 
     /// <summary>The slot of the service for a packet to address:port (a persistent port-0 service matches any port); -1 for none.</summary>
     public int FindSlot(byte protocol, TAddress address, ushort port)
