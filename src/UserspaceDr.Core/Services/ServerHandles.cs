@@ -1,3 +1,5 @@
+using System.Runtime.CompilerServices;
+
 namespace UserspaceDr.Core.Services;
 
 /// <summary>
@@ -66,6 +68,7 @@ public static class ServerHandles
     }
 
     /// <summary>The server <paramref name="handle"/> names, or null for 0 or a retired server's handle.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] // once per frame, from the connection entry
     public static RealServer? Resolve(ulong handle)
     {
         RealServer?[] servers = Volatile.Read(ref _servers);

@@ -1,4 +1,5 @@
 using System.Collections.Immutable;
+using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using UserspaceDr.Core.Forwarding;
 using UserspaceDr.Core.Services;
@@ -84,7 +85,26 @@ public sealed class WorkerCounters
     /// earlier holder of the slot starts again from zero; a late count for a server whose row was handed on (or for
     /// one that never had a row) goes to a row nobody reads.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public ref TrafficCounters For(RealServer server)
+    {
+        // Per frame: the server's own row, already its own. Inlined into the engine's stage (a call here was one of
+        // the cached frame's few remaining calls); anything else takes the call below.
+        TrafficCounters[] rows = _byServer;
+        int slot = server.StatsSlot;
+        if ((uint)slot < (uint)rows.Length)
+        {
+            ref TrafficCounters row = ref rows[slot];
+            if (row.Owner == server.StatsLease)
+            {
+                return ref row;
+            }
+        }
+        return ref ClaimRow(server);
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private ref TrafficCounters ClaimRow(RealServer server)
     {
         int slot = server.StatsSlot;
         if (slot >= _byServer.Length)
