@@ -51,17 +51,10 @@ for tool in tcpreplay cc nft $([ "$TRACE$PROFILE" != 00 ] && echo perf); do comm
 . tools/lab-session.sh
 lab_session_up
 
-mac() { in_host "$1" cat /sys/class/net/eth0/address; }
-CLIENT_MAC=$(mac client) LB_MAC=$(mac lb) RS1_MAC=$(mac rs1) RS2_MAC=$(mac rs2)
 # shellcheck source=bench/cforward/cforward-session.sh
 . bench/cforward/cforward-session.sh
 python3 tools/lab/flood.py "$WORK/flows.pcap" "$FLOWS" udp 198.19.128.0/17 "$VIP" "$PORT" "$CLIENT_MAC" "$LB_MAC" >/dev/null
 LOOPS=$((PPS * SECONDS_RUN / FLOWS))
-cat > "$WORK/rules" <<RULES
--A -u $VIP:$PORT -s rr
--a -u $VIP:$PORT -r 198.18.0.11:$PORT -g -w 1
--a -u $VIP:$PORT -r 198.18.0.12:$PORT -g -w 1
-RULES
 HZ=$(getconf CLK_TCK)
 
 ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }

@@ -37,17 +37,10 @@ for tool in tcpreplay cc nft; do command -v $tool >/dev/null || { echo "scaling 
 . tools/lab-session.sh
 lab_session_up
 
-mac() { in_host "$1" cat /sys/class/net/eth0/address; }
-CLIENT_MAC=$(mac client) LB_MAC=$(mac lb) RS1_MAC=$(mac rs1) RS2_MAC=$(mac rs2)
 # shellcheck source=bench/cforward/cforward-session.sh
 . bench/cforward/cforward-session.sh
 python3 tools/lab/flood.py "$WORK/vip.pcap" "$FLOWS" udp 198.19.128.0/17 "$VIP" "$PORT" "$CLIENT_MAC" "$LB_MAC" >/dev/null
 python3 tools/lab/flood.py "$WORK/kernel.pcap" "$FLOWS" udp 198.19.128.0/17 "$KERNEL_TARGET" "$PORT" "$CLIENT_MAC" "$LB_MAC" >/dev/null
-cat > "$WORK/rules" <<RULES
--A -u $VIP:$PORT -s rr
--a -u $VIP:$PORT -r 198.18.0.11:$PORT -g -w 1
--a -u $VIP:$PORT -r 198.18.0.12:$PORT -g -w 1
-RULES
 # The kernel's path: lb routes 198.18.0.200 to rs1, which holds it on lo (as bench/lab-bench.sh's DR kernel path).
 in_host rs1 ip addr add "$KERNEL_TARGET/32" dev lo
 in_host lb ip route add "$KERNEL_TARGET/32" via 198.18.0.11
