@@ -106,7 +106,8 @@ public class FamilyEstablishedFlowBenchmark
         int transmitted = 0;
         for (int i = start; i < start + FramesPerInvoke; i++)
         {
-            var packet = new FrameBuffer(frames, i * Stride, length, FrameFlags.None, 0, default, hints[i & (PrefetchDistance - 1)]);
+            var packet = new FrameBuffer(frames, i * Stride, length);
+            packet.Hint = hints[i & (PrefetchDistance - 1)]; // as the workers hand it over (see FrameBuffer's constructor)
             hints[ahead & (PrefetchDistance - 1)] = engine.Prefetch(frames.AsSpan(ahead * Stride, length));
             if (++ahead == Flows)
             {

@@ -112,7 +112,8 @@ public class NewConnectionBenchmark
         for (int i = 0; i < NewPerIteration; i++)
         {
             // Frame i's hint was taken PrefetchDistance frames ago, in the slot frame i + PrefetchDistance takes now.
-            var packet = new FrameBuffer(frames, i * Stride, length, FrameFlags.None, 0, default, hints[i & (PrefetchDistance - 1)]);
+            var packet = new FrameBuffer(frames, i * Stride, length);
+            packet.Hint = hints[i & (PrefetchDistance - 1)]; // as the workers hand it over (see FrameBuffer's constructor)
             hints[i & (PrefetchDistance - 1)] = i + PrefetchDistance < NewPerIteration
                 ? engine.Prefetch(frames.AsSpan((i + PrefetchDistance) * Stride, length))
                 : default;

@@ -42,15 +42,16 @@ public ref struct FrameBuffer
     }
 
     /// <summary>
-    /// A received frame with its room behind it for a second frame and the hint its prefetch read: one constructor, so
-    /// the buffer is built where it lives (an initializer builds it in a temporary and copies it whole, a
-    /// store-forwarding stall per frame).
+    /// A received frame with its room behind it for a second frame: one constructor, so that the buffer is built where
+    /// it lives (an initializer builds it in a temporary and copies it whole). A receive path then sets
+    /// <see cref="Hint"/> in a statement of its own: passed to a constructor by reference (a slot of the batch's array),
+    /// the hint made the JIT build the whole buffer in a temporary, store the hint into it and copy it at once with
+    /// wider loads that straddle that store, two store-forwarding stalls per frame (about 5 ns: bench/README.md).
     /// </summary>
-    public FrameBuffer(Span<byte> buffer, int offset, int length, FrameFlags flags, byte link, Span<byte> overflow, in FlowHint hint)
+    public FrameBuffer(Span<byte> buffer, int offset, int length, FrameFlags flags, byte link, Span<byte> overflow)
         : this(buffer, offset, length, flags, link)
     {
         Overflow = overflow;
-        Hint = hint;
     }
 
     /// <summary>A frame with no headroom (replay, tests): everything but encapsulation works on it.</summary>

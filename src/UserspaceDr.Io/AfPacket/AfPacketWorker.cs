@@ -354,7 +354,8 @@ public sealed unsafe class AfPacketWorker : IFrameWorker
         }
         var sink = new RingSink(this, buffer, headroom, vnet, _replyBase + (_repliesUsed * ReplySlot), _overflowBase + (_overflowUsed * _overflowSlotSize));
         var packet = new FrameBuffer(new Span<byte>(buffer, headroom + length), headroom, length, flags, link,
-            new Span<byte>(sink.OverflowSlot + VnetSize, _overflowSlotSize - VnetSize), hint);
+            new Span<byte>(sink.OverflowSlot + VnetSize, _overflowSlotSize - VnetSize));
+        packet.Hint = hint; // a statement of its own: see the constructor
         _host.Forward(ref packet, now, new Span<byte>(sink.ReplySlot + VnetSize, ReplyBuilder.MaxReplyLength), ref sink);
     }
 

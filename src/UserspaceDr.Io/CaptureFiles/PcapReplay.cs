@@ -44,7 +44,7 @@ public static class PcapReplay
             // With headroom in front, as the live rings give it, so that IP-in-IP is encapsulated in place here too.
             byte[] buffer = new byte[FrameBuffer.RecommendedHeadroom + record.Data.Length];
             record.Data.CopyTo(buffer, FrameBuffer.RecommendedHeadroom);
-            var packet = new FrameBuffer(buffer, FrameBuffer.RecommendedHeadroom, record.Data.Length, flags) { Overflow = overflow };
+            var packet = new FrameBuffer(buffer, FrameBuffer.RecommendedHeadroom, record.Data.Length, flags, 0, overflow);
             var sink = new RecordSink(output, record);
             reasons.Add(host.Forward(ref packet, nowMs, reply, ref sink));
         }

@@ -268,7 +268,8 @@ public sealed class PcapWorker : IFrameWorker
 
     private void Process(int length, FrameFlags flags, byte link, FlowHint hint, long now)
     {
-        var packet = new FrameBuffer(_frame, FrameBuffer.RecommendedHeadroom, length, flags, link, _overflow, hint);
+        var packet = new FrameBuffer(_frame, FrameBuffer.RecommendedHeadroom, length, flags, link, _overflow);
+        packet.Hint = hint; // a statement of its own: see the constructor
         var sink = new DeviceSink(this);
         _host.Forward(ref packet, now, _reply, ref sink);
     }

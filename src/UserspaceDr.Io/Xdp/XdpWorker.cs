@@ -246,7 +246,8 @@ public sealed unsafe class XdpWorker : IFrameWorker
         ulong chunk = frame.Address - (frame.Address % (ulong)socket.FrameSize);
         int offset = (int)(frame.Address - chunk);
         var packet = new FrameBuffer(new Span<byte>(socket.Data(chunk), socket.FrameSize), offset, frame.Length,
-            OffloadPolicy.ReceiveFlagsWithoutHeader(isSuperFrame: false), link, _overflow, hint);
+            OffloadPolicy.ReceiveFlagsWithoutHeader(isSuperFrame: false), link, _overflow);
+        packet.Hint = hint; // a statement of its own: see the constructor
         _sentInPlace = false;
         var sink = new UmemSink(this, socket, link, chunk);
         _host.Forward(ref packet, now, _reply, ref sink);

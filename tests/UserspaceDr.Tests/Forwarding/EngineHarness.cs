@@ -55,7 +55,7 @@ internal sealed class EngineHarness
         byte[] buffer = new byte[headroom + frame.Length];
         frame.CopyTo(buffer, headroom);
         byte[] overflowFrame = new byte[overflow];
-        var packet = new FrameBuffer(buffer, headroom, frame.Length, flags, link) { Overflow = overflowFrame };
+        var packet = new FrameBuffer(buffer, headroom, frame.Length, flags, link, overflowFrame);
         FrameReason reason = Engine.ProcessWithReason(ref packet, nowMs, Reply, out int length);
         ReplyLength = length;
         return new Outcome(reason, packet.Frame.ToArray(), packet.Offset, packet.Link, packet.Flags, overflowFrame.AsSpan(0, packet.OverflowLength).ToArray(),
