@@ -88,7 +88,7 @@ measure() {
     fi
     if [ -n "$sampler" ]; then
         wait "$sampler" || true
-        perf report -i "$WORK/perf.data" --no-children --sort dso,sym --stdio 2>/dev/null | grep -v '^#' | grep -v '^$' | head -40 >&2 || true
+        perf report -i "$WORK/perf.data" --no-children -g none --sort dso,sym --stdio 2>/dev/null | grep -v '^#' | grep -v '^$' | head -40 >&2 || true
     fi
 }
 
