@@ -1,3 +1,5 @@
+using UserspaceDr.Linux.Bpf;
+
 namespace UserspaceDr.Io.AfPacket;
 
 /// <summary>PACKET_FANOUT_* modes: how the kernel spreads one interface's frames over the group's sockets.</summary>

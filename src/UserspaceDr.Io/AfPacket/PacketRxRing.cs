@@ -3,6 +3,7 @@ using System.ComponentModel;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using UserspaceDr.Linux;
+using UserspaceDr.Linux.Bpf;
 
 namespace UserspaceDr.Io.AfPacket;
 

@@ -1,4 +1,5 @@
 using UserspaceDr.Linux;
+using UserspaceDr.Linux.Bpf;
 
 namespace UserspaceDr.Io.AfPacket;
 

@@ -1,3 +1,5 @@
+using UserspaceDr.Linux.Bpf;
+
 namespace UserspaceDr.Io.AfPacket;
 
 /// <summary>

@@ -8,6 +8,7 @@ using UserspaceDr.Core.Stats;
 using UserspaceDr.Io.AfPacket;
 using UserspaceDr.Io.Engine;
 using UserspaceDr.Linux.Host;
+using UserspaceDr.Linux.Bpf;
 
 namespace UserspaceDr.Io.Runtime;
 

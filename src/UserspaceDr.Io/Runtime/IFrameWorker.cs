@@ -6,6 +6,7 @@ using UserspaceDr.Io.Engine;
 using UserspaceDr.Io.PcapLive;
 using UserspaceDr.Io.Xdp;
 using UserspaceDr.Linux.Host;
+using UserspaceDr.Linux.Bpf;
 
 namespace UserspaceDr.Io.Runtime;
 

@@ -5,6 +5,7 @@ using UserspaceDr.Core.Packets;
 using UserspaceDr.Io.AfPacket;
 using UserspaceDr.Io.Engine;
 using UserspaceDr.Linux.Host;
+using UserspaceDr.Linux.Bpf;
 
 namespace UserspaceDr.Io.Runtime;
 

@@ -1,5 +1,6 @@
 using UserspaceDr.Core.Services;
 using UserspaceDr.Io.AfPacket;
+using UserspaceDr.Linux.Bpf;
 
 namespace UserspaceDr.Io.Runtime;
 

@@ -1,3 +1,5 @@
+using UserspaceDr.Linux.Bpf;
+
 namespace UserspaceDr.Io.Xdp;
 
 /// <summary>An eBPF register (r0 return value, r1–r5 arguments, r6–r9 kept across calls, r10 the frame pointer).</summary>

@@ -5,6 +5,7 @@ using UserspaceDr.Io.AfPacket;
 using UserspaceDr.Io.Engine;
 using UserspaceDr.Io.Runtime;
 using UserspaceDr.Linux.Host;
+using UserspaceDr.Linux.Bpf;
 
 namespace UserspaceDr.Io.Xdp;
 

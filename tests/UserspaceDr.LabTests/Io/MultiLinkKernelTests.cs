@@ -9,6 +9,7 @@ using UserspaceDr.Linux.Host;
 using UserspaceDr.Tests.Lab;
 using UserspaceDr.Tests.TestSupport;
 using static UserspaceDr.Tests.Io.FrameTestSupport;
+using UserspaceDr.Linux.Bpf;
 
 namespace UserspaceDr.Tests.Io;
 

@@ -8,6 +8,7 @@ using UserspaceDr.Io.AfPacket;
 using UserspaceDr.Linux;
 using UserspaceDr.Tests.Lab;
 using static UserspaceDr.Tests.Io.FrameTestSupport;
+using UserspaceDr.Linux.Bpf;
 
 namespace UserspaceDr.Tests.Io;
 

@@ -7,6 +7,7 @@ using UserspaceDr.Linux.Host;
 using UserspaceDr.Tests.Io;
 using UserspaceDr.Tests.Lab;
 using UserspaceDr.Tests.TestSupport;
+using UserspaceDr.Linux.Bpf;
 
 namespace UserspaceDr.Tests.Node;
 

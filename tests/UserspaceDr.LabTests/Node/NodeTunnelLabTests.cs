@@ -8,6 +8,7 @@ using UserspaceDr.Io.AfPacket;
 using UserspaceDr.Tests.Io;
 using UserspaceDr.Tests.Lab;
 using static UserspaceDr.Tests.Node.IpipPackets;
+using UserspaceDr.Linux.Bpf;
 
 namespace UserspaceDr.Tests.Node;
 

@@ -1,5 +1,6 @@
 using System.Buffers.Binary;
 using UserspaceDr.Io.AfPacket;
+using UserspaceDr.Linux.Bpf;
 
 namespace UserspaceDr.Tests.Io;
 

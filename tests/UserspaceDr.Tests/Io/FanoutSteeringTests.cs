@@ -1,6 +1,7 @@
 using System.Buffers.Binary;
 using UserspaceDr.Core.Packets;
 using UserspaceDr.Io.AfPacket;
+using UserspaceDr.Linux.Bpf;
 
 namespace UserspaceDr.Tests.Io;
 

@@ -2,6 +2,7 @@ using System.Buffers.Binary;
 using UserspaceDr.Core.Packets;
 using UserspaceDr.Io.AfPacket;
 using static UserspaceDr.Tests.Io.FilterTestFrames;
+using UserspaceDr.Linux.Bpf;
 
 namespace UserspaceDr.Tests.Io;
 

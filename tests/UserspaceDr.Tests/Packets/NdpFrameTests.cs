@@ -6,6 +6,7 @@ using UserspaceDr.Io.AfPacket;
 using UserspaceDr.Tests.Forwarding;
 using UserspaceDr.Tests.Io;
 using Udr = UserspaceDr.Core.Packets;
+using UserspaceDr.Linux.Bpf;
 
 namespace UserspaceDr.Tests.Packets;
 

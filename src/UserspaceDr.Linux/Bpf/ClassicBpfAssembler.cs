@@ -1,4 +1,4 @@
-namespace UserspaceDr.Io.AfPacket;
+namespace UserspaceDr.Linux.Bpf;
 
 /// <summary>
 /// Builds a classic BPF program with named jump targets, so that the generators (socket filter, fanout steering)

@@ -2,9 +2,8 @@ using System.Collections.ObjectModel;
 using System.ComponentModel;
 using System.Runtime.InteropServices;
 using UserspaceDr.Core.Packets;
-using UserspaceDr.Linux;
 
-namespace UserspaceDr.Io.AfPacket;
+namespace UserspaceDr.Linux.Bpf;
 
 /// <summary>One classic BPF instruction, laid out as struct sock_filter.</summary>
 [StructLayout(LayoutKind.Sequential)]
