@@ -130,9 +130,14 @@ internal static class NodeCommand
         };
         tunnelType.AcceptOnlyFromAmong("ipip", "gue", "gre");
         var tunnelPort = new Option<int>("--tun-port") { Description = "gue: the UDP port it arrives on (the balancer's --tun-port)" };
+        var queues = new Option<int>("--queues")
+        {
+            Description = $"user-space endpoint: a multi-queue TUN device with a thread per queue, each taking its share of the flows (1 to {TunnelQueueFilter.MaxQueues}; default 1)",
+            DefaultValueFactory = _ => 1,
+        };
         var command = new Command("tunnel", "receive IP-in-IP, GUE or GRE from the balancer (TUN services) and hand the inner packets to this host's stack; runs until SIGINT/SIGTERM")
         {
-            vips, mode, device, statsInterval, tunnelType, tunnelPort,
+            vips, mode, device, statsInterval, tunnelType, tunnelPort, queues,
         };
         command.SetAction(parse => Guard(() =>
         {
@@ -153,6 +158,7 @@ internal static class NodeCommand
                 StatsInterval = TimeSpan.FromSeconds(seconds),
                 Type = parse.GetValue(tunnelType) switch { "gue" => TunnelType.Gue, "gre" => TunnelType.Gre, _ => TunnelType.Ipip },
                 GuePort = (ushort)port,
+                Queues = parse.GetValue(queues),
             };
             using var stop = new CancellationTokenSource();
             using PosixSignalRegistration sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, Stop);

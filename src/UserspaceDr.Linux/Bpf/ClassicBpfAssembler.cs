@@ -31,10 +31,17 @@ internal sealed class ClassicBpfAssembler
     }
 
     /// <summary>"jeq #k": to <paramref name="whenTrue"/> or <paramref name="whenFalse"/> (null: the next instruction).</summary>
-    public ClassicBpfAssembler JumpIfEqual(uint k, string? whenTrue, string? whenFalse = null)
+    public ClassicBpfAssembler JumpIfEqual(uint k, string? whenTrue, string? whenFalse = null) =>
+        JumpIf(ClassicBpfInstruction.JumpIfEqual, k, whenTrue, whenFalse);
+
+    /// <summary>"jge #k" (unsigned): to <paramref name="whenTrue"/> or <paramref name="whenFalse"/> (null: the next instruction).</summary>
+    public ClassicBpfAssembler JumpIfGreaterOrEqual(uint k, string? whenTrue, string? whenFalse = null) =>
+        JumpIf(ClassicBpfInstruction.JumpIfGreaterOrEqual, k, whenTrue, whenFalse);
+
+    private ClassicBpfAssembler JumpIf(ushort code, uint k, string? whenTrue, string? whenFalse)
     {
         _fixups.Add((_code.Count, whenTrue, whenFalse));
-        _code.Add(new ClassicBpfInstruction(ClassicBpfInstruction.JumpIfEqual, 0, 0, k));
+        _code.Add(new ClassicBpfInstruction(code, 0, 0, k));
         return this;
     }
 

@@ -30,6 +30,12 @@ public readonly record struct ClassicBpfInstruction(ushort Code, byte JumpTrue, 
     public const ushort IndexToAccumulator = 0x07 | 0x80;          // BPF_MISC | BPF_TXA: A = X
     public const ushort AddIndex = 0x04 | 0x00 | 0x08;             // BPF_ALU | BPF_ADD | BPF_X: A += X
     public const ushort XorIndex = 0x04 | 0xA0 | 0x08;             // BPF_ALU | BPF_XOR | BPF_X: A ^= X
+    public const ushort SubtractIndex = 0x04 | 0x10 | 0x08;        // BPF_ALU | BPF_SUB | BPF_X: A -= X
+    public const ushort LoadLength = 0x00 | 0x00 | 0x80;           // BPF_LD | BPF_W | BPF_LEN: A = the packet's length
+    public const ushort LoadIndexHeaderLength = 0x01 | 0x10 | 0xA0; // BPF_LDX | BPF_B | BPF_MSH: X = 4 * ([k] & 0xf)
+    public const ushort Store = 0x02;                              // BPF_ST: M[k] = A
+    public const ushort LoadIndexMemory = 0x01 | 0x00 | 0x60;      // BPF_LDX | BPF_W | BPF_MEM: X = M[k]
+    public const ushort JumpIfGreaterOrEqual = 0x05 | 0x30 | 0x00; // BPF_JMP | BPF_JGE | BPF_K
 
     /// <summary>SKF_AD_OFF + SKF_AD_PROTOCOL: a word load at this offset yields skb->protocol (host order, e.g. 0x0800).</summary>
     public const uint AncillaryProtocol = 0xFFFF_F000;

@@ -8,6 +8,9 @@ internal static partial class Interop
     internal const int SO_ERROR = 4;
     internal const int SO_RCVBUF = 8;
     internal const int SO_ATTACH_FILTER = 26;
+
+    /// <summary>Several sockets bound to one address and port: the kernel hands each datagram to one of them by a hash of its addresses and ports.</summary>
+    internal const int SO_REUSEPORT = 15;
     internal const int SO_LOCK_FILTER = 44;
 
     /// <summary>SO_RCVBUF beyond net.core.rmem_max (needs CAP_NET_ADMIN).</summary>

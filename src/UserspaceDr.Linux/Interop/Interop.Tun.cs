@@ -22,6 +22,12 @@ internal static partial class Interop
     /// <summary>Every packet read or written starts with a struct virtio_net_hdr (GSO and checksum offload).</summary>
     internal const short IFF_VNET_HDR = 0x4000;
 
+    /// <summary>
+    /// One queue of a multi-queue device: each descriptor opened with this flag and the same name attaches one more
+    /// queue, and the device goes when the last one is closed (unless persistent).
+    /// </summary>
+    internal const short IFF_MULTI_QUEUE = 0x0100;
+
     /// <summary>IFNAMSIZ: an interface name is at most 15 bytes plus the terminating NUL.</summary>
     internal const int IFNAMSIZ = 16;
 

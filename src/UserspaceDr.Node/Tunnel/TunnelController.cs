@@ -1,3 +1,5 @@
+using System.Globalization;
+using System.Runtime.ExceptionServices;
 using UserspaceDr.Core.Packets;
 using UserspaceDr.Linux.Host;
 using UserspaceDr.Node.Plans;
@@ -55,17 +57,27 @@ public sealed class TunnelController(IHostSystem host, TextWriter output)
 
     private TunnelCounters RunUser(TunnelPlan plan, TunnelOptions options, CancellationToken stop)
     {
-        var counters = new TunnelCounters();
+        int queueCount = options.Queues;
+        TunnelCounters[] queues = [.. Enumerable.Range(0, queueCount).Select(_ => new TunnelCounters())];
         long reported = 0;
-        using (UserTunnelEndpoint endpoint = UserTunnelEndpoint.Open(plan.Device, options.Vips.Any(v => v.IsIPv4), options.Vips.Any(v => v.IsIPv6),
-            options.Type, options.GuePort))
+        var endpoints = new List<UserTunnelEndpoint>(queueCount);
+        try
         {
+            // Queue 0 creates the device; each further one attaches a queue of it.
+            for (int queue = 0; queue < queueCount; queue++)
+            {
+                endpoints.Add(UserTunnelEndpoint.Open(plan.Device, options.Vips.Any(v => v.IsIPv4), options.Vips.Any(v => v.IsIPv6),
+                    options.Type, options.GuePort, queue, queueCount));
+            }
             IReadOnlyList<NodeChange> changes = TunnelPlanner.DeviceChanges(host, plan.Device, ipv6: options.Vips.Any(v => v.IsIPv6));
             Apply(changes);
             try
             {
-                Ready($"ready: tunnel packets to this node are decapsulated into {plan.Device}; stop with SIGINT or SIGTERM");
-                endpoint.Run(new AddressSet(options.Vips), LocalAddressSource, counters, stop, options.StatsInterval, Report);
+                string queuesNote = queueCount > 1
+                    ? string.Create(CultureInfo.InvariantCulture, $" ({queueCount} queues, a thread each)")
+                    : "";
+                Ready($"ready: tunnel packets to this node are decapsulated into {plan.Device}{queuesNote}; stop with SIGINT or SIGTERM");
+                RunQueues(endpoints, queues, new AddressSet(options.Vips), options.StatsInterval, Report, stop);
             }
             finally
             {
@@ -74,12 +86,22 @@ public sealed class TunnelController(IHostSystem host, TextWriter output)
                 Revert(changes);
             }
         }
-        output.WriteLine($"stopped: {plan.Device} removed, sysctls as they were before; {counters.Format()}");
-        return counters;
+        finally
+        {
+            foreach (UserTunnelEndpoint endpoint in endpoints)
+            {
+                endpoint.Dispose(); // the last queue closed removes the device
+            }
+        }
+        TunnelCounters total = TunnelCounters.Sum(queues);
+        string perQueue = queueCount > 1 ? $"; received per queue {string.Join('/', queues.Select(q => q.Received.ToString(CultureInfo.InvariantCulture)))}" : "";
+        output.WriteLine($"stopped: {plan.Device} removed, sysctls as they were before; {total.Format()}{perQueue}");
+        return total;
 
         // Low rate, and only when something happened since the last line.
-        void Report(TunnelCounters current)
+        void Report()
         {
+            TunnelCounters current = TunnelCounters.Sum(queues);
             if (current.Version == reported)
             {
                 return;
@@ -87,6 +109,55 @@ public sealed class TunnelController(IHostSystem host, TextWriter output)
             reported = current.Version;
             output.WriteLine($"counters: {current.Format()}");
             output.Flush();
+        }
+    }
+
+    /// <summary>
+    /// Runs queue 0 on this thread (it also reports) and every further queue on a thread of its own, until
+    /// <paramref name="stop"/>; a queue that fails stops the others, and its exception is rethrown once all have ended.
+    /// </summary>
+    private void RunQueues(List<UserTunnelEndpoint> endpoints, TunnelCounters[] counters, AddressSet vips, TimeSpan reportEvery,
+        Action report, CancellationToken stop)
+    {
+        using var running = CancellationTokenSource.CreateLinkedTokenSource(stop);
+        var failures = new Exception?[endpoints.Count];
+        var threads = new List<Thread>();
+        for (int queue = 1; queue < endpoints.Count; queue++)
+        {
+            int own = queue;
+            var thread = new Thread(() => RunQueue(own)) { IsBackground = true, Name = $"udr-tunnel-{own}" };
+            thread.Start();
+            threads.Add(thread);
+        }
+        try
+        {
+            RunQueue(0);
+        }
+        finally
+        {
+            running.Cancel(); // already so when stopped; else queue 0 failed, and the others must end before their endpoints close
+            foreach (Thread thread in threads)
+            {
+                thread.Join();
+            }
+        }
+        if (failures.FirstOrDefault(f => f is not null) is { } failure)
+        {
+            ExceptionDispatchInfo.Capture(failure).Throw();
+        }
+
+        void RunQueue(int queue)
+        {
+            try
+            {
+                endpoints[queue].Run(vips, LocalAddressSource, counters[queue], running.Token,
+                    queue == 0 ? reportEvery : TimeSpan.Zero, queue == 0 ? _ => report() : null);
+            }
+            catch (Exception e) when (e is NodeException or HostException or IOException)
+            {
+                failures[queue] = e;
+                running.Cancel();
+            }
         }
     }
 

@@ -4,8 +4,9 @@ using System.Text;
 namespace UserspaceDr.Node.Tunnel;
 
 /// <summary>
-/// What the user-space endpoint did, by outcome. One thread (the endpoint's loop) writes and also reads for the
-/// periodic log; the final report is read after the loop has ended. Plain fields, no atomics.
+/// What one queue of the user-space endpoint did, by outcome. One thread (that queue's loop) writes; the periodic log
+/// sums every queue's (<see cref="Sum"/>) from queue 0's thread, reading aligned 64-bit fields that may be a moment
+/// old, and the final report is summed after every loop has ended. Plain fields, no atomics.
 /// </summary>
 public sealed class TunnelCounters
 {
@@ -56,6 +57,28 @@ public sealed class TunnelCounters
             Merges++;
             MergedSegments += segments;
         }
+    }
+
+    /// <summary>The queues' counters added up.</summary>
+    public static TunnelCounters Sum(IReadOnlyList<TunnelCounters> queues)
+    {
+        ArgumentNullException.ThrowIfNull(queues);
+        var total = new TunnelCounters();
+        foreach (TunnelCounters queue in queues)
+        {
+            total.Received += queue.Received;
+            total.ReceivedBytes += queue.ReceivedBytes;
+            total.DeliveredBytes += queue.DeliveredBytes;
+            total.TunWriteErrors += queue.TunWriteErrors;
+            total.ReceiveErrors += queue.ReceiveErrors;
+            total.Merges += queue.Merges;
+            total.MergedSegments += queue.MergedSegments;
+            for (int i = 0; i < total._outcomes.Length; i++)
+            {
+                total._outcomes[i] += queue._outcomes[i];
+            }
+        }
+        return total;
     }
 
     /// <summary>A cheap fingerprint: changes whenever anything was counted (for "log only when something happened").</summary>

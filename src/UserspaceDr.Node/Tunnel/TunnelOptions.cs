@@ -36,6 +36,12 @@ public sealed record TunnelOptions(IReadOnlyList<InetAddress> Vips)
     /// <summary>The UDP port GUE arrives on (the balancer's --tun-port); required for GUE, refused otherwise.</summary>
     public ushort GuePort { get; init; }
 
+    /// <summary>
+    /// The user-space endpoint's queues: a multi-queue TUN device with a thread per queue, each taking its share of the
+    /// flows (<see cref="TunnelQueueFilter"/>). 1 (the default) is one thread and a single-queue device.
+    /// </summary>
+    public int Queues { get; init; } = 1;
+
     /// <summary>How often the user-space endpoint logs its counters (only when they changed); zero: only at exit.</summary>
     public TimeSpan StatsInterval { get; init; } = TimeSpan.FromSeconds(60);
 }

@@ -34,6 +34,15 @@ public static class TunnelPlanner
         {
             throw new NodeException("--stats-interval: must be 0 (only at exit) or a positive number of seconds");
         }
+        if (options.Queues is < 1 or > TunnelQueueFilter.MaxQueues)
+        {
+            throw new NodeException(string.Create(System.Globalization.CultureInfo.InvariantCulture,
+                $"--queues: {options.Queues} is not 1 to {TunnelQueueFilter.MaxQueues}"));
+        }
+        if (options.Queues > 1 && options.Mode == TunnelMode.Kernel)
+        {
+            throw new NodeException("--queues: the kernel's tunl0 is not udr's to split; queues are the user-space endpoint's (--mode user or auto)");
+        }
 
         IReadOnlyList<LinkInfo> links = host.GetLinks();
         var notes = new List<string>();
@@ -75,6 +84,11 @@ public static class TunnelPlanner
         else if (mode == TunnelMode.User)
         {
             reason = "asked for (--mode user)";
+        }
+        else if (options.Queues > 1)
+        {
+            mode = TunnelMode.User;
+            reason = string.Create(System.Globalization.CultureInfo.InvariantCulture, $"--queues {options.Queues}, so the user-space endpoint");
         }
         else if (ipv6Vip is { IsIPv6: true } v6)
         {

@@ -87,46 +87,55 @@ public sealed unsafe class UserTunnelEndpoint : IDisposable
     /// Opens the raw sockets for the VIPs' families (<paramref name="ipv4Vips"/>: protocol 4 over IPv4 and IPv6;
     /// <paramref name="ipv6Vips"/>: protocol 41 over both) and creates the TUN device <paramref name="deviceName"/>
     /// (down; bring it up next). An IPv6 raw socket for IPv4 VIPs is left out where the kernel has no IPv6.
+    /// With <paramref name="queues"/> above 1 this is queue <paramref name="queue"/> of a multi-queue endpoint: queue 0
+    /// creates the device and each further one attaches a queue of it; each raw socket takes only its share of the
+    /// flows (<see cref="TunnelQueueFilter"/>), and the GUE sockets share the port (SO_REUSEPORT: the kernel picks one
+    /// per datagram by its addresses and ports, and the balancer's GUE source port is a hash of the flow).
     /// </summary>
     public static UserTunnelEndpoint Open(string deviceName, bool ipv4Vips = true, bool ipv6Vips = false, TunnelType type = TunnelType.Ipip,
-        ushort guePort = 0)
+        ushort guePort = 0, int queue = 0, int queues = 1)
     {
         ArgumentNullException.ThrowIfNull(deviceName);
         TunnelPlanner.ValidateDeviceName(deviceName);
+        ArgumentOutOfRangeException.ThrowIfLessThan(queues, 1);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(queues, TunnelQueueFilter.MaxQueues);
+        ArgumentOutOfRangeException.ThrowIfNegative(queue);
+        ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual(queue, queues);
+        var share = new QueueShare(queue, queues);
         var sockets = new List<TunnelSocket>();
         try
         {
             if (type == TunnelType.Gre)
             {
                 // One raw socket per outer family takes every GRE packet, whichever family it carries (the protocol type says).
-                sockets.Add(OpenSocket(Interop.AF_INET, Interop.IPPROTO_GRE, required: true)!.Value);
-                if (OpenSocket(Interop.AF_INET6, Interop.IPPROTO_GRE, required: false) is { } greOverIpv6)
+                sockets.Add(OpenSocket(Interop.AF_INET, Interop.IPPROTO_GRE, required: true, share)!.Value);
+                if (OpenSocket(Interop.AF_INET6, Interop.IPPROTO_GRE, required: false, share) is { } greOverIpv6)
                 {
                     sockets.Add(greOverIpv6);
                 }
             }
             else if (type == TunnelType.Gue)
             {
-                sockets.Add(OpenGueSocket(Interop.AF_INET, guePort)!.Value);
-                if (OpenGueSocket(Interop.AF_INET6, guePort) is { } gueOverIpv6)
+                sockets.Add(OpenGueSocket(Interop.AF_INET, guePort, share)!.Value);
+                if (OpenGueSocket(Interop.AF_INET6, guePort, share) is { } gueOverIpv6)
                 {
                     sockets.Add(gueOverIpv6);
                 }
             }
             else if (ipv4Vips)
             {
-                sockets.Add(OpenSocket(Interop.AF_INET, Interop.IPPROTO_IPIP, required: true)!.Value);
-                if (OpenSocket(Interop.AF_INET6, Interop.IPPROTO_IPIP, required: false) is { } ipv4InIpv6)
+                sockets.Add(OpenSocket(Interop.AF_INET, Interop.IPPROTO_IPIP, required: true, share)!.Value);
+                if (OpenSocket(Interop.AF_INET6, Interop.IPPROTO_IPIP, required: false, share) is { } ipv4InIpv6)
                 {
                     sockets.Add(ipv4InIpv6);
                 }
             }
             if (ipv6Vips)
             {
-                sockets.Add(OpenSocket(Interop.AF_INET, Interop.IPPROTO_IPV6, required: true)!.Value);
-                sockets.Add(OpenSocket(Interop.AF_INET6, Interop.IPPROTO_IPV6, required: true)!.Value);
+                sockets.Add(OpenSocket(Interop.AF_INET, Interop.IPPROTO_IPV6, required: true, share)!.Value);
+                sockets.Add(OpenSocket(Interop.AF_INET6, Interop.IPPROTO_IPV6, required: true, share)!.Value);
             }
-            SafeDescriptorHandle tun = OpenTun(deviceName);
+            SafeDescriptorHandle tun = OpenTun(deviceName, multiQueue: queues > 1);
             return new UserTunnelEndpoint([.. sockets], tun, deviceName);
         }
         catch
@@ -139,8 +148,14 @@ public sealed unsafe class UserTunnelEndpoint : IDisposable
         }
     }
 
+    /// <summary>Which queue of how many an endpoint is (0 of 1: the only one).</summary>
+    private readonly record struct QueueShare(int Queue, int Queues)
+    {
+        public bool Shared => Queues > 1;
+    }
+
     /// <summary>A raw socket of <paramref name="family"/> and <paramref name="protocol"/>; null when optional and the kernel refuses it.</summary>
-    private static TunnelSocket? OpenSocket(int family, int protocol, bool required)
+    private static TunnelSocket? OpenSocket(int family, int protocol, bool required, QueueShare share)
     {
         SafeDescriptorHandle socket = Interop.Socket(family, Interop.SOCK_RAW | Interop.SOCK_CLOEXEC, protocol);
         string what = $"a raw {(family == Interop.AF_INET ? "IPv4" : "IPv6")} socket for protocol {protocol}";
@@ -168,6 +183,10 @@ public sealed unsafe class UserTunnelEndpoint : IDisposable
                     throw new NodeException($"cannot ask {what} for the outer destination and traffic class: {Describe(Marshal.GetLastPInvokeError())}");
                 }
             }
+            if (share.Shared)
+            {
+                TunnelQueueFilter.For(LayoutOf(family, protocol), share.Queue, share.Queues).Attach(socket, Interop.SOL_SOCKET, Interop.SO_ATTACH_FILTER);
+            }
             return new TunnelSocket(socket, family, (byte)protocol);
         }
         catch
@@ -183,7 +202,7 @@ public sealed unsafe class UserTunnelEndpoint : IDisposable
     /// sockets. The IPv6 one is IPv6-only (the IPv4 one has the port for IPv4) and optional: null where the kernel has
     /// no IPv6.
     /// </summary>
-    private static TunnelSocket? OpenGueSocket(int family, ushort port)
+    private static TunnelSocket? OpenGueSocket(int family, ushort port, QueueShare share)
     {
         bool ipv6 = family == Interop.AF_INET6;
         SafeDescriptorHandle socket = Interop.Socket(family, Interop.SOCK_DGRAM | Interop.SOCK_CLOEXEC, 0);
@@ -210,6 +229,10 @@ public sealed unsafe class UserTunnelEndpoint : IDisposable
             if (!asked)
             {
                 throw new NodeException($"cannot ask the GUE socket for the outer destination and TOS: {Describe(Marshal.GetLastPInvokeError())}");
+            }
+            if (share.Shared && Interop.SetSockOpt(socket, Interop.SOL_SOCKET, Interop.SO_REUSEPORT, &on, sizeof(int)) != 0)
+            {
+                throw new NodeException($"cannot share UDP port {port} among the GUE sockets of the queues: {Describe(Marshal.GetLastPInvokeError())}");
             }
             int bound;
             if (ipv6)
@@ -477,11 +500,23 @@ public sealed unsafe class UserTunnelEndpoint : IDisposable
         }
     }
 
-    private static SafeDescriptorHandle OpenTun(string deviceName)
+    /// <summary>Where a raw socket of <paramref name="family"/> and <paramref name="protocol"/> finds the inner packet (for its queue filter).</summary>
+    private static TunnelQueueFilter.Layout LayoutOf(int family, int protocol) => (family == Interop.AF_INET, protocol) switch
+    {
+        (true, Interop.IPPROTO_IPIP) => TunnelQueueFilter.Layout.Ipv4InIpv4,
+        (false, Interop.IPPROTO_IPIP) => TunnelQueueFilter.Layout.Ipv4InIpv6,
+        (true, Interop.IPPROTO_IPV6) => TunnelQueueFilter.Layout.Ipv6InIpv4,
+        (false, Interop.IPPROTO_IPV6) => TunnelQueueFilter.Layout.Ipv6InIpv6,
+        (true, _) => TunnelQueueFilter.Layout.GreOverIpv4,
+        (false, _) => TunnelQueueFilter.Layout.GreOverIpv6,
+    };
+
+    private static SafeDescriptorHandle OpenTun(string deviceName, bool multiQueue)
     {
         try
         {
-            return TunTap.Open(deviceName, Interop.IFF_TUN | Interop.IFF_NO_PI | Interop.IFF_VNET_HDR);
+            short flags = (short)(Interop.IFF_TUN | Interop.IFF_NO_PI | Interop.IFF_VNET_HDR | (multiQueue ? Interop.IFF_MULTI_QUEUE : 0));
+            return TunTap.Open(deviceName, flags);
         }
         catch (HostException e)
         {

@@ -23,8 +23,10 @@ public sealed class GueGreEndToEndTests(string backend) : EndToEndFixture
     internal override void Prepare(EndToEndLab lab)
     {
         lab.StartServers();
-        // The lab's kernel has neither fou nor gre: udr's own endpoint decapsulates, GUE on rs1 and GRE on rs2.
-        lab.StartTunnelEndpoints(["--tun-type", "gue", "--tun-port", GuePort.ToString(System.Globalization.CultureInfo.InvariantCulture)], ["--tun-type", "gre"]);
+        // The lab's kernel has neither fou nor gre: udr's own endpoint decapsulates, GUE on rs1 and GRE on rs2, the
+        // GRE one with two queues (each GRE socket filtered to its share of the flows).
+        lab.StartTunnelEndpoints(["--tun-type", "gue", "--tun-port", GuePort.ToString(System.Globalization.CultureInfo.InvariantCulture)],
+            ["--tun-type", "gre", "--queues", "2"]);
     }
 
     private static string Rules(string protocol, int port) => $"""

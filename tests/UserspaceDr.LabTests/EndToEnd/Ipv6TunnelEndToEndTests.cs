@@ -59,7 +59,8 @@ public sealed class Ipv6TunnelEndToEndTests(string backend) : EndToEndFixture
     [Test]
     public void Gue_and_gre_over_ipv6_carry_connections_and_downloads_to_udr_s_endpoints()
     {
-        StartServers(["--tun-type", "gue", "--tun-port", "6080"], ["--tun-type", "gre"]);
+        // rs1's GUE endpoint with two queues: two sockets share the port (SO_REUSEPORT).
+        StartServers(["--tun-type", "gue", "--tun-port", "6080", "--queues", "2"], ["--tun-type", "gre"]);
         Lab.WriteRules("""
             -A -t [2001:2::100]:80 -s rr
             -a -t [2001:2::100]:80 -r [2001:2::11]:80 -i -w 1 --tun-type gue --tun-port 6080 --tun-csum
@@ -84,7 +85,7 @@ public sealed class Ipv6TunnelEndToEndTests(string backend) : EndToEndFixture
     [Test]
     public void An_ipv6_vip_is_balanced_by_ipv6_in_ipv6_and_the_servers_answer_straight_from_the_vip()
     {
-        StartServers();
+        StartServers(["--queues", "2"], []); // rs1's endpoint with two queues: its IPv6-in-IPv6 socket filtered to each one's share
         Lab.StartLabProgram(LabHost.Rs2, "sink listening", LabScripts.TcpSinkFile, "rs2", Vip6);
         Lab.WriteRules("""
             -A -t [2001:2::100]:80 -s wrr

@@ -112,6 +112,45 @@ public class NodeTunnelLabTests
     }
 
     [Test]
+    public void With_two_queues_each_tunnelled_flow_is_delivered_once_and_both_queues_take_flows()
+    {
+        const int Flows = 32;
+        using var lab = new LabNetwork();
+        using var echo = new UdpEcho(lab, LabHost.Rs1, LabNetwork.Vip, EchoPort);
+        using Socket raw = lab.RunIn(LabHost.Lb, () => new Socket(AddressFamily.InterNetwork, SocketType.Raw, System.Net.Sockets.ProtocolType.Raw));
+        var rs1 = new IPEndPoint(IPAddress.Parse(LabNetwork.Rs1Address), 0);
+        using LabProcess endpoint = lab.StartProcess(LabHost.Rs1, TunnelCommand() + " --queues 2");
+        WaitForDeviceUp(lab, endpoint);
+        Assert.That(lab.Exec(LabHost.Rs1, $"ip -d link show dev {Device}"), Does.Contain("multi_queue").And.Contain("numqueues 2"));
+
+        // One datagram per flow, each from another client port: the flows are split between the queues by that port.
+        string[] sent = [.. Enumerable.Range(0, Flows).Select(flow => $"flow {flow}")];
+        for (int flow = 0; flow < Flows; flow++)
+        {
+            raw.SendTo(Ipip(LabNetwork.LbAddress, LabNetwork.Rs1Address,
+                InnerUdp(LabNetwork.ClientAddress, LabNetwork.Vip, (ushort)(ClientUdpPort + flow), EchoPort, sent[flow])), rs1);
+        }
+        var clock = Stopwatch.StartNew();
+        while (echo.Received.Length < Flows && clock.Elapsed < TimeSpan.FromSeconds(10))
+        {
+            Thread.Sleep(50);
+        }
+        Thread.Sleep(300); // a packet delivered twice would arrive by now
+        Assert.That(echo.Received.Order(StringComparer.Ordinal), Is.EqualTo(sent.Order(StringComparer.Ordinal)), "each flow's datagram delivered exactly once");
+
+        lab.Exec(LabHost.Rs1, $"kill -TERM {endpoint.Id}");
+        Assert.That(endpoint.WaitForExit(TimeSpan.FromSeconds(15)), Is.True, "udr node tunnel ends on SIGTERM");
+        Assert.That(endpoint.ExitCode, Is.Zero, endpoint.Error + endpoint.Output);
+        Assert.That(endpoint.Output, Does.Contain("(2 queues, a thread each)").And.Contain($"received {Flows} ").And.Contain($"delivered {Flows} "));
+        System.Text.RegularExpressions.Match perQueue = System.Text.RegularExpressions.Regex.Match(endpoint.Output, @"received per queue (\d+)/(\d+)");
+        Assert.That(perQueue.Success, Is.True, endpoint.Output);
+        int first = int.Parse(perQueue.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture);
+        int second = int.Parse(perQueue.Groups[2].Value, System.Globalization.CultureInfo.InvariantCulture);
+        Assert.That((first + second, first > 0, second > 0), Is.EqualTo((Flows, true, true)), $"per queue {first}/{second}");
+        Assert.That(lab.Exec(LabHost.Rs1, "ip -o link show").Split('\n'), Has.None.Contains(Device), "the last queue closed took the device");
+    }
+
+    [Test]
     public void It_turns_rp_filter_off_while_it_runs_and_sigint_puts_every_sysctl_back()
     {
         using var lab = new LabNetwork(bareServers: true);
@@ -144,6 +183,8 @@ public class NodeTunnelLabTests
             (["node", "tunnel", "--vip", LabNetwork.Vip, "--mode", "bogus"], false, "'bogus' not recognized"),
             (["node", "tunnel", "--vip", LabNetwork.Vip, "--device", "a/b"], false, "not a valid interface name"),
             (["node", "tunnel", "--vip", LabNetwork.Vip, "--stats-interval", "-1"], false, "negative"),
+            (["node", "tunnel", "--vip", LabNetwork.Vip, "--queues", "0"], false, "--queues: 0 is not 1 to 64"),
+            (["node", "tunnel", "--vip", LabNetwork.Vip, "--queues", "2", "--mode", "kernel"], false, "--queues: the kernel's tunl0 is not udr's to split"),
             (["node", "tunnel", "--vip", LabNetwork.Vip], true, "run it as root"),
         };
         if (!lab.Exec(LabHost.Rs1, "ip -o link show").Contains("tunl0", StringComparison.Ordinal))

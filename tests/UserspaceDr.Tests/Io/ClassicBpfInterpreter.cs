@@ -6,7 +6,7 @@ namespace UserspaceDr.Tests.Io;
 
 /// <summary>
 /// Interprets the classic BPF the generators emit, with the kernel's rules: forward jumps only, a load past the end
-/// of the packet ends the program with 0, 32-bit ALU, loads at SKF_NET_OFF + n read the network header + n, and
+/// of the packet ends the program with 0, 32-bit ALU (unsigned compares), loads at SKF_NET_OFF + n read the network header + n, and
 /// the ancillary protocol load yields skb->protocol.
 /// </summary>
 internal static class ClassicBpfInterpreter
@@ -61,6 +61,22 @@ internal static class ClassicBpfInterpreter
                 case ClassicBpfInstruction.LoadIndexImmediate:
                     x = insn.K;
                     break;
+                case ClassicBpfInstruction.LoadIndexHeaderLength:
+                    if (insn.K >= packet.Length)
+                    {
+                        return 0;
+                    }
+                    x = (uint)(packet[(int)insn.K] & 0x0F) * 4;
+                    break;
+                case ClassicBpfInstruction.LoadLength:
+                    a = (uint)packet.Length;
+                    break;
+                case ClassicBpfInstruction.LoadIndexMemory:
+                    x = memory[(int)insn.K];
+                    break;
+                case ClassicBpfInstruction.SubtractIndex:
+                    a = unchecked(a - x);
+                    break;
                 case 0x60: // BPF_LD | BPF_MEM
                     a = memory[(int)insn.K];
                     break;
@@ -99,6 +115,9 @@ internal static class ClassicBpfInterpreter
                     break;
                 case ClassicBpfInstruction.JumpIfEqual:
                     pc += a == insn.K ? insn.JumpTrue : insn.JumpFalse;
+                    break;
+                case ClassicBpfInstruction.JumpIfGreaterOrEqual:
+                    pc += a >= insn.K ? insn.JumpTrue : insn.JumpFalse;
                     break;
                 case ClassicBpfInstruction.ReturnConstant:
                     return insn.K;

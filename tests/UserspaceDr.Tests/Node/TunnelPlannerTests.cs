@@ -70,6 +70,24 @@ public class TunnelPlannerTests
     }
 
     [Test]
+    public void Queues_take_the_user_space_endpoint_where_the_kernel_could_and_are_refused_in_kernel_mode_or_out_of_range()
+    {
+        FakeHostSystem host = RealServer();
+        AddTunl0(host);
+        TunnelPlan plan = TunnelPlanner.Plan(new TunnelOptions([Vip]) { Queues = 4 }, host);
+        Assert.That((plan.Mode, plan.Device), Is.EqualTo((TunnelMode.User, "udrtun0")));
+        Assert.That(plan.Reason, Does.Contain("--queues 4"));
+        Assert.That(TunnelPlanner.Plan(new TunnelOptions([Vip]) { Queues = 1 }, host).Mode, Is.EqualTo(TunnelMode.Kernel), "one queue: as before");
+        Assert.That(Assert.Throws<NodeException>(() => TunnelPlanner.Plan(new TunnelOptions([Vip]) { Queues = 2, Mode = TunnelMode.Kernel }, host))!.Message,
+            Does.Contain("--queues").And.Contain("user-space endpoint"));
+        foreach (int queues in new[] { 0, -1, TunnelQueueFilter.MaxQueues + 1 })
+        {
+            Assert.That(Assert.Throws<NodeException>(() => TunnelPlanner.Plan(new TunnelOptions([Vip]) { Queues = queues }, host))!.Message,
+                Does.Contain($"--queues: {queues} is not 1 to {TunnelQueueFilter.MaxQueues}"));
+        }
+    }
+
+    [Test]
     public void User_mode_is_taken_when_asked_even_where_the_kernel_could()
     {
         FakeHostSystem host = RealServer();
