@@ -143,8 +143,10 @@ in_host rs1 python3 "$ROOT/tools/lab/acceptor.py" 8201 8202 &
 in_host rs2 python3 "$ROOT/tools/lab/acceptor.py" 8221 8222 &
 in_host rs3 python3 "$ROOT/tools/lab/acceptor.py" 8201 &
 in_host rs4 python3 "$ROOT/tools/lab/acceptor.py" 8212 &
-# rs2's IP-in-IP endpoint (user space where the kernel has no ipip module).
-in_host rs2 "$UDR" node tunnel --vip "$VIP" --stats-interval 1 > "$WORK/tunnel.log" 2>&1 &
+# rs2's IP-in-IP endpoint (user space where the kernel has no ipip module). TUNNEL_ARGS: more `udr node tunnel`
+# options (e.g. TUNNEL_ARGS="--queues 2").
+# shellcheck disable=SC2086
+in_host rs2 "$UDR" node tunnel --vip "$VIP" --stats-interval 1 ${TUNNEL_ARGS:-} > "$WORK/tunnel.log" 2>&1 &
 
 # UDR_ARGS: more `udr run` options for the measured udr (e.g. UDR_ARGS="--coalesce-usecs 100").
 # shellcheck disable=SC2086
