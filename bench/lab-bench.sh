@@ -56,7 +56,9 @@ for mode in ${MODES//,/ } $PROFILE; do
 done
 if [ -n "$PROFILE" ]; then
     command -v perf >/dev/null || { echo "lab bench: perf missing" >&2; exit 2; }
-    export DOTNET_PerfMapEnabled=1 # /tmp/perf-PID.map: JIT-compiled methods by name, for every udr started below
+    # /tmp/perf-PID.map names JIT-compiled methods for every udr started below; W^X off, or the code runs from a
+    # double mapping (memfd:doublemapper) the map does not cover.
+    export DOTNET_PerfMapEnabled=1 DOTNET_EnableWriteXorExecute=0
 fi
 [ "$(id -u)" -eq 0 ] || { echo "lab bench: needs root" >&2; exit 2; }
 command -v iperf3 >/dev/null || { echo "lab bench: iperf3 missing (./build.sh bench installs it)" >&2; exit 2; }
