@@ -185,7 +185,7 @@ public sealed unsafe class UserTunnelEndpoint : IDisposable
             }
             if (share.Shared)
             {
-                TunnelQueueFilter.For(LayoutOf(family, protocol), share.Queue, share.Queues).Attach(socket, Interop.SOL_SOCKET, Interop.SO_ATTACH_FILTER);
+                TakeShare(socket, what, LayoutOf(family, protocol), share);
             }
             return new TunnelSocket(socket, family, (byte)protocol);
         }
@@ -497,6 +497,28 @@ public sealed unsafe class UserTunnelEndpoint : IDisposable
         {
             socket.Handle.DangerousRelease();
             socket.Handle.Dispose();
+        }
+    }
+
+    /// <summary>
+    /// Narrows a raw socket to its queue's share of the flows. What it took between its creation and the filter, every
+    /// queue's socket took too: that is read off and dropped, so that no packet of the moments before the endpoint is
+    /// ready is delivered twice (the device is not up yet, so nothing delivered is lost by it either).
+    /// </summary>
+    private static void TakeShare(SafeDescriptorHandle socket, string what, TunnelQueueFilter.Layout layout, QueueShare share)
+    {
+        try
+        {
+            TunnelQueueFilter.For(layout, share.Queue, share.Queues).Attach(socket, Interop.SOL_SOCKET, Interop.SO_ATTACH_FILTER);
+        }
+        catch (System.ComponentModel.Win32Exception e)
+        {
+            throw new NodeException($"cannot narrow {what} to queue {share.Queue}'s share of the flows: {e.Message}");
+        }
+        byte discard;
+        while (Interop.Recv(socket.Fd, &discard, 1, Interop.MSG_DONTWAIT) >= 0)
+        {
+            // a packet from before the filter (truncated to one byte: only the count matters)
         }
     }
 
