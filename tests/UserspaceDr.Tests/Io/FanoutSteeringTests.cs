@@ -2,6 +2,7 @@ using System.Buffers.Binary;
 using UserspaceDr.Core.Packets;
 using UserspaceDr.Io.AfPacket;
 using UserspaceDr.Linux.Bpf;
+using UserspaceDr.Tests.Linux.Bpf;
 
 namespace UserspaceDr.Tests.Io;
 

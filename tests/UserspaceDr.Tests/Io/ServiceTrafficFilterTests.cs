@@ -3,6 +3,7 @@ using UserspaceDr.Core.Packets;
 using UserspaceDr.Io.AfPacket;
 using static UserspaceDr.Tests.Io.FilterTestFrames;
 using UserspaceDr.Linux.Bpf;
+using UserspaceDr.Tests.Linux.Bpf;
 
 namespace UserspaceDr.Tests.Io;
 

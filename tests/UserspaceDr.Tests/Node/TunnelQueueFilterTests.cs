@@ -1,7 +1,7 @@
 using System.Buffers.Binary;
 using UserspaceDr.Linux.Bpf;
+using UserspaceDr.Tests.Linux.Bpf;
 using UserspaceDr.Node.Tunnel;
-using UserspaceDr.Tests.Io;
 using Layout = UserspaceDr.Node.Tunnel.TunnelQueueFilter.Layout;
 
 namespace UserspaceDr.Tests.Node;

@@ -4,9 +4,9 @@ using PacketDotNet.Ndp;
 using UserspaceDr.Core.Forwarding;
 using UserspaceDr.Io.AfPacket;
 using UserspaceDr.Tests.Forwarding;
-using UserspaceDr.Tests.Io;
 using Udr = UserspaceDr.Core.Packets;
 using UserspaceDr.Linux.Bpf;
+using UserspaceDr.Tests.Linux.Bpf;
 
 namespace UserspaceDr.Tests.Packets;
 

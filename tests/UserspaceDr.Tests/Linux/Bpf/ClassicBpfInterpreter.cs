@@ -1,8 +1,7 @@
 using System.Buffers.Binary;
-using UserspaceDr.Io.AfPacket;
 using UserspaceDr.Linux.Bpf;
 
-namespace UserspaceDr.Tests.Io;
+namespace UserspaceDr.Tests.Linux.Bpf;
 
 /// <summary>
 /// Interprets the classic BPF the generators emit, with the kernel's rules: forward jumps only, a load past the end
