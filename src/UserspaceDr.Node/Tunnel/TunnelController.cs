@@ -94,9 +94,13 @@ public sealed class TunnelController(IHostSystem host, TextWriter output)
             }
         }
         TunnelCounters total = TunnelCounters.Sum(queues);
-        string perQueue = queueCount > 1 ? $"; received per queue {string.Join('/', queues.Select(q => q.Received.ToString(CultureInfo.InvariantCulture)))}" : "";
-        output.WriteLine($"stopped: {plan.Device} removed, sysctls as they were before; {total.Format()}{perQueue}");
+        output.WriteLine($"stopped: {plan.Device} removed, sysctls as they were before; {total.Format()}{PerQueue()}");
         return total;
+
+        // How the packets fell to the queues: an uneven split shows here (a few heavy flows, or one client).
+        string PerQueue() => queueCount > 1
+            ? $"; received per queue {string.Join('/', queues.Select(q => q.Received.ToString(CultureInfo.InvariantCulture)))}"
+            : "";
 
         // Low rate, and only when something happened since the last line.
         void Report()
@@ -107,7 +111,7 @@ public sealed class TunnelController(IHostSystem host, TextWriter output)
                 return;
             }
             reported = current.Version;
-            output.WriteLine($"counters: {current.Format()}");
+            output.WriteLine($"counters: {current.Format()}{PerQueue()}");
             output.Flush();
         }
     }

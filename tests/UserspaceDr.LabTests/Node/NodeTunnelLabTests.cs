@@ -137,6 +137,7 @@ public class NodeTunnelLabTests
         }
         Thread.Sleep(300); // a packet delivered twice would arrive by now
         Assert.That(echo.Received.Order(StringComparer.Ordinal), Is.EqualTo(sent.Order(StringComparer.Ordinal)), "each flow's datagram delivered exactly once");
+        Thread.Sleep(1200); // one more --stats-interval 1: the periodic counter line is printed after the last packet
 
         lab.Exec(LabHost.Rs1, $"kill -TERM {endpoint.Id}");
         Assert.That(endpoint.WaitForExit(TimeSpan.FromSeconds(15)), Is.True, "udr node tunnel ends on SIGTERM");
@@ -147,6 +148,8 @@ public class NodeTunnelLabTests
         int first = int.Parse(perQueue.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture);
         int second = int.Parse(perQueue.Groups[2].Value, System.Globalization.CultureInfo.InvariantCulture);
         Assert.That((first + second, first > 0, second > 0), Is.EqualTo((Flows, true, true)), $"per queue {first}/{second}");
+        Assert.That(endpoint.Output.Split('\n').Where(l => l.StartsWith("counters: ", StringComparison.Ordinal)),
+            Has.Some.Contains($"received {Flows} ").And.Some.Contains("received per queue "), "the periodic line shows the split too");
         Assert.That(lab.Exec(LabHost.Rs1, "ip -o link show").Split('\n'), Has.None.Contains(Device), "the last queue closed took the device");
     }
 
