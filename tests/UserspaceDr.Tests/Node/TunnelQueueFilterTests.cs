@@ -31,7 +31,7 @@ public class TunnelQueueFilterTests
             int? queueOfFlow = null;
             foreach (int payload in new[] { 0, 1, 500 })
             {
-                byte[] packet = Packet(layout, client, port, payload, outerOptions: flow % 2 == 1);
+                byte[] packet = Packet(layout, client, port, payload, outerOptions: flow % 2 == 1, greChecksum: flow % 3 == 0);
                 int[] takers = [.. Enumerable.Range(0, queues).Where(q => ClassicBpfInterpreter.Run(programs[q], packet) != 0)];
                 Assert.That(takers, Has.Length.EqualTo(1), $"{layout}: flow {flow}, {payload} bytes of payload");
                 queueOfFlow ??= takers[0];
@@ -70,16 +70,18 @@ public class TunnelQueueFilterTests
 
     /// <summary>
     /// What a raw socket of <paramref name="layout"/> hands its filter: the outer IPv4 header (20 bytes, or 24 with an
-    /// option) for the IPv4 layouts, nothing of the outer IPv6 header; a GRE base header; then a UDP packet from
-    /// <paramref name="client"/>:<paramref name="port"/> to a VIP, of the inner family the layout carries (GRE: IPv4).
+    /// option) for the IPv4 layouts, nothing of the outer IPv6 header; a GRE header (8 bytes with a checksum, as
+    /// `--tun-csum` sends it); then a UDP packet from <paramref name="client"/>:<paramref name="port"/> to a VIP, of the
+    /// inner family the layout carries (GRE: IPv4), an inner IPv4 header with its checksum (which differs with the
+    /// payload's length: a filter hashing it would split a flow).
     /// </summary>
-    private static byte[] Packet(Layout layout, uint client, ushort port, int payload, bool outerOptions)
+    private static byte[] Packet(Layout layout, uint client, ushort port, int payload, bool outerOptions, bool greChecksum = false)
     {
         bool outerIpv4 = layout is Layout.Ipv4InIpv4 or Layout.Ipv6InIpv4 or Layout.GreOverIpv4;
         bool gre = layout is Layout.GreOverIpv4 or Layout.GreOverIpv6;
         bool innerIpv6 = layout is Layout.Ipv6InIpv4 or Layout.Ipv6InIpv6;
         int outer = outerIpv4 ? (outerOptions ? 24 : 20) : 0;
-        int tunnel = gre ? 4 : 0;
+        int tunnel = gre ? (greChecksum ? 8 : 4) : 0;
         int innerHeader = innerIpv6 ? 40 : 20;
         var packet = new byte[outer + tunnel + innerHeader + 8 + payload];
         Span<byte> span = packet;
@@ -93,6 +95,7 @@ public class TunnelQueueFilterTests
         }
         if (gre)
         {
+            span[outer] = (byte)(greChecksum ? 0x80 : 0);
             BinaryPrimitives.WriteUInt16BigEndian(span[(outer + 2)..], 0x0800);
         }
         Span<byte> inner = span[(outer + tunnel)..];
@@ -113,6 +116,12 @@ public class TunnelQueueFilterTests
             inner[9] = 17;
             BinaryPrimitives.WriteUInt32BigEndian(inner[12..], client);
             BinaryPrimitives.WriteUInt32BigEndian(inner[16..], 0xC6120064); // 198.18.0.100, the VIP
+            uint sum = 0;
+            for (int i = 0; i < 20; i += 2)
+            {
+                sum += BinaryPrimitives.ReadUInt16BigEndian(inner[i..]);
+            }
+            BinaryPrimitives.WriteUInt16BigEndian(inner[10..], (ushort)~((sum & 0xFFFF) + (sum >> 16)));
         }
         Span<byte> udp = inner[innerHeader..];
         BinaryPrimitives.WriteUInt16BigEndian(udp, port);
