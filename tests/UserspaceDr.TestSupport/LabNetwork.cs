@@ -278,8 +278,12 @@ public sealed class LabProcess : IDisposable
         {
             if (!_process.HasExited)
             {
+                // The kill reaches the whole tree at once, but a child ends a moment after its signal: without the
+                // wait, a check of the namespace right after Dispose could still see it (a test failed once so).
+                int[] descendants = Descendants(_process.Id);
                 _process.Kill(entireProcessTree: true);
                 _process.WaitForExit(TimeSpan.FromSeconds(5));
+                WaitUntilGone(descendants, TimeSpan.FromSeconds(5));
             }
         }
         catch (InvalidOperationException)
@@ -287,5 +291,71 @@ public sealed class LabProcess : IDisposable
             // It ended between the check and the kill.
         }
         _process.Dispose();
+    }
+
+    /// <summary>The process's children, theirs, and so on (/proc/PID/task/TID/children), read before a kill.</summary>
+    private static int[] Descendants(int pid)
+    {
+        var found = new List<int>();
+        var pending = new Queue<int>([pid]);
+        while (pending.Count > 0)
+        {
+            int parent = pending.Dequeue();
+            string[] tasks;
+            try
+            {
+                tasks = Directory.GetDirectories($"/proc/{parent}/task");
+            }
+            catch (IOException)
+            {
+                continue; // it ended meanwhile
+            }
+            foreach (string task in tasks)
+            {
+                string children;
+                try
+                {
+                    children = File.ReadAllText(Path.Combine(task, "children"));
+                }
+                catch (IOException)
+                {
+                    continue;
+                }
+                foreach (string child in children.Split(' ', StringSplitOptions.RemoveEmptyEntries))
+                {
+                    int childPid = int.Parse(child, System.Globalization.CultureInfo.InvariantCulture);
+                    found.Add(childPid);
+                    pending.Enqueue(childPid);
+                }
+            }
+        }
+        return [.. found];
+    }
+
+    /// <summary>Waits (bounded) until none of <paramref name="pids"/> is a live process any more (gone, or a zombie awaiting its reaper).</summary>
+    private static void WaitUntilGone(int[] pids, TimeSpan limit)
+    {
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        foreach (int pid in pids)
+        {
+            while (clock.Elapsed < limit && IsLive(pid))
+            {
+                Thread.Sleep(10);
+            }
+        }
+    }
+
+    private static bool IsLive(int pid)
+    {
+        try
+        {
+            string stat = File.ReadAllText($"/proc/{pid}/stat");
+            int end = stat.LastIndexOf(')');
+            return end < 0 || end + 2 >= stat.Length || stat[end + 2] != 'Z';
+        }
+        catch (IOException)
+        {
+            return false; // no such process
+        }
     }
 }
