@@ -79,7 +79,7 @@ internal static class ClassicBpfInterpreter
                 case 0x60: // BPF_LD | BPF_MEM
                     a = memory[(int)insn.K];
                     break;
-                case 0x02: // BPF_ST
+                case ClassicBpfInstruction.Store:
                     memory[(int)insn.K] = a;
                     break;
                 case ClassicBpfInstruction.AndConstant:
