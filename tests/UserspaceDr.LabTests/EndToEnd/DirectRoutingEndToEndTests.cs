@@ -273,7 +273,7 @@ public sealed class DirectRoutingEndToEndTests(string backend) : EndToEndFixture
         Assert.That(Lab.BalancerRuleset(), Does.Not.Contain("udr_"), "the nftables table is gone after exit");
     }
 
-    private IEnumerable<CapturedPacket> AnswersFromBalancer(IEnumerable<CapturedPacket> atClient) => EndToEndSupport.AnswersFromBalancer(Lab, atClient);
+    private IEnumerable<CapturedPacket> AnswersFromBalancer(IReadOnlyList<CapturedPacket> atClient) => EndToEndSupport.AnswersFromBalancer(Lab, atClient);
 
     private void AssertKernelQuiet(IReadOnlyList<CapturedPacket> atClient) => EndToEndSupport.AssertKernelQuiet(Lab, atClient);
 

@@ -411,7 +411,8 @@ internal sealed class EndToEndLab : IDisposable
         Network.Dispose();
         try
         {
-            if (Directory.Length > 0 && System.IO.Directory.Exists(Directory))
+            // UDR_LAB_KEEP=1 keeps the captures, logs and scripts of a run for a look afterwards.
+            if (Directory.Length > 0 && System.IO.Directory.Exists(Directory) && Environment.GetEnvironmentVariable("UDR_LAB_KEEP") != "1")
             {
                 System.IO.Directory.Delete(Directory, recursive: true);
             }

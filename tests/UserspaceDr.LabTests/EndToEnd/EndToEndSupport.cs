@@ -49,12 +49,50 @@ internal static class EndToEndSupport
         return (result.TimedOut ? -1 : result.ExitCode, result.Combined);
     }
 
-    /// <summary>Frames reaching the client (not sent by it) that are a TCP RST or any ICMP.</summary>
-    public static IEnumerable<CapturedPacket> KernelAnswers(EndToEndLab lab, IEnumerable<CapturedPacket> atClient) =>
-        atClient.Where(p => p.SourceMac != lab.ClientMac && ((p.IsTcp && p.Rst) || p.IsIcmp));
+    /// <summary>
+    /// Frames reaching the client (not sent by it) that are a TCP RST cutting a connection short (see
+    /// <see cref="ConnectionResets"/>) or any ICMP.
+    /// </summary>
+    public static IEnumerable<CapturedPacket> KernelAnswers(EndToEndLab lab, IReadOnlyList<CapturedPacket> atClient)
+    {
+        HashSet<CapturedPacket> resets = new(ConnectionResets(atClient), ReferenceEqualityComparer.Instance);
+        return atClient.Where(p => p.SourceMac != lab.ClientMac && (resets.Contains(p) || p.IsIcmp));
+    }
+
+    /// <summary>
+    /// The TCP RSTs of a capture (in capture order, both directions) that cut a connection short: every RST but one
+    /// that comes after a FIN each way on its connection. That one answers a stray segment after both ends had
+    /// closed: a network that reorders (the lab's veths queue a frame on the sending CPU's backlog, so two segments a
+    /// host sends from two CPUs microseconds apart may swap) can deliver a retransmitted FIN or a duplicate ACK after
+    /// the ACK that closed the socket, and the closed end answers it with an RST, as it must (RFC 9293 3.10.7.1). The
+    /// connection had ended whole; a balancer kernel that resets service traffic resets the SYN, so stays caught.
+    /// </summary>
+    public static IEnumerable<CapturedPacket> ConnectionResets(IEnumerable<CapturedPacket> capture)
+    {
+        // A connection by its two ends (either order) → the ends that sent a FIN; a SYN starts the connection afresh.
+        Dictionary<(string, string), HashSet<string>> finishedBy = [];
+        foreach (CapturedPacket p in capture.Where(p => p.IsTcp))
+        {
+            string from = $"{p.Source}:{p.SourcePort}";
+            string to = $"{p.Destination}:{p.DestinationPort}";
+            (string, string) connection = string.CompareOrdinal(from, to) < 0 ? (from, to) : (to, from);
+            if (p.Syn && !p.Ack)
+            {
+                finishedBy.Remove(connection);
+            }
+            if (p.Fin)
+            {
+                (finishedBy.TryGetValue(connection, out HashSet<string>? ends) ? ends : finishedBy[connection] = []).Add(from);
+            }
+            if (p.Rst && !(finishedBy.TryGetValue(connection, out HashSet<string>? closed) && closed.Count == 2))
+            {
+                yield return p;
+            }
+        }
+    }
 
     /// <summary>The RSTs and ICMP that came from the balancer: its MAC, or its own address as source.</summary>
-    public static IEnumerable<CapturedPacket> AnswersFromBalancer(EndToEndLab lab, IEnumerable<CapturedPacket> atClient) =>
+    public static IEnumerable<CapturedPacket> AnswersFromBalancer(EndToEndLab lab, IReadOnlyList<CapturedPacket> atClient) =>
         KernelAnswers(lab, atClient).Where(p => p.SourceMac == lab.LbMac || p.Source is LabNetwork.LbAddress);
 
     /// <summary>

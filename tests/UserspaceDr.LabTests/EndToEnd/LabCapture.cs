@@ -36,6 +36,9 @@ internal sealed record CapturedPacket(
 
     private const int EthernetHeaderLength = 14;
 
+    /// <summary>A TCP FIN.</summary>
+    public bool Fin { get; init; }
+
     public bool IsTcp => Protocol == ProtocolType.Tcp;
     public bool IsUdp => Protocol == ProtocolType.Udp;
     public bool IsIcmp => Protocol == ProtocolType.Icmp;
@@ -57,7 +60,7 @@ internal sealed record CapturedPacket(
         string icmp = IcmpType >= 0 ? string.Create(CultureInfo.InvariantCulture, $" icmp {IcmpType}/{IcmpCode} mtu {IcmpNextHopMtu}") : "";
         string inner = InnerSource != null ? string.Create(CultureInfo.InvariantCulture, $" [{InnerProtocol} {InnerSource}:{InnerSourcePort} > {InnerDestination}:{InnerDestinationPort}]") : "";
         return string.Create(CultureInfo.InvariantCulture,
-            $"{SourceMac} > {DestinationMac} {Protocol} {Source}:{SourcePort} > {Destination}:{DestinationPort}{(Syn ? " SYN" : "")}{(Rst ? " RST" : "")}{(Ack ? " ACK" : "")} payload {TransportPayloadLength}{icmp}{inner}");
+            $"{SourceMac} > {DestinationMac} {Protocol} {Source}:{SourcePort} > {Destination}:{DestinationPort}{(Syn ? " SYN" : "")}{(Fin ? " FIN" : "")}{(Rst ? " RST" : "")}{(Ack ? " ACK" : "")} payload {TransportPayloadLength}{icmp}{inner}");
     }
 
     /// <summary>
@@ -74,7 +77,8 @@ internal sealed record CapturedPacket(
             return ip6.PayloadPacket switch
             {
                 TcpPacket tcp => new CapturedPacket(timestampMicroseconds, source, destination, ip6.SourceAddress.ToString(), ip6.DestinationAddress.ToString(),
-                    ip6.Protocol, tcp.SourcePort, tcp.DestinationPort, tcp.Synchronize, tcp.Acknowledgment, tcp.Reset, ip6.PayloadLength - (tcp.DataOffset * 4)),
+                    ip6.Protocol, tcp.SourcePort, tcp.DestinationPort, tcp.Synchronize, tcp.Acknowledgment, tcp.Reset, ip6.PayloadLength - (tcp.DataOffset * 4))
+                { Fin = tcp.Finished },
                 UdpPacket udp => new CapturedPacket(timestampMicroseconds, source, destination, ip6.SourceAddress.ToString(), ip6.DestinationAddress.ToString(),
                     ip6.Protocol, udp.SourcePort, udp.DestinationPort, false, false, false, ip6.PayloadLength - 8),
                 _ => Icmpv6(new CapturedPacket(timestampMicroseconds, source, destination, ip6.SourceAddress.ToString(), ip6.DestinationAddress.ToString(),
@@ -90,7 +94,8 @@ internal sealed record CapturedPacket(
         CapturedPacket packet = ip.PayloadPacket switch
         {
             TcpPacket tcp => new CapturedPacket(timestampMicroseconds, source, destination, ip.SourceAddress.ToString(), ip.DestinationAddress.ToString(), ip.Protocol,
-                tcp.SourcePort, tcp.DestinationPort, tcp.Synchronize, tcp.Acknowledgment, tcp.Reset, transportLength - (tcp.DataOffset * 4)),
+                tcp.SourcePort, tcp.DestinationPort, tcp.Synchronize, tcp.Acknowledgment, tcp.Reset, transportLength - (tcp.DataOffset * 4))
+            { Fin = tcp.Finished },
             UdpPacket udp => new CapturedPacket(timestampMicroseconds, source, destination, ip.SourceAddress.ToString(), ip.DestinationAddress.ToString(), ip.Protocol,
                 udp.SourcePort, udp.DestinationPort, false, false, false, transportLength - 8),
             _ => new CapturedPacket(timestampMicroseconds, source, destination, ip.SourceAddress.ToString(), ip.DestinationAddress.ToString(), ip.Protocol,
