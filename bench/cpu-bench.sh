@@ -7,10 +7,11 @@
 # the forwarder's whole process (user + sys ticks from /proc/PID/stat, every thread); frames are what rs1 and rs2
 # received. The report: ticks per million frames for each, and udr/C.
 #
-#   bench/cpu-bench.sh [--rounds R] [--seconds S] [--pps P] [--trace] [--profile] [--coalesce USECS] [--xdp]
+#   bench/cpu-bench.sh [--rounds R] [--seconds S] [--pps P] [--trace] [--profile] [--coalesce USECS] [--xdp] [--c-tx-ring]
 # --coalesce adds a subject, udr with --coalesce-usecs USECS (0: coalescing off; udr's default is adaptive up to
 # 100 µs), in the same rounds. --xdp adds udr --backend xdp (AF_XDP: udr's XDP program is attached to the balancer's
-# veth for that subject's runs only).
+# veth for that subject's runs only). --c-tx-ring adds the C forwarder transmitting through a PACKET_TX_RING
+# (CFORWARD_TX_RING=1) instead of sendmmsg.
 # --trace also counts each forwarder's system calls for 3 s of every measured load (perf trace -s; the counting
 # itself costs CPU, so the ticks of a traced run are not comparable) and prints the frames per poll, per sleep (the
 # coalescing wait: clock_nanosleep) and per sendmmsg.
@@ -32,6 +33,7 @@ TRACE=0
 PROFILE=0
 COALESCE=
 XDP=0
+C_TX_RING=0
 while [ $# -gt 0 ]; do
     case "$1" in
         --rounds) ROUNDS=$2; shift 2 ;;
@@ -41,7 +43,8 @@ while [ $# -gt 0 ]; do
         --profile) PROFILE=1; shift ;;
         --coalesce) COALESCE=$2; shift 2 ;;
         --xdp) XDP=1; shift ;;
-        *) echo "usage: $0 [--rounds R] [--seconds S] [--pps P] [--trace] [--profile] [--coalesce USECS] [--xdp]" >&2; exit 2 ;;
+        --c-tx-ring) C_TX_RING=1; shift ;;
+        *) echo "usage: $0 [--rounds R] [--seconds S] [--pps P] [--trace] [--profile] [--coalesce USECS] [--xdp] [--c-tx-ring]" >&2; exit 2 ;;
     esac
 done
 [ "$(id -u)" -eq 0 ] || { echo "cpu bench: needs root" >&2; exit 2; }
@@ -83,7 +86,7 @@ measure() {
     if [ -n "$tracer" ]; then
         wait "$tracer" || true
         # Every thread's summary; the frames in those 3 s are PPS * 3.
-        awk -v frames=$((PPS * 3)) '$1 == "poll" || $1 == "ppoll" || $1 == "clock_nanosleep" || $1 == "sendmmsg" || $1 == "sendto" { n[$1] += $2 }
+        awk -v frames=$((PPS * 3)) '$1 == "poll" || $1 == "ppoll" || $1 == "clock_nanosleep" || $1 == "sendmmsg" || $1 == "sendto" || $1 == "send" { n[$1] += $2 }
             END { for (s in n) printf "    %-15s %8d calls, %6.2f frames per call\n", s, n[s], frames / n[s] }' "$WORK/trace" >&2
     fi
     if [ -n "$sampler" ]; then
@@ -115,15 +118,22 @@ run_c() {
     measure "$C_PID"
     cforward_stop
 }
+
+run_c-txring() {
+    CFORWARD_TX_RING=1 cforward_start $((SECONDS_RUN * 4))
+    measure "$C_PID"
+    cforward_stop
+}
 # perf-PID.map in /tmp names the JIT-compiled methods; with W^X on, code runs from a double mapping (memfd:doublemapper)
 # that the map does not cover, so it is turned off for a profiled run.
 [ "$PROFILE" -eq 1 ] && export DOTNET_PerfMapEnabled=1 DOTNET_EnableWriteXorExecute=0
 
 printf '%-6s %-8s %10s %8s %16s\n' round subject frames ticks "ticks/1M frames"
-sum_udr=0 sum_c=0 sum_coalesced=0 sum_xdp=0
+sum_udr=0 sum_c=0 sum_coalesced=0 sum_xdp=0 sum_c_txring=0
 SUBJECTS="udr c"
 [ -n "$COALESCE" ] && SUBJECTS="udr udr-coalesced c"
 [ "$XDP" -eq 1 ] && SUBJECTS="$SUBJECTS udr-xdp"
+[ "$C_TX_RING" -eq 1 ] && SUBJECTS="$SUBJECTS c-txring"
 for round in $(seq 1 "$ROUNDS"); do
     for subject in $SUBJECTS; do
         "run_$subject"
@@ -134,10 +144,12 @@ for round in $(seq 1 "$ROUNDS"); do
             udr-coalesced) sum_coalesced=$(python3 -c "print($sum_coalesced + $per)") ;;
             udr-xdp) sum_xdp=$(python3 -c "print($sum_xdp + $per)") ;;
             c) sum_c=$(python3 -c "print($sum_c + $per)") ;;
+            c-txring) sum_c_txring=$(python3 -c "print($sum_c_txring + $per)") ;;
         esac
     done
 done
 python3 -c "print(f'udr/C CPU per frame: {$sum_udr/$sum_c:.2f} (mean of $ROUNDS rounds; {$PPS} pps for {$SECONDS_RUN} s, {$FLOWS} flows, ticks of 1/$HZ s)')"
 [ -n "$COALESCE" ] && python3 -c "print(f'udr --coalesce-usecs $COALESCE / C: {$sum_coalesced/$sum_c:.2f}')"
 [ "$XDP" -eq 1 ] && python3 -c "print(f'udr --backend xdp / C: {$sum_xdp/$sum_c:.2f}; xdp / afpacket: {$sum_xdp/$sum_udr:.2f}')"
+[ "$C_TX_RING" -eq 1 ] && python3 -c "print(f'C with PACKET_TX_RING / C with sendmmsg: {$sum_c_txring/$sum_c:.2f}')"
 exit 0

@@ -6,6 +6,8 @@
 // forwarder must pay to the kernel, and nothing more. Bounded: it exits after SECONDS and prints what it forwarded.
 // THREADS (default 1) threads each run their own ring and transmit socket, the rings joined in one PACKET_FANOUT_HASH
 // group (the kernel spreads flows over them), as udr's workers are: the many-core scaling baseline (issue 16, goal 5).
+// With CFORWARD_TX_RING=1 in the environment the frames are copied into a PACKET_TX_RING (TPACKET_V2) on the transmit
+// socket instead, and one send() per block hands them all to the kernel: the two ways of transmitting, compared.
 //
 //   cforward IFNAME VIP PORT SERVER_MAC_1 SERVER_MAC_2 SECONDS [THREADS]
 //
@@ -32,6 +34,8 @@
 #define BLOCK_COUNT 16u
 #define FRAME_SIZE 2048u
 #define BATCH 64
+#define TX_FRAME_SIZE 2048u
+#define TX_FRAMES 1024u
 
 static int parse_mac(const char *text, uint8_t mac[6]) {
     return sscanf(text, "%hhx:%hhx:%hhx:%hhx:%hhx:%hhx", &mac[0], &mac[1], &mac[2], &mac[3], &mac[4], &mac[5]) == 6 ? 0 : -1;
@@ -51,6 +55,7 @@ struct config {
     uint8_t servers[2][6];
     int seconds;
     int fanout_group; // 0: a lone ring
+    int tx_ring;      // 1: transmit through a PACKET_TX_RING, else sendmmsg
 };
 
 struct counts {
@@ -79,6 +84,8 @@ int main(int argc, char **argv) {
         return 2;
     }
     config.fanout_group = threads > 1 ? (getpid() & 0xFFFF) : 0;
+    const char *tx_ring = getenv("CFORWARD_TX_RING");
+    config.tx_ring = tx_ring != NULL && strcmp(tx_ring, "1") == 0;
     struct job *jobs = calloc((size_t)threads, sizeof *jobs);
     if (jobs == NULL) die("calloc");
     for (int i = 0; i < threads; i++) {
@@ -137,6 +144,18 @@ static void *forward(void *argument) {
     at.sll_protocol = 0;
     if (bind(tx, (struct sockaddr *)&at, sizeof at) < 0) die("bind tx");
     setsockopt(tx, SOL_PACKET, PACKET_QDISC_BYPASS, &one, sizeof one);
+    // The transmit ring (CFORWARD_TX_RING=1): TPACKET_V2 slots the thread fills and marks, then one send() per block.
+    uint8_t *tx_slots = NULL;
+    unsigned tx_next = 0;
+    if (config->tx_ring) {
+        int v2 = TPACKET_V2;
+        if (setsockopt(tx, SOL_PACKET, PACKET_VERSION, &v2, sizeof v2) < 0) die("PACKET_VERSION tx");
+        struct tpacket_req tx_req = {.tp_block_size = TX_FRAME_SIZE * 64, .tp_block_nr = TX_FRAMES / 64,
+            .tp_frame_size = TX_FRAME_SIZE, .tp_frame_nr = TX_FRAMES};
+        if (setsockopt(tx, SOL_PACKET, PACKET_TX_RING, &tx_req, sizeof tx_req) < 0) die("PACKET_TX_RING");
+        tx_slots = mmap(NULL, (size_t)TX_FRAME_SIZE * TX_FRAMES, PROT_READ | PROT_WRITE, MAP_SHARED, tx, 0);
+        if (tx_slots == MAP_FAILED) die("mmap tx");
+    }
 
     struct mmsghdr messages[BATCH];
     struct iovec vectors[BATCH];
@@ -180,6 +199,21 @@ static void *forward(void *argument) {
                     sum = (sum & 0xFFFF) + (sum >> 16);
                     ip->ttl--;
                     ip->check = htons((uint16_t)~((sum & 0xFFFF) + (sum >> 16)));
+                    if (tx_slots != NULL) {
+                        struct tpacket2_hdr *slot = (struct tpacket2_hdr *)(tx_slots + (size_t)tx_next * TX_FRAME_SIZE);
+                        uint32_t offset = TPACKET2_HDRLEN - sizeof(struct sockaddr_ll);
+                        if (__atomic_load_n(&slot->tp_status, __ATOMIC_ACQUIRE) != TP_STATUS_AVAILABLE || length > TX_FRAME_SIZE - offset) {
+                            send_errors++; // the ring is full (the kernel has not sent what it holds) or the frame too long
+                        } else {
+                            memcpy((uint8_t *)slot + offset, data, length);
+                            slot->tp_len = length;
+                            __atomic_store_n(&slot->tp_status, TP_STATUS_SEND_REQUEST, __ATOMIC_RELEASE);
+                            tx_next = (tx_next + 1) % TX_FRAMES;
+                            pending++;
+                        }
+                        frame = (struct tpacket3_hdr *)((uint8_t *)frame + frame->tp_next_offset);
+                        continue;
+                    }
                     vectors[pending].iov_base = data;
                     vectors[pending].iov_len = length;
                     if (++pending == BATCH) {
@@ -196,7 +230,10 @@ static void *forward(void *argument) {
             }
             frame = (struct tpacket3_hdr *)((uint8_t *)frame + frame->tp_next_offset);
         }
-        if (pending > 0) {
+        if (pending > 0 && tx_slots != NULL) {
+            // Every slot marked is sent by this one call (the frames were copied, so the block can go back at once).
+            if (send(tx, NULL, 0, MSG_DONTWAIT) < 0) send_errors += (unsigned)pending; else forwarded += (unsigned)pending;
+        } else if (pending > 0) {
             int sent = sendmmsg(tx, messages, (unsigned)pending, 0);
             forwarded += sent > 0 ? (unsigned)sent : 0;
             send_errors += sent == pending ? 0 : (unsigned)(pending - (sent > 0 ? sent : 0));
@@ -209,6 +246,7 @@ static void *forward(void *argument) {
     getsockopt(rx, SOL_PACKET, PACKET_STATISTICS, &stats, &size);
     job->counts = (struct counts){.forwarded = forwarded, .other = other, .send_errors = send_errors, .ring_drops = stats.tp_drops};
     munmap(ring, (size_t)BLOCK_SIZE * BLOCK_COUNT);
+    if (tx_slots != NULL) munmap(tx_slots, (size_t)TX_FRAME_SIZE * TX_FRAMES);
     close(rx);
     close(tx);
     return NULL;
