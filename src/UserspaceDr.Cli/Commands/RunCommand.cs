@@ -30,7 +30,12 @@ internal static class RunCommand
         };
         var rules = new Option<string>("--rules") { Description = "rules file in ipvsadm save syntax (or --config)" };
         var config = new Option<string>("--config") { Description = "keepalived.conf: its virtual_server blocks, with their health checkers (or --rules)" };
-        var workers = new Option<int>("--workers") { Description = "worker threads (AF_PACKET fanout members); default: cores", DefaultValueFactory = _ => Environment.ProcessorCount };
+        var workers = new Option<int>("--workers") { Description = "worker threads (AF_PACKET fanout members); default: cores, or one per CPU of --cpus", DefaultValueFactory = _ => Environment.ProcessorCount };
+        var cpus = new Option<string>("--cpus")
+        {
+            Description = "LIST: pin worker i to the i-th CPU of LIST (the kernel's CPU-list syntax, e.g. 2-5 or 1,3), one CPU per worker; " +
+                "without --workers, one worker per CPU listed; xdp and pcap run one worker: one CPU. Default: unpinned",
+        };
         var backend = new Option<string>("--backend") { Description = "afpacket (default), pcap (SharpPcap, portable) or xdp (AF_XDP sockets behind udr's XDP program; needs libbpf1)", DefaultValueFactory = _ => "afpacket" };
         backend.AcceptOnlyFromAmong("afpacket", "pcap", "xdp");
         var maxConnections = new Option<int>("--max-connections") { Description = "connection-table capacity", DefaultValueFactory = _ => 1 << 20 };
@@ -105,7 +110,7 @@ internal static class RunCommand
 
         var command = new Command("run", "run the balancer on an interface")
         {
-            interfaceNames, rules, config, workers, backend, maxConnections, answerArp, noIsolation, expireNodest, expireQuiescent, sloppyTcp, announce, backupOnly,
+            interfaceNames, rules, config, workers, cpus, backend, maxConnections, answerArp, noIsolation, expireNodest, expireQuiescent, sloppyTcp, announce, backupOnly,
             dropEntry, secureTcp, defenseThreshold, control, metrics, coalesce, fwmarkRules,
         };
         command.SetAction(parse =>
@@ -126,6 +131,14 @@ internal static class RunCommand
             if (workerCount is < 1 or > 256)
             {
                 throw new UsageException("--workers must be between 1 and 256");
+            }
+            FrameBackend frameBackend = parse.GetValue(backend) switch { "pcap" => FrameBackend.Pcap, "xdp" => FrameBackend.Xdp, _ => FrameBackend.AfPacket };
+            IReadOnlyList<int>? workerCpus = null;
+            if (parse.GetValue(cpus) is string cpuList)
+            {
+                bool workersGiven = parse.GetResult(workers) is { Implicit: false };
+                workerCpus = ResolveWorkerCpus(cpuList, workersGiven ? workerCount : null, frameBackend, CpuAffinity.Allowed());
+                workerCount = workersGiven ? workerCount : workerCpus.Count;
             }
             int capacity = parse.GetValue(maxConnections);
             if (capacity < 1)
@@ -150,7 +163,8 @@ internal static class RunCommand
             var options = new DataPlaneOptions([.. links.Select(l => l.Name)])
             {
                 Workers = workerCount,
-                Backend = parse.GetValue(backend) switch { "pcap" => FrameBackend.Pcap, "xdp" => FrameBackend.Xdp, _ => FrameBackend.AfPacket },
+                Backend = frameBackend,
+                WorkerCpus = workerCpus,
                 MaxConnections = capacity,
                 AnswerArpForVirtualAddresses = parse.GetValue(answerArp),
                 IsolateKernel = !parse.GetValue(noIsolation),
@@ -185,6 +199,36 @@ internal static class RunCommand
     /// link); at most <see cref="Core.Forwarding.ForwardingEngine.MaxLinks"/>.
     /// </summary>
     /// <summary>--announce VIP=DEVICE, each checked: an address, a valid device name, no device or VIP twice.</summary>
+    /// <summary>
+    /// --cpus LIST: the CPU of each worker. One CPU per worker: as many as --workers when it is given
+    /// (<paramref name="requestedWorkers"/>), else the list says how many; xdp and pcap run one worker, so one CPU. Every
+    /// CPU must be one this process may run on (<paramref name="allowed"/>: its affinity, within its cpuset).
+    /// </summary>
+    internal static IReadOnlyList<int> ResolveWorkerCpus(string list, int? requestedWorkers, FrameBackend backend, IReadOnlyList<int> allowed)
+    {
+        IReadOnlyList<int> cpus;
+        try
+        {
+            cpus = CpuAffinity.ParseList(list);
+        }
+        catch (FormatException e)
+        {
+            throw new UsageException($"--cpus {list}: {e.Message}");
+        }
+        int workers = FrameWorkers.Count(backend, requestedWorkers ?? cpus.Count);
+        if (cpus.Count != workers)
+        {
+            string why = backend == FrameBackend.AfPacket ? $"--workers {workers}" : $"--backend {backend.ToString().ToLowerInvariant()} (one worker)";
+            throw new UsageException($"--cpus {list} names {cpus.Count} CPU(s), but {why} needs {workers}: one CPU per worker");
+        }
+        int[] foreign = [.. cpus.Where(cpu => !allowed.Contains(cpu))];
+        if (foreign.Length > 0)
+        {
+            throw new UsageException($"--cpus {list}: CPU {CpuAffinity.FormatList(foreign)} is not one udr may run on (allowed: {CpuAffinity.FormatList(allowed)})");
+        }
+        return cpus;
+    }
+
     internal static IReadOnlyList<VipAnnouncement> ParseAnnouncements(IEnumerable<string> values)
     {
         var announcements = new List<VipAnnouncement>();

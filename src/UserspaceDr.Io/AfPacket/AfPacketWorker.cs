@@ -79,6 +79,7 @@ public sealed unsafe class AfPacketWorker : IFrameWorker
     private int _overflowUsed;
     private int _segmentsUsed;
     private Thread? _thread;
+    private int? _cpu; // --cpus: the CPU the thread runs on
     private volatile bool _stopping;
 
     /// <param name="links">The served interfaces, by link index (the engine's <see cref="EngineOptions.Links"/> order).</param>
@@ -191,8 +192,9 @@ public sealed unsafe class AfPacketWorker : IFrameWorker
 
     public Core.Connections.SyncOutbox SyncOutbox => _host.Engine.SyncOutbox;
 
-    public void Start()
+    public void Start(int? cpu = null)
     {
+        _cpu = cpu;
         _thread = new Thread(Run) { IsBackground = true, Name = $"udr-worker-{_index}" };
         _thread.Start();
     }
@@ -218,6 +220,7 @@ public sealed unsafe class AfPacketWorker : IFrameWorker
 
     private void Run()
     {
+        WorkerPinning.PinCurrentThread(_cpu, _log);
         if (_coalescing.Enabled)
         {
             // A coalescing wait of 12 µs must not become 62 (the default slack is 50 µs).

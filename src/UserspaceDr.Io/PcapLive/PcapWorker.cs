@@ -39,6 +39,7 @@ public sealed class PcapWorker : IFrameWorker
     private readonly int[] _mtus;
     private readonly Lock _engineLock = new();
     private Thread[] _threads = [];
+    private int? _cpu; // --cpus: the CPU every link's thread runs on
     private long _nextStatistics;
     private volatile bool _stopping;
     private long _transmitErrors;
@@ -163,8 +164,9 @@ public sealed class PcapWorker : IFrameWorker
     {
     }
 
-    public void Start()
+    public void Start(int? cpu = null)
     {
+        _cpu = cpu;
         _threads = [.. Enumerable.Range(0, _devices.Length).Select(link => new Thread(() => Run(link)) { IsBackground = true, Name = $"udr-pcap-{link}" })];
         foreach (Thread thread in _threads)
         {
@@ -174,6 +176,7 @@ public sealed class PcapWorker : IFrameWorker
 
     private void Run(int link)
     {
+        WorkerPinning.PinCurrentThread(_cpu, _log);
         try
         {
             Loop(link);

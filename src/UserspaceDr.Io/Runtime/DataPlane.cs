@@ -71,6 +71,12 @@ public sealed record DataPlaneOptions(IReadOnlyList<string> InterfaceNames)
     /// that the next is fuller (fewer system calls per frame, up to this much more latency per frame); 0: never.
     /// </summary>
     public int CoalesceMicroseconds { get; init; }
+
+    /// <summary>
+    /// --cpus: worker i's thread(s) run on CPU WorkerCpus[i] only; one per worker (<see cref="FrameWorkers.Count"/>).
+    /// Null: the scheduler places them.
+    /// </summary>
+    public IReadOnlyList<int>? WorkerCpus { get; init; }
 }
 
 /// <summary>
@@ -176,6 +182,10 @@ public sealed class DataPlane : IDisposable
                 DefenseThresholdPercent = options.DefenseThresholdPercent,
             };
             int workers = FrameWorkers.Count(options.Backend, options.Workers);
+            if (options.WorkerCpus is { } pinned && pinned.Count != workers)
+            {
+                throw new ArgumentException($"--cpus names {pinned.Count} CPU(s) for {workers} worker(s): one each", nameof(options));
+            }
             int perWorker = Math.Max(1024, options.MaxConnections / workers);
             // One PACKET_FANOUT_CBPF group per link (groups are per device), all steered by the client address (see
             // FanoutSteering): both directions of a NAT connection, on whatever links they arrive, meet in one worker.
@@ -193,9 +203,9 @@ public sealed class DataPlane : IDisposable
                 _workers.Add(FrameWorkers.Create(options.Backend, i, links, _state, engineOptions, perWorker, fanouts, _traffic, log,
                     options.CoalesceMicroseconds));
             }
-            foreach (IFrameWorker worker in _workers)
+            for (int i = 0; i < _workers.Count; i++)
             {
-                worker.Start();
+                _workers[i].Start(options.WorkerCpus is { } cpus ? cpus[i] : null);
             }
             if (options.Announcements.Count > 0)
             {

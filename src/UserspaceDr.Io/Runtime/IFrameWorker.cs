@@ -41,7 +41,8 @@ public interface IFrameWorker : IDisposable
     /// <summary>Where this worker's engine posts connections for a sync master (idle unless enabled).</summary>
     Core.Connections.SyncOutbox SyncOutbox { get; }
 
-    void Start();
+    /// <summary>Starts the worker's thread(s); <paramref name="cpu"/>: the one CPU they run on (--cpus), null: anywhere.</summary>
+    void Start(int? cpu = null);
 
     /// <summary>The rule set's addresses changed: narrow or widen what the kernel hands this worker.</summary>
     void UpdateTraffic(TrafficSelection traffic);

@@ -74,6 +74,12 @@ public static partial class Log
     [LoggerMessage(EventId = 23, Level = LogLevel.Warning, Message = "local real servers: {Warning}")]
     public static partial void LocalDeliveryWarning(ILogger logger, string warning);
 
+    [LoggerMessage(EventId = 24, Level = LogLevel.Information, Message = "{Thread} runs on CPU {Cpu}")]
+    public static partial void WorkerPinned(ILogger logger, string thread, int cpu);
+
+    [LoggerMessage(EventId = 25, Level = LogLevel.Warning, Message = "{Thread} could not be pinned to CPU {Cpu} ({Reason}); it runs where the scheduler puts it")]
+    public static partial void WorkerNotPinned(ILogger logger, string thread, int cpu, string reason);
+
     [LoggerMessage(EventId = 21, Level = LogLevel.Information, Message = "garbage collector: {Gen0} gen0, {Gen1} gen1, {Gen2} gen2 collections, {PausedMs} ms paused in all, {AllocatedMiB} MiB allocated")]
     public static partial void Collector(ILogger logger, int gen0, int gen1, int gen2, long pausedMs, long allocatedMiB);
 }

@@ -47,6 +47,7 @@ public sealed unsafe class XdpWorker : IFrameWorker
     private readonly FlowHint[] _hints = new FlowHint[Batch]; // what Prefetch read of each frame of a batch
     private readonly Lock _statisticsLock = new();
     private Thread? _thread;
+    private int? _cpu; // --cpus: the CPU the thread runs on
     private volatile bool _stopping;
     private bool _sentInPlace;
     private long _transmitErrors;
@@ -127,8 +128,9 @@ public sealed unsafe class XdpWorker : IFrameWorker
 
     public Core.Connections.SyncOutbox SyncOutbox => _host.Engine.SyncOutbox;
 
-    public void Start()
+    public void Start(int? cpu = null)
     {
+        _cpu = cpu;
         _thread = new Thread(Run) { IsBackground = true, Name = "udr-xdp-worker" };
         _thread.Start();
     }
@@ -148,6 +150,7 @@ public sealed unsafe class XdpWorker : IFrameWorker
 
     private void Run()
     {
+        WorkerPinning.PinCurrentThread(_cpu, _log);
         if (_coalescing.Enabled)
         {
             _ = Linux.Interop.SetTimerSlackNanoseconds(1000); // a wait of 12 µs must not become 62

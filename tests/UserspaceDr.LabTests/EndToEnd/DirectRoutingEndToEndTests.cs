@@ -2,7 +2,9 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
 using UserspaceDr.Core.Packets;
+using UserspaceDr.Linux.Host;
 using UserspaceDr.Tests.Lab;
+using UserspaceDr.Tests.TestSupport;
 
 namespace UserspaceDr.Tests.EndToEnd;
 
@@ -272,6 +274,71 @@ public sealed class DirectRoutingEndToEndTests(string backend) : EndToEndFixture
         Assert.That(exit.Count("transmit-errors"), Is.Zero, exit.TotalsLine);
         Assert.That(Lab.BalancerRuleset(), Does.Not.Contain("udr_"), "the nftables table is gone after exit");
     }
+
+    [Test]
+    public void Cpus_pins_each_worker_thread_to_its_own_cpu_leaves_every_other_thread_free_and_traffic_flows()
+    {
+        Lab.WriteRules(StandardRules);
+        // udr in the balancer's namespace may run where this test may: its CPUs, the afpacket workers given them in
+        // reverse (so that worker i's CPU is not simply i), one CPU for the single-worker backends.
+        IReadOnlyList<int> allowed = CpuAffinity.Allowed();
+        int[] cpus = backend == "afpacket" ? [.. allowed.Take(2).Reverse()] : [allowed[^1]];
+        CommandResult refused = ProcessRunner.Run("ip", ["netns", "exec", Lab.Network.Namespace(LabHost.Lb), UdrBinary.Executable, "run",
+            "--interface", "eth0", "--rules", Lab.RulesPath, "--backend", backend, "--cpus", $"{CpuAffinity.MaxCpus - 1}"], TimeSpan.FromSeconds(30));
+        Assert.That((refused.ExitCode, refused.Error.Trim()),
+            Is.EqualTo((2, $"udr: --cpus {CpuAffinity.MaxCpus - 1}: CPU {CpuAffinity.MaxCpus - 1} is not one udr may run on (allowed: {CpuAffinity.FormatList(allowed)})")),
+            refused.Output);
+        Assert.That(Lab.BalancerRuleset(), Does.Not.Contain("udr_"), "a refused start installs nothing");
+        UdrDaemon udr = Lab.StartUdr(backend, "--workers", cpus.Length.ToString(CultureInfo.InvariantCulture), "--cpus", CpuList(cpus));
+
+        AssertSplit(Lab.RunClient(ClientPatience, "split", "40", "4", "30"), 40, rs1Share: 0.75, tolerance: 0.15);
+        Dictionary<string, string> threads = ThreadAffinities(udr.ProcessId); // after traffic: every worker has begun
+        UdrExit exit = udr.Stop();
+
+        string[] workers = backend switch
+        {
+            "afpacket" => [.. Enumerable.Range(0, cpus.Length).Select(i => $"udr-worker-{i}")],
+            "xdp" => ["udr-xdp-worker"],
+            _ => ["udr-pcap-0"],
+        };
+        Assert.Multiple(() =>
+        {
+            for (int i = 0; i < workers.Length; i++)
+            {
+                int cpu = cpus[backend == "afpacket" ? i : 0];
+                Assert.That(threads.GetValueOrDefault(workers[i]), Is.EqualTo(cpu.ToString(CultureInfo.InvariantCulture)), $"{workers[i]}'s CPUs: {Describe(threads)}");
+                Assert.That(exit.Output, Does.Contain($"{workers[i]} runs on CPU {cpu}"));
+            }
+            string all = CpuAffinity.FormatList(allowed);
+            Assert.That(threads.Where(t => !workers.Contains(t.Key) && t.Value != all), Is.Empty,
+                $"every other thread (main, ARP, control, the runtime's) may run on {all}: {Describe(threads)}");
+            AssertCleanExit(exit, minimumForwarded: 40 * 3);
+        });
+    }
+
+    /// <summary>Each thread of a process by name (its comm), with the CPUs it may run on (Cpus_allowed_list).</summary>
+    private static Dictionary<string, string> ThreadAffinities(int pid)
+    {
+        var threads = new Dictionary<string, string>();
+        foreach (string task in Directory.GetDirectories($"/proc/{pid}/task"))
+        {
+            try
+            {
+                string name = File.ReadAllText(Path.Combine(task, "comm")).Trim();
+                string cpus = File.ReadLines(Path.Combine(task, "status")).First(l => l.StartsWith("Cpus_allowed_list:", StringComparison.Ordinal))["Cpus_allowed_list:".Length..].Trim();
+                threads[threads.ContainsKey(name) ? $"{name} ({Path.GetFileName(task)})" : name] = cpus;
+            }
+            catch (IOException)
+            {
+                // a thread that ended meanwhile
+            }
+        }
+        return threads;
+    }
+
+    private static string CpuList(int[] cpus) => string.Join(',', cpus);
+
+    private static string Describe(Dictionary<string, string> threads) => string.Join("; ", threads.Select(t => $"{t.Key}: {t.Value}"));
 
     private IEnumerable<CapturedPacket> AnswersFromBalancer(IReadOnlyList<CapturedPacket> atClient) => EndToEndSupport.AnswersFromBalancer(Lab, atClient);
 
