@@ -17,6 +17,7 @@
 # coalescing wait: clock_nanosleep) and per sendmmsg.
 # --profile samples each forwarder for 3 s of every measured load (perf record, udr's JIT code named through
 # DOTNET_PerfMapEnabled) and prints where its CPU went, by symbol, kernel and user space together.
+# UDR_ARGS: more `udr run` options for the subject udr (e.g. UDR_ARGS="--busy-poll-usecs 50").
 # Bounded: each load runs SECONDS at PPS; the namespaces udrcpu-* are removed on every exit path.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -96,7 +97,7 @@ measure() {
 }
 
 run_udr() {
-    udr_start "$WORK/rules" --workers 1
+    udr_start "$WORK/rules" --workers 1 ${UDR_ARGS:-}
     measure "$UDR_PID"
     udr_stop > /dev/null
 }

@@ -47,6 +47,7 @@ public sealed unsafe class AfPacketWorker : IFrameWorker
 
     /// <summary>How long the worker waits after a turn of few frames while it is busy (--coalesce-usecs).</summary>
     private readonly CoalescingTuner _coalescing;
+    private readonly BusyPoll _busyPoll;
 
     /// <summary>Each link's RX ring: 16 MiB in 1 MiB blocks (the kernel allocates a block as one page run).</summary>
     private const int RingBytes = 16 << 20;
@@ -85,8 +86,9 @@ public sealed unsafe class AfPacketWorker : IFrameWorker
     /// <param name="links">The served interfaces, by link index (the engine's <see cref="EngineOptions.Links"/> order).</param>
     /// <param name="fanouts">The fanout group of each link (same order), or null for a lone worker.</param>
     public AfPacketWorker(int index, IReadOnlyList<LinkInfo> links, DataPlaneState state, EngineOptions options, int maxConnections,
-        IReadOnlyList<FanoutOptions>? fanouts, TrafficSelection traffic, ILogger log, int coalesceMicroseconds = 0)
+        IReadOnlyList<FanoutOptions>? fanouts, TrafficSelection traffic, ILogger log, int coalesceMicroseconds = 0, int busyPollMicroseconds = 0)
     {
+        _busyPoll = new BusyPoll(busyPollMicroseconds);
         _coalescing = new CoalescingTuner(coalesceMicroseconds, Stopwatch.GetTimestamp, Stopwatch.Frequency, Linux.Interop.ThreadCpuNanoseconds);
         ArgumentNullException.ThrowIfNull(links);
         ArgumentNullException.ThrowIfNull(state);
@@ -237,6 +239,7 @@ public sealed unsafe class AfPacketWorker : IFrameWorker
         finally
         {
             _host.Stop(); // nothing will answer a -L -c request from here on
+            _busyPoll.Report(_log);
         }
     }
 
@@ -246,6 +249,7 @@ public sealed unsafe class AfPacketWorker : IFrameWorker
         PacketRxRing[] rings = _rings;
         RxFrame* batch = stackalloc RxFrame[PrefetchBatch];
         CoalescingTuner coalescing = _coalescing;
+        BusyPoll busyPoll = _busyPoll;
         while (!_stopping)
         {
             long now = Environment.TickCount64;
@@ -279,7 +283,11 @@ public sealed unsafe class AfPacketWorker : IFrameWorker
                 ring.ReleaseBlock();
             }
             int wait = coalescing.AfterTurn(turnFrames, now);
-            if (!any)
+            if (any)
+            {
+                busyPoll.FramesSeen();
+            }
+            else if (!busyPoll.SpinForFrames(rings, AnyRingHasFrames))
             {
                 PacketRxRing.PollAny(rings, 100);
             }
@@ -290,6 +298,18 @@ public sealed unsafe class AfPacketWorker : IFrameWorker
             host.Housekeeping(now);
         }
     }
+
+    private static readonly Func<PacketRxRing[], bool> AnyRingHasFrames = rings =>
+    {
+        foreach (PacketRxRing ring in rings)
+        {
+            if (ring.HasFrames)
+            {
+                return true;
+            }
+        }
+        return false;
+    };
 
     private void FlushAndRecycle()
     {

@@ -187,6 +187,11 @@ public sealed unsafe class PacketRxRing : IDisposable
     /// <summary>True while a batch is held (between a successful <see cref="WaitForBlock"/> and <see cref="ReleaseBlock"/>).</summary>
     public bool HoldsBlock => _heldBlock != null || _heldSlots != 0;
 
+    /// <summary>Frames wait to be held (<see cref="TryHoldBatch"/> would hold some): one read of a status word, no syscall.</summary>
+    public bool HasFrames => HoldsBlock || BelongsToUser(_slots != null
+        ? (byte*)_slots[_slotIndex] + Interop.Tpacket2Header.Status
+        : _ring + ((nint)_blockIndex * _blockSize) + Interop.BlockDescriptor.BlockStatus);
+
     /// <summary>
     /// Waits until frames are handed to user space and holds them as the current batch: V3, the next block (full, or
     /// retired by the timeout); V2, the run of consecutive slots the kernel has filled, as soon as there is one.

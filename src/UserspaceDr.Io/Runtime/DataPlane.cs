@@ -72,6 +72,9 @@ public sealed record DataPlaneOptions(IReadOnlyList<string> InterfaceNames)
     /// </summary>
     public int CoalesceMicroseconds { get; init; }
 
+    /// <summary>AF_PACKET and AF_XDP: --busy-poll-usecs, how long a worker spins for the next frames after the last (<see cref="Engine.BusyPoll"/>); 0: never.</summary>
+    public int BusyPollMicroseconds { get; init; }
+
     /// <summary>
     /// --cpus: worker i's thread(s) run on CPU WorkerCpus[i] only; one per worker (<see cref="FrameWorkers.Count"/>).
     /// Null: the scheduler places them.
@@ -201,7 +204,7 @@ public sealed class DataPlane : IDisposable
             {
                 // Join order = worker index: the steering program's result i is the i-th member of every group.
                 _workers.Add(FrameWorkers.Create(options.Backend, i, links, _state, engineOptions, perWorker, fanouts, _traffic, log,
-                    options.CoalesceMicroseconds));
+                    options.CoalesceMicroseconds, options.BusyPollMicroseconds));
             }
             for (int i = 0; i < _workers.Count; i++)
             {

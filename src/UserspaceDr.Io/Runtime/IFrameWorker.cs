@@ -65,13 +65,14 @@ public static class FrameWorkers
 
     /// <param name="fanouts">Each link's fanout group (AF_PACKET with several workers), or null.</param>
     /// <param name="coalesceMicroseconds">AF_PACKET and AF_XDP: --coalesce-usecs (0: off); libpcap takes frames one by one and ignores it.</param>
+    /// <param name="busyPollMicroseconds">AF_PACKET and AF_XDP: --busy-poll-usecs (0: off); libpcap's readers block in libpcap.</param>
     public static IFrameWorker Create(FrameBackend backend, int index, IReadOnlyList<LinkInfo> links, DataPlaneState state,
         EngineOptions options, int maxConnections, IReadOnlyList<FanoutOptions>? fanouts, TrafficSelection traffic, ILogger log,
-        int coalesceMicroseconds = 0) =>
+        int coalesceMicroseconds = 0, int busyPollMicroseconds = 0) =>
         backend switch
         {
             FrameBackend.Pcap => new PcapWorker(links, state, options, maxConnections, traffic, log),
-            FrameBackend.Xdp => new XdpWorker(links, state, options, maxConnections, traffic, log, coalesceMicroseconds),
-            _ => new AfPacketWorker(index, links, state, options, maxConnections, fanouts, traffic, log, coalesceMicroseconds),
+            FrameBackend.Xdp => new XdpWorker(links, state, options, maxConnections, traffic, log, coalesceMicroseconds, busyPollMicroseconds),
+            _ => new AfPacketWorker(index, links, state, options, maxConnections, fanouts, traffic, log, coalesceMicroseconds, busyPollMicroseconds),
         };
 }

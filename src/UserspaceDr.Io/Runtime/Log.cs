@@ -80,6 +80,9 @@ public static partial class Log
     [LoggerMessage(EventId = 25, Level = LogLevel.Warning, Message = "{Thread} could not be pinned to CPU {Cpu} ({Reason}); it runs where the scheduler puts it")]
     public static partial void WorkerNotPinned(ILogger logger, string thread, int cpu, string reason);
 
+    [LoggerMessage(EventId = 26, Level = LogLevel.Information, Message = "{Thread} busy polling: {Hits} turn(s) took frames without a wake-up, {Misses} spun to the end of the window and slept")]
+    public static partial void BusyPolled(ILogger logger, string thread, long hits, long misses);
+
     [LoggerMessage(EventId = 21, Level = LogLevel.Information, Message = "garbage collector: {Gen0} gen0, {Gen1} gen1, {Gen2} gen2 collections, {PausedMs} ms paused in all, {AllocatedMiB} MiB allocated")]
     public static partial void Collector(ILogger logger, int gen0, int gen1, int gen2, long pausedMs, long allocatedMiB);
 }

@@ -63,6 +63,9 @@ internal unsafe struct XdpRing
     /// <summary>Producer side: hands the reserved entries to the kernel.</summary>
     internal readonly void Submit() => Volatile.Write(ref *_producer, _cachedProducer);
 
+    /// <summary>Consumer side: entries wait to be read (one read of the producer index, nothing taken).</summary>
+    internal readonly bool HasEntries => Volatile.Read(ref *_producer) != _cachedConsumer;
+
     /// <summary>Consumer side: how many entries (at most <paramref name="wanted"/>) are ready to read, from index <paramref name="first"/>.</summary>
     internal uint Peek(uint wanted, out uint first)
     {

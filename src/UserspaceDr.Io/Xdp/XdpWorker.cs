@@ -39,6 +39,7 @@ public sealed unsafe class XdpWorker : IFrameWorker
     private readonly ILogger _log;
     private readonly EngineHost _host;
     private readonly CoalescingTuner _coalescing;
+    private readonly BusyPoll _busyPoll;
     private readonly XdpSteering[] _steering;
     private readonly XskSocket[][] _sockets; // by link, by queue
     private readonly (XskSocket Socket, byte Link)[] _all;
@@ -54,8 +55,9 @@ public sealed unsafe class XdpWorker : IFrameWorker
 
     /// <param name="coalesceMicroseconds">--coalesce-usecs: the longest wait after a turn of few frames (0: none), as for AF_PACKET.</param>
     public XdpWorker(IReadOnlyList<LinkInfo> links, DataPlaneState state, EngineOptions options, int maxConnections, TrafficSelection traffic, ILogger log,
-        int coalesceMicroseconds = 0)
+        int coalesceMicroseconds = 0, int busyPollMicroseconds = 0)
     {
+        _busyPoll = new BusyPoll(busyPollMicroseconds);
         _coalescing = new CoalescingTuner(coalesceMicroseconds, System.Diagnostics.Stopwatch.GetTimestamp, System.Diagnostics.Stopwatch.Frequency,
             Linux.Interop.ThreadCpuNanoseconds);
         ArgumentNullException.ThrowIfNull(links);
@@ -166,8 +168,21 @@ public sealed unsafe class XdpWorker : IFrameWorker
         finally
         {
             _host.Stop();
+            _busyPoll.Report(_log);
         }
     }
+
+    private static readonly Func<(XskSocket Socket, byte Link)[], bool> AnySocketHasFrames = all =>
+    {
+        foreach ((XskSocket socket, _) in all)
+        {
+            if (socket.HasFrames)
+            {
+                return true;
+            }
+        }
+        return false;
+    };
 
     private void Loop()
     {
@@ -206,7 +221,11 @@ public sealed unsafe class XdpWorker : IFrameWorker
             // As the AF_PACKET worker: a wait after a short turn while busy makes the next turn's frames share one
             // kick and one wake-up (CoalescingTuner, net_dim's rules).
             int wait = coalescing.AfterTurn(turnFrames, now);
-            if (!any)
+            if (any)
+            {
+                _busyPoll.FramesSeen();
+            }
+            else if (!_busyPoll.SpinForFrames(_all, AnySocketHasFrames))
             {
                 _ = Linux.Interop.Poll(polls, (nuint)_all.Length, 100);
             }

@@ -159,6 +159,9 @@ public sealed unsafe class XskSocket : IDisposable
     /// <summary>Where the UMEM address <paramref name="address"/> lies in memory.</summary>
     public byte* Data(ulong address) => _umem + address;
 
+    /// <summary>Received frames wait on the RX ring (<see cref="Receive"/> would take some).</summary>
+    public bool HasFrames => _rx.HasEntries;
+
     /// <summary>
     /// Takes up to <paramref name="frames"/>.Length received frames off the RX ring (each udr's until it is transmitted
     /// or released); how many.

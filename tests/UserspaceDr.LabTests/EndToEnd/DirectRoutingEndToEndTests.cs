@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
+using System.Text.RegularExpressions;
 using UserspaceDr.Core.Packets;
 using UserspaceDr.Linux.Host;
 using UserspaceDr.Tests.Lab;
@@ -314,6 +315,46 @@ public sealed class DirectRoutingEndToEndTests(string backend) : EndToEndFixture
                 $"every other thread (main, ARP, control, the runtime's) may run on {all}: {Describe(threads)}");
             AssertCleanExit(exit, minimumForwarded: 40 * 3);
         });
+    }
+
+    [Test]
+    public void Busy_polling_takes_frames_without_a_wake_up_and_an_idle_worker_stops_spinning()
+    {
+        Lab.WriteRules(StandardRules);
+        if (backend == "pcap")
+        {
+            CommandResult refused = ProcessRunner.Run("ip", ["netns", "exec", Lab.Network.Namespace(LabHost.Lb), UdrBinary.Executable, "run",
+                "--interface", "eth0", "--rules", Lab.RulesPath, "--backend", "pcap", "--busy-poll-usecs", "50"], TimeSpan.FromSeconds(30));
+            Assert.That((refused.ExitCode, refused.Error.Trim()),
+                Is.EqualTo((2, "udr: --busy-poll-usecs needs --backend afpacket or xdp: libpcap's readers wait inside libpcap")), refused.Output);
+            return;
+        }
+        UdrDaemon udr = Lab.StartUdr(backend, "--workers", "1", "--busy-poll-usecs", "1000");
+        AssertSplit(Lab.RunClient(ClientPatience, "split", "40", "4", "30"), 40, rs1Share: 0.75, tolerance: 0.15);
+
+        // Idle now: the worker spins at most 1 ms past its last frame, then sleeps in poll() as without busy polling.
+        Thread.Sleep(300);
+        long before = CpuTicks(udr.ProcessId);
+        Thread.Sleep(1000);
+        long idle = CpuTicks(udr.ProcessId) - before;
+        UdrExit exit = udr.Stop();
+
+        TestContext.Out.WriteLine($"  idle second: {idle} CPU ticks; {Regex.Match(exit.Output, "busy polling: .*")}");
+        Match report = Regex.Match(exit.Output, @"(udr-worker-0|udr-xdp-worker) busy polling: (\d+) turn\(s\) took frames without a wake-up, (\d+) spun");
+        Assert.Multiple(() =>
+        {
+            Assert.That(idle, Is.LessThanOrEqualTo(20), "an idle udr idles: CPU ticks (1/100 s) in a second without traffic; a worker that kept spinning uses 100");
+            Assert.That(report.Success, Is.True, $"the worker reports its busy polling at exit:\n{exit.Output}");
+            Assert.That(long.Parse(report.Groups[2].Value, CultureInfo.InvariantCulture), Is.Positive, "frames of the connections came while the worker spun");
+            AssertCleanExit(exit, minimumForwarded: 40 * 3);
+        });
+    }
+
+    /// <summary>A process's CPU time so far (user + system, all threads), in clock ticks (1/100 s).</summary>
+    private static long CpuTicks(int pid)
+    {
+        string[] fields = File.ReadAllText($"/proc/{pid}/stat").Split(')')[^1].Split(' ', StringSplitOptions.RemoveEmptyEntries);
+        return long.Parse(fields[11], CultureInfo.InvariantCulture) + long.Parse(fields[12], CultureInfo.InvariantCulture); // utime, stime: fields 14 and 15
     }
 
     /// <summary>Each thread of a process by name (its comm), with the CPUs it may run on (Cpus_allowed_list).</summary>
