@@ -239,7 +239,7 @@ public sealed unsafe class AfPacketWorker : IFrameWorker
         finally
         {
             _host.Stop(); // nothing will answer a -L -c request from here on
-            _busyPoll.Report(_log);
+            Log.BusyPolled(_log, _busyPoll);
         }
     }
 

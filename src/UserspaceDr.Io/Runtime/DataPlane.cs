@@ -72,7 +72,7 @@ public sealed record DataPlaneOptions(IReadOnlyList<string> InterfaceNames)
     /// </summary>
     public int CoalesceMicroseconds { get; init; }
 
-    /// <summary>AF_PACKET and AF_XDP: --busy-poll-usecs, how long a worker spins for the next frames after the last (<see cref="Engine.BusyPoll"/>); 0: never.</summary>
+    /// <summary>AF_PACKET and AF_XDP: --busy-poll-usecs, how long a worker spins for the next frames after the last (<see cref="Linux.Host.BusyPoll"/>); 0: never.</summary>
     public int BusyPollMicroseconds { get; init; }
 
     /// <summary>

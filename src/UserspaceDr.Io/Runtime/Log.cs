@@ -83,6 +83,16 @@ public static partial class Log
     [LoggerMessage(EventId = 26, Level = LogLevel.Information, Message = "{Thread} busy polling: {Hits} turn(s) took frames without a wake-up, {Misses} spun to the end of the window and slept")]
     public static partial void BusyPolled(ILogger logger, string thread, long hits, long misses);
 
+    /// <summary>What a worker's busy polling bought, when it is on (the worker's last words).</summary>
+    public static void BusyPolled(ILogger logger, Linux.Host.BusyPoll poll)
+    {
+        ArgumentNullException.ThrowIfNull(poll);
+        if (poll.Enabled)
+        {
+            BusyPolled(logger, Thread.CurrentThread.Name ?? "worker", poll.Hits, poll.Misses);
+        }
+    }
+
     [LoggerMessage(EventId = 21, Level = LogLevel.Information, Message = "garbage collector: {Gen0} gen0, {Gen1} gen1, {Gen2} gen2 collections, {PausedMs} ms paused in all, {AllocatedMiB} MiB allocated")]
     public static partial void Collector(ILogger logger, int gen0, int gen1, int gen2, long pausedMs, long allocatedMiB);
 }

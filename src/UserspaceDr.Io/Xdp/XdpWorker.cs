@@ -168,7 +168,7 @@ public sealed unsafe class XdpWorker : IFrameWorker
         finally
         {
             _host.Stop();
-            _busyPoll.Report(_log);
+            Log.BusyPolled(_log, _busyPoll);
         }
     }
 

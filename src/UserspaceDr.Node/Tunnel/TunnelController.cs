@@ -77,7 +77,7 @@ public sealed class TunnelController(IHostSystem host, TextWriter output)
                     ? string.Create(CultureInfo.InvariantCulture, $" ({queueCount} queues, a thread each)")
                     : "";
                 Ready($"ready: tunnel packets to this node are decapsulated into {plan.Device}{queuesNote}; stop with SIGINT or SIGTERM");
-                RunQueues(endpoints, queues, new AddressSet(options.Vips), options.StatsInterval, Report, stop);
+                RunQueues(endpoints, queues, new AddressSet(options.Vips), options.StatsInterval, options.BusyPollMicroseconds, Report, stop);
             }
             finally
             {
@@ -94,8 +94,14 @@ public sealed class TunnelController(IHostSystem host, TextWriter output)
             }
         }
         TunnelCounters total = TunnelCounters.Sum(queues);
-        output.WriteLine($"stopped: {plan.Device} removed, sysctls as they were before; {total.Format()}{PerQueue()}");
+        output.WriteLine($"stopped: {plan.Device} removed, sysctls as they were before; {total.Format()}{PerQueue()}{BusyPolled()}");
         return total;
+
+        // What spinning bought: the turns that took packets without sleeping, all queues together.
+        string BusyPolled() => options.BusyPollMicroseconds > 0
+            ? string.Create(CultureInfo.InvariantCulture,
+                $"; busy polling: {endpoints.Sum(e => e.BusyPolling?.Hits ?? 0)} turn(s) took packets without a wake-up, {endpoints.Sum(e => e.BusyPolling?.Misses ?? 0)} slept")
+            : "";
 
         // How the packets fell to the queues: an uneven split shows here (a few heavy flows, or one client).
         string PerQueue() => queueCount > 1
@@ -121,7 +127,7 @@ public sealed class TunnelController(IHostSystem host, TextWriter output)
     /// <paramref name="stop"/>; a queue that fails stops the others, and its exception is rethrown once all have ended.
     /// </summary>
     private void RunQueues(List<UserTunnelEndpoint> endpoints, TunnelCounters[] counters, AddressSet vips, TimeSpan reportEvery,
-        Action report, CancellationToken stop)
+        int busyPollMicroseconds, Action report, CancellationToken stop)
     {
         using var running = CancellationTokenSource.CreateLinkedTokenSource(stop);
         var failures = new Exception?[endpoints.Count];
@@ -155,7 +161,7 @@ public sealed class TunnelController(IHostSystem host, TextWriter output)
             try
             {
                 endpoints[queue].Run(vips, LocalAddressSource, counters[queue], running.Token,
-                    queue == 0 ? reportEvery : TimeSpan.Zero, queue == 0 ? _ => report() : null);
+                    queue == 0 ? reportEvery : TimeSpan.Zero, queue == 0 ? _ => report() : null, busyPollMicroseconds);
             }
             catch (Exception e) when (e is NodeException or HostException or IOException)
             {

@@ -42,6 +42,12 @@ public sealed record TunnelOptions(IReadOnlyList<InetAddress> Vips)
     /// </summary>
     public int Queues { get; init; } = 1;
 
+    /// <summary>
+    /// The user-space endpoint's busy polling, in µs (0, the default: none): for so long after its last packets a queue
+    /// spins on its sockets instead of sleeping (<see cref="Linux.Host.BusyPoll"/>). 0 to 1000.
+    /// </summary>
+    public int BusyPollMicroseconds { get; init; }
+
     /// <summary>How often the user-space endpoint logs its counters (only when they changed); zero: only at exit.</summary>
     public TimeSpan StatsInterval { get; init; } = TimeSpan.FromSeconds(60);
 }

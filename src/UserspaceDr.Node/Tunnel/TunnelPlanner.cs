@@ -43,6 +43,15 @@ public static class TunnelPlanner
         {
             throw new NodeException("--queues: the kernel's tunl0 is not udr's to split; queues are the user-space endpoint's (--mode user or auto)");
         }
+        if (options.BusyPollMicroseconds is < 0 or > 1000)
+        {
+            throw new NodeException(string.Create(System.Globalization.CultureInfo.InvariantCulture,
+                $"--busy-poll-usecs: {options.BusyPollMicroseconds} is not 0 to 1000 microseconds"));
+        }
+        if (options.BusyPollMicroseconds > 0 && options.Mode == TunnelMode.Kernel)
+        {
+            throw new NodeException("--busy-poll-usecs: the kernel's tunl0 takes its packets in softirq, with nothing to wake; busy polling is the user-space endpoint's (--mode user or auto)");
+        }
 
         IReadOnlyList<LinkInfo> links = host.GetLinks();
         var notes = new List<string>();
@@ -84,6 +93,11 @@ public static class TunnelPlanner
         else if (mode == TunnelMode.User)
         {
             reason = "asked for (--mode user)";
+        }
+        else if (options.BusyPollMicroseconds > 0)
+        {
+            mode = TunnelMode.User;
+            reason = string.Create(System.Globalization.CultureInfo.InvariantCulture, $"--busy-poll-usecs {options.BusyPollMicroseconds}, so the user-space endpoint");
         }
         else if (options.Queues > 1)
         {

@@ -262,10 +262,11 @@ public sealed unsafe class UserTunnelEndpoint : IDisposable
     /// Receives, checks and delivers until <paramref name="stop"/> is cancelled. <paramref name="localAddresses"/> is
     /// asked again every 10 s, and at most once a second when a packet's outer destination is not in the current set
     /// (an address added since). <paramref name="report"/> runs on this thread every <paramref name="reportEvery"/>
-    /// (zero: never).
+    /// (zero: never). <paramref name="busyPollMicroseconds"/>: for so long after its last packets the loop spins on
+    /// poll() without a timeout instead of sleeping in it (<see cref="BusyPoll"/>; 0: never).
     /// </summary>
     public void Run(AddressSet vips, Func<AddressSet> localAddresses, TunnelCounters counters, CancellationToken stop,
-        TimeSpan reportEvery = default, Action<TunnelCounters>? report = null)
+        TimeSpan reportEvery = default, Action<TunnelCounters>? report = null, int busyPollMicroseconds = 0)
     {
         ArgumentNullException.ThrowIfNull(vips);
         ArgumentNullException.ThrowIfNull(localAddresses);
@@ -280,12 +281,19 @@ public sealed unsafe class UserTunnelEndpoint : IDisposable
         {
             polls[i] = new Interop.PollFd { Fd = _sockets[i].Handle.Fd, Events = Interop.POLLIN };
         }
+        var busyPoll = new BusyPoll(busyPollMicroseconds);
+        BusyPolling = busyPoll;
         fixed (byte* buffer = _buffer)
         fixed (byte* control = _control)
         {
             while (!stop.IsCancellationRequested)
             {
-                int ready = Interop.Poll(polls, (nuint)_sockets.Length, PollTimeoutMilliseconds);
+                int timeout = busyPoll.SpinForFrames(((nint)polls, _sockets.Length), AnySocketReady) ? 0 : PollTimeoutMilliseconds;
+                int ready = Interop.Poll(polls, (nuint)_sockets.Length, timeout);
+                if (ready > 0)
+                {
+                    busyPoll.FramesSeen();
+                }
                 if (ready < 0)
                 {
                     int errno = Marshal.GetLastPInvokeError();
@@ -317,6 +325,13 @@ public sealed unsafe class UserTunnelEndpoint : IDisposable
             }
         }
     }
+
+    /// <summary>The busy polling of the last <see cref="Run"/> (what it bought: <see cref="BusyPoll.Hits"/>); null before one.</summary>
+    public BusyPoll? BusyPolling { get; private set; }
+
+    /// <summary>A poll() that does not wait: a socket has packets.</summary>
+    private static readonly Func<(nint Polls, int Count), bool> AnySocketReady =
+        sockets => Interop.Poll((Interop.PollFd*)sockets.Polls, (nuint)sockets.Count, 0) > 0;
 
     /// <summary>This node's addresses as last read, and when.</summary>
     private record struct ReceiveState(AddressSet Local, long LocalRefreshedAt);

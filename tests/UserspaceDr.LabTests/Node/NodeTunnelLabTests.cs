@@ -154,6 +154,46 @@ public class NodeTunnelLabTests
     }
 
     [Test]
+    public void With_busy_polling_packets_close_together_are_taken_without_a_wake_up_and_each_delivered_once()
+    {
+        const int Flows = 64;
+        using var lab = new LabNetwork();
+        using var echo = new UdpEcho(lab, LabHost.Rs1, LabNetwork.Vip, EchoPort);
+        using Socket raw = lab.RunIn(LabHost.Lb, () => new Socket(AddressFamily.InterNetwork, SocketType.Raw, System.Net.Sockets.ProtocolType.Raw));
+        var rs1 = new IPEndPoint(IPAddress.Parse(LabNetwork.Rs1Address), 0);
+        using LabProcess endpoint = lab.StartProcess(LabHost.Rs1, TunnelCommand() + " --busy-poll-usecs 1000");
+        WaitForDeviceUp(lab, endpoint);
+
+        // A datagram every 100 µs: each comes inside the 1 ms the endpoint spins after the one before.
+        string[] sent = [.. Enumerable.Range(0, Flows).Select(flow => $"flow {flow}")];
+        for (int flow = 0; flow < Flows; flow++)
+        {
+            raw.SendTo(Ipip(LabNetwork.LbAddress, LabNetwork.Rs1Address,
+                InnerUdp(LabNetwork.ClientAddress, LabNetwork.Vip, (ushort)(ClientUdpPort + flow), EchoPort, sent[flow])), rs1);
+            var gap = Stopwatch.StartNew();
+            while (gap.Elapsed < TimeSpan.FromMicroseconds(100))
+            {
+                Thread.SpinWait(10);
+            }
+        }
+        var clock = Stopwatch.StartNew();
+        while (echo.Received.Length < Flows && clock.Elapsed < TimeSpan.FromSeconds(10))
+        {
+            Thread.Sleep(50);
+        }
+        Thread.Sleep(300); // a packet delivered twice would arrive by now
+        Assert.That(echo.Received.Order(StringComparer.Ordinal), Is.EqualTo(sent.Order(StringComparer.Ordinal)), "each datagram delivered exactly once");
+
+        lab.Exec(LabHost.Rs1, $"kill -TERM {endpoint.Id}");
+        Assert.That(endpoint.WaitForExit(TimeSpan.FromSeconds(15)), Is.True, "udr node tunnel ends on SIGTERM");
+        Assert.That(endpoint.ExitCode, Is.Zero, endpoint.Error + endpoint.Output);
+        Assert.That(endpoint.Output, Does.Contain("udr node tunnel (user)").And.Contain($"delivered {Flows} "));
+        System.Text.RegularExpressions.Match spun = System.Text.RegularExpressions.Regex.Match(endpoint.Output, @"busy polling: (\d+) turn\(s\) took packets without a wake-up");
+        Assert.That(spun.Success, Is.True, endpoint.Output);
+        Assert.That(int.Parse(spun.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture), Is.Positive, endpoint.Output);
+    }
+
+    [Test]
     public void It_turns_rp_filter_off_while_it_runs_and_sigint_puts_every_sysctl_back()
     {
         using var lab = new LabNetwork(bareServers: true);

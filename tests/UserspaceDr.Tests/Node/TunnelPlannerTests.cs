@@ -88,6 +88,24 @@ public class TunnelPlannerTests
     }
 
     [Test]
+    public void Busy_polling_takes_the_user_space_endpoint_where_the_kernel_could_and_is_refused_in_kernel_mode_or_out_of_range()
+    {
+        FakeHostSystem host = RealServer();
+        AddTunl0(host);
+        TunnelPlan plan = TunnelPlanner.Plan(new TunnelOptions([Vip]) { BusyPollMicroseconds = 50 }, host);
+        Assert.That((plan.Mode, plan.Device), Is.EqualTo((TunnelMode.User, "udrtun0")));
+        Assert.That(plan.Reason, Does.Contain("--busy-poll-usecs 50"));
+        Assert.That(TunnelPlanner.Plan(new TunnelOptions([Vip]) { BusyPollMicroseconds = 0 }, host).Mode, Is.EqualTo(TunnelMode.Kernel), "off: as before");
+        Assert.That(Assert.Throws<NodeException>(() => TunnelPlanner.Plan(new TunnelOptions([Vip]) { BusyPollMicroseconds = 50, Mode = TunnelMode.Kernel }, host))!.Message,
+            Does.Contain("--busy-poll-usecs").And.Contain("user-space endpoint"));
+        foreach (int microseconds in new[] { -1, 1001 })
+        {
+            Assert.That(Assert.Throws<NodeException>(() => TunnelPlanner.Plan(new TunnelOptions([Vip]) { BusyPollMicroseconds = microseconds }, host))!.Message,
+                Does.Contain($"--busy-poll-usecs: {microseconds} is not 0 to 1000 microseconds"));
+        }
+    }
+
+    [Test]
     public void User_mode_is_taken_when_asked_even_where_the_kernel_could()
     {
         FakeHostSystem host = RealServer();

@@ -1,11 +1,11 @@
 using System.Diagnostics;
 
-namespace UserspaceDr.Io.Engine;
+namespace UserspaceDr.Linux.Host;
 
 /// <summary>
-/// A worker's busy polling (--busy-poll-usecs, Linux's net.core.busy_poll for udr's rings): when a turn finds no
-/// frames within the window after the last ones, the worker spins on its rings' status words instead of sleeping in
-/// poll(), so the next frame of a conversation in progress (the answer to the request it just forwarded, the next
+/// A receive loop's busy polling (--busy-poll-usecs, Linux's net.core.busy_poll for udr's own loops: the balancer's
+/// workers, the tunnel endpoint's queues): when a turn finds no frames within the window after the last ones, the loop
+/// spins on what it reads (ring status words, or poll() with no timeout) instead of sleeping in poll(), so the next frame of a conversation in progress (the answer to the request it just forwarded, the next
 /// segment of a handshake) is taken without a wake-up. On this project's machines a wake-up costs more than the rest
 /// of a crossing (bench/README.md), so a request/response crossing the balancer gets faster than the kernel's own path.
 /// The price is CPU: the worker spins up to the window after each frame, so a trickle of frames a window apart keeps
@@ -30,15 +30,6 @@ public sealed class BusyPoll
 
     /// <summary>Turns that spun to the end of the window and then slept.</summary>
     public long Misses { get; private set; }
-
-    /// <summary>Logs what the spinning bought, when it is on (a worker's last words).</summary>
-    public void Report(Microsoft.Extensions.Logging.ILogger log)
-    {
-        if (Enabled)
-        {
-            Runtime.Log.BusyPolled(log, Thread.CurrentThread.Name ?? "worker", Hits, Misses);
-        }
-    }
 
     /// <summary>A turn found frames: the window starts again from now.</summary>
     public void FramesSeen()

@@ -1,8 +1,8 @@
-using UserspaceDr.Io.Engine;
+using UserspaceDr.Linux.Host;
 
-namespace UserspaceDr.Tests.Io.AfPacket;
+namespace UserspaceDr.Tests.Linux;
 
-/// <summary>A worker's busy polling: it spins only inside the window after its last frames, and stops at a frame.</summary>
+/// <summary>A receive loop's busy polling: it spins only inside the window after its last frames, and stops at a frame.</summary>
 public class BusyPollTests
 {
     [Test]
