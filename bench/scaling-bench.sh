@@ -8,6 +8,8 @@
 # each at each worker count, and udr/C.
 #
 #   bench/scaling-bench.sh [--workers "1 2 4 8"] [--seconds S] [--loaders L]
+# PIN=1: udr's W workers pinned to the last W CPUs (udr run --cpus), away from the loaders the scheduler puts first.
+# UDR_ARGS: more `udr run` options for udr (e.g. UDR_ARGS="--busy-poll-usecs 50").
 # Bounded: each load runs SECONDS; the namespaces udrscale-* are removed on every exit path. On this project's 2-vCPU
 # machines only 1 and 2 workers mean anything; the point is a 16-core machine (the device).
 set -euo pipefail
@@ -61,7 +63,12 @@ load() {
 }
 
 run_udr() {
-    udr_start "$WORK/rules" --workers "$1"
+    local cpus=()
+    if [ "${PIN:-0}" = 1 ]; then
+        local last=$(( $(nproc) - 1 ))
+        cpus=(--cpus "$(( last - $1 + 1 ))-$last")
+    fi
+    udr_start "$WORK/rules" --workers "$1" "${cpus[@]}" ${UDR_ARGS:-}
     load "$WORK/vip.pcap"
     udr_stop > /dev/null
 }
