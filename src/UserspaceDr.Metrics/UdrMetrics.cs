@@ -38,7 +38,7 @@ public sealed class UdrMetrics
 
     private readonly Family _ipvsConnections, _ipvsInPackets, _ipvsOutPackets, _ipvsInBytes, _ipvsOutBytes;
     private readonly Family _backendActive, _backendInactive, _backendWeight;
-    private readonly Family _frames, _workerFrames, _ringDrops, _transmitErrors, _tableEntries, _tableCapacity, _coalesceWait, _dropEntryEvicted, _secureTcpShort;
+    private readonly Family _frames, _workerFrames, _ringDrops, _transmitErrors, _tableEntries, _tableCapacity, _coalesceWait, _busyPollTurns, _dropEntryEvicted, _secureTcpShort;
     private readonly Family _neighborResolved;
     private readonly Family _serviceConnections, _servicePackets, _serviceBytes, _serviceCps, _servicePps, _serviceBps, _serviceTable;
     private readonly Family _serverConnections, _serverPackets, _serverBytes, _serverCps, _serverPps, _serverBps;
@@ -69,6 +69,7 @@ public sealed class UdrMetrics
         _tableEntries = Gauge(factory, "udr_worker_connection_entries", "Entries in the worker's connection table (connections, templates and NAT reply links).", "worker");
         _tableCapacity = Gauge(factory, "udr_worker_connection_capacity", "How many entries the worker's connection table can hold.", "worker");
         _coalesceWait = Gauge(factory, "udr_worker_coalesce_wait_seconds", "The wait after a turn of few frames the worker's adaptive coalescing has chosen (0: none; --coalesce-usecs is the most).", "worker");
+        _busyPollTurns = Counter(factory, "udr_worker_busy_poll_turns_total", "Turns the worker spun for frames (--busy-poll-usecs), by outcome: frames (taken without a wake-up) or slept (none came within the window).", "worker", "outcome");
         _dropEntryEvicted = Counter(factory, "udr_drop_entry_evicted_total", "Half-open connections drop_entry removed to make room under a SYN flood.");
         _secureTcpShort = Counter(factory, "udr_secure_tcp_short_syn_recv_total", "New TCP connections secure_tcp gave its short SYN_RECV timeout.");
         _neighborResolved = Gauge(factory, "udr_neighbor_resolved", "1 when the MAC of the next hop to a real server is known (frames for it can leave), else 0.", "address");
@@ -237,6 +238,8 @@ public sealed class UdrMetrics
             _tableEntries.Set(worker.Connections, index);
             _tableCapacity.Set(worker.ConnectionCapacity, index);
             _coalesceWait.Set(worker.CoalesceWaitMicroseconds / 1e6, index);
+            _busyPollTurns.Set(worker.BusyPollFrames, index, "frames");
+            _busyPollTurns.Set(worker.BusyPollSlept, index, "slept");
             evicted += worker.DropEntryEvicted;
             shortened += worker.SecureTcpShortSynRecv;
         }

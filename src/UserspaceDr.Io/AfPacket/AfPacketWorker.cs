@@ -162,6 +162,8 @@ public sealed unsafe class AfPacketWorker : IFrameWorker
     public int ConnectionCapacity => _host.ConnectionCapacity;
     public int CoalesceWaitMicroseconds => _coalescing.WaitMicroseconds; // a plain read: only this worker changes it
 
+    public (long Frames, long Slept) BusyPollTurns => (_busyPoll.Hits, _busyPoll.Misses); // plain reads, as above
+
     /// <summary>The interface index of each link (what a frame's sockaddr_ll names).</summary>
     public IReadOnlyList<int> InterfaceIndexes => _interfaceIndexes;
 

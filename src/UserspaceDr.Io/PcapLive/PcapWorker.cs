@@ -94,6 +94,8 @@ public sealed class PcapWorker : IFrameWorker
     public int Connections => _host.Connections;
     public int ConnectionCapacity => _host.ConnectionCapacity;
     public int CoalesceWaitMicroseconds => 0; // libpcap hands frames over one by one
+
+    public (long Frames, long Slept) BusyPollTurns => (0, 0); // its readers wait inside libpcap
     /// <summary>Frames libpcap's buffers had no room for (pcap_stats ps_drop), read by the worker on its housekeeping tick.</summary>
     public long RingDrops => Interlocked.Read(ref _ringDrops);
 

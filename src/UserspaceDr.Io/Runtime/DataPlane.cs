@@ -324,7 +324,7 @@ public sealed class DataPlane : IDisposable
     public IReadOnlyList<WorkerReading> ReadWorkers() =>
         [.. _workers.Select((w, index) => new WorkerReading(index, w.Counters.ReadReasons(), w.RingDrops, w.TransmitErrors, w.Connections,
             w.ConnectionCapacity, Volatile.Read(ref w.Counters.DropEntryEvicted), Volatile.Read(ref w.Counters.SecureTcpShortSynRecv),
-            w.CoalesceWaitMicroseconds))];
+            w.CoalesceWaitMicroseconds, w.BusyPollTurns.Frames, w.BusyPollTurns.Slept))];
 
     /// <summary>Each real server of the rules in force, and whether the MAC of its next hop is known (frames for it can leave).</summary>
     public IReadOnlyList<(InetAddress Server, bool Resolved)> NeighborStates()

@@ -32,6 +32,9 @@ public interface IFrameWorker : IDisposable
     /// <summary>The wait after a turn of few frames the worker's coalescing has chosen now, in µs (0: none).</summary>
     int CoalesceWaitMicroseconds { get; }
 
+    /// <summary>--busy-poll-usecs: turns that spun and found frames (a wake-up saved), and turns that spun and slept.</summary>
+    (long Frames, long Slept) BusyPollTurns { get; }
+
     /// <summary>Where another thread asks for a copy of the worker's connections (served between batches).</summary>
     ConnectionSnapshotSlot Snapshots { get; }
 

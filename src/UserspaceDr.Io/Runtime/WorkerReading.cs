@@ -6,10 +6,12 @@ namespace UserspaceDr.Io.Runtime;
 /// <summary>
 /// One worker's counters at one moment (<see cref="DataPlane.ReadWorkers"/>): frames by reason (indexed by
 /// <see cref="FrameReason"/>), the kernel's ring drops, refused transmits, its connection table's fill, the SYN-flood
-/// defenses' actions, and the coalescing wait it has chosen.
+/// defenses' actions, the coalescing wait it has chosen, and what its busy polling did (turns that spun and found
+/// frames, turns that spun and slept).
 /// </summary>
 public sealed record WorkerReading(int Index, ImmutableArray<long> Frames, long RingDrops, long TransmitErrors, int Connections,
-    int ConnectionCapacity, long DropEntryEvicted, long SecureTcpShortSynRecv, int CoalesceWaitMicroseconds = 0)
+    int ConnectionCapacity, long DropEntryEvicted, long SecureTcpShortSynRecv, int CoalesceWaitMicroseconds = 0,
+    long BusyPollFrames = 0, long BusyPollSlept = 0)
 {
     /// <summary>Frames counted under <paramref name="reason"/>.</summary>
     public long this[FrameReason reason] => Frames[(int)reason];

@@ -106,6 +106,8 @@ public sealed unsafe class XdpWorker : IFrameWorker
 
     public int CoalesceWaitMicroseconds => _coalescing.WaitMicroseconds;
 
+    public (long Frames, long Slept) BusyPollTurns => (_busyPoll.Hits, _busyPoll.Misses);
+
     /// <summary>Frames the kernel could not hand over: the RX ring full, the fill ring empty, other drops (XDP_STATISTICS).</summary>
     public long RingDrops
     {

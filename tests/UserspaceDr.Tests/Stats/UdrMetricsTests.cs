@@ -56,7 +56,7 @@ public class UdrMetricsTests
             frames[(int)reason] = count;
         }
         return new WorkerReading(index, [.. frames], RingDrops: 3, TransmitErrors: 0, Connections: 10, ConnectionCapacity: 1024, 0, 0,
-            CoalesceWaitMicroseconds: 25 * (index + 1));
+            CoalesceWaitMicroseconds: 25 * (index + 1), BusyPollFrames: 40 + index, BusyPollSlept: 7);
     }
 
     [Test]
@@ -98,6 +98,8 @@ public class UdrMetricsTests
         Assert.That(text, Does.Contain("udr_worker_connection_capacity{worker=\"0\"} 1024\n"));
         Assert.That(text, Does.Contain("udr_worker_coalesce_wait_seconds{worker=\"0\"} 2.5e-05\n"));
         Assert.That(text, Does.Contain("udr_worker_coalesce_wait_seconds{worker=\"1\"} 5e-05\n"));
+        Assert.That(text, Does.Contain("udr_worker_busy_poll_turns_total{worker=\"1\",outcome=\"frames\"} 41\n"));
+        Assert.That(text, Does.Contain("udr_worker_busy_poll_turns_total{worker=\"0\",outcome=\"slept\"} 7\n"));
         string digest = _rules.Services.Single(s => s.SchedulerName == "mh").Scheduler.TableDigest!.Value.ToString("x16", System.Globalization.CultureInfo.InvariantCulture);
         Assert.That(text, Does.Contain(
             $"udr_service_scheduler_table_info{{local_address=\"2001:2::100\",local_mark=\"\",local_port=\"53\",proto=\"UDP\",scheduler=\"mh\",digest=\"{digest}\"}} 1\n"));
