@@ -116,27 +116,12 @@ public class NodeTunnelLabTests
     {
         const int Flows = 32;
         using var lab = new LabNetwork();
-        using var echo = new UdpEcho(lab, LabHost.Rs1, LabNetwork.Vip, EchoPort);
-        using Socket raw = lab.RunIn(LabHost.Lb, () => new Socket(AddressFamily.InterNetwork, SocketType.Raw, System.Net.Sockets.ProtocolType.Raw));
-        var rs1 = new IPEndPoint(IPAddress.Parse(LabNetwork.Rs1Address), 0);
         using LabProcess endpoint = lab.StartProcess(LabHost.Rs1, TunnelCommand() + " --queues 2");
         WaitForDeviceUp(lab, endpoint);
         Assert.That(lab.Exec(LabHost.Rs1, $"ip -d link show dev {Device}"), Does.Contain("multi_queue").And.Contain("numqueues 2"));
 
         // One datagram per flow, each from another client port: the flows are split between the queues by that port.
-        string[] sent = [.. Enumerable.Range(0, Flows).Select(flow => $"flow {flow}")];
-        for (int flow = 0; flow < Flows; flow++)
-        {
-            raw.SendTo(Ipip(LabNetwork.LbAddress, LabNetwork.Rs1Address,
-                InnerUdp(LabNetwork.ClientAddress, LabNetwork.Vip, (ushort)(ClientUdpPort + flow), EchoPort, sent[flow])), rs1);
-        }
-        var clock = Stopwatch.StartNew();
-        while (echo.Received.Length < Flows && clock.Elapsed < TimeSpan.FromSeconds(10))
-        {
-            Thread.Sleep(50);
-        }
-        Thread.Sleep(300); // a packet delivered twice would arrive by now
-        Assert.That(echo.Received.Order(StringComparer.Ordinal), Is.EqualTo(sent.Order(StringComparer.Ordinal)), "each flow's datagram delivered exactly once");
+        SendFlowsAndCheckEachDeliveredOnce(lab, Flows, TimeSpan.Zero);
         Thread.Sleep(1200); // one more --stats-interval 1: the periodic counter line is printed after the last packet
 
         lab.Exec(LabHost.Rs1, $"kill -TERM {endpoint.Id}");
@@ -158,31 +143,11 @@ public class NodeTunnelLabTests
     {
         const int Flows = 64;
         using var lab = new LabNetwork();
-        using var echo = new UdpEcho(lab, LabHost.Rs1, LabNetwork.Vip, EchoPort);
-        using Socket raw = lab.RunIn(LabHost.Lb, () => new Socket(AddressFamily.InterNetwork, SocketType.Raw, System.Net.Sockets.ProtocolType.Raw));
-        var rs1 = new IPEndPoint(IPAddress.Parse(LabNetwork.Rs1Address), 0);
         using LabProcess endpoint = lab.StartProcess(LabHost.Rs1, TunnelCommand() + " --busy-poll-usecs 1000");
         WaitForDeviceUp(lab, endpoint);
 
         // A datagram every 100 µs: each comes inside the 1 ms the endpoint spins after the one before.
-        string[] sent = [.. Enumerable.Range(0, Flows).Select(flow => $"flow {flow}")];
-        for (int flow = 0; flow < Flows; flow++)
-        {
-            raw.SendTo(Ipip(LabNetwork.LbAddress, LabNetwork.Rs1Address,
-                InnerUdp(LabNetwork.ClientAddress, LabNetwork.Vip, (ushort)(ClientUdpPort + flow), EchoPort, sent[flow])), rs1);
-            var gap = Stopwatch.StartNew();
-            while (gap.Elapsed < TimeSpan.FromMicroseconds(100))
-            {
-                Thread.SpinWait(10);
-            }
-        }
-        var clock = Stopwatch.StartNew();
-        while (echo.Received.Length < Flows && clock.Elapsed < TimeSpan.FromSeconds(10))
-        {
-            Thread.Sleep(50);
-        }
-        Thread.Sleep(300); // a packet delivered twice would arrive by now
-        Assert.That(echo.Received.Order(StringComparer.Ordinal), Is.EqualTo(sent.Order(StringComparer.Ordinal)), "each datagram delivered exactly once");
+        SendFlowsAndCheckEachDeliveredOnce(lab, Flows, TimeSpan.FromMicroseconds(100));
 
         lab.Exec(LabHost.Rs1, $"kill -TERM {endpoint.Id}");
         Assert.That(endpoint.WaitForExit(TimeSpan.FromSeconds(15)), Is.True, "udr node tunnel ends on SIGTERM");
@@ -191,6 +156,36 @@ public class NodeTunnelLabTests
         System.Text.RegularExpressions.Match spun = System.Text.RegularExpressions.Regex.Match(endpoint.Output, @"busy polling: (\d+) turn\(s\) took packets without a wake-up");
         Assert.That(spun.Success, Is.True, endpoint.Output);
         Assert.That(int.Parse(spun.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture), Is.Positive, endpoint.Output);
+    }
+
+    /// <summary>
+    /// From the balancer, one IP-in-IP datagram to rs1 for each of <paramref name="flows"/> client ports,
+    /// <paramref name="gap"/> apart (spun, not slept: a sleep is a millisecond at best); then rs1's echo server must have
+    /// each exactly once.
+    /// </summary>
+    private static void SendFlowsAndCheckEachDeliveredOnce(LabNetwork lab, int flows, TimeSpan gap)
+    {
+        using var echo = new UdpEcho(lab, LabHost.Rs1, LabNetwork.Vip, EchoPort);
+        using Socket raw = lab.RunIn(LabHost.Lb, () => new Socket(AddressFamily.InterNetwork, SocketType.Raw, System.Net.Sockets.ProtocolType.Raw));
+        var rs1 = new IPEndPoint(IPAddress.Parse(LabNetwork.Rs1Address), 0);
+        string[] sent = [.. Enumerable.Range(0, flows).Select(flow => $"flow {flow}")];
+        for (int flow = 0; flow < flows; flow++)
+        {
+            raw.SendTo(Ipip(LabNetwork.LbAddress, LabNetwork.Rs1Address,
+                InnerUdp(LabNetwork.ClientAddress, LabNetwork.Vip, (ushort)(ClientUdpPort + flow), EchoPort, sent[flow])), rs1);
+            var since = Stopwatch.StartNew();
+            while (since.Elapsed < gap)
+            {
+                Thread.SpinWait(10);
+            }
+        }
+        var clock = Stopwatch.StartNew();
+        while (echo.Received.Length < flows && clock.Elapsed < TimeSpan.FromSeconds(10))
+        {
+            Thread.Sleep(50);
+        }
+        Thread.Sleep(300); // a packet delivered twice would arrive by now
+        Assert.That(echo.Received.Order(StringComparer.Ordinal), Is.EqualTo(sent.Order(StringComparer.Ordinal)), "each flow's datagram delivered exactly once");
     }
 
     [Test]
