@@ -288,8 +288,10 @@ public sealed unsafe class UserTunnelEndpoint : IDisposable
         {
             while (!stop.IsCancellationRequested)
             {
-                int timeout = busyPoll.SpinForFrames(((nint)polls, _sockets.Length), AnySocketReady) ? 0 : PollTimeoutMilliseconds;
-                int ready = Interop.Poll(polls, (nuint)_sockets.Length, timeout);
+                // A spin that found packets leaves their sockets' revents in polls: no second poll() for them.
+                int ready = busyPoll.SpinForFrames(((nint)polls, _sockets.Length), AnySocketReady)
+                    ? 1
+                    : Interop.Poll(polls, (nuint)_sockets.Length, PollTimeoutMilliseconds);
                 if (ready > 0)
                 {
                     busyPoll.FramesSeen();

@@ -284,8 +284,7 @@ public sealed class DirectRoutingEndToEndTests(string backend) : EndToEndFixture
         // reverse (so that worker i's CPU is not simply i), one CPU for the single-worker backends.
         IReadOnlyList<int> allowed = CpuAffinity.Allowed();
         int[] cpus = backend == "afpacket" ? [.. allowed.Take(2).Reverse()] : [allowed[^1]];
-        CommandResult refused = ProcessRunner.Run("ip", ["netns", "exec", Lab.Network.Namespace(LabHost.Lb), UdrBinary.Executable, "run",
-            "--interface", "eth0", "--rules", Lab.RulesPath, "--backend", backend, "--cpus", $"{CpuAffinity.MaxCpus - 1}"], TimeSpan.FromSeconds(30));
+        CommandResult refused = RunUdrOnBalancer("--backend", backend, "--cpus", $"{CpuAffinity.MaxCpus - 1}");
         Assert.That((refused.ExitCode, refused.Error.Trim()),
             Is.EqualTo((2, $"udr: --cpus {CpuAffinity.MaxCpus - 1}: CPU {CpuAffinity.MaxCpus - 1} is not one udr may run on (allowed: {CpuAffinity.FormatList(allowed)})")),
             refused.Output);
@@ -323,8 +322,7 @@ public sealed class DirectRoutingEndToEndTests(string backend) : EndToEndFixture
         Lab.WriteRules(StandardRules);
         if (backend == "pcap")
         {
-            CommandResult refused = ProcessRunner.Run("ip", ["netns", "exec", Lab.Network.Namespace(LabHost.Lb), UdrBinary.Executable, "run",
-                "--interface", "eth0", "--rules", Lab.RulesPath, "--backend", "pcap", "--busy-poll-usecs", "50"], TimeSpan.FromSeconds(30));
+            CommandResult refused = RunUdrOnBalancer("--backend", "pcap", "--busy-poll-usecs", "50");
             Assert.That((refused.ExitCode, refused.Error.Trim()),
                 Is.EqualTo((2, "udr: --busy-poll-usecs needs --backend afpacket or xdp: libpcap's readers wait inside libpcap")), refused.Output);
             return;
@@ -349,6 +347,11 @@ public sealed class DirectRoutingEndToEndTests(string backend) : EndToEndFixture
             AssertCleanExit(exit, minimumForwarded: 40 * 3);
         });
     }
+
+    /// <summary>`udr run` on eth0 of the balancer with the lab's rules and <paramref name="options"/>, to its end (a refused start).</summary>
+    private CommandResult RunUdrOnBalancer(params string[] options) =>
+        ProcessRunner.Run("ip", ["netns", "exec", Lab.Network.Namespace(LabHost.Lb), UdrBinary.Executable, "run",
+            "--interface", "eth0", "--rules", Lab.RulesPath, .. options], TimeSpan.FromSeconds(30));
 
     /// <summary>A process's CPU time so far (user + system, all threads), in clock ticks (1/100 s).</summary>
     private static long CpuTicks(int pid)
